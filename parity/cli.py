@@ -1,0 +1,192 @@
+"""The command line. The only module that imports Click and renders with Rich; each command parses
+its options, calls one library function of the same name, and renders the result."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from parity import __version__, log
+from parity.endpoint import driver_message
+from parity.errors import ParityError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_DEBUG_LEVELS = click.Choice(["low", "medium", "high"])
+
+
+class _State:
+    debug: str | None = None
+    log_file: str | None = None
+
+
+def _job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every data command shares: URLs, tables, schemas, job file, include/exclude."""
+    decorators = [
+        click.argument("source_url", required=False),
+        click.argument("target_url", required=False),
+        click.option(
+            "-c", "--config", "config_file", type=click.Path(dir_okay=False), help="Job file (YAML)."
+        ),
+        click.option(
+            "-t",
+            "--table",
+            "tables",
+            multiple=True,
+            help="SRC_TABLE[:DST_TABLE]; repeatable. Default: all tables.",
+        ),
+        click.option("--source-schema", help="Schema (or MariaDB database) to read from."),
+        click.option("--target-schema", help="Schema (or MariaDB database) to write to."),
+        click.option("--include", multiple=True, help="Table name pattern to include (glob); repeatable."),
+        click.option("--exclude", multiple=True, help="Table name pattern to exclude (glob); repeatable."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def _build_job(kw: dict[str, Any], table_options: dict[str, Any] | None = None, **extra: Any) -> Any:
+    from parity import job
+
+    built = job.build(
+        kw.pop("source_url"),
+        kw.pop("target_url"),
+        config_file=kw.pop("config_file"),
+        tables=kw.pop("tables"),
+        source_schema=kw.pop("source_schema"),
+        target_schema=kw.pop("target_schema"),
+        include=kw.pop("include"),
+        exclude=kw.pop("exclude"),
+        table_options=table_options,
+        **extra,
+    )
+    if _State.debug is None and built.config.log_level:
+        log.configure(built.config.log_level, _State.log_file or built.config.log_file)
+    return built
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="parity")
+@click.option(
+    "--debug",
+    type=_DEBUG_LEVELS,
+    is_flag=False,
+    flag_value="medium",
+    default=None,
+    help="Write a debug log (low, medium or high; high logs every SQL statement) and show tracebacks.",
+)
+@click.option(
+    "--log-file", type=click.Path(dir_okay=False), help="Where the debug log goes (default parity-debug.log)."
+)
+def cli(debug: str | None, log_file: str | None) -> None:
+    """parity moves data between SQL databases and proves both sides identical."""
+    _State.debug, _State.log_file = debug, log_file
+    log.configure(debug, log_file)
+
+
+@cli.command()
+@click.option(
+    "--dir", "directory", default="parity-demo", show_default=True, help="Where the demo databases go."
+)
+@click.option("--target", "target_url", help="Migrate into this database instead of a new SQLite file.")
+def demo(directory: str, target_url: str | None) -> None:
+    """Build a sample SQLite database and migrate it into a new target."""
+    from parity.demo import run_demo
+
+    run_demo(directory, target_url, out)
+
+
+@cli.group()
+def schema() -> None:
+    """Plan or apply the DDL that makes a target hold the source's tables."""
+
+
+def _print_plan(plan: Any) -> None:
+    for warning in plan.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    for problem in plan.problems:
+        err.print(f"[red]problem:[/] {problem}")
+
+
+@schema.command("plan")
+@_job_options
+def schema_plan_cmd(**kw: Any) -> None:
+    """Print the DDL that would make the target hold every selected source table and column."""
+    from parity.schema.apply import schema_plan
+
+    job = _build_job(kw)
+    plan = schema_plan(job)
+    _print_plan(plan)
+    sys.stdout.write("\n".join(f"{s.sql.strip()};" for s in plan.steps) + ("\n" if plan.steps else ""))
+    if not plan.steps:
+        err.print("nothing to do: the target already holds every selected table and column")
+
+
+@schema.command("apply")
+@_job_options
+def schema_apply_cmd(**kw: Any) -> None:
+    """Create missing tables and add missing columns, indexes and FKs in the target. Never drops."""
+    from parity.schema.apply import schema_apply
+
+    job = _build_job(kw)
+    plan = schema_apply(job)
+    _print_plan(plan)
+    render_plan_summary(plan)
+
+
+def render_plan_summary(plan: Any) -> None:
+    if not plan.steps:
+        out.print("nothing to do: the target already holds every selected table and column")
+        return
+    table = RichTable(title="schema changes", show_lines=False)
+    table.add_column("table")
+    table.add_column("changes")
+    per_table: dict[str, list[str]] = {}
+    for step in plan.steps:
+        per_table.setdefault(step.table, []).append(step.action)
+    for name, actions in per_table.items():
+        summary = ", ".join(
+            f"{a} x{actions.count(a)}" if actions.count(a) > 1 else a for a in dict.fromkeys(actions)
+        )
+        table.add_row(name, summary)
+    out.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI; a ParityError prints one line and exits 2."""
+    try:
+        cli.main(args=argv, prog_name="parity", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except ParityError as exc:
+        _fail(str(exc), exc.exit_code)
+    except sa.exc.DBAPIError as exc:
+        _fail(f"database error: {driver_message(exc)}", 2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # a bug in parity: still one line unless --debug
+        _fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", 2)
+
+
+def _fail(message: str, code: int) -> None:
+    if _State.debug:
+        traceback.print_exc()
+    sys.stderr.write(f"parity: error: {log.redact(message)}\n")
+    sys.exit(code)

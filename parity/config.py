@@ -1,0 +1,198 @@
+"""Job files: YAML with ${VAR} from the environment or a .env file, parsed into frozen models.
+
+Unknown keys are errors that suggest the closest valid key; a missing variable is an error naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from parity.errors import ConfigError, did_you_mean
+
+Mode = Literal["replace", "append", "merge"]
+LogLevel = Literal["low", "medium", "high"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class ConnectionConfig(_Model):
+    """A database: its URL and, optionally, the schema (or MariaDB database) to work in."""
+
+    url: str
+    db_schema: str | None = Field(default=None, alias="schema")
+
+
+class PartitionConfig(_Model):
+    """How diff splits a table: by a date column per month/week/day, or by key ranges."""
+
+    column: str | None = None
+    by: Literal["month", "week", "day", "key"] = "key"
+    stagger: bool = True
+
+
+class TableConfig(_Model):
+    """Per-table settings. ``name`` is the source table; everything else is optional."""
+
+    name: str
+    target: str | None = None
+    key: list[str] | None = None
+    columns: list[str] | None = None
+    exclude_columns: list[str] = []
+    map: dict[str, str] = {}
+    types: dict[str, str] = {}
+    where: str | None = None
+    mode: Mode | None = None
+    natural_key: list[str] | None = None
+    remap_ids: bool = False
+    batch_size: int | None = Field(default=None, gt=0)
+    tolerance: dict[str, float] = {}
+    partition: PartitionConfig | None = None
+
+    _split = field_validator("key", "natural_key", "columns", mode="before")(_listify)
+
+
+class Defaults(_Model):
+    batch_size: int = Field(default=20_000, gt=0)
+    workers: int = Field(default=4, gt=0)
+    mode: Mode = "append"
+
+
+class JobConfig(_Model):
+    """A whole job file."""
+
+    source: ConnectionConfig
+    target: ConnectionConfig
+    tables: list[TableConfig] = []
+    include: list[str] = []
+    exclude: list[str] = []
+    defaults: Defaults = Defaults()
+    log_level: LogLevel | None = None
+    log_file: str | None = None
+
+    @field_validator("source", "target", mode="before")
+    @classmethod
+    def _url_alone(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _table_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    def table(self, name: str) -> TableConfig:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        return TableConfig(name=name)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, env: dict[str, str], where: str, path: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of a parsed YAML document."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, where, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, where, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set (used in {path})")
+
+    return _VAR.sub(substitute, value)
+
+
+def _environment(job_file: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for dotenv in (Path.cwd() / ".env", job_file.parent / ".env"):
+        if dotenv.is_file():
+            env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    env.update(os.environ)
+    return env
+
+
+def _field_names(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    """Valid keys of a model (aliases as written in YAML) and the sub-model each one holds, if any."""
+    out: dict[str, type[BaseModel] | None] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        sub = None
+        annotation = info.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                sub = candidate
+        out[key] = sub
+    return out
+
+
+def check_keys(data: Any, model: type[BaseModel], where: str, path: str = "") -> None:
+    """Reject unknown keys before validation, with the closest valid key suggested."""
+    if not isinstance(data, dict):
+        return
+    fields = _field_names(model)
+    for key, value in data.items():
+        here = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key '{here}'{did_you_mean(str(key), fields)}")
+        sub = fields[key]
+        if sub is TableConfig and isinstance(value, list):
+            for i, item in enumerate(value):
+                check_keys(item, sub, where, f"{here}[{i}]")
+        elif sub is not None:
+            check_keys(value, sub, where, here)
+
+
+def load(path: str | Path) -> JobConfig:
+    """Read, interpolate and validate a job file."""
+    job_file = Path(path)
+    where = str(job_file)
+    try:
+        text = job_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read job file {where}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: malformed YAML{at}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings at the top level")
+    data = interpolate(data, _environment(job_file), where)
+    return parse(data, where)
+
+
+def parse(data: dict[str, Any], where: str = "job") -> JobConfig:
+    """Validate an already-loaded job mapping."""
+    check_keys(data, JobConfig, where)
+    try:
+        return JobConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{where}: {loc}: {first['msg']}") from exc

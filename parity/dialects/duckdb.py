@@ -1,0 +1,163 @@
+"""DuckDB: an embedded analytical database; no identity columns and no FKs added after the fact.
+
+Reflection reads DuckDB's own catalog functions (duckdb_columns(), duckdb_constraints(),
+duckdb_indexes()) because duckdb-engine's PostgreSQL-flavoured reflection does not work on DuckDB 1.x+.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from alembic.ddl.impl import DefaultImpl
+from sqlalchemy.engine import Connection
+
+from parity.dialects.base import Dialect
+from parity.schema.types import CanonicalType, Kind
+
+
+class DuckDB(Dialect):
+    names = ("duckdb",)
+    schemes = {"duckdb": "duckdb"}
+
+    TRANSACTIONAL_DDL = True
+
+    TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
+        **Dialect.TYPE_MAPPING,
+        Kind.VARCHAR: "VARCHAR({length})",
+        Kind.CHAR: "VARCHAR({length})",
+        Kind.TEXT: "VARCHAR",
+        Kind.DOUBLE: "DOUBLE",
+    }
+    STORED_AS: ClassVar[dict[Kind, CanonicalType]] = {
+        Kind.VARCHAR: CanonicalType(Kind.TEXT),
+        Kind.CHAR: CanonicalType(Kind.TEXT),
+    }
+    UNBOUNDED_DECIMAL = None
+    MAX_DECIMAL_PRECISION = 38
+    MAX_DECIMAL_SCALE = 38
+    HAS_IDENTITY = False
+    ALTER_ADD_FOREIGN_KEY = False
+
+    def _where(self, schema: str | None) -> str:
+        return "schema_name = COALESCE(:schema, current_schema()) AND table_name = :table"
+
+    def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            sa.text(
+                "SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
+                f"WHERE {self._where(schema)} ORDER BY column_index"
+            ),
+            {"schema": schema, "table": table},
+        ).all()
+        if not rows:
+            raise sa.exc.NoSuchTableError(table)
+        return [
+            {"name": r[0], "type": r[1], "nullable": r[2], "default": r[3], "autoincrement": False}
+            for r in rows
+        ]
+
+    def _constraints(self, conn: Connection, table: str, schema: str | None, kind: str) -> list[Any]:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT constraint_name, constraint_column_names, referenced_table, referenced_column_names "
+                    f"FROM duckdb_constraints() WHERE {self._where(schema)} AND constraint_type = :kind "
+                    "ORDER BY constraint_index"
+                ),
+                {"schema": schema, "table": table, "kind": kind},
+            ).all()
+        )
+
+    def primary_key(self, conn: Connection, table: str, schema: str | None) -> tuple[str, ...]:
+        rows = self._constraints(conn, table, schema, "PRIMARY KEY")
+        return tuple(rows[0][1]) if rows else ()
+
+    def unique_constraints(
+        self, conn: Connection, table: str, schema: str | None
+    ) -> list[tuple[str | None, tuple[str, ...]]]:
+        return [(r[0], tuple(r[1])) for r in self._constraints(conn, table, schema, "UNIQUE")]
+
+    def foreign_keys(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": r[0],
+                "constrained_columns": list(r[1]),
+                "referred_table": r[2],
+                "referred_columns": list(r[3]),
+                "referred_schema": schema,
+            }
+            for r in self._constraints(conn, table, schema, "FOREIGN KEY")
+        ]
+
+    def indexes(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            sa.text(
+                f"SELECT index_name, is_unique, expressions FROM duckdb_indexes() WHERE {self._where(schema)}"
+            ),
+            {"schema": schema, "table": table},
+        ).all()
+        out = []
+        for name, unique, expressions in rows:
+            cols = [c.strip().strip("'").strip('"') for c in str(expressions).strip("[]").split(",")]
+            plain = all(re.fullmatch(r"[^()\s+*/-]+|[^()]*", c) for c in cols)
+            out.append({"name": name, "unique": bool(unique), "column_names": cols if plain else [None]})
+        return out
+
+    def canonical_type(
+        self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
+    ) -> CanonicalType | None:
+        return duckdb_type(str(column["type"]))
+
+    def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
+        return "nextval(" in str(column.get("default") or "").lower()
+
+    def table_names(self, conn: Connection, schema: str | None) -> list[str]:
+        rows = conn.execute(
+            sa.text(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = COALESCE(:schema, current_schema())"
+            ),
+            {"schema": schema},
+        ).scalars()
+        return list(rows)
+
+
+_DUCK = {
+    "BOOLEAN": Kind.BOOLEAN,
+    "TINYINT": Kind.SMALLINT,
+    "SMALLINT": Kind.SMALLINT,
+    "UTINYINT": Kind.SMALLINT,
+    "INTEGER": Kind.INTEGER,
+    "USMALLINT": Kind.INTEGER,
+    "BIGINT": Kind.BIGINT,
+    "UINTEGER": Kind.BIGINT,
+    "FLOAT": Kind.FLOAT,
+    "DOUBLE": Kind.DOUBLE,
+    "VARCHAR": Kind.TEXT,
+    "DATE": Kind.DATE,
+    "TIME": Kind.TIME,
+    "TIMESTAMP": Kind.TIMESTAMP,
+    "TIMESTAMP WITH TIME ZONE": Kind.TIMESTAMPTZ,
+    "BLOB": Kind.BINARY,
+    "UUID": Kind.UUID,
+    "JSON": Kind.JSON,
+}
+
+
+def duckdb_type(text: str) -> CanonicalType | None:
+    match = re.match(r"^DECIMAL\((\d+),\s*(\d+)\)$", text)
+    if match:
+        return CanonicalType(Kind.DECIMAL, precision=int(match.group(1)), scale=int(match.group(2)))
+    if text in ("HUGEINT", "UBIGINT"):
+        return CanonicalType(Kind.DECIMAL, precision=39 if text == "HUGEINT" else 20, scale=0)
+    if text.startswith("VARCHAR("):
+        return CanonicalType(Kind.VARCHAR, length=int(text[8:-1]))
+    kind = _DUCK.get(text)
+    return CanonicalType(kind) if kind else None
+
+
+class AlembicDuckDBImpl(DefaultImpl):
+    """Lets Alembic's operations (add column and the like) compile for DuckDB."""
+
+    __dialect__ = "duckdb"

@@ -1,0 +1,97 @@
+"""MySQL and MariaDB: utf8mb4 everywhere, DATETIME(6) for timestamps, JSON detected by its CHECK."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection
+
+from parity.dialects.base import Dialect
+from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
+
+
+class MySQL(Dialect):
+    names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
+    schemes = {"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+    driver_hint = "pip install pymysql"
+
+    FK_CHECKS = ("SET FOREIGN_KEY_CHECKS=0", "SET FOREIGN_KEY_CHECKS=1")
+
+    TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
+        **Dialect.TYPE_MAPPING,
+        Kind.BOOLEAN: "BOOL",
+        Kind.INTEGER: "INT",
+        Kind.FLOAT: "FLOAT",
+        Kind.DOUBLE: "DOUBLE",
+        Kind.TEXT: "LONGTEXT",
+        Kind.TIME: "TIME(6)",
+        Kind.TIMESTAMP: "DATETIME(6)",
+        Kind.TIMESTAMPTZ: "DATETIME(6)",
+        Kind.BINARY: "LONGBLOB",
+        Kind.UUID: "UUID",
+        Kind.JSON: "JSON",
+    }
+    UNBOUNDED_DECIMAL = None
+    MAX_DECIMAL_PRECISION = 65
+    MAX_DECIMAL_SCALE = 30
+    MAX_VARCHAR = 4000
+    SIZED_BINARY = "VARBINARY({length})"
+    STORES_TIME_ZONE = False
+    TABLE_SCOPED_INDEX_NAMES = True
+    MAX_IDENTIFIER = 64
+
+    def boolean_literal(self, value: bool) -> str:
+        return "1" if value else "0"
+
+    def canonical_type(
+        self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
+    ) -> CanonicalType | None:
+        t = column["type"]
+        if isinstance(t, mysql.TINYINT) and t.display_width == 1:
+            return CanonicalType(Kind.BOOLEAN)
+        if isinstance(t, mysql.LONGTEXT) and column["name"] in self._json_columns(conn, table, schema):
+            return CanonicalType(Kind.JSON)
+        if getattr(t, "unsigned", False):
+            widen = {
+                mysql.TINYINT: Kind.SMALLINT,
+                mysql.SMALLINT: Kind.INTEGER,
+                mysql.MEDIUMINT: Kind.INTEGER,
+            }
+            for cls, kind in widen.items():
+                if type(t) is cls:
+                    return CanonicalType(kind)
+            if isinstance(t, mysql.BIGINT):
+                return CanonicalType(Kind.DECIMAL, precision=20, scale=0)
+            if isinstance(t, mysql.INTEGER):
+                return CanonicalType(Kind.BIGINT)
+        if isinstance(t, (mysql.TINYINT, mysql.MEDIUMINT)):
+            return CanonicalType(Kind.SMALLINT if isinstance(t, mysql.TINYINT) else Kind.INTEGER)
+        if isinstance(t, mysql.YEAR):
+            return CanonicalType(Kind.SMALLINT)
+        return from_sqlalchemy(t)
+
+    def _json_columns(self, conn: Connection, table: str, schema: str | None) -> set[str]:
+        query = sa.text(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"
+        )
+        try:
+            clauses = conn.execute(query, {"schema": schema, "table": table}).scalars().all()
+        except sa.exc.DBAPIError:
+            return set()
+        found = set()
+        for clause in clauses:
+            text = str(clause).strip()
+            if text.lower().startswith("json_valid(") and text.endswith(")"):
+                found.add(text[len("json_valid(") : -1].strip("`"))
+        return found
+
+
+class MySQLOnly(MySQL):
+    """MySQL proper (not MariaDB): no UUID type."""
+
+    names: ClassVar[tuple[str, ...]] = ("mysql",)
+    TYPE_MAPPING: ClassVar[dict[Kind, str]] = {**MySQL.TYPE_MAPPING, Kind.UUID: "CHAR(36)"}
+    STORED_AS: ClassVar[dict[Kind, CanonicalType]] = {Kind.UUID: CanonicalType(Kind.CHAR, length=36)}

@@ -1,0 +1,201 @@
+"""Endpoint: one database as parity sees it: a URL, a schema, an engine, and its dialect adapter."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from parity import log
+from parity.dialects import REGISTRY, SCHEMES, Dialect
+from parity.errors import ConnectionFailed, NotFound, ParityError, UnsupportedURL, did_you_mean
+
+Role = Literal["source", "target"]
+
+_FILE_DATABASES = ("sqlite", "duckdb")
+
+
+def parse_url(text: str) -> URL:
+    """Parse a user's URL and pick the driver parity uses for that database, unless one is named."""
+    try:
+        url = make_url(text)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise UnsupportedURL(f"cannot parse database URL '{log.redact(text)}'") from exc
+    scheme = url.drivername
+    backend = scheme.split("+", 1)[0]
+    if backend not in SCHEMES and scheme not in SCHEMES:
+        choices = sorted(SCHEMES)
+        raise UnsupportedURL(
+            f"unsupported database URL scheme '{backend}://'{did_you_mean(backend, choices)}"
+        )
+    if "+" not in scheme:
+        url = url.set(drivername=_with_available_driver(SCHEMES[backend]))
+    log.add_secret(url.password if isinstance(url.password, str) else None)
+    return url
+
+
+def _with_available_driver(drivername: str) -> str:
+    """SQL Server: fall back to pymssql when pyodbc is not installed."""
+    if drivername == "mssql+pyodbc":
+        try:
+            import pyodbc  # noqa: F401
+        except ImportError:
+            return "mssql+pymssql"
+    return drivername
+
+
+@dataclass
+class Endpoint:
+    """A database and the schema parity works in. ``role`` decides whether a missing file is an error."""
+
+    url: URL
+    schema: str | None = None
+    role: Role = "source"
+    pool_size: int = 8
+    _checked: bool = field(default=False, repr=False)
+
+    @classmethod
+    def from_url(
+        cls, url: str | URL, schema: str | None = None, role: Role = "source", pool_size: int = 8
+    ) -> Endpoint:
+        parsed = url if isinstance(url, URL) else parse_url(url)
+        return cls(parsed, schema=schema or None, role=role, pool_size=pool_size)
+
+    def __str__(self) -> str:
+        return self.redacted()
+
+    def redacted(self) -> str:
+        """The URL with its password masked, fit for messages and logs."""
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def backend(self) -> str:
+        return self.url.get_backend_name()
+
+    @cached_property
+    def engine(self) -> Engine:
+        self._check_file()
+        kwargs: dict[str, Any] = {}
+        connect_args: dict[str, Any] = {}
+        if self.backend == "sqlite":
+            connect_args["check_same_thread"] = False
+            connect_args["timeout"] = 60
+        elif self.backend in ("postgresql", "mysql", "mariadb"):
+            connect_args["connect_timeout"] = int(os.environ.get("PARITY_CONNECT_TIMEOUT", "10"))
+            kwargs.update(pool_size=self.pool_size, max_overflow=self.pool_size)
+        if self.backend in ("mysql", "mariadb"):
+            connect_args.update(local_infile=True, charset="utf8mb4")
+        try:
+            engine = sa.create_engine(self.url, connect_args=connect_args, **kwargs)
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            hint = REGISTRY.get(self.backend, Dialect).driver_hint
+            raise ConnectionFailed(f"no driver for {self.redacted()}: {exc}; {hint}".rstrip("; ")) from exc
+        if log.sql_enabled():
+            _log_statements(engine)
+        return engine
+
+    def _check_file(self) -> None:
+        if self.backend not in _FILE_DATABASES:
+            return
+        path = self.url.database or ""
+        if path in ("", ":memory:") or self.role == "target":
+            if path not in ("", ":memory:"):
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            return
+        if not os.path.exists(path):
+            raise NotFound(f"database file '{path}' not found ({self.redacted()})")
+
+    @cached_property
+    def dialect(self) -> Dialect:
+        """The adapter; MariaDB behind a mysql:// URL is recognised after the first connection."""
+        self.check()
+        name = self.engine.dialect.name
+        if getattr(self.engine.dialect, "is_mariadb", False):
+            name = "mariadb"
+        return REGISTRY[name]()
+
+    def check(self) -> None:
+        """Connect once; turn a failure into one clear line naming the database."""
+        if self._checked:
+            return
+        with self.connect() as conn:
+            if self.schema and self.backend not in _FILE_DATABASES:
+                names = sa.inspect(conn).get_schema_names()
+                if self.schema not in names:
+                    raise NotFound(
+                        f"schema '{self.schema}' not found in {self.redacted()}{did_you_mean(self.schema, names)}"
+                    )
+        self._checked = True
+
+    def connect(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise ConnectionFailed(f"cannot connect to {self.redacted()}: {driver_message(exc)}") from exc
+
+    def begin(self) -> Any:
+        try:
+            return self.engine.begin()
+        except sa.exc.DBAPIError as exc:
+            raise ConnectionFailed(f"cannot connect to {self.redacted()}: {driver_message(exc)}") from exc
+
+    def quote(self, name: str) -> str:
+        return self.engine.dialect.identifier_preparer.quote(name)
+
+    def qualified(self, table: str) -> str:
+        """The table's name quoted by the dialect, with the schema when one is set."""
+        quoted = self.quote(table)
+        return f"{self.quote(self.schema)}.{quoted}" if self.schema else quoted
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def driver_message(exc: BaseException) -> str:
+    """The first meaningful line of a driver's error, with secrets masked."""
+    orig = getattr(exc, "orig", None) or exc
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    pymysql_style = len(args) >= 2 and isinstance(args[0], int)  # PyMySQL: (code, message)
+    text = f"{args[1]} (error {args[0]})" if pymysql_style else str(orig)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    line = lines[0] if lines else type(orig).__name__
+    for prefix in ("connection failed: ", "FATAL:  ", "FATAL: "):
+        line = line.replace(prefix, "")
+    return log.redact(line)
+
+
+def _log_statements(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn: Any, *args: Any) -> None:
+        conn.info.setdefault("parity_t0", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _end(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        started = conn.info["parity_t0"].pop()
+        log.logger.debug(
+            "sql %s (%.3fs): %s", engine.url.get_backend_name(), time.perf_counter() - started, statement
+        )
+
+
+def execute_raw(conn: Connection, sql: str) -> None:
+    """Run finished SQL text (DDL parity compiled) with no parameter parsing by SQLAlchemy or the driver."""
+    cursor = conn.connection.cursor()
+    try:
+        with log.timed_sql(sql, conn.engine.url.get_backend_name()):
+            cursor.execute(sql)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.DBAPIError(sql, None, exc) from exc
+    finally:
+        cursor.close()
+
+
+def wrap_db_error(exc: sa.exc.DBAPIError, what: str) -> ParityError:
+    """Turn a driver error during an operation into a ParityError saying what parity was doing."""
+    return ParityError(f"{what}: {driver_message(exc)}")

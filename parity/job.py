@@ -1,0 +1,173 @@
+"""A job: two endpoints and the tables to work on, from a job file, options, or both (options win)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from parity import config as cfg
+from parity.endpoint import Endpoint
+from parity.errors import ConfigError, not_found
+from parity.schema import reflect as rf
+from parity.schema.model import Column, ForeignKey, Index, Table
+from parity.schema.types import CanonicalType, parse
+
+
+@dataclass
+class Job:
+    """Resolved settings for one run of a command."""
+
+    source: Endpoint
+    target: Endpoint
+    config: cfg.JobConfig
+    table_options: dict[str, Any] = field(default_factory=dict)
+    """Options given for every table (``-k``, ``--where`` ...) when no table is named."""
+
+    _selected: list[cfg.TableConfig] | None = field(default=None, repr=False)
+
+    def selected(self) -> list[cfg.TableConfig]:
+        """Per-table settings for every selected source table, in the order given or sorted."""
+        if self._selected is None:
+            available = rf.table_names(self.source)
+            explicit = [t.name for t in self.config.tables]
+            names = rf.select_tables(
+                available, explicit, self.config.include, self.config.exclude, self.source.redacted()
+            )
+            listed = {t.name for t in self.config.tables}
+            self._selected = [
+                self.config.table(n) if n in listed else cfg.TableConfig(name=n, **self.table_options)
+                for n in names
+            ]
+        return self._selected
+
+    def names(self) -> dict[str, str]:
+        return {t.name: t.target or t.name for t in self.selected()}
+
+    def source_tables(self) -> list[Table]:
+        """Reflect the selected source tables, shaped by each table's column settings."""
+        specs = self.selected()
+        overrides = {t.name: {c: parse(s) for c, s in t.types.items()} for t in specs}
+        tables = rf.reflect(self.source, [t.name for t in specs], overrides)
+        maps = {t.name: t.map for t in specs}
+        return [shape(table, spec, maps) for table, spec in zip(tables, specs, strict=True)]
+
+    def close(self) -> None:
+        self.source.dispose()
+        self.target.dispose()
+
+
+def shape(table: Table, spec: cfg.TableConfig, maps: dict[str, dict[str, str]]) -> Table:
+    """Keep the selected columns and give them their target names."""
+    names = table.column_names
+    for col in [*spec.map, *spec.exclude_columns, *(spec.key or ())]:
+        if col not in names:
+            raise not_found("column", col, names, where=f"table '{table.name}'")
+    keep = select_columns(names, spec.columns, spec.exclude_columns, table.name)
+    rename = spec.map
+
+    def cols(seq: Sequence[str]) -> tuple[str, ...]:
+        return tuple(rename.get(c, c) for c in seq)
+
+    def kept(seq: Sequence[str]) -> bool:
+        return all(c in keep for c in seq)
+
+    columns = tuple(replace(c, name=rename.get(c.name, c.name)) for c in table.columns if c.name in keep)
+    fks = tuple(
+        replace(
+            fk,
+            columns=cols(fk.columns),
+            ref_columns=tuple(maps.get(fk.ref_table, {}).get(c, c) for c in fk.ref_columns),
+        )
+        for fk in table.foreign_keys
+        if kept(fk.columns)
+    )
+    return replace(
+        table,
+        columns=columns,
+        primary_key=cols(table.primary_key) if kept(table.primary_key) else (),
+        uniques=tuple(replace(u, columns=cols(u.columns)) for u in table.uniques if kept(u.columns)),
+        indexes=tuple(replace(i, columns=cols(i.columns)) for i in table.indexes if kept(i.columns)),
+        foreign_keys=fks,
+    )
+
+
+def select_columns(
+    names: Sequence[str], include: Sequence[str] | None, exclude: Sequence[str], table: str
+) -> list[str]:
+    """Columns matching the include patterns (all when none) and no exclude pattern."""
+    chosen = list(names)
+    if include:
+        for pattern in include:
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                raise not_found("column", pattern, names, where=f"table '{table}'")
+        chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include)]
+    return [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
+
+
+def build(
+    source_url: str | None = None,
+    target_url: str | None = None,
+    *,
+    config_file: str | None = None,
+    tables: Sequence[str] = (),
+    source_schema: str | None = None,
+    target_schema: str | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    table_options: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
+    workers: int | None = None,
+) -> Job:
+    """Merge a job file with options. ``tables`` entries are ``SRC`` or ``SRC:DST``."""
+    data: dict[str, Any] = {}
+    if config_file:
+        data = cfg.load(config_file).model_dump(by_alias=True, exclude_none=True)
+    for role, url, schema in (("source", source_url, source_schema), ("target", target_url, target_schema)):
+        entry = dict(data.get(role) or {})
+        if url:
+            entry["url"] = url
+        if schema:
+            entry["schema"] = schema
+        if "url" not in entry:
+            raise ConfigError(f"no {role} database: give its URL or a job file with '{role}:'")
+        data[role] = entry
+    if tables:
+        data["tables"] = _merge_tables(data.get("tables") or [], tables, table_options or {})
+    elif table_options and data.get("tables"):
+        data["tables"] = [{**t, **{k: v for k, v in table_options.items() if v}} for t in data["tables"]]
+    if include:
+        data["include"] = list(include)
+    if exclude:
+        data["exclude"] = list(exclude)
+    if defaults:
+        data["defaults"] = {
+            **(data.get("defaults") or {}),
+            **{k: v for k, v in defaults.items() if v is not None},
+        }
+    job_config = cfg.parse(data, config_file or "options")
+    pool = (workers or job_config.defaults.workers) + 4
+    source = Endpoint.from_url(job_config.source.url, job_config.source.db_schema, "source", pool)
+    target = Endpoint.from_url(job_config.target.url, job_config.target.db_schema, "target", pool)
+    return Job(
+        source, target, job_config, table_options={k: v for k, v in (table_options or {}).items() if v}
+    )
+
+
+def _merge_tables(
+    from_file: list[dict[str, Any]], tables: Sequence[str], options: dict[str, Any]
+) -> list[dict[str, Any]]:
+    known = {t["name"]: t for t in from_file}
+    out = []
+    for item in tables:
+        src, _, dst = item.partition(":")
+        entry = dict(known.get(src, {"name": src}))
+        if dst:
+            entry["target"] = dst
+        entry.update({k: v for k, v in options.items() if v})
+        out.append(entry)
+    return out
+
+
+__all__ = ["CanonicalType", "Column", "ForeignKey", "Index", "Job", "build", "select_columns", "shape"]

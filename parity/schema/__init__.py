@@ -1,0 +1,1 @@
+"""Schema: reflect tables, map their types, plan and apply the DDL that makes a target hold them."""

@@ -1,0 +1,77 @@
+"""``parity schema plan`` and ``parity schema apply``: the library side of both commands."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from parity.endpoint import driver_message, execute_raw
+from parity.errors import ParityError
+from parity.job import Job
+from parity.log import logger
+from parity.schema.model import Table
+from parity.schema.plan import SchemaPlan, plan_schema
+from parity.schema.reflect import reflect, table_names
+
+
+def existing_targets(job: Job) -> dict[str, Table]:
+    """Reflect the target tables that already exist under the selected tables' target names."""
+    present = set(table_names(job.target))
+    wanted = [name for name in job.names().values() if name in present]
+    return {t.name: t for t in reflect(job.target, wanted)}
+
+
+def schema_plan(job: Job) -> SchemaPlan:
+    """The DDL that would make the target hold every selected source table and column."""
+    source = job.source_tables()
+    target = job.target
+    return plan_schema(
+        source,
+        target.dialect,
+        target.engine.dialect,
+        existing_targets(job),
+        schema=target.schema,
+        names=job.names(),
+    )
+
+
+def schema_apply(job: Job, plan: SchemaPlan | None = None) -> SchemaPlan:
+    """Plan, then run the plan's DDL. On PostgreSQL the whole plan is one transaction."""
+    plan = plan or schema_plan(job)
+    if not plan.steps:
+        return plan
+    created: list[str] = []
+    try:
+        with job.target.begin() as conn:
+            for step in plan.steps:
+                logger.info("schema: %s %s", step.action, step.table)
+                _run(conn, step.sql, step.table)
+                if step.action == "create table":
+                    created.append(step.table)
+    except ParityError:
+        if not job.target.dialect.TRANSACTIONAL_DDL:
+            _undo(job, created)
+        raise
+    return plan
+
+
+def _undo(job: Job, created: list[str]) -> None:
+    """Drop the tables this apply created (only those), so a failed apply leaves the target as it was."""
+    fk_checks = job.target.dialect.FK_CHECKS
+    with job.target.connect() as conn:
+        if fk_checks:
+            execute_raw(conn, fk_checks[0])
+        for table in reversed(created):
+            try:
+                execute_raw(conn, f"DROP TABLE {job.target.qualified(table)}")
+            except sa.exc.DBAPIError as exc:
+                logger.warning("could not undo the creation of %s: %s", table, driver_message(exc))
+        if fk_checks:
+            execute_raw(conn, fk_checks[1])
+        conn.commit()
+
+
+def _run(conn: sa.Connection, sql: str, table: str) -> None:
+    try:
+        execute_raw(conn, sql)
+    except sa.exc.DBAPIError as exc:
+        raise ParityError(f"schema change for table '{table}' failed: {driver_message(exc)}") from exc

@@ -1,0 +1,76 @@
+"""parity's neutral picture of a table: what reflection produces and what planning consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from parity.errors import not_found
+from parity.schema.types import CanonicalType
+
+
+@dataclass(frozen=True)
+class Default:
+    """A portable server default: a literal value, or the current timestamp."""
+
+    literal: str | int | float | bool | None = None
+    now: bool = False
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: CanonicalType
+    nullable: bool = True
+    default: Default | None = None
+    identity: bool = False
+    native_type: str = ""
+    """The type as the database spells it, for messages."""
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str | None
+    columns: tuple[str, ...]
+    unique: bool = False
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str | None
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    ref_schema: str | None = None
+    ondelete: str | None = None
+    onupdate: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    schema: str | None = None
+    primary_key: tuple[str, ...] = ()
+    uniques: tuple[Index, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise not_found("column", name, self.column_names, where=f"table '{self.name}'")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def key(self) -> tuple[str, ...]:
+        """The primary key, or else the first unique constraint whose columns are all NOT NULL."""
+        if self.primary_key:
+            return self.primary_key
+        for uq in (*self.uniques, *(i for i in self.indexes if i.unique)):
+            if all(not self.column(c).nullable for c in uq.columns):
+                return uq.columns
+        return ()

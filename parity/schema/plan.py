@@ -1,0 +1,268 @@
+"""Plan the DDL that makes a target hold the source tables: create what is missing, extend what exists.
+
+Nothing is ever dropped or narrowed. A target column that cannot hold the source's values is a
+problem reported in the plan, never altered. DDL is compiled by SQLAlchemy (CREATE TABLE, indexes,
+constraints) and Alembic (ADD COLUMN) for the target's dialect, so plans for Oracle and SQL Server
+compile without a server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.ddl.base import AddColumn
+from sqlalchemy.engine import Dialect as SADialect
+from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
+
+from parity.dialects.base import Dialect, LossyType, RawType
+from parity.schema.model import Column, ForeignKey, Table
+from parity.schema.order import fk_order
+from parity.schema.types import INTEGER_KINDS, Kind, holds
+
+_INTEGER_TYPES = {Kind.SMALLINT: sa.SmallInteger, Kind.INTEGER: sa.Integer, Kind.BIGINT: sa.BigInteger}
+
+
+@dataclass(frozen=True)
+class Step:
+    table: str
+    action: str
+    sql: str
+
+
+@dataclass
+class SchemaPlan:
+    """What would make the target hold the source: DDL steps in order, and what to tell the user."""
+
+    steps: list[Step] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Existing target columns that cannot hold the source's values (reported, never altered)."""
+
+    order: list[str] = field(default_factory=list)
+    """Target tables in FK order (parents first)."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    """Source table -> target table."""
+
+    def sql(self) -> str:
+        lines = [f"-- warning: {w}" for w in self.warnings]
+        lines += [f"-- problem: {p}" for p in self.problems]
+        lines += [f"{s.sql.strip()};" for s in self.steps]
+        return "\n".join(lines) + ("\n" if lines else "")
+
+
+@dataclass
+class _Context:
+    dialect: Dialect
+    sa_dialect: SADialect
+    schema: str | None
+    names: Mapping[str, str]
+    existing: Mapping[str, Table]
+    metadata: sa.MetaData = field(default_factory=sa.MetaData)
+    used_names: set[str] = field(default_factory=set)
+    plan: SchemaPlan = field(default_factory=SchemaPlan)
+
+
+def plan_schema(
+    source: Sequence[Table],
+    dialect: Dialect,
+    sa_dialect: SADialect,
+    existing: Mapping[str, Table],
+    schema: str | None = None,
+    names: Mapping[str, str] | None = None,
+) -> SchemaPlan:
+    """Plan DDL for the source tables into a target whose existing tables (by target name) are given.
+
+    Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
+    """
+    names = {t.name: (names or {}).get(t.name, t.name) for t in source}
+    ctx = _Context(dialect, sa_dialect, schema, names, existing)
+    ctx.plan.names = dict(names)
+    order, deferred = fk_order(source)
+    by_name = {t.name: t for t in source}
+    lossy: list[str] = []
+    later: list[Step] = []
+    for name in order:
+        table = by_name[name]
+        ctx.plan.warnings.extend(table.notes)
+        if names[name] in existing:
+            _extend(ctx, table, existing[names[name]], lossy)
+        else:
+            later += _create(ctx, table, {fk for (t, fk) in deferred if t == name}, lossy)
+    ctx.plan.steps.extend(later)
+    if lossy:
+        from parity.errors import SchemaError
+
+        raise SchemaError("; ".join(lossy))
+    ctx.plan.order = [names[n] for n in order]
+    return ctx.plan
+
+
+def _column_type(ctx: _Context, table: Table, col: Column, lossy: list[str]) -> sa.types.TypeEngine:
+    if col.identity and col.type.kind in INTEGER_KINDS and ctx.dialect.HAS_IDENTITY:
+        if ctx.sa_dialect.name == "sqlite":
+            return sa.Integer()
+        return _INTEGER_TYPES[col.type.kind]()
+    try:
+        spec, note = ctx.dialect.ddl_type(col.type)
+    except LossyType as exc:
+        lossy.append(
+            f"{table.name}.{col.name}: {exc} in {ctx.sa_dialect.name}; set an explicit type for it "
+            f"in the job file (tables: - name: {table.name}, types: {{{col.name}: ...}})"
+        )
+        return sa.types.NullType()
+    if note:
+        ctx.plan.warnings.append(f"{table.name}.{col.name} {col.type}: {note}")
+    return RawType(spec)
+
+
+def _sa_column(
+    ctx: _Context, table: Table, col: Column, lossy: list[str], force_nullable: bool = False
+) -> sa.Column:
+    type_ = _column_type(ctx, table, col, lossy)
+    kwargs: dict[str, Any] = {}
+    identity = col.identity and col.type.kind in INTEGER_KINDS
+    if identity and not ctx.dialect.HAS_IDENTITY:
+        ctx.plan.warnings.append(
+            f"{table.name}.{col.name}: {ctx.sa_dialect.name} has no identity columns; values are copied"
+        )
+    args: list[Any] = []
+    if identity and ctx.dialect.HAS_IDENTITY:
+        kwargs["autoincrement"] = True
+        if ctx.sa_dialect.name in ("postgresql", "oracle", "mssql"):
+            args.append(sa.Identity())
+    else:
+        kwargs["autoincrement"] = False
+    if col.default is not None and not identity:
+        clause = ctx.dialect.render_default(col.default, col.type)
+        if clause is not None:
+            kwargs["server_default"] = clause
+    nullable = True if force_nullable else col.nullable
+    return sa.Column(col.name, type_, *args, nullable=nullable, **kwargs)
+
+
+def _constraint_name(ctx: _Context, table: str, name: str | None, prefix: str, cols: Sequence[str]) -> str:
+    """A name unique where the database needs it (schema-wide on most), within the identifier limit."""
+    base = name or f"{prefix}_{table}_{'_'.join(cols)}"
+    if ctx.dialect.TABLE_SCOPED_INDEX_NAMES:
+        key = f"{table}.{base}"
+    else:
+        key = base
+        if base in ctx.used_names:
+            base = f"{table}_{base}"
+    key = key if ctx.dialect.TABLE_SCOPED_INDEX_NAMES else base
+    limit = ctx.dialect.MAX_IDENTIFIER
+    if len(base) > limit:
+        digest = hashlib.sha1(base.encode()).hexdigest()[:8]
+        base = f"{base[: limit - 9]}_{digest}"
+        key = f"{table}.{base}" if ctx.dialect.TABLE_SCOPED_INDEX_NAMES else base
+    ctx.used_names.add(key)
+    return base
+
+
+def _stub(ctx: _Context, name: str, columns: Sequence[str], schema: str | None) -> sa.Table:
+    """A referenced table known only by name, so that SQLAlchemy can render REFERENCES to it."""
+    key = f"{schema}.{name}" if schema else name
+    if key in ctx.metadata.tables:
+        stub = ctx.metadata.tables[key]
+        for c in columns:
+            if c not in stub.c:
+                stub.append_column(sa.Column(c, sa.Integer()))
+        return stub
+    return sa.Table(name, ctx.metadata, *(sa.Column(c, sa.Integer()) for c in columns), schema=schema)
+
+
+def _fk_constraint(ctx: _Context, table: Table, fk: ForeignKey) -> sa.ForeignKeyConstraint | None:
+    ref_name = ctx.names.get(fk.ref_table, fk.ref_table)
+    ref_schema = fk.ref_schema or ctx.schema
+    selected = fk.ref_table in ctx.names
+    if not selected and ref_name not in ctx.existing and fk.ref_schema is None:
+        ctx.plan.warnings.append(
+            f"{table.name}: foreign key to '{fk.ref_table}' skipped: that table is not selected and not in the target"
+        )
+        return None
+    _stub(ctx, ref_name, fk.ref_columns, ref_schema)
+    prefix = f"{ref_schema}.{ref_name}" if ref_schema else ref_name
+    return sa.ForeignKeyConstraint(
+        list(fk.columns),
+        [f"{prefix}.{c}" for c in fk.ref_columns],
+        name=_constraint_name(ctx, ctx.names[table.name], fk.name, "fk", fk.columns),
+        ondelete=fk.ondelete,
+        onupdate=fk.onupdate,
+    )
+
+
+def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[str]) -> list[Step]:
+    """Steps to create the table and its indexes; returns the FK steps that must wait for every table."""
+    target = ctx.names[table.name]
+    inline_deferred = not ctx.dialect.ALTER_ADD_FOREIGN_KEY and not ctx.dialect.INLINE_FK_NEEDS_TARGET
+    pieces: list[Any] = [_sa_column(ctx, table, c, lossy) for c in table.columns]
+    if table.primary_key:
+        pieces.append(sa.PrimaryKeyConstraint(*table.primary_key))
+    for uq in table.uniques:
+        pieces.append(
+            sa.UniqueConstraint(*uq.columns, name=_constraint_name(ctx, target, uq.name, "uq", uq.columns))
+        )
+    later: list[sa.ForeignKeyConstraint] = []
+    for fk in table.foreign_keys:
+        if fk in deferred and not inline_deferred:
+            if not ctx.dialect.ALTER_ADD_FOREIGN_KEY:
+                ctx.plan.warnings.append(
+                    f"{table.name}: foreign key {fk.columns} -> {fk.ref_table} is part of a cycle and "
+                    f"{ctx.sa_dialect.name} cannot add it afterwards; skipped"
+                )
+                continue
+            constraint = _fk_constraint(ctx, table, fk)
+            if constraint is not None:
+                later.append(constraint)
+            continue
+        constraint = _fk_constraint(ctx, table, fk)
+        if constraint is not None:
+            pieces.append(constraint)
+    key = f"{ctx.schema}.{target}" if ctx.schema else target
+    if key in ctx.metadata.tables:  # a stub from an earlier reference: replace it
+        ctx.metadata.remove(ctx.metadata.tables[key])
+    sa_table = sa.Table(target, ctx.metadata, *pieces, schema=ctx.schema)
+    ctx.plan.steps.append(
+        Step(target, "create table", str(CreateTable(sa_table).compile(dialect=ctx.sa_dialect)))
+    )
+    for ix in table.indexes:
+        index = sa.Index(
+            _constraint_name(ctx, target, ix.name, "ix", ix.columns),
+            *(sa_table.c[c] for c in ix.columns),
+            unique=ix.unique,
+        )
+        ctx.plan.steps.append(
+            Step(target, "create index", str(CreateIndex(index).compile(dialect=ctx.sa_dialect)))
+        )
+    steps = []
+    for constraint in later:
+        sa_table.append_constraint(constraint)
+        steps.append(
+            Step(target, "add foreign key", str(AddConstraint(constraint).compile(dialect=ctx.sa_dialect)))
+        )
+    return steps
+
+
+def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> None:
+    target = ctx.names[table.name]
+    have = {c.name: c for c in existing.columns}
+    for col in table.columns:
+        found = have.get(col.name)
+        if found is None:
+            sa_col = _sa_column(ctx, table, col, lossy, force_nullable=col.default is None)
+            if col.default is None and not col.nullable:
+                ctx.plan.warnings.append(
+                    f"{target}.{col.name}: added as NULL-able because {target} already exists"
+                )
+            sql = str(AddColumn(target, sa_col, schema=ctx.schema).compile(dialect=ctx.sa_dialect))
+            ctx.plan.steps.append(Step(target, "add column", sql))
+        elif not holds(found.type, col.type) and not holds(found.type, ctx.dialect.stored_as(col.type)):
+            ctx.plan.problems.append(
+                f"{target}.{col.name} is {found.native_type or found.type} in the target and cannot hold "
+                f"the source's {col.type} values (not altered)"
+            )

@@ -1,0 +1,157 @@
+"""Reflect tables into parity's neutral model, with SQLAlchemy's Inspector and the dialect's hooks."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from parity.endpoint import Endpoint, driver_message
+from parity.errors import ParityError, SchemaError, not_found
+from parity.schema.model import Column, ForeignKey, Index, Table
+from parity.schema.types import CanonicalType, Kind
+
+STATE_PREFIX = "_parity_"
+"""parity's own tables in a user's database start with this; they are never selected as user tables."""
+
+
+def table_names(endpoint: Endpoint) -> list[str]:
+    """Every user table in the endpoint's schema, sorted, without parity's own tables."""
+    with endpoint.connect() as conn:
+        names = endpoint.dialect.table_names(conn, endpoint.schema)
+    return sorted(n for n in names if not n.startswith(STATE_PREFIX))
+
+
+def select_tables(
+    available: Sequence[str],
+    names: Iterable[str] = (),
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    where: str = "",
+) -> list[str]:
+    """Resolve table names and include/exclude patterns; an unknown name is an error with a suggestion."""
+    names, include, exclude = list(names), list(include), list(exclude)
+    chosen: list[str] = []
+    for name in names:
+        if name not in available:
+            raise not_found("table", name, available, where)
+        chosen.append(name)
+    if not names:
+        patterns = include or ["*"]
+        chosen = [t for t in available if any(fnmatch.fnmatchcase(t, p) for p in patterns)]
+    return [t for t in chosen if not any(fnmatch.fnmatchcase(t, p) for p in exclude)]
+
+
+def reflect(
+    endpoint: Endpoint, names: Iterable[str], overrides: dict[str, dict[str, CanonicalType]] | None = None
+) -> list[Table]:
+    """Reflect the named tables. ``overrides`` maps table -> column -> canonical type (from the job file)."""
+    overrides = overrides or {}
+    try:
+        with endpoint.connect() as conn:
+            return [_reflect_one(endpoint, conn, name, overrides.get(name, {})) for name in names]
+    except sa.exc.DBAPIError as exc:
+        raise ParityError(f"cannot read the schema of {endpoint.redacted()}: {driver_message(exc)}") from exc
+
+
+def _reflect_one(
+    endpoint: Endpoint, conn: Connection, name: str, overrides: dict[str, CanonicalType]
+) -> Table:
+    schema, dialect = endpoint.schema, endpoint.dialect
+    try:
+        raw_columns = dialect.columns(conn, name, schema)
+    except sa.exc.NoSuchTableError as exc:
+        raise not_found("table", name, table_names(endpoint), endpoint.redacted()) from exc
+    pk = dialect.primary_key(conn, name, schema)
+    columns, notes = [], []
+    for info in raw_columns:
+        ctype = overrides.get(info["name"]) or dialect.canonical_type(info, conn, name, schema)
+        if ctype is None:
+            notes.append(
+                f"{name}.{info['name']}: type {info['type']!s} has no portable mapping; stored as text"
+            )
+            ctype = CanonicalType(Kind.TEXT)
+        identity = dialect.is_identity(info, pk)
+        default = None if identity else dialect.parse_default(_default_text(info))
+        columns.append(
+            Column(
+                name=info["name"],
+                type=ctype,
+                nullable=bool(info.get("nullable", True)) and info["name"] not in pk,
+                default=default,
+                identity=identity,
+                native_type=_native(info["type"]),
+            )
+        )
+    for col in overrides:
+        if col not in {c.name for c in columns}:
+            raise not_found(
+                "column", col, [c.name for c in columns], where=f"table '{name}' (types override)"
+            )
+    uniques = tuple(Index(n, cols, unique=True) for n, cols in dialect.unique_constraints(conn, name, schema))
+    indexes = _indexes(dialect.indexes(conn, name, schema), uniques, pk, name, notes)
+    fks = tuple(
+        _foreign_key(fk, schema)
+        for fk in dialect.foreign_keys(conn, name, schema)
+        if fk.get("referred_table")
+    )
+    return Table(name, tuple(columns), schema, pk, uniques, indexes, fks, tuple(notes))
+
+
+def _default_text(info: dict[str, Any]) -> str | None:
+    default = info.get("default")
+    return None if default is None else str(default)
+
+
+def _native(t: Any) -> str:
+    try:
+        return str(t)
+    except Exception:  # some reflected types cannot compile without their dialect
+        return type(t).__name__
+
+
+def _indexes(
+    raw: list[Any], uniques: tuple[Index, ...], pk: tuple[str, ...], table: str, notes: list[str]
+) -> tuple[Index, ...]:
+    taken = {u.columns for u in uniques} | {pk}
+    out = []
+    for ix in raw:
+        cols = tuple(ix.get("column_names") or ())
+        if ix.get("duplicates_constraint") or cols in taken:
+            continue
+        if not cols or any(c is None for c in cols):
+            notes.append(f"{table}: expression index {ix.get('name')} is not portable; skipped")
+            continue
+        out.append(Index(ix.get("name"), cols, bool(ix.get("unique"))))
+    return tuple(out)
+
+
+def _foreign_key(fk: dict[str, Any], schema: str | None) -> ForeignKey:
+    options = fk.get("options") or {}
+    ref_schema = fk.get("referred_schema")
+    return ForeignKey(
+        name=fk.get("name"),
+        columns=tuple(fk["constrained_columns"]),
+        ref_table=fk["referred_table"],
+        ref_columns=tuple(fk["referred_columns"]),
+        ref_schema=None if ref_schema == schema else ref_schema,
+        ondelete=_fk_action(options.get("ondelete")),
+        onupdate=_fk_action(options.get("onupdate")),
+    )
+
+
+def _fk_action(action: str | None) -> str | None:
+    if not action:
+        return None
+    action = action.upper()
+    return action if action in ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT") else None
+
+
+def require_table(tables: Sequence[Table], name: str) -> Table:
+    for t in tables:
+        if t.name == name:
+            return t
+    raise SchemaError(f"table '{name}' was not reflected")
