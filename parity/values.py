@@ -1,0 +1,164 @@
+"""Canonical Python values: what every driver's values are turned into before they are written or compared.
+
+| kind                        | canonical value                                 |
+|-----------------------------|-------------------------------------------------|
+| boolean                     | bool                                            |
+| smallint, integer, bigint   | int                                             |
+| decimal                     | decimal.Decimal (exact, never through float)    |
+| float, double               | float                                           |
+| varchar, char, text         | str (CHAR padding stripped on the right)        |
+| date / time                 | datetime.date / datetime.time                   |
+| timestamp                   | naive datetime.datetime                         |
+| timestamptz                 | aware datetime.datetime in UTC                  |
+| binary                      | bytes                                           |
+| uuid                        | uuid.UUID                                       |
+| json                        | the parsed JSON value (dict, list, str, ...)    |
+
+Decoders are chosen once per column (a list of functions or None), so converting a batch is a tight
+loop that skips columns needing no work.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from parity.schema.types import CanonicalType, Kind
+
+Decoder = Callable[[Any], Any]
+
+
+def _bool(v: Any) -> bool:
+    return v if isinstance(v, bool) else bool(int(v))
+
+
+def _decimal(v: Any) -> Decimal:
+    return v if isinstance(v, Decimal) else Decimal(str(v))
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) else int(Decimal(str(v)))
+
+
+def _float(v: Any) -> float:
+    return v if isinstance(v, float) else float(v)
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).decode("utf-8")
+    return str(v)
+
+
+def _char(v: Any) -> str:
+    return _text(v).rstrip(" ")
+
+
+def _date(v: Any) -> date:
+    if isinstance(v, datetime):
+        return v.date()
+    if isinstance(v, date):
+        return v
+    return date.fromisoformat(str(v)[:10])
+
+
+def _time(v: Any) -> time:
+    if isinstance(v, time):
+        return v
+    if isinstance(v, timedelta):  # MySQL TIME arrives as a duration
+        seconds, micro = v.days * 86400 + v.seconds, v.microseconds
+        return time(seconds // 3600 % 24, seconds // 60 % 60, seconds % 60, micro)
+    return time.fromisoformat(str(v))
+
+
+def _timestamp(v: Any) -> datetime:
+    if not isinstance(v, datetime):
+        v = datetime.fromisoformat(str(v))
+    return v.replace(tzinfo=None) if v.tzinfo is None else v.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _timestamptz(v: Any) -> datetime:
+    if not isinstance(v, datetime):
+        v = datetime.fromisoformat(str(v))
+    return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+
+
+def _binary(v: Any) -> bytes:
+    return v if isinstance(v, bytes) else bytes(v)
+
+
+def _uuid(v: Any) -> uuid.UUID:
+    if isinstance(v, uuid.UUID):
+        return v
+    if isinstance(v, (bytes, bytearray)) and len(v) == 16:
+        return uuid.UUID(bytes=bytes(v))
+    return uuid.UUID(str(v))
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray)):
+        v = v.decode("utf-8")
+    return json.loads(v) if isinstance(v, str) else v
+
+
+DECODERS: dict[Kind, Decoder] = {
+    Kind.BOOLEAN: _bool,
+    Kind.SMALLINT: _int,
+    Kind.INTEGER: _int,
+    Kind.BIGINT: _int,
+    Kind.DECIMAL: _decimal,
+    Kind.FLOAT: _float,
+    Kind.DOUBLE: _float,
+    Kind.VARCHAR: _text,
+    Kind.CHAR: _char,
+    Kind.TEXT: _text,
+    Kind.DATE: _date,
+    Kind.TIME: _time,
+    Kind.TIMESTAMP: _timestamp,
+    Kind.TIMESTAMPTZ: _timestamptz,
+    Kind.BINARY: _binary,
+    Kind.UUID: _uuid,
+    Kind.JSON: _json,
+}
+
+_NATIVE: dict[Kind, tuple[type, ...]] = {
+    Kind.BOOLEAN: (bool,),
+    Kind.SMALLINT: (int,),
+    Kind.INTEGER: (int,),
+    Kind.BIGINT: (int,),
+    Kind.DECIMAL: (Decimal,),
+    Kind.FLOAT: (float,),
+    Kind.DOUBLE: (float,),
+    Kind.VARCHAR: (str,),
+    Kind.TEXT: (str,),
+    Kind.DATE: (date,),
+    Kind.BINARY: (bytes,),
+    Kind.UUID: (uuid.UUID,),
+}
+
+
+def decode_value(kind: Kind, value: Any) -> Any:
+    """One value to canonical; None stays None."""
+    if value is None:
+        return None
+    native = _NATIVE.get(kind)
+    if native and type(value) in native:
+        return value
+    return DECODERS[kind](value)
+
+
+def decode_rows(types: Sequence[CanonicalType], rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Turn a batch of driver rows into canonical tuples."""
+    kinds = [t.kind for t in types]
+    return [tuple(decode_value(k, v) for k, v in zip(kinds, row, strict=True)) for row in rows]
+
+
+def canonical_json(value: Any) -> str:
+    """JSON text that is the same for equal JSON values, whatever key order or spacing they came with."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
