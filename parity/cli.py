@@ -142,6 +142,130 @@ def schema_apply_cmd(**kw: Any) -> None:
     render_plan_summary(plan)
 
 
+@cli.command("copy")
+@_job_options
+@click.option(
+    "--mode",
+    type=click.Choice(["replace", "append", "merge"]),
+    help="replace: empty each target table first; append; merge: upsert by key.",
+)
+@click.option("-k", "--key", help="Key column(s), comma-separated (merge; tables without a primary key).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Parallel chunks (max workers).")
+@click.option("--batch-size", type=click.IntRange(1), help="Rows per batch (page size).")
+@click.option("--limit", type=click.IntRange(0), help="Copy at most N rows per table (trial runs).")
+@click.option("--where", help="SQL condition on the source rows.")
+@click.option("--no-schema", is_flag=True, help="Do not create or extend target tables.")
+@click.option(
+    "--rejects",
+    "rejects_file",
+    type=click.Path(dir_okay=False),
+    default="parity-rejects.jsonl",
+    show_default=True,
+    help="Rows the target refused, with the reason (JSON lines; written only if there are any).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def copy_cmd(
+    mode: str | None,
+    key: str | None,
+    workers: int | None,
+    batch_size: int | None,
+    limit: int | None,
+    where: str | None,
+    no_schema: bool,
+    rejects_file: str | None,
+    as_json: bool,
+    **kw: Any,
+) -> None:
+    """Copy tables from the source into the target: schema first, then rows, fast and resumable."""
+    from parity.copy import copy
+
+    job = _build_job(kw, {"key": key, "where": where}, workers=workers)
+    try:
+        with _progress(not as_json) as progress:
+            result = copy(
+                job,
+                mode=mode,
+                workers=workers,
+                batch_size=batch_size,
+                limit=limit,  # type: ignore[arg-type]
+                schema=not no_schema,
+                rejects_file=rejects_file,
+                progress=progress,
+            )
+    finally:
+        job.close()
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        render_copy_summary(result)
+    if not result.ok:
+        sys.exit(2)
+
+
+class _progress:
+    """A Rich progress bar per table (rows, rows/s, ETA) on stderr, fed by the library's callback."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.enabled = enabled and err.is_terminal
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.started: dict[str, float] = {}
+
+    def __enter__(self) -> Callable[[str, int, int | None], None] | None:
+        if not self.enabled:
+            return None
+        self.bar.start()
+        return self.update
+
+    def update(self, table: str, done: int, total: int | None) -> None:
+        import time
+
+        if table not in self.tasks:
+            self.tasks[table] = self.bar.add_task(table, total=total, rate="-")
+            self.started[table] = time.perf_counter()
+        elapsed = max(time.perf_counter() - self.started[table], 1e-6)
+        self.bar.update(self.tasks[table], completed=done, total=total, rate=f"{done / elapsed:,.0f}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def render_copy_summary(result: Any) -> None:
+    table = RichTable(title="copy summary")
+    for name in ("table", "read", "written", "skipped", "rejected", "seconds", "status"):
+        table.add_column(
+            name, justify="right" if name in ("read", "written", "skipped", "rejected", "seconds") else "left"
+        )
+    for t in result.tables:
+        status = "[green]ok[/]" if t.status == "ok" else f"[red]{t.status}[/]: {t.error}"
+        label = t.table if t.table == t.target else f"{t.table} -> {t.target}"
+        table.add_row(
+            label,
+            f"{t.rows_read:,}",
+            f"{t.rows_written:,}",
+            f"{t.skipped:,}",
+            f"{t.rejected:,}",
+            f"{t.seconds:.2f}",
+            status,
+        )
+    out.print(table)
+    if result.rejects_file and any(t.rejected for t in result.tables):
+        out.print(f"rejected rows written to {result.rejects_file}")
+
+
 def render_plan_summary(plan: Any) -> None:
     if not plan.steps:
         out.print("nothing to do: the target already holds every selected table and column")

@@ -119,7 +119,7 @@ def _rows(rng: random.Random, scale: int) -> dict[str, list[tuple[Any, ...]]]:
                 + timedelta(days=rng.randint(0, 30000), microseconds=rng.randint(0, 999999))
             ).isoformat(" "),
             i % 7 != 0,
-            str(uuid.UUID(int=rng.getrandbits(128))) if i % 5 else None,
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)) if i % 5 else None,
         )
         for i in range(1, 200 * scale + 1)
     ]

@@ -96,6 +96,9 @@ class Endpoint:
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             hint = REGISTRY.get(self.backend, Dialect).driver_hint
             raise ConnectionFailed(f"no driver for {self.redacted()}: {exc}; {hint}".rstrip("; ")) from exc
+        setup = REGISTRY.get(self.backend, Dialect).SESSION_SETUP
+        if setup:
+            _run_on_connect(engine, setup)
         if log.sql_enabled():
             _log_statements(engine)
         return engine
@@ -169,6 +172,17 @@ def driver_message(exc: BaseException) -> str:
     for prefix in ("connection failed: ", "FATAL:  ", "FATAL: "):
         line = line.replace(prefix, "")
     return log.redact(line)
+
+
+def _run_on_connect(engine: Engine, statements: tuple[str, ...]) -> None:
+    @event.listens_for(engine, "connect")
+    def _setup(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.close()
+        if hasattr(dbapi_connection, "commit"):
+            dbapi_connection.commit()
 
 
 def _log_statements(engine: Engine) -> None:

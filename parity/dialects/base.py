@@ -106,6 +106,46 @@ class Dialect:
     FK_CHECKS: ClassVar[tuple[str, str] | None] = None
     """Statements that switch FK checks off and on again for a session, where the database has them."""
 
+    # ---- moving rows -----------------------------------------------------------------------------
+
+    WRITER: ClassVar[str] = "executemany"
+    """The bulk writer (a key of parity.bulk.WRITERS)."""
+
+    ROW_WRITER: ClassVar[str] = "executemany"
+    """A strict writer used to find the rows a bulk load rejected, a few at a time."""
+
+    NATIVE_KINDS: ClassVar[frozenset[Kind]] = frozenset(
+        {
+            Kind.SMALLINT,
+            Kind.INTEGER,
+            Kind.BIGINT,
+            Kind.DECIMAL,
+            Kind.DOUBLE,
+            Kind.VARCHAR,
+            Kind.TEXT,
+            Kind.DATE,
+        }
+    )
+    """Kinds whose driver values are already canonical (see parity.values); others are decoded."""
+
+    SESSION_SETUP: ClassVar[tuple[str, ...]] = ()
+    """Statements run on every new connection (time zone UTC, so timestamps travel unshifted)."""
+
+    SAVEPOINTS: ClassVar[bool] = True
+    """Whether a failed batch can be rolled back alone, keeping the rest of the chunk's transaction."""
+
+    def upsert(
+        self, target: sa.TableClause, staging: sa.TableClause, columns: list[str], key: list[str]
+    ) -> sa.Executable:
+        """INSERT the staging rows into the target, updating rows whose key exists (ON CONFLICT form)."""
+        from sqlalchemy.dialects.postgresql import insert
+
+        stmt = insert(target).from_select(columns, sa.select(*(staging.c[c] for c in columns)))
+        rest = [c for c in columns if c not in key]
+        if not rest:
+            return stmt.on_conflict_do_nothing(index_elements=key)
+        return stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in rest})
+
     # ---- DDL -------------------------------------------------------------------------------------
 
     def ddl_type(self, ctype: CanonicalType) -> tuple[str, str | None]:

@@ -22,6 +22,11 @@ class DuckDB(Dialect):
     schemes = {"duckdb": "duckdb"}
 
     TRANSACTIONAL_DDL = True
+    WRITER = "arrow"
+    ROW_WRITER = "duckdb_insert"
+    NATIVE_KINDS = frozenset(Kind) - {Kind.JSON, Kind.CHAR}
+    SESSION_SETUP = ("SET TimeZone = 'UTC'",)
+    SAVEPOINTS = False
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,

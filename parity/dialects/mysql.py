@@ -18,6 +18,17 @@ class MySQL(Dialect):
     driver_hint = "pip install pymysql"
 
     FK_CHECKS = ("SET FOREIGN_KEY_CHECKS=0", "SET FOREIGN_KEY_CHECKS=1")
+    WRITER = "load_data"
+    ROW_WRITER = "mysql_insert"
+    NATIVE_KINDS = frozenset(Kind) - {Kind.BOOLEAN, Kind.TIME, Kind.TIMESTAMPTZ, Kind.UUID, Kind.JSON}
+    SESSION_SETUP = ("SET time_zone = '+00:00'",)
+
+    def upsert(
+        self, target: sa.TableClause, staging: sa.TableClause, columns: list[str], key: list[str]
+    ) -> sa.Executable:
+        stmt = mysql.insert(target).from_select(columns, sa.select(*(staging.c[c] for c in columns)))
+        rest = [c for c in columns if c not in key] or key[:1]
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in rest})
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,

@@ -15,6 +15,9 @@ class PostgreSQL(Dialect):
     driver_hint = "pip install 'psycopg[binary]'"
 
     TRANSACTIONAL_DDL = True
+    WRITER = "copy"
+    NATIVE_KINDS = frozenset(k for k in Kind if k is not Kind.CHAR)
+    SESSION_SETUP = ("SET TIME ZONE 'UTC'",)
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,

@@ -17,6 +17,20 @@ class SQLite(Dialect):
     schemes = {"sqlite": "sqlite"}
 
     FK_CHECKS = ("PRAGMA foreign_keys=OFF", "PRAGMA foreign_keys=ON")
+    WRITER = "sqlite"
+    ROW_WRITER = "sqlite"
+    NATIVE_KINDS = frozenset(
+        {
+            Kind.SMALLINT,
+            Kind.INTEGER,
+            Kind.BIGINT,
+            Kind.FLOAT,
+            Kind.DOUBLE,
+            Kind.VARCHAR,
+            Kind.TEXT,
+            Kind.BINARY,
+        }
+    )
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,

@@ -1,0 +1,326 @@
+"""Bulk writers: each database's fastest way in, fed with batches of canonical rows.
+
+A dialect names its writer in ``Dialect.WRITER``; every writer has a portable fallback
+(``executemany``) that the copy engine uses to isolate rows a bulk load rejects.
+
+| writer      | database         | how                                                             |
+|-------------|------------------|-----------------------------------------------------------------|
+| copy        | PostgreSQL       | ``COPY ... FROM STDIN`` through psycopg 3                       |
+| load_data   | MySQL / MariaDB  | ``LOAD DATA LOCAL INFILE`` from a named pipe, one per batch     |
+| arrow       | DuckDB           | an Arrow table registered as a view, then ``INSERT ... SELECT`` |
+| executemany | SQLite, others   | ``executemany`` in the surrounding transaction                  |
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.engine import Connection
+
+from parity import log
+from parity.schema.types import CanonicalType, Kind
+from parity.values import canonical_json
+
+Row = tuple[Any, ...]
+
+
+class Writer:
+    """Writes batches into one table through one connection, inside the caller's transaction."""
+
+    def __init__(
+        self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
+    ) -> None:
+        self.conn = conn
+        self.table = table
+        """The qualified, quoted table name."""
+        self.columns = list(columns)
+        self.types = list(types)
+        prep = conn.dialect.identifier_preparer
+        self.column_list = ", ".join(prep.quote(c) for c in self.columns)
+
+    def write(self, rows: Sequence[Row]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the writer holds (a pipe, a registered view)."""
+
+
+def _raw(conn: Connection) -> Any:
+    return conn.connection.driver_connection
+
+
+class ExecuteManyWriter(Writer):
+    """The portable path: parameterised INSERT with executemany."""
+
+    ENCODERS: dict[Kind, Callable[[Any], Any]] = {}
+
+    def __init__(
+        self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
+    ) -> None:
+        super().__init__(conn, table, columns, types)
+        style = conn.dialect.paramstyle
+        marks = ", ".join("?" if style == "qmark" else "%s" for _ in self.columns)
+        self.sql = f"INSERT INTO {table} ({self.column_list}) VALUES ({marks})"
+        self.encoders = [self.ENCODERS.get(t.kind) for t in self.types]
+
+    def write(self, rows: Sequence[Row]) -> None:
+        if any(self.encoders):
+            rows = [_encode(row, self.encoders) for row in rows]
+        cursor = self.conn.connection.cursor()
+        try:
+            with log.timed_sql(self.sql, "executemany"):
+                cursor.executemany(self.sql, rows)
+        finally:
+            cursor.close()
+
+
+def _encode(row: Row, encoders: Sequence[Callable[[Any], Any] | None]) -> Row:
+    return tuple(v if e is None or v is None else e(v) for v, e in zip(row, encoders, strict=True))
+
+
+def _iso(v: datetime) -> str:
+    return v.isoformat(" ")
+
+
+class SQLiteWriter(ExecuteManyWriter):
+    """SQLite keeps decimals exact as text, timestamps as ISO text, UUID and JSON as text."""
+
+    ENCODERS: dict[Kind, Callable[[Any], Any]] = {
+        Kind.BOOLEAN: int,
+        Kind.DECIMAL: str,
+        Kind.DATE: date.isoformat,
+        Kind.TIME: time.isoformat,
+        Kind.TIMESTAMP: _iso,
+        Kind.TIMESTAMPTZ: lambda v: v.astimezone(timezone.utc).isoformat(" "),
+        Kind.UUID: str,
+        Kind.JSON: canonical_json,
+    }
+
+
+class DuckDBInsertWriter(ExecuteManyWriter):
+    """Parameterised INSERT for DuckDB, which takes most Python values as they are."""
+
+    ENCODERS: dict[Kind, Callable[[Any], Any]] = {Kind.JSON: canonical_json, Kind.DECIMAL: str}
+
+
+class MySQLInsertWriter(ExecuteManyWriter):
+    """INSERT for MySQL/MariaDB (strict mode rejects bad values; used to isolate rejected rows)."""
+
+    ENCODERS: dict[Kind, Callable[[Any], Any]] = {
+        Kind.TIMESTAMPTZ: lambda v: v.astimezone(timezone.utc).replace(tzinfo=None),
+        Kind.UUID: str,
+        Kind.JSON: canonical_json,
+    }
+
+
+class PostgresCopyWriter(Writer):
+    """``COPY FROM STDIN`` with psycopg's row writer (text format, values adapted in C)."""
+
+    def __init__(
+        self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
+    ) -> None:
+        super().__init__(conn, table, columns, types)
+        self.sql = f"COPY {table} ({self.column_list}) FROM STDIN"
+        self.json_columns = [i for i, t in enumerate(self.types) if t.kind is Kind.JSON]
+
+    def write(self, rows: Sequence[Row]) -> None:
+        cursor = _raw(self.conn).cursor()
+        json_columns = self.json_columns
+        with log.timed_sql(self.sql, "postgresql"), cursor.copy(self.sql) as copy:
+            for row in rows:
+                if json_columns:
+                    row = _with_json(row, json_columns)
+                copy.write_row(row)
+
+
+def _with_json(row: Row, columns: Sequence[int]) -> Row:
+    values = list(row)
+    for i in columns:
+        if values[i] is not None:
+            values[i] = canonical_json(values[i])
+    return tuple(values)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def _mysql_field(value: Any) -> str:  # noqa: PLR0911
+    """One value in LOAD DATA's default format: tab-separated, backslash-escaped, \\N for NULL."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if isinstance(value, str):
+        return value.translate(_ESCAPES)
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.isoformat(" ")
+    if isinstance(value, (date, time, UUID)):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return canonical_json(value).translate(_ESCAPES)
+    return str(value).translate(_ESCAPES)
+
+
+def _mysql_bytes(value: bytes) -> bytes:
+    return (
+        value.replace(b"\\", b"\\\\")
+        .replace(b"\t", b"\\t")
+        .replace(b"\n", b"\\n")
+        .replace(b"\r", b"\\r")
+        .replace(b"\0", b"\\0")
+    )
+
+
+class MySQLLoadDataWriter(Writer):
+    """``LOAD DATA LOCAL INFILE`` fed through a named pipe, one statement per batch.
+
+    With LOCAL, MySQL turns data errors into warnings; any warning makes the batch fail so that the
+    copy engine can isolate the rows the target cannot hold instead of storing altered values.
+    """
+
+    def __init__(
+        self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
+    ) -> None:
+        super().__init__(conn, table, columns, types)
+        self.folder = tempfile.mkdtemp(prefix="parity-load-")
+        self.pipe = os.path.join(self.folder, "rows.tsv")
+        os.mkfifo(self.pipe, 0o600)
+        literal = _raw(conn).escape(self.pipe)
+        self.sql = (
+            f"LOAD DATA LOCAL INFILE {literal} INTO TABLE {table} CHARACTER SET utf8mb4 "
+            f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({self.column_list})"
+        )
+        self.json_kinds = {i for i, t in enumerate(self.types) if t.kind is Kind.JSON}
+        self.binary = [i for i, t in enumerate(self.types) if t.kind is Kind.BINARY]
+
+    def _encode(self, rows: Sequence[Row]) -> bytes:
+        if not self.binary:
+            return "".join("\t".join(map(_mysql_field, row)) + "\n" for row in rows).encode("utf-8")
+        parts = []
+        for row in rows:
+            fields = [
+                (b"\\N" if v is None else _mysql_bytes(v))
+                if i in self.binary
+                else _mysql_field(v).encode("utf-8")
+                for i, v in enumerate(row)
+            ]
+            parts.append(b"\t".join(fields) + b"\n")
+        return b"".join(parts)
+
+    def write(self, rows: Sequence[Row]) -> None:
+        payload = self._encode(rows)
+        failure: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                with open(self.pipe, "wb") as pipe:
+                    pipe.write(payload)
+            except BaseException as exc:  # surfaced after the statement returns
+                failure.append(exc)
+
+        feeder = threading.Thread(target=feed, name="parity-load-feed", daemon=True)
+        feeder.start()
+        cursor = _raw(self.conn).cursor()
+        try:
+            with log.timed_sql(self.sql, "mysql"):
+                cursor.execute(self.sql)
+            warnings = (
+                cursor.connection.show_warnings() if cursor._result and cursor._result.warning_count else ()
+            )
+        finally:
+            feeder.join(timeout=60)
+            cursor.close()
+        if failure:
+            raise failure[0]
+        if warnings:
+            first = warnings[0]
+            raise ValueError(f"the target would alter a value: {first[2]} (MySQL {first[1]})")
+
+    def close(self) -> None:
+        try:
+            os.unlink(self.pipe)
+            os.rmdir(self.folder)
+        except OSError:
+            pass
+
+
+class DuckDBArrowWriter(Writer):
+    """An Arrow table built from the batch, registered on the connection and inserted with SQL."""
+
+    def __init__(
+        self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
+    ) -> None:
+        import pyarrow as pa
+
+        super().__init__(conn, table, columns, types)
+        self.pa = pa
+        self.schema = pa.schema([pa.field(f"c{i}", _arrow_type(pa, t)) for i, t in enumerate(self.types)])
+        self.view = f"parity_batch_{id(self)}"
+        selects = ", ".join(f"c{i}" for i in range(len(self.types)))
+        self.sql = f"INSERT INTO {table} ({self.column_list}) SELECT {selects} FROM {self.view}"
+
+    def write(self, rows: Sequence[Row]) -> None:
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.types]
+        arrays = [
+            self._array(values, t, i) for i, (values, t) in enumerate(zip(columns, self.types, strict=True))
+        ]
+        batch = self.pa.Table.from_arrays(arrays, schema=self.schema)
+        raw = _raw(self.conn)
+        raw.register(self.view, batch)
+        try:
+            with log.timed_sql(self.sql, "duckdb"):
+                raw.execute(self.sql)
+        finally:
+            raw.unregister(self.view)
+
+    def _array(self, values: Sequence[Any], ctype: CanonicalType, index: int) -> Any:
+        if ctype.kind is Kind.UUID:
+            values = [None if v is None else str(v) for v in values]
+        elif ctype.kind is Kind.JSON:
+            values = [None if v is None else canonical_json(v) for v in values]
+        elif ctype.kind is Kind.DECIMAL:
+            values = [None if v is None else str(v) for v in values]
+        return self.pa.array(values, type=self.schema.field(index).type)
+
+
+def _arrow_type(pa: Any, ctype: CanonicalType) -> Any:
+    mapping = {
+        Kind.BOOLEAN: pa.bool_(),
+        Kind.SMALLINT: pa.int16(),
+        Kind.INTEGER: pa.int32(),
+        Kind.BIGINT: pa.int64(),
+        Kind.FLOAT: pa.float32(),
+        Kind.DOUBLE: pa.float64(),
+        Kind.DATE: pa.date32(),
+        Kind.TIME: pa.time64("us"),
+        Kind.TIMESTAMP: pa.timestamp("us"),
+        Kind.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+        Kind.BINARY: pa.binary(),
+    }
+    return mapping.get(ctype.kind, pa.string())
+
+
+WRITERS: dict[str, type[Writer]] = {
+    "copy": PostgresCopyWriter,
+    "load_data": MySQLLoadDataWriter,
+    "arrow": DuckDBArrowWriter,
+    "sqlite": SQLiteWriter,
+    "mysql_insert": MySQLInsertWriter,
+    "duckdb_insert": DuckDBInsertWriter,
+    "executemany": ExecuteManyWriter,
+}

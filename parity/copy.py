@@ -1,0 +1,535 @@
+"""``parity copy``: read -> batch -> write, in key-range chunks, pipelined, checkpointed, resumable.
+
+Each table is split into chunks (ranges of a single integer key; one chunk otherwise). A chunk is
+read with a streaming cursor and written with the target's bulk writer in one transaction that
+also records the chunk as done in ``_parity_state``; a killed copy started again skips the chunks
+that committed. Reading and writing overlap through a small bounded queue, so memory is bounded by
+the batch size whatever the table size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from parity import bulk
+from parity.config import Mode, TableConfig
+from parity.endpoint import Endpoint, driver_message, execute_raw
+from parity.errors import DataError, ParityError
+from parity.job import Job, select_columns
+from parity.log import logger
+from parity.schema.apply import existing_targets
+from parity.schema.model import Table
+from parity.schema.plan import SchemaPlan, plan_schema
+from parity.schema.types import INTEGER_KINDS, CanonicalType
+from parity.state import State
+from parity.values import decode_value
+
+Progress = Callable[[str, int, int | None], None]
+"""progress(table, rows_done, rows_total): called from worker threads as batches land."""
+
+CHUNK_BATCHES = 10
+"""A chunk holds about this many batches: the unit of parallel work and of checkpointing."""
+
+
+@dataclass
+class TableResult:
+    table: str
+    target: str
+    rows_read: int = 0
+    rows_written: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    status: str = "ok"
+    error: str | None = None
+    resumed_chunks: int = 0
+
+
+@dataclass
+class CopyResult:
+    tables: list[TableResult] = field(default_factory=list)
+    schema: SchemaPlan | None = None
+    rejects_file: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(t.status == "ok" for t in self.tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "tables": [asdict(t) for t in self.tables], "rejects_file": self.rejects_file}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A key range [lo, hi) of one table, or the whole table (lo = hi = None)."""
+
+    name: str
+    lo: int | None = None
+    hi: int | None = None
+
+
+@dataclass
+class _TablePlan:
+    spec: TableConfig
+    source: Table
+    """The source table as reflected (source column names)."""
+    columns: list[str]
+    """Source columns to read, in order."""
+    target_columns: list[str]
+    types: list[CanonicalType]
+    target: str
+    mode: Mode
+    key: list[str]
+    """Target-side key columns (merge)."""
+    chunk_key: str | None
+    batch_size: int
+    where: str | None
+    limit: int | None
+
+
+def copy(
+    job: Job,
+    *,
+    mode: Mode | None = None,
+    workers: int | None = None,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    schema: bool = True,
+    rejects_file: str | None = None,
+    progress: Progress | None = None,
+) -> CopyResult:
+    """Copy the job's tables from source to target. Returns per-table counts; never raises for one
+    table's failure (it is reported in the result), but raises ParityError for bad input."""
+    defaults = job.config.defaults
+    workers = workers or defaults.workers
+    batch_size = batch_size or defaults.batch_size
+    result = CopyResult(rejects_file=rejects_file)
+    plan = _prepare_schema(job, schema)
+    result.schema = plan
+    plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
+    state = State(job.target)
+    state.ensure()
+    rejects = _Rejects(rejects_file)
+    try:
+        for table_plan in plans:
+            result.tables.append(_copy_table(job, state, table_plan, workers, progress, rejects))
+    finally:
+        rejects.close()
+    if schema and plan is not None:
+        _add_deferred_foreign_keys(job, plan)
+    return result
+
+
+def _prepare_schema(job: Job, apply: bool) -> SchemaPlan:
+    """Make the target hold the source tables, except FKs inside cycles, which come after the data."""
+    source = job.source_tables()
+    target = job.target
+    plan = plan_schema(
+        source, target.dialect, target.engine.dialect, existing_targets(job), target.schema, job.names()
+    )
+    if plan.problems:
+        raise DataError("the target cannot hold the source's values: " + "; ".join(plan.problems))
+    steps = [s for s in plan.steps if s.action != "add foreign key"]
+    if not apply and steps:
+        missing = sorted({s.table for s in steps})
+        raise DataError(
+            f"the target lacks tables or columns for {', '.join(missing)}; run without --no-schema"
+        )
+    if apply and steps:
+        from parity.schema.apply import schema_apply
+
+        schema_apply(job, SchemaPlan(steps=steps, warnings=plan.warnings, order=plan.order, names=plan.names))
+    return plan
+
+
+def _add_deferred_foreign_keys(job: Job, plan: SchemaPlan) -> None:
+    steps = [s for s in plan.steps if s.action == "add foreign key"]
+    if not steps:
+        return
+    with job.target.begin() as conn:
+        for step in steps:
+            try:
+                execute_raw(conn, step.sql)
+            except sa.exc.DBAPIError as exc:
+                raise ParityError(
+                    f"adding a foreign key to '{step.table}' failed: {driver_message(exc)}"
+                ) from exc
+
+
+def _plan_tables(
+    job: Job, plan: SchemaPlan, mode: Mode, batch_size: int, limit: int | None
+) -> list[_TablePlan]:
+    specs = {t.name: t for t in job.selected()}
+    from parity.schema.reflect import reflect
+
+    sources = {t.name: t for t in reflect(job.source, list(specs), None)}
+    by_target = {v: k for k, v in plan.names.items()}
+    out = []
+    for target in plan.order:
+        name = by_target[target]
+        spec, source = specs[name], sources[name]
+        columns = select_columns(source.column_names, spec.columns, spec.exclude_columns, name)
+        target_columns = [spec.map.get(c, c) for c in columns]
+        key = list(spec.key or source.key())
+        table_mode = spec.mode or mode
+        if table_mode == "merge" and not key:
+            raise DataError(f"table '{name}' has no primary key: merge needs a key (-k COLUMN[,COLUMN])")
+        single = source.primary_key if len(source.primary_key) == 1 else ()
+        chunk_key = single[0] if single and source.column(single[0]).type.kind in INTEGER_KINDS else None
+        out.append(
+            _TablePlan(
+                spec=spec,
+                source=source,
+                columns=columns,
+                target_columns=target_columns,
+                types=[source.column(c).type for c in columns],
+                target=target,
+                mode=table_mode,
+                key=[spec.map.get(k, k) for k in key],
+                chunk_key=chunk_key,
+                batch_size=spec.batch_size or batch_size,
+                where=spec.where,
+                limit=limit,
+            )
+        )
+    return out
+
+
+def _task_id(job: Job, tp: _TablePlan) -> str:
+    signature = [
+        job.source.redacted(),
+        job.source.schema,
+        tp.source.name,
+        job.target.schema,
+        tp.target,
+        tp.mode,
+        tp.where,
+        tp.limit,
+        tp.columns,
+        tp.target_columns,
+    ]
+    return "copy:" + hashlib.sha1(json.dumps(signature, default=str).encode()).hexdigest()[:24]
+
+
+def _source_table(job: Job, tp: _TablePlan) -> sa.TableClause:
+    return sa.table(tp.source.name, *(sa.column(c) for c in tp.columns), schema=job.source.schema)
+
+
+def _filtered(tp: _TablePlan, table: sa.TableClause, stmt: Any) -> Any:
+    if tp.where:
+        stmt = stmt.where(sa.text(f"({tp.where})"))
+    return stmt
+
+
+def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
+    """Key-range chunks of about CHUNK_BATCHES batches each, and the number of rows to copy."""
+    table = _source_table(job, tp)
+    with job.source.connect() as conn:
+        if tp.chunk_key is None or tp.limit is not None:
+            total = conn.execute(
+                _filtered(tp, table, sa.select(sa.func.count()).select_from(table))
+            ).scalar_one()
+            total = min(total, tp.limit) if tp.limit is not None else total
+            return [Chunk("all")], int(total)
+        key = sa.column(tp.chunk_key)
+        lo, hi, total = conn.execute(
+            _filtered(
+                tp, table, sa.select(sa.func.min(key), sa.func.max(key), sa.func.count()).select_from(table)
+            )
+        ).one()
+    if total == 0 or lo is None:
+        return [Chunk("all")], 0
+    pieces = max(1, math.ceil(total / (tp.batch_size * CHUNK_BATCHES)))
+    width = max(1, math.ceil((int(hi) - int(lo) + 1) / pieces))
+    bounds = range(int(lo), int(hi) + 1, width)
+    return [Chunk(f"{b}:{b + width}", b, b + width) for b in bounds], int(total)
+
+
+def _copy_table(
+    job: Job, state: State, tp: _TablePlan, workers: int, progress: Progress | None, rejects: _Rejects
+) -> TableResult:
+    started = time.perf_counter()
+    result = TableResult(tp.source.name, tp.target)
+    task = _task_id(job, tp)
+    try:
+        chunks, done, total = _resume_or_start(job, state, task, tp)
+        result.resumed_chunks = len(done)
+        already = sum(done.values())
+        counter = _Counter(tp.target, total, already, progress)
+        todo = [c for c in chunks if c.name not in done]
+        runner = _ChunkRunner(job, state, task, tp, counter, rejects)
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
+        ) as pool:
+            for read, written, rejected in pool.map(runner.run, todo):
+                result.rows_read += read
+                result.rows_written += written
+                result.rejected += rejected
+        result.skipped = already
+        _finish(job, state, task, tp)
+    except ParityError as exc:
+        result.status, result.error = "failed", str(exc)
+    except sa.exc.DBAPIError as exc:
+        result.status, result.error = "failed", driver_message(exc)
+    result.seconds = round(time.perf_counter() - started, 3)
+    logger.warning("copy %s -> %s: %s", tp.source.name, tp.target, result)
+    return result
+
+
+def _resume_or_start(
+    job: Job, state: State, task: str, tp: _TablePlan
+) -> tuple[list[Chunk], dict[str, int], int]:
+    with job.target.begin() as conn:
+        info = state.task(conn, task)
+        if info and info.get("status") == "running":
+            chunks = [Chunk(**c) for c in info["chunks"]]
+            return chunks, state.done_chunks(conn, task), int(info["total"])
+    chunks, total = _plan_chunks(job, tp)
+    with job.target.begin() as conn:
+        if tp.mode == "replace":
+            conn.execute(sa.delete(sa.table(tp.target, schema=job.target.schema)))
+        state.start_task(
+            conn, task, {"status": "running", "chunks": [asdict(c) for c in chunks], "total": total}
+        )
+    return chunks, {}, total
+
+
+def _finish(job: Job, state: State, task: str, tp: _TablePlan) -> None:
+    with job.target.begin() as conn:
+        state.finish_task(conn, task, {"status": "done", "table": tp.target})
+        identity = [c for c in tp.source.columns if c.identity and c.name in tp.columns]
+        if identity and job.target.backend == "postgresql":
+            column = tp.spec.map.get(identity[0].name, identity[0].name)
+            qualified = job.target.qualified(tp.target)
+            conn.execute(
+                sa.text(
+                    "SELECT setval(pg_get_serial_sequence(:table, :column), "
+                    f"COALESCE((SELECT MAX({job.target.quote(column)}) FROM {qualified}), 0) + 1, false)"
+                ),
+                {"table": qualified, "column": column},
+            )
+
+
+class _Counter:
+    def __init__(self, table: str, total: int, done: int, progress: Progress | None) -> None:
+        self.table, self.total, self.done, self.progress = table, total, done, progress
+        self.lock = threading.Lock()
+        if progress:
+            progress(table, done, total)
+
+    def add(self, rows: int) -> None:
+        with self.lock:
+            self.done += rows
+            done = self.done
+        if self.progress:
+            self.progress(self.table, done, self.total)
+
+
+class _Rejects:
+    """Rows the target refused, one JSON object a line, with the reason."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.file: Any = None
+        self.lock = threading.Lock()
+
+    def add(self, table: str, columns: Sequence[str], row: Sequence[Any], reason: str) -> None:
+        if not self.path:
+            return
+        with self.lock:
+            if self.file is None:
+                self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            record = {"table": table, "reason": reason, "row": dict(zip(columns, row, strict=True))}
+            self.file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+_DONE = object()
+
+
+class _ChunkRunner:
+    """Copies one chunk: a reader thread streams batches into a bounded queue; this thread writes."""
+
+    def __init__(
+        self, job: Job, state: State, task: str, tp: _TablePlan, counter: _Counter, rejects: _Rejects
+    ) -> None:
+        self.job, self.state, self.task, self.tp = job, state, task, tp
+        self.counter, self.rejects = counter, rejects
+        source_dialect = job.source.dialect
+        self.decoders = [None if t.kind in source_dialect.NATIVE_KINDS else t.kind for t in tp.types]
+        self.target_dialect = job.target.dialect
+
+    def run(self, chunk: Chunk) -> tuple[int, int, int]:
+        batches: queue.Queue[Any] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=self._read, args=(chunk, batches, stop), name="parity-read", daemon=True
+        )
+        reader.start()
+        try:
+            return self._write(chunk, _drain(batches))
+        finally:
+            stop.set()
+            while reader.is_alive():
+                try:
+                    batches.get_nowait()
+                except queue.Empty:
+                    reader.join(0.05)
+
+    def _select(self, chunk: Chunk) -> Any:
+        tp = self.tp
+        table = _source_table(self.job, tp)
+        stmt = _filtered(tp, table, sa.select(*(table.c[c] for c in tp.columns)))
+        if chunk.lo is not None and tp.chunk_key:
+            key = table.c[tp.chunk_key]
+            stmt = stmt.where(key >= chunk.lo, key < chunk.hi)
+        if tp.limit is not None:
+            order = [table.c[k] for k in tp.source.key() if k in table.c]
+            stmt = stmt.order_by(*order).limit(tp.limit)
+        return stmt
+
+    def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
+        try:
+            with self.job.source.connect() as conn:
+                result = conn.execution_options(
+                    stream_results=True, max_row_buffer=self.tp.batch_size
+                ).execute(self._select(chunk))
+                for part in result.partitions(self.tp.batch_size):
+                    if stop.is_set():
+                        return
+                    out.put(self._decode(part))
+            out.put(_DONE)
+        except BaseException as exc:
+            out.put(exc)
+
+    def _decode(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+        kinds = self.decoders
+        if not any(kinds):
+            return [tuple(r) for r in rows]
+        return [
+            tuple(v if k is None or v is None else decode_value(k, v) for v, k in zip(r, kinds, strict=True))
+            for r in rows
+        ]
+
+    def _write(self, chunk: Chunk, batches: Iterator[list[tuple[Any, ...]]]) -> tuple[int, int, int]:
+        tp, target = self.tp, self.job.target
+        read = written = rejected = 0
+        with target.connect() as conn, conn.begin():
+            destination = self._destination(conn)
+            writer = bulk.WRITERS[self.target_dialect.WRITER](conn, destination, tp.target_columns, tp.types)
+            try:
+                for rows in batches:
+                    read += len(rows)
+                    ok, bad = self._write_batch(conn, writer, destination, rows)
+                    written += ok
+                    rejected += bad
+                    self.counter.add(len(rows))
+            finally:
+                writer.close()
+            if tp.mode == "merge":
+                self._merge(conn, destination)
+            self.state.mark_chunk(conn, self.task, chunk.name, read)
+        return read, written, rejected
+
+    def _destination(self, conn: Connection) -> str:
+        """Where the batches go: the target table, or for merge a staging table to upsert from."""
+        target = self.job.target
+        if self.tp.mode != "merge":
+            return target.qualified(self.tp.target)
+        staging = target.quote(f"_parity_stage_{threading.get_ident()}")
+        execute_raw(conn, self._create_staging_sql(staging))
+        return staging
+
+    def _create_staging_sql(self, staging: str) -> str:
+        target = self.job.target
+        cols = ", ".join(target.quote(c) for c in self.tp.target_columns)
+        source = target.qualified(self.tp.target)
+        if target.backend == "postgresql":
+            return (
+                f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS SELECT {cols} FROM {source} WHERE 1 = 0"
+            )
+        if target.backend in ("mysql", "mariadb"):
+            return (
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {cols} FROM {source} WHERE 1 = 0"
+            )
+        return f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {cols} FROM {source} WHERE 1 = 0"
+
+    def _merge(self, conn: Connection, staging: str) -> None:
+        tp, target = self.tp, self.job.target
+        columns = tp.target_columns
+        target_table = sa.table(tp.target, *(sa.column(c) for c in columns), schema=target.schema)
+        staging_table = sa.table(staging.strip('`"'), *(sa.column(c) for c in columns))
+        conn.execute(self.target_dialect.upsert(target_table, staging_table, columns, tp.key))
+        execute_raw(conn, f"DELETE FROM {staging}")
+
+    def _write_batch(
+        self, conn: Connection, writer: bulk.Writer, destination: str, rows: list[tuple[Any, ...]]
+    ) -> tuple[int, int]:
+        """Write one batch; if the target refuses it, find the refused rows and keep the rest."""
+        if not self.target_dialect.SAVEPOINTS:
+            writer.write(rows)
+            return len(rows), 0
+        savepoint = conn.begin_nested()
+        try:
+            writer.write(rows)
+            savepoint.commit()
+            return len(rows), 0
+        except Exception as exc:
+            savepoint.rollback()
+            logger.info("batch of %d rows refused (%s); isolating", len(rows), exc)
+        row_writer = bulk.WRITERS[self.target_dialect.ROW_WRITER](
+            conn, destination, self.tp.target_columns, self.tp.types
+        )
+        return self._isolate(conn, row_writer, rows)
+
+    def _isolate(self, conn: Connection, writer: bulk.Writer, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+        savepoint = conn.begin_nested()
+        try:
+            writer.write(rows)
+            savepoint.commit()
+            return len(rows), 0
+        except Exception as exc:
+            savepoint.rollback()
+            if len(rows) == 1:
+                self.rejects.add(self.tp.target, self.tp.target_columns, rows[0], _reason(exc))
+                return 0, 1
+        half = len(rows) // 2
+        a_ok, a_bad = self._isolate(conn, writer, rows[:half])
+        b_ok, b_bad = self._isolate(conn, writer, rows[half:])
+        return a_ok + b_ok, a_bad + b_bad
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, sa.exc.DBAPIError):
+        return driver_message(exc)
+    orig = getattr(exc, "args", ())
+    if len(orig) >= 2 and isinstance(orig[0], int):
+        return f"{orig[1]} (error {orig[0]})"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _drain(batches: queue.Queue[Any]) -> Iterator[list[tuple[Any, ...]]]:
+    while True:
+        item = batches.get()
+        if item is _DONE:
+            return
+        if isinstance(item, BaseException):
+            if isinstance(item, sa.exc.DBAPIError):
+                raise ParityError(f"reading the source failed: {driver_message(item)}") from item
+            raise item
+        yield item

@@ -1,0 +1,91 @@
+"""parity's own tables in the target database. Every name starts with ``_parity_``.
+
+``_parity_state`` holds one row per task (a table copy, a sync signature ...) with its status and plan,
+and one row per finished chunk, written in the same transaction as the chunk's rows, so that a
+killed run resumes exactly where its last commit left it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from parity.endpoint import Endpoint
+
+TASK_ROW = ""
+"""The chunk name of a task's own row (its status and plan)."""
+
+
+def tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    metadata = sa.MetaData(schema=schema)
+    state = sa.Table(
+        "_parity_state",
+        metadata,
+        sa.Column("task", sa.String(64), primary_key=True),
+        sa.Column("chunk", sa.String(200), primary_key=True),
+        sa.Column("rows", sa.BigInteger, nullable=False, default=0),
+        sa.Column("info", sa.Text, nullable=True),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+    )
+    id_map = sa.Table(
+        "_parity_id_map",
+        metadata,
+        sa.Column("table_name", sa.String(200), primary_key=True),
+        sa.Column("old_id", sa.String(200), primary_key=True),
+        sa.Column("new_id", sa.String(200), nullable=False),
+    )
+    return metadata, state, id_map
+
+
+class State:
+    """Read and write parity's state in one target endpoint."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.metadata, self.state, self.id_map = tables(endpoint.schema)
+
+    def ensure(self) -> None:
+        with self.endpoint.begin() as conn:
+            self.metadata.create_all(conn, checkfirst=True)
+
+    def task(self, conn: Connection, task: str) -> dict[str, Any] | None:
+        row = conn.execute(
+            sa.select(self.state.c.info).where(self.state.c.task == task, self.state.c.chunk == TASK_ROW)
+        ).first()
+        return None if row is None else json.loads(row[0])
+
+    def start_task(self, conn: Connection, task: str, info: dict[str, Any]) -> None:
+        conn.execute(sa.delete(self.state).where(self.state.c.task == task))
+        conn.execute(
+            sa.insert(self.state).values(
+                task=task, chunk=TASK_ROW, rows=0, info=json.dumps(info), updated_at=_now()
+            )
+        )
+
+    def finish_task(self, conn: Connection, task: str, info: dict[str, Any]) -> None:
+        conn.execute(
+            sa.update(self.state)
+            .where(self.state.c.task == task, self.state.c.chunk == TASK_ROW)
+            .values(info=json.dumps(info), updated_at=_now())
+        )
+
+    def done_chunks(self, conn: Connection, task: str) -> dict[str, int]:
+        rows = conn.execute(
+            sa.select(self.state.c.chunk, self.state.c.rows).where(
+                self.state.c.task == task, self.state.c.chunk != TASK_ROW
+            )
+        ).all()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def mark_chunk(self, conn: Connection, task: str, chunk: str, rows: int) -> None:
+        conn.execute(
+            sa.insert(self.state).values(task=task, chunk=chunk, rows=rows, info=None, updated_at=_now())
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
