@@ -135,9 +135,7 @@ class PostgresCopyWriter(Writer):
         json_columns = self.json_columns
         with log.timed_sql(self.sql, "postgresql"), cursor.copy(self.sql) as copy:
             for row in rows:
-                if json_columns:
-                    row = _with_json(row, json_columns)
-                copy.write_row(row)
+                copy.write_row(_with_json(row, json_columns) if json_columns else row)
 
 
 def _with_json(row: Row, columns: Sequence[int]) -> Row:
@@ -151,7 +149,7 @@ def _with_json(row: Row, columns: Sequence[int]) -> Row:
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
 
 
-def _mysql_field(value: Any) -> str:  # noqa: PLR0911
+def _mysql_field(value: Any) -> str:
     """One value in LOAD DATA's default format: tab-separated, backslash-escaped, \\N for NULL."""
     if value is None:
         return "\\N"

@@ -181,13 +181,13 @@ def copy_cmd(
 
     job = _build_job(kw, {"key": key, "where": where}, workers=workers)
     try:
-        with _progress(not as_json) as progress:
+        with _Progress(not as_json) as progress:
             result = copy(
                 job,
-                mode=mode,
+                mode=mode,  # type: ignore[arg-type]
                 workers=workers,
                 batch_size=batch_size,
-                limit=limit,  # type: ignore[arg-type]
+                limit=limit,
                 schema=not no_schema,
                 rejects_file=rejects_file,
                 progress=progress,
@@ -204,7 +204,7 @@ def copy_cmd(
         sys.exit(2)
 
 
-class _progress:
+class _Progress:
     """A Rich progress bar per table (rows, rows/s, ETA) on stderr, fed by the library's callback."""
 
     def __init__(self, enabled: bool) -> None:

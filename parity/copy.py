@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from parity import bulk
 from parity.config import Mode, TableConfig
-from parity.endpoint import Endpoint, driver_message, execute_raw
+from parity.endpoint import driver_message, execute_raw
 from parity.errors import DataError, ParityError
 from parity.job import Job, select_columns
 from parity.log import logger
@@ -517,7 +517,7 @@ class _ChunkRunner:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, sa.exc.DBAPIError):
         return driver_message(exc)
-    orig = getattr(exc, "args", ())
+    orig: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     if len(orig) >= 2 and isinstance(orig[0], int):
         return f"{orig[1]} (error {orig[0]})"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
