@@ -122,9 +122,12 @@ def copy(
     state = State(job.target)
     state.ensure()
     rejects = _Rejects(rejects_file)
+    starts = _start_all(job, state, plans)
     try:
         for table_plan in plans:
-            result.tables.append(_copy_table(job, state, table_plan, workers, progress, rejects))
+            result.tables.append(
+                _copy_table(job, state, table_plan, starts[table_plan.target], workers, progress, rejects)
+            )
     finally:
         rejects.close()
     if schema and plan is not None:
@@ -184,8 +187,8 @@ def _plan_tables(
         target_columns = [spec.map.get(c, c) for c in columns]
         key = list(spec.key or source.key())
         table_mode = spec.mode or mode
-        if table_mode == "merge" and not key:
-            raise DataError(f"table '{name}' has no primary key: merge needs a key (-k COLUMN[,COLUMN])")
+        if table_mode == "merge":
+            _check_merge_key(job, name, target, [spec.map.get(k, k) for k in key])
         single = source.primary_key if len(source.primary_key) == 1 else ()
         chunk_key = single[0] if single and source.column(single[0]).type.kind in INTEGER_KINDS else None
         out.append(
@@ -205,6 +208,19 @@ def _plan_tables(
             )
         )
     return out
+
+
+def _check_merge_key(job: Job, source: str, target: str, key: list[str]) -> None:
+    if not key:
+        raise DataError(f"table '{source}' has no primary key: merge needs a key (-k COLUMN[,COLUMN])")
+    from parity.schema.reflect import reflect
+
+    table = reflect(job.target, [target])[0]
+    unique = [table.primary_key, *(u.columns for u in table.uniques), *(i.columns for i in table.indexes if i.unique)]
+    if not any(set(u) == set(key) for u in unique if u):
+        raise DataError(
+            f"merge into '{target}' needs a primary key or unique constraint on ({', '.join(key)}) in the target"
+        )
 
 
 def _task_id(job: Job, tp: _TablePlan) -> str:
@@ -257,14 +273,86 @@ def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
     return [Chunk(f"{b}:{b + width}", b, b + width) for b in bounds], int(total)
 
 
+_Start = tuple[list["Chunk"], dict[str, int], int] | ParityError
+
+
+def _start_all(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, _Start]:
+    """Resume running tasks; start the others in one transaction that also empties replace tables.
+
+    Emptying every replace table in one statement or transaction lets tables that reference each
+    other (cycles, self-references) be emptied together; a table outside the copy that references one
+    of them makes the emptying fail with a clear error instead of leaving orphans.
+    """
+    starts: dict[str, _Start] = {}
+    fresh: list[tuple[_TablePlan, str, list[Chunk], int]] = []
+    with job.target.begin() as conn:
+        for tp in plans:
+            task = _task_id(job, tp)
+            info = state.task(conn, task)
+            if info and info.get("status") == "running":
+                chunks = [Chunk(**c) for c in info["chunks"]]
+                starts[tp.target] = (chunks, state.done_chunks(conn, task), int(info["total"]))
+            else:
+                fresh.append((tp, task, [], 0))
+    for i, (tp, task, _, _) in enumerate(fresh):
+        chunks, total = _plan_chunks(job, tp)
+        fresh[i] = (tp, task, chunks, total)
+    if not fresh:
+        return starts
+    replace = [tp.target for tp, *_ in fresh if tp.mode == "replace"]
+    try:
+        with job.target.begin() as conn:
+            if replace:
+                _empty(job, conn, replace)
+            for tp, task, chunks, total in fresh:
+                state.start_task(
+                    conn, task, {"status": "running", "chunks": [asdict(c) for c in chunks], "total": total}
+                )
+                starts[tp.target] = (chunks, {}, total)
+    except sa.exc.DBAPIError as exc:
+        error = ParityError(f"emptying {', '.join(replace)} failed: {driver_message(exc)}")
+        starts.update({tp.target: error for tp, *_ in fresh})
+    return starts
+
+
+def _empty(job: Job, conn: Connection, tables: list[str]) -> None:
+    """Empty the tables (children first); the only delete parity does unasked-for is none: replace asks."""
+    target, dialect = job.target, job.target.dialect
+    qualified = [target.qualified(t) for t in tables]
+    if dialect.TRUNCATE_TOGETHER:
+        execute_raw(conn, f"TRUNCATE {', '.join(qualified)}")
+        return
+    outside = dialect.referencing_tables(conn, tables, target.schema)
+    if outside:
+        raise ParityError(
+            f"cannot empty {', '.join(tables)}: {', '.join(sorted(outside))} (not copied) references them"
+        )
+    if dialect.FK_CHECKS:
+        execute_raw(conn, dialect.FK_CHECKS[0])
+    try:
+        for table in reversed(qualified):
+            execute_raw(conn, f"DELETE FROM {table}")
+    finally:
+        if dialect.FK_CHECKS:
+            execute_raw(conn, dialect.FK_CHECKS[1])
+
+
 def _copy_table(
-    job: Job, state: State, tp: _TablePlan, workers: int, progress: Progress | None, rejects: _Rejects
+    job: Job,
+    state: State,
+    tp: _TablePlan,
+    start: _Start,
+    workers: int,
+    progress: Progress | None,
+    rejects: _Rejects,
 ) -> TableResult:
     started = time.perf_counter()
     result = TableResult(tp.source.name, tp.target)
     task = _task_id(job, tp)
     try:
-        chunks, done, total = _resume_or_start(job, state, task, tp)
+        if isinstance(start, ParityError):
+            raise start
+        chunks, done, total = start
         result.resumed_chunks = len(done)
         already = sum(done.values())
         counter = _Counter(tp.target, total, already, progress)
@@ -286,24 +374,6 @@ def _copy_table(
     result.seconds = round(time.perf_counter() - started, 3)
     logger.warning("copy %s -> %s: %s", tp.source.name, tp.target, result)
     return result
-
-
-def _resume_or_start(
-    job: Job, state: State, task: str, tp: _TablePlan
-) -> tuple[list[Chunk], dict[str, int], int]:
-    with job.target.begin() as conn:
-        info = state.task(conn, task)
-        if info and info.get("status") == "running":
-            chunks = [Chunk(**c) for c in info["chunks"]]
-            return chunks, state.done_chunks(conn, task), int(info["total"])
-    chunks, total = _plan_chunks(job, tp)
-    with job.target.begin() as conn:
-        if tp.mode == "replace":
-            conn.execute(sa.delete(sa.table(tp.target, schema=job.target.schema)))
-        state.start_task(
-            conn, task, {"status": "running", "chunks": [asdict(c) for c in chunks], "total": total}
-        )
-    return chunks, {}, total
 
 
 def _finish(job: Job, state: State, task: str, tp: _TablePlan) -> None:

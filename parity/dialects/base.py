@@ -131,8 +131,21 @@ class Dialect:
     SESSION_SETUP: ClassVar[tuple[str, ...]] = ()
     """Statements run on every new connection (time zone UTC, so timestamps travel unshifted)."""
 
+    TRUNCATE_TOGETHER: ClassVar[bool] = False
+    """Whether ``TRUNCATE a, b, c`` empties tables that reference each other in one statement."""
+
     SAVEPOINTS: ClassVar[bool] = True
     """Whether a failed batch can be rolled back alone, keeping the rest of the chunk's transaction."""
+
+    def referencing_tables(self, conn: Connection, tables: list[str], schema: str | None) -> set[str]:
+        """Tables outside ``tables`` whose FKs reference one of them."""
+        wanted = set(tables)
+        return {
+            name
+            for name in self.table_names(conn, schema)
+            if name not in wanted
+            and any(fk.get("referred_table") in wanted for fk in self.foreign_keys(conn, name, schema))
+        }
 
     def upsert(
         self, target: sa.TableClause, staging: sa.TableClause, columns: list[str], key: list[str]
@@ -140,7 +153,9 @@ class Dialect:
         """INSERT the staging rows into the target, updating rows whose key exists (ON CONFLICT form)."""
         from sqlalchemy.dialects.postgresql import insert
 
-        stmt = insert(target).from_select(columns, sa.select(*(staging.c[c] for c in columns)))
+        # WHERE true: SQLite cannot otherwise tell the upsert clause from a join condition
+        rows = sa.select(*(staging.c[c] for c in columns)).where(sa.true())
+        stmt = insert(target).from_select(columns, rows)
         rest = [c for c in columns if c not in key]
         if not rest:
             return stmt.on_conflict_do_nothing(index_elements=key)

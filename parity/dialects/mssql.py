@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from sqlalchemy.dialects import mssql
+from sqlalchemy.engine import Connection
 
 from parity.dialects.base import Dialect
-from parity.schema.types import Kind
+from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
 
 
 class SQLServer(Dialect):
@@ -27,6 +30,7 @@ class SQLServer(Dialect):
         Kind.UUID: "UNIQUEIDENTIFIER",
         Kind.JSON: "NVARCHAR(max)",
     }
+    STORED_AS: ClassVar[dict[Kind, CanonicalType]] = {Kind.JSON: CanonicalType(Kind.TEXT)}
     UNBOUNDED_DECIMAL = None
     MAX_VARCHAR = 4000
     MAX_CHAR = 4000
@@ -35,3 +39,11 @@ class SQLServer(Dialect):
 
     def boolean_literal(self, value: bool) -> str:
         return "1" if value else "0"
+
+    def canonical_type(
+        self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
+    ) -> CanonicalType | None:
+        t = column["type"]
+        if isinstance(t, mssql.DATETIMEOFFSET):  # SQLAlchemy reflects it with timezone=False
+            return CanonicalType(Kind.TIMESTAMPTZ)
+        return from_sqlalchemy(t)

@@ -81,6 +81,8 @@ class MySQL(Dialect):
             return CanonicalType(Kind.SMALLINT if isinstance(t, mysql.TINYINT) else Kind.INTEGER)
         if isinstance(t, mysql.YEAR):
             return CanonicalType(Kind.SMALLINT)
+        if type(t) is mysql.FLOAT:  # 4 bytes, like REAL elsewhere; SQLAlchemy's FLOAT has no precision here
+            return CanonicalType(Kind.FLOAT)
         return from_sqlalchemy(t)
 
     def _json_columns(self, conn: Connection, table: str, schema: str | None) -> set[str]:

@@ -33,6 +33,14 @@ class Oracle(Dialect):
         Kind.TIMESTAMPTZ: "TIMESTAMP(6) WITH TIME ZONE",
         Kind.UUID: "RAW(16)",
     }
+    STORED_AS: ClassVar[dict[Kind, CanonicalType]] = {
+        Kind.SMALLINT: CanonicalType(Kind.INTEGER),
+        Kind.INTEGER: CanonicalType(Kind.BIGINT),
+        Kind.BIGINT: CanonicalType(Kind.DECIMAL, precision=19, scale=0),
+        Kind.DATE: CanonicalType(Kind.TIMESTAMP),
+    }
+    """NUMBER(p) reads back as the smallest kind that holds every p-digit value; DATE carries a time."""
+
     UNBOUNDED_DECIMAL = "NUMBER"
     MAX_DECIMAL_SCALE = 127
     MAX_VARCHAR = 4000
@@ -54,6 +62,12 @@ class Oracle(Dialect):
             for limit, kind in ((4, Kind.SMALLINT), (9, Kind.INTEGER), (18, Kind.BIGINT)):
                 if t.precision <= limit:
                     return CanonicalType(kind)
+        if isinstance(t, oracle.NUMBER):  # SQLAlchemy's NUMBER is also an Integer: never let it read as one
+            if t.precision is None:
+                return CanonicalType(Kind.DECIMAL)
+            return CanonicalType(Kind.DECIMAL, precision=t.precision, scale=t.scale or 0)
+        if isinstance(t, oracle.BINARY_FLOAT):
+            return CanonicalType(Kind.FLOAT)
         if isinstance(t, oracle.DATE):
             return CanonicalType(Kind.TIMESTAMP)
         if isinstance(t, oracle.RAW) and t.length == 16:

@@ -16,6 +16,7 @@ class PostgreSQL(Dialect):
 
     TRANSACTIONAL_DDL = True
     WRITER = "copy"
+    TRUNCATE_TOGETHER = True
     NATIVE_KINDS = frozenset(k for k in Kind if k is not Kind.CHAR)
     SESSION_SETUP = ("SET TIME ZONE 'UTC'",)
 
