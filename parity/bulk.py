@@ -66,7 +66,8 @@ class ExecuteManyWriter(Writer):
     ) -> None:
         super().__init__(conn, table, columns, types)
         style = conn.dialect.paramstyle
-        marks = ", ".join("?" if style == "qmark" else "%s" for _ in self.columns)
+        mark = "%s" if style in ("format", "pyformat") else "?"
+        marks = ", ".join(mark for _ in self.columns)
         self.sql = f"INSERT INTO {table} ({self.column_list}) VALUES ({marks})"
         self.encoders = [self.ENCODERS.get(t.kind) for t in self.types]
 
@@ -79,6 +80,11 @@ class ExecuteManyWriter(Writer):
                 cursor.executemany(self.sql, rows)
         finally:
             cursor.close()
+
+
+def plain_decimal(value: Decimal) -> str:
+    """A decimal in positional notation (never 1E+27, which some databases read as a float)."""
+    return format(value, "f")
 
 
 def _encode(row: Row, encoders: Sequence[Callable[[Any], Any] | None]) -> Row:
@@ -94,7 +100,7 @@ class SQLiteWriter(ExecuteManyWriter):
 
     ENCODERS: dict[Kind, Callable[[Any], Any]] = {
         Kind.BOOLEAN: int,
-        Kind.DECIMAL: str,
+        Kind.DECIMAL: plain_decimal,
         Kind.DATE: date.isoformat,
         Kind.TIME: time.isoformat,
         Kind.TIMESTAMP: _iso,
@@ -107,7 +113,13 @@ class SQLiteWriter(ExecuteManyWriter):
 class DuckDBInsertWriter(ExecuteManyWriter):
     """Parameterised INSERT for DuckDB, which takes most Python values as they are."""
 
-    ENCODERS: dict[Kind, Callable[[Any], Any]] = {Kind.JSON: canonical_json, Kind.DECIMAL: str}
+    ENCODERS: dict[Kind, Callable[[Any], Any]] = {Kind.JSON: canonical_json, Kind.DECIMAL: plain_decimal}
+
+
+class PostgresInsertWriter(ExecuteManyWriter):
+    """Parameterised INSERT for PostgreSQL (finds the rows a COPY refused); JSON goes as text."""
+
+    ENCODERS: dict[Kind, Callable[[Any], Any]] = {Kind.JSON: canonical_json}
 
 
 class MySQLInsertWriter(ExecuteManyWriter):
@@ -115,6 +127,7 @@ class MySQLInsertWriter(ExecuteManyWriter):
 
     ENCODERS: dict[Kind, Callable[[Any], Any]] = {
         Kind.TIMESTAMPTZ: lambda v: v.astimezone(timezone.utc).replace(tzinfo=None),
+        Kind.DECIMAL: plain_decimal,
         Kind.UUID: str,
         Kind.JSON: canonical_json,
     }
@@ -159,8 +172,10 @@ def _mysql_field(value: Any) -> str:
         return "0"
     if isinstance(value, str):
         return value.translate(_ESCAPES)
-    if isinstance(value, (int, Decimal)):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, Decimal):
+        return plain_decimal(value)
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, datetime):
@@ -292,7 +307,7 @@ class DuckDBArrowWriter(Writer):
         elif ctype.kind is Kind.JSON:
             values = [None if v is None else canonical_json(v) for v in values]
         elif ctype.kind is Kind.DECIMAL:
-            values = [None if v is None else str(v) for v in values]
+            values = [None if v is None else plain_decimal(v) for v in values]
         return self.pa.array(values, type=self.schema.field(index).type)
 
 
@@ -320,5 +335,6 @@ WRITERS: dict[str, type[Writer]] = {
     "sqlite": SQLiteWriter,
     "mysql_insert": MySQLInsertWriter,
     "duckdb_insert": DuckDBInsertWriter,
+    "postgresql_insert": PostgresInsertWriter,
     "executemany": ExecuteManyWriter,
 }

@@ -132,7 +132,7 @@ _json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**31), 2**31), _
 
 
 def _decimal(precision: int, scale: int) -> st.SearchStrategy[Decimal]:
-    bound = Decimal(10) ** (precision - scale) - Decimal(1) / (Decimal(10) ** scale)
+    bound = Decimal("9" * (precision - scale) + "." + "9" * scale)
     return st.decimals(min_value=-bound, max_value=bound, places=scale, allow_nan=False, allow_infinity=False)
 
 

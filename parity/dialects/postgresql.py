@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from parity.dialects.base import Dialect
 from parity.schema.types import Kind
@@ -16,6 +19,7 @@ class PostgreSQL(Dialect):
 
     TRANSACTIONAL_DDL = True
     WRITER = "copy"
+    ROW_WRITER = "postgresql_insert"
     TRUNCATE_TOGETHER = True
     NATIVE_KINDS = frozenset(k for k in Kind if k is not Kind.CHAR)
     SESSION_SETUP = ("SET TIME ZONE 'UTC'",)
@@ -37,3 +41,25 @@ class PostgreSQL(Dialect):
         while self._CAST.search(text):
             text = self._CAST.sub("", text).strip()
         return text
+
+    # ---- diff ----------------------------------------------------------------------------------------
+
+    JSON_FORM = "jsonb"
+    DATE_FORMAT = "YYYY-MM-DD"
+    TIME_FORMAT = "HH24:MI:SS.US"
+    TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.US"
+
+    def text_decimal(self, x: Any, declared: int | None, scale: int | None) -> sa.ColumnElement[Any]:
+        if scale is None and declared is None:
+            return self.text(sa.func.trim_scale(x))
+        return super().text_decimal(x, declared, scale)
+
+    def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.encode(x, sa.literal("hex"))
+
+    def text_json(self, x: Any) -> sa.ColumnElement[Any]:
+        return self.text(sa.cast(x, postgresql.JSONB()))
+
+    def hash60(self, text: Any) -> sa.ColumnElement[Any]:
+        hex15 = sa.func.substr(sa.func.md5(text), 1, 15)
+        return sa.cast(sa.cast(sa.literal("x").concat(hex15), postgresql.BIT(60)), sa.BigInteger())

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import decimal
+import hashlib
+import math
 import re
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -10,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from parity.dialects.base import Dialect
 from parity.schema.types import CanonicalType, Kind
+from parity.values import canonical_json, decode_value
 
 
 class SQLite(Dialect):
@@ -48,6 +55,17 @@ class SQLite(Dialect):
 
     _DECLARED = re.compile(r"^\s*([A-Z_ ]+?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
 
+    EXACT_NUMERIC_DIGITS = 15
+    """SQLite's NUMERIC affinity keeps 15 significant digits; wider decimals are declared with TEXT
+    affinity (``DECIMAL_TEXT(p,s)``) so that their values stay exact."""
+
+    def _decimal(self, ctype: CanonicalType) -> tuple[str, str | None]:
+        if ctype.precision is None:
+            return "DECIMAL_TEXT", None
+        if ctype.precision > self.EXACT_NUMERIC_DIGITS:
+            return f"DECIMAL_TEXT({ctype.precision},{ctype.scale or 0})", None
+        return super()._decimal(ctype)
+
     def boolean_literal(self, value: bool) -> str:
         return "1" if value else "0"
 
@@ -85,6 +103,59 @@ class SQLite(Dialect):
     def table_names(self, conn: Connection, schema: str | None) -> list[str]:
         return [n for n in sa.inspect(conn).get_table_names(schema=schema) if not n.startswith("sqlite_")]
 
+    # ---- diff ----------------------------------------------------------------------------------------
+    # SQLite has no md5, and keeps decimals, times and UUIDs as whatever was inserted (text or numbers),
+    # so diff registers deterministic Python functions (DIFF_FUNCTIONS, below) on each connection and
+    # renders those kinds through them.
+
+    def prepare_connection(self, conn: Connection) -> None:
+        record = conn.connection
+        if not record.info.get("parity_diff_functions"):
+            register_diff_functions(record.driver_connection)
+            record.info["parity_diff_functions"] = True
+
+    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.length(x)
+
+    def text_decimal(self, x: Any, declared: int | None, scale: int | None) -> sa.ColumnElement[Any]:
+        return sa.func.parity_decimal(x, -1 if scale is None else scale)
+
+    def text_float(self, x: Any, digits: int) -> sa.ColumnElement[Any]:
+        return sa.func.parity_float(x, digits)
+
+    def text_date(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.date(x)
+
+    def text_time(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.parity_time(x)
+
+    def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        return sa.func.parity_timestamp(x, int(with_zone))
+
+    def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        return sa.func.parity_epoch(x, int(with_zone))
+
+    def text_uuid(self, x: Any, native_string: bool) -> sa.ColumnElement[Any]:
+        return sa.func.parity_uuid(x)
+
+    def text_json(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.parity_json(x)
+
+    def hash60(self, text: Any) -> sa.ColumnElement[Any]:
+        return sa.func.parity_hash60(text)
+
+    def hash_sum(self, h: Any) -> sa.ColumnElement[Any]:
+        return sa.func.parity_sum(h)
+
+    def partition_value(self, x: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        # stored text varies ('T' or ' ', with or without fractions): compare canonical text
+        return self.text_date(x) if kind is Kind.DATE else self.text_timestamp(x, kind is Kind.TIMESTAMPTZ)
+
+    def partition_bound(self, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        if kind is Kind.DATE:
+            return sa.literal(value.isoformat())
+        return sa.literal(value.replace(tzinfo=None).isoformat(" ", "microseconds"))
+
 
 _SIMPLE = {
     "BOOLEAN": Kind.BOOLEAN,
@@ -121,7 +192,7 @@ def declared_type(declared: str) -> CanonicalType:
     second = int(match.group(3)) if match and match.group(3) else None
     if name in _SIMPLE:
         return CanonicalType(_SIMPLE[name])
-    if name in ("DECIMAL", "NUMERIC", "NUMBER"):
+    if name in ("DECIMAL", "NUMERIC", "NUMBER", "DECIMAL_TEXT"):
         if first is None:
             return CanonicalType(Kind.DECIMAL)
         return CanonicalType(Kind.DECIMAL, precision=first, scale=second or 0)
@@ -136,3 +207,110 @@ def declared_type(declared: str) -> CanonicalType:
     if name == "" or "BLOB" in name:
         return CanonicalType(Kind.TEXT) if name == "" else CanonicalType(Kind.BINARY)
     return CanonicalType(Kind.DECIMAL)
+
+
+# ---- diff: the functions SQLite lacks, registered per connection --------------------------------------
+
+
+def _md5(text: str | bytes | None) -> str | None:
+    if text is None:
+        return None
+    return hashlib.md5(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
+
+
+def _hash60(text: str | bytes | None) -> int | None:
+    digest = _md5(text)
+    return None if digest is None else int(digest[:15], 16)
+
+
+class _ExactSum:
+    """sum() of 60-bit hashes without SQLite's 64-bit overflow error; the total comes back as text."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def step(self, value: Any) -> None:
+        if value is not None:
+            self.total += int(value)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+_WIDE = decimal.Context(prec=2000)
+
+
+def _decimal(x: Any, scale: int) -> str | None:
+    """Like the other databases' decimal text; a value with more decimals than ``scale`` stays as it is."""
+    if x is None:
+        return None
+    try:
+        d = decimal.Decimal(repr(x)) if isinstance(x, float) else decimal.Decimal(str(x).strip())
+    except decimal.InvalidOperation:
+        return str(x)
+    d = abs(d) if d == 0 else d
+    if scale < 0:
+        text = format(d, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    exact = d.quantize(decimal.Decimal(1).scaleb(-scale), context=_WIDE)
+    return format(exact if exact == d else d, "f")
+
+
+def _float(x: Any, digits: int) -> str | None:
+    """The same arithmetic as Dialect.text_float, in Python."""
+    if x is None:
+        return None
+    d = float(x)
+    if d == 0:
+        return "0"
+    if not math.isfinite(d):
+        return repr(d)
+    exponent = math.floor(math.log10(abs(d)))
+    return f"{round(d / math.pow(10.0, exponent - (digits - 1)))}e{exponent}"
+
+
+def _guarded(kind: Kind, render: Callable[[Any], str]) -> Callable[[Any], str | None]:
+    def function(x: Any) -> str | None:
+        if x is None:
+            return None
+        try:
+            return render(decode_value(kind, x))
+        except (ValueError, TypeError):
+            return str(x)  # differs from any canonical text: the row is compared in Python
+
+    return function
+
+
+def _timestamp(x: Any, with_zone: int) -> str | None:
+    kind = Kind.TIMESTAMPTZ if with_zone else Kind.TIMESTAMP
+    return _guarded(kind, lambda v: v.replace(tzinfo=None).isoformat(" ", "microseconds"))(x)
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _epoch(x: Any, with_zone: int) -> float | None:
+    if x is None:
+        return None
+    kind = Kind.TIMESTAMPTZ if with_zone else Kind.TIMESTAMP
+    return (decode_value(kind, x).replace(tzinfo=None) - _EPOCH).total_seconds()
+
+
+DIFF_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "md5": (1, _md5),
+    "parity_hash60": (1, _hash60),
+    "parity_decimal": (2, _decimal),
+    "parity_float": (2, _float),
+    "parity_time": (1, _guarded(Kind.TIME, lambda v: v.isoformat("microseconds"))),
+    "parity_timestamp": (2, _timestamp),
+    "parity_epoch": (2, _epoch),
+    "parity_uuid": (1, _guarded(Kind.UUID, str)),
+    "parity_json": (1, _guarded(Kind.JSON, canonical_json)),
+}
+"""name -> (number of arguments, function); all deterministic, so SQLite may use them anywhere."""
+
+
+def register_diff_functions(connection: sqlite3.Connection) -> None:
+    for name, (arity, function) in DIFF_FUNCTIONS.items():
+        connection.create_function(name, arity, function, deterministic=True)
+    connection.create_aggregate("parity_sum", 1, _ExactSum)  # type: ignore[arg-type]
