@@ -98,10 +98,30 @@ def cli(debug: str | None, log_file: str | None) -> None:
 )
 @click.option("--target", "target_url", help="Migrate into this database instead of a new SQLite file.")
 def demo(directory: str, target_url: str | None) -> None:
-    """Build a sample SQLite database and migrate it into a new target."""
-    from parity.demo import run_demo
+    """Build a sample SQLite database, then migrate its schema and data into a new target."""
+    from parity import demo as sample
+    from parity import job as jobs
+    from parity.copy import copy
+    from parity.schema.apply import schema_plan
 
-    run_demo(directory, target_url, out)
+    source, target, counts = sample.prepare(directory, target_url)
+    out.print(f"[bold]1. sample source[/] {source}: {len(counts)} tables, {sum(counts.values()):,} rows")
+    job = jobs.build(f"sqlite:///{source}", target)
+    try:
+        out.print(f"[bold]2. schema[/] {job.source} -> {job.target}")
+        plan = schema_plan(job)
+        for warning in plan.warnings:
+            out.print(f"   [yellow]warning:[/] {warning}")
+        render_plan_summary(plan)
+        out.print(f"   load order: {', '.join(plan.order)}")
+        out.print("[bold]3. data[/]")
+        with _Progress(True) as progress:
+            result = copy(job, mode="replace", progress=progress)
+        render_copy_summary(result)
+    finally:
+        job.close()
+    if not result.ok:
+        sys.exit(2)
 
 
 @cli.group()

@@ -188,29 +188,19 @@ def _rows(rng: random.Random, scale: int) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def run_demo(directory: str, target_url: str | None, console: Any) -> None:
-    """Build the demo source, then migrate its schema into the target and print what happened."""
-    from parity import job as jobs
-    from parity.cli import render_plan_summary
-    from parity.schema.apply import schema_apply
+def prepare(directory: str, target_url: str | None) -> tuple[Path, str, dict[str, int]]:
+    """Write the demo source in ``directory``; return its path, the target URL and the row counts.
 
+    Without a target URL the target is a new SQLite file beside the source (a previous demo's
+    files in that folder are replaced; they are parity's own).
+    """
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / "source.sqlite"
     counts = build_source(source)
-    console.print(f"[bold]1. sample source[/] {source}: {len(counts)} tables, {sum(counts.values())} rows")
     if target_url is None:
         target = folder / "target.sqlite"
         if target.exists():
             target.unlink()
         target_url = f"sqlite:///{target}"
-    job = jobs.build(f"sqlite:///{source}", target_url)
-    try:
-        console.print(f"[bold]2. schema[/] {job.source} -> {job.target}")
-        plan = schema_apply(job)
-        for warning in plan.warnings:
-            console.print(f"   [yellow]warning:[/] {warning}")
-        render_plan_summary(plan)
-        console.print(f"   load order: {', '.join(plan.order)}")
-    finally:
-        job.close()
+    return source, target_url, counts
