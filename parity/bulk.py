@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from sqlalchemy.engine import Connection
@@ -33,6 +33,9 @@ Row = tuple[Any, ...]
 
 class Writer:
     """Writes batches into one table through one connection, inside the caller's transaction."""
+
+    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {}
+    """Per kind, how a canonical value is turned into what this writer's driver accepts."""
 
     def __init__(
         self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
@@ -59,7 +62,7 @@ def _raw(conn: Connection) -> Any:
 class ExecuteManyWriter(Writer):
     """The portable path: parameterised INSERT with executemany."""
 
-    ENCODERS: dict[Kind, Callable[[Any], Any]] = {}
+    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {}
 
     def __init__(
         self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
@@ -98,7 +101,7 @@ def _iso(v: datetime) -> str:
 class SQLiteWriter(ExecuteManyWriter):
     """SQLite keeps decimals exact as text, timestamps as ISO text, UUID and JSON as text."""
 
-    ENCODERS: dict[Kind, Callable[[Any], Any]] = {
+    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
         Kind.BOOLEAN: int,
         Kind.DECIMAL: plain_decimal,
         Kind.DATE: date.isoformat,
@@ -113,19 +116,22 @@ class SQLiteWriter(ExecuteManyWriter):
 class DuckDBInsertWriter(ExecuteManyWriter):
     """Parameterised INSERT for DuckDB, which takes most Python values as they are."""
 
-    ENCODERS: dict[Kind, Callable[[Any], Any]] = {Kind.JSON: canonical_json, Kind.DECIMAL: plain_decimal}
+    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
+        Kind.JSON: canonical_json,
+        Kind.DECIMAL: plain_decimal,
+    }
 
 
 class PostgresInsertWriter(ExecuteManyWriter):
     """Parameterised INSERT for PostgreSQL (finds the rows a COPY refused); JSON goes as text."""
 
-    ENCODERS: dict[Kind, Callable[[Any], Any]] = {Kind.JSON: canonical_json}
+    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {Kind.JSON: canonical_json}
 
 
 class MySQLInsertWriter(ExecuteManyWriter):
     """INSERT for MySQL/MariaDB (strict mode rejects bad values; used to isolate rejected rows)."""
 
-    ENCODERS: dict[Kind, Callable[[Any], Any]] = {
+    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
         Kind.TIMESTAMPTZ: lambda v: v.astimezone(timezone.utc).replace(tzinfo=None),
         Kind.DECIMAL: plain_decimal,
         Kind.UUID: str,

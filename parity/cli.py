@@ -183,6 +183,10 @@ def schema_apply_cmd(**kw: Any) -> None:
     show_default=True,
     help="Rows the target refused, with the reason (JSON lines; written only if there are any).",
 )
+@click.option(
+    "--remap-ids", is_flag=True, help="Let the target assign new IDs; rewrite child FKs through the map."
+)
+@click.option("--export-id-map", type=click.Path(dir_okay=False), help="Write the old -> new ID map as JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def copy_cmd(
     mode: str | None,
@@ -193,6 +197,8 @@ def copy_cmd(
     where: str | None,
     no_schema: bool,
     rejects_file: str | None,
+    remap_ids: bool,
+    export_id_map: str | None,
     as_json: bool,
     **kw: Any,
 ) -> None:
@@ -211,6 +217,8 @@ def copy_cmd(
                 schema=not no_schema,
                 rejects_file=rejects_file,
                 progress=progress,
+                remap_ids=remap_ids,
+                export_id_map=export_id_map,
             )
     finally:
         job.close()

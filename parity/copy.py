@@ -29,6 +29,7 @@ from parity.endpoint import driver_message, execute_raw
 from parity.errors import DataError, ParityError
 from parity.job import Job, select_columns
 from parity.log import logger
+from parity.remap import IdMaps, RemapSpec, RemapWriter
 from parity.schema.apply import existing_targets
 from parity.schema.model import Table
 from parity.schema.plan import SchemaPlan, plan_schema
@@ -97,6 +98,7 @@ class _TablePlan:
     batch_size: int
     where: str | None
     limit: int | None
+    remap: RemapSpec = field(default_factory=RemapSpec)
 
 
 def copy(
@@ -109,6 +111,8 @@ def copy(
     schema: bool = True,
     rejects_file: str | None = None,
     progress: Progress | None = None,
+    remap_ids: bool = False,
+    export_id_map: str | None = None,
 ) -> CopyResult:
     """Copy the job's tables from source to target. Returns per-table counts; never raises for one
     table's failure (it is reported in the result), but raises ParityError for bad input."""
@@ -119,19 +123,25 @@ def copy(
     plan = _prepare_schema(job, schema)
     result.schema = plan
     plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
+    _plan_remaps(plans, remap_ids)
     state = State(job.target)
     state.ensure()
+    maps = IdMaps(state)
     rejects = _Rejects(rejects_file)
     starts = _start_all(job, state, plans)
     try:
         for table_plan in plans:
             result.tables.append(
-                _copy_table(job, state, table_plan, starts[table_plan.target], workers, progress, rejects)
+                _copy_table(
+                    job, state, table_plan, starts[table_plan.target], workers, progress, rejects, maps
+                )
             )
     finally:
         rejects.close()
     if schema and plan is not None:
         _add_deferred_foreign_keys(job, plan)
+    if export_id_map:
+        maps.export(export_id_map, [tp.target for tp in plans if tp.remap.identity], job.target)
     return result
 
 
@@ -210,13 +220,61 @@ def _plan_tables(
     return out
 
 
+def _plan_remaps(plans: list[_TablePlan], remap_all: bool) -> None:
+    """Fill each table's RemapSpec: its own identity (remap_ids), natural key, and remapped parents."""
+    remapped: set[str] = set()
+    by_source = {tp.source.name: tp for tp in plans}
+    for tp in plans:
+        identity = None
+        if remap_all or tp.spec.remap_ids:
+            if tp.mode == "merge":
+                raise DataError(f"table '{tp.source.name}': remap_ids and merge do not go together")
+            ids = [c for c in tp.source.columns if c.identity and c.name in tp.columns]
+            if len(tp.source.primary_key) != 1 or not ids or ids[0].name != tp.source.primary_key[0]:
+                raise DataError(
+                    f"table '{tp.source.name}': remap_ids needs a single auto-increment primary key"
+                )
+            identity = tp.spec.map.get(ids[0].name, ids[0].name)
+        references = {}
+        for fk in tp.source.foreign_keys:
+            parent = by_source.get(fk.ref_table)
+            if (
+                parent is None
+                or parent.target not in remapped
+                or len(fk.columns) != 1
+                or fk.columns[0] not in tp.columns
+            ):
+                continue
+            references[tp.spec.map.get(fk.columns[0], fk.columns[0])] = parent.target
+        natural = tuple(tp.spec.map.get(c, c) for c in tp.spec.natural_key or ())
+        tp.remap = RemapSpec(identity, natural, references)
+        if identity:
+            remapped.add(tp.target)
+    for tp in plans:
+        for fk in tp.source.foreign_keys:
+            parent = by_source.get(fk.ref_table)
+            if (
+                parent
+                and parent.target in remapped
+                and tp.spec.map.get(fk.columns[0], fk.columns[0]) not in tp.remap.references
+            ):
+                raise DataError(
+                    f"table '{tp.source.name}': its foreign key to '{fk.ref_table}' cannot be rewritten through "
+                    "new IDs (a cycle or a composite key); copy it without remap_ids"
+                )
+
+
 def _check_merge_key(job: Job, source: str, target: str, key: list[str]) -> None:
     if not key:
         raise DataError(f"table '{source}' has no primary key: merge needs a key (-k COLUMN[,COLUMN])")
     from parity.schema.reflect import reflect
 
     table = reflect(job.target, [target])[0]
-    unique = [table.primary_key, *(u.columns for u in table.uniques), *(i.columns for i in table.indexes if i.unique)]
+    unique = [
+        table.primary_key,
+        *(u.columns for u in table.uniques),
+        *(i.columns for i in table.indexes if i.unique),
+    ]
     if not any(set(u) == set(key) for u in unique if u):
         raise DataError(
             f"merge into '{target}' needs a primary key or unique constraint on ({', '.join(key)}) in the target"
@@ -259,7 +317,7 @@ def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
             ).scalar_one()
             total = min(total, tp.limit) if tp.limit is not None else total
             return [Chunk("all")], int(total)
-        key = sa.column(tp.chunk_key)
+        key: sa.ColumnClause[Any] = sa.column(tp.chunk_key)
         lo, hi, total = conn.execute(
             _filtered(
                 tp, table, sa.select(sa.func.min(key), sa.func.max(key), sa.func.count()).select_from(table)
@@ -345,6 +403,7 @@ def _copy_table(
     workers: int,
     progress: Progress | None,
     rejects: _Rejects,
+    maps: IdMaps,
 ) -> TableResult:
     started = time.perf_counter()
     result = TableResult(tp.source.name, tp.target)
@@ -357,15 +416,16 @@ def _copy_table(
         already = sum(done.values())
         counter = _Counter(tp.target, total, already, progress)
         todo = [c for c in chunks if c.name not in done]
-        runner = _ChunkRunner(job, state, task, tp, counter, rejects)
+        runner = _ChunkRunner(job, state, task, tp, counter, rejects, maps)
         with ThreadPoolExecutor(
             max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
         ) as pool:
-            for read, written, rejected in pool.map(runner.run, todo):
+            for read, written, rejected, skipped in pool.map(runner.run, todo):
+                result.skipped += skipped
                 result.rows_read += read
                 result.rows_written += written
                 result.rejected += rejected
-        result.skipped = already
+        result.skipped += already
         _finish(job, state, task, tp)
     except ParityError as exc:
         result.status, result.error = "failed", str(exc)
@@ -436,15 +496,22 @@ class _ChunkRunner:
     """Copies one chunk: a reader thread streams batches into a bounded queue; this thread writes."""
 
     def __init__(
-        self, job: Job, state: State, task: str, tp: _TablePlan, counter: _Counter, rejects: _Rejects
+        self,
+        job: Job,
+        state: State,
+        task: str,
+        tp: _TablePlan,
+        counter: _Counter,
+        rejects: _Rejects,
+        maps: IdMaps,
     ) -> None:
         self.job, self.state, self.task, self.tp = job, state, task, tp
-        self.counter, self.rejects = counter, rejects
+        self.counter, self.rejects, self.maps = counter, rejects, maps
         source_dialect = job.source.dialect
         self.decoders = [None if t.kind in source_dialect.NATIVE_KINDS else t.kind for t in tp.types]
         self.target_dialect = job.target.dialect
 
-    def run(self, chunk: Chunk) -> tuple[int, int, int]:
+    def run(self, chunk: Chunk) -> tuple[int, int, int, int]:
         batches: queue.Queue[Any] = queue.Queue(maxsize=2)
         stop = threading.Event()
         reader = threading.Thread(
@@ -496,7 +563,10 @@ class _ChunkRunner:
             for r in rows
         ]
 
-    def _write(self, chunk: Chunk, batches: Iterator[list[tuple[Any, ...]]]) -> tuple[int, int, int]:
+    def _write(self, chunk: Chunk, batches: Iterator[list[tuple[Any, ...]]]) -> tuple[int, int, int, int]:
+        """Returns rows read, written, rejected and skipped (already in the target)."""
+        if self.tp.remap.active:
+            return self._write_remapped(chunk, batches)
         tp, target = self.tp, self.job.target
         read = written = rejected = 0
         with target.connect() as conn, conn.begin():
@@ -514,7 +584,33 @@ class _ChunkRunner:
             if tp.mode == "merge":
                 self._merge(conn, destination)
             self.state.mark_chunk(conn, self.task, chunk.name, read)
-        return read, written, rejected
+        return read, written, rejected, 0
+
+    def _write_remapped(
+        self, chunk: Chunk, batches: Iterator[list[tuple[Any, ...]]]
+    ) -> tuple[int, int, int, int]:
+        tp, target = self.tp, self.job.target
+        read = written = skipped = 0
+        refused: list[int] = []
+
+        def reject(row: tuple[Any, ...], reason: str) -> None:
+            refused.append(1)
+            self.rejects.add(tp.target, tp.target_columns, row, reason)
+
+        with target.connect() as conn:
+            with conn.begin():
+                writer = RemapWriter(
+                    conn, target, tp.target, tp.target_columns, tp.types, tp.remap, self.maps
+                )
+                for rows in batches:
+                    read += len(rows)
+                    ok, known = writer.write(rows, reject)
+                    written += ok
+                    skipped += known
+                    self.counter.add(len(rows))
+                self.state.mark_chunk(conn, self.task, chunk.name, read)
+            self.maps.remember(tp.target, writer.new_pairs)
+        return read, written, len(refused), skipped
 
     def _destination(self, conn: Connection) -> str:
         """Where the batches go: the target table, or for merge a staging table to upsert from."""

@@ -365,3 +365,58 @@ def test_uuid_values_are_uuid_objects() -> None:
     value = uuid.uuid4()
     assert decode_value(Kind.UUID, str(value)) == value
     assert decode_value(Kind.UUID, value.bytes) == value
+
+
+# ---- migrating into a live database: new IDs, natural keys, the ID map ---------------------------
+
+
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "sqlite"])
+def test_remap_ids_with_natural_keys(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    source = make_db("sqlite")
+    source.sql(
+        "CREATE TABLE repositories (id INTEGER PRIMARY KEY, slug VARCHAR(40) NOT NULL UNIQUE, name TEXT)",
+        "CREATE TABLE commits (id INTEGER PRIMARY KEY, repository_id INTEGER NOT NULL REFERENCES repositories(id),"
+        " hash VARCHAR(40) NOT NULL, UNIQUE (hash, repository_id))",
+        "INSERT INTO repositories VALUES (1, 'alpha', 'A'), (2, 'beta', 'B'), (3, 'gamma', 'C')",
+        "INSERT INTO commits VALUES (10, 1, 'a1'), (11, 1, 'a2'), (12, 3, 'c1'), (13, 2, 'b1')",
+    )
+    target = make_db(target_name)
+    # the target is live: it has its own rows and its own IDs already
+    copy_ok(job_for(source, target), limit=0)
+    target.sql(
+        *(f"INSERT INTO repositories (id, slug, name) VALUES ({i}, 'other{i}', 'x')" for i in range(1, 101))
+    )
+    target.sql("UPDATE repositories SET slug = 'gamma' WHERE id = 50")
+    if target_name == "postgresql":
+        target.sql("SELECT setval(pg_get_serial_sequence('repositories', 'id'), 100)")
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(
+        "source: {url: '%s'}\ntarget: {url: '%s'%s}\n"
+        "tables:\n"
+        "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
+        "  - {name: commits, remap_ids: true, natural_key: [hash, repository_id]}\n"
+        % (source.url, target.url, f", schema: {target.schema}" if target.schema else "")
+    )
+    id_map = tmp_path / "ids.json"
+    result = copy_ok(build(config_file=str(job_file)), export_id_map=str(id_map))
+    written = {t.table: (t.rows_written, t.skipped) for t in result.tables}
+    assert written == {"repositories": (2, 1), "commits": (4, 0)}
+
+    mapping = json.loads(id_map.read_text())
+    repos = mapping["repositories"]
+    assert repos["3"] == 50
+    assert {repos["1"], repos["2"]} == {101, 102}
+    rows = target.query(
+        "SELECT c.hash, r.slug FROM commits c JOIN repositories r ON r.id = c.repository_id ORDER BY c.hash"
+    )
+    assert [tuple(r) for r in rows] == [("a1", "alpha"), ("a2", "alpha"), ("b1", "beta"), ("c1", "gamma")]
+    assert set(mapping["commits"]) == {"10", "11", "12", "13"}
+
+    again = copy_ok(build(config_file=str(job_file)))
+    assert {t.table: (t.rows_written, t.skipped) for t in again.tables} == {
+        "repositories": (0, 3),
+        "commits": (0, 4),
+    }
+    assert target.query("SELECT COUNT(*) FROM commits")[0][0] == 4

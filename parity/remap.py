@@ -1,0 +1,190 @@
+"""Copies into a live database: new IDs assigned by the target, and rows matched by natural keys.
+
+With ``remap_ids`` the target assigns the identity column; parity records old -> new in
+``_parity_id_map`` (in the same transaction as the row) and rewrites child tables' FK columns through
+it. With ``natural_key`` a row whose natural key already exists in the target is skipped and, when IDs
+are remapped, mapped to the existing row's ID. Both make a re-run idempotent: a row already mapped or
+already present is not written twice.
+
+Rows go one at a time (INSERT ... RETURNING, or the driver's lastrowid), each under a savepoint so
+that a refused row is rejected alone: this path serves correctness on live targets, not bulk speed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from parity import bulk
+from parity.endpoint import Endpoint
+from parity.schema.types import CanonicalType
+from parity.state import State
+
+Reject = Callable[[tuple[Any, ...], str], None]
+
+
+@dataclass(frozen=True)
+class RemapSpec:
+    """How one table's rows are matched and rewritten (target column names)."""
+
+    identity: str | None = None
+    """The column the target assigns (remap_ids), or None."""
+
+    natural_key: tuple[str, ...] = ()
+    references: dict[str, str] = field(default_factory=dict)
+    """FK column -> parent target table whose ID map rewrites it."""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.identity or self.natural_key or self.references)
+
+
+class IdMaps:
+    """old -> new IDs per target table, read from ``_parity_id_map`` once and kept in memory."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.maps: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def of(self, conn: Connection, table: str) -> dict[str, Any]:
+        with self.lock:
+            if table not in self.maps:
+                m = self.state.id_map
+                rows = conn.execute(sa.select(m.c.old_id, m.c.new_id).where(m.c.table_name == table)).all()
+                self.maps[table] = {r[0]: _number(r[1]) for r in rows}
+            return self.maps[table]
+
+    def record(self, conn: Connection, table: str, old: Any, new: Any) -> None:
+        conn.execute(sa.insert(self.state.id_map).values(table_name=table, old_id=str(old), new_id=str(new)))
+
+    def remember(self, table: str, pairs: dict[str, Any]) -> None:
+        """Make committed pairs visible to other chunks (call after the transaction commits)."""
+        with self.lock:
+            self.maps.setdefault(table, {}).update(pairs)
+
+    def export(self, path: str, tables: Sequence[str], endpoint: Endpoint) -> None:
+        """Write ``{"table": {"old": new, ...}, ...}`` for the given tables."""
+        with endpoint.connect() as conn:
+            data = {
+                t: dict(sorted(self.of(conn, t).items(), key=lambda kv: _sort_key(kv[0]))) for t in tables
+            }
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, default=str)
+            handle.write("\n")
+
+
+def _number(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _sort_key(text: str) -> tuple[int, Any]:
+    value = _number(text)
+    return (0, value) if isinstance(value, int) else (1, value)
+
+
+class RemapWriter:
+    """Writes rows one by one, assigning new IDs, skipping known rows and rewriting references."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        table: str,
+        columns: Sequence[str],
+        types: Sequence[CanonicalType],
+        spec: RemapSpec,
+        maps: IdMaps,
+    ) -> None:
+        self.conn, self.endpoint, self.table, self.spec, self.maps = conn, endpoint, table, spec, maps
+        self.columns = list(columns)
+        encoders = bulk.WRITERS[endpoint.dialect.ROW_WRITER].ENCODERS
+        self.encoders = [encoders.get(t.kind) for t in types]
+        self.sa_table = sa.table(table, *(sa.column(c) for c in self.columns), schema=endpoint.schema)
+        self.position = {c: i for i, c in enumerate(self.columns)}
+        self.own = maps.of(conn, table) if spec.identity else {}
+        self.parents = {col: maps.of(conn, parent) for col, parent in spec.references.items()}
+        self.new_pairs: dict[str, Any] = {}
+        self.returning = bool(conn.dialect.insert_returning)
+
+    def write(self, rows: Sequence[tuple[Any, ...]], reject: Reject) -> tuple[int, int]:
+        """Returns (written, skipped); refused rows go to ``reject``."""
+        written = skipped = 0
+        for row in rows:
+            outcome = self._one(row, reject)
+            written += outcome == "written"
+            skipped += outcome == "skipped"
+        return written, skipped
+
+    def _one(self, row: tuple[Any, ...], reject: Reject) -> str:
+        values = dict(zip(self.columns, row, strict=True))
+        for column, parent_map in self.parents.items():
+            old = values.get(column)
+            if old is None:
+                continue
+            if str(old) not in parent_map:
+                reject(
+                    row, f"{column}={old}: no row with that ID was copied into {self.spec.references[column]}"
+                )
+                return "rejected"
+            values[column] = parent_map[str(old)]
+        identity = self.spec.identity
+        old_id = values.get(identity) if identity else None
+        if identity and str(old_id) in self.own:
+            return "skipped"
+        existing = self._find_natural(values)
+        if existing is not None:
+            if identity:
+                self._map(old_id, existing)
+            return "skipped"
+        savepoint = self.conn.begin_nested()
+        try:
+            new_id = self._insert(values)
+            if identity:
+                self._map(old_id, new_id)
+            savepoint.commit()
+        except sa.exc.DBAPIError as exc:
+            savepoint.rollback()
+            from parity.endpoint import driver_message
+
+            reject(row, driver_message(exc))
+            return "rejected"
+        return "written"
+
+    def _map(self, old: Any, new: Any) -> None:
+        self.maps.record(self.conn, self.table, old, new)
+        self.own[str(old)] = new
+        self.new_pairs[str(old)] = new
+
+    def _encode(self, column: str, value: Any) -> Any:
+        encoder = self.encoders[self.position[column]]
+        return value if value is None or encoder is None else encoder(value)
+
+    def _find_natural(self, values: dict[str, Any]) -> Any | None:
+        """The existing row's ID (or True without remap) when its natural key is already present."""
+        if not self.spec.natural_key:
+            return None
+        if any(values.get(c) is None for c in self.spec.natural_key):
+            return None
+        wanted = self.sa_table.c[self.spec.identity] if self.spec.identity else sa.literal(1)
+        clause = sa.and_(*(self.sa_table.c[c] == self._encode(c, values[c]) for c in self.spec.natural_key))
+        found = self.conn.execute(sa.select(wanted).where(clause).limit(1)).first()
+        return None if found is None else found[0]
+
+    def _insert(self, values: dict[str, Any]) -> Any:
+        identity = self.spec.identity
+        payload = {c: self._encode(c, v) for c, v in values.items() if c != identity}
+        stmt = sa.insert(self.sa_table).values(payload)
+        if identity and self.returning:
+            return self.conn.execute(stmt.returning(self.sa_table.c[identity])).scalar_one()
+        result = self.conn.execute(stmt)
+        return result.lastrowid if identity else None

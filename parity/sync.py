@@ -1,0 +1,353 @@
+"""``parity sync``: diff, then apply only what differs, then diff again to prove the target equal.
+
+Missing rows are inserted, changed rows get an UPDATE of exactly the columns that differ, extra rows
+are left alone and reported unless the user asked, in words, to ``--delete`` them or to mark them in
+a ``--soft-delete`` column. Inserts and updates go parents-first, deletes children-first; each batch is
+a transaction of its own, and a failed batch rolls back and is reported while other tables go on.
+``--dry-run`` prints the SQL (valid for the target, values inlined for reading) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from parity import bulk
+from parity.endpoint import Endpoint, driver_message, execute_raw
+from parity.errors import ConfigError
+from parity.job import Job
+from parity.log import logger
+from parity.schema.model import Table
+from parity.schema.types import CanonicalType, Kind
+from parity.values import canonical_json
+
+Extra = Literal["keep", "delete", "soft-delete"]
+
+
+@dataclass
+class TableSync:
+    table: str
+    target: str
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    soft_deleted: int = 0
+    extra_kept: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    skipped: str | None = None
+    """Why the table was skipped without a diff (its signature did not change), if it was."""
+
+    seconds: float = 0.0
+
+
+@dataclass
+class SyncResult:
+    tables: list[TableSync] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)
+    """With dry_run: the SQL that would run, in order."""
+
+    verified: bool | None = None
+    """After applying: True when a second diff found the tables identical."""
+
+    remaining: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(not t.failed for t in self.tables) and self.verified is not False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "verified": self.verified,
+            "remaining": self.remaining,
+            "tables": [t.__dict__ for t in self.tables],
+            "notes": self.notes,
+        }
+
+
+_SA_TYPES: dict[Kind, Callable[[CanonicalType], sa.types.TypeEngine[Any]]] = {
+    Kind.BOOLEAN: lambda t: sa.Boolean(),
+    Kind.SMALLINT: lambda t: sa.SmallInteger(),
+    Kind.INTEGER: lambda t: sa.Integer(),
+    Kind.BIGINT: lambda t: sa.BigInteger(),
+    Kind.DECIMAL: lambda t: sa.Numeric(t.precision, t.scale),
+    Kind.FLOAT: lambda t: sa.Float(),
+    Kind.DOUBLE: lambda t: sa.Double(),
+    Kind.DATE: lambda t: sa.Date(),
+    Kind.TIME: lambda t: sa.Time(),
+    Kind.TIMESTAMP: lambda t: sa.DateTime(),
+    Kind.TIMESTAMPTZ: lambda t: sa.DateTime(timezone=True),
+    Kind.BINARY: lambda t: sa.LargeBinary(),
+}
+
+
+def literal_type(ctype: CanonicalType) -> sa.types.TypeEngine[Any]:
+    """A SQLAlchemy type able to render a canonical value as a literal (for --dry-run)."""
+    return _SA_TYPES.get(ctype.kind, lambda t: sa.String())(ctype)
+
+
+class Applier:
+    """Turns one table's differences into batched INSERT / UPDATE / DELETE statements on the target."""
+
+    def __init__(self, endpoint: Endpoint, table: Table, batch_size: int, dry_run: bool) -> None:
+        self.endpoint, self.table, self.batch_size, self.dry_run = endpoint, table, batch_size, dry_run
+        self.types = {c.name: c.type for c in table.columns}
+        writer = bulk.WRITERS[endpoint.dialect.ROW_WRITER]
+        self.encoders = {c.name: writer.ENCODERS.get(c.type.kind) for c in table.columns}
+        self.sa_table = sa.table(
+            table.name,
+            *(sa.column(c.name, literal_type(c.type)) for c in table.columns),
+            schema=endpoint.schema,
+        )
+        self.statements: list[str] = []
+
+    def encode(self, column: str, value: Any) -> Any:
+        encoder = self.encoders.get(column)
+        return value if value is None or encoder is None else encoder(value)
+
+    def _key_clause(self, key: Sequence[str]) -> Any:
+        return sa.and_(*(self.sa_table.c[k] == sa.bindparam(f"k_{k}") for k in key))
+
+    def inserts(self, rows: list[dict[str, Any]]) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
+        if not rows:
+            return
+        columns = list(rows[0])
+        stmt = sa.insert(self.sa_table).values({c: sa.bindparam(f"v_{c}") for c in columns})
+        params = [{f"v_{c}": self.encode(c, row.get(c)) for c in columns} for row in rows]
+        yield from self._batched(stmt, params, rows)
+
+    def updates(
+        self, key: Sequence[str], changes: list[tuple[dict[str, Any], dict[str, Any]]]
+    ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
+        """UPDATE only the changed columns; rows changing the same set of columns share a statement."""
+        groups: dict[tuple[str, ...], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        for key_values, values in changes:
+            groups.setdefault(tuple(sorted(values)), []).append((key_values, values))
+        for columns, members in groups.items():
+            stmt = (
+                sa.update(self.sa_table)
+                .where(self._key_clause(key))
+                .values({c: sa.bindparam(f"v_{c}") for c in columns})
+            )
+            params = [
+                {
+                    **{f"k_{k}": self.encode(k, kv[k]) for k in key},
+                    **{f"v_{c}": self.encode(c, vals[c]) for c in columns},
+                }
+                for kv, vals in members
+            ]
+            yield from self._batched(stmt, params, [{**kv, **vals} for kv, vals in members])
+
+    def deletes(
+        self, key: Sequence[str], keys: list[dict[str, Any]]
+    ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
+        stmt = sa.delete(self.sa_table).where(self._key_clause(key))
+        params = [{f"k_{k}": self.encode(k, kv[k]) for k in key} for kv in keys]
+        yield from self._batched(stmt, params, keys)
+
+    def soft_deletes(
+        self, key: Sequence[str], column: str, keys: list[dict[str, Any]]
+    ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
+        marker = _soft_delete_value(self.types[column])
+        stmt = (
+            sa.update(self.sa_table)
+            .where(self._key_clause(key))
+            .values({column: sa.bindparam(f"v_{column}")})
+        )
+        params = [
+            {**{f"k_{k}": self.encode(k, kv[k]) for k in key}, f"v_{column}": self.encode(column, marker)}
+            for kv in keys
+        ]
+        yield from self._batched(stmt, params, [{**kv, column: marker} for kv in keys])
+
+    def _batched(
+        self, stmt: Any, params: list[dict[str, Any]], readable: list[dict[str, Any]]
+    ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
+        for start in range(0, len(params), self.batch_size):
+            batch = params[start : start + self.batch_size]
+            if self.dry_run:
+                self.statements.extend(
+                    self.render(stmt, p) for p in readable[start : start + self.batch_size]
+                )
+            yield stmt, batch
+
+    def render(self, stmt: Any, values: dict[str, Any]) -> str:
+        """The statement with its values inlined, for reading (never executed)."""
+        binds = {name: _printable(values.get(name[2:])) for name in stmt.compile().params}
+        try:
+            compiled = stmt.params(**binds).compile(
+                dialect=self.endpoint.engine.dialect, compile_kwargs={"literal_binds": True}
+            )
+            return f"{compiled};"
+        except Exception as exc:  # a value SQLAlchemy cannot inline: show the parameters instead
+            logger.info("cannot inline values (%s)", exc)
+            return f"{stmt.compile(dialect=self.endpoint.engine.dialect)}; -- {values!r}"
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return canonical_json(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def _soft_delete_value(ctype: CanonicalType) -> Any:
+    """What marks a row deleted: true for a boolean column, the current time for a timestamp."""
+    if ctype.kind is Kind.BOOLEAN:
+        return True
+    if ctype.kind is Kind.TIMESTAMPTZ:
+        return datetime.now(timezone.utc)
+    if ctype.kind is Kind.TIMESTAMP:
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    if ctype.kind in (Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT):
+        return 1
+    raise ConfigError(f"--soft-delete needs a boolean, integer or timestamp column, not {ctype}")
+
+
+def run_batches(
+    endpoint: Endpoint,
+    batches: Iterable[tuple[Any, list[dict[str, Any]]]],
+    fk_checks: bool,
+    on_error: Callable[[int, str], None],
+) -> int:
+    """Run each batch in its own transaction; a failing batch rolls back and is reported."""
+    done = 0
+    for stmt, params in batches:
+        try:
+            with endpoint.connect() as conn, conn.begin():
+                _fk_checks(conn, endpoint, fk_checks)
+                result = conn.execute(stmt, params)
+                done += max(result.rowcount, 0) if result.rowcount not in (-1, None) else len(params)
+        except sa.exc.DBAPIError as exc:
+            on_error(len(params), driver_message(exc))
+    return done
+
+
+def _fk_checks(conn: Connection, endpoint: Endpoint, enabled: bool) -> None:
+    switch = endpoint.dialect.FK_CHECKS
+    if not enabled and switch:
+        execute_raw(conn, switch[0])
+
+
+def sync(
+    job: Job,
+    *,
+    dry_run: bool = False,
+    extra: Extra = "keep",
+    soft_delete_column: str | None = None,
+    batch_size: int | None = None,
+    fk_checks: bool = True,
+    verify: bool = True,
+    threads: int | None = None,
+) -> SyncResult:
+    """Make the target's selected tables equal to the source's, touching only what differs."""
+    from parity.diff import diff
+
+    if extra == "soft-delete" and not soft_delete_column:
+        raise ConfigError("--soft-delete needs the name of the column that marks a row deleted")
+    batch_size = batch_size or min(job.config.defaults.batch_size, 5000)
+    result = SyncResult()
+    found = diff(job, threads=threads)
+    order = _fk_order(job, [t.stats.target_table for t in found.tables])
+    by_target = {t.stats.target_table: t for t in found.tables}
+    targets = {t.name: t for t in _target_tables(job, order)}
+    plans = {name: _TableWork(by_target[name], targets[name], soft_delete_column, extra) for name in order}
+    appliers = {name: Applier(job.target, targets[name], batch_size, dry_run) for name in order}
+    outcomes = {name: TableSync(by_target[name].stats.table, name) for name in order}
+    started = time.perf_counter()
+    for name in order:  # parents first: inserts and updates
+        _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="upsert")
+    for name in reversed(order):  # children first: deletes
+        _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="delete")
+    for name in order:
+        outcomes[name].seconds = round(time.perf_counter() - started, 3)
+        result.tables.append(outcomes[name])
+        result.statements.extend(appliers[name].statements)
+    if verify and not dry_run:
+        again = diff(job, threads=threads)
+        left = [d for t in again.tables for d in t.differences if d.kind != "extra" or extra != "keep"]
+        left = [d for d in left if not (d.kind == "extra" and extra == "soft-delete")]
+        result.remaining = len(left)
+        result.verified = not left
+    return result
+
+
+@dataclass
+class _TableWork:
+    diff: Any
+    table: Table
+    soft_delete_column: str | None
+    extra: Extra
+
+    def key(self) -> list[str]:
+        first = self.diff.differences[0] if self.diff.differences else None
+        if first is None:
+            return []
+        return [first.names.get(k, k) for k in first.key]
+
+
+def _apply(
+    job: Job,
+    work: _TableWork,
+    applier: Applier,
+    outcome: TableSync,
+    fk_checks: bool,
+    dry_run: bool,
+    phase: str,
+) -> None:
+    rows = work.diff.differences
+    key = work.key()
+
+    def on_error(count: int, message: str) -> None:
+        outcome.failed += count
+        outcome.errors.append(message)
+
+    def target_row(values: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+        return {names.get(k, k): v for k, v in values.items()}
+
+    def run(batches: Iterable[tuple[Any, list[dict[str, Any]]]]) -> int:
+        if dry_run:
+            return sum(len(p) for _, p in batches)
+        return run_batches(job.target, batches, fk_checks, on_error)
+
+    if phase == "upsert":
+        missing = [target_row(d.source, d.names) for d in rows if d.kind == "missing"]
+        changed = [
+            (target_row(d.key, d.names), {d.names.get(c, c): d.source[c] for c in d.columns})
+            for d in rows
+            if d.kind == "changed"
+        ]
+        outcome.inserted = run(applier.inserts(missing))
+        outcome.updated = run(applier.updates(key, changed))
+        return
+    extra = [target_row(d.key, d.names) for d in rows if d.kind == "extra"]
+    if work.extra == "delete":
+        outcome.deleted = run(applier.deletes(key, extra))
+    elif work.extra == "soft-delete" and work.soft_delete_column:
+        outcome.soft_deleted = run(applier.soft_deletes(key, work.soft_delete_column, extra))
+    else:
+        outcome.extra_kept = len(extra)
+
+
+def _fk_order(job: Job, targets: list[str]) -> list[str]:
+    from parity.schema.order import fk_order
+
+    tables = _target_tables(job, targets)
+    order, _ = fk_order(tables)
+    return order
+
+
+def _target_tables(job: Job, names: list[str]) -> list[Table]:
+    from parity.schema.reflect import reflect
+
+    return reflect(job.target, names)
