@@ -132,8 +132,9 @@ _json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**31), 2**31), _
 
 
 def _decimal(precision: int, scale: int) -> st.SearchStrategy[Decimal]:
-    bound = Decimal("9" * (precision - scale) + "." + "9" * scale)
-    return st.decimals(min_value=-bound, max_value=bound, places=scale, allow_nan=False, allow_infinity=False)
+    """Exact decimals of up to ``precision`` digits (Decimal("nE-s") is exact; arithmetic would round)."""
+    bound = 10**precision - 1
+    return st.integers(-bound, bound).map(lambda n: Decimal(f"{n}E-{scale}"))
 
 
 VALUES: dict[str, st.SearchStrategy[Any]] = {
