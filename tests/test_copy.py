@@ -176,7 +176,7 @@ _counter = itertools.count()
 
 
 @settings(
-    max_examples=4,
+    max_examples=int(os.environ.get("PARITY_FIDELITY_EXAMPLES", "4")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
