@@ -294,6 +294,86 @@ def render_copy_summary(result: Any) -> None:
         out.print(f"rejected rows written to {result.rejects_file}")
 
 
+@cli.command("sync")
+@_job_options
+@click.option("-k", "--key", help="Key column(s), comma-separated, for tables without a primary key.")
+@click.option("--dry-run", is_flag=True, help="Print the SQL that would run, and the counts; change nothing.")
+@click.option("--delete", "extra", flag_value="delete", help="Delete target rows the source does not have.")
+@click.option(
+    "--soft-delete", "soft_delete", metavar="COLUMN", help="Mark extra target rows in this column instead."
+)
+@click.option(
+    "--keep-extra", "extra", flag_value="keep", default=True, help="Leave extra target rows alone (default)."
+)
+@click.option("--batch-size", type=click.IntRange(1), help="Rows per transaction when applying.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Concurrent queries per side while comparing.")
+@click.option("--no-fk-checks", is_flag=True, help="Switch FK checks off while applying (MySQL, SQLite).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def sync_cmd(
+    key: str | None,
+    dry_run: bool,
+    extra: str,
+    soft_delete: str | None,
+    batch_size: int | None,
+    workers: int | None,
+    no_fk_checks: bool,
+    as_json: bool,
+    **kw: Any,
+) -> None:
+    """Make the target equal to the source: insert missing rows, update changed columns, then re-check."""
+    from parity.sync import sync
+
+    job = _build_job(kw, {"key": key}, workers=workers)
+    try:
+        result = sync(
+            job,
+            dry_run=dry_run,
+            extra="soft-delete" if soft_delete else extra,  # type: ignore[arg-type]
+            soft_delete_column=soft_delete,
+            batch_size=batch_size,
+            fk_checks=not no_fk_checks,
+            threads=workers,
+        )
+    finally:
+        job.close()
+    if dry_run:
+        sys.stdout.write("".join(f"{s}\n" for s in result.statements))
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    else:
+        render_sync_summary(result, dry_run)
+    if not result.ok:
+        sys.exit(1 if result.verified is False else 2)
+
+
+def render_sync_summary(result: Any, dry_run: bool) -> None:
+    console = err if dry_run else out
+    title = "sync plan (dry run: nothing was changed)" if dry_run else "sync summary"
+    table = RichTable(title=title)
+    for name in ("table", "inserted", "updated", "deleted", "extra kept", "failed"):
+        table.add_column(name, justify="left" if name == "table" else "right")
+    for t in result.tables:
+        deleted = t.deleted + t.soft_deleted
+        table.add_row(
+            t.target,
+            f"{t.inserted:,}",
+            f"{t.updated:,}",
+            f"{deleted:,}",
+            f"{t.extra_kept:,}",
+            f"{t.failed:,}",
+        )
+    console.print(table)
+    for t in result.tables:
+        for error in t.errors[:3]:
+            console.print(f"[red]{t.target}:[/] {error}")
+    if result.verified is True:
+        console.print("[green]verified:[/] a second diff finds the synced tables identical")
+    elif result.verified is False:
+        console.print(f"[red]not identical after sync:[/] {result.remaining} rows still differ")
+
+
 def render_plan_summary(plan: Any) -> None:
     if not plan.steps:
         out.print("nothing to do: the target already holds every selected table and column")

@@ -108,22 +108,41 @@ class Applier:
             *(sa.column(c.name, literal_type(c.type)) for c in table.columns),
             schema=endpoint.schema,
         )
+        """Typed columns, to print values as literals."""
+        self.exec_table = sa.table(
+            table.name, *(sa.column(c.name) for c in table.columns), schema=endpoint.schema
+        )
+        """Untyped columns, to execute with values the driver takes as they are (already encoded)."""
         self.statements: list[str] = []
 
     def encode(self, column: str, value: Any) -> Any:
         encoder = self.encoders.get(column)
         return value if value is None or encoder is None else encoder(value)
 
-    def _key_clause(self, key: Sequence[str]) -> Any:
-        return sa.and_(*(self.sa_table.c[k] == sa.bindparam(f"k_{k}") for k in key))
+    def _key_clause(self, key: Sequence[str], values: dict[str, Any] | None = None) -> Any:
+        """``key = :k_key`` for execution, or ``key = <literal>`` for printing."""
+        if values is None:
+            return sa.and_(*(self.exec_table.c[k] == sa.bindparam(f"k_{k}") for k in key))
+        return sa.and_(*(self.sa_table.c[k] == self._literal(k, values[k]) for k in key))
+
+    def _literal(self, column: str, value: Any) -> Any:
+        if value is None:
+            return sa.null()
+        if isinstance(value, (bytes, bytearray)):
+            return sa.literal_column(self.endpoint.dialect.BINARY_LITERAL.format(hex=bytes(value).hex()))
+        return sa.literal(_printable(value), literal_type(self.types.get(column, CanonicalType(Kind.TEXT))))
 
     def inserts(self, rows: list[dict[str, Any]]) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
         if not rows:
             return
         columns = list(rows[0])
-        stmt = sa.insert(self.sa_table).values({c: sa.bindparam(f"v_{c}") for c in columns})
+        stmt = sa.insert(self.exec_table).values({c: sa.bindparam(f"v_{c}") for c in columns})
         params = [{f"v_{c}": self.encode(c, row.get(c)) for c in columns} for row in rows]
-        yield from self._batched(stmt, params, rows)
+
+        def shown(row: dict[str, Any]) -> Any:
+            return sa.insert(self.sa_table).values({c: self._literal(c, row.get(c)) for c in columns})
+
+        yield from self._batched(stmt, params, rows, shown)
 
     def updates(
         self, key: Sequence[str], changes: list[tuple[dict[str, Any], dict[str, Any]]]
@@ -134,7 +153,7 @@ class Applier:
             groups.setdefault(tuple(sorted(values)), []).append((key_values, values))
         for columns, members in groups.items():
             stmt = (
-                sa.update(self.sa_table)
+                sa.update(self.exec_table)
                 .where(self._key_clause(key))
                 .values({c: sa.bindparam(f"v_{c}") for c in columns})
             )
@@ -145,21 +164,28 @@ class Applier:
                 }
                 for kv, vals in members
             ]
-            yield from self._batched(stmt, params, [{**kv, **vals} for kv, vals in members])
+
+            def shown(row: dict[str, Any], columns: tuple[str, ...] = columns) -> Any:
+                assignments = {c: self._literal(c, row[c]) for c in columns}
+                return sa.update(self.sa_table).where(self._key_clause(key, row)).values(assignments)
+
+            yield from self._batched(stmt, params, [{**kv, **vals} for kv, vals in members], shown)
 
     def deletes(
         self, key: Sequence[str], keys: list[dict[str, Any]]
     ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
-        stmt = sa.delete(self.sa_table).where(self._key_clause(key))
+        stmt = sa.delete(self.exec_table).where(self._key_clause(key))
         params = [{f"k_{k}": self.encode(k, kv[k]) for k in key} for kv in keys]
-        yield from self._batched(stmt, params, keys)
+        yield from self._batched(
+            stmt, params, keys, lambda row: sa.delete(self.sa_table).where(self._key_clause(key, row))
+        )
 
     def soft_deletes(
         self, key: Sequence[str], column: str, keys: list[dict[str, Any]]
     ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
         marker = _soft_delete_value(self.types[column])
         stmt = (
-            sa.update(self.sa_table)
+            sa.update(self.exec_table)
             .where(self._key_clause(key))
             .values({column: sa.bindparam(f"v_{column}")})
         )
@@ -167,30 +193,39 @@ class Applier:
             {**{f"k_{k}": self.encode(k, kv[k]) for k in key}, f"v_{column}": self.encode(column, marker)}
             for kv in keys
         ]
-        yield from self._batched(stmt, params, [{**kv, column: marker} for kv in keys])
+
+        def shown(row: dict[str, Any]) -> Any:
+            return (
+                sa.update(self.sa_table)
+                .where(self._key_clause(key, row))
+                .values({column: self._literal(column, marker)})
+            )
+
+        yield from self._batched(stmt, params, keys, shown)
 
     def _batched(
-        self, stmt: Any, params: list[dict[str, Any]], readable: list[dict[str, Any]]
+        self,
+        stmt: Any,
+        params: list[dict[str, Any]],
+        readable: list[dict[str, Any]],
+        shown: Callable[[dict[str, Any]], Any],
     ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
         for start in range(0, len(params), self.batch_size):
             batch = params[start : start + self.batch_size]
             if self.dry_run:
                 self.statements.extend(
-                    self.render(stmt, p) for p in readable[start : start + self.batch_size]
+                    self.render(shown(row)) for row in readable[start : start + self.batch_size]
                 )
             yield stmt, batch
 
-    def render(self, stmt: Any, values: dict[str, Any]) -> str:
-        """The statement with its values inlined, for reading (never executed)."""
-        binds = {name: _printable(values.get(name[2:])) for name in stmt.compile().params}
+    def render(self, stmt: Any) -> str:
+        """A statement whose values are literals, compiled for the target (printed, never executed)."""
+        dialect = self.endpoint.engine.dialect
         try:
-            compiled = stmt.params(**binds).compile(
-                dialect=self.endpoint.engine.dialect, compile_kwargs={"literal_binds": True}
-            )
-            return f"{compiled};"
-        except Exception as exc:  # a value SQLAlchemy cannot inline: show the parameters instead
+            return f"{stmt.compile(dialect=dialect, compile_kwargs={'literal_binds': True})};"
+        except Exception as exc:  # a value SQLAlchemy cannot inline (rare): show it beside the statement
             logger.info("cannot inline values (%s)", exc)
-            return f"{stmt.compile(dialect=self.endpoint.engine.dialect)}; -- {values!r}"
+            return f"{stmt.compile(dialect=dialect)}; -- {stmt.compile(dialect=dialect).params!r}"
 
 
 def _printable(value: Any) -> Any:

@@ -8,6 +8,7 @@ canonical ones, and (for copy, diff and sync) how values travel in and out.
 from __future__ import annotations
 
 import re
+from datetime import timezone
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -130,6 +131,9 @@ class Dialect:
 
     SESSION_SETUP: ClassVar[tuple[str, ...]] = ()
     """Statements run on every new connection (time zone UTC, so timestamps travel unshifted)."""
+
+    BINARY_LITERAL: ClassVar[str] = "X'{hex}'"
+    """How a binary value is written as a literal in printed SQL (``--dry-run``)."""
 
     TRUNCATE_TOGETHER: ClassVar[bool] = False
     """Whether ``TRUNCATE a, b, c`` empties tables that reference each other in one statement."""
@@ -305,6 +309,153 @@ class Dialect:
         """(name, columns) of each unique constraint."""
         found = sa.inspect(conn).get_unique_constraints(table, schema=schema)
         return [(u.get("name"), tuple(u["column_names"])) for u in found]
+
+    # ---- diff: canonical text, row hashes, buckets -------------------------------------------------
+    # parity diff renders every compared value in SQL as one canonical text, equal on every database
+    # for equal values (docs/types.md), hashes a row's text with md5 into a 60-bit integer and sums
+    # those per bucket. These methods only build SQLAlchemy expressions; values are bound, never pasted.
+
+    CAST_TEXT: ClassVar[sa.types.TypeEngine[Any]] = sa.Text()
+    """The type named in ``CAST(x AS ...)`` to turn a value into text."""
+
+    JSON_FORM: ClassVar[str] = "minified"
+    """What ``text_json`` renders: JSON hashes alike only between dialects of one form; between forms,
+    JSON columns are compared in Python (every row is downloaded)."""
+
+    DATE_FORMAT: ClassVar[str | None] = None
+    TIME_FORMAT: ClassVar[str | None] = None
+    TIMESTAMP_FORMAT: ClassVar[str | None] = None
+    """Format strings (the database's own syntax) giving ``YYYY-MM-DD``, ``HH:MM:SS.ffffff`` and
+    ``YYYY-MM-DD HH:MM:SS.ffffff``; None where the dialect overrides the method instead."""
+
+    def prepare_connection(self, conn: Connection) -> None:
+        """Make a connection ready for diff's SQL (SQLite registers md5 and friends here)."""
+
+    def text(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.cast(x, self.CAST_TEXT)
+
+    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
+        """Length in characters (code points), used to length-prefix strings in a row's text."""
+        return sa.func.char_length(x)
+
+    def concat(self, *parts: Any) -> sa.ColumnElement[Any]:
+        out = parts[0]
+        for part in parts[1:]:
+            out = out.concat(part) if isinstance(out, sa.ColumnElement) else sa.literal(out).concat(part)
+        return out
+
+    def int_div(self, a: Any, b: Any) -> sa.ColumnElement[Any]:
+        """Integer division of non-negative integers, exact for 64-bit values."""
+        return a.op("/", precedence=8)(b)  # integer operands: integer division
+
+    def rtrim_chars(self, x: Any, chars: str) -> sa.ColumnElement[Any]:
+        return sa.func.rtrim(x, sa.literal(chars))
+
+    def text_integer(self, x: Any) -> sa.ColumnElement[Any]:
+        return self.text(x)
+
+    def text_decimal(self, x: Any, declared: int | None, scale: int | None) -> sa.ColumnElement[Any]:
+        """A decimal of ``declared`` scale (None: unbounded) as text with exactly ``scale`` decimals,
+        or, when ``scale`` is None, with trailing zeros (and a trailing point) removed."""
+        if scale is None:
+            if declared == 0:
+                return self.text(x)
+            text = self.text(x)
+            trimmed = self.rtrim_chars(self.rtrim_chars(text, "0"), ".")
+            return trimmed if declared else sa.case((text.like(sa.literal("%.%")), trimmed), else_=text)
+        if declared == scale:
+            return self.text(x)
+        return self.text(sa.cast(x, sa.Numeric(self.MAX_DECIMAL_PRECISION, scale)))
+
+    def as_double(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.cast(x, sa.Double())
+
+    def text_float(self, x: Any, digits: int) -> sa.ColumnElement[Any]:
+        """A float rounded to ``digits`` significant digits: mantissa 'e' exponent (``12500000000e-10``)."""
+        d = self.as_double(x)
+        exponent = sa.func.floor(self.log10(sa.func.abs(d)))
+        scale = sa.func.power(sa.literal(10.0, sa.Double()), exponent - (digits - 1), type_=sa.Double())
+        mantissa = self.round(d / scale)
+        as_int = sa.BigInteger()
+        return sa.case(
+            (d == 0, sa.literal("0")),
+            (d - d != 0, self.text(d)),  # infinities and NaN
+            else_=self.concat(
+                self.text(sa.cast(mantissa, as_int)), sa.literal("e"), self.text(sa.cast(exponent, as_int))
+            ),
+        )
+
+    def text_rounded(self, x: Any, step: float) -> sa.ColumnElement[Any]:
+        """``round(x / step)``: values within a tolerance of each other mostly share it (never when further)."""
+        quotient = self.as_double(x) / sa.literal(step, sa.Double())
+        return self.text(sa.cast(self.round(quotient), sa.BigInteger()))
+
+    def round(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.round(x)
+
+    def log10(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.log10(x)
+
+    def text_boolean(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.case((x, sa.literal("1")), else_=sa.literal("0"))
+
+    def text_string(self, x: Any, strip: bool) -> sa.ColumnElement[Any]:
+        return sa.func.rtrim(x) if strip else x
+
+    def text_date(self, x: Any) -> sa.ColumnElement[Any]:
+        if self.DATE_FORMAT:
+            return self.format_time(x, self.DATE_FORMAT)
+        return self.text(x)
+
+    def text_time(self, x: Any) -> sa.ColumnElement[Any]:
+        assert self.TIME_FORMAT, f"{type(self).__name__} must override text_time"
+        return self.format_time(x, self.TIME_FORMAT)
+
+    def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        """``YYYY-MM-DD HH:MM:SS.ffffff``; in UTC when the column has a time zone."""
+        assert self.TIMESTAMP_FORMAT, f"{type(self).__name__} must override text_timestamp"
+        return self.format_time(self.in_utc(x) if with_zone else x, self.TIMESTAMP_FORMAT)
+
+    def format_time(self, x: Any, fmt: str) -> sa.ColumnElement[Any]:
+        return sa.func.to_char(x, sa.literal(fmt))
+
+    def in_utc(self, x: Any) -> sa.ColumnElement[Any]:
+        """A timestamp with time zone as the UTC wall-clock time."""
+        return sa.func.timezone(sa.literal("UTC"), x)
+
+    def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        """Seconds since 1970-01-01 UTC (a naive timestamp counts as UTC), as a number."""
+        return sa.extract("epoch", x)
+
+    def text_epoch_rounded(self, x: Any, with_zone: bool, step: float) -> sa.ColumnElement[Any]:
+        return self.text_rounded(self.epoch_seconds(x, with_zone), step)
+
+    def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.lower(sa.func.hex(x))
+
+    def text_uuid(self, x: Any, native_string: bool) -> sa.ColumnElement[Any]:
+        return sa.func.lower(sa.func.rtrim(x) if native_string else self.text(x))
+
+    def text_json(self, x: Any) -> sa.ColumnElement[Any]:
+        return self.text(x)
+
+    def hash60(self, text: Any) -> sa.ColumnElement[Any]:
+        """The first 15 hex digits of ``md5(text)`` (UTF-8) as a non-negative integer."""
+        raise NotImplementedError(f"{type(self).__name__} has no md5 hash for diff")
+
+    def hash_sum(self, h: Any) -> sa.ColumnElement[Any]:
+        """An exact sum of 60-bit hashes (no 64-bit overflow): numeric, decimal or text."""
+        return sa.func.sum(h)
+
+    def partition_value(self, x: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        """A date or timestamp column as diff's partition windows compare it (so an index can serve)."""
+        return x
+
+    def partition_bound(self, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        """A window's bound (a date, or a naive UTC datetime) bound for a column of ``kind``."""
+        if kind is Kind.TIMESTAMPTZ:
+            return sa.literal(value.replace(tzinfo=timezone.utc), sa.DateTime(timezone=True))
+        return sa.literal(value, sa.Date() if kind is Kind.DATE else sa.DateTime())
 
 
 class LossyType(Exception):

@@ -27,6 +27,7 @@ class DuckDB(Dialect):
     NATIVE_KINDS = frozenset(Kind) - {Kind.JSON, Kind.CHAR}
     SESSION_SETUP = ("SET TimeZone = 'UTC'",)
     SAVEPOINTS = False
+    BINARY_LITERAL = "from_hex('{hex}')"
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,
@@ -126,6 +127,34 @@ class DuckDB(Dialect):
             {"schema": schema},
         ).scalars()
         return list(rows)
+
+    # ---- diff ----------------------------------------------------------------------------------------
+
+    TIME_FORMAT = "%H:%M:%S.%f"
+    TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.length(x)  # code points, like char_length elsewhere
+
+    def int_div(self, a: Any, b: Any) -> sa.ColumnElement[Any]:
+        return a.op("//", precedence=8)(b)  # "/" is floating-point division here
+
+    def format_time(self, x: Any, fmt: str) -> sa.ColumnElement[Any]:
+        return sa.func.strftime(x, sa.literal(fmt))
+
+    def text_time(self, x: Any) -> sa.ColumnElement[Any]:
+        on_a_day = sa.cast(sa.literal("2000-01-01"), sa.Date()) + x  # strftime takes no TIME
+        return self.format_time(on_a_day, self.TIME_FORMAT or "")
+
+    def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        return sa.func.epoch_us(x) / sa.literal(1e6, sa.Double())
+
+    def text_json(self, x: Any) -> sa.ColumnElement[Any]:
+        return self.text(sa.func.json(x))
+
+    def hash60(self, text: Any) -> sa.ColumnElement[Any]:
+        hex15 = sa.func.substr(sa.func.md5(text), 1, 15)
+        return sa.cast(sa.literal("0x").concat(hex15), sa.BigInteger())
 
 
 _DUCK = {

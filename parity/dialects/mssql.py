@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Connection
 
@@ -36,6 +37,7 @@ class SQLServer(Dialect):
     MAX_CHAR = 4000
     SIZED_BINARY = "VARBINARY({length})"
     MAX_IDENTIFIER = 128
+    BINARY_LITERAL = "0x{hex}"
 
     def boolean_literal(self, value: bool) -> str:
         return "1" if value else "0"
@@ -47,3 +49,50 @@ class SQLServer(Dialect):
         if isinstance(t, mssql.DATETIMEOFFSET):  # SQLAlchemy reflects it with timezone=False
             return CanonicalType(Kind.TIMESTAMPTZ)
         return from_sqlalchemy(t)
+
+    # ---- diff ----------------------------------------------------------------------------------------
+    # No md5() function: HASHBYTES('MD5', ...) over the row's text converted to UTF-8 (a _UTF8
+    # collation, SQL Server 2019+), so the bytes hashed are the ones every other database hashes.
+
+    CAST_TEXT: ClassVar[sa.types.TypeEngine[Any]] = sa.NVARCHAR(None)
+    UTF8_COLLATION: ClassVar[str] = "Latin1_General_100_CI_AS_SC_UTF8"
+    """Any _UTF8 collation: only its encoding matters, the text is hashed, never compared."""
+
+    DATE_FORMAT = "yyyy-MM-dd"
+    TIME_FORMAT = r"hh\:mm\:ss\.ffffff"
+    TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss.ffffff"
+
+    def concat(self, *parts: Any) -> sa.ColumnElement[Any]:
+        return sa.func.concat(*parts)
+
+    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.len(self.concat(x, sa.literal("."))) - 1  # LEN ignores trailing spaces
+
+    def round(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.round(x, 0)
+
+    def format_time(self, x: Any, fmt: str) -> sa.ColumnElement[Any]:
+        return sa.func.format(x, sa.literal(fmt))
+
+    def in_utc(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.switchoffset(x, sa.literal("+00:00"))
+
+    def text_boolean(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.case((x == 1, sa.literal("1")), else_=sa.literal("0"))
+
+    def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        micros = sa.func.datediff_big(sa.literal_column("microsecond"), sa.literal("1970-01-01"), x)
+        return micros / sa.literal(1e6, sa.Double())
+
+    def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.lower(sa.func.convert(sa.literal_column("VARCHAR(max)"), x, 2))
+
+    def hash60(self, text: Any) -> sa.ColumnElement[Any]:
+        utf8 = sa.cast(sa.collate(text, self.UTF8_COLLATION), sa.VARCHAR(None))
+        digest = sa.func.hashbytes(sa.literal("MD5"), utf8)
+        high56 = sa.cast(sa.func.substring(digest, 1, 7), sa.BigInteger())
+        nibble = self.int_div(sa.cast(sa.func.substring(digest, 8, 1), sa.Integer()), 16)
+        return high56 * 16 + nibble
+
+    def hash_sum(self, h: Any) -> sa.ColumnElement[Any]:
+        return sa.func.sum(sa.cast(h, sa.Numeric(38, 0)))

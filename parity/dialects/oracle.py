@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import oracle
 from sqlalchemy.engine import Connection
 
@@ -48,6 +49,7 @@ class Oracle(Dialect):
     SIZED_BINARY = "RAW({length})"
     MAX_SIZED_BINARY = 2000
     MAX_IDENTIFIER = 128
+    BINARY_LITERAL = "HEXTORAW('{hex}')"
 
     def boolean_literal(self, value: bool) -> str:
         return "1" if value else "0"
@@ -75,3 +77,60 @@ class Oracle(Dialect):
         if isinstance(t, oracle.INTERVAL):
             return CanonicalType(Kind.TIME)
         return from_sqlalchemy(t)
+
+    # ---- diff ----------------------------------------------------------------------------------------
+    # md5 through STANDARD_HASH (12c+), text through TO_CHAR formats. Oracle stores '' as NULL, so an
+    # empty string elsewhere always differs from Oracle's NULL.
+
+    JSON_FORM = "oracle"
+    DATE_FORMAT = "YYYY-MM-DD"
+    TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF6"
+    _UUID_PARTS = r"(.{8})(.{4})(.{4})(.{4})(.{12})"
+
+    def text(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.to_char(x)
+
+    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.length(x)
+
+    def int_div(self, a: Any, b: Any) -> sa.ColumnElement[Any]:
+        return sa.func.floor(a.op("/", precedence=8)(b))  # NUMBER division keeps the fraction
+
+    def text_decimal(self, x: Any, declared: int | None, scale: int | None) -> sa.ColumnElement[Any]:
+        if scale is None:
+            return self.rtrim_chars(sa.func.to_char(x, sa.literal("FM" + "9" * 30 + "0." + "9" * 30)), ".")
+        fraction = "." + "0" * scale if scale else ""
+        return sa.func.to_char(x, sa.literal("FM" + "9" * (37 - scale) + "0" + fraction))
+
+    def as_double(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.to_binary_double(x)
+
+    def log10(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.log(10, x)
+
+    def text_boolean(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.case((x != 0, sa.literal("1")), else_=sa.literal("0"))
+
+    def text_time(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.regexp_substr(sa.func.to_char(x), sa.literal(r"\d{2}:\d{2}:\d{2}\.\d{6}"))
+
+    def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        utc = sa.func.sys_extract_utc(x) if with_zone else sa.cast(x, oracle.TIMESTAMP())
+        return self.format_time(utc, self.TIMESTAMP_FORMAT)
+
+    def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        epoch = sa.func.to_date(sa.literal("1970-01-01"), sa.literal("YYYY-MM-DD"))
+        return (sa.cast(x, oracle.DATE()) - epoch) * 86400
+
+    def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.lower(sa.func.rawtohex(x))
+
+    def text_uuid(self, x: Any, native_string: bool) -> sa.ColumnElement[Any]:
+        if native_string:
+            return sa.func.lower(sa.func.rtrim(x))
+        dashed = sa.literal(r"\1-\2-\3-\4-\5")
+        return sa.func.regexp_replace(self.text_binary(x), sa.literal(self._UUID_PARTS), dashed)
+
+    def hash60(self, text: Any) -> sa.ColumnElement[Any]:
+        hex15 = sa.func.substr(sa.func.rawtohex(sa.func.standard_hash(text, sa.literal("MD5"))), 1, 15)
+        return sa.func.to_number(hex15, sa.literal("X" * 15))

@@ -21,6 +21,7 @@ class PostgreSQL(Dialect):
     WRITER = "copy"
     ROW_WRITER = "postgresql_insert"
     TRUNCATE_TOGETHER = True
+    BINARY_LITERAL = "'\\x{hex}'::bytea"
     NATIVE_KINDS = frozenset(k for k in Kind if k is not Kind.CHAR)
     SESSION_SETUP = ("SET TIME ZONE 'UTC'",)
 
