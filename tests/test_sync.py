@@ -97,16 +97,17 @@ def test_random_mutations_converge_and_untouched_rows_are_not_written(
             col = ["name", "qty", "price", "note"][column]
             value = {"name": "'zz'", "qty": "-1", "price": "0.01", "note": "'changed'"}[col]
             target.sql(f"UPDATE {table} SET {col} = {value} WHERE id = {key}")
+            touched[key] = op
         elif op == "delete":
             target.sql(f"DELETE FROM {table} WHERE id = {key}")
+            touched[key] = op
         else:
             extra = 1000 + key
             target.sql(
                 f"DELETE FROM {table} WHERE id = {extra}",
                 f"INSERT INTO {table} VALUES ({extra}, 'x', 1, 1.00, 'extra')",
             )
-            key = extra
-        touched[key] = op
+            touched[extra] = op
     target.sql(*(s.format(t=table, s=target.schema) for s in AUDIT[target_name]))
 
     result = sync(job_for(source, target, tables=[table]), extra="delete")
