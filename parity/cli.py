@@ -348,6 +348,39 @@ def sync_cmd(
         sys.exit(1 if result.verified is False else 2)
 
 
+@cli.command("fix")
+@_job_options
+@click.option("--run", "run_id", required=True, help="The run id printed by `parity diff --output TABLE`.")
+@click.option("--apply", is_flag=True, help="Apply the fixes (without it, print the SQL and change nothing).")
+@click.option("--delete", is_flag=True, help="Also delete the extra target rows the run found.")
+@click.option(
+    "--discrepancies",
+    "table",
+    default="_parity_discrepancies",
+    show_default=True,
+    help="The table in the target that `parity diff --output` wrote.",
+)
+def fix_cmd(run_id: str, apply: bool, delete: bool, table: str, **kw: Any) -> None:
+    """Apply the differences a diff run stored: changed columns only; conflicts are reported, not applied."""
+    from parity.fix import fix
+
+    job = _build_job(kw)
+    try:
+        result = fix(job, run_id, apply=apply, delete=delete, table=table)
+    finally:
+        job.close()
+    if not apply:
+        sys.stdout.write("".join(f"{s}\n" for s in result.statements))
+    verb = "applied" if apply else "to apply (dry run; --apply to run)"
+    err.print(f"{verb}: {result.inserted} inserts, {result.updated} updates, {result.deleted} deletes")
+    for conflict in result.conflicts:
+        err.print(f"[yellow]conflict, left alone:[/] {conflict}")
+    for error in result.errors[:5]:
+        err.print(f"[red]failed:[/] {error}")
+    if result.failed:
+        sys.exit(2)
+
+
 def render_sync_summary(result: Any, dry_run: bool) -> None:
     console = err if dry_run else out
     title = "sync plan (dry run: nothing was changed)" if dry_run else "sync summary"
@@ -372,6 +405,254 @@ def render_sync_summary(result: Any, dry_run: bool) -> None:
         console.print("[green]verified:[/] a second diff finds the synced tables identical")
     elif result.verified is False:
         console.print(f"[red]not identical after sync:[/] {result.remaining} rows still differ")
+
+
+@cli.command("diff")
+@_job_options
+@click.option("-k", "--key", help="Key column(s), comma-separated (default: the primary key).")
+@click.option(
+    "-C", "--column", "columns", multiple=True, help="Column name or glob pattern to compare; repeatable."
+)
+@click.option("--map", "maps", multiple=True, metavar="SRC=DST", help="Column SRC is DST in the target.")
+@click.option("--tolerance", "tolerances", multiple=True, metavar="COL=N", help="Values within N are equal.")
+@click.option("--where", help="SQL condition applied on both sides.")
+@click.option("--limit", type=click.IntRange(1), help="Stop after N differing rows.")
+@click.option("--record", metavar="KEY", help="Compare one row (KEY, or K1,K2) and show both versions.")
+@click.option("--stats", is_flag=True, help="Print counts per table and column (JSON with --format jsonl).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True,
+    help="How differences are printed.",
+)  # fmt: skip
+@click.option(
+    "--output", metavar="TABLE|FILE", help="Write differences to a .jsonl/.csv file, or to this target table."
+)
+@click.option("--output-mismatches", is_flag=True, help="With --output, print the differences as well.")
+@click.option("--threads", type=click.IntRange(1, 64), help="Concurrent queries per database.")
+def diff_cmd(
+    key: str | None,
+    columns: tuple[str, ...],
+    maps: tuple[str, ...],
+    tolerances: tuple[str, ...],
+    where: str | None,
+    limit: int | None,
+    record: str | None,
+    stats: bool,
+    fmt: str,
+    output: str | None,
+    output_mismatches: bool,
+    threads: int | None,
+    **kw: Any,
+) -> None:
+    """Compare tables in both databases: exit 0 when identical, 1 when rows differ, 2 on error."""
+    import uuid
+
+    from parity.diff import diff
+    from parity.diff.output import discrepancies
+
+    options = {
+        "key": key,
+        "columns": list(columns) or None,
+        "map": _pairs(maps, "--map", str),
+        "tolerance": _pairs(tolerances, "--tolerance", float),
+        "where": where,
+    }
+    job = _build_job(kw, options, workers=threads)
+    show = output is None or output_mismatches
+    run_id = uuid.uuid4().hex
+    printer = _DiffPrinter(fmt, run_id, discrepancies) if show and fmt != "table" and not record else None
+    try:
+        with _DiffProgress() as progress:
+            result = diff(
+                job,
+                limit=limit,
+                record=record,
+                threads=threads,
+                output=output,
+                on_difference=printer.write if printer else None,
+                progress=progress,
+                run_id=run_id,
+            )
+    finally:
+        job.close()
+    for table in result.tables:
+        for warning in table.warnings:
+            err.print(f"[yellow]warning:[/] {warning}")
+        if table.record is not None:
+            render_record(table, fmt)
+        elif show and fmt == "table":
+            render_differences(table)
+        _diff_summary(table)
+    if stats:
+        render_diff_stats(result, fmt)
+    if not result.identical:
+        sys.exit(1)
+
+
+def _pairs(items: tuple[str, ...], option: str, convert: Callable[[str], Any]) -> dict[str, Any] | None:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not (sep and name.strip() and value.strip()):
+                raise ValueError
+            out[name.strip()] = convert(value.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=VALUE, got '{item}'", param_hint=option) from None
+    return out or None
+
+
+class _DiffPrinter:
+    """Differences printed as they are found: JSON lines, or CSV discrepancy rows."""
+
+    def __init__(self, fmt: str, run_id: str, discrepancies: Callable[..., Any]) -> None:
+        import csv
+        import json
+        from datetime import datetime, timezone
+
+        self.fmt, self.run_id, self.json, self.discrepancies = fmt, run_id, json, discrepancies
+        self.at = datetime.now(timezone.utc).replace(tzinfo=None)
+        self.writer = csv.writer(sys.stdout, lineterminator="\n")
+        if fmt == "csv":
+            from parity.diff.output import FIELDS
+
+            self.writer.writerow(FIELDS)
+
+    def write(self, diff: Any) -> None:
+        if self.fmt == "jsonl":
+            sys.stdout.write(self.json.dumps(diff.to_json(), ensure_ascii=False) + "\n")
+            return
+        for row in self.discrepancies(self.run_id, self.at, diff):
+            self.writer.writerow({**row, "diffed_at": row["diffed_at"].isoformat(" ")}.values())
+
+
+class _DiffProgress:
+    """A Rich progress bar per table on stderr (rows settled: equal, or compared)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.enabled = err.is_terminal
+        label = TextColumn("diff {task.description}")
+        self.bar = Progress(label, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Callable[[Any], None] | None:
+        if not self.enabled:
+            return None
+        self.bar.start()
+        return self.update
+
+    def update(self, report: Any) -> None:
+        if report.table not in self.tasks:
+            self.tasks[report.table] = self.bar.add_task(report.table, total=report.total or None)
+        self.bar.update(self.tasks[report.table], completed=report.done, total=report.total or None)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def _diff_summary(table: Any) -> None:
+    s = table.stats
+    label = s.table if s.table == s.target_table else f"{s.table} -> {s.target_table}"
+    timing = f"{s.rows_downloaded:,} rows downloaded, {s.seconds:.2f}s"
+    if s.differences == 0:
+        err.print(f"[green]{label}: identical[/] ({s.source_rows:,} rows; {timing})")
+        return
+    more = " (stopped at --limit)" if table.limited else ""
+    err.print(
+        f"[red]{label}: {s.differences:,} rows differ[/]{more}: {s.missing:,} missing, {s.extra:,} extra, "
+        f"{s.changed:,} changed ({timing})"
+    )
+
+
+def render_differences(table: Any) -> None:
+    from parity.diff.result import value_text
+
+    if not table.differences:
+        return
+    rich = RichTable(title=f"{table.stats.table}: differences", show_lines=False)
+    for name in ("kind", "key", "column", "source", "target"):
+        rich.add_column(name, overflow="fold")
+    for d in table.differences:
+        key = ", ".join(f"{k}={value_text(v)}" for k, v in d.key.items())
+        if d.kind != "changed":
+            row = d.source if d.kind == "missing" else d.target
+            whole = ", ".join(f"{k}={value_text(v)}" for k, v in (row or {}).items())
+            cells = (whole, "") if d.kind == "missing" else ("", whole)
+            rich.add_row(d.kind, key, "", *cells)
+            continue
+        for column in d.columns:
+            source = value_text((d.source or {}).get(column))
+            target = value_text(d.target_value(column))
+            rich.add_row("changed", key, column, _shown(source), _shown(target))
+    out.print(rich)
+
+
+def _shown(text: str | None) -> str:
+    from rich.markup import escape
+
+    if text is None:
+        return "[dim]NULL[/]"
+    return escape(repr(text) if text != text.strip() or not text else text)
+
+
+def render_record(table: Any, fmt: str) -> None:
+    """``--record``: both versions of the row side by side; differing columns marked."""
+    import json
+
+    from parity.diff.result import jsonable, value_text
+
+    view = table.record
+    changed = {c for d in table.differences for c in d.columns}
+    if fmt != "table":
+        row = {"table": table.stats.table, "key": {k: jsonable(v) for k, v in view.key.items()}}
+        for side in ("source", "target"):
+            values = getattr(view, side)
+            row[side] = None if values is None else {k: jsonable(v) for k, v in values.items()}
+        row["columns"] = sorted(changed)
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    rich = RichTable(title=f"{table.stats.table}: {', '.join(f'{k}={v}' for k, v in view.key.items())}")
+    for name in ("column", "source", "target", ""):
+        rich.add_column(name, overflow="fold")
+
+    def cell(values: dict[str, Any] | None, name: str) -> str:
+        return "[dim](no row)[/]" if values is None else _shown(value_text(values.get(name)))
+
+    for column in [*view.key, *view.columns]:
+        target_name = view.names.get(column, column)
+        source, target = cell(view.source, column), cell(view.target, target_name)
+        label = column if target_name == column else f"{column} -> {target_name}"
+        rich.add_row(label, source, target, "[red]differs[/]" if column in changed else "")
+    out.print(rich)
+
+
+def render_diff_stats(result: Any, fmt: str) -> None:
+    import json
+
+    if fmt == "jsonl":
+        for table in result.tables:
+            sys.stdout.write(json.dumps({"stats": table.stats.to_json()}) + "\n")
+        return
+    rich = RichTable(title="diff statistics")
+    names = ("source_rows", "target_rows", "missing", "extra", "changed", "unchanged", "rows_downloaded")
+    rich.add_column("table")
+    for name in (*names, "seconds"):
+        rich.add_column(name.replace("_", " "), justify="right")
+    for t in result.tables:
+        numbers = t.stats.to_json()
+        rich.add_row(t.stats.table, *(f"{numbers[n]:,}" for n in names), f"{t.stats.seconds:.2f}")
+    changes = [(t.stats.table, t.stats.column_changes) for t in result.tables]
+    columns = [(table, c, n) for table, found in changes for c, n in sorted(found.items())]
+    (err if fmt == "csv" else out).print(rich)
+    if columns:
+        per_column = RichTable(title="changed values per column")
+        for name in ("table", "column", "rows"):
+            per_column.add_column(name, justify="right" if name == "rows" else "left")
+        for table_name, column, n in columns:
+            per_column.add_row(table_name, column, f"{n:,}")
+        (err if fmt == "csv" else out).print(per_column)
 
 
 def render_plan_summary(plan: Any) -> None:

@@ -226,3 +226,36 @@ def test_unselected_tables_are_not_touched(make_db: Callable[[str], Database]) -
     assert target.query("SELECT COUNT(*) FROM b WHERE qty = 100")[0][0] == 5
     with sa.create_engine(target.url).connect() as conn:
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM a WHERE qty = 100").scalar() == 0
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_fix_applies_a_stored_diff_run_and_skips_conflicts(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    from parity.fix import fix
+
+    source, target = make_db("sqlite"), make_db(target_name)
+    seed(source, target, "items", 30)
+    target.sql(
+        "UPDATE items SET name = 'changed', price = 1.00 WHERE id IN (3, 4)",
+        "DELETE FROM items WHERE id = 5",
+        "INSERT INTO items VALUES (99, 'extra', 1, 1.00, NULL)",
+    )
+    found = diff(job_for(source, target, tables=["items"]), output="_parity_discrepancies")
+    assert not found.identical
+    target.sql("UPDATE items SET name = 'moved on' WHERE id = 4")  # changed again after the diff
+
+    review = fix(job_for(source, target, tables=["items"]), found.run_id)
+    assert (review.inserted, review.updated, review.deleted) == (1, 1, 0)
+    assert target.query("SELECT COUNT(*) FROM items WHERE id = 5")[0][0] == 0  # nothing applied yet
+    assert any("UPDATE" in s for s in review.statements)
+
+    applied = fix(job_for(source, target, tables=["items"]), found.run_id, apply=True, delete=True)
+    assert (applied.inserted, applied.updated, applied.deleted) == (1, 1, 1)
+    assert (
+        len(applied.conflicts) == 1
+        and "moved on" not in applied.conflicts[0]
+        and "name" in applied.conflicts[0]
+    )
+    rows = dict(target.query("SELECT id, name FROM items WHERE id IN (3, 4, 5, 99)"))
+    assert rows == {3: "n3", 4: "moved on", 5: "n5"}

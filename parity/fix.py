@@ -1,0 +1,182 @@
+"""``parity fix``: apply the discrepancies a ``parity diff --output TABLE`` run stored, after review.
+
+Without ``apply`` it prints the SQL. Each discrepancy is checked against the target as it is now: a row
+whose target values changed since the diff is a conflict, reported and left alone. Values written come
+from the source as it is now (read by key, exact types), never from the text stored for review.
+Extra rows are deleted only with ``delete``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from parity.config import TableConfig
+from parity.diff.result import value_text
+from parity.endpoint import Endpoint
+from parity.errors import NotFound, not_found
+from parity.job import Job
+from parity.schema.model import Table
+from parity.schema.reflect import reflect, table_names
+from parity.sync import Applier, run_batches
+from parity.values import decode_rows, decode_value
+
+DEFAULT_TABLE = "_parity_discrepancies"
+
+
+@dataclass
+class FixResult:
+    run_id: str
+    applied: bool
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    failed: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "statements"}
+
+
+@dataclass
+class _Row:
+    kind: str
+    key: dict[str, Any]
+    columns: dict[str, str | None] = field(default_factory=dict)
+    """column -> target value as recorded (changed rows); the whole row as JSON for extra rows."""
+
+    whole: str | None = None
+
+
+def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, list[_Row]]:
+    """The stored discrepancies of one run, grouped per table and key."""
+    if table not in table_names(target) and not table.startswith("_parity_"):
+        raise not_found("discrepancy table", table, table_names(target), target.redacted())
+    t = sa.table(
+        table,
+        *(sa.column(c) for c in ("run_id", "table_name", "key", "kind", "column_name", "target_value")),
+        schema=target.schema,
+    )
+    try:
+        with target.connect() as conn:
+            rows = conn.execute(sa.select(*t.c).where(t.c.run_id == run_id)).all()
+    except sa.exc.DBAPIError as exc:
+        raise NotFound(f"cannot read discrepancy table '{table}' in {target.redacted()}") from exc
+    if not rows:
+        raise NotFound(f"no discrepancies for run '{run_id}' in table '{table}'")
+    grouped: dict[str, dict[str, _Row]] = defaultdict(dict)
+    for _, name, key, kind, column, target_value in rows:
+        entry = grouped[name].setdefault(key, _Row(kind, json.loads(key)))
+        if kind == "changed" and column:
+            entry.columns[column] = target_value
+        elif kind == "extra":
+            entry.whole = target_value
+    return {name: list(entries.values()) for name, entries in grouped.items()}
+
+
+def fix(
+    job: Job, run_id: str, *, apply: bool = False, delete: bool = False, table: str = DEFAULT_TABLE
+) -> FixResult:
+    """Apply (or, without ``apply``, print) the discrepancies of one diff run."""
+    result = FixResult(run_id, apply)
+    stored = read_run(job.target, table, run_id)
+    specs = {t.name: t for t in job.config.tables}
+    for name, rows in stored.items():
+        spec = specs.get(name) or TableConfig(name=name, **job.table_options)
+        _fix_table(job, spec, rows, result, apply, delete)
+    return result
+
+
+def _fix_table(
+    job: Job, spec: TableConfig, rows: list[_Row], result: FixResult, apply: bool, delete: bool
+) -> None:
+    source_table = reflect(job.source, [spec.name])[0]
+    target_table = reflect(job.target, [spec.target or spec.name])[0]
+    rename = spec.map
+    applier = Applier(job.target, target_table, 1000, dry_run=not apply)
+    inserts: list[dict[str, Any]] = []
+    updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    deletes: list[dict[str, Any]] = []
+    key_source = list(rows[0].key)
+    key_target = [rename.get(k, k) for k in key_source]
+    for row in rows:
+        src = _fetch(job.source, source_table, key_source, row.key)
+        dst = _fetch(job.target, target_table, key_target, {rename.get(k, k): v for k, v in row.key.items()})
+        label = f"{spec.name} {json.dumps(row.key, default=str)}"
+        target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
+        if row.kind == "missing":
+            if dst is not None or src is None:
+                result.conflicts.append(
+                    f"{label}: {'now in the target' if dst is not None else 'gone from the source'}"
+                )
+                continue
+            inserts.append({rename.get(c, c): v for c, v in src.items()})
+        elif row.kind == "changed":
+            if src is None or dst is None:
+                result.conflicts.append(
+                    f"{label}: the row is gone from the {'source' if src is None else 'target'}"
+                )
+                continue
+            moved = [
+                c
+                for c, recorded in row.columns.items()
+                if _text(target_table, rename.get(c, c), dst) != recorded
+            ]
+            if moved:
+                result.conflicts.append(f"{label}: changed in the target since the diff ({', '.join(moved)})")
+                continue
+            updates.append((target_key, {rename.get(c, c): src[c] for c in row.columns}))
+        elif row.kind == "extra" and delete:
+            if dst is None:
+                continue
+            deletes.append(target_key)
+    done = _run(job, applier, applier.inserts(inserts), apply, result)
+    result.inserted += done
+    result.updated += _run(job, applier, applier.updates(key_target, updates), apply, result)
+    result.deleted += _run(job, applier, applier.deletes(key_target, deletes), apply, result)
+    result.statements.extend(applier.statements)
+
+
+def _run(job: Job, applier: Applier, batches: Any, apply: bool, result: FixResult) -> int:
+    if not apply:
+        return sum(len(params) for _, params in batches)
+
+    def on_error(count: int, message: str) -> None:
+        result.failed += count
+        result.errors.append(message)
+
+    return run_batches(job.target, batches, True, on_error)
+
+
+def _text(table: Table, column: str, row: dict[str, Any]) -> str | None:
+    """A target value as the diff recorded it: decimals at the column's scale."""
+    value = row.get(column)
+    ctype = table.column(column).type
+    if isinstance(value, Decimal) and ctype.scale is not None:
+        value = value.quantize(Decimal(1).scaleb(-ctype.scale))
+    return value_text(value)
+
+
+def _typed(table: Table, key: dict[str, Any]) -> dict[str, Any]:
+    return {k: decode_value(table.column(k).type.kind, v) for k, v in key.items()}
+
+
+def _fetch(endpoint: Endpoint, table: Table, key: list[str], values: dict[str, Any]) -> dict[str, Any] | None:
+    """The row with this key, as canonical values by column name, or None."""
+    typed = _typed(table, values)
+    encoders = Applier(endpoint, table, 1, dry_run=True)
+    t = sa.table(table.name, *(sa.column(c.name) for c in table.columns), schema=endpoint.schema)
+    clause = sa.and_(*(t.c[k] == encoders.encode(k, typed[k]) for k in key))
+    with endpoint.connect() as conn:
+        found = conn.execute(sa.select(*t.c).where(clause)).all()
+    if not found:
+        return None
+    row = decode_rows([c.type for c in table.columns], found[:1])[0]
+    return dict(zip(table.column_names, row, strict=True))
