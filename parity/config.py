@@ -43,6 +43,8 @@ class PartitionConfig(_Model):
     column: str | None = None
     by: Literal["month", "week", "day", "key"] = "key"
     stagger: bool = True
+    size: int | None = Field(default=None, gt=0)
+    """``by: key``: the key span of one partition (default: the key range cut in 4 x threads)."""
 
 
 class TableConfig(_Model):

@@ -61,9 +61,12 @@ class Job:
 def shape(table: Table, spec: cfg.TableConfig, maps: dict[str, dict[str, str]]) -> Table:
     """Keep the selected columns and give them their target names."""
     names = table.column_names
-    for col in [*spec.map, *spec.exclude_columns, *(spec.key or ())]:
+    for col in [*spec.map, *(spec.key or ())]:
         if col not in names:
             raise not_found("column", col, names, where=f"table '{table.name}'")
+    for pattern in spec.exclude_columns:  # glob patterns, like columns: a pattern matching nothing is a typo
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            raise not_found("column", pattern, names, where=f"table '{table.name}'")
     keep = select_columns(names, spec.columns, spec.exclude_columns, table.name)
     rename = spec.map
 

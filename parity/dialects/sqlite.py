@@ -111,7 +111,7 @@ class SQLite(Dialect):
     def prepare_connection(self, conn: Connection) -> None:
         record = conn.connection
         if not record.info.get("parity_diff_functions"):
-            register_diff_functions(record.driver_connection)
+            register_diff_functions(record.driver_connection)  # type: ignore[arg-type]
             record.info["parity_diff_functions"] = True
 
     def char_length(self, x: Any) -> sa.ColumnElement[Any]:
@@ -198,6 +198,8 @@ def declared_type(declared: str) -> CanonicalType:
         return CanonicalType(Kind.DECIMAL, precision=first, scale=second or 0)
     if "INT" in name:
         return CanonicalType(Kind.INTEGER)
+    if "BINARY" in name or "BYTES" in name:
+        return CanonicalType(Kind.BINARY, length=first)
     if "CHAR" in name and "VAR" not in name and first:
         return CanonicalType(Kind.CHAR, length=first)
     if "CHAR" in name or "CLOB" in name or "TEXT" in name:

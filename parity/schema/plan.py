@@ -111,10 +111,10 @@ def _column_type(ctx: _Context, table: Table, col: Column, lossy: list[str]) -> 
         spec, note = ctx.dialect.ddl_type(col.type)
     except LossyType as exc:
         lossy.append(
-            f"{table.name}.{col.name}: {exc} in {ctx.sa_dialect.name}; set an explicit type for it "
+            f"{table.name}.{col.name}: {exc} in {ctx.sa_dialect.name}; override its type "
             f"in the job file (tables: - name: {table.name}, types: {{{col.name}: ...}})"
         )
-        return sa.types.NullType()
+        return RawType(str(col.type))  # compiles, so planning goes on and reports every such column
     if note:
         ctx.plan.warnings.append(f"{table.name}.{col.name} {col.type}: {note}")
     return RawType(spec)

@@ -1,0 +1,365 @@
+"""The command line through its real entry point.
+
+Bad input of every kind must end the same way: exactly one line on stderr starting with
+``parity: error:``, exit code 2, no traceback, and no password anywhere in the output. Most cases call
+``parity.cli.main([...])`` in this process (catching SystemExit); the ones marked *subprocess* run
+``python -m parity`` so that the exit code and the streams are exactly what a user sees.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import pytest
+import sqlalchemy as sa
+
+from parity import __version__, log
+from parity.cli import cli, main
+
+from .conftest import Database, fresh_name, sa_url, server_url, url_with_password
+
+PASSWORD = "s3cr3t-pw"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+    """*subprocess*: ``python -m parity ARGS`` with a clean environment plus ``env``."""
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SOURCE_", "TARGET_", "PARITY_T_"))
+    }
+    environment.update(PARITY_CONNECT_TIMEOUT="5", COLUMNS="200", **(env or {}))
+    done = subprocess.run(
+        [sys.executable, "-m", "parity", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> str:
+    """The error contract; returns the message after ``parity: error: ``."""
+    assert result.code == 2, result
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("parity: error: "), result.err
+    assert "Traceback" not in result.err + result.out
+    assert PASSWORD not in result.err + result.out
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0][len("parity: error: ") :]
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'target.sqlite'}"
+
+
+@pytest.fixture
+def parity(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Callable[..., Result]]:
+    """In process: ``parity(*args)`` runs ``parity.cli.main`` in tmp_path and returns what it did."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PARITY_CONNECT_TIMEOUT", "5")
+    for name in ("SOURCE_URL", "TARGET_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    yield invoke
+    log.configure(None)  # a --debug run must not leave SQL logging on for later tests
+
+
+# ---- version, help, demo ------------------------------------------------------------------------------
+
+
+def test_entry_point_version(tmp_path: Path) -> None:
+    """*subprocess*"""
+    result = run("--version", cwd=tmp_path)
+    assert (result.code, result.out.strip(), result.err) == (0, f"parity, version {__version__}", "")
+
+
+def test_entry_point_error(tmp_path: Path, target: str) -> None:
+    """*subprocess*"""
+    result = run("schema", "plan", f"foo://user:{PASSWORD}@x/db", target, cwd=tmp_path)
+    assert_one_line_error(result, "unsupported database URL scheme 'foo://'")
+    assert result.out == ""
+
+
+def test_version(parity: Callable[..., Result]) -> None:
+    result = parity("--version")
+    assert (result.code, result.out.strip()) == (0, f"parity, version {__version__}")
+
+
+def _commands(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, group
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+COMMANDS = list(_commands(cli))
+
+
+def test_the_commands_are_there() -> None:
+    paths = {" ".join(p) for p, _ in COMMANDS}
+    assert {"", "demo", "schema", "schema plan", "schema apply"} <= paths
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) or "parity" for p, _ in COMMANDS])
+def test_every_command_has_help(
+    parity: Callable[..., Result], path: tuple[str, ...], command: click.Command
+) -> None:
+    name = " ".join(("parity", *path))
+    assert command.help and command.help.strip(), f"'{name}' has no help text"
+    result = parity(*path, "--help")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"Usage: {name} ")
+    first_words = " ".join(command.help.split()[:4])
+    assert first_words in " ".join(result.out.split())
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            assert param.help, f"option {param.opts} of '{name}' has no help text"
+    if isinstance(command, click.Group):
+        for sub in command.commands:
+            assert sub in result.out
+
+
+def test_demo(parity: Callable[..., Result], tmp_path: Path) -> None:
+    result = parity("demo", "--dir", "demo")
+    assert result.code == 0, result.err
+    assert "load order" in result.out
+    target = sa.create_engine(f"sqlite:///{tmp_path / 'demo' / 'target.sqlite'}")
+    try:
+        inspector = sa.inspect(target)
+        names = sorted(n for n in inspector.get_table_names() if not n.startswith("_parity_"))
+        assert names == [
+            "customers",
+            "employees",
+            "members",
+            "order history",
+            "order_items",
+            "orders",
+            "products",
+            "teams",
+        ]
+        referred = {(name, fk["referred_table"]) for name in names for fk in inspector.get_foreign_keys(name)}
+        with target.connect() as conn:
+            assert conn.exec_driver_sql('SELECT COUNT(*) FROM "order history"').scalar() == 250
+    finally:
+        target.dispose()
+    assert {
+        ("orders", "customers"),
+        ("order_items", "orders"),
+        ("order_items", "products"),
+        ("employees", "employees"),
+        ("members", "teams"),
+        ("teams", "members"),
+        ("order history", "orders"),
+    } <= referred
+
+
+def test_demo_twice_starts_over(parity: Callable[..., Result]) -> None:
+    assert parity("demo", "--dir", "demo").code == 0
+    again = parity("demo", "--dir", "demo")
+    assert again.code == 0, again.err
+    assert "create table" in again.out
+
+
+# ---- bad input: one line, exit 2, no traceback, no password ------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "mariadb"])
+def test_unreachable_host(parity: Callable[..., Result], target: str, scheme: str) -> None:
+    url = f"{scheme}://parity:{PASSWORD}@127.0.0.1:{closed_port()}/parity"
+    message = assert_one_line_error(parity("schema", "plan", url, target), "cannot connect to")
+    assert "127.0.0.1" in message and ":***@" in message
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_wrong_password(parity: Callable[..., Result], target: str, backend: str) -> None:
+    url = url_with_password(server_url(backend), PASSWORD)
+    message = assert_one_line_error(parity("schema", "plan", url, target), "cannot connect to")
+    assert "password authentication failed" in message or "Access denied" in message
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_unknown_database(parity: Callable[..., Result], target: str, backend: str) -> None:
+    url = sa_url(server_url(backend)).set(database="no_such_db_x").render_as_string(hide_password=False)
+    message = assert_one_line_error(parity("schema", "plan", url, target), "cannot connect to")
+    assert "no_such_db_x" in message
+
+
+def test_missing_table_suggests_the_closest(
+    parity: Callable[..., Result], target: str, demo_db: Database
+) -> None:
+    result = parity("schema", "plan", demo_db.url, target, "-t", "custmers")
+    assert_one_line_error(result, "table 'custmers' not found", "did you mean 'customers'?")
+
+
+def test_missing_sqlite_source(parity: Callable[..., Result], tmp_path: Path, target: str) -> None:
+    missing = tmp_path / "nope.sqlite"
+    result = parity("schema", "plan", f"sqlite:///{missing}", target)
+    assert_one_line_error(result, f"database file '{missing}' not found")
+    assert not missing.exists()
+
+
+def test_unsupported_scheme(parity: Callable[..., Result], target: str) -> None:
+    result = parity("schema", "plan", f"foo://user:{PASSWORD}@x/db", target)
+    assert_one_line_error(result, "unsupported database URL scheme 'foo://'")
+    result = parity("schema", "plan", "postgresq://x/db", target)
+    assert_one_line_error(result, "did you mean 'postgresql'?")
+
+
+def test_no_source(parity: Callable[..., Result]) -> None:
+    assert_one_line_error(parity("schema", "plan"), "no source database")
+
+
+def test_malformed_yaml(parity: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text("source: sqlite:///a.sqlite\ntarget: [unclosed\n", encoding="utf-8")
+    result = parity("schema", "plan", "-c", "job.yaml")
+    assert_one_line_error(result, "job.yaml: malformed YAML at line 3, column 1")
+
+
+def test_unknown_key(parity: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(
+        "source: sqlite:///a.sqlite\ntarget: sqlite:///b.sqlite\ntables:\n  - nmae: x\n", encoding="utf-8"
+    )
+    result = parity("schema", "apply", "-c", "job.yaml")
+    assert_one_line_error(result, "unknown key 'tables[0].nmae'; did you mean 'name'?")
+
+
+def test_missing_environment_variable(parity: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(
+        "source: ${SOURCE_URL}\ntarget: sqlite:///b.sqlite\n", encoding="utf-8"
+    )
+    result = parity("schema", "plan", "-c", "job.yaml")
+    assert_one_line_error(result, "environment variable SOURCE_URL is not set")
+
+
+def test_environment_variable_from_dotenv(
+    parity: Callable[..., Result], tmp_path: Path, demo_db: Database
+) -> None:
+    (tmp_path / ".env").write_text(f"SOURCE_URL={demo_db.url}\n", encoding="utf-8")
+    (tmp_path / "job.yaml").write_text(
+        "source: ${SOURCE_URL}\ntarget: sqlite:///t.sqlite\ntables: [employees]\n", encoding="utf-8"
+    )
+    result = parity("schema", "plan", "-c", "job.yaml")
+    assert result.code == 0, result.err
+    assert result.out.startswith("CREATE TABLE employees")
+
+
+def test_unknown_column_in_map(parity: Callable[..., Result], tmp_path: Path, demo_db: Database) -> None:
+    (tmp_path / "job.yaml").write_text(
+        f"source: {demo_db.url}\ntarget: sqlite:///t.sqlite\n"
+        "tables:\n  - name: order history\n    map: {selct: status}\n",
+        encoding="utf-8",
+    )
+    result = parity("schema", "plan", "-c", "job.yaml")
+    assert_one_line_error(result, "column 'selct' not found in table 'order history'; did you mean 'select'?")
+
+
+def test_debug_shows_the_traceback(parity: Callable[..., Result], target: str) -> None:
+    result = parity("--debug", "low", "--log-file", "d.log", "schema", "plan", "foo://x/y", target)
+    assert result.code == 2
+    assert "Traceback" in result.err
+    assert result.err.splitlines()[-1].startswith("parity: error: unsupported database URL scheme")
+
+
+# ---- the debug log ------------------------------------------------------------------------------------
+
+
+def test_debug_high_logs_sql(
+    parity: Callable[..., Result], tmp_path: Path, demo_db: Database, target: str
+) -> None:
+    result = parity("--debug", "high", "--log-file", "debug.log", "schema", "apply", demo_db.url, target)
+    assert result.code == 0, result.err
+    log = (tmp_path / "debug.log").read_text(encoding="utf-8")
+    assert "sql sqlite" in log
+    assert 'CREATE TABLE "order history"' in log
+    assert "PRAGMA" in log  # reflection's statements too
+
+
+@pytest.fixture
+def pg_login(pg_db: Database) -> Iterator[str]:
+    """A PostgreSQL URL for a new login role whose password is PASSWORD, allowed into pg_db's schema."""
+    role = fresh_name()
+    pg_db.sql(
+        f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'",
+        f'GRANT USAGE ON SCHEMA "{pg_db.schema}" TO {role}',
+        f'GRANT SELECT ON ALL TABLES IN SCHEMA "{pg_db.schema}" TO {role}',
+    )
+    yield sa_url(pg_db.url).set(username=role, password=PASSWORD).render_as_string(hide_password=False)
+    pg_db.sql(f"DROP OWNED BY {role}", f"DROP ROLE {role}")
+
+
+def test_debug_log_never_holds_the_password(
+    tmp_path: Path, pg_db: Database, pg_login: str, target: str
+) -> None:
+    """*subprocess*"""
+    pg_db.sql("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner VARCHAR(40) NOT NULL)")
+    result = run(
+        "--debug",
+        "high",
+        "--log-file",
+        "debug.log",
+        "schema",
+        "apply",
+        pg_login,
+        target,
+        "--source-schema",
+        str(pg_db.schema),
+        cwd=tmp_path,
+    )
+    assert result.code == 0, result.err
+    assert PASSWORD not in result.out + result.err
+    log = (tmp_path / "debug.log").read_text(encoding="utf-8")
+    assert "sql postgresql" in log and "pg_catalog" in log
+    assert "CREATE TABLE accounts" in log
+    assert PASSWORD not in log
+
+
+def test_failed_login_with_debug_never_shows_the_password(tmp_path: Path, target: str) -> None:
+    """*subprocess*"""
+    url = url_with_password(server_url("postgresql"), PASSWORD)
+    result = run("--debug", "high", "--log-file", "debug.log", "schema", "plan", url, target, cwd=tmp_path)
+    assert result.code == 2
+    assert "Traceback" in result.err
+    assert PASSWORD not in result.out + result.err
+    assert PASSWORD not in (tmp_path / "debug.log").read_text(encoding="utf-8")
