@@ -401,7 +401,11 @@ def render_sync_summary(result: Any, dry_run: bool) -> None:
     for t in result.tables:
         for error in t.errors[:3]:
             console.print(f"[red]{t.target}:[/] {error}")
-    if result.verified is True:
+    for note in result.notes:
+        console.print(note)
+    if any(t.skipped for t in result.tables):
+        console.print("[green]nothing to do[/]")
+    elif result.verified is True:
         console.print("[green]verified:[/] a second diff finds the synced tables identical")
     elif result.verified is False:
         console.print(f"[red]not identical after sync:[/] {result.remaining} rows still differ")

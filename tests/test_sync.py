@@ -259,3 +259,28 @@ def test_fix_applies_a_stored_diff_run_and_skips_conflicts(
     )
     rows = dict(target.query("SELECT id, name FROM items WHERE id IN (3, 4, 5, 99)"))
     assert rows == {3: "n3", 4: "moved on", 5: "n5"}
+
+
+def test_unmoved_binlog_skips_the_whole_database(make_db: Callable[[str], Database]) -> None:
+    source, target = make_db("mariadb"), make_db("sqlite")
+    seed(source, target, "items", 20)
+    target.sql("UPDATE items SET qty = 42 WHERE id = 1")
+    first = sync(job_for(source, target, tables=["items"]))
+    assert first.verified and first.tables[0].updated == 1
+    assert "binary log position" in first.notes[0]
+    second = sync(job_for(source, target, tables=["items"]))
+    assert second.tables[0].skipped and "has not moved" in second.tables[0].skipped
+    source.sql("UPDATE items SET qty = 43 WHERE id = 2")
+    third = sync(job_for(source, target, tables=["items"]))
+    assert third.tables[0].skipped is None and third.tables[0].updated == 1 and third.verified
+
+
+def test_without_a_binlog_parity_says_it_compares_checksums(make_db: Callable[[str], Database]) -> None:
+    source, target = make_db("sqlite"), make_db("postgresql")
+    seed(source, target, "items", 5)
+    result = sync(job_for(source, target, tables=["items"]))
+    assert result.verified and "no binary log" in result.notes[0]
+    same_server = make_db("mariadb"), make_db("mariadb")
+    seed(*same_server, "items", 5)
+    result = sync(job_for(*same_server, tables=["items"]))
+    assert "share a server" in result.notes[0] and result.tables[0].skipped is None

@@ -141,6 +141,10 @@ class Dialect:
     SAVEPOINTS: ClassVar[bool] = True
     """Whether a failed batch can be rolled back alone, keeping the rest of the chunk's transaction."""
 
+    def log_position(self, conn: Connection) -> str | None:
+        """The current position of the database's change log (MySQL binlog), or None without one."""
+        return None
+
     def referencing_tables(self, conn: Connection, tables: list[str], schema: str | None) -> set[str]:
         """Tables outside ``tables`` whose FKs reference one of them."""
         wanted = set(tables)
@@ -328,6 +332,9 @@ class Dialect:
     """Format strings (the database's own syntax) giving ``YYYY-MM-DD``, ``HH:MM:SS.ffffff`` and
     ``YYYY-MM-DD HH:MM:SS.ffffff``; None where the dialect overrides the method instead."""
 
+    DIFF_SETUP: ClassVar[tuple[str, ...]] = ()
+    """Statements run in the transaction of each diff query (planner settings local to it)."""
+
     def prepare_connection(self, conn: Connection) -> None:
         """Make a connection ready for diff's SQL (SQLite registers md5 and friends here)."""
 
@@ -374,8 +381,10 @@ class Dialect:
         """A float rounded to ``digits`` significant digits: mantissa 'e' exponent (``12500000000e-10``)."""
         d = self.as_double(x)
         exponent = sa.func.floor(self.log10(sa.func.abs(d)))
-        scale = sa.func.power(sa.literal(10.0, sa.Double()), exponent - (digits - 1), type_=sa.Double())
-        mantissa = self.round(d / scale)
+        unit: sa.ColumnElement[float] = sa.func.power(
+            sa.literal(10.0, sa.Double()), exponent - (digits - 1), type_=sa.Double()
+        )
+        mantissa = self.round(d / unit)
         as_int = sa.BigInteger()
         return sa.case(
             (d == 0, sa.literal("0")),

@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from parity.dialects.base import Dialect
 from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
@@ -22,6 +24,16 @@ class MySQL(Dialect):
     ROW_WRITER = "mysql_insert"
     NATIVE_KINDS = frozenset(Kind) - {Kind.BOOLEAN, Kind.TIME, Kind.TIMESTAMPTZ, Kind.UUID, Kind.JSON}
     SESSION_SETUP = ("SET time_zone = '+00:00'",)
+
+    def log_position(self, conn: Connection) -> str | None:
+        for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
+            try:
+                row = conn.exec_driver_sql(statement).first()
+            except sa.exc.DBAPIError:
+                conn.rollback()
+                continue
+            return None if row is None else f"{row[0]}:{row[1]}"
+        return None
 
     def upsert(
         self, target: sa.TableClause, staging: sa.TableClause, columns: list[str], key: list[str]
@@ -101,6 +113,58 @@ class MySQL(Dialect):
                 found.add(text[len("json_valid(") : -1].strip("`"))
         return found
 
+    # ---- diff ----------------------------------------------------------------------------------------
+
+    DATE_FORMAT = "%Y-%m-%d"
+    TIME_FORMAT = "%H:%i:%s.%f"
+    TIMESTAMP_FORMAT = "%Y-%m-%d %H:%i:%s.%f"
+
+    def concat(self, *parts: Any) -> sa.ColumnElement[Any]:
+        return sa.func.concat(*parts)
+
+    def int_div(self, a: Any, b: Any) -> sa.ColumnElement[Any]:
+        return a.op("DIV", precedence=8)(b)  # "/" is decimal division here, rounded to 4 digits
+
+    def rtrim_chars(self, x: Any, chars: str) -> sa.ColumnElement[Any]:
+        return trim_trailing(x, sa.literal(chars))
+
+    def as_double(self, x: Any) -> sa.ColumnElement[Any]:
+        return x + sa.literal(0.0, sa.Double())  # SQLAlchemy drops CAST(... AS DOUBLE) for MySQL
+
+    def format_time(self, x: Any, fmt: str) -> sa.ColumnElement[Any]:
+        return sa.func.date_format(x, sa.literal(fmt))
+
+    def text_time(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.time_format(x, sa.literal(self.TIME_FORMAT))
+
+    def in_utc(self, x: Any) -> sa.ColumnElement[Any]:
+        return x  # timestamptz is stored as UTC in DATETIME(6) (STORES_TIME_ZONE)
+
+    def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        micros = sa.func.timestampdiff(sa.literal_column("MICROSECOND"), sa.literal("1970-01-01 00:00:00"), x)
+        return micros / sa.literal(1e6, sa.Double())
+
+    def text_json(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.json_compact(x)
+
+    def hash60(self, text: Any) -> sa.ColumnElement[Any]:
+        hex15 = sa.func.substring(sa.func.md5(text), 1, 15)
+        return sa.cast(sa.func.conv(hex15, 16, 10), mysql.BIGINT(unsigned=True))
+
+
+class trim_trailing(FunctionElement[Any]):  # noqa: N801 - named like the sa.func functions
+    """``TRIM(TRAILING chars FROM x)``: MySQL's RTRIM takes no character list."""
+
+    name = "trim_trailing"
+    inherit_cache = True
+    type = sa.Text()
+
+
+@compiles(trim_trailing)
+def _trim_trailing(element: trim_trailing, compiler: Any, **kw: Any) -> str:
+    x, chars = list(element.clauses)
+    return f"TRIM(TRAILING {compiler.process(chars, **kw)} FROM {compiler.process(x, **kw)})"
+
 
 class MySQLOnly(MySQL):
     """MySQL proper (not MariaDB): no UUID type."""
@@ -108,3 +172,7 @@ class MySQLOnly(MySQL):
     names: ClassVar[tuple[str, ...]] = ("mysql",)
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {**MySQL.TYPE_MAPPING, Kind.UUID: "CHAR(36)"}
     STORED_AS: ClassVar[dict[Kind, CanonicalType]] = {Kind.UUID: CanonicalType(Kind.CHAR, length=36)}
+    JSON_FORM = "mysql-json"  # a binary JSON type that prints with its own spacing and key order
+
+    def text_json(self, x: Any) -> sa.ColumnElement[Any]:
+        return self.text(x)
