@@ -118,10 +118,39 @@ def demo(directory: str, target_url: str | None) -> None:
         with _Progress(True) as progress:
             result = copy(job, mode="replace", progress=progress)
         render_copy_summary(result)
+        if not result.ok:
+            sys.exit(2)
+        _demo_diff_and_sync(job)
     finally:
         job.close()
-    if not result.ok:
-        sys.exit(2)
+
+
+def _demo_diff_and_sync(job: Any) -> None:
+    from parity import demo as sample
+    from parity.diff import diff
+    from parity.sync import sync
+
+    out.print("[bold]4. drift[/] planted in the target:")
+    for line in sample.plant_differences(job.target):
+        out.print(f"   {line}")
+    out.print("[bold]5. diff[/] (checksums in each database; only differing buckets are downloaded)")
+    found = diff(job)
+    for table in found.tables:
+        if not table.identical:
+            render_differences(table)
+    downloaded = sum(t.stats.rows_downloaded for t in found.tables)
+    out.print(f"   {len(found.differences)} rows differ; {downloaded} rows downloaded in all")
+    out.print(
+        "[bold]6. sync[/] --delete: insert the missing row, update changed columns, delete the stray row"
+    )
+    synced = sync(job, extra="delete", detect_changes=False)
+    render_sync_summary(synced, dry_run=False)
+    again = diff(job)
+    out.print(
+        f"[bold]7. re-check[/] {'[green]identical[/]' if again.identical else '[red]still different[/]'}"
+    )
+    if not again.identical:
+        sys.exit(1)
 
 
 @cli.group()

@@ -204,3 +204,33 @@ def prepare(directory: str, target_url: str | None) -> tuple[Path, str, dict[str
             target.unlink()
         target_url = f"sqlite:///{target}"
     return source, target_url, counts
+
+
+def plant_differences(target: Any) -> list[str]:
+    """Change the copied target the way drift does: an edited name, a changed price, a lost line, a
+    stray customer. ``target`` is a parity Endpoint. Returns what was done, for the demo to print."""
+    import sqlalchemy as sa
+
+    customers = sa.table(
+        "customers",
+        sa.column("id"),
+        sa.column("name"),
+        sa.column("email"),
+        sa.column("is_active"),
+        schema=target.schema,
+    )
+    products = sa.table("products", sa.column("id"), sa.column("price"), schema=target.schema)
+    items = sa.table("order_items", sa.column("order_id"), sa.column("line_no"), schema=target.schema)
+    with target.begin() as conn:
+        conn.execute(sa.update(customers).where(customers.c.id == 3).values(name="Someone Else"))
+        conn.execute(sa.update(products).where(products.c.id == 5).values(price="0.99"))
+        conn.execute(sa.delete(items).where(items.c.order_id == 7, items.c.line_no == 1))
+        conn.execute(
+            sa.insert(customers).values(id=9999, name="stray", email="stray@example.com", is_active=True)
+        )
+    return [
+        "customers 3: name edited",
+        "products 5: price changed to 0.99",
+        "order_items (7, 1): deleted",
+        "customers 9999: inserted (not in the source)",
+    ]
