@@ -17,7 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +34,7 @@ from parity.log import logger
 from parity.remap import IdMaps, RemapSpec, RemapWriter
 from parity.schema.apply import existing_targets
 from parity.schema.model import Table
+from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.types import INTEGER_KINDS, CanonicalType
 from parity.state import State
@@ -99,6 +102,9 @@ class _TablePlan:
     where: str | None
     limit: int | None
     remap: RemapSpec = field(default_factory=RemapSpec)
+    in_cycle: bool = False
+    """The table is in an FK cycle (or references itself): its loads run with FK checks off, where the
+    database allows it, because the rows it references may not be there yet."""
 
 
 def copy(
@@ -188,6 +194,7 @@ def _plan_tables(
     from parity.schema.reflect import reflect
 
     sources = {t.name: t for t in reflect(job.source, list(specs), None)}
+    cyclic = {name for name, _ in fk_order(list(sources.values()))[1]}
     by_target = {v: k for k, v in plan.names.items()}
     out = []
     for target in plan.order:
@@ -215,6 +222,7 @@ def _plan_tables(
                 batch_size=spec.batch_size or batch_size,
                 where=spec.where,
                 limit=limit,
+                in_cycle=name in cyclic,
             )
         )
     return out
@@ -543,25 +551,57 @@ class _ChunkRunner:
     def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
         try:
             with self.job.source.connect() as conn:
-                result = conn.execution_options(
-                    stream_results=True, max_row_buffer=self.tp.batch_size
-                ).execute(self._select(chunk))
-                for part in result.partitions(self.tp.batch_size):
-                    if stop.is_set():
-                        return
-                    out.put(self._decode(part))
+                cursor = _streaming_cursor(conn)
+                if cursor is not None:
+                    self._read_raw(conn, cursor, chunk, out, stop)
+                else:
+                    result = conn.execution_options(
+                        stream_results=True, max_row_buffer=self.tp.batch_size
+                    ).execute(self._select(chunk))
+                    for part in result.partitions(self.tp.batch_size):
+                        if stop.is_set():
+                            return
+                        out.put(self._decode(part))
             out.put(_DONE)
         except BaseException as exc:
             out.put(exc)
 
+    def _read_raw(
+        self, conn: Connection, cursor: Any, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event
+    ) -> None:
+        """Stream with the driver's own cursor: plain tuples, no SQLAlchemy Row per row (the columns are
+        untyped, so SQLAlchemy would not process the values anyway)."""
+        compiled = self._select(chunk).compile(dialect=conn.dialect)
+        params: Any = compiled.params
+        if conn.dialect.positional:
+            params = tuple(params[name] for name in compiled.positiontup or ())
+        size = self.tp.batch_size
+        try:
+            cursor.execute(compiled.string, params)
+            while not stop.is_set():
+                rows = cursor.fetchmany(size)
+                if not rows:
+                    break
+                out.put(self._decode(rows))
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
+        finally:
+            cursor.close()
+
     def _decode(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
         kinds = self.decoders
         if not any(kinds):
+            if type(rows) is list and (not rows or type(rows[0]) is tuple):
+                return rows  # a driver's own rows: tuples already
             return [tuple(r) for r in rows]
-        return [
-            tuple(v if k is None or v is None else decode_value(k, v) for v, k in zip(r, kinds, strict=True))
-            for r in rows
-        ]
+        if not rows:
+            return []
+        # column by column: only the columns that need decoding are touched
+        columns: list[Any] = list(zip(*rows, strict=True))
+        for i, kind in enumerate(kinds):
+            if kind is not None:
+                columns[i] = list(map(decode_value, repeat(kind), columns[i]))
+        return list(zip(*columns))
 
     def _write(self, chunk: Chunk, batches: Iterator[list[tuple[Any, ...]]]) -> tuple[int, int, int, int]:
         """Returns rows read, written, rejected and skipped (already in the target)."""
@@ -569,7 +609,7 @@ class _ChunkRunner:
             return self._write_remapped(chunk, batches)
         tp, target = self.tp, self.job.target
         read = written = rejected = 0
-        with target.connect() as conn, conn.begin():
+        with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle), conn.begin():
             destination = self._destination(conn)
             writer = bulk.WRITERS[self.target_dialect.WRITER](conn, destination, tp.target_columns, tp.types)
             try:
@@ -597,7 +637,7 @@ class _ChunkRunner:
             refused.append(1)
             self.rejects.add(tp.target, tp.target_columns, row, reason)
 
-        with target.connect() as conn:
+        with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle):
             with conn.begin():
                 writer = RemapWriter(
                     conn, target, tp.target, tp.target_columns, tp.types, tp.remap, self.maps
@@ -680,6 +720,26 @@ class _ChunkRunner:
         return a_ok + b_ok, a_bad + b_bad
 
 
+@contextmanager
+def _fk_checks_off(conn: Connection, dialect: Any, wanted: bool) -> Iterator[None]:
+    """FK checks off for this session while a cycle's rows load (what mysqldump and pg_restore do)."""
+    switch = dialect.FK_CHECKS if wanted else None
+    if switch:
+        try:
+            execute_raw(conn, switch[0])
+            conn.commit()
+        except sa.exc.DBAPIError as exc:
+            conn.rollback()
+            logger.warning("cannot switch FK checks off (%s); cycle rows may be refused", driver_message(exc))
+            switch = None
+    try:
+        yield
+    finally:
+        if switch:
+            execute_raw(conn, switch[1])
+            conn.commit()
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, sa.exc.DBAPIError):
         return driver_message(exc)
@@ -687,6 +747,22 @@ def _reason(exc: BaseException) -> str:
     if len(orig) >= 2 and isinstance(orig[0], int):
         return f"{orig[1]} (error {orig[0]})"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _streaming_cursor(conn: Connection) -> Any:
+    """A driver cursor that streams a SELECT's rows as tuples, for the drivers parity knows; else None
+    (then SQLAlchemy's ``stream_results`` is used)."""
+    driver = conn.dialect.driver
+    if driver not in ("psycopg", "pymysql", "pysqlite"):
+        return None
+    raw = conn.connection.driver_connection
+    if driver == "psycopg":
+        return raw.cursor(name="parity_read")  # server-side: FETCH FORWARD n per fetchmany
+    if driver == "pymysql":
+        import pymysql.cursors
+
+        return raw.cursor(pymysql.cursors.SSCursor)  # unbuffered
+    return raw.cursor()  # sqlite3 steps through the rows as they are fetched
 
 
 def _drain(batches: queue.Queue[Any]) -> Iterator[list[tuple[Any, ...]]]:
