@@ -37,6 +37,8 @@ class SQLServer(Dialect):
     MAX_CHAR = 4000
     SIZED_BINARY = "VARBINARY({length})"
     MAX_IDENTIFIER = 128
+    WRITER = "mssql"
+    ROW_WRITER = "mssql"
     BINARY_LITERAL = "0x{hex}"
 
     def boolean_literal(self, value: bool) -> str:

@@ -49,6 +49,8 @@ class Oracle(Dialect):
     SIZED_BINARY = "RAW({length})"
     MAX_SIZED_BINARY = 2000
     MAX_IDENTIFIER = 128
+    WRITER = "oracle"
+    ROW_WRITER = "oracle"
     BINARY_LITERAL = "HEXTORAW('{hex}')"
 
     def boolean_literal(self, value: bool) -> str:
