@@ -248,8 +248,11 @@ class Dialect:
             return sa.text("'" + value.replace("'", "''") + "'")
         return None
 
+    BOOLEAN_LITERALS: ClassVar[tuple[str, str]] = ("TRUE", "FALSE")
+    """How true and false are written in DDL defaults."""
+
     def boolean_literal(self, value: bool) -> str:
-        return "TRUE" if value else "FALSE"
+        return self.BOOLEAN_LITERALS[0 if value else 1]
 
     # ---- reflection ------------------------------------------------------------------------------
 
@@ -341,9 +344,13 @@ class Dialect:
     def text(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.cast(x, self.CAST_TEXT)
 
-    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
-        """Length in characters (code points), used to length-prefix strings in a row's text."""
-        return sa.func.char_length(x)
+    NULL_PROPAGATES: ClassVar[bool] = True
+    """Whether ``||``/concat() of NULL is NULL, so that ``COALESCE(text, marker)`` marks NULLs (cheaper
+    than CASE); False where concatenation treats NULL as '' (Oracle, SQL Server's CONCAT)."""
+
+    def text_length(self, x: Any) -> sa.ColumnElement[Any]:
+        """Length in bytes of the UTF-8 text, used to length-prefix strings in a row's text."""
+        return sa.func.octet_length(x)
 
     def concat(self, *parts: Any) -> sa.ColumnElement[Any]:
         out = parts[0]
