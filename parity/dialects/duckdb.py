@@ -133,8 +133,8 @@ class DuckDB(Dialect):
     TIME_FORMAT = "%H:%M:%S.%f"
     TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
-    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
-        return sa.func.length(x)  # code points, like char_length elsewhere
+    def text_length(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.strlen(x)  # bytes
 
     def int_div(self, a: Any, b: Any) -> sa.ColumnElement[Any]:
         return a.op("//", precedence=8)(b)  # "/" is floating-point division here

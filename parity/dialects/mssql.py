@@ -41,8 +41,7 @@ class SQLServer(Dialect):
     ROW_WRITER = "mssql"
     BINARY_LITERAL = "0x{hex}"
 
-    def boolean_literal(self, value: bool) -> str:
-        return "1" if value else "0"
+    BOOLEAN_LITERALS = ("1", "0")
 
     def canonical_type(
         self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
@@ -67,8 +66,14 @@ class SQLServer(Dialect):
     def concat(self, *parts: Any) -> sa.ColumnElement[Any]:
         return sa.func.concat(*parts)
 
-    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
-        return sa.func.len(self.concat(x, sa.literal("."))) - 1  # LEN ignores trailing spaces
+    NULL_PROPAGATES = False  # CONCAT() treats NULL as ''
+
+    def text_length(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.datalength(self.utf8(x))
+
+    def utf8(self, text: Any) -> sa.ColumnElement[Any]:
+        """The text as UTF-8 bytes in a VARCHAR, as every other database hashes and measures it."""
+        return sa.cast(sa.collate(text, self.UTF8_COLLATION), sa.VARCHAR(None))
 
     def round(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.round(x, 0)
@@ -90,8 +95,7 @@ class SQLServer(Dialect):
         return sa.func.lower(sa.func.convert(sa.literal_column("VARCHAR(max)"), x, 2))
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
-        utf8 = sa.cast(sa.collate(text, self.UTF8_COLLATION), sa.VARCHAR(None))
-        digest = sa.func.hashbytes(sa.literal("MD5"), utf8)
+        digest = sa.func.hashbytes(sa.literal("MD5"), self.utf8(text))
         high56 = sa.cast(sa.func.substring(digest, 1, 7), sa.BigInteger())
         nibble = self.int_div(sa.cast(sa.func.substring(digest, 8, 1), sa.Integer()), 16)
         return high56 * 16 + nibble

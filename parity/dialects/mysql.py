@@ -25,6 +25,8 @@ class MySQL(Dialect):
     NATIVE_KINDS = frozenset(Kind) - {Kind.BOOLEAN, Kind.TIME, Kind.TIMESTAMPTZ, Kind.UUID, Kind.JSON}
     SESSION_SETUP = ("SET time_zone = '+00:00'",)
 
+    BOOLEAN_LITERALS = ("1", "0")
+
     def log_position(self, conn: Connection) -> str | None:
         for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
             try:
@@ -64,9 +66,6 @@ class MySQL(Dialect):
     STORES_TIME_ZONE = False
     TABLE_SCOPED_INDEX_NAMES = True
     MAX_IDENTIFIER = 64
-
-    def boolean_literal(self, value: bool) -> str:
-        return "1" if value else "0"
 
     def canonical_type(
         self, column: dict[str, Any], conn: Connection, table: str, schema: str | None

@@ -53,8 +53,7 @@ class Oracle(Dialect):
     ROW_WRITER = "oracle"
     BINARY_LITERAL = "HEXTORAW('{hex}')"
 
-    def boolean_literal(self, value: bool) -> str:
-        return "1" if value else "0"
+    BOOLEAN_LITERALS = ("1", "0")
 
     def canonical_type(
         self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
@@ -92,8 +91,10 @@ class Oracle(Dialect):
     def text(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.to_char(x)
 
-    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
-        return sa.func.length(x)
+    NULL_PROPAGATES = False  # '' is NULL, and || ignores NULLs
+
+    def text_length(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.lengthb(x)
 
     def int_div(self, a: Any, b: Any) -> sa.ColumnElement[Any]:
         return sa.func.floor(a.op("/", precedence=8)(b))  # NUMBER division keeps the fraction

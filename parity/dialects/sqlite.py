@@ -59,15 +59,14 @@ class SQLite(Dialect):
     """SQLite's NUMERIC affinity keeps 15 significant digits; wider decimals are declared with TEXT
     affinity (``DECIMAL_TEXT(p,s)``) so that their values stay exact."""
 
+    BOOLEAN_LITERALS = ("1", "0")
+
     def _decimal(self, ctype: CanonicalType) -> tuple[str, str | None]:
         if ctype.precision is None:
             return "DECIMAL_TEXT", None
         if ctype.precision > self.EXACT_NUMERIC_DIGITS:
             return f"DECIMAL_TEXT({ctype.precision},{ctype.scale or 0})", None
         return super()._decimal(ctype)
-
-    def boolean_literal(self, value: bool) -> str:
-        return "1" if value else "0"
 
     def canonical_type(
         self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
@@ -114,8 +113,8 @@ class SQLite(Dialect):
             register_diff_functions(record.driver_connection)  # type: ignore[arg-type]
             record.info["parity_diff_functions"] = True
 
-    def char_length(self, x: Any) -> sa.ColumnElement[Any]:
-        return sa.func.length(x)
+    def text_length(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.length(sa.cast(x, sa.LargeBinary()))  # bytes of the UTF-8 text
 
     def text_decimal(self, x: Any, declared: int | None, scale: int | None) -> sa.ColumnElement[Any]:
         return sa.func.parity_decimal(x, -1 if scale is None else scale)
@@ -134,6 +133,9 @@ class SQLite(Dialect):
 
     def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
         return sa.func.parity_epoch(x, int(with_zone))
+
+    def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.case((x.is_not(None), super().text_binary(x)))  # hex(NULL) is '', not NULL
 
     def text_uuid(self, x: Any, native_string: bool) -> sa.ColumnElement[Any]:
         return sa.func.parity_uuid(x)

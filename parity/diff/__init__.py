@@ -1,0 +1,109 @@
+"""``parity diff``: prove two tables identical, or say exactly which rows differ.
+
+The databases do the work: each checksums buckets of its rows in SQL (a count and a sum of md5-based
+row hashes over a canonical text of every column, the same text on every database for equal values);
+only buckets that differ are split, and only small differing buckets come to Python, where their rows
+are compared exactly (or within a column's tolerance). See ``hashdiff`` for the walk, ``sql`` for the
+row text, ``plan`` for how two columns meet, ``segments`` for buckets and partitions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from parity.diff.hashdiff import Budget, Options, TableRun
+from parity.diff.output import Sink, open_sink
+from parity.diff.plan import Compare, TablePlan, plan_table
+from parity.diff.record import compare_record
+from parity.diff.result import DiffResult, Progress, RecordView, RowDiff, TableDiff, TableStats
+from parity.errors import ConfigError
+from parity.job import Job
+
+
+def diff(
+    job: Job,
+    *,
+    limit: int | None = None,
+    record: str | None = None,
+    threads: int | None = None,
+    output: str | None = None,
+    on_difference: Callable[[RowDiff], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    threshold: int = Options.threshold,
+    run_id: str | None = None,
+) -> DiffResult:
+    """Compare every selected table of the job's source with its target table.
+
+    Args:
+        job: The endpoints and tables (per-table key, columns, map, tolerance, where, partition).
+        limit: Stop after this many differing rows (over all tables).
+        record: Compare only the row with this key (comma-separated for a composite key); needs one table.
+        threads: Concurrent queries per side (default: the job's ``defaults.workers``).
+        output: Also write the differences to ``*.jsonl`` / ``*.csv``, or to this table in the target.
+        on_difference: Called with each differing row as it is found (serially); those rows are then
+            not kept in the result.
+        progress: Called with progress reports (rows settled per table).
+        threshold: Differing buckets of at most this many rows are downloaded instead of split.
+        run_id: The run's id (written with discrepancies); a new one by default.
+
+    Returns:
+        A DiffResult: per table, its statistics and (unless ``on_difference`` took them) differences.
+
+    Raises:
+        NotFound: a table or column does not exist (the closest name is suggested).
+        DataError: no key, NULL or duplicate keys (with examples).
+        SchemaError: a mapped column pair has incompatible types.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    run_id = run_id or uuid.uuid4().hex
+    options = Options(threads=threads or job.config.defaults.workers, threshold=threshold)
+    specs = job.selected()
+    if record is not None and len(specs) != 1:
+        raise ConfigError(
+            f"--record compares one row of one table; {len(specs)} tables are selected (use -t)"
+        )
+    budget = Budget(limit)
+    sink: Sink | None = open_sink(output, job.target, run_id) if output else None
+    result = DiffResult(run_id)
+
+    def deliver(row: RowDiff) -> None:
+        if sink is not None:
+            sink.write(row)
+        if on_difference is not None:
+            on_difference(row)
+
+    try:
+        for spec in specs:
+            plan = plan_table(job.source, job.target, spec)
+            if record is not None:
+                table = compare_record(plan, job.source, job.target, record)
+                for row in table.differences:
+                    deliver(row)
+            else:
+                callback = deliver if sink is not None or on_difference is not None else None
+                run = TableRun(
+                    plan, job.source, job.target, options, budget, callback, progress, on_difference is None
+                )
+                table = run.run()
+            result.tables.append(table)
+            if budget.exhausted:
+                break
+    finally:
+        if sink is not None:
+            sink.close()
+    return result
+
+
+__all__ = [
+    "Compare",
+    "DiffResult",
+    "Progress",
+    "RecordView",
+    "RowDiff",
+    "TableDiff",
+    "TablePlan",
+    "TableStats",
+    "diff",
+]

@@ -1,0 +1,267 @@
+"""Compare downloaded rows in Python, exactly (or within the column's tolerance).
+
+Rows arrive as driver values, become canonical values (``parity.values.decode_rows``), and each column
+pair is then brought to one comparable form by its ``Compare``: a CHAR's padding dropped, a
+timestamptz turned into UTC wall-clock time, a UUID held as text parsed, JSON rendered canonically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from decimal import Context, Decimal
+from typing import Any
+
+from parity.dialects.base import Dialect
+from parity.diff.plan import FLOAT_KINDS, TIME_KINDS, ColumnPair, Compare, TablePlan
+from parity.diff.result import RowDiff
+from parity.errors import DataError
+from parity.schema.types import STRING_KINDS, CanonicalType, Kind
+from parity.values import canonical_json, decode_value
+
+Normalize = Callable[[Any], Any]
+Equal = Callable[[Any, Any], bool]
+
+
+def _utc_naive(v: datetime) -> datetime:
+    return v if v.tzinfo is None else v.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _maybe_uuid(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return uuid.UUID(v.strip())
+        except ValueError:
+            return v
+    return v
+
+
+def _json_text(v: Any) -> str:
+    """JSON held in a string column: parsed, then canonical (text that is not JSON stays as it is)."""
+    try:
+        return canonical_json(json.loads(v))
+    except ValueError:
+        return str(v)
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+def normalizer(compare: Compare, native: CanonicalType) -> Normalize:
+    """The function that brings one side's canonical value to the pair's comparable form."""
+    kind = compare.kind
+    if kind in (Kind.BIGINT, Kind.BOOLEAN):
+        return int
+    if kind is Kind.DOUBLE:
+        return float
+    if kind is Kind.DECIMAL and native.kind is Kind.DECIMAL:
+        return _identity
+    if kind is Kind.TEXT:
+        return (lambda v: v.rstrip(" ")) if compare.strip else _identity
+    if kind is Kind.UUID:
+        return _maybe_uuid if native.kind in STRING_KINDS else _identity
+    if kind is Kind.TIMESTAMP:
+        return _utc_naive
+    if kind is Kind.JSON:
+        return canonical_json if native.kind is Kind.JSON else _json_text
+    return _identity
+
+
+def _float_equal(digits: int) -> Equal:
+    def equal(a: float, b: float) -> bool:
+        if a == b or (math.isnan(a) and math.isnan(b)):
+            return True
+        if not (math.isfinite(a) and math.isfinite(b)):
+            return False
+        return f"{a:.{digits - 1}e}" == f"{b:.{digits - 1}e}"
+
+    return equal
+
+
+def _within(tolerance: float, kind: Kind) -> Equal:
+    if kind in TIME_KINDS:
+        step = timedelta(seconds=tolerance)
+        return lambda a, b: abs(a - b) <= step
+    exact = Decimal(repr(tolerance))
+
+    def equal(a: Any, b: Any) -> bool:
+        if isinstance(a, float) or isinstance(b, float):
+            return abs(float(a) - float(b)) <= tolerance
+        return abs(Decimal(a) - Decimal(b)) <= exact
+
+    return equal
+
+
+def equality(compare: Compare) -> Equal:
+    """Equality of two non-null comparable values of a column pair."""
+    if compare.tolerance is not None:
+        return _within(compare.tolerance, compare.kind)
+    if compare.kind in FLOAT_KINDS:
+        return _float_equal(compare.digits or 12)
+    return lambda a, b: bool(a == b)
+
+
+def _null_safe(equal: Equal) -> Equal:
+    def check(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return a is None and b is None
+        return equal(a, b)
+
+    return check
+
+
+def _decoder(ctype: CanonicalType, dialect: Dialect) -> Normalize | None:
+    """Driver value -> canonical value; None where the driver's value already is canonical."""
+    kind = ctype.kind
+    if kind in dialect.NATIVE_KINDS and kind is not Kind.JSON:
+        return None
+    return lambda v: decode_value(kind, v)
+
+
+def _scaler(ctype: CanonicalType) -> Normalize | None:
+    """Decimals shown at their declared scale (SQLite may hold 2 for a decimal(12,2) 2.00)."""
+    if ctype.kind is not Kind.DECIMAL or ctype.precision is None:
+        return None
+    unit = Decimal(1).scaleb(-(ctype.scale or 0))
+
+    def scaled(d: Any) -> Any:
+        exact = d.quantize(unit, context=_WIDE)
+        return exact if exact == d else d
+
+    return scaled
+
+
+_WIDE = Context(prec=2000)
+
+
+def _sorted(keys: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    try:
+        return sorted(keys)
+    except TypeError:  # mixed types (a NULL-free key cannot hold them, but stay safe)
+        return sorted(keys, key=lambda key: tuple((type(v).__name__, v) for v in key))
+
+
+class _Side:
+    """How one side's rows are decoded and made comparable."""
+
+    def __init__(self, pairs: Sequence[ColumnPair], dialect: Dialect, source: bool) -> None:
+        columns = [p.source if source else p.target for p in pairs]
+        self.names = [c.name for c in columns]
+        decoders = [_decoder(c.type, dialect) for c in columns]
+        self.decoders = [(i, f) for i, f in enumerate(decoders) if f is not None]
+        self.norms = [normalizer(p.compare, c.type) for p, c in zip(pairs, columns, strict=True)]
+        self.scalers = [(i, f) for i, f in enumerate(_scaler(c.type) for c in columns) if f is not None]
+
+    def decode(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        if not self.decoders:
+            return tuple(row)
+        values = list(row)
+        for i, f in self.decoders:
+            if values[i] is not None:
+                values[i] = f(values[i])
+        return tuple(values)
+
+    def shown(self, row: Sequence[Any]) -> dict[str, Any]:
+        values = list(row)
+        for i, f in self.scalers:
+            if values[i] is not None:
+                values[i] = f(values[i])
+        return dict(zip(self.names, values, strict=True))
+
+
+class RowComparer:
+    """Compares batches of rows of one table pair (rows from the same segments on both sides)."""
+
+    def __init__(self, plan: TablePlan, source: Dialect, target: Dialect) -> None:
+        pairs: Sequence[ColumnPair] = (*plan.keys, *plan.columns)
+        self.table = plan.name
+        self.n_keys = len(plan.keys)
+        # kinds the driver already returns as canonical values are left alone (as copy does);
+        # JSON is always selected as text (Side.rows), so that a JSON string never passes for JSON text
+        self.sides = {"source": _Side(pairs, source, True), "target": _Side(pairs, target, False)}
+        self.source_names = self.sides["source"].names
+        self.target_names = self.sides["target"].names
+        self.equal = [_null_safe(equality(p.compare)) for p in pairs]
+        # equal Python values are equal columns (so unchanged rows cost one tuple comparison), except
+        # for JSON, where True == 1 and 1 == 1.0 must not pass
+        self.plain = not any(p.compare.kind is Kind.JSON for p in plan.columns)
+        self.names = {p.source.name: p.target.name for p in pairs if p.source.name != p.target.name}
+
+    def decode(self, row: Sequence[Any], role: str) -> tuple[Any, ...]:
+        return self.sides[role].decode(row)
+
+    def key_of(self, row: Sequence[Any], role: str) -> tuple[Any, ...]:
+        """The comparable key of a driver row (or of key values alone)."""
+        side = self.sides[role]
+        values = side.decode([*row[: self.n_keys], *([None] * (len(side.names) - self.n_keys))])
+        return tuple(f(v) for f, v in zip(side.norms, values[: self.n_keys], strict=False))
+
+    def index(self, rows: Sequence[Sequence[Any]], role: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """Decoded rows by comparable key; a key seen twice is a DataError naming it."""
+        side = self.sides[role]
+        norms = side.norms[: self.n_keys]
+        n = self.n_keys
+        out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for raw in rows:
+            row = side.decode(raw)
+            key = tuple(f(v) for f, v in zip(norms, row[:n], strict=True))
+            if key in out:
+                shown = dict(zip(side.names, row[:n], strict=True))
+                raise DataError(
+                    f"table '{self.table}' ({role}) has duplicate key {shown}; diff needs a unique key"
+                )
+            out[key] = row
+        return out
+
+    def compare(
+        self, source_rows: Sequence[Sequence[Any]], target_rows: Sequence[Sequence[Any]]
+    ) -> list[RowDiff]:
+        """The differences between two batches, in key order."""
+        source = self.index(source_rows, "source")
+        target = self.index(target_rows, "target")
+        n = self.n_keys
+        out: list[RowDiff] = []
+        for key in _sorted(source.keys() | target.keys()):
+            s, t = source.get(key), target.get(key)
+            if t is None and s is not None:
+                out.append(self._diff("missing", s, None, ()))
+            elif s is None and t is not None:
+                out.append(self._diff("extra", None, t, ()))
+            elif s is not None and t is not None and not (self.plain and s[n:] == t[n:]):
+                changed = self.changed(s, t)
+                if changed:
+                    out.append(self._diff("changed", s, t, changed))
+        return out
+
+    def changed(self, s: Sequence[Any], t: Sequence[Any]) -> tuple[str, ...]:
+        source_norm, target_norm = self.sides["source"].norms, self.sides["target"].norms
+        names = []
+        for i in range(self.n_keys, len(s)):
+            a, b = s[i], t[i]
+            if self.plain and a == b:
+                continue
+            a = None if a is None else source_norm[i](a)
+            b = None if b is None else target_norm[i](b)
+            if not self.equal[i](a, b):
+                names.append(self.source_names[i])
+        return tuple(names)
+
+    def _diff(
+        self, kind: str, s: Sequence[Any] | None, t: Sequence[Any] | None, columns: tuple[str, ...]
+    ) -> RowDiff:
+        source = None if s is None else self.sides["source"].shown(s)
+        target = None if t is None else self.sides["target"].shown(t)
+        some = source if source is not None else dict(zip(self.source_names, t or (), strict=True))
+        return RowDiff(
+            table=self.table,
+            key={k: some[k] for k in self.source_names[: self.n_keys]},
+            kind=kind,  # type: ignore[arg-type]
+            columns=columns,
+            source=source,
+            target=target,
+            names=self.names,
+        )

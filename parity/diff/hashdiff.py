@@ -1,0 +1,443 @@
+"""The hashed diff of one table pair: the databases checksum buckets; Python sees only differing rows.
+
+For each root (the table, or each partition) a level is one query per side (several, run at once,
+for a large key range): ``count(*)`` and the sum of row hashes per child bucket. Buckets that agree
+are settled; a differing bucket with more than ``threshold`` rows is split again, a smaller one is
+downloaded from both sides and compared in Python. Identical tables therefore download nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from parity.diff.compare import RowComparer
+from parity.diff.plan import ColumnPair, Compare, TablePlan, target_column
+from parity.diff.result import Progress, RowDiff, TableDiff, TableStats
+from parity.diff.segments import (
+    Root,
+    Segment,
+    check_partition,
+    child_width,
+    index_groups,
+    root_segment,
+    utc_naive,
+    window_condition,
+    windows,
+)
+from parity.diff.sql import Expr, Side
+from parity.endpoint import Endpoint
+from parity.errors import DataError
+from parity.log import logger
+from parity.values import decode_value
+
+Checksum = tuple[int, int]
+"""(row count, sum of row hashes) of one bucket on one side."""
+
+
+@dataclass(frozen=True)
+class Options:
+    threads: int = 4
+    """Concurrent queries per side (partitions, or slices of a large key range)."""
+
+    threshold: int = 8
+    """A differing bucket with at most this many rows is downloaded rather than split."""
+
+    download_rows: int = 20_000
+    """Rows (estimated from bucket counts) fetched per download query."""
+
+    max_terms: int = 1000
+    """Most buckets one query names (Oracle's IN lists take 1000)."""
+
+    first_buckets: int = 16384
+    """Most buckets of the first level (one full scan of each side): few, since most tables agree."""
+
+    max_buckets: int = 65536
+    """Most buckets of a deeper level, over all its differing parents."""
+
+    max_ranges: int = 32
+    """Up to this many separate key ranges a query lists them (index scans); beyond, it scans one
+    covering range and tests bucket numbers."""
+
+
+def _runs(group: Sequence[Segment]) -> list[tuple[Segment, Segment]]:
+    """Consecutive segments (by index) merged: (first, last) of each run."""
+    runs: list[tuple[Segment, Segment]] = []
+    for segment in group:
+        if runs and segment.index == runs[-1][1].index + 1:
+            runs[-1] = (runs[-1][0], segment)
+        else:
+            runs.append((segment, segment))
+    return runs
+
+
+class Budget:
+    """The difference limit, shared by every table and thread of a run."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        with self._lock:
+            allowed = wanted if self.limit is None else max(0, min(wanted, self.limit - self.used))
+            self.used += allowed
+            return allowed
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.used >= self.limit
+
+
+class TableRun:
+    """One table pair's diff; ``run()`` returns its TableDiff."""
+
+    def __init__(
+        self,
+        plan: TablePlan,
+        source: Endpoint,
+        target: Endpoint,
+        options: Options,
+        budget: Budget,
+        on_difference: Callable[[RowDiff], None] | None = None,
+        progress: Callable[[Progress], None] | None = None,
+        keep: bool = True,
+    ) -> None:
+        self.plan = plan
+        self.sides = (Side(source, plan, "source"), Side(target, plan, "target"))
+        self.options = options
+        self.budget = budget
+        self.comparer = RowComparer(plan, source.dialect, target.dialect)
+        self.stats = TableStats(plan.source.name, plan.target.name)
+        self.result = TableDiff(self.stats, warnings=list(plan.warnings))
+        self.on_difference = on_difference
+        self.keep = keep
+        self.progress = progress
+        self.ranges = plan.key_ranges
+        self.lock = threading.Lock()
+        self.failed = threading.Event()
+        self.done = 0
+        self.total = 0
+        self.io: ThreadPoolExecutor | None = None
+
+    def run(self) -> TableDiff:
+        started = time.perf_counter()
+        threads = max(1, self.options.threads)
+        with ThreadPoolExecutor(2 * threads, thread_name_prefix="parity-diff-io") as io:
+            self.io = io
+            self.check_keys()
+            roots = self.roots()
+            if len(roots) == 1:
+                self.walk(roots[0], None, None, threads)
+            else:
+                self.walk_all(roots, threads)
+        self.stats.seconds = time.perf_counter() - started
+        self.report(finished=True)
+        logger.info("diff %s: %s", self.plan.name, self.stats.to_json())
+        return self.result
+
+    # ---- the walk ------------------------------------------------------------------------------------
+
+    def walk_all(self, roots: Sequence[Root], threads: int) -> None:
+        """Partitions in a thread pool; with stagger, each one's first fetch waits for the previous one's."""
+        stagger = self.plan.partition is not None and self.plan.partition.stagger
+        gates = [threading.Event() for _ in roots]
+        with ThreadPoolExecutor(threads, thread_name_prefix="parity-diff-part") as pool:
+            futures = [
+                pool.submit(self.walk, root, gates[i - 1] if stagger and i else None, gates[i], 1)
+                for i, root in enumerate(roots)
+            ]
+            for future in futures:
+                future.result()
+
+    def walk(
+        self, root: Root, wait: threading.Event | None, ready: threading.Event | None, split: int
+    ) -> None:
+        try:
+            if wait is not None:
+                wait.wait()
+            first = None if self.halted() else self.first_segment(root)
+            parents: list[tuple[Segment, int]] = [(first, -1)] if first is not None else []
+            level = 0
+            while parents and not self.halted():
+                found = self.level(parents, split)
+                if level == 0:
+                    self.count_rows(found)
+                    if ready is not None:
+                        ready.set()
+                parents = self.settle(found)
+                level += 1
+        except BaseException:
+            self.failed.set()
+            raise
+        finally:
+            if ready is not None:
+                ready.set()
+
+    def first_segment(self, root: Root) -> Segment | None:
+        if not self.ranges:
+            return Segment(root, 1, 0)
+        if root.lo is None:
+            bounds = self.both(lambda side: side.bounds(side.key.name, self.window(side, root)))
+            lows = [int(r[0][0]) for r in bounds if r and r[0][0] is not None]
+            highs = [int(r[0][1]) for r in bounds if r and r[0][1] is not None]
+            if not lows:
+                return None
+            root = replace(root, lo=min(lows), hi=max(highs) + 1)
+        return root_segment(root)
+
+    def split_bits(self, parents: Sequence[tuple[Segment, int]]) -> int:
+        """How finely to split this level: ``2**bits`` children per parent.
+
+        About one row per child, within a budget of buckets per level: ``first_buckets`` for the first
+        level (whose size is not known yet, marked -1), ``max_buckets`` over all parents deeper down.
+        """
+        first = parents[0][1] < 0
+        budget = self.options.first_buckets if first else self.options.max_buckets
+        bits = max(1, (budget // len(parents)).bit_length() - 1)
+        if not first:
+            rows = max(n for _, n in parents)
+            bits = min(bits, max(1, (rows - 1).bit_length()))
+        if self.ranges:
+            bits = min(bits, max(1, parents[0][0].width.bit_length() - 1))
+        return bits
+
+    def level(
+        self, parents: Sequence[tuple[Segment, int]], split: int
+    ) -> dict[Segment, tuple[Checksum, Checksum]]:
+        """Checksums of every child bucket of ``parents`` (siblings of one root and width), both sides."""
+        first = parents[0][0]
+        root, base, width = first.root, first.base, first.width
+        bits = self.split_bits(parents)
+        child = child_width(width, self.ranges, bits)
+        segments = [s for s, _ in parents]
+        if self.ranges and len(segments) < split:  # cut the few parents up, to query them in parallel
+            cut = min((split - 1).bit_length(), bits, width.bit_length() - 1)
+            pieces = (
+                Segment(root, width >> cut, s.index * 2**cut + j, base)
+                for s in segments
+                for j in range(2**cut)
+            )
+            segments = [p for p in pieces if p.key_range()[0] < p.key_range()[1]]
+        groups = index_groups(segments, split, self.options.max_terms)
+        makers = [self.checksums_of(group, child) for group in groups]
+        sums: dict[int, list[int]] = {}
+        for source_rows, target_rows in self.many(makers):
+            for offset, rows in ((0, source_rows), (2, target_rows)):
+                for bucket, count, total in rows:
+                    entry = sums.setdefault(int(bucket), [0, 0, 0, 0])
+                    entry[offset] += int(count)
+                    entry[offset + 1] += int(total or 0)
+        return {Segment(root, child, b, base): ((e[0], e[1]), (e[2], e[3])) for b, e in sums.items()}
+
+    def checksums_of(self, group: Sequence[Segment], child: int) -> Callable[[Side], sa.Executable]:
+        first = group[0]
+
+        def make(side: Side) -> sa.Executable:
+            bucket = side.range_bucket(first.base, child) if self.ranges else side.hash_bucket(child)
+            return side.checksums(bucket, self.within(side, group))
+
+        return make
+
+    def within(self, side: Side, group: Sequence[Segment]) -> list[Expr]:
+        """Conditions selecting exactly the rows of a group of sibling segments (sorted by index).
+
+        Key ranges: a few runs of buckets become ``lo <= key < hi OR ...`` (index range scans); many
+        become one covering range and the bucket numbers (one scan with a cheap test per row: hundreds
+        of OR'ed ranges cost both planners more than that).
+        """
+        first, last = group[0], group[-1]
+        conditions = self.window(side, first.root)
+        if not self.ranges:
+            if first.width > 1:
+                conditions.append(side.hash_in(first.width, [s.index for s in group]))
+            return conditions
+        runs = _runs(group)
+        if len(runs) <= self.options.max_ranges:
+            conditions.append(sa.or_(*(side.key_range(a.key_range()[0], b.key_range()[1]) for a, b in runs)))
+        else:
+            conditions.append(side.key_range(first.key_range()[0], last.key_range()[1]))
+            conditions.append(side.range_bucket(first.base, first.width).in_([s.index for s in group]))
+        return conditions
+
+    def settle(self, found: dict[Segment, tuple[Checksum, Checksum]]) -> list[tuple[Segment, int]]:
+        """Settle equal buckets, download small differing ones; return the ones to split further."""
+        sweep = self.plan.sweep
+        limit = self.options.download_rows if sweep else self.options.threshold
+        leaves: list[tuple[Segment, int]] = []
+        deeper: list[tuple[Segment, int]] = []
+        settled = 0
+        for segment, (a, b) in sorted(found.items(), key=lambda item: item[0].index):
+            size = max(a[0], b[0])
+            if a == b and not sweep:
+                settled += size
+            elif size <= limit or not segment.splittable(self.ranges):
+                leaves.append((segment, size))
+            else:
+                deeper.append((segment, size))
+        self.advance(settled)
+        self.download(leaves)
+        return deeper
+
+    def download(self, leaves: Sequence[tuple[Segment, int]]) -> None:
+        """Fetch the rows of the leaves from both sides, a chunk per query, and compare them."""
+        if not leaves:
+            return
+        sizes = dict(leaves)
+        segments = [s for s, _ in leaves]
+        groups = index_groups(
+            segments, 1, self.options.max_terms, [sizes[s] for s in segments], self.options.download_rows
+        )
+        wave = max(1, self.options.threads)
+        for start in range(0, len(groups), wave):
+            if self.halted():
+                return
+            batch = groups[start : start + wave]
+            makers = [self.rows_of(g) for g in batch]
+            for group, (source_rows, target_rows) in zip(batch, self.many(makers), strict=True):
+                with self.lock:
+                    self.stats.rows_downloaded += len(source_rows) + len(target_rows)
+                self.emit(self.comparer.compare(source_rows, target_rows))
+                self.advance(sum(sizes[s] for s in group))
+                if self.halted():
+                    return
+
+    def rows_of(self, group: Sequence[Segment]) -> Callable[[Side], sa.Executable]:
+        return lambda side: side.rows(self.within(side, group))
+
+    # ---- roots: the table, or its partitions ----------------------------------------------------------
+
+    def roots(self) -> list[Root]:
+        part = self.plan.partition
+        if part is None:
+            return [Root()]
+        column = self.partition_column(part.column) if part.column else None
+        check_partition(part, column, self.plan.name, self.ranges)
+        if part.by == "key":
+            return self.key_roots(part.size)
+        assert column is not None
+        lo, hi = self.column_bounds(column)
+        nullable = column.source.nullable or column.target.nullable
+        return [Root(window=w) for w in windows(column, lo, hi, part.by, nullable)]
+
+    def partition_column(self, name: str) -> ColumnPair:
+        for pair in (*self.plan.keys, *self.plan.columns):
+            if pair.source.name == name:
+                return pair
+        source = self.plan.source.column(name)
+        target = target_column(self.plan.target, name)
+        if target is None:
+            target = self.plan.target.column(name)  # raises NotFound with a suggestion
+        return ColumnPair(source, target, Compare(source.type.kind))
+
+    def column_bounds(self, column: ColumnPair) -> tuple[Any, Any]:
+        found = self.both(
+            lambda side: side.bounds((column.source if side.role == "source" else column.target).name, [])
+        )
+        values: list[Any] = []
+        for rows, col in zip(found, (column.source, column.target), strict=True):
+            for value in rows[0] if rows else ():
+                if value is not None:
+                    values.append(utc_naive(decode_value(col.type.kind, value)))
+        return (min(values), max(values)) if values else (None, None)
+
+    def key_roots(self, size: int | None) -> list[Root]:
+        first = self.first_segment(Root())
+        if first is None:
+            return [Root()]
+        lo, hi = first.root.lo, first.root.hi
+        assert lo is not None and hi is not None
+        width = size or max(1, -(-(hi - lo) // (4 * max(1, self.options.threads))))
+        return [Root(lo=a, hi=min(a + width, hi)) for a in range(lo, hi, width)]
+
+    def window(self, side: Side, root: Root) -> list[Expr]:
+        w = root.window
+        if w is None:
+            return []
+        column = w.column.source if side.role == "source" else w.column.target
+        return [window_condition(w, side.dialect, column.name, column.type.kind)]
+
+    # ---- keys ------------------------------------------------------------------------------------------
+
+    def check_keys(self) -> None:
+        """NULL and duplicate keys are errors with examples (checked where nothing declares them away)."""
+        assert self.io is not None
+        checks: list[tuple[Side, str, Future[list[Any]]]] = []
+        for side, unique, table in zip(
+            self.sides,
+            (self.plan.source_unique, self.plan.target_unique),
+            (self.plan.source, self.plan.target),
+            strict=True,
+        ):
+            if any(table.column(c.name).nullable for c in side.key_columns):
+                checks.append((side, "null", self.io.submit(side.run, side.null_keys())))
+            if not unique:
+                checks.append((side, "duplicate", self.io.submit(side.run, side.duplicate_keys())))
+        for side, what, future in checks:
+            rows = future.result()
+            self.stats.queries += 1
+            names = ", ".join(c.name for c in side.key_columns)
+            where = f"table '{side.table_name}' ({side.role})"
+            if what == "null" and rows and rows[0][0]:
+                raise DataError(
+                    f"{where}: {rows[0][0]} rows have a NULL key ({names}); diff needs a non-null key"
+                )
+            if what == "duplicate" and rows:
+                shown = "; ".join(f"{', '.join(map(str, r[:-1]))} ({r[-1]} rows)" for r in rows)
+                raise DataError(
+                    f"{where} has duplicate keys ({names}), e.g. {shown}; name a unique key with -k"
+                )
+
+    # ---- plumbing --------------------------------------------------------------------------------------
+
+    def both(self, make: Callable[[Side], sa.Executable]) -> tuple[list[Any], list[Any]]:
+        return self.many([make])[0]
+
+    def many(self, makers: Sequence[Callable[[Side], sa.Executable]]) -> list[tuple[list[Any], list[Any]]]:
+        """Run each maker's query on both sides, all at once; results in order."""
+        assert self.io is not None
+        futures = [[self.io.submit(side.run, make(side)) for side in self.sides] for make in makers]
+        with self.lock:
+            self.stats.queries += 2 * len(makers)
+        return [(s.result(), t.result()) for s, t in futures]
+
+    def halted(self) -> bool:
+        return self.failed.is_set() or self.budget.exhausted
+
+    def emit(self, diffs: list[RowDiff]) -> None:
+        if not diffs:
+            return
+        with self.lock:
+            allowed = self.budget.take(len(diffs))
+            if allowed < len(diffs) or self.budget.exhausted:
+                self.result.limited = True
+            for diff in diffs[:allowed]:
+                self.stats.count(diff)
+                if self.on_difference is not None:
+                    self.on_difference(diff)
+                if self.keep:
+                    self.result.differences.append(diff)
+
+    def count_rows(self, found: dict[Segment, tuple[Checksum, Checksum]]) -> None:
+        with self.lock:
+            self.stats.source_rows += sum(a[0] for a, _ in found.values())
+            self.stats.target_rows += sum(b[0] for _, b in found.values())
+            self.total += sum(max(a[0], b[0]) for a, b in found.values())
+        self.report()
+
+    def advance(self, rows: int) -> None:
+        with self.lock:
+            self.done += rows
+        self.report()
+
+    def report(self, finished: bool = False) -> None:
+        if self.progress is not None:
+            total = max(self.total, self.done)
+            self.progress(Progress(self.plan.name, total if finished else self.done, total, finished))

@@ -1,0 +1,158 @@
+"""Where differences go besides the result: a JSONL or CSV file, or a discrepancy table in the target.
+
+A discrepancy row is one differing column of one row: run id, time, table, key (JSON text), kind,
+column, source value and target value (as text). A missing or extra row is one discrepancy row with
+no column, the whole row (JSON text) as its value on the side that has it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+import sqlalchemy as sa
+
+from parity.diff.result import RowDiff, jsonable, value_text
+from parity.endpoint import Endpoint, driver_message
+from parity.errors import ConfigError, ParityError
+
+FIELDS = ("run_id", "diffed_at", "table_name", "key", "kind", "column_name", "source_value", "target_value")
+FILE_SUFFIXES = (".jsonl", ".csv")
+
+
+class Sink(Protocol):
+    def write(self, diff: RowDiff) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def discrepancies(run_id: str, at: datetime, diff: RowDiff) -> Iterator[dict[str, Any]]:
+    """The discrepancy rows of one differing row."""
+    head = {
+        "run_id": run_id,
+        "diffed_at": at,
+        "table_name": diff.table,
+        "key": json.dumps({k: jsonable(v) for k, v in diff.key.items()}, ensure_ascii=False),
+        "kind": diff.kind,
+    }
+    if diff.kind != "changed":
+        row = diff.source if diff.kind == "missing" else diff.target
+        whole = json.dumps({k: jsonable(v) for k, v in (row or {}).items()}, ensure_ascii=False)
+        yield {
+            **head,
+            "column_name": None,
+            "source_value": whole if diff.kind == "missing" else None,
+            "target_value": whole if diff.kind == "extra" else None,
+        }
+        return
+    for column in diff.columns:
+        yield {
+            **head,
+            "column_name": column,
+            "source_value": value_text((diff.source or {}).get(column)),
+            "target_value": value_text(diff.target_value(column)),
+        }
+
+
+def is_file(output: str) -> bool:
+    return output.lower().endswith(FILE_SUFFIXES)
+
+
+def open_sink(output: str, target: Endpoint, run_id: str) -> Sink:
+    """A file sink for ``*.jsonl`` / ``*.csv``, otherwise a table of that name in the target database."""
+    if output.lower().endswith(".jsonl"):
+        return JsonlSink(Path(output))
+    if output.lower().endswith(".csv"):
+        return CsvSink(Path(output), run_id)
+    return TableSink(target, output, run_id)
+
+
+def _open(path: Path) -> TextIO:
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+class JsonlSink:
+    """One JSON object per differing row, as ``parity diff --format jsonl`` prints them."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = _open(path)
+
+    def write(self, diff: RowDiff) -> None:
+        self.file.write(json.dumps(diff.to_json(), ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class CsvSink:
+    """Discrepancy rows (one per differing column) with a header line."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        self.file = _open(path)
+        self.writer = csv.DictWriter(self.file, FIELDS)
+        self.writer.writeheader()
+        self.run_id = run_id
+        self.at = datetime.now(timezone.utc).replace(tzinfo=None)
+
+    def write(self, diff: RowDiff) -> None:
+        for row in discrepancies(self.run_id, self.at, diff):
+            self.writer.writerow({**row, "diffed_at": row["diffed_at"].isoformat(" ")})
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class TableSink:
+    """Discrepancy rows inserted into a table of the target database (created when missing)."""
+
+    BATCH = 1000
+
+    def __init__(self, target: Endpoint, name: str, run_id: str) -> None:
+        self.target = target
+        self.run_id = run_id
+        self.at = datetime.now(timezone.utc).replace(tzinfo=None)
+        self.table = sa.Table(
+            name,
+            sa.MetaData(),
+            sa.Column("run_id", sa.String(32), nullable=False),
+            sa.Column("diffed_at", sa.DateTime(), nullable=False),
+            sa.Column("table_name", sa.String(255), nullable=False),
+            sa.Column("key", sa.Text(), nullable=False),
+            sa.Column("kind", sa.String(8), nullable=False),
+            sa.Column("column_name", sa.String(255)),
+            sa.Column("source_value", sa.Text()),
+            sa.Column("target_value", sa.Text()),
+            schema=target.schema,
+        )
+        self.pending: list[dict[str, Any]] = []
+        self._do(lambda conn: self.table.create(conn, checkfirst=True), "create")
+
+    def write(self, diff: RowDiff) -> None:
+        self.pending.extend(discrepancies(self.run_id, self.at, diff))
+        if len(self.pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.pending = self.pending, []
+        if rows:
+            self._do(lambda conn: conn.execute(self.table.insert(), rows), "write to")
+
+    def close(self) -> None:
+        self.flush()
+
+    def _do(self, action: Any, what: str) -> None:
+        try:
+            with self.target.begin() as conn:
+                action(conn)
+        except sa.exc.DBAPIError as exc:
+            raise ParityError(
+                f"cannot {what} discrepancy table '{self.table.name}' in {self.target.redacted()}: "
+                f"{driver_message(exc)}"
+            ) from exc

@@ -1,0 +1,221 @@
+"""Plan one table pair: which columns meet which, as what comparison type, keyed by what.
+
+Two columns compare through a ``Compare``: the kind both sides are rendered as (in SQL for the hash,
+in Python for rows that come down), with the parameters that make equal values render equal, e.g. a
+decimal(12,2) against a decimal(14,4) compares at scale 4, a CHAR against a VARCHAR without trailing
+spaces, a timestamptz against a MySQL DATETIME in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from parity import config as cfg
+from parity.endpoint import Endpoint
+from parity.errors import ConfigError, DataError, SchemaError, not_found
+from parity.job import select_columns
+from parity.schema import reflect as rf
+from parity.schema.model import Column, Table
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind, parse
+
+NUMERIC_KINDS = (*INTEGER_KINDS, Kind.DECIMAL)
+FLOAT_KINDS = (Kind.FLOAT, Kind.DOUBLE)
+TIME_KINDS = (Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+
+FLOAT_DIGITS = {Kind.FLOAT: 6, Kind.DOUBLE: 12}
+"""Significant digits floats are compared to (a 4-byte float holds about 7, an 8-byte one about 16)."""
+
+
+@dataclass(frozen=True)
+class Compare:
+    """How one column pair is compared: the kind both sides become, and its parameters."""
+
+    kind: Kind
+    scale: int | None = None
+    """Decimals: compare at this many decimals; None: with trailing zeros trimmed (an unbounded side)."""
+
+    digits: int | None = None
+    """Floats: significant digits."""
+
+    tolerance: float | None = None
+    """Numbers: largest absolute difference still equal; timestamps: in seconds."""
+
+    strip: bool = False
+    """Strings: trailing spaces do not count (a CHAR on either side)."""
+
+    hashed: bool = True
+    """False when the two databases cannot render this kind alike (JSON between forms): compared in
+    Python only, so every row of the table is downloaded."""
+
+
+@dataclass(frozen=True)
+class ColumnPair:
+    source: Column
+    target: Column
+    compare: Compare
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """One table pair, resolved: columns met by name (or map), compared as ``Compare`` says."""
+
+    source: Table
+    target: Table
+    keys: tuple[ColumnPair, ...]
+    columns: tuple[ColumnPair, ...]
+    where: str | None = None
+    partition: cfg.PartitionConfig | None = None
+    warnings: tuple[str, ...] = ()
+    source_unique: bool = False
+    """The source declares the key unique (primary key or unique constraint): no duplicate check."""
+
+    target_unique: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def key_ranges(self) -> bool:
+        """True when segments are key ranges (one integer key); otherwise they are hash buckets."""
+        return len(self.keys) == 1 and self.keys[0].compare.kind in INTEGER_KINDS
+
+    @property
+    def sweep(self) -> bool:
+        """Some column cannot be hashed alike on both sides: every row is downloaded and compared."""
+        return any(not c.compare.hashed for c in self.columns)
+
+
+def plan_table(source: Endpoint, target: Endpoint, spec: cfg.TableConfig) -> TablePlan:
+    """Reflect both tables and resolve keys, columns and comparison types; errors name what is wrong."""
+    overrides = {c: parse(s) for c, s in spec.types.items()}
+    src = rf.reflect(source, [spec.name], {spec.name: overrides})[0]
+    dst = rf.reflect(target, [spec.target or spec.name])[0]
+    names = src.column_names
+    for col in [*spec.map, *(spec.key or ()), *spec.tolerance]:
+        if col not in names:
+            raise not_found("column", col, names, where=f"table '{src.name}'")
+    keys = list(spec.key or src.key() or _mapped_back(dst.key(), dst, spec))
+    if not keys:
+        raise DataError(
+            f"table '{src.name}' has no primary key or unique NOT NULL columns: name the key with -k/--key"
+        )
+    chosen = select_columns(names, spec.columns, spec.exclude_columns, src.name)
+    explicit = set(spec.columns or ()) | set(spec.map)
+    warnings: list[str] = []
+    pairs: list[ColumnPair] = []
+    for name in [*keys, *(c for c in chosen if c not in keys)]:
+        other = target_column(dst, spec.map.get(name, name))
+        if other is None:
+            if name in keys or name in explicit or name in spec.map:
+                raise not_found("column", spec.map.get(name, name), dst.column_names, f"table '{dst.name}'")
+            warnings.append(f"{src.name}.{name}: no such column in target table '{dst.name}'; not compared")
+            continue
+        column = src.column(name)
+        compare = compare_types(column.type, other.type, spec.tolerance.get(name), f"{src.name}.{name}")
+        if compare.kind is Kind.JSON and json_form(source, column) != json_form(target, other):
+            compare = Compare(Kind.JSON, hashed=False)
+        pairs.append(ColumnPair(column, other, compare))
+    matched = {p.target.name for p in pairs}
+    excluded = select_columns(dst.column_names, None, spec.exclude_columns, dst.name)
+    extra = [c for c in excluded if c not in matched]
+    if extra and not spec.columns:
+        warnings.append(f"{dst.name}: target columns not in the source are not compared: {', '.join(extra)}")
+    key_pairs = tuple(pairs[: len(keys)])
+    for pair in key_pairs:
+        if pair.compare.kind in (*FLOAT_KINDS, Kind.JSON) or pair.compare.tolerance is not None:
+            raise ConfigError(f"{src.name}.{pair.name}: a {pair.compare.kind.value} column cannot be a key")
+    return TablePlan(
+        source=src,
+        target=dst,
+        keys=key_pairs,
+        columns=tuple(pairs[len(keys) :]),
+        where=spec.where,
+        partition=spec.partition,
+        warnings=tuple(warnings),
+        source_unique=_declared_unique(src, [p.source.name for p in key_pairs]),
+        target_unique=_declared_unique(dst, [p.target.name for p in key_pairs]),
+    )
+
+
+def json_form(endpoint: Endpoint, column: Column) -> str:
+    """How a JSON-compared column renders in SQL: the dialect's JSON text, or plain text."""
+    return endpoint.dialect.JSON_FORM if column.type.kind is Kind.JSON else "text"
+
+
+def _mapped_back(keys: tuple[str, ...], dst: Table, spec: cfg.TableConfig) -> list[str]:
+    back = {v: k for k, v in spec.map.items()}
+    return [back.get(k, k) for k in keys]
+
+
+def target_column(table: Table, name: str) -> Column | None:
+    """The target's column by exact name, else by a unique case-insensitive match."""
+    for col in table.columns:
+        if col.name == name:
+            return col
+    folded = [c for c in table.columns if c.name.lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def _declared_unique(table: Table, columns: list[str]) -> bool:
+    wanted = set(columns)
+    if set(table.primary_key) == wanted:
+        return True
+    for index in (*table.uniques, *(i for i in table.indexes if i.unique)):
+        if set(index.columns) == wanted and all(not table.column(c).nullable for c in columns):
+            return True
+    return False
+
+
+def compare_types(
+    source: CanonicalType, target: CanonicalType, tolerance: float | None, where: str
+) -> Compare:
+    """The comparison of a source type against a target type; SchemaError when they cannot meet."""
+    compare = _compare(source, target)
+    if compare is None:
+        raise SchemaError(f"{where}: {source} and {target} cannot be compared (incompatible column types)")
+    if tolerance is not None:
+        if tolerance < 0:
+            raise ConfigError(f"{where}: tolerance must not be negative")
+        if compare.kind not in (*NUMERIC_KINDS, *FLOAT_KINDS, *TIME_KINDS):
+            raise ConfigError(
+                f"{where}: tolerance applies to numbers and timestamps, not {compare.kind.value}"
+            )
+        if tolerance > 0:
+            return Compare(compare.kind, compare.scale, compare.digits, tolerance=tolerance)
+    return compare
+
+
+def _compare(s: CanonicalType, t: CanonicalType) -> Compare | None:
+    kinds = {s.kind, t.kind}
+    if kinds <= set(INTEGER_KINDS):
+        return Compare(Kind.BIGINT)
+    if kinds <= set(NUMERIC_KINDS):
+        scales = [_scale(x) for x in (s, t)]
+        return Compare(Kind.DECIMAL, scale=None if None in scales else max(x or 0 for x in scales))
+    if kinds & set(FLOAT_KINDS) and kinds <= {*NUMERIC_KINDS, *FLOAT_KINDS}:
+        digits = min(FLOAT_DIGITS.get(x, 12) for x in kinds)
+        return Compare(Kind.DOUBLE, digits=digits)
+    if kinds <= {Kind.BOOLEAN, *INTEGER_KINDS} and Kind.BOOLEAN in kinds:
+        return Compare(Kind.BOOLEAN)
+    if kinds <= set(STRING_KINDS):
+        return Compare(Kind.TEXT, strip=Kind.CHAR in kinds)
+    if Kind.UUID in kinds and kinds <= {Kind.UUID, *STRING_KINDS}:
+        return Compare(Kind.UUID)
+    if kinds <= set(TIME_KINDS):
+        return Compare(Kind.TIMESTAMPTZ if kinds == {Kind.TIMESTAMPTZ} else Kind.TIMESTAMP)
+    if Kind.JSON in kinds and kinds <= {Kind.JSON, *STRING_KINDS}:
+        return Compare(Kind.JSON)
+    if len(kinds) == 1 and s.kind in (Kind.DATE, Kind.TIME, Kind.BINARY):
+        return Compare(s.kind)
+    return None
+
+
+def _scale(t: CanonicalType) -> int | None:
+    if t.kind in INTEGER_KINDS:
+        return 0
+    return None if t.precision is None else (t.scale or 0)

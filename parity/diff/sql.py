@@ -1,0 +1,173 @@
+"""The SQL diff runs on each side: canonical row text, its hash, bucket checksums, row downloads.
+
+A row's text joins its columns' canonical texts (``Dialect.text_*``) with ``|``. NULL renders as
+``~``, which no canonical text of a non-null value equals; strings (and JSON) are prefixed with their
+length in characters (``5:hello``), so a ``|`` inside a string cannot shift the fields: the text of
+a row is unambiguous, and two rows hash alike only when every column renders alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from parity.dialects.base import Dialect
+from parity.diff.plan import TIME_KINDS, ColumnPair, Compare, TablePlan
+from parity.endpoint import Endpoint, driver_message
+from parity.errors import ParityError
+from parity.schema.model import Column
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
+
+NULL_MARKER = "~"
+SEPARATOR = "|"
+
+Expr = sa.ColumnElement[Any]
+
+
+def column_text(dialect: Dialect, x: Any, native: CanonicalType, compare: Compare) -> Expr:
+    """One column's canonical text (not NULL-safe; see ``null_safe``)."""
+    kind, own = compare.kind, native.kind
+    if compare.tolerance is not None:
+        if kind in TIME_KINDS:
+            return dialect.text_epoch_rounded(x, own is Kind.TIMESTAMPTZ, compare.tolerance)
+        return dialect.text_rounded(x, compare.tolerance)
+    if kind is Kind.BIGINT or (kind is Kind.BOOLEAN and own in INTEGER_KINDS):
+        return dialect.text_integer(x)
+    if kind is Kind.DECIMAL:
+        declared = 0 if own in INTEGER_KINDS else (None if native.precision is None else native.scale or 0)
+        return dialect.text_decimal(x, declared, compare.scale)
+    if kind is Kind.DOUBLE:
+        return dialect.text_float(x, compare.digits or 12)
+    if kind is Kind.BOOLEAN:
+        return dialect.text_boolean(x)
+    if kind is Kind.TEXT or (kind is Kind.JSON and own is not Kind.JSON):
+        return _prefixed(dialect, dialect.text_string(x, compare.strip))
+    if kind is Kind.JSON:
+        return _prefixed(dialect, dialect.text_json(x))
+    if kind is Kind.UUID:
+        return dialect.text_uuid(x, own in STRING_KINDS)
+    if kind in TIME_KINDS:
+        return dialect.text_timestamp(x, own is Kind.TIMESTAMPTZ)
+    renderers = {Kind.DATE: dialect.text_date, Kind.TIME: dialect.text_time, Kind.BINARY: dialect.text_binary}
+    return renderers[kind](x)
+
+
+def _prefixed(dialect: Dialect, text: Expr) -> Expr:
+    return dialect.concat(dialect.text_integer(dialect.text_length(text)), sa.literal(":"), text)
+
+
+def null_safe(dialect: Dialect, x: Any, column: Column, compare: Compare, text: Expr) -> Expr:
+    """The text, or the NULL marker: COALESCE where the text of NULL is NULL, else CASE."""
+    if not column.nullable:
+        return text
+    by_case = compare.kind is Kind.BOOLEAN and column.type.kind is Kind.BOOLEAN and compare.tolerance is None
+    if dialect.NULL_PROPAGATES and not by_case:
+        return sa.func.coalesce(text, sa.literal(NULL_MARKER))
+    return sa.case((x.is_(None), sa.literal(NULL_MARKER)), else_=text)
+
+
+class Side:
+    """One side of a table pair: its table, and the SQL expressions and queries diff runs on it."""
+
+    def __init__(self, endpoint: Endpoint, plan: TablePlan, role: str) -> None:
+        self.endpoint = endpoint
+        self.role = role
+        self.dialect = endpoint.dialect
+        table = plan.source if role == "source" else plan.target
+        self.table_name = table.name
+        self.key_columns = [self._column(p) for p in plan.keys]
+        self.columns = [self._column(p) for p in plan.columns]
+        everything = [*self.key_columns, *self.columns]
+        self.sa_table = sa.table(table.name, *(sa.column(c.name) for c in everything), schema=endpoint.schema)
+        self.types = [c.type for c in everything]
+        self.where = [sa.text(plan.where)] if plan.where else []
+        hashed = [p for p in (*plan.keys, *plan.columns) if p.compare.hashed]
+        self.row_hash = self.dialect.hash60(self._text(hashed))
+        self.key_hash = self.dialect.hash60(self._text(plan.keys))
+        self.key = self.sa_table.c[self.key_columns[0].name]
+
+    def _column(self, pair: ColumnPair) -> Column:
+        return pair.source if self.role == "source" else pair.target
+
+    def _text(self, pairs: Sequence[ColumnPair]) -> Expr:
+        parts: list[Any] = []
+        for pair in pairs:
+            column = self._column(pair)
+            x = self.sa_table.c[column.name]
+            if parts:
+                parts.append(sa.literal(SEPARATOR))
+            text = column_text(self.dialect, x, column.type, pair.compare)
+            parts.append(null_safe(self.dialect, x, column, pair.compare, text))
+        return self.dialect.concat(*parts) if len(parts) > 1 else parts[0]
+
+    # ---- conditions --------------------------------------------------------------------------------
+
+    def key_range(self, lo: int, hi: int) -> Expr:
+        return sa.and_(
+            self.key >= sa.literal(lo, sa.BigInteger()), self.key < sa.literal(hi, sa.BigInteger())
+        )
+
+    def range_bucket(self, base: int, width: int) -> Expr:
+        offset = self.key - sa.literal(base, sa.BigInteger())
+        return offset if width == 1 else self.dialect.int_div(offset, sa.literal(width, sa.BigInteger()))
+
+    def hash_bucket(self, modulus: int) -> Expr:
+        return self.key_hash % sa.literal(modulus, sa.BigInteger())
+
+    def hash_in(self, modulus: int, residues: Sequence[int]) -> Expr:
+        return self.hash_bucket(modulus).in_([int(r) for r in residues])
+
+    # ---- queries -------------------------------------------------------------------------------------
+
+    def checksums(self, bucket: Expr, conditions: Sequence[Expr]) -> sa.Select[Any]:
+        """count(*) and the sum of row hashes per bucket, for the rows meeting every condition."""
+        inner = (
+            sa.select(bucket.label("b"), self.row_hash.label("h"))
+            .select_from(self.sa_table)
+            .where(*self.where, *conditions)
+            .subquery("s")
+        )
+        return sa.select(inner.c.b, sa.func.count(), self.dialect.hash_sum(inner.c.h)).group_by(inner.c.b)
+
+    def rows(self, conditions: Sequence[Expr]) -> sa.Select[Any]:
+        """The rows as they are compared in Python: keys first, JSON as text (drivers parse it, or not)."""
+        selected = [
+            self.dialect.text(x).label(x.name) if t.kind is Kind.JSON else x
+            for x, t in zip(self.sa_table.c, self.types, strict=True)
+        ]
+        return sa.select(*selected).select_from(self.sa_table).where(*self.where, *conditions)
+
+    def bounds(self, column: str, conditions: Sequence[Expr]) -> sa.Select[Any]:
+        x: sa.ColumnClause[Any] = sa.column(column)
+        return (
+            sa.select(sa.func.min(x), sa.func.max(x))
+            .select_from(self.sa_table)
+            .where(*self.where, *conditions)
+        )
+
+    def null_keys(self) -> sa.Select[Any]:
+        nulls = sa.or_(*(self.sa_table.c[c.name].is_(None) for c in self.key_columns))
+        return sa.select(sa.func.count()).select_from(self.sa_table).where(*self.where, nulls)
+
+    def duplicate_keys(self, examples: int = 5) -> sa.Select[Any]:
+        """Keys held by more than one row, grouped by the key's hash (collation plays no part)."""
+        columns = [self.sa_table.c[c.name] for c in self.key_columns]
+        inner = sa.select(self.key_hash.label("parity_key_hash"), *columns).where(*self.where).subquery("s")
+        keys = [sa.func.min(inner.c[c.name]) for c in self.key_columns]
+        count = sa.func.count()
+        return sa.select(*keys, count).group_by(inner.c.parity_key_hash).having(count > 1).limit(examples)
+
+    def run(self, query: sa.Executable) -> list[Any]:
+        """Run one query on this side; a database error becomes one line naming the table and database."""
+        try:
+            with self.endpoint.connect() as conn:
+                self.dialect.prepare_connection(conn)
+                for statement in self.dialect.DIFF_SETUP:
+                    conn.exec_driver_sql(statement)
+                return list(conn.execute(query).all())
+        except sa.exc.DBAPIError as exc:
+            raise ParityError(
+                f"diff of table '{self.table_name}' failed on {self.endpoint.redacted()}: {driver_message(exc)}"
+            ) from exc

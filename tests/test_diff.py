@@ -1,0 +1,550 @@
+"""parity diff against live databases (fixtures from tests/conftest.py: fresh databases per test).
+
+The type matrix runs every ordered pair of SQLite, DuckDB, PostgreSQL and MariaDB: tables created on
+each side from parity's own type mapping, the same values inserted with plain SQLAlchemy, and diff
+must find nothing while downloading nothing; then one changed row per case must be found exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from parity import job as jobs
+from parity.config import PartitionConfig
+from parity.dialects import REGISTRY
+from parity.diff import DiffResult, RowDiff, diff
+from parity.errors import ConfigError, DataError, NotFound, SchemaError
+from parity.schema.types import CanonicalType as T
+from parity.schema.types import Kind
+from parity.values import canonical_json
+from tests.conftest import Database
+
+UTC = timezone.utc
+
+TYPES: dict[str, T] = {
+    "c_boolean": T(Kind.BOOLEAN),
+    "c_smallint": T(Kind.SMALLINT),
+    "c_integer": T(Kind.INTEGER),
+    "c_bigint": T(Kind.BIGINT),
+    "c_decimal": T(Kind.DECIMAL, precision=12, scale=2),
+    "c_wide": T(Kind.DECIMAL, precision=30, scale=10),
+    "c_float": T(Kind.FLOAT),
+    "c_double": T(Kind.DOUBLE),
+    "c_varchar": T(Kind.VARCHAR, length=20),
+    "c_char": T(Kind.CHAR, length=5),
+    "c_text": T(Kind.TEXT),
+    "c_date": T(Kind.DATE),
+    "c_time": T(Kind.TIME),
+    "c_timestamp": T(Kind.TIMESTAMP),
+    "c_timestamptz": T(Kind.TIMESTAMPTZ),
+    "c_binary": T(Kind.BINARY),
+    "c_uuid": T(Kind.UUID),
+}
+
+U1, U2, U3 = (uuid.UUID(int=n * 0x1234567890ABCDEF1234567, version=4) for n in (1, 2, 3))
+
+ROWS: list[tuple[Any, ...]] = [
+    # id, boolean, smallint, integer, bigint, decimal, wide, float, double, varchar, char, text,
+    # date, time, timestamp, timestamptz, binary, uuid
+    (1, True, -32768, -2147483648, -9223372036854775807, Decimal("-12.50"),
+     Decimal("12345678901234567890.0123456789"), 0.1, 1 / 3, "a|b", "ab", "x|y ~",
+     date(1999, 12, 31), time(0, 0), datetime(2024, 1, 1), datetime(2024, 1, 1, tzinfo=UTC),
+     b"\x00\x01|", U1),
+    (2, False, 0, 0, 0, Decimal("0.00"), Decimal(0), 0.0, 0.0, "", "", "",
+     date(2024, 2, 29), time(23, 59, 59, 999999), datetime(2038, 1, 19, 3, 14, 7, 999999),
+     datetime(2024, 6, 1, 12, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))), b"", U2),
+    (3, True, 32767, 2147483647, 9223372036854775807, Decimal("9999999999.99"),
+     Decimal("-0.0000000001"), 3.0e38, 1e300, "emoji 😀 é", "ab   ", "line\nbreak\ttab \\",
+     date(1970, 1, 1), time(12, 0, 0, 500000), datetime(1969, 12, 31, 23, 59, 59, 1),
+     datetime(2000, 1, 1, 0, 0, 0, 123456, tzinfo=UTC), bytes(range(256)), U3),
+    (4, *([None] * len(TYPES))),
+    (5, False, 7, 123456, 1234567890123, Decimal("1.10"), Decimal("0.5"), 123456.78, -1e-300,
+     "  lead ", "x", "ü" * 300, date(2000, 1, 1), time(1, 2, 3), datetime(2024, 3, 10, 2, 30),
+     datetime(2024, 3, 10, 2, 30, tzinfo=UTC), b"\xff", uuid.UUID(int=0, version=4)),
+]  # fmt: skip
+
+CHANGED = (
+    1, False, -32767, -2147483647, -9223372036854775806, Decimal("-12.49"),
+    Decimal("12345678901234567890.0123456788"), 0.2, 1 / 3 + 1e-9, "a|c", "ac", "x|y ~~",
+    date(1999, 12, 30), time(0, 0, 0, 1), datetime(2024, 1, 1, 0, 0, 0, 1),
+    datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC), b"\x00\x02|", U2,
+)  # fmt: skip
+"""Row 1 with every column changed by a little."""
+
+JSON_VALUES = [{"b": [1, 2.5, "x|y"], "a": {"nested": True}}, "string", 123, None, [], {"é": "😀"}]
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+
+
+def create(db: Database, table: str, columns: dict[str, T], key: Sequence[str] | None = ("id",)) -> None:
+    """CREATE TABLE through parity's own mapping of canonical types for db's dialect."""
+    dialect = REGISTRY[db.name]()
+    specs = [f"{db.q(name)} {dialect.ddl_type(t)[0]}" for name, t in columns.items()]
+    if key:
+        specs.append(f"PRIMARY KEY ({', '.join(db.q(k) for k in key)})")
+    db.sql(f"CREATE TABLE {db.q(table)} ({', '.join(specs)})")
+
+
+def encode(backend: str, value: Any) -> Any:
+    """A canonical value as plain SQLAlchemy/driver parameters take it on ``backend``."""
+    if backend == "sqlite":
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, (Decimal, uuid.UUID)):
+            return str(value)
+        if isinstance(value, datetime):
+            return value.isoformat(" ")
+        if isinstance(value, (date, time)):
+            return value.isoformat()
+    if backend == "mariadb":
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def insert(
+    db: Database, table: str, names: Sequence[str], rows: Iterable[Sequence[Any]], chunk: int = 200
+) -> None:
+    """Multi-row INSERTs with bound values (DuckDB's executemany is too slow for thousands of rows)."""
+    rows = list(rows)
+    columns = ", ".join(db.q(n) for n in names)
+    with db.engine.begin() as conn:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            params: dict[str, Any] = {}
+            tuples = []
+            for i, row in enumerate(part):
+                marks = []
+                for j, value in enumerate(row):
+                    params[f"p{i}_{j}"] = encode(db.name, value)
+                    marks.append(f":p{i}_{j}")
+                tuples.append(f"({', '.join(marks)})")
+            conn.execute(sa.text(f"INSERT INTO {db.q(table)} ({columns}) VALUES {', '.join(tuples)}"), params)
+
+
+def insert_json(db: Database, table: str, values: Sequence[Any]) -> None:
+    with db.engine.begin() as conn:
+        for i, value in enumerate(values, 1):
+            text = json.dumps(value) if db.name == "postgresql" else canonical_json(value)
+            conn.execute(sa.text(f"INSERT INTO {db.q(table)} (id, j) VALUES (:id, :j)"), {"id": i, "j": text})
+
+
+def run(source: Database, target: Database, *tables: str, **options: Any) -> DiffResult:
+    table_options = options.pop("table_options", None)
+    job = jobs.build(
+        source.url,
+        target.url,
+        source_schema=source.schema,
+        target_schema=target.schema,
+        tables=tables,
+        table_options=table_options,
+    )
+    try:
+        return diff(job, **options)
+    finally:
+        job.close()
+
+
+def kinds(result: DiffResult) -> set[tuple[str, Any, tuple[str, ...]]]:
+    """(kind, first key value, changed columns) of every difference."""
+    return {(d.kind, next(iter(d.key.values())), d.columns) for d in result.differences}
+
+
+def orders(n: int, skip: Iterable[int] = ()) -> list[tuple[Any, ...]]:
+    skipped = set(skip)
+    base = datetime(2024, 1, 1)
+    return [
+        (i, f"status-{i % 7}", Decimal(i % 1000) / 4, base + timedelta(minutes=37 * i), i * 7 % 1000)
+        for i in range(1, n + 1)
+        if i not in skipped
+    ]
+
+
+ORDERS = {
+    "id": T(Kind.BIGINT),
+    "status": T(Kind.VARCHAR, length=20),
+    "amount": T(Kind.DECIMAL, precision=12, scale=2),
+    "created": T(Kind.TIMESTAMP),
+    "qty": T(Kind.INTEGER),
+}
+
+
+def make_orders(db: Database, rows: Sequence[tuple[Any, ...]], table: str = "orders") -> None:
+    create(db, table, ORDERS)
+    insert(db, table, list(ORDERS), rows)
+
+
+# ---- the type matrix: every ordered pair of backends --------------------------------------------------
+
+
+def test_identical_data_of_every_type_is_identical_and_downloads_nothing(
+    pair: tuple[Database, Database],
+) -> None:
+    source, target = pair
+    for db in pair:
+        create(db, "t", {"id": T(Kind.BIGINT), **TYPES})
+        insert(db, "t", ["id", *TYPES], ROWS)
+    result = run(source, target, "t")
+    stats = result.tables[0].stats
+    assert result.differences == []
+    assert (stats.source_rows, stats.target_rows, stats.unchanged) == (5, 5, 5)
+    assert stats.rows_downloaded == 0
+
+
+def test_a_change_in_every_type_is_found(pair: tuple[Database, Database]) -> None:
+    source, target = pair
+    zeros = (4, *ROWS[1][1:])  # row 4 is all NULL in the source: zeros and empty values are not NULL
+    for db, rows in ((source, ROWS), (target, [CHANGED, ROWS[1], ROWS[2], zeros, ROWS[4]])):
+        create(db, "t", {"id": T(Kind.BIGINT), **TYPES})
+        insert(db, "t", ["id", *TYPES], rows)
+    with target.engine.begin() as conn:  # NULL against an empty string is a difference too
+        conn.execute(sa.text(f"UPDATE {target.q('t')} SET c_varchar = NULL WHERE id = 2"))
+    result = run(source, target, "t")
+    assert kinds(result) == {
+        ("changed", 1, tuple(TYPES)),
+        ("changed", 2, ("c_varchar",)),
+        ("changed", 4, tuple(TYPES)),
+    }
+    first = next(d for d in result.differences if d.key == {"id": 1})
+    assert first.source is not None and first.source["c_decimal"] == Decimal("-12.50")
+    assert first.target is not None and first.target["c_uuid"] == U2
+    assert result.tables[0].stats.rows_downloaded <= 6
+
+
+def test_json_of_equal_values_is_equal_between_every_pair(pair: tuple[Database, Database]) -> None:
+    source, target = pair
+    for db in pair:
+        create(db, "j", {"id": T(Kind.BIGINT), "j": T(Kind.JSON)})
+        insert_json(db, "j", JSON_VALUES)
+    result = run(source, target, "j")
+    assert result.identical
+    same_form = REGISTRY[source.name].JSON_FORM == REGISTRY[target.name].JSON_FORM
+    # JSON hashes alike only between databases that render it alike; otherwise it is compared in Python
+    assert result.tables[0].stats.rows_downloaded == (0 if same_form else 2 * len(JSON_VALUES))
+    with target.engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE {target.q('j')} SET j = :j WHERE id = 1"), {"j": '{"a": {"nested": false}}'}
+        )
+    assert kinds(run(source, target, "j")) == {("changed", 1, ("j",))}
+
+
+# ---- planted differences, keys, bad input --------------------------------------------------------------
+
+SERVER_PAIRS = [
+    ("postgresql", "mariadb"),
+    ("mariadb", "postgresql"),
+    ("sqlite", "duckdb"),
+    ("duckdb", "postgresql"),
+]
+
+
+@pytest.fixture(params=SERVER_PAIRS, ids=[f"{s}-to-{t}" for s, t in SERVER_PAIRS])
+def some_pair(request: pytest.FixtureRequest, make_db: Any) -> tuple[Database, Database]:
+    return make_db(request.param[0]), make_db(request.param[1])
+
+
+def plant(target: Database, rows: int = 2000) -> set[tuple[str, Any, tuple[str, ...]]]:
+    """Updates, deletes and inserts on the target of an orders table; returns what diff must say."""
+    q = target.q
+    target.sql(
+        f"UPDATE {q('orders')} SET {q('status')} = 'changed' WHERE {q('id')} IN (5, 999, 1500)",
+        f"UPDATE {q('orders')} SET {q('amount')} = 0.01 WHERE {q('id')} = 1000",
+        f"UPDATE {q('orders')} SET {q('qty')} = NULL, {q('status')} = 'x' WHERE {q('id')} = 1",
+        f"DELETE FROM {q('orders')} WHERE {q('id')} IN (2, 1234, 2000)",
+    )
+    new = [(n, "new", Decimal("1.00"), datetime(2024, 2, 15), 1) for n in (0, 2001, 5000)]
+    insert(target, "orders", list(ORDERS), new)
+    return {
+        *(("changed", n, ("status",)) for n in (5, 999, 1500)),
+        ("changed", 1000, ("amount",)),
+        ("changed", 1, ("status", "qty")),
+        *(("missing", n, ()) for n in (2, 1234, 2000) if n <= rows),
+        *(("extra", n, ()) for n in (0, 2001, 5000)),
+    }
+
+
+def test_planted_differences_are_found_exactly_with_few_rows_downloaded(
+    some_pair: tuple[Database, Database],
+) -> None:
+    source, target = some_pair
+    make_orders(source, orders(2000))
+    make_orders(target, orders(2000))
+    assert run(source, target, "orders").tables[0].stats.rows_downloaded == 0
+    expected = plant(target)
+    result = run(source, target, "orders", threshold=32)
+    assert kinds(result) == expected
+    stats = result.tables[0].stats
+    assert (stats.source_rows, stats.target_rows) == (2000, 2000)
+    assert (stats.missing, stats.extra, stats.changed, stats.unchanged) == (3, 3, 5, 1992)
+    assert stats.column_changes == {"status": 4, "amount": 1, "qty": 1}
+    assert 0 < stats.rows_downloaded <= 2 * 11 * 32  # at most one small bucket per difference, each side
+
+
+def test_limit_stops_after_n_differences(pg_db: Database, mariadb_db: Database) -> None:
+    make_orders(pg_db, orders(500))
+    make_orders(mariadb_db, orders(500, skip=range(100, 200)))
+    result = run(pg_db, mariadb_db, "orders", limit=7)
+    assert len(result.differences) == 7 and result.limited
+    assert all(d.kind == "missing" and 100 <= d.key["id"] < 200 for d in result.differences)
+    full = run(pg_db, mariadb_db, "orders")
+    assert len(full.differences) == 100 and not full.limited
+
+
+def test_string_keys_are_compared_exactly_whatever_the_collations(
+    pg_db: Database, mariadb_db: Database
+) -> None:
+    """MariaDB's default collation ignores case, accents and trailing spaces; PostgreSQL's does not."""
+    columns = {"code": T(Kind.VARCHAR, length=20), "v": T(Kind.INTEGER)}
+    for db in (pg_db, mariadb_db):
+        create(db, "s", columns, key=("code",))
+    shared = [("c", 1), ("Zebra", 2), ("zz", 3), ("ÄÖ", 4), *((f"k{n:04d}", n) for n in range(600))]
+    insert(pg_db, "s", list(columns), [*shared, ("a", 5), ("B", 6), ("é", 7), ("x ", 8)])
+    insert(mariadb_db, "s", list(columns), [*shared, ("A", 5), ("b", 6), ("e", 7), ("x", 8)])
+    result = run(pg_db, mariadb_db, "s", threshold=16)
+    assert kinds(result) == {
+        *(("missing", k, ()) for k in ("a", "B", "é", "x ")),
+        *(("extra", k, ()) for k in ("A", "b", "e", "x")),
+    }
+    both_ways = run(mariadb_db, pg_db, "s", threshold=16)
+    assert {(d.kind, d.key["code"]) for d in both_ways.differences} == {
+        *(("extra", k) for k in ("a", "B", "é", "x ")),
+        *(("missing", k) for k in ("A", "b", "e", "x")),
+    }
+
+
+@pytest.mark.parametrize(
+    ("key_type", "make_key"),
+    [
+        (T(Kind.UUID), lambda n: uuid.UUID(int=n * 7919 + 1, version=4)),
+        (T(Kind.DATE), lambda n: date(2000, 1, 1) + timedelta(days=n)),
+        (T(Kind.VARCHAR, length=30), lambda n: f"key-{n:05d}|x"),
+    ],
+    ids=["uuid", "date", "string"],
+)
+def test_uuid_date_and_string_keys(some_pair: tuple[Database, Database], key_type: T, make_key: Any) -> None:
+    source, target = some_pair
+    columns = {"k": key_type, "v": T(Kind.INTEGER), "note": T(Kind.TEXT)}
+    rows = [(make_key(n), n, f"note {n}") for n in range(1500)]
+    for db in some_pair:
+        create(db, "keyed", columns, key=("k",))
+    insert(source, "keyed", list(columns), rows)
+    insert(
+        target, "keyed", list(columns), [r if r[1] != 700 else (r[0], -1, r[2]) for r in rows if r[1] != 42]
+    )
+    result = run(source, target, "keyed", threshold=20)
+    assert kinds(result) == {("missing", make_key(42), ()), ("changed", make_key(700), ("v",))}
+    assert result.tables[0].stats.rows_downloaded < 200
+
+
+def test_composite_keys(some_pair: tuple[Database, Database]) -> None:
+    source, target = some_pair
+    columns = {"tenant": T(Kind.INTEGER), "code": T(Kind.VARCHAR, length=10), "v": T(Kind.DOUBLE)}
+    rows = [(t, f"c{n}", n / 7) for t in range(3) for n in range(300)]
+    for db in some_pair:
+        create(db, "comp", columns, key=("tenant", "code"))
+    insert(source, "comp", list(columns), rows)
+    insert(
+        target,
+        "comp",
+        list(columns),
+        [r if r[:2] != (1, "c5") else (1, "c5", 0.5) for r in rows] + [(9, "c1", 1.0)],
+    )
+    result = run(source, target, "comp")
+    assert {(d.kind, d.key["tenant"], d.key["code"], d.columns) for d in result.differences} == {
+        ("changed", 1, "c5", ("v",)),
+        ("extra", 9, "c1", ()),
+    }
+
+
+def test_duplicate_and_null_keys_are_data_errors_with_examples(make_db: Any) -> None:
+    source, target = make_db("postgresql"), make_db("sqlite")
+    columns = {"k": T(Kind.INTEGER), "v": T(Kind.INTEGER)}
+    for db in (source, target):
+        create(db, "nokey", columns, key=None)
+        insert(db, "nokey", list(columns), [(1, 1), (2, 2)])
+    insert(source, "nokey", list(columns), [(2, 3), (2, 4)])
+    with pytest.raises(
+        DataError, match=r"table 'nokey' \(source\) has duplicate keys \(k\), e\.g\. 2 \(3 rows\)"
+    ):
+        run(source, target, "nokey", table_options={"key": ["k"]})
+    source.sql("DELETE FROM nokey WHERE v IN (3, 4)")
+    insert(target, "nokey", list(columns), [(None, 5)])
+    with pytest.raises(DataError, match=r"'nokey' \(target\): 1 rows have a NULL key"):
+        run(source, target, "nokey", table_options={"key": ["k"]})
+    with pytest.raises(DataError, match="no primary key"):
+        run(source, target, "nokey")
+
+
+def test_unknown_names_suggest_the_closest(sqlite_db: Database, duckdb_db: Database) -> None:
+    for db in (sqlite_db, duckdb_db):
+        make_orders(db, orders(10))
+    with pytest.raises(NotFound, match=r"table 'order' not found.*did you mean 'orders'"):
+        run(sqlite_db, duckdb_db, "order")
+    with pytest.raises(NotFound, match=r"column 'statu' not found.*did you mean 'status'"):
+        run(sqlite_db, duckdb_db, "orders", table_options={"columns": ["id", "statu"]})
+    with pytest.raises(NotFound, match=r"column 'amout' not found in table 'orders'.*'amount'"):
+        run(sqlite_db, duckdb_db, "orders", table_options={"map": {"amount": "amout"}})
+    with pytest.raises(ConfigError, match="'1,2' is not a valid bigint for key column 'id'"):
+        run(sqlite_db, duckdb_db, "orders", record="1,2")
+
+
+def test_empty_tables_are_identical(backend: Database, make_db: Any) -> None:
+    other = make_db("sqlite")
+    for db in (backend, other):
+        make_orders(db, [])
+    result = run(backend, other, "orders")
+    assert result.identical and result.tables[0].stats.source_rows == 0
+    insert(other, "orders", list(ORDERS), orders(1))
+    assert kinds(run(backend, other, "orders")) == {("extra", 1, ())}
+
+
+# ---- mappings, tolerances, partitions, records, outputs ---------------------------------------------------
+
+
+def test_mapped_columns_with_compatible_types(pg_db: Database, mariadb_db: Database) -> None:
+    create(pg_db, "a", {"id": T(Kind.INTEGER), "price": T(Kind.DECIMAL, precision=12, scale=2),
+                        "label": T(Kind.CHAR, length=8), "n": T(Kind.SMALLINT)})  # fmt: skip
+    create(mariadb_db, "b", {"ident": T(Kind.BIGINT), "cost": T(Kind.DECIMAL, precision=14, scale=4),
+                             "name": T(Kind.TEXT), "n": T(Kind.BIGINT)}, key=("ident",))  # fmt: skip
+    rows = [(i, Decimal(i) / 8, f"L{i}", i) for i in range(1, 301)]
+    insert(
+        pg_db,
+        "a",
+        ["id", "price", "label", "n"],
+        [(i, p.quantize(Decimal("0.01")), lb, n) for i, p, lb, n in rows],
+    )
+    insert(
+        mariadb_db,
+        "b",
+        ["ident", "cost", "name", "n"],
+        [(i, p.quantize(Decimal("0.01")), lb, n) for i, p, lb, n in rows],
+    )
+    options = {"map": {"id": "ident", "price": "cost", "label": "name"}}
+    result = run(pg_db, mariadb_db, "a:b", table_options=options)
+    assert result.identical and result.tables[0].stats.rows_downloaded == 0
+    mariadb_db.sql("UPDATE b SET cost = cost + 0.0001, name = 'other' WHERE ident = 7")
+    (changed,) = run(pg_db, mariadb_db, "a:b", table_options=options).differences
+    assert changed.columns == ("price", "label")
+    assert changed.target is not None and changed.target["cost"] == Decimal("0.8801")
+    assert changed.target_value("price") == Decimal("0.8801")
+
+
+def test_incompatible_mapped_types_are_a_schema_error(sqlite_db: Database, pg_db: Database) -> None:
+    create(sqlite_db, "a", {"id": T(Kind.INTEGER), "v": T(Kind.DATE)})
+    create(pg_db, "a", {"id": T(Kind.INTEGER), "v": T(Kind.BOOLEAN)})
+    with pytest.raises(SchemaError, match=r"a\.v: date and boolean cannot be compared"):
+        run(sqlite_db, pg_db, "a")
+
+
+def test_tolerances_for_floats_decimals_and_timestamps(duckdb_db: Database, pg_db: Database) -> None:
+    columns = {"id": T(Kind.INTEGER), "f": T(Kind.DOUBLE), "d": T(Kind.DECIMAL, precision=10, scale=3),
+               "ts": T(Kind.TIMESTAMP)}  # fmt: skip
+    base = datetime(2024, 5, 1, 12)
+    rows = [(i, i * 1.5, Decimal(i), base + timedelta(hours=i)) for i in range(1, 101)]
+    for db in (duckdb_db, pg_db):
+        create(db, "m", columns)
+    insert(duckdb_db, "m", list(columns), rows)
+    near = {3: (3 * 1.5 + 0.004, Decimal(3), rows[2][3]), 4: (6.0, Decimal("4.009"), rows[3][3] + timedelta(seconds=1)),
+            5: (7.5, Decimal(5), rows[4][3] + timedelta(seconds=3))}  # fmt: skip
+    far = {6: (9.0 + 0.02, Decimal(6), rows[5][3]), 7: (10.5, Decimal("7.011"), rows[6][3])}
+    changed = {**near, **far}
+    insert(pg_db, "m", list(columns), [(r[0], *changed[r[0]]) if r[0] in changed else r for r in rows])
+    exact = run(duckdb_db, pg_db, "m")
+    assert {d.key["id"] for d in exact.differences} == {3, 4, 5, 6, 7}
+    tolerant = run(duckdb_db, pg_db, "m", table_options={"tolerance": {"f": 0.01, "d": 0.01, "ts": 2.0}})
+    assert kinds(tolerant) == {("changed", 5, ("ts",)), ("changed", 6, ("f",)), ("changed", 7, ("d",))}
+
+
+@pytest.mark.parametrize("stagger", [True, False])
+def test_partitions_by_month_and_by_key_find_the_same(
+    pg_db: Database, mariadb_db: Database, stagger: bool
+) -> None:
+    make_orders(pg_db, orders(1500))
+    make_orders(mariadb_db, orders(1500))
+    expected = plant(mariadb_db, 1500)
+    plain = kinds(run(pg_db, mariadb_db, "orders"))
+    by_month = PartitionConfig(column="created", by="month", stagger=stagger)
+    by_key = PartitionConfig(by="key", size=200, stagger=stagger)
+    for partition in (by_month, by_key):
+        result = run(
+            pg_db, mariadb_db, "orders", threads=3, table_options={"partition": partition.model_dump()}
+        )
+        assert kinds(result) == plain == expected
+        assert result.tables[0].stats.source_rows == 1500
+
+
+def test_partition_by_day_on_sqlite_text_timestamps(sqlite_db: Database, duckdb_db: Database) -> None:
+    rows = [(i, "s", Decimal(1), datetime(2024, 1, 1) + timedelta(hours=6 * i), 1) for i in range(40)]
+    make_orders(sqlite_db, rows)
+    make_orders(duckdb_db, [r for r in rows if r[0] != 12])
+    partition = {"partition": {"column": "created", "by": "day"}}
+    result = run(sqlite_db, duckdb_db, "orders", threads=2, table_options=partition)
+    assert kinds(result) == {("missing", 12, ())} and result.tables[0].stats.source_rows == 40
+
+
+def test_record_shows_both_versions(pg_db: Database, sqlite_db: Database) -> None:
+    make_orders(pg_db, orders(50))
+    make_orders(sqlite_db, orders(50))
+    sqlite_db.sql("UPDATE orders SET status = 'late' WHERE id = 17")
+    result = run(pg_db, sqlite_db, "orders", record="17")
+    view = result.tables[0].record
+    assert view is not None and view.source is not None and view.target is not None
+    assert (view.source["status"], view.target["status"]) == ("status-3", "late")
+    assert kinds(result) == {("changed", 17, ("status",))}
+    same = run(pg_db, sqlite_db, "orders", record="18")
+    assert same.identical and same.tables[0].record is not None
+    with pytest.raises(NotFound, match="no row with key '999'"):
+        run(pg_db, sqlite_db, "orders", record="999")
+
+
+def test_outputs_to_a_table_and_to_files(pg_db: Database, mariadb_db: Database, tmp_path: Path) -> None:
+    make_orders(pg_db, orders(100))
+    make_orders(mariadb_db, orders(100, skip=[3]))
+    mariadb_db.sql(
+        "UPDATE orders SET status = 'x', qty = 0 WHERE id = 9", "INSERT INTO orders (id) VALUES (777)"
+    )
+    result = run(pg_db, mariadb_db, "orders", output="recon")
+    rows = mariadb_db.query(
+        "SELECT table_name, `key`, kind, column_name, source_value, target_value, run_id FROM recon"
+    )
+    assert sorted(tuple(r[:6]) for r in rows) == [
+        ("orders", '{"id": 3}', "missing", None, json.dumps({"id": 3, **dict(zip(["status", "amount", "created", "qty"], ["status-3", "0.75", "2024-01-01 01:51:00", 21], strict=True))}), None),
+        ("orders", '{"id": 777}', "extra", None, None, '{"id": 777, "status": null, "amount": null, "created": null, "qty": null}'),
+        ("orders", '{"id": 9}', "changed", "qty", "63", "0"),
+        ("orders", '{"id": 9}', "changed", "status", "status-2", "x"),
+    ]  # fmt: skip
+    assert {r[6] for r in rows} == {result.run_id}
+    run(pg_db, mariadb_db, "orders", output=str(tmp_path / "d.jsonl"))
+    lines = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert {(x["kind"], x["key"]["id"]) for x in lines} == {("missing", 3), ("extra", 777), ("changed", 9)}
+    changed = next(x for x in lines if x["kind"] == "changed")
+    assert changed == {
+        "table": "orders", "key": {"id": 9}, "kind": "changed", "columns": ["status", "qty"],
+        "source": {"id": 9, "status": "status-2", "amount": "2.25", "created": "2024-01-01 05:33:00", "qty": 63},
+        "target": {"id": 9, "status": "x", "amount": "2.25", "created": "2024-01-01 05:33:00", "qty": 0},
+    }  # fmt: skip
+    run(pg_db, mariadb_db, "orders", output=str(tmp_path / "d.csv"))
+    with (tmp_path / "d.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 4
+
+
+def test_on_difference_receives_rows_instead_of_the_result(sqlite_db: Database, duckdb_db: Database) -> None:
+    make_orders(sqlite_db, orders(300))
+    make_orders(duckdb_db, orders(300, skip=[10, 20]))
+    seen: list[RowDiff] = []
+    result = run(sqlite_db, duckdb_db, "orders", on_difference=seen.append)
+    assert sorted(d.key["id"] for d in seen) == [10, 20] and result.differences == []
+    assert result.tables[0].stats.missing == 2 and not result.identical

@@ -1,0 +1,226 @@
+"""``parity diff`` through the CLI's entry point: exit codes, formats, stats, outputs, records, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from parity.cli import cli, main
+from tests.conftest import Database
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def parity(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    def run(*args: str) -> Run:
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+            raise SystemExit(0)
+        captured = capsys.readouterr()
+        return Run(int(exit_info.value.code or 0), captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def dbs(sqlite_db: Database, duckdb_db: Database) -> tuple[Database, Database]:
+    for db in (sqlite_db, duckdb_db):
+        db.sql(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, status VARCHAR(20), amount DECIMAL(12,2), note TEXT)",
+            "INSERT INTO orders VALUES (1, 'new', 1.50, 'a'), (2, 'paid', 2.00, NULL), (3, 'sent', 3.25, 'c')",
+        )
+    return sqlite_db, duckdb_db
+
+
+def test_identical_tables_exit_0(parity: Callable[..., Run], dbs: tuple[Database, Database]) -> None:
+    result = parity("diff", dbs[0].url, dbs[1].url, "-t", "orders")
+    assert result.code == 0, result
+    assert "orders: identical (3 rows; 0 rows downloaded" in result.err
+    assert result.out == ""
+
+
+def test_differences_exit_1_and_print_as_jsonl_with_stats(
+    parity: Callable[..., Run], dbs: tuple[Database, Database]
+) -> None:
+    source, target = dbs
+    target.sql("UPDATE orders SET status = 'lost', note = '' WHERE id = 2", "DELETE FROM orders WHERE id = 3")
+    result = parity("diff", source.url, target.url, "--format", "jsonl", "--stats")
+    assert result.code == 1, result
+    *rows, stats = [json.loads(line) for line in result.out.splitlines()]
+    assert rows == [
+        {
+            "table": "orders",
+            "key": {"id": 2},
+            "kind": "changed",
+            "columns": ["status", "note"],
+            "source": {"id": 2, "status": "paid", "amount": "2.00", "note": None},
+            "target": {"id": 2, "status": "lost", "amount": "2.00", "note": ""},
+        },
+        {
+            "table": "orders",
+            "key": {"id": 3},
+            "kind": "missing",
+            "columns": [],
+            "source": {"id": 3, "status": "sent", "amount": "3.25", "note": "c"},
+            "target": None,
+        },
+    ]
+    assert {k: v for k, v in stats["stats"].items() if k not in ("seconds", "queries")} == {
+        "table": "orders",
+        "target_table": "orders",
+        "source_rows": 3,
+        "target_rows": 2,
+        "missing": 1,
+        "extra": 0,
+        "changed": 1,
+        "unchanged": 1,
+        "column_changes": {"note": 1, "status": 1},
+        "rows_downloaded": 3,
+    }
+    assert "orders: 2 rows differ: 1 missing, 0 extra, 1 changed" in result.err
+
+
+def test_csv_and_table_formats(parity: Callable[..., Run], dbs: tuple[Database, Database]) -> None:
+    source, target = dbs
+    target.sql("UPDATE orders SET amount = 9.99 WHERE id = 1", "INSERT INTO orders VALUES (4, 'x', 0, 'x')")
+    as_csv = parity("diff", source.url, target.url, "--format", "csv")
+    assert as_csv.code == 1
+    rows = list(csv.DictReader(io.StringIO(as_csv.out)))
+    assert [(r["kind"], r["key"], r["column_name"], r["source_value"], r["target_value"]) for r in rows] == [
+        ("changed", '{"id": 1}', "amount", "1.50", "9.99"),
+        ("extra", '{"id": 4}', "", "", '{"id": 4, "status": "x", "amount": "0.00", "note": "x"}'),
+    ]
+    assert len({r["run_id"] for r in rows}) == 1 and rows[0]["run_id"]
+    as_table = parity("diff", source.url, target.url, "--stats")
+    assert as_table.code == 1
+    assert "changed" in as_table.out and "amount" in as_table.out and "9.99" in as_table.out
+    assert "diff statistics" in as_table.out and "changed values per column" in as_table.out
+
+
+def test_output_table_prints_nothing_unless_asked(
+    parity: Callable[..., Run], dbs: tuple[Database, Database]
+) -> None:
+    source, target = dbs
+    target.sql("DELETE FROM orders WHERE id = 1")
+    quiet = parity("diff", source.url, target.url, "--output", "recon", "--format", "jsonl")
+    assert quiet.code == 1 and quiet.out == ""
+    loud = parity(
+        "diff", source.url, target.url, "--output", "recon", "--output-mismatches", "--format", "jsonl"
+    )
+    assert [json.loads(line)["key"] for line in loud.out.splitlines()] == [{"id": 1}]
+    kinds = target.query("SELECT kind, source_value FROM recon ORDER BY run_id")
+    assert [k for k, _ in kinds] == ["missing", "missing"]
+    assert json.loads(kinds[0][1]) == {"id": 1, "status": "new", "amount": "1.50", "note": "a"}
+
+
+def test_record_shows_both_versions_side_by_side(
+    parity: Callable[..., Run], dbs: tuple[Database, Database]
+) -> None:
+    source, target = dbs
+    target.sql("UPDATE orders SET status = 'late' WHERE id = 1")
+    result = parity("diff", source.url, target.url, "-t", "orders", "--record", "1")
+    assert result.code == 1
+    line = next(ln for ln in result.out.splitlines() if "status" in ln)
+    assert "new" in line and "late" in line and "differs" in line
+    same = parity("diff", source.url, target.url, "-t", "orders", "--record", "2", "--format", "jsonl")
+    assert same.code == 0
+    assert json.loads(same.out)["target"] == {"id": 2, "status": "paid", "amount": "2.00", "note": None}
+
+
+def test_columns_maps_and_tolerance_options(
+    parity: Callable[..., Run], dbs: tuple[Database, Database]
+) -> None:
+    source, target = dbs
+    target.sql(
+        "ALTER TABLE orders RENAME COLUMN note TO remark",
+        "UPDATE orders SET status = 'other', amount = amount + 0.01",
+    )
+    only_amount = parity(
+        "diff", source.url, target.url, "-C", "id", "-C", "am*", "--tolerance", "amount=0.02"
+    )
+    assert only_amount.code == 0, only_amount
+    mapped = parity("diff", source.url, target.url, "-C", "note", "-C", "id", "--map", "note=remark")
+    assert mapped.code == 0, mapped
+    everything = parity("diff", source.url, target.url, "--map", "note=remark", "--format", "jsonl")
+    assert everything.code == 1
+    assert {tuple(json.loads(x)["columns"]) for x in everything.out.splitlines()} == {("status", "amount")}
+
+
+def test_bad_input_is_one_line_and_exit_2(parity: Callable[..., Run], dbs: tuple[Database, Database]) -> None:
+    source, target = dbs
+    unknown = parity("diff", source.url, target.url, "-t", "order")
+    assert unknown.code == 2
+    assert unknown.err.strip().startswith("parity: error: table 'order' not found")
+    assert "did you mean 'orders'" in unknown.err
+    column = parity("diff", source.url, target.url, "-k", "idd")
+    assert column.code == 2 and "column 'idd' not found" in column.err and "did you mean 'id'" in column.err
+    bad_map = parity("diff", source.url, target.url, "--map", "note")
+    assert bad_map.code == 2 and "expected NAME=VALUE" in bad_map.err
+
+
+def test_diff_help_names_every_option() -> None:
+    command = cli.commands["diff"]
+    for option in ("--key", "--column", "--map", "--where", "--limit", "--record", "--stats", "--format",
+                   "--output", "--output-mismatches", "--threads", "--tolerance"):  # fmt: skip
+        assert any(option in p.opts for p in command.params), option
+    assert all(getattr(p, "help", None) for p in command.params if p.param_type_name == "option")
+
+
+def test_where_limits_both_sides(
+    parity: Callable[..., Run], dbs: tuple[Database, Database], tmp_path: Path
+) -> None:
+    source, target = dbs
+    target.sql("UPDATE orders SET status = 'x' WHERE id = 3")
+    assert parity("diff", source.url, target.url, "--where", "id < 3").code == 0
+    out = tmp_path / "d.jsonl"
+    assert parity("diff", source.url, target.url, "--where", "id >= 3", "--output", str(out)).code == 1
+    assert [json.loads(x)["key"] for x in out.read_text().splitlines()] == [{"id": 3}]
+
+
+def test_job_file_with_per_table_settings(
+    parity: Callable[..., Run], dbs: tuple[Database, Database], tmp_path: Path
+) -> None:
+    source, target = dbs
+    target.sql(
+        "ALTER TABLE orders RENAME TO sales",
+        "ALTER TABLE sales RENAME COLUMN note TO remark",
+        "UPDATE sales SET amount = amount + 0.01",
+        "UPDATE sales SET status = 'lost' WHERE id = 3",
+    )
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        f"""
+source: {source.url}
+target: {target.url}
+tables:
+  - name: orders
+    target: sales
+    key: id
+    map: {{note: remark}}
+    tolerance: {{amount: 0.02}}
+    partition: {{by: key, size: 2, stagger: true}}
+"""
+    )
+    result = parity("diff", "-c", str(job), "--format", "jsonl", "--stats")
+    assert result.code == 1, result
+    *rows, stats = [json.loads(line) for line in result.out.splitlines()]
+    assert [(r["key"], r["columns"]) for r in rows] == [({"id": 3}, ["status"])]
+    assert stats["stats"]["target_table"] == "sales" and stats["stats"]["source_rows"] == 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        f"source: {source.url}\ntarget: {target.url}\ntables: [{{name: orders, tolerence: {{a: 1}}}}]\n"
+    )
+    wrong = parity("diff", "-c", str(bad))
+    assert wrong.code == 2 and "unknown key 'tables[0].tolerence'; did you mean 'tolerance'?" in wrong.err
