@@ -19,8 +19,8 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
-from itertools import chain, repeat
 from decimal import Decimal
+from itertools import chain, repeat
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -55,6 +55,30 @@ class Writer:
 
     def close(self) -> None:
         """Release what the writer holds (a pipe, a registered view)."""
+
+    PREPARES: ClassVar[bool] = False
+    """Whether ``prepare`` does work: then the copy engine calls it on the reader's thread."""
+
+    @classmethod
+    def prepare(cls, rows: Sequence[Row], types: Sequence[CanonicalType]) -> Any:
+        """Work on a batch that can be done ahead of ``write``, on another thread (None: nothing).
+        ``write`` uses it when given a :class:`Batch` whose ``prepared`` is set."""
+        return None
+
+
+class Batch(list[Row]):
+    """A batch of rows, with what the target's writer prepared from exactly these rows ahead of time
+    (``Writer.prepare``; None when nothing was); a slice of it is a plain list again."""
+
+    __slots__ = ("prepared",)
+
+    def __init__(self, rows: Sequence[Row], prepared: Any = None) -> None:
+        super().__init__(rows)
+        self.prepared = prepared
+
+
+def _prepared(rows: Sequence[Row]) -> Any:
+    return rows.prepared if type(rows) is Batch else None
 
 
 def _raw(conn: Connection) -> Any:
@@ -170,7 +194,7 @@ class SQLServerWriter(ExecuteManyWriter):
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {Kind.UUID: str, Kind.JSON: canonical_json}
 
     def write(self, rows: Sequence[Row]) -> None:
-        cursor = self.conn.connection.cursor()
+        cursor: Any = self.conn.connection.cursor()
         if hasattr(cursor, "fast_executemany"):
             cursor.fast_executemany = True
         try:
@@ -278,7 +302,25 @@ def _lines(columns: Sequence[Sequence[str]]) -> str:
     for column in columns:
         args += (column, repeat("\t"))
     args[-1] = repeat("\n")
-    return "".join(chain.from_iterable(zip(*args)))
+    return "".join(chain.from_iterable(zip(*args, strict=False)))  # the repeats never end
+
+
+def _load_data_payload(rows: Sequence[Row], binary: Sequence[int]) -> bytes:
+    """A batch in LOAD DATA's format; ``binary``: the positions of the binary columns."""
+    if not binary:
+        if not rows:
+            return b""
+        # column by column (each with one fast path), then rows joined in C
+        columns = [_mysql_column(values) for values in zip(*rows, strict=True)]
+        return _lines(columns).encode("utf-8")
+    parts = []
+    for row in rows:
+        fields = [
+            (b"\\N" if v is None else _mysql_bytes(v)) if i in binary else _mysql_field(v).encode("utf-8")
+            for i, v in enumerate(row)
+        ]
+        parts.append(b"\t".join(fields) + b"\n")
+    return b"".join(parts)
 
 
 def _mysql_bytes(value: bytes) -> bytes:
@@ -314,25 +356,18 @@ class MySQLLoadDataWriter(Writer):
         self.binary = [i for i, t in enumerate(self.types) if t.kind is Kind.BINARY]
 
     def _encode(self, rows: Sequence[Row]) -> bytes:
-        if not self.binary:
-            if not rows:
-                return b""
-            # column by column (each with one fast path), then rows joined in C
-            columns = [_mysql_column(values) for values in zip(*rows, strict=True)]
-            return _lines(columns).encode("utf-8")
-        parts = []
-        for row in rows:
-            fields = [
-                (b"\\N" if v is None else _mysql_bytes(v))
-                if i in self.binary
-                else _mysql_field(v).encode("utf-8")
-                for i, v in enumerate(row)
-            ]
-            parts.append(b"\t".join(fields) + b"\n")
-        return b"".join(parts)
+        return _load_data_payload(rows, self.binary)
+
+    PREPARES = True
+
+    @classmethod
+    def prepare(cls, rows: Sequence[Row], types: Sequence[CanonicalType]) -> bytes:
+        """The payload, encoded on the reader's thread while the writer's LOAD DATA runs."""
+        return _load_data_payload(rows, [i for i, t in enumerate(types) if t.kind is Kind.BINARY])
 
     def write(self, rows: Sequence[Row]) -> None:
-        payload = self._encode(rows)
+        prepared = _prepared(rows)
+        payload = prepared if prepared is not None else self._encode(rows)
         failure: list[BaseException] = []
 
         def feed() -> None:

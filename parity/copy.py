@@ -518,6 +518,19 @@ class _ChunkRunner:
         source_dialect = job.source.dialect
         self.decoders = [None if t.kind in source_dialect.NATIVE_KINDS else t.kind for t in tp.types]
         self.target_dialect = job.target.dialect
+        writer = bulk.WRITERS[self.target_dialect.WRITER]
+        self.prepare = writer.prepare if writer.PREPARES and not tp.remap.active else None
+
+    def _batch(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The batch for the queue, with the writer's work done ahead here on the reader's thread (so
+        that it overlaps the target's load of the previous batch) where the writer has such work."""
+        if self.prepare is None:
+            return rows
+        try:
+            prepared = self.prepare(rows, self.tp.types)
+        except Exception:  # the writer meets it again, where a refused batch is isolated
+            prepared = None
+        return bulk.Batch(rows, prepared)
 
     def run(self, chunk: Chunk) -> tuple[int, int, int, int]:
         batches: queue.Queue[Any] = queue.Queue(maxsize=2)
@@ -561,7 +574,7 @@ class _ChunkRunner:
                     for part in result.partitions(self.tp.batch_size):
                         if stop.is_set():
                             return
-                        out.put(self._decode(part))
+                        out.put(self._batch(self._decode(part)))
             out.put(_DONE)
         except BaseException as exc:
             out.put(exc)
@@ -582,7 +595,7 @@ class _ChunkRunner:
                 rows = cursor.fetchmany(size)
                 if not rows:
                     break
-                out.put(self._decode(rows))
+                out.put(self._batch(self._decode(rows)))
         except conn.dialect.loaded_dbapi.Error as exc:
             raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
         finally:
@@ -601,7 +614,7 @@ class _ChunkRunner:
         for i, kind in enumerate(kinds):
             if kind is not None:
                 columns[i] = list(map(decode_value, repeat(kind), columns[i]))
-        return list(zip(*columns))
+        return list(zip(*columns, strict=True))
 
     def _write(self, chunk: Chunk, batches: Iterator[list[tuple[Any, ...]]]) -> tuple[int, int, int, int]:
         """Returns rows read, written, rejected and skipped (already in the target)."""
@@ -755,7 +768,7 @@ def _streaming_cursor(conn: Connection) -> Any:
     driver = conn.dialect.driver
     if driver not in ("psycopg", "pymysql", "pysqlite"):
         return None
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection
     if driver == "psycopg":
         return raw.cursor(name="parity_read")  # server-side: FETCH FORWARD n per fetchmany
     if driver == "pymysql":
