@@ -467,12 +467,15 @@ def reset_target(env: Env, kind: str, create: bool) -> None:
         with env.pg_conn() as conn:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {DST_SCHEMA}")
             conn.execute(f"DROP TABLE IF EXISTS {DST_SCHEMA}.{TABLE} CASCADE")
+            # a killed run's state would make parity resume (skip chunks) into the new, empty table
+            conn.execute(f"DROP TABLE IF EXISTS {DST_SCHEMA}._parity_state")
             if create:
                 conn.execute(PG_DDL.format(t=f"{DST_SCHEMA}.{TABLE}"))
     elif kind == "mariadb":
         with env.maria_conn() as conn, conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS {DST_SCHEMA} CHARACTER SET utf8mb4")
             cur.execute(f"DROP TABLE IF EXISTS {DST_SCHEMA}.{TABLE}")
+            cur.execute(f"DROP TABLE IF EXISTS {DST_SCHEMA}._parity_state")
             if create:
                 cur.execute(MARIA_DDL.format(t=f"{DST_SCHEMA}.{TABLE}"))
     else:
@@ -876,7 +879,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error(f"unknown pair {p!r}; choose from {', '.join(PAIRS)}")
     n = args.rows
     env = Env(Path(args.workdir))
-    kinds = {k for p in pairs for k in PAIRS[p]}
+    kinds = {PAIRS[p][0] for p in pairs}  # sources to generate (PostgreSQL's is the reference)
     reference = ensure_sources(env, n, kinds, args.keep)
     sling = None if args.no_sling else sling_binary()
     if not args.no_sling and sling is None:

@@ -67,18 +67,20 @@ class Writer:
 
 
 class Batch(list[Row]):
-    """A batch of rows, with what the target's writer prepared from exactly these rows ahead of time
+    """A batch of rows, with what a writer class (``by``) prepared from exactly these rows ahead of time
     (``Writer.prepare``; None when nothing was); a slice of it is a plain list again."""
 
-    __slots__ = ("prepared",)
+    __slots__ = ("by", "prepared")
 
-    def __init__(self, rows: Sequence[Row], prepared: Any = None) -> None:
+    def __init__(self, rows: Sequence[Row], prepared: Any = None, by: type[Writer] | None = None) -> None:
         super().__init__(rows)
         self.prepared = prepared
+        self.by = by
 
 
-def _prepared(rows: Sequence[Row]) -> Any:
-    return rows.prepared if type(rows) is Batch else None
+def _prepared(rows: Sequence[Row], writer: type[Writer]) -> Any:
+    """What ``writer`` itself prepared for these rows, or None (another writer's work is not used)."""
+    return rows.prepared if type(rows) is Batch and rows.by is writer else None
 
 
 def _raw(conn: Connection) -> Any:
@@ -99,9 +101,17 @@ class ExecuteManyWriter(Writer):
         self.sql = f"INSERT INTO {table} ({self.column_list}) VALUES ({marks})"
         self.encoders = [self.ENCODERS.get(t.kind) for t in self.types]
 
+    @classmethod
+    def prepare(cls, rows: Sequence[Row], types: Sequence[CanonicalType]) -> Any:
+        """The encoded rows (used when a subclass sets PREPARES and keeps this ``write``)."""
+        return _encode_columns(rows, [cls.ENCODERS.get(t.kind) for t in types])
+
     def write(self, rows: Sequence[Row]) -> None:
-        if any(self.encoders):
-            rows = [_encode(row, self.encoders) for row in rows]
+        prepared = _prepared(rows, type(self))
+        if prepared is not None:
+            rows = prepared
+        elif any(self.encoders):
+            rows = _encode_columns(rows, self.encoders)
         cursor = self.conn.connection.cursor()
         try:
             with log.timed_sql(self.sql, "executemany"):
@@ -130,6 +140,17 @@ def _encode(row: Row, encoders: Sequence[Callable[[Any], Any] | None]) -> Row:
     return tuple(v if e is None or v is None else e(v) for v, e in zip(row, encoders, strict=True))
 
 
+def _encode_columns(rows: Sequence[Row], encoders: Sequence[Callable[[Any], Any] | None]) -> Sequence[Row]:
+    """``_encode`` of every row, column by column: the columns without an encoder are not touched."""
+    if not rows or not any(encoders):
+        return rows
+    columns: list[Any] = list(zip(*rows, strict=True))
+    for i, encode in enumerate(encoders):
+        if encode is not None:
+            columns[i] = [v if v is None else encode(v) for v in columns[i]]
+    return list(zip(*columns, strict=True))
+
+
 def _iso(v: datetime) -> str:
     return v.isoformat(" ")
 
@@ -147,6 +168,7 @@ class SQLiteWriter(ExecuteManyWriter):
         Kind.UUID: str,
         Kind.JSON: canonical_json,
     }
+    PREPARES = True  # encode on the reader's thread while SQLite inserts the previous batch
 
 
 class DuckDBInsertWriter(ExecuteManyWriter):
@@ -366,7 +388,7 @@ class MySQLLoadDataWriter(Writer):
         return _load_data_payload(rows, [i for i, t in enumerate(types) if t.kind is Kind.BINARY])
 
     def write(self, rows: Sequence[Row]) -> None:
-        prepared = _prepared(rows)
+        prepared = _prepared(rows, type(self))
         payload = prepared if prepared is not None else self._encode(rows)
         failure: list[BaseException] = []
 

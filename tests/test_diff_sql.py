@@ -102,8 +102,8 @@ def test_checksum_sql_quotes_identifiers_and_binds_values(name: str) -> None:
     [
         ("mssql", ["HASHBYTES(", "COLLATE Latin1_General_100_CI_AS_SC_UTF8", "AS VARCHAR(max)", "sum(CAST(", "NUMERIC(38, 0)"]),
         ("oracle", ["standard_hash(", "rawtohex(", "to_number(", "to_binary_double(", "log(", "sys_extract_utc("]),
-        ("postgresql", ["md5(", "AS BIT(60)", "encode(", "to_char(", "AS JSONB", "octet_length(", "coalesce("]),
-        ("mariadb", ["md5(", "conv(", "UNSIGNED", "concat(", "date_format(", "time_format(", "json_compact("]),
+        ("postgresql", ["sha256(convert_to(", "AS BIT(60)", "encode(", "to_char(", "AS JSONB", "octet_length(", "coalesce("]),
+        ("mariadb", ["sha2(", "conv(", "UNSIGNED", "concat(", "AS DATETIME(6)", "time_format(", "json_compact("]),
         ("sqlite", ["parity_hash60(", "parity_sum(", "parity_decimal(", "parity_timestamp(", "parity_uuid("]),
     ],
 )  # fmt: skip
@@ -222,7 +222,7 @@ def test_window_starts_by_month_week_and_day() -> None:
 def test_sqlite_functions_match_the_other_databases_text() -> None:
     f = {name: fn for name, (_, fn) in DIFF_FUNCTIONS.items()}
     assert f["md5"]("é|1") == hashlib.md5("é|1".encode()).hexdigest()
-    assert f["parity_hash60"]("abc") == int(hashlib.md5(b"abc").hexdigest()[:15], 16)
+    assert f["parity_hash60"]("abc") == int(hashlib.sha256(b"abc").hexdigest()[:15], 16)
     assert [f["parity_decimal"](v, 2) for v in (12.5, "12.50", 12, -0.0, "1.005")] == [
         "12.50",
         "12.50",

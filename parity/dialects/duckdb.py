@@ -153,7 +153,7 @@ class DuckDB(Dialect):
         return self.text(sa.func.json(x))
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
-        hex15 = sa.func.substr(sa.func.md5(text), 1, 15)
+        hex15 = sa.func.substr(sa.func.sha256(text), 1, 15)
         return sa.cast(sa.literal("0x").concat(hex15), sa.BigInteger())
 
 

@@ -1,4 +1,4 @@
-"""SQL Server: N-types for unicode, DATETIME2 and DATETIMEOFFSET, no fast md5 (see the diff hash)."""
+"""SQL Server: N-types for unicode, DATETIME2 and DATETIMEOFFSET; diff hashes UTF-8 through HASHBYTES."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class SQLServer(Dialect):
         return from_sqlalchemy(t)
 
     # ---- diff ----------------------------------------------------------------------------------------
-    # No md5() function: HASHBYTES('MD5', ...) over the row's text converted to UTF-8 (a _UTF8
+    # HASHBYTES('SHA2_256', ...) over the row's text converted to UTF-8 (a _UTF8
     # collation, SQL Server 2019+), so the bytes hashed are the ones every other database hashes.
 
     CAST_TEXT: ClassVar[sa.types.TypeEngine[Any]] = sa.NVARCHAR(None)
@@ -95,7 +95,7 @@ class SQLServer(Dialect):
         return sa.func.lower(sa.func.convert(sa.literal_column("VARCHAR(max)"), x, 2))
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
-        digest = sa.func.hashbytes(sa.literal("MD5"), self.utf8(text))
+        digest = sa.func.hashbytes(sa.literal("SHA2_256"), self.utf8(text))
         high56 = sa.cast(sa.func.substring(digest, 1, 7), sa.BigInteger())
         nibble = self.int_div(sa.cast(sa.func.substring(digest, 8, 1), sa.Integer()), 16)
         return high56 * 16 + nibble

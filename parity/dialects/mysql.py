@@ -130,6 +130,26 @@ class MySQL(Dialect):
     def as_double(self, x: Any) -> sa.ColumnElement[Any]:
         return x + sa.literal(0.0, sa.Double())  # SQLAlchemy drops CAST(... AS DOUBLE) for MySQL
 
+    # Numbers, dates and DATETIME(6) values become exactly their canonical text where concat(),
+    # coalesce() and sha2() need a string: an explicit CAST(... AS CHAR) or date_format() per value
+    # costs a third of the whole row hash.
+
+    def text_integer(self, x: Any) -> sa.ColumnElement[Any]:
+        return x
+
+    def text_decimal(self, x: Any, declared: int | None, scale: int | None) -> sa.ColumnElement[Any]:
+        if scale is not None and declared == scale:
+            return x
+        if scale is not None:
+            return sa.cast(x, sa.Numeric(self.MAX_DECIMAL_PRECISION, scale))
+        return super().text_decimal(x, declared, scale)
+
+    def text_date(self, x: Any) -> sa.ColumnElement[Any]:
+        return x
+
+    def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        return sa.cast(x, mysql.DATETIME(fsp=6))  # always six decimals, as date_format's %f
+
     def format_time(self, x: Any, fmt: str) -> sa.ColumnElement[Any]:
         return sa.func.date_format(x, sa.literal(fmt))
 
@@ -147,7 +167,7 @@ class MySQL(Dialect):
         return sa.func.json_compact(x)
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
-        hex15 = sa.func.substring(sa.func.md5(text), 1, 15)
+        hex15 = sa.func.substring(sa.func.sha2(text, sa.literal_column("256")), 1, 15)
         return sa.cast(sa.func.conv(hex15, 16, 10), mysql.BIGINT(unsigned=True))
 
 

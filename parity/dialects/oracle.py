@@ -80,7 +80,7 @@ class Oracle(Dialect):
         return from_sqlalchemy(t)
 
     # ---- diff ----------------------------------------------------------------------------------------
-    # md5 through STANDARD_HASH (12c+), text through TO_CHAR formats. Oracle stores '' as NULL, so an
+    # SHA-256 through STANDARD_HASH (12c+), text through TO_CHAR formats. Oracle stores '' as NULL, so an
     # empty string elsewhere always differs from Oracle's NULL.
 
     JSON_FORM = "oracle"
@@ -135,5 +135,5 @@ class Oracle(Dialect):
         return sa.func.regexp_replace(self.text_binary(x), sa.literal(self._UUID_PARTS), dashed)
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
-        hex15 = sa.func.substr(sa.func.rawtohex(sa.func.standard_hash(text, sa.literal("MD5"))), 1, 15)
+        hex15 = sa.func.substr(sa.func.rawtohex(sa.func.standard_hash(text, sa.literal("SHA256"))), 1, 15)
         return sa.func.to_number(hex15, sa.literal("X" * 15))

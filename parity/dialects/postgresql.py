@@ -66,5 +66,6 @@ class PostgreSQL(Dialect):
         return self.text(sa.cast(x, postgresql.JSONB()))
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
-        hex15 = sa.func.substr(sa.func.md5(text), 1, 15)
+        digest = sa.func.sha256(sa.func.convert_to(text, sa.literal_column("'UTF8'")))
+        hex15 = sa.func.substr(sa.func.encode(digest, sa.literal_column("'hex'")), 1, 15)
         return sa.cast(sa.cast(sa.literal("x").concat(hex15), postgresql.BIT(60)), sa.BigInteger())

@@ -103,7 +103,7 @@ class SQLite(Dialect):
         return [n for n in sa.inspect(conn).get_table_names(schema=schema) if not n.startswith("sqlite_")]
 
     # ---- diff ----------------------------------------------------------------------------------------
-    # SQLite has no md5, and keeps decimals, times and UUIDs as whatever was inserted (text or numbers),
+    # SQLite has no SHA-256, and keeps decimals, times and UUIDs as whatever was inserted (text or numbers),
     # so diff registers deterministic Python functions (DIFF_FUNCTIONS, below) on each connection and
     # renders those kinds through them.
 
@@ -223,8 +223,10 @@ def _md5(text: str | bytes | None) -> str | None:
 
 
 def _hash60(text: str | bytes | None) -> int | None:
-    digest = _md5(text)
-    return None if digest is None else int(digest[:15], 16)
+    """The first 15 hex digits of SHA-256 of the UTF-8 text, as every other database computes it."""
+    if text is None:
+        return None
+    return int(hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()[:15], 16)
 
 
 class _ExactSum:

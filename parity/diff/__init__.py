@@ -1,6 +1,6 @@
 """``parity diff``: prove two tables identical, or say exactly which rows differ.
 
-The databases do the work: each checksums buckets of its rows in SQL (a count and a sum of md5-based
+The databases do the work: each checksums buckets of its rows in SQL (a count and a sum of SHA-256-based
 row hashes over a canonical text of every column, the same text on every database for equal values);
 only buckets that differ are split, and only small differing buckets come to Python, where their rows
 are compared exactly (or within a column's tolerance). See ``hashdiff`` for the walk, ``sql`` for the
@@ -9,15 +9,19 @@ row text, ``plan`` for how two columns meet, ``segments`` for buckets and partit
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
+
+from sqlalchemy.engine import Connection
 
 from parity.diff.hashdiff import Budget, Options, TableRun
 from parity.diff.output import Sink, open_sink
 from parity.diff.plan import Compare, TablePlan, plan_table
 from parity.diff.record import compare_record
 from parity.diff.result import DiffResult, Progress, RecordView, RowDiff, TableDiff, TableStats
-from parity.errors import ConfigError
+from parity.endpoint import Endpoint
+from parity.errors import ConfigError, ParityError
 from parity.job import Job
 
 
@@ -65,6 +69,9 @@ def diff(
             f"--record compares one row of one table; {len(specs)} tables are selected (use -t)"
         )
     budget = Budget(limit)
+    if record is None:
+        for endpoint in (job.source, job.target):
+            _warm(endpoint, options.threads)
     sink: Sink | None = open_sink(output, job.target, run_id) if output else None
     result = DiffResult(run_id)
 
@@ -94,6 +101,28 @@ def diff(
         if sink is not None:
             sink.close()
     return result
+
+
+def _warm(endpoint: Endpoint, count: int) -> None:
+    """Open ``count`` pooled connections to a database server in the background, while the tables are
+    reflected: the first level's queries then start together instead of waiting, one after another,
+    for connections opened while the other queries already keep the CPUs busy."""
+    if endpoint.backend not in ("postgresql", "mysql", "mariadb"):
+        return
+    endpoint.engine  # noqa: B018 - made here, not raced for by two threads
+
+    def open_all() -> None:
+        opened: list[Connection] = []
+        try:
+            for _ in range(min(count, endpoint.pool_size)):
+                opened.append(endpoint.connect())
+        except ParityError:
+            pass  # the diff itself reports the failure
+        finally:
+            for conn in opened:
+                conn.close()
+
+    threading.Thread(target=open_all, name="parity-diff-warm", daemon=True).start()
 
 
 __all__ = [

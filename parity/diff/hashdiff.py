@@ -8,8 +8,10 @@ downloaded from both sides and compared in Python. Identical tables therefore do
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -40,6 +42,19 @@ from parity.values import decode_value
 Checksum = tuple[int, int]
 """(row count, sum of row hashes) of one bucket on one side."""
 
+_EMPTY: Checksum = (0, 0)
+
+
+@dataclass
+class Found:
+    """The checksums of one level: child buckets (by index) of one root, width and base, per side."""
+
+    root: Root
+    width: int
+    base: int
+    source: dict[int, Checksum]
+    target: dict[int, Checksum]
+
 
 @dataclass(frozen=True)
 class Options:
@@ -55,11 +70,21 @@ class Options:
     max_terms: int = 1000
     """Most buckets one query names (Oracle's IN lists take 1000)."""
 
-    first_buckets: int = 16384
-    """Most buckets of the first level (one full scan of each side): few, since most tables agree."""
+    first_buckets: int = 65536
+    """Most buckets of the first level (one full scan of each side). Returning them costs identical
+    tables a few percent; finer buckets let the next level scan only the differing part of a table
+    that differs all over (at 1% of rows changed, about a third of it instead of all of it)."""
 
-    max_buckets: int = 65536
-    """Most buckets of a deeper level, over all its differing parents."""
+    max_buckets: int = 262144
+    """Most buckets of a deeper level, over all its differing parents: where many differ, children
+    of two to four rows (a bucket row costs about a quarter of a downloaded row)."""
+
+    pieces: int = 4
+    """The first level's key range is cut into up to ``pieces * threads`` queries per side, so that
+    the threads stay busy where rows crowd into part of the key range ..."""
+
+    piece_keys: int = 65536
+    """... each spanning at least this many keys (a query costs a few milliseconds of its own)."""
 
     max_ranges: int = 32
     """Up to this many separate key ranges a query lists them (index scans); beyond, it scans one
@@ -209,33 +234,34 @@ class TableRun:
             bits = min(bits, max(1, parents[0][0].width.bit_length() - 1))
         return bits
 
-    def level(
-        self, parents: Sequence[tuple[Segment, int]], split: int
-    ) -> dict[Segment, tuple[Checksum, Checksum]]:
+    def level(self, parents: Sequence[tuple[Segment, int]], split: int) -> Found:
         """Checksums of every child bucket of ``parents`` (siblings of one root and width), both sides."""
         first = parents[0][0]
         root, base, width = first.root, first.base, first.width
         bits = self.split_bits(parents)
         child = child_width(width, self.ranges, bits)
         segments = [s for s, _ in parents]
+        parts = split
         if self.ranges and len(segments) < split:  # cut the few parents up, to query them in parallel
-            cut = min((split - 1).bit_length(), bits, width.bit_length() - 1)
+            span = sum(s.key_range()[1] - s.key_range()[0] for s in segments)
+            parts = max(split, min(self.options.pieces * split, span // self.options.piece_keys))
+            cut = min((parts - 1).bit_length(), bits, width.bit_length() - 1)
+            parts = 2**cut
             pieces = (
                 Segment(root, width >> cut, s.index * 2**cut + j, base)
                 for s in segments
                 for j in range(2**cut)
             )
             segments = [p for p in pieces if p.key_range()[0] < p.key_range()[1]]
-        groups = index_groups(segments, split, self.options.max_terms)
+        groups = index_groups(segments, parts, self.options.max_terms)
         makers = [self.checksums_of(group, child) for group in groups]
-        sums: dict[int, list[int]] = {}
+        found = Found(root, child, base, {}, {})
         for source_rows, target_rows in self.many(makers):
-            for offset, rows in ((0, source_rows), (2, target_rows)):
-                for bucket, count, total in rows:
-                    entry = sums.setdefault(int(bucket), [0, 0, 0, 0])
-                    entry[offset] += int(count)
-                    entry[offset + 1] += int(total or 0)
-        return {Segment(root, child, b, base): ((e[0], e[1]), (e[2], e[3])) for b, e in sums.items()}
+            # each bucket lies in one parent, so in one group's rows (plain ints: a level can hold
+            # a hundred thousand buckets, and only the differing ones become Segments)
+            found.source.update((int(b), (int(c), int(s or 0))) for b, c, s in source_rows)
+            found.target.update((int(b), (int(c), int(s or 0))) for b, c, s in target_rows)
+        return found
 
     def checksums_of(self, group: Sequence[Segment], child: int) -> Callable[[Side], sa.Executable]:
         first = group[0]
@@ -264,50 +290,63 @@ class TableRun:
             conditions.append(sa.or_(*(side.key_range(a.key_range()[0], b.key_range()[1]) for a, b in runs)))
         else:
             conditions.append(side.key_range(first.key_range()[0], last.key_range()[1]))
-            conditions.append(side.range_bucket(first.base, first.width).in_([s.index for s in group]))
+            conditions.append(
+                side.bucket_in(side.range_bucket(first.base, first.width), [s.index for s in group])
+            )
         return conditions
 
-    def settle(self, found: dict[Segment, tuple[Checksum, Checksum]]) -> list[tuple[Segment, int]]:
+    def settle(self, found: Found) -> list[tuple[Segment, int]]:
         """Settle equal buckets, download small differing ones; return the ones to split further."""
         sweep = self.plan.sweep
         limit = self.options.download_rows if sweep else self.options.threshold
+        source, target = found.source, found.target
+        settled = 0
+        differing: list[tuple[int, int]] = []
+        for bucket, a in source.items():
+            b = target.get(bucket, _EMPTY)
+            if a == b and not sweep:
+                settled += a[0]
+            else:
+                differing.append((bucket, max(a[0], b[0])))
+        differing.extend((bucket, b[0]) for bucket, b in target.items() if bucket not in source)
+        differing.sort()
+        splittable = Segment(found.root, found.width, 0, found.base).splittable(self.ranges)
         leaves: list[tuple[Segment, int]] = []
         deeper: list[tuple[Segment, int]] = []
-        settled = 0
-        for segment, (a, b) in sorted(found.items(), key=lambda item: item[0].index):
-            size = max(a[0], b[0])
-            if a == b and not sweep:
-                settled += size
-            elif size <= limit or not segment.splittable(self.ranges):
-                leaves.append((segment, size))
-            else:
-                deeper.append((segment, size))
+        for bucket, size in differing:
+            segment = Segment(found.root, found.width, bucket, found.base)
+            (leaves if size <= limit or not splittable else deeper).append((segment, size))
         self.advance(settled)
         self.download(leaves)
         return deeper
 
     def download(self, leaves: Sequence[tuple[Segment, int]]) -> None:
         """Fetch the rows of the leaves from both sides, a chunk per query, and compare them."""
-        if not leaves:
+        if not leaves or self.halted():
             return
         sizes = dict(leaves)
         segments = [s for s, _ in leaves]
         groups = index_groups(
             segments, 1, self.options.max_terms, [sizes[s] for s in segments], self.options.download_rows
         )
-        wave = max(1, self.options.threads)
-        for start in range(0, len(groups), wave):
+        # a window of queries in flight: the next ones run while Python compares the first ones' rows
+        window = max(1, self.options.threads)
+        pending = iter(groups)
+        flying: deque[tuple[list[Segment], tuple[Future[list[Any]], Future[list[Any]]]]] = deque()
+        for group in itertools.islice(pending, window):
+            flying.append((group, self.submit(self.rows_of(group))))
+        while flying:
+            group, (source_future, target_future) = flying.popleft()
+            source_rows, target_rows = source_future.result(), target_future.result()
             if self.halted():
-                return
-            batch = groups[start : start + wave]
-            makers = [self.rows_of(g) for g in batch]
-            for group, (source_rows, target_rows) in zip(batch, self.many(makers), strict=True):
-                with self.lock:
-                    self.stats.rows_downloaded += len(source_rows) + len(target_rows)
-                self.emit(self.comparer.compare(source_rows, target_rows))
-                self.advance(sum(sizes[s] for s in group))
-                if self.halted():
-                    return
+                continue  # let the queries in flight finish, start no more
+            nxt = next(pending, None)
+            if nxt is not None:
+                flying.append((nxt, self.submit(self.rows_of(nxt))))
+            with self.lock:
+                self.stats.rows_downloaded += len(source_rows) + len(target_rows)
+            self.emit(self.comparer.compare(source_rows, target_rows))
+            self.advance(sum(sizes[s] for s in group))
 
     def rows_of(self, group: Sequence[Segment]) -> Callable[[Side], sa.Executable]:
         return lambda side: side.rows(self.within(side, group))
@@ -402,11 +441,16 @@ class TableRun:
 
     def many(self, makers: Sequence[Callable[[Side], sa.Executable]]) -> list[tuple[list[Any], list[Any]]]:
         """Run each maker's query on both sides, all at once; results in order."""
-        assert self.io is not None
-        futures = [[self.io.submit(side.run, make(side)) for side in self.sides] for make in makers]
-        with self.lock:
-            self.stats.queries += 2 * len(makers)
+        futures = [self.submit(make) for make in makers]
         return [(s.result(), t.result()) for s, t in futures]
+
+    def submit(self, make: Callable[[Side], sa.Executable]) -> tuple[Future[list[Any]], Future[list[Any]]]:
+        """Start the maker's query on both sides."""
+        assert self.io is not None
+        source, target = (self.io.submit(side.run, make(side)) for side in self.sides)
+        with self.lock:
+            self.stats.queries += 2
+        return source, target
 
     def halted(self) -> bool:
         return self.failed.is_set() or self.budget.exhausted
@@ -425,11 +469,13 @@ class TableRun:
                 if self.keep:
                     self.result.differences.append(diff)
 
-    def count_rows(self, found: dict[Segment, tuple[Checksum, Checksum]]) -> None:
+    def count_rows(self, found: Found) -> None:
+        source, target = found.source, found.target
         with self.lock:
-            self.stats.source_rows += sum(a[0] for a, _ in found.values())
-            self.stats.target_rows += sum(b[0] for _, b in found.values())
-            self.total += sum(max(a[0], b[0]) for a, b in found.values())
+            self.stats.source_rows += sum(a[0] for a in source.values())
+            self.stats.target_rows += sum(b[0] for b in target.values())
+            self.total += sum(max(a[0], target.get(k, _EMPTY)[0]) for k, a in source.items())
+            self.total += sum(b[0] for k, b in target.items() if k not in source)
         self.report()
 
     def advance(self, rows: int) -> None:

@@ -8,6 +8,7 @@ spaces, a timestamptz against a MySQL DATETIME in UTC.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from parity import config as cfg
@@ -93,8 +94,10 @@ class TablePlan:
 def plan_table(source: Endpoint, target: Endpoint, spec: cfg.TableConfig) -> TablePlan:
     """Reflect both tables and resolve keys, columns and comparison types; errors name what is wrong."""
     overrides = {c: parse(s) for c, s in spec.types.items()}
-    src = rf.reflect(source, [spec.name], {spec.name: overrides})[0]
-    dst = rf.reflect(target, [spec.target or spec.name])[0]
+    with ThreadPoolExecutor(1, thread_name_prefix="parity-diff-reflect") as pool:  # both at once
+        found = pool.submit(rf.reflect, target, [spec.target or spec.name])
+        src = rf.reflect(source, [spec.name], {spec.name: overrides})[0]
+        dst = found.result()[0]
     names = src.column_names
     for col in [*spec.map, *(spec.key or ()), *spec.tolerance]:
         if col not in names:

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from parity import log
 from parity.dialects.base import Dialect
 from parity.diff.plan import TIME_KINDS, ColumnPair, Compare, TablePlan
 from parity.endpoint import Endpoint, driver_message
@@ -117,7 +118,14 @@ class Side:
         return self.key_hash % sa.literal(modulus, sa.BigInteger())
 
     def hash_in(self, modulus: int, residues: Sequence[int]) -> Expr:
-        return self.hash_bucket(modulus).in_([int(r) for r in residues])
+        return self.bucket_in(self.hash_bucket(modulus), residues)
+
+    @staticmethod
+    def bucket_in(bucket: Expr, numbers: Sequence[int]) -> Expr:
+        """``bucket IN (...)``, the numbers written into the SQL (integers parity made, up to a thousand:
+        as bound parameters they cost the drivers more than the query)."""
+        values = [int(n) for n in numbers]
+        return bucket.in_(sa.bindparam("buckets", values, expanding=True, literal_execute=True))
 
     # ---- queries -------------------------------------------------------------------------------------
 
@@ -166,8 +174,33 @@ class Side:
                 self.dialect.prepare_connection(conn)
                 for statement in self.dialect.DIFF_SETUP:
                     conn.exec_driver_sql(statement)
+                if conn.dialect.driver in RAW_DRIVERS and isinstance(query, sa.ClauseElement):
+                    return fetch_raw(conn, query)
                 return list(conn.execute(query).all())
         except sa.exc.DBAPIError as exc:
             raise ParityError(
                 f"diff of table '{self.table_name}' failed on {self.endpoint.redacted()}: {driver_message(exc)}"
             ) from exc
+
+
+RAW_DRIVERS = frozenset({"psycopg", "pymysql"})
+"""Drivers whose rows diff fetches with their own cursor: diff's columns are untyped (SQLAlchemy would
+not convert a value) and its parameters are ints, strings, dates and datetimes both drivers take as
+they are; skipping a SQLAlchemy Row per row saves a tenth of a dense diff's time."""
+
+
+def fetch_raw(conn: sa.Connection, query: sa.ClauseElement) -> list[Any]:
+    """All rows of the query as the driver's tuples, logged like SQLAlchemy's statements."""
+    compiled: Any = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if conn.dialect.positional:
+        params = tuple(params[name] for name in compiled.positiontup or ())
+    cursor = conn.connection.cursor()
+    try:
+        with log.timed_sql(compiled.string, conn.engine.url.get_backend_name()):
+            cursor.execute(compiled.string, params)
+            return list(cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
+    finally:
+        cursor.close()
