@@ -711,34 +711,38 @@ class _ChunkRunner:
         if not self.target_dialect.SAVEPOINTS:
             writer.write(rows)
             return len(rows), 0
-        savepoint = conn.begin_nested()
-        try:
-            writer.write(rows)
-            savepoint.commit()
+        refused = _under_savepoint(conn, writer, rows)
+        if refused is None:
             return len(rows), 0
-        except Exception as exc:
-            savepoint.rollback()
-            logger.info("batch of %d rows refused (%s); isolating", len(rows), exc)
+        logger.info("batch of %d rows refused (%s); isolating", len(rows), refused)
         row_writer = bulk.WRITERS[self.target_dialect.ROW_WRITER](
             conn, destination, self.tp.target_columns, self.tp.types
         )
         return self._isolate(conn, row_writer, rows)
 
     def _isolate(self, conn: Connection, writer: bulk.Writer, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
-        savepoint = conn.begin_nested()
-        try:
-            writer.write(rows)
-            savepoint.commit()
+        refused = _under_savepoint(conn, writer, rows)
+        if refused is None:
             return len(rows), 0
-        except Exception as exc:
-            savepoint.rollback()
-            if len(rows) == 1:
-                self.rejects.add(self.tp.target, self.tp.target_columns, rows[0], _reason(exc))
-                return 0, 1
+        if len(rows) == 1:
+            self.rejects.add(self.tp.target, self.tp.target_columns, rows[0], _reason(refused))
+            return 0, 1
         half = len(rows) // 2
         a_ok, a_bad = self._isolate(conn, writer, rows[:half])
         b_ok, b_bad = self._isolate(conn, writer, rows[half:])
         return a_ok + b_ok, a_bad + b_bad
+
+
+def _under_savepoint(conn: Connection, writer: bulk.Writer, rows: list[tuple[Any, ...]]) -> Exception | None:
+    """Write rows inside a savepoint; on refusal roll back to it and return why."""
+    savepoint = conn.begin_nested()
+    try:
+        writer.write(rows)
+    except Exception as exc:
+        savepoint.rollback()
+        return exc
+    savepoint.commit()
+    return None
 
 
 @contextmanager
