@@ -293,6 +293,42 @@ def test_planted_differences_are_found_exactly_with_few_rows_downloaded(
     assert 0 < stats.rows_downloaded <= 2 * 11 * 32  # at most one small bucket per difference, each side
 
 
+@pytest.mark.parametrize("direction", ["pg-to-mariadb", "mariadb-to-pg"])
+def test_rows_spread_all_over_are_located_not_bisected(
+    pg_db: Database, mariadb_db: Database, direction: str
+) -> None:
+    """One change every 100 rows: buckets holding a single differing row name it (both databases sum
+    offset * hash), so little more than the differing rows is downloaded; buckets with two or more
+    differences (ids 4001/4002, 6001..6003) are split and still found exactly."""
+    source, target = (pg_db, mariadb_db) if direction == "pg-to-mariadb" else (mariadb_db, pg_db)
+    rows = 20_000
+    make_orders(source, orders(rows))
+    make_orders(target, orders(rows, skip={7050, 7051}))
+    q = target.q
+    target.sql(
+        f"UPDATE {q('orders')} SET {q('status')} = 'changed' WHERE MOD({q('id')}, 100) = 0",
+        f"UPDATE {q('orders')} SET {q('qty')} = -1 WHERE {q('id')} IN (4001, 4002, 6001, 6002, 6003)",
+    )
+    insert(
+        target,
+        "orders",
+        list(ORDERS),
+        [(n, "new", Decimal("1.00"), datetime(2024, 2, 15), 1) for n in (20_001,)],
+    )
+    expected = {
+        *(("changed", n, ("status",)) for n in range(100, rows + 1, 100)),
+        *(("changed", n, ("qty",)) for n in (4001, 4002, 6001, 6002, 6003)),
+        ("missing", 7050, ()),
+        ("missing", 7051, ()),
+        ("extra", 20_001, ()),
+    }
+    result = run(source, target, "orders")
+    assert kinds(result) == expected
+    stats = result.tables[0].stats
+    assert stats.changed == 205 and stats.missing == 2 and stats.extra == 1
+    assert stats.rows_downloaded < 4 * len(expected), stats.rows_downloaded
+
+
 def test_limit_stops_after_n_differences(pg_db: Database, mariadb_db: Database) -> None:
     make_orders(pg_db, orders(500))
     make_orders(mariadb_db, orders(500, skip=range(100, 200)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from parity import job as jobs
 from parity.dialects import REGISTRY, Dialect
 from parity.dialects.sqlite import DIFF_FUNCTIONS, _ExactSum
 from parity.diff import diff
+from parity.diff.hashdiff import Found
 from parity.diff.plan import ColumnPair, Compare, TablePlan, compare_types
 from parity.diff.segments import (
     Root,
@@ -191,6 +192,25 @@ def test_range_segments_line_up_at_every_level() -> None:
     assert child_width(256, ranges=False, bits=8) == 65536 and not Segment(Root(), 1 << 56, 0).splittable(
         False
     )
+
+
+def test_a_single_differing_row_locates_itself() -> None:
+    """Bucket 3 of 16 keys from 100 (keys 148..163): sums of h and of offset * h name the one row."""
+    rows = {148 + o: 1000 + 7 * o for o in range(16)}  # key -> row hash, as the source has them
+
+    def found(target_rows: dict[int, int]) -> Found:
+        def sums(r: dict[int, int]) -> tuple[tuple[int, int], int]:
+            return (len(r), sum(r.values())), sum((k - 148) * h for k, h in r.items())
+
+        (a, ma), (b, mb) = sums(rows), sums(target_rows)
+        return Found(Root(lo=100, hi=1000), 16, 100, {3: a}, {3: b}, True, {3: ma}, {3: mb})
+
+    changed = {**rows, 155: 5}
+    assert found(changed).locate(3) == 155
+    assert found({k: h for k, h in rows.items() if k != 160}).locate(3) == 160  # missing in the target
+    assert found({**rows, 150: 1, 151: 2}).locate(3) is None  # two rows: no whole offset here
+    assert found({k: h for k, h in rows.items() if k not in (150, 151)}).locate(3) is None  # two rows gone
+    assert replace(found(changed), located=False).locate(3) is None
 
 
 def test_index_groups_are_consecutive_and_bounded() -> None:

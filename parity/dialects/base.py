@@ -8,6 +8,7 @@ canonical ones, and (for copy, diff and sync) how values travel in and out.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import timezone
 from typing import Any, ClassVar
 
@@ -338,6 +339,10 @@ class Dialect:
     DIFF_SETUP: ClassVar[tuple[str, ...]] = ()
     """Statements run in the transaction of each diff query (planner settings local to it)."""
 
+    GROUP_BY_SORTS: ClassVar[bool] = False
+    """True where GROUP BY also sorts the groups unless the query says ``ORDER BY NULL`` (MySQL,
+    MariaDB): diff's checksum queries say so."""
+
     def prepare_connection(self, conn: Connection) -> None:
         """Make a connection ready for diff's SQL (SQLite registers SHA-256 and friends here)."""
 
@@ -466,6 +471,24 @@ class Dialect:
     def hash_sum(self, h: Any) -> sa.ColumnElement[Any]:
         """An exact sum of 60-bit hashes (no 64-bit overflow): numeric, decimal or text."""
         return sa.func.sum(h)
+
+    DECODES: ClassVar[bool] = False
+    """Whether ``located_sums`` is implemented: then, where both databases have it, a bucket of an
+    integer key range in which a single row differs names that row's key itself (the first moment of
+    the differing hashes over the offsets), and diff fetches the row instead of splitting the bucket."""
+
+    DECODE_FENCE: ClassVar[bool] = False
+    """True where the planner would copy the hash into each aggregate that reads it (PostgreSQL pulls
+    subqueries up): the subquery then says OFFSET 0, so that each row is hashed once."""
+
+    def located_sums(self, h: Any, offset: Any, bits: int) -> list[sa.ColumnElement[Any]]:
+        """Aggregates over a bucket from which ``located_totals`` recovers the sum of ``h`` and the sum
+        of ``offset * h`` exactly (``0 <= offset < 2**bits``; ``h`` is read once)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot locate rows")
+
+    def located_totals(self, values: Sequence[Any], bits: int) -> tuple[int, int]:
+        """(sum of h, sum of offset * h) from the values of ``located_sums``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot locate rows")
 
     def partition_value(self, x: Any, kind: Kind) -> sa.ColumnElement[Any]:
         """A date or timestamp column as diff's partition windows compare it (so an index can serve)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -116,6 +117,7 @@ class MySQL(Dialect):
 
     DATE_FORMAT = "%Y-%m-%d"
     TIME_FORMAT = "%H:%i:%s.%f"
+    GROUP_BY_SORTS = True
     TIMESTAMP_FORMAT = "%Y-%m-%d %H:%i:%s.%f"
 
     def concat(self, *parts: Any) -> sa.ColumnElement[Any]:
@@ -165,6 +167,18 @@ class MySQL(Dialect):
 
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.json_compact(x)
+
+    DECODES = True
+
+    def located_sums(self, h: Any, offset: Any, bits: int) -> list[sa.ColumnElement[Any]]:
+        # h read twice is hashed twice: one exact DECIMAL sum of h * (1 + offset * 2**k) holds both
+        # totals (the sum of h stays below 2**k: a bucket holds at most 2**bits rows)
+        unit = sa.cast(sa.literal(1 << (61 + bits)), mysql.DECIMAL(65, 0))  # not a BIGINT: no overflow
+        return [sa.func.sum(h * (1 + offset * unit))]
+
+    def located_totals(self, values: Sequence[Any], bits: int) -> tuple[int, int]:
+        high, low = divmod(int(values[0] or 0), 1 << (61 + bits))
+        return low, high
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
         hex15 = sa.func.substring(sa.func.sha2(text, sa.literal_column("256")), 1, 15)

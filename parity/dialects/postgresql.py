@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -64,6 +65,19 @@ class PostgreSQL(Dialect):
 
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
         return self.text(sa.cast(x, postgresql.JSONB()))
+
+    DECODES = True
+    DECODE_FENCE = True
+
+    def located_sums(self, h: Any, offset: Any, bits: int) -> list[sa.ColumnElement[Any]]:
+        # offset * h would overflow bigint: its high and low 30 bits apart (each product < 2**(bits+30))
+        low = sa.literal(2**30 - 1, sa.BigInteger())
+        high = h.op(">>")(sa.literal(30, sa.Integer()))
+        return [sa.func.sum(h), sa.func.sum(offset * high), sa.func.sum(offset * h.op("&")(low))]
+
+    def located_totals(self, values: Sequence[Any], bits: int) -> tuple[int, int]:
+        total, high, low = (int(v or 0) for v in values)
+        return total, (high << 30) + low
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
         digest = sa.func.sha256(sa.func.convert_to(text, sa.literal_column("'UTF8'")))

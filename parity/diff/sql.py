@@ -114,6 +114,10 @@ class Side:
         offset = self.key - sa.literal(base, sa.BigInteger())
         return offset if width == 1 else self.dialect.int_div(offset, sa.literal(width, sa.BigInteger()))
 
+    def range_offset(self, base: int, width: int) -> Expr:
+        """A key's offset in its bucket of ``width`` keys counted from ``base`` (keys are ``>= base``)."""
+        return (self.key - sa.literal(base, sa.BigInteger())) % sa.literal(width, sa.BigInteger())
+
     def hash_bucket(self, modulus: int) -> Expr:
         return self.key_hash % sa.literal(modulus, sa.BigInteger())
 
@@ -137,14 +141,34 @@ class Side:
             .where(*self.where, *conditions)
             .subquery("s")
         )
-        return sa.select(inner.c.b, sa.func.count(), self.dialect.hash_sum(inner.c.h)).group_by(inner.c.b)
+        query = sa.select(inner.c.b, sa.func.count(), self.dialect.hash_sum(inner.c.h)).group_by(inner.c.b)
+        return query.order_by(sa.null()) if self.dialect.GROUP_BY_SORTS else query
 
-    def rows(self, conditions: Sequence[Expr]) -> sa.Select[Any]:
-        """The rows as they are compared in Python: keys first, JSON as text (drivers parse it, or not)."""
+    def located_checksums(
+        self, bucket: Expr, offset: Expr, bits: int, conditions: Sequence[Expr]
+    ) -> sa.Select[Any]:
+        """Like ``checksums``, with the dialect's ``located_sums`` over each row's offset in its bucket."""
+        inner = (
+            sa.select(bucket.label("b"), offset.label("o"), self.row_hash.label("h"))
+            .select_from(self.sa_table)
+            .where(*self.where, *conditions)
+        )
+        if self.dialect.DECODE_FENCE:
+            inner = inner.offset(0)
+        s = inner.subquery("s")
+        sums = self.dialect.located_sums(s.c.h, s.c.o, bits)
+        query = sa.select(s.c.b, sa.func.count(), *sums).group_by(s.c.b)
+        return query.order_by(sa.null()) if self.dialect.GROUP_BY_SORTS else query
+
+    def rows(self, conditions: Sequence[Expr], hashed: bool = False) -> sa.Select[Any]:
+        """The rows as they are compared in Python: keys first, JSON as text (drivers parse it, or not);
+        with ``hashed``, the row's hash last."""
         selected = [
             self.dialect.text(x).label(x.name) if t.kind is Kind.JSON else x
             for x, t in zip(self.sa_table.c, self.types, strict=True)
         ]
+        if hashed:
+            selected.append(self.row_hash.label("parity_row_hash"))
         return sa.select(*selected).select_from(self.sa_table).where(*self.where, *conditions)
 
     def bounds(self, column: str, conditions: Sequence[Expr]) -> sa.Select[Any]:
