@@ -8,6 +8,7 @@ must find nothing while downloading nothing; then one changed row per case must 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -19,10 +20,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+import parity.diff as diff_module
 from parity import job as jobs
 from parity.config import PartitionConfig
 from parity.dialects import REGISTRY
 from parity.diff import DiffResult, RowDiff, diff
+from parity.diff.hashdiff import Found, Options
 from parity.errors import ConfigError, DataError, NotFound, SchemaError
 from parity.schema.types import CanonicalType as T
 from parity.schema.types import Kind
@@ -295,7 +298,7 @@ def test_planted_differences_are_found_exactly_with_few_rows_downloaded(
 
 @pytest.mark.parametrize("direction", ["pg-to-mariadb", "mariadb-to-pg"])
 def test_rows_spread_all_over_are_located_not_bisected(
-    pg_db: Database, mariadb_db: Database, direction: str
+    pg_db: Database, mariadb_db: Database, direction: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One change every 100 rows: buckets holding a single differing row name it (both databases sum
     offset * hash), so little more than the differing rows is downloaded; buckets with two or more
@@ -322,11 +325,24 @@ def test_rows_spread_all_over_are_located_not_bisected(
         ("missing", 7051, ()),
         ("extra", 20_001, ()),
     }
+    # first-level buckets of about 300 rows, as a large table has them (else 20,000 rows need no level 2)
+    monkeypatch.setattr(diff_module, "Options", functools.partial(Options, first_buckets=64))
+    located: list[int] = []
+    locate = Found.locate
+
+    def counted(self: Found, bucket: int) -> int | None:
+        key = locate(self, bucket)
+        if key is not None:
+            located.append(key)
+        return key
+
+    monkeypatch.setattr(Found, "locate", counted)
     result = run(source, target, "orders")
     assert kinds(result) == expected
     stats = result.tables[0].stats
     assert stats.changed == 205 and stats.missing == 2 and stats.extra == 1
     assert stats.rows_downloaded < 4 * len(expected), stats.rows_downloaded
+    assert len(located) > 150  # most differing rows were named by their bucket's sums
 
 
 def test_limit_stops_after_n_differences(pg_db: Database, mariadb_db: Database) -> None:
