@@ -9,6 +9,10 @@ A dialect names its writer in ``Dialect.WRITER``; every writer has a portable fa
 | load_data   | MySQL / MariaDB  | ``LOAD DATA LOCAL INFILE`` from a named pipe, one per batch     |
 | arrow       | DuckDB           | an Arrow table registered as a view, then ``INSERT ... SELECT`` |
 | executemany | SQLite, others   | ``executemany`` in the surrounding transaction                  |
+
+Where a writer loads PostgreSQL's ``COPY ... TO STDOUT`` text as it is (``Writer.COPY_TEXT_KINDS``:
+MariaDB's LOAD DATA reads the same tab-separated, backslash-escaped lines), rows from PostgreSQL of
+those kinds travel as that text (:class:`TextBatch`) and never become Python values.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from itertools import chain, repeat
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 from uuid import UUID
 
 from sqlalchemy.engine import Connection
@@ -59,6 +63,9 @@ class Writer:
     PREPARES: ClassVar[bool] = False
     """Whether ``prepare`` does work: then the copy engine calls it on the reader's thread."""
 
+    COPY_TEXT_KINDS: ClassVar[frozenset[Kind]] = frozenset()
+    """Kinds whose PostgreSQL COPY text this writer loads unchanged (see :class:`TextBatch`)."""
+
     @classmethod
     def prepare(cls, rows: Sequence[Row], types: Sequence[CanonicalType]) -> Any:
         """Work on a batch that can be done ahead of ``write``, on another thread (None: nothing).
@@ -78,9 +85,82 @@ class Batch(list[Row]):
         self.by = by
 
 
+class TextBatch(Sequence[Row]):
+    """A batch as PostgreSQL's COPY text: tab-separated lines, ``\\N`` for NULL, backslash escapes,
+    already in the form ``by`` loads (``prepared``). Its rows (strings and None) are parsed only when
+    asked for: where the target refuses the batch and its rows are isolated one by one."""
+
+    def __init__(self, text: bytes, count: int, by: type[Writer]) -> None:
+        self.prepared = text
+        self.lines = count
+        self.by = by
+        self._rows: list[Row] | None = None
+
+    def __len__(self) -> int:
+        return self.lines
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        return self.rows()[index]
+
+    def rows(self) -> list[Row]:
+        if self._rows is None:
+            lines = self.prepared.decode("utf-8").split("\n")[:-1]
+            self._rows = [tuple(map(_copy_field, line.split("\t"))) for line in lines]
+        return self._rows
+
+
+_COPY_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_COPY_UNESCAPE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _copy_field(field: str) -> str | None:
+    if field == "\\N":
+        return None
+    if "\\" not in field:
+        return field
+    return _COPY_ESCAPE.sub(lambda m: _COPY_UNESCAPE.get(m.group(1), m.group(1)), field)
+
+
+_FORM_FEED_OR_VTAB = re.compile(rb"\\[\\fv]")
+_LOAD_DATA_FORM = {b"\\\\": b"\\\\", b"\\f": b"\f", b"\\v": b"\v"}
+
+
+def copy_text_batches(blocks: Iterable[Any], rows: int, by: type[Writer]) -> Iterator[TextBatch]:
+    """PostgreSQL's COPY TO text, as it arrives (blocks of whole or partial lines), in batches of about
+    ``rows`` lines for ``by`` (MariaDB's LOAD DATA: it reads ``\\f`` and ``\\v`` as letters, so those
+    two escapes become the raw characters; every other escape means the same to both)."""
+    pending: list[bytes] = []
+    lines = 0
+    rest = b""
+    for block in blocks:
+        data = bytes(block)
+        pending.append(data)
+        lines += data.count(b"\n")
+        if lines < rows:
+            continue
+        text = rest + b"".join(pending)
+        cut = text.rindex(b"\n") + 1
+        rest = text[cut:]
+        yield _text_batch(text[:cut], lines, by)
+        pending, lines = [], 0
+    text = rest + b"".join(pending)
+    if text:
+        yield _text_batch(text, text.count(b"\n"), by)
+
+
+def _text_batch(text: bytes, lines: int, by: type[Writer]) -> TextBatch:
+    if b"\\f" in text or b"\\v" in text:
+        text = _FORM_FEED_OR_VTAB.sub(lambda m: _LOAD_DATA_FORM[m.group(0)], text)
+    return TextBatch(text, lines, by)
+
+
 def _prepared(rows: Sequence[Row], writer: type[Writer]) -> Any:
     """What ``writer`` itself prepared for these rows, or None (another writer's work is not used)."""
-    return rows.prepared if type(rows) is Batch and rows.by is writer else None
+    return rows.prepared if type(rows) in (Batch, TextBatch) and rows.by is writer else None  # type: ignore[attr-defined]
 
 
 def _raw(conn: Connection) -> Any:
@@ -379,6 +459,24 @@ class MySQLLoadDataWriter(Writer):
 
     def _encode(self, rows: Sequence[Row]) -> bytes:
         return _load_data_payload(rows, self.binary)
+
+    COPY_TEXT_KINDS = frozenset(
+        {
+            Kind.SMALLINT,
+            Kind.INTEGER,
+            Kind.BIGINT,
+            Kind.DECIMAL,
+            Kind.FLOAT,
+            Kind.DOUBLE,
+            Kind.VARCHAR,
+            Kind.CHAR,
+            Kind.TEXT,
+            Kind.DATE,
+            Kind.TIME,
+            Kind.TIMESTAMP,
+            Kind.UUID,
+        }
+    )  # not booleans (t/f), bytea (hex), JSON (jsonb's spacing), timestamptz (an offset follows)
 
     PREPARES = True
 

@@ -528,6 +528,13 @@ class _ChunkRunner:
         self.writer_class = bulk.WRITERS[self.target_dialect.WRITER]
         prepares = self.writer_class.PREPARES and not tp.remap.active
         self.prepare = self.writer_class.prepare if prepares else None
+        self.as_copy_text = (
+            job.source.backend == "postgresql"
+            and job.source.engine.dialect.driver == "psycopg"
+            and not tp.remap.active
+            and all(t.kind in self.writer_class.COPY_TEXT_KINDS for t in tp.types)
+        )
+        """Rows travel as PostgreSQL's COPY text, never as Python values (see ``bulk.TextBatch``)."""
 
     def _batch(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The batch for the queue, with the writer's work done ahead here on the reader's thread (so
@@ -572,8 +579,10 @@ class _ChunkRunner:
     def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
         try:
             with self.job.source.connect() as conn:
-                cursor = _streaming_cursor(conn)
-                if cursor is not None:
+                cursor = None if self.as_copy_text else _streaming_cursor(conn)
+                if self.as_copy_text:
+                    self._read_copy_text(conn, chunk, out, stop)
+                elif cursor is not None:
                     self._read_raw(conn, cursor, chunk, out, stop)
                 else:
                     result = conn.execution_options(
@@ -608,6 +617,26 @@ class _ChunkRunner:
             raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
         finally:
             cursor.close()
+
+    def _read_copy_text(
+        self, conn: Connection, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event
+    ) -> None:
+        """``COPY (SELECT ...) TO STDOUT`` from PostgreSQL, in batches of its text for a writer that loads
+        that text as it is."""
+        compiled = self._select(chunk).compile(dialect=conn.dialect)
+        sql = f"COPY ({compiled.string}) TO STDOUT"
+        raw: Any = conn.connection.driver_connection
+        try:
+            with raw.cursor() as cursor:
+                for statement in self.job.source.dialect.COPY_TEXT_SETUP:
+                    cursor.execute(statement)
+                with cursor.copy(sql, compiled.params) as stream:
+                    for batch in bulk.copy_text_batches(stream, self.tp.batch_size, self.writer_class):
+                        if stop.is_set():
+                            return
+                        out.put(batch)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError(sql, compiled.params, exc) from exc
 
     def _decode(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
         kinds = self.decoders
@@ -715,9 +744,13 @@ class _ChunkRunner:
         if refused is None:
             return len(rows), 0
         logger.info("batch of %d rows refused (%s); isolating", len(rows), refused)
-        row_writer = bulk.WRITERS[self.target_dialect.ROW_WRITER](
-            conn, destination, self.tp.target_columns, self.tp.types
+        # a TextBatch's rows are strings, which the target converts itself (no encoders)
+        row_class = (
+            bulk.ExecuteManyWriter
+            if isinstance(rows, bulk.TextBatch)
+            else bulk.WRITERS[self.target_dialect.ROW_WRITER]
         )
+        row_writer = row_class(conn, destination, self.tp.target_columns, self.tp.types)
         return self._isolate(conn, row_writer, rows)
 
     def _isolate(self, conn: Connection, writer: bulk.Writer, rows: list[tuple[Any, ...]]) -> tuple[int, int]:

@@ -206,6 +206,53 @@ def test_every_canonical_type_arrives_exactly(
     assert read_back(target, name, columns, types) == from_source
 
 
+TEXT_COLUMNS = [(c, t) for c, t in FIDELITY_COLUMNS if t.kind in bulk.MySQLLoadDataWriter.COPY_TEXT_KINDS]
+TRICKY_TEXT = ["", "\\N", "a\tb\nc\rd\\e", "\f\v\b\\f\\v", "\\\\\\", "😀 ü \u2028", "x\\", "\x1f\x7f"]
+
+
+@settings(
+    max_examples=int(os.environ.get("PARITY_FIDELITY_EXAMPLES", "4")) * 3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=fidelity_rows())
+def test_postgresql_copy_text_goes_to_mariadb_exactly(
+    pg_db: Database, mariadb_db: Database, rows: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Columns whose PostgreSQL COPY text LOAD DATA reads as it is travel as that text (never as Python
+    values): the escapes, NULL against '' and '\\N', and every such kind arrive exactly."""
+    keep = [
+        i for i, (_, t) in enumerate(FIDELITY_COLUMNS) if t.kind in bulk.MySQLLoadDataWriter.COPY_TEXT_KINDS
+    ]
+    rows = [tuple(r[i] for i in keep) for r in rows]
+    t = [c for c, _ in TEXT_COLUMNS].index("t")
+    rows += [
+        (100 + n, *(v if i != t else text for i, v in enumerate(rows[0][1:], 1)))
+        for n, text in enumerate(TRICKY_TEXT)
+    ]
+    name = f"txt{next(_counter)}"
+    columns = [c for c, _ in TEXT_COLUMNS]
+    types = [t for _, t in TEXT_COLUMNS]
+    model = Table(
+        name, tuple(Column(c, t, nullable=(c != "id")) for c, t in TEXT_COLUMNS), primary_key=("id",)
+    )
+    create_canonical(pg_db, model)
+    insert_canonical(pg_db, name, columns, types, rows)
+    batches: list[int] = []
+    real = bulk.copy_text_batches
+
+    def counted(*args: Any) -> Any:
+        for batch in real(*args):
+            batches.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(bulk, "copy_text_batches", counted)
+    copy_ok(job_for(pg_db, mariadb_db, tables=[name]), mode="replace")
+    assert sum(batches) == len(rows)  # the text path carried every row
+    from_source = read_back(pg_db, name, columns, types)
+    assert read_back(mariadb_db, name, columns, types) == from_source
+
+
 def _expected(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """The canonical form of a generated row (CHAR loses trailing spaces everywhere)."""
     return tuple(
@@ -282,6 +329,28 @@ def test_target_that_cannot_hold_values_fails_before_any_row(small: Database, pg
     with pytest.raises(DataError, match=r"items\.name"):
         copy(job_for(small, pg_db))
     assert pg_db.query("SELECT COUNT(*) FROM items")[0][0] == 0
+
+
+def test_rows_of_copy_text_that_the_target_refuses_are_isolated(
+    small: Database, pg_db: Database, mariadb_db: Database, tmp_path: Path
+) -> None:
+    """PostgreSQL -> MariaDB as COPY text: a refused batch is parsed back into rows and isolated."""
+    copy_ok(job_for(small, pg_db))
+    pg_db.sql("UPDATE items SET name = 'tab\there \\N' WHERE id = 3")
+    mariadb_db.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE, price DECIMAL(8,2))",
+        "INSERT INTO items VALUES (100, 'two', 0)",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    table = copy(job_for(pg_db, mariadb_db), mode="append", rejects_file=str(rejects)).tables[0]
+    assert (table.status, table.rows_written, table.rejected) == ("ok", 2, 1)
+    records = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [r["row"] for r in records] == [{"id": "2", "name": "two", "price": "2.20"}]
+    assert mariadb_db.query("SELECT id, name, price FROM items ORDER BY id") == [
+        (1, "one", Decimal("1.10")),
+        (3, "tab\there \\N", Decimal("3.30")),
+        (100, "two", Decimal("0.00")),
+    ]
 
 
 @pytest.mark.parametrize("target_name", ["sqlite", "postgresql", "mariadb"])

@@ -336,6 +336,10 @@ class Dialect:
     """Format strings (the database's own syntax) giving ``YYYY-MM-DD``, ``HH:MM:SS.ffffff`` and
     ``YYYY-MM-DD HH:MM:SS.ffffff``; None where the dialect overrides the method instead."""
 
+    COPY_TEXT_SETUP: ClassVar[tuple[str, ...]] = ()
+    """Statements run in the transaction of a ``COPY ... TO STDOUT`` whose text a writer loads as it is
+    (``bulk.TextBatch``): the output formats that text relies on."""
+
     DIFF_SETUP: ClassVar[tuple[str, ...]] = ()
     """Statements run in the transaction of each diff query (planner settings local to it)."""
 

@@ -49,6 +49,11 @@ class PostgreSQL(Dialect):
 
     JSON_FORM = "jsonb"
     DIFF_SETUP = ("SET LOCAL enable_sort = off",)
+    COPY_TEXT_SETUP = (
+        "SET LOCAL client_encoding = 'UTF8'",
+        "SET LOCAL DateStyle = 'ISO, YMD'",
+        "SET LOCAL extra_float_digits = 3",  # floats exact (shortest exact text from PostgreSQL 12 on)
+    )
     """The planner cannot know that ``(id - lo) / width`` has few values: without this it sorts every
     row (spilling to disk) to group them, where a hash aggregate of a few hundred buckets is cheap."""
     DATE_FORMAT = "YYYY-MM-DD"
