@@ -31,7 +31,7 @@ from uuid import UUID
 from sqlalchemy.engine import Connection
 
 from parity import log
-from parity.schema.types import CanonicalType, Kind
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.values import canonical_json
 
 Row = tuple[Any, ...]
@@ -63,8 +63,10 @@ class Writer:
     PREPARES: ClassVar[bool] = False
     """Whether ``prepare`` does work: then the copy engine calls it on the reader's thread."""
 
-    COPY_TEXT_KINDS: ClassVar[frozenset[Kind]] = frozenset()
-    """Kinds whose PostgreSQL COPY text this writer loads unchanged (see :class:`TextBatch`)."""
+    TEXT_FROM: ClassVar[dict[str, frozenset[Kind]]] = {}
+    """Per source backend, the kinds whose text, as parity reads it from that source (PostgreSQL's
+    COPY TO text; MySQL's text protocol, escaped the same way), this writer loads unchanged: a table of
+    only such kinds travels as :class:`TextBatch` text and never becomes Python values."""
 
     @classmethod
     def prepare(cls, rows: Sequence[Row], types: Sequence[CanonicalType]) -> Any:
@@ -318,12 +320,49 @@ class PostgresCopyWriter(Writer):
         self.sql = f"COPY {table} ({self.column_list}) FROM STDIN"
         self.json_columns = [i for i, t in enumerate(self.types) if t.kind is Kind.JSON]
 
+    _MYSQL_TEXT = frozenset(
+        {*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE, Kind.TIMESTAMP, Kind.UUID}
+    )
+    TEXT_FROM = {"mysql": _MYSQL_TEXT, "mariadb": _MYSQL_TEXT}
+    # not MySQL's floats (its text is not always exact), TIME (may exceed a day), booleans (tinyint)
+
     def write(self, rows: Sequence[Row]) -> None:
         cursor = _raw(self.conn).cursor()
         json_columns = self.json_columns
+        text = _prepared(rows, type(self))
         with log.timed_sql(self.sql, "postgresql"), cursor.copy(self.sql) as copy:
+            if text is not None:
+                copy.write(text)
+                return
             for row in rows:
                 copy.write_row(_with_json(row, json_columns) if json_columns else row)
+
+
+_COPY_SPECIAL = re.compile(rb"[\\\t\n\r]")
+
+
+def copy_text(rows: Sequence[Sequence[bytes | None]], escaped: Sequence[bool]) -> bytes:
+    """Rows of raw field text (MySQL's text protocol: bytes, None for NULL) as PostgreSQL COPY text;
+    the ``escaped`` columns (strings) get COPY's backslash escapes where some value needs them."""
+    if not rows:
+        return b""
+    columns: list[Any] = list(zip(*rows, strict=True))
+    for i, column in enumerate(columns):
+        values = column
+        if escaped[i] and _COPY_SPECIAL.search(b"".join(filter(None, values))):
+            values = [None if v is None else _copy_bytes(v) for v in values]
+        if None in values:
+            values = [b"\\N" if v is None else v for v in values]
+        columns[i] = values
+    args: list[Any] = []
+    for values in columns:
+        args += (values, repeat(b"\t"))
+    args[-1] = repeat(b"\n")
+    return b"".join(chain.from_iterable(zip(*args, strict=False)))  # the repeats never end
+
+
+def _copy_bytes(value: bytes) -> bytes:
+    return value.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
 
 
 def _with_json(row: Row, columns: Sequence[int]) -> Row:
@@ -460,23 +499,23 @@ class MySQLLoadDataWriter(Writer):
     def _encode(self, rows: Sequence[Row]) -> bytes:
         return _load_data_payload(rows, self.binary)
 
-    COPY_TEXT_KINDS = frozenset(
-        {
-            Kind.SMALLINT,
-            Kind.INTEGER,
-            Kind.BIGINT,
-            Kind.DECIMAL,
-            Kind.FLOAT,
-            Kind.DOUBLE,
-            Kind.VARCHAR,
-            Kind.CHAR,
-            Kind.TEXT,
-            Kind.DATE,
-            Kind.TIME,
-            Kind.TIMESTAMP,
-            Kind.UUID,
-        }
-    )  # not booleans (t/f), bytea (hex), JSON (jsonb's spacing), timestamptz (an offset follows)
+    TEXT_FROM = {  # not booleans (t/f), bytea (hex), JSON (jsonb's spacing), timestamptz (an offset follows)
+        "postgresql": frozenset(
+            {
+                *INTEGER_KINDS,
+                Kind.DECIMAL,
+                Kind.FLOAT,
+                Kind.DOUBLE,
+                Kind.VARCHAR,
+                Kind.CHAR,
+                Kind.TEXT,
+                Kind.DATE,
+                Kind.TIME,
+                Kind.TIMESTAMP,
+                Kind.UUID,
+            }
+        )
+    }
 
     PREPARES = True
 

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from parity import bulk
 from parity.config import Mode, TableConfig
-from parity.endpoint import driver_message, execute_raw
+from parity.endpoint import driver_message, execute_raw, mysqlclient, mysqlclient_connect
 from parity.errors import DataError, ParityError
 from parity.job import Job, select_columns
 from parity.log import logger
@@ -37,7 +37,7 @@ from parity.schema.apply import existing_targets
 from parity.schema.model import Table
 from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
-from parity.schema.types import INTEGER_KINDS, CanonicalType
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType
 from parity.state import State
 from parity.values import decode_value
 
@@ -528,13 +528,17 @@ class _ChunkRunner:
         self.writer_class = bulk.WRITERS[self.target_dialect.WRITER]
         prepares = self.writer_class.PREPARES and not tp.remap.active
         self.prepare = self.writer_class.prepare if prepares else None
-        self.as_copy_text = (
-            job.source.backend == "postgresql"
-            and job.source.engine.dialect.driver == "psycopg"
+        source = job.source
+        self.mysqlclient = source.backend in ("mysql", "mariadb") and mysqlclient() is not None
+        """MySQL/MariaDB is read through the C driver (else PyMySQL's streaming cursor)."""
+        text_kinds = self.writer_class.TEXT_FROM.get(source.backend, frozenset())
+        self.as_text = (
+            (self.mysqlclient or source.engine.dialect.driver == "psycopg")
             and not tp.remap.active
-            and all(t.kind in self.writer_class.COPY_TEXT_KINDS for t in tp.types)
+            and all(t.kind in text_kinds for t in tp.types)
         )
-        """Rows travel as PostgreSQL's COPY text, never as Python values (see ``bulk.TextBatch``)."""
+        """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``)."""
+        self.escaped = [t.kind in STRING_KINDS for t in tp.types]
 
     def _batch(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The batch for the queue, with the writer's work done ahead here on the reader's thread (so
@@ -578,9 +582,12 @@ class _ChunkRunner:
 
     def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
         try:
+            if self.mysqlclient and self._read_mysqlclient(chunk, out, stop):
+                out.put(_DONE)
+                return
             with self.job.source.connect() as conn:
-                cursor = None if self.as_copy_text else _streaming_cursor(conn)
-                if self.as_copy_text:
+                cursor = None if self.as_text else _streaming_cursor(conn)
+                if self.as_text:
                     self._read_copy_text(conn, chunk, out, stop)
                 elif cursor is not None:
                     self._read_raw(conn, cursor, chunk, out, stop)
@@ -617,6 +624,39 @@ class _ChunkRunner:
             raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
         finally:
             cursor.close()
+
+    def _read_mysqlclient(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> bool:
+        """Stream from MySQL/MariaDB through mysqlclient, unbuffered: as COPY text for a writer that takes
+        it (``as_text``), else as rows. False where no such connection can be made (then PyMySQL)."""
+        source = self.job.source
+        raw = mysqlclient_connect(source, raw_text=self.as_text)
+        if raw is None:
+            return False
+        from MySQLdb import Error
+        from MySQLdb.cursors import SSCursor
+
+        compiled = self._select(chunk).compile(dialect=source.engine.dialect)
+        params: Any = compiled.params
+        if source.engine.dialect.positional:
+            params = tuple(params[name] for name in compiled.positiontup or ())
+        size = self.tp.batch_size
+        try:
+            cursor = raw.cursor(SSCursor)
+            cursor.execute(compiled.string, params)
+            while not stop.is_set():
+                rows = cursor.fetchmany(size)
+                if not rows:
+                    break
+                if self.as_text:
+                    text = bulk.copy_text(rows, self.escaped)
+                    out.put(bulk.TextBatch(text, len(rows), self.writer_class))
+                else:
+                    out.put(self._batch(self._decode(rows)))
+        except Error as exc:
+            raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
+        finally:
+            raw.close()
+        return True
 
     def _read_copy_text(
         self, conn: Connection, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event

@@ -206,8 +206,11 @@ def test_every_canonical_type_arrives_exactly(
     assert read_back(target, name, columns, types) == from_source
 
 
-TEXT_COLUMNS = [(c, t) for c, t in FIDELITY_COLUMNS if t.kind in bulk.MySQLLoadDataWriter.COPY_TEXT_KINDS]
-TRICKY_TEXT = ["", "\\N", "a\tb\nc\rd\\e", "\f\v\b\\f\\v", "\\\\\\", "😀 ü \u2028", "x\\", "\x1f\x7f"]
+TRICKY_TEXT = ["", "\\N", "a\tb\nc\rd\\e", "\f\v\b\\f\\v", "\\\\\\", "😀 ü \u2028", "x\\", "\x1f\x7f", "\\."]
+TEXT_PAIRS = [
+    ("postgresql", "mariadb", bulk.MySQLLoadDataWriter),
+    ("mariadb", "postgresql", bulk.PostgresCopyWriter),
+]
 
 
 @settings(
@@ -216,41 +219,64 @@ TRICKY_TEXT = ["", "\\N", "a\tb\nc\rd\\e", "\f\v\b\\f\\v", "\\\\\\", "😀 ü \u
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(rows=fidelity_rows())
-def test_postgresql_copy_text_goes_to_mariadb_exactly(
-    pg_db: Database, mariadb_db: Database, rows: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("source_name", "target_name", "writer"), TEXT_PAIRS, ids=["pg-to-mariadb", "mariadb-to-pg"]
+)
+def test_text_of_the_source_goes_to_the_target_exactly(
+    make_db: Callable[[str], Database],
+    source_name: str,
+    target_name: str,
+    writer: type[bulk.Writer],
+    rows: list[tuple[Any, ...]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Columns whose PostgreSQL COPY text LOAD DATA reads as it is travel as that text (never as Python
-    values): the escapes, NULL against '' and '\\N', and every such kind arrive exactly."""
-    keep = [
-        i for i, (_, t) in enumerate(FIDELITY_COLUMNS) if t.kind in bulk.MySQLLoadDataWriter.COPY_TEXT_KINDS
-    ]
+    """Columns whose text the target's bulk load reads as the source gives it (PostgreSQL's COPY TO text
+    into LOAD DATA; MySQL's text protocol, escaped, into COPY FROM) travel as that text, never as Python
+    values: the escapes, NULL against '' and '\\N', and every such kind arrive exactly."""
+    source, target = make_db(source_name), make_db(target_name)
+    kinds = writer.TEXT_FROM[source_name]
+    keep = [i for i, (_, t) in enumerate(FIDELITY_COLUMNS) if t.kind in kinds]
+    chosen = [FIDELITY_COLUMNS[i] for i in keep]
+    columns = [c for c, _ in chosen]
+    types = [t for _, t in chosen]
     rows = [tuple(r[i] for i in keep) for r in rows]
-    t = [c for c, _ in TEXT_COLUMNS].index("t")
+    t = columns.index("t")
     rows += [
         (100 + n, *(v if i != t else text for i, v in enumerate(rows[0][1:], 1)))
         for n, text in enumerate(TRICKY_TEXT)
     ]
     name = f"txt{next(_counter)}"
-    columns = [c for c, _ in TEXT_COLUMNS]
-    types = [t for _, t in TEXT_COLUMNS]
-    model = Table(
-        name, tuple(Column(c, t, nullable=(c != "id")) for c, t in TEXT_COLUMNS), primary_key=("id",)
+    model = Table(name, tuple(Column(c, t, nullable=(c != "id")) for c, t in chosen), primary_key=("id",))
+    create_canonical(source, model)
+    insert_canonical(source, name, columns, types, rows)
+    carried: list[int] = []
+
+    class Counted(bulk.TextBatch):
+        def __init__(self, text: bytes, count: int, by: type[bulk.Writer]) -> None:
+            super().__init__(text, count, by)
+            carried.append(count)
+
+    monkeypatch.setattr(bulk, "TextBatch", Counted)
+    copy_ok(job_for(source, target, tables=[name]), mode="replace")
+    assert sum(carried) == len(rows)  # the text path carried every row
+    from_source = read_back(source, name, columns, types)
+    assert read_back(target, name, columns, types) == from_source
+
+
+def test_mariadb_is_read_through_pymysql_where_mysqlclient_is_missing(
+    mariadb_db: Database, pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("parity.copy.mysqlclient", lambda: None)
+    monkeypatch.setattr("parity.endpoint.mysqlclient", lambda: None)
+    mariadb_db.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20), at DATETIME(6), ok BOOLEAN)",
+        "INSERT INTO items VALUES (1, 'a\\tb', '2024-02-29 12:00:00.000001', 1), (2, NULL, NULL, 0)",
     )
-    create_canonical(pg_db, model)
-    insert_canonical(pg_db, name, columns, types, rows)
-    batches: list[int] = []
-    real = bulk.copy_text_batches
-
-    def counted(*args: Any) -> Any:
-        for batch in real(*args):
-            batches.append(len(batch))
-            yield batch
-
-    monkeypatch.setattr(bulk, "copy_text_batches", counted)
-    copy_ok(job_for(pg_db, mariadb_db, tables=[name]), mode="replace")
-    assert sum(batches) == len(rows)  # the text path carried every row
-    from_source = read_back(pg_db, name, columns, types)
-    assert read_back(mariadb_db, name, columns, types) == from_source
+    copy_ok(job_for(mariadb_db, pg_db))
+    assert pg_db.query("SELECT id, name, at, ok FROM items ORDER BY id") == [
+        (1, "a\tb", datetime(2024, 2, 29, 12, 0, 0, 1), True),
+        (2, None, None, False),
+    ]
 
 
 def _expected(row: tuple[Any, ...]) -> tuple[Any, ...]:
