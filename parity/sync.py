@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from parity import bulk
 from parity.endpoint import Endpoint, driver_message, execute_raw
-from parity.errors import ConfigError
+from parity.errors import ConfigError, ParityError
 from parity.job import Job
 from parity.log import logger
 from parity.schema.model import Table
@@ -123,6 +123,8 @@ class Applier:
 
     def _key_clause(self, key: Sequence[str], values: dict[str, Any] | None = None) -> Any:
         """``key = :k_key`` for execution, or ``key = <literal>`` for printing."""
+        if not key:  # never an UPDATE or DELETE of every row
+            raise ParityError(f"{self.sa_table.name}: no key to update or delete rows by")
         if values is None:
             return sa.and_(*(self.exec_table.c[k] == sa.bindparam(f"k_{k}") for k in key))
         return sa.and_(*(self.sa_table.c[k] == self._literal(k, values[k]) for k in key))
@@ -150,6 +152,8 @@ class Applier:
         self, key: Sequence[str], changes: list[tuple[dict[str, Any], dict[str, Any]]]
     ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
         """UPDATE only the changed columns; rows changing the same set of columns share a statement."""
+        if not changes:
+            return
         groups: dict[tuple[str, ...], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
         for key_values, values in changes:
             groups.setdefault(tuple(sorted(values)), []).append((key_values, values))
@@ -176,6 +180,8 @@ class Applier:
     def deletes(
         self, key: Sequence[str], keys: list[dict[str, Any]]
     ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
+        if not keys:
+            return
         stmt = sa.delete(self.exec_table).where(self._key_clause(key))
         params = [{f"k_{k}": self.encode(k, kv[k]) for k in key} for kv in keys]
         yield from self._batched(
@@ -185,6 +191,8 @@ class Applier:
     def soft_deletes(
         self, key: Sequence[str], column: str, keys: list[dict[str, Any]]
     ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
+        if not keys:
+            return
         marker = _soft_delete_value(self.types[column])
         stmt = (
             sa.update(self.exec_table)
