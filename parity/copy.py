@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from parity import bulk
 from parity.config import Mode, TableConfig
-from parity.endpoint import driver_message, execute_raw, mysqlclient, mysqlclient_connect
+from parity.endpoint import driver_message, execute_raw, mysqlclient_connect, mysqlclient_serves
 from parity.errors import DataError, ParityError
 from parity.job import Job, select_columns
 from parity.log import logger
@@ -529,7 +529,7 @@ class _ChunkRunner:
         prepares = self.writer_class.PREPARES and not tp.remap.active
         self.prepare = self.writer_class.prepare if prepares else None
         source = job.source
-        self.mysqlclient = source.backend in ("mysql", "mariadb") and mysqlclient() is not None
+        self.mysqlclient = mysqlclient_serves(source)
         """MySQL/MariaDB is read through the C driver (else PyMySQL's streaming cursor)."""
         text_kinds = self.writer_class.TEXT_FROM.get(source.backend, frozenset())
         self.as_text = (
@@ -582,7 +582,8 @@ class _ChunkRunner:
 
     def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
         try:
-            if self.mysqlclient and self._read_mysqlclient(chunk, out, stop):
+            if self.mysqlclient:
+                self._read_mysqlclient(chunk, out, stop)
                 out.put(_DONE)
                 return
             with self.job.source.connect() as conn:
@@ -625,13 +626,11 @@ class _ChunkRunner:
         finally:
             cursor.close()
 
-    def _read_mysqlclient(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> bool:
+    def _read_mysqlclient(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
         """Stream from MySQL/MariaDB through mysqlclient, unbuffered: as COPY text for a writer that takes
-        it (``as_text``), else as rows. False where no such connection can be made (then PyMySQL)."""
+        it (``as_text``), else as rows."""
         source = self.job.source
         raw = mysqlclient_connect(source, raw_text=self.as_text)
-        if raw is None:
-            return False
         from MySQLdb import Error
         from MySQLdb.cursors import SSCursor
 
@@ -656,7 +655,6 @@ class _ChunkRunner:
             raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
         finally:
             raw.close()
-        return True
 
     def _read_copy_text(
         self, conn: Connection, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event

@@ -172,14 +172,22 @@ def mysqlclient() -> Any | None:
     return MySQLdb
 
 
-def mysqlclient_connect(endpoint: Endpoint, raw_text: bool) -> Any | None:
-    """A mysqlclient connection to a MySQL/MariaDB endpoint, set up as parity's own sessions are; None
-    where mysqlclient is missing or the URL has options it is not given. ``raw_text``: every value as
-    the server's text (bytes, None for NULL), else Python values as PyMySQL gives them."""
-    driver = mysqlclient()
+def mysqlclient_serves(endpoint: Endpoint) -> bool:
+    """Whether copy reads this endpoint through mysqlclient: MySQL/MariaDB, mysqlclient installed, and
+    no URL options beyond the charset (those are PyMySQL's to interpret)."""
+    return (
+        endpoint.backend in ("mysql", "mariadb")
+        and mysqlclient() is not None
+        and not set(endpoint.engine.url.query) - {"charset"}
+    )
+
+
+def mysqlclient_connect(endpoint: Endpoint, raw_text: bool) -> Any:
+    """A mysqlclient connection to an endpoint it serves (``mysqlclient_serves``), set up as parity's
+    own sessions are. ``raw_text``: every value as the server's text (bytes, None for NULL), else Python
+    values as PyMySQL gives them."""
+    driver: Any = mysqlclient()
     url = endpoint.engine.url
-    if driver is None or set(url.query) - {"charset"}:
-        return None
     from MySQLdb.constants import FIELD_TYPE
     from MySQLdb.converters import conversions
 

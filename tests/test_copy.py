@@ -266,7 +266,6 @@ def test_text_of_the_source_goes_to_the_target_exactly(
 def test_mariadb_is_read_through_pymysql_where_mysqlclient_is_missing(
     mariadb_db: Database, pg_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("parity.copy.mysqlclient", lambda: None)
     monkeypatch.setattr("parity.endpoint.mysqlclient", lambda: None)
     mariadb_db.sql(
         "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20), at DATETIME(6), ok BOOLEAN)",
