@@ -354,11 +354,7 @@ def copy_text(rows: Sequence[Sequence[bytes | None]], escaped: Sequence[bool]) -
         if None in values:
             values = [b"\\N" if v is None else v for v in values]
         columns[i] = values
-    args: list[Any] = []
-    for values in columns:
-        args += (values, repeat(b"\t"))
-    args[-1] = repeat(b"\n")
-    return b"".join(chain.from_iterable(zip(*args, strict=False)))  # the repeats never end
+    return bytes(_lines(columns, b"\t", b"\n"))
 
 
 def _copy_bytes(value: bytes) -> bytes:
@@ -437,13 +433,14 @@ def _mysql_column(values: Sequence[Any]) -> list[str]:
     return out
 
 
-def _lines(columns: Sequence[Sequence[str]]) -> str:
-    """Rows of tab-separated fields, each line ended by a newline: the columns interleaved in C."""
+def _lines(columns: Sequence[Sequence[Any]], tab: Any = "\t", newline: Any = "\n") -> Any:
+    """Rows of tab-separated fields, each line ended by a newline: the columns interleaved in C
+    (text, or bytes with ``tab=b"\\t", newline=b"\\n"``)."""
     args: list[Any] = []
     for column in columns:
-        args += (column, repeat("\t"))
-    args[-1] = repeat("\n")
-    return "".join(chain.from_iterable(zip(*args, strict=False)))  # the repeats never end
+        args += (column, repeat(tab))
+    args[-1] = repeat(newline)
+    return tab[:0].join(chain.from_iterable(zip(*args, strict=False)))  # the repeats never end
 
 
 def _load_data_payload(rows: Sequence[Row], binary: Sequence[int]) -> bytes:
