@@ -10,9 +10,10 @@ A dialect names its writer in ``Dialect.WRITER``; every writer has a portable fa
 | arrow       | DuckDB           | an Arrow table registered as a view, then ``INSERT ... SELECT`` |
 | executemany | SQLite, others   | ``executemany`` in the surrounding transaction                  |
 
-Where a writer loads PostgreSQL's ``COPY ... TO STDOUT`` text as it is (``Writer.COPY_TEXT_KINDS``:
-MariaDB's LOAD DATA reads the same tab-separated, backslash-escaped lines), rows from PostgreSQL of
-those kinds travel as that text (:class:`TextBatch`) and never become Python values.
+Where a writer loads a source's COPY text as it is (``Writer.TEXT_FROM``: PostgreSQL's
+``COPY ... TO STDOUT``, or the lines MySQL/MariaDB make with ``Dialect.copy_line``; COPY FROM and
+MariaDB's LOAD DATA read the same tab-separated, backslash-escaped lines), rows of those kinds travel
+as that text (:class:`TextBatch`) and never become Python values.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Writer:
 
     TEXT_FROM: ClassVar[dict[str, frozenset[Kind]]] = {}
     """Per source backend, the kinds whose text, as parity reads it from that source (PostgreSQL's
-    COPY TO text; MySQL's text protocol, escaped the same way), this writer loads unchanged: a table of
+    COPY TO text; MySQL's lines of ``Dialect.copy_line``), this writer loads unchanged: a table of
     only such kinds travels as :class:`TextBatch` text and never becomes Python values."""
 
     @classmethod
@@ -336,29 +337,6 @@ class PostgresCopyWriter(Writer):
                 return
             for row in rows:
                 copy.write_row(_with_json(row, json_columns) if json_columns else row)
-
-
-_COPY_SPECIAL = re.compile(rb"[\\\t\n\r]")
-
-
-def copy_text(rows: Sequence[Sequence[bytes | None]], escaped: Sequence[bool]) -> bytes:
-    """Rows of raw field text (MySQL's text protocol: bytes, None for NULL) as PostgreSQL COPY text;
-    the ``escaped`` columns (strings) get COPY's backslash escapes where some value needs them."""
-    if not rows:
-        return b""
-    columns: list[Any] = list(zip(*rows, strict=True))
-    for i, column in enumerate(columns):
-        values = column
-        if escaped[i] and _COPY_SPECIAL.search(b"".join(filter(None, values))):
-            values = [None if v is None else _copy_bytes(v) for v in values]
-        if None in values:
-            values = [b"\\N" if v is None else v for v in values]
-        columns[i] = values
-    return bytes(_lines(columns, b"\t", b"\n"))
-
-
-def _copy_bytes(value: bytes) -> bytes:
-    return value.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
 
 
 def _with_json(row: Row, columns: Sequence[int]) -> Row:

@@ -37,7 +37,7 @@ from parity.schema.apply import existing_targets
 from parity.schema.model import Table
 from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
-from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType
+from parity.schema.types import INTEGER_KINDS, CanonicalType
 from parity.state import State
 from parity.values import decode_value
 
@@ -507,6 +507,11 @@ class _Rejects:
 _DONE = object()
 
 
+class _LineTooLong(Exception):
+    """A row's line of COPY text exceeds what the source can give as one value (MySQL's
+    max_allowed_packet): its chunk is copied again as values."""
+
+
 class _ChunkRunner:
     """Copies one chunk: a reader thread streams batches into a bounded queue; this thread writes."""
 
@@ -538,7 +543,7 @@ class _ChunkRunner:
             and all(t.kind in text_kinds for t in tp.types)
         )
         """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``)."""
-        self.escaped = [t.kind in STRING_KINDS for t in tp.types]
+        self.kinds = [t.kind for t in tp.types]
 
     def _batch(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The batch for the queue, with the writer's work done ahead here on the reader's thread (so
@@ -552,10 +557,21 @@ class _ChunkRunner:
         return bulk.Batch(rows, prepared, self.writer_class)
 
     def run(self, chunk: Chunk) -> tuple[int, int, int, int]:
+        try:
+            return self._run(chunk, self.as_text)
+        except _LineTooLong:  # rolled back: the chunk again, as values
+            logger.info(
+                "%s: a row is too long for one line of text; chunk %s copied as values",
+                self.tp.source.name,
+                chunk.name,
+            )
+            return self._run(chunk, as_text=False)
+
+    def _run(self, chunk: Chunk, as_text: bool) -> tuple[int, int, int, int]:
         batches: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_BATCHES)
         stop = threading.Event()
         reader = threading.Thread(
-            target=self._read, args=(chunk, batches, stop), name="parity-read", daemon=True
+            target=self._read, args=(chunk, batches, stop, as_text), name="parity-read", daemon=True
         )
         reader.start()
         try:
@@ -568,10 +584,13 @@ class _ChunkRunner:
                 except queue.Empty:
                     reader.join(0.05)
 
-    def _select(self, chunk: Chunk) -> Any:
+    def _select(self, chunk: Chunk, as_text: bool = False) -> Any:
+        """The chunk's rows; ``as_text``: each as one line of COPY text (``Dialect.copy_line``)."""
         tp = self.tp
         table = _source_table(self.job, tp)
-        stmt = _filtered(tp, table, sa.select(*(table.c[c] for c in tp.columns)))
+        columns = [table.c[c] for c in tp.columns]
+        line = self.job.source.dialect.copy_line(columns, self.kinds) if as_text else None
+        stmt = _filtered(tp, table, sa.select(*columns) if line is None else sa.select(line))
         if chunk.lo is not None and tp.chunk_key:
             key = table.c[tp.chunk_key]
             stmt = stmt.where(key >= chunk.lo, key < chunk.hi)
@@ -580,15 +599,15 @@ class _ChunkRunner:
             stmt = stmt.order_by(*order).limit(tp.limit)
         return stmt
 
-    def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
+    def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event, as_text: bool) -> None:
         try:
             if self.mysqlclient:
-                self._read_mysqlclient(chunk, out, stop)
+                self._read_mysqlclient(chunk, out, stop, as_text)
                 out.put(_DONE)
                 return
             with self.job.source.connect() as conn:
-                cursor = None if self.as_text else _streaming_cursor(conn)
-                if self.as_text:
+                cursor = None if as_text else _streaming_cursor(conn)
+                if as_text:
                     self._read_copy_text(conn, chunk, out, stop)
                 elif cursor is not None:
                     self._read_raw(conn, cursor, chunk, out, stop)
@@ -626,15 +645,17 @@ class _ChunkRunner:
         finally:
             cursor.close()
 
-    def _read_mysqlclient(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
-        """Stream from MySQL/MariaDB through mysqlclient, unbuffered: as COPY text for a writer that takes
-        it (``as_text``), else as rows."""
+    def _read_mysqlclient(
+        self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event, as_text: bool
+    ) -> None:
+        """Stream from MySQL/MariaDB through mysqlclient, unbuffered: as lines of COPY text made by the
+        server for a writer that takes them (``as_text``), else as rows."""
         source = self.job.source
-        raw = mysqlclient_connect(source, raw_text=self.as_text)
+        raw = mysqlclient_connect(source, raw_text=as_text)
         from MySQLdb import Error
         from MySQLdb.cursors import SSCursor
 
-        compiled = self._select(chunk).compile(dialect=source.engine.dialect)
+        compiled = self._select(chunk, as_text).compile(dialect=source.engine.dialect)
         params: Any = compiled.params
         if source.engine.dialect.positional:
             params = tuple(params[name] for name in compiled.positiontup or ())
@@ -646,9 +667,12 @@ class _ChunkRunner:
                 rows = cursor.fetchmany(size)
                 if not rows:
                     break
-                if self.as_text:
-                    text = bulk.copy_text(rows, self.escaped)
-                    out.put(bulk.TextBatch(text, len(rows), self.writer_class))
+                if as_text:
+                    lines = [row[0] for row in rows]
+                    if None in lines:
+                        raise _LineTooLong
+                    lines.append(b"")
+                    out.put(bulk.TextBatch(b"\n".join(lines), len(rows), self.writer_class))
                 else:
                     out.put(self._batch(self._decode(rows)))
         except Error as exc:

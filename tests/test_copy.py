@@ -263,6 +263,32 @@ def test_text_of_the_source_goes_to_the_target_exactly(
     assert read_back(target, name, columns, types) == from_source
 
 
+def test_a_chunk_whose_line_mariadb_cannot_make_is_copied_again_as_values(
+    mariadb_db: Database, pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MariaDB's CONCAT() gives NULL for a line over max_allowed_packet: the rows already loaded from
+    that chunk are rolled back and the chunk is copied again as values, each row exactly once."""
+    mariadb_db.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO items SELECT seq, CONCAT('n', seq) FROM seq_1_to_50",
+    )
+    dialect = type(mariadb_db.endpoint().dialect)
+    made = dialect.copy_line
+    texts: list[int] = []
+
+    def line_null_at_row_37(self: Any, columns: Sequence[Any], kinds: Sequence[Kind]) -> Any:
+        texts.append(1)
+        return sa.case((columns[0] == 37, sa.null()), else_=made(self, columns, kinds))
+
+    monkeypatch.setattr(dialect, "copy_line", line_null_at_row_37)
+    result = copy_ok(job_for(mariadb_db, pg_db), batch_size=10, workers=1)
+    assert texts  # the text path was tried
+    assert (result.tables[0].rows_read, result.tables[0].rows_written) == (50, 50)
+    assert pg_db.query("SELECT COUNT(*), COUNT(DISTINCT id), MIN(name), MAX(id) FROM items") == [
+        (50, 50, "n1", 50)
+    ]
+
+
 def test_mariadb_is_read_through_pymysql_where_mysqlclient_is_missing(
     mariadb_db: Database, pg_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

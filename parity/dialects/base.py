@@ -38,6 +38,10 @@ _NOW = re.compile(
 )
 
 
+COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+"""COPY text's escapes of a string's characters (the backslash first), as (character, escape)."""
+
+
 class Dialect:
     """Base of the per-database adapters. Subclasses override class attributes, rarely methods."""
 
@@ -339,6 +343,13 @@ class Dialect:
     COPY_TEXT_SETUP: ClassVar[tuple[str, ...]] = ()
     """Statements run in the transaction of a ``COPY ... TO STDOUT`` whose text a writer loads as it is
     (``bulk.TextBatch``): the output formats that text relies on."""
+
+    def copy_line(self, columns: Sequence[Any], kinds: Sequence[Kind]) -> sa.ColumnElement[Any] | None:
+        """One row as a line of COPY text computed by the database (tab-separated; backslash escapes in
+        strings; ``\\N`` for NULL), which ``bulk.TextBatch`` carries to a
+        writer unchanged; None where the database does not give such text (PostgreSQL says
+        ``COPY ... TO STDOUT`` instead). The line may be NULL only where it would not fit in a value."""
+        return None
 
     DIFF_SETUP: ClassVar[tuple[str, ...]] = ()
     """Statements run in the transaction of each diff query (planner settings local to it)."""

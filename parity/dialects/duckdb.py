@@ -7,10 +7,10 @@ duckdb_indexes()) because duckdb-engine's PostgreSQL-flavoured reflection does n
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from alembic.ddl.impl import DefaultImpl
 from sqlalchemy.engine import Connection
 
 from parity.dialects.base import Dialect
@@ -191,7 +191,10 @@ def duckdb_type(text: str) -> CanonicalType | None:
     return CanonicalType(kind) if kind else None
 
 
-class AlembicDuckDBImpl(DefaultImpl):
-    """Lets Alembic's operations (add column and the like) compile for DuckDB."""
+@cache
+def register_alembic() -> None:
+    """Let Alembic's operations (add column and the like) compile for DuckDB; Alembic is imported only
+    when a schema change needs it (it costs a tenth of a second at start-up)."""
+    from alembic.ddl.impl import DefaultImpl
 
-    __dialect__ = "duckdb"
+    type("AlembicDuckDBImpl", (DefaultImpl,), {"__dialect__": "duckdb"})

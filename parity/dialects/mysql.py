@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from parity.dialects.base import Dialect
-from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
+from parity.dialects.base import COPY_ESCAPES, Dialect
+from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalchemy
 
 
 class MySQL(Dialect):
@@ -123,6 +123,23 @@ class MySQL(Dialect):
     def concat(self, *parts: Any) -> sa.ColumnElement[Any]:
         return sa.func.concat(*parts)
 
+    def copy_line(self, columns: Sequence[Any], kinds: Sequence[Kind]) -> sa.ColumnElement[Any] | None:
+        # numbers, dates and DATETIME(6) become the text the protocol would send; CONCAT() is NULL when
+        # the line exceeds max_allowed_packet (the reader then takes the rows as values)
+        fields = []
+        for column, kind in zip(columns, kinds, strict=True):
+            value = column
+            if kind in STRING_KINDS or kind is Kind.UUID:  # (IFNULL() of a UUID gives a UUID)
+                value = utf8mb4(column)  # one character set for CONCAT(), whatever each column's
+            if kind in STRING_KINDS:
+                for raw, text in COPY_ESCAPES:
+                    value = sa.func.replace(value, sa.literal(raw), sa.literal(text))
+            fields.append(sa.func.ifnull(value, sa.literal("\\N")))
+        parts: list[Any] = []
+        for field in fields:
+            parts += (field, sa.literal("\t"))
+        return sa.func.concat(*parts[:-1])
+
     def int_div(self, a: Any, b: Any) -> sa.ColumnElement[Any]:
         return a.op("DIV", precedence=8)(b)  # "/" is decimal division here, rounded to 4 digits
 
@@ -183,6 +200,20 @@ class MySQL(Dialect):
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
         hex15 = sa.func.substring(sa.func.sha2(text, sa.literal_column("256")), 1, 15)
         return sa.cast(sa.func.conv(hex15, 16, 10), mysql.BIGINT(unsigned=True))
+
+
+class utf8mb4(FunctionElement[Any]):  # noqa: N801 - named like the sa.func functions
+    """``CONVERT(x USING utf8mb4)``."""
+
+    name = "utf8mb4"
+    inherit_cache = True
+    type = sa.Text()
+
+
+@compiles(utf8mb4)
+def _utf8mb4(element: utf8mb4, compiler: Any, **kw: Any) -> str:
+    (x,) = list(element.clauses)
+    return f"CONVERT({compiler.process(x, **kw)} USING utf8mb4)"
 
 
 class trim_trailing(FunctionElement[Any]):  # noqa: N801 - named like the sa.func functions

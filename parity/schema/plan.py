@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.ddl.base import AddColumn
 from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
 from parity.dialects.base import Dialect, LossyType, RawType
+from parity.dialects.duckdb import register_alembic
 from parity.schema.model import Column, ForeignKey, Table
 from parity.schema.order import fk_order
 from parity.schema.types import INTEGER_KINDS, Kind, holds
@@ -259,10 +259,18 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                 ctx.plan.warnings.append(
                     f"{target}.{col.name}: added as NULL-able because {target} already exists"
                 )
-            sql = str(AddColumn(target, sa_col, schema=ctx.schema).compile(dialect=ctx.sa_dialect))
+            sql = str(_add_column(target, sa_col, ctx.schema).compile(dialect=ctx.sa_dialect))
             ctx.plan.steps.append(Step(target, "add column", sql))
         elif not holds(found.type, col.type) and not holds(found.type, ctx.dialect.stored_as(col.type)):
             ctx.plan.problems.append(
                 f"{target}.{col.name} is {found.native_type or found.type} in the target and cannot hold "
                 f"the source's {col.type} values (not altered)"
             )
+
+
+def _add_column(table: str, column: sa.Column[Any], schema: str | None) -> Any:
+    """Alembic's ADD COLUMN (imported here: most runs never need it)."""
+    from alembic.ddl.base import AddColumn
+
+    register_alembic()
+    return AddColumn(table, column, schema=schema)
