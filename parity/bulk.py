@@ -311,6 +311,12 @@ class SQLServerWriter(ExecuteManyWriter):
             cursor.close()
 
 
+_MYSQL_LINES = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE, Kind.TIMESTAMP, Kind.UUID})
+"""The kinds of MySQL's lines of COPY text (``Dialect.copy_line``) that COPY FROM and LOAD DATA read as the
+same values; not floats (MySQL's text of them is not always exact), TIME (may exceed a day), booleans
+(tinyint)."""
+
+
 class PostgresCopyWriter(Writer):
     """``COPY FROM STDIN`` with psycopg's row writer (text format, values adapted in C)."""
 
@@ -321,11 +327,7 @@ class PostgresCopyWriter(Writer):
         self.sql = f"COPY {table} ({self.column_list}) FROM STDIN"
         self.json_columns = [i for i, t in enumerate(self.types) if t.kind is Kind.JSON]
 
-    _MYSQL_TEXT = frozenset(
-        {*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE, Kind.TIMESTAMP, Kind.UUID}
-    )
-    TEXT_FROM = {"mysql": _MYSQL_TEXT, "mariadb": _MYSQL_TEXT}
-    # not MySQL's floats (its text is not always exact), TIME (may exceed a day), booleans (tinyint)
+    TEXT_FROM = {"mysql": _MYSQL_LINES, "mariadb": _MYSQL_LINES}
 
     def write(self, rows: Sequence[Row]) -> None:
         cursor = _raw(self.conn).cursor()
@@ -475,6 +477,8 @@ class MySQLLoadDataWriter(Writer):
         return _load_data_payload(rows, self.binary)
 
     TEXT_FROM = {  # not booleans (t/f), bytea (hex), JSON (jsonb's spacing), timestamptz (an offset follows)
+        "mysql": _MYSQL_LINES,
+        "mariadb": _MYSQL_LINES,
         "postgresql": frozenset(
             {
                 *INTEGER_KINDS,
@@ -489,7 +493,7 @@ class MySQLLoadDataWriter(Writer):
                 Kind.TIMESTAMP,
                 Kind.UUID,
             }
-        )
+        ),
     }
 
     PREPARES = True

@@ -73,7 +73,11 @@ def insert_canonical(
 
 
 def copy_ok(job: Any, **kw: Any) -> Any:
-    result = copy(job, **kw)
+    """Copy, assert every table went well, and close the job (its connection pools)."""
+    try:
+        result = copy(job, **kw)
+    finally:
+        job.close()
     failed = [(t.table, t.error) for t in result.tables if t.status != "ok"]
     assert not failed, failed
     return result
@@ -210,6 +214,7 @@ TRICKY_TEXT = ["", "\\N", "a\tb\nc\rd\\e", "\f\v\b\\f\\v", "\\\\\\", "😀 ü \u
 TEXT_PAIRS = [
     ("postgresql", "mariadb", bulk.MySQLLoadDataWriter),
     ("mariadb", "postgresql", bulk.PostgresCopyWriter),
+    ("mariadb", "mariadb", bulk.MySQLLoadDataWriter),
 ]
 
 
@@ -220,7 +225,9 @@ TEXT_PAIRS = [
 )
 @given(rows=fidelity_rows())
 @pytest.mark.parametrize(
-    ("source_name", "target_name", "writer"), TEXT_PAIRS, ids=["pg-to-mariadb", "mariadb-to-pg"]
+    ("source_name", "target_name", "writer"),
+    TEXT_PAIRS,
+    ids=["pg-to-mariadb", "mariadb-to-pg", "mariadb-to-mariadb"],
 )
 def test_text_of_the_source_goes_to_the_target_exactly(
     make_db: Callable[[str], Database],
