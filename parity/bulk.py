@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from parity import log
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
-from parity.values import canonical_json
+from parity.values import canonical_json, decode_value
 
 Row = tuple[Any, ...]
 
@@ -252,6 +252,50 @@ class SQLiteWriter(ExecuteManyWriter):
         Kind.JSON: canonical_json,
     }
     PREPARES = True  # encode on the reader's thread while SQLite inserts the previous batch
+    MAX_VARIABLES = 999  # SQLite's limit on a statement's parameters before 3.32
+    ROWS_PER_INSERT = 50
+
+    def __init__(
+        self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
+    ) -> None:
+        super().__init__(conn, table, columns, types)
+        self.per_insert = _rows_per_insert(len(self.columns))
+        marks = "(" + ", ".join("?" * len(self.columns)) + ")"
+        self.multi_sql = f"INSERT INTO {table} ({self.column_list}) VALUES " + ", ".join(
+            [marks] * self.per_insert
+        )
+
+    @classmethod
+    def prepare(cls, rows: Sequence[Row], types: Sequence[CanonicalType]) -> Any:
+        """The encoded rows grouped for multi-row INSERTs: one statement per row costs SQLite a third
+        more than one per ``ROWS_PER_INSERT`` rows."""
+        return _grouped(super().prepare(rows, types), _rows_per_insert(len(types)))
+
+    def write(self, rows: Sequence[Row]) -> None:
+        prepared = _prepared(rows, type(self))
+        if prepared is None:
+            prepared = _grouped(_encode_columns(rows, self.encoders), self.per_insert)
+        groups, rest = prepared
+        cursor = self.conn.connection.cursor()
+        try:
+            with log.timed_sql(self.multi_sql, "executemany"):
+                if groups:
+                    cursor.executemany(self.multi_sql, groups)
+                if rest:
+                    cursor.executemany(self.sql, rest)
+        finally:
+            cursor.close()
+
+
+def _rows_per_insert(columns: int) -> int:
+    return max(1, min(SQLiteWriter.ROWS_PER_INSERT, SQLiteWriter.MAX_VARIABLES // max(columns, 1)))
+
+
+def _grouped(rows: Sequence[Row], per: int) -> tuple[list[tuple[Any, ...]], Sequence[Row]]:
+    """Rows as the parameters of INSERTs of ``per`` rows each, and the rows left over."""
+    whole = len(rows) - len(rows) % per
+    flat = chain.from_iterable
+    return [tuple(flat(rows[i : i + per])) for i in range(0, whole, per)], rows[whole:]
 
 
 class DuckDBInsertWriter(ExecuteManyWriter):
@@ -316,6 +360,10 @@ _MYSQL_LINES = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE
 same values; not floats (MySQL's text of them is not always exact), TIME (may exceed a day), booleans
 (tinyint)."""
 
+SQLITE_TEXT = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE, Kind.TIMESTAMP})
+"""The kinds whose SQLite values ``sqlite_text`` turns into COPY / LOAD DATA text (not booleans: SQLite
+holds any integer there)."""
+
 
 class PostgresCopyWriter(Writer):
     """``COPY FROM STDIN`` with psycopg's row writer (text format, values adapted in C)."""
@@ -327,7 +375,7 @@ class PostgresCopyWriter(Writer):
         self.sql = f"COPY {table} ({self.column_list}) FROM STDIN"
         self.json_columns = [i for i, t in enumerate(self.types) if t.kind is Kind.JSON]
 
-    TEXT_FROM = {"mysql": _MYSQL_LINES, "mariadb": _MYSQL_LINES}
+    TEXT_FROM = {"mysql": _MYSQL_LINES, "mariadb": _MYSQL_LINES, "sqlite": SQLITE_TEXT}
 
     def write(self, rows: Sequence[Row]) -> None:
         cursor = _raw(self.conn).cursor()
@@ -413,6 +461,44 @@ def _mysql_column(values: Sequence[Any]) -> list[str]:
     return out
 
 
+_ISO_TEXT = {
+    Kind.DATE: re.compile(r"(?:\d{4}-\d\d-\d\d\n)*"),
+    Kind.TIMESTAMP: re.compile(r"(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\n)*"),
+}
+
+
+def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind]) -> bytes:
+    """SQLite's rows (its own ints, floats and strings) as lines of COPY text, which LOAD DATA reads
+    too: the same values as decoding them to canonical values first would give, without doing so
+    where a column's values already have the form of their text (ISO dates and timestamps, decimals
+    held as floats that print without an exponent); other columns are decoded (``values``)."""
+    columns = [
+        _sqlite_column(values, kind) or _mysql_column([decode_value(kind, v) for v in values])
+        for values, kind in zip(zip(*rows, strict=True), kinds, strict=True)
+    ]
+    return _lines(columns).encode("utf-8") if columns else b""
+
+
+def _sqlite_column(values: Sequence[Any], kind: Kind) -> list[str] | None:
+    types = set(map(type, values))
+    types.discard(_NONE)
+    if types <= ({int} if kind in INTEGER_KINDS else {str} if kind in (Kind.VARCHAR, Kind.TEXT) else set()):
+        return _mysql_column(values)
+    if kind is Kind.CHAR and types <= {str}:
+        return _mysql_column([v if v is None else v.rstrip(" ") for v in values])
+    if kind is Kind.DECIMAL and types <= {int, float}:
+        out = ["\\N" if v is None else repr(v) if type(v) is float else str(v) for v in values]
+        digits = "".join(out)
+        return None if "e" in digits or "n" in digits else out  # an exponent, inf, nan: as Decimal
+    iso = _ISO_TEXT.get(kind)
+    if iso is not None and types <= {str}:
+        present = [v for v in values if v is not None]
+        text = "\n".join(present) + "\n" if present else ""
+        if text.count("\n") == len(present) and iso.fullmatch(text):  # (no value holds a newline)
+            return ["\\N" if v is None else v for v in values]
+    return None
+
+
 def _lines(columns: Sequence[Sequence[Any]], tab: Any = "\t", newline: Any = "\n") -> Any:
     """Rows of tab-separated fields, each line ended by a newline: the columns interleaved in C
     (text, or bytes with ``tab=b"\\t", newline=b"\\n"``)."""
@@ -479,6 +565,7 @@ class MySQLLoadDataWriter(Writer):
     TEXT_FROM = {  # not booleans (t/f), bytea (hex), JSON (jsonb's spacing), timestamptz (an offset follows)
         "mysql": _MYSQL_LINES,
         "mariadb": _MYSQL_LINES,
+        "sqlite": SQLITE_TEXT,
         "postgresql": frozenset(
             {
                 *INTEGER_KINDS,

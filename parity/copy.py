@@ -538,7 +538,7 @@ class _ChunkRunner:
         """MySQL/MariaDB is read through the C driver (else PyMySQL's streaming cursor)."""
         text_kinds = self.writer_class.TEXT_FROM.get(source.backend, frozenset())
         self.as_text = (
-            (self.mysqlclient or source.engine.dialect.driver == "psycopg")
+            (self.mysqlclient or source.engine.dialect.driver in ("psycopg", "pysqlite"))
             and not tp.remap.active
             and all(t.kind in text_kinds for t in tp.types)
         )
@@ -606,11 +606,10 @@ class _ChunkRunner:
                 out.put(_DONE)
                 return
             with self.job.source.connect() as conn:
-                cursor = None if as_text else _streaming_cursor(conn)
-                if as_text:
+                if as_text and self.job.source.backend == "postgresql":
                     self._read_copy_text(conn, chunk, out, stop)
-                elif cursor is not None:
-                    self._read_raw(conn, cursor, chunk, out, stop)
+                elif (cursor := _streaming_cursor(conn)) is not None:
+                    self._read_raw(conn, cursor, chunk, out, stop, as_text)
                 else:
                     result = conn.execution_options(
                         stream_results=True, max_row_buffer=self.tp.batch_size
@@ -624,10 +623,17 @@ class _ChunkRunner:
             out.put(exc)
 
     def _read_raw(
-        self, conn: Connection, cursor: Any, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event
+        self,
+        conn: Connection,
+        cursor: Any,
+        chunk: Chunk,
+        out: queue.Queue[Any],
+        stop: threading.Event,
+        as_text: bool = False,
     ) -> None:
         """Stream with the driver's own cursor: plain tuples, no SQLAlchemy Row per row (the columns are
-        untyped, so SQLAlchemy would not process the values anyway)."""
+        untyped, so SQLAlchemy would not process the values anyway); ``as_text``: SQLite's rows made
+        COPY text (``bulk.sqlite_text``)."""
         compiled = self._select(chunk).compile(dialect=conn.dialect)
         params: Any = compiled.params
         if conn.dialect.positional:
@@ -639,7 +645,11 @@ class _ChunkRunner:
                 rows = cursor.fetchmany(size)
                 if not rows:
                     break
-                out.put(self._batch(self._decode(rows)))
+                if as_text:
+                    text = bulk.sqlite_text(rows, self.kinds)
+                    out.put(bulk.TextBatch(text, len(rows), self.writer_class))
+                else:
+                    out.put(self._batch(self._decode(rows)))
         except conn.dialect.loaded_dbapi.Error as exc:
             raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
         finally:

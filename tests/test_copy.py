@@ -215,6 +215,8 @@ TEXT_PAIRS = [
     ("postgresql", "mariadb", bulk.MySQLLoadDataWriter),
     ("mariadb", "postgresql", bulk.PostgresCopyWriter),
     ("mariadb", "mariadb", bulk.MySQLLoadDataWriter),
+    ("sqlite", "postgresql", bulk.PostgresCopyWriter),
+    ("sqlite", "mariadb", bulk.MySQLLoadDataWriter),
 ]
 
 
@@ -227,7 +229,7 @@ TEXT_PAIRS = [
 @pytest.mark.parametrize(
     ("source_name", "target_name", "writer"),
     TEXT_PAIRS,
-    ids=["pg-to-mariadb", "mariadb-to-pg", "mariadb-to-mariadb"],
+    ids=["pg-to-mariadb", "mariadb-to-pg", "mariadb-to-mariadb", "sqlite-to-pg", "sqlite-to-mariadb"],
 )
 def test_text_of_the_source_goes_to_the_target_exactly(
     make_db: Callable[[str], Database],
