@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any, ClassVar, overload
 from uuid import UUID
 
@@ -472,10 +473,10 @@ def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind]) -> bytes:
     too: the same values as decoding them to canonical values first would give, without doing so
     where a column's values already have the form of their text (ISO dates and timestamps, decimals
     held as floats that print without an exponent); other columns are decoded (``values``)."""
-    columns = [
-        _sqlite_column(values, kind) or _mysql_column([decode_value(kind, v) for v in values])
-        for values, kind in zip(zip(*rows, strict=True), kinds, strict=True)
-    ]
+    columns = []
+    for i, kind in enumerate(kinds):
+        values = list(map(itemgetter(i), rows))
+        columns.append(_sqlite_column(values, kind) or _mysql_column([decode_value(kind, v) for v in values]))
     return _lines(columns).encode("utf-8") if columns else b""
 
 

@@ -432,6 +432,8 @@ def _copy_table(
         counter = _Counter(tp.target, total, already, progress)
         todo = [c for c in chunks if c.name not in done]
         runner = _ChunkRunner(job, state, task, tp, counter, rejects, maps)
+        if not (job.source.dialect.PARALLEL_CHUNKS and job.target.dialect.PARALLEL_CHUNKS):
+            workers = 1
         with ThreadPoolExecutor(
             max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
         ) as pool:

@@ -146,6 +146,12 @@ class Dialect:
     SAVEPOINTS: ClassVar[bool] = True
     """Whether a failed batch can be rolled back alone, keeping the rest of the chunk's transaction."""
 
+    PARALLEL_CHUNKS: ClassVar[bool] = True
+    """Whether copy runs a table's chunks in parallel (``--workers``) with this database on either side;
+    False where the reading or writing is this process's own Python work (SQLite, which also takes one
+    writer at a time): its threads share one interpreter lock, and parallel chunks only contend for it
+    (measured on 1M rows: 4 workers 15-20% slower than 1)."""
+
     def log_position(self, conn: Connection) -> str | None:
         """The current position of the database's change log (MySQL binlog), or None without one."""
         return None

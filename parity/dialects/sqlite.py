@@ -26,6 +26,7 @@ class SQLite(Dialect):
     FK_CHECKS = ("PRAGMA foreign_keys=OFF", "PRAGMA foreign_keys=ON")
     WRITER = "sqlite"
     ROW_WRITER = "sqlite"
+    PARALLEL_CHUNKS = False
     NATIVE_KINDS = frozenset(
         {
             Kind.SMALLINT,
