@@ -213,6 +213,12 @@ def schema_apply_cmd(**kw: Any) -> None:
     help="Rows the target refused, with the reason (JSON lines; written only if there are any).",
 )
 @click.option(
+    "--max-rejects",
+    type=click.IntRange(0),
+    help="Fail a table once more than N of its rows are refused (the chunk being loaded is rolled "
+    "back); default: no limit.",
+)
+@click.option(
     "--remap-ids", is_flag=True, help="Let the target assign new IDs; rewrite child FKs through the map."
 )
 @click.option("--export-id-map", type=click.Path(dir_okay=False), help="Write the old -> new ID map as JSON.")
@@ -226,6 +232,7 @@ def copy_cmd(
     where: str | None,
     no_schema: bool,
     rejects_file: str | None,
+    max_rejects: int | None,
     remap_ids: bool,
     export_id_map: str | None,
     as_json: bool,
@@ -245,6 +252,7 @@ def copy_cmd(
                 limit=limit,
                 schema=not no_schema,
                 rejects_file=rejects_file,
+                max_rejects=max_rejects,
                 progress=progress,
                 remap_ids=remap_ids,
                 export_id_map=export_id_map,

@@ -123,6 +123,7 @@ def copy(
     limit: int | None = None,
     schema: bool = True,
     rejects_file: str | None = None,
+    max_rejects: int | None = None,
     progress: Progress | None = None,
     remap_ids: bool = False,
     export_id_map: str | None = None,
@@ -140,7 +141,7 @@ def copy(
     state = State(job.target)
     state.ensure()
     maps = IdMaps(state)
-    rejects = _Rejects(rejects_file)
+    rejects = _Rejects(rejects_file, max_rejects)
     starts = _start_all(job, state, plans)
     try:
         for table_plan in plans:
@@ -485,14 +486,23 @@ class _Counter:
 
 
 class _Rejects:
-    """Rows the target refused, one JSON object a line, with the reason."""
+    """Rows the target refused, one JSON object a line, with the reason; past ``limit`` rows of one
+    table, that table fails (``--max-rejects``)."""
 
-    def __init__(self, path: str | None) -> None:
-        self.path = path
+    def __init__(self, path: str | None, limit: int | None = None) -> None:
+        self.path, self.limit = path, limit
         self.file: Any = None
         self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}
 
     def add(self, table: str, columns: Sequence[str], row: Sequence[Any], reason: str) -> None:
+        with self.lock:
+            count = self.counts[table] = self.counts.get(table, 0) + 1
+        if self.limit is not None and count > self.limit:
+            raise DataError(
+                f"more than {self.limit} rows refused by the target (--max-rejects), the last: {reason}; "
+                "the chunk being loaded was rolled back"
+            )
         if not self.path:
             return
         with self.lock:

@@ -432,6 +432,26 @@ def test_rejected_rows_are_isolated_and_reported(
     assert sorted(r[0] for r in target.query("SELECT id FROM items")) == [1, 3, 100]
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_a_table_past_max_rejects_fails_and_keeps_nothing_of_its_chunk(
+    small: Database, make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """Appending rows that are all there already: with --max-rejects 1 the table stops at the second
+    refused row (instead of isolating every row) and the rows of its chunk are rolled back."""
+    target = make_db(target_name)
+    target.sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL, price DECIMAL(8,2))")
+    target.sql("INSERT INTO items VALUES (1, 'one', 1.10), (3, 'three', 3.30)")
+    rejects = tmp_path / "rejects.jsonl"
+    result = copy(job_for(small, target), mode="append", rejects_file=str(rejects), max_rejects=1)
+    table = result.tables[0]
+    assert table.status == "failed"
+    assert table.error and "more than 1 rows refused" in table.error
+    assert sorted(r[0] for r in target.query("SELECT id FROM items")) == [1, 3]  # not row 2
+    assert len(rejects.read_text().splitlines()) == 1
+    again = copy(job_for(small, target), mode="append", max_rejects=2)
+    assert (again.tables[0].status, again.tables[0].rows_written, again.tables[0].rejected) == ("ok", 1, 2)
+
+
 # ---- resume after kill -9 -------------------------------------------------------------------------
 
 ROWS = 120_000
