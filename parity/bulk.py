@@ -18,6 +18,7 @@ as that text (:class:`TextBatch`) and never become Python values.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -312,6 +313,21 @@ class PostgresInsertWriter(ExecuteManyWriter):
     """Parameterised INSERT for PostgreSQL (finds the rows a COPY refused); JSON goes as text."""
 
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {Kind.JSON: canonical_json}
+
+
+class _AbortedPipelines(logging.Filter):
+    """psycopg's executemany runs in a pipeline and, when a row is refused, also logs a warning that
+    the pipeline was aborted; the refusal itself is raised, and row isolation handles it, so that
+    warning (one per refused batch or row) is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.getMessage().startswith("error ignored terminating")
+            and "pipeline aborted" in record.getMessage()
+        )
+
+
+logging.getLogger("psycopg").addFilter(_AbortedPipelines())
 
 
 class MySQLInsertWriter(ExecuteManyWriter):

@@ -415,7 +415,11 @@ def test_rows_of_copy_text_that_the_target_refuses_are_isolated(
 
 @pytest.mark.parametrize("target_name", ["sqlite", "postgresql", "mariadb"])
 def test_rejected_rows_are_isolated_and_reported(
-    small: Database, make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+    small: Database,
+    make_db: Callable[[str], Database],
+    target_name: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     target = make_db(target_name)
     target.sql(
@@ -430,6 +434,7 @@ def test_rejected_rows_are_isolated_and_reported(
     assert [r["row"]["name"] for r in records] == ["two"]
     assert records[0]["reason"]
     assert sorted(r[0] for r in target.query("SELECT id FROM items")) == [1, 3, 100]
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]  # no "pipeline aborted" noise
 
 
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
