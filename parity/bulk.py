@@ -445,21 +445,26 @@ def _mysql_field(value: Any) -> str:
 
 
 _MYSQL_SPECIAL = re.compile(r"[\\\t\n\r\0]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _NONE = type(None)
 
 
-def _mysql_column(values: Sequence[Any]) -> list[str]:
+def _mysql_column(values: Sequence[Any], nul_escaped: bool = True) -> list[str]:
     """One column of a batch in LOAD DATA's format: exactly ``_mysql_field`` of each value, with fast
-    paths (C-level ``map``, one escape check per column) when every value has the same plain type."""
+    paths (C-level ``map``, one escape check per column) when every value has the same plain type.
+    ``nul_escaped=False``: NUL stays a raw character in strings (text for COPY FROM too, where ``\\0``
+    would start an octal escape; PostgreSQL refuses a NUL either way)."""
     types = set(map(type, values))
     nulls = _NONE in types
     types.discard(_NONE)
     only = types.pop() if len(types) == 1 else None
     if only is str:
         # escape only when some value needs it; one scan of the column's text decides
-        search = _MYSQL_SPECIAL.search
+        search = (_MYSQL_SPECIAL if nul_escaped else _COPY_SPECIAL).search
+        escapes = _ESCAPES if nul_escaped else _COPY_ESCAPES
         if search("".join(filter(None, values))):
-            return ["\\N" if v is None else v.translate(_ESCAPES) if search(v) else v for v in values]
+            return ["\\N" if v is None else v.translate(escapes) if search(v) else v for v in values]
         return [v if v is not None else "\\N" for v in values] if nulls else list(values)
     if only is datetime and not any(v.tzinfo is not None for v in filter(None, values)):
         # naive: isoformat(" ") as _mysql_field (called unbound: str() would look the method up)
@@ -492,7 +497,10 @@ def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind]) -> bytes:
     columns = []
     for i, kind in enumerate(kinds):
         values = list(map(itemgetter(i), rows))
-        columns.append(_sqlite_column(values, kind) or _mysql_column([decode_value(kind, v) for v in values]))
+        columns.append(
+            _sqlite_column(values, kind)
+            or _mysql_column([decode_value(kind, v) for v in values], nul_escaped=False)
+        )
     return _lines(columns).encode("utf-8") if columns else b""
 
 
@@ -500,9 +508,9 @@ def _sqlite_column(values: Sequence[Any], kind: Kind) -> list[str] | None:
     types = set(map(type, values))
     types.discard(_NONE)
     if types <= ({int} if kind in INTEGER_KINDS else {str} if kind in (Kind.VARCHAR, Kind.TEXT) else set()):
-        return _mysql_column(values)
+        return _mysql_column(values, nul_escaped=False)
     if kind is Kind.CHAR and types <= {str}:
-        return _mysql_column([v if v is None else v.rstrip(" ") for v in values])
+        return _mysql_column([v if v is None else v.rstrip(" ") for v in values], nul_escaped=False)
     if kind is Kind.DECIMAL and types <= {int, float}:
         out = ["\\N" if v is None else repr(v) if type(v) is float else str(v) for v in values]
         digits = "".join(out)
