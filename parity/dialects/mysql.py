@@ -130,7 +130,8 @@ class MySQL(Dialect):
         for column, kind in zip(columns, kinds, strict=True):
             value = column
             if kind in STRING_KINDS or kind is Kind.UUID:  # (IFNULL() of a UUID gives a UUID)
-                value = utf8mb4(column)  # one character set for CONCAT(), whatever each column's
+                # one character set for CONCAT(), whatever each column's
+                value = sa.cast(column, mysql.CHAR(charset="utf8mb4"))
             if kind in STRING_KINDS:
                 for raw, text in COPY_ESCAPES:
                     value = sa.func.replace(value, sa.literal(raw), sa.literal(text))
@@ -200,20 +201,6 @@ class MySQL(Dialect):
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
         hex15 = sa.func.substring(sa.func.sha2(text, sa.literal_column("256")), 1, 15)
         return sa.cast(sa.func.conv(hex15, 16, 10), mysql.BIGINT(unsigned=True))
-
-
-class utf8mb4(FunctionElement[Any]):  # noqa: N801 - named like the sa.func functions
-    """``CONVERT(x USING utf8mb4)``."""
-
-    name = "utf8mb4"
-    inherit_cache = True
-    type = sa.Text()
-
-
-@compiles(utf8mb4)
-def _utf8mb4(element: utf8mb4, compiler: Any, **kw: Any) -> str:
-    (x,) = list(element.clauses)
-    return f"CONVERT({compiler.process(x, **kw)} USING utf8mb4)"
 
 
 class trim_trailing(FunctionElement[Any]):  # noqa: N801 - named like the sa.func functions
