@@ -72,6 +72,12 @@ class Writer:
     only such kinds travels as :class:`TextBatch` text and never becomes Python values."""
 
     @classmethod
+    def take_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> TextBatch:
+        """A batch of a source's COPY text (``TEXT_FROM``) made ready for this writer, on the reader's
+        thread; as it is, unless the writer needs it otherwise."""
+        return TextBatch(text, lines, cls)
+
+    @classmethod
     def prepare(cls, rows: Sequence[Row], types: Sequence[CanonicalType]) -> Any:
         """Work on a batch that can be done ahead of ``write``, on another thread (None: nothing).
         ``write`` uses it when given a :class:`Batch` whose ``prepared`` is set."""
@@ -95,11 +101,14 @@ class TextBatch(Sequence[Row]):
     already in the form ``by`` loads (``prepared``). Its rows (strings and None) are parsed only when
     asked for: where the target refuses the batch and its rows are isolated one by one."""
 
-    def __init__(self, text: bytes, count: int, by: type[Writer]) -> None:
-        self.prepared = text
+    def __init__(
+        self, text: bytes, count: int, by: type[Writer], rows: list[Row] | None = None, prepared: Any = None
+    ) -> None:
+        self.text = text
+        self.prepared = text if prepared is None else prepared
         self.lines = count
         self.by = by
-        self._rows: list[Row] | None = None
+        self._rows = rows
 
     def __len__(self) -> int:
         return self.lines
@@ -113,7 +122,7 @@ class TextBatch(Sequence[Row]):
 
     def rows(self) -> list[Row]:
         if self._rows is None:
-            lines = self.prepared.decode("utf-8").split("\n")[:-1]
+            lines = self.text.decode("utf-8").split("\n")[:-1]
             self._rows = [tuple(map(_copy_field, line.split("\t"))) for line in lines]
         return self._rows
 
@@ -134,10 +143,11 @@ _FORM_FEED_OR_VTAB = re.compile(rb"\\[\\fv]")
 _LOAD_DATA_FORM = {b"\\\\": b"\\\\", b"\\f": b"\f", b"\\v": b"\v"}
 
 
-def copy_text_batches(blocks: Iterable[Any], rows: int, by: type[Writer]) -> Iterator[TextBatch]:
+def copy_text_batches(
+    blocks: Iterable[Any], rows: int, by: type[Writer], kinds: Sequence[Kind]
+) -> Iterator[TextBatch]:
     """PostgreSQL's COPY TO text, as it arrives (blocks of whole or partial lines), in batches of about
-    ``rows`` lines for ``by`` (MariaDB's LOAD DATA: it reads ``\\f`` and ``\\v`` as letters, so those
-    two escapes become the raw characters; every other escape means the same to both)."""
+    ``rows`` lines, each taken by ``by`` (``Writer.take_text``)."""
     pending: list[bytes] = []
     lines = 0
     rest = b""
@@ -150,17 +160,11 @@ def copy_text_batches(blocks: Iterable[Any], rows: int, by: type[Writer]) -> Ite
         text = rest + b"".join(pending)
         cut = text.rindex(b"\n") + 1
         rest = text[cut:]
-        yield _text_batch(text[:cut], lines, by)
+        yield by.take_text(text[:cut], lines, kinds)
         pending, lines = [], 0
     text = rest + b"".join(pending)
     if text:
-        yield _text_batch(text, text.count(b"\n"), by)
-
-
-def _text_batch(text: bytes, lines: int, by: type[Writer]) -> TextBatch:
-    if b"\\f" in text or b"\\v" in text:
-        text = _FORM_FEED_OR_VTAB.sub(lambda m: _LOAD_DATA_FORM[m.group(0)], text)
-    return TextBatch(text, lines, by)
+        yield by.take_text(text, text.count(b"\n"), kinds)
 
 
 def _prepared(rows: Sequence[Row], writer: type[Writer]) -> Any:
@@ -170,6 +174,12 @@ def _prepared(rows: Sequence[Row], writer: type[Writer]) -> Any:
 
 def _raw(conn: Connection) -> Any:
     return conn.connection.driver_connection
+
+
+_MYSQL_LINES = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE, Kind.TIMESTAMP, Kind.UUID})
+"""The kinds of MySQL's lines of COPY text (``Dialect.copy_line``) that COPY FROM and LOAD DATA read as the
+same values; not floats (MySQL's text of them is not always exact), TIME (may exceed a day), booleans
+(tinyint)."""
 
 
 class ExecuteManyWriter(Writer):
@@ -273,6 +283,23 @@ class SQLiteWriter(ExecuteManyWriter):
         more than one per ``ROWS_PER_INSERT`` rows."""
         return _grouped(super().prepare(rows, types), _rows_per_insert(len(types)))
 
+    TEXT_FROM = {  # not floats (real's text is not the value psycopg gives), timestamptz, JSON, bytea
+        "postgresql": frozenset(
+            {*INTEGER_KINDS, Kind.DECIMAL, Kind.DOUBLE, *STRING_KINDS, Kind.DATE, Kind.TIME, Kind.TIMESTAMP}
+            | {Kind.UUID, Kind.BOOLEAN}
+        ),
+        "mysql": _MYSQL_LINES,
+        "mariadb": _MYSQL_LINES,
+    }
+
+    @classmethod
+    def take_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> TextBatch:
+        """The text parsed into exactly the values ``write`` would bind for the canonical rows (ISO text
+        as ``isoformat`` gives it, decimals as plain text), grouped for the INSERTs: no canonical value
+        is made for a value whose text already is that form."""
+        rows = _sqlite_binds(text, kinds)
+        return TextBatch(text, lines, cls, rows=rows, prepared=_grouped(rows, _rows_per_insert(len(kinds))))
+
     def write(self, rows: Sequence[Row]) -> None:
         prepared = _prepared(rows, type(self))
         if prepared is None:
@@ -287,6 +314,59 @@ class SQLiteWriter(ExecuteManyWriter):
                     cursor.executemany(self.sql, rest)
         finally:
             cursor.close()
+
+
+def _sqlite_binds(text: bytes, kinds: Sequence[Kind]) -> list[Row]:
+    lines = text.decode("utf-8").split("\n")
+    lines.pop()
+    fields = [line.split("\t") for line in lines]
+    columns = []
+    for i, kind in enumerate(kinds):
+        values: list[Any] = list(map(itemgetter(i), fields))
+        if "\\" in "".join(values):  # NULLs or escapes
+            values = [_copy_field(v) if "\\" in v else v for v in values]
+        columns.append(_sqlite_bind_column(values, kind))
+    return list(zip(*columns, strict=True))
+
+
+_ISO_FRACTION = {Kind.TIME: 8, Kind.TIMESTAMP: 19}  # where the fraction starts
+_BOOLEAN_TEXT = {"t": 1, "f": 0}
+
+
+def _sqlite_bind_column(values: list[Any], kind: Kind) -> list[Any]:
+    """One column of COPY text fields (None for NULL) as SQLiteWriter binds the canonical values."""
+    convert: Callable[[Any], Any] | None = None
+    if kind in INTEGER_KINDS:
+        convert = int
+    elif kind is Kind.DOUBLE:
+        convert = float
+    elif kind is Kind.BOOLEAN:
+        convert = _BOOLEAN_TEXT.__getitem__
+    elif kind is Kind.CHAR:
+        return [v if v is None else v.rstrip(" ") for v in values]
+    elif kind in _ISO_TEXT or kind is Kind.TIME:
+        present = [v for v in values if v is not None]
+        text = "\n".join(present) + "\n" if present else ""
+        if not (text.count("\n") == len(present) and _ISO_TEXT.get(kind, _ISO_TIME).fullmatch(text)):
+            encode = SQLiteWriter.ENCODERS[kind]
+            return [v if v is None else encode(decode_value(kind, v)) for v in values]
+        start = _ISO_FRACTION.get(kind)
+        if start is None:
+            return values
+        # isoformat: no fraction for whole seconds, else six digits (PostgreSQL trims zeros, MySQL pads)
+        return [
+            v
+            if v is None or len(v) == start
+            else v[:start]
+            if v.endswith(".000000")
+            else v.ljust(start + 7, "0")
+            for v in values
+        ]
+    else:
+        return values  # decimals (plain text), strings, UUID: their text is what is bound
+    if None in values:
+        return [v if v is None else convert(v) for v in values]
+    return list(map(convert, values))
 
 
 def _rows_per_insert(columns: int) -> int:
@@ -371,11 +451,6 @@ class SQLServerWriter(ExecuteManyWriter):
         finally:
             cursor.close()
 
-
-_MYSQL_LINES = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE, Kind.TIMESTAMP, Kind.UUID})
-"""The kinds of MySQL's lines of COPY text (``Dialect.copy_line``) that COPY FROM and LOAD DATA read as the
-same values; not floats (MySQL's text of them is not always exact), TIME (may exceed a day), booleans
-(tinyint)."""
 
 SQLITE_TEXT = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE, Kind.TIMESTAMP})
 """The kinds whose SQLite values ``sqlite_text`` turns into COPY / LOAD DATA text (not booleans: SQLite
@@ -483,9 +558,11 @@ def _mysql_column(values: Sequence[Any], nul_escaped: bool = True) -> list[str]:
     return out
 
 
+_ISO_TIME = re.compile(r"(?:\d\d:\d\d:\d\d(?:\.\d{1,6})?\n)*")
+_DATE = r"(?!0000)\d{4}-(?!00)\d\d-(?!00)\d\d"  # not MySQL's zero dates: those are decoded (and refused)
 _ISO_TEXT = {
-    Kind.DATE: re.compile(r"(?:\d{4}-\d\d-\d\d\n)*"),
-    Kind.TIMESTAMP: re.compile(r"(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\n)*"),
+    Kind.DATE: re.compile(rf"(?:{_DATE}\n)*"),
+    Kind.TIMESTAMP: re.compile(rf"(?:{_DATE} \d\d:\d\d:\d\d(?:\.\d{{1,6}})?\n)*"),
 }
 
 
@@ -586,6 +663,14 @@ class MySQLLoadDataWriter(Writer):
 
     def _encode(self, rows: Sequence[Row]) -> bytes:
         return _load_data_payload(rows, self.binary)
+
+    @classmethod
+    def take_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> TextBatch:
+        """LOAD DATA reads ``\\f`` and ``\\v`` as letters: those two escapes become the raw characters
+        (every other escape of COPY text means the same to both)."""
+        if b"\\f" in text or b"\\v" in text:
+            text = _FORM_FEED_OR_VTAB.sub(lambda m: _LOAD_DATA_FORM[m.group(0)], text)
+        return TextBatch(text, lines, cls)
 
     TEXT_FROM = {  # not booleans (t/f), bytea (hex), JSON (jsonb's spacing), timestamptz (an offset follows)
         "mysql": _MYSQL_LINES,

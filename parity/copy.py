@@ -659,7 +659,7 @@ class _ChunkRunner:
                     break
                 if as_text:
                     text = bulk.sqlite_text(rows, self.kinds)
-                    out.put(bulk.TextBatch(text, len(rows), self.writer_class))
+                    out.put(self.writer_class.take_text(text, len(rows), self.kinds))
                 else:
                     out.put(self._batch(self._decode(rows)))
         except conn.dialect.loaded_dbapi.Error as exc:
@@ -694,7 +694,7 @@ class _ChunkRunner:
                     if None in lines:
                         raise _LineTooLong
                     lines.append(b"")
-                    out.put(bulk.TextBatch(b"\n".join(lines), len(rows), self.writer_class))
+                    out.put(self.writer_class.take_text(b"\n".join(lines), len(rows), self.kinds))
                 else:
                     out.put(self._batch(self._decode(rows)))
         except Error as exc:
@@ -715,7 +715,9 @@ class _ChunkRunner:
                 for statement in self.job.source.dialect.COPY_TEXT_SETUP:
                     cursor.execute(statement)
                 with cursor.copy(sql, compiled.params) as stream:
-                    for batch in bulk.copy_text_batches(stream, self.tp.batch_size, self.writer_class):
+                    for batch in bulk.copy_text_batches(
+                        stream, self.tp.batch_size, self.writer_class, self.kinds
+                    ):
                         if stop.is_set():
                             return
                         out.put(batch)

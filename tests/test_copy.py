@@ -217,6 +217,8 @@ TEXT_PAIRS = [
     ("mariadb", "mariadb", bulk.MySQLLoadDataWriter),
     ("sqlite", "postgresql", bulk.PostgresCopyWriter),
     ("sqlite", "mariadb", bulk.MySQLLoadDataWriter),
+    ("postgresql", "sqlite", bulk.SQLiteWriter),
+    ("mariadb", "sqlite", bulk.SQLiteWriter),
 ]
 
 
@@ -229,7 +231,15 @@ TEXT_PAIRS = [
 @pytest.mark.parametrize(
     ("source_name", "target_name", "writer"),
     TEXT_PAIRS,
-    ids=["pg-to-mariadb", "mariadb-to-pg", "mariadb-to-mariadb", "sqlite-to-pg", "sqlite-to-mariadb"],
+    ids=[
+        "pg-to-mariadb",
+        "mariadb-to-pg",
+        "mariadb-to-mariadb",
+        "sqlite-to-pg",
+        "sqlite-to-mariadb",
+        "pg-to-sqlite",
+        "mariadb-to-sqlite",
+    ],
 )
 def test_text_of_the_source_goes_to_the_target_exactly(
     make_db: Callable[[str], Database],
@@ -261,8 +271,8 @@ def test_text_of_the_source_goes_to_the_target_exactly(
     carried: list[int] = []
 
     class Counted(bulk.TextBatch):
-        def __init__(self, text: bytes, count: int, by: type[bulk.Writer]) -> None:
-            super().__init__(text, count, by)
+        def __init__(self, text: bytes, count: int, by: type[bulk.Writer], **kw: Any) -> None:
+            super().__init__(text, count, by, **kw)
             carried.append(count)
 
     monkeypatch.setattr(bulk, "TextBatch", Counted)
@@ -270,6 +280,13 @@ def test_text_of_the_source_goes_to_the_target_exactly(
     assert sum(carried) == len(rows)  # the text path carried every row
     from_source = read_back(source, name, columns, types)
     assert read_back(target, name, columns, types) == from_source
+    if target_name == "sqlite":  # what SQLite stores (its types and text) is what the values path stores
+        by_values = make_db("sqlite")
+        with monkeypatch.context() as values_only:
+            values_only.setattr(bulk.SQLiteWriter, "TEXT_FROM", {})
+            copy_ok(job_for(source, by_values, tables=[name]), mode="replace")
+        stored = f"SELECT {', '.join(f'typeof({c}), {c}' for c in columns)} FROM {name} ORDER BY id"
+        assert target.query(stored) == by_values.query(stored)
 
 
 def test_a_chunk_whose_line_mariadb_cannot_make_is_copied_again_as_values(
