@@ -102,13 +102,21 @@ class TextBatch(Sequence[Row]):
     asked for: where the target refuses the batch and its rows are isolated one by one."""
 
     def __init__(
-        self, text: bytes, count: int, by: type[Writer], rows: list[Row] | None = None, prepared: Any = None
+        self,
+        text: bytes,
+        count: int,
+        by: type[Writer],
+        prepared: Any = None,
+        parse: Callable[[], list[Row]] | None = None,
     ) -> None:
         self.text = text
         self.prepared = text if prepared is None else prepared
+        """What ``by`` loads: the text itself unless the writer took it otherwise (``take_text``)."""
         self.lines = count
         self.by = by
-        self._rows = rows
+        self.parse = parse
+        """The rows as the writer's row-by-row fallback takes them, where not strings (else None)."""
+        self._rows: list[Row] | None = None
 
     def __len__(self) -> int:
         return self.lines
@@ -121,6 +129,8 @@ class TextBatch(Sequence[Row]):
         return self.rows()[index]
 
     def rows(self) -> list[Row]:
+        if self._rows is None and self.parse is not None:
+            self._rows = self.parse()
         if self._rows is None:
             lines = self.text.decode("utf-8").split("\n")[:-1]
             self._rows = [tuple(map(_copy_field, line.split("\t"))) for line in lines]
@@ -297,8 +307,19 @@ class SQLiteWriter(ExecuteManyWriter):
         """The text parsed into exactly the values ``write`` would bind for the canonical rows (ISO text
         as ``isoformat`` gives it, decimals as plain text), grouped for the INSERTs: no canonical value
         is made for a value whose text already is that form."""
-        rows = _sqlite_binds(text, kinds)
-        return TextBatch(text, lines, cls, rows=rows, prepared=_grouped(rows, _rows_per_insert(len(kinds))))
+        flat = _sqlite_binds(text, kinds)
+        width = len(kinds)
+        per = _rows_per_insert(width) * width
+        whole = len(flat) - len(flat) % per
+        groups = [flat[i : i + per] for i in range(0, whole, per)]
+        rest = [flat[i : i + width] for i in range(whole, len(flat), width)]
+        return TextBatch(
+            text,
+            lines,
+            cls,
+            prepared=(groups, rest),
+            parse=lambda: list(zip(*(flat[i::width] for i in range(width)), strict=True)),
+        )
 
     def write(self, rows: Sequence[Row]) -> None:
         prepared = _prepared(rows, type(self))
@@ -316,17 +337,18 @@ class SQLiteWriter(ExecuteManyWriter):
             cursor.close()
 
 
-def _sqlite_binds(text: bytes, kinds: Sequence[Kind]) -> list[Row]:
-    lines = text.decode("utf-8").split("\n")
-    lines.pop()
-    fields = [line.split("\t") for line in lines]
-    columns = []
+def _sqlite_binds(text: bytes, kinds: Sequence[Kind]) -> list[Any]:
+    """Every field of the text, row after row, as SQLite is given it: one flat list (its slices are
+    the columns, and the parameters of multi-row INSERTs), no list or tuple per row."""
+    width = len(kinds)
+    flat: list[Any] = text.decode("utf-8").replace("\t", "\n").split("\n")  # (raw tabs and newlines
+    flat.pop()  # only end fields and lines in COPY text)
     for i, kind in enumerate(kinds):
-        values: list[Any] = list(map(itemgetter(i), fields))
+        values = flat[i::width]
         if "\\" in "".join(values):  # NULLs or escapes
             values = [_copy_field(v) if "\\" in v else v for v in values]
-        columns.append(_sqlite_bind_column(values, kind))
-    return list(zip(*columns, strict=True))
+        flat[i::width] = _sqlite_bind_column(values, kind)
+    return flat
 
 
 _ISO_FRACTION = {Kind.TIME: 8, Kind.TIMESTAMP: 19}  # where the fraction starts
