@@ -134,11 +134,17 @@ def copy(
     workers = workers or defaults.workers
     batch_size = batch_size or defaults.batch_size
     result = CopyResult(rejects_file=rejects_file)
-    plan = _prepare_schema(job, schema)
+    state = State(job.target)
+    keys_later = {  # tables loaded as they are (not merged, no ID lookups) may get their keys after
+        spec.name
+        for spec in job.selected()
+        if (spec.mode or mode or defaults.mode) != "merge"
+        and not (remap_ids or spec.remap_ids or spec.natural_key)
+    }
+    plan = _prepare_schema(job, schema, state, keys_later)
     result.schema = plan
     plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
     _plan_remaps(plans, remap_ids)
-    state = State(job.target)
     state.ensure()
     maps = IdMaps(state)
     rejects = _Rejects(rejects_file, max_rejects)
@@ -159,16 +165,28 @@ def copy(
     return result
 
 
-def _prepare_schema(job: Job, apply: bool) -> SchemaPlan:
-    """Make the target hold the source tables, except FKs inside cycles, which come after the data."""
+def _prepare_schema(job: Job, apply: bool, state: State, keys_later: set[str]) -> SchemaPlan:
+    """Make the target hold the source tables, except FKs inside cycles, which come after the data, and
+    the keys of tables created here where the target builds them faster after the rows
+    (``Dialect.DEFERS_KEYS``): recorded in the state in the creating transaction, built by ``_finish``."""
     source = job.source_tables()
     target = job.target
     plan = plan_schema(
-        source, target.dialect, target.engine.dialect, existing_targets(job), target.schema, job.names()
+        source,
+        target.dialect,
+        target.engine.dialect,
+        existing_targets(job),
+        target.schema,
+        job.names(),
+        defer_keys=keys_later if apply else (),
     )
     if plan.problems:
         raise DataError("the target cannot hold the source's values: " + "; ".join(plan.problems))
-    steps = [s for s in plan.steps if s.action != "add foreign key"]
+    steps = [s for s in plan.steps if s.action not in ("add foreign key", "add key")]
+    later: dict[str, list[str]] = {}
+    for step in plan.steps:
+        if step.action == "add key":
+            later.setdefault(step.table, []).append(step.sql)
     if not apply and steps:
         missing = sorted({s.table for s in steps})
         raise DataError(
@@ -177,7 +195,16 @@ def _prepare_schema(job: Job, apply: bool) -> SchemaPlan:
     if apply and steps:
         from parity.schema.apply import schema_apply
 
-        schema_apply(job, SchemaPlan(steps=steps, warnings=plan.warnings, order=plan.order, names=plan.names))
+        if later:
+            state.ensure()
+
+        def record(conn: Connection) -> None:
+            for table, sqls in later.items():
+                state.defer_keys(conn, table, sqls)
+
+        schema_apply(
+            job, SchemaPlan(steps=steps, warnings=plan.warnings, order=plan.order, names=plan.names), record
+        )
     return plan
 
 
@@ -456,6 +483,17 @@ def _copy_table(
 
 def _finish(job: Job, state: State, task: str, tp: _TablePlan) -> None:
     with job.target.begin() as conn:
+        steps = state.deferred_keys(conn, tp.target)
+        for sql in steps:
+            try:
+                execute_raw(conn, sql)
+            except sa.exc.DBAPIError as exc:
+                raise ParityError(
+                    f"building the keys of '{tp.target}' after its rows failed: {driver_message(exc)}"
+                ) from exc
+        if steps:
+            state.keys_built(conn, tp.target)
+            logger.info("%s: primary key, unique constraints and indexes built after the rows", tp.target)
         state.finish_task(conn, task, {"status": "done", "table": tp.target})
         identity = [c for c in tp.source.columns if c.identity and c.name in tp.columns]
         if identity and job.target.backend == "postgresql":

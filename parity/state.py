@@ -7,6 +7,7 @@ killed run resumes exactly where its last commit left it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -85,6 +86,26 @@ class State:
         conn.execute(
             sa.insert(self.state).values(task=task, chunk=chunk, rows=rows, info=None, updated_at=_now())
         )
+
+    def defer_keys(self, conn: Connection, table: str, steps: list[str]) -> None:
+        """Record the DDL of a table's keys, built after its rows (in the transaction creating it)."""
+        task = _keys_task(table)
+        conn.execute(sa.delete(self.state).where(self.state.c.task == task))
+        info = json.dumps({"table": table, "steps": steps})
+        conn.execute(
+            sa.insert(self.state).values(task=task, chunk=TASK_ROW, rows=0, info=info, updated_at=_now())
+        )
+
+    def deferred_keys(self, conn: Connection, table: str) -> list[str]:
+        info = self.task(conn, _keys_task(table))
+        return list(info["steps"]) if info else []
+
+    def keys_built(self, conn: Connection, table: str) -> None:
+        conn.execute(sa.delete(self.state).where(self.state.c.task == _keys_task(table)))
+
+
+def _keys_task(table: str) -> str:
+    return "keys " + hashlib.sha1(table.encode("utf-8")).hexdigest()
 
 
 def _now() -> datetime:

@@ -529,6 +529,67 @@ def test_killed_copy_resumes_to_the_same_result(make_db: Callable[[str], Databas
     count, distinct, total = target.query("SELECT COUNT(*), COUNT(DISTINCT id), SUM(n) FROM big")[0]
     assert (count, distinct) == (ROWS, ROWS)
     assert Decimal(str(total)) == sum(Decimal(f"{i}.25") for i in range(1, ROWS + 1))
+    assert _primary_key(target, "big") == ["id"]  # built after the rows, by the rerun where it was killed
+
+
+def _primary_key(db: Database, table: str) -> list[str]:
+    with db.endpoint().connect() as conn:
+        return list(sa.inspect(conn).get_pk_constraint(table, schema=db.schema)["constrained_columns"])
+
+
+KEYED = (
+    "CREATE TABLE orders (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE, n INTEGER)",
+    "CREATE INDEX orders_n ON orders (n)",
+    "INSERT INTO orders VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 10)",
+)
+
+
+def test_postgresql_builds_the_keys_of_a_table_it_creates_after_its_rows(
+    make_db: Callable[[str], Database], pg_db: Database
+) -> None:
+    source = make_db("sqlite")
+    source.sql(*KEYED)
+    result = copy_ok(job_for(source, pg_db))
+    steps = [(s.action, s.sql.split(" ADD ")[-1][:20]) for s in result.schema.steps if s.table == "orders"]
+    assert [a for a, _ in steps] == ["create table", "add key", "add key", "add key"]
+    assert "PRIMARY KEY" not in result.schema.steps[0].sql and "UNIQUE" not in result.schema.steps[0].sql
+    assert _primary_key(pg_db, "orders") == ["id"]
+    with pg_db.endpoint().connect() as conn:
+        inspector = sa.inspect(conn)
+        uniques = inspector.get_unique_constraints("orders", schema=pg_db.schema)
+        indexes = inspector.get_indexes("orders", schema=pg_db.schema)
+    assert [u["column_names"] for u in uniques] == [["code"]]
+    assert [i["column_names"] for i in indexes if not i.get("unique")] == [["n"]]
+    assert pg_db.query("SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'keys %'") == [(0,)]
+    # merged tables need their key while loading (ON CONFLICT): not deferred
+    other = make_db("postgresql")
+    merged = copy_ok(job_for(source, other), mode="merge")
+    assert "add key" not in {s.action for s in merged.schema.steps}
+    assert _primary_key(other, "orders") == ["id"]
+
+
+def test_keys_left_to_build_by_a_failed_finish_are_built_by_the_next_run(
+    make_db: Callable[[str], Database], pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys to build are recorded with the CREATE TABLE; a run that loads the rows but fails before
+    building them leaves them recorded, and the next run (nothing left to load) builds them."""
+    source = make_db("sqlite")
+    source.sql(*KEYED)
+    from parity.state import State
+
+    def broken(*args: Any, **kw: Any) -> None:
+        raise sa.exc.OperationalError("finish", {}, Exception("connection lost"))
+
+    with monkeypatch.context() as failing:
+        failing.setattr(State, "finish_task", broken)
+        first = copy(job_for(source, pg_db))
+    assert first.tables[0].status == "failed"
+    assert pg_db.query("SELECT COUNT(*) FROM orders") == [(3,)]
+    assert _primary_key(pg_db, "orders") == []  # rolled back with the failed finish
+    again = copy_ok(job_for(source, pg_db))
+    assert again.tables[0].rows_written == 0  # every chunk was done
+    assert _primary_key(pg_db, "orders") == ["id"]
+    assert pg_db.query("SELECT COUNT(*) FROM orders") == [(3,)]
 
 
 def test_unknown_table_is_a_clean_error(small: Database, pg_db: Database) -> None:

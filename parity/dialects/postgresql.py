@@ -49,6 +49,7 @@ class PostgreSQL(Dialect):
 
     JSON_FORM = "jsonb"
     DIFF_SETUP = ("SET LOCAL enable_sort = off",)
+    DEFERS_KEYS = True
     COPY_TEXT_SETUP = (
         "SET LOCAL client_encoding = 'UTF8'",
         "SET LOCAL DateStyle = 'ISO, YMD'",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from parity.endpoint import driver_message, execute_raw
@@ -34,8 +36,11 @@ def schema_plan(job: Job) -> SchemaPlan:
     )
 
 
-def schema_apply(job: Job, plan: SchemaPlan | None = None) -> SchemaPlan:
-    """Plan, then run the plan's DDL. On PostgreSQL the whole plan is one transaction."""
+def schema_apply(
+    job: Job, plan: SchemaPlan | None = None, then: Callable[[sa.Connection], None] | None = None
+) -> SchemaPlan:
+    """Plan, then run the plan's DDL. On PostgreSQL the whole plan is one transaction, which also runs
+    ``then`` (copy records there what it will build after the rows)."""
     plan = plan or schema_plan(job)
     if not plan.steps:
         return plan
@@ -47,6 +52,8 @@ def schema_apply(job: Job, plan: SchemaPlan | None = None) -> SchemaPlan:
                 _run(conn, step.sql, step.table)
                 if step.action == "create table":
                     created.append(step.table)
+            if then is not None:
+                then(conn)
     except ParityError:
         if not job.target.dialect.TRANSACTIONAL_DDL:
             _undo(job, created)

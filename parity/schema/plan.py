@@ -9,7 +9,7 @@ compile without a server.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,7 @@ class _Context:
     metadata: sa.MetaData = field(default_factory=sa.MetaData)
     used_names: set[str] = field(default_factory=set)
     plan: SchemaPlan = field(default_factory=SchemaPlan)
+    defer_keys: set[str] = field(default_factory=set)
 
 
 def plan_schema(
@@ -74,13 +75,25 @@ def plan_schema(
     existing: Mapping[str, Table],
     schema: str | None = None,
     names: Mapping[str, str] | None = None,
+    defer_keys: Collection[str] = (),
 ) -> SchemaPlan:
     """Plan DDL for the source tables into a target whose existing tables (by target name) are given.
+
+    ``defer_keys``: source tables whose primary key, unique constraints and indexes may come after
+    their rows (``Dialect.DEFERS_KEYS``: a copy into a table it creates); they become "add key" steps,
+    for tables that no other created table references and that reference none (an FK needs its key).
 
     Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
     """
     names = {t.name: (names or {}).get(t.name, t.name) for t in source}
     ctx = _Context(dialect, sa_dialect, schema, names, existing)
+    if dialect.DEFERS_KEYS and defer_keys:
+        created = {t.name for t in source if names[t.name] not in existing}
+        linked = {
+            t.name for t in source if t.name in created for fk in t.foreign_keys if fk.ref_table in created
+        }
+        linked |= {fk.ref_table for t in source if t.name in created for fk in t.foreign_keys}
+        ctx.defer_keys = set(defer_keys) & created - linked
     ctx.plan.names = dict(names)
     order, deferred = fk_order(source)
     by_name = {t.name: t for t in source}
@@ -201,12 +214,18 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     target = ctx.names[table.name]
     inline_deferred = not ctx.dialect.ALTER_ADD_FOREIGN_KEY and not ctx.dialect.INLINE_FK_NEEDS_TARGET
     pieces: list[Any] = [_sa_column(ctx, table, c, lossy) for c in table.columns]
-    if table.primary_key:
-        pieces.append(sa.PrimaryKeyConstraint(*table.primary_key))
+    defer = table.name in ctx.defer_keys
+    keys: list[Any] = []
+    if table.primary_key:  # (added later, it is named as PostgreSQL would name it inline)
+        keys.append(
+            sa.PrimaryKeyConstraint(*table.primary_key, name=f"{target}_pkey"[:63] if defer else None)
+        )
     for uq in table.uniques:
-        pieces.append(
+        keys.append(
             sa.UniqueConstraint(*uq.columns, name=_constraint_name(ctx, target, uq.name, "uq", uq.columns))
         )
+    if not defer:
+        pieces += keys
     later: list[sa.ForeignKeyConstraint] = []
     for fk in table.foreign_keys:
         if fk in deferred and not inline_deferred:
@@ -230,15 +249,19 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     ctx.plan.steps.append(
         Step(target, "create table", str(CreateTable(sa_table).compile(dialect=ctx.sa_dialect)))
     )
+    if defer:
+        for key in keys:
+            sa_table.append_constraint(key)
+            sql = str(AddConstraint(key).compile(dialect=ctx.sa_dialect))
+            ctx.plan.steps.append(Step(target, "add key", sql))
     for ix in table.indexes:
         index = sa.Index(
             _constraint_name(ctx, target, ix.name, "ix", ix.columns),
             *(sa_table.c[c] for c in ix.columns),
             unique=ix.unique,
         )
-        ctx.plan.steps.append(
-            Step(target, "create index", str(CreateIndex(index).compile(dialect=ctx.sa_dialect)))
-        )
+        action = "add key" if defer else "create index"
+        ctx.plan.steps.append(Step(target, action, str(CreateIndex(index).compile(dialect=ctx.sa_dialect))))
     steps = []
     for constraint in later:
         sa_table.append_constraint(constraint)
