@@ -25,7 +25,7 @@ from parity import job as jobs
 from parity.config import PartitionConfig
 from parity.dialects import REGISTRY
 from parity.diff import DiffResult, RowDiff, diff
-from parity.diff.hashdiff import Found, Options
+from parity.diff.hashdiff import Found, Options, TableRun
 from parity.errors import ConfigError, DataError, NotFound, SchemaError
 from parity.schema.types import CanonicalType as T
 from parity.schema.types import Kind
@@ -296,13 +296,16 @@ def test_planted_differences_are_found_exactly_with_few_rows_downloaded(
     assert 0 < stats.rows_downloaded <= 2 * 11 * 32  # at most one small bucket per difference, each side
 
 
+@pytest.mark.parametrize("first_level", [False, True], ids=["from-level-2", "from-level-1"])
 @pytest.mark.parametrize("direction", ["pg-to-mariadb", "mariadb-to-pg"])
 def test_rows_spread_all_over_are_located_not_bisected(
-    pg_db: Database, mariadb_db: Database, direction: str, monkeypatch: pytest.MonkeyPatch
+    pg_db: Database, mariadb_db: Database, direction: str, first_level: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One change every 100 rows: buckets holding a single differing row name it (both databases sum
     offset * hash), so little more than the differing rows is downloaded; buckets with two or more
-    differences (ids 4001/4002, 6001..6003) are split and still found exactly."""
+    differences (ids 4001/4002, 6001..6003) are split and still found exactly. ``first_level``: the
+    first level is cut into many queries (as for a large table); its first query finds differences in
+    more than 1% of its buckets, so the queries after it locate rows already."""
     source, target = (pg_db, mariadb_db) if direction == "pg-to-mariadb" else (mariadb_db, pg_db)
     rows = 20_000
     make_orders(source, orders(rows))
@@ -326,7 +329,17 @@ def test_rows_spread_all_over_are_located_not_bisected(
         ("extra", 20_001, ()),
     }
     # first-level buckets of about 300 rows, as a large table has them (else 20,000 rows need no level 2)
-    monkeypatch.setattr(diff_module, "Options", functools.partial(Options, first_buckets=64))
+    options = {"first_buckets": 1024, "piece_keys": 512} if first_level else {"first_buckets": 64}
+    monkeypatch.setattr(diff_module, "Options", functools.partial(Options, **options))
+    levels: list[bool] = []
+    level = TableRun.level
+
+    def noted(self: TableRun, *args: Any, **kw: Any) -> Found:
+        found = level(self, *args, **kw)
+        levels.append(found.located)
+        return found
+
+    monkeypatch.setattr(TableRun, "level", noted)
     located: list[int] = []
     locate = Found.locate
 
@@ -343,6 +356,7 @@ def test_rows_spread_all_over_are_located_not_bisected(
     assert stats.changed == 205 and stats.missing == 2 and stats.extra == 1
     assert stats.rows_downloaded < 4 * len(expected), stats.rows_downloaded
     assert len(located) > 150  # most differing rows were named by their bucket's sums
+    assert levels[0] is first_level  # the first level located rows (after its first query) or not
 
 
 def test_limit_stops_after_n_differences(pg_db: Database, mariadb_db: Database) -> None:
