@@ -11,8 +11,9 @@ where both databases can (``Dialect.located_sums``), each later level also sums 
 bucket: a bucket in which one row differs then names that row, which is fetched with its hash from
 both sides; if it accounts for the bucket's whole difference the bucket is settled, else split. The
 second level reads the first level's differing buckets in children of about ``locate_rows`` rows to
-do just that, so that a table with a difference every hundred rows costs two scans (the second of a
-third of it) and downloads the differing rows only.
+do just that; and where the first query of the first level finds at least ``locate_first_at`` of its
+buckets differing, the first level's other queries locate rows already, so that a table with a
+difference every hundred rows costs about one scan and downloads the differing rows only.
 """
 
 from __future__ import annotations
