@@ -607,17 +607,22 @@ class _ChunkRunner:
         return bulk.Batch(rows, prepared, self.writer_class)
 
     def run(self, chunk: Chunk) -> tuple[int, int, int, int]:
+        counted: list[int] = []
         try:
-            return self._run(chunk, self.as_text)
+            return self._run(chunk, self.as_text, counted)
         except _LineTooLong:  # rolled back: the chunk again, as values
             logger.info(
                 "%s: a row is too long for one line of text; chunk %s copied as values",
                 self.tp.source.name,
                 chunk.name,
             )
+            self.counter.add(-sum(counted))  # the progress of the rolled-back attempt
             return self._run(chunk, as_text=False)
 
-    def _run(self, chunk: Chunk, as_text: bool) -> tuple[int, int, int, int]:
+    def _run(
+        self, chunk: Chunk, as_text: bool, counted: list[int] | None = None
+    ) -> tuple[int, int, int, int]:
+        """One attempt at the chunk; ``counted`` gets the size of each batch handed to the writer."""
         batches: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_BATCHES)
         stop = threading.Event()
         reader = threading.Thread(
@@ -625,7 +630,7 @@ class _ChunkRunner:
         )
         reader.start()
         try:
-            return self._write(chunk, _drain(batches))
+            return self._write(chunk, _drain(batches, counted))
         finally:
             stop.set()
             while reader.is_alive():
@@ -981,7 +986,7 @@ def _iso_datetime(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert
 
 
-def _drain(batches: queue.Queue[Any]) -> Iterator[list[tuple[Any, ...]]]:
+def _drain(batches: queue.Queue[Any], counted: list[int] | None = None) -> Iterator[list[tuple[Any, ...]]]:
     while True:
         item = batches.get()
         if item is _DONE:
@@ -990,4 +995,6 @@ def _drain(batches: queue.Queue[Any]) -> Iterator[list[tuple[Any, ...]]]:
             if isinstance(item, sa.exc.DBAPIError):
                 raise ParityError(f"reading the source failed: {driver_message(item)}") from item
             raise item
+        if counted is not None:
+            counted.append(len(item))
         yield item

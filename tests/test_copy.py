@@ -307,8 +307,15 @@ def test_a_chunk_whose_line_mariadb_cannot_make_is_copied_again_as_values(
         return sa.case((columns[0] == 37, sa.null()), else_=made(self, columns, kinds))
 
     monkeypatch.setattr(dialect, "copy_line", line_null_at_row_37)
-    result = copy_ok(job_for(mariadb_db, pg_db), batch_size=10, workers=1)
+    progress: list[int] = []
+    result = copy_ok(
+        job_for(mariadb_db, pg_db),
+        batch_size=10,
+        workers=1,
+        progress=lambda t, done, total: progress.append(done),
+    )
     assert texts  # the text path was tried
+    assert progress[-1] == 50 and max(progress) == 50  # the rolled-back attempt's rows do not count
     assert (result.tables[0].rows_read, result.tables[0].rows_written) == (50, 50)
     assert pg_db.query("SELECT COUNT(*), COUNT(DISTINCT id), MIN(name), MAX(id) FROM items") == [
         (50, 50, "n1", 50)
