@@ -291,7 +291,7 @@ class SQLiteWriter(ExecuteManyWriter):
     def prepare(cls, rows: Sequence[Row], types: Sequence[CanonicalType]) -> Any:
         """The encoded rows grouped for multi-row INSERTs: one statement per row costs SQLite a third
         more than one per ``ROWS_PER_INSERT`` rows."""
-        return _grouped(super().prepare(rows, types), _rows_per_insert(len(types)))
+        return _grouped(list(chain.from_iterable(super().prepare(rows, types))), len(types))
 
     TEXT_FROM = {  # not floats (real's text is not the value psycopg gives), timestamptz, JSON, bytea
         "postgresql": frozenset(
@@ -309,22 +309,20 @@ class SQLiteWriter(ExecuteManyWriter):
         is made for a value whose text already is that form."""
         flat = _sqlite_binds(text, kinds)
         width = len(kinds)
-        per = _rows_per_insert(width) * width
-        whole = len(flat) - len(flat) % per
-        groups = [flat[i : i + per] for i in range(0, whole, per)]
-        rest = [flat[i : i + width] for i in range(whole, len(flat), width)]
         return TextBatch(
             text,
             lines,
             cls,
-            prepared=(groups, rest),
+            prepared=_grouped(flat, width),
             parse=lambda: list(zip(*(flat[i::width] for i in range(width)), strict=True)),
         )
 
     def write(self, rows: Sequence[Row]) -> None:
         prepared = _prepared(rows, type(self))
         if prepared is None:
-            prepared = _grouped(_encode_columns(rows, self.encoders), self.per_insert)
+            prepared = _grouped(
+                list(chain.from_iterable(_encode_columns(rows, self.encoders))), len(self.columns)
+            )
         groups, rest = prepared
         cursor = self.conn.connection.cursor()
         try:
@@ -366,10 +364,8 @@ def _sqlite_bind_column(values: list[Any], kind: Kind) -> list[Any]:
         convert = _BOOLEAN_TEXT.__getitem__
     elif kind is Kind.CHAR:
         return [v if v is None else v.rstrip(" ") for v in values]
-    elif kind in _ISO_TEXT or kind is Kind.TIME:
-        present = [v for v in values if v is not None]
-        text = "\n".join(present) + "\n" if present else ""
-        if not (text.count("\n") == len(present) and _ISO_TEXT.get(kind, _ISO_TIME).fullmatch(text)):
+    elif kind in _ISO_TEXT:
+        if not _all_iso(values, kind):
             encode = SQLiteWriter.ENCODERS[kind]
             return [v if v is None else encode(decode_value(kind, v)) for v in values]
         start = _ISO_FRACTION.get(kind)
@@ -395,11 +391,14 @@ def _rows_per_insert(columns: int) -> int:
     return max(1, min(SQLiteWriter.ROWS_PER_INSERT, SQLiteWriter.MAX_VARIABLES // max(columns, 1)))
 
 
-def _grouped(rows: Sequence[Row], per: int) -> tuple[list[tuple[Any, ...]], Sequence[Row]]:
-    """Rows as the parameters of INSERTs of ``per`` rows each, and the rows left over."""
-    whole = len(rows) - len(rows) % per
-    flat = chain.from_iterable
-    return [tuple(flat(rows[i : i + per])) for i in range(0, whole, per)], rows[whole:]
+def _grouped(flat: list[Any], width: int) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Values of rows of ``width`` columns, row after row, as the parameters of the multi-row INSERTs
+    and of the single-row INSERTs of the rows left over."""
+    per = _rows_per_insert(width) * width
+    whole = len(flat) - len(flat) % per
+    return [flat[i : i + per] for i in range(0, whole, per)], [
+        flat[i : i + width] for i in range(whole, len(flat), width)
+    ]
 
 
 class DuckDBInsertWriter(ExecuteManyWriter):
@@ -580,11 +579,12 @@ def _mysql_column(values: Sequence[Any], nul_escaped: bool = True) -> list[str]:
     return out
 
 
-_ISO_TIME = re.compile(r"(?:\d\d:\d\d:\d\d(?:\.\d{1,6})?\n)*")
 _DATE = r"(?!0000)\d{4}-(?!00)\d\d-(?!00)\d\d"  # not MySQL's zero dates: those are decoded (and refused)
+_TIME = r"\d\d:\d\d:\d\d(?:\.\d{1,6})?"
 _ISO_TEXT = {
     Kind.DATE: re.compile(rf"(?:{_DATE}\n)*"),
-    Kind.TIMESTAMP: re.compile(rf"(?:{_DATE} \d\d:\d\d:\d\d(?:\.\d{{1,6}})?\n)*"),
+    Kind.TIME: re.compile(rf"(?:{_TIME}\n)*"),
+    Kind.TIMESTAMP: re.compile(rf"(?:{_DATE} {_TIME}\n)*"),
 }
 
 
@@ -614,13 +614,17 @@ def _sqlite_column(values: Sequence[Any], kind: Kind) -> list[str] | None:
         out = ["\\N" if v is None else repr(v) if type(v) is float else str(v) for v in values]
         digits = "".join(out)
         return None if "e" in digits or "n" in digits else out  # an exponent, inf, nan: as Decimal
-    iso = _ISO_TEXT.get(kind)
-    if iso is not None and types <= {str}:
-        present = [v for v in values if v is not None]
-        text = "\n".join(present) + "\n" if present else ""
-        if text.count("\n") == len(present) and iso.fullmatch(text):  # (no value holds a newline)
-            return ["\\N" if v is None else v for v in values]
+    if kind in _ISO_TEXT and types <= {str} and _all_iso(values, kind):
+        return ["\\N" if v is None else v for v in values]
     return None
+
+
+def _all_iso(values: Sequence[str | None], kind: Kind) -> bool:
+    """Whether every value (None aside) is an ISO date, time or timestamp as ``_ISO_TEXT`` has it:
+    one match over the column's text, one value a line (none may hold a newline)."""
+    present = [v for v in values if v is not None]
+    text = "\n".join(present) + "\n" if present else ""
+    return text.count("\n") == len(present) and _ISO_TEXT[kind].fullmatch(text) is not None
 
 
 def _lines(columns: Sequence[Sequence[Any]], tab: Any = "\t", newline: Any = "\n") -> Any:
