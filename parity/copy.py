@@ -158,8 +158,10 @@ def copy(
             )
     finally:
         rejects.close()
-    if schema and plan is not None:
-        _add_deferred_foreign_keys(job, plan)
+    if result.ok:  # (a failed table may lack rows or its key: its FKs wait for a run that copies it)
+        _add_deferred_foreign_keys(job, state, [tp.target for tp in plans])
+    else:
+        logger.warning("foreign keys waiting for the rows are added by a run in which every table succeeds")
     if export_id_map:
         maps.export(export_id_map, [tp.target for tp in plans if tp.remap.identity], job.target)
     return result
@@ -182,11 +184,11 @@ def _prepare_schema(job: Job, apply: bool, state: State, keys_later: set[str]) -
     )
     if plan.problems:
         raise DataError("the target cannot hold the source's values: " + "; ".join(plan.problems))
-    steps = [s for s in plan.steps if s.action not in ("add foreign key", "add key")]
-    later: dict[str, list[str]] = {}
+    steps = [s for s in plan.steps if s.action not in _LATER]
+    later: dict[tuple[str, str], list[str]] = {}
     for step in plan.steps:
-        if step.action == "add key":
-            later.setdefault(step.table, []).append(step.sql)
+        if step.action in _LATER:
+            later.setdefault((_LATER[step.action], step.table), []).append(step.sql)
     if not apply and steps:
         missing = sorted({s.table for s in steps})
         raise DataError(
@@ -196,11 +198,11 @@ def _prepare_schema(job: Job, apply: bool, state: State, keys_later: set[str]) -
         from parity.schema.apply import schema_apply
 
         if later:
-            state.ensure()
+            state.ensure()  # (it takes the record of what waits)
 
         def record(conn: Connection) -> None:
-            for table, sqls in later.items():
-                state.defer_keys(conn, table, sqls)
+            for (when, table), sqls in later.items():
+                state.defer_ddl(conn, when, table, sqls)
 
         schema_apply(
             job, SchemaPlan(steps=steps, warnings=plan.warnings, order=plan.order, names=plan.names), record
@@ -208,18 +210,25 @@ def _prepare_schema(job: Job, apply: bool, state: State, keys_later: set[str]) -
     return plan
 
 
-def _add_deferred_foreign_keys(job: Job, plan: SchemaPlan) -> None:
-    steps = [s for s in plan.steps if s.action == "add foreign key"]
-    if not steps:
-        return
+_LATER = {"add key": "keys", "add foreign key": "fks"}
+"""Plan steps that wait for rows: a table's keys (its finish), FKs (after every table)."""
+
+
+def _add_deferred_foreign_keys(job: Job, state: State, tables: Sequence[str]) -> None:
+    """The FKs waiting for the rows of every table (recorded when their tables were created, by this
+    run or by one that stopped before this point)."""
     with job.target.begin() as conn:
-        for step in steps:
-            try:
-                execute_raw(conn, step.sql)
-            except sa.exc.DBAPIError as exc:
-                raise ParityError(
-                    f"adding a foreign key to '{step.table}' failed: {driver_message(exc)}"
-                ) from exc
+        for table in tables:
+            steps = state.deferred_ddl(conn, "fks", table)
+            for sql in steps:
+                try:
+                    execute_raw(conn, sql)
+                except sa.exc.DBAPIError as exc:
+                    raise ParityError(
+                        f"adding a foreign key to '{table}' failed: {driver_message(exc)}"
+                    ) from exc
+            if steps:
+                state.ran_ddl(conn, "fks", table)
 
 
 def _plan_tables(
@@ -483,7 +492,7 @@ def _copy_table(
 
 def _finish(job: Job, state: State, task: str, tp: _TablePlan) -> None:
     with job.target.begin() as conn:
-        steps = state.deferred_keys(conn, tp.target)
+        steps = state.deferred_ddl(conn, "keys", tp.target)
         for sql in steps:
             try:
                 execute_raw(conn, sql)
@@ -492,7 +501,7 @@ def _finish(job: Job, state: State, task: str, tp: _TablePlan) -> None:
                     f"building the keys of '{tp.target}' after its rows failed: {driver_message(exc)}"
                 ) from exc
         if steps:
-            state.keys_built(conn, tp.target)
+            state.ran_ddl(conn, "keys", tp.target)
             logger.info("%s: primary key, unique constraints and indexes built after the rows", tp.target)
         state.finish_task(conn, task, {"status": "done", "table": tp.target})
         identity = [c for c in tp.source.columns if c.identity and c.name in tp.columns]

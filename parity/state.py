@@ -87,25 +87,26 @@ class State:
             sa.insert(self.state).values(task=task, chunk=chunk, rows=rows, info=None, updated_at=_now())
         )
 
-    def defer_keys(self, conn: Connection, table: str, steps: list[str]) -> None:
-        """Record the DDL of a table's keys, built after its rows (in the transaction creating it)."""
-        task = _keys_task(table)
+    def defer_ddl(self, conn: Connection, when: str, table: str, steps: list[str]) -> None:
+        """Record DDL of a table to run later (``when``: "keys", after its rows; "fks", after every
+        table's rows), in the transaction that creates the table, so that a rerun still runs it."""
+        task = _ddl_task(when, table)
         conn.execute(sa.delete(self.state).where(self.state.c.task == task))
         info = json.dumps({"table": table, "steps": steps})
         conn.execute(
             sa.insert(self.state).values(task=task, chunk=TASK_ROW, rows=0, info=info, updated_at=_now())
         )
 
-    def deferred_keys(self, conn: Connection, table: str) -> list[str]:
-        info = self.task(conn, _keys_task(table))
+    def deferred_ddl(self, conn: Connection, when: str, table: str) -> list[str]:
+        info = self.task(conn, _ddl_task(when, table))
         return list(info["steps"]) if info else []
 
-    def keys_built(self, conn: Connection, table: str) -> None:
-        conn.execute(sa.delete(self.state).where(self.state.c.task == _keys_task(table)))
+    def ran_ddl(self, conn: Connection, when: str, table: str) -> None:
+        conn.execute(sa.delete(self.state).where(self.state.c.task == _ddl_task(when, table)))
 
 
-def _keys_task(table: str) -> str:
-    return "keys " + hashlib.sha1(table.encode("utf-8")).hexdigest()
+def _ddl_task(when: str, table: str) -> str:
+    return f"{when} " + hashlib.sha1(table.encode("utf-8")).hexdigest()
 
 
 def _now() -> datetime:

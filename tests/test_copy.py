@@ -548,7 +548,15 @@ KEYED = (
     "CREATE TABLE orders (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE, n INTEGER)",
     "CREATE INDEX orders_n ON orders (n)",
     "INSERT INTO orders VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 10)",
+    "CREATE TABLE lines (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES orders (id), q INTEGER)",
+    "INSERT INTO lines VALUES (1, 1, 5), (2, 1, 6), (3, 3, 7)",
 )
+
+
+def _foreign_keys(db: Database, table: str) -> list[tuple[list[str], str]]:
+    with db.endpoint().connect() as conn:
+        fks = sa.inspect(conn).get_foreign_keys(table, schema=db.schema)
+    return [(fk["constrained_columns"], fk["referred_table"]) for fk in fks]
 
 
 def test_postgresql_builds_the_keys_of_a_table_it_creates_after_its_rows(
@@ -557,17 +565,28 @@ def test_postgresql_builds_the_keys_of_a_table_it_creates_after_its_rows(
     source = make_db("sqlite")
     source.sql(*KEYED)
     result = copy_ok(job_for(source, pg_db))
-    steps = [(s.action, s.sql.split(" ADD ")[-1][:20]) for s in result.schema.steps if s.table == "orders"]
-    assert [a for a, _ in steps] == ["create table", "add key", "add key", "add key"]
-    assert "PRIMARY KEY" not in result.schema.steps[0].sql and "UNIQUE" not in result.schema.steps[0].sql
-    assert _primary_key(pg_db, "orders") == ["id"]
+    steps = {(s.table, s.action): s.sql for s in result.schema.steps}
+    assert [s.action for s in result.schema.steps if s.table == "orders"] == [
+        "create table",
+        *["add key"] * 3,
+    ]
+    for table in ("orders", "lines"):
+        created = steps[(table, "create table")]
+        assert "PRIMARY KEY" not in created and "UNIQUE" not in created and "REFERENCES" not in created
+    assert "REFERENCES" in steps[("lines", "add foreign key")]
+    assert _primary_key(pg_db, "orders") == ["id"] and _primary_key(pg_db, "lines") == ["id"]
+    assert _foreign_keys(pg_db, "lines") == [(["order_id"], "orders")]
+    with pytest.raises(sa.exc.IntegrityError):  # the FK is there and holds
+        pg_db.sql("INSERT INTO lines VALUES (9, 99, 1)")
     with pg_db.endpoint().connect() as conn:
         inspector = sa.inspect(conn)
         uniques = inspector.get_unique_constraints("orders", schema=pg_db.schema)
         indexes = inspector.get_indexes("orders", schema=pg_db.schema)
     assert [u["column_names"] for u in uniques] == [["code"]]
     assert [i["column_names"] for i in indexes if not i.get("unique")] == [["n"]]
-    assert pg_db.query("SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'keys %'") == [(0,)]
+    assert pg_db.query(
+        "SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'keys %' OR task LIKE 'fks %'"
+    ) == [(0,)]
     # merged tables need their key while loading (ON CONFLICT): not deferred
     other = make_db("postgresql")
     merged = copy_ok(job_for(source, other), mode="merge")
@@ -590,12 +609,14 @@ def test_keys_left_to_build_by_a_failed_finish_are_built_by_the_next_run(
     with monkeypatch.context() as failing:
         failing.setattr(State, "finish_task", broken)
         first = copy(job_for(source, pg_db))
-    assert first.tables[0].status == "failed"
+    assert [t.status for t in first.tables] == ["failed", "failed"]
     assert pg_db.query("SELECT COUNT(*) FROM orders") == [(3,)]
     assert _primary_key(pg_db, "orders") == []  # rolled back with the failed finish
+    assert _foreign_keys(pg_db, "lines") == []  # waits for a run in which every table succeeds
     again = copy_ok(job_for(source, pg_db))
-    assert again.tables[0].rows_written == 0  # every chunk was done
+    assert [t.rows_written for t in again.tables] == [0, 0]  # every chunk was done
     assert _primary_key(pg_db, "orders") == ["id"]
+    assert _foreign_keys(pg_db, "lines") == [(["order_id"], "orders")]
     assert pg_db.query("SELECT COUNT(*) FROM orders") == [(3,)]
 
 

@@ -81,19 +81,14 @@ def plan_schema(
 
     ``defer_keys``: source tables whose primary key, unique constraints and indexes may come after
     their rows (``Dialect.DEFERS_KEYS``: a copy into a table it creates); they become "add key" steps,
-    for tables that no other created table references and that reference none (an FK needs its key).
+    and the FKs that reference such a table "add foreign key" steps (an FK needs the key it references).
 
     Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
     """
     names = {t.name: (names or {}).get(t.name, t.name) for t in source}
     ctx = _Context(dialect, sa_dialect, schema, names, existing)
     if dialect.DEFERS_KEYS and defer_keys:
-        created = {t.name for t in source if names[t.name] not in existing}
-        linked = {
-            t.name for t in source if t.name in created for fk in t.foreign_keys if fk.ref_table in created
-        }
-        linked |= {fk.ref_table for t in source if t.name in created for fk in t.foreign_keys}
-        ctx.defer_keys = set(defer_keys) & created - linked
+        ctx.defer_keys = {t.name for t in source if names[t.name] not in existing} & set(defer_keys)
     ctx.plan.names = dict(names)
     order, deferred = fk_order(source)
     by_name = {t.name: t for t in source}
@@ -228,6 +223,11 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         pieces += keys
     later: list[sa.ForeignKeyConstraint] = []
     for fk in table.foreign_keys:
+        if fk.ref_table in ctx.defer_keys and fk.ref_schema is None:  # its key comes after the rows
+            constraint = _fk_constraint(ctx, table, fk)
+            if constraint is not None:
+                later.append(constraint)
+            continue
         if fk in deferred and not inline_deferred:
             if not ctx.dialect.ALTER_ADD_FOREIGN_KEY:
                 ctx.plan.warnings.append(
