@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from itertools import repeat
@@ -734,8 +734,8 @@ class _ChunkRunner:
         if source.engine.dialect.positional:
             params = tuple(params[name] for name in compiled.positiontup or ())
         size = self.tp.batch_size
+        cursor = raw.cursor(SSCursor)
         try:
-            cursor = raw.cursor(SSCursor)
             cursor.execute(compiled.string, params)
             while not stop.is_set():
                 rows = cursor.fetchmany(size)
@@ -752,6 +752,10 @@ class _ChunkRunner:
         except Error as exc:
             raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
         finally:
+            # a result left unread (a stop, a line too long) is freed while its connection is open
+            # (it reads what is left): freed after the close, mysqlclient would touch freed memory
+            with suppress(Error):
+                cursor.close()
             raw.close()
 
     def _read_copy_text(
