@@ -111,3 +111,13 @@ def test_sqlite_values_as_text_read_back_as_their_canonical_values(data: st.Data
     text = bulk.sqlite_text(rows, kinds)
     parsed = bulk.TextBatch(text, len(rows), bulk.PostgresCopyWriter).rows()
     assert [tuple(decode_value(k, v) for k, v in zip(kinds, row, strict=True)) for row in parsed] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.none() | st.text(alphabet="ab\t\n\r\\\0\x1eé"), min_size=1, max_size=8))
+def test_a_column_of_strings_is_escaped_as_each_value_alone(values: list[str | None]) -> None:
+    """Whatever shortcut a column takes (one translation of the joined column), its text is each
+    value's own: LOAD DATA's escapes, or COPY's (NUL left raw), and \\N for NULL."""
+    assert bulk._mysql_column(values) == [bulk._mysql_field(v) for v in values]
+    copy_text = ["\\N" if v is None else v.translate(bulk._COPY_ESCAPES) for v in values]
+    assert bulk._mysql_column(values, nul_escaped=False) == copy_text
