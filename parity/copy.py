@@ -219,16 +219,20 @@ def _add_deferred_foreign_keys(job: Job, state: State, tables: Sequence[str]) ->
     run or by one that stopped before this point)."""
     with job.target.begin() as conn:
         for table in tables:
-            steps = state.deferred_ddl(conn, "fks", table)
-            for sql in steps:
-                try:
-                    execute_raw(conn, sql)
-                except sa.exc.DBAPIError as exc:
-                    raise ParityError(
-                        f"adding a foreign key to '{table}' failed: {driver_message(exc)}"
-                    ) from exc
-            if steps:
-                state.ran_ddl(conn, "fks", table)
+            _run_deferred(conn, state, "fks", table, f"adding a foreign key to '{table}'")
+
+
+def _run_deferred(conn: Connection, state: State, when: str, table: str, doing: str) -> bool:
+    """Run the DDL recorded for a table (``State.defer_ddl``), then forget it; whether there was any."""
+    steps = state.deferred_ddl(conn, when, table)
+    for sql in steps:
+        try:
+            execute_raw(conn, sql)
+        except sa.exc.DBAPIError as exc:
+            raise ParityError(f"{doing} failed: {driver_message(exc)}") from exc
+    if steps:
+        state.ran_ddl(conn, when, table)
+    return bool(steps)
 
 
 def _plan_tables(
@@ -492,16 +496,9 @@ def _copy_table(
 
 def _finish(job: Job, state: State, task: str, tp: _TablePlan) -> None:
     with job.target.begin() as conn:
-        steps = state.deferred_ddl(conn, "keys", tp.target)
-        for sql in steps:
-            try:
-                execute_raw(conn, sql)
-            except sa.exc.DBAPIError as exc:
-                raise ParityError(
-                    f"building the keys of '{tp.target}' after its rows failed: {driver_message(exc)}"
-                ) from exc
-        if steps:
-            state.ran_ddl(conn, "keys", tp.target)
+        if _run_deferred(
+            conn, state, "keys", tp.target, f"building the keys of '{tp.target}' after its rows"
+        ):
             logger.info("%s: primary key, unique constraints and indexes built after the rows", tp.target)
         state.finish_task(conn, task, {"status": "done", "table": tp.target})
         identity = [c for c in tp.source.columns if c.identity and c.name in tp.columns]
