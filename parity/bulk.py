@@ -510,9 +510,6 @@ def _with_json(row: Row, columns: Sequence[int]) -> Row:
     return tuple(values)
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
-
-
 def _mysql_field(value: Any) -> str:
     """One value in LOAD DATA's default format: tab-separated, backslash-escaped, \\N for NULL."""
     if value is None:
@@ -522,7 +519,7 @@ def _mysql_field(value: Any) -> str:
     if value is False:
         return "0"
     if isinstance(value, str):
-        return value.translate(_ESCAPES)
+        return _escaped(value, nul=True)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, Decimal):
@@ -536,19 +533,18 @@ def _mysql_field(value: Any) -> str:
     if isinstance(value, (date, time, UUID)):
         return str(value)
     if isinstance(value, (dict, list)):
-        return canonical_json(value).translate(_ESCAPES)
-    return str(value).translate(_ESCAPES)
+        return _escaped(canonical_json(value), nul=True)
+    return _escaped(str(value), nul=True)
 
 
 _MYSQL_SPECIAL = re.compile(r"[\\\t\n\r\0]")
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _NONE = type(None)
 
 
 def _escaped(text: str, nul: bool) -> str:
-    """``text.translate(_ESCAPES)`` (``_COPY_ESCAPES`` without ``nul``) at C speed: ``str.replace``
-    scans fast where ``translate`` looks up every character."""
+    """LOAD DATA's backslash escapes of a string (COPY's without ``nul``: there ``\\0`` would start an
+    octal escape); ``str.replace`` scans fast where ``translate`` looks up every character."""
     text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return text.replace("\0", "\\0") if nul else text
 
@@ -568,7 +564,6 @@ def _mysql_column(values: Sequence[Any], nul_escaped: bool = True) -> list[str]:
     if only is str:
         # escape only when some value needs it; one scan of the column's text decides
         search = (_MYSQL_SPECIAL if nul_escaped else _COPY_SPECIAL).search
-        escapes = _ESCAPES if nul_escaped else _COPY_ESCAPES
         if search("".join(filter(None, values))):
             joined = _SEPARATOR.join([v or "" for v in values] if nulls else values)
             if joined.count(_SEPARATOR) == len(values) - 1:  # no value holds it: one translation
@@ -578,7 +573,7 @@ def _mysql_column(values: Sequence[Any], nul_escaped: bool = True) -> list[str]:
                     if nulls
                     else parts
                 )
-            return ["\\N" if v is None else v.translate(escapes) if search(v) else v for v in values]
+            return ["\\N" if v is None else _escaped(v, nul_escaped) if search(v) else v for v in values]
         return [v if v is not None else "\\N" for v in values] if nulls else list(values)
     if only is datetime and not any(v.tzinfo is not None for v in filter(None, values)):
         # naive: isoformat(" ") as _mysql_field (called unbound: str() would look the method up)

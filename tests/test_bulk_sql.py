@@ -118,6 +118,9 @@ def test_sqlite_values_as_text_read_back_as_their_canonical_values(data: st.Data
 def test_a_column_of_strings_is_escaped_as_each_value_alone(values: list[str | None]) -> None:
     """Whatever shortcut a column takes (one translation of the joined column), its text is each
     value's own: LOAD DATA's escapes, or COPY's (NUL left raw), and \\N for NULL."""
-    assert bulk._mysql_column(values) == [bulk._mysql_field(v) for v in values]
-    copy_text = ["\\N" if v is None else v.translate(bulk._COPY_ESCAPES) for v in values]
+    copy = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    load_data = str.maketrans({**copy, "\0": "\\0"})
+    expected = ["\\N" if v is None else v.translate(load_data) for v in values]
+    assert bulk._mysql_column(values) == expected == [bulk._mysql_field(v) for v in values]
+    copy_text = ["\\N" if v is None else v.translate(str.maketrans(copy)) for v in values]
     assert bulk._mysql_column(values, nul_escaped=False) == copy_text
