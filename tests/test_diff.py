@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 import parity.diff as diff_module
 from parity import job as jobs
@@ -26,6 +28,7 @@ from parity.config import PartitionConfig
 from parity.dialects import REGISTRY
 from parity.diff import DiffResult, RowDiff, diff
 from parity.diff.hashdiff import Found, Options, TableRun
+from parity.diff.segments import Root
 from parity.errors import ConfigError, DataError, NotFound, SchemaError
 from parity.schema.types import CanonicalType as T
 from parity.schema.types import Kind
@@ -357,6 +360,55 @@ def test_rows_spread_all_over_are_located_not_bisected(
     assert stats.rows_downloaded < 4 * len(expected), stats.rows_downloaded
     assert len(located) > 150  # most differing rows were named by their bucket's sums
     assert levels[0] is first_level  # the first level located rows (after its first query) or not
+
+
+def test_a_first_level_with_few_differences_sums_coarse_buckets(
+    pg_db: Database, mariadb_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first query of a large first level finds no difference, so the other queries sum coarse
+    buckets (``sparse_buckets``), not fine located ones; the few differing coarse buckets are read
+    again by the next level, and every difference is still found exactly."""
+    rows = 20_000
+    make_orders(pg_db, orders(rows))
+    make_orders(mariadb_db, orders(rows, skip={15_000}))
+    q = mariadb_db.q
+    mariadb_db.sql(f"UPDATE {q('orders')} SET {q('status')} = 'changed' WHERE {q('id')} IN (5000, 12345)")
+    options = {"first_buckets": 1024, "piece_keys": 512, "sparse_buckets": 64}
+    monkeypatch.setattr(diff_module, "Options", functools.partial(Options, **options))
+    levels: list[tuple[bool, int]] = []
+    level = TableRun.level
+
+    def noted(self: TableRun, *args: Any, **kw: Any) -> Found:
+        found = level(self, *args, **kw)
+        levels.append((found.located, found.width))
+        return found
+
+    monkeypatch.setattr(TableRun, "level", noted)
+    result = run(pg_db, mariadb_db, "orders")
+    assert kinds(result) == {
+        ("changed", 5000, ("status",)),
+        ("changed", 12345, ("status",)),
+        ("missing", 15_000, ()),
+    }
+    # keys 1..20000: a root 32768 wide, fine buckets of 32 keys, coarse ones of 32768 / 64
+    assert levels[0] == (False, 512)
+    assert result.tables[0].stats.rows_downloaded < 20
+
+
+@given(
+    st.dictionaries(st.integers(0, 4095), st.tuples(st.integers(0, 50), st.integers(0, 2**60)), max_size=50),
+    st.integers(0, 6),
+)
+def test_rolled_up_buckets_hold_the_sums_of_their_fine_buckets(
+    sums: dict[int, tuple[int, int]], shift: int
+) -> None:
+    found = Found(Root(lo=0, hi=4096), 1, 0, sums, {})
+    wide = found.rolled_up(shift)
+    assert wide.width == 1 << shift and not wide.target
+    for bucket, (count, total) in wide.source.items():
+        members = [v for b, v in sums.items() if b >> shift == bucket]
+        assert (count, total) == (sum(c for c, _ in members), sum(t for _, t in members))
+    assert set(wide.source) == {b >> shift for b in sums}
 
 
 def test_limit_stops_after_n_differences(pg_db: Database, mariadb_db: Database) -> None:
