@@ -1,11 +1,14 @@
-"""SQL Server: N-types for unicode, DATETIME2 and DATETIMEOFFSET; diff hashes UTF-8 through HASHBYTES."""
+"""SQL Server: N-types for unicode, DATETIME2 and DATETIMEOFFSET; diff hashes UTF-8 through HASHBYTES.
+
+SQLAlchemy's own dialect module is imported where it is used: importing it costs every run's
+start-up a few hundredths of a second, and most runs never touch this database.
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Connection
 
 from parity.dialects.base import Dialect
@@ -46,6 +49,8 @@ class SQLServer(Dialect):
     def canonical_type(
         self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
     ) -> CanonicalType | None:
+        from sqlalchemy.dialects import mssql
+
         t = column["type"]
         if isinstance(t, mssql.DATETIMEOFFSET):  # SQLAlchemy reflects it with timezone=False
             return CanonicalType(Kind.TIMESTAMPTZ)
