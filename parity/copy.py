@@ -45,6 +45,10 @@ Progress = Callable[[str, int, int | None], None]
 """progress(table, rows_done, rows_total): called from worker threads as batches land."""
 
 CHUNK_BATCHES = 10
+ESTIMATED_FROM = 100_000
+"""A table whose statistics say it holds at least this many rows is cut into chunks by that estimate
+(also its progress bar's total, corrected as rows land) instead of counting its rows first: a
+count(*) reads the whole table (MariaDB: 0.2 s per million rows) before any row moves."""
 """A chunk holds about this many batches: the unit of parallel work and of checkpointing."""
 
 QUEUE_BATCHES = 1
@@ -374,11 +378,19 @@ def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
             total = min(total, tp.limit) if tp.limit is not None else total
             return [Chunk("all")], int(total)
         key: sa.ColumnClause[Any] = sa.column(tp.chunk_key)
-        lo, hi, total = conn.execute(
-            _filtered(
-                tp, table, sa.select(sa.func.min(key), sa.func.max(key), sa.func.count()).select_from(table)
-            )
-        ).one()
+        dialect, schema = job.source.dialect, job.source.schema
+        estimate = None if tp.where else dialect.estimated_rows(conn, tp.source.name, schema)
+        if estimate is not None and estimate >= ESTIMATED_FROM:
+            lo, hi = conn.execute(sa.select(sa.func.min(key), sa.func.max(key)).select_from(table)).one()
+            total = estimate
+        else:
+            lo, hi, total = conn.execute(
+                _filtered(
+                    tp,
+                    table,
+                    sa.select(sa.func.min(key), sa.func.max(key), sa.func.count()).select_from(table),
+                )
+            ).one()
     if total == 0 or lo is None:
         return [Chunk("all")], 0
     pieces = max(1, math.ceil(total / (tp.batch_size * CHUNK_BATCHES)))
@@ -484,6 +496,7 @@ def _copy_table(
                 result.rows_written += written
                 result.rejected += rejected
         result.skipped += already
+        counter.close()
         _finish(job, state, task, tp)
     except ParityError as exc:
         result.status, result.error = "failed", str(exc)
@@ -525,8 +538,15 @@ class _Counter:
         with self.lock:
             self.done += rows
             done = self.done
+            self.total = max(self.total, done)  # (an estimate may fall short)
         if self.progress:
             self.progress(self.table, done, self.total)
+
+    def close(self) -> None:
+        """The table is copied: its total is the rows there were (where it was an estimate)."""
+        if self.progress and self.total != self.done:
+            self.total = self.done
+            self.progress(self.table, self.done, self.total)
 
 
 class _Rejects:
@@ -600,6 +620,10 @@ class _ChunkRunner:
         )
         """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``)."""
         self.kinds = [t.kind for t in tp.types]
+        self.charsets: dict[str, str | None] = {}
+        if self.as_text and self.mysqlclient:
+            with source.connect() as conn:
+                self.charsets = source.dialect.column_charsets(conn, tp.source.name, source.schema)
 
     def _batch(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The batch for the queue, with the writer's work done ahead here on the reader's thread (so
@@ -650,7 +674,7 @@ class _ChunkRunner:
         tp = self.tp
         table = _source_table(self.job, tp)
         columns = [table.c[c] for c in tp.columns]
-        line = self.job.source.dialect.copy_line(columns, self.kinds) if as_text else None
+        line = self.job.source.dialect.copy_line(columns, self.kinds, self.charsets) if as_text else None
         stmt = _filtered(tp, table, sa.select(*columns) if line is None else sa.select(line))
         if chunk.lo is not None and tp.chunk_key:
             key = table.c[tp.chunk_key]

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import parity.copy as copy_module
 from parity import bulk
 from parity.copy import copy
 from parity.errors import DataError
@@ -289,6 +290,37 @@ def test_text_of_the_source_goes_to_the_target_exactly(
         assert target.query(stored) == by_values.query(stored)
 
 
+@pytest.mark.parametrize("second", ["latin1", "utf8mb4"])
+def test_mariadb_lines_from_string_columns_of_one_or_two_character_sets(
+    mariadb_db: Database, pg_db: Database, second: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Columns sharing one character set go into the line as they are; columns of two are each cast
+    to utf8mb4. Either way, rows with and without characters to escape arrive exactly."""
+    mariadb_db.sql(
+        "CREATE TABLE words (id INTEGER PRIMARY KEY, a VARCHAR(40) CHARACTER SET latin1,"
+        f" b TEXT CHARACTER SET {second})"
+    )
+    values = ["café", "tab\there", "back\\slash", "line\nbreak\r", "plain", "\\N", ""]
+    rows = [(n, a, b) for n, (a, b) in enumerate(itertools.product([*values, None], repeat=2))]
+    with mariadb_db.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO words VALUES (:id, :a, :b)"),
+            [dict(zip(["id", "a", "b"], r, strict=True)) for r in rows],
+        )
+    lines: list[Any] = []
+    made = type(mariadb_db.endpoint().dialect).copy_line
+
+    def noted(self: Any, columns: Sequence[Any], kinds: Sequence[Kind], charsets: Any) -> Any:
+        line = made(self, columns, kinds, charsets)
+        lines.append(str(line.compile(dialect=mariadb_db.engine.dialect)))
+        return line
+
+    monkeypatch.setattr(type(mariadb_db.endpoint().dialect), "copy_line", noted)
+    copy_ok(job_for(mariadb_db, pg_db))
+    assert lines and all(("CAST" in line) is (second != "latin1") for line in lines)
+    assert pg_db.query("SELECT id, a, b FROM words ORDER BY id") == [(n, a, b) for n, a, b in rows]
+
+
 def test_a_chunk_whose_line_mariadb_cannot_make_is_copied_again_as_values(
     mariadb_db: Database, pg_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -302,9 +334,9 @@ def test_a_chunk_whose_line_mariadb_cannot_make_is_copied_again_as_values(
     made = dialect.copy_line
     texts: list[int] = []
 
-    def line_null_at_row_37(self: Any, columns: Sequence[Any], kinds: Sequence[Kind]) -> Any:
+    def line_null_at_row_37(self: Any, columns: Sequence[Any], kinds: Sequence[Kind], charsets: Any) -> Any:
         texts.append(1)
-        return sa.case((columns[0] == 37, sa.null()), else_=made(self, columns, kinds))
+        return sa.case((columns[0] == 37, sa.null()), else_=made(self, columns, kinds, charsets))
 
     monkeypatch.setattr(dialect, "copy_line", line_null_at_row_37)
     progress: list[int] = []
@@ -459,6 +491,53 @@ def test_rejected_rows_are_isolated_and_reported(
     assert records[0]["reason"]
     assert sorted(r[0] for r in target.query("SELECT id FROM items")) == [1, 3, 100]
     assert not [r for r in caplog.records if r.name.startswith("psycopg")]  # no "pipeline aborted" noise
+
+
+@pytest.mark.parametrize("source_name", ["postgresql", "mariadb"])
+def test_a_large_table_is_planned_from_its_statistics_without_counting_its_rows(
+    source_name: str, make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statistics that say "large" stand in for count(*): chunks and the progress bar's total come from
+    them. Stale statistics (rows added since) lose no row, and the bar ends at the rows there were."""
+    source, target = make_db(source_name), make_db("sqlite")
+    q = source.q
+    source.sql(f"CREATE TABLE {q('items')} ({q('id')} INTEGER PRIMARY KEY, {q('n')} INTEGER)")
+    with source.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO items VALUES (:id, :n)"), [{"id": i, "n": i * 3} for i in range(1, 301)]
+        )
+    source.sql("ANALYZE items" if source_name == "postgresql" else "ANALYZE TABLE items")
+    with source.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO items VALUES (:id, :n)"), [{"id": i, "n": i * 3} for i in range(301, 501)]
+        )
+    endpoint = source.endpoint()
+    with endpoint.connect() as conn:
+        estimate = endpoint.dialect.estimated_rows(conn, "items", endpoint.schema)
+    # PostgreSQL's statistics are of before the second insert; InnoDB counts rows as they come
+    assert estimate is not None and (
+        100 <= estimate < 500 if source_name == "postgresql" else estimate >= 100
+    )
+    monkeypatch.setattr(copy_module, "ESTIMATED_FROM", 100)
+    counted: list[str] = []
+
+    @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "count(" in statement.lower() and "items" in statement.lower():
+            counted.append(statement)
+
+    reports: list[tuple[int, int]] = []
+    try:
+        copy_ok(
+            job_for(source, target),
+            batch_size=50,
+            progress=lambda t, done, total: reports.append((done, total)),
+        )
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", note)
+    assert not counted
+    assert reports[0] == (0, estimate) and reports[-1] == (500, 500)
+    assert target.query("SELECT COUNT(*), SUM(n) FROM items") == [(500, 3 * sum(range(1, 501)))]
 
 
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])

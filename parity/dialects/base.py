@@ -8,7 +8,7 @@ canonical ones, and (for copy, diff and sync) how values travel in and out.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timezone
 from typing import Any, ClassVar
 
@@ -355,12 +355,24 @@ class Dialect:
     """Statements run in the transaction of a ``COPY ... TO STDOUT`` whose text a writer loads as it is
     (``bulk.TextBatch``): the output formats that text relies on."""
 
-    def copy_line(self, columns: Sequence[Any], kinds: Sequence[Kind]) -> sa.ColumnElement[Any] | None:
+    def copy_line(
+        self, columns: Sequence[Any], kinds: Sequence[Kind], charsets: Mapping[str, str | None] | None = None
+    ) -> sa.ColumnElement[Any] | None:
         """One row as a line of COPY text computed by the database (tab-separated; backslash escapes in
         strings; ``\\N`` for NULL), which ``bulk.TextBatch`` carries to a
         writer unchanged; None where the database does not give such text (PostgreSQL says
-        ``COPY ... TO STDOUT`` instead). The line may be NULL only where it would not fit in a value."""
+        ``COPY ... TO STDOUT`` instead). The line may be NULL only where it would not fit in a value.
+        ``charsets``: the columns' character sets (``column_charsets``)."""
         return None
+
+    def estimated_rows(self, conn: Connection, table: str, schema: str | None) -> int | None:
+        """The table's row count as the database's statistics hold it (no scan), or None where it has
+        none; it may be stale."""
+        return None
+
+    def column_charsets(self, conn: Connection, table: str, schema: str | None) -> dict[str, str | None]:
+        """Each column's character set, where the database has one per column (MySQL, MariaDB)."""
+        return {}
 
     DIFF_SETUP: ClassVar[tuple[str, ...]] = ()
     """Statements run in the transaction of each diff query (planner settings local to it)."""

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
 
 from parity.dialects.base import Dialect
 from parity.schema.types import Kind
@@ -39,6 +40,21 @@ class PostgreSQL(Dialect):
     MAX_CHAR = 10485760
 
     _CAST = re.compile(r"::[a-z_ ]+(\[\])?(\(\d+(,\d+)?\))?$", re.IGNORECASE)
+
+    def estimated_rows(self, conn: Connection, table: str, schema: str | None) -> int | None:
+        classes = sa.table(
+            "pg_class", sa.column("relname"), sa.column("relnamespace"), sa.column("reltuples"),
+            schema="pg_catalog",
+        )  # fmt: skip
+        spaces = sa.table("pg_namespace", sa.column("oid"), sa.column("nspname"), schema="pg_catalog")
+        space = sa.literal(schema) if schema else sa.func.current_schema()
+        query = (
+            sa.select(classes.c.reltuples)
+            .select_from(classes.join(spaces, spaces.c.oid == classes.c.relnamespace))
+            .where(classes.c.relname == table, spaces.c.nspname == space)
+        )
+        rows = conn.execute(query).scalar()
+        return None if rows is None or rows < 0 else int(rows)  # -1: never analysed
 
     def strip_default(self, text: str) -> str:
         while self._CAST.search(text):
