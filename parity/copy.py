@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from parity import bulk
+from parity import bulk, log
 from parity.config import Mode, TableConfig
 from parity.endpoint import driver_message, execute_raw, mysqlclient_connect, mysqlclient_serves
 from parity.errors import DataError, ParityError
@@ -786,18 +786,25 @@ class _ChunkRunner:
         that text as it is."""
         compiled = self._select(chunk).compile(dialect=conn.dialect)
         sql = f"COPY ({compiled.string}) TO STDOUT"
+        from parity.pgcopy import copy_out  # (psycopg is imported where PostgreSQL is used)
+
         raw: Any = conn.connection.driver_connection
+        size, pending, count = self.tp.batch_size, [], 0
         try:
             with raw.cursor() as cursor:
                 for statement in self.job.source.dialect.COPY_TEXT_SETUP:
                     cursor.execute(statement)
-                with cursor.copy(sql, compiled.params) as stream:
-                    for batch in bulk.copy_text_batches(
-                        stream, self.tp.batch_size, self.writer_class, self.kinds
-                    ):
-                        if stop.is_set():
-                            return
-                        out.put(batch)
+            with log.timed_sql(sql, "postgresql"):
+                for rows in copy_out(raw, sql, compiled.params):
+                    if stop.is_set():
+                        return
+                    pending += rows
+                    count += len(rows)
+                    if count >= size:
+                        out.put(self.writer_class.take_text(b"".join(pending), count, self.kinds))
+                        pending, count = [], 0
+            if pending:
+                out.put(self.writer_class.take_text(b"".join(pending), count, self.kinds))
         except conn.dialect.loaded_dbapi.Error as exc:
             raise sa.exc.DBAPIError(sql, compiled.params, exc) from exc
 

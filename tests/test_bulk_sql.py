@@ -124,3 +124,13 @@ def test_a_column_of_strings_is_escaped_as_each_value_alone(values: list[str | N
     assert bulk._mysql_column(values) == expected == [bulk._mysql_field(v) for v in values]
     copy_text = ["\\N" if v is None else v.translate(str.maketrans(copy)) for v in values]
     assert bulk._mysql_column(values, nul_escaped=False) == copy_text
+
+
+def test_only_ascii_digits_make_an_iso_date_or_timestamp() -> None:
+    """Other scripts' digits are digits to a Unicode regex, not to the databases: such text is decoded
+    (and refused there), never passed on as ISO text."""
+    assert bulk._all_iso(["2024-02-29", None, "1969-12-31"], Kind.DATE)
+    assert not bulk._all_iso(["\uff12\uff10\uff12\uff14-02-29"], Kind.DATE)  # fullwidth digits
+    assert not bulk._all_iso(["2024-02-29 12:00:0\u0663"], Kind.TIMESTAMP)  # an Arabic-Indic three
+    assert not bulk._all_iso(["2024-02-29\n2024-03-01"], Kind.DATE)  # one value, two lines
+    assert not bulk._all_iso(["0000-00-00"], Kind.DATE)  # MySQL's zero date
