@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -134,3 +135,42 @@ def test_only_ascii_digits_make_an_iso_date_or_timestamp() -> None:
     assert not bulk._all_iso(["2024-02-29 12:00:0\u0663"], Kind.TIMESTAMP)  # an Arabic-Indic three
     assert not bulk._all_iso(["2024-02-29\n2024-03-01"], Kind.DATE)  # one value, two lines
     assert not bulk._all_iso(["0000-00-00"], Kind.DATE)  # MySQL's zero date
+
+
+_ISO_REFERENCE = {  # what _all_iso accepts, said as a regular expression (ASCII digits, no zero dates)
+    Kind.DATE: r"(?!0000)[0-9]{4}-(?!00)[0-9]{2}-(?!00)[0-9]{2}",
+    Kind.TIME: r"[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?",
+    Kind.TIMESTAMP: r"(?!0000)[0-9]{4}-(?!00)[0-9]{2}-(?!00)[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?",
+}
+
+
+@st.composite
+def near_iso(draw: st.DrawFn, kind: Kind) -> str:
+    """An ISO value of the kind, often with one character changed, added or removed, or a field zero."""
+    day = draw(st.dates(date(1, 1, 1), date(9999, 12, 31)))
+    moment = draw(st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31)))
+    text = {
+        Kind.DATE: day.isoformat(),
+        Kind.TIME: moment.time().isoformat(),
+        Kind.TIMESTAMP: moment.isoformat(" "),
+    }[kind]
+    if draw(st.booleans()):
+        return text
+    at = draw(st.integers(0, len(text)))
+    other = draw(st.sampled_from(["0", "00", "-", ":", " ", ".", "\n", "x", "\u0663", "0000-", "-00"]))
+    how = draw(st.sampled_from(["put", "insert", "delete", "zero"]))
+    if how == "zero" and kind is not Kind.TIME:  # a zero year, month or day
+        start, end = draw(st.sampled_from([(0, 4), (5, 7), (8, 10)]))
+        return text[:start] + "0" * (end - start) + text[end:]
+    if how == "put":
+        return text[:at] + other + text[at + 1 :]
+    return text[:at] + other + text[at:] if how == "insert" else text[:at] + text[at + 1 :]
+
+
+@pytest.mark.parametrize("kind", [Kind.DATE, Kind.TIME, Kind.TIMESTAMP])
+@given(data=st.data())
+@settings(max_examples=300)
+def test_iso_columns_are_recognised_exactly_as_the_iso_grammar_says(kind: Kind, data: st.DataObject) -> None:
+    values = data.draw(st.lists(st.none() | near_iso(kind), max_size=4))
+    expected = all(v is None or re.fullmatch(_ISO_REFERENCE[kind], v) for v in values)
+    assert bulk._all_iso(values, kind) == expected
