@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -60,6 +63,8 @@ class Endpoint:
     role: Role = "source"
     pool_size: int = 8
     _checked: bool = field(default=False, repr=False)
+    _idle_mysqlclient: list[Any] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_url(
@@ -157,7 +162,30 @@ class Endpoint:
         quoted = self.quote(table)
         return f"{self.quote(self.schema)}.{quoted}" if self.schema else quoted
 
+    @contextmanager
+    def mysqlclient_session(self) -> Iterator[Any]:
+        """A pooled mysqlclient connection to an endpoint it serves (``mysqlclient_serves``), values as
+        PyMySQL gives them, in autocommit (each statement reads the data as it is then, as a pooled
+        SQLAlchemy connection does); closed after an error, else kept for the next caller until
+        ``dispose``."""
+        with self._lock:
+            conn = self._idle_mysqlclient.pop() if self._idle_mysqlclient else None
+        if conn is None:
+            conn = mysqlclient_connect(self, raw_text=False)
+            conn.autocommit(True)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            self._idle_mysqlclient.append(conn)
+
     def dispose(self) -> None:
+        with self._lock:
+            idle, self._idle_mysqlclient = self._idle_mysqlclient, []
+        for conn in idle:
+            conn.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 

@@ -411,6 +411,33 @@ def test_rolled_up_buckets_hold_the_sums_of_their_fine_buckets(
     assert set(wide.source) == {b >> shift for b in sums}
 
 
+@pytest.mark.parametrize("driver", ["mysqlclient", "pymysql"])
+def test_mariadb_is_read_alike_by_either_driver_and_each_diff_sees_the_data_as_it_is(
+    pg_db: Database, mariadb_db: Database, driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Diff reads MariaDB through mysqlclient where it is installed, else PyMySQL: the same differences
+    either way. Its pooled mysqlclient connections are in autocommit: a second diff in the same job,
+    after the target changed, sees the change (not the snapshot of the first one's transaction)."""
+    if driver == "pymysql":
+        monkeypatch.setattr("parity.endpoint.mysqlclient", lambda: None)
+    make_orders(pg_db, orders(3000))
+    make_orders(mariadb_db, orders(3000, skip={17, 2500}))
+    q = mariadb_db.q
+    mariadb_db.sql(
+        f"UPDATE {q('orders')} SET {q('amount')} = 0.5, {q('created')} = NULL WHERE {q('id')} = 1234"
+    )
+    job = jobs.build(pg_db.url, mariadb_db.url, source_schema=pg_db.schema, target_schema=mariadb_db.schema)
+    try:
+        first = diff(job)
+        mariadb_db.sql(f"DELETE FROM {q('orders')} WHERE {q('id')} = 99")
+        second = diff(job)
+    finally:
+        job.close()
+    expected = {("missing", 17, ()), ("missing", 2500, ()), ("changed", 1234, ("amount", "created"))}
+    assert kinds(first) == expected
+    assert kinds(second) == {*expected, ("missing", 99, ())}
+
+
 def test_limit_stops_after_n_differences(pg_db: Database, mariadb_db: Database) -> None:
     make_orders(pg_db, orders(500))
     make_orders(mariadb_db, orders(500, skip=range(100, 200)))

@@ -22,7 +22,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -178,6 +178,13 @@ def _runs(group: Sequence[Segment]) -> list[tuple[Segment, Segment]]:
         else:
             runs.append((segment, segment))
     return runs
+
+
+def _in_order(
+    futures: Sequence[tuple[Future[list[Any]], Future[list[Any]]]],
+) -> Iterator[tuple[list[Any], list[Any]]]:
+    for source, target in futures:
+        yield source.result(), target.result()
 
 
 class Budget:
@@ -382,22 +389,19 @@ class TableRun:
             ]
             quarters = [q for q in quarters if q.key_range()[0] < q.key_range()[1]]
             head, rest = quarters[:1], [quarters[1:], *rest] if len(quarters) > 1 else rest
-        first = self.submit(self.checksums_of(head, child))
-        self.collect(found, [(first[0].result(), first[1].result())], child)
+        self.collect(found, self.many([self.checksums_of(head, child)]), child)
         rolled = found.rolled_up((coarse // child).bit_length() - 1)
         buckets = rolled.source.keys() | rolled.target.keys()
         differ = sum(rolled.source.get(b) != rolled.target.get(b) for b in buckets)
         if differ >= self.options.locate_first_at * max(1, len(buckets)):
             found.located = True
-            located = [self.submit(self.checksums_of(g, child, True)) for g in rest]
-            self.collect(found, [(s.result(), t.result()) for s, t in located], child, True)
+            self.collect(found, self.many([self.checksums_of(g, child, True) for g in rest]), child, True)
             return found
-        plain = [self.submit(self.checksums_of(g, coarse)) for g in rest]
-        self.collect(rolled, [(s.result(), t.result()) for s, t in plain], coarse)
+        self.collect(rolled, self.many([self.checksums_of(g, coarse) for g in rest]), coarse)
         return rolled
 
     def collect(
-        self, found: Found, results: list[tuple[list[Any], list[Any]]], child: int, located: bool = False
+        self, found: Found, results: Iterable[tuple[list[Any], list[Any]]], child: int, located: bool = False
     ) -> None:
         """Checksum rows of both sides into ``found`` (with moments where ``located``)."""
         for source_rows, target_rows in results:
@@ -648,12 +652,14 @@ class TableRun:
     # ---- plumbing --------------------------------------------------------------------------------------
 
     def both(self, make: Callable[[Side], sa.Executable]) -> tuple[list[Any], list[Any]]:
-        return self.many([make])[0]
+        return next(self.many([make]))
 
-    def many(self, makers: Sequence[Callable[[Side], sa.Executable]]) -> list[tuple[list[Any], list[Any]]]:
-        """Run each maker's query on both sides, all at once; results in order."""
-        futures = [self.submit(make) for make in makers]
-        return [(s.result(), t.result()) for s, t in futures]
+    def many(
+        self, makers: Sequence[Callable[[Side], sa.Executable]]
+    ) -> Iterator[tuple[list[Any], list[Any]]]:
+        """Run each maker's query on both sides, all at once; results in order, each as soon as it is in
+        (the caller works on the first ones while the databases still run the others)."""
+        return _in_order([self.submit(make) for make in makers])
 
     def submit(self, make: Callable[[Side], sa.Executable]) -> tuple[Future[list[Any]], Future[list[Any]]]:
         """Start the maker's query on both sides."""

@@ -9,6 +9,7 @@ a row is unambiguous, and two rows hash alike only when every column renders ali
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from parity import log
 from parity.dialects.base import Dialect
 from parity.diff.plan import TIME_KINDS, ColumnPair, Compare, TablePlan
-from parity.endpoint import Endpoint, driver_message
+from parity.endpoint import Endpoint, driver_message, mysqlclient, mysqlclient_serves
 from parity.errors import ParityError
 from parity.schema.model import Column
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
@@ -88,6 +89,12 @@ class Side:
         self.row_hash = self.dialect.hash60(self._text(hashed))
         self.key_hash = self.dialect.hash60(self._text(plan.keys))
         self.key = self.sa_table.c[self.key_columns[0].name]
+
+    @cached_property
+    def mysqlclient(self) -> bool:
+        """MySQL/MariaDB is queried through mysqlclient (C), not PyMySQL: reading checksum rows and
+        rows in Python costs PyMySQL several times as much."""
+        return mysqlclient_serves(self.endpoint)
 
     def _column(self, pair: ColumnPair) -> Column:
         return pair.source if self.role == "source" else pair.target
@@ -194,12 +201,18 @@ class Side:
     def run(self, query: sa.Executable) -> list[Any]:
         """Run one query on this side; a database error becomes one line naming the table and database."""
         try:
+            if self.mysqlclient and isinstance(query, sa.ClauseElement):
+                with self.endpoint.mysqlclient_session() as raw:
+                    driver: Any = mysqlclient()
+                    dialect, backend = self.endpoint.engine.dialect, self.endpoint.backend
+                    return fetch_raw(raw, query, dialect, backend, driver.Error)
             with self.endpoint.connect() as conn:
                 self.dialect.prepare_connection(conn)
                 for statement in self.dialect.DIFF_SETUP:
                     conn.exec_driver_sql(statement)
                 if conn.dialect.driver in RAW_DRIVERS and isinstance(query, sa.ClauseElement):
-                    return fetch_raw(conn, query)
+                    backend, errors = conn.engine.url.get_backend_name(), conn.dialect.loaded_dbapi.Error
+                    return fetch_raw(conn.connection, query, conn.dialect, backend, errors)
                 return list(conn.execute(query).all())
         except sa.exc.DBAPIError as exc:
             raise ParityError(
@@ -213,18 +226,22 @@ not convert a value) and its parameters are ints, strings, dates and datetimes b
 they are; skipping a SQLAlchemy Row per row saves a tenth of a dense diff's time."""
 
 
-def fetch_raw(conn: sa.Connection, query: sa.ClauseElement) -> list[Any]:
-    """All rows of the query as the driver's tuples, logged like SQLAlchemy's statements."""
-    compiled: Any = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+def fetch_raw(
+    dbapi_conn: Any, query: sa.ClauseElement, dialect: sa.Dialect, where: str, errors: type[Exception]
+) -> list[Any]:
+    """All rows of the query as the driver's tuples, logged like SQLAlchemy's statements: on a DB-API
+    connection of SQLAlchemy's driver for ``dialect`` (its paramstyle), or of mysqlclient (the same
+    style as PyMySQL's); the driver's ``errors`` become SQLAlchemy's DBAPIError."""
+    compiled: Any = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     params: Any = compiled.params
-    if conn.dialect.positional:
+    if dialect.positional:
         params = tuple(params[name] for name in compiled.positiontup or ())
-    cursor = conn.connection.cursor()
+    cursor = dbapi_conn.cursor()
     try:
-        with log.timed_sql(compiled.string, conn.engine.url.get_backend_name()):
+        with log.timed_sql(compiled.string, where):
             cursor.execute(compiled.string, params)
             return list(cursor.fetchall())
-    except conn.dialect.loaded_dbapi.Error as exc:
+    except errors as exc:
         raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
     finally:
         cursor.close()
