@@ -32,7 +32,7 @@ from parity.endpoint import driver_message, execute_raw, mysqlclient_connect, my
 from parity.errors import DataError, ParityError
 from parity.job import Job, select_columns
 from parity.log import logger
-from parity.remap import IdMaps, RemapSpec, RemapWriter
+from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
 from parity.schema.apply import existing_targets
 from parity.schema.model import Table
 from parity.schema.order import fk_order
@@ -162,6 +162,7 @@ def copy(
             )
     finally:
         rejects.close()
+    _fix_late_references(job, plans, result, maps)
     if result.ok:  # (a failed table may lack rows or its key: its FKs wait for a run that copies it)
         _add_deferred_foreign_keys(job, state, [tp.target for tp in plans])
     else:
@@ -169,6 +170,33 @@ def copy(
     if export_id_map:
         maps.export(export_id_map, [tp.target for tp in plans if tp.remap.identity], job.target)
     return result
+
+
+def _fix_late_references(job: Job, plans: list[_TablePlan], result: CopyResult, maps: IdMaps) -> None:
+    """Set the references that waited for rows copied after their own (``RemapSpec.late``), in every
+    table copied whole; again on each run (a stopped run's rerun finishes them)."""
+    failed = {t.target for t in result.tables if t.status != "ok"}
+    for tp in plans:
+        if not tp.remap.late or tp.target in failed:
+            continue
+        table = _source_table(job, tp)
+        columns = {tp.spec.map.get(c, c): c for c in tp.columns}
+        try:
+            done, missing = fix_late_references(
+                job.source, job.target, table, tp.target, tp.remap, columns, maps
+            )
+        except sa.exc.DBAPIError as exc:
+            for t in result.tables:
+                if t.target == tp.target:
+                    t.status, t.error = "failed", f"setting late references: {driver_message(exc)}"
+            continue
+        logger.info("%s: %d references set after the rows they point to", tp.target, done)
+        if missing:
+            logger.warning(
+                "%s: %d references left NULL: their parent rows were refused or not copied",
+                tp.target,
+                missing,
+            )
 
 
 def _prepare_schema(job: Job, apply: bool, state: State, keys_later: set[str]) -> SchemaPlan:
@@ -281,9 +309,13 @@ def _plan_tables(
 
 
 def _plan_remaps(plans: list[_TablePlan], remap_all: bool) -> None:
-    """Fill each table's RemapSpec: its own identity (remap_ids), natural key, and remapped parents."""
-    remapped: set[str] = set()
-    by_source = {tp.source.name: tp for tp in plans}
+    """Fill each table's RemapSpec: its own identity (remap_ids), natural key, and remapped parents.
+
+    Tables load in FK order, so a parent's new IDs are known before its children's rows come, except
+    where the parent comes later or is the table itself (a cycle, a self-reference): such a reference
+    is late (``RemapSpec.late``), written NULL until the parent row has its new ID and set at the end
+    of the copy (``fix_late_references``); it must be nullable, and its table remapped too."""
+    identities: dict[str, str | None] = {}
     for tp in plans:
         identity = None
         if remap_all or tp.spec.remap_ids:
@@ -295,33 +327,67 @@ def _plan_remaps(plans: list[_TablePlan], remap_all: bool) -> None:
                     f"table '{tp.source.name}': remap_ids needs a single auto-increment primary key"
                 )
             identity = tp.spec.map.get(ids[0].name, ids[0].name)
-        references = {}
-        for fk in tp.source.foreign_keys:
-            parent = by_source.get(fk.ref_table)
-            if (
-                parent is None
-                or parent.target not in remapped
-                or len(fk.columns) != 1
-                or fk.columns[0] not in tp.columns
-            ):
-                continue
-            references[tp.spec.map.get(fk.columns[0], fk.columns[0])] = parent.target
-        natural = tuple(tp.spec.map.get(c, c) for c in tp.spec.natural_key or ())
-        tp.remap = RemapSpec(identity, natural, references)
-        if identity:
-            remapped.add(tp.target)
+        identities[tp.target] = identity
+    by_source = {tp.source.name: tp for tp in plans}
+    if any(identities.values()):
+        plans[:] = _not_null_parents_first(plans, by_source, identities)
+    loaded: set[str] = set()
     for tp in plans:
+        references, late = {}, set()
         for fk in tp.source.foreign_keys:
             parent = by_source.get(fk.ref_table)
-            if (
-                parent
-                and parent.target in remapped
-                and tp.spec.map.get(fk.columns[0], fk.columns[0]) not in tp.remap.references
-            ):
+            if parent is None or not identities[parent.target]:
+                continue
+            column = fk.columns[0]
+            if len(fk.columns) != 1 or column not in tp.columns:
                 raise DataError(
-                    f"table '{tp.source.name}': its foreign key to '{fk.ref_table}' cannot be rewritten through "
-                    "new IDs (a cycle or a composite key); copy it without remap_ids"
+                    f"table '{tp.source.name}': its foreign key to '{fk.ref_table}' cannot be rewritten "
+                    "through new IDs (a composite key); copy it without remap_ids"
                 )
+            if parent.target not in loaded:
+                if not identities[tp.target] or not tp.source.column(column).nullable:
+                    raise DataError(
+                        f"table '{tp.source.name}': its foreign key {column} to '{fk.ref_table}' waits for "
+                        "new IDs of rows copied after its own (a cycle); that needs a nullable column in a "
+                        "table with remap_ids too; copy it without remap_ids"
+                    )
+                late.add(tp.spec.map.get(column, column))
+            references[tp.spec.map.get(column, column)] = parent.target
+        natural = tuple(tp.spec.map.get(c, c) for c in tp.spec.natural_key or ())
+        if late and natural:  # (the end would set references in rows that were there before the copy)
+            raise DataError(
+                f"table '{tp.source.name}': a natural key and foreign keys that wait for later rows "
+                f"({', '.join(sorted(late))}) do not go together; copy it without natural_key"
+            )
+        tp.remap = RemapSpec(identities[tp.target], natural, references, frozenset(late))
+        loaded.add(tp.target)
+
+
+def _not_null_parents_first(
+    plans: list[_TablePlan], by_source: dict[str, _TablePlan], identities: dict[str, str | None]
+) -> list[_TablePlan]:
+    """The tables in FK order, with the tables of a cycle ordered so that a NOT NULL reference to a
+    table with new IDs points to a table loaded before (a nullable one can wait, see ``_plan_remaps``):
+    each time, the first table in FK order whose such parents are all placed."""
+
+    def needs(tp: _TablePlan) -> set[str]:
+        return {
+            fk.ref_table
+            for fk in tp.source.foreign_keys
+            if fk.ref_table != tp.source.name
+            and fk.ref_table in by_source
+            and identities[by_source[fk.ref_table].target]
+            and not all(tp.source.column(c).nullable for c in fk.columns if c in tp.source.column_names)
+        }
+
+    waiting, order = list(plans), []
+    placed: set[str] = set()
+    while waiting:
+        ready = next((tp for tp in waiting if needs(tp) <= placed), waiting[0])  # (else a NOT NULL cycle)
+        waiting.remove(ready)
+        placed.add(ready.source.name)
+        order.append(ready)
+    return order
 
 
 def _check_merge_key(job: Job, source: str, target: str, key: list[str]) -> None:

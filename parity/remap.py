@@ -40,6 +40,10 @@ class RemapSpec:
     references: dict[str, str] = field(default_factory=dict)
     """FK column -> parent target table whose ID map rewrites it."""
 
+    late: frozenset[str] = frozenset()
+    """The references whose parent rows may come after the row (a self-reference, a cycle): a row whose
+    parent has no new ID yet is written with NULL there, set by ``fix_late_references`` at the end."""
+
     @property
     def active(self) -> bool:
         return bool(self.identity or self.natural_key or self.references)
@@ -132,6 +136,9 @@ class RemapWriter:
             if old is None:
                 continue
             if str(old) not in parent_map:
+                if column in self.spec.late:  # (its parent comes later: set at the end)
+                    values[column] = None
+                    continue
                 reject(
                     row, f"{column}={old}: no row with that ID was copied into {self.spec.references[column]}"
                 )
@@ -188,3 +195,58 @@ class RemapWriter:
             return self.conn.execute(stmt.returning(self.sa_table.c[identity])).scalar_one()
         result = self.conn.execute(stmt)
         return result.lastrowid if identity else None
+
+
+def fix_late_references(
+    source: Endpoint,
+    target: Endpoint,
+    source_table: sa.TableClause,
+    target_table: str,
+    spec: RemapSpec,
+    source_columns: dict[str, str],
+    maps: IdMaps,
+) -> tuple[int, int]:
+    """Set the late references (``RemapSpec.late``) of a table's copied rows: for each source row whose
+    reference is not NULL, the target row (found by its new ID) gets the parent's new ID where it still
+    holds NULL. Derived from the source each time, so a stopped run's rerun finishes the job, and a row
+    set already is left alone. ``source_columns``: target column -> source column. Returns (set, left
+    NULL because the parent row has no new ID: it was refused or not copied)."""
+    assert spec.identity is not None
+    identity = spec.identity
+    late = sorted(spec.late)
+    table = sa.table(target_table, sa.column(identity), *(sa.column(c) for c in late), schema=target.schema)
+    done = missing = 0
+    with target.begin() as conn:
+        own = maps.of(conn, target_table)
+        parents = {c: maps.of(conn, spec.references[c]) for c in late}
+        selected = [
+            source_table.c[source_columns[identity]],
+            *(source_table.c[source_columns[c]] for c in late),
+        ]
+        query = sa.select(*selected).where(sa.or_(*(x.is_not(None) for x in selected[1:])))
+        updates: dict[str, list[dict[str, Any]]] = {c: [] for c in late}
+        with source.connect() as reading:
+            for old_id, *olds in reading.execute(query):
+                new_id = own.get(str(old_id))
+                if new_id is None:
+                    continue  # (the row itself was refused)
+                for column, old in zip(late, olds, strict=True):
+                    if old is None:
+                        continue
+                    parent = parents[column].get(str(old))
+                    if parent is None:
+                        missing += 1
+                    else:
+                        updates[column].append({"row_id": new_id, "parent_id": parent})
+        for column, params in updates.items():
+            if not params:
+                continue
+            x = table.c[column]
+            stmt = (
+                sa.update(table)
+                .where(table.c[identity] == sa.bindparam("row_id"), x.is_(None))
+                .values({column: sa.bindparam("parent_id")})
+            )
+            conn.execute(stmt, params)
+            done += len(params)
+    return done, missing
