@@ -173,29 +173,25 @@ def copy(
 
 
 def _fix_late_references(job: Job, plans: list[_TablePlan], result: CopyResult, maps: IdMaps) -> None:
-    """Set the references that waited for rows copied after their own (``RemapSpec.late``), in every
-    table copied whole; again on each run (a stopped run's rerun finishes them)."""
-    failed = {t.target for t in result.tables if t.status != "ok"}
+    """Point the rows written with a late reference (``RemapSpec.late``) to their parents' new IDs;
+    what a stopped run left recorded is set by the next one."""
     for tp in plans:
-        if not tp.remap.late or tp.target in failed:
+        if not tp.remap.late:
             continue
-        table = _source_table(job, tp)
-        columns = {tp.spec.map.get(c, c): c for c in tp.columns}
         try:
-            done, missing = fix_late_references(
-                job.source, job.target, table, tp.target, tp.remap, columns, maps
-            )
-        except sa.exc.DBAPIError as exc:
+            done, left = fix_late_references(job.target, tp.target, tp.remap, maps)
+        except (ParityError, sa.exc.DBAPIError) as exc:
+            message = str(exc) if isinstance(exc, ParityError) else driver_message(exc)
             for t in result.tables:
                 if t.target == tp.target:
-                    t.status, t.error = "failed", f"setting late references: {driver_message(exc)}"
+                    t.status, t.error = "failed", f"setting references to rows copied later: {message}"
             continue
-        logger.info("%s: %d references set after the rows they point to", tp.target, done)
-        if missing:
+        logger.info("%s: %d references set to rows copied after their own", tp.target, done)
+        if left:
             logger.warning(
-                "%s: %d references left NULL: their parent rows were refused or not copied",
+                "%s: %d references wait for parent rows not copied (refused, or not in this run)",
                 tp.target,
-                missing,
+                left,
             )
 
 

@@ -228,8 +228,10 @@ def mysqlclient_connect(endpoint: Endpoint, raw_text: bool) -> Any:
         conv[FIELD_TYPE.JSON] = str
     try:
         conn = driver.connect(
-            host=url.host or "localhost",
+            # over TCP, as PyMySQL: mysqlclient takes "localhost" for the Unix socket (another server's)
+            host="127.0.0.1" if url.host in (None, "localhost") else url.host,
             port=url.port or 3306,
+            connect_timeout=int(os.environ.get("PARITY_CONNECT_TIMEOUT", "10")),
             user=url.username or "",
             password=url.password or "",
             database=url.database or "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import selectors
 from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from typing import Any
 
 import psycopg
@@ -20,8 +21,8 @@ from psycopg.errors import error_from_result
 
 def copy_out(conn: psycopg.Connection[Any], sql: str, params: Mapping[str, Any]) -> Iterator[list[bytes]]:
     """The rows of ``COPY (...) TO STDOUT``, each a line of its text (newline included), in lists of
-    the rows that arrived together. Left before the end, the rest of the COPY is read and dropped
-    (as psycopg does), so the connection stays usable."""
+    the rows that arrived together. Left before the end, the statement is cancelled and what the
+    server sent meanwhile is read and dropped, so the connection stays usable."""
     query = psycopg.ClientCursor(conn).mogrify(sql, params)
     pgconn = conn.pgconn
     encoding = conn.info.encoding
@@ -43,22 +44,32 @@ def copy_out(conn: psycopg.Connection[Any], sql: str, params: Mapping[str, Any])
             raise psycopg.ProgrammingError("COPY did not start")  # (only if no error came with it)
         ended = False
         try:
-            while True:
+            while not ended:
                 rows = []
                 nbytes, data = pgconn.get_copy_data(1)
                 while nbytes > 0:
                     rows.append(bytes(data))
                     nbytes, data = pgconn.get_copy_data(1)
+                ended = nbytes < 0  # -1: the end; -2: an error, which the final result carries
                 if rows:
                     yield rows
-                if nbytes < 0:  # -1: the end; -2: an error, which the final result carries
-                    ended = True
-                    break
-                wait()
+                if not ended:
+                    wait()
         finally:
-            if not ended:
+            if not ended:  # left early: the server stops, the rest is read and dropped
+                _cancel(conn)
                 _drain(pgconn, wait)
-            _finish(pgconn, wait, encoding)
+                with suppress(psycopg.errors.QueryCanceled):
+                    _finish(pgconn, wait, encoding)
+            else:
+                _finish(pgconn, wait, encoding)
+
+
+def _cancel(conn: psycopg.Connection[Any]) -> None:
+    """Ask the server to stop the statement (psycopg 3.2+ has the non-blocking ``cancel_safe``)."""
+    cancel = getattr(conn, "cancel_safe", None) or conn.cancel
+    with suppress(psycopg.Error):
+        cancel()
 
 
 def _drain(pgconn: pq.abc.PGconn, wait: Any) -> None:

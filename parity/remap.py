@@ -116,8 +116,10 @@ class RemapWriter:
         self.sa_table = sa.table(table, *(sa.column(c) for c in self.columns), schema=endpoint.schema)
         self.position = {c: i for i, c in enumerate(self.columns)}
         self.own = maps.of(conn, table) if spec.identity else {}
-        self.parents = {col: maps.of(conn, parent) for col, parent in spec.references.items()}
+        """The committed old -> new IDs (shared by the table's chunks) ..."""
         self.new_pairs: dict[str, Any] = {}
+        """... and this chunk's, not committed yet: other chunks see them after the commit (``remember``)."""
+        self.parents = {col: maps.of(conn, parent) for col, parent in spec.references.items()}
         self.returning = bool(conn.dialect.insert_returning)
 
     def write(self, rows: Sequence[tuple[Any, ...]], reject: Reject) -> tuple[int, int]:
@@ -131,22 +133,27 @@ class RemapWriter:
 
     def _one(self, row: tuple[Any, ...], reject: Reject) -> str:
         values = dict(zip(self.columns, row, strict=True))
+        waiting: dict[str, Any] = {}
         for column, parent_map in self.parents.items():
             old = values.get(column)
             if old is None:
                 continue
-            if str(old) not in parent_map:
-                if column in self.spec.late:  # (its parent comes later: set at the end)
+            new = parent_map.get(str(old))
+            if new is None and self.spec.references[column] == self.table:
+                new = self.new_pairs.get(str(old))  # (a parent written earlier in this chunk)
+            if new is None:
+                if column in self.spec.late:  # its parent comes later: NULL until then
                     values[column] = None
+                    waiting[column] = old
                     continue
                 reject(
                     row, f"{column}={old}: no row with that ID was copied into {self.spec.references[column]}"
                 )
                 return "rejected"
-            values[column] = parent_map[str(old)]
+            values[column] = new
         identity = self.spec.identity
         old_id = values.get(identity) if identity else None
-        if identity and str(old_id) in self.own:
+        if identity and (str(old_id) in self.own or str(old_id) in self.new_pairs):
             return "skipped"
         existing = self._find_natural(values)
         if existing is not None:
@@ -158,6 +165,8 @@ class RemapWriter:
             new_id = self._insert(values)
             if identity:
                 self._map(old_id, new_id)
+                for column, parent in waiting.items():
+                    self.maps.state.wait_reference(self.conn, self.table, new_id, column, parent)
             savepoint.commit()
         except sa.exc.DBAPIError as exc:
             savepoint.rollback()
@@ -169,7 +178,6 @@ class RemapWriter:
 
     def _map(self, old: Any, new: Any) -> None:
         self.maps.record(self.conn, self.table, old, new)
-        self.own[str(old)] = new
         self.new_pairs[str(old)] = new
 
     def _encode(self, column: str, value: Any) -> Any:
@@ -197,56 +205,35 @@ class RemapWriter:
         return result.lastrowid if identity else None
 
 
-def fix_late_references(
-    source: Endpoint,
-    target: Endpoint,
-    source_table: sa.TableClause,
-    target_table: str,
-    spec: RemapSpec,
-    source_columns: dict[str, str],
-    maps: IdMaps,
-) -> tuple[int, int]:
-    """Set the late references (``RemapSpec.late``) of a table's copied rows: for each source row whose
-    reference is not NULL, the target row (found by its new ID) gets the parent's new ID where it still
-    holds NULL. Derived from the source each time, so a stopped run's rerun finishes the job, and a row
-    set already is left alone. ``source_columns``: target column -> source column. Returns (set, left
-    NULL because the parent row has no new ID: it was refused or not copied)."""
+def fix_late_references(target: Endpoint, table: str, spec: RemapSpec, maps: IdMaps) -> tuple[int, int]:
+    """Point the rows written with a late reference (``RemapSpec.late``, recorded in the state with
+    each row) to their parents' new IDs, where those rows are copied by now, and forget them: only
+    rows parity wrote, and only while they still hold the NULL it wrote. A reference whose parent
+    has no new ID (refused, or not copied yet) stays recorded for a later run. Returns (set, left)."""
     assert spec.identity is not None
-    identity = spec.identity
     late = sorted(spec.late)
-    table = sa.table(target_table, sa.column(identity), *(sa.column(c) for c in late), schema=target.schema)
-    done = missing = 0
+    sa_table = sa.table(table, sa.column(spec.identity), *(sa.column(c) for c in late), schema=target.schema)
+    state = maps.state
     with target.begin() as conn:
-        own = maps.of(conn, target_table)
         parents = {c: maps.of(conn, spec.references[c]) for c in late}
-        selected = [
-            source_table.c[source_columns[identity]],
-            *(source_table.c[source_columns[c]] for c in late),
-        ]
-        query = sa.select(*selected).where(sa.or_(*(x.is_not(None) for x in selected[1:])))
         updates: dict[str, list[dict[str, Any]]] = {c: [] for c in late}
-        with source.connect() as reading:
-            for old_id, *olds in reading.execute(query):
-                new_id = own.get(str(old_id))
-                if new_id is None:
-                    continue  # (the row itself was refused)
-                for column, old in zip(late, olds, strict=True):
-                    if old is None:
-                        continue
-                    parent = parents[column].get(str(old))
-                    if parent is None:
-                        missing += 1
-                    else:
-                        updates[column].append({"row_id": new_id, "parent_id": parent})
-        for column, params in updates.items():
-            if not params:
+        resolved: list[str] = []
+        left = 0
+        for chunk, info in state.waiting_references(conn, table):
+            column = info["column"]
+            parent = parents[column].get(info["parent"]) if column in parents else None
+            if parent is None:
+                left += 1
                 continue
-            x = table.c[column]
-            stmt = (
-                sa.update(table)
-                .where(table.c[identity] == sa.bindparam("row_id"), x.is_(None))
-                .values({column: sa.bindparam("parent_id")})
-            )
-            conn.execute(stmt, params)
-            done += len(params)
-    return done, missing
+            updates[column].append({"row_id": info["row"], "parent_id": parent})
+            resolved.append(chunk)
+        for column, params in updates.items():
+            if params:
+                stmt = (
+                    sa.update(sa_table)
+                    .where(sa_table.c[spec.identity] == sa.bindparam("row_id"), sa_table.c[column].is_(None))
+                    .values({column: sa.bindparam("parent_id")})
+                )
+                conn.execute(stmt, params)
+        state.references_set(conn, table, resolved)
+    return len(resolved), left

@@ -104,6 +104,36 @@ class State:
     def ran_ddl(self, conn: Connection, when: str, table: str) -> None:
         conn.execute(sa.delete(self.state).where(self.state.c.task == _ddl_task(when, table)))
 
+    def wait_reference(self, conn: Connection, table: str, row: Any, column: str, parent: Any) -> None:
+        """Record that a row written with NULL in ``column`` is to point to the new ID of ``parent``
+        (an old ID) once that row is copied (``remap.fix_late_references``), with the row."""
+        info = json.dumps({"row": row, "column": column, "parent": str(parent)}, default=str)
+        chunk = hashlib.sha1(json.dumps([column, str(row)]).encode("utf-8")).hexdigest()
+        conn.execute(
+            sa.insert(self.state).values(
+                task=_late_task(table), chunk=chunk, rows=0, info=info, updated_at=_now()
+            )
+        )
+
+    def waiting_references(self, conn: Connection, table: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = conn.execute(
+            sa.select(self.state.c.chunk, self.state.c.info).where(self.state.c.task == _late_task(table))
+        ).all()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def references_set(self, conn: Connection, table: str, chunks: list[str]) -> None:
+        for start in range(0, len(chunks), 500):
+            conn.execute(
+                sa.delete(self.state).where(
+                    self.state.c.task == _late_task(table),
+                    self.state.c.chunk.in_(chunks[start : start + 500]),
+                )
+            )
+
+
+def _late_task(table: str) -> str:
+    return "late " + hashlib.sha1(table.encode("utf-8")).hexdigest()
+
 
 def _ddl_task(when: str, table: str) -> str:
     return f"{when} " + hashlib.sha1(table.encode("utf-8")).hexdigest()

@@ -693,3 +693,23 @@ def test_on_difference_receives_rows_instead_of_the_result(sqlite_db: Database, 
     result = run(sqlite_db, duckdb_db, "orders", on_difference=seen.append)
     assert sorted(d.key["id"] for d in seen) == [10, 20] and result.differences == []
     assert result.tables[0].stats.missing == 2 and not result.identical
+
+
+def test_a_localhost_url_reaches_its_port_through_mysqlclient_as_through_pymysql(
+    mariadb_db: Database,
+) -> None:
+    """mysqlclient takes host "localhost" for the Unix socket (maybe another server's); parity
+    connects over TCP to the URL's port, as PyMySQL does."""
+    from parity.endpoint import Endpoint
+
+    url = mariadb_db.url.replace("127.0.0.1", "localhost")
+    assert "localhost" in url
+    endpoint = Endpoint.from_url(url)
+    try:
+        with endpoint.mysqlclient_session() as raw:
+            cursor = raw.cursor()
+            cursor.execute("SELECT @@port")
+            assert cursor.fetchone()[0] == endpoint.url.port
+            cursor.close()
+    finally:
+        endpoint.dispose()

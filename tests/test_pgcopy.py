@@ -72,3 +72,12 @@ def test_an_error_before_the_copy_starts_is_raised(raw: psycopg.Connection[Any])
         list(copy_out(raw, "COPY (SELECT * FROM no_such_table) TO STDOUT", {}))
     raw.rollback()
     assert raw.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_copy_left_at_its_last_rows_leaves_the_connection_usable(raw: psycopg.Connection[Any]) -> None:
+    """The last rows and the end of the COPY often arrive together: a consumer that stops there must
+    not read past the end (libpq would say no COPY is in progress, and leave the result unread)."""
+    rows = copy_out(raw, "COPY (SELECT id FROM t WHERE id <= 5) TO STDOUT", {})
+    assert next(rows) == [b"1\n", b"2\n", b"3\n", b"4\n", b"5\n"]
+    rows.close()
+    assert raw.execute("SELECT count(*) FROM t").fetchone() == (ROWS,)

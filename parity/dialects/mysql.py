@@ -118,6 +118,8 @@ class MySQL(Dialect):
     DATE_FORMAT = "%Y-%m-%d"
     TIME_FORMAT = "%H:%i:%s.%f"
     GROUP_BY_SORTS = True
+    ESCAPE_TEST: ClassVar[bool] = True
+    """``copy_line`` escapes only the rows whose strings hold a character to escape (a REGEXP test)."""
     TIMESTAMP_FORMAT = "%Y-%m-%d %H:%i:%s.%f"
 
     def concat(self, *parts: Any) -> sa.ColumnElement[Any]:
@@ -130,9 +132,10 @@ class MySQL(Dialect):
         # the line exceeds max_allowed_packet (the reader then takes the rows as values)
         strings = [c for c, k in zip(columns, kinds, strict=True) if k in STRING_KINDS]
         shared = {(charsets or {}).get(c.name) for c in strings}
-        # CONCAT() needs one character set: where the string columns do not share a known one, each
-        # is cast to utf8mb4 (a cast costs the server about a tenth of the line)
-        cast = len(shared) > 1 or None in shared
+        # CONCAT() needs one character set: where the string columns do not share a known one that
+        # mixes with utf8mb4 text (a UUID's), each is cast to utf8mb4 (a cast costs the server about a
+        # tenth of the line)
+        cast = len(shared) > 1 or not shared <= _MIXES_WITH_UTF8MB4
         plain, escaped = [], []
         for column, kind in zip(columns, kinds, strict=True):
             value = column
@@ -146,6 +149,8 @@ class MySQL(Dialect):
         line, escaped_line = _tab_joined(plain), _tab_joined(escaped)
         if not strings:
             return line
+        if not self.ESCAPE_TEST:
+            return escaped_line
         # the escapes only where a string holds a character to escape: the REPLACE()s cost the server
         # more than the test
         needs = sa.or_(*(c.regexp_match(_ESCAPED_CHARACTER) for c in strings))
@@ -253,6 +258,11 @@ def _trim_trailing(element: trim_trailing, compiler: Any, **kw: Any) -> str:
 class MySQLOnly(MySQL):
     """MySQL proper (not MariaDB): no UUID type."""
 
+    ESCAPE_TEST = False  # its REGEXP has a time limit, which a long text can exceed
+
+    def estimated_rows(self, conn: Connection, table: str, schema: str | None) -> int | None:
+        return None  # information_schema keeps table statistics for a day (information_schema_stats_expiry)
+
     names: ClassVar[tuple[str, ...]] = ("mysql",)
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {**MySQL.TYPE_MAPPING, Kind.UUID: "CHAR(36)"}
     STORED_AS: ClassVar[dict[Kind, CanonicalType]] = {Kind.UUID: CanonicalType(Kind.CHAR, length=36)}
@@ -261,6 +271,9 @@ class MySQLOnly(MySQL):
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
         return self.text(x)
 
+
+_MIXES_WITH_UTF8MB4 = frozenset({"utf8mb4", "utf8mb3", "utf8", "latin1", "ascii"})
+"""Character sets whose text CONCAT() joins with utf8mb4 text unconverted (ucs2, utf16, utf32 not)."""
 
 _ESCAPED_CHARACTER = "[\t\n\r\\\\]"
 """A regular expression matching any character COPY text escapes (``COPY_ESCAPES``)."""
