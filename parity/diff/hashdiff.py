@@ -237,12 +237,18 @@ class TableRun:
         self.done = 0
         self.total = 0
         self.io: ThreadPoolExecutor | None = None
+        self.rows_io: ThreadPoolExecutor | None = None
+        """Row fetches (verifications, downloads) have threads of their own: they run while the first
+        level's checksum queries still wait for theirs."""
 
     def run(self) -> TableDiff:
         started = time.perf_counter()
         threads = max(1, self.options.threads)
-        with ThreadPoolExecutor(2 * threads, thread_name_prefix="parity-diff-io") as io:
-            self.io = io
+        with (
+            ThreadPoolExecutor(2 * threads, thread_name_prefix="parity-diff-io") as io,
+            ThreadPoolExecutor(2 * threads, thread_name_prefix="parity-diff-rows") as rows_io,
+        ):
+            self.io, self.rows_io = io, rows_io
             self.check_keys()
             roots = self.roots()
             if len(roots) == 1:
@@ -280,12 +286,14 @@ class TableRun:
             while parents and not self.halted():
                 located = self.locates and level > 0 and parents[0][0].width <= 1 << MAX_LOCATED_BITS
                 bits = self.locate_bits(parents) if located and level == 1 else None
-                found = self.level(parents, split, located, bits, adaptive=self.locates and level == 0)
-                if level == 0:
-                    self.count_rows(found)
-                    if ready is not None:
-                        ready.set()
-                parents = self.settle(found)
+                deeper: list[tuple[Segment, int]] = []
+                for found in self.level(parents, split, located, bits, adaptive=self.locates and level == 0):
+                    if level == 0:
+                        self.count_rows(found)
+                    deeper += self.settle(found)
+                if level == 0 and ready is not None:
+                    ready.set()
+                parents = deeper
                 level += 1
         except BaseException:
             self.failed.set()
@@ -337,9 +345,11 @@ class TableRun:
         located: bool = False,
         bits: int | None = None,
         adaptive: bool = False,
-    ) -> Found:
+    ) -> Iterator[Found]:
         """Checksums of every child bucket of ``parents`` (siblings of one root and width), both sides;
-        ``2**bits`` children per parent (0: the parents themselves), by default ``split_bits``.
+        ``2**bits`` children per parent (0: the parents themselves), by default ``split_bits``: the
+        whole level, or (``adaptive``, see ``first_level``) its parts as their queries come in, each
+        to be settled while the databases still work on the next ones.
 
         ``adaptive`` (the first level): the first ``split`` queries go plain; where at least
         ``locate_first_at`` of the first one's buckets differ, the queries after them are located,
@@ -365,12 +375,13 @@ class TableRun:
         groups = index_groups(segments, parts, self.options.max_terms)
         found = Found(root, child, base, {}, {}, located)
         if adaptive and len(groups) > split and child <= 1 << MAX_LOCATED_BITS:
-            return self.first_level(found, groups, width)
+            yield from self.first_level(found, groups, width)
+            return
         makers = [self.checksums_of(group, child, located) for group in groups]
         self.collect(found, self.many(makers), child, located)
-        return found
+        yield found
 
-    def first_level(self, found: Found, groups: Sequence[Sequence[Segment]], width: int) -> Found:
+    def first_level(self, found: Found, groups: Sequence[Sequence[Segment]], width: int) -> Iterator[Found]:
         """The first level of a large key range, after a look at its first query (see ``level``).
 
         The first query sums fine buckets. Rolled up into coarse ones (``sparse_buckets`` for the
@@ -393,12 +404,14 @@ class TableRun:
         rolled = found.rolled_up((coarse // child).bit_length() - 1)
         buckets = rolled.source.keys() | rolled.target.keys()
         differ = sum(rolled.source.get(b) != rolled.target.get(b) for b in buckets)
-        if differ >= self.options.locate_first_at * max(1, len(buckets)):
-            found.located = True
-            self.collect(found, self.many([self.checksums_of(g, child, True) for g in rest]), child, True)
-            return found
-        self.collect(rolled, self.many([self.checksums_of(g, coarse) for g in rest]), coarse)
-        return rolled
+        located = differ >= self.options.locate_first_at * max(1, len(buckets))
+        size = child if located else coarse
+        results = self.many([self.checksums_of(g, size, located) for g in rest])
+        yield found if located else rolled
+        for result in results:
+            part = Found(found.root, size, found.base, {}, {}, located)
+            self.collect(part, [result], size, located)
+            yield part
 
     def collect(
         self, found: Found, results: Iterable[tuple[list[Any], list[Any]]], child: int, located: bool = False
@@ -504,7 +517,7 @@ class TableRun:
         step = self.options.max_terms
         chunks = [located[i : i + step] for i in range(0, len(located), step)]
         makers = [self.named_rows(chunk) for chunk in chunks]
-        for chunk, (source_rows, target_rows) in zip(chunks, self.many(makers), strict=True):
+        for chunk, (source_rows, target_rows) in zip(chunks, self.many(makers, rows=True), strict=True):
             if self.halted():
                 break
             with self.lock:
@@ -549,7 +562,7 @@ class TableRun:
         pending = iter(groups)
         flying: deque[tuple[list[Segment], tuple[Future[list[Any]], Future[list[Any]]]]] = deque()
         for group in itertools.islice(pending, window):
-            flying.append((group, self.submit(self.rows_of(group))))
+            flying.append((group, self.submit(self.rows_of(group), rows=True)))
         while flying:
             group, (source_future, target_future) = flying.popleft()
             source_rows, target_rows = source_future.result(), target_future.result()
@@ -557,7 +570,7 @@ class TableRun:
                 continue  # let the queries in flight finish, start no more
             nxt = next(pending, None)
             if nxt is not None:
-                flying.append((nxt, self.submit(self.rows_of(nxt))))
+                flying.append((nxt, self.submit(self.rows_of(nxt), rows=True)))
             with self.lock:
                 self.stats.rows_downloaded += len(source_rows) + len(target_rows)
             self.emit(self.comparer.compare(source_rows, target_rows))
@@ -655,16 +668,19 @@ class TableRun:
         return next(self.many([make]))
 
     def many(
-        self, makers: Sequence[Callable[[Side], sa.Executable]]
+        self, makers: Sequence[Callable[[Side], sa.Executable]], rows: bool = False
     ) -> Iterator[tuple[list[Any], list[Any]]]:
         """Run each maker's query on both sides, all at once; results in order, each as soon as it is in
         (the caller works on the first ones while the databases still run the others)."""
-        return _in_order([self.submit(make) for make in makers])
+        return _in_order([self.submit(make, rows) for make in makers])
 
-    def submit(self, make: Callable[[Side], sa.Executable]) -> tuple[Future[list[Any]], Future[list[Any]]]:
-        """Start the maker's query on both sides."""
-        assert self.io is not None
-        source, target = (self.io.submit(side.run, make(side)) for side in self.sides)
+    def submit(
+        self, make: Callable[[Side], sa.Executable], rows: bool = False
+    ) -> tuple[Future[list[Any]], Future[list[Any]]]:
+        """Start the maker's query on both sides (``rows``: a row fetch, on the row threads)."""
+        pool = self.rows_io if rows else self.io
+        assert pool is not None
+        source, target = (pool.submit(side.run, make(side)) for side in self.sides)
         with self.lock:
             self.stats.queries += 2
         return source, target
