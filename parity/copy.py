@@ -45,11 +45,12 @@ Progress = Callable[[str, int, int | None], None]
 """progress(table, rows_done, rows_total): called from worker threads as batches land."""
 
 CHUNK_BATCHES = 10
+"""A chunk holds about this many batches: the unit of parallel work and of checkpointing."""
+
 ESTIMATED_FROM = 100_000
 """A table whose statistics say it holds at least this many rows is cut into chunks by that estimate
 (also its progress bar's total, corrected as rows land) instead of counting its rows first: a
 count(*) reads the whole table (MariaDB: 0.2 s per million rows) before any row moves."""
-"""A chunk holds about this many batches: the unit of parallel work and of checkpointing."""
 
 QUEUE_BATCHES = 1
 """Batches a chunk's reader may have ready ahead of its writer (besides the one it is reading and the

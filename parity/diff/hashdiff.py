@@ -388,7 +388,9 @@ class TableRun:
         level), they tell how much of the table the next level would read again: where at least
         ``locate_first_at`` of the coarse buckets differ, the other queries locate rows in the fine
         buckets; else they sum the coarse buckets, which costs the databases less (MariaDB's GROUP BY
-        a fifth less than 4096 buckets per query) and leaves the next level only a few of them."""
+        a fifth less than 4096 buckets per query) and leaves the next level only a few of them.
+        Yields the first query's buckets (at the width the others use), then each other query's as
+        it comes in."""
         child = found.width
         piece = min(s.width for s in groups[0])
         budget = max(1, self.options.sparse_buckets.bit_length() - 1)

@@ -201,7 +201,7 @@ class Side:
     def run(self, query: sa.Executable) -> list[Any]:
         """Run one query on this side; a database error becomes one line naming the table and database."""
         try:
-            if self.mysqlclient and isinstance(query, sa.ClauseElement):
+            if self.mysqlclient and not self.dialect.DIFF_SETUP and isinstance(query, sa.ClauseElement):
                 with self.endpoint.mysqlclient_session() as raw:
                     driver: Any = mysqlclient()
                     dialect, backend = self.endpoint.engine.dialect, self.endpoint.backend
