@@ -299,10 +299,19 @@ def test_planted_differences_are_found_exactly_with_few_rows_downloaded(
     assert 0 < stats.rows_downloaded <= 2 * 11 * 32  # at most one small bucket per difference, each side
 
 
-@pytest.mark.parametrize("first_level", [False, True], ids=["from-level-2", "from-level-1"])
+@pytest.mark.parametrize(
+    ("first_level", "located_width"),
+    [(False, None), (True, 32), (True, 8)],
+    ids=["from-level-2", "from-level-1", "from-level-1-finer"],
+)
 @pytest.mark.parametrize("direction", ["pg-to-mariadb", "mariadb-to-pg"])
 def test_rows_spread_all_over_are_located_not_bisected(
-    pg_db: Database, mariadb_db: Database, direction: str, first_level: bool, monkeypatch: pytest.MonkeyPatch
+    pg_db: Database,
+    mariadb_db: Database,
+    direction: str,
+    first_level: bool,
+    located_width: int | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One change every 100 rows: buckets holding a single differing row name it (both databases sum
     offset * hash), so little more than the differing rows is downloaded; buckets with two or more
@@ -332,13 +341,18 @@ def test_rows_spread_all_over_are_located_not_bisected(
         ("extra", 20_001, ()),
     }
     # first-level buckets of about 300 rows, as a large table has them (else 20,000 rows need no level 2)
-    options = {"first_buckets": 1024, "piece_keys": 512} if first_level else {"first_buckets": 64}
+    options: dict[str, int] = {"first_buckets": 64}
+    if first_level:  # (locate_rows 8: buckets of 8 keys for the located part, finer than the first query's)
+        options = {"first_buckets": 1024, "piece_keys": 512, "locate_rows": 32 if located_width == 32 else 8}
     monkeypatch.setattr(diff_module, "Options", functools.partial(Options, **options))
     levels: list[bool] = []  # whether each part of the first level located rows
+    widths: set[int] = set()  # the widths of its located parts
     count_rows = TableRun.count_rows
 
     def noted(self: TableRun, found: Found) -> None:
         levels.append(found.located)
+        if found.located:
+            widths.add(found.width)
         count_rows(self, found)
 
     monkeypatch.setattr(TableRun, "count_rows", noted)
@@ -359,6 +373,7 @@ def test_rows_spread_all_over_are_located_not_bisected(
     assert stats.rows_downloaded < 4 * len(expected), stats.rows_downloaded
     assert len(located) > 150  # most differing rows were named by their bucket's sums
     assert any(levels) is first_level  # the first level located rows (after its first query) or not
+    assert widths == ({located_width} if first_level else set())
 
 
 def test_a_first_level_with_few_differences_sums_coarse_buckets(

@@ -407,13 +407,27 @@ class TableRun:
         buckets = rolled.source.keys() | rolled.target.keys()
         differ = sum(rolled.source.get(b) != rolled.target.get(b) for b in buckets)
         located = differ >= self.options.locate_first_at * max(1, len(buckets))
-        size = child if located else coarse
+        size = self.located_width(found, head, width) if located else coarse
+        if located and size < child:  # (the level's buckets share one width: the head again, finer)
+            rest = [head, *rest]
+        else:
+            yield found if located else rolled
         results = self.many([self.checksums_of(g, size, located) for g in rest])
-        yield found if located else rolled
         for result in results:
             part = Found(found.root, size, found.base, {}, {}, located)
             self.collect(part, [result], size, located)
             yield part
+
+    def located_width(self, head: Found, segments: Sequence[Segment], width: int) -> int:
+        """The bucket width for a first level that locates rows: about ``locate_rows`` rows a bucket
+        at the head's density (one differing row each, mostly, where 1% of rows differ), within
+        ``max_buckets`` for the level (of ``width`` keys), and no wider than the head's buckets."""
+        rows = max(sum(c for c, _ in head.source.values()), sum(c for c, _ in head.target.values()))
+        keys = sum(s.key_range()[1] - s.key_range()[0] for s in segments)
+        wanted = max(1, self.options.locate_rows * keys // max(1, rows))
+        fine = 1 << (wanted.bit_length() - 1)
+        least = width >> max(0, self.options.max_buckets.bit_length() - 1)
+        return min(head.width, max(fine, least, 1))
 
     def collect(
         self, found: Found, results: Iterable[tuple[list[Any], list[Any]]], child: int, located: bool = False
