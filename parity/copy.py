@@ -377,10 +377,11 @@ def _not_null_parents_first(
             and not all(tp.source.column(c).nullable for c in fk.columns if c in tp.source.column_names)
         }
 
+    required = {tp.source.name: needs(tp) for tp in plans}
     waiting, order = list(plans), []
     placed: set[str] = set()
-    while waiting:
-        ready = next((tp for tp in waiting if needs(tp) <= placed), waiting[0])  # (else a NOT NULL cycle)
+    while waiting:  # (none ready: a NOT NULL cycle, refused by _plan_remaps)
+        ready = next((tp for tp in waiting if required[tp.source.name] <= placed), waiting[0])
         waiting.remove(ready)
         placed.add(ready.source.name)
         order.append(ready)

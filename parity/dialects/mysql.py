@@ -157,25 +157,14 @@ class MySQL(Dialect):
         return sa.func.if_(needs, escaped_line, line)
 
     def estimated_rows(self, conn: Connection, table: str, schema: str | None) -> int | None:
-        tables = sa.table(
-            "tables", sa.column("table_schema"), sa.column("table_name"), sa.column("table_rows"),
-            schema="information_schema",
-        )  # fmt: skip
-        database = sa.literal(schema) if schema else sa.func.database()
-        query = sa.select(tables.c.table_rows).where(
-            tables.c.table_schema == database, tables.c.table_name == table
-        )
-        rows = conn.execute(query).scalar()
+        tables = _information_schema("tables", "table_rows")
+        rows = conn.execute(sa.select(tables.c.table_rows).where(*_of_table(tables, table, schema))).scalar()
         return None if rows is None else int(rows)
 
     def column_charsets(self, conn: Connection, table: str, schema: str | None) -> dict[str, str | None]:
-        columns = sa.table(
-            "columns", sa.column("table_schema"), sa.column("table_name"), sa.column("column_name"),
-            sa.column("character_set_name"), schema="information_schema",
-        )  # fmt: skip
-        database = sa.literal(schema) if schema else sa.func.database()
+        columns = _information_schema("columns", "column_name", "character_set_name")
         query = sa.select(columns.c.column_name, columns.c.character_set_name).where(
-            columns.c.table_schema == database, columns.c.table_name == table
+            *_of_table(columns, table, schema)
         )
         return {str(name): charset for name, charset in conn.execute(query)}
 
@@ -284,3 +273,16 @@ def _tab_joined(fields: Sequence[Any]) -> sa.ColumnElement[Any]:
     for field in fields:
         parts += (field, sa.literal("\t"))
     return sa.func.concat(*parts[:-1])
+
+
+def _information_schema(view: str, *columns: str) -> sa.TableClause:
+    """A view of information_schema with its table_schema and table_name and the given columns."""
+    names = ("table_schema", "table_name", *columns)
+    return sa.table(view, *(sa.column(c) for c in names), schema="information_schema")
+
+
+def _of_table(view: sa.TableClause, table: str, schema: str | None) -> list[sa.ColumnElement[bool]]:
+    """The conditions selecting one table's rows of an information_schema view (schema None: the
+    connection's database)."""
+    database = sa.literal(schema) if schema else sa.func.database()
+    return [view.c.table_schema == database, view.c.table_name == table]
