@@ -28,14 +28,15 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any, ClassVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 from uuid import UUID
-
-from sqlalchemy.engine import Connection
 
 from parity import log
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.values import canonical_json, decode_value
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 Row = tuple[Any, ...]
 
@@ -74,8 +75,24 @@ class Writer:
     @classmethod
     def take_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> TextBatch:
         """A batch of a source's COPY text (``TEXT_FROM``) made ready for this writer, on the reader's
-        thread; as it is, unless the writer needs it otherwise."""
-        return TextBatch(text, lines, cls)
+        side: ``parse_text`` (which may run in a reader process) then ``text_batch``."""
+        return cls.text_batch(lines, kinds, cls.parse_text(text, lines, kinds))
+
+    @classmethod
+    def parse_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> Any:
+        """The work on a batch of a source's text that this writer needs done ahead: its result is
+        plain data (picklable), sent by a reader process to ``text_batch``. The text as it is, unless
+        the writer needs it otherwise."""
+        return text
+
+    @classmethod
+    def text_batch(cls, lines: int, kinds: Sequence[Kind], parsed: Any) -> TextBatch:
+        """The batch for ``write`` from what ``parse_text`` gave."""
+        return TextBatch(parsed, lines, cls)
+
+    PARSES_TEXT: ClassVar[bool] = False
+    """Whether ``parse_text`` does heavy work (Python per value): then copy reads such batches in reader
+    processes where it can (``parity.textread``)."""
 
     @classmethod
     def prepare(cls, rows: Sequence[Row], types: Sequence[CanonicalType]) -> Any:
@@ -250,6 +267,7 @@ class SQLiteWriter(ExecuteManyWriter):
         Kind.JSON: canonical_json,
     }
     PREPARES = True  # encode on the reader's thread while SQLite inserts the previous batch
+    PARSES_TEXT = True
     MAX_VARIABLES = 999  # SQLite's limit on a statement's parameters before 3.32
     ROWS_PER_INSERT = 50
 
@@ -279,14 +297,19 @@ class SQLiteWriter(ExecuteManyWriter):
     }
 
     @classmethod
-    def take_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> TextBatch:
+    def parse_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> list[Any]:
         """The text parsed into exactly the values ``write`` would bind for the canonical rows (ISO text
-        as ``isoformat`` gives it, decimals as plain text), grouped for the INSERTs: no canonical value
-        is made for a value whose text already is that form."""
-        flat = _sqlite_binds(text, kinds)
+        as ``isoformat`` gives it, decimals as plain text), row after row in one list: no canonical
+        value is made for a value whose text already is that form."""
+        return _sqlite_binds(text, kinds)
+
+    @classmethod
+    def text_batch(cls, lines: int, kinds: Sequence[Kind], parsed: Any) -> TextBatch:
+        """The values grouped for the INSERTs; the rows, where asked for, are made from them."""
+        flat: list[Any] = parsed
         width = len(kinds)
         return TextBatch(
-            text,
+            b"",
             lines,
             cls,
             prepared=_grouped(flat, width),
@@ -698,12 +721,12 @@ class MySQLLoadDataWriter(Writer):
         return _load_data_payload(rows, self.binary)
 
     @classmethod
-    def take_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> TextBatch:
+    def parse_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> bytes:
         """LOAD DATA reads ``\\f`` and ``\\v`` as letters: those two escapes become the raw characters
         (every other escape of COPY text means the same to both)."""
         if b"\\f" in text or b"\\v" in text:
             text = _FORM_FEED_OR_VTAB.sub(lambda m: _LOAD_DATA_FORM[m.group(0)], text)
-        return TextBatch(text, lines, cls)
+        return text
 
     TEXT_FROM = {  # not booleans (t/f), bytea (hex), JSON (jsonb's spacing), timestamptz (an offset follows)
         "mysql": _MYSQL_LINES,

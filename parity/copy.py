@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from itertools import repeat
@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from parity import bulk, log
+from parity import bulk, log, textread
 from parity.config import Mode, TableConfig
 from parity.endpoint import driver_message, execute_raw, mysqlclient_connect, mysqlclient_serves
 from parity.errors import DataError, ParityError
@@ -140,6 +140,8 @@ def copy(
     batch_size = batch_size or defaults.batch_size
     result = CopyResult(rejects_file=rejects_file)
     state = State(job.target)
+    if _reads_in_processes(job):
+        textread.warm()  # the fork server loads parity while the schema and the tables are planned
     keys_later = {  # tables loaded as they are (not merged, no ID lookups) may get their keys after
         spec.name
         for spec in job.selected()
@@ -484,9 +486,15 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, _St
                 starts[tp.target] = (chunks, state.done_chunks(conn, task), int(info["total"]))
             else:
                 fresh.append((tp, task, [], 0))
-    for i, (tp, task, _, _) in enumerate(fresh):
-        chunks, total = _plan_chunks(job, tp)
-        fresh[i] = (tp, task, chunks, total)
+    planned = []
+    for tp, task, _, _ in fresh:
+        try:
+            chunks, total = _plan_chunks(job, tp)
+        except sa.exc.DBAPIError as exc:  # (a --where the source cannot run): this table fails alone
+            starts[tp.target] = ParityError(f"reading the source failed: {driver_message(exc)}")
+            continue
+        planned.append((tp, task, chunks, total))
+    fresh = planned
     if not fresh:
         return starts
     replace = [tp.target for tp, *_ in fresh if tp.mode == "replace"]
@@ -549,11 +557,16 @@ def _copy_table(
         counter = _Counter(tp.target, total, already, progress)
         todo = [c for c in chunks if c.name not in done]
         runner = _ChunkRunner(job, state, task, tp, counter, rejects, maps)
-        if not (job.source.dialect.PARALLEL_CHUNKS and job.target.dialect.PARALLEL_CHUNKS):
+        parallel_reads = job.source.dialect.PARALLEL_CHUNKS or runner.in_process
+        if not (parallel_reads and job.target.dialect.PARALLEL_CHUNKS):
             workers = 1
-        with ThreadPoolExecutor(
-            max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
-        ) as pool:
+        runner.upcoming = list(todo)
+        with (
+            ThreadPoolExecutor(
+                max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
+            ) as pool,
+            closing(runner),
+        ):
             for read, written, rejected, skipped in pool.map(runner.run, todo):
                 result.skipped += skipped
                 result.rows_read += read
@@ -684,6 +697,13 @@ class _ChunkRunner:
         )
         """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``)."""
         self.kinds = [t.kind for t in tp.types]
+        self.in_process = self.as_text and _reads_in_processes(job)
+        """Chunks are read in reader processes (``textread``) where the reader's Python work is heavy."""
+        self.upcoming: list[Chunk] = []
+        """The chunks to copy, in the order the workers take them."""
+        self.readers: dict[str, textread.ProcessReader | None] = {}
+        """Per chunk, its reader process started ahead (None: started, and taken)."""
+        self.readers_lock = threading.Lock()
         self.charsets: dict[str, str | None] = {}
         if self.as_text and self.mysqlclient:
             with source.connect() as conn:
@@ -750,6 +770,10 @@ class _ChunkRunner:
 
     def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event, as_text: bool) -> None:
         try:
+            if as_text and self.in_process:
+                self._read_in_process(chunk, out, stop)
+                out.put(_DONE)
+                return
             if self.mysqlclient:
                 self._read_mysqlclient(chunk, out, stop, as_text)
                 out.put(_DONE)
@@ -848,29 +872,83 @@ class _ChunkRunner:
     ) -> None:
         """``COPY (SELECT ...) TO STDOUT`` from PostgreSQL, in batches of its text for a writer that loads
         that text as it is."""
-        compiled = self._select(chunk).compile(dialect=conn.dialect)
-        sql = f"COPY ({compiled.string}) TO STDOUT"
-        from parity.pgcopy import copy_out  # (psycopg is imported where PostgreSQL is used)
-
+        sql, params = self._copy_statement(conn.dialect, chunk)
         raw: Any = conn.connection.driver_connection
-        size, pending, count = self.tp.batch_size, [], 0
         try:
             with raw.cursor() as cursor:
                 for statement in self.job.source.dialect.COPY_TEXT_SETUP:
                     cursor.execute(statement)
             with log.timed_sql(sql, "postgresql"):
-                for rows in copy_out(raw, sql, compiled.params):
+                for text, count in textread.copy_batches(raw, sql, params, self.tp.batch_size):
                     if stop.is_set():
                         return
-                    pending += rows
-                    count += len(rows)
-                    if count >= size:
-                        out.put(self.writer_class.take_text(b"".join(pending), count, self.kinds))
-                        pending, count = [], 0
-            if pending:
-                out.put(self.writer_class.take_text(b"".join(pending), count, self.kinds))
+                    out.put(self.writer_class.take_text(text, count, self.kinds))
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise sa.exc.DBAPIError(sql, compiled.params, exc) from exc
+            raise sa.exc.DBAPIError(sql, params, exc) from exc
+
+    def _copy_statement(self, dialect: sa.Dialect, chunk: Chunk) -> tuple[str, Any]:
+        compiled = self._select(chunk).compile(dialect=dialect)
+        return f"COPY ({compiled.string}) TO STDOUT", compiled.params
+
+    def _read_in_process(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
+        """The chunk read, made text and parsed for the writer in a reader process (``textread``)."""
+        reader = self._reader(chunk)
+        try:
+            self._read_ahead()
+            with log.timed_sql(reader.sql, f"{self.job.source.backend} (reader process)"):
+                for rows, parsed in reader:
+                    if stop.is_set():
+                        return
+                    out.put(self.writer_class.text_batch(rows, self.kinds, parsed))
+        finally:
+            reader.close()
+
+    def _reader(self, chunk: Chunk) -> textread.ProcessReader:
+        with self.readers_lock:
+            reader = self.readers.get(chunk.name)
+            self.readers[chunk.name] = None
+        return reader or textread.ProcessReader(self._read_spec(chunk))
+
+    def _read_ahead(self) -> None:
+        """Start the reader of the first chunk no worker has started, so that its first batch is ready
+        when a worker takes it (else each chunk waits 0.1 s for it); that reader then waits, holding a
+        batch or two, until then."""
+        with self.readers_lock:
+            chunk = next((c for c in self.upcoming if c.name not in self.readers), None)
+            if chunk is not None:
+                self.readers[chunk.name] = textread.ProcessReader(self._read_spec(chunk))
+
+    def close(self) -> None:
+        """Stop the readers started ahead for chunks that were not copied (a failed table)."""
+        with self.readers_lock:
+            for reader in filter(None, self.readers.values()):
+                reader.close()
+            self.readers.clear()
+
+    def _read_spec(self, chunk: Chunk) -> textread.ReadSpec:
+        source = self.job.source
+        dialect = source.engine.dialect
+        setup = source.dialect.SESSION_SETUP
+        if source.backend == "postgresql":
+            sql, params = self._copy_statement(dialect, chunk)
+            setup += source.dialect.COPY_TEXT_SETUP
+        else:
+            compiled = self._select(chunk).compile(dialect=dialect)
+            sql = compiled.string
+            params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        args, kwargs = source.driver_connect_args()
+        return textread.ReadSpec(
+            driver=dialect.driver if dialect.driver != "pysqlite" else "sqlite3",
+            connect_args=tuple(args),
+            connect_kwargs=kwargs,
+            setup=setup,
+            sql=sql,
+            params=params,
+            kinds=tuple(self.kinds),
+            batch_size=self.tp.batch_size,
+            writer=self.target_dialect.WRITER,
+            secrets=tuple(filter(None, [source.url.password])),
+        )
 
     def _decode(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
         kinds = self.decoders
@@ -1099,7 +1177,24 @@ def _drain(batches: queue.Queue[Any], counted: list[int] | None = None) -> Itera
         if isinstance(item, BaseException):
             if isinstance(item, sa.exc.DBAPIError):
                 raise ParityError(f"reading the source failed: {driver_message(item)}") from item
+            if isinstance(item, ValueError | TypeError):  # a value its kind cannot be made of
+                raise ParityError(f"reading the source failed: {log.redact(str(item))}") from item
             raise item
         if counted is not None:
             counted.append(len(item))
         yield item
+
+
+def _sqlite_file(endpoint: Any) -> bool:
+    return endpoint.url.database not in (None, "", ":memory:")
+
+
+def _reads_in_processes(job: Job) -> bool:
+    """Whether text chunks are read in reader processes: from an SQLite file (its values are made
+    text in Python) or from PostgreSQL into a writer that parses the text (``Writer.PARSES_TEXT``)."""
+    if not textread.READ_PROCESSES:
+        return False
+    source, writer = job.source, bulk.WRITERS[job.target.dialect.WRITER]
+    if source.backend == "sqlite":
+        return _sqlite_file(source) and source.engine.dialect.driver == "pysqlite"
+    return source.backend == "postgresql" and source.engine.dialect.driver == "psycopg" and writer.PARSES_TEXT

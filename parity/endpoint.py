@@ -88,17 +88,10 @@ class Endpoint:
     def engine(self) -> Engine:
         self._check_file()
         kwargs: dict[str, Any] = {}
-        connect_args: dict[str, Any] = {}
-        if self.backend == "sqlite":
-            connect_args["check_same_thread"] = False
-            connect_args["timeout"] = 60
-        elif self.backend in ("postgresql", "mysql", "mariadb"):
-            connect_args["connect_timeout"] = int(os.environ.get("PARITY_CONNECT_TIMEOUT", "10"))
+        if self.backend in ("postgresql", "mysql", "mariadb"):
             kwargs.update(pool_size=self.pool_size, max_overflow=self.pool_size)
-        if self.backend in ("mysql", "mariadb"):
-            connect_args.update(local_infile=True, charset="utf8mb4")
         try:
-            engine = sa.create_engine(self.url, connect_args=connect_args, **kwargs)
+            engine = sa.create_engine(self.url, connect_args=self._connect_args(), **kwargs)
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             hint = REGISTRY.get(self.backend, Dialect).driver_hint
             raise ConnectionFailed(f"no driver for {self.redacted()}: {exc}; {hint}".rstrip("; ")) from exc
@@ -108,6 +101,25 @@ class Endpoint:
         if log.sql_enabled():
             _log_statements(engine)
         return engine
+
+    def _connect_args(self) -> dict[str, Any]:
+        """What parity adds to the URL's arguments of the driver's ``connect``."""
+        connect_args: dict[str, Any] = {}
+        if self.backend == "sqlite":
+            connect_args["check_same_thread"] = False
+            connect_args["timeout"] = 60
+        elif self.backend in ("postgresql", "mysql", "mariadb"):
+            connect_args["connect_timeout"] = int(os.environ.get("PARITY_CONNECT_TIMEOUT", "10"))
+        if self.backend in ("mysql", "mariadb"):
+            connect_args.update(local_infile=True, charset="utf8mb4")
+        return connect_args
+
+    def driver_connect_args(self) -> tuple[list[Any], dict[str, Any]]:
+        """The arguments of the driver's ``connect`` for a connection like the engine's, made without
+        the engine (by a reader process); the session setup (``SESSION_SETUP``) is the caller's."""
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        plain = {k: v for k, v in kwargs.items() if isinstance(v, str | int | float | bool)}  # (not psycopg's
+        return list(args), {**plain, **self._connect_args()}  # adapters, which SQLAlchemy passes)
 
     def _check_file(self) -> None:
         if self.backend not in _FILE_DATABASES:

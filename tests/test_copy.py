@@ -453,6 +453,16 @@ def test_limit_and_where(small: Database, duckdb_db: Database) -> None:
     assert duckdb_db.query("SELECT COUNT(*) FROM items2")[0][0] == 1
 
 
+def test_a_where_the_source_cannot_run_fails_its_table_in_one_line(small: Database, pg_db: Database) -> None:
+    job = job_for(small, pg_db, table_options={"where": "no_such_column > 1"})
+    try:
+        result = copy(job)
+    finally:
+        job.close()
+    assert result.tables[0].status == "failed"
+    assert result.tables[0].error == "reading the source failed: no such column: no_such_column"
+
+
 def test_target_that_cannot_hold_values_fails_before_any_row(small: Database, pg_db: Database) -> None:
     pg_db.sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(2) NOT NULL, price NUMERIC(8,2))")
     with pytest.raises(DataError, match=r"items\.name"):
@@ -618,8 +628,16 @@ def test_killed_copy_resumes_to_the_same_result(make_db: Callable[[str], Databas
     assert proc.poll() is None, (
         f"copy finished before it could be killed: {proc.stderr.read() if proc.stderr else ''}"
     )
-    os.killpg(proc.pid, signal.SIGKILL)
+    assert len(_in_session(proc.pid)) > 2  # the copy, its fork server and reader processes
+    os.kill(proc.pid, signal.SIGKILL)  # the copy alone: what it started (reader processes) must end too
     proc.wait()
+    deadline = time.monotonic() + 10
+    while _in_session(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _in_session(proc.pid)
+    if left:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert left == []
     partial = target.query("SELECT COUNT(*) FROM big")[0][0]
     assert 0 < partial < ROWS
 
@@ -629,6 +647,21 @@ def test_killed_copy_resumes_to_the_same_result(make_db: Callable[[str], Databas
     assert (count, distinct) == (ROWS, ROWS)
     assert Decimal(str(total)) == sum(Decimal(f"{i}.25") for i in range(1, ROWS + 1))
     assert _primary_key(target, "big") == ["id"]  # built after the rows, by the rerun where it was killed
+
+
+def _in_session(session: int) -> list[int]:
+    """The live processes of a session (a killed copy's reader processes and their fork server)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session and fields[0] != "Z":
+                found.append(int(entry))
+    return found
 
 
 def _primary_key(db: Database, table: str) -> list[str]:

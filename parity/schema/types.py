@@ -8,10 +8,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from enum import Enum
-
-from sqlalchemy import types as sat
+from typing import TYPE_CHECKING, Any
 
 from parity.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from sqlalchemy import types as sat
 
 
 class Kind(str, Enum):
@@ -79,8 +81,10 @@ def parse(spec: str) -> CanonicalType:
     return CanonicalType(kind, length=first)
 
 
-def from_sqlalchemy(t: sat.TypeEngine) -> CanonicalType | None:
+def from_sqlalchemy(t: sat.TypeEngine[Any]) -> CanonicalType | None:
     """Map a reflected SQLAlchemy type to its canonical type; None when there is no portable mapping."""
+    from sqlalchemy import types as sat  # (here: reader processes use this module without SQLAlchemy)
+
     if isinstance(t, sat.Boolean):
         return CanonicalType(Kind.BOOLEAN)
     if isinstance(t, sat.BigInteger):

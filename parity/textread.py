@@ -1,0 +1,237 @@
+"""A chunk's rows read as COPY text, in this process or in a reader process of its own.
+
+Where rows travel as text (``bulk.TextBatch``), the Python work per value is on the reader's side:
+SQLite's values turned into text (``bulk.sqlite_text``), or a source's text parsed into what SQLite
+binds (``bulk.SQLiteWriter.parse_text``). In one process that work and the writer's share one
+interpreter lock. A reader process (``ProcessReader``) does it beside the writer, on another core: it
+connects to the source with the arguments of parity's engine, runs the chunk's compiled statement, and
+sends each batch's parsed form back through a socket, which holds little, so memory stays bounded by
+the batch size whatever the table.
+
+Reader processes are forked by a small server of parity's own (``python -m parity.textread``),
+started once per process that copies, with parity's modules loaded: a reader starts in a millisecond,
+and it is forked from a process with one thread and no connection (not from the copying process,
+whose threads and connections a fork would copy), and without running the caller's ``__main__``
+again (as multiprocessing's spawn and fork server do). A reader whose copy stops, or whose copying
+process dies, meets a closed socket at its next batch and exits; the server exits with its parent.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from parity import bulk, log
+from parity.errors import ParityError
+from parity.schema.types import Kind
+
+READ_PROCESSES = (
+    os.environ.get("PARITY_READ_PROCESSES", "1") != "0"
+    and hasattr(os, "fork")
+    and hasattr(socket, "send_fds")
+)
+"""Whether chunks that travel as text may be read in processes of their own (POSIX; never with
+``PARITY_READ_PROCESSES=0``: then every chunk is read on a thread of the copying process)."""
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """All a reader process needs to read one chunk: plain data, picklable."""
+
+    driver: str
+    """The DB-API module: ``sqlite3`` or ``psycopg``."""
+    connect_args: tuple[Any, ...]
+    connect_kwargs: dict[str, Any]
+    """What parity's engine passes to the driver's ``connect`` (password included: the spec goes to
+    the reader through a socket, never to a log)."""
+    setup: tuple[str, ...]
+    """Statements run first: the session's (time zone) and the COPY's."""
+    sql: str
+    params: Any
+    kinds: tuple[Kind, ...]
+    batch_size: int
+    writer: str
+    """The target's writer (a key of ``bulk.WRITERS``), which parses each batch."""
+    secrets: tuple[str, ...] = field(default=())
+    """Passwords to mask in an error message."""
+
+
+# ---- the batches, wherever they are read ---------------------------------------------------------
+
+
+def sqlite_batches(
+    cursor: Any, sql: str, params: Any, kinds: Sequence[Kind], size: int
+) -> Iterator[tuple[bytes, int]]:
+    """SQLite's rows of ``sql`` as batches of COPY text: (text, rows)."""
+    cursor.execute(sql, params)
+    while rows := cursor.fetchmany(size):
+        yield bulk.sqlite_text(rows, kinds), len(rows)
+
+
+def copy_batches(raw: Any, sql: str, params: Any, size: int) -> Iterator[tuple[bytes, int]]:
+    """PostgreSQL's ``COPY (...) TO STDOUT`` as batches of about ``size`` rows: (text, rows)."""
+    from parity.pgcopy import copy_out  # (psycopg is imported where PostgreSQL is used)
+
+    pending: list[bytes] = []
+    count = 0
+    for rows in copy_out(raw, sql, params):
+        pending += rows
+        count += len(rows)
+        if count >= size:
+            yield b"".join(pending), count
+            pending, count = [], 0
+    if pending:
+        yield b"".join(pending), count
+
+
+# ---- the reader process ----------------------------------------------------------------------------
+
+_DONE = "done"
+
+
+class _Server:
+    """The fork server: a child process of this one that forks a reader per chunk."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "parity.textread", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        theirs.close()
+        self.control = ours
+        self.lock = threading.Lock()
+
+    def fork(self, spec: ReadSpec) -> Connection:
+        """A reader for the spec; its batches come on the returned connection."""
+        ours, theirs = socket.socketpair()
+        try:
+            with self.lock:
+                socket.send_fds(self.control, [pickle.dumps(spec)], [theirs.fileno()])
+        finally:
+            theirs.close()
+        return Connection(ours.detach())
+
+
+_server: _Server | None = None
+_server_lock = threading.Lock()
+
+
+def _the_server() -> _Server:
+    global _server
+    with _server_lock:
+        if _server is None or _server.process.poll() is not None:
+            _server = _Server()
+        return _server
+
+
+def warm() -> None:
+    """Start the fork server now, so that it loads parity while the copy plans its tables."""
+    if READ_PROCESSES:
+        _the_server()
+
+
+class ProcessReader:
+    """One chunk read in a reader process: iterate for (rows, parsed) batches; ``close`` stops it."""
+
+    def __init__(self, spec: ReadSpec) -> None:
+        self.sql = spec.sql
+        try:
+            self.connection = _the_server().fork(spec)
+        except OSError as exc:
+            raise ParityError(f"cannot start a reader process: {exc}") from exc
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        while True:
+            try:
+                item = self.connection.recv()
+            except EOFError:
+                raise ParityError("the reader process ended before its last batch") from None
+            if item == _DONE:
+                return
+            if isinstance(item, ParityError):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop reading: the reader exits at its next batch (its socket is closed)."""
+        self.connection.close()
+
+
+def _serve(control_fd: int) -> None:
+    """The fork server's loop: a reader forked per request, until the parent's socket closes."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # readers are reaped by the system
+    control = socket.socket(fileno=control_fd)
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1 << 20, 1)
+        if not message:
+            return
+        if os.fork() == 0:
+            control.close()
+            code = 0
+            try:
+                _read(pickle.loads(message), Connection(fds[0]))
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+
+
+def _read(spec: ReadSpec, out: Connection) -> None:
+    """A reader's work: read the chunk and send each batch parsed by the target's writer."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for secret in spec.secrets:
+        log.add_secret(secret)
+    writer = bulk.WRITERS[spec.writer]
+    try:
+        driver = __import__(spec.driver)
+        conn = driver.connect(*spec.connect_args, **spec.connect_kwargs)
+        try:
+            cursor = conn.cursor()
+            for statement in spec.setup:
+                cursor.execute(statement)
+            if spec.driver == "psycopg":
+                batches = copy_batches(conn, spec.sql, spec.params, spec.batch_size)
+            else:
+                batches = sqlite_batches(cursor, spec.sql, spec.params, spec.kinds, spec.batch_size)
+            for text, rows in batches:
+                out.send((rows, writer.parse_text(text, rows, spec.kinds)))
+        finally:
+            conn.close()
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the copy stopped reading
+    except Exception as exc:  # one line for the parent, which reports it as a failed read
+        out.send(ParityError(f"reading the source failed: {log.redact(_first_line(exc))}"))
+        return
+    out.send(_DONE)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":  # the fork server (run as the module itself, so that specs unpickle into it)
+    from contextlib import suppress
+
+    with suppress(ImportError):
+        import parity.pgcopy  # noqa: F401  (loaded once here, not in every reader)
+    from parity.textread import _serve as serve
+
+    serve(int(sys.argv[1]))

@@ -1,0 +1,189 @@
+"""Chunks read in reader processes (parity.textread) on real databases: the same rows as a reader thread
+copies, one clear line when the read fails, and no reader left running after the copy, stopped or not."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import date, datetime
+from datetime import time as clock
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from parity import bulk, textread
+from parity.copy import copy
+from parity.schema.model import Column, Table
+from parity.schema.types import CanonicalType, Kind
+from tests.conftest import Database
+from tests.test_copy import TRICKY_TEXT, copy_ok, create_canonical, insert_canonical, job_for, read_back
+
+pytestmark = pytest.mark.skipif(not textread.READ_PROCESSES, reason="reader processes need POSIX fork")
+
+COLUMNS: list[tuple[str, CanonicalType]] = [
+    ("id", CanonicalType(Kind.INTEGER)),
+    ("bi", CanonicalType(Kind.BIGINT)),
+    ("m", CanonicalType(Kind.DECIMAL, precision=12, scale=2)),
+    ("vc", CanonicalType(Kind.VARCHAR, length=40)),
+    ("c", CanonicalType(Kind.CHAR, length=6)),
+    ("t", CanonicalType(Kind.TEXT)),
+    ("dt", CanonicalType(Kind.DATE)),
+    ("tm", CanonicalType(Kind.TIME)),
+    ("ts", CanonicalType(Kind.TIMESTAMP)),
+]
+ROWS = 2_500
+
+
+def _value(name: str, n: int) -> Any:
+    """Row n's value of a column: NULLs, escapes, whole and fractional seconds, dates before 1970."""
+    if n % 11 == 3 and name != "id":
+        return None
+    return {
+        "id": n,
+        "bi": (n - ROWS // 2) * 3_000_000_019,
+        "m": Decimal(n * 37 - 40_000).scaleb(-2),
+        "vc": TRICKY_TEXT[n % len(TRICKY_TEXT)] + str(n),
+        "c": f"c{n % 97}",
+        "t": f"line {n}\nwith\ttab\\ and {TRICKY_TEXT[n % len(TRICKY_TEXT)]}" if n % 5 else "",
+        "dt": date(1900 + n % 200, 1 + n % 12, 1 + n % 28),
+        "tm": clock(n % 24, n % 60, n % 60, (n * 1_000) % 1_000_000 if n % 3 else 0),
+        "ts": datetime(
+            1960 + n % 90, 1 + n % 12, 1 + n % 28, n % 24, n % 60, n % 60, (n * 10_007) % 1_000_000
+        ),
+    }[name]
+
+
+def _source_table(source: Database, kinds: frozenset[Kind]) -> tuple[str, list[str], list[CanonicalType]]:
+    chosen = [(c, t) for c, t in COLUMNS if t.kind in kinds]
+    columns, types = [c for c, _ in chosen], [t for _, t in chosen]
+    model = Table("moved", tuple(Column(c, t, nullable=(c != "id")) for c, t in chosen), primary_key=("id",))
+    create_canonical(source, model)
+    rows = [tuple(_value(c, n) for c in columns) for n in range(1, ROWS + 1)]
+    insert_canonical(source, "moved", columns, types, rows)
+    return "moved", columns, types
+
+
+class _Counted(textread.ProcessReader):
+    started: list[str] = []
+
+    def __init__(self, spec: textread.ReadSpec) -> None:
+        super().__init__(spec)
+        _Counted.started.append(spec.sql)
+
+
+@pytest.mark.parametrize(
+    ("source_name", "target_name", "writer"),
+    [
+        ("sqlite", "postgresql", bulk.PostgresCopyWriter),
+        ("sqlite", "mariadb", bulk.MySQLLoadDataWriter),
+        ("postgresql", "sqlite", bulk.SQLiteWriter),
+    ],
+    ids=["sqlite-to-pg", "sqlite-to-mariadb", "pg-to-sqlite"],
+)
+def test_reader_processes_copy_what_a_reader_thread_copies(
+    make_db: Callable[[str], Database],
+    source_name: str,
+    target_name: str,
+    writer: type[bulk.Writer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many chunks of many batches, each read in a process of its own (with readers started ahead):
+    every row arrives exactly, and the target holds what a copy read on threads gives it (SQLite: the
+    same storage classes and text)."""
+    source = make_db(source_name)
+    name, columns, types = _source_table(source, writer.TEXT_FROM[source_name])
+    by_processes, by_threads = make_db(target_name), make_db(target_name)
+    _Counted.started = []
+    monkeypatch.setattr(textread, "ProcessReader", _Counted)
+    copy_ok(job_for(source, by_processes, tables=[name]), batch_size=200, workers=2)
+    assert len(_Counted.started) == 2  # chunks of 10 batches: 2,500 rows in 2 chunks
+    with monkeypatch.context() as threads:
+        threads.setattr(textread, "READ_PROCESSES", False)
+        copy_ok(job_for(source, by_threads, tables=[name]), batch_size=200, workers=2)
+    assert len(_Counted.started) == 2  # (none more)
+    expected = read_back(source, name, columns, types)
+    assert len(expected) == ROWS
+    assert read_back(by_processes, name, columns, types) == expected
+    stored = f"SELECT {', '.join(columns)} FROM {name} ORDER BY id"
+    if target_name == "sqlite":
+        stored = f"SELECT {', '.join(f'typeof({c}), {c}' for c in columns)} FROM {name} ORDER BY id"
+    assert by_processes.query(stored) == by_threads.query(stored)
+
+
+@pytest.mark.parametrize(
+    ("source_name", "bad", "message"),
+    [
+        ("sqlite", "UPDATE moved SET ts = 'not a time' WHERE id = 1200", "Invalid isoformat string"),
+        ("postgresql", "UPDATE moved SET ts = 'infinity' WHERE id = 1200", "infinity"),
+    ],
+)
+def test_a_value_a_reader_process_cannot_read_fails_its_table_in_one_line(
+    make_db: Callable[[str], Database], source_name: str, bad: str, message: str
+) -> None:
+    """A value that is not of its column's kind (SQLite holds any text; PostgreSQL's infinity has no
+    Python datetime), met after some batches have gone: the table fails with one line, its chunk's rows
+    are rolled back, and no reader is left running."""
+    source = make_db(source_name)
+    writer = bulk.PostgresCopyWriter if source_name == "sqlite" else bulk.SQLiteWriter
+    name, _, _ = _source_table(source, writer.TEXT_FROM[source_name])
+    source.sql(bad)
+    target = make_db("postgresql" if source_name == "sqlite" else "sqlite")
+    job = job_for(source, target, tables=[name])
+    try:
+        result = copy(job, batch_size=200, workers=1)
+    finally:
+        job.close()
+    table = result.tables[0]
+    assert table.status == "failed"
+    assert table.error and table.error.startswith("reading the source failed:") and message in table.error
+    assert "\n" not in table.error
+    ids = [r[0] for r in target.query(f"SELECT id FROM {name}")]
+    assert 1200 not in ids and len(ids) < ROWS  # its chunk rolled back
+    _assert_no_reader_left()
+
+
+def test_a_copy_stopped_by_its_writer_leaves_no_reader_running(make_db: Callable[[str], Database]) -> None:
+    """The target refuses rows past --max-rejects: the table stops while its readers (and the one started
+    ahead for the next chunk) still have rows to send; they stop too."""
+    source = make_db("sqlite")
+    name, _, _ = _source_table(source, bulk.PostgresCopyWriter.TEXT_FROM["sqlite"])
+    target = make_db("postgresql")
+    target.sql(
+        f"CREATE TABLE {name} (id INTEGER PRIMARY KEY CHECK (id < 100), bi BIGINT, m NUMERIC(12,2),"
+        " vc VARCHAR(40), c CHAR(6), t TEXT, dt DATE, tm TIME, ts TIMESTAMP)"
+    )
+    job = job_for(source, target, tables=[name])
+    try:
+        result = copy(job, mode="append", batch_size=100, workers=1, max_rejects=3, schema=False)
+    finally:
+        job.close()
+    assert result.tables[0].status == "failed"
+    assert result.tables[0].error and "more than 3 rows refused" in result.tables[0].error
+    _assert_no_reader_left()
+
+
+def _readers() -> list[int]:
+    """The reader processes alive now: the fork server's children."""
+    server = textread._server
+    if server is None:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == server.process.pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _assert_no_reader_left() -> None:
+    deadline = time.monotonic() + 10
+    while _readers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _readers() == []
