@@ -297,24 +297,23 @@ class SQLiteWriter(ExecuteManyWriter):
     }
 
     @classmethod
-    def parse_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> list[Any]:
+    def parse_text(cls, text: bytes, lines: int, kinds: Sequence[Kind]) -> Any:
         """The text parsed into exactly the values ``write`` would bind for the canonical rows (ISO text
-        as ``isoformat`` gives it, decimals as plain text), row after row in one list: no canonical
-        value is made for a value whose text already is that form."""
-        return _sqlite_binds(text, kinds)
+        as ``isoformat`` gives it, decimals as plain text), grouped as the multi-row INSERTs take them
+        (``_grouped``): no canonical value is made for a value whose text already is that form."""
+        return _grouped(_sqlite_binds(text, kinds), len(kinds))
 
     @classmethod
     def text_batch(cls, lines: int, kinds: Sequence[Kind], parsed: Any) -> TextBatch:
-        """The values grouped for the INSERTs; the rows, where asked for, are made from them."""
-        flat: list[Any] = parsed
+        """The grouped values as the batch; its rows, where asked for, are made from them."""
         width = len(kinds)
-        return TextBatch(
-            b"",
-            lines,
-            cls,
-            prepared=_grouped(flat, width),
-            parse=lambda: list(zip(*(flat[i::width] for i in range(width)), strict=True)),
-        )
+
+        def rows() -> list[Row]:
+            groups, rest = parsed
+            flat = list(chain.from_iterable(chain(groups, rest)))
+            return list(zip(*(flat[i::width] for i in range(width)), strict=True))
+
+        return TextBatch(b"", lines, cls, prepared=tuple(parsed), parse=rows)
 
     def write(self, rows: Sequence[Row]) -> None:
         prepared = _prepared(rows, type(self))

@@ -18,8 +18,10 @@ process dies, meets a closed socket at its next batch and exits; the server exit
 
 from __future__ import annotations
 
+import marshal
 import os
 import pickle
+import queue
 import signal
 import socket
 import subprocess
@@ -95,7 +97,7 @@ def copy_batches(raw: Any, sql: str, params: Any, size: int) -> Iterator[tuple[b
 
 # ---- the reader process ----------------------------------------------------------------------------
 
-_DONE = "done"
+_BATCH, _DONE, _FAILED = "batch", "done", "failed"
 
 
 class _Server:
@@ -158,14 +160,14 @@ class ProcessReader:
     def __iter__(self) -> Iterator[tuple[int, Any]]:
         while True:
             try:
-                item = self.connection.recv()
+                what, rows, payload = marshal.loads(self.connection.recv_bytes())
             except EOFError:
                 raise ParityError("the reader process ended before its last batch") from None
-            if item == _DONE:
+            if what == _DONE:
                 return
-            if isinstance(item, ParityError):
-                raise item
-            yield item
+            if what == _FAILED:
+                raise ParityError(payload)
+            yield rows, payload
 
     def close(self) -> None:
         """Stop reading: the reader exits at its next batch (its socket is closed)."""
@@ -194,11 +196,16 @@ def _serve(control_fd: int) -> None:
 
 
 def _read(spec: ReadSpec, out: Connection) -> None:
-    """A reader's work: read the chunk and send each batch parsed by the target's writer."""
+    """A reader's work: read the chunk and send each batch parsed by the target's writer. A thread sends
+    while the next batches are read and parsed, up to ``AHEAD`` of them: a reader started ahead gets
+    that far before its chunk's turn."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for secret in spec.secrets:
         log.add_secret(secret)
     writer = bulk.WRITERS[spec.writer]
+    ready: queue.Queue[Any] = queue.Queue(maxsize=AHEAD)
+    sender = threading.Thread(target=_send, args=(ready, out), daemon=True)
+    sender.start()
     try:
         driver = __import__(spec.driver)
         conn = driver.connect(*spec.connect_args, **spec.connect_kwargs)
@@ -211,15 +218,32 @@ def _read(spec: ReadSpec, out: Connection) -> None:
             else:
                 batches = sqlite_batches(cursor, spec.sql, spec.params, spec.kinds, spec.batch_size)
             for text, rows in batches:
-                out.send((rows, writer.parse_text(text, rows, spec.kinds)))
+                ready.put((_BATCH, rows, writer.parse_text(text, rows, spec.kinds)))
         finally:
             conn.close()
-    except (BrokenPipeError, ConnectionResetError):
-        return  # the copy stopped reading
     except Exception as exc:  # one line for the parent, which reports it as a failed read
-        out.send(ParityError(f"reading the source failed: {log.redact(_first_line(exc))}"))
-        return
-    out.send(_DONE)
+        ready.put((_FAILED, 0, f"reading the source failed: {log.redact(_first_line(exc))}"))
+    else:
+        ready.put((_DONE, 0, None))
+    sender.join()
+
+
+AHEAD = 3
+"""Batches a reader process may have parsed and not yet sent."""
+
+
+def _send(ready: queue.Queue[Any], out: Connection) -> None:
+    """Send each (what, rows, payload) message, marshalled: the payloads are bytes, or lists of plain
+    values (str, int, float, None), which marshal reads back faster than pickle (a fifth, on 6M
+    values) and writes three times faster."""
+    while True:
+        item = ready.get()
+        try:
+            out.send_bytes(marshal.dumps(item))
+        except OSError:  # the copy stopped reading (or is gone): nothing more to do here
+            os._exit(0)
+        if item[0] != _BATCH:
+            return
 
 
 def _first_line(exc: BaseException) -> str:
