@@ -341,8 +341,12 @@ def _sqlite_binds(text: bytes, kinds: Sequence[Kind]) -> list[Any]:
     flat.pop()  # only end fields and lines in COPY text)
     for i, kind in enumerate(kinds):
         values = flat[i::width]
-        if "\\" in "".join(values):  # NULLs or escapes
-            values = [_copy_field(v) if "\\" in v else v for v in values]
+        joined = "".join(values)
+        if "\\" in joined:  # NULLs or escapes
+            if joined.count("\\") == values.count("\\N"):  # NULLs alone (an escape is one more "\\")
+                values = [None if v == "\\N" else v for v in values]
+            else:
+                values = [_copy_field(v) if "\\" in v else v for v in values]
         flat[i::width] = _sqlite_bind_column(values, kind)
     return flat
 
@@ -370,14 +374,11 @@ def _sqlite_bind_column(values: list[Any], kind: Kind) -> list[Any]:
         if start is None:
             return values
         # isoformat: no fraction for whole seconds, else six digits (PostgreSQL trims zeros, MySQL pads)
-        return [
-            v
-            if v is None or len(v) == start
-            else v[:start]
-            if v.endswith(".000000")
-            else v.ljust(start + 7, "0")
-            for v in values
-        ]
+        full = start + 7
+        if ".000000\n" in "\n".join(filter(None, values)) + "\n":
+            values = [v if v is None or not v.endswith(".000000") else v[:start] for v in values]
+        # (most values are already whole or full: one len() each, no method call)
+        return [v if v is None or (n := len(v)) == full or n == start else v.ljust(full, "0") for v in values]
     else:
         return values  # decimals (plain text), strings, UUID: their text is what is bound
     if None in values:

@@ -174,3 +174,42 @@ def test_iso_columns_are_recognised_exactly_as_the_iso_grammar_says(kind: Kind, 
     values = data.draw(st.lists(st.none() | near_iso(kind), max_size=4))
     expected = all(v is None or re.fullmatch(_ISO_REFERENCE[kind], v) for v in values)
     assert bulk._all_iso(values, kind) == expected
+
+
+def _as_sent(moment: datetime, padded: bool, kind: Kind) -> str:
+    """A time or timestamp as a source's text gives it: PostgreSQL trims the fraction's zeros (and
+    drops a zero fraction), MySQL's DATETIME(6) always has six digits."""
+    whole = moment.time().isoformat("seconds") if kind is Kind.TIME else moment.isoformat(" ", "seconds")
+    fraction = f"{moment.microsecond:06d}"
+    if not padded:
+        fraction = fraction.rstrip("0")
+    return f"{whole}.{fraction}" if fraction else whole
+
+
+@pytest.mark.parametrize("kind", [Kind.TIME, Kind.TIMESTAMP])
+@settings(max_examples=300)
+@given(data=st.data())
+def test_times_in_text_are_bound_as_isoformat_writes_them(kind: Kind, data: st.DataObject) -> None:
+    """What SQLite is given for a source's text is what it is given for the canonical value: no
+    fraction for whole seconds, else six digits, whatever width the source used."""
+    micro = st.sampled_from([0, 1, 10, 120_000, 123_456, 999_999, 500_000]) | st.integers(0, 999_999)
+    moments = st.builds(
+        lambda d, m: d.replace(microsecond=m), st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31)), micro
+    )
+    values = data.draw(st.lists(st.none() | moments, max_size=8))
+    padded = data.draw(st.booleans())
+    texts = [None if v is None else _as_sent(v, padded, kind) for v in values]
+    encode = bulk.SQLiteWriter.ENCODERS[kind]
+    expected = [None if v is None else encode(v.time() if kind is Kind.TIME else v) for v in values]
+    assert bulk._sqlite_bind_column(texts, kind) == expected
+
+
+@settings(max_examples=300)
+@given(values=st.lists(st.none() | st.text(alphabet="ab\\N\t\n", max_size=5), max_size=8))
+def test_copy_text_fields_are_parsed_as_each_field_alone(values: list[str | None]) -> None:
+    """NULLs, escapes and a text that is "\\N" itself, however they mix in a column."""
+    copy = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n"})
+    line = "\t".join("\\N" if v is None else v.translate(copy) for v in values)
+    text = "".join(f"{line}\n" if values else "" for _ in range(2)).encode()
+    kinds = [Kind.TEXT] * len(values)
+    assert bulk._sqlite_binds(text, kinds) == [*values, *values] if values else True
