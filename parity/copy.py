@@ -54,9 +54,10 @@ count(*) reads the whole table (MariaDB: 0.2 s per million rows) before any row 
 
 QUEUE_BATCHES = 1
 """Batches a chunk's reader may have ready ahead of its writer (besides the one it is reading and the
-one being written): with the batch size and the workers, what bounds the memory a copy takes. One is
-enough for the reader (which also does the writer's encoding, ``Writer.prepare``) and the target's load
-to overlap; a second one costs a batch of memory per worker and measured no faster."""
+one being written): with the batch size and the workers, what bounds the memory a copy takes (a chunk
+read in a reader process holds up to ``textread.AHEAD`` more there, and one reader a table is started
+ahead). One is enough for the reader (which also does the writer's encoding, ``Writer.prepare``) and the
+target's load to overlap; a second one costs a batch of memory per worker and measured no faster."""
 
 
 @dataclass
@@ -562,10 +563,10 @@ def _copy_table(
             workers = 1
         runner.upcoming = list(todo)
         with (
+            closing(runner),  # (after the pool's threads: none can start a reader after it)
             ThreadPoolExecutor(
                 max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
             ) as pool,
-            closing(runner),
         ):
             for read, written, rejected, skipped in pool.map(runner.run, todo):
                 result.skipped += skipped
@@ -704,6 +705,7 @@ class _ChunkRunner:
         self.readers: dict[str, textread.ProcessReader | None] = {}
         """Per chunk, its reader process started ahead (None: started, and taken)."""
         self.readers_lock = threading.Lock()
+        self.closed = False
         self.charsets: dict[str, str | None] = {}
         if self.as_text and self.mysqlclient:
             with source.connect() as conn:
@@ -771,9 +773,13 @@ class _ChunkRunner:
     def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event, as_text: bool) -> None:
         try:
             if as_text and self.in_process:
-                self._read_in_process(chunk, out, stop)
-                out.put(_DONE)
-                return
+                try:
+                    self._read_in_process(chunk, out, stop)
+                    out.put(_DONE)
+                    return
+                except textread.Unavailable as exc:  # (before any batch): read on this thread
+                    logger.warning("%s: %s; chunks are read on threads", self.tp.source.name, exc)
+                    self.in_process = False
             if self.mysqlclient:
                 self._read_mysqlclient(chunk, out, stop, as_text)
                 out.put(_DONE)
@@ -910,17 +916,22 @@ class _ChunkRunner:
         return reader or textread.ProcessReader(self._read_spec(chunk))
 
     def _read_ahead(self) -> None:
-        """Start the reader of the first chunk no worker has started, so that its first batch is ready
-        when a worker takes it (else each chunk waits 0.1 s for it); that reader then waits, holding a
-        batch or two, until then."""
+        """Start the reader of the first chunk no worker has started, so that its first batches are
+        ready when a worker takes it (else each chunk waits 0.1 s for its first); that reader then
+        waits, holding up to ``textread.AHEAD`` batches, until then. Its source statement stays open
+        meanwhile (a PostgreSQL COPY, an SQLite read), for about one chunk's time."""
         with self.readers_lock:
+            if self.closed:
+                return
             chunk = next((c for c in self.upcoming if c.name not in self.readers), None)
             if chunk is not None:
-                self.readers[chunk.name] = textread.ProcessReader(self._read_spec(chunk))
+                with suppress(textread.Unavailable):  # (its worker tries again, or reads on a thread)
+                    self.readers[chunk.name] = textread.ProcessReader(self._read_spec(chunk))
 
     def close(self) -> None:
         """Stop the readers started ahead for chunks that were not copied (a failed table)."""
         with self.readers_lock:
+            self.closed = True
             for reader in filter(None, self.readers.values()):
                 reader.close()
             self.readers.clear()
@@ -1186,7 +1197,8 @@ def _drain(batches: queue.Queue[Any], counted: list[int] | None = None) -> Itera
 
 
 def _sqlite_file(endpoint: Any) -> bool:
-    return endpoint.url.database not in (None, "", ":memory:")
+    database = endpoint.url.database or ""
+    return database not in ("", ":memory:") and "mode=memory" not in database
 
 
 def _reads_in_processes(job: Job) -> bool:

@@ -8,8 +8,8 @@ connects to the source with the arguments of parity's engine, runs the chunk's c
 sends each batch's parsed form back through a socket, which holds little, so memory stays bounded by
 the batch size whatever the table.
 
-Reader processes are forked by a small server of parity's own (``python -m parity.textread``),
-started once per process that copies, with parity's modules loaded: a reader starts in a millisecond,
+Reader processes are forked by a small server of parity's own (a Python child running ``_serve``),
+started once per process that copies, with parity's modules loaded: a reader starts in milliseconds,
 and it is forked from a process with one thread and no connection (not from the copying process,
 whose threads and connections a fork would copy), and without running the caller's ``__main__``
 again (as multiprocessing's spawn and fork server do). A reader whose copy stops, or whose copying
@@ -22,12 +22,14 @@ import marshal
 import os
 import pickle
 import queue
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -52,7 +54,7 @@ class ReadSpec:
     driver: str
     """The DB-API module: ``sqlite3`` or ``psycopg``."""
     connect_args: tuple[Any, ...]
-    connect_kwargs: dict[str, Any]
+    connect_kwargs: dict[str, Any] = field(repr=False)
     """What parity's engine passes to the driver's ``connect`` (password included: the spec goes to
     the reader through a socket, never to a log)."""
     setup: tuple[str, ...]
@@ -105,16 +107,18 @@ class _Server:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "parity.textread", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        theirs.close()
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        # this very parity first on the path (not a parity/ of the working directory, as -m would)
+        code = "import sys; sys.path[0] = sys.argv[2]; from parity.textread import _serve; _serve(int(sys.argv[1]))"
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", code, str(theirs.fileno()), root],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
         self.control = ours
         self.lock = threading.Lock()
 
@@ -144,7 +148,14 @@ def _the_server() -> _Server:
 def warm() -> None:
     """Start the fork server now, so that it loads parity while the copy plans its tables."""
     if READ_PROCESSES:
-        _the_server()
+        try:
+            _the_server()
+        except OSError as exc:  # each chunk is read on a thread instead
+            log.logger.warning("no reader processes: %s", exc)
+
+
+class Unavailable(ParityError):
+    """No reader process could be started: the chunk is read on a thread."""
 
 
 class ProcessReader:
@@ -155,7 +166,7 @@ class ProcessReader:
         try:
             self.connection = _the_server().fork(spec)
         except OSError as exc:
-            raise ParityError(f"cannot start a reader process: {exc}") from exc
+            raise Unavailable(f"cannot start a reader process: {exc}") from exc
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
         while True:
@@ -166,7 +177,7 @@ class ProcessReader:
             if what == _DONE:
                 return
             if what == _FAILED:
-                raise ParityError(payload)
+                raise ParityError(log.redact(payload))  # (the parent knows more secrets than the reader)
             yield rows, payload
 
     def close(self) -> None:
@@ -176,7 +187,13 @@ class ProcessReader:
 
 def _serve(control_fd: int) -> None:
     """The fork server's loop: a reader forked per request, until the parent's socket closes."""
+    import sqlite3  # noqa: F401  (loaded once here, not in every reader)
+
+    with suppress(ImportError):
+        import parity.pgcopy  # noqa: F401
+
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # readers are reaped by the system
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C stops the copy, which closes the sockets
     control = socket.socket(fileno=control_fd)
     while True:
         message, fds, _, _ = socket.recv_fds(control, 1 << 20, 1)
@@ -209,6 +226,8 @@ def _read(spec: ReadSpec, out: Connection) -> None:
     try:
         driver = __import__(spec.driver)
         conn = driver.connect(*spec.connect_args, **spec.connect_kwargs)
+        if spec.driver == "sqlite3":  # as SQLAlchemy's connections have it, for a --where
+            conn.create_function("regexp", 2, _regexp, deterministic=True)
         try:
             cursor = conn.cursor()
             for statement in spec.setup:
@@ -242,20 +261,16 @@ def _send(ready: queue.Queue[Any], out: Connection) -> None:
             out.send_bytes(marshal.dumps(item))
         except OSError:  # the copy stopped reading (or is gone): nothing more to do here
             os._exit(0)
+        except BaseException:  # (a value marshal cannot carry): the copy sees the reader end early
+            os._exit(1)
         if item[0] != _BATCH:
             return
+
+
+def _regexp(pattern: str | None, value: str | None) -> bool | None:
+    return None if pattern is None or value is None else re.search(pattern, value) is not None
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-if __name__ == "__main__":  # the fork server (run as the module itself, so that specs unpickle into it)
-    from contextlib import suppress
-
-    with suppress(ImportError):
-        import parity.pgcopy  # noqa: F401  (loaded once here, not in every reader)
-    from parity.textread import _serve as serve
-
-    serve(int(sys.argv[1]))

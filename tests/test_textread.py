@@ -187,3 +187,26 @@ def _assert_no_reader_left() -> None:
     while _readers() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _readers() == []
+
+
+def test_where_no_reader_process_can_start_chunks_are_read_on_threads(
+    make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No fork server (here: no interpreter to run it): the copy reads on threads and copies every row."""
+    source = make_db("sqlite")
+    name, columns, types = _source_table(source, bulk.PostgresCopyWriter.TEXT_FROM["sqlite"])
+    target = make_db("postgresql")
+    monkeypatch.setattr(textread, "_server", None)
+    monkeypatch.setattr(textread.sys, "executable", "/nonexistent/python")
+    copy_ok(job_for(source, target, tables=[name]), batch_size=500)
+    assert read_back(target, name, columns, types) == read_back(source, name, columns, types)
+
+
+def test_a_where_with_regexp_runs_in_a_reader_process(make_db: Callable[[str], Database]) -> None:
+    """SQLAlchemy gives SQLite connections a REGEXP function; a reader process's connection has it too."""
+    source = make_db("sqlite")
+    name, _, _ = _source_table(source, bulk.PostgresCopyWriter.TEXT_FROM["sqlite"])
+    target = make_db("postgresql")
+    copy_ok(job_for(source, target, tables=[name], table_options={"where": "c REGEXP '^c1[0-9]$'"}))
+    expected = sum(1 for n in range(1, ROWS + 1) if n % 11 != 3 and 10 <= n % 97 <= 19)
+    assert target.query(f"SELECT COUNT(*) FROM {name}")[0][0] == expected
