@@ -227,30 +227,18 @@ def mysqlclient_connect(endpoint: Endpoint, raw_text: bool) -> Any:
     own sessions are. ``raw_text``: every value as the server's text (bytes, None for NULL), else Python
     values as PyMySQL gives them."""
     driver: Any = mysqlclient()
-    url = endpoint.engine.url
     from MySQLdb.constants import FIELD_TYPE
     from MySQLdb.converters import conversions
 
-    if raw_text:
-        conv: dict[Any, Any] = {}
-    else:
+    args = mysqlclient_args(endpoint, raw_text)
+    if not raw_text:
         conv = dict(conversions)
         conv[FIELD_TYPE.DATETIME] = conv[FIELD_TYPE.TIMESTAMP] = _or_text(datetime.fromisoformat)
         conv[FIELD_TYPE.DATE] = _or_text(date.fromisoformat)
         conv[FIELD_TYPE.JSON] = str
+        args["conv"] = conv
     try:
-        conn = driver.connect(
-            # over TCP, as PyMySQL: mysqlclient takes "localhost" for the Unix socket (another server's)
-            host="127.0.0.1" if url.host in (None, "localhost") else url.host,
-            port=url.port or 3306,
-            connect_timeout=int(os.environ.get("PARITY_CONNECT_TIMEOUT", "10")),
-            user=url.username or "",
-            password=url.password or "",
-            database=url.database or "",
-            charset="utf8mb4",
-            use_unicode=not raw_text,
-            conv=conv,
-        )
+        conn = driver.connect(**args)
     except driver.Error as exc:
         raise ConnectionFailed(f"cannot connect to {endpoint.redacted()}: {exc}") from exc
     cursor = conn.cursor()
@@ -258,6 +246,24 @@ def mysqlclient_connect(endpoint: Endpoint, raw_text: bool) -> Any:
         cursor.execute(statement)
     cursor.close()
     return conn
+
+
+def mysqlclient_args(endpoint: Endpoint, raw_text: bool = True) -> dict[str, Any]:
+    """mysqlclient's ``connect`` arguments for an endpoint; ``raw_text``: every value as the server's
+    text (plain data: a reader process connects with them)."""
+    url = endpoint.engine.url
+    return {
+        # over TCP, as PyMySQL: mysqlclient takes "localhost" for the Unix socket (another server's)
+        "host": "127.0.0.1" if url.host in (None, "localhost") else url.host,
+        "port": url.port or 3306,
+        "connect_timeout": int(os.environ.get("PARITY_CONNECT_TIMEOUT", "10")),
+        "user": url.username or "",
+        "password": url.password or "",
+        "database": url.database or "",
+        "charset": "utf8mb4",
+        "use_unicode": not raw_text,
+        "conv": {},
+    }
 
 
 def _or_text(parse: Any) -> Any:

@@ -160,7 +160,7 @@ class RemapWriter:
             if identity:
                 self._map(old_id, existing)
             return "skipped"
-        savepoint = self.conn.begin_nested()
+        savepoint = self.endpoint.dialect.savepoint(self.conn)
         try:
             new_id = self._insert(values)
             if identity:

@@ -52,7 +52,7 @@ class ReadSpec:
     """All a reader process needs to read one chunk: plain data, picklable."""
 
     driver: str
-    """The DB-API module: ``sqlite3`` or ``psycopg``."""
+    """The DB-API module: ``sqlite3``, ``psycopg`` or ``MySQLdb`` (mysqlclient)."""
     connect_args: tuple[Any, ...]
     connect_kwargs: dict[str, Any] = field(repr=False)
     """What parity's engine passes to the driver's ``connect`` (password included: the spec goes to
@@ -81,6 +81,21 @@ def sqlite_batches(
         yield bulk.sqlite_text(rows, kinds), len(rows)
 
 
+class LineTooLong(Exception):
+    """MySQL gave NULL for a row's line (longer than max_allowed_packet): the chunk goes as values."""
+
+
+def mysql_line_batches(cursor: Any, sql: str, params: Any, size: int) -> Iterator[tuple[bytes, int]]:
+    """MySQL's lines of COPY text (``Dialect.copy_line``, one a row) as batches: (text, rows)."""
+    cursor.execute(sql, params)
+    while rows := cursor.fetchmany(size):
+        lines = [row[0] for row in rows]
+        if None in lines:
+            raise LineTooLong
+        lines.append(b"")
+        yield b"\n".join(lines), len(rows)
+
+
 def copy_batches(raw: Any, sql: str, params: Any, size: int) -> Iterator[tuple[bytes, int]]:
     """PostgreSQL's ``COPY (...) TO STDOUT`` as batches of about ``size`` rows: (text, rows)."""
     from parity.pgcopy import copy_out  # (psycopg is imported where PostgreSQL is used)
@@ -99,7 +114,7 @@ def copy_batches(raw: Any, sql: str, params: Any, size: int) -> Iterator[tuple[b
 
 # ---- the reader process ----------------------------------------------------------------------------
 
-_BATCH, _DONE, _FAILED = "batch", "done", "failed"
+_BATCH, _DONE, _FAILED, _TOO_LONG = "batch", "done", "failed", "too long"
 
 
 class _Server:
@@ -178,6 +193,8 @@ class ProcessReader:
                 return
             if what == _FAILED:
                 raise ParityError(log.redact(payload))  # (the parent knows more secrets than the reader)
+            if what == _TOO_LONG:
+                raise LineTooLong
             yield rows, payload
 
     def close(self) -> None:
@@ -234,12 +251,21 @@ def _read(spec: ReadSpec, out: Connection) -> None:
                 cursor.execute(statement)
             if spec.driver == "psycopg":
                 batches = copy_batches(conn, spec.sql, spec.params, spec.batch_size)
+            elif spec.driver == "MySQLdb":
+                from MySQLdb.cursors import SSCursor
+
+                cursor.close()
+                cursor = conn.cursor(SSCursor)  # unbuffered
+                batches = mysql_line_batches(cursor, spec.sql, spec.params, spec.batch_size)
             else:
                 batches = sqlite_batches(cursor, spec.sql, spec.params, spec.kinds, spec.batch_size)
             for text, rows in batches:
                 ready.put((_BATCH, rows, writer.parse_text(text, rows, spec.kinds)))
         finally:
+            cursor.close()  # (mysqlclient: a result left unread is freed while its connection is open)
             conn.close()
+    except LineTooLong:
+        ready.put((_TOO_LONG, 0, None))
     except Exception as exc:  # one line for the parent, which reports it as a failed read
         ready.put((_FAILED, 0, f"reading the source failed: {log.redact(_first_line(exc))}"))
     else:

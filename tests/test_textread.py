@@ -79,8 +79,9 @@ class _Counted(textread.ProcessReader):
         ("sqlite", "postgresql", bulk.PostgresCopyWriter),
         ("sqlite", "mariadb", bulk.MySQLLoadDataWriter),
         ("postgresql", "sqlite", bulk.SQLiteWriter),
+        ("mariadb", "sqlite", bulk.SQLiteWriter),
     ],
-    ids=["sqlite-to-pg", "sqlite-to-mariadb", "pg-to-sqlite"],
+    ids=["sqlite-to-pg", "sqlite-to-mariadb", "pg-to-sqlite", "mariadb-to-sqlite"],
 )
 def test_reader_processes_copy_what_a_reader_thread_copies(
     make_db: Callable[[str], Database],

@@ -146,6 +146,10 @@ class Dialect:
     SAVEPOINTS: ClassVar[bool] = True
     """Whether a failed batch can be rolled back alone, keeping the rest of the chunk's transaction."""
 
+    def savepoint(self, conn: Connection) -> Any:
+        """A savepoint inside the connection's transaction (``begin_nested``)."""
+        return conn.begin_nested()
+
     DEFERS_KEYS: ClassVar[bool] = False
     """Whether a copy into a table it creates builds the table's primary key, unique constraints and
     indexes after the rows are in (PostgreSQL: a COPY into a bare heap, then one index build each, is a

@@ -81,6 +81,15 @@ class SQLite(Dialect):
         rows = conn.exec_driver_sql(f"PRAGMA {prefix}table_xinfo({quote(table)})").all()
         return {row[1]: (row[2] or "").upper() for row in rows}
 
+    def savepoint(self, conn: Connection) -> Any:
+        """Python's sqlite3 begins a transaction only before an INSERT, UPDATE or DELETE: a SAVEPOINT
+        before that begins one of SQLite's own, which its RELEASE commits (a chunk's batches would each
+        be committed, and a chunk rolled back would leave them). The transaction is begun first."""
+        raw = conn.connection.driver_connection
+        if isinstance(raw, sqlite3.Connection) and not raw.in_transaction:
+            raw.execute("BEGIN")
+        return conn.begin_nested()
+
     def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
         return primary_key == (column["name"],) and str(column["type"]).upper() == "INTEGER"
 
