@@ -565,6 +565,7 @@ def _copy_table(
         counter = _Counter(tp.target, total, already, progress)
         todo = [c for c in chunks if c.name not in done]
         runner = _ChunkRunner(job, state, task, tp, counter, rejects, maps)
+        runner.in_process = runner.in_process and total - already >= textread.ROWS_FROM
         parallel_reads = job.source.dialect.PARALLEL_CHUNKS or runner.in_process
         if not (parallel_reads and job.target.dialect.PARALLEL_CHUNKS):
             workers = 1

@@ -36,6 +36,12 @@ COLUMNS: list[tuple[str, CanonicalType]] = [
 ROWS = 2_500
 
 
+@pytest.fixture(autouse=True)
+def _small_tables_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables this small are read on threads unless told otherwise (``textread.ROWS_FROM``)."""
+    monkeypatch.setattr(textread, "ROWS_FROM", 0)
+
+
 def _value(name: str, n: int) -> Any:
     """Row n's value of a column: NULLs, escapes, whole and fractional seconds, dates before 1970."""
     if n % 11 == 3 and name != "id":
