@@ -672,11 +672,6 @@ class _Rejects:
 _DONE = object()
 
 
-class _LineTooLong(Exception):
-    """A row's line of COPY text exceeds what the source can give as one value (MySQL's
-    max_allowed_packet): its chunk is copied again as values."""
-
-
 class _ChunkRunner:
     """Copies one chunk: a reader thread streams batches into a bounded queue; this thread writes."""
 
@@ -737,7 +732,7 @@ class _ChunkRunner:
         counted: list[int] = []
         try:
             return self._run(chunk, self.as_text, counted)
-        except _LineTooLong:  # rolled back: the chunk again, as values
+        except textread.LineTooLong:  # rolled back: the chunk again, as values
             logger.info(
                 "%s: a row is too long for one line of text; chunk %s copied as values",
                 self.tp.source.name,
@@ -824,26 +819,37 @@ class _ChunkRunner:
         """Stream with the driver's own cursor: plain tuples, no SQLAlchemy Row per row (the columns are
         untyped, so SQLAlchemy would not process the values anyway); ``as_text``: SQLite's rows made
         COPY text (``bulk.sqlite_text``)."""
-        compiled = self._select(chunk).compile(dialect=conn.dialect)
-        params: Any = compiled.params
-        if conn.dialect.positional:
-            params = tuple(params[name] for name in compiled.positiontup or ())
+        sql, params = self._statement(chunk, conn.dialect)
         size = self.tp.batch_size
         try:
-            _execute_streaming(conn, cursor, compiled.string, params)
-            while not stop.is_set():
-                rows = cursor.fetchmany(size)
-                if not rows:
-                    break
-                if as_text:
-                    text = bulk.sqlite_text(rows, self.kinds)
-                    out.put(self.writer_class.take_text(text, len(rows), self.kinds))
-                else:
-                    out.put(self._batch(self._decode(rows)))
+            if as_text:
+                self._put_text(textread.sqlite_batches(cursor, sql, params, self.kinds, size), out, stop)
+                return
+            _execute_streaming(conn, cursor, sql, params)
+            while not stop.is_set() and (rows := cursor.fetchmany(size)):
+                out.put(self._batch(self._decode(rows)))
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
+            raise sa.exc.DBAPIError(sql, params, exc) from exc
         finally:
             cursor.close()
+
+    def _statement(self, chunk: Chunk, dialect: sa.Dialect, as_text: bool = False) -> tuple[str, Any]:
+        """The chunk's SELECT as its driver takes it: the SQL text and the parameters (a tuple where the
+        dialect's are positional)."""
+        compiled = self._select(chunk, as_text).compile(dialect=dialect)
+        params: Any = compiled.params
+        if dialect.positional:
+            params = tuple(params[name] for name in compiled.positiontup or ())
+        return compiled.string, params
+
+    def _put_text(
+        self, batches: Iterator[tuple[bytes, int]], out: queue.Queue[Any], stop: threading.Event
+    ) -> None:
+        """Batches of a source's COPY text, taken by the writer (``Writer.take_text``), onto the queue."""
+        for text, count in batches:
+            if stop.is_set():
+                return
+            out.put(self.writer_class.take_text(text, count, self.kinds))
 
     def _read_mysqlclient(
         self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event, as_text: bool
@@ -855,28 +861,18 @@ class _ChunkRunner:
         from MySQLdb import Error
         from MySQLdb.cursors import SSCursor
 
-        compiled = self._select(chunk, as_text).compile(dialect=source.engine.dialect)
-        params: Any = compiled.params
-        if source.engine.dialect.positional:
-            params = tuple(params[name] for name in compiled.positiontup or ())
+        sql, params = self._statement(chunk, source.engine.dialect, as_text)
         size = self.tp.batch_size
         cursor = raw.cursor(SSCursor)
         try:
-            cursor.execute(compiled.string, params)
-            while not stop.is_set():
-                rows = cursor.fetchmany(size)
-                if not rows:
-                    break
-                if as_text:
-                    lines = [row[0] for row in rows]
-                    if None in lines:
-                        raise _LineTooLong
-                    lines.append(b"")
-                    out.put(self.writer_class.take_text(b"\n".join(lines), len(rows), self.kinds))
-                else:
-                    out.put(self._batch(self._decode(rows)))
+            if as_text:
+                self._put_text(textread.mysql_line_batches(cursor, sql, params, size), out, stop)
+                return
+            cursor.execute(sql, params)
+            while not stop.is_set() and (rows := cursor.fetchmany(size)):
+                out.put(self._batch(self._decode(rows)))
         except Error as exc:
-            raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
+            raise sa.exc.DBAPIError(sql, params, exc) from exc
         finally:
             # a result left unread (a stop, a line too long) is freed while its connection is open
             # (it reads what is left): freed after the close, mysqlclient would touch freed memory
@@ -896,16 +892,13 @@ class _ChunkRunner:
                 for statement in self.job.source.dialect.COPY_TEXT_SETUP:
                     cursor.execute(statement)
             with log.timed_sql(sql, "postgresql"):
-                for text, count in textread.copy_batches(raw, sql, params, self.tp.batch_size):
-                    if stop.is_set():
-                        return
-                    out.put(self.writer_class.take_text(text, count, self.kinds))
+                self._put_text(textread.copy_batches(raw, sql, params, self.tp.batch_size), out, stop)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise sa.exc.DBAPIError(sql, params, exc) from exc
 
     def _copy_statement(self, dialect: sa.Dialect, chunk: Chunk) -> tuple[str, Any]:
-        compiled = self._select(chunk).compile(dialect=dialect)
-        return f"COPY ({compiled.string}) TO STDOUT", compiled.params
+        sql, params = self._statement(chunk, dialect)
+        return f"COPY ({sql}) TO STDOUT", params
 
     def _read_in_process(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
         """The chunk read, made text and parsed for the writer in a reader process (``textread``)."""
@@ -917,8 +910,6 @@ class _ChunkRunner:
                     if stop.is_set():
                         return
                     out.put(self.writer_class.text_batch(rows, self.kinds, parsed))
-        except textread.LineTooLong:
-            raise _LineTooLong from None
         finally:
             reader.close()
 
@@ -957,10 +948,7 @@ class _ChunkRunner:
             sql, params = self._copy_statement(dialect, chunk)
             setup += source.dialect.COPY_TEXT_SETUP
         else:
-            compiled = self._select(chunk, as_text=True).compile(dialect=dialect)
-            sql, params = compiled.string, compiled.params
-            if dialect.positional:
-                params = tuple(params[name] for name in compiled.positiontup or ())
+            sql, params = self._statement(chunk, dialect, as_text=True)
         args: list[Any] = []
         if self.mysqlclient:
             driver, kwargs = "MySQLdb", mysqlclient_args(source)

@@ -658,8 +658,9 @@ def test_killed_copy_resumes_to_the_same_result(make_db: Callable[[str], Databas
     assert _primary_key(target, "big") == ["id"]  # built after the rows, by the rerun where it was killed
 
 
-def _in_session(session: int) -> list[int]:
-    """The live processes of a session (a killed copy's reader processes and their fork server)."""
+def live_processes(match: Callable[[list[str]], bool]) -> list[int]:
+    """The live processes whose /proc stat fields after the name (state, ppid, pgrp, session, ...)
+    match."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -668,9 +669,14 @@ def _in_session(session: int) -> list[int]:
                     fields = stat.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[3]) == session and fields[0] != "Z":
+            if fields[0] != "Z" and match(fields):
                 found.append(int(entry))
     return found
+
+
+def _in_session(session: int) -> list[int]:
+    """The live processes of a session (a killed copy's reader processes and their fork server)."""
+    return live_processes(lambda fields: int(fields[3]) == session)
 
 
 def _primary_key(db: Database, table: str) -> list[str]:

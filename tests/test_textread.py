@@ -3,7 +3,6 @@ copies, one clear line when the read fails, and no reader left running after the
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -18,7 +17,15 @@ from parity.copy import copy
 from parity.schema.model import Column, Table
 from parity.schema.types import CanonicalType, Kind
 from tests.conftest import Database
-from tests.test_copy import TRICKY_TEXT, copy_ok, create_canonical, insert_canonical, job_for, read_back
+from tests.test_copy import (
+    TRICKY_TEXT,
+    copy_ok,
+    create_canonical,
+    insert_canonical,
+    job_for,
+    live_processes,
+    read_back,
+)
 
 pytestmark = pytest.mark.skipif(not textread.READ_PROCESSES, reason="reader processes need POSIX fork")
 
@@ -174,19 +181,7 @@ def test_a_copy_stopped_by_its_writer_leaves_no_reader_running(make_db: Callable
 def _readers() -> list[int]:
     """The reader processes alive now: the fork server's children."""
     server = textread._server
-    if server is None:
-        return []
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == server.process.pid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
+    return [] if server is None else live_processes(lambda fields: int(fields[1]) == server.process.pid)
 
 
 def _assert_no_reader_left() -> None:
