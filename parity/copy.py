@@ -955,6 +955,8 @@ class _ChunkRunner:
         else:
             driver = dialect.driver if dialect.driver != "pysqlite" else "sqlite3"
             args, kwargs = source.driver_connect_args()
+            if driver == "sqlite3" and not str(args[0]).startswith("file:"):
+                args[0] = os.path.abspath(args[0])  # (the fork server's working directory may differ)
         return textread.ReadSpec(
             driver=driver,
             connect_args=tuple(args),
