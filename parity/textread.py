@@ -250,6 +250,7 @@ def _read(spec: ReadSpec, out: Connection) -> None:
         conn = driver.connect(*spec.connect_args, **spec.connect_kwargs)
         if spec.driver == "sqlite3":  # as SQLAlchemy's connections have it, for a --where
             conn.create_function("regexp", 2, _regexp, deterministic=True)
+        cursor = None
         try:
             cursor = conn.cursor()
             for statement in spec.setup:
@@ -267,7 +268,10 @@ def _read(spec: ReadSpec, out: Connection) -> None:
             for text, rows in batches:
                 ready.put((_BATCH, rows, writer.parse_text(text, rows, spec.kinds)))
         finally:
-            cursor.close()  # (mysqlclient: a result left unread is freed while its connection is open)
+            if (
+                cursor is not None
+            ):  # (mysqlclient: a result left unread is freed while its connection is open)
+                cursor.close()
             conn.close()
     except LineTooLong:
         ready.put((_TOO_LONG, 0, None))

@@ -595,7 +595,9 @@ ROWS = 120_000
 
 
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
-def test_killed_copy_resumes_to_the_same_result(make_db: Callable[[str], Database], target_name: str) -> None:
+def test_killed_copy_resumes_to_the_same_result(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
     source = make_db("sqlite")
     path = source.url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
@@ -617,6 +619,8 @@ def test_killed_copy_resumes_to_the_same_result(make_db: Callable[[str], Databas
         "1",
         "--mode",
         "append",
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),  # (not in the working directory)
     ]
     if target.schema:
         args += ["--target-schema", target.schema]
