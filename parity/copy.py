@@ -295,8 +295,6 @@ def _plan_tables(
             _check_merge_key(job, name, target, [spec.map.get(k, k) for k in key])
         single = source.primary_key if len(source.primary_key) == 1 else ()
         chunk_key = single[0] if single and source.column(single[0]).type.kind in INTEGER_KINDS else None
-        if chunk_key is None:
-            chunk_key = job.source.dialect.row_position(job.source, name, source.column_names)
         out.append(
             _TablePlan(
                 spec=spec,
@@ -771,7 +769,7 @@ class _ChunkRunner:
         line = self.job.source.dialect.copy_line(columns, self.kinds, self.charsets) if as_text else None
         stmt = _filtered(tp, table, sa.select(*columns) if line is None else sa.select(line))
         if chunk.lo is not None and tp.chunk_key:
-            key = table.c[tp.chunk_key] if tp.chunk_key in table.c else sa.column(tp.chunk_key)
+            key = table.c[tp.chunk_key]
             stmt = stmt.where(key >= chunk.lo, key < chunk.hi)
         if tp.limit is not None:
             order = [table.c[k] for k in tp.source.key() if k in table.c]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -458,47 +457,6 @@ def test_limit_and_where(small: Database, duckdb_db: Database) -> None:
     other = build(small.url, duckdb_db.url, tables=["items:items2"])
     copy_ok(other, limit=1)
     assert duckdb_db.query("SELECT COUNT(*) FROM items2")[0][0] == 1
-
-
-@pytest.mark.parametrize(
-    ("ddl", "position"),
-    [
-        ("CREATE TABLE words (code TEXT PRIMARY KEY, n INTEGER)", "rowid"),
-        ("CREATE TABLE words (code TEXT PRIMARY KEY, RowId INTEGER, n INTEGER)", "_rowid_"),
-        ("CREATE TABLE words (code TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID", None),
-    ],
-    ids=["rowid", "a-column-named-rowid", "without-rowid"],
-)
-def test_an_sqlite_table_without_an_integer_key_is_cut_by_its_rowid(
-    make_db: Callable[[str], Database], ddl: str, position: str | None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A text key orders nothing copy can cut in ranges; SQLite's rowid can (under a name no column
-    takes): such a table is copied in chunks, resumable and read in parallel, every row once. A WITHOUT
-    ROWID table is one chunk."""
-    source, target = make_db("sqlite"), make_db("postgresql")
-    source.sql(ddl)
-    order = list(range(3_000))
-    random.Random(7).shuffle(order)  # rowid order is not the key's
-    columns = "code, RowId, n" if "RowId" in ddl else "code, n"
-    with sqlite3.connect(source.url.removeprefix("sqlite:///")) as conn:
-        conn.executemany(
-            f"INSERT INTO words ({columns}) VALUES ({', '.join('?' * columns.count(','))}, ?)",
-            [(f"k{n:05d}", -n, n) if "RowId" in ddl else (f"k{n:05d}", n) for n in order],
-        )
-    planned: list[tuple[str | None, int]] = []
-    plan_chunks = copy_module._plan_chunks
-
-    def noted(job: Any, tp: Any) -> Any:
-        chunks, total = plan_chunks(job, tp)
-        planned.append((tp.chunk_key, len(chunks)))
-        return chunks, total
-
-    monkeypatch.setattr(copy_module, "_plan_chunks", noted)
-    copy_ok(job_for(source, target), batch_size=100, workers=2)
-    assert planned == [(position, 3 if position else 1)]  # 1,000 rows a chunk
-    query = f"SELECT {columns} FROM words ORDER BY code"
-    assert target.query(query.replace("RowId", '"RowId"')) == source.query(query)
-    assert len(target.query("SELECT code FROM words")) == 3_000
 
 
 def test_a_where_the_source_cannot_run_fails_its_table_in_one_line(small: Database, pg_db: Database) -> None:

@@ -146,11 +146,6 @@ class Dialect:
     SAVEPOINTS: ClassVar[bool] = True
     """Whether a failed batch can be rolled back alone, keeping the rest of the chunk's transaction."""
 
-    def row_position(self, endpoint: Any, table: str, columns: Sequence[str]) -> str | None:
-        """An integer every row has, other than a column (SQLite's rowid), by which copy can cut a table
-        without a single integer key into key ranges; None where the database has none."""
-        return None
-
     def savepoint(self, conn: Connection) -> Any:
         """A savepoint inside the connection's transaction (``begin_nested``)."""
         return conn.begin_nested()

@@ -7,7 +7,7 @@ import hashlib
 import math
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -80,21 +80,6 @@ class SQLite(Dialect):
         prefix = f"{quote(schema)}." if schema else ""
         rows = conn.exec_driver_sql(f"PRAGMA {prefix}table_xinfo({quote(table)})").all()
         return {row[1]: (row[2] or "").upper() for row in rows}
-
-    def row_position(self, endpoint: Any, table: str, columns: Sequence[str]) -> str | None:
-        """The rowid, under the first of its names that no column takes; None for a WITHOUT ROWID table
-        (where SQLite knows no such name)."""
-        name = next((n for n in ("rowid", "_rowid_", "oid") if n not in {c.lower() for c in columns}), None)
-        if name is None:
-            return None
-        with endpoint.connect() as conn:
-            quote = conn.dialect.identifier_preparer.quote
-            prefix = f"{quote(endpoint.schema)}." if endpoint.schema else ""
-            try:
-                conn.exec_driver_sql(f"SELECT {name} FROM {prefix}{quote(table)} LIMIT 0")
-            except sa.exc.OperationalError:  # no such column: WITHOUT ROWID
-                return None
-        return name
 
     def savepoint(self, conn: Connection) -> Any:
         """Python's sqlite3 begins a transaction only before an INSERT, UPDATE or DELETE: a SAVEPOINT
