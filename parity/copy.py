@@ -784,7 +784,7 @@ class _ChunkRunner:
                     out.put(_DONE)
                     return
                 except textread.Unavailable as exc:  # (before any batch): read on this thread
-                    logger.warning("%s: %s; chunks are read on threads", self.tp.source.name, exc)
+                    logger.info("%s: %s; chunks are read on threads", self.tp.source.name, exc)
                     self.in_process = False
             if self.mysqlclient:
                 self._read_mysqlclient(chunk, out, stop, as_text)

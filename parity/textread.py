@@ -171,7 +171,7 @@ def warm() -> None:
         try:
             _the_server()
         except OSError as exc:  # each chunk is read on a thread instead
-            log.logger.warning("no reader processes: %s", exc)
+            log.logger.info("no reader processes: %s", exc)
 
 
 class Unavailable(ParityError):
