@@ -10,8 +10,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from parity.errors import ConfigError, did_you_mean
@@ -129,6 +127,8 @@ def interpolate(value: Any, env: dict[str, str], where: str, path: str = "") -> 
 
 
 def _environment(job_file: Path) -> dict[str, str]:
+    from dotenv import dotenv_values  # (here, as yaml below: only a job file needs them)
+
     env: dict[str, str] = {}
     for dotenv in (Path.cwd() / ".env", job_file.parent / ".env"):
         if dotenv.is_file():
@@ -172,6 +172,8 @@ def load(path: str | Path) -> JobConfig:
     """Read, interpolate and validate a job file."""
     job_file = Path(path)
     where = str(job_file)
+    import yaml
+
     try:
         text = job_file.read_text(encoding="utf-8")
     except OSError as exc:

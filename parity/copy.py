@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from parity import bulk, log, textread
 from parity.config import Mode, TableConfig
+from parity.dialects import REGISTRY, Dialect
 from parity.endpoint import (
     driver_message,
     execute_raw,
@@ -148,7 +149,7 @@ def copy(
     batch_size = batch_size or defaults.batch_size
     result = CopyResult(rejects_file=rejects_file)
     state = State(job.target)
-    if _reads_in_processes(job):
+    if _may_read_in_processes(job):
         textread.warm()  # the fork server loads parity while the schema and the tables are planned
     keys_later = {  # tables loaded as they are (not merged, no ID lookups) may get their keys after
         spec.name
@@ -903,13 +904,16 @@ class _ChunkRunner:
     def _read_in_process(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event) -> None:
         """The chunk read, made text and parsed for the writer in a reader process (``textread``)."""
         reader = self._reader(chunk)
+        ahead = False
         try:
-            self._read_ahead()
             with log.timed_sql(reader.sql, f"{self.job.source.backend} (reader process)"):
                 for rows, parsed in reader:
                     if stop.is_set():
                         return
                     out.put(self.writer_class.text_batch(rows, self.kinds, parsed))
+                    if not ahead:  # (after this chunk's first batch, which it would slow down)
+                        self._read_ahead()
+                        ahead = True
         finally:
             reader.close()
 
@@ -1210,6 +1214,20 @@ def _drain(batches: queue.Queue[Any], counted: list[int] | None = None) -> Itera
 def _sqlite_file(endpoint: Any) -> bool:
     database = endpoint.url.database or ""
     return database not in ("", ":memory:") and "mode=memory" not in database
+
+
+def _may_read_in_processes(job: Job) -> bool:
+    """``_reads_in_processes`` as the URLs alone tell it, before any engine is made or connected (a
+    driver named in the URL, or mysqlclient missing, may still say no): the fork server then starts
+    loading parity at once, and is ready when the first chunk is (a fork server not used costs one
+    idle process)."""
+    if not textread.READ_PROCESSES:
+        return False
+    source, target = job.source, job.target
+    if source.backend == "sqlite":
+        return _sqlite_file(source)
+    writer = REGISTRY.get(target.backend, Dialect).WRITER
+    return source.backend in ("postgresql", "mysql", "mariadb") and bulk.WRITERS[writer].PARSES_TEXT
 
 
 def _reads_in_processes(job: Job) -> bool:

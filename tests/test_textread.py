@@ -212,3 +212,34 @@ def test_a_where_with_regexp_runs_in_a_reader_process(make_db: Callable[[str], D
     copy_ok(job_for(source, target, tables=[name], table_options={"where": "c REGEXP '^c1[0-9]$'"}))
     expected = sum(1 for n in range(1, ROWS + 1) if n % 11 != 3 and 10 <= n % 97 <= 19)
     assert target.query(f"SELECT COUNT(*) FROM {name}")[0][0] == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["copy", "sqlite:///src.db", "postgresql://u:pw@db/x"], True),
+        (["--debug", "high", "copy", "sqlite:////abs/src.db", "mariadb://u:pw@db/x", "-t", "a"], True),
+        (["copy", "postgresql://u:pw@db/x", "sqlite:///out.db", "--workers", "2"], True),
+        (["copy", "postgres://u:pw@db/x", "sqlite:///out.db"], True),
+        (["copy", "mysql://u:pw@db/x", "sqlite:///out.db"], True),
+        (["copy", "mariadb+pymysql://u:pw@db/x", "sqlite:///out.db"], True),
+        (["copy", "sqlite://", "postgresql://u:pw@db/x"], False),
+        (["copy", "sqlite:///:memory:", "postgresql://u:pw@db/x"], False),
+        (["copy", "postgresql://u:pw@db/x", "mariadb://u:pw@db/x"], False),
+        (["copy", "duckdb:///src.duckdb", "sqlite:///out.db"], False),
+        (["copy", "-c", "job.yaml"], False),
+        (["diff", "sqlite:///src.db", "postgresql://u:pw@db/x"], False),
+    ],
+)
+def test_the_command_line_starts_the_fork_server_early_for_the_copies_that_may_use_it(
+    args: list[str], expected: bool
+) -> None:
+    """The entry point's guess from the arguments agrees with what ``copy()`` decides from the same URLs
+    before it connects (the server is then started before SQLAlchemy and Click are loaded)."""
+    from parity import _entry
+    from parity import job as jobs
+    from parity.copy import _may_read_in_processes
+
+    assert _entry.may_read_in_processes(args) is expected
+    if "copy" in args and len(urls := [a for a in args if "://" in a]) == 2:
+        assert _may_read_in_processes(jobs.build(*urls)) is expected
