@@ -417,3 +417,27 @@ def test_unknown_schema_suggests_the_closest(pg_db: Database, sqlite_db: Databas
             schema_plan(job)
     finally:
         job.close()
+
+
+def test_a_reflection_reads_a_table_once_and_keeps_nothing_after(make_db: Callable[[str], Database]) -> None:
+    """One Inspector serves a reflection (MariaDB's CREATE TABLE is read once, not once per question),
+    and no cache outlives it: a table created afterwards on the same connection is seen."""
+    import sqlalchemy as sa
+
+    from parity.dialects.base import inspecting
+    from parity.schema.reflect import reflect
+
+    db = make_db("mariadb")
+    db.sql(*PARENT_CHILD)
+    endpoint = db.endpoint()
+    statements: list[str] = []
+    sa.event.listen(endpoint.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    (child,) = reflect(endpoint, ["child"])
+    assert [fk.ref_table for fk in child.foreign_keys] == ["parent"] and child.primary_key == ("id",)
+    assert sum("SHOW CREATE TABLE" in s for s in statements) == 1, statements
+    with endpoint.connect() as conn:
+        with inspecting(conn):
+            before = endpoint.dialect.table_names(conn, endpoint.schema)
+        conn.execute(sa.text("CREATE TABLE later (id INTEGER PRIMARY KEY)"))
+        after = endpoint.dialect.table_names(conn, endpoint.schema)
+    assert "later" not in before and "later" in after

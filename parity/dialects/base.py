@@ -8,7 +8,8 @@ canonical ones, and (for copy, diff and sync) how values travel in and out.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timezone
 from typing import Any, ClassVar
 
@@ -40,6 +41,26 @@ _NOW = re.compile(
 
 COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 """COPY text's escapes of a string's characters (the backslash first), as (character, escape)."""
+
+
+_INSPECTORS: dict[Connection, sa.Inspector] = {}
+
+
+@contextmanager
+def inspecting(conn: Connection) -> Iterator[None]:
+    """Within the block, every reflection on ``conn`` through ``inspector`` shares one Inspector, and so
+    its cache: a table's CREATE TABLE (MySQL) or catalog rows (PostgreSQL) are read once, not once per
+    question (columns, key, indexes, foreign keys, unique constraints). Outside it, each asks afresh (a
+    cache kept longer would not see the tables a copy creates)."""
+    _INSPECTORS[conn] = sa.inspect(conn)
+    try:
+        yield
+    finally:
+        _INSPECTORS.pop(conn, None)
+
+
+def inspector(conn: Connection) -> sa.Inspector:
+    return _INSPECTORS.get(conn) or sa.inspect(conn)
 
 
 class Dialect:
@@ -314,28 +335,26 @@ class Dialect:
         return column.get("autoincrement") is True and column["name"] in primary_key and len(primary_key) == 1
 
     def table_names(self, conn: Connection, schema: str | None) -> list[str]:
-        return sa.inspect(conn).get_table_names(schema=schema)
+        return inspector(conn).get_table_names(schema=schema)
 
     def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
         """Columns in SQLAlchemy Inspector form (name, type, nullable, default, autoincrement ...)."""
-        return [dict(x) for x in sa.inspect(conn).get_columns(table, schema=schema)]
+        return [dict(x) for x in inspector(conn).get_columns(table, schema=schema)]
 
     def primary_key(self, conn: Connection, table: str, schema: str | None) -> tuple[str, ...]:
-        return tuple(
-            sa.inspect(conn).get_pk_constraint(table, schema=schema).get("constrained_columns") or ()
-        )
+        return tuple(inspector(conn).get_pk_constraint(table, schema=schema).get("constrained_columns") or ())
 
     def indexes(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
-        return [dict(x) for x in sa.inspect(conn).get_indexes(table, schema=schema)]
+        return [dict(x) for x in inspector(conn).get_indexes(table, schema=schema)]
 
     def foreign_keys(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
-        return [dict(x) for x in sa.inspect(conn).get_foreign_keys(table, schema=schema)]
+        return [dict(x) for x in inspector(conn).get_foreign_keys(table, schema=schema)]
 
     def unique_constraints(
         self, conn: Connection, table: str, schema: str | None
     ) -> list[tuple[str | None, tuple[str, ...]]]:
         """(name, columns) of each unique constraint."""
-        found = sa.inspect(conn).get_unique_constraints(table, schema=schema)
+        found = inspector(conn).get_unique_constraints(table, schema=schema)
         return [(u.get("name"), tuple(u["column_names"])) for u in found]
 
     # ---- diff: canonical text, row hashes, buckets -------------------------------------------------

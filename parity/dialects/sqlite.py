@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from parity.dialects.base import Dialect
+from parity.dialects.base import Dialect, inspector
 from parity.schema.types import CanonicalType, Kind
 from parity.values import canonical_json, decode_value
 
@@ -110,7 +110,7 @@ class SQLite(Dialect):
         return [(name, cols) for cols, name in out.items()]
 
     def table_names(self, conn: Connection, schema: str | None) -> list[str]:
-        return [n for n in sa.inspect(conn).get_table_names(schema=schema) if not n.startswith("sqlite_")]
+        return [n for n in inspector(conn).get_table_names(schema=schema) if not n.startswith("sqlite_")]
 
     # ---- diff ----------------------------------------------------------------------------------------
     # SQLite has no SHA-256, and keeps decimals, times and UUIDs as whatever was inserted (text or numbers),

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from parity.dialects.base import inspecting
 from parity.endpoint import Endpoint, driver_message
 from parity.errors import ParityError, SchemaError, not_found
 from parity.schema.model import Column, ForeignKey, Index, Table
@@ -51,7 +52,7 @@ def reflect(
     """Reflect the named tables. ``overrides`` maps table -> column -> canonical type (from the job file)."""
     overrides = overrides or {}
     try:
-        with endpoint.connect() as conn:
+        with endpoint.connect() as conn, inspecting(conn):
             return [_reflect_one(endpoint, conn, name, overrides.get(name, {})) for name in names]
     except sa.exc.DBAPIError as exc:
         raise ParityError(f"cannot read the schema of {endpoint.redacted()}: {driver_message(exc)}") from exc
