@@ -415,6 +415,14 @@ class Dialect:
     """Whether ``||``/concat() of NULL is NULL, so that ``COALESCE(text, marker)`` marks NULLs (cheaper
     than CASE); False where concatenation treats NULL as '' (Oracle, SQL Server's CONCAT)."""
 
+    CHARSET_PER_COLUMN: ClassVar[bool] = False
+    """Whether a string column has a character set of its own (``column_charsets``): MySQL, MariaDB."""
+
+    def column_utf8(self, x: Any, charset: str | None) -> sa.ColumnElement[Any]:
+        """A string column whose text is in ``charset`` as UTF-8 text, where the two differ: diff hashes
+        the bytes of a row's text, and equal strings must give equal bytes on every database."""
+        return x
+
     def text_length(self, x: Any) -> sa.ColumnElement[Any]:
         """Length in bytes of the UTF-8 text, used to length-prefix strings in a row's text."""
         return sa.func.octet_length(x)

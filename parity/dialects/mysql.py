@@ -161,6 +161,14 @@ class MySQL(Dialect):
         rows = conn.execute(sa.select(tables.c.table_rows).where(*_of_table(tables, table, schema))).scalar()
         return None if rows is None else int(rows)
 
+    CHARSET_PER_COLUMN = True
+
+    def column_utf8(self, x: Any, charset: str | None) -> sa.ColumnElement[Any]:
+        # (sha2() and octet_length() read the expression's own bytes: latin1 'é' is one byte, not two)
+        if charset is None or charset.lower() in _UTF8_BYTES:
+            return x
+        return sa.cast(x, mysql.CHAR(charset="utf8mb4"))
+
     def column_charsets(self, conn: Connection, table: str, schema: str | None) -> dict[str, str | None]:
         columns = _information_schema("columns", "column_name", "character_set_name")
         query = sa.select(columns.c.column_name, columns.c.character_set_name).where(
@@ -263,6 +271,9 @@ class MySQLOnly(MySQL):
 
 _MIXES_WITH_UTF8MB4 = frozenset({"utf8mb4", "utf8mb3", "utf8", "latin1", "ascii"})
 """Character sets whose text CONCAT() joins with utf8mb4 text unconverted (ucs2, utf16, utf32 not)."""
+
+_UTF8_BYTES = frozenset({"utf8mb4", "utf8mb3", "utf8", "ascii"})
+"""Character sets whose text is its UTF-8 bytes."""
 
 _ESCAPED_CHARACTER = "[\t\n\r\\\\]"
 """A regular expression matching any character COPY text escapes (``COPY_ESCAPES``)."""

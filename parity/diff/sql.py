@@ -28,9 +28,14 @@ SEPARATOR = "|"
 Expr = sa.ColumnElement[Any]
 
 
-def column_text(dialect: Dialect, x: Any, native: CanonicalType, compare: Compare) -> Expr:
-    """One column's canonical text (not NULL-safe; see ``null_safe``)."""
+def column_text(
+    dialect: Dialect, x: Any, native: CanonicalType, compare: Compare, charset: str | None = None
+) -> Expr:
+    """One column's canonical text (not NULL-safe; see ``null_safe``); ``charset``: the column's own
+    character set, where the database has one per column (its strings are hashed as UTF-8)."""
     kind, own = compare.kind, native.kind
+    if own in STRING_KINDS:
+        x = dialect.column_utf8(x, charset)
     if compare.tolerance is not None:
         if kind in TIME_KINDS:
             return dialect.text_epoch_rounded(x, own is Kind.TIMESTAMPTZ, compare.tolerance)
@@ -70,6 +75,14 @@ def null_safe(dialect: Dialect, x: Any, column: Column, compare: Compare, text: 
     return sa.case((x.is_(None), sa.literal(NULL_MARKER)), else_=text)
 
 
+def _charsets(endpoint: Endpoint, table: str) -> dict[str, str | None]:
+    """The table's columns' character sets, where the database has one per column (MySQL, MariaDB)."""
+    if not endpoint.dialect.CHARSET_PER_COLUMN:
+        return {}
+    with endpoint.connect() as conn:
+        return endpoint.dialect.column_charsets(conn, table, endpoint.schema)
+
+
 class Side:
     """One side of a table pair: its table, and the SQL expressions and queries diff runs on it."""
 
@@ -85,6 +98,7 @@ class Side:
         self.sa_table = sa.table(table.name, *(sa.column(c.name) for c in everything), schema=endpoint.schema)
         self.types = [c.type for c in everything]
         self.where = [sa.text(plan.where)] if plan.where else []
+        self.charsets = _charsets(endpoint, table.name)
         hashed = [p for p in (*plan.keys, *plan.columns) if p.compare.hashed]
         self.row_hash = self.dialect.hash60(self._text(hashed))
         self.key_hash = self.dialect.hash60(self._text(plan.keys))
@@ -106,7 +120,7 @@ class Side:
             x = self.sa_table.c[column.name]
             if parts:
                 parts.append(sa.literal(SEPARATOR))
-            text = column_text(self.dialect, x, column.type, pair.compare)
+            text = column_text(self.dialect, x, column.type, pair.compare, self.charsets.get(column.name))
             parts.append(null_safe(self.dialect, x, column, pair.compare, text))
         return self.dialect.concat(*parts) if len(parts) > 1 else parts[0]
 
