@@ -173,7 +173,8 @@ def _fetch(endpoint: Endpoint, table: Table, key: list[str], values: dict[str, A
     typed = _typed(table, values)
     encoders = Applier(endpoint, table, 1, dry_run=True)
     t = sa.table(table.name, *(sa.column(c.name) for c in table.columns), schema=endpoint.schema)
-    clause = sa.and_(*(t.c[k] == encoders.encode(k, typed[k]) for k in key))
+    equals, types = endpoint.dialect.key_equals, {c.name: c.type.kind for c in table.columns}
+    clause = sa.and_(*(equals(t.c[k], sa.literal(encoders.encode(k, typed[k])), types[k]) for k in key))
     with endpoint.connect() as conn:
         found = conn.execute(sa.select(*t.c).where(clause)).all()
     if not found:

@@ -125,9 +125,11 @@ class Applier:
         """``key = :k_key`` for execution, or ``key = <literal>`` for printing."""
         if not key:  # never an UPDATE or DELETE of every row
             raise ParityError(f"{self.sa_table.name}: no key to update or delete rows by")
+        equals = self.endpoint.dialect.key_equals
+        kind = {k: self.types[k].kind for k in key}
         if values is None:
-            return sa.and_(*(self.exec_table.c[k] == sa.bindparam(f"k_{k}") for k in key))
-        return sa.and_(*(self.sa_table.c[k] == self._literal(k, values[k]) for k in key))
+            return sa.and_(*(equals(self.exec_table.c[k], sa.bindparam(f"k_{k}"), kind[k]) for k in key))
+        return sa.and_(*(equals(self.sa_table.c[k], self._literal(k, values[k]), kind[k]) for k in key))
 
     def _literal(self, column: str, value: Any) -> Any:
         if value is None:

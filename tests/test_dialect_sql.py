@@ -328,3 +328,48 @@ def test_oracle_number_never_reads_as_a_narrower_integer() -> None:
     assert read(oracle.NUMBER(10, 3)) == "decimal(10,3)"
     assert read(oracle.NUMBER(None, None)) == "decimal"
     assert read(sa.INTEGER()) == "integer"
+
+
+@pytest.mark.parametrize(
+    ("name", "sa_dialect", "exact"),
+    [
+        (
+            "mssql",
+            mssql.dialect(),
+            "(t.k COLLATE Latin1_General_100_BIN2) = :v AND ((t.k + :param_1) COLLATE Latin1_General_100_BIN2) = (:v + :param_1)",
+        ),
+        (
+            "mariadb",
+            mysql.dialect(),
+            "CAST(CAST(t.k AS CHAR CHARACTER SET utf8mb4) AS BINARY) = CAST(%s AS BINARY)",
+        ),
+        ("postgresql", postgresql.dialect(), None),
+        ("oracle", oracle.dialect(), None),
+    ],
+)
+def test_sync_and_fix_find_a_string_key_by_its_exact_text(
+    name: str, sa_dialect: Any, exact: str | None
+) -> None:
+    """Where a collation matches other text by ``=`` (case, accents, trailing spaces), the key's text is
+    compared exactly beside it; integer keys and binary collations keep a plain ``=``."""
+    from parity.schema.types import Kind
+
+    t = sa.table("t", sa.column("k"))
+    dialect = for_name(name)
+    sql = str(
+        sa.select(t)
+        .where(dialect.key_equals(t.c.k, sa.bindparam("v"), Kind.VARCHAR))
+        .compile(dialect=sa_dialect)
+    )
+    plain = str(
+        sa.select(t)
+        .where(dialect.key_equals(t.c.k, sa.bindparam("v"), Kind.INTEGER))
+        .compile(dialect=sa_dialect)
+    )
+    assert " ".join(plain.split()).endswith(
+        "WHERE t.k = " + {"mariadb": "%s", "postgresql": "%(v)s"}.get(name, ":v")
+    )
+    if exact is None:
+        assert sql == plain
+    else:
+        assert exact in " ".join(sql.split())

@@ -284,3 +284,28 @@ def test_without_a_binlog_parity_says_it_compares_checksums(make_db: Callable[[s
     seed(*same_server, "items", 5)
     result = sync(job_for(*same_server, tables=["items"]))
     assert "share a server" in result.notes[0] and result.tables[0].skipped is None
+
+
+def test_fix_updates_and_deletes_by_the_exact_key_whatever_the_collation(
+    make_db: Callable[[str], Database],
+) -> None:
+    """MariaDB's default collation finds 'B' and 'c ' by 'b' and 'c': deleting the extra 'B' must
+    leave 'b' alone, and updating 'c' must not touch 'c '."""
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql("CREATE TABLE s3 (k VARCHAR(10) PRIMARY KEY, v INTEGER)")
+    source.sql("INSERT INTO s3 VALUES ('b', 5), ('c', 6), ('d', 7)")
+    target.sql("CREATE TABLE s3 (k VARCHAR(10), v INTEGER) COLLATE utf8mb4_unicode_ci")
+    target.sql("INSERT INTO s3 VALUES ('b', 5), ('B', 6), ('c', 1), ('c ', 7), ('d', 7)")
+    found = diff(job_for(source, target, tables=["s3"]), output="_parity_discrepancies")
+    assert {(d.kind, d.key["k"]) for d in found.differences} == {
+        ("extra", "B"),
+        ("extra", "c "),
+        ("changed", "c"),
+    }
+
+    applied = fix(job_for(source, target, tables=["s3"]), found.run_id, apply=True, delete=True)
+    assert (applied.updated, applied.deleted, applied.conflicts) == (1, 2, [])
+    assert sorted(target.query("SELECT k, v FROM s3")) == [("b", 5), ("c", 6), ("d", 7)]
+    assert diff(job_for(source, target, tables=["s3"])).identical

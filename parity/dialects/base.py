@@ -415,6 +415,12 @@ class Dialect:
     """Whether ``||``/concat() of NULL is NULL, so that ``COALESCE(text, marker)`` marks NULLs (cheaper
     than CASE); False where concatenation treats NULL as '' (Oracle, SQL Server's CONCAT)."""
 
+    def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        """``column = value`` for a key, exactly: what sync and fix update or delete by. Where the
+        column's collation would also match other text (MySQL's ignore case, accents and trailing
+        spaces), an exact test of the bytes is added beside ``=``, which an index can still serve."""
+        return column == value
+
     CHARSET_PER_COLUMN: ClassVar[bool] = False
     """Whether a string column has a character set of its own (``column_charsets``): MySQL, MariaDB."""
 

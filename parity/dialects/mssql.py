@@ -73,6 +73,18 @@ class SQLServer(Dialect):
 
     NULL_PROPAGATES = False  # CONCAT() treats NULL as ''
 
+    BINARY_COLLATION: ClassVar[str] = "Latin1_General_100_BIN2"
+
+    def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
+            return column == value
+        exact = sa.collate(column, self.BINARY_COLLATION) == value
+        if kind is not Kind.CHAR:  # = ignores trailing spaces: a character after them counts them
+            end = sa.literal(".")
+            padded = sa.collate((column + end).self_group(), self.BINARY_COLLATION)
+            exact = sa.and_(exact, padded == value + end)
+        return sa.and_(column == value, exact)
+
     def text_length(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.datalength(self.utf8(x))
 

@@ -161,6 +161,14 @@ class MySQL(Dialect):
         rows = conn.execute(sa.select(tables.c.table_rows).where(*_of_table(tables, table, schema))).scalar()
         return None if rows is None else int(rows)
 
+    def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        if kind not in STRING_KINDS:
+            return column == value
+        if kind is Kind.CHAR:  # (CHAR values are read without their trailing spaces)
+            value = self.rtrim_chars(value, " ")
+        exact = sa.cast(sa.cast(column, mysql.CHAR(charset="utf8mb4")), mysql.BINARY())
+        return sa.and_(column == value, exact == sa.cast(value, mysql.BINARY()))
+
     CHARSET_PER_COLUMN = True
 
     def column_utf8(self, x: Any, charset: str | None) -> sa.ColumnElement[Any]:

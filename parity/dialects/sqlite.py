@@ -93,6 +93,11 @@ class SQLite(Dialect):
     def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
         return primary_key == (column["name"],) and str(column["type"]).upper() == "INTEGER"
 
+    def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
+            return column == value
+        return sa.and_(column == value, sa.collate(column, "BINARY") == value)  # (a NOCASE column)
+
     def unique_constraints(
         self, conn: Connection, table: str, schema: str | None
     ) -> list[tuple[str | None, tuple[str, ...]]]:
