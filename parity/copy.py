@@ -38,7 +38,7 @@ from parity.endpoint import (
     mysqlclient_serves,
 )
 from parity.errors import DataError, ParityError
-from parity.job import Job, select_columns
+from parity.job import Job, select_columns, where_clause
 from parity.log import logger
 from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
 from parity.schema.apply import existing_targets
@@ -438,7 +438,7 @@ def _source_table(job: Job, tp: _TablePlan) -> sa.TableClause:
 
 def _filtered(tp: _TablePlan, table: sa.TableClause, stmt: Any) -> Any:
     if tp.where:
-        stmt = stmt.where(sa.text(f"({tp.where})"))
+        stmt = stmt.where(where_clause(tp.where))
     return stmt
 
 

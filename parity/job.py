@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import sqlalchemy as sa
+
 from parity import config as cfg
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError, not_found
@@ -56,6 +58,12 @@ class Job:
     def close(self) -> None:
         self.source.dispose()
         self.target.dispose()
+
+
+def where_clause(sql: str) -> sa.TextClause:
+    """A user's ``--where`` as SQL text, exactly as written: its colons are not bind parameters (a
+    ``'x :y'`` literal would otherwise be bound to nothing: no rows on MySQL, an error elsewhere)."""
+    return sa.text("(" + sql.replace(":", "\\:") + ")")
 
 
 def shape(table: Table, spec: cfg.TableConfig, maps: dict[str, dict[str, str]]) -> Table:

@@ -483,6 +483,29 @@ def test_string_keys_are_compared_exactly_whatever_the_collations(
     }
 
 
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "sqlite"])
+def test_a_where_is_run_as_written_colons_included(make_db: Any, target_name: str) -> None:
+    """A colon in a --where is SQL text, not a bind parameter: 'x :y' selects its row on every side, and
+    a copy with the same --where takes the same row."""
+    from parity.copy import copy
+
+    source, target = make_db("postgresql"), make_db(target_name)
+    for db in (source, target):
+        db.sql("CREATE TABLE w (id INTEGER PRIMARY KEY, a VARCHAR(10))")
+    source.sql("INSERT INTO w VALUES (1, 'x :y'), (2, 'x'), (3, 'z')")
+    options = {"where": "a = 'x :y' OR a LIKE 'z%'"}
+    job = jobs.build(source.url, target.url, source_schema=source.schema, target_schema=target.schema,
+                     tables=["w"], table_options=options)  # fmt: skip
+    try:
+        assert copy(job).tables[0].rows_written == 2
+    finally:
+        job.close()
+    result = run(source, target, "w", table_options=options)
+    assert result.identical and result.tables[0].stats.source_rows == 2
+    target.sql("UPDATE w SET a = 'z2' WHERE id = 3")
+    assert kinds(run(source, target, "w", table_options=options)) == {("changed", 3, ("a",))}
+
+
 def test_strings_in_a_latin1_column_hash_as_their_utf8_text(pg_db: Database, mariadb_db: Database) -> None:
     """A MariaDB column in latin1 holds 'é' as one byte; hashed as it is, every row with an accent
     would land in another bucket than its twin in PostgreSQL (reported missing and extra)."""

@@ -19,6 +19,7 @@ from parity.dialects.base import Dialect
 from parity.diff.plan import TIME_KINDS, ColumnPair, Compare, TablePlan
 from parity.endpoint import Endpoint, driver_message, mysqlclient, mysqlclient_serves
 from parity.errors import ParityError
+from parity.job import where_clause
 from parity.schema.model import Column
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 
@@ -97,7 +98,7 @@ class Side:
         everything = [*self.key_columns, *self.columns]
         self.sa_table = sa.table(table.name, *(sa.column(c.name) for c in everything), schema=endpoint.schema)
         self.types = [c.type for c in everything]
-        self.where = [sa.text(plan.where)] if plan.where else []
+        self.where = [where_clause(plan.where)] if plan.where else []
         self.charsets = _charsets(endpoint, table.name)
         hashed = [p for p in (*plan.keys, *plan.columns) if p.compare.hashed]
         self.row_hash = self.dialect.hash60(self._text(hashed))
