@@ -586,6 +586,29 @@ def test_duplicate_and_null_keys_are_data_errors_with_examples(make_db: Any) -> 
         run(source, target, "nokey")
 
 
+def test_keys_equal_only_once_compared_are_duplicates_not_a_crash(make_db: Any) -> None:
+    """'a' and 'a ' are two keys in PostgreSQL, one against a CHAR key (padding does not count)."""
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE dk (k VARCHAR(5) PRIMARY KEY, v INTEGER)",
+        "INSERT INTO dk VALUES ('a', 1), ('a ', 1), ('b', 2)",
+    )
+    target.sql(
+        "CREATE TABLE dk (k CHAR(5) PRIMARY KEY, v INTEGER)", "INSERT INTO dk VALUES ('a', 1), ('b', 2)"
+    )
+    with pytest.raises(DataError, match=r"table 'dk' \(source\) has duplicate key \{'k': 'a ?'\}"):
+        run(source, target, "dk")
+
+
+def test_nan_equals_nan(pg_db: Database, make_db: Any) -> None:
+    other = make_db("postgresql")
+    for db in (pg_db, other):
+        db.sql("CREATE TABLE nn (id INTEGER PRIMARY KEY, n NUMERIC, f DOUBLE PRECISION, x INTEGER)")
+        db.sql("INSERT INTO nn VALUES (1, 'NaN', 'NaN', 1), (2, 1.5, 'NaN', 2)")
+    other.sql("UPDATE nn SET x = 9")
+    assert kinds(run(pg_db, other, "nn", threshold=1)) == {("changed", 1, ("x",)), ("changed", 2, ("x",))}
+
+
 def test_unknown_names_suggest_the_closest(sqlite_db: Database, duckdb_db: Database) -> None:
     for db in (sqlite_db, duckdb_db):
         make_orders(db, orders(10))

@@ -102,7 +102,7 @@ def equality(compare: Compare) -> Equal:
         return _within(compare.tolerance, compare.kind)
     if compare.kind in FLOAT_KINDS:
         return _float_equal(compare.digits or 12)
-    return lambda a, b: bool(a == b)
+    return lambda a, b: bool(a == b) or (a != a and b != b)  # (NaN: a decimal's, unequal to itself)
 
 
 def _null_safe(equal: Equal) -> Equal:
@@ -210,7 +210,7 @@ class RowComparer:
             row = side.decode(raw)
             key = tuple(f(v) for f, v in zip(norms, row[:n], strict=True))
             if key in out:
-                shown = dict(zip(side.names, row[:n], strict=True))
+                shown = dict(zip(side.names[:n], row[:n], strict=True))
                 raise DataError(
                     f"table '{self.table}' ({role}) has duplicate key {shown}; diff needs a unique key"
                 )
