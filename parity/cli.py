@@ -525,6 +525,14 @@ def diff_cmd(
         _diff_summary(table)
     if stats:
         render_diff_stats(result, fmt)
+    if output is not None and not result.identical:
+        from parity.diff.output import FILE_SUFFIXES
+
+        if output.lower().endswith(FILE_SUFFIXES):
+            err.print(f"differences written to {output}, run id {run_id}")
+        else:
+            err.print(f"differences written to table {output}, run id {run_id}: review and apply them with "
+                      f"parity fix SOURCE TARGET --run {run_id}")  # fmt: skip
     if not result.identical:
         sys.exit(1)
 

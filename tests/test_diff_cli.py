@@ -116,6 +116,8 @@ def test_output_table_prints_nothing_unless_asked(
     target.sql("DELETE FROM orders WHERE id = 1")
     quiet = parity("diff", source.url, target.url, "--output", "recon", "--format", "jsonl")
     assert quiet.code == 1 and quiet.out == ""
+    (run_id,) = {r[0] for r in target.query("SELECT run_id FROM recon")}
+    assert f"run id {run_id}" in quiet.err and f"parity fix SOURCE TARGET --run {run_id}" in quiet.err
     loud = parity(
         "diff", source.url, target.url, "--output", "recon", "--output-mismatches", "--format", "jsonl"
     )

@@ -8,6 +8,7 @@ timestamptz turned into UTC wall-clock time, a UUID held as text parsed, JSON re
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import math
 import uuid
 from collections.abc import Callable, Sequence
@@ -102,7 +103,12 @@ def equality(compare: Compare) -> Equal:
         return _within(compare.tolerance, compare.kind)
     if compare.kind in FLOAT_KINDS:
         return _float_equal(compare.digits or 12)
-    return lambda a, b: bool(a == b) or (a != a and b != b)  # (NaN: a decimal's, unequal to itself)
+    return lambda a, b: bool(a == b) or (_nan(a) and _nan(b))
+
+
+def _nan(v: Any) -> bool:
+    """A decimal NaN, which equals nothing, itself included."""
+    return isinstance(v, Decimal) and v.is_nan()
 
 
 def _null_safe(equal: Equal) -> Equal:
