@@ -8,7 +8,6 @@ timestamptz turned into UTC wall-clock time, a UUID held as text parsed, JSON re
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 import math
 import uuid
 from collections.abc import Callable, Sequence
