@@ -71,9 +71,11 @@ def _date(v: Any) -> date:
 def _time(v: Any) -> time:
     if isinstance(v, time):
         return v
-    if isinstance(v, timedelta):  # MySQL TIME arrives as a duration
-        seconds, micro = v.days * 86400 + v.seconds, v.microseconds
-        return time(seconds // 3600 % 24, seconds // 60 % 60, seconds % 60, micro)
+    if isinstance(v, timedelta):  # MySQL TIME arrives as a duration (from -838:59:59 to 838:59:59)
+        if not timedelta(0) <= v < timedelta(days=1):
+            raise ValueError(f"TIME value {v} is not a time of day")
+        seconds, micro = v.seconds, v.microseconds
+        return time(seconds // 3600, seconds // 60 % 60, seconds % 60, micro)
     return time.fromisoformat(str(v))
 
 

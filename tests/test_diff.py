@@ -609,6 +609,26 @@ def test_nan_equals_nan(pg_db: Database, make_db: Any) -> None:
     assert kinds(run(pg_db, other, "nn", threshold=1)) == {("changed", 1, ("x",)), ("changed", 2, ("x",))}
 
 
+def test_values_outside_their_kind_are_compared_as_they_are(make_db: Any) -> None:
+    """A MariaDB TIME past 24 hours or negative is no time of day; SQLite's text in a DATETIME column
+    is no timestamp: each is reported as it is (never taken for another value, never a crash)."""
+    source, target = make_db("mariadb"), make_db("mariadb")
+    for db in (source, target):
+        db.sql("CREATE TABLE tm (id INTEGER PRIMARY KEY, t TIME)")
+    source.sql("INSERT INTO tm VALUES (1, '06:00:00'), (2, '-06:00:00'), (3, '30:00:00'), (4, '07:00:00')")
+    target.sql("INSERT INTO tm VALUES (1, '30:00:00'), (2, '18:00:00'), (3, '30:00:00'), (4, '07:00:00')")
+    assert kinds(run(source, target, "tm", threshold=1)) == {("changed", 1, ("t",)), ("changed", 2, ("t",))}
+
+    lite, pg = make_db("sqlite"), make_db("postgresql")
+    lite.sql("CREATE TABLE ts (id INTEGER PRIMARY KEY, at DATETIME)")
+    lite.sql("INSERT INTO ts VALUES (1, '2024-01-02 03:04:05'), (2, 'garbage'), (3, 1704103200)")
+    pg.sql("CREATE TABLE ts (id INTEGER PRIMARY KEY, at TIMESTAMP)")
+    pg.sql("INSERT INTO ts VALUES (1, '2024-01-02 03:04:05'), (2, '2024-01-02 03:04:05'), (3, NULL)")
+    result = run(lite, pg, "ts", threshold=1)
+    assert kinds(result) == {("changed", 2, ("at",)), ("changed", 3, ("at",))}
+    assert {d.source["at"] for d in result.differences if d.source} == {"garbage", 1704103200}
+
+
 def test_unknown_names_suggest_the_closest(sqlite_db: Database, duckdb_db: Database) -> None:
     for db in (sqlite_db, duckdb_db):
         make_orders(db, orders(10))

@@ -143,6 +143,23 @@ def _scaler(ctype: CanonicalType) -> Normalize | None:
 _WIDE = Context(prec=2000)
 
 
+def _lenient(f: Normalize) -> Normalize:
+    """``f``, or the value as the driver gave it where ``f`` cannot take it (a TIME past 24 hours,
+    MySQL's zero date, SQLite's text in a DATETIME column): such a value then equals only the same
+    value on the other side, and is reported as it is, instead of stopping the diff."""
+
+    if f is _identity:
+        return f
+
+    def lenient(v: Any) -> Any:
+        try:
+            return f(v)
+        except (ValueError, TypeError, AttributeError, ArithmeticError):
+            return v
+
+    return lenient
+
+
 def _sorted(keys: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     try:
         return sorted(keys)
@@ -157,8 +174,8 @@ class _Side:
         columns = [p.source if source else p.target for p in pairs]
         self.names = [c.name for c in columns]
         decoders = [_decoder(c.type, dialect) for c in columns]
-        self.decoders = [(i, f) for i, f in enumerate(decoders) if f is not None]
-        self.norms = [normalizer(p.compare, c.type) for p, c in zip(pairs, columns, strict=True)]
+        self.decoders = [(i, _lenient(f)) for i, f in enumerate(decoders) if f is not None]
+        self.norms = [_lenient(normalizer(p.compare, c.type)) for p, c in zip(pairs, columns, strict=True)]
         self.scalers = [(i, f) for i, f in enumerate(_scaler(c.type) for c in columns) if f is not None]
 
     def decode(self, row: Sequence[Any]) -> tuple[Any, ...]:
