@@ -709,6 +709,19 @@ def test_tolerances_for_floats_decimals_and_timestamps(duckdb_db: Database, pg_d
     assert kinds(tolerant) == {("changed", 5, ("ts",)), ("changed", 6, ("f",)), ("changed", 7, ("d",))}
 
 
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "sqlite"])
+def test_tolerances_and_floats_at_the_ends_of_the_double_range(make_db: Any, target_name: str) -> None:
+    """Quotients by the tolerance past BIGINT neither overflow nor saturate; subnormals hash."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    for db in (source, target):
+        db.sql("CREATE TABLE tol (id INTEGER PRIMARY KEY, x DOUBLE PRECISION, y DOUBLE PRECISION)")
+    source.sql("INSERT INTO tol VALUES (1, 1e20, 1), (2, 5e19, 5e-324), (3, 1e300, 2.5e-320), (4, 1e20, 1)")
+    target.sql("INSERT INTO tol VALUES (1, 3e20, 1), (2, 7e19, 5e-324), (3, 1e300, 2.5e-320), (4, 1e20, 1)")
+    expected = {("changed", 1, ("x",)), ("changed", 2, ("x",))}
+    assert kinds(run(source, target, "tol", threshold=1)) == expected
+    assert kinds(run(source, target, "tol", threshold=1, table_options={"tolerance": {"x": 0.5}})) == expected
+
+
 @pytest.mark.parametrize("stagger", [True, False])
 def test_partitions_by_month_and_by_key_find_the_same(
     pg_db: Database, mariadb_db: Database, stagger: bool

@@ -43,6 +43,12 @@ COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 """COPY text's escapes of a string's characters (the backslash first), as (character, escape)."""
 
 
+TINY = 1e-290
+"""Below this a float's text is the database's own: ``text_float``'s power of ten would underflow."""
+
+BIGINT_SAFE = 9.0e18
+"""A double below this in magnitude rounds to a BIGINT without overflow."""
+
 _INSPECTORS: dict[Connection, sa.Inspector] = {}
 
 
@@ -477,6 +483,7 @@ class Dialect:
         return sa.case(
             (d == 0, sa.literal("0")),
             (d - d != 0, self.text(d)),  # infinities and NaN
+            (sa.func.abs(d) < sa.literal(TINY, sa.Double()), self.text(d)),  # (the unit would underflow)
             else_=self.concat(
                 self.text(sa.cast(mantissa, as_int)), sa.literal("e"), self.text(sa.cast(exponent, as_int))
             ),
@@ -485,7 +492,13 @@ class Dialect:
     def text_rounded(self, x: Any, step: float) -> sa.ColumnElement[Any]:
         """``round(x / step)``: values within a tolerance of each other mostly share it (never when further)."""
         quotient = self.as_double(x) / sa.literal(step, sa.Double())
-        return self.text(sa.cast(self.round(quotient), sa.BigInteger()))
+        # a quotient past BIGINT would overflow (PostgreSQL) or saturate (MySQL, SQLite: then values far
+        # apart would share it): there the value's own digits, compared in Python within the tolerance
+        return sa.case(
+            (sa.func.abs(quotient) < sa.literal(BIGINT_SAFE, sa.Double()),
+             self.text(sa.cast(self.round(quotient), sa.BigInteger()))),
+            else_=self.text_float(x, 17),
+        )  # fmt: skip
 
     def round(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.round(x)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from parity.dialects.base import Dialect, inspector
+from parity.dialects.base import TINY, Dialect, inspector
 from parity.schema.types import CanonicalType, Kind
 from parity.values import canonical_json, decode_value
 
@@ -284,7 +284,7 @@ def _float(x: Any, digits: int) -> str | None:
     d = float(x)
     if d == 0:
         return "0"
-    if not math.isfinite(d):
+    if not math.isfinite(d) or abs(d) < TINY:
         return repr(d)
     exponent = math.floor(math.log10(abs(d)))
     return f"{round(d / math.pow(10.0, exponent - (digits - 1)))}e{exponent}"
