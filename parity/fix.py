@@ -17,12 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from parity.config import TableConfig
+from parity.diff.output import TARGET_TABLE
+from parity.diff.plan import plan_table
 from parity.diff.result import value_text
 from parity.endpoint import Endpoint
-from parity.errors import NotFound, not_found
+from parity.errors import ConfigError, NotFound, not_found
 from parity.job import Job
 from parity.schema.model import Table
-from parity.schema.reflect import reflect, table_names
+from parity.schema.reflect import table_names
 from parity.sync import Applier, run_batches
 from parity.values import decode_rows, decode_value
 
@@ -55,30 +57,36 @@ class _Row:
     whole: str | None = None
 
 
-def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, list[_Row]]:
-    """The stored discrepancies of one run, grouped per table and key."""
+def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, tuple[str | None, list[_Row]]]:
+    """The stored discrepancies of one run, grouped per table and key, with the table each was compared
+    with (None in a discrepancy table of an earlier parity, which did not store it)."""
     if table not in table_names(target) and not table.startswith("_parity_"):
         raise not_found("discrepancy table", table, table_names(target), target.redacted())
-    t = sa.table(
-        table,
-        *(sa.column(c) for c in ("run_id", "table_name", "key", "kind", "column_name", "target_value")),
-        schema=target.schema,
-    )
+    names = ["run_id", "table_name", "key", "kind", "column_name", "target_value"]
     try:
         with target.connect() as conn:
-            rows = conn.execute(sa.select(*t.c).where(t.c.run_id == run_id)).all()
-    except sa.exc.DBAPIError as exc:
+            have = {c["name"] for c in target.dialect.columns(conn, table, target.schema)}
+            t = sa.table(
+                table, *(sa.column(c) for c in (*names, TARGET_TABLE) if c in have), schema=target.schema
+            )
+            compared = t.c[TARGET_TABLE] if TARGET_TABLE in have else sa.null()
+            query = sa.select(*(t.c[c] for c in names[1:]), compared).where(t.c.run_id == run_id)
+            rows = conn.execute(query).all()
+    except (sa.exc.DBAPIError, KeyError, sa.exc.NoSuchTableError) as exc:
         raise NotFound(f"cannot read discrepancy table '{table}' in {target.redacted()}") from exc
     if not rows:
         raise NotFound(f"no discrepancies for run '{run_id}' in table '{table}'")
     grouped: dict[str, dict[str, _Row]] = defaultdict(dict)
-    for _, name, key, kind, column, target_value in rows:
+    targets: dict[str, str | None] = {}
+    for row in rows:
+        name, key, kind, column, target_value, target_table = tuple(row)
+        targets[name] = target_table
         entry = grouped[name].setdefault(key, _Row(kind, json.loads(key)))
         if kind == "changed" and column:
             entry.columns[column] = target_value
         elif kind == "extra":
             entry.whole = target_value
-    return {name: list(entries.values()) for name, entries in grouped.items()}
+    return {name: (targets[name], list(entries.values())) for name, entries in grouped.items()}
 
 
 def fix(
@@ -88,8 +96,14 @@ def fix(
     result = FixResult(run_id, apply)
     stored = read_run(job.target, table, run_id)
     specs = {t.name: t for t in job.config.tables}
-    for name, rows in stored.items():
+    for name, (compared, rows) in stored.items():
         spec = specs.get(name) or TableConfig(name=name, **job.table_options)
+        if compared is not None and spec.target is None and compared != name:
+            spec = spec.model_copy(update={"target": compared})  # (the table the diff compared)
+        if compared is not None and (spec.target or spec.name) != compared:
+            raise ConfigError(
+                f"run {run_id} compared table '{name}' with '{compared}', not '{spec.target or spec.name}'"
+            )
         _fix_table(job, spec, rows, result, apply, delete)
     return result
 
@@ -97,9 +111,9 @@ def fix(
 def _fix_table(
     job: Job, spec: TableConfig, rows: list[_Row], result: FixResult, apply: bool, delete: bool
 ) -> None:
-    source_table = reflect(job.source, [spec.name])[0]
-    target_table = reflect(job.target, [spec.target or spec.name])[0]
-    rename = spec.map
+    plan = plan_table(job.source, job.target, spec)  # (columns matched as the diff matched them)
+    source_table, target_table = plan.source, plan.target
+    rename = {p.source.name: p.target.name for p in (*plan.keys, *plan.columns)}
     applier = Applier(job.target, target_table, 1000, dry_run=not apply)
     inserts: list[dict[str, Any]] = []
     updates: list[tuple[dict[str, Any], dict[str, Any]]] = []

@@ -309,3 +309,36 @@ def test_fix_updates_and_deletes_by_the_exact_key_whatever_the_collation(
     assert (applied.updated, applied.deleted, applied.conflicts) == (1, 2, [])
     assert sorted(target.query("SELECT k, v FROM s3")) == [("b", 5), ("c", 6), ("d", 7)]
     assert diff(job_for(source, target, tables=["s3"])).identical
+
+
+def test_fix_changes_the_table_the_diff_compared_with_columns_matched_as_diff_matched_them(
+    make_db: Callable[[str], Database],
+) -> None:
+    """A run of ``-t ti:ti_r`` stores ti_r beside ti: fix changes ti_r (never a table named ti in the
+    target), finds its ID column as the diff did, and refuses another target. A discrepancy table of an
+    earlier parity (without that column) gets it."""
+    from parity.errors import ConfigError
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE ti (id INTEGER PRIMARY KEY, a VARCHAR(10))", "INSERT INTO ti VALUES (1, 'x'), (2, 'y')"
+    )
+    target.sql(
+        "CREATE TABLE ti_r (ID INTEGER PRIMARY KEY, a VARCHAR(10))", "INSERT INTO ti_r VALUES (1, 'old')"
+    )
+    target.sql(
+        "CREATE TABLE ti (id INTEGER PRIMARY KEY, a VARCHAR(10))", "INSERT INTO ti VALUES (1, 'x'), (9, 'z')"
+    )
+    target.sql(
+        "CREATE TABLE recon (run_id VARCHAR(32) NOT NULL, diffed_at DATETIME NOT NULL, table_name VARCHAR(255) NOT NULL,"
+        " `key` TEXT NOT NULL, kind VARCHAR(8) NOT NULL, column_name VARCHAR(255), source_value TEXT, target_value TEXT)"
+    )
+    found = diff(job_for(source, target, tables=["ti:ti_r"]), output="recon")
+    assert {(d.kind, d.key["id"]) for d in found.differences} == {("changed", 1), ("missing", 2)}
+    with pytest.raises(ConfigError, match="compared table 'ti' with 'ti_r', not 'ti'"):
+        fix(job_for(source, target, tables=["ti:ti"]), found.run_id, table="recon")
+    applied = fix(job_for(source, target), found.run_id, apply=True, table="recon")
+    assert (applied.inserted, applied.updated, applied.conflicts) == (1, 1, [])
+    assert sorted(target.query("SELECT ID, a FROM ti_r")) == [(1, "x"), (2, "y")]
+    assert sorted(target.query("SELECT id, a FROM ti")) == [(1, "x"), (9, "z")]

@@ -84,6 +84,8 @@ def diff(
     try:
         for spec in specs:
             plan = plan_table(job.source, job.target, spec)
+            if sink is not None:
+                sink.compared(plan.source.name, plan.target.name)
             if record is not None:
                 table = compare_record(plan, job.source, job.target, record)
                 for row in table.differences:

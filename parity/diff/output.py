@@ -22,10 +22,16 @@ from parity.errors import ConfigError, ParityError
 
 FIELDS = ("run_id", "diffed_at", "table_name", "key", "kind", "column_name", "source_value", "target_value")
 FILE_SUFFIXES = (".jsonl", ".csv")
+TARGET_TABLE = "target_table"
+"""The discrepancy table's column naming the table the source table was compared with (``parity fix``
+changes that one)."""
 
 
 class Sink(Protocol):
     def write(self, diff: RowDiff) -> None: ...
+
+    def compared(self, source: str, target: str) -> None:
+        """The next rows' table is ``source`` compared with ``target``."""
 
     def close(self) -> None: ...
 
@@ -84,6 +90,9 @@ class JsonlSink:
     def __init__(self, path: Path) -> None:
         self.file = _open(path)
 
+    def compared(self, source: str, target: str) -> None:
+        pass  # (a file's rows name the source table only, as the printed ones do)
+
     def write(self, diff: RowDiff) -> None:
         self.file.write(json.dumps(diff.to_json(), ensure_ascii=False) + "\n")
 
@@ -100,6 +109,9 @@ class CsvSink:
         self.writer.writeheader()
         self.run_id = run_id
         self.at = datetime.now(timezone.utc).replace(tzinfo=None)
+
+    def compared(self, source: str, target: str) -> None:
+        pass  # (a file's rows name the source table only, as the printed ones do)
 
     def write(self, diff: RowDiff) -> None:
         for row in discrepancies(self.run_id, self.at, diff):
@@ -129,13 +141,34 @@ class TableSink:
             sa.Column("column_name", sa.String(255)),
             sa.Column("source_value", sa.Text()),
             sa.Column("target_value", sa.Text()),
+            sa.Column(TARGET_TABLE, sa.String(255)),
             schema=target.schema,
         )
         self.pending: list[dict[str, Any]] = []
-        self._do(lambda conn: self.table.create(conn, checkfirst=True), "create")
+        self.targets: dict[str, str] = {}
+        self._do(self._create, "create")
+
+    def _create(self, conn: sa.Connection) -> None:
+        """The table, created when missing; one of an earlier parity gets the target table's column."""
+        self.table.create(conn, checkfirst=True)
+        have = {c["name"] for c in self.target.dialect.columns(conn, self.table.name, self.table.schema)}
+        if TARGET_TABLE not in have:
+            quote = conn.dialect.identifier_preparer
+            kind = sa.String(255).compile(dialect=conn.dialect)
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {quote.format_table(self.table)} ADD {quote.quote(TARGET_TABLE)} {kind}"
+                )
+            )
+
+    def compared(self, source: str, target: str) -> None:
+        self.targets[source] = target
 
     def write(self, diff: RowDiff) -> None:
-        self.pending.extend(discrepancies(self.run_id, self.at, diff))
+        target = self.targets.get(diff.table, diff.table)
+        self.pending.extend(
+            {**row, TARGET_TABLE: target} for row in discrepancies(self.run_id, self.at, diff)
+        )
         if len(self.pending) >= self.BATCH:
             self.flush()
 
