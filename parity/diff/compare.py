@@ -272,6 +272,18 @@ class RowComparer:
                 names.append(self.source_names[i])
         return tuple(names)
 
+    def comparable_key(self, row: Sequence[Any], role: str) -> tuple[Any, ...]:
+        """The comparable key of a decoded row."""
+        norms = self.sides[role].norms
+        return tuple(f(v) for f, v in zip(norms[: self.n_keys], row[: self.n_keys], strict=True))
+
+    def moved(self, missing: RowDiff, extra: RowDiff) -> RowDiff | None:
+        """A row missing from one partition and extra in another (its partition column changed): the
+        changed row it is, or None where the two are equal after all."""
+        assert missing.row is not None and extra.row is not None
+        changed = self.changed(missing.row, extra.row)
+        return self._diff("changed", missing.row, extra.row, changed) if changed else None
+
     def _diff(
         self, kind: str, s: Sequence[Any] | None, t: Sequence[Any] | None, columns: tuple[str, ...]
     ) -> RowDiff:
@@ -286,4 +298,5 @@ class RowComparer:
             source=source,
             target=target,
             names=self.names,
+            row=None if columns else tuple(s if s is not None else t or ()),
         )

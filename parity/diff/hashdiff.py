@@ -237,6 +237,8 @@ class TableRun:
         self.done = 0
         self.total = 0
         self.io: ThreadPoolExecutor | None = None
+        self.unpaired: dict[tuple[Any, ...], RowDiff] | None = None
+        """Missing and extra rows of a partitioned table, by key, until their twin or the table's end."""
         self.rows_io: ThreadPoolExecutor | None = None
         """Row fetches (verifications, downloads) have threads of their own: they run while the first
         level's checksum queries still wait for theirs."""
@@ -254,7 +256,11 @@ class TableRun:
             if len(roots) == 1:
                 self.walk(roots[0], None, None, threads)
             else:
+                self.unpaired = {}
                 self.walk_all(roots, threads)
+                with self.lock:
+                    left, self.unpaired = list(self.unpaired.values()), None
+                self.emit(left)
         self.stats.seconds = time.perf_counter() - started
         self.report(finished=True)
         logger.info("diff %s: %s", self.plan.name, self.stats.to_json())
@@ -708,6 +714,8 @@ class TableRun:
         if not diffs:
             return
         with self.lock:
+            if self.unpaired is not None:
+                diffs = self.pair_moved(diffs)
             allowed = self.budget.take(len(diffs))
             if allowed < len(diffs) or self.budget.exhausted:
                 self.result.limited = True
@@ -717,6 +725,26 @@ class TableRun:
                     self.on_difference(diff)
                 if self.keep:
                     self.result.differences.append(diff)
+
+    def pair_moved(self, diffs: list[RowDiff]) -> list[RowDiff]:
+        """Partitions' missing and extra rows are held until the table is done: a row whose partition
+        column changed is missing from one partition and extra in another, which is one changed row."""
+        assert self.unpaired is not None
+        out = []
+        for diff in diffs:
+            if diff.kind == "changed" or diff.row is None:
+                out.append(diff)
+                continue
+            key = self.comparer.comparable_key(diff.row, "source" if diff.kind == "missing" else "target")
+            other = self.unpaired.get(key)
+            if other is None or other.kind == diff.kind:
+                self.unpaired[key] = diff
+                continue
+            del self.unpaired[key]
+            missing, extra = (diff, other) if diff.kind == "missing" else (other, diff)
+            if (changed := self.comparer.moved(missing, extra)) is not None:
+                out.append(changed)
+        return out
 
     def count_rows(self, found: Found) -> None:
         source, target = found.source, found.target

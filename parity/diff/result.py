@@ -63,6 +63,9 @@ class RowDiff:
     names: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Source column -> target column, where they differ."""
 
+    row: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    """A missing or extra row's decoded values (``RowComparer.moved`` pairs them across partitions)."""
+
     def target_value(self, column: str) -> Any:
         """The target's value of a (source-named) column."""
         return None if self.target is None else self.target.get(self.names.get(column, column))
