@@ -136,7 +136,15 @@ class Applier:
             return sa.null()
         if isinstance(value, (bytes, bytearray)):
             return sa.literal_column(self.endpoint.dialect.BINARY_LITERAL.format(hex=bytes(value).hex()))
-        return sa.literal(_printable(value), literal_type(self.types.get(column, CanonicalType(Kind.TEXT))))
+        ctype = self.types.get(column, CanonicalType(Kind.TEXT))
+        if isinstance(value, datetime) and (value.tzinfo is not None or ctype.kind is Kind.TIMESTAMPTZ):
+            # the text a session in any time zone reads alike: UTC with its offset, or, where the column
+            # holds UTC without a zone (MySQL's DATETIME, a TIMESTAMP column), UTC without one
+            utc = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            if ctype.kind is not Kind.TIMESTAMPTZ or not self.endpoint.dialect.STORES_TIME_ZONE:
+                return sa.literal(utc.replace(tzinfo=None), sa.DateTime())
+            value = utc
+        return sa.literal(_printable(value), literal_type(ctype))
 
     def inserts(self, rows: list[dict[str, Any]]) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
         if not rows:

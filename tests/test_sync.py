@@ -342,3 +342,27 @@ def test_fix_changes_the_table_the_diff_compared_with_columns_matched_as_diff_ma
     assert (applied.inserted, applied.updated, applied.conflicts) == (1, 1, [])
     assert sorted(target.query("SELECT ID, a FROM ti_r")) == [(1, "x"), (2, "y")]
     assert sorted(target.query("SELECT id, a FROM ti")) == [(1, "x"), (9, "z")]
+
+
+@pytest.mark.parametrize(
+    ("source_name", "target_name"), [("postgresql", "mariadb"), ("mariadb", "postgresql")]
+)
+def test_the_sql_a_dry_run_prints_runs_as_printed(
+    make_db: Callable[[str], Database], source_name: str, target_name: str
+) -> None:
+    """Timestamps with a zone print as UTC text every session reads alike: MariaDB's DATETIME took
+    '+00:00' for an error; a value without its offset meant the session's zone to PostgreSQL."""
+    from parity.fix import fix
+
+    source, target = make_db(source_name), make_db(target_name)
+    zoned = "TIMESTAMP WITH TIME ZONE" if source_name == "postgresql" else "DATETIME(6)"
+    source.sql(f"CREATE TABLE z (id INTEGER PRIMARY KEY, at {zoned}, note VARCHAR(10))")
+    source.sql("INSERT INTO z VALUES (1, '2024-01-02 16:00:00', 'a'), (2, '2024-06-01 08:30:00.5', 'b')")
+    copy(job_for(source, target, tables=["z"]))
+    target.sql("UPDATE z SET at = NULL, note = 'x' WHERE id = 1", "DELETE FROM z WHERE id = 2")
+    found = diff(job_for(source, target, tables=["z"]), output="_parity_discrepancies")
+    review = fix(job_for(source, target, tables=["z"]), found.run_id)
+    assert len(review.statements) == 2
+    zone = ["SET TIME ZONE 'America/New_York'"] if target_name == "postgresql" else []
+    target.sql(*zone, *review.statements)  # (one session)
+    assert diff(job_for(source, target, tables=["z"])).identical
