@@ -722,8 +722,23 @@ def render_plan_summary(plan: Any) -> None:
     out.print(table)
 
 
+def _debug_level_given(args: list[str]) -> list[str]:
+    """``--debug`` before a command without a level (``parity --debug diff ...``) means its default
+    level: Click would take the command's name for the level."""
+    levels = set(_DEBUG_LEVELS.choices)
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg in cli.commands:  # (the command's own options follow)
+            break
+        if arg == "--debug" and (i + 1 == len(out) or out[i + 1] not in levels):
+            out.insert(i + 1, "medium")
+            break
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; a ParityError prints one line and exits 2."""
+    argv = _debug_level_given(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="parity", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -295,8 +295,14 @@ def test_unknown_column_in_map(parity: Callable[..., Result], tmp_path: Path, de
     assert_one_line_error(result, "column 'selct' not found in table 'order history'; did you mean 'select'?")
 
 
-def test_debug_shows_the_traceback(parity: Callable[..., Result], target: str) -> None:
-    result = parity("--debug", "low", "--log-file", "d.log", "schema", "plan", "foo://x/y", target)
+@pytest.mark.parametrize(
+    "options", [("--debug", "low", "--log-file", "d.log"), ("--log-file", "d.log", "--debug"), ("--debug",)]
+)
+def test_debug_shows_the_traceback(
+    parity: Callable[..., Result], target: str, options: tuple[str, ...]
+) -> None:
+    """``--debug`` takes a level, or none (then ``medium``) right before the command."""
+    result = parity(*options, "schema", "plan", "foo://x/y", target)
     assert result.code == 2
     assert "Traceback" in result.err
     assert result.err.splitlines()[-1].startswith("parity: error: unsupported database URL scheme")
