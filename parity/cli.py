@@ -691,7 +691,8 @@ def render_diff_stats(result: Any, fmt: str) -> None:
         rich.add_column(name.replace("_", " "), justify="right")
     for t in result.tables:
         numbers = t.stats.to_json()
-        rich.add_row(t.stats.table, *(f"{numbers[n]:,}" for n in names), f"{t.stats.seconds:.2f}")
+        cells = ("-" if numbers[n] is None else f"{numbers[n]:,}" for n in names)  # (unchanged, at --limit)
+        rich.add_row(t.stats.table, *cells, f"{t.stats.seconds:.2f}")
     changes = [(t.stats.table, t.stats.column_changes) for t in result.tables]
     columns = [(table, c, n) for table, found in changes for c, n in sorted(found.items())]
     (err if fmt == "csv" else out).print(rich)

@@ -457,8 +457,11 @@ def test_limit_stops_after_n_differences(pg_db: Database, mariadb_db: Database) 
     result = run(pg_db, mariadb_db, "orders", limit=7)
     assert len(result.differences) == 7 and result.limited
     assert all(d.kind == "missing" and 100 <= d.key["id"] < 200 for d in result.differences)
+    stats = result.tables[0].stats.to_json()
+    assert stats["limited"] and stats["unchanged"] is None  # (not counted: not 493)
     full = run(pg_db, mariadb_db, "orders")
     assert len(full.differences) == 100 and not full.limited
+    assert full.tables[0].stats.to_json()["unchanged"] == 400
 
 
 def test_string_keys_are_compared_exactly_whatever_the_collations(

@@ -88,6 +88,7 @@ def test_differences_exit_1_and_print_as_jsonl_with_stats(
         "unchanged": 1,
         "column_changes": {"note": 1, "status": 1},
         "rows_downloaded": 3,
+        "limited": False,
     }
     assert "orders: 2 rows differ: 1 missing, 0 extra, 1 changed" in result.err
 

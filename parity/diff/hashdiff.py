@@ -718,7 +718,7 @@ class TableRun:
                 diffs = self.pair_moved(diffs)
             allowed = self.budget.take(len(diffs))
             if allowed < len(diffs) or self.budget.exhausted:
-                self.result.limited = True
+                self.result.limited = self.stats.limited = True
             for diff in diffs[:allowed]:
                 self.stats.count(diff)
                 if self.on_difference is not None:

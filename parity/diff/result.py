@@ -99,14 +99,17 @@ class TableStats:
 
     queries: int = 0
     seconds: float = 0.0
+    limited: bool = False
+    """The diff stopped at --limit: the counts of differences are lower bounds."""
 
     @property
     def differences(self) -> int:
         return self.missing + self.extra + self.changed
 
     @property
-    def unchanged(self) -> int:
-        return max(0, self.source_rows - self.missing - self.changed)
+    def unchanged(self) -> int | None:
+        """Source rows found in the target unchanged; None where --limit stopped the count."""
+        return None if self.limited else max(0, self.source_rows - self.missing - self.changed)
 
     def count(self, diff: RowDiff) -> None:
         if diff.kind == "missing":
@@ -132,6 +135,7 @@ class TableStats:
             "rows_downloaded": self.rows_downloaded,
             "queries": self.queries,
             "seconds": round(self.seconds, 3),
+            "limited": self.limited,
         }
 
 
