@@ -409,7 +409,10 @@ def fix_cmd(run_id: str, apply: bool, delete: bool, table: str, **kw: Any) -> No
     if not apply:
         sys.stdout.write("".join(f"{s}\n" for s in result.statements))
     verb = "applied" if apply else "to apply (dry run; --apply to run)"
-    err.print(f"{verb}: {result.inserted} inserts, {result.updated} updates, {result.deleted} deletes")
+    already = f"; {result.already} already as the source has them" if result.already else ""
+    err.print(
+        f"{verb}: {result.inserted} inserts, {result.updated} updates, {result.deleted} deletes{already}"
+    )
     for conflict in result.conflicts:
         err.print(f"[yellow]conflict, left alone:[/] {conflict}")
     for error in result.errors[:5]:

@@ -39,6 +39,8 @@ class FixResult:
     updated: int = 0
     deleted: int = 0
     failed: int = 0
+    already: int = 0
+    """Discrepancies the target no longer has: it holds the source's values already (an earlier fix)."""
     conflicts: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -126,6 +128,9 @@ def _fix_table(
         label = f"{spec.name} {json.dumps(row.key, default=str)}"
         target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
         if row.kind == "missing":
+            if dst is not None and src is not None and _same(source_table, target_table, src, dst, rename):
+                result.already += 1  # (inserted by an earlier fix, or by the application)
+                continue
             if dst is not None or src is None:
                 result.conflicts.append(
                     f"{label}: {'now in the target' if dst is not None else 'gone from the source'}"
@@ -143,12 +148,16 @@ def _fix_table(
                 for c, recorded in row.columns.items()
                 if _text(target_table, rename.get(c, c), dst) != recorded
             ]
+            if moved and _same(source_table, target_table, src, dst, {c: rename.get(c, c) for c in moved}):
+                result.already += 1  # (the target has the source's values now)
+                continue
             if moved:
                 result.conflicts.append(f"{label}: changed in the target since the diff ({', '.join(moved)})")
                 continue
             updates.append((target_key, {rename.get(c, c): src[c] for c in row.columns}))
         elif row.kind == "extra" and delete:
             if dst is None:
+                result.already += 1
                 continue
             deletes.append(target_key)
     done = _run(job, applier, applier.inserts(inserts), apply, result)
@@ -176,6 +185,13 @@ def _text(table: Table, column: str, row: dict[str, Any]) -> str | None:
     if isinstance(value, Decimal) and ctype.scale is not None:
         value = value.quantize(Decimal(1).scaleb(-ctype.scale))
     return value_text(value)
+
+
+def _same(
+    source: Table, target: Table, src: dict[str, Any], dst: dict[str, Any], columns: dict[str, str]
+) -> bool:
+    """Whether the target row holds the source row's values in these columns (source -> target name)."""
+    return all(_text(source, s, src) == _text(target, t, dst) for s, t in columns.items())
 
 
 def _typed(table: Table, key: dict[str, Any]) -> dict[str, Any]:

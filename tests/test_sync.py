@@ -259,6 +259,9 @@ def test_fix_applies_a_stored_diff_run_and_skips_conflicts(
     )
     rows = dict(target.query("SELECT id, name FROM items WHERE id IN (3, 4, 5, 99)"))
     assert rows == {3: "n3", 4: "moved on", 5: "n5"}
+    again = fix(job_for(source, target, tables=["items"]), found.run_id, apply=True, delete=True)
+    assert (again.inserted, again.updated, again.deleted, again.already) == (0, 0, 0, 3)
+    assert len(again.conflicts) == 1  # (id 4, still changed by someone else)
 
 
 def test_unmoved_binlog_skips_the_whole_database(make_db: Callable[[str], Database]) -> None:
