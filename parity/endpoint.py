@@ -121,6 +121,12 @@ class Endpoint:
         plain = {k: v for k, v in kwargs.items() if isinstance(v, str | int | float | bool)}  # (not psycopg's
         return list(args), {**plain, **self._connect_args()}  # adapters, which SQLAlchemy passes)
 
+    def require_file(self) -> None:
+        """A file database must exist already, whatever the role (diff and fix never create one)."""
+        path = self.url.database or ""
+        if self.backend in _FILE_DATABASES and path not in ("", ":memory:") and not os.path.exists(path):
+            raise NotFound(f"database file '{path}' not found ({self.redacted()})")
+
     def _check_file(self) -> None:
         if self.backend not in _FILE_DATABASES:
             return

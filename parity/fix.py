@@ -96,6 +96,7 @@ def fix(
 ) -> FixResult:
     """Apply (or, without ``apply``, print) the discrepancies of one diff run."""
     result = FixResult(run_id, apply)
+    job.target.require_file()
     stored = read_run(job.target, table, run_id)
     specs = {t.name: t for t in job.config.tables}
     for name, (compared, rows) in stored.items():

@@ -643,6 +643,11 @@ def test_unknown_names_suggest_the_closest(sqlite_db: Database, duckdb_db: Datab
         run(sqlite_db, duckdb_db, "orders", table_options={"map": {"amount": "amout"}})
     with pytest.raises(ConfigError, match="'1,2' is not a valid bigint for key column 'id'"):
         run(sqlite_db, duckdb_db, "orders", record="1,2")
+    missing = Path(sqlite_db.url.removeprefix("sqlite:///")).with_name("nowhere.sqlite")
+    job = jobs.build(sqlite_db.url, f"sqlite:///{missing}", tables=["orders"])
+    with pytest.raises(NotFound, match=r"database file '.*nowhere.sqlite' not found"):
+        diff(job)
+    assert not missing.exists()  # (not created empty)
 
 
 def test_empty_tables_are_identical(backend: Database, make_db: Any) -> None:

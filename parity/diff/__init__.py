@@ -62,6 +62,8 @@ def diff(
     if limit is not None and limit < 1:
         raise ConfigError("--limit must be at least 1")
     run_id = run_id or uuid.uuid4().hex
+    for endpoint in (job.source, job.target):
+        endpoint.require_file()  # (an SQLite target would be created empty)
     options = Options(threads=threads or job.config.defaults.workers, threshold=threshold)
     specs = job.selected()
     if record is not None and len(specs) != 1:
