@@ -630,7 +630,7 @@ def render_differences(table: Any) -> None:
         key = ", ".join(f"{k}={value_text(v)}" for k, v in d.key.items())
         if d.kind != "changed":
             row = d.source if d.kind == "missing" else d.target
-            whole = ", ".join(f"{k}={value_text(v)}" for k, v in (row or {}).items())
+            whole = ", ".join(f"{k}={_shown(value_text(v))}" for k, v in (row or {}).items())
             cells = (whole, "") if d.kind == "missing" else ("", whole)
             rich.add_row(d.kind, key, "", *cells)
             continue
@@ -663,6 +663,8 @@ def render_record(table: Any, fmt: str) -> None:
             values = getattr(view, side)
             row[side] = None if values is None else {k: jsonable(v) for k, v in values.items()}
         row["columns"] = sorted(changed)
+        kinds = {d.kind for d in table.differences}  # (at most one: the record's row)
+        row["kind"] = kinds.pop() if kinds else ("identical" if view.source or view.target else "absent")
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         return
     rich = RichTable(title=f"{table.stats.table}: {', '.join(f'{k}={v}' for k, v in view.key.items())}")

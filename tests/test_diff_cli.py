@@ -140,6 +140,9 @@ def test_record_shows_both_versions_side_by_side(
     same = parity("diff", source.url, target.url, "-t", "orders", "--record", "2", "--format", "jsonl")
     assert same.code == 0
     assert json.loads(same.out)["target"] == {"id": 2, "status": "paid", "amount": "2.00", "note": None}
+    assert json.loads(same.out)["kind"] == "identical"
+    changed = parity("diff", source.url, target.url, "-t", "orders", "--record", "1", "--format", "jsonl")
+    assert (json.loads(changed.out)["kind"], json.loads(changed.out)["columns"]) == ("changed", ["status"])
 
 
 def test_columns_maps_and_tolerance_options(
