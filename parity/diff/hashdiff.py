@@ -43,7 +43,7 @@ from parity.diff.segments import (
     window_condition,
     windows,
 )
-from parity.diff.sql import Expr, Side
+from parity.diff.sql import Expr, Side, charsets
 from parity.endpoint import Endpoint
 from parity.errors import DataError
 from parity.log import logger
@@ -221,7 +221,10 @@ class TableRun:
         keep: bool = True,
     ) -> None:
         self.plan = plan
-        self.sides = (Side(source, plan, "source"), Side(target, plan, "target"))
+        self.sides = (
+            Side(source, plan, "source", charsets(source, plan.source.name)),
+            Side(target, plan, "target", charsets(target, plan.target.name)),
+        )
         self.options = options
         self.budget = budget
         self.comparer = RowComparer(plan, source.dialect, target.dialect)

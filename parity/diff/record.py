@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from parity.diff.compare import RowComparer
 from parity.diff.plan import TablePlan
 from parity.diff.result import RecordView, TableDiff, TableStats
-from parity.diff.sql import Side
+from parity.diff.sql import Side, charsets
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError, NotFound
 from parity.schema.types import INTEGER_KINDS, Kind
@@ -57,7 +57,8 @@ def compare_record(plan: TablePlan, source: Endpoint, target: Endpoint, text: st
     stats = TableStats(plan.source.name, plan.target.name)
     rows: list[list[Any]] = []
     for endpoint, role in ((source, "source"), (target, "target")):
-        side = Side(endpoint, plan, role)
+        table = plan.source if role == "source" else plan.target
+        side = Side(endpoint, plan, role, charsets(endpoint, table.name))
         bound = [str(v) if isinstance(v, uuid.UUID) else v for v in values]
         conditions = [
             side.sa_table.c[c.name] == sa.bindparam(None, v, type_=sa.types.NullType())

@@ -76,7 +76,7 @@ def null_safe(dialect: Dialect, x: Any, column: Column, compare: Compare, text: 
     return sa.case((x.is_(None), sa.literal(NULL_MARKER)), else_=text)
 
 
-def _charsets(endpoint: Endpoint, table: str) -> dict[str, str | None]:
+def charsets(endpoint: Endpoint, table: str) -> dict[str, str | None]:
     """The table's columns' character sets, where the database has one per column (MySQL, MariaDB)."""
     if not endpoint.dialect.CHARSET_PER_COLUMN:
         return {}
@@ -87,7 +87,10 @@ def _charsets(endpoint: Endpoint, table: str) -> dict[str, str | None]:
 class Side:
     """One side of a table pair: its table, and the SQL expressions and queries diff runs on it."""
 
-    def __init__(self, endpoint: Endpoint, plan: TablePlan, role: str) -> None:
+    def __init__(
+        self, endpoint: Endpoint, plan: TablePlan, role: str, charsets: dict[str, str | None] | None = None
+    ) -> None:
+        """``charsets``: the table's columns' character sets, where they have their own (``charsets``)."""
         self.endpoint = endpoint
         self.role = role
         self.dialect = endpoint.dialect
@@ -99,7 +102,7 @@ class Side:
         self.sa_table = sa.table(table.name, *(sa.column(c.name) for c in everything), schema=endpoint.schema)
         self.types = [c.type for c in everything]
         self.where = [where_clause(plan.where)] if plan.where else []
-        self.charsets = _charsets(endpoint, table.name)
+        self.charsets = charsets or {}
         hashed = [p for p in (*plan.keys, *plan.columns) if p.compare.hashed]
         self.row_hash = self.dialect.hash60(self._text(hashed))
         self.key_hash = self.dialect.hash60(self._text(plan.keys))
