@@ -427,6 +427,15 @@ class Dialect:
         spaces), an exact test of the bytes is added beside ``=``, which an index can still serve."""
         return column == value
 
+    def fraction_digits(self, sa_type: Any) -> int | None:
+        """The digits of a second a reflected TIME or TIMESTAMP type declares (None: not declared)."""
+        precision = getattr(sa_type, "precision", None)
+        return precision if isinstance(precision, int) else None
+
+    def text_prefix(self, text: Any, length: int) -> sa.ColumnElement[Any]:
+        """The first ``length`` characters of a text."""
+        return sa.func.substr(text, 1, length)
+
     CHARSET_PER_COLUMN: ClassVar[bool] = False
     """Whether a string column has a character set of its own (``column_charsets``): MySQL, MariaDB."""
 

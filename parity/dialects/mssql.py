@@ -75,6 +75,9 @@ class SQLServer(Dialect):
 
     BINARY_COLLATION: ClassVar[str] = "Latin1_General_100_BIN2"
 
+    def text_prefix(self, text: Any, length: int) -> sa.ColumnElement[Any]:
+        return sa.func.left(text, length)
+
     def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
         if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
             return column == value

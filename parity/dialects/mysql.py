@@ -171,6 +171,10 @@ class MySQL(Dialect):
 
     CHARSET_PER_COLUMN = True
 
+    def fraction_digits(self, sa_type: Any) -> int | None:
+        fsp = getattr(sa_type, "fsp", None)
+        return fsp if isinstance(fsp, int) else 0  # (DATETIME, TIME and TIMESTAMP keep whole seconds)
+
     def column_utf8(self, x: Any, charset: str | None) -> sa.ColumnElement[Any]:
         # (sha2() and octet_length() read the expression's own bytes: latin1 'é' is one byte, not two)
         if charset is None or charset.lower() in _UTF8_BYTES:

@@ -7,10 +7,12 @@ timestamptz turned into UTC wall-clock time, a UUID held as text parsed, JSON re
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal
 from typing import Any
@@ -64,6 +66,9 @@ def normalizer(compare: Compare, native: CanonicalType) -> Normalize:
         return (lambda v: v.rstrip(" ")) if compare.strip else _identity
     if kind is Kind.UUID:
         return _maybe_uuid if native.kind in STRING_KINDS else _identity
+    if compare.fraction is not None:  # (times and timestamps compared at fewer digits of a second)
+        whole = normalizer(replace(compare, fraction=None), native)
+        return functools.partial(_cut, whole, 10 ** (6 - compare.fraction))
     if kind is Kind.TIMESTAMP:
         return _utc_naive
     if kind is Kind.JSON:
@@ -158,6 +163,12 @@ def _lenient(f: Normalize) -> Normalize:
             return v
 
     return lenient
+
+
+def _cut(whole: Normalize, unit: int, v: Any) -> Any:
+    """A time or timestamp (normalized by ``whole``) with its microseconds cut to a multiple of ``unit``."""
+    v = whole(v)
+    return v.replace(microsecond=v.microsecond - v.microsecond % unit)
 
 
 def _sorted(keys: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

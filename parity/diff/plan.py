@@ -9,7 +9,7 @@ spaces, a timestamptz against a MySQL DATETIME in UTC.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from parity import config as cfg
 from parity.endpoint import Endpoint
@@ -47,6 +47,10 @@ class Compare:
     hashed: bool = True
     """False when the two databases cannot render this kind alike (JSON between forms): compared in
     Python only, so every row of the table is downloaded."""
+
+    fraction: int | None = None
+    """Times and timestamps: digits of a second compared (the fewer either column keeps), the rest
+    cut off; None: all six."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,10 @@ def plan_table(source: Endpoint, target: Endpoint, spec: cfg.TableConfig) -> Tab
         compare = compare_types(column.type, other.type, spec.tolerance.get(name), f"{src.name}.{name}")
         if compare.kind is Kind.JSON and json_form(source, column) != json_form(target, other):
             compare = Compare(Kind.JSON, hashed=False)
+        if compare.kind in (*TIME_KINDS, Kind.TIME) and compare.tolerance is None:
+            digits = min([6, *(c.fraction for c in (column, other) if c.fraction is not None)])
+            if digits < 6:  # (DATETIME(3) against TIMESTAMP(6): milliseconds)
+                compare = replace(compare, fraction=digits)
         pairs.append(ColumnPair(column, other, compare))
     matched = {p.target.name for p in pairs}
     excluded = select_columns(dst.column_names, None, spec.exclude_columns, dst.name)

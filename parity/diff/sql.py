@@ -57,9 +57,18 @@ def column_text(
     if kind is Kind.UUID:
         return dialect.text_uuid(x, own in STRING_KINDS)
     if kind in TIME_KINDS:
-        return dialect.text_timestamp(x, own is Kind.TIMESTAMPTZ)
-    renderers = {Kind.DATE: dialect.text_date, Kind.TIME: dialect.text_time, Kind.BINARY: dialect.text_binary}
+        return _fraction(dialect, dialect.text_timestamp(x, own is Kind.TIMESTAMPTZ), 19, compare.fraction)
+    if kind is Kind.TIME:
+        return _fraction(dialect, dialect.text_time(x), 8, compare.fraction)
+    renderers = {Kind.DATE: dialect.text_date, Kind.BINARY: dialect.text_binary}
     return renderers[kind](x)
+
+
+def _fraction(dialect: Dialect, text: Expr, seconds_end: int, digits: int | None) -> Expr:
+    """A time's text (six digits of a second after ``seconds_end`` characters) cut to ``digits``."""
+    if digits is None:
+        return text
+    return dialect.text_prefix(text, seconds_end + (digits + 1 if digits else 0))
 
 
 def _prefixed(dialect: Dialect, text: Expr) -> Expr:

@@ -25,6 +25,9 @@ class Column:
     identity: bool = False
     native_type: str = ""
     """The type as the database spells it, for messages."""
+    fraction: int | None = None
+    """Digits of a second a TIME or TIMESTAMP column keeps, where the database declares them (diff
+    compares two such columns at the fewer); None: not declared (microseconds, or text)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from parity.errors import ParityError, SchemaError, not_found
 from parity.schema.model import Column, ForeignKey, Index, Table
 from parity.schema.types import CanonicalType, Kind
 
+_TIMES = (Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+
 STATE_PREFIX = "_parity_"
 """parity's own tables in a user's database start with this; they are never selected as user tables."""
 
@@ -85,6 +87,7 @@ def _reflect_one(
                 default=default,
                 identity=identity,
                 native_type=_native(info["type"]),
+                fraction=dialect.fraction_digits(info["type"]) if ctype.kind in _TIMES else None,
             )
         )
     for col in overrides:
