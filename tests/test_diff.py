@@ -632,6 +632,20 @@ def test_values_outside_their_kind_are_compared_as_they_are(make_db: Any) -> Non
     assert {d.source["at"] for d in result.differences if d.source} == {"garbage", 1704103200}
 
 
+def test_infinite_timestamps_in_downloaded_rows(pg_db: Database, make_db: Any) -> None:
+    """PostgreSQL's infinity has no Python datetime: a row that must be downloaded still compares."""
+    other = make_db("postgresql")
+    for db in (pg_db, other):
+        db.sql("CREATE TABLE inf (id INTEGER PRIMARY KEY, t TIMESTAMP, d DATE, v INTEGER)")
+        db.sql(
+            "INSERT INTO inf VALUES (1, 'infinity', '-infinity', 1), (2, '-infinity', 'infinity', 2), (3, '2024-01-01 10:00:00', '2024-01-01', 3)"
+        )
+    other.sql("UPDATE inf SET v = 9 WHERE id IN (1, 3)", "UPDATE inf SET t = 'infinity' WHERE id = 2")
+    result = run(pg_db, other, "inf", threshold=1)
+    assert kinds(result) == {("changed", 1, ("v",)), ("changed", 2, ("t",)), ("changed", 3, ("v",))}
+    assert [d.source["t"] for d in result.differences if d.key["id"] != 3] == ["infinity", "-infinity"]
+
+
 def test_unknown_names_suggest_the_closest(sqlite_db: Database, duckdb_db: Database) -> None:
     for db in (sqlite_db, duckdb_db):
         make_orders(db, orders(10))

@@ -411,6 +411,13 @@ class Dialect:
     """True where GROUP BY also sorts the groups unless the query says ``ORDER BY NULL`` (MySQL,
     MariaDB): diff's checksum queries say so."""
 
+    LENIENT_LOADERS: ClassVar[bool] = False
+    """Whether ``lenient_loaders`` does anything (diff then runs a query its driver failed on again)."""
+
+    def lenient_loaders(self, conn: Connection) -> None:
+        """Have the driver give the text of a value it cannot make a Python value of (PostgreSQL's
+        infinite timestamps and dates, years past 9999) instead of failing the query."""
+
     def prepare_connection(self, conn: Connection) -> None:
         """Make a connection ready for diff's SQL (SQLite registers SHA-256 and friends here)."""
 

@@ -101,9 +101,42 @@ class PostgreSQL(Dialect):
         total, high, low = (int(v or 0) for v in values)
         return total, (high << 30) + low
 
+    def text_date(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.coalesce(super().text_date(x), self.text(x))  # (to_char() of infinity is NULL)
+
+    def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        return sa.func.coalesce(super().text_timestamp(x, with_zone), self.text(x))
+
+    LENIENT_LOADERS = True
+
+    def lenient_loaders(self, conn: Connection) -> None:
+        from psycopg.types import datetime as pgdatetime
+
+        raw: Any = conn.connection.driver_connection
+        adapters = raw.adapters
+        for name in ("date", "timestamp", "timestamptz"):
+            base = {"date": pgdatetime.DateLoader, "timestamp": pgdatetime.TimestampLoader}.get(
+                name, pgdatetime.TimestamptzLoader
+            )
+            adapters.register_loader(name, _or_text(base))
+
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
         # the first 8 bytes of the digest in hex, cast to BIT(60): its first 15 hex digits, as elsewhere
         # (hex of 8 bytes instead of 32 costs PostgreSQL a tenth less of a whole row checksum)
         digest = sa.func.sha256(sa.func.convert_to(text, sa.literal_column("'UTF8'")))
         hex16 = sa.func.encode(sa.func.substring(digest, 1, 8), sa.literal_column("'hex'"))
         return sa.cast(sa.cast(sa.literal("x").concat(hex16), postgresql.BIT(60)), sa.BigInteger())
+
+
+def _or_text(loader: type[Any]) -> type[Any]:
+    """A psycopg loader that gives the text of a value it cannot load (infinity, a year past 9999)."""
+    from psycopg import DataError
+
+    class OrText(loader):
+        def load(self, data: Any) -> Any:
+            try:
+                return super().load(data)
+            except DataError:
+                return bytes(data).decode()
+
+    return OrText

@@ -233,18 +233,32 @@ class Side:
                     driver: Any = mysqlclient()
                     dialect, backend = self.endpoint.engine.dialect, self.endpoint.backend
                     return fetch_raw(raw, query, dialect, backend, driver.Error)
-            with self.endpoint.connect() as conn:
-                self.dialect.prepare_connection(conn)
+            try:
+                return self._run(query, lenient=False)
+            except sa.exc.DataError:  # a value the driver cannot make (PostgreSQL's infinity): as text
+                if not self.dialect.LENIENT_LOADERS:
+                    raise
+                return self._run(query, lenient=True)
+        except sa.exc.DBAPIError as exc:
+            raise ParityError(
+                f"diff of table '{self.table_name}' failed on {self.endpoint.redacted()}: {driver_message(exc)}"
+            ) from exc
+
+    def _run(self, query: sa.Executable, lenient: bool) -> list[Any]:
+        with self.endpoint.connect() as conn:
+            self.dialect.prepare_connection(conn)
+            if lenient:
+                self.dialect.lenient_loaders(conn)
+            try:
                 for statement in self.dialect.DIFF_SETUP:
                     conn.exec_driver_sql(statement)
                 if conn.dialect.driver in RAW_DRIVERS and isinstance(query, sa.ClauseElement):
                     backend, errors = conn.engine.url.get_backend_name(), conn.dialect.loaded_dbapi.Error
                     return fetch_raw(conn.connection, query, conn.dialect, backend, errors)
                 return list(conn.execute(query).all())
-        except sa.exc.DBAPIError as exc:
-            raise ParityError(
-                f"diff of table '{self.table_name}' failed on {self.endpoint.redacted()}: {driver_message(exc)}"
-            ) from exc
+            finally:
+                if lenient:
+                    conn.invalidate()  # (its loaders stay with it: it does not go back to the pool)
 
 
 RAW_DRIVERS = frozenset({"psycopg", "pymysql"})
@@ -268,7 +282,7 @@ def fetch_raw(
         with log.timed_sql(compiled.string, where):
             cursor.execute(compiled.string, params)
             return list(cursor.fetchall())
-    except errors as exc:
-        raise sa.exc.DBAPIError(compiled.string, params, exc) from exc
+    except errors as exc:  # (as SQLAlchemy raises it: its DataError for a DataError)
+        raise sa.exc.DBAPIError.instance(compiled.string, params, exc, errors) from exc
     finally:
         cursor.close()
