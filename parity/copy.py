@@ -1043,7 +1043,10 @@ class _ChunkRunner:
         target = self.job.target
         if self.tp.mode != "merge":
             return target.qualified(self.tp.target)
-        staging = target.quote(f"_parity_stage_{threading.get_ident()}")
+        # one a table and thread: a temporary table lives on with its pooled connection, and the
+        # next table's batches must not meet this one's columns
+        table = hashlib.sha1(self.tp.target.encode("utf-8")).hexdigest()[:10]
+        staging = target.quote(f"_parity_stage_{table}_{threading.get_ident()}")
         execute_raw(conn, self._create_staging_sql(staging))
         return staging
 

@@ -323,7 +323,12 @@ def _log_statements(engine: Engine) -> None:
 
 
 def execute_raw(conn: Connection, sql: str) -> None:
-    """Run finished SQL text (DDL parity compiled) with no parameter parsing by SQLAlchemy or the driver."""
+    """Run finished SQL text (DDL parity compiled) with no parameter parsing by SQLAlchemy or the driver,
+    in the connection's transaction as SQLAlchemy knows it: begun here if none is (else the driver
+    would begin one SQLAlchemy does not know of, which its ``commit()`` would not commit, and the
+    pool's reset would roll back: a session setting, a DROP of an undo)."""
+    if not conn.in_transaction():
+        conn.begin()
     cursor = conn.connection.cursor()
     try:
         with log.timed_sql(sql, conn.engine.url.get_backend_name()):

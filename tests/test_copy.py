@@ -943,3 +943,31 @@ def test_remap_ids_with_natural_keys(
         "commits": (0, 4),
     }
     assert target.query("SELECT COUNT(*) FROM commits")[0][0] == 4
+
+
+@pytest.mark.parametrize(
+    ("target_name", "check", "on"),
+    [
+        ("postgresql", "SHOW session_replication_role", "origin"),
+        ("mariadb", "SELECT @@foreign_key_checks", 1),
+    ],
+)
+def test_fk_checks_are_back_on_after_a_self_referencing_table(
+    make_db: Callable[[str], Database], target_name: str, check: str, on: Any
+) -> None:
+    """A self-referencing table loads with FK checks off; the pooled connection it loaded on has them
+    on again (PostgreSQL's switch back was rolled back with the pool's reset: the next tables on that
+    connection loaded orphans)."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE emp (id INTEGER PRIMARY KEY, manager_id INTEGER REFERENCES emp (id))",
+        "INSERT INTO emp VALUES (1, NULL), (2, 1)",
+    )
+    job = job_for(source, target)
+    try:
+        result = copy(job, workers=1, mode="merge")  # (merge: keys first, so the rows load with checks off)
+        assert result.tables[0].rows_written == 2
+        with job.target.connect() as conn:
+            assert conn.exec_driver_sql(check).scalar() == on
+    finally:
+        job.close()

@@ -247,12 +247,12 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         ctx.metadata.remove(ctx.metadata.tables[key])
     sa_table = sa.Table(target, ctx.metadata, *pieces, schema=ctx.schema)
     ctx.plan.steps.append(
-        Step(target, "create table", str(CreateTable(sa_table).compile(dialect=ctx.sa_dialect)))
+        Step(target, "create table", _ddl(CreateTable(sa_table), ctx.sa_dialect))
     )
     if defer:
         for key in keys:
             sa_table.append_constraint(key)
-            sql = str(AddConstraint(key).compile(dialect=ctx.sa_dialect))
+            sql = _ddl(AddConstraint(key), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add key", sql))
     for ix in table.indexes:
         index = sa.Index(
@@ -261,12 +261,12 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             unique=ix.unique,
         )
         action = "add key" if defer else "create index"
-        ctx.plan.steps.append(Step(target, action, str(CreateIndex(index).compile(dialect=ctx.sa_dialect))))
+        ctx.plan.steps.append(Step(target, action, _ddl(CreateIndex(index), ctx.sa_dialect)))
     steps = []
     for constraint in later:
         sa_table.append_constraint(constraint)
         steps.append(
-            Step(target, "add foreign key", str(AddConstraint(constraint).compile(dialect=ctx.sa_dialect)))
+            Step(target, "add foreign key", _ddl(AddConstraint(constraint), ctx.sa_dialect))
         )
     return steps
 
@@ -282,7 +282,7 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                 ctx.plan.warnings.append(
                     f"{target}.{col.name}: added as NULL-able because {target} already exists"
                 )
-            sql = str(_add_column(target, sa_col, ctx.schema).compile(dialect=ctx.sa_dialect))
+            sql = _ddl(_add_column(target, sa_col, ctx.schema), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add column", sql))
         elif not holds(found.type, col.type) and not holds(found.type, ctx.dialect.stored_as(col.type)):
             ctx.plan.problems.append(
@@ -297,3 +297,10 @@ def _add_column(table: str, column: sa.Column[Any], schema: str | None) -> Any:
 
     register_alembic()
     return AddColumn(table, column, schema=schema)
+
+
+def _ddl(element: Any, dialect: sa.Dialect) -> str:
+    """A DDL statement's text as it runs with no parameters: SQLAlchemy doubles ``%`` for drivers
+    whose parameters are ``%s`` (a column named ``%(s)s`` would be created as ``%%(s)s``)."""
+    text = str(element.compile(dialect=dialect))
+    return text.replace("%%", "%") if dialect.paramstyle in ("format", "pyformat") else text
