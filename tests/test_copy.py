@@ -971,3 +971,36 @@ def test_fk_checks_are_back_on_after_a_self_referencing_table(
             assert conn.exec_driver_sql(check).scalar() == on
     finally:
         job.close()
+
+
+@pytest.mark.parametrize("target_name", ["mariadb", "sqlite", "postgresql"])
+def test_merge_of_several_tables(make_db: Callable[[str], Database], target_name: str) -> None:
+    """Each table merges through a staging table of its own (the second met the first's columns)."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE t1 (id INTEGER PRIMARY KEY, a VARCHAR(5))",
+        "CREATE TABLE t2 (id INTEGER PRIMARY KEY, b INTEGER, c VARCHAR(5))",
+        "INSERT INTO t1 VALUES (1, 'x')",
+        "INSERT INTO t2 VALUES (1, 2, 'y')",
+    )
+    for _ in range(2):  # (the second run merges into what the first created)
+        result = copy_ok(job_for(source, target), mode="merge")
+        assert [t.rows_written for t in result.tables] == [1, 1]
+    assert target.query("SELECT b, c FROM t2") == [(2, "y")]
+
+
+def test_a_name_with_a_percent_sign_is_created_as_written(make_db: Callable[[str], Database]) -> None:
+    """DDL runs with no parameters: a '%' is not doubled as SQLAlchemy doubles it for ``%s`` drivers."""
+    from parity.schema.apply import schema_apply
+
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(
+        'CREATE TABLE w (id INTEGER PRIMARY KEY, "%(s)s" TEXT)', 'CREATE INDEX "idx %s" ON w ("%(s)s")'
+    )
+    job = job_for(source, target)
+    try:
+        schema_apply(job)
+    finally:
+        job.close()
+    names = target.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'w'")
+    assert sorted(n for (n,) in names) == ["%(s)s", "id"]
