@@ -229,8 +229,14 @@ def placeholder(paramstyle: str, index: int) -> str:
     return "?"
 
 
-def plain_decimal(value: Decimal) -> str:
-    """A decimal in positional notation (never 1E+27, which some databases read as a float)."""
+def plain_decimal(value: Decimal | int | float) -> str:
+    """A decimal in positional notation (never 1E+27, which some databases read as a float). An int
+    (a driver's value of a DECIMAL(20,0), a BIGINT UNSIGNED) stays exact: format(int, "f") would go
+    through a float (18446744073709551615 -> 18446744073709551616.000000)."""
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        value = Decimal(repr(value))
     return format(value, "f")
 
 

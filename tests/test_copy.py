@@ -1004,3 +1004,19 @@ def test_a_name_with_a_percent_sign_is_created_as_written(make_db: Callable[[str
         job.close()
     names = target.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'w'")
     assert sorted(n for (n,) in names) == ["%(s)s", "id"]
+
+
+@pytest.mark.parametrize("target_name", ["sqlite", "duckdb"])
+def test_integers_of_a_decimal_column_arrive_exactly(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A BIGINT UNSIGNED (a decimal(20,0) to parity) comes from MariaDB as ints: exact, not through a
+    float (the JSON column sends the rows as values, not as the server's text)."""
+    source, target = make_db("mariadb"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE u (id INTEGER PRIMARY KEY, ub BIGINT UNSIGNED, j JSON)",
+        "INSERT INTO u VALUES (1, 18446744073709551615, '{}'), (2, 9007199254740993, NULL)",
+    )
+    copy_ok(job_for(source, target))
+    rows = dict(target.query("SELECT id, ub FROM u"))
+    assert {k: Decimal(str(v)) for k, v in rows.items()} == {1: 18446744073709551615, 2: 9007199254740993}
