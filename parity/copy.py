@@ -98,7 +98,8 @@ class CopyResult:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A key range [lo, hi) of one table, or the whole table (lo = hi = None)."""
+    """A key range [lo, hi) of one table, [lo, ...) for the last (hi = None: a bound past the key's
+    largest value could be past BIGINT), or the whole table (lo = hi = None)."""
 
     name: str
     lo: int | None = None
@@ -470,8 +471,9 @@ def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
         return [Chunk("all")], 0
     pieces = max(1, math.ceil(total / (tp.batch_size * CHUNK_BATCHES)))
     width = max(1, math.ceil((int(hi) - int(lo) + 1) / pieces))
-    bounds = range(int(lo), int(hi) + 1, width)
-    return [Chunk(f"{b}:{b + width}", b, b + width) for b in bounds], int(total)
+    bounds = list(range(int(lo), int(hi) + 1, width))
+    chunks = [Chunk(f"{b}:{b + width}", b, b + width) for b in bounds[:-1]]
+    return [*chunks, Chunk(f"{bounds[-1]}:", bounds[-1])], int(total)
 
 
 _Start = tuple[list["Chunk"], dict[str, int], int] | ParityError
@@ -771,7 +773,7 @@ class _ChunkRunner:
         stmt = _filtered(tp, table, sa.select(*columns) if line is None else sa.select(line))
         if chunk.lo is not None and tp.chunk_key:
             key = table.c[tp.chunk_key]
-            stmt = stmt.where(key >= chunk.lo, key < chunk.hi)
+            stmt = stmt.where(key >= chunk.lo, *([] if chunk.hi is None else [key < chunk.hi]))
         if tp.limit is not None:
             order = [table.c[k] for k in tp.source.key() if k in table.c]
             stmt = stmt.order_by(*order).limit(tp.limit)
@@ -1206,7 +1208,7 @@ def _drain(batches: queue.Queue[Any], counted: list[int] | None = None) -> Itera
         if isinstance(item, BaseException):
             if isinstance(item, sa.exc.DBAPIError):
                 raise ParityError(f"reading the source failed: {driver_message(item)}") from item
-            if isinstance(item, ValueError | TypeError):  # a value its kind cannot be made of
+            if isinstance(item, ValueError | TypeError | ArithmeticError):  # (a value of no kind's form)
                 raise ParityError(f"reading the source failed: {log.redact(str(item))}") from item
             raise item
         if counted is not None:

@@ -37,7 +37,12 @@ def _bool(v: Any) -> bool:
 
 
 def _decimal(v: Any) -> Decimal:
-    return v if isinstance(v, Decimal) else Decimal(str(v))
+    if isinstance(v, Decimal):
+        return v
+    try:
+        return Decimal(str(v))
+    except ArithmeticError:  # (decimal.InvalidOperation)
+        raise ValueError(f"{v!r} is not a number") from None
 
 
 def _int(v: Any) -> int:

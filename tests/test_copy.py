@@ -1020,3 +1020,32 @@ def test_integers_of_a_decimal_column_arrive_exactly(
     copy_ok(job_for(source, target))
     rows = dict(target.query("SELECT id, ub FROM u"))
     assert {k: Decimal(str(v)) for k, v in rows.items()} == {1: 18446744073709551615, 2: 9007199254740993}
+
+
+@pytest.mark.parametrize("target_name", ["sqlite", "postgresql"])
+def test_keys_at_the_ends_of_bigint_and_a_value_that_is_no_number(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """The last chunk is open-ended (a bound past BIGINT's largest key overflowed), and text in a
+    NUMERIC column fails its table alone, in one line naming the value."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE a_big (id BIGINT PRIMARY KEY, v INTEGER)",
+        "INSERT INTO a_big VALUES (-9223372036854775808, 1), (1, 2), (9223372036854775807, 3)",
+        "CREATE TABLE b_bad (id INTEGER PRIMARY KEY, amount NUMERIC(10,2))",
+        "INSERT INTO b_bad VALUES (1, 12.5), (2, 'n/a')",
+        "CREATE TABLE c_good (id INTEGER PRIMARY KEY)",
+        "INSERT INTO c_good VALUES (1)",
+    )
+    job = job_for(source, target)
+    try:
+        result = {t.table: t for t in copy(job, batch_size=1).tables}  # (chunks of 10 rows at most)
+    finally:
+        job.close()
+    assert (result["a_big"].status, result["a_big"].rows_written) == ("ok", 3)
+    assert (result["c_good"].status, result["c_good"].rows_written) == ("ok", 1)
+    assert (
+        result["b_bad"].status == "failed"
+        and result["b_bad"].error == "reading the source failed: 'n/a' is not a number"
+    )
+    assert sorted(v for (v,) in target.query("SELECT v FROM a_big")) == [1, 2, 3]

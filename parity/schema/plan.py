@@ -246,9 +246,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     if key in ctx.metadata.tables:  # a stub from an earlier reference: replace it
         ctx.metadata.remove(ctx.metadata.tables[key])
     sa_table = sa.Table(target, ctx.metadata, *pieces, schema=ctx.schema)
-    ctx.plan.steps.append(
-        Step(target, "create table", _ddl(CreateTable(sa_table), ctx.sa_dialect))
-    )
+    ctx.plan.steps.append(Step(target, "create table", _ddl(CreateTable(sa_table), ctx.sa_dialect)))
     if defer:
         for key in keys:
             sa_table.append_constraint(key)
@@ -265,9 +263,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     steps = []
     for constraint in later:
         sa_table.append_constraint(constraint)
-        steps.append(
-            Step(target, "add foreign key", _ddl(AddConstraint(constraint), ctx.sa_dialect))
-        )
+        steps.append(Step(target, "add foreign key", _ddl(AddConstraint(constraint), ctx.sa_dialect)))
     return steps
 
 
