@@ -206,6 +206,9 @@ class Budget:
         return self.limit is not None and self.used >= self.limit
 
 
+_BIGINT_MAX = 2**63 - 1
+
+
 class TableRun:
     """One table pair's diff; ``run()`` returns its TableDiff."""
 
@@ -320,7 +323,13 @@ class TableRun:
             highs = [int(r[0][1]) for r in bounds if r and r[0][1] is not None]
             if not lows:
                 return None
-            root = replace(root, lo=min(lows), hi=max(highs) + 1)
+            lo, hi = min(lows), max(highs) + 1
+            if (hi > _BIGINT_MAX or hi - lo > _BIGINT_MAX) and self.plan.partition is None:
+                # a bound past BIGINT, or offsets from the lowest key that would overflow (a sentinel
+                # key at either end): buckets of the key's hash instead of its ranges
+                self.ranges = self.locates = False
+                return Segment(root, 1, 0)
+            root = replace(root, lo=lo, hi=hi)
         return root_segment(root)
 
     def split_bits(self, parents: Sequence[tuple[Segment, int]]) -> int:
