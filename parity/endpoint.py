@@ -41,6 +41,10 @@ def parse_url(text: str) -> URL:
     if "+" not in scheme:
         url = url.set(drivername=_with_available_driver(SCHEMES[backend]))
     log.add_secret(url.password if isinstance(url.password, str) else None)
+    for name, value in url.query.items():  # (?password=... is a driver's connect argument too)
+        if name.lower() in log.PASSWORD_PARAMETERS:
+            for secret in (value,) if isinstance(value, str) else value:
+                log.add_secret(secret)
     return url
 
 
@@ -78,7 +82,7 @@ class Endpoint:
 
     def redacted(self) -> str:
         """The URL with its password masked, fit for messages and logs."""
-        return self.url.render_as_string(hide_password=True)
+        return log.redact(self.url.render_as_string(hide_password=True))
 
     @property
     def backend(self) -> str:

@@ -17,6 +17,10 @@ LEVELS = {"low": logging.WARNING, "medium": logging.INFO, "high": logging.DEBUG}
 _secrets: set[str] = set()
 _lock = threading.Lock()
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z0-9+]+://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<tail>@)", re.IGNORECASE)
+PASSWORD_PARAMETERS = frozenset({"password", "passwd", "pwd", "sslpassword"})
+_QUERY_PASSWORD = re.compile(
+    r"(?P<head>[?&](?:" + "|".join(PASSWORD_PARAMETERS) + r")=)(?P<pw>[^&\s]+)", re.IGNORECASE
+)
 
 
 def add_secret(secret: str | None) -> None:
@@ -29,6 +33,7 @@ def add_secret(secret: str | None) -> None:
 def redact(text: str) -> str:
     """Mask passwords in URLs and every registered secret."""
     text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
+    text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text

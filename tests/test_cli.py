@@ -212,6 +212,12 @@ def test_unreachable_host(parity: Callable[..., Result], target: str, scheme: st
     assert "127.0.0.1" in message and ":***@" in message
 
 
+def test_a_password_in_the_query_string_is_masked(parity: Callable[..., Result], target: str) -> None:
+    url = f"postgresql://parity@127.0.0.1:{closed_port()}/parity?password={PASSWORD}&sslmode=bogus"
+    message = assert_one_line_error(parity("schema", "plan", url, target), "cannot connect to")
+    assert "password=***&sslmode=bogus" in message
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_wrong_password(parity: Callable[..., Result], target: str, backend: str) -> None:
     url = url_with_password(server_url(backend), PASSWORD)
