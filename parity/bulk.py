@@ -437,7 +437,9 @@ logging.getLogger("psycopg").addFilter(_AbortedPipelines())
 
 
 class MySQLInsertWriter(ExecuteManyWriter):
-    """INSERT for MySQL/MariaDB (strict mode rejects bad values; used to isolate rejected rows)."""
+    """INSERT for MySQL/MariaDB (strict mode rejects bad values; used to isolate rejected rows). A
+    value the server stored altered with only a note (a decimal's digits past the column's scale,
+    rounded) fails the batch, as LOAD DATA's warnings do."""
 
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
         Kind.TIMESTAMPTZ: lambda v: v.astimezone(timezone.utc).replace(tzinfo=None),
@@ -445,6 +447,32 @@ class MySQLInsertWriter(ExecuteManyWriter):
         Kind.UUID: str,
         Kind.JSON: canonical_json,
     }
+
+    def write(self, rows: Sequence[Row]) -> None:
+        super().write(rows)
+        _refuse_altered_values(self.conn)
+
+
+class MySQLTextInsertWriter(ExecuteManyWriter):
+    """INSERT of rows of COPY text's fields (``TextBatch.rows``) into MySQL/MariaDB, which converts
+    them itself, refusing values stored altered as ``MySQLInsertWriter`` does."""
+
+    def write(self, rows: Sequence[Row]) -> None:
+        super().write(rows)
+        _refuse_altered_values(self.conn)
+
+
+def _refuse_altered_values(conn: Connection) -> None:
+    """Fail when MySQL's last statement left a warning or note: a value stored altered."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute("SHOW WARNINGS")
+        warnings = cursor.fetchall()
+    finally:
+        cursor.close()
+    if warnings:
+        first = warnings[0]
+        raise ValueError(f"the target would alter a value: {first[2]} (MySQL {first[1]})")
 
 
 class OracleWriter(ExecuteManyWriter):

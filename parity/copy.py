@@ -1086,11 +1086,13 @@ class _ChunkRunner:
             return len(rows), 0
         logger.info("batch of %d rows refused (%s); isolating", len(rows), refused)
         # a TextBatch's rows are strings, which the target converts itself (no encoders)
-        row_class = (
-            bulk.ExecuteManyWriter
-            if isinstance(rows, bulk.TextBatch)
-            else bulk.WRITERS[self.target_dialect.ROW_WRITER]
-        )
+        row_class: type[bulk.Writer] = bulk.WRITERS[self.target_dialect.ROW_WRITER]
+        if isinstance(rows, bulk.TextBatch):
+            row_class = (
+                bulk.MySQLTextInsertWriter
+                if self.job.target.backend in ("mysql", "mariadb")
+                else bulk.ExecuteManyWriter
+            )
         row_writer = row_class(conn, destination, self.tp.target_columns, self.tp.types)
         return self._isolate(conn, row_writer, rows)
 

@@ -1049,3 +1049,22 @@ def test_keys_at_the_ends_of_bigint_and_a_value_that_is_no_number(
         and result["b_bad"].error == "reading the source failed: 'n/a' is not a number"
     )
     assert sorted(v for (v,) in target.query("SELECT v FROM a_big")) == [1, 2, 3]
+
+
+def test_digits_past_the_target_scale_are_refused_not_rounded(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """MariaDB rounds them with a note: LOAD DATA's batch fails on it, and the rows the INSERTs that
+    isolate the refused rows would store rounded are refused too."""
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql("CREATE TABLE dec (id INTEGER PRIMARY KEY, d NUMERIC)")
+    source.sql(
+        "INSERT INTO dec VALUES (1, 123456789012345678901234567890.123456789012345), (2, -1e-20), (3, 1.5)"
+    )
+    job = job_for(source, target)
+    try:
+        result = copy(job, rejects_file=str(tmp_path / "rejects.jsonl")).tables[0]
+    finally:
+        job.close()
+    assert (result.rows_written, result.rejected) == (1, 2)
+    assert [Decimal(v) for (v,) in target.query("SELECT d FROM `dec`")] == [Decimal("1.5")]
