@@ -1068,3 +1068,20 @@ def test_digits_past_the_target_scale_are_refused_not_rounded(
         job.close()
     assert (result.rows_written, result.rejected) == (1, 2)
     assert [Decimal(v) for (v,) in target.query("SELECT d FROM `dec`")] == [Decimal("1.5")]
+
+
+def test_a_target_keeping_fewer_digits_of_a_second_is_refused_before_any_row(
+    make_db: Callable[[str], Database],
+) -> None:
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE ev (id INTEGER PRIMARY KEY, at TIMESTAMP)",
+        "INSERT INTO ev VALUES (1, '2000-01-01 00:00:00.123456')",
+    )
+    target.sql("CREATE TABLE ev (id INTEGER PRIMARY KEY, at DATETIME)")
+    with pytest.raises(DataError, match=r"ev\.at keeps 0 digits of a second in the target, the source 6"):
+        copy(job_for(source, target))
+    assert target.query("SELECT COUNT(*) FROM ev")[0][0] == 0
+    target.sql("DROP TABLE ev", "CREATE TABLE ev (id INTEGER PRIMARY KEY, at DATETIME(6))")
+    copy_ok(job_for(source, target))
+    assert target.query("SELECT at FROM ev")[0][0].microsecond == 123456

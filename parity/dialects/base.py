@@ -435,9 +435,10 @@ class Dialect:
         return column == value
 
     def fraction_digits(self, sa_type: Any) -> int | None:
-        """The digits of a second a reflected TIME or TIMESTAMP type declares (None: not declared)."""
+        """The digits of a second a reflected TIME or TIMESTAMP type keeps: as declared, else the
+        database's default (microseconds); None where it is not known (SQLite's text)."""
         precision = getattr(sa_type, "precision", None)
-        return precision if isinstance(precision, int) else None
+        return min(precision, 6) if isinstance(precision, int) else 6
 
     def text_prefix(self, text: Any, length: int) -> sa.ColumnElement[Any]:
         """The first ``length`` characters of a text."""

@@ -93,6 +93,9 @@ class SQLite(Dialect):
     def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
         return primary_key == (column["name"],) and str(column["type"]).upper() == "INTEGER"
 
+    def fraction_digits(self, sa_type: Any) -> int | None:
+        return None  # (a declaration only: the values are text, or numbers, of any precision)
+
     def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
         if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
             return column == value

@@ -285,6 +285,12 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                 f"{target}.{col.name} is {found.native_type or found.type} in the target and cannot hold "
                 f"the source's {col.type} values (not altered)"
             )
+        elif None not in (found.fraction, col.fraction) and found.fraction < col.fraction:  # type: ignore[operator]
+            ctx.plan.problems.append(
+                f"{target}.{col.name} keeps {found.fraction} digits of a second in the target, the source "
+                f"{col.fraction}: its values would lose their {'fractions' if not found.fraction else 'last digits'}"
+                " (not altered)"
+            )
 
 
 def _add_column(table: str, column: sa.Column[Any], schema: str | None) -> Any:
