@@ -33,7 +33,7 @@ from uuid import UUID
 
 from parity import log
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
-from parity.values import canonical_json, decode_value
+from parity.values import decode_value, json_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -270,7 +270,7 @@ class SQLiteWriter(ExecuteManyWriter):
         Kind.TIMESTAMP: _iso,
         Kind.TIMESTAMPTZ: lambda v: v.astimezone(timezone.utc).isoformat(" "),
         Kind.UUID: str,
-        Kind.JSON: canonical_json,
+        Kind.JSON: json_text,
     }
     PREPARES = True  # encode on the reader's thread while SQLite inserts the previous batch
     PARSES_TEXT = True
@@ -410,7 +410,7 @@ class DuckDBInsertWriter(ExecuteManyWriter):
     """Parameterised INSERT for DuckDB, which takes most Python values as they are."""
 
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
-        Kind.JSON: canonical_json,
+        Kind.JSON: json_text,
         Kind.DECIMAL: plain_decimal,
     }
 
@@ -418,7 +418,7 @@ class DuckDBInsertWriter(ExecuteManyWriter):
 class PostgresInsertWriter(ExecuteManyWriter):
     """Parameterised INSERT for PostgreSQL (finds the rows a COPY refused); JSON goes as text."""
 
-    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {Kind.JSON: canonical_json}
+    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {Kind.JSON: json_text}
 
 
 class _AbortedPipelines(logging.Filter):
@@ -445,7 +445,7 @@ class MySQLInsertWriter(ExecuteManyWriter):
         Kind.TIMESTAMPTZ: lambda v: v.astimezone(timezone.utc).replace(tzinfo=None),
         Kind.DECIMAL: plain_decimal,
         Kind.UUID: str,
-        Kind.JSON: canonical_json,
+        Kind.JSON: json_text,
     }
 
     def write(self, rows: Sequence[Row]) -> None:
@@ -481,7 +481,7 @@ class OracleWriter(ExecuteManyWriter):
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
         Kind.BOOLEAN: int,
         Kind.UUID: lambda v: v.bytes,
-        Kind.JSON: canonical_json,
+        Kind.JSON: json_text,
         Kind.TIME: lambda v: timedelta(
             hours=v.hour, minutes=v.minute, seconds=v.second, microseconds=v.microsecond
         ),
@@ -491,7 +491,7 @@ class OracleWriter(ExecuteManyWriter):
 class SQLServerWriter(ExecuteManyWriter):
     """pyodbc with ``fast_executemany``: parameters go to the server as one array per batch."""
 
-    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {Kind.UUID: str, Kind.JSON: canonical_json}
+    ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {Kind.UUID: str, Kind.JSON: json_text}
 
     def write(self, rows: Sequence[Row]) -> None:
         cursor: Any = self.conn.connection.cursor()
@@ -539,7 +539,7 @@ def _with_json(row: Row, columns: Sequence[int]) -> Row:
     values = list(row)
     for i in columns:
         if values[i] is not None:
-            values[i] = canonical_json(values[i])
+            values[i] = json_text(values[i])
     return tuple(values)
 
 
@@ -566,7 +566,7 @@ def _mysql_field(value: Any) -> str:
     if isinstance(value, (date, time, UUID)):
         return str(value)
     if isinstance(value, (dict, list)):
-        return _escaped(canonical_json(value), nul=True)
+        return _escaped(json_text(value), nul=True)
     return _escaped(str(value), nul=True)
 
 
@@ -870,7 +870,7 @@ class DuckDBArrowWriter(Writer):
         if ctype.kind is Kind.UUID:
             values = [None if v is None else str(v) for v in values]
         elif ctype.kind is Kind.JSON:
-            values = [None if v is None else canonical_json(v) for v in values]
+            values = [None if v is None else json_text(v) for v in values]
         elif ctype.kind is Kind.DECIMAL:
             values = [None if v is None else plain_decimal(v) for v in values]
         return self.pa.array(values, type=self.schema.field(index).type)

@@ -45,7 +45,7 @@ from parity.schema.apply import existing_targets
 from parity.schema.model import Table
 from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
-from parity.schema.types import INTEGER_KINDS, CanonicalType
+from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind
 from parity.state import State
 from parity.values import decode_value
 
@@ -691,7 +691,8 @@ class _ChunkRunner:
         self.job, self.state, self.task, self.tp = job, state, task, tp
         self.counter, self.rejects, self.maps = counter, rejects, maps
         source_dialect = job.source.dialect
-        self.decoders = [None if t.kind in source_dialect.NATIVE_KINDS else t.kind for t in tp.types]
+        native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
+        self.decoders = [None if t.kind in native else t.kind for t in tp.types]
         self.target_dialect = job.target.dialect
         self.writer_class = bulk.WRITERS[self.target_dialect.WRITER]
         prepares = self.writer_class.PREPARES and not tp.remap.active
@@ -770,7 +771,12 @@ class _ChunkRunner:
         table = _source_table(self.job, tp)
         columns = [table.c[c] for c in tp.columns]
         line = self.job.source.dialect.copy_line(columns, self.kinds, self.charsets) if as_text else None
-        stmt = _filtered(tp, table, sa.select(*columns) if line is None else sa.select(line))
+        # JSON as its text: a driver's parsed value loses JSON's null (to SQL's NULL) and long numbers
+        selected: list[Any] = [
+            sa.cast(c, sa.Text()).label(c.name) if t.kind is Kind.JSON else c
+            for c, t in zip(columns, tp.types, strict=True)
+        ]
+        stmt = _filtered(tp, table, sa.select(*selected) if line is None else sa.select(line))
         if chunk.lo is not None and tp.chunk_key:
             key = table.c[tp.chunk_key]
             stmt = stmt.where(key >= chunk.lo, *([] if chunk.hi is None else [key < chunk.hi]))

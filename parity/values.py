@@ -108,10 +108,20 @@ def _uuid(v: Any) -> uuid.UUID:
     return uuid.UUID(str(v))
 
 
+class JsonText(str):
+    """A JSON value as the text the source holds (checked to be JSON): its numbers exact, and its
+    ``null`` JSON's null, which a parsed value would turn into SQL's NULL (``None``)."""
+
+    __slots__ = ()
+
+
 def _json(v: Any) -> Any:
     if isinstance(v, (bytes, bytearray)):
         v = v.decode("utf-8")
-    return json.loads(v) if isinstance(v, str) else v
+    if isinstance(v, str):
+        json.loads(v)  # (JSON it must be: a ValueError otherwise)
+        return v if isinstance(v, JsonText) else JsonText(v)
+    return v
 
 
 DECODERS: dict[Kind, Decoder] = {
@@ -168,4 +178,11 @@ def decode_rows(types: Sequence[CanonicalType], rows: Sequence[Sequence[Any]]) -
 
 def canonical_json(value: Any) -> str:
     """JSON text that is the same for equal JSON values, whatever key order or spacing they came with."""
+    if isinstance(value, JsonText):
+        value = json.loads(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_text(value: Any) -> str:
+    """The JSON text to write: the source's own where parity has it (exact), else canonical."""
+    return value if isinstance(value, JsonText) else canonical_json(value)

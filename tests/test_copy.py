@@ -51,7 +51,12 @@ def read_back(
     decoded = decode_rows(types, rows)
     native = endpoint.dialect.NATIVE_KINDS
     assert native is not None
-    return decoded
+    # JSON read back as its text (values.JsonText): compared as the value it holds
+    json_columns = [i for i, t in enumerate(types) if t.kind is Kind.JSON]
+    return [
+        tuple(json.loads(v) if i in json_columns and isinstance(v, str) else v for i, v in enumerate(row))
+        for row in decoded
+    ]
 
 
 def create_canonical(db: Database, table: Table) -> None:
@@ -1085,3 +1090,41 @@ def test_a_target_keeping_fewer_digits_of_a_second_is_refused_before_any_row(
     target.sql("DROP TABLE ev", "CREATE TABLE ev (id INTEGER PRIMARY KEY, at DATETIME(6))")
     copy_ok(job_for(source, target))
     assert target.query("SELECT at FROM ev")[0][0].microsecond == 123456
+
+
+@pytest.mark.parametrize(
+    ("source_name", "target_name"),
+    [("postgresql", "postgresql"), ("postgresql", "mariadb"), ("postgresql", "sqlite"), ("mariadb", "postgresql"),
+     ("duckdb", "postgresql"), ("postgresql", "duckdb")],
+)  # fmt: skip
+def test_json_arrives_as_its_text_null_and_long_numbers_included(
+    make_db: Callable[[str], Database], source_name: str, target_name: str
+) -> None:
+    """JSON's null is not SQL's NULL, a number keeps all its digits, a JSON string stays a string."""
+    from parity.diff import diff
+
+    source, target = make_db(source_name), make_db(target_name)
+    json_type = {"postgresql": "JSONB", "mariadb": "JSON", "duckdb": "JSON"}[source_name]
+    source.sql(f"CREATE TABLE jn (id INTEGER PRIMARY KEY, j {json_type})")
+    values = ["null", "123456789012345678901234567890.5", '"hello"', '"{}"', '{"a": [1, true, null]}']
+    for i, v in enumerate(values):
+        source.sql(f"INSERT INTO jn VALUES ({i}, '{v}')")
+    source.sql(f"INSERT INTO jn VALUES ({len(values)}, NULL)")
+    copy_ok(job_for(source, target))
+    t = target.q("jn")
+    cast = {"postgresql": "CAST(j AS TEXT)", "mariadb": "j", "sqlite": "j", "duckdb": "CAST(j AS VARCHAR)"}[
+        target_name
+    ]
+    got = dict(target.query(f"SELECT id, {cast} FROM {t}"))
+    assert got[len(values)] is None  # (SQL's NULL)
+    parsed = {k: json.loads(v, parse_float=Decimal) for k, v in got.items() if k < len(values)}
+    assert parsed == {
+        0: None,
+        1: Decimal("123456789012345678901234567890.5"),
+        2: "hello",
+        3: "{}",
+        4: {"a": [1, True, None]},
+    }
+    assert diff(job_for(source, target)).identical
+    target.sql(f"UPDATE {t} SET j = NULL WHERE id = 0")  # JSON null -> SQL NULL: a difference
+    assert {(d.kind, d.key["id"]) for d in diff(job_for(source, target)).differences} == {("changed", 0)}

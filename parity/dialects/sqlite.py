@@ -45,7 +45,8 @@ class SQLite(Dialect):
         Kind.FLOAT: "FLOAT",
         Kind.DOUBLE: "DOUBLE",
         Kind.TIMESTAMPTZ: "TIMESTAMPTZ",
-    }
+        Kind.JSON: "JSON_TEXT",  # TEXT affinity: a column declared JSON has NUMERIC's, which made a JSON
+    }  # number a REAL (15 digits) and JSON text '1.0' the number 1.0
     STORED_AS: ClassVar[dict[Kind, CanonicalType]] = {Kind.FLOAT: CanonicalType(Kind.DOUBLE)}
     MAX_DECIMAL_PRECISION = 1000
     MAX_DECIMAL_SCALE = 1000
@@ -194,6 +195,7 @@ _SIMPLE = {
     "UUID": Kind.UUID,
     "GUID": Kind.UUID,
     "JSON": Kind.JSON,
+    "JSON_TEXT": Kind.JSON,
     "JSONB": Kind.JSON,
     "BLOB": Kind.BINARY,
     "BYTEA": Kind.BINARY,
