@@ -582,11 +582,23 @@ def _copy_table(
                 max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
             ) as pool,
         ):
-            for read, written, rejected, skipped in pool.map(runner.run, todo):
+            futures = [pool.submit(runner.run, chunk) for chunk in todo]
+            failure: BaseException | None = None
+            for future in futures:  # (every chunk's counts, the committed ones of a failed table too)
+                try:
+                    read, written, rejected, skipped = future.result()
+                except BaseException as exc:
+                    if failure is None:
+                        failure = exc
+                        for waiting in futures:  # the chunks no worker has taken stay undone
+                            waiting.cancel()
+                    continue
                 result.skipped += skipped
                 result.rows_read += read
                 result.rows_written += written
                 result.rejected += rejected
+            if failure is not None:
+                raise failure
         result.skipped += already
         counter.close()
         _finish(job, state, task, tp)

@@ -1128,3 +1128,26 @@ def test_json_arrives_as_its_text_null_and_long_numbers_included(
     assert diff(job_for(source, target)).identical
     target.sql(f"UPDATE {t} SET j = NULL WHERE id = 0")  # JSON null -> SQL NULL: a difference
     assert {(d.kind, d.key["id"]) for d in diff(job_for(source, target)).differences} == {("changed", 0)}
+
+
+def test_a_failed_table_counts_the_rows_its_other_chunks_committed(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """Chunks run in parallel: when one fails the table (--max-rejects), what the others committed
+    is in the summary (it counted only the chunks before the failed one)."""
+    source, target = make_db("postgresql"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, name TEXT)",
+        "INSERT INTO big SELECT g, 'n' || g FROM generate_series(1, 20000) g",
+    )
+    target.sql(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, name TEXT)", "INSERT INTO big VALUES (10000, 'pre')"
+    )
+    job = job_for(source, target)
+    try:
+        result = copy(job, mode="append", batch_size=500, workers=4, max_rejects=0,
+                      rejects_file=str(tmp_path / "rejects.jsonl")).tables[0]  # fmt: skip
+    finally:
+        job.close()
+    assert result.status == "failed"
+    assert result.rows_written == target.query("SELECT COUNT(*) FROM big")[0][0] - 1 > 0
