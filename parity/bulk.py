@@ -24,6 +24,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from itertools import chain, repeat
@@ -864,7 +865,8 @@ class DuckDBArrowWriter(Writer):
             with log.timed_sql(self.sql, "duckdb"):
                 raw.execute(self.sql)
         finally:
-            raw.unregister(self.view)
+            with suppress(Exception):  # (in a transaction the refusal aborted: the refusal is the error)
+                raw.unregister(self.view)
 
     def _array(self, values: Sequence[Any], ctype: CanonicalType, index: int) -> Any:
         if ctype.kind is Kind.UUID:

@@ -1097,7 +1097,15 @@ class _ChunkRunner:
     ) -> tuple[int, int]:
         """Write one batch; if the target refuses it, find the refused rows and keep the rest."""
         if not self.target_dialect.SAVEPOINTS:
-            writer.write(rows)
+            try:
+                writer.write(rows)
+            except Exception as exc:  # (no savepoint to isolate the refused rows under: the chunk fails)
+                if isinstance(exc, ParityError):
+                    raise
+                raise ParityError(
+                    f"the target refused a batch ({_reason(exc)}); {self.job.target.backend} has no "
+                    "savepoints to find the refused rows under, so the chunk was rolled back"
+                ) from exc
             return len(rows), 0
         refused = _under_savepoint(conn, self.target_dialect, writer, rows)
         if refused is None:

@@ -1151,3 +1151,20 @@ def test_a_failed_table_counts_the_rows_its_other_chunks_committed(
         job.close()
     assert result.status == "failed"
     assert result.rows_written == target.query("SELECT COUNT(*) FROM big")[0][0] - 1 > 0
+
+
+def test_a_batch_duckdb_refuses_fails_its_table_not_the_run(make_db: Callable[[str], Database]) -> None:
+    """DuckDB has no savepoints to isolate refused rows under: the table fails in one line, the chunk
+    rolled back, and the other tables are copied."""
+    source, target = make_db("sqlite"), make_db("duckdb")
+    source.sql("CREATE TABLE a (id INTEGER PRIMARY KEY)", "INSERT INTO a VALUES (1), (2)")
+    source.sql("CREATE TABLE b (id INTEGER PRIMARY KEY)", "INSERT INTO b VALUES (1)")
+    copy_ok(job_for(source, target, tables=["a"]))
+    job = job_for(source, target)
+    try:
+        result = {t.table: t for t in copy(job, mode="append").tables}
+    finally:
+        job.close()
+    assert result["a"].status == "failed" and "refused a batch" in (result["a"].error or "")
+    assert (result["b"].status, result["b"].rows_written) == ("ok", 1)
+    assert target.query("SELECT COUNT(*) FROM a")[0][0] == 2
