@@ -158,7 +158,8 @@ def copy(
         if (spec.mode or mode or defaults.mode) != "merge"
         and not (remap_ids or spec.remap_ids or spec.natural_key)
     }
-    plan = _prepare_schema(job, schema, state, keys_later)
+    merging = {spec.name: spec for spec in job.selected() if (spec.mode or mode or defaults.mode) == "merge"}
+    plan = _prepare_schema(job, schema, state, keys_later, merging)
     result.schema = plan
     plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
     _plan_remaps(plans, remap_ids)
@@ -208,11 +209,19 @@ def _fix_late_references(job: Job, plans: list[_TablePlan], result: CopyResult, 
             )
 
 
-def _prepare_schema(job: Job, apply: bool, state: State, keys_later: set[str]) -> SchemaPlan:
+def _prepare_schema(
+    job: Job, apply: bool, state: State, keys_later: set[str], merging: dict[str, TableConfig]
+) -> SchemaPlan:
     """Make the target hold the source tables, except FKs inside cycles, which come after the data, and
     the keys of tables created here where the target builds them faster after the rows
-    (``Dialect.DEFERS_KEYS``): recorded in the state in the creating transaction, built by ``_finish``."""
+    (``Dialect.DEFERS_KEYS``): recorded in the state in the creating transaction, built by ``_finish``.
+    A merge without a key is refused first, before any DDL."""
     source = job.source_tables()
+    for table in source:
+        if table.name in merging and not (merging[table.name].key or table.key()):
+            raise DataError(
+                f"table '{table.name}' has no primary key: merge needs a key (-k COLUMN[,COLUMN])"
+            )
     target = job.target
     plan = plan_schema(
         source,

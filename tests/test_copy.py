@@ -446,6 +446,7 @@ def test_merge_without_key_asks_for_one(make_db: Callable[[str], Database], pg_d
     source.sql("CREATE TABLE log (at TEXT, msg TEXT)", "INSERT INTO log VALUES ('a', 'b')")
     with pytest.raises(DataError, match="merge needs a key"):
         copy(job_for(source, pg_db), mode="merge")
+    assert pg_db.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'log'") == [(0,)]
     copy_ok(job_for(source, pg_db), mode="append")
     with pytest.raises(DataError, match=r"needs a primary key or unique constraint on \(at\)"):
         copy(job_for(source, pg_db, table_options={"key": ["at"]}), mode="merge")
