@@ -1169,3 +1169,17 @@ def test_a_batch_duckdb_refuses_fails_its_table_not_the_run(make_db: Callable[[s
     assert result["a"].status == "failed" and "refused a batch" in (result["a"].error or "")
     assert (result["b"].status, result["b"].rows_written) == ("ok", 1)
     assert target.query("SELECT COUNT(*) FROM a")[0][0] == 2
+
+
+@pytest.mark.parametrize("target_name", ["sqlite", "mariadb", "duckdb"])
+def test_an_existing_table_is_matched_as_the_target_matches_names(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """'id' is the column 'ID' where column names ignore case (MariaDB, SQLite, DuckDB), and 'jn' the
+    table 'JN' where table names do (SQLite, DuckDB): no column or table is added twice."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql("CREATE TABLE jn (id INTEGER PRIMARY KEY, note VARCHAR(10))", "INSERT INTO jn VALUES (1, 'a')")
+    table = "jn" if target_name == "mariadb" else "JN"
+    target.sql(f"CREATE TABLE {target.q(table)} (ID INTEGER PRIMARY KEY, NOTE VARCHAR(10))")
+    copy_ok(job_for(source, target))
+    assert target.query(f"SELECT ID, NOTE FROM {target.q(table)}") == [(1, "a")]

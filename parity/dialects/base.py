@@ -444,6 +444,12 @@ class Dialect:
         """The first ``length`` characters of a text."""
         return sa.func.substr(text, 1, length)
 
+    TABLE_NAMES_IGNORE_CASE: ClassVar[bool] = False
+    """Whether ``t`` and ``T`` name one table (SQLite, DuckDB; MySQL only with lower_case_table_names)."""
+
+    COLUMN_NAMES_IGNORE_CASE: ClassVar[bool] = False
+    """Whether ``c`` and ``C`` name one column (MySQL, MariaDB, SQLite, DuckDB, SQL Server)."""
+
     CHARSET_PER_COLUMN: ClassVar[bool] = False
     """Whether a string column has a character set of its own (``column_charsets``): MySQL, MariaDB."""
 

@@ -18,6 +18,8 @@ from parity.schema.types import CanonicalType, Kind
 
 
 class DuckDB(Dialect):
+    TABLE_NAMES_IGNORE_CASE = True
+    COLUMN_NAMES_IGNORE_CASE = True
     names = ("duckdb",)
     schemes = {"duckdb": "duckdb"}
 

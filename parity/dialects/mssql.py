@@ -16,6 +16,7 @@ from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
 
 
 class SQLServer(Dialect):
+    COLUMN_NAMES_IGNORE_CASE = True
     names = ("mssql",)
     schemes = {"mssql": "mssql+pyodbc", "sqlserver": "mssql+pyodbc"}
     driver_hint = "pip install 'parity[mssql]' (pyodbc and an ODBC driver) or 'parity[mssql-pymssql]'"

@@ -16,6 +16,7 @@ from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalche
 
 
 class MySQL(Dialect):
+    COLUMN_NAMES_IGNORE_CASE = True
     names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
     schemes = {"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
     driver_hint = "pip install pymysql"

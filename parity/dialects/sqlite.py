@@ -20,6 +20,8 @@ from parity.values import canonical_json, decode_value
 
 
 class SQLite(Dialect):
+    TABLE_NAMES_IGNORE_CASE = True
+    COLUMN_NAMES_IGNORE_CASE = True
     names = ("sqlite",)
     schemes = {"sqlite": "sqlite"}
 

@@ -18,8 +18,10 @@ from parity.schema.reflect import reflect, table_names
 def existing_targets(job: Job) -> dict[str, Table]:
     """Reflect the target tables that already exist under the selected tables' target names."""
     present = set(table_names(job.target))
-    wanted = [name for name in job.names().values() if name in present]
-    return {t.name: t for t in reflect(job.target, wanted)}
+    folded = {p.lower(): p for p in present} if job.target.dialect.TABLE_NAMES_IGNORE_CASE else {}
+    found = {name: name if name in present else folded.get(name.lower()) for name in job.names().values()}
+    wanted = {actual: name for name, actual in found.items() if actual is not None}
+    return {wanted[t.name]: t for t in reflect(job.target, list(wanted))}  # (by the name parity uses)
 
 
 def schema_plan(job: Job) -> SchemaPlan:

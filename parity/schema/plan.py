@@ -270,8 +270,9 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
 def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> None:
     target = ctx.names[table.name]
     have = {c.name: c for c in existing.columns}
+    folded = {c.name.lower(): c for c in existing.columns} if ctx.dialect.COLUMN_NAMES_IGNORE_CASE else {}
     for col in table.columns:
-        found = have.get(col.name)
+        found = have.get(col.name) or folded.get(col.name.lower())  # ('id' is the column 'ID' there)
         if found is None:
             sa_col = _sa_column(ctx, table, col, lossy, force_nullable=col.default is None)
             if col.default is None and not col.nullable:
