@@ -1183,3 +1183,18 @@ def test_an_existing_table_is_matched_as_the_target_matches_names(
     target.sql(f"CREATE TABLE {target.q(table)} (ID INTEGER PRIMARY KEY, NOTE VARCHAR(10))")
     copy_ok(job_for(source, target))
     assert target.query(f"SELECT ID, NOTE FROM {target.q(table)}") == [(1, "a")]
+
+
+def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:
+    """A SET holds any of its members joined by commas; a BIT's bits arrive as their bytes."""
+    source, target = make_db("mariadb"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE sb (id INTEGER PRIMARY KEY, s SET('x', 'y', 'zz'), b BIT(8))",
+        "INSERT INTO sb VALUES (1, 'x,y,zz', b'10101010'), (2, '', b'00000001'), (3, NULL, NULL)",
+    )
+    copy_ok(job_for(source, target))
+    assert target.query("SELECT id, s, b FROM sb ORDER BY id") == [
+        (1, "x,y,zz", b"\xaa"),
+        (2, "", b"\x01"),
+        (3, None, None),
+    ]

@@ -94,6 +94,11 @@ class MySQL(Dialect):
             return CanonicalType(Kind.SMALLINT if isinstance(t, mysql.TINYINT) else Kind.INTEGER)
         if isinstance(t, mysql.YEAR):
             return CanonicalType(Kind.SMALLINT)
+        if isinstance(t, mysql.SET):  # a value is any members, joined by commas
+            members = list(getattr(t, "values", None) or getattr(t, "enums", None) or ())
+            return CanonicalType(Kind.VARCHAR, length=max(1, sum(len(m) + 1 for m in members) - 1))
+        if isinstance(t, mysql.BIT):  # (its bits as bytes, which every database holds exactly)
+            return CanonicalType(Kind.BINARY, length=max(1, ((t.length or 1) + 7) // 8))
         if type(t) is mysql.FLOAT:  # 4 bytes, like REAL elsewhere; SQLAlchemy's FLOAT has no precision here
             return CanonicalType(Kind.FLOAT)
         return from_sqlalchemy(t)
