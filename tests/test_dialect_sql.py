@@ -373,3 +373,17 @@ def test_sync_and_fix_find_a_string_key_by_its_exact_text(
         assert sql == plain
     else:
         assert exact in " ".join(sql.split())
+
+
+def test_the_digits_of_a_second_each_type_keeps() -> None:
+    """What copy's check of an existing column and diff's common precision read of a reflected type."""
+    from sqlalchemy.dialects import sqlite
+
+    cases = [
+        ("oracle", oracle.DATE(), 0), ("oracle", oracle.TIMESTAMP(), 6),
+        ("mssql", mssql.DATETIME(), 3), ("mssql", mssql.SMALLDATETIME(), 0), ("mssql", mssql.DATETIME2(precision=7), 6),
+        ("mssql", mssql.DATETIME2(precision=2), 2), ("mariadb", mysql.DATETIME(), 0), ("mariadb", mysql.DATETIME(fsp=3), 3),
+        ("postgresql", postgresql.TIMESTAMP(), 6), ("postgresql", postgresql.TIMESTAMP(precision=0), 0),
+        ("sqlite", sqlite.DATETIME(), None),
+    ]  # fmt: skip
+    assert [for_name(name).fraction_digits(t) for name, t, _ in cases] == [d for _, _, d in cases]

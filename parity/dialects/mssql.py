@@ -47,6 +47,11 @@ class SQLServer(Dialect):
 
     BOOLEAN_LITERALS = ("1", "0")
 
+    def fraction_digits(self, sa_type: Any) -> int | None:
+        # DATETIME keeps thirds of a millisecond (3 digits, rounded), SMALLDATETIME whole minutes
+        fixed = {"DATETIME": 3, "SMALLDATETIME": 0}.get(type(sa_type).__name__)
+        return fixed if fixed is not None else super().fraction_digits(sa_type)
+
     def canonical_type(
         self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
     ) -> CanonicalType | None:

@@ -58,6 +58,11 @@ class Oracle(Dialect):
 
     BOOLEAN_LITERALS = ("1", "0")
 
+    def fraction_digits(self, sa_type: Any) -> int | None:
+        if type(sa_type).__name__ == "DATE":  # (Oracle's DATE keeps whole seconds)
+            return 0
+        return super().fraction_digits(sa_type)
+
     def canonical_type(
         self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
     ) -> CanonicalType | None:
