@@ -259,6 +259,8 @@ def copy_cmd(
             )
     finally:
         job.close()
+    for warning in result.schema.warnings if result.schema is not None else ():  # (narrowed types ...)
+        err.print(f"[yellow]warning:[/] {warning}")
     if as_json:
         import json
 

@@ -375,3 +375,13 @@ def test_failed_login_with_debug_never_shows_the_password(tmp_path: Path, target
     assert "Traceback" in result.err
     assert PASSWORD not in result.out + result.err
     assert PASSWORD not in (tmp_path / "debug.log").read_text(encoding="utf-8")
+
+
+def test_copy_prints_the_schema_plans_warnings(
+    parity: Callable[..., Result], make_db: Callable[[str], Database]
+) -> None:
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql("CREATE TABLE n (id INTEGER PRIMARY KEY, d NUMERIC)", "INSERT INTO n VALUES (1, 1.5)")
+    result = parity("copy", source.url, target.url, "--source-schema", source.schema or "")
+    assert result.code == 0
+    assert "warning:" in result.err and "unbounded decimal narrowed to DECIMAL(65,10)" in result.err
