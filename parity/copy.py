@@ -37,7 +37,7 @@ from parity.endpoint import (
     mysqlclient_connect,
     mysqlclient_serves,
 )
-from parity.errors import DataError, ParityError
+from parity.errors import ConfigError, DataError, ParityError
 from parity.job import Job, select_columns, where_clause
 from parity.log import logger
 from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
@@ -146,6 +146,10 @@ def copy(
     """Copy the job's tables from source to target. Returns per-table counts; never raises for one
     table's failure (it is reported in the result), but raises ParityError for bad input."""
     defaults = job.config.defaults
+    if export_id_map and not (remap_ids or any(s.remap_ids for s in job.selected())):
+        raise ConfigError(
+            "--export-id-map writes the map of new IDs that --remap-ids makes: give --remap-ids too"
+        )
     workers = workers or defaults.workers
     batch_size = batch_size or defaults.batch_size
     result = CopyResult(rejects_file=rejects_file)

@@ -171,8 +171,12 @@ def _merge_tables(
 ) -> list[dict[str, Any]]:
     known = {t["name"]: t for t in from_file}
     out = []
+    given: dict[str, str] = {}
     for item in tables:
         src, _, dst = item.partition(":")
+        if src in given:  # (one source table is read once: two targets would be a silent choice)
+            raise ConfigError(f"table '{src}' is given twice (-t {given[src]} and -t {item})")
+        given[src] = item
         entry = dict(known.get(src, {"name": src}))
         if dst:
             entry["target"] = dst

@@ -1198,3 +1198,20 @@ def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:
         (2, "", b"\x01"),
         (3, None, None),
     ]
+
+
+def test_a_table_given_twice_and_an_id_map_without_remap_ids_are_refused(
+    small: Database, make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    from parity.errors import ConfigError
+
+    target = make_db("sqlite")
+    with pytest.raises(ConfigError, match=r"table 'items' is given twice \(-t items and -t items:items2\)"):
+        job_for(small, target, tables=["items", "items:items2"])
+    job = job_for(small, target)
+    try:
+        with pytest.raises(ConfigError, match="give --remap-ids too"):
+            copy(job, export_id_map=str(tmp_path / "ids.json"))
+    finally:
+        job.close()
+    assert not (tmp_path / "ids.json").exists()
