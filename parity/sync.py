@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -279,8 +280,7 @@ def run_batches(
     done = 0
     for stmt, params in batches:
         try:
-            with endpoint.connect() as conn, conn.begin():
-                _fk_checks(conn, endpoint, fk_checks)
+            with endpoint.connect() as conn, conn.begin(), _fk_checks(conn, endpoint, fk_checks):
                 result = conn.execute(stmt, params)
                 done += max(result.rowcount, 0) if result.rowcount not in (-1, None) else len(params)
         except sa.exc.DBAPIError as exc:
@@ -288,10 +288,20 @@ def run_batches(
     return done
 
 
-def _fk_checks(conn: Connection, endpoint: Endpoint, enabled: bool) -> None:
+@contextmanager
+def _fk_checks(conn: Connection, endpoint: Endpoint, enabled: bool) -> Iterator[None]:
+    """FK checks off for the batch's statements when not ``enabled``, and on again before the
+    connection goes back to the pool (MySQL's switch is the session's; PostgreSQL's too, once committed)."""
     switch = endpoint.dialect.FK_CHECKS
-    if not enabled and switch:
-        execute_raw(conn, switch[0])
+    if enabled or not switch:
+        yield
+        return
+    execute_raw(conn, switch[0])
+    try:
+        yield
+    finally:
+        with suppress(sa.exc.DBAPIError):  # (an aborted PostgreSQL transaction rolls the switch back itself)
+            execute_raw(conn, switch[1])
 
 
 def sync(

@@ -369,3 +369,27 @@ def test_the_sql_a_dry_run_prints_runs_as_printed(
     zone = ["SET TIME ZONE 'America/New_York'"] if target_name == "postgresql" else []
     target.sql(*zone, *review.statements)  # (one session)
     assert diff(job_for(source, target, tables=["z"])).identical
+
+
+@pytest.mark.parametrize(
+    ("target_name", "check", "on"),
+    [
+        ("postgresql", "SHOW session_replication_role", "origin"),
+        ("mariadb", "SELECT @@foreign_key_checks", 1),
+    ],
+)
+def test_sync_without_fk_checks_turns_them_on_again(
+    make_db: Callable[[str], Database], target_name: str, check: str, on: Any
+) -> None:
+    """--no-fk-checks switches them off for its statements only: the pooled connections have them on."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    seed(source, target, "items", 30)
+    target.sql("DELETE FROM items WHERE id IN (3, 4)", "UPDATE items SET name = 'x' WHERE id = 5")
+    job = job_for(source, target, tables=["items"])
+    try:
+        sync(job, fk_checks=False)
+        with job.target.connect() as conn:
+            assert conn.exec_driver_sql(check).scalar() == on
+    finally:
+        job.close()
+    assert diff(job_for(source, target, tables=["items"])).identical
