@@ -437,10 +437,18 @@ class _AbortedPipelines(logging.Filter):
 logging.getLogger("psycopg").addFilter(_AbortedPipelines())
 
 
-class MySQLInsertWriter(ExecuteManyWriter):
-    """INSERT for MySQL/MariaDB (strict mode rejects bad values; used to isolate rejected rows). A
+class MySQLTextInsertWriter(ExecuteManyWriter):
+    """INSERT for MySQL/MariaDB of values it converts itself (COPY text's fields, ``TextBatch.rows``). A
     value the server stored altered with only a note (a decimal's digits past the column's scale,
-    rounded) fails the batch, as LOAD DATA's warnings do."""
+    rounded) fails the batch, as LOAD DATA's warnings do; strict mode refuses the rest."""
+
+    def write(self, rows: Sequence[Row]) -> None:
+        super().write(rows)
+        _refuse_altered_values(self.conn)
+
+
+class MySQLInsertWriter(MySQLTextInsertWriter):
+    """INSERT for MySQL/MariaDB of canonical values (used to isolate rejected rows)."""
 
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
         Kind.TIMESTAMPTZ: lambda v: v.astimezone(timezone.utc).replace(tzinfo=None),
@@ -448,19 +456,6 @@ class MySQLInsertWriter(ExecuteManyWriter):
         Kind.UUID: str,
         Kind.JSON: json_text,
     }
-
-    def write(self, rows: Sequence[Row]) -> None:
-        super().write(rows)
-        _refuse_altered_values(self.conn)
-
-
-class MySQLTextInsertWriter(ExecuteManyWriter):
-    """INSERT of rows of COPY text's fields (``TextBatch.rows``) into MySQL/MariaDB, which converts
-    them itself, refusing values stored altered as ``MySQLInsertWriter`` does."""
-
-    def write(self, rows: Sequence[Row]) -> None:
-        super().write(rows)
-        _refuse_altered_values(self.conn)
 
 
 def _refuse_altered_values(conn: Connection) -> None:

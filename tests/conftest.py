@@ -337,6 +337,20 @@ def demo_db(tmp_path: Path) -> Iterator[Database]:
     db.close()
 
 
+FK_CHECKS_ON = {
+    "postgresql": ("SHOW session_replication_role", "origin"),
+    "mariadb": ("SELECT @@foreign_key_checks", 1),
+}
+"""Per backend, the query of a session's FK checks and its answer when they are on."""
+
+
+def fk_checks_on(endpoint: Endpoint) -> bool:
+    """Whether a pooled connection of the endpoint has FK checks on."""
+    query, on = FK_CHECKS_ON[endpoint.backend]
+    with endpoint.connect() as conn:
+        return bool(conn.exec_driver_sql(query).scalar() == on)
+
+
 def url_with_password(url: str, password: str) -> str:
     """The same server URL with another password (for wrong-password and redaction tests)."""
     return sa_url(url).set(password=password).render_as_string(hide_password=False)

@@ -31,7 +31,7 @@ from parity.schema.model import Column, Table
 from parity.schema.plan import plan_schema
 from parity.schema.types import CanonicalType, Kind
 from parity.values import decode_rows
-from tests.conftest import Database
+from tests.conftest import FK_CHECKS_ON, Database, fk_checks_on
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -951,15 +951,9 @@ def test_remap_ids_with_natural_keys(
     assert target.query("SELECT COUNT(*) FROM commits")[0][0] == 4
 
 
-@pytest.mark.parametrize(
-    ("target_name", "check", "on"),
-    [
-        ("postgresql", "SHOW session_replication_role", "origin"),
-        ("mariadb", "SELECT @@foreign_key_checks", 1),
-    ],
-)
+@pytest.mark.parametrize("target_name", list(FK_CHECKS_ON))
 def test_fk_checks_are_back_on_after_a_self_referencing_table(
-    make_db: Callable[[str], Database], target_name: str, check: str, on: Any
+    make_db: Callable[[str], Database], target_name: str
 ) -> None:
     """A self-referencing table loads with FK checks off; the pooled connection it loaded on has them
     on again (PostgreSQL's switch back was rolled back with the pool's reset: the next tables on that
@@ -973,8 +967,7 @@ def test_fk_checks_are_back_on_after_a_self_referencing_table(
     try:
         result = copy(job, workers=1, mode="merge")  # (merge: keys first, so the rows load with checks off)
         assert result.tables[0].rows_written == 2
-        with job.target.connect() as conn:
-            assert conn.exec_driver_sql(check).scalar() == on
+        assert fk_checks_on(job.target)
     finally:
         job.close()
 

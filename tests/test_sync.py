@@ -20,7 +20,7 @@ from parity.copy import copy
 from parity.diff import diff
 from parity.job import build
 from parity.sync import sync
-from tests.conftest import Database
+from tests.conftest import FK_CHECKS_ON, Database, fk_checks_on
 
 SYNC_PAIRS = [
     ("sqlite", "postgresql"),
@@ -371,15 +371,9 @@ def test_the_sql_a_dry_run_prints_runs_as_printed(
     assert diff(job_for(source, target, tables=["z"])).identical
 
 
-@pytest.mark.parametrize(
-    ("target_name", "check", "on"),
-    [
-        ("postgresql", "SHOW session_replication_role", "origin"),
-        ("mariadb", "SELECT @@foreign_key_checks", 1),
-    ],
-)
+@pytest.mark.parametrize("target_name", list(FK_CHECKS_ON))
 def test_sync_without_fk_checks_turns_them_on_again(
-    make_db: Callable[[str], Database], target_name: str, check: str, on: Any
+    make_db: Callable[[str], Database], target_name: str
 ) -> None:
     """--no-fk-checks switches them off for its statements only: the pooled connections have them on."""
     source, target = make_db("sqlite"), make_db(target_name)
@@ -388,8 +382,7 @@ def test_sync_without_fk_checks_turns_them_on_again(
     job = job_for(source, target, tables=["items"])
     try:
         sync(job, fk_checks=False)
-        with job.target.connect() as conn:
-            assert conn.exec_driver_sql(check).scalar() == on
+        assert fk_checks_on(job.target)
     finally:
         job.close()
     assert diff(job_for(source, target, tables=["items"])).identical
