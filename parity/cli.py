@@ -269,6 +269,8 @@ def copy_cmd(
         render_copy_summary(result)
     if not result.ok:
         sys.exit(2)
+    if any(t.rejected for t in result.tables):  # (finished, yet not every row arrived)
+        sys.exit(1)
 
 
 class _Progress:

@@ -8,6 +8,7 @@ Bad input of every kind must end the same way: exactly one line on stderr starti
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -385,3 +386,37 @@ def test_copy_prints_the_schema_plans_warnings(
     result = parity("copy", source.url, target.url, "--source-schema", source.schema or "")
     assert result.code == 0
     assert "warning:" in result.err and "unbounded decimal narrowed to DECIMAL(65,10)" in result.err
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "duckdb"])
+def test_sqlite_integers_keep_64_bits(
+    parity: Callable[..., Result], make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """SQLite's INTEGER and INT hold 64-bit values (milliseconds since 1970, rowids): a new target column
+    is a bigint, and every row arrives (a 32-bit column rejected them, yet the copy exited 0)."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    values = [(1, 1_700_000_000_123, -(2**63)), (2, 3, 2**63 - 1)]
+    source.sql("CREATE TABLE ev (id INTEGER PRIMARY KEY, at_ms INTEGER, n INT)")
+    source.sql(*(f"INSERT INTO ev VALUES {row}" for row in values))
+    result = parity(
+        "copy", source.url, target.url, *(["--target-schema", target.schema] if target.schema else [])
+    )
+    assert result.code == 0, result
+    assert target.query("SELECT id, at_ms, n FROM ev ORDER BY id") == values
+
+
+def test_rows_beyond_an_existing_narrower_column_are_rejected_with_exit_code_1(
+    parity: Callable[..., Result], make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """Into a live database whose id is INT: the copy goes ahead with a warning, the row that column
+    cannot hold goes to the rejects file, and the exit code says not every row arrived."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql("CREATE TABLE ev (id INTEGER PRIMARY KEY, at_ms INTEGER)")
+    source.sql("INSERT INTO ev VALUES (1, 5)", "INSERT INTO ev VALUES (2, 1700000000123)")
+    target.sql("CREATE TABLE ev (id INT PRIMARY KEY, at_ms INT)")
+    rejects = tmp_path / "rejects.jsonl"
+    result = parity("copy", source.url, target.url, "--mode", "append", "--rejects", str(rejects))
+    assert result.code == 1, result
+    assert "ev.at_ms is INTEGER in the target" in result.err and "rows beyond" in result.err
+    assert target.query("SELECT id, at_ms FROM ev") == [(1, 5)]
+    assert [str(json.loads(line)["row"]["id"]) for line in rejects.read_text().splitlines()] == ["2"]

@@ -79,7 +79,8 @@ NATIVE_DDL: dict[str, str] = {
 """The round-trip table as a user of each database would write it."""
 
 SOURCE_WIDENING: dict[str, dict[str, str]] = {
-    "sqlite": {"c_float": "double"},  # SQLite has one floating type: 8-byte REAL
+    # SQLite has one floating type, the 8-byte REAL, and INTEGER holds 64-bit values
+    "sqlite": {"c_float": "double", "id": "bigint", "c_integer": "bigint"},
     "duckdb": {"c_varchar": "text", "c_char": "text"},  # DuckDB keeps no VARCHAR/CHAR length
     "postgresql": {},
     "mariadb": {"c_timestamptz": "timestamp"},  # TIMESTAMP(6) has no zone in its values
@@ -154,6 +155,9 @@ def test_round_trip_matrix(pair: tuple[Database, Database]) -> None:
 
     (table,) = target.reflect("every_type")
     expected = {col: read_back(target.name, t) for col, t in source_types(source.name).items()}
+    (origin,) = source.reflect("every_type")
+    if target.name == "sqlite" and origin.columns[0].identity:  # SQLite's rowid, INTEGER PRIMARY KEY: 64-bit
+        expected["id"] = "bigint"
     assert types_of(table) == expected
     assert table.primary_key == ("id",)
 

@@ -310,6 +310,12 @@ class Dialect:
         """Map one reflected column (an Inspector.get_columns dict) to its canonical type."""
         return from_sqlalchemy(column["type"])
 
+    def wider_than_declared(
+        self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
+    ) -> bool:
+        """Whether the column may hold values wider than its declared type (Column.wider_than_declared)."""
+        return False
+
     def parse_default(self, text: str | None) -> Default | None:
         """Turn a reflected server default into a portable one; None when it is not portable."""
         if text is None:

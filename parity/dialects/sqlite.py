@@ -44,6 +44,7 @@ class SQLite(Dialect):
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,
+        Kind.INTEGER: "INT4",  # (SQLite reads INTEGER and INT as 64-bit: see declared_type)
         Kind.FLOAT: "FLOAT",
         Kind.DOUBLE: "DOUBLE",
         Kind.TIMESTAMPTZ: "TIMESTAMPTZ",
@@ -77,6 +78,13 @@ class SQLite(Dialect):
     ) -> CanonicalType | None:
         declared = self._declared_types(conn, table, schema).get(column["name"], "")
         return declared_type(declared)
+
+    def wider_than_declared(
+        self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
+    ) -> bool:
+        declared = self._declared_types(conn, table, schema).get(column["name"], "")
+        match = self._DECLARED.match(declared)
+        return (match.group(1).strip() if match else declared) in _SIXTY_FOUR_BIT
 
     def _declared_types(self, conn: Connection, table: str, schema: str | None) -> dict[str, str]:
         quote = conn.dialect.identifier_preparer.quote
@@ -180,11 +188,17 @@ class SQLite(Dialect):
         return sa.literal(value.replace(tzinfo=None).isoformat(" ", "microseconds"))
 
 
+_SIXTY_FOUR_BIT = ("INTEGER", "INT")
+"""Declared integer names that SQLite's users take for 64-bit (a rowid is one): read as bigint."""
+
 _SIMPLE = {
     "BOOLEAN": Kind.BOOLEAN,
     "BOOL": Kind.BOOLEAN,
+    **dict.fromkeys(_SIXTY_FOUR_BIT, Kind.BIGINT),  # (a 32-bit column elsewhere would refuse their values)
     "BIGINT": Kind.BIGINT,
     "INT8": Kind.BIGINT,
+    "INT4": Kind.INTEGER,
+    "MEDIUMINT": Kind.INTEGER,
     "SMALLINT": Kind.SMALLINT,
     "INT2": Kind.SMALLINT,
     "TINYINT": Kind.SMALLINT,

@@ -28,6 +28,10 @@ class Column:
     fraction: int | None = None
     """Digits of a second a TIME or TIMESTAMP column keeps, where the database declares them (diff
     compares two such columns at the fewer); None: not declared (microseconds, or text)."""
+    wider_than_declared: bool = False
+    """The column may hold values wider than its declared type says (SQLite's INTEGER, read as bigint
+    because SQLite keeps 64-bit values in it): an existing narrower integer column in the target is then
+    used as it is, with a warning, and values beyond its range are rejected row by row."""
 
 
 @dataclass(frozen=True)

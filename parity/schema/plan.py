@@ -282,6 +282,12 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
             sql = _ddl(_add_column(target, sa_col, ctx.schema), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add column", sql))
         elif not holds(found.type, col.type) and not holds(found.type, ctx.dialect.stored_as(col.type)):
+            if col.wider_than_declared and found.type.kind in INTEGER_KINDS:
+                ctx.plan.warnings.append(
+                    f"{target}.{col.name} is {found.native_type or found.type} in the target, the source's"
+                    f" {col.native_type} holds 64-bit values: rows beyond the target's range are rejected"
+                )
+                continue
             ctx.plan.problems.append(
                 f"{target}.{col.name} is {found.native_type or found.type} in the target and cannot hold "
                 f"the source's {col.type} values (not altered)"

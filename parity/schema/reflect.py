@@ -88,6 +88,7 @@ def _reflect_one(
                 identity=identity,
                 native_type=_native(info["type"]),
                 fraction=dialect.fraction_digits(info["type"]) if ctype.kind in _TIMES else None,
+                wider_than_declared=dialect.wider_than_declared(info, conn, name, schema),
             )
         )
     for col in overrides:
