@@ -489,7 +489,7 @@ def test_rows_of_copy_text_that_the_target_refuses_are_isolated(
     copy_ok(job_for(small, pg_db))
     pg_db.sql("UPDATE items SET name = 'tab\there \\N' WHERE id = 3")
     mariadb_db.sql(
-        "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE, price DECIMAL(8,2))",
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE, price DECIMAL(8,2))",
         "INSERT INTO items VALUES (100, 'two', 0)",
     )
     rejects = tmp_path / "rejects.jsonl"
