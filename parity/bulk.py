@@ -34,6 +34,7 @@ from uuid import UUID
 
 from parity import log
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
+from parity.sqltext import as_sent, with_parameters
 from parity.values import decode_value, json_text
 
 if TYPE_CHECKING:
@@ -57,7 +58,8 @@ class Writer:
         self.columns = list(columns)
         self.types = list(types)
         prep = conn.dialect.identifier_preparer
-        self.column_list = ", ".join(prep.quote(c) for c in self.columns)
+        self.column_list = as_sent(", ".join(prep.quote(c) for c in self.columns), conn.dialect)
+        """The quoted columns as SQL sent with no parameters reads (``endpoint.as_sent``)."""
 
     def write(self, rows: Sequence[Row]) -> None:
         raise NotImplementedError
@@ -197,7 +199,9 @@ class ExecuteManyWriter(Writer):
         super().__init__(conn, table, columns, types)
         style = conn.dialect.paramstyle
         marks = ", ".join(placeholder(style, i) for i in range(len(self.columns)))
-        self.sql = f"INSERT INTO {table} ({self.column_list}) VALUES ({marks})"
+        self.sql = (
+            with_parameters(f"INSERT INTO {table} ({self.column_list})", conn.dialect) + f" VALUES ({marks})"
+        )
         self.encoders = [self.ENCODERS.get(t.kind) for t in self.types]
 
     @classmethod
@@ -817,6 +821,9 @@ class MySQLLoadDataWriter(Writer):
                 cursor.connection.show_warnings() if cursor._result and cursor._result.warning_count else ()
             )
         finally:
+            if feeder.is_alive():  # the statement failed before it opened the pipe: release the feeder
+                with suppress(OSError):
+                    os.close(os.open(self.pipe, os.O_RDONLY | os.O_NONBLOCK))  # (its write then fails)
             feeder.join(timeout=60)
             cursor.close()
         if failure:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from parity import log
 from parity.dialects import REGISTRY, SCHEMES, Dialect
 from parity.errors import ConnectionFailed, NotFound, ParityError, UnsupportedURL, did_you_mean
+from parity.sqltext import as_sent
 
 Role = Literal["source", "target"]
 
@@ -177,7 +178,9 @@ class Endpoint:
             raise ConnectionFailed(f"cannot connect to {self.redacted()}: {driver_message(exc)}") from exc
 
     def quote(self, name: str) -> str:
-        return self.engine.dialect.identifier_preparer.quote(name)
+        """The name quoted by the dialect, as SQL sent with no parameters reads (``as_sent``)."""
+        dialect = self.engine.dialect
+        return as_sent(dialect.identifier_preparer.quote(name), dialect)
 
     def qualified(self, table: str) -> str:
         """The table's name quoted by the dialect, with the schema when one is set."""

@@ -29,6 +29,7 @@ from parity.job import Job
 from parity.log import logger
 from parity.schema.model import Table
 from parity.schema.types import CanonicalType, Kind
+from parity.sqltext import as_sent
 from parity.values import canonical_json
 
 Extra = Literal["keep", "delete", "soft-delete"]
@@ -243,7 +244,7 @@ class Applier:
         """A statement whose values are literals, compiled for the target (printed, never executed)."""
         dialect = self.endpoint.engine.dialect
         try:
-            return f"{stmt.compile(dialect=dialect, compile_kwargs={'literal_binds': True})};"
+            return f"{as_sent(str(stmt.compile(dialect=dialect, compile_kwargs={'literal_binds': True})), dialect)};"
         except Exception as exc:  # a value SQLAlchemy cannot inline (rare): show it beside the statement
             logger.info("cannot inline values (%s)", exc)
             return f"{stmt.compile(dialect=dialect)}; -- {stmt.compile(dialect=dialect).params!r}"

@@ -1208,3 +1208,28 @@ def test_a_table_given_twice_and_an_id_map_without_remap_ids_are_refused(
     finally:
         job.close()
     assert not (tmp_path / "ids.json").exists()
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "duckdb", "sqlite"])
+def test_names_with_percent_signs(make_db: Callable[[str], Database], target_name: str) -> None:
+    """``%`` in table and column names, through COPY and LOAD DATA (SQL sent with no parameters, where
+    SQLAlchemy's doubled ``%%`` stays doubled) and through merge's staging table. LOAD DATA used to fail
+    on the name, then wait 60 s for a reader of its pipe before the rows went in as INSERTs."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql('CREATE TABLE "t%1" (id INTEGER PRIMARY KEY, "pct%" INTEGER, "a%(x)s" TEXT)')
+    source.sql(*(f"INSERT INTO \"t%1\" VALUES ({i}, {i * 2}, 'v{i}%')" for i in range(1, 4)))
+    table = sa.table("t%1", sa.column("id"), sa.column("pct%"), sa.column("a%(x)s"), schema=target.schema)
+
+    def rows() -> list[tuple[Any, ...]]:
+        with target.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.select(table).order_by(table.c.id))]
+
+    started = time.monotonic()
+    copy_ok(job_for(source, target), mode="replace")
+    assert rows() == [(i, i * 2, f"v{i}%") for i in range(1, 4)]
+    source.sql('UPDATE "t%1" SET "pct%" = 99 WHERE id = 2')
+    copy_ok(job_for(source, target), mode="replace")  # (empties the table first)
+    source.sql('UPDATE "t%1" SET "a%(x)s" = \'%s\' WHERE id = 3')
+    copy_ok(job_for(source, target), mode="merge")
+    assert rows() == [(1, 2, "v1%"), (2, 99, "v2%"), (3, 6, "%s")]
+    assert time.monotonic() - started < 30

@@ -15,6 +15,15 @@ from parity.dialects.base import COPY_ESCAPES, Dialect
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalchemy
 
 
+
+def _inserted(stmt: Any, column: str) -> Any:
+    """The row's new value in ON DUPLICATE KEY UPDATE. SQLAlchemy (2.0) doubles the ``%`` of a name in
+    ``VALUES(...)`` twice over (``pct%%%%``, which MySQL looks up as ``pct%%``); such a name is written
+    as a literal column, whose ``%`` SQLAlchemy doubles once, as the driver expects."""
+    if "%" not in column:
+        return stmt.inserted[column]
+    return sa.literal_column("VALUES(`" + column.replace("`", "``") + "`)")
+
 class MySQL(Dialect):
     COLUMN_NAMES_IGNORE_CASE = True
     names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
@@ -44,7 +53,7 @@ class MySQL(Dialect):
     ) -> sa.Executable:
         stmt = mysql.insert(target).from_select(columns, sa.select(*(staging.c[c] for c in columns)))
         rest = [c for c in columns if c not in key] or key[:1]
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in rest})
+        return stmt.on_duplicate_key_update({c: _inserted(stmt, c) for c in rest})
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,

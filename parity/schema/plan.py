@@ -22,6 +22,7 @@ from parity.dialects.duckdb import register_alembic
 from parity.schema.model import Column, ForeignKey, Table
 from parity.schema.order import fk_order
 from parity.schema.types import INTEGER_KINDS, Kind, holds
+from parity.sqltext import as_sent
 
 _INTEGER_TYPES = {Kind.SMALLINT: sa.SmallInteger, Kind.INTEGER: sa.Integer, Kind.BIGINT: sa.BigInteger}
 
@@ -311,5 +312,4 @@ def _add_column(table: str, column: sa.Column[Any], schema: str | None) -> Any:
 def _ddl(element: Any, dialect: sa.Dialect) -> str:
     """A DDL statement's text as it runs with no parameters: SQLAlchemy doubles ``%`` for drivers
     whose parameters are ``%s`` (a column named ``%(s)s`` would be created as ``%%(s)s``)."""
-    text = str(element.compile(dialect=dialect))
-    return text.replace("%%", "%") if dialect.paramstyle in ("format", "pyformat") else text
+    return as_sent(str(element.compile(dialect=dialect)), dialect)
