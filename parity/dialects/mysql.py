@@ -15,7 +15,6 @@ from parity.dialects.base import COPY_ESCAPES, Dialect
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalchemy
 
 
-
 def _inserted(stmt: Any, column: str) -> Any:
     """The row's new value in ON DUPLICATE KEY UPDATE. SQLAlchemy (2.0) doubles the ``%`` of a name in
     ``VALUES(...)`` twice over (``pct%%%%``, which MySQL looks up as ``pct%%``); such a name is written
@@ -23,6 +22,7 @@ def _inserted(stmt: Any, column: str) -> Any:
     if "%" not in column:
         return stmt.inserted[column]
     return sa.literal_column("VALUES(`" + column.replace("`", "``") + "`)")
+
 
 class MySQL(Dialect):
     COLUMN_NAMES_IGNORE_CASE = True
