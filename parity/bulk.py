@@ -192,6 +192,7 @@ class ExecuteManyWriter(Writer):
     """The portable path: parameterised INSERT with executemany."""
 
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {}
+    BEFORE_VALUES: ClassVar[str] = ""
 
     def __init__(
         self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
@@ -200,7 +201,8 @@ class ExecuteManyWriter(Writer):
         style = conn.dialect.paramstyle
         marks = ", ".join(placeholder(style, i) for i in range(len(self.columns)))
         self.sql = (
-            with_parameters(f"INSERT INTO {table} ({self.column_list})", conn.dialect) + f" VALUES ({marks})"
+            with_parameters(f"INSERT INTO {table} ({self.column_list})", conn.dialect)
+            + f"{self.BEFORE_VALUES} VALUES ({marks})"
         )
         self.encoders = [self.ENCODERS.get(t.kind) for t in self.types]
 
@@ -420,7 +422,14 @@ class DuckDBInsertWriter(ExecuteManyWriter):
     }
 
 
-class PostgresInsertWriter(ExecuteManyWriter):
+class PostgresTextInsertWriter(ExecuteManyWriter):
+    """Parameterised INSERT for PostgreSQL of values it converts itself (``TextBatch.rows``), into
+    GENERATED ALWAYS identity columns too, as COPY writes them."""
+
+    BEFORE_VALUES = " OVERRIDING SYSTEM VALUE"
+
+
+class PostgresInsertWriter(PostgresTextInsertWriter):
     """Parameterised INSERT for PostgreSQL (finds the rows a COPY refused); JSON goes as text."""
 
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {Kind.JSON: json_text}
@@ -896,6 +905,14 @@ def _arrow_type(pa: Any, ctype: CanonicalType) -> Any:
     }
     return mapping.get(ctype.kind, pa.string())
 
+
+TEXT_ROW_WRITERS: dict[str, type[ExecuteManyWriter]] = {
+    "postgresql": PostgresTextInsertWriter,
+    "mysql": MySQLTextInsertWriter,
+    "mariadb": MySQLTextInsertWriter,
+}
+"""Per target backend, the INSERT writer of ``TextBatch.rows`` (strings the target converts itself);
+others take ``ExecuteManyWriter``."""
 
 WRITERS: dict[str, type[Writer]] = {
     "copy": PostgresCopyWriter,

@@ -631,17 +631,8 @@ def _finish(job: Job, state: State, task: str, tp: _TablePlan) -> None:
         ):
             logger.info("%s: primary key, unique constraints and indexes built after the rows", tp.target)
         state.finish_task(conn, task, {"status": "done", "table": tp.target})
-        identity = [c for c in tp.source.columns if c.identity and c.name in tp.columns]
-        if identity and job.target.backend == "postgresql":
-            column = tp.spec.map.get(identity[0].name, identity[0].name)
-            qualified = job.target.qualified(tp.target)
-            conn.execute(
-                sa.text(
-                    "SELECT setval(pg_get_serial_sequence(:table, :column), "
-                    f"COALESCE((SELECT MAX({job.target.quote(column)}) FROM {qualified}), 0) + 1, false)"
-                ),
-                {"table": qualified, "column": column},
-            )
+        target = job.target
+        target.dialect.advance_sequences(conn, target.qualified(tp.target), target.quote, tp.target_columns)
 
 
 class _Counter:
@@ -1127,11 +1118,7 @@ class _ChunkRunner:
         # a TextBatch's rows are strings, which the target converts itself (no encoders)
         row_class: type[bulk.Writer] = bulk.WRITERS[self.target_dialect.ROW_WRITER]
         if isinstance(rows, bulk.TextBatch):
-            row_class = (
-                bulk.MySQLTextInsertWriter
-                if self.job.target.backend in ("mysql", "mariadb")
-                else bulk.ExecuteManyWriter
-            )
+            row_class = bulk.TEXT_ROW_WRITERS.get(self.job.target.backend, bulk.ExecuteManyWriter)
         row_writer = row_class(conn, destination, self.tp.target_columns, self.tp.types)
         return self._isolate(conn, row_writer, rows)
 

@@ -163,6 +163,8 @@ def _fix_table(
             deletes.append(target_key)
     done = _run(job, applier, applier.inserts(inserts), apply, result)
     result.inserted += done
+    if done and apply:
+        applier.advance_sequences(list(inserts[0]))
     result.updated += _run(job, applier, applier.updates(key_target, updates), apply, result)
     result.deleted += _run(job, applier, applier.deletes(key_target, deletes), apply, result)
     result.statements.extend(applier.statements)

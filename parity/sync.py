@@ -119,6 +119,13 @@ class Applier:
         """Untyped columns, to execute with values the driver takes as they are (already encoded)."""
         self.statements: list[str] = []
 
+    def advance_sequences(self, columns: Sequence[str]) -> None:
+        """After inserts: the target's next generated ids come after the ones written (``Dialect``)."""
+        endpoint = self.endpoint
+        with endpoint.begin() as conn:
+            qualified = endpoint.qualified(self.table.name)
+            endpoint.dialect.advance_sequences(conn, qualified, endpoint.quote, columns)
+
     def encode(self, column: str, value: Any) -> Any:
         encoder = self.encoders.get(column)
         return value if value is None or encoder is None else encoder(value)
@@ -152,11 +159,14 @@ class Applier:
         if not rows:
             return
         columns = list(rows[0])
-        stmt = sa.insert(self.exec_table).values({c: sa.bindparam(f"v_{c}") for c in columns})
+        explicit = self.endpoint.dialect.explicit_values
+        stmt = explicit(sa.insert(self.exec_table).values({c: sa.bindparam(f"v_{c}") for c in columns}))
         params = [{f"v_{c}": self.encode(c, row.get(c)) for c in columns} for row in rows]
 
         def shown(row: dict[str, Any]) -> Any:
-            return sa.insert(self.sa_table).values({c: self._literal(c, row.get(c)) for c in columns})
+            return explicit(
+                sa.insert(self.sa_table).values({c: self._literal(c, row.get(c)) for c in columns})
+            )
 
         yield from self._batched(stmt, params, rows, shown)
 
@@ -466,6 +476,8 @@ def _apply(
             if d.kind == "changed"
         ]
         outcome.inserted = run(applier.inserts(missing))
+        if outcome.inserted and not dry_run:
+            applier.advance_sequences(list(missing[0]))
         outcome.updated = run(applier.updates(key, changed))
         return
     extra = [target_row(d.key, d.names) for d in rows if d.kind == "extra"]

@@ -1233,3 +1233,27 @@ def test_names_with_percent_signs(make_db: Callable[[str], Database], target_nam
     copy_ok(job_for(source, target), mode="merge")
     assert rows() == [(1, 2, "v1%"), (2, 99, "v2%"), (3, 6, "%s")]
     assert time.monotonic() - started < 30
+
+
+def test_into_generated_always_identity(small: Database, pg_db: Database, tmp_path: Path) -> None:
+    """A live PostgreSQL table whose id is GENERATED ALWAYS: COPY writes the ids, and so must merge's
+    upsert and the INSERTs that isolate a refused row (they were refused, every row of them); the
+    sequence then numbers new rows past the copied ids, and a sequence further on stays where it is."""
+    pg_db.sql(
+        "CREATE TABLE items (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " name VARCHAR(20) NOT NULL UNIQUE, price DECIMAL(8,2))",
+        "INSERT INTO items (name, price) VALUES ('two', 0)",
+    )
+    copy_ok(job_for(small, pg_db), mode="merge")
+    assert pg_db.query("SELECT id, name FROM items ORDER BY id") == [(1, "one"), (2, "two"), (3, "three")]
+    pg_db.sql("DELETE FROM items", "INSERT INTO items OVERRIDING SYSTEM VALUE VALUES (10, 'two', 0)")
+    rejects = tmp_path / "rejects.jsonl"
+    table = copy(job_for(small, pg_db), mode="append", rejects_file=str(rejects)).tables[0]
+    assert (table.status, table.rows_written, table.rejected) == ("ok", 2, 1)  # ('two' is taken)
+    assert pg_db.query("SELECT id, name FROM items ORDER BY id") == [(1, "one"), (3, "three"), (10, "two")]
+    pg_db.sql("INSERT INTO items (name) VALUES ('new')")
+    assert pg_db.query("SELECT id FROM items WHERE name = 'new'") == [(11,)]
+    pg_db.sql("DELETE FROM items WHERE id = 10", "SELECT setval(pg_get_serial_sequence('items', 'id'), 100)")
+    copy_ok(job_for(small, pg_db), mode="merge")
+    pg_db.sql("INSERT INTO items (name) VALUES ('newer')")
+    assert pg_db.query("SELECT id FROM items WHERE name = 'newer'") == [(101,)]

@@ -386,3 +386,26 @@ def test_sync_without_fk_checks_turns_them_on_again(
     finally:
         job.close()
     assert diff(job_for(source, target, tables=["items"])).identical
+
+
+def test_sync_and_its_dry_run_write_ids_into_generated_always_identity(
+    make_db: Callable[[str], Database],
+) -> None:
+    """PostgreSQL refuses an id for a GENERATED ALWAYS column unless the INSERT says OVERRIDING SYSTEM
+    VALUE: sync inserted none of the missing rows, and its dry run printed SQL that failed. After the
+    inserts, the next id the table numbers comes after theirs."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql("CREATE TABLE g (id INTEGER PRIMARY KEY, name VARCHAR(10))")
+    source.sql("INSERT INTO g VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    target.sql(
+        "CREATE TABLE g (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name VARCHAR(10))",
+        "INSERT INTO g (name) VALUES ('a')",
+    )
+    review = sync(job_for(source, target, tables=["g"]), dry_run=True)
+    assert len(review.statements) == 2 and all("OVERRIDING SYSTEM VALUE" in s for s in review.statements)
+    target.sql(review.statements[0].rstrip(";"))
+    result = sync(job_for(source, target, tables=["g"]))
+    assert result.verified and result.tables[0].inserted == 1
+    assert target.query("SELECT id, name FROM g ORDER BY id") == [(1, "a"), (2, "b"), (3, "c")]
+    target.sql("INSERT INTO g (name) VALUES ('d')")  # (the sequence went past the ids sync wrote)
+    assert target.query("SELECT id FROM g WHERE name = 'd'") == [(4,)]

@@ -8,7 +8,7 @@ canonical ones, and (for copy, diff and sync) how values travel in and out.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timezone
 from typing import Any, ClassVar
@@ -203,6 +203,17 @@ class Dialect:
             and any(fk.get("referred_table") in wanted for fk in self.foreign_keys(conn, name, schema))
         }
 
+    def advance_sequences(
+        self, conn: Connection, table: str, quote: Callable[[str], str], columns: Sequence[str]
+    ) -> None:
+        """After rows were written with their own values into columns the database numbers (identity,
+        serial), make the next number it gives come after the largest (``table``: quoted, qualified)."""
+
+    def explicit_values(self, stmt: Any) -> Any:
+        """The INSERT, made to store the values it gives even in columns whose values the database
+        generates (PostgreSQL's GENERATED ALWAYS refuses them otherwise)."""
+        return stmt
+
     def upsert(
         self, target: sa.TableClause, staging: sa.TableClause, columns: list[str], key: list[str]
     ) -> sa.Executable:
@@ -211,7 +222,7 @@ class Dialect:
 
         # WHERE true: SQLite cannot otherwise tell the upsert clause from a join condition
         rows = sa.select(*(staging.c[c] for c in columns)).where(sa.true())
-        stmt = insert(target).from_select(columns, rows)
+        stmt = self.explicit_values(insert(target).from_select(columns, rows))
         rest = [c for c in columns if c not in key]
         if not rest:
             return stmt.on_conflict_do_nothing(index_elements=key)

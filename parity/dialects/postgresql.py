@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 
 from parity.dialects.base import Dialect
 from parity.schema.types import Kind
+
+
+def _column_list_end(text: str) -> int:
+    """Where the column list of a compiled ``INSERT INTO t (a, b) ...`` ends (after its ``)``): the first
+    parenthesis pair outside double-quoted names."""
+    depth, quoted = 0, False
+    for i, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted  # (a doubled "" inside a name toggles twice)
+        elif quoted:
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth == 1:
+            return i + 1
+    raise ValueError(f"no column list in {text[:80]!r}")
+
+
+for _insert in (sa.sql.dml.Insert, postgresql.Insert):
+    _insert.argument_for("postgresql", "overriding_system_value", False)
+
+    @compiles(_insert, "postgresql")
+    def _overriding(element: Any, compiler: Any, **kw: Any) -> str:
+        """``OVERRIDING SYSTEM VALUE`` after the column list of an INSERT marked by ``explicit_values``."""
+        text: str = compiler.visit_insert(element, **kw)
+        if not element.dialect_options["postgresql"]["overriding_system_value"]:
+            return text
+        end = _column_list_end(text)
+        return f"{text[:end]} OVERRIDING SYSTEM VALUE{text[end:]}"
 
 
 class PostgreSQL(Dialect):
@@ -37,6 +67,35 @@ class PostgreSQL(Dialect):
     MAX_DECIMAL_PRECISION = 1000
     MAX_DECIMAL_SCALE = 1000
     MAX_VARCHAR = 10485760
+
+    def advance_sequences(
+        self, conn: Connection, table: str, quote: Callable[[str], str], columns: Sequence[str]
+    ) -> None:
+        """Each sequence of these columns goes past the column's largest value (COPY writes ids even into
+        GENERATED ALWAYS columns); a sequence already further on stays where it is."""
+        with_sequence = conn.execute(
+            sa.text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:table AS regclass) AND attnum > 0"
+                " AND NOT attisdropped"
+                " AND pg_get_serial_sequence(CAST(:table AS text), attname::text) IS NOT NULL"
+            ),
+            {"table": table},
+        ).scalars()
+        for column in set(with_sequence) & set(columns):
+            largest = f"SELECT MAX({quote(column)}) AS v FROM {table}".replace(":", "\\:")
+            conn.execute(
+                sa.text(
+                    f"SELECT setval(s.seqrelid, m.v + 1, false) FROM pg_sequence s, ({largest}) m"
+                    " WHERE s.seqrelid = CAST(pg_get_serial_sequence(CAST(:table AS text), :column) AS regclass)"
+                    " AND m.v IS NOT NULL"
+                    " AND m.v + 1 > COALESCE(pg_sequence_last_value(s.seqrelid) + s.seqincrement, s.seqstart)"
+                ),
+                {"table": table, "column": column},
+            )
+
+    def explicit_values(self, stmt: Any) -> Any:
+        return stmt.with_dialect_options(postgresql_overriding_system_value=True)
+
     MAX_CHAR = 10485760
 
     _CAST = re.compile(r"::[a-z_ ]+(\[\])?(\(\d+(,\d+)?\))?$", re.IGNORECASE)
