@@ -40,7 +40,10 @@ def dialect_only(name: str) -> Any:
     [
         ("oracle", 'INSERT INTO "order history" (id, "select", u) VALUES (:1, :2, :3)'),
         ("mssql", "INSERT INTO [order history] (id, [select], u) VALUES (?, ?, ?)"),
-        ("postgresql", 'INSERT INTO "order history" (id, "select", u) VALUES (%s, %s, %s)'),
+        (
+            "postgresql",
+            'INSERT INTO "order history" (id, "select", u) OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s)',
+        ),
         ("mysql", "INSERT INTO `order history` (id, `select`, u) VALUES (%s, %s, %s)"),
         ("sqlite", 'INSERT INTO "order history" (id, "select", u) VALUES (?, ?, ?)'),
     ],
