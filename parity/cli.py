@@ -259,7 +259,8 @@ def copy_cmd(
             )
     finally:
         job.close()
-    for warning in result.schema.warnings if result.schema is not None else ():  # (narrowed types ...)
+    schema_warnings = result.schema.warnings if result.schema is not None else []  # (narrowed types ...)
+    for warning in [*schema_warnings, *result.warnings]:
         err.print(f"[yellow]warning:[/] {warning}")
     if as_json:
         import json

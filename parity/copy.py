@@ -9,6 +9,7 @@ the batch size whatever the table size.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -87,13 +88,20 @@ class CopyResult:
     tables: list[TableResult] = field(default_factory=list)
     schema: SchemaPlan | None = None
     rejects_file: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What the copy did otherwise than asked, though every row arrived (a foreign key the rows break)."""
 
     @property
     def ok(self) -> bool:
         return all(t.status == "ok" for t in self.tables)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "tables": [asdict(t) for t in self.tables], "rejects_file": self.rejects_file}
+        return {
+            "ok": self.ok,
+            "tables": [asdict(t) for t in self.tables],
+            "rejects_file": self.rejects_file,
+            "warnings": self.warnings,
+        }
 
 
 @dataclass(frozen=True)
@@ -182,7 +190,7 @@ def copy(
         rejects.close()
     _fix_late_references(job, plans, result, maps)
     if result.ok:  # (a failed table may lack rows or its key: its FKs wait for a run that copies it)
-        _add_deferred_foreign_keys(job, state, [tp.target for tp in plans])
+        result.warnings += _add_deferred_foreign_keys(job, state, [tp.target for tp in plans])
     else:
         logger.warning("foreign keys waiting for the rows are added by a run in which every table succeeds")
     if export_id_map:
@@ -268,20 +276,64 @@ _LATER = {"add key": "keys", "add foreign key": "fks"}
 """Plan steps that wait for rows: a table's keys (its finish), FKs (after every table)."""
 
 
-def _add_deferred_foreign_keys(job: Job, state: State, tables: Sequence[str]) -> None:
+def _add_deferred_foreign_keys(job: Job, state: State, tables: Sequence[str]) -> list[str]:
     """The FKs waiting for the rows of every table (recorded when their tables were created, by this
-    run or by one that stopped before this point)."""
+    run or by one that stopped before this point); returns warnings for keys the rows break."""
+    warnings: list[str] = []
     with job.target.begin() as conn:
         for table in tables:
-            _run_deferred(conn, state, "fks", table, f"adding a foreign key to '{table}'")
+            add = functools.partial(_add_foreign_key, conn, job.target.dialect, table, warnings)
+            _run_deferred(conn, state, "fks", table, f"adding a foreign key to '{table}'", add)
+    return warnings
 
 
-def _run_deferred(conn: Connection, state: State, when: str, table: str, doing: str) -> bool:
+def _add_foreign_key(conn: Connection, dialect: Dialect, table: str, warnings: list[str], sql: str) -> None:
+    """Add one FK after the rows. Rows that reference no row (a source that does not enforce its FKs,
+    SQLite's default, keeps such orphans) do not stop the run, as they cannot be refused one by one
+    here: the key is added without checking the rows already there (PostgreSQL ``NOT VALID``, MySQL
+    with its FK checks off), it holds for rows written later, and a warning says so."""
+    savepoint = conn.begin_nested() if dialect.TRANSACTIONAL_DDL else None
+    try:
+        execute_raw(conn, sql)
+    except sa.exc.DBAPIError as exc:
+        if savepoint is not None:
+            savepoint.rollback()
+        switch = dialect.FK_CHECKS
+        if exc.orig is None or not dialect.breaks_foreign_key(exc.orig):
+            raise
+        if dialect.UNCHECKED_FOREIGN_KEY:
+            execute_raw(conn, dialect.UNCHECKED_FOREIGN_KEY.format(sql=sql))
+        elif switch:
+            execute_raw(conn, switch[0])
+            try:
+                execute_raw(conn, sql)
+            finally:
+                execute_raw(conn, switch[1])
+        else:
+            raise
+        detail = getattr(getattr(exc.orig, "diag", None), "message_detail", None) or driver_message(exc)
+        warnings.append(
+            f"{table}: rows reference rows that are not there (as in the source: {detail}); the foreign"
+            " key is added without checking the rows already there, and holds for rows written later"
+        )
+    else:
+        if savepoint is not None:
+            savepoint.commit()
+
+
+def _run_deferred(
+    conn: Connection,
+    state: State,
+    when: str,
+    table: str,
+    doing: str,
+    run: Callable[[str], None] | None = None,
+) -> bool:
     """Run the DDL recorded for a table (``State.defer_ddl``), then forget it; whether there was any."""
     steps = state.deferred_ddl(conn, when, table)
     for sql in steps:
         try:
-            execute_raw(conn, sql)
+            (run or functools.partial(execute_raw, conn))(sql)
         except sa.exc.DBAPIError as exc:
             raise ParityError(f"{doing} failed: {driver_message(exc)}") from exc
     if steps:

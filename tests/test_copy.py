@@ -1257,3 +1257,23 @@ def test_into_generated_always_identity(small: Database, pg_db: Database, tmp_pa
     copy_ok(job_for(small, pg_db), mode="merge")
     pg_db.sql("INSERT INTO items (name) VALUES ('newer')")
     assert pg_db.query("SELECT id FROM items WHERE name = 'newer'") == [(101,)]
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_orphans_in_a_self_referencing_table_do_not_stop_the_run(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """SQLite enforces no FK by default, so a source may hold rows whose parent is not there. A key
+    added after the rows (a self-reference) failed on them and stopped the run; now every row arrives,
+    the key is added without checking them, holds for later rows, and a warning says so."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE emp (id INTEGER PRIMARY KEY, boss INTEGER REFERENCES emp(id), name TEXT)",
+        "INSERT INTO emp VALUES (1, NULL, 'a'), (2, 1, 'b'), (3, 99, 'orphan')",
+    )
+    result = copy_ok(job_for(source, target))
+    assert result.tables[0].rows_written == 3
+    assert any(w.startswith("emp: rows reference rows that are not there") for w in result.warnings)
+    assert target.query("SELECT id, boss FROM emp ORDER BY id") == [(1, None), (2, 1), (3, 99)]
+    with pytest.raises(sa.exc.IntegrityError):
+        target.sql("INSERT INTO emp VALUES (4, 98, 'new orphan')")

@@ -134,6 +134,9 @@ class Dialect:
     MAX_IDENTIFIER: ClassVar[int] = 63
 
     TRANSACTIONAL_DDL: ClassVar[bool] = False
+    UNCHECKED_FOREIGN_KEY: ClassVar[str | None] = None
+    """How a foreign key is added without checking the rows already there (``{sql}``: the ADD statement),
+    where the database can; None where FK checks switched off (FK_CHECKS) do it, or nothing does."""
     """Whether CREATE/ALTER can be rolled back; if not, a failed schema apply undoes what it created."""
 
     FK_CHECKS: ClassVar[tuple[str, str] | None] = None
@@ -208,6 +211,10 @@ class Dialect:
     ) -> None:
         """After rows were written with their own values into columns the database numbers (identity,
         serial), make the next number it gives come after the largest (``table``: quoted, qualified)."""
+
+    def breaks_foreign_key(self, error: BaseException) -> bool:
+        """Whether the driver's error says rows reference rows that are not there."""
+        return False
 
     def explicit_values(self, stmt: Any) -> Any:
         """The INSERT, made to store the values it gives even in columns whose values the database

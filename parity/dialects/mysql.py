@@ -38,6 +38,9 @@ class MySQL(Dialect):
 
     BOOLEAN_LITERALS = ("1", "0")
 
+    def breaks_foreign_key(self, error: BaseException) -> bool:
+        return bool(error.args) and error.args[0] == 1452  # (ER_NO_REFERENCED_ROW_2)
+
     def log_position(self, conn: Connection) -> str | None:
         for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
             try:

@@ -93,6 +93,11 @@ class PostgreSQL(Dialect):
                 {"table": table, "column": column},
             )
 
+    UNCHECKED_FOREIGN_KEY = "{sql} NOT VALID"
+
+    def breaks_foreign_key(self, error: BaseException) -> bool:
+        return getattr(error, "sqlstate", None) == "23503"
+
     def explicit_values(self, stmt: Any) -> Any:
         return stmt.with_dialect_options(postgresql_overriding_system_value=True)
 
