@@ -496,7 +496,6 @@ def diff_cmd(
     import uuid
 
     from parity.diff import diff
-    from parity.diff.output import discrepancies
 
     options = {
         "key": key,
@@ -508,7 +507,7 @@ def diff_cmd(
     job = _build_job(kw, options, workers=threads)
     show = output is None or output_mismatches
     run_id = uuid.uuid4().hex
-    printer = _DiffPrinter(fmt, run_id, discrepancies) if show and fmt != "table" and not record else None
+    printer = _DiffPrinter(fmt, run_id) if show and fmt != "table" and not record else None
     try:
         with _DiffProgress() as progress:
             result = diff(
@@ -561,25 +560,22 @@ def _pairs(items: tuple[str, ...], option: str, convert: Callable[[str], Any]) -
 class _DiffPrinter:
     """Differences printed as they are found: JSON lines, or CSV discrepancy rows."""
 
-    def __init__(self, fmt: str, run_id: str, discrepancies: Callable[..., Any]) -> None:
-        import csv
+    def __init__(self, fmt: str, run_id: str) -> None:
         import json
         from datetime import datetime, timezone
 
-        self.fmt, self.run_id, self.json, self.discrepancies = fmt, run_id, json, discrepancies
-        self.at = datetime.now(timezone.utc).replace(tzinfo=None)
-        self.writer = csv.writer(sys.stdout, lineterminator="\n")
-        if fmt == "csv":
-            from parity.diff.output import FIELDS
+        from parity.diff import output
 
-            self.writer.writerow(FIELDS)
+        self.fmt, self.run_id, self.json, self.output = fmt, run_id, json, output
+        self.at = datetime.now(timezone.utc).replace(tzinfo=None)
+        if fmt == "csv":
+            sys.stdout.write(output.csv_line(output.FIELDS))
 
     def write(self, diff: Any) -> None:
         if self.fmt == "jsonl":
             sys.stdout.write(self.json.dumps(diff.to_json(), ensure_ascii=False) + "\n")
             return
-        for row in self.discrepancies(self.run_id, self.at, diff):
-            self.writer.writerow({**row, "diffed_at": row["diffed_at"].isoformat(" ")}.values())
+        sys.stdout.write(self.output.csv_lines(self.run_id, self.at, diff))
 
 
 class _DiffProgress:

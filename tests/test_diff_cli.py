@@ -110,6 +110,22 @@ def test_csv_and_table_formats(parity: Callable[..., Run], dbs: tuple[Database, 
     assert "diff statistics" in as_table.out and "changed values per column" in as_table.out
 
 
+def test_csv_tells_null_from_an_empty_string(
+    parity: Callable[..., Run], dbs: tuple[Database, Database], tmp_path: Path
+) -> None:
+    """As PostgreSQL's CSV: NULL an empty field, '' a quoted one (both were empty), printed and in a file."""
+    source, target = dbs
+    source.sql("UPDATE orders SET note = '' WHERE id = 1")
+    target.sql("UPDATE orders SET note = '' WHERE id = 2")
+    file = tmp_path / "found.csv"
+    printed = parity(
+        "diff", source.url, target.url, "--format", "csv", "--output", str(file), "--output-mismatches"
+    )
+    for text in (printed.out, file.read_text()):
+        lines = [line.split(",", 3)[3] for line in text.splitlines()[1:]]
+        assert lines == ['"{""id"": 1}",changed,note,"",a', '"{""id"": 2}",changed,note,,""'], text
+
+
 def test_output_table_prints_nothing_unless_asked(
     parity: Callable[..., Run], dbs: tuple[Database, Database]
 ) -> None:

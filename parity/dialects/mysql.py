@@ -15,6 +15,11 @@ from parity.dialects.base import COPY_ESCAPES, Dialect
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalchemy
 
 
+def _unticked(name: Any) -> Any:
+    """A name as MySQL holds it, from SHOW CREATE TABLE's text (``b``q`` is ``b`q``)."""
+    return name.replace("``", "`") if isinstance(name, str) else name
+
+
 def _inserted(stmt: Any, column: str) -> Any:
     """The row's new value in ON DUPLICATE KEY UPDATE. SQLAlchemy (2.0) doubles the ``%`` of a name in
     ``VALUES(...)`` twice over (``pct%%%%``, which MySQL looks up as ``pct%%``); such a name is written
@@ -37,6 +42,41 @@ class MySQL(Dialect):
     SESSION_SETUP = ("SET time_zone = '+00:00'",)
 
     BOOLEAN_LITERALS = ("1", "0")
+
+    # SQLAlchemy (2.0, 2.1) reads names from SHOW CREATE TABLE without undoing its doubled backticks:
+    # a column b`q comes back as b``q, which no statement finds. Every reflected name is undone here.
+
+    def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        return [{**c, "name": _unticked(c["name"])} for c in super().columns(conn, table, schema)]
+
+    def primary_key(self, conn: Connection, table: str, schema: str | None) -> tuple[str, ...]:
+        return tuple(_unticked(c) for c in super().primary_key(conn, table, schema))
+
+    def indexes(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        return [
+            {**ix, "name": _unticked(ix["name"]), "column_names": [_unticked(c) for c in ix["column_names"]]}
+            for ix in super().indexes(conn, table, schema)
+        ]
+
+    def foreign_keys(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        return [
+            {
+                **fk,
+                "name": _unticked(fk["name"]),
+                "constrained_columns": [_unticked(c) for c in fk["constrained_columns"]],
+                "referred_table": _unticked(fk["referred_table"]),
+                "referred_columns": [_unticked(c) for c in fk["referred_columns"]],
+            }
+            for fk in super().foreign_keys(conn, table, schema)
+        ]
+
+    def unique_constraints(
+        self, conn: Connection, table: str, schema: str | None
+    ) -> list[tuple[str | None, tuple[str, ...]]]:
+        return [
+            (_unticked(name), tuple(_unticked(c) for c in cols))
+            for name, cols in super().unique_constraints(conn, table, schema)
+        ]
 
     def breaks_foreign_key(self, error: BaseException) -> bool:
         return bool(error.args) and error.args[0] == 1452  # (ER_NO_REFERENCED_ROW_2)

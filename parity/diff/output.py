@@ -7,9 +7,8 @@ no column, the whole row (JSON text) as its value on the side that has it.
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -100,13 +99,32 @@ class JsonlSink:
         self.file.close()
 
 
+def csv_line(values: Iterable[Any]) -> str:
+    """One CSV line as PostgreSQL's CSV reads it: NULL is an empty field, an empty string ``""`` (the
+    csv module writes both as nothing, so a NULL and an empty value looked alike)."""
+    return ",".join(_csv_field(v) for v in values) + "\n"
+
+
+def _csv_field(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value.isoformat(" ") if isinstance(value, datetime) else str(value)
+    if text == "" or any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_lines(run_id: str, at: datetime, diff: RowDiff) -> str:
+    """The discrepancy rows of one differing row (one per column), as CSV lines under ``FIELDS``."""
+    return "".join(csv_line(row[f] for f in FIELDS) for row in discrepancies(run_id, at, diff))
+
+
 class CsvSink:
     """Discrepancy rows (one per differing column) with a header line."""
 
     def __init__(self, path: Path, run_id: str) -> None:
         self.file = _open(path)
-        self.writer = csv.DictWriter(self.file, FIELDS)
-        self.writer.writeheader()
+        self.file.write(csv_line(FIELDS))
         self.run_id = run_id
         self.at = datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -114,8 +132,7 @@ class CsvSink:
         pass  # (a file's rows name the source table only, as the printed ones do)
 
     def write(self, diff: RowDiff) -> None:
-        for row in discrepancies(self.run_id, self.at, diff):
-            self.writer.writerow({**row, "diffed_at": row["diffed_at"].isoformat(" ")})
+        self.file.write(csv_lines(self.run_id, self.at, diff))
 
     def close(self) -> None:
         self.file.close()
