@@ -333,7 +333,7 @@ def render_copy_summary(result: Any) -> None:
         )
     out.print(table)
     if result.rejects_file and any(t.rejected for t in result.tables):
-        out.print(f"rejected rows written to {result.rejects_file}")
+        out.print(f"rejected rows written to {result.rejects_file} (run_id {result.run_id})")
 
 
 @cli.command("sync")

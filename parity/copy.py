@@ -17,11 +17,12 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from itertools import repeat
 from typing import Any
 
@@ -88,6 +89,8 @@ class CopyResult:
     tables: list[TableResult] = field(default_factory=list)
     schema: SchemaPlan | None = None
     rejects_file: str | None = None
+    run_id: str | None = None
+    """The run's id in the rejects file's records (``run_id``)."""
     warnings: list[str] = field(default_factory=list)
     """What the copy did otherwise than asked, though every row arrived (a foreign key the rows break)."""
 
@@ -100,6 +103,7 @@ class CopyResult:
             "ok": self.ok,
             "tables": [asdict(t) for t in self.tables],
             "rejects_file": self.rejects_file,
+            "run_id": self.run_id,
             "warnings": self.warnings,
         }
 
@@ -178,6 +182,7 @@ def copy(
     state.ensure()
     maps = IdMaps(state)
     rejects = _Rejects(rejects_file, max_rejects)
+    result.run_id = rejects.run["run_id"]
     starts = _start_all(job, state, plans)
     try:
         for table_plan in plans:
@@ -710,11 +715,16 @@ class _Counter:
 
 
 class _Rejects:
-    """Rows the target refused, one JSON object a line, with the reason; past ``limit`` rows of one
-    table, that table fails (``--max-rejects``)."""
+    """Rows the target refused, one JSON object a line, with the reason and the run (its id and start:
+    the file is appended to, run after run); past ``limit`` rows of one table, that table fails
+    (``--max-rejects``)."""
 
     def __init__(self, path: str | None, limit: int | None = None) -> None:
         self.path, self.limit = path, limit
+        self.run = {
+            "run_id": uuid.uuid4().hex,
+            "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         self.file: Any = None
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
@@ -732,7 +742,8 @@ class _Rejects:
         with self.lock:
             if self.file is None:
                 self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-            record = {"table": table, "reason": reason, "row": dict(zip(columns, row, strict=True))}
+            row_values = dict(zip(columns, row, strict=True))
+            record = {**self.run, "table": table, "reason": reason, "row": row_values}
             self.file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
 
     def close(self) -> None:

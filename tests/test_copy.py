@@ -525,6 +525,10 @@ def test_rejected_rows_are_isolated_and_reported(
     records = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [r["row"]["name"] for r in records] == ["two"]
     assert records[0]["reason"]
+    assert records[0]["run_id"] == result.run_id and records[0]["run_at"]  # (the file is appended to)
+    again = copy(job_for(small, target), mode="append", rejects_file=str(rejects))
+    runs = [json.loads(line)["run_id"] for line in rejects.read_text().splitlines()]
+    assert again.run_id != result.run_id and runs.count(again.run_id) == 3
     assert sorted(r[0] for r in target.query("SELECT id FROM items")) == [1, 3, 100]
     assert not [r for r in caplog.records if r.name.startswith("psycopg")]  # no "pipeline aborted" noise
 
