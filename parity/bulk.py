@@ -59,7 +59,7 @@ class Writer:
         self.types = list(types)
         prep = conn.dialect.identifier_preparer
         self.column_list = as_sent(", ".join(prep.quote(c) for c in self.columns), conn.dialect)
-        """The quoted columns as SQL sent with no parameters reads (``endpoint.as_sent``)."""
+        """The quoted columns as SQL sent with no parameters reads (``sqltext.as_sent``)."""
 
     def write(self, rows: Sequence[Row]) -> None:
         raise NotImplementedError

@@ -303,9 +303,9 @@ def _add_foreign_key(conn: Connection, dialect: Dialect, table: str, warnings: l
     except sa.exc.DBAPIError as exc:
         if savepoint is not None:
             savepoint.rollback()
-        switch = dialect.FK_CHECKS
         if exc.orig is None or not dialect.breaks_foreign_key(exc.orig):
             raise
+        switch = dialect.FK_CHECKS
         if dialect.UNCHECKED_FOREIGN_KEY:
             execute_raw(conn, dialect.UNCHECKED_FOREIGN_KEY.format(sql=sql))
         elif switch:

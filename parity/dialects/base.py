@@ -134,10 +134,11 @@ class Dialect:
     MAX_IDENTIFIER: ClassVar[int] = 63
 
     TRANSACTIONAL_DDL: ClassVar[bool] = False
+    """Whether CREATE/ALTER can be rolled back; if not, a failed schema apply undoes what it created."""
+
     UNCHECKED_FOREIGN_KEY: ClassVar[str | None] = None
     """How a foreign key is added without checking the rows already there (``{sql}``: the ADD statement),
     where the database can; None where FK checks switched off (FK_CHECKS) do it, or nothing does."""
-    """Whether CREATE/ALTER can be rolled back; if not, a failed schema apply undoes what it created."""
 
     FK_CHECKS: ClassVar[tuple[str, str] | None] = None
     """Statements that switch FK checks off and on again for a session, where the database has them."""

@@ -67,6 +67,8 @@ class PostgreSQL(Dialect):
     MAX_DECIMAL_PRECISION = 1000
     MAX_DECIMAL_SCALE = 1000
     MAX_VARCHAR = 10485760
+    MAX_CHAR = 10485760
+    UNCHECKED_FOREIGN_KEY = "{sql} NOT VALID"
 
     def advance_sequences(
         self, conn: Connection, table: str, quote: Callable[[str], str], columns: Sequence[str]
@@ -93,15 +95,11 @@ class PostgreSQL(Dialect):
                 {"table": table, "column": column},
             )
 
-    UNCHECKED_FOREIGN_KEY = "{sql} NOT VALID"
-
     def breaks_foreign_key(self, error: BaseException) -> bool:
         return getattr(error, "sqlstate", None) == "23503"
 
     def explicit_values(self, stmt: Any) -> Any:
         return stmt.with_dialect_options(postgresql_overriding_system_value=True)
-
-    MAX_CHAR = 10485760
 
     _CAST = re.compile(r"::[a-z_ ]+(\[\])?(\(\d+(,\d+)?\))?$", re.IGNORECASE)
 
