@@ -688,8 +688,7 @@ def _finish(job: Job, state: State, task: str, tp: _TablePlan) -> None:
         ):
             logger.info("%s: primary key, unique constraints and indexes built after the rows", tp.target)
         state.finish_task(conn, task, {"status": "done", "table": tp.target})
-        target = job.target
-        target.dialect.advance_sequences(conn, target.qualified(tp.target), target.quote, tp.target_columns)
+        job.target.dialect.advance_sequences(conn, job.target, tp.target, tp.target_columns)
 
 
 class _Counter:
@@ -773,6 +772,8 @@ class _ChunkRunner:
         native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
         self.decoders = [None if t.kind in native else t.kind for t in tp.types]
         self.target_dialect = job.target.dialect
+        self.fixed: set[str] | None = None
+        """The target's columns merge may not update (``Dialect.fixed_columns``), once asked."""
         self.writer_class = bulk.WRITERS[self.target_dialect.WRITER]
         prepares = self.writer_class.PREPARES and not tp.remap.active
         self.prepare = self.writer_class.prepare if prepares else None
@@ -1082,7 +1083,12 @@ class _ChunkRunner:
             return self._write_remapped(chunk, batches)
         tp, target = self.tp, self.job.target
         read = written = rejected = 0
-        with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle), conn.begin():
+        with (
+            target.connect() as conn,
+            _fk_checks_off(conn, self.target_dialect, tp.in_cycle),
+            conn.begin(),
+            self.target_dialect.explicit_ids(conn, target, tp.target, tp.target_columns),
+        ):
             destination = self._destination(conn)
             writer = bulk.WRITERS[self.target_dialect.WRITER](conn, destination, tp.target_columns, tp.types)
             try:
@@ -1130,33 +1136,31 @@ class _ChunkRunner:
         target = self.job.target
         if self.tp.mode != "merge":
             return target.qualified(self.tp.target)
-        # one a table and thread: a temporary table lives on with its pooled connection, and the
-        # next table's batches must not meet this one's columns
-        table = hashlib.sha1(self.tp.target.encode("utf-8")).hexdigest()[:10]
-        staging = target.quote(f"_parity_stage_{table}_{threading.get_ident()}")
-        execute_raw(conn, self._create_staging_sql(staging))
+        staging = target.quote(self._staging_name())
+        for statement in self._create_staging_sql(staging):
+            execute_raw(conn, statement)
         return staging
 
-    def _create_staging_sql(self, staging: str) -> str:
+    def _staging_name(self) -> str:
+        """One a table and thread: a temporary table lives on with its pooled connection, and the next
+        table's batches must not meet this one's columns."""
+        table = hashlib.sha1(self.tp.target.encode("utf-8")).hexdigest()[:10]
+        return f"{self.target_dialect.TEMPORARY_PREFIX}_parity_stage_{table}_{threading.get_ident()}"
+
+    def _create_staging_sql(self, staging: str) -> list[str]:
+        """The statements that make the (empty) staging table, with the target's columns."""
         target = self.job.target
         cols = ", ".join(target.quote(c) for c in self.tp.target_columns)
-        source = target.qualified(self.tp.target)
-        if target.backend == "postgresql":
-            return (
-                f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS SELECT {cols} FROM {source} WHERE 1 = 0"
-            )
-        if target.backend in ("mysql", "mariadb"):
-            return (
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {cols} FROM {source} WHERE 1 = 0"
-            )
-        return f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {cols} FROM {source} WHERE 1 = 0"
+        return self.target_dialect.create_staging(staging, cols, target.qualified(self.tp.target))
 
     def _merge(self, conn: Connection, staging: str) -> None:
         tp, target = self.tp, self.job.target
         columns = tp.target_columns
+        if self.fixed is None:
+            self.fixed = self.target_dialect.fixed_columns(conn, target, tp.target)
         target_table = sa.table(tp.target, *(sa.column(c) for c in columns), schema=target.schema)
-        staging_table = sa.table(staging.strip('`"'), *(sa.column(c) for c in columns))
-        conn.execute(self.target_dialect.upsert(target_table, staging_table, columns, tp.key))
+        staging_table = sa.table(self._staging_name(), *(sa.column(c) for c in columns))
+        conn.execute(self.target_dialect.upsert(target_table, staging_table, columns, tp.key, self.fixed))
         execute_raw(conn, f"DELETE FROM {staging}")
 
     def _write_batch(

@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -123,8 +123,7 @@ class Applier:
         """After inserts: the target's next generated ids come after the ones written (``Dialect``)."""
         endpoint = self.endpoint
         with endpoint.begin() as conn:
-            qualified = endpoint.qualified(self.table.name)
-            endpoint.dialect.advance_sequences(conn, qualified, endpoint.quote, columns)
+            endpoint.dialect.advance_sequences(conn, endpoint, self.table.name, columns)
 
     def encode(self, column: str, value: Any) -> Any:
         encoder = self.encoders.get(column)
@@ -161,6 +160,7 @@ class Applier:
         columns = list(rows[0])
         explicit = self.endpoint.dialect.explicit_values
         stmt = explicit(sa.insert(self.exec_table).values({c: sa.bindparam(f"v_{c}") for c in columns}))
+        stmt = stmt.execution_options(**{EXPLICIT_IDS: tuple(columns)})
         params = [{f"v_{c}": self.encode(c, row.get(c)) for c in columns} for row in rows]
 
         def shown(row: dict[str, Any]) -> Any:
@@ -291,12 +291,30 @@ def run_batches(
     done = 0
     for stmt, params in batches:
         try:
-            with endpoint.connect() as conn, conn.begin(), _fk_checks(conn, endpoint, fk_checks):
+            with (
+                endpoint.connect() as conn,
+                conn.begin(),
+                _fk_checks(conn, endpoint, fk_checks),
+                _explicit_ids(conn, endpoint, stmt),
+            ):
                 result = conn.execute(stmt, params)
                 done += max(result.rowcount, 0) if result.rowcount not in (-1, None) else len(params)
         except sa.exc.DBAPIError as exc:
             on_error(len(params), driver_message(exc))
     return done
+
+
+EXPLICIT_IDS = "parity_explicit_ids"
+"""The execution option of an INSERT that names the columns it gives values to (``_explicit_ids``)."""
+
+
+def _explicit_ids(conn: Connection, endpoint: Endpoint, stmt: Any) -> AbstractContextManager[None]:
+    """For an INSERT that gives its columns' values: whatever the database needs to take them even where
+    it numbers the column itself (``Dialect.explicit_ids``)."""
+    columns = stmt.get_execution_options().get(EXPLICIT_IDS)
+    if not columns:
+        return nullcontext()
+    return endpoint.dialect.explicit_ids(conn, endpoint, stmt.table.name, columns)
 
 
 @contextmanager

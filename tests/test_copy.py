@@ -32,7 +32,7 @@ from parity.schema.model import Column, Table
 from parity.schema.plan import plan_schema
 from parity.schema.types import CanonicalType, Kind
 from parity.values import decode_rows
-from tests.conftest import FK_CHECKS_ON, Database, fk_checks_on
+from tests.conftest import ALL_BACKENDS, FK_CHECKS_ON, Database, fk_checks_on
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -415,11 +415,19 @@ def small(make_db: Callable[[str], Database]) -> Database:
     return db
 
 
-@pytest.mark.parametrize("target_name", ["sqlite", "duckdb", "postgresql", "mariadb"])
+EXTRA_ROW = "INSERT INTO items (id, name, price) VALUES (9, 'extra', 9.90)"
+
+
+@pytest.mark.parametrize("target_name", ALL_BACKENDS)
 def test_modes(small: Database, make_db: Callable[[str], Database], target_name: str) -> None:
+    """Replace, merge (MERGE on Oracle and SQL Server) and replace again, into a table whose id the
+    target numbers (but DuckDB's): the ids are the source's, and the next the target gives comes after."""
     target = make_db(target_name)
     copy_ok(job_for(small, target))
-    target.sql("INSERT INTO items VALUES (9, 'extra', 9.90)")
+    if target_name == "mssql":
+        target.sql("SET IDENTITY_INSERT items ON", EXTRA_ROW, "SET IDENTITY_INSERT items OFF")
+    else:
+        target.sql(EXTRA_ROW)
     small.sql("UPDATE items SET price = 2.25 WHERE id = 2", "INSERT INTO items VALUES (4, 'four', 4.40)")
 
     copy_ok(job_for(small, target), mode="merge")
@@ -433,6 +441,9 @@ def test_modes(small: Database, make_db: Callable[[str], Database], target_name:
     ]
     copy_ok(job_for(small, target), mode="replace")
     assert [r[0] for r in target.query("SELECT id FROM items ORDER BY id")] == [1, 2, 3, 4]
+    if target_name != "duckdb":  # (no identity columns)
+        target.sql("INSERT INTO items (name) VALUES ('new')")
+        assert target.query("SELECT id FROM items WHERE name = 'new'")[0][0] > 4
 
 
 def test_append_mode_adds_rows(small: Database, pg_db: Database) -> None:
@@ -1262,6 +1273,20 @@ def test_into_generated_always_identity(small: Database, pg_db: Database, tmp_pa
     copy_ok(job_for(small, pg_db), mode="merge")
     pg_db.sql("INSERT INTO items (name) VALUES ('newer')")
     assert pg_db.query("SELECT id FROM items WHERE name = 'newer'") == [(101,)]
+
+
+def test_merge_by_another_key_into_generated_always_identity(small: Database, pg_db: Database) -> None:
+    """Merge by name into a table whose id is GENERATED ALWAYS: PostgreSQL refuses any UPDATE of that
+    column (even to the value it holds), so a matched row keeps the target's id and takes the source's
+    other columns; a new row comes with the source's id."""
+    pg_db.sql(
+        "CREATE TABLE items (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " name VARCHAR(20) NOT NULL UNIQUE, price DECIMAL(8,2))",
+        "INSERT INTO items OVERRIDING SYSTEM VALUE VALUES (7, 'two', 0)",
+    )
+    copy_ok(job_for(small, pg_db, table_options={"key": ["name"]}), mode="merge")
+    rows = pg_db.query("SELECT id, name, price FROM items ORDER BY id")
+    assert [(i, n, str(p)) for i, n, p in rows] == [(1, "one", "1.10"), (3, "three", "3.30"), (7, "two", "2.20")]
 
 
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])

@@ -387,3 +387,51 @@ def test_the_digits_of_a_second_each_type_keeps() -> None:
         ("sqlite", sqlite.DATETIME(), None),
     ]  # fmt: skip
     assert [for_name(name).fraction_digits(t) for name, t, _ in cases] == [d for _, _, d in cases]
+
+
+# ---- merge: MERGE where the database has no ON CONFLICT ----------------------------------------------
+
+MERGES = {
+    "oracle": [
+        'CREATE PRIVATE TEMPORARY TABLE "ORA$PTT_parity_stage" ON COMMIT DROP DEFINITION'
+        ' AS SELECT id, slug, "select" FROM app.items WHERE 1 = 0',
+        'MERGE INTO app.items t USING "ORA$PTT_parity_stage" s ON (t.slug = s.slug)'
+        ' WHEN MATCHED THEN UPDATE SET t."select" = s."select"'
+        ' WHEN NOT MATCHED THEN INSERT (id, slug, "select") VALUES (s.id, s.slug, s."select")',
+    ],
+    "mssql": [
+        "DROP TABLE IF EXISTS [#_parity_stage]",
+        "SELECT id, slug, [select] INTO [#_parity_stage] FROM app.items WHERE 1 = 0"
+        " UNION ALL SELECT id, slug, [select] FROM app.items WHERE 1 = 0",
+        "MERGE INTO app.items t USING [#_parity_stage] s ON (t.slug = s.slug)"
+        " WHEN MATCHED THEN UPDATE SET t.[select] = s.[select]"
+        " WHEN NOT MATCHED THEN INSERT (id, slug, [select]) VALUES (s.id, s.slug, s.[select]);",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MERGES))
+def test_merge_is_a_merge_statement_where_there_is_no_on_conflict(name: str) -> None:
+    """Merge's staging table and upsert on Oracle and SQL Server: a temporary table as each names one,
+    and MERGE on the key, the identity column (``fixed``: its database refuses any UPDATE of it) left
+    out of the UPDATE but given on INSERT."""
+    dialect, sa_dialect = for_name(name), SA_DIALECTS[name]
+    quote = sa_dialect.identifier_preparer.quote
+    columns = ["id", "slug", "select"]
+    staging_name = f"{dialect.TEMPORARY_PREFIX}_parity_stage"
+    statements = dialect.create_staging(
+        quote(staging_name), ", ".join(quote(c) for c in columns), f"app.{quote('items')}"
+    )
+    target = sa.table("items", *(sa.column(c) for c in columns), schema="app")
+    staging = sa.table(staging_name, *(sa.column(c) for c in columns))
+    merge = dialect.upsert(target, staging, columns, ["slug"], fixed={"id"})
+    assert [*statements, str(merge.compile(dialect=sa_dialect))] == MERGES[name]
+
+
+@pytest.mark.parametrize("name", sorted(MERGES))
+def test_merge_of_key_columns_only_inserts_what_is_missing(name: str) -> None:
+    dialect, sa_dialect = for_name(name), SA_DIALECTS[name]
+    target, staging = sa.table("t", sa.column("a"), sa.column("b")), sa.table("s", sa.column("a"), sa.column("b"))
+    sql = str(dialect.upsert(target, staging, ["a", "b"], ["a", "b"]).compile(dialect=sa_dialect))
+    assert "WHEN MATCHED" not in sql
+    assert "ON (t.a = s.a AND t.b = s.b) WHEN NOT MATCHED THEN INSERT (a, b) VALUES (s.a, s.b)" in sql

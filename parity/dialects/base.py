@@ -8,17 +8,21 @@ canonical ones, and (for copy, diff and sync) how values travel in and out.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timezone
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import UserDefinedType
 
 from parity.schema.model import Default
 from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
+
+if TYPE_CHECKING:
+    from parity.endpoint import Endpoint
 
 
 class RawType(UserDefinedType):
@@ -67,6 +71,39 @@ def inspecting(conn: Connection) -> Iterator[None]:
 
 def inspector(conn: Connection) -> sa.Inspector:
     return _INSPECTORS.get(conn) or sa.inspect(conn)
+
+
+class Merge(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
+    """``MERGE INTO target USING staging``: the upsert of databases without ON CONFLICT or ON DUPLICATE
+    KEY (Oracle, SQL Server): staging rows whose key the target holds update its other columns (but
+    ``fixed`` ones), the others are inserted."""
+
+    inherit_cache = False
+
+    def __init__(
+        self,
+        target: sa.TableClause,
+        staging: sa.TableClause,
+        columns: Sequence[str],
+        key: Sequence[str],
+        fixed: Collection[str] = (),
+    ) -> None:
+        self.target, self.staging, self.columns, self.key = target, staging, list(columns), list(key)
+        self.fixed = set(fixed)
+
+
+@compiles(Merge)
+def _compile_merge(element: Merge, compiler: Any, **kw: Any) -> str:
+    preparer = compiler.preparer
+    names = {c: preparer.quote(c) for c in element.columns}
+    on = " AND ".join(f"t.{names[k]} = s.{names[k]}" for k in element.key)
+    rest = [c for c in element.columns if c not in element.key and c not in element.fixed]
+    sql = f"MERGE INTO {preparer.format_table(element.target)} t USING {preparer.format_table(element.staging)} s ON ({on})"
+    if rest:
+        sql += " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"t.{names[c]} = s.{names[c]}" for c in rest)
+    listed = ", ".join(names.values())
+    sql += f" WHEN NOT MATCHED THEN INSERT ({listed}) VALUES ({', '.join(f's.{n}' for n in names.values())})"
+    return sql + (";" if compiler.dialect.name == "mssql" else "")  # (SQL Server's MERGE must end so)
 
 
 class Dialect:
@@ -208,10 +245,23 @@ class Dialect:
         }
 
     def advance_sequences(
-        self, conn: Connection, table: str, quote: Callable[[str], str], columns: Sequence[str]
+        self, conn: Connection, target: Endpoint, table: str, columns: Sequence[str]
     ) -> None:
         """After rows were written with their own values into columns the database numbers (identity,
-        serial), make the next number it gives come after the largest (``table``: quoted, qualified)."""
+        serial), make the next number it gives come after the largest."""
+
+    def fixed_columns(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        """The table's columns an UPDATE may not set, even to the value they hold: values the database
+        always generates (PostgreSQL's and Oracle's GENERATED ALWAYS, SQL Server's identity)."""
+        return set()
+
+    @contextmanager
+    def explicit_ids(
+        self, conn: Connection, target: Endpoint, table: str, columns: Sequence[str]
+    ) -> Iterator[None]:
+        """Within the block, INSERTs on ``conn`` into ``table`` may give ``columns`` values even where the
+        database numbers them (SQL Server's IDENTITY_INSERT); nothing to do elsewhere."""
+        yield
 
     def breaks_foreign_key(self, error: BaseException) -> bool:
         """Whether the driver's error says rows reference rows that are not there."""
@@ -222,16 +272,32 @@ class Dialect:
         generates (PostgreSQL's GENERATED ALWAYS refuses them otherwise)."""
         return stmt
 
+    TEMPORARY_PREFIX: ClassVar[str] = ""
+    """How the names of temporary tables begin, where the database tells them by name."""
+
+    def create_staging(self, staging: str, columns: str, source: str) -> list[str]:
+        """The statements that make an empty temporary table ``staging`` (a quoted name) with ``columns``
+        (quoted, comma-separated) as the table ``source`` has them, for this session, if it has none."""
+        return [
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {source} WHERE 1 = 0"
+        ]
+
     def upsert(
-        self, target: sa.TableClause, staging: sa.TableClause, columns: list[str], key: list[str]
+        self,
+        target: sa.TableClause,
+        staging: sa.TableClause,
+        columns: list[str],
+        key: list[str],
+        fixed: Collection[str] = (),
     ) -> sa.Executable:
-        """INSERT the staging rows into the target, updating rows whose key exists (ON CONFLICT form)."""
+        """INSERT the staging rows into the target, updating rows whose key exists (ON CONFLICT form);
+        ``fixed`` columns keep the target's value (``fixed_columns``)."""
         from sqlalchemy.dialects.postgresql import insert
 
         # WHERE true: SQLite cannot otherwise tell the upsert clause from a join condition
         rows = sa.select(*(staging.c[c] for c in columns)).where(sa.true())
         stmt = self.explicit_values(insert(target).from_select(columns, rows))
-        rest = [c for c in columns if c not in key]
+        rest = [c for c in columns if c not in key and c not in fixed]
         if not rest:
             return stmt.on_conflict_do_nothing(index_elements=key)
         return stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in rest})

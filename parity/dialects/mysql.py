@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -92,10 +92,15 @@ class MySQL(Dialect):
         return None
 
     def upsert(
-        self, target: sa.TableClause, staging: sa.TableClause, columns: list[str], key: list[str]
+        self,
+        target: sa.TableClause,
+        staging: sa.TableClause,
+        columns: list[str],
+        key: list[str],
+        fixed: Collection[str] = (),
     ) -> sa.Executable:
         stmt = mysql.insert(target).from_select(columns, sa.select(*(staging.c[c] for c in columns)))
-        rest = [c for c in columns if c not in key] or key[:1]
+        rest = [c for c in columns if c not in key and c not in fixed] or key[:1]
         return stmt.on_duplicate_key_update({c: _inserted(stmt, c) for c in rest})
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -13,6 +13,9 @@ from sqlalchemy.ext.compiler import compiles
 
 from parity.dialects.base import Dialect
 from parity.schema.types import Kind
+
+if TYPE_CHECKING:
+    from parity.endpoint import Endpoint
 
 
 def _column_list_end(text: str) -> int:
@@ -71,10 +74,11 @@ class PostgreSQL(Dialect):
     UNCHECKED_FOREIGN_KEY = "{sql} NOT VALID"
 
     def advance_sequences(
-        self, conn: Connection, table: str, quote: Callable[[str], str], columns: Sequence[str]
+        self, conn: Connection, target: Endpoint, table: str, columns: Sequence[str]
     ) -> None:
         """Each sequence of these columns goes past the column's largest value (COPY writes ids even into
         GENERATED ALWAYS columns); a sequence already further on stays where it is."""
+        quote, table = target.quote, target.qualified(table)
         with_sequence = conn.execute(
             sa.text(
                 "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:table AS regclass) AND attnum > 0"
@@ -94,6 +98,22 @@ class PostgreSQL(Dialect):
                 ),
                 {"table": table, "column": column},
             )
+
+    def fixed_columns(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        return set(
+            conn.execute(
+                sa.text(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:table AS regclass)"
+                    " AND attnum > 0 AND NOT attisdropped AND (attidentity = 'a' OR attgenerated <> '')"
+                ),
+                {"table": target.qualified(table)},
+            ).scalars()
+        )
+
+    def create_staging(self, staging: str, columns: str, source: str) -> list[str]:
+        return [
+            f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS SELECT {columns} FROM {source} WHERE 1 = 0"
+        ]
 
     def breaks_foreign_key(self, error: BaseException) -> bool:
         return getattr(error, "sqlstate", None) == "23503"
