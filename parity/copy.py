@@ -360,6 +360,8 @@ def _plan_tables(
         name = by_target[target]
         spec, source = specs[name], sources[name]
         columns = select_columns(source.column_names, spec.columns, spec.exclude_columns, name)
+        computed = plan.generated.get(target, set())  # (the target fills them itself)
+        columns = [c for c in columns if spec.map.get(c, c) not in computed]
         target_columns = [spec.map.get(c, c) for c in columns]
         key = list(spec.key or source.key())
         table_mode = spec.mode or mode

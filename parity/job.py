@@ -94,8 +94,21 @@ def shape(table: Table, spec: cfg.TableConfig, maps: dict[str, dict[str, str]]) 
         for fk in table.foreign_keys
         if kept(fk.columns)
     )
+    extra: dict[str, Any] = {}
+    if (rename or len(keep) < len(names)) and (table.checks or any(c.generated for c in columns)):
+        # their SQL may name the columns that were renamed or left out: not carried over
+        extra["checks"] = ()
+        columns = tuple(
+            replace(c, generated=replace(c.generated, expression=None)) if c.generated else c for c in columns
+        )
+        extra["notes"] = (
+            *table.notes,
+            f"{table.name}: columns renamed or left out, so its CHECK constraints and computed columns'"
+            " expressions are not carried over",
+        )
     return replace(
         table,
+        **extra,
         columns=columns,
         primary_key=cols(table.primary_key) if kept(table.primary_key) else (),
         uniques=tuple(replace(u, columns=cols(u.columns)) for u in table.uniques if kept(u.columns)),

@@ -118,6 +118,8 @@ class Applier:
         )
         """Untyped columns, to execute with values the driver takes as they are (already encoded)."""
         self.statements: list[str] = []
+        self.computed = {c.name for c in table.columns if c.generated}
+        """Columns the target computes: never written to (their values follow the others')."""
 
     def advance_sequences(self, columns: Sequence[str]) -> None:
         """After inserts: the target's next generated ids come after the ones written (``Dialect``)."""
@@ -157,7 +159,7 @@ class Applier:
     def inserts(self, rows: list[dict[str, Any]]) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
         if not rows:
             return
-        columns = list(rows[0])
+        columns = [c for c in rows[0] if c not in self.computed]
         explicit = self.endpoint.dialect.explicit_values
         stmt = explicit(sa.insert(self.exec_table).values({c: sa.bindparam(f"v_{c}") for c in columns}))
         stmt = stmt.execution_options(**{EXPLICIT_IDS: tuple(columns)})
@@ -178,7 +180,9 @@ class Applier:
             return
         groups: dict[tuple[str, ...], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
         for key_values, values in changes:
-            groups.setdefault(tuple(sorted(values)), []).append((key_values, values))
+            written = {c: v for c, v in values.items() if c not in self.computed}
+            if written:
+                groups.setdefault(tuple(sorted(written)), []).append((key_values, written))
         for columns, members in groups.items():
             stmt = (
                 sa.update(self.exec_table)

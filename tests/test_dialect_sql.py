@@ -424,14 +424,18 @@ def test_merge_is_a_merge_statement_where_there_is_no_on_conflict(name: str) -> 
     )
     target = sa.table("items", *(sa.column(c) for c in columns), schema="app")
     staging = sa.table(staging_name, *(sa.column(c) for c in columns))
-    merge = dialect.upsert(target, staging, columns, ["slug"], fixed={"id"})
+    merge: Any = dialect.upsert(target, staging, columns, ["slug"], fixed={"id"})
     assert [*statements, str(merge.compile(dialect=sa_dialect))] == MERGES[name]
 
 
 @pytest.mark.parametrize("name", sorted(MERGES))
 def test_merge_of_key_columns_only_inserts_what_is_missing(name: str) -> None:
     dialect, sa_dialect = for_name(name), SA_DIALECTS[name]
-    target, staging = sa.table("t", sa.column("a"), sa.column("b")), sa.table("s", sa.column("a"), sa.column("b"))
-    sql = str(dialect.upsert(target, staging, ["a", "b"], ["a", "b"]).compile(dialect=sa_dialect))
+    target, staging = (
+        sa.table("t", sa.column("a"), sa.column("b")),
+        sa.table("s", sa.column("a"), sa.column("b")),
+    )
+    merge: Any = dialect.upsert(target, staging, ["a", "b"], ["a", "b"])
+    sql = str(merge.compile(dialect=sa_dialect))
     assert "WHEN MATCHED" not in sql
     assert "ON (t.a = s.a AND t.b = s.b) WHEN NOT MATCHED THEN INSERT (a, b) VALUES (s.a, s.b)" in sql

@@ -409,3 +409,28 @@ def test_sync_and_its_dry_run_write_ids_into_generated_always_identity(
     assert target.query("SELECT id, name FROM g ORDER BY id") == [(1, "a"), (2, "b"), (3, "c")]
     target.sql("INSERT INTO g (name) VALUES ('d')")  # (the sequence went past the ids sync wrote)
     assert target.query("SELECT id FROM g WHERE name = 'd'") == [(4,)]
+
+
+def test_sync_and_fix_leave_columns_the_target_computes_to_it(make_db: Callable[[str], Database]) -> None:
+    """The target computes ``total`` (the source holds it as a plain column): sync inserts and updates
+    the rows without it, which PostgreSQL refused outright, and so does fix."""
+    from parity.fix import fix
+
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, price DECIMAL(8,2), qty INT, total DECIMAL(12,2))",
+        "INSERT INTO t VALUES (1, 2.50, 4, 10.00), (2, 1.00, 1, 1.00), (3, 2.00, 2, 4.00)",
+    )
+    target.sql(
+        "CREATE TABLE t (id INT PRIMARY KEY, price DECIMAL(8,2), qty INT,"
+        " total DECIMAL(12,2) GENERATED ALWAYS AS (price * qty) STORED)",
+        "INSERT INTO t (id, price, qty) VALUES (1, 2.50, 4), (2, 9.00, 1)",
+    )
+    result = sync(job_for(source, target, tables=["t"]))
+    assert result.verified and (result.tables[0].inserted, result.tables[0].updated) == (1, 1)
+    assert target.query("SELECT id, total FROM t ORDER BY id") == [(1, 10), (2, 1), (3, 4)]
+    source.sql("UPDATE t SET qty = 5, total = 10.00 WHERE id = 2", "INSERT INTO t VALUES (4, 1.00, 1, 1.00)")
+    found = diff(job_for(source, target, tables=["t"]), output="_parity_discrepancies")
+    applied = fix(job_for(source, target, tables=["t"]), found.run_id, apply=True)
+    assert (applied.inserted, applied.updated, applied.failed) == (1, 1, 0)
+    assert target.query("SELECT id, total FROM t ORDER BY id") == [(1, 10), (2, 5), (3, 4), (4, 1)]

@@ -454,6 +454,13 @@ class Dialect:
         found = inspector(conn).get_unique_constraints(table, schema=schema)
         return [(u.get("name"), tuple(u["column_names"])) for u in found]
 
+    def check_constraints(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        """CHECK constraints in Inspector form (name, sqltext); none where reflection has no way to them."""
+        try:
+            return [dict(x) for x in inspector(conn).get_check_constraints(table, schema=schema)]
+        except NotImplementedError:
+            return []
+
     # ---- diff: canonical text, row hashes, buckets -------------------------------------------------
     # parity diff renders every compared value in SQL as one canonical text, equal on every database
     # for equal values (docs/types.md), hashes a row's text with SHA-256 into a 60-bit integer and sums

@@ -61,10 +61,41 @@ class DuckDB(Dialect):
         ).all()
         if not rows:
             raise sa.exc.NoSuchTableError(table)
+        generated: dict[str, str] = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT column_name, generation_expression FROM information_schema.columns"
+                    " WHERE table_schema = COALESCE(:schema, current_schema()) AND table_name = :table"
+                    " AND is_generated = 'ALWAYS'"
+                ),
+                {"schema": schema, "table": table},
+            ).all()
+        )
         return [
-            {"name": r[0], "type": r[1], "nullable": r[2], "default": r[3], "autoincrement": False}
+            {
+                "name": r[0],
+                "type": r[1],
+                "nullable": r[2],
+                "default": None if r[0] in generated else r[3],
+                "autoincrement": False,
+                **(
+                    {"computed": {"sqltext": generated[r[0]], "persisted": False}}
+                    if r[0] in generated
+                    else {}
+                ),
+            }
             for r in rows
         ]
+
+    def check_constraints(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            sa.text(
+                "SELECT constraint_name, expression FROM duckdb_constraints()"
+                f" WHERE {self._where(schema)} AND constraint_type = 'CHECK' ORDER BY constraint_index"
+            ),
+            {"schema": schema, "table": table},
+        ).all()
+        return [{"name": None, "sqltext": r[1]} for r in rows]
 
     def _constraints(self, conn: Connection, table: str, schema: str | None, kind: str) -> list[Any]:
         return list(

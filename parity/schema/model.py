@@ -17,6 +17,26 @@ class Default:
 
 
 @dataclass(frozen=True)
+class Generated:
+    """A column whose values the database computes from the row's other columns."""
+
+    expression: str | None
+    """As its database spells it (None where reflection cannot tell it exactly: SQLite)."""
+    stored: bool
+    dialect: str
+    """The SQLAlchemy dialect name of the database the expression is written for."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A CHECK constraint, its condition as its database spells it."""
+
+    name: str | None
+    expression: str
+    dialect: str
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     type: CanonicalType
@@ -28,6 +48,9 @@ class Column:
     fraction: int | None = None
     """Digits of a second a TIME or TIMESTAMP column keeps, where the database declares them (diff
     compares two such columns at the fewer); None: not declared (microseconds, or text)."""
+    generated: Generated | None = None
+    """Set for a column the database computes: never written to by copy, sync or fix; created as
+    generated where the expression is the target database's SQL, else as a plain column (a warning)."""
     wider_than_declared: bool = False
     """The column may hold values wider than its declared type says (SQLite's INTEGER, read as bigint
     because SQLite keeps 64-bit values in it): an existing narrower integer column in the target is then
@@ -61,6 +84,7 @@ class Table:
     uniques: tuple[Index, ...] = ()
     indexes: tuple[Index, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
+    checks: tuple[Check, ...] = ()
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def column(self, name: str) -> Column:

@@ -49,6 +49,10 @@ class SchemaPlan:
     names: dict[str, str] = field(default_factory=dict)
     """Source table -> target table."""
 
+    generated: dict[str, set[str]] = field(default_factory=dict)
+    """Target table -> its columns the target computes (existing ones, and ones created so): never
+    written to."""
+
     def sql(self) -> str:
         lines = [f"-- warning: {w}" for w in self.warnings]
         lines += [f"-- problem: {p}" for p in self.problems]
@@ -140,13 +144,23 @@ def _sa_column(
             f"{table.name}.{col.name}: {ctx.sa_dialect.name} has no identity columns; values are copied"
         )
     args: list[Any] = []
+    generated = col.generated
+    if generated is not None and generated.expression and generated.dialect == ctx.sa_dialect.name:
+        args.append(sa.Computed(sa.text(generated.expression), persisted=generated.stored))
+        ctx.plan.generated.setdefault(ctx.names[table.name], set()).add(col.name)
+    elif generated is not None:
+        spelled = f" as {generated.expression}" if generated.expression else ""
+        ctx.plan.warnings.append(
+            f"{table.name}.{col.name} is computed by the source{spelled} (in {generated.dialect}'s SQL);"
+            " created as a plain column holding the source's values"
+        )
     if identity and ctx.dialect.HAS_IDENTITY:
         kwargs["autoincrement"] = True
         if ctx.sa_dialect.name in ("postgresql", "oracle", "mssql"):
             args.append(sa.Identity())
     else:
         kwargs["autoincrement"] = False
-    if col.default is not None and not identity:
+    if col.default is not None and not identity and not args:
         clause = ctx.dialect.render_default(col.default, col.type)
         if clause is not None:
             kwargs["server_default"] = clause
@@ -243,6 +257,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         constraint = _fk_constraint(ctx, table, fk)
         if constraint is not None:
             pieces.append(constraint)
+    pieces += _checks(ctx, table)
     key = f"{ctx.schema}.{target}" if ctx.schema else target
     if key in ctx.metadata.tables:  # a stub from an earlier reference: replace it
         ctx.metadata.remove(ctx.metadata.tables[key])
@@ -268,12 +283,28 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     return steps
 
 
+def _checks(ctx: _Context, table: Table) -> list[sa.CheckConstraint]:
+    """The table's CHECK constraints, where they are written in the target database's SQL; the others
+    are named in a warning (a condition is not translated from one database's SQL to another's)."""
+    kept = [c for c in table.checks if c.dialect == ctx.sa_dialect.name]
+    left = [c.expression for c in table.checks if c.dialect != ctx.sa_dialect.name]
+    if left:
+        ctx.plan.warnings.append(
+            f"{table.name}: CHECK constraints written in {table.checks[0].dialect}'s SQL not created: "
+            + "; ".join(left)
+        )
+    return [sa.CheckConstraint(sa.text(c.expression), name=c.name) for c in kept]
+
+
 def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> None:
     target = ctx.names[table.name]
     have = {c.name: c for c in existing.columns}
     folded = {c.name.lower(): c for c in existing.columns} if ctx.dialect.COLUMN_NAMES_IGNORE_CASE else {}
     for col in table.columns:
         found = have.get(col.name) or folded.get(col.name.lower())  # ('id' is the column 'ID' there)
+        if found is not None and found.generated is not None:  # (the target computes it: nothing to hold)
+            ctx.plan.generated.setdefault(target, set()).add(col.name)
+            continue
         if found is None:
             sa_col = _sa_column(ctx, table, col, lossy, force_nullable=col.default is None)
             if col.default is None and not col.nullable:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from parity.dialects.base import inspecting
 from parity.endpoint import Endpoint, driver_message
 from parity.errors import ParityError, SchemaError, not_found
-from parity.schema.model import Column, ForeignKey, Index, Table
+from parity.schema.model import Check, Column, ForeignKey, Generated, Index, Table
 from parity.schema.types import CanonicalType, Kind
 
 _TIMES = (Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
@@ -78,7 +78,8 @@ def _reflect_one(
             )
             ctype = CanonicalType(Kind.TEXT)
         identity = dialect.is_identity(info, pk)
-        default = None if identity else dialect.parse_default(_default_text(info))
+        generated = _generated(info, conn.dialect.name)
+        default = None if identity or generated else dialect.parse_default(_default_text(info))
         columns.append(
             Column(
                 name=info["name"],
@@ -88,6 +89,7 @@ def _reflect_one(
                 identity=identity,
                 native_type=_native(info["type"]),
                 fraction=dialect.fraction_digits(info["type"]) if ctype.kind in _TIMES else None,
+                generated=generated,
                 wider_than_declared=dialect.wider_than_declared(info, conn, name, schema),
             )
         )
@@ -103,7 +105,21 @@ def _reflect_one(
         for fk in dialect.foreign_keys(conn, name, schema)
         if fk.get("referred_table")
     )
-    return Table(name, tuple(columns), schema, pk, uniques, indexes, fks, tuple(notes))
+    checks = tuple(
+        Check(c.get("name"), c["sqltext"], conn.dialect.name)
+        for c in dialect.check_constraints(conn, name, schema)
+    )
+    return Table(name, tuple(columns), schema, pk, uniques, indexes, fks, checks, tuple(notes))
+
+
+def _generated(info: dict[str, Any], dialect: str) -> Generated | None:
+    computed = info.get("computed")
+    if not computed:
+        return None
+    # SQLAlchemy's SQLite reflection cuts the expression out of the CREATE TABLE text by a pattern
+    # that can take in the next column's definition: the expression is not known exactly there
+    expression = None if dialect == "sqlite" else str(computed.get("sqltext") or "") or None
+    return Generated(expression, bool(computed.get("persisted")), dialect)
 
 
 def _default_text(info: dict[str, Any]) -> str | None:
