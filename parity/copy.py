@@ -175,6 +175,7 @@ def copy(
         and not (remap_ids or spec.remap_ids or spec.natural_key)
     }
     merging = {spec.name: spec for spec in job.selected() if (spec.mode or mode or defaults.mode) == "merge"}
+    _check_target_assigns_ids(job, remap_ids)
     plan = _prepare_schema(job, schema, state, keys_later, merging)
     result.schema = plan
     plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
@@ -387,6 +388,25 @@ def _plan_tables(
             )
         )
     return out
+
+
+def _check_target_assigns_ids(job: Job, remap_all: bool) -> None:
+    """Before any DDL: where the target database has no identity columns (DuckDB), a table whose IDs are
+    remapped must exist there already with a key the database numbers (a sequence's nextval default)."""
+    dialect = job.target.dialect
+    wanted = [spec.name for spec in job.selected() if remap_all or spec.remap_ids]
+    if dialect.HAS_IDENTITY or not wanted:
+        return
+    from parity.schema.apply import existing_targets
+
+    existing, names = existing_targets(job), job.names()
+    for name in wanted:
+        table = existing.get(names[name])
+        if table is None or not any(c.identity for c in table.columns):
+            raise DataError(
+                f"table '{name}': remap_ids needs the target to assign IDs, and {job.target.backend} has no"
+                f" identity columns; create '{names[name]}' with a key that defaults to a sequence's nextval"
+            )
 
 
 def _plan_remaps(plans: list[_TablePlan], remap_all: bool) -> None:
@@ -608,6 +628,11 @@ def _empty(job: Job, conn: Connection, tables: list[str]) -> None:
         raise ParityError(
             f"cannot empty {', '.join(tables)}: {', '.join(sorted(outside))} (not copied) references them"
         )
+    if not dialect.FK_SEES_OWN_DELETES:  # (a run stopped between two goes on emptying when run again)
+        for table in reversed(qualified):
+            with target.begin() as own:
+                execute_raw(own, f"DELETE FROM {table}")
+        return
     if dialect.FK_CHECKS:
         execute_raw(conn, dialect.FK_CHECKS[0])
     try:
@@ -776,6 +801,8 @@ class _ChunkRunner:
         self.target_dialect = job.target.dialect
         self.fixed: set[str] | None = None
         """The target's columns merge may not update (``Dialect.fixed_columns``), once asked."""
+        self.changed_only: set[str] | None = None
+        """Those it updates apart, where they differ (``Dialect.changed_only_columns``), once asked."""
         self.writer_class = bulk.WRITERS[self.target_dialect.WRITER]
         prepares = self.writer_class.PREPARES and not tp.remap.active
         self.prepare = self.writer_class.prepare if prepares else None
@@ -1158,11 +1185,23 @@ class _ChunkRunner:
     def _merge(self, conn: Connection, staging: str) -> None:
         tp, target = self.tp, self.job.target
         columns = tp.target_columns
-        if self.fixed is None:
-            self.fixed = self.target_dialect.fixed_columns(conn, target, tp.target)
+        dialect = self.target_dialect
+        if self.fixed is None or self.changed_only is None:
+            self.fixed = dialect.fixed_columns(conn, target, tp.target)
+            self.changed_only = (
+                dialect.changed_only_columns(conn, target, tp.target) - self.fixed - set(tp.key)
+            )
         target_table = sa.table(tp.target, *(sa.column(c) for c in columns), schema=target.schema)
         staging_table = sa.table(self._staging_name(), *(sa.column(c) for c in columns))
-        conn.execute(self.target_dialect.upsert(target_table, staging_table, columns, tp.key, self.fixed))
+        apart = self.changed_only & set(columns)
+        conn.execute(dialect.upsert(target_table, staging_table, columns, tp.key, self.fixed | apart))
+        for column in sorted(apart):
+            t, s = target_table.c, staging_table.c
+            conn.execute(
+                sa.update(target_table)
+                .where(*(t[k] == s[k] for k in tp.key), t[column].is_distinct_from(s[column]))
+                .values({column: s[column]})
+            )
         execute_raw(conn, f"DELETE FROM {staging}")
 
     def _write_batch(

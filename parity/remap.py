@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity import bulk
-from parity.endpoint import Endpoint
+from parity.endpoint import Endpoint, driver_message
+from parity.errors import ParityError
 from parity.schema.types import CanonicalType
 from parity.state import State
 
@@ -160,21 +161,34 @@ class RemapWriter:
             if identity:
                 self._map(old_id, existing)
             return "skipped"
-        savepoint = self.endpoint.dialect.savepoint(self.conn)
+        dialect = self.endpoint.dialect
+        if not dialect.SAVEPOINTS:  # (a refused row cannot be rolled back alone: the chunk fails)
+            try:
+                self._write_row(values, old_id, waiting)
+            except sa.exc.DBAPIError as exc:
+                raise ParityError(
+                    f"the target refused a row ({driver_message(exc)}); {self.endpoint.backend} has no"
+                    " savepoints to reject it alone, so the chunk was rolled back"
+                ) from exc
+            return "written"
+        savepoint = dialect.savepoint(self.conn)
         try:
-            new_id = self._insert(values)
-            if identity:
-                self._map(old_id, new_id)
-                for column, parent in waiting.items():
-                    self.maps.state.wait_reference(self.conn, self.table, new_id, column, parent)
+            self._write_row(values, old_id, waiting)
             savepoint.commit()
         except sa.exc.DBAPIError as exc:
             savepoint.rollback()
-            from parity.endpoint import driver_message
-
             reject(row, driver_message(exc))
             return "rejected"
         return "written"
+
+    def _write_row(self, values: dict[str, Any], old_id: Any, waiting: dict[str, Any]) -> None:
+        """Insert the row and record its new ID (and the references it waits for)."""
+        identity = self.spec.identity
+        new_id = self._insert(values)
+        if identity:
+            self._map(old_id, new_id)
+            for column, parent in waiting.items():
+                self.maps.state.wait_reference(self.conn, self.table, new_id, column, parent)
 
     def _map(self, old: Any, new: Any) -> None:
         self.maps.record(self.conn, self.table, old, new)

@@ -32,7 +32,7 @@ from parity.schema.model import Column, Table
 from parity.schema.plan import plan_schema
 from parity.schema.types import CanonicalType, Kind
 from parity.values import decode_rows
-from tests.conftest import ALL_BACKENDS, FK_CHECKS_ON, Database, fk_checks_on
+from tests.conftest import ALL_BACKENDS, BACKENDS, FK_CHECKS_ON, Database, fk_checks_on
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -106,15 +106,30 @@ def test_demo_copies_into_every_backend(demo_db: Database, backend: Database) ->
     assert history[0][0] in ("new", "paid", "shipped", "delivered", "cancelled")
 
 
-@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
+@pytest.mark.parametrize("target_name", BACKENDS)
 def test_copy_twice_in_replace_mode_is_idempotent(
     demo_db: Database, make_db: Callable[[str], Database], target_name: str
 ) -> None:
+    """Replace twice (the FK cycle exists in the target the second time), then merge twice: DuckDB's
+    FKs see no deletes of their own transaction, and refuse an update of an indexed column (an email
+    under a unique constraint) of a referenced row even to its own value: both failed every table."""
     target = make_db(target_name)
     first = copy_ok(job_for(demo_db, target), mode="replace")
-    second = copy_ok(job_for(demo_db, target), mode="replace")  # the FK cycle now exists in the target
+    second = copy_ok(job_for(demo_db, target), mode="replace")
     counts = {t.target: t.rows_written for t in first.tables}
     assert {t.target: t.rows_written for t in second.tables} == counts
+    for _ in range(2):
+        merged = copy_ok(job_for(demo_db, target), mode="merge")
+        assert {t.target: t.rows_written for t in merged.tables} == counts
+        # a new email for a customer no order references, a new name for one referenced
+        demo_db.sql(
+            "UPDATE customers SET email = 'moved' || id || '@example.com'"
+            " WHERE id = (SELECT MIN(id) FROM customers WHERE id NOT IN (SELECT customer_id FROM orders))",
+            "UPDATE customers SET name = 'renamed' WHERE id = (SELECT MIN(customer_id) FROM orders)",
+        )
+    assert target.query("SELECT COUNT(*) FROM customers WHERE email LIKE 'moved%' OR name = 'renamed'") == [
+        (2,)
+    ]
     for table, expected in counts.items():
         assert target.query(f"SELECT COUNT(*) FROM {target.q(table)}")[0][0] == expected, table
     if target_name == "postgresql":  # identities continue after the copied keys
@@ -913,6 +928,28 @@ def test_remap_ids_refuses_a_not_null_reference_to_rows_copied_later(
     )
     with pytest.raises(DataError, match="parent_id to 'nodes' waits for new IDs"):
         copy(job_for(sqlite_db, pg_db), remap_ids=True)
+
+
+def test_remap_ids_into_duckdb_needs_a_key_it_numbers(small: Database, duckdb_db: Database) -> None:
+    """DuckDB has no identity columns: remapping into a table parity would create is refused before any
+    DDL; into a table whose key defaults to a sequence, rows get the sequence's IDs (DuckDB has no
+    savepoints either: that path failed on its first row), and a second run writes nothing."""
+    with pytest.raises(DataError, match="remap_ids needs the target to assign IDs"):
+        copy(job_for(small, duckdb_db), remap_ids=True)
+    assert duckdb_db.query("SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = 'items'") == [(0,)]
+    duckdb_db.sql(
+        "CREATE SEQUENCE item_ids START 100",
+        "CREATE TABLE items (id BIGINT PRIMARY KEY DEFAULT nextval('item_ids'), name VARCHAR(20), price DECIMAL(8,2))",
+    )
+    first = copy_ok(job_for(small, duckdb_db), remap_ids=True)
+    assert first.tables[0].rows_written == 3
+    assert duckdb_db.query("SELECT id, name FROM items ORDER BY id") == [
+        (100, "one"),
+        (101, "two"),
+        (102, "three"),
+    ]
+    again = copy_ok(job_for(small, duckdb_db), remap_ids=True)
+    assert (again.tables[0].rows_written, again.tables[0].skipped) == (0, 3)
 
 
 @pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "sqlite"])

@@ -255,6 +255,15 @@ class Dialect:
         always generates (PostgreSQL's and Oracle's GENERATED ALWAYS, SQL Server's identity)."""
         return set()
 
+    def changed_only_columns(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        """The table's columns an UPDATE may set only where the value changes (merge updates them apart,
+        row by row where they differ); none but on DuckDB."""
+        return set()
+
+    FK_SEES_OWN_DELETES: ClassVar[bool] = True
+    """Whether an FK check sees the rows its own transaction deleted; where not (DuckDB), replace empties
+    each table in a transaction of its own, children first."""
+
     @contextmanager
     def explicit_ids(
         self, conn: Connection, target: Endpoint, table: str, columns: Sequence[str]

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity.dialects.base import Dialect
 from parity.schema.types import CanonicalType, Kind
+
+if TYPE_CHECKING:
+    from parity.endpoint import Endpoint
 
 
 class DuckDB(Dialect):
@@ -86,6 +89,26 @@ class DuckDB(Dialect):
             }
             for r in rows
         ]
+
+    FK_SEES_OWN_DELETES = False
+
+    def changed_only_columns(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        """In a table an FK references, the columns of its key, unique constraints and indexes: DuckDB
+        updates them as a delete and an insert, which the FK refuses even when the value stays."""
+        schema = target.schema
+        referenced = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = COALESCE(:schema, current_schema())"
+                " AND constraint_type = 'FOREIGN KEY' AND referenced_table = :table"
+            ),
+            {"schema": schema, "table": table},
+        ).scalar()
+        if not referenced:
+            return set()
+        indexed = set(self.primary_key(conn, table, schema))
+        indexed.update(c for _, cols in self.unique_constraints(conn, table, schema) for c in cols)
+        indexed.update(c for ix in self.indexes(conn, table, schema) for c in ix["column_names"] if c)
+        return indexed
 
     def check_constraints(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
         rows = conn.execute(
