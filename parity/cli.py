@@ -402,11 +402,15 @@ def sync_cmd(
     show_default=True,
     help="The table in the target that `parity diff --output` wrote.",
 )
-def fix_cmd(run_id: str, apply: bool, delete: bool, table: str, **kw: Any) -> None:
+@click.option("-k", "--key", help="Key column(s), comma-separated, as the diff was given them.")
+@click.option("--map", "maps", multiple=True, metavar="SRC=DST", help="Column SRC is DST, as the diff was given.")
+def fix_cmd(
+    run_id: str, apply: bool, delete: bool, table: str, key: str | None, maps: tuple[str, ...], **kw: Any
+) -> None:
     """Apply the differences a diff run stored: changed columns only; conflicts are reported, not applied."""
     from parity.fix import fix
 
-    job = _build_job(kw)
+    job = _build_job(kw, {"key": key, "map": _pairs(maps, "--map", str)})
     try:
         result = fix(job, run_id, apply=apply, delete=delete, table=table)
     finally:

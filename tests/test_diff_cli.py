@@ -180,6 +180,49 @@ def test_columns_maps_and_tolerance_options(
     assert {tuple(json.loads(x)["columns"]) for x in everything.out.splitlines()} == {("status", "amount")}
 
 
+def test_fix_takes_the_key_and_maps_the_diff_was_given(
+    parity: Callable[..., Run], sqlite_db: Database, pg_db: Database
+) -> None:
+    """A diff by another key with a renamed column, stored in the target; fix given the same -k and
+    --map applies it (without them its columns cannot be matched: one line, exit 2)."""
+    source, target = sqlite_db, pg_db
+    source.sql(
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, slug VARCHAR(20) UNIQUE, note TEXT)",
+        "INSERT INTO tags VALUES (1, 'a', 'one'), (2, 'b', 'two'), (3, 'c', 'three')",
+    )
+    target.sql(
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, slug VARCHAR(20) UNIQUE, remark TEXT)",
+        "INSERT INTO tags VALUES (10, 'a', 'one'), (20, 'b', 'old')",
+    )
+    assert target.schema is not None
+    given = ["-t", "tags", "-k", "slug", "-C", "slug", "-C", "note", "--map", "note=remark"]
+    found = parity(
+        "diff", source.url, target.url, "--target-schema", target.schema, *given, "--output", "recon"
+    )
+    assert found.code == 1, found
+    run_id = target.query("SELECT DISTINCT run_id FROM recon")[0][0]
+    fixing = [
+        "fix",
+        source.url,
+        target.url,
+        "--target-schema",
+        target.schema,
+        "--run",
+        run_id,
+        "--discrepancies",
+        "recon",
+    ]
+    unmatched = parity(*fixing, "-t", "tags", "--apply")
+    assert unmatched.code == 2 and len(unmatched.err.strip().splitlines()) == 1, unmatched
+    assert "'note'" in unmatched.err, unmatched
+    applied = parity(*fixing, *given[:4], "--map", "note=remark", "--apply")
+    assert applied.code == 0, applied
+    assert target.query("SELECT slug, remark FROM tags WHERE slug IN ('b', 'c') ORDER BY slug") == [
+        ("b", "two"),
+        ("c", "three"),
+    ]
+
+
 def test_bad_input_is_one_line_and_exit_2(parity: Callable[..., Run], dbs: tuple[Database, Database]) -> None:
     source, target = dbs
     unknown = parity("diff", source.url, target.url, "-t", "order")
