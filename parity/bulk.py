@@ -866,9 +866,16 @@ class DuckDBArrowWriter(Writer):
 
     def write(self, rows: Sequence[Row]) -> None:
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.types]
-        arrays = [
-            self._array(values, t, i) for i, (values, t) in enumerate(zip(columns, self.types, strict=True))
-        ]
+        try:
+            arrays = [
+                self._array(values, t, i)
+                for i, (values, t) in enumerate(zip(columns, self.types, strict=True))
+            ]
+        except (self.pa.ArrowException, TypeError, ValueError, OverflowError):
+            # a value Arrow cannot hold as the column's type (PostgreSQL's infinity comes as its text,
+            # which DuckDB reads): the batch goes as parameters, which DuckDB converts itself
+            DuckDBInsertWriter(self.conn, self.table, self.columns, self.types).write(rows)
+            return
         batch = self.pa.Table.from_arrays(arrays, schema=self.schema)
         raw = _raw(self.conn)
         raw.register(self.view, batch)

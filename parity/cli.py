@@ -403,7 +403,9 @@ def sync_cmd(
     help="The table in the target that `parity diff --output` wrote.",
 )
 @click.option("-k", "--key", help="Key column(s), comma-separated, as the diff was given them.")
-@click.option("--map", "maps", multiple=True, metavar="SRC=DST", help="Column SRC is DST, as the diff was given.")
+@click.option(
+    "--map", "maps", multiple=True, metavar="SRC=DST", help="Column SRC is DST, as the diff was given."
+)
 def fix_cmd(
     run_id: str, apply: bool, delete: bool, table: str, key: str | None, maps: tuple[str, ...], **kw: Any
 ) -> None:

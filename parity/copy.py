@@ -780,6 +780,22 @@ class _Rejects:
 _DONE = object()
 
 
+class _CannotLoad(Exception):
+    """A source value its driver cannot make (PostgreSQL's infinity, a year past 9999, a time of
+    24:00): the chunk is read again with the driver giving such values as their text."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _cannot_load(exc: BaseException) -> bool:
+    """Whether a read failed on a value the driver could not load (psycopg raises its ``DataError``
+    itself, the server its subclasses)."""
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, sa.exc.DBAPIError) and type(orig).__name__ == "DataError"
+
+
 class _ChunkRunner:
     """Copies one chunk: a reader thread streams batches into a bounded queue; this thread writes."""
 
@@ -853,15 +869,22 @@ class _ChunkRunner:
             )
             self.counter.add(-sum(counted))  # the progress of the rolled-back attempt
             return self._run(chunk, as_text=False)
+        except _CannotLoad as exc:  # rolled back: the chunk again, such values as their text
+            logger.info(
+                "%s: %s; chunk %s read again, such values as text", self.tp.source.name, exc, chunk.name
+            )
+            self.counter.add(-sum(counted))
+            return self._run(chunk, self.as_text, lenient=True)
 
     def _run(
-        self, chunk: Chunk, as_text: bool, counted: list[int] | None = None
+        self, chunk: Chunk, as_text: bool, counted: list[int] | None = None, lenient: bool = False
     ) -> tuple[int, int, int, int]:
-        """One attempt at the chunk; ``counted`` gets the size of each batch handed to the writer."""
+        """One attempt at the chunk; ``counted`` gets the size of each batch handed to the writer;
+        ``lenient``: values the source's driver cannot make come as their text."""
         batches: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_BATCHES)
         stop = threading.Event()
         reader = threading.Thread(
-            target=self._read, args=(chunk, batches, stop, as_text), name="parity-read", daemon=True
+            target=self._read, args=(chunk, batches, stop, as_text, lenient), name="parity-read", daemon=True
         )
         reader.start()
         try:
@@ -894,7 +917,10 @@ class _ChunkRunner:
             stmt = stmt.order_by(*order).limit(tp.limit)
         return stmt
 
-    def _read(self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event, as_text: bool) -> None:
+    def _read(
+        self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event, as_text: bool, lenient: bool = False
+    ) -> None:
+        source = self.job.source
         try:
             if as_text and self.in_process:
                 try:
@@ -908,22 +934,34 @@ class _ChunkRunner:
                 self._read_mysqlclient(chunk, out, stop, as_text)
                 out.put(_DONE)
                 return
-            with self.job.source.connect() as conn:
-                if as_text and self.job.source.backend == "postgresql":
-                    self._read_copy_text(conn, chunk, out, stop)
-                elif (cursor := _streaming_cursor(conn)) is not None:
-                    self._read_raw(conn, cursor, chunk, out, stop, as_text)
-                else:
-                    result = conn.execution_options(
-                        stream_results=True, max_row_buffer=self.tp.batch_size
-                    ).execute(self._select(chunk))
-                    for part in result.partitions(self.tp.batch_size):
-                        if stop.is_set():
-                            return
-                        out.put(self._batch(self._decode(part)))
+            with source.connect() as conn:
+                if lenient:
+                    source.dialect.lenient_loaders(conn)
+                try:
+                    self._read_on(conn, chunk, out, stop, as_text)
+                finally:
+                    if lenient:  # (its loaders are slower: the connection is not used again)
+                        conn.invalidate()
             out.put(_DONE)
         except BaseException as exc:
-            out.put(exc)
+            cannot_load = not lenient and source.dialect.LENIENT_LOADERS and _cannot_load(exc)
+            out.put(_CannotLoad(exc) if cannot_load else exc)
+
+    def _read_on(
+        self, conn: Connection, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event, as_text: bool
+    ) -> None:
+        if as_text and self.job.source.backend == "postgresql":
+            self._read_copy_text(conn, chunk, out, stop)
+        elif (cursor := _streaming_cursor(conn)) is not None:
+            self._read_raw(conn, cursor, chunk, out, stop, as_text)
+        else:
+            result = conn.execution_options(stream_results=True, max_row_buffer=self.tp.batch_size).execute(
+                self._select(chunk)
+            )
+            for part in result.partitions(self.tp.batch_size):
+                if stop.is_set():
+                    return
+                out.put(self._batch(self._decode(part)))
 
     def _read_raw(
         self,

@@ -1371,6 +1371,26 @@ def test_computed_columns_and_checks(
         assert "CHECK constraints written in postgresql's SQL not created: qty > 0" in warnings
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "duckdb"])
+def test_values_the_driver_cannot_make_are_copied_as_their_text(
+    pg_db: Database, make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """PostgreSQL's infinite dates and timestamps and its time 24:00 have no Python value: psycopg's
+    loaders raised, and the whole table failed. The chunk is read again with such values as their text,
+    which PostgreSQL and DuckDB read back as the same values; then the two sides diff identical."""
+    target = make_db(target_name)
+    pg_db.sql(
+        "CREATE TABLE t (id INT PRIMARY KEY, ts TIMESTAMP, tz TIMESTAMPTZ, d DATE, tm TIME)",
+        "INSERT INTO t VALUES (1, 'infinity', '-infinity', 'infinity', '24:00:00'),"
+        " (2, '2020-01-01 10:00:00.5', '2020-01-01 10:00:00+02', '1999-12-31', '12:00:00'), (3, NULL, NULL, NULL, NULL)",
+    )
+    result = copy_ok(job_for(pg_db, target))
+    assert (result.tables[0].rows_written, result.tables[0].rejected) == (3, 0)
+    rows = target.query("SELECT id, CAST(ts AS VARCHAR), CAST(d AS VARCHAR) FROM t ORDER BY id")
+    assert rows[0] == (1, "infinity", "infinity") and rows[1][2] == "1999-12-31"
+    assert diff(job_for(pg_db, target)).identical
+
+
 def test_a_target_column_computed_there_is_not_written(small: Database, pg_db: Database) -> None:
     """A live target whose column the database computes: the source's values for it are not written
     (PostgreSQL refuses them: every row was rejected), the target computes its own."""

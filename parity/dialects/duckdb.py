@@ -200,7 +200,16 @@ class DuckDB(Dialect):
 
     def text_time(self, x: Any) -> sa.ColumnElement[Any]:
         on_a_day = sa.cast(sa.literal("2000-01-01"), sa.Date()) + x  # strftime takes no TIME
-        return self.format_time(on_a_day, self.TIME_FORMAT or "")
+        text = self.format_time(on_a_day, self.TIME_FORMAT or "")
+        end = sa.cast(sa.literal("24:00:00"), sa.Time())  # (the end of a day, as PostgreSQL keeps it)
+        return sa.case((x == end, sa.literal("24:00:00.000000")), else_=text)
+
+    def text_date(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.case((sa.func.isinf(x), self.text(x)), else_=super().text_date(x))
+
+    def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
+        # infinity and -infinity as their text, as PostgreSQL gives them (strftime gives a date)
+        return sa.case((sa.func.isinf(x), self.text(x)), else_=super().text_timestamp(x, with_zone))
 
     def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
         return sa.func.epoch_us(x) / sa.literal(1e6, sa.Double())

@@ -196,10 +196,13 @@ class PostgreSQL(Dialect):
 
         raw: Any = conn.connection.driver_connection
         adapters = raw.adapters
-        for name in ("date", "timestamp", "timestamptz"):
-            base = {"date": pgdatetime.DateLoader, "timestamp": pgdatetime.TimestampLoader}.get(
-                name, pgdatetime.TimestamptzLoader
-            )
+        loaders = {
+            "date": pgdatetime.DateLoader,
+            "time": pgdatetime.TimeLoader,
+            "timestamp": pgdatetime.TimestampLoader,
+            "timestamptz": pgdatetime.TimestamptzLoader,
+        }
+        for name, base in loaders.items():
             adapters.register_loader(name, _or_text(base))
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
