@@ -858,23 +858,28 @@ class _ChunkRunner:
         return bulk.Batch(rows, prepared, self.writer_class)
 
     def run(self, chunk: Chunk) -> tuple[int, int, int, int]:
-        counted: list[int] = []
-        try:
-            return self._run(chunk, self.as_text, counted)
-        except textread.LineTooLong:  # rolled back: the chunk again, as values
-            logger.info(
-                "%s: a row is too long for one line of text; chunk %s copied as values",
-                self.tp.source.name,
-                chunk.name,
-            )
+        as_text, lenient = self.as_text, False
+        while True:  # an attempt rolled back is made again, as the failure asks
+            counted: list[int] = []
+            try:
+                return self._run(chunk, as_text, counted, lenient)
+            except textread.LineTooLong:
+                if not as_text:
+                    raise
+                logger.info(
+                    "%s: a row is too long for one line of text; chunk %s copied as values",
+                    self.tp.source.name,
+                    chunk.name,
+                )
+                as_text = False
+            except _CannotLoad as exc:
+                if lenient:
+                    raise exc.error from None
+                logger.info(
+                    "%s: %s; chunk %s read again, such values as text", self.tp.source.name, exc, chunk.name
+                )
+                lenient = True
             self.counter.add(-sum(counted))  # the progress of the rolled-back attempt
-            return self._run(chunk, as_text=False)
-        except _CannotLoad as exc:  # rolled back: the chunk again, such values as their text
-            logger.info(
-                "%s: %s; chunk %s read again, such values as text", self.tp.source.name, exc, chunk.name
-            )
-            self.counter.add(-sum(counted))
-            return self._run(chunk, self.as_text, lenient=True)
 
     def _run(
         self, chunk: Chunk, as_text: bool, counted: list[int] | None = None, lenient: bool = False
@@ -1183,8 +1188,9 @@ class _ChunkRunner:
             refused.append(1)
             self.rejects.add(tp.target, tp.target_columns, row, reason)
 
+        given = [c for c in tp.target_columns if c != tp.remap.identity]  # (the target numbers that one)
         with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle):
-            with conn.begin():
+            with conn.begin(), self.target_dialect.explicit_ids(conn, target, tp.target, given):
                 writer = RemapWriter(
                     conn, target, tp.target, tp.target_columns, tp.types, tp.remap, self.maps
                 )

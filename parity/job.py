@@ -101,11 +101,11 @@ def shape(table: Table, spec: cfg.TableConfig, maps: dict[str, dict[str, str]]) 
         columns = tuple(
             replace(c, generated=replace(c.generated, expression=None)) if c.generated else c for c in columns
         )
-        extra["notes"] = (
-            *table.notes,
-            f"{table.name}: columns renamed or left out, so its CHECK constraints and computed columns'"
-            " expressions are not carried over",
-        )
+        if table.checks:  # (the computed columns say so themselves, where they are created)
+            extra["notes"] = (
+                *table.notes,
+                f"{table.name}: columns renamed or left out, so its CHECK constraints are not carried over",
+            )
     return replace(
         table,
         **extra,

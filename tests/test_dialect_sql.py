@@ -439,3 +439,20 @@ def test_merge_of_key_columns_only_inserts_what_is_missing(name: str) -> None:
     sql = str(merge.compile(dialect=sa_dialect))
     assert "WHEN MATCHED" not in sql
     assert "ON (t.a = s.a AND t.b = s.b) WHEN NOT MATCHED THEN INSERT (a, b) VALUES (s.a, s.b)" in sql
+
+
+def test_oracle_identity_rows_are_plain_records_with_sqlalchemy_names() -> None:
+    """Rows as the Oracle query returns them (here from SQLite, same column names): a result Row
+    cannot be changed in place, and the names come in Oracle's upper case."""
+    from sqlalchemy.dialects.oracle.base import OracleDialect
+
+    from parity.dialects.oracle import identity_rows
+
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT 'ID' AS column_name, 'BY DEFAULT' AS generation_type, 'NO' AS default_on_null,"
+            " 21 AS last_number, 20 AS cache_size, 1 AS increment_by"
+        ).all()
+    (row,) = identity_rows(rows, OracleDialect().normalize_name)
+    assert (row.column_name, row.generation_type, row.last_number) == ("id", "BY DEFAULT", 21)

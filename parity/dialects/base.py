@@ -284,9 +284,13 @@ class Dialect:
     TEMPORARY_PREFIX: ClassVar[str] = ""
     """How the names of temporary tables begin, where the database tells them by name."""
 
+    UPSERT_BY_MERGE: ClassVar[bool] = False
+    """Whether ``upsert`` is a MERGE statement (databases without ON CONFLICT or ON DUPLICATE KEY)."""
+
     def create_staging(self, staging: str, columns: str, source: str) -> list[str]:
         """The statements that make an empty temporary table ``staging`` (a quoted name) with ``columns``
-        (quoted, comma-separated) as the table ``source`` has them, for this session, if it has none."""
+        (quoted, comma-separated) as the table ``source`` has them, for the session (or transaction)
+        that then writes to it; one left by an earlier chunk of the session is kept, or made again."""
         return [
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {source} WHERE 1 = 0"
         ]
@@ -299,8 +303,10 @@ class Dialect:
         key: list[str],
         fixed: Collection[str] = (),
     ) -> sa.Executable:
-        """INSERT the staging rows into the target, updating rows whose key exists (ON CONFLICT form);
-        ``fixed`` columns keep the target's value (``fixed_columns``)."""
+        """INSERT the staging rows into the target, updating rows whose key exists (ON CONFLICT form, or
+        MERGE with ``UPSERT_BY_MERGE``); ``fixed`` columns keep the target's value (``fixed_columns``)."""
+        if self.UPSERT_BY_MERGE:
+            return Merge(target, staging, columns, key, fixed)
         from sqlalchemy.dialects.postgresql import insert
 
         # WHERE true: SQLite cannot otherwise tell the upsert clause from a join condition

@@ -6,14 +6,14 @@ start-up a few hundredths of a second, and most runs never touch this database.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from parity.dialects.base import Dialect, Merge
+from parity.dialects.base import Dialect
 from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
 
 if TYPE_CHECKING:
@@ -53,18 +53,16 @@ class SQLServer(Dialect):
     BOOLEAN_LITERALS = ("1", "0")
 
     def _generated(self, conn: Connection, target: Endpoint, table: str, which: str) -> set[str]:
-        """The table's columns that are ``which`` (``is_identity``, ``is_computed``) in sys.columns."""
+        """The table's columns for which ``which`` (a condition on sys.columns) holds."""
         names = conn.execute(
-            sa.text(f"SELECT name FROM sys.columns WHERE object_id = OBJECT_ID(:table) AND {which} = 1"),
+            sa.text(f"SELECT name FROM sys.columns WHERE object_id = OBJECT_ID(:table) AND ({which})"),
             {"table": target.qualified(table)},
         ).scalars()
         return set(names)
 
     def fixed_columns(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
         # an IDENTITY column takes no UPDATE at all, a computed one neither
-        return self._generated(conn, target, table, "is_identity") | self._generated(
-            conn, target, table, "is_computed"
-        )
+        return self._generated(conn, target, table, "is_identity = 1 OR is_computed = 1")
 
     @contextmanager
     def explicit_ids(
@@ -72,7 +70,7 @@ class SQLServer(Dialect):
     ) -> Iterator[None]:
         """IDENTITY_INSERT on for the table while rows give its identity column (it refuses them else),
         off again before the connection goes back to the pool (one table a session may have it on)."""
-        identity = {n.casefold() for n in self._generated(conn, target, table, "is_identity")}
+        identity = {n.casefold() for n in self._generated(conn, target, table, "is_identity = 1")}
         if not identity & {c.casefold() for c in columns}:
             yield
             return
@@ -83,10 +81,13 @@ class SQLServer(Dialect):
         try:
             yield
         finally:
-            with suppress(sa.exc.DBAPIError):
+            try:
                 execute_raw(conn, f"SET IDENTITY_INSERT {qualified} OFF")
+            except sa.exc.DBAPIError:  # (left on, it would refuse the next table's ON in this session)
+                conn.invalidate()
 
     TEMPORARY_PREFIX = "#"
+    UPSERT_BY_MERGE = True
 
     def create_staging(self, staging: str, columns: str, source: str) -> list[str]:
         # the UNION keeps SELECT INTO from giving the copy the source's IDENTITY property
@@ -95,16 +96,6 @@ class SQLServer(Dialect):
             f"DROP TABLE IF EXISTS {staging}",
             f"SELECT {columns} INTO {staging} FROM {source} WHERE 1 = 0 UNION ALL {empty}",
         ]
-
-    def upsert(
-        self,
-        target: sa.TableClause,
-        staging: sa.TableClause,
-        columns: list[str],
-        key: list[str],
-        fixed: Collection[str] = (),
-    ) -> sa.Executable:
-        return Merge(target, staging, columns, key, fixed)
 
     def fraction_digits(self, sa_type: Any) -> int | None:
         # DATETIME keeps thirds of a millisecond (3 digits, rounded), SMALLDATETIME whole minutes

@@ -6,13 +6,14 @@ start-up a few hundredths of a second, and most runs never touch this database.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from parity.dialects.base import Dialect, Merge
+from parity.dialects.base import Dialect
 from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
 
 if TYPE_CHECKING:
@@ -26,6 +27,12 @@ _IDENTITY_COLUMNS = """SELECT i.column_name, i.generation_type, c.default_on_nul
   WHERE i.owner = COALESCE(:owner, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA')) AND i.table_name = :name"""
 """A table's identity columns: how each is generated, and where its sequence stands (``last_number``:
 the next number no session has cached yet)."""
+
+
+def identity_rows(rows: Sequence[Any], normalize: Callable[[str], str]) -> list[Any]:
+    """Rows of ``_IDENTITY_COLUMNS`` with the column names as SQLAlchemy names them (lower case for
+    Oracle's upper case), as plain records (a result Row is read-only)."""
+    return [SimpleNamespace(**{**row._asdict(), "column_name": normalize(row.column_name)}) for row in rows]
 
 
 class Oracle(Dialect):
@@ -75,7 +82,7 @@ class Oracle(Dialect):
         denormalize, normalize = conn.dialect.denormalize_name, conn.dialect.normalize_name
         owner = denormalize(target.schema) if target.schema else None
         rows = conn.execute(sa.text(_IDENTITY_COLUMNS), {"owner": owner, "name": denormalize(table)}).all()
-        return [row._replace(column_name=normalize(row.column_name)) for row in rows]
+        return identity_rows(rows, normalize)
 
     def fixed_columns(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
         return {
@@ -108,6 +115,7 @@ class Oracle(Dialect):
             )
 
     TEMPORARY_PREFIX = "ORA$PTT"
+    UPSERT_BY_MERGE = True
 
     def create_staging(self, staging: str, columns: str, source: str) -> list[str]:
         # a private temporary table (18c+): gone at commit, and its CREATE commits nothing
@@ -115,16 +123,6 @@ class Oracle(Dialect):
             f"CREATE PRIVATE TEMPORARY TABLE {staging} ON COMMIT DROP DEFINITION"
             f" AS SELECT {columns} FROM {source} WHERE 1 = 0"
         ]
-
-    def upsert(
-        self,
-        target: sa.TableClause,
-        staging: sa.TableClause,
-        columns: list[str],
-        key: list[str],
-        fixed: Collection[str] = (),
-    ) -> sa.Executable:
-        return Merge(target, staging, columns, key, fixed)
 
     def fraction_digits(self, sa_type: Any) -> int | None:
         if type(sa_type).__name__ == "DATE":  # (Oracle's DATE keeps whole seconds)

@@ -9,6 +9,7 @@ compile without a server.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,10 +150,14 @@ def _sa_column(
         args.append(sa.Computed(sa.text(generated.expression), persisted=generated.stored))
         ctx.plan.generated.setdefault(ctx.names[table.name], set()).add(col.name)
     elif generated is not None:
-        spelled = f" as {generated.expression}" if generated.expression else ""
+        how = (
+            f" as {generated.expression} (in {generated.dialect}'s SQL)"
+            if generated.expression
+            else " (by an expression not carried over: not known exactly, or naming columns renamed or left out)"
+        )
         ctx.plan.warnings.append(
-            f"{table.name}.{col.name} is computed by the source{spelled} (in {generated.dialect}'s SQL);"
-            " created as a plain column holding the source's values"
+            f"{table.name}.{col.name} is computed by the source{how}; created as a plain column holding"
+            " the source's values"
         )
     if identity and ctx.dialect.HAS_IDENTITY:
         kwargs["autoincrement"] = True
@@ -293,7 +298,19 @@ def _checks(ctx: _Context, table: Table) -> list[sa.CheckConstraint]:
             f"{table.name}: CHECK constraints written in {table.checks[0].dialect}'s SQL not created: "
             + "; ".join(left)
         )
-    return [sa.CheckConstraint(sa.text(c.expression), name=c.name) for c in kept]
+    # a name is kept where the table keeps its own: else (and for the names Oracle makes up) the
+    # database names it, as constraint names may have to be unique in the schema (Oracle, MySQL 8)
+    renamed = ctx.names[table.name] != table.name
+    return [
+        sa.CheckConstraint(
+            sa.text(c.expression), name=None if renamed or _SYSTEM_NAME.match(c.name or "") else c.name
+        )
+        for c in kept
+    ]
+
+
+_SYSTEM_NAME = re.compile(r"sys_c\d+$", re.IGNORECASE)
+"""A constraint name Oracle made up (``SYS_C0012345``)."""
 
 
 def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> None:
