@@ -170,7 +170,15 @@ class Applier:
                 sa.insert(self.sa_table).values({c: self._literal(c, row.get(c)) for c in columns})
             )
 
+        switch = None
+        if self.dry_run:  # (the printed SQL runs as printed: with what lets it give the ids)
+            with self.endpoint.connect() as conn:
+                switch = self.endpoint.dialect.explicit_ids_sql(conn, self.endpoint, self.table.name, columns)
+        if switch:
+            self.statements.append(f"{switch[0]};")
         yield from self._batched(stmt, params, rows, shown)
+        if switch:
+            self.statements.append(f"{switch[1]};")
 
     def updates(
         self, key: Sequence[str], changes: list[tuple[dict[str, Any], dict[str, Any]]]

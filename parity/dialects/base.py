@@ -264,13 +264,34 @@ class Dialect:
     """Whether an FK check sees the rows its own transaction deleted; where not (DuckDB), replace empties
     each table in a transaction of its own, children first."""
 
+    def explicit_ids_sql(
+        self, conn: Connection, target: Endpoint, table: str, columns: Sequence[str]
+    ) -> tuple[str, str] | None:
+        """The statements (on, off) that let INSERTs into ``table`` give ``columns`` values even where the
+        database numbers them (SQL Server's IDENTITY_INSERT); None where none is needed."""
+        return None
+
     @contextmanager
     def explicit_ids(
         self, conn: Connection, target: Endpoint, table: str, columns: Sequence[str]
     ) -> Iterator[None]:
-        """Within the block, INSERTs on ``conn`` into ``table`` may give ``columns`` values even where the
-        database numbers them (SQL Server's IDENTITY_INSERT); nothing to do elsewhere."""
-        yield
+        """Within the block, INSERTs on ``conn`` into ``table`` may give ``columns`` values
+        (``explicit_ids_sql``); off again before the connection goes back to the pool (SQL Server
+        lets one table a session have IDENTITY_INSERT on)."""
+        switch = self.explicit_ids_sql(conn, target, table, columns)
+        if switch is None:
+            yield
+            return
+        from parity.endpoint import execute_raw
+
+        execute_raw(conn, switch[0])
+        try:
+            yield
+        finally:
+            try:
+                execute_raw(conn, switch[1])
+            except sa.exc.DBAPIError:  # (left on, it would refuse the next table's in this session)
+                conn.invalidate()
 
     def breaks_foreign_key(self, error: BaseException) -> bool:
         """Whether the driver's error says rows reference rows that are not there."""

@@ -6,8 +6,7 @@ start-up a few hundredths of a second, and most runs never touch this database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
@@ -64,27 +63,15 @@ class SQLServer(Dialect):
         # an IDENTITY column takes no UPDATE at all, a computed one neither
         return self._generated(conn, target, table, "is_identity = 1 OR is_computed = 1")
 
-    @contextmanager
-    def explicit_ids(
+    def explicit_ids_sql(
         self, conn: Connection, target: Endpoint, table: str, columns: Sequence[str]
-    ) -> Iterator[None]:
-        """IDENTITY_INSERT on for the table while rows give its identity column (it refuses them else),
-        off again before the connection goes back to the pool (one table a session may have it on)."""
+    ) -> tuple[str, str] | None:
+        """IDENTITY_INSERT while rows give the table's identity column (it refuses them else)."""
         identity = {n.casefold() for n in self._generated(conn, target, table, "is_identity = 1")}
         if not identity & {c.casefold() for c in columns}:
-            yield
-            return
-        from parity.endpoint import execute_raw
-
+            return None
         qualified = target.qualified(table)
-        execute_raw(conn, f"SET IDENTITY_INSERT {qualified} ON")
-        try:
-            yield
-        finally:
-            try:
-                execute_raw(conn, f"SET IDENTITY_INSERT {qualified} OFF")
-            except sa.exc.DBAPIError:  # (left on, it would refuse the next table's ON in this session)
-                conn.invalidate()
+        return f"SET IDENTITY_INSERT {qualified} ON", f"SET IDENTITY_INSERT {qualified} OFF"
 
     TEMPORARY_PREFIX = "#"
     UPSERT_BY_MERGE = True
