@@ -462,10 +462,22 @@ def test_modes(small: Database, make_db: Callable[[str], Database], target_name:
 
 
 def test_append_mode_adds_rows(small: Database, pg_db: Database) -> None:
+    """Appending twice into a table without a key adds the rows twice, as asked; the second run says
+    so, as nothing in the target refuses a row copied before (a table with a key does)."""
     pg_db.sql("CREATE TABLE items (id INTEGER, name VARCHAR(20) NOT NULL, price NUMERIC(8,2))")
-    copy_ok(job_for(small, pg_db), mode="append")
-    copy_ok(job_for(small, pg_db), mode="append")
+    first = copy_ok(job_for(small, pg_db), mode="append")
+    assert first.warnings == []
+    again = copy_ok(job_for(small, pg_db), mode="append")
     assert pg_db.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM items")[0] == (6, 3)
+    assert any("items has no key and holds rows already" in w for w in again.warnings), again.warnings
+    pg_db.sql("DELETE FROM items", "ALTER TABLE items ADD PRIMARY KEY (id)")
+    copy_ok(job_for(small, pg_db), mode="append")
+    job = job_for(small, pg_db)
+    try:
+        keyed = copy(job, mode="append")
+    finally:
+        job.close()
+    assert keyed.warnings == [] and keyed.tables[0].rejected == 3
 
 
 def test_merge_without_key_asks_for_one(make_db: Callable[[str], Database], pg_db: Database) -> None:
