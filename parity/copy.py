@@ -575,19 +575,17 @@ _Start = tuple[list["Chunk"], dict[str, int], int] | ParityError
 def _appending_again(job: Job, plans: list[_TablePlan], starts: dict[str, _Start]) -> list[str]:
     """Warnings for target tables appended to that have no key (nothing refuses a row copied before)
     and hold rows already, none of them from this run's own committed chunks."""
-    from parity.schema.reflect import reflect
+    from parity.schema.apply import existing_targets
 
     warnings = []
     for tp in plans:
         start = starts.get(tp.target)
         if tp.mode != "append" or tp.remap.active or not isinstance(start, tuple) or start[1]:
             continue
-        if reflect(job.target, [tp.target])[0].key():
-            continue
         table = sa.table(tp.target, schema=job.target.schema)
         with job.target.connect() as conn:
             held = conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first()
-        if held is not None:
+        if held is not None and not existing_targets(job, [tp.target])[tp.target].key():
             warnings.append(
                 f"{tp.target} has no key and holds rows already: appended rows that were copied before"
                 " are there again (--mode replace empties it first; merge needs a key, -k)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -15,11 +15,13 @@ from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.reflect import reflect, table_names
 
 
-def existing_targets(job: Job) -> dict[str, Table]:
-    """Reflect the target tables that already exist under the selected tables' target names."""
+def existing_targets(job: Job, names: Iterable[str] | None = None) -> dict[str, Table]:
+    """Reflect the target tables that already exist under the selected tables' target names (or under
+    ``names``), matched as the target matches table names."""
     present = set(table_names(job.target))
     folded = {p.lower(): p for p in present} if job.target.dialect.TABLE_NAMES_IGNORE_CASE else {}
-    found = {name: name if name in present else folded.get(name.lower()) for name in job.names().values()}
+    wanted_names = job.names().values() if names is None else names
+    found = {name: name if name in present else folded.get(name.lower()) for name in wanted_names}
     wanted = {actual: name for name, actual in found.items() if actual is not None}
     return {wanted[t.name]: t for t in reflect(job.target, list(wanted))}  # (by the name parity uses)
 
