@@ -266,10 +266,17 @@ def _iso(v: datetime) -> str:
     return v.isoformat(" ")
 
 
+def _sqlite_float(value: float) -> Any:
+    """A float as SQLite keeps it: NaN as its text (bound as a REAL, SQLite would store NULL)."""
+    return "NaN" if value != value else value
+
+
 class SQLiteWriter(ExecuteManyWriter):
-    """SQLite keeps decimals exact as text, timestamps as ISO text, UUID and JSON as text."""
+    """SQLite keeps decimals exact as text, timestamps as ISO text, UUID and JSON as text, NaN as text."""
 
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
+        Kind.FLOAT: _sqlite_float,
+        Kind.DOUBLE: _sqlite_float,
         Kind.BOOLEAN: int,
         Kind.DECIMAL: plain_decimal,
         Kind.DATE: date.isoformat,
@@ -374,7 +381,7 @@ def _sqlite_bind_column(values: list[Any], kind: Kind) -> list[Any]:
     if kind in INTEGER_KINDS:
         convert = int
     elif kind is Kind.DOUBLE:
-        convert = float
+        return [v if v is None else _sqlite_float(float(v)) for v in values]
     elif kind is Kind.BOOLEAN:
         convert = _BOOLEAN_TEXT.__getitem__
     elif kind is Kind.CHAR:

@@ -1403,6 +1403,30 @@ def test_values_the_driver_cannot_make_are_copied_as_their_text(
     assert diff(job_for(pg_db, target)).identical
 
 
+def test_nan_survives_sqlite(pg_db: Database, make_db: Callable[[str], Database]) -> None:
+    """SQLite stores a NaN bound as a REAL as NULL: parity writes it as the text 'NaN', which SQLite keeps
+    in the REAL column and parity reads back as NaN, there and back again (read as values, and as COPY
+    text: the second table has only kinds that travel so)."""
+    sqlite = make_db("sqlite")
+    pg_db.sql(
+        "CREATE TABLE t (id INT PRIMARY KEY, f FLOAT8, r REAL, at TIMESTAMPTZ)",
+        "CREATE TABLE u (id INT PRIMARY KEY, f FLOAT8)",
+        "INSERT INTO t VALUES (1, 'NaN', 'NaN', NULL), (2, 'Infinity', '-Infinity', NULL), (3, 1.5, NULL, NULL)",
+        "INSERT INTO u VALUES (1, 'NaN'), (2, -0.5)",
+    )
+    copy_ok(job_for(pg_db, sqlite))
+    assert sqlite.query("SELECT id, typeof(f) FROM t ORDER BY id") == [(1, "text"), (2, "real"), (3, "real")]
+    assert sqlite.query("SELECT typeof(f) FROM u WHERE id = 1") == [("text",)]
+    assert diff(job_for(pg_db, sqlite)).identical
+    back = make_db("postgresql")
+    copy_ok(job_for(sqlite, back))
+    assert back.query("SELECT id, CAST(f AS TEXT), CAST(r AS TEXT) FROM t ORDER BY id") == [
+        (1, "NaN", "NaN"),
+        (2, "Infinity", "-Infinity"),
+        (3, "1.5", None),
+    ]
+
+
 def test_a_target_column_computed_there_is_not_written(small: Database, pg_db: Database) -> None:
     """A live target whose column the database computes: the source's values for it are not written
     (PostgreSQL refuses them: every row was rejected), the target computes its own."""
