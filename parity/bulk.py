@@ -19,6 +19,7 @@ as that text (:class:`TextBatch`) and never become Python values.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import tempfile
@@ -268,7 +269,7 @@ def _iso(v: datetime) -> str:
 
 def _sqlite_float(value: float) -> Any:
     """A float as SQLite keeps it: NaN as its text (bound as a REAL, SQLite would store NULL)."""
-    return "NaN" if value != value else value
+    return "NaN" if math.isnan(value) else value
 
 
 class SQLiteWriter(ExecuteManyWriter):

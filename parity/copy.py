@@ -279,7 +279,7 @@ def _prepare_schema(
     return plan
 
 
-_LATER = {"add key": "keys", "add foreign key": "fks"}
+_LATER = {"add key": "keys", "check foreign key": "fks", "add foreign key": "fks"}
 """Plan steps that wait for rows: a table's keys (its finish), FKs (after every table)."""
 
 
@@ -289,16 +289,48 @@ def _add_deferred_foreign_keys(job: Job, state: State, tables: Sequence[str]) ->
     warnings: list[str] = []
     with job.target.begin() as conn:
         for table in tables:
-            add = functools.partial(_add_foreign_key, conn, job.target.dialect, table, warnings)
+            checked: list[bool] = []
+            add = functools.partial(_add_foreign_key, conn, job.target.dialect, table, warnings, checked)
             _run_deferred(conn, state, "fks", table, f"adding a foreign key to '{table}'", add)
     return warnings
 
 
-def _add_foreign_key(conn: Connection, dialect: Dialect, table: str, warnings: list[str], sql: str) -> None:
+def _orphans_warning(table: str, detail: str) -> str:
+    return (
+        f"{table}: rows reference rows that are not there (as in the source: {detail}); the foreign"
+        " key is added without checking the rows already there, and holds for rows written later"
+    )
+
+
+def _add_foreign_key(
+    conn: Connection, dialect: Dialect, table: str, warnings: list[str], checked: list[bool], sql: str
+) -> None:
     """Add one FK after the rows. Rows that reference no row (a source that does not enforce its FKs,
     SQLite's default, keeps such orphans) do not stop the run, as they cannot be refused one by one
     here: the key is added without checking the rows already there (PostgreSQL ``NOT VALID``, MySQL
-    with its FK checks off), it holds for rows written later, and a warning says so."""
+    with its FK checks off), it holds for rows written later, and a warning says so. A query (a plan's
+    "check foreign key" step, ``Dialect.DEFERS_FOREIGN_KEYS``) looks for such a row first; the key
+    after it is added unchecked straight away (``checked`` says one ran)."""
+    if sql.lstrip()[:6].upper() == "SELECT":
+        cursor = conn.connection.cursor()  # (no parameters: the text as sent, % and all)
+        try:
+            with log.timed_sql(sql, dialect.names[0]):
+                cursor.execute(sql)
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
+        if found is not None:
+            warnings.append(_orphans_warning(table, f"a row references ({', '.join(map(str, found))})"))
+        checked.append(True)
+        return
+    if checked and dialect.FK_CHECKS:  # (MySQL adds a checked key by copying the table)
+        checked.clear()
+        execute_raw(conn, dialect.FK_CHECKS[0])
+        try:
+            execute_raw(conn, sql)
+        finally:
+            execute_raw(conn, dialect.FK_CHECKS[1])
+        return
     savepoint = conn.begin_nested() if dialect.TRANSACTIONAL_DDL else None
     try:
         execute_raw(conn, sql)
@@ -319,10 +351,7 @@ def _add_foreign_key(conn: Connection, dialect: Dialect, table: str, warnings: l
         else:
             raise
         detail = getattr(getattr(exc.orig, "diag", None), "message_detail", None) or driver_message(exc)
-        warnings.append(
-            f"{table}: rows reference rows that are not there (as in the source: {detail}); the foreign"
-            " key is added without checking the rows already there, and holds for rows written later"
-        )
+        warnings.append(_orphans_warning(table, detail))
     else:
         if savepoint is not None:
             savepoint.commit()

@@ -1461,6 +1461,34 @@ def test_orphans_in_a_self_referencing_table_do_not_stop_the_run(
         target.sql("INSERT INTO emp VALUES (4, 98, 'new orphan')")
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_orphans_of_a_parent_table_arrive_as_on_every_database(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A child whose rows reference parents the source does not hold: into MariaDB such rows were
+    rejected (its FK was there during the load), into PostgreSQL they arrived (FKs come after the rows
+    there). Now every row arrives on both, a warning names an example, and the key holds afterwards;
+    with rows whose parents are all there, no warning."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE team (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE TABLE `m%mber` (id INTEGER PRIMARY KEY, team_id INTEGER REFERENCES team(id), name TEXT)",
+        "INSERT INTO team VALUES (1, 'a')",
+        "INSERT INTO `m%mber` VALUES (1, 1, 'x'), (2, 7, 'orphan'), (3, NULL, 'none')",
+    )
+    result = copy_ok(job_for(source, target))
+    assert [t.rows_written for t in result.tables] == [1, 3]
+    (warning,) = [w for w in result.warnings if "rows reference rows that are not there" in w]
+    assert warning.startswith("m%mber:") and "7" in warning
+    member = target.q("m%mber").replace("%%", "%")  # (as sa.text takes it)
+    assert target.query(f"SELECT id, team_id FROM {member} ORDER BY id") == [(1, 1), (2, 7), (3, None)]
+    with pytest.raises(sa.exc.IntegrityError), target.engine.begin() as conn:
+        conn.execute(sa.text(f"INSERT INTO {member} VALUES (4, 8, 'new orphan')"))
+    source.sql("DELETE FROM `m%mber` WHERE id = 2")
+    clean = make_db(target_name)
+    assert copy_ok(job_for(source, clean)).warnings == []
+
+
 @pytest.mark.parametrize("target_name", ["postgresql", "sqlite"])
 def test_mariadb_names_with_backticks(make_db: Callable[[str], Database], target_name: str) -> None:
     """SQLAlchemy reflects MySQL's column b`q as b``q (SHOW CREATE TABLE's text): no statement found

@@ -177,6 +177,13 @@ class Dialect:
     """How a foreign key is added without checking the rows already there (``{sql}``: the ADD statement),
     where the database can; None where FK checks switched off (FK_CHECKS) do it, or nothing does."""
 
+    DEFERS_FOREIGN_KEYS: ClassVar[bool] = False
+    """Whether a copy into tables it creates adds their FKs after every table's rows, under FK_CHECKS
+    off, after a query for rows that reference none (a warning names one): a load without FKs to check
+    is faster, and rows a source such as SQLite kept without their parent arrive, as on PostgreSQL
+    (whose FKs wait for the keys they reference anyway), where adding a checked FK would copy the table
+    again (MySQL)."""
+
     FK_CHECKS: ClassVar[tuple[str, str] | None] = None
     """Statements that switch FK checks off and on again for a session, where the database has them."""
 

@@ -36,6 +36,7 @@ class MySQL(Dialect):
     driver_hint = "pip install pymysql"
 
     FK_CHECKS = ("SET FOREIGN_KEY_CHECKS=0", "SET FOREIGN_KEY_CHECKS=1")
+    DEFERS_FOREIGN_KEYS = True
     WRITER = "load_data"
     ROW_WRITER = "mysql_insert"
     NATIVE_KINDS = frozenset(Kind) - {Kind.BOOLEAN, Kind.TIME, Kind.TIMESTAMPTZ, Kind.UUID, Kind.JSON}

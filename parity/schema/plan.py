@@ -72,6 +72,7 @@ class _Context:
     used_names: set[str] = field(default_factory=set)
     plan: SchemaPlan = field(default_factory=SchemaPlan)
     defer_keys: set[str] = field(default_factory=set)
+    defer_fks: set[str] = field(default_factory=set)
 
 
 def plan_schema(
@@ -88,6 +89,8 @@ def plan_schema(
     ``defer_keys``: source tables whose primary key, unique constraints and indexes may come after
     their rows (``Dialect.DEFERS_KEYS``: a copy into a table it creates); they become "add key" steps,
     and the FKs that reference such a table "add foreign key" steps (an FK needs the key it references).
+    Where the target adds FKs after the rows (``Dialect.DEFERS_FOREIGN_KEYS``), those of these tables
+    are such steps too, each after a "check foreign key" step: a query for a row that references none.
 
     Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
     """
@@ -95,6 +98,8 @@ def plan_schema(
     ctx = _Context(dialect, sa_dialect, schema, names, existing)
     if dialect.DEFERS_KEYS and defer_keys:
         ctx.defer_keys = {t.name for t in source if names[t.name] not in existing} & set(defer_keys)
+    if dialect.DEFERS_FOREIGN_KEYS and defer_keys:
+        ctx.defer_fks = {t.name for t in source if names[t.name] not in existing} & set(defer_keys)
     ctx.plan.names = dict(names)
     order, deferred = fk_order(source)
     by_name = {t.name: t for t in source}
@@ -241,12 +246,13 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         )
     if not defer:
         pieces += keys
-    later: list[sa.ForeignKeyConstraint] = []
+    later: list[tuple[sa.ForeignKeyConstraint, ForeignKey]] = []
     for fk in table.foreign_keys:
-        if fk.ref_table in ctx.defer_keys and fk.ref_schema is None:  # its key comes after the rows
+        # its key comes after the rows, or the table's FKs do
+        if (fk.ref_table in ctx.defer_keys and fk.ref_schema is None) or table.name in ctx.defer_fks:
             constraint = _fk_constraint(ctx, table, fk)
             if constraint is not None:
-                later.append(constraint)
+                later.append((constraint, fk))
             continue
         if fk in deferred and not inline_deferred:
             if not ctx.dialect.ALTER_ADD_FOREIGN_KEY:
@@ -257,7 +263,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
                 continue
             constraint = _fk_constraint(ctx, table, fk)
             if constraint is not None:
-                later.append(constraint)
+                later.append((constraint, fk))
             continue
         constraint = _fk_constraint(ctx, table, fk)
         if constraint is not None:
@@ -282,10 +288,31 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         action = "add key" if defer else "create index"
         ctx.plan.steps.append(Step(target, action, _ddl(CreateIndex(index), ctx.sa_dialect)))
     steps = []
-    for constraint in later:
+    for constraint, fk in later:
         sa_table.append_constraint(constraint)
+        if table.name in ctx.defer_fks:
+            steps.append(Step(target, "check foreign key", _orphan_query(ctx, target, fk)))
         steps.append(Step(target, "add foreign key", _ddl(AddConstraint(constraint), ctx.sa_dialect)))
     return steps
+
+
+def _orphan_query(ctx: _Context, target: str, fk: ForeignKey) -> str:
+    """A query for the referencing columns of one row that references no row (none: every row does)."""
+    child = sa.table(target, *(sa.column(c) for c in fk.columns), schema=ctx.schema).alias("c")
+    parent = sa.table(
+        ctx.names.get(fk.ref_table, fk.ref_table),
+        *(sa.column(c) for c in fk.ref_columns),
+        schema=fk.ref_schema or ctx.schema,
+    ).alias("p")
+    pairs = list(zip(fk.columns, fk.ref_columns, strict=True))
+    query = (
+        sa.select(*(child.c[c] for c in fk.columns))
+        .where(*(child.c[c].is_not(None) for c in fk.columns))
+        .where(~sa.exists().where(*(parent.c[r] == child.c[c] for c, r in pairs)))
+        .limit(1)
+    )
+    text = str(query.compile(dialect=ctx.sa_dialect, compile_kwargs={"literal_binds": True}))
+    return as_sent(text, ctx.sa_dialect)
 
 
 def _checks(ctx: _Context, table: Table) -> list[sa.CheckConstraint]:
