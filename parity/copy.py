@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from itertools import repeat
@@ -38,6 +38,7 @@ from parity.endpoint import (
     mysqlclient_args,
     mysqlclient_connect,
     mysqlclient_serves,
+    switched,
 )
 from parity.errors import ConfigError, DataError, ParityError
 from parity.job import Job, select_columns, where_clause
@@ -325,11 +326,8 @@ def _add_foreign_key(
         return
     if checked and dialect.FK_CHECKS:  # (MySQL adds a checked key by copying the table)
         checked.clear()
-        execute_raw(conn, dialect.FK_CHECKS[0])
-        try:
+        with switched(conn, dialect.FK_CHECKS):
             execute_raw(conn, sql)
-        finally:
-            execute_raw(conn, dialect.FK_CHECKS[1])
         return
     savepoint = conn.begin_nested() if dialect.TRANSACTIONAL_DDL else None
     try:
@@ -339,15 +337,11 @@ def _add_foreign_key(
             savepoint.rollback()
         if exc.orig is None or not dialect.breaks_foreign_key(exc.orig):
             raise
-        switch = dialect.FK_CHECKS
         if dialect.UNCHECKED_FOREIGN_KEY:
             execute_raw(conn, dialect.UNCHECKED_FOREIGN_KEY.format(sql=sql))
-        elif switch:
-            execute_raw(conn, switch[0])
-            try:
+        elif dialect.FK_CHECKS:
+            with switched(conn, dialect.FK_CHECKS):
                 execute_raw(conn, sql)
-            finally:
-                execute_raw(conn, switch[1])
         else:
             raise
         detail = getattr(getattr(exc.orig, "diag", None), "message_detail", None) or driver_message(exc)
@@ -684,14 +678,9 @@ def _empty(job: Job, conn: Connection, tables: list[str]) -> None:
             with target.begin() as own:
                 execute_raw(own, f"DELETE FROM {table}")
         return
-    if dialect.FK_CHECKS:
-        execute_raw(conn, dialect.FK_CHECKS[0])
-    try:
+    with switched(conn, dialect.FK_CHECKS) if dialect.FK_CHECKS else nullcontext():
         for table in reversed(qualified):
             execute_raw(conn, f"DELETE FROM {table}")
-    finally:
-        if dialect.FK_CHECKS:
-            execute_raw(conn, dialect.FK_CHECKS[1])
 
 
 def _copy_table(
@@ -841,10 +830,9 @@ class _CannotLoad(Exception):
 
 
 def _cannot_load(exc: BaseException) -> bool:
-    """Whether a read failed on a value the driver could not load (psycopg raises its ``DataError``
-    itself, the server its subclasses)."""
-    orig = getattr(exc, "orig", None)
-    return isinstance(exc, sa.exc.DBAPIError) and type(orig).__name__ == "DataError"
+    """Whether a read failed on a value the driver could not load (psycopg's ``DataError``, as diff
+    tells it: ``Side.run``)."""
+    return isinstance(exc, sa.exc.DataError)
 
 
 class _ChunkRunner:
@@ -1041,7 +1029,7 @@ class _ChunkRunner:
             while not stop.is_set() and (rows := cursor.fetchmany(size)):
                 out.put(self._batch(self._decode(rows)))
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise sa.exc.DBAPIError(sql, params, exc) from exc
+            raise sa.exc.DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error) from exc
         finally:
             cursor.close()
 

@@ -329,6 +329,27 @@ def _log_statements(engine: Engine) -> None:
         )
 
 
+@contextmanager
+def switched(
+    conn: Connection, switch: tuple[str, str], if_off_fails: Literal["raise", "ignore", "discard"] = "raise"
+) -> Iterator[None]:
+    """A session setting on for the block (``switch``: the statements that turn it on and off: FK
+    checks, IDENTITY_INSERT), off again after it. Should turning it off fail: raise, ignore it (an
+    aborted PostgreSQL transaction rolls the setting back itself), or discard the connection (a setting
+    left on would meet the pool's next user)."""
+    execute_raw(conn, switch[0])
+    try:
+        yield
+    finally:
+        try:
+            execute_raw(conn, switch[1])
+        except sa.exc.DBAPIError:
+            if if_off_fails == "raise":
+                raise
+            if if_off_fails == "discard":
+                conn.invalidate()
+
+
 def execute_raw(conn: Connection, sql: str) -> None:
     """Run finished SQL text (DDL parity compiled) with no parameter parsing by SQLAlchemy or the driver,
     in the connection's transaction as SQLAlchemy knows it: begun here if none is (else the driver

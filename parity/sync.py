@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity import bulk
-from parity.endpoint import Endpoint, driver_message, execute_raw
+from parity.endpoint import Endpoint, driver_message, switched
 from parity.errors import ConfigError, ParityError
 from parity.job import Job
 from parity.log import logger
@@ -337,12 +337,8 @@ def _fk_checks(conn: Connection, endpoint: Endpoint, enabled: bool) -> Iterator[
     if enabled or not switch:
         yield
         return
-    execute_raw(conn, switch[0])
-    try:
+    with switched(conn, switch, if_off_fails="ignore"):
         yield
-    finally:
-        with suppress(sa.exc.DBAPIError):  # (an aborted PostgreSQL transaction rolls the switch back itself)
-            execute_raw(conn, switch[1])
 
 
 def sync(

@@ -289,16 +289,10 @@ class Dialect:
         if switch is None:
             yield
             return
-        from parity.endpoint import execute_raw
+        from parity.endpoint import switched
 
-        execute_raw(conn, switch[0])
-        try:
+        with switched(conn, switch, if_off_fails="discard"):
             yield
-        finally:
-            try:
-                execute_raw(conn, switch[1])
-            except sa.exc.DBAPIError:  # (left on, it would refuse the next table's in this session)
-                conn.invalidate()
 
     def breaks_foreign_key(self, error: BaseException) -> bool:
         """Whether the driver's error says rows reference rows that are not there."""
