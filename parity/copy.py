@@ -808,7 +808,11 @@ class _Rejects:
         with self.lock:
             if self.file is None:
                 self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-            row_values = dict(zip(columns, row, strict=True))
+            # (JSON has no NaN or infinity: such a float as its text, as Decimal's are)
+            row_values = {
+                c: str(v) if isinstance(v, float) and not math.isfinite(v) else v
+                for c, v in zip(columns, row, strict=True)
+            }
             record = {**self.run, "table": table, "reason": reason, "row": row_values}
             self.file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
 
@@ -818,6 +822,11 @@ class _Rejects:
 
 
 _DONE = object()
+
+
+class _TryApart(Exception):
+    """The target refused a batch and has no savepoint to find the refused rows under: the chunk is
+    written again, each batch tried first on another connection (``_ChunkRunner._write_tried``)."""
 
 
 class _CannotLoad(Exception):
@@ -856,6 +865,9 @@ class _ChunkRunner:
         self.target_dialect = job.target.dialect
         self.fixed: set[str] | None = None
         """The target's columns merge may not update (``Dialect.fixed_columns``), once asked."""
+        self.trying = False
+        """Whether batches are tried on another connection first (``_write_tried``): set for the rest of
+        the table once the target refused one where it has no savepoints."""
         self.changed_only: set[str] | None = None
         """Those it updates apart, where they differ (``Dialect.changed_only_columns``), once asked."""
         self.writer_class = bulk.WRITERS[self.target_dialect.WRITER]
@@ -911,6 +923,11 @@ class _ChunkRunner:
                     chunk.name,
                 )
                 as_text = False
+            except _TryApart as exc:
+                logger.info(
+                    "%s: %s; chunk %s written again, trying each batch first", self.tp.target, exc, chunk.name
+                )
+                self.trying = True
             except _CannotLoad as exc:
                 if lenient:
                     raise exc.error from None
@@ -1292,15 +1309,19 @@ class _ChunkRunner:
     ) -> tuple[int, int]:
         """Write one batch; if the target refuses it, find the refused rows and keep the rest."""
         if not self.target_dialect.SAVEPOINTS:
+            if self.trying:
+                return self._write_tried(writer, destination, rows)
             try:
                 writer.write(rows)
-            except Exception as exc:  # (no savepoint to isolate the refused rows under: the chunk fails)
-                if isinstance(exc, ParityError):
+            except Exception as exc:  # (no savepoint to isolate the refused rows under: the chunk is
+                if isinstance(exc, ParityError):  # rolled back, and written again trying each batch first)
                     raise
-                raise ParityError(
-                    f"the target refused a batch ({_reason(exc)}); {self.job.target.backend} has no "
-                    "savepoints to find the refused rows under, so the chunk was rolled back"
-                ) from exc
+                if self.tp.mode == "merge":  # (its staging table is this session's: no other sees it)
+                    raise ParityError(
+                        f"the target refused a batch ({_reason(exc)}); {self.job.target.backend} has no "
+                        "savepoints to find the refused rows under, so the chunk was rolled back"
+                    ) from exc
+                raise _TryApart(exc) from exc
             return len(rows), 0
         refused = _under_savepoint(conn, self.target_dialect, writer, rows)
         if refused is None:
@@ -1312,6 +1333,52 @@ class _ChunkRunner:
             row_class = bulk.TEXT_ROW_WRITERS.get(self.job.target.backend, bulk.ExecuteManyWriter)
         row_writer = row_class(conn, destination, self.tp.target_columns, self.tp.types)
         return self._isolate(conn, row_writer, rows)
+
+    def _write_tried(
+        self, writer: bulk.Writer, destination: str, rows: list[tuple[Any, ...]]
+    ) -> tuple[int, int]:
+        """Where there are no savepoints (DuckDB): find the rows the target refuses by writing parts of
+        the batch on another connection, each part in a transaction rolled back, then write the rest
+        here. A refusal that only this transaction's own rows cause (a key written twice in the chunk)
+        still fails the chunk."""
+        refused: dict[int, str] = {}
+        with self.job.target.connect() as trial:
+            row_class = bulk.WRITERS[self.target_dialect.ROW_WRITER]
+            trial_writer = row_class(trial, destination, self.tp.target_columns, self.tp.types)
+
+            def attempt(part: list[int]) -> Exception | None:
+                transaction = trial.begin()
+                try:
+                    trial_writer.write([rows[i] for i in part])
+                except Exception as exc:
+                    return exc
+                finally:
+                    transaction.rollback()
+                return None
+
+            def find(part: list[int]) -> None:
+                error = attempt(part)
+                if error is None:
+                    return
+                if len(part) == 1:
+                    refused[part[0]] = _reason(error)
+                    return
+                find(part[: len(part) // 2])
+                find(part[len(part) // 2 :])
+
+            find(list(range(len(rows))))
+        for i, reason in refused.items():
+            self.rejects.add(self.tp.target, self.tp.target_columns, rows[i], reason)
+        kept = [row for i, row in enumerate(rows) if i not in refused]
+        if kept:
+            try:
+                writer.write(kept)
+            except Exception as exc:
+                raise ParityError(
+                    f"the target refused a batch ({_reason(exc)}) its rows alone pass; "
+                    f"{self.job.target.backend} has no savepoints, so the chunk was rolled back"
+                ) from exc
+        return len(kept), len(refused)
 
     def _isolate(self, conn: Connection, writer: bulk.Writer, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
         refused = _under_savepoint(conn, self.target_dialect, writer, rows)
