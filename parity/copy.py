@@ -1341,32 +1341,21 @@ class _ChunkRunner:
         the batch on another connection, each part in a transaction rolled back, then write the rest
         here. A refusal that only this transaction's own rows cause (a key written twice in the chunk)
         still fails the chunk."""
-        refused: dict[int, str] = {}
         with self.job.target.connect() as trial:
             row_class = bulk.WRITERS[self.target_dialect.ROW_WRITER]
             trial_writer = row_class(trial, destination, self.tp.target_columns, self.tp.types)
 
-            def attempt(part: list[int]) -> Exception | None:
+            def attempt(part: Sequence[tuple[Any, ...]]) -> Exception | None:
                 transaction = trial.begin()
                 try:
-                    trial_writer.write([rows[i] for i in part])
+                    trial_writer.write(part)
                 except Exception as exc:
                     return exc
                 finally:
                     transaction.rollback()
                 return None
 
-            def find(part: list[int]) -> None:
-                error = attempt(part)
-                if error is None:
-                    return
-                if len(part) == 1:
-                    refused[part[0]] = _reason(error)
-                    return
-                find(part[: len(part) // 2])
-                find(part[len(part) // 2 :])
-
-            find(list(range(len(rows))))
+            refused = _refused(rows, attempt)
         for i, reason in refused.items():
             self.rejects.add(self.tp.target, self.tp.target_columns, rows[i], reason)
         kept = [row for i, row in enumerate(rows) if i not in refused]
@@ -1381,20 +1370,38 @@ class _ChunkRunner:
         return len(kept), len(refused)
 
     def _isolate(self, conn: Connection, writer: bulk.Writer, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
-        refused = _under_savepoint(conn, self.target_dialect, writer, rows)
-        if refused is None:
-            return len(rows), 0
-        if len(rows) == 1:
-            self.rejects.add(self.tp.target, self.tp.target_columns, rows[0], _reason(refused))
-            return 0, 1
-        half = len(rows) // 2
-        a_ok, a_bad = self._isolate(conn, writer, rows[:half])
-        b_ok, b_bad = self._isolate(conn, writer, rows[half:])
-        return a_ok + b_ok, a_bad + b_bad
+        """Write the rows under savepoints, halving the parts the target refuses; reject the rows it
+        refuses alone."""
+        refused = _refused(rows, lambda part: _under_savepoint(conn, self.target_dialect, writer, part))
+        for i, reason in refused.items():
+            self.rejects.add(self.tp.target, self.tp.target_columns, rows[i], reason)
+        return len(rows) - len(refused), len(refused)
+
+
+def _refused(
+    rows: Sequence[tuple[Any, ...]], attempt: Callable[[Sequence[tuple[Any, ...]]], Exception | None]
+) -> dict[int, str]:
+    """The rows ``attempt`` refuses alone, by index, with the reason: a part it refuses is halved, a
+    part it takes is done with."""
+    refused: dict[int, str] = {}
+
+    def find(low: int, high: int) -> None:
+        error = attempt(rows[low:high])
+        if error is None:
+            return
+        if high - low == 1:
+            refused[low] = _reason(error)
+            return
+        middle = (low + high) // 2
+        find(low, middle)
+        find(middle, high)
+
+    find(0, len(rows))
+    return refused
 
 
 def _under_savepoint(
-    conn: Connection, dialect: Any, writer: bulk.Writer, rows: list[tuple[Any, ...]]
+    conn: Connection, dialect: Any, writer: bulk.Writer, rows: Sequence[tuple[Any, ...]]
 ) -> Exception | None:
     """Write rows inside a savepoint; on refusal roll back to it and return why."""
     savepoint = dialect.savepoint(conn)
