@@ -186,7 +186,8 @@ def copy(
     rejects = _Rejects(rejects_file, max_rejects)
     result.run_id = rejects.run["run_id"]
     starts = _start_all(job, state, plans)
-    result.warnings += _appending_again(job, plans, starts)
+    created = {step.table for step in plan.steps if step.action == "create table"}
+    result.warnings += _appending_again(job, [tp for tp in plans if tp.target not in created], starts)
     try:
         for table_plan in plans:
             result.tables.append(
