@@ -267,9 +267,10 @@ def _iso(v: datetime) -> str:
     return v.isoformat(" ")
 
 
-def _sqlite_float(value: float) -> Any:
-    """A float as SQLite keeps it: NaN as its text (bound as a REAL, SQLite would store NULL)."""
-    return "NaN" if math.isnan(value) else value
+def _sqlite_float(value: Any) -> Any:
+    """A float as SQLite keeps it: NaN as its text (bound as a REAL, SQLite would store NULL); what is
+    no float (text an SQLite source held in a REAL column) as it is."""
+    return "NaN" if isinstance(value, float) and math.isnan(value) else value
 
 
 class SQLiteWriter(ExecuteManyWriter):
@@ -382,7 +383,9 @@ def _sqlite_bind_column(values: list[Any], kind: Kind) -> list[Any]:
     if kind in INTEGER_KINDS:
         convert = int
     elif kind is Kind.DOUBLE:
-        return [v if v is None else _sqlite_float(float(v)) for v in values]
+        if "NaN" in values:  # (COPY text's NaN; else the fast way)
+            return [v if v is None else _sqlite_float(float(v)) for v in values]
+        convert = float
     elif kind is Kind.BOOLEAN:
         convert = _BOOLEAN_TEXT.__getitem__
     elif kind is Kind.CHAR:

@@ -307,6 +307,19 @@ def _orphans_warning(table: str, detail: str) -> str:
 def _add_foreign_key(
     conn: Connection, dialect: Dialect, table: str, warnings: list[str], checked: list[bool], sql: str
 ) -> None:
+    """``_add_or_check_foreign_key``; a key there already (where DDL commits on its own, a run stopped
+    after adding it and before recording so) counts as added."""
+    try:
+        _add_or_check_foreign_key(conn, dialect, table, warnings, checked, sql)
+    except sa.exc.DBAPIError as exc:
+        if exc.orig is None or not dialect.already_there(exc.orig):
+            raise
+        logger.info("%s: foreign key there already (%s)", table, driver_message(exc))
+
+
+def _add_or_check_foreign_key(
+    conn: Connection, dialect: Dialect, table: str, warnings: list[str], checked: list[bool], sql: str
+) -> None:
     """Add one FK after the rows. Rows that reference no row (a source that does not enforce its FKs,
     SQLite's default, keeps such orphans) do not stop the run, as they cannot be refused one by one
     here: the key is added without checking the rows already there (PostgreSQL ``NOT VALID``, MySQL
@@ -319,6 +332,8 @@ def _add_foreign_key(
             with log.timed_sql(sql, dialect.names[0]):
                 cursor.execute(sql)
             found = cursor.fetchone()
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
         finally:
             cursor.close()
         if found is not None:
@@ -1317,7 +1332,9 @@ class _ChunkRunner:
             except Exception as exc:  # (no savepoint to isolate the refused rows under: the chunk is
                 if isinstance(exc, ParityError):  # rolled back, and written again trying each batch first)
                     raise
-                if self.tp.mode == "merge":  # (its staging table is this session's: no other sees it)
+                # (merge: its staging table is this session's, no other sees it; a table referencing
+                # itself: rows another connection would try may reference rows only this one sees)
+                if self.tp.mode == "merge" or self.tp.in_cycle:
                     raise ParityError(
                         f"the target refused a batch ({_reason(exc)}); {self.job.target.backend} has no "
                         "savepoints to find the refused rows under, so the chunk was rolled back"
@@ -1343,8 +1360,7 @@ class _ChunkRunner:
         here. A refusal that only this transaction's own rows cause (a key written twice in the chunk)
         still fails the chunk."""
         with self.job.target.connect() as trial:
-            row_class = bulk.WRITERS[self.target_dialect.ROW_WRITER]
-            trial_writer = row_class(trial, destination, self.tp.target_columns, self.tp.types)
+            trial_writer = type(writer)(trial, destination, self.tp.target_columns, self.tp.types)
 
             def attempt(part: Sequence[tuple[Any, ...]]) -> Exception | None:
                 transaction = trial.begin()
@@ -1357,8 +1373,6 @@ class _ChunkRunner:
                 return None
 
             refused = _refused(rows, attempt)
-        for i, reason in refused.items():
-            self.rejects.add(self.tp.target, self.tp.target_columns, rows[i], reason)
         kept = [row for i, row in enumerate(rows) if i not in refused]
         if kept:
             try:
@@ -1368,6 +1382,8 @@ class _ChunkRunner:
                     f"the target refused a batch ({_reason(exc)}) its rows alone pass; "
                     f"{self.job.target.backend} has no savepoints, so the chunk was rolled back"
                 ) from exc
+        for i, reason in refused.items():  # (once the rest is written: a failed chunk rejects nothing)
+            self.rejects.add(self.tp.target, self.tp.target_columns, rows[i], reason)
         return len(kept), len(refused)
 
     def _isolate(self, conn: Connection, writer: bulk.Writer, rows: list[tuple[Any, ...]]) -> tuple[int, int]:

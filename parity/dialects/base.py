@@ -179,7 +179,7 @@ class Dialect:
 
     DEFERS_FOREIGN_KEYS: ClassVar[bool] = False
     """Whether a copy into tables it creates adds their FKs after every table's rows, under FK_CHECKS
-    off, after a query for rows that reference none (a warning names one): a load without FKs to check
+    off, after a query for a row whose reference finds no row (a warning names one): a load without FKs to check
     is faster, and rows a source such as SQLite kept without their parent arrive, as on PostgreSQL
     (whose FKs wait for the keys they reference anyway), where adding a checked FK would copy the table
     again (MySQL)."""
@@ -296,6 +296,11 @@ class Dialect:
 
     def breaks_foreign_key(self, error: BaseException) -> bool:
         """Whether the driver's error says rows reference rows that are not there."""
+        return False
+
+    def already_there(self, error: BaseException) -> bool:
+        """Whether the driver's error says the constraint being added exists already (added by a run
+        stopped before it recorded so, where DDL commits on its own)."""
         return False
 
     def explicit_values(self, stmt: Any) -> Any:

@@ -82,6 +82,11 @@ class MySQL(Dialect):
     def breaks_foreign_key(self, error: BaseException) -> bool:
         return bool(error.args) and error.args[0] == 1452  # (ER_NO_REFERENCED_ROW_2)
 
+    def already_there(self, error: BaseException) -> bool:
+        # ER_FK_DUP_NAME (checks off); with checks on, MariaDB's "Can't create table (errno: 121)"
+        code = error.args[0] if error.args else None
+        return code == 1826 or (code == 1005 and "errno: 121" in str(error.args[1:]))
+
     def log_position(self, conn: Connection) -> str | None:
         for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
             try:

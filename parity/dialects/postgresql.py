@@ -118,6 +118,9 @@ class PostgreSQL(Dialect):
     def breaks_foreign_key(self, error: BaseException) -> bool:
         return getattr(error, "sqlstate", None) == "23503"
 
+    def already_there(self, error: BaseException) -> bool:
+        return getattr(error, "sqlstate", None) == "42710"  # duplicate_object
+
     def explicit_values(self, stmt: Any) -> Any:
         return stmt.with_dialect_options(postgresql_overriding_system_value=True)
 
