@@ -616,20 +616,24 @@ def _appending_again(job: Job, plans: list[_TablePlan], starts: dict[str, _Start
     and hold rows already, none of them from this run's own committed chunks."""
     from parity.schema.apply import existing_targets
 
-    warnings = []
-    for tp in plans:
-        start = starts.get(tp.target)
-        if tp.mode != "append" or tp.remap.active or not isinstance(start, tuple) or start[1]:
-            continue
-        table = sa.table(tp.target, schema=job.target.schema)
-        with job.target.connect() as conn:
-            held = conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first()
-        if held is not None and not existing_targets(job, [tp.target])[tp.target].key():
-            warnings.append(
-                f"{tp.target} has no key and holds rows already: appended rows that were copied before"
-                " are there again (--mode replace empties it first; merge needs a key, -k)"
-            )
-    return warnings
+    holding = []
+    with job.target.connect() as conn:
+        for tp in plans:
+            start = starts.get(tp.target)
+            if tp.mode != "append" or tp.remap.active or not isinstance(start, tuple) or start[1]:
+                continue
+            table = sa.table(tp.target, schema=job.target.schema)
+            if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None:
+                holding.append(tp.target)
+    if not holding:
+        return []
+    tables = existing_targets(job, holding)
+    return [
+        f"{name} has no key and holds rows already: appended rows that were copied before are there"
+        " again (--mode replace empties it first; merge needs a key, -k)"
+        for name in holding
+        if not tables[name].key()
+    ]
 
 
 def _start_all(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, _Start]:
