@@ -51,28 +51,29 @@ class DuckDB(Dialect):
     HAS_IDENTITY = False
     ALTER_ADD_FOREIGN_KEY = False
 
-    def _where(self, schema: str | None) -> str:
-        return "schema_name = COALESCE(:schema, current_schema()) AND table_name = :table"
+    @staticmethod
+    def _catalog(conn: Connection, sql: str, table: str, schema: str | None, **params: Any) -> list[Any]:
+        """The rows of a catalog query about one table: ``{where}`` in ``sql`` picks it (in the schema,
+        or the current one), as do ``:table`` and ``:schema``."""
+        where = "schema_name = COALESCE(:schema, current_schema()) AND table_name = :table"
+        return list(
+            conn.execute(sa.text(sql.format(where=where)), {"schema": schema, "table": table, **params})
+        )
 
     def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
-        rows = conn.execute(
-            sa.text(
-                "SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
-                f"WHERE {self._where(schema)} ORDER BY column_index"
-            ),
-            {"schema": schema, "table": table},
-        ).all()
+        rows = self._catalog(
+            conn,
+            "SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns()"
+            " WHERE {where} ORDER BY column_index",
+            table,
+            schema,
+        )
         if not rows:
             raise sa.exc.NoSuchTableError(table)
+        computed = "SELECT column_name, generation_expression FROM information_schema.columns"
+        computed += " WHERE table_schema = COALESCE(:schema, current_schema()) AND table_name = :table"
         generated: dict[str, str] = dict(
-            conn.execute(
-                sa.text(
-                    "SELECT column_name, generation_expression FROM information_schema.columns"
-                    " WHERE table_schema = COALESCE(:schema, current_schema()) AND table_name = :table"
-                    " AND is_generated = 'ALWAYS'"
-                ),
-                {"schema": schema, "table": table},
-            ).all()
+            self._catalog(conn, computed + " AND is_generated = 'ALWAYS'", table, schema)
         )
         return [
             {
@@ -96,13 +97,13 @@ class DuckDB(Dialect):
         """In a table an FK references, the columns of its key, unique constraints and indexes: DuckDB
         updates them as a delete and an insert, which the FK refuses even when the value stays."""
         schema = target.schema
-        referenced = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = COALESCE(:schema, current_schema())"
-                " AND constraint_type = 'FOREIGN KEY' AND referenced_table = :table"
-            ),
-            {"schema": schema, "table": table},
-        ).scalar()
+        referenced = self._catalog(
+            conn,
+            "SELECT 1 FROM duckdb_constraints() WHERE schema_name = COALESCE(:schema, current_schema())"
+            " AND constraint_type = 'FOREIGN KEY' AND referenced_table = :table",
+            table,
+            schema,
+        )
         if not referenced:
             return set()
         indexed = set(self.primary_key(conn, table, schema))
@@ -111,25 +112,23 @@ class DuckDB(Dialect):
         return indexed
 
     def check_constraints(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
-        rows = conn.execute(
-            sa.text(
-                "SELECT constraint_name, expression FROM duckdb_constraints()"
-                f" WHERE {self._where(schema)} AND constraint_type = 'CHECK' ORDER BY constraint_index"
-            ),
-            {"schema": schema, "table": table},
-        ).all()
+        rows = self._catalog(
+            conn,
+            "SELECT constraint_name, expression FROM duckdb_constraints()"
+            " WHERE {where} AND constraint_type = 'CHECK' ORDER BY constraint_index",
+            table,
+            schema,
+        )
         return [{"name": None, "sqltext": r[1]} for r in rows]
 
     def _constraints(self, conn: Connection, table: str, schema: str | None, kind: str) -> list[Any]:
-        return list(
-            conn.execute(
-                sa.text(
-                    "SELECT constraint_name, constraint_column_names, referenced_table, referenced_column_names "
-                    f"FROM duckdb_constraints() WHERE {self._where(schema)} AND constraint_type = :kind "
-                    "ORDER BY constraint_index"
-                ),
-                {"schema": schema, "table": table, "kind": kind},
-            ).all()
+        return self._catalog(
+            conn,
+            "SELECT constraint_name, constraint_column_names, referenced_table, referenced_column_names"
+            " FROM duckdb_constraints() WHERE {where} AND constraint_type = :kind ORDER BY constraint_index",
+            table,
+            schema,
+            kind=kind,
         )
 
     def primary_key(self, conn: Connection, table: str, schema: str | None) -> tuple[str, ...]:
@@ -154,12 +153,12 @@ class DuckDB(Dialect):
         ]
 
     def indexes(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
-        rows = conn.execute(
-            sa.text(
-                f"SELECT index_name, is_unique, expressions FROM duckdb_indexes() WHERE {self._where(schema)}"
-            ),
-            {"schema": schema, "table": table},
-        ).all()
+        rows = self._catalog(
+            conn,
+            "SELECT index_name, is_unique, expressions FROM duckdb_indexes() WHERE {where}",
+            table,
+            schema,
+        )
         out = []
         for name, unique, expressions in rows:
             cols = [c.strip().strip("'").strip('"') for c in str(expressions).strip("[]").split(",")]
