@@ -890,3 +890,33 @@ def test_a_localhost_url_reaches_its_port_through_mysqlclient_as_through_pymysql
             cursor.close()
     finally:
         endpoint.dispose()
+
+
+def test_postgresql_timestamp_text_is_to_chars_for_every_year(pg_db: Database) -> None:
+    """diff hashes a naive timestamp's text cast, padded to six digits (cheaper than to_char()), for
+    years 1-9999 AD: that text is to_char()'s for every value, whatever the session's DateStyle and
+    time zone; other years and infinity keep to_char()'s form (or the cast's, for infinity)."""
+    from parity.dialects.base import Dialect
+    from parity.dialects.postgresql import PostgreSQL
+
+    values = [
+        "2020-01-01 00:00:01", "2020-01-01 00:00:01.5", "2020-01-01 00:00:01.123456", "0001-01-01 00:00:00",
+        "0099-05-06 01:02:03.01", "9999-12-31 23:59:59.999999", "10000-01-01 00:00:00",
+        "12345-06-07 08:09:10.5", "0044-03-15 12:00:00 BC", "infinity", "-infinity", "1969-12-31 23:59:59.999999",
+    ]  # fmt: skip
+    dialect = PostgreSQL()
+    for kind in ("timestamp", "timestamptz"):
+        source = sa.text(f"SELECT unnest(CAST(:v AS {kind}[])) AS x").bindparams(v=values)
+        x = source.columns(sa.column("x")).subquery("v").c.x
+        formatted = sa.func.coalesce(Dialect.text_timestamp(dialect, x, kind == "timestamptz"), dialect.text(x))
+        query = sa.select(formatted, dialect.text_timestamp(x, kind == "timestamptz"))
+        for zone in ("UTC", "Asia/Kolkata"):
+            with pg_db.engine.connect() as conn:
+                conn.exec_driver_sql(f"SET TIME ZONE '{zone}'")
+                conn.exec_driver_sql("SET DateStyle = 'SQL, DMY'")
+                for statement in dialect.DIFF_SETUP:
+                    conn.exec_driver_sql(statement)
+                rows = conn.execute(query).all()
+            assert len(rows) == len(values)
+            assert [a for a, _ in rows] == [b for _, b in rows], (kind, zone)
+    assert "rpad(" in str(dialect.text_timestamp(x, False).compile(dialect=pg_db.engine.dialect))
