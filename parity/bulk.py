@@ -30,7 +30,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, ClassVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, cast, overload
 from uuid import UUID
 
 from parity import log
@@ -608,6 +608,46 @@ def _escaped(text: str, nul: bool) -> str:
 
 _SEPARATOR = "\x1e"  # joins a column's strings to escape them at once, where no value holds it
 
+_ESCAPED = ("\\", "\t", "\n", "\r")
+
+
+def _string_column(values: Sequence[str | None], nulls: bool, nul: bool) -> list[str]:
+    """A column of strings (and None) in LOAD DATA's or COPY's text (see ``_mysql_column``). The
+    column's strings are joined once and searched for each character to escape (C scans): a few
+    values that hold one are found by their position and escaped alone; where many do, the whole
+    column is escaped at once (1M strings of which a few thousand need it: a fifth of the time)."""
+    strings = [v or "" for v in values] if nulls else cast("list[str]", values)
+    plain = [v if v is not None else "\\N" for v in values] if nulls else list(strings)
+    joined = _SEPARATOR.join(strings)
+    chars = (*_ESCAPED, "\0") if nul else _ESCAPED
+    found = _positions(joined, chars, len(values) // 16)
+    if found == []:
+        return plain
+    if joined.count(_SEPARATOR) != len(values) - 1:  # a value holds the separator: value by value
+        return ["\\N" if v is None else _escaped(v, nul) if _needs_escape(v, nul) else v for v in values]
+    if found is None:  # many: one translation
+        parts = _escaped(joined, nul).split(_SEPARATOR)
+        return ["\\N" if v is None else p for v, p in zip(values, parts, strict=True)] if nulls else parts
+    index, previous = 0, 0
+    for at in found:  # (the separators before each position count the values before it)
+        index += joined.count(_SEPARATOR, previous, at)
+        previous = at
+        plain[index] = _escaped(strings[index], nul)
+    return plain
+
+
+def _positions(text: str, chars: Sequence[str], most: int) -> list[int] | None:
+    """Where the characters occur in the text, in order; None when there are more than ``most``."""
+    found: list[int] = []
+    for char in chars:
+        at = text.find(char)
+        while at >= 0:
+            if len(found) >= most:
+                return None
+            found.append(at)
+            at = text.find(char, at + 1)
+    return sorted(found)
+
 
 def _mysql_column(
     values: Sequence[Any], nul_escaped: bool = True, types: set[type] | None = None
@@ -622,21 +662,7 @@ def _mysql_column(
     types.discard(_NONE)
     only = types.pop() if len(types) == 1 else None
     if only is str:
-        # escape only when some value needs it; one scan of the column's text decides
-        if _needs_escape("".join(filter(None, values)), nul_escaped):
-            joined = _SEPARATOR.join([v or "" for v in values] if nulls else values)
-            if joined.count(_SEPARATOR) == len(values) - 1:  # no value holds it: one translation
-                parts = _escaped(joined, nul_escaped).split(_SEPARATOR)
-                return (
-                    ["\\N" if v is None else p for v, p in zip(values, parts, strict=True)]
-                    if nulls
-                    else parts
-                )
-            return [
-                "\\N" if v is None else _escaped(v, nul_escaped) if _needs_escape(v, nul_escaped) else v
-                for v in values
-            ]
-        return [v if v is not None else "\\N" for v in values] if nulls else list(values)
+        return _string_column(values, nulls, nul_escaped)
     if only is datetime and not any(v.tzinfo is not None for v in filter(None, values)):
         # naive: isoformat(" ") as _mysql_field (called unbound: str() would look the method up)
         iso = datetime.isoformat

@@ -130,6 +130,28 @@ def test_a_column_of_strings_is_escaped_as_each_value_alone(values: list[str | N
     assert bulk._mysql_column(values, nul_escaped=False) == copy_text
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    plain=st.lists(st.none() | st.sampled_from(["x", "", "é 😀"]), min_size=16, max_size=80),
+    odd=st.lists(
+        st.tuples(st.integers(0, 79), st.text(alphabet="ab\t\n\r\\\0\x1eé", min_size=1)), max_size=6
+    ),
+)
+def test_a_long_column_with_a_few_strings_to_escape(
+    plain: list[str | None], odd: list[tuple[int, str]]
+) -> None:
+    """A column of many strings where a few hold characters to escape (found by their position in
+    the joined column, escaped alone): the same text as each value's own."""
+    values = list(plain)
+    for at, text in odd:
+        values[at % len(values)] = text
+    assert bulk._mysql_column(values) == [bulk._mysql_field(v) for v in values]
+    copy = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+    assert bulk._mysql_column(values, nul_escaped=False) == [
+        "\\N" if v is None else v.translate(copy) for v in values
+    ]
+
+
 def test_only_ascii_digits_make_an_iso_date_or_timestamp() -> None:
     """Other scripts' digits are digits to a Unicode regex, not to the databases: such text is decoded
     (and refused there), never passed on as ISO text."""

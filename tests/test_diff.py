@@ -908,7 +908,9 @@ def test_postgresql_timestamp_text_is_to_chars_for_every_year(pg_db: Database) -
     for kind in ("timestamp", "timestamptz"):
         source = sa.text(f"SELECT unnest(CAST(:v AS {kind}[])) AS x").bindparams(v=values)
         x = source.columns(sa.column("x")).subquery("v").c.x
-        formatted = sa.func.coalesce(Dialect.text_timestamp(dialect, x, kind == "timestamptz"), dialect.text(x))
+        formatted = sa.func.coalesce(
+            Dialect.text_timestamp(dialect, x, kind == "timestamptz"), dialect.text(x)
+        )
         query = sa.select(formatted, dialect.text_timestamp(x, kind == "timestamptz"))
         for zone in ("UTC", "Asia/Kolkata"):
             with pg_db.engine.connect() as conn:
