@@ -427,7 +427,26 @@ def _plan_tables(
                 in_cycle=name in cyclic,
             )
         )
+        if table_mode == "merge":
+            _refuse_null_keys(job, out[-1], [k for k in key if source.column(k).nullable])
     return out
+
+
+def _refuse_null_keys(job: Job, tp: _TablePlan, nullable: list[str]) -> None:
+    """Merge finds a row's match by its key: a row whose key is NULL matches none, so every run would
+    add it again. Such rows (where the key's columns may be NULL) are refused before any row moves."""
+    if not nullable:
+        return
+    table = sa.table(tp.source.name, *(sa.column(c) for c in nullable), schema=job.source.schema)
+    nulls = sa.or_(*(table.c[c].is_(None) for c in nullable))
+    with job.source.connect() as conn:
+        count = conn.execute(_filtered(tp, table, sa.select(sa.func.count()).select_from(table).where(nulls)))
+        rows = count.scalar_one()
+    if rows:
+        raise DataError(
+            f"table '{tp.source.name}': {rows} rows have a NULL key ({', '.join(nullable)}); merge"
+            " matches rows by key and would add them again on every run: merge by a key without NULLs (-k)"
+        )
 
 
 def _check_target_assigns_ids(job: Job, remap_all: bool) -> None:
