@@ -1593,3 +1593,40 @@ def test_merge_by_a_key_holding_null_is_refused(make_db: Callable[[str], Databas
     assert target.query("SELECT id, email, name FROM people ORDER BY id") == [
         (1, "a@x", "Ann B"), (2, None, "Bob"), (3, None, "Cy"),
     ]  # fmt: skip
+
+
+def test_oracle_generated_always_takes_no_ids(small: Database, oracle_db: Database) -> None:
+    """Oracle's GENERATED ALWAYS identity takes no value from any INSERT: a copy that would give it
+    the source's ids (every row refused) is refused before a row moves; with --remap-ids the target
+    numbers the rows. (Runs where PARITY_TEST_ORACLE_URL is set.)"""
+    oracle_db.sql(
+        "CREATE TABLE items (id NUMBER(10) GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " name VARCHAR2(20) NOT NULL, price NUMBER(8,2))"
+    )
+    with pytest.raises(DataError, match=r"'items': oracle numbers column 'id' itself \(GENERATED ALWAYS\)"):
+        copy(job_for(small, oracle_db), mode="append")
+    assert oracle_db.query("SELECT COUNT(*) FROM items") == [(0,)]
+    copy_ok(job_for(small, oracle_db), mode="append", remap_ids=True)
+    assert [r[0] for r in oracle_db.query("SELECT name FROM items ORDER BY id")] == ["one", "two", "three"]
+
+
+def test_a_column_the_target_never_takes_ids_for_refuses_the_copy(
+    small: Database, pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal above, on a live PostgreSQL told to answer as Oracle does for its GENERATED ALWAYS
+    identity (PostgreSQL's own takes ids with OVERRIDING SYSTEM VALUE): copy and sync refuse before
+    writing; --remap-ids copies."""
+    from parity.dialects.postgresql import PostgreSQL
+    from parity.sync import sync
+
+    pg_db.sql(
+        "CREATE TABLE items (id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name VARCHAR(20), price NUMERIC(8,2))"
+    )
+    monkeypatch.setattr(PostgreSQL, "ids_never_written", lambda self, conn, target, table: {"id"})
+    with pytest.raises(DataError, match=r"numbers column 'id' itself \(GENERATED ALWAYS\).*--remap-ids"):
+        copy(job_for(small, pg_db), mode="append")
+    with pytest.raises(DataError, match=r"numbers column 'id' itself.*cannot be inserted"):
+        sync(job_for(small, pg_db))
+    assert pg_db.query("SELECT COUNT(*) FROM items") == [(0,)]
+    copy_ok(job_for(small, pg_db), mode="append", remap_ids=True)
+    assert [r[0] for r in pg_db.query("SELECT name FROM items ORDER BY id")] == ["one", "two", "three"]

@@ -262,6 +262,12 @@ class Dialect:
         always generates (PostgreSQL's and Oracle's GENERATED ALWAYS, SQL Server's identity)."""
         return set()
 
+    def ids_never_written(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        """The table's columns an INSERT may not give a value, whatever the session allows: identities
+        the database always numbers itself (Oracle's GENERATED ALWAYS; PostgreSQL's takes values with
+        OVERRIDING SYSTEM VALUE, SQL Server's under IDENTITY_INSERT)."""
+        return set()
+
     def changed_only_columns(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
         """The table's columns an UPDATE may set only where the value changes (merge updates them apart,
         row by row where they differ); none but on DuckDB."""

@@ -91,6 +91,9 @@ class Oracle(Dialect):
             if r.generation_type == "ALWAYS"
         }
 
+    def ids_never_written(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        return self.fixed_columns(conn, target, table)  # (ALWAYS: no INSERT gives it a value either)
+
     def advance_sequences(
         self, conn: Connection, target: Endpoint, table: str, columns: Sequence[str]
     ) -> None:
