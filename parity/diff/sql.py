@@ -206,11 +206,14 @@ class Side:
         return sa.select(*selected).select_from(self.sa_table).where(*self.where, *conditions)
 
     def bounds(self, column: str, conditions: Sequence[Expr]) -> sa.Select[Any]:
+        """min() and max() of the column, each its own subquery: SQLite finds either alone in an index
+        (or the rowid's b-tree), both at once only by a scan."""
         x: sa.ColumnClause[Any] = sa.column(column)
-        return (
-            sa.select(sa.func.min(x), sa.func.max(x))
-            .select_from(self.sa_table)
-            .where(*self.where, *conditions)
+        return sa.select(
+            *(
+                sa.select(f(x)).select_from(self.sa_table).where(*self.where, *conditions).scalar_subquery()
+                for f in (sa.func.min, sa.func.max)
+            )
         )
 
     def null_keys(self) -> sa.Select[Any]:
