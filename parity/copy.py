@@ -33,6 +33,7 @@ from parity import bulk, log, textread
 from parity.config import Mode, TableConfig
 from parity.dialects import REGISTRY, Dialect
 from parity.endpoint import (
+    driver_could_not_load,
     driver_message,
     execute_raw,
     mysqlclient_args,
@@ -899,12 +900,6 @@ class _CannotLoad(Exception):
         self.error = error
 
 
-def _cannot_load(exc: BaseException) -> bool:
-    """Whether a read failed on a value the driver could not load (psycopg's ``DataError``, as diff
-    tells it: ``Side.run``)."""
-    return isinstance(exc, sa.exc.DataError)
-
-
 class _ChunkRunner:
     """Copies one chunk: a reader thread streams batches into a bounded queue; this thread writes."""
 
@@ -1066,7 +1061,7 @@ class _ChunkRunner:
                         conn.invalidate()
             out.put(_DONE)
         except BaseException as exc:
-            cannot_load = not lenient and source.dialect.LENIENT_LOADERS and _cannot_load(exc)
+            cannot_load = not lenient and source.dialect.LENIENT_LOADERS and driver_could_not_load(exc)
             out.put(_CannotLoad(exc) if cannot_load else exc)
 
     def _read_on(

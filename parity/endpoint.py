@@ -292,6 +292,13 @@ def _or_text(parse: Any) -> Any:
     return convert
 
 
+def driver_could_not_load(exc: BaseException) -> bool:
+    """Whether a query failed on a value the driver could not make into a Python value (psycopg's
+    loaders on PostgreSQL's infinity, a year past 9999): a DataError the server did not send, which
+    carries no SQLSTATE (the server's own data errors, such as a --where's bad cast, carry one)."""
+    return isinstance(exc, sa.exc.DataError) and getattr(exc.orig, "sqlstate", None) is None
+
+
 def driver_message(exc: BaseException) -> str:
     """The first meaningful line of a driver's error, with secrets masked."""
     orig = getattr(exc, "orig", None) or exc

@@ -1630,3 +1630,21 @@ def test_a_column_the_target_never_takes_ids_for_refuses_the_copy(
     assert pg_db.query("SELECT COUNT(*) FROM items") == [(0,)]
     copy_ok(job_for(small, pg_db), mode="append", remap_ids=True)
     assert [r[0] for r in pg_db.query("SELECT name FROM items ORDER BY id")] == ["one", "two", "three"]
+
+
+def test_only_values_the_driver_could_not_load_are_read_again_as_text(pg_db: Database) -> None:
+    """A chunk is read again with lenient loaders only for a value psycopg could not make (no SQLSTATE:
+    the server sent it fine); the server's own data errors (a --where's bad cast) fail at once."""
+    from parity.endpoint import driver_could_not_load
+
+    outcomes = {}
+    for sql in ("SELECT 'infinity'::timestamp", "SELECT '24:00'::time", "SELECT 'x'::int", "SELECT 1 / 0"):
+        with pytest.raises(sa.exc.DataError) as caught, pg_db.engine.connect() as conn:
+            conn.exec_driver_sql(sql).all()
+        outcomes[sql] = driver_could_not_load(caught.value)
+    assert outcomes == {
+        "SELECT 'infinity'::timestamp": True,
+        "SELECT '24:00'::time": True,
+        "SELECT 'x'::int": False,
+        "SELECT 1 / 0": False,
+    }

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from parity import log
 from parity.dialects.base import Dialect
 from parity.diff.plan import TIME_KINDS, ColumnPair, Compare, TablePlan
-from parity.endpoint import Endpoint, driver_message, mysqlclient, mysqlclient_serves
+from parity.endpoint import Endpoint, driver_could_not_load, driver_message, mysqlclient, mysqlclient_serves
 from parity.errors import ParityError
 from parity.job import where_clause
 from parity.schema.model import Column
@@ -238,8 +238,8 @@ class Side:
                     return fetch_raw(raw, query, dialect, backend, driver.Error)
             try:
                 return self._run(query, lenient=False)
-            except sa.exc.DataError:  # a value the driver cannot make (PostgreSQL's infinity): as text
-                if not self.dialect.LENIENT_LOADERS:
+            except sa.exc.DataError as exc:  # a value the driver cannot make (PostgreSQL's infinity): as text
+                if not (self.dialect.LENIENT_LOADERS and driver_could_not_load(exc)):
                     raise
                 return self._run(query, lenient=True)
         except sa.exc.DBAPIError as exc:
