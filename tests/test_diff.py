@@ -750,23 +750,24 @@ def test_times_are_compared_at_the_digits_of_a_second_both_columns_keep(
     pg_db: Database, mariadb_db: Database
 ) -> None:
     """DATETIME(3) keeps milliseconds, DATETIME whole seconds, TIME(2) hundredths: compared with
-    PostgreSQL's microseconds at those digits (the rest cut), both in SQL and in Python."""
+    PostgreSQL's microseconds at those digits (the rest cut), both in SQL and in Python; and a
+    DATETIME(6) (hashed as its own text) with a TIMESTAMP(3) at milliseconds."""
     pg_db.sql(
-        "CREATE TABLE tp (id INTEGER PRIMARY KEY, t TIMESTAMP(6), tz TIMESTAMPTZ(6), c TIME(6), v INTEGER)"
+        "CREATE TABLE tp (id INTEGER PRIMARY KEY, t TIMESTAMP(6), tz TIMESTAMPTZ(6), c TIME(6), m TIMESTAMP(3), v INTEGER)"
     )
     mariadb_db.sql(
-        "CREATE TABLE tp (id INTEGER PRIMARY KEY, t DATETIME(3), tz DATETIME, c TIME(2), v INTEGER)"
+        "CREATE TABLE tp (id INTEGER PRIMARY KEY, t DATETIME(3), tz DATETIME, c TIME(2), m DATETIME(6), v INTEGER)"
     )
     pg_db.sql(
-        "INSERT INTO tp VALUES (1, '2024-01-01 12:00:00.123456', '2024-01-01 12:00:00.987654+00', '10:00:00.129', 1),"
-        " (2, '2024-01-01 12:00:00.123456', '2024-01-01 12:00:01+00', '10:00:00.5', 2)"
+        "INSERT INTO tp VALUES (1, '2024-01-01 12:00:00.123456', '2024-01-01 12:00:00.987654+00', '10:00:00.129', '2024-01-01 12:00:00.123', 1),"
+        " (2, '2024-01-01 12:00:00.123456', '2024-01-01 12:00:01+00', '10:00:00.5', '2024-01-01 12:00:00.123', 2)"
     )
     mariadb_db.sql(
-        "INSERT INTO tp VALUES (1, '2024-01-01 12:00:00.123', '2024-01-01 12:00:00', '10:00:00.12', 1),"
-        " (2, '2024-01-01 12:00:00.124', '2024-01-01 12:00:00', '10:00:00.5', 9)"
+        "INSERT INTO tp VALUES (1, '2024-01-01 12:00:00.123', '2024-01-01 12:00:00', '10:00:00.12', '2024-01-01 12:00:00.123456', 1),"
+        " (2, '2024-01-01 12:00:00.124', '2024-01-01 12:00:00', '10:00:00.5', '2024-01-01 12:00:00.124', 9)"
     )
-    assert kinds(run(pg_db, mariadb_db, "tp", threshold=1)) == {("changed", 2, ("t", "tz", "v"))}
-    assert kinds(run(mariadb_db, pg_db, "tp", threshold=1)) == {("changed", 2, ("t", "tz", "v"))}
+    assert kinds(run(pg_db, mariadb_db, "tp", threshold=1)) == {("changed", 2, ("t", "tz", "m", "v"))}
+    assert kinds(run(mariadb_db, pg_db, "tp", threshold=1)) == {("changed", 2, ("t", "tz", "m", "v"))}
     for db in (pg_db, mariadb_db):
         db.sql("DELETE FROM tp WHERE id = 2")
     same = run(pg_db, mariadb_db, "tp")

@@ -695,6 +695,10 @@ class Dialect:
         assert self.TIMESTAMP_FORMAT, f"{type(self).__name__} must override text_timestamp"
         return self.format_time(self.in_utc(x) if with_zone else x, self.TIMESTAMP_FORMAT)
 
+    TIMESTAMP_AS_TEXT_AT: ClassVar[int | None] = None
+    """The digits of a second (declared) at which a timestamp column, as a string, is its canonical text
+    already (``text_timestamp`` is then not applied); None where no column is."""
+
     def format_time(self, x: Any, fmt: str) -> sa.ColumnElement[Any]:
         return sa.func.to_char(x, sa.literal(fmt))
 

@@ -286,6 +286,8 @@ class MySQL(Dialect):
     def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
         return sa.cast(x, mysql.DATETIME(fsp=6))  # always six decimals, as date_format's %f
 
+    TIMESTAMP_AS_TEXT_AT = 6  # (DATETIME(6) and TIMESTAMP(6) as strings: the cast's text; it costs 4%)
+
     def format_time(self, x: Any, fmt: str) -> sa.ColumnElement[Any]:
         return sa.func.date_format(x, sa.literal(fmt))
 

@@ -30,10 +30,16 @@ Expr = sa.ColumnElement[Any]
 
 
 def column_text(
-    dialect: Dialect, x: Any, native: CanonicalType, compare: Compare, charset: str | None = None
+    dialect: Dialect,
+    x: Any,
+    native: CanonicalType,
+    compare: Compare,
+    charset: str | None = None,
+    fraction: int | None = None,
 ) -> Expr:
     """One column's canonical text (not NULL-safe; see ``null_safe``); ``charset``: the column's own
-    character set, where the database has one per column (its strings are hashed as UTF-8)."""
+    character set, where the database has one per column (its strings are hashed as UTF-8);
+    ``fraction``: the digits of a second a time column keeps (``Column.fraction``)."""
     kind, own = compare.kind, native.kind
     if own in STRING_KINDS:
         x = dialect.column_utf8(x, charset)
@@ -57,7 +63,9 @@ def column_text(
     if kind is Kind.UUID:
         return dialect.text_uuid(x, own in STRING_KINDS)
     if kind in TIME_KINDS:
-        return _fraction(dialect, dialect.text_timestamp(x, own is Kind.TIMESTAMPTZ), 19, compare.fraction)
+        as_is = own in TIME_KINDS and fraction is not None and fraction == dialect.TIMESTAMP_AS_TEXT_AT
+        text = x if as_is else dialect.text_timestamp(x, own is Kind.TIMESTAMPTZ)
+        return _fraction(dialect, text, 19, compare.fraction)
     if kind is Kind.TIME:
         return _fraction(dialect, dialect.text_time(x), 8, compare.fraction)
     renderers = {Kind.DATE: dialect.text_date, Kind.BINARY: dialect.text_binary}
@@ -133,7 +141,8 @@ class Side:
             x = self.sa_table.c[column.name]
             if parts:
                 parts.append(sa.literal(SEPARATOR))
-            text = column_text(self.dialect, x, column.type, pair.compare, self.charsets.get(column.name))
+            charset = self.charsets.get(column.name)
+            text = column_text(self.dialect, x, column.type, pair.compare, charset, column.fraction)
             parts.append(null_safe(self.dialect, x, column, pair.compare, text))
         return self.dialect.concat(*parts) if len(parts) > 1 else parts[0]
 
