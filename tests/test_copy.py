@@ -1615,20 +1615,26 @@ def test_a_column_the_target_never_takes_ids_for_refuses_the_copy(
 ) -> None:
     """The refusal above, on a live PostgreSQL told to answer as Oracle does for its GENERATED ALWAYS
     identity (PostgreSQL's own takes ids with OVERRIDING SYSTEM VALUE): copy and sync refuse before
-    writing; --remap-ids copies."""
+    writing, sync before another table's rows too; --remap-ids copies."""
     from parity.dialects.postgresql import PostgreSQL
     from parity.sync import sync
 
     pg_db.sql(
-        "CREATE TABLE items (id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name VARCHAR(20), price NUMERIC(8,2))"
+        "CREATE TABLE items (id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name VARCHAR(20), price NUMERIC(8,2))",
+        "CREATE TABLE aa (id INTEGER PRIMARY KEY, v TEXT)",
     )
-    monkeypatch.setattr(PostgreSQL, "ids_never_written", lambda self, conn, target, table: {"id"})
+    small.sql("CREATE TABLE aa (id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO aa VALUES (1, 'synced first')")
+    monkeypatch.setattr(
+        PostgreSQL,
+        "ids_never_written",
+        lambda self, conn, target, table: {"id"} if table == "items" else set(),
+    )
     with pytest.raises(DataError, match=r"numbers column 'id' itself \(GENERATED ALWAYS\).*--remap-ids"):
-        copy(job_for(small, pg_db), mode="append")
-    with pytest.raises(DataError, match=r"numbers column 'id' itself.*cannot be inserted"):
+        copy(job_for(small, pg_db, tables=["items"]), mode="append")
+    with pytest.raises(DataError, match=r"'items': .* numbers column 'id' itself.*cannot be inserted"):
         sync(job_for(small, pg_db))
-    assert pg_db.query("SELECT COUNT(*) FROM items") == [(0,)]
-    copy_ok(job_for(small, pg_db), mode="append", remap_ids=True)
+    assert pg_db.query("SELECT (SELECT COUNT(*) FROM items), (SELECT COUNT(*) FROM aa)") == [(0, 0)]
+    copy_ok(job_for(small, pg_db, tables=["items"]), mode="append", remap_ids=True)
     assert [r[0] for r in pg_db.query("SELECT name FROM items ORDER BY id")] == ["one", "two", "three"]
 
 

@@ -906,13 +906,17 @@ def test_postgresql_timestamp_text_is_to_chars_for_every_year(pg_db: Database) -
         "12345-06-07 08:09:10.5", "0044-03-15 12:00:00 BC", "infinity", "-infinity", "1969-12-31 23:59:59.999999",
     ]  # fmt: skip
     dialect = PostgreSQL()
-    for kind in ("timestamp", "timestamptz"):
+    # (with_zone False for a date or a timestamptz: a column the job file's types call a timestamp)
+    for kind, with_zone in (
+        ("timestamp", False),
+        ("timestamptz", True),
+        ("timestamptz", False),
+        ("date", False),
+    ):
         source = sa.text(f"SELECT unnest(CAST(:v AS {kind}[])) AS x").bindparams(v=values)
         x = source.columns(sa.column("x")).subquery("v").c.x
-        formatted = sa.func.coalesce(
-            Dialect.text_timestamp(dialect, x, kind == "timestamptz"), dialect.text(x)
-        )
-        query = sa.select(formatted, dialect.text_timestamp(x, kind == "timestamptz"))
+        formatted = sa.func.coalesce(Dialect.text_timestamp(dialect, x, with_zone), dialect.text(x))
+        query = sa.select(formatted, dialect.text_timestamp(x, with_zone))
         for zone in ("UTC", "Asia/Kolkata"):
             with pg_db.engine.connect() as conn:
                 conn.exec_driver_sql(f"SET TIME ZONE '{zone}'")
@@ -921,5 +925,5 @@ def test_postgresql_timestamp_text_is_to_chars_for_every_year(pg_db: Database) -
                     conn.exec_driver_sql(statement)
                 rows = conn.execute(query).all()
             assert len(rows) == len(values)
-            assert [a for a, _ in rows] == [b for _, b in rows], (kind, zone)
-    assert "rpad(" in str(dialect.text_timestamp(x, False).compile(dialect=pg_db.engine.dialect))
+            assert [a for a, _ in rows] == [b for _, b in rows], (kind, with_zone, zone)
+    assert "overlay(" in str(dialect.text_timestamp(x, False).compile(dialect=pg_db.engine.dialect))

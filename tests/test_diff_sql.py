@@ -319,3 +319,21 @@ def test_diff_finds_exactly_the_mutations(
         job.close()
     assert {(d.kind, d.key["id"], d.columns) for d in result.differences} == expected
     assert result.tables[0].stats.rows_downloaded <= 2 * 8 * max(1, len(changes))
+
+
+def test_mysql_hashes_a_six_digit_datetime_as_its_own_text_only() -> None:
+    """DATETIME(6)/TIMESTAMP(6) as strings are the canonical text already; a TIME(6) (a type the job
+    file calls a timestamp) or a DATETIME(3) is still cast."""
+    mysql_dialect = REGISTRY["mariadb"]()
+    kind = T(Kind.TIMESTAMP)
+    cases = {("DATETIME", 6): True, ("TIMESTAMP", 6): True, ("DATETIME", 3): False, ("TIME", 6): False}
+    found = {
+        (native, digits): mysql_dialect.timestamp_as_text(
+            Column("t", kind, native_type=native, fraction=digits)
+        )
+        for native, digits in cases
+    }
+    assert found == cases
+    assert not REGISTRY["postgresql"]().timestamp_as_text(
+        Column("t", kind, native_type="TIMESTAMP", fraction=6)
+    )

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import UserDefinedType
 
-from parity.schema.model import Default
+from parity.schema.model import Column, Default
 from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
 
 if TYPE_CHECKING:
@@ -695,9 +695,11 @@ class Dialect:
         assert self.TIMESTAMP_FORMAT, f"{type(self).__name__} must override text_timestamp"
         return self.format_time(self.in_utc(x) if with_zone else x, self.TIMESTAMP_FORMAT)
 
-    TIMESTAMP_AS_TEXT_AT: ClassVar[int | None] = None
-    """The digits of a second (declared) at which a timestamp column, as a string, is its canonical text
-    already (``text_timestamp`` is then not applied); None where no column is."""
+    def timestamp_as_text(self, column: Column) -> bool:
+        """Whether the column, as a string, is the canonical text of a timestamp already (diff then
+        hashes it without ``text_timestamp``); decided on the database's own type, not on a type the
+        job file gives it."""
+        return False
 
     def format_time(self, x: Any, fmt: str) -> sa.ColumnElement[Any]:
         return sa.func.to_char(x, sa.literal(fmt))

@@ -35,11 +35,11 @@ def column_text(
     native: CanonicalType,
     compare: Compare,
     charset: str | None = None,
-    fraction: int | None = None,
+    as_is: bool = False,
 ) -> Expr:
     """One column's canonical text (not NULL-safe; see ``null_safe``); ``charset``: the column's own
     character set, where the database has one per column (its strings are hashed as UTF-8);
-    ``fraction``: the digits of a second a time column keeps (``Column.fraction``)."""
+    ``as_is``: a timestamp column whose own text is the canonical one (``Dialect.timestamp_as_text``)."""
     kind, own = compare.kind, native.kind
     if own in STRING_KINDS:
         x = dialect.column_utf8(x, charset)
@@ -63,7 +63,6 @@ def column_text(
     if kind is Kind.UUID:
         return dialect.text_uuid(x, own in STRING_KINDS)
     if kind in TIME_KINDS:
-        as_is = own in TIME_KINDS and fraction is not None and fraction == dialect.TIMESTAMP_AS_TEXT_AT
         text = x if as_is else dialect.text_timestamp(x, own is Kind.TIMESTAMPTZ)
         return _fraction(dialect, text, 19, compare.fraction)
     if kind is Kind.TIME:
@@ -142,7 +141,8 @@ class Side:
             if parts:
                 parts.append(sa.literal(SEPARATOR))
             charset = self.charsets.get(column.name)
-            text = column_text(self.dialect, x, column.type, pair.compare, charset, column.fraction)
+            as_is = self.dialect.timestamp_as_text(column)
+            text = column_text(self.dialect, x, column.type, pair.compare, charset, as_is)
             parts.append(null_safe(self.dialect, x, column, pair.compare, text))
         return self.dialect.concat(*parts) if len(parts) > 1 else parts[0]
 
