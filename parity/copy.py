@@ -238,13 +238,20 @@ def _prepare_schema(
     """Make the target hold the source tables, except FKs inside cycles, which come after the data, and
     the keys of tables created here where the target builds them faster after the rows
     (``Dialect.DEFERS_KEYS``): recorded in the state in the creating transaction, built by ``_finish``.
-    A merge without a key is refused first, before any DDL."""
+    A merge without a key, or by a key some source rows hold as NULL, is refused first, before any DDL."""
     source = job.source_tables()
     for table in source:
-        if table.name in merging and not (merging[table.name].key or table.key()):
+        spec = merging.get(table.name)
+        if spec is None:
+            continue
+        if not (spec.key or table.key()):
             raise DataError(
                 f"table '{table.name}' has no primary key: merge needs a key (-k COLUMN[,COLUMN])"
             )
+        # (the table is shaped: its columns go by their target names, the key by the source's)
+        by_source = {target: name for name, target in spec.map.items()}
+        key = spec.key or [by_source.get(c, c) for c in table.key()]
+        _refuse_null_keys(job, spec, [k for k in key if table.column(spec.map.get(k, k)).nullable])
     target = job.target
     plan = plan_schema(
         source,
@@ -429,24 +436,26 @@ def _plan_tables(
                 in_cycle=name in cyclic,
             )
         )
-        if table_mode == "merge":
-            _refuse_null_keys(job, out[-1], [k for k in key if source.column(k).nullable])
     return out
 
 
-def _refuse_null_keys(job: Job, tp: _TablePlan, nullable: list[str]) -> None:
+def _refuse_null_keys(job: Job, spec: TableConfig, nullable: list[str]) -> None:
     """Merge finds a row's match by its key: a row whose key is NULL matches none, so every run would
-    add it again. Such rows (where the key's columns may be NULL) are refused before any row moves."""
+    add it again. Such rows (``nullable``: the key's source columns that may be NULL) are refused
+    before any DDL."""
     if not nullable:
         return
-    table = sa.table(tp.source.name, *(sa.column(c) for c in nullable), schema=job.source.schema)
-    nulls = sa.or_(*(table.c[c].is_(None) for c in nullable))
+    table = sa.table(spec.name, *(sa.column(c) for c in nullable), schema=job.source.schema)
+    query = (
+        sa.select(sa.func.count()).select_from(table).where(sa.or_(*(table.c[c].is_(None) for c in nullable)))
+    )
+    if spec.where:
+        query = query.where(where_clause(spec.where))
     with job.source.connect() as conn:
-        count = conn.execute(_filtered(tp, table, sa.select(sa.func.count()).select_from(table).where(nulls)))
-        rows = count.scalar_one()
+        rows = conn.execute(query).scalar_one()
     if rows:
         raise DataError(
-            f"table '{tp.source.name}': {rows} rows have a NULL key ({', '.join(nullable)}); merge"
+            f"table '{spec.name}': {rows} rows have a NULL key ({', '.join(nullable)}); merge"
             " matches rows by key and would add them again on every run: merge by a key without NULLs (-k)"
         )
 

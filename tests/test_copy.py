@@ -1576,6 +1576,9 @@ def test_merge_by_a_key_holding_null_is_refused(make_db: Callable[[str], Databas
         "INSERT INTO people VALUES (1, 'a@x', 'Ann'), (2, NULL, 'Bob'), (3, NULL, 'Cy')",
     )
     by_email = {"key": ["email"]}
+    with pytest.raises(DataError, match=r"'people': 2 rows have a NULL key \(email\)"):
+        copy(job_for(source, target, table_options=by_email), mode="merge")
+    assert target.tables() == []  # (refused before any DDL)
     copy_ok(job_for(source, target))
     with pytest.raises(
         DataError, match=r"'people': 2 rows have a NULL key \(email\).*merge by a key without NULLs"
