@@ -215,12 +215,16 @@ class Side:
         return sa.select(*selected).select_from(self.sa_table).where(*self.where, *conditions)
 
     def bounds(self, column: str, conditions: Sequence[Expr]) -> sa.Select[Any]:
-        """min() and max() of the column, each its own subquery: SQLite finds either alone in an index
-        (or the rowid's b-tree), both at once only by a scan."""
+        """min() and max() of the column: over the whole table, each its own subquery (SQLite finds
+        either alone in an index or the rowid's b-tree, both at once only by a scan); under conditions,
+        one query (one scan of the rows they keep)."""
         x: sa.ColumnClause[Any] = sa.column(column)
+        filters: list[Any] = [*self.where, *conditions]
+        if filters:
+            return sa.select(sa.func.min(x), sa.func.max(x)).select_from(self.sa_table).where(*filters)
         return sa.select(
             *(
-                sa.select(f(x)).select_from(self.sa_table).where(*self.where, *conditions).scalar_subquery()
+                sa.select(f(x)).select_from(self.sa_table).scalar_subquery()
                 for f in (sa.func.min, sa.func.max)
             )
         )
