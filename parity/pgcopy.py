@@ -9,6 +9,7 @@ libpq already holds in one tight loop. libpq gives whole rows only, one per call
 
 from __future__ import annotations
 
+import re
 import selectors
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
@@ -18,12 +19,17 @@ import psycopg
 from psycopg import pq
 from psycopg.errors import error_from_result
 
+_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
+"""A parameter in the SQL: each is put in parentheses before psycopg writes its value in, as the cast
+SQLAlchemy puts after it binds tighter than a minus sign (BIGINT's least key, ``-9223372036854775808::
+BIGINT``, is the cast of 9223372036854775808, out of range)."""
+
 
 def copy_out(conn: psycopg.Connection[Any], sql: str, params: Mapping[str, Any]) -> Iterator[list[bytes]]:
     """The rows of ``COPY (...) TO STDOUT``, each a line of its text (newline included), in lists of
     the rows that arrived together. Left before the end, the statement is cancelled and what the
     server sent meanwhile is read and dropped, so the connection stays usable."""
-    query = psycopg.ClientCursor(conn).mogrify(sql, params)
+    query = psycopg.ClientCursor(conn).mogrify(_PLACEHOLDER.sub(r"(%(\1)s)", sql), params)
     pgconn = conn.pgconn
     encoding = conn.info.encoding
     with selectors.DefaultSelector() as selector:

@@ -81,3 +81,12 @@ def test_a_copy_left_at_its_last_rows_leaves_the_connection_usable(raw: psycopg.
     assert next(rows) == [b"1\n", b"2\n", b"3\n", b"4\n", b"5\n"]
     rows.close()
     assert raw.execute("SELECT count(*) FROM t").fetchone() == (ROWS,)
+
+
+def test_a_parameter_at_bigints_least_value_is_bound_whole(raw: psycopg.Connection[Any]) -> None:
+    """A chunk's lower bound of -2**63 (a table whose key starts there) is written into the COPY as
+    ``(-9223372036854775808)::BIGINT``: without the parentheses the cast comes first, out of range; a
+    literal ``%%`` stays a percent sign."""
+    sql = "COPY (SELECT id, '100%%' FROM t WHERE id >= %(lo)s::BIGINT AND id < %(hi)s::BIGINT) TO STDOUT"
+    rows = [line for block in copy_out(raw, sql, {"lo": -(2**63), "hi": 3}) for line in block]
+    assert rows == [b"1\t100%\n", b"2\t100%\n"]
