@@ -1657,3 +1657,22 @@ def test_only_values_the_driver_could_not_load_are_read_again_as_text(pg_db: Dat
         "SELECT 'x'::int": False,
         "SELECT 1 / 0": False,
     }
+
+
+def test_integers_arrive_in_sqlite_as_integers(pg_db: Database, make_db: Callable[[str], Database]) -> None:
+    """PostgreSQL's text of an integer is bound as it is (the column's INTEGER affinity makes it the
+    integer, as SQLite's decimals are made numbers): each value is stored as an integer, exactly, at
+    both ends of BIGINT too."""
+    pg_db.sql(
+        "CREATE TABLE n (id BIGINT PRIMARY KEY, i INTEGER, s SMALLINT)",
+        "INSERT INTO n VALUES (9223372036854775807, -2147483648, -32768), (-9223372036854775808, NULL, 0),"
+        " (7, 2147483647, 32767)",
+    )
+    lite = make_db("sqlite")
+    copy_ok(job_for(pg_db, lite))
+    rows = lite.query("SELECT id, typeof(id), i, typeof(i), s, typeof(s) FROM n ORDER BY id")
+    assert rows == [
+        (-9223372036854775808, "integer", None, "null", 0, "integer"),
+        (7, "integer", 2147483647, "integer", 32767, "integer"),
+        (9223372036854775807, "integer", -2147483648, "integer", -32768, "integer"),
+    ]
