@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from parity import log
 from parity.dialects import REGISTRY, SCHEMES, Dialect
-from parity.errors import ConnectionFailed, NotFound, ParityError, UnsupportedURL, did_you_mean
+from parity.errors import ConnectionFailed, DataError, NotFound, ParityError, UnsupportedURL, did_you_mean
 from parity.sqltext import as_sent
 
 Role = Literal["source", "target"]
@@ -290,6 +290,18 @@ def _or_text(parse: Any) -> Any:
             return text
 
     return convert
+
+
+def refuse_given_ids(
+    endpoint: Endpoint, table: str, never: set[str], given: Iterable[str], remedy: str
+) -> None:
+    """A DataError where an INSERT into ``table`` would give a value to a column the database always
+    numbers itself (``never``: ``Dialect.ids_never_written``); ``remedy``: what the user can do."""
+    if refused := sorted(never.intersection(given)):
+        raise DataError(
+            f"table '{table}': {endpoint.backend} numbers column '{refused[0]}' itself (GENERATED ALWAYS)"
+            f" and takes no value for it: {remedy}"
+        )
 
 
 def driver_could_not_load(exc: BaseException) -> bool:

@@ -194,16 +194,14 @@ class PostgreSQL(Dialect):
         formatted = sa.func.coalesce(super().text_timestamp(x, with_zone), self.text(x))
         if with_zone:  # (the steps below on its UTC time, or on the value and then its UTC time, cost more)
             return formatted
-        # the text cast under DateStyle ISO (DIFF_SETUP), its fraction padded to six digits, costs
-        # PostgreSQL about half what to_char() does for whole seconds (a tenth of a row hash), a
+        # the text cast under DateStyle ISO (DIFF_SETUP), its fraction padded to six digits over a
+        # template (rpad() costs as much as to_char()): half to_char()'s cost for whole seconds, a
         # tenth less with a fraction; to_char() for years outside 1-9999 AD (five digits, BC) and
-        # infinity (whose to_char() is NULL: then the cast's text)
-        # (cast first: a column the job file calls a timestamp may be a date or a timestamptz; the
-        # cast of a timestamp to itself costs nothing)
+        # infinity (whose to_char() is NULL: the cast's text). The value is cast to timestamp first:
+        # the job file may call a date or a timestamptz a timestamp (a timestamp's own cast is free).
         stamp = sa.cast(x, postgresql.TIMESTAMP())
         text = sa.cast(stamp, sa.Text())
         whole = stamp == sa.func.date_trunc(sa.literal_column("'second'"), stamp)
-        # (a fraction's digits over a template's: rpad() or to_char() costs more)
         template: sa.ColumnElement[str] = sa.literal_column("'0000-00-00 00:00:00.000000'")
         padded = sa.case(
             (whole, text.concat(sa.literal_column("'.000000'"))),

@@ -19,7 +19,7 @@ from parity.dialects.base import Dialect
 from parity.diff.plan import TIME_KINDS, ColumnPair, Compare, TablePlan
 from parity.endpoint import Endpoint, driver_could_not_load, driver_message, mysqlclient, mysqlclient_serves
 from parity.errors import ParityError
-from parity.job import where_clause
+from parity.job import aggregate_row, where_clause
 from parity.schema.model import Column
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 
@@ -215,19 +215,8 @@ class Side:
         return sa.select(*selected).select_from(self.sa_table).where(*self.where, *conditions)
 
     def bounds(self, column: str, conditions: Sequence[Expr]) -> sa.Select[Any]:
-        """min() and max() of the column: over the whole table, each its own subquery (SQLite finds
-        either alone in an index or the rowid's b-tree, both at once only by a scan); under conditions,
-        one query (one scan of the rows they keep)."""
         x: sa.ColumnClause[Any] = sa.column(column)
-        filters: list[Any] = [*self.where, *conditions]
-        if filters:
-            return sa.select(sa.func.min(x), sa.func.max(x)).select_from(self.sa_table).where(*filters)
-        return sa.select(
-            *(
-                sa.select(f(x)).select_from(self.sa_table).scalar_subquery()
-                for f in (sa.func.min, sa.func.max)
-            )
-        )
+        return aggregate_row(self.sa_table, [sa.func.min(x), sa.func.max(x)], [*self.where, *conditions])
 
     def null_keys(self) -> sa.Select[Any]:
         nulls = sa.or_(*(self.sa_table.c[c.name].is_(None) for c in self.key_columns))
