@@ -857,30 +857,60 @@ class _Rejects:
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
 
-    def add(self, table: str, columns: Sequence[str], row: Sequence[Any], reason: str) -> None:
+    def hold(self, table: str, columns: Sequence[str]) -> _Held:
+        """Where one attempt at a chunk of ``table`` puts the rows the target refuses."""
+        return _Held(self, table, columns)
+
+    def check(self, table: str, more: int, reason: str) -> None:
+        """Fail the table if ``more`` refused rows would take it past the limit."""
         with self.lock:
-            count = self.counts[table] = self.counts.get(table, 0) + 1
+            count = self.counts.get(table, 0) + more
         if self.limit is not None and count > self.limit:
             raise DataError(
                 f"more than {self.limit} rows refused by the target (--max-rejects), the last: {reason}; "
                 "the chunk being loaded was rolled back"
             )
-        if not self.path:
+
+    def write(self, table: str, columns: Sequence[str], refused: Sequence[tuple[Sequence[Any], str]]) -> None:
+        """Count and record the rows a chunk that commits refused."""
+        if not refused:
             return
+        self.check(table, len(refused), refused[-1][1])
         with self.lock:
+            self.counts[table] = self.counts.get(table, 0) + len(refused)
+            if not self.path:
+                return
             if self.file is None:
                 self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-            # (JSON has no NaN or infinity: such a float as its text, as Decimal's are)
-            row_values = {
-                c: str(v) if isinstance(v, float) and not math.isfinite(v) else v
-                for c, v in zip(columns, row, strict=True)
-            }
-            record = {**self.run, "table": table, "reason": reason, "row": row_values}
-            self.file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            for row, reason in refused:
+                # (JSON has no NaN or infinity: such a float as its text, as Decimal's are)
+                row_values = {
+                    c: str(v) if isinstance(v, float) and not math.isfinite(v) else v
+                    for c, v in zip(columns, row, strict=True)
+                }
+                record = {**self.run, "table": table, "reason": reason, "row": row_values}
+                self.file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            self.file.flush()
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+
+
+class _Held:
+    """The rows the target refused in one attempt at a chunk, recorded (``flush``) only as the chunk
+    commits: an attempt rolled back, and made again, refuses them again."""
+
+    def __init__(self, rejects: _Rejects, table: str, columns: Sequence[str]) -> None:
+        self.rejects, self.table, self.columns = rejects, table, columns
+        self.rows: list[tuple[Sequence[Any], str]] = []
+
+    def add(self, row: Sequence[Any], reason: str) -> None:
+        self.rows.append((row, reason))
+        self.rejects.check(self.table, len(self.rows), reason)
+
+    def flush(self) -> None:
+        self.rejects.write(self.table, self.columns, self.rows)
 
 
 _DONE = object()
@@ -889,6 +919,11 @@ _DONE = object()
 class _TryApart(Exception):
     """The target refused a batch and has no savepoint to find the refused rows under: the chunk is
     written again, each batch tried first on another connection (``_ChunkRunner._write_tried``)."""
+
+
+class _MergeApart(Exception):
+    """The target refused the upsert of a chunk's staged rows: the chunk is written again, each batch
+    upserted on its own (``_Merging``), so that the refused rows can be isolated like any other's."""
 
 
 class _CannotLoad(Exception):
@@ -924,6 +959,9 @@ class _ChunkRunner:
         self.trying = False
         """Whether batches are tried on another connection first (``_write_tried``): set for the rest of
         the table once the target refused one where it has no savepoints."""
+        self.merge_each = False
+        """Whether each batch is upserted on its own (``_Merging``), not the chunk's staged rows at once:
+        set for the rest of the table once the target refused a chunk's upsert."""
         self.changed_only: set[str] | None = None
         """Those it updates apart, where they differ (``Dialect.changed_only_columns``), once asked."""
         self.writer_class = bulk.WRITERS[self.target_dialect.WRITER]
@@ -984,6 +1022,15 @@ class _ChunkRunner:
                     "%s: %s; chunk %s written again, trying each batch first", self.tp.target, exc, chunk.name
                 )
                 self.trying = True
+                self.merge_each = self.tp.mode == "merge"
+            except _MergeApart as exc:
+                logger.info(
+                    "%s: %s; chunk %s written again, each batch upserted on its own",
+                    self.tp.target,
+                    exc,
+                    chunk.name,
+                )
+                self.merge_each = True
             except _CannotLoad as exc:
                 if lenient:
                     raise exc.error from None
@@ -1267,6 +1314,7 @@ class _ChunkRunner:
             return self._write_remapped(chunk, batches)
         tp, target = self.tp, self.job.target
         read = written = rejected = 0
+        held = self.rejects.hold(tp.target, tp.target_columns)
         with (
             target.connect() as conn,
             _fk_checks_off(conn, self.target_dialect, tp.in_cycle),
@@ -1274,19 +1322,25 @@ class _ChunkRunner:
             self.target_dialect.explicit_ids(conn, target, tp.target, tp.target_columns),
         ):
             destination = self._destination(conn)
-            writer = bulk.WRITERS[self.target_dialect.WRITER](conn, destination, tp.target_columns, tp.types)
+            writer = self._writer(self.writer_class, conn, destination)
             try:
                 for rows in batches:
                     read += len(rows)
-                    ok, bad = self._write_batch(conn, writer, destination, rows)
+                    ok, bad = self._write_batch(conn, writer, destination, rows, held)
                     written += ok
                     rejected += bad
                     self.counter.add(len(rows))
             finally:
                 writer.close()
-            if tp.mode == "merge":
-                self._merge(conn, destination)
+            if tp.mode == "merge" and not self.merge_each:
+                try:
+                    self._merge(conn, destination)
+                except Exception as exc:
+                    if isinstance(exc, ParityError):
+                        raise
+                    raise _MergeApart(f"the target refused the chunk's upsert ({_reason(exc)})") from exc
             self.state.mark_chunk(conn, self.task, chunk.name, read)
+            held.flush()  # (just before the commit: a run killed in between records them twice, not never)
         return read, written, rejected, 0
 
     def _write_remapped(
@@ -1294,11 +1348,7 @@ class _ChunkRunner:
     ) -> tuple[int, int, int, int]:
         tp, target = self.tp, self.job.target
         read = written = skipped = 0
-        refused: list[int] = []
-
-        def reject(row: tuple[Any, ...], reason: str) -> None:
-            refused.append(1)
-            self.rejects.add(tp.target, tp.target_columns, row, reason)
+        held = self.rejects.hold(tp.target, tp.target_columns)
 
         given = [c for c in tp.target_columns if c != tp.remap.identity]  # (the target numbers that one)
         with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle):
@@ -1308,13 +1358,20 @@ class _ChunkRunner:
                 )
                 for rows in batches:
                     read += len(rows)
-                    ok, known = writer.write(rows, reject)
+                    ok, known = writer.write(rows, held.add)
                     written += ok
                     skipped += known
                     self.counter.add(len(rows))
                 self.state.mark_chunk(conn, self.task, chunk.name, read)
+                held.flush()
             self.maps.remember(tp.target, writer.new_pairs)
-        return read, written, len(refused), skipped
+        return read, written, len(held.rows), skipped
+
+    def _writer(self, writer_class: type[bulk.Writer], conn: Connection, destination: str) -> bulk.Writer:
+        """A ``writer_class`` writer into ``destination``; for merge, once batches are upserted on their
+        own (``merge_each``), one that upserts each batch it stages."""
+        writer = writer_class(conn, destination, self.tp.target_columns, self.tp.types)
+        return _Merging(writer, self) if self.merge_each else writer
 
     def _destination(self, conn: Connection) -> str:
         """Where the batches go: the target table, or for merge a staging table to upsert from."""
@@ -1361,20 +1418,25 @@ class _ChunkRunner:
         execute_raw(conn, f"DELETE FROM {staging}")
 
     def _write_batch(
-        self, conn: Connection, writer: bulk.Writer, destination: str, rows: list[tuple[Any, ...]]
+        self,
+        conn: Connection,
+        writer: bulk.Writer,
+        destination: str,
+        rows: list[tuple[Any, ...]],
+        held: _Held,
     ) -> tuple[int, int]:
         """Write one batch; if the target refuses it, find the refused rows and keep the rest."""
         if not self.target_dialect.SAVEPOINTS:
             if self.trying:
-                return self._write_tried(writer, destination, rows)
+                return self._write_tried(writer, destination, rows, held)
             try:
                 writer.write(rows)
             except Exception as exc:  # (no savepoint to isolate the refused rows under: the chunk is
                 if isinstance(exc, ParityError):  # rolled back, and written again trying each batch first)
                     raise
-                # (merge: its staging table is this session's, no other sees it; a table referencing
-                # itself: rows another connection would try may reference rows only this one sees)
-                if self.tp.mode == "merge" or self.tp.in_cycle:
+                # (a table referencing itself: rows another connection would try may reference rows
+                # only this one sees)
+                if self.tp.in_cycle:
                     raise ParityError(
                         f"the target refused a batch ({_reason(exc)}); {self.job.target.backend} has no "
                         "savepoints to find the refused rows under, so the chunk was rolled back"
@@ -1389,27 +1451,31 @@ class _ChunkRunner:
         row_class: type[bulk.Writer] = bulk.WRITERS[self.target_dialect.ROW_WRITER]
         if isinstance(rows, bulk.TextBatch):
             row_class = bulk.TEXT_ROW_WRITERS.get(self.job.target.backend, bulk.ExecuteManyWriter)
-        row_writer = row_class(conn, destination, self.tp.target_columns, self.tp.types)
-        return self._isolate(conn, row_writer, rows)
+        return self._isolate(conn, self._writer(row_class, conn, destination), rows, held)
 
     def _write_tried(
-        self, writer: bulk.Writer, destination: str, rows: list[tuple[Any, ...]]
+        self, writer: bulk.Writer, destination: str, rows: list[tuple[Any, ...]], held: _Held
     ) -> tuple[int, int]:
         """Where there are no savepoints (DuckDB): find the rows the target refuses by writing parts of
         the batch on another connection, each part in a transaction rolled back, then write the rest
         here. A refusal that only this transaction's own rows cause (a key written twice in the chunk)
-        still fails the chunk."""
+        still fails the chunk. For merge, each part is staged and upserted on the trial connection."""
+        writer_class = type(writer.inner if isinstance(writer, _Merging) else writer)
         with self.job.target.connect() as trial:
-            trial_writer = type(writer)(trial, destination, self.tp.target_columns, self.tp.types)
 
             def attempt(part: Sequence[tuple[Any, ...]]) -> Exception | None:
                 transaction = trial.begin()
+                trial_writer = None
                 try:
+                    staged = self._destination(trial) if self.tp.mode == "merge" else destination
+                    trial_writer = self._writer(writer_class, trial, staged)
                     trial_writer.write(part)
                 except Exception as exc:
                     return exc
                 finally:
                     transaction.rollback()
+                    if trial_writer is not None:
+                        trial_writer.close()
                 return None
 
             refused = _refused(rows, attempt)
@@ -1422,17 +1488,35 @@ class _ChunkRunner:
                     f"the target refused a batch ({_reason(exc)}) its rows alone pass; "
                     f"{self.job.target.backend} has no savepoints, so the chunk was rolled back"
                 ) from exc
-        for i, reason in refused.items():  # (once the rest is written: a failed chunk rejects nothing)
-            self.rejects.add(self.tp.target, self.tp.target_columns, rows[i], reason)
+        for i, reason in refused.items():
+            held.add(rows[i], reason)
         return len(kept), len(refused)
 
-    def _isolate(self, conn: Connection, writer: bulk.Writer, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+    def _isolate(
+        self, conn: Connection, writer: bulk.Writer, rows: list[tuple[Any, ...]], held: _Held
+    ) -> tuple[int, int]:
         """Write the rows under savepoints, halving the parts the target refuses; reject the rows it
         refuses alone."""
         refused = _refused(rows, lambda part: _under_savepoint(conn, self.target_dialect, writer, part))
         for i, reason in refused.items():
-            self.rejects.add(self.tp.target, self.tp.target_columns, rows[i], reason)
+            held.add(rows[i], reason)
         return len(rows) - len(refused), len(refused)
+
+
+class _Merging(bulk.Writer):
+    """Stages each batch with ``inner`` and upserts it into the target at once (``_ChunkRunner._merge``),
+    so that a row the target refuses fails its batch's write, where it is isolated."""
+
+    def __init__(self, inner: bulk.Writer, runner: _ChunkRunner) -> None:
+        super().__init__(inner.conn, inner.table, inner.columns, inner.types)
+        self.inner, self.runner = inner, runner
+
+    def write(self, rows: Sequence[Any]) -> None:
+        self.inner.write(rows)
+        self.runner._merge(self.conn, self.table)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def _refused(

@@ -623,7 +623,8 @@ def test_a_table_past_max_rejects_fails_and_keeps_nothing_of_its_chunk(
     small: Database, make_db: Callable[[str], Database], target_name: str, tmp_path: Path
 ) -> None:
     """Appending rows that are all there already: with --max-rejects 1 the table stops at the second
-    refused row (instead of isolating every row) and the rows of its chunk are rolled back."""
+    refused row (instead of isolating every row) and the rows of its chunk are rolled back; the rejects
+    file records only the rows of chunks that commit (as the summary counts them)."""
     target = make_db(target_name)
     target.sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL, price DECIMAL(8,2))")
     target.sql("INSERT INTO items VALUES (1, 'one', 1.10), (3, 'three', 3.30)")
@@ -633,9 +634,10 @@ def test_a_table_past_max_rejects_fails_and_keeps_nothing_of_its_chunk(
     assert table.status == "failed"
     assert table.error and "more than 1 rows refused" in table.error
     assert sorted(r[0] for r in target.query("SELECT id FROM items")) == [1, 3]  # not row 2
-    assert len(rejects.read_text().splitlines()) == 1
-    again = copy(job_for(small, target), mode="append", max_rejects=2)
+    assert not rejects.exists()
+    again = copy(job_for(small, target), mode="append", max_rejects=2, rejects_file=str(rejects))
     assert (again.tables[0].status, again.tables[0].rows_written, again.tables[0].rejected) == ("ok", 1, 2)
+    assert len(rejects.read_text().splitlines()) == 2
 
 
 # ---- resume after kill -9 -------------------------------------------------------------------------
@@ -1262,6 +1264,42 @@ def test_rows_duckdb_refuses_are_isolated_without_savepoints(
         job.close()
     assert table.status == "failed" and "rolled back" in (table.error or "")
     assert target.query("SELECT COUNT(*) FROM c") == [(0,)]
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite", "duckdb"])
+def test_rows_a_merge_target_refuses_are_isolated(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """Merge stages a chunk's rows, then upserts them at once: a row the target refuses there (a CHECK,
+    a NOT NULL the staging table does not have) failed the whole table. Now the chunk is written again,
+    each batch upserted on its own, and the refused rows are isolated (under savepoints, or on another
+    connection for DuckDB): they go to the rejects file, the other rows are inserted or updated, and
+    rows of the target the source does not hold are left alone."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql("CREATE TABLE m (id INTEGER PRIMARY KEY, v INTEGER, note TEXT)")
+    rows = [(i, -i if i % 25 == 0 else i, None if i == 33 else f"n{i}") for i in range(1, 101)]
+    with source.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO m VALUES (:i, :v, :n)"), [{"i": i, "v": v, "n": n} for i, v, n in rows]
+        )
+    target.sql(
+        "CREATE TABLE m (id INTEGER PRIMARY KEY, v INTEGER CHECK (v >= 0), note TEXT NOT NULL)",
+        "INSERT INTO m VALUES (10, 0, 'old'), (50, 0, 'kept'), (500, 5, 'alone')",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    job = job_for(source, target)
+    try:
+        (table,) = copy(job, mode="merge", batch_size=10, rejects_file=str(rejects)).tables
+    finally:
+        job.close()
+    assert (table.status, table.rows_read, table.rows_written, table.rejected) == ("ok", 100, 95, 5)
+    refused = sorted(int(json.loads(line)["row"]["id"]) for line in rejects.read_text().splitlines())
+    assert refused == [25, 33, 50, 75, 100]
+    expected = [(i, v, n) for i, v, n in rows if v >= 0 and n is not None] + [
+        (50, 0, "kept"),
+        (500, 5, "alone"),
+    ]
+    assert target.query("SELECT id, v, note FROM m ORDER BY id") == sorted(expected)
 
 
 @pytest.mark.parametrize("target_name", ["sqlite", "mariadb", "duckdb"])
