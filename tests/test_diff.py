@@ -864,6 +864,28 @@ def test_outputs_to_a_table_and_to_files(pg_db: Database, mariadb_db: Database, 
         assert len(list(csv.DictReader(f))) == 4
 
 
+def test_a_table_output_holds_long_values_and_leaves_other_tables_alone(
+    pg_db: Database, mariadb_db: Database
+) -> None:
+    """MySQL's TEXT holds 64 KB: a longer value, or a wide missing row's JSON, failed the discrepancy
+    table's insert. A table that is not a discrepancy table (a mistyped --output) is refused unchanged:
+    parity added its target_table column to it before failing."""
+    pg_db.sql("CREATE TABLE longs (id INTEGER PRIMARY KEY, body TEXT)")
+    mariadb_db.sql("CREATE TABLE longs (id INTEGER PRIMARY KEY, body MEDIUMTEXT)")
+    pg_db.sql(f"INSERT INTO longs VALUES (1, '{'x' * 100_000}'), (2, '{'y' * 70_000}')")
+    mariadb_db.sql(f"INSERT INTO longs VALUES (1, '{'x' * 99_999}z')")
+    run(pg_db, mariadb_db, "longs", output="recon")
+    rows = mariadb_db.query(
+        "SELECT kind, LENGTH(source_value), LENGTH(target_value) FROM recon ORDER BY kind"
+    )
+    assert rows == [("changed", 100_000, 100_000), ("missing", len('{"id": 2, "body": ""}') + 70_000, None)]
+    mariadb_db.sql("CREATE TABLE people (id INTEGER PRIMARY KEY, name VARCHAR(20))")
+    with pytest.raises(ConfigError, match="people: that table exists and is not a discrepancy table"):
+        run(pg_db, mariadb_db, "longs", output="people")
+    assert [r[0] for r in mariadb_db.query("SELECT column_name FROM information_schema.columns WHERE "
+            "table_schema = DATABASE() AND table_name = 'people' ORDER BY ordinal_position")] == ["id", "name"]  # fmt: skip
+
+
 def test_on_difference_receives_rows_instead_of_the_result(sqlite_db: Database, duckdb_db: Database) -> None:
     make_orders(sqlite_db, orders(300))
     make_orders(duckdb_db, orders(300, skip=[10, 20]))

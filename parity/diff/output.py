@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from parity.diff.result import RowDiff, jsonable, value_text
 from parity.endpoint import Endpoint, driver_message
@@ -24,6 +25,10 @@ FILE_SUFFIXES = (".jsonl", ".csv")
 TARGET_TABLE = "target_table"
 """The discrepancy table's column naming the table the source table was compared with (``parity fix``
 changes that one)."""
+
+
+_LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+"""Values of any length: MySQL's TEXT holds 64 KB."""
 
 
 class Sink(Protocol):
@@ -153,11 +158,11 @@ class TableSink:
             sa.Column("run_id", sa.String(32), nullable=False),
             sa.Column("diffed_at", sa.DateTime(), nullable=False),
             sa.Column("table_name", sa.String(255), nullable=False),
-            sa.Column("key", sa.Text(), nullable=False),
+            sa.Column("key", _LONG_TEXT, nullable=False),
             sa.Column("kind", sa.String(8), nullable=False),
             sa.Column("column_name", sa.String(255)),
-            sa.Column("source_value", sa.Text()),
-            sa.Column("target_value", sa.Text()),
+            sa.Column("source_value", _LONG_TEXT),
+            sa.Column("target_value", _LONG_TEXT),
             sa.Column(TARGET_TABLE, sa.String(255)),
             schema=target.schema,
         )
@@ -166,9 +171,18 @@ class TableSink:
         self._do(self._create, "create")
 
     def _create(self, conn: sa.Connection) -> None:
-        """The table, created when missing; one of an earlier parity gets the target table's column."""
+        """The table, created when missing; one of an earlier parity gets the target table's column. A
+        table of that name that is not a discrepancy table is refused, unchanged."""
         self.table.create(conn, checkfirst=True)
-        have = {c["name"] for c in self.target.dialect.columns(conn, self.table.name, self.table.schema)}
+        have = {
+            c["name"].lower() for c in self.target.dialect.columns(conn, self.table.name, self.table.schema)
+        }
+        lacking = [field for field in FIELDS if field not in have]
+        if lacking:
+            raise ConfigError(
+                f"--output {self.table.name}: that table exists and is not a discrepancy table (it has no "
+                f"{', '.join(lacking)} column); name a new table, or one an earlier diff wrote"
+            )
         if TARGET_TABLE not in have:
             quote = conn.dialect.identifier_preparer
             kind = sa.String(255).compile(dialect=conn.dialect)
