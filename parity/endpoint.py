@@ -100,9 +100,10 @@ class Endpoint:
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             hint = REGISTRY.get(self.backend, Dialect).driver_hint
             raise ConnectionFailed(f"no driver for {self.redacted()}: {exc}; {hint}".rstrip("; ")) from exc
-        setup = REGISTRY.get(self.backend, Dialect).SESSION_SETUP
-        if setup:
-            _run_on_connect(engine, setup)
+        dialect = REGISTRY.get(self.backend, Dialect)
+        dialect().configure_engine(engine)
+        if dialect.SESSION_SETUP:
+            _run_on_connect(engine, dialect.SESSION_SETUP)
         if log.sql_enabled():
             _log_statements(engine)
         return engine

@@ -1302,6 +1302,33 @@ def test_rows_a_merge_target_refuses_are_isolated(
     assert target.query("SELECT id, v, note FROM m ORDER BY id") == sorted(expected)
 
 
+@pytest.mark.parametrize("source_name", ["sqlite", "postgresql"])
+def test_columns_named_as_duckdb_keywords_are_quoted(
+    make_db: Callable[[str], Database], source_name: str
+) -> None:
+    """duckdb_engine quotes DuckDB's reserved keywords only: a column named "by" or "at" (keywords of
+    other categories) failed the CREATE TABLE, and every statement naming it."""
+    source, target = make_db(source_name), make_db("duckdb")
+    q = source.q
+    names = ["by", "at", "columns", "values", "time", "row"]
+    source.sql(
+        f"CREATE TABLE kw (id INTEGER PRIMARY KEY, {', '.join(f'{q(n)} INTEGER' for n in names)})",
+        "INSERT INTO kw VALUES (1, 2, 3, 4, 5, 6, 7), (2, NULL, 3, NULL, 5, NULL, 7)",
+    )
+    copy_ok(job_for(source, target))
+    assert target.query("SELECT * FROM kw ORDER BY id") == [
+        (1, 2, 3, 4, 5, 6, 7),
+        (2, None, 3, None, 5, None, 7),
+    ]
+    source.sql(f"UPDATE kw SET {q('by')} = 9 WHERE id = 2")
+    job = job_for(source, target)
+    try:
+        result = diff(job)
+    finally:
+        job.close()
+    assert [(d.key, list(d.columns)) for d in result.differences] == [({"id": 2}, ["by"])]
+
+
 @pytest.mark.parametrize("target_name", ["sqlite", "mariadb", "duckdb"])
 def test_an_existing_table_is_matched_as_the_target_matches_names(
     make_db: Callable[[str], Database], target_name: str

@@ -212,6 +212,9 @@ class Dialect:
     SESSION_SETUP: ClassVar[tuple[str, ...]] = ()
     """Statements run on every new connection (time zone UTC, so timestamps travel unshifted)."""
 
+    def configure_engine(self, engine: Any) -> None:
+        """What parity sets on a new engine of this database (besides ``SESSION_SETUP``)."""
+
     BINARY_LITERAL: ClassVar[str] = "X'{hex}'"
     """How a binary value is written as a literal in printed SQL (``--dry-run``)."""
 

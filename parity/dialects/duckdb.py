@@ -51,6 +51,18 @@ class DuckDB(Dialect):
     HAS_IDENTITY = False
     ALTER_ADD_FOREIGN_KEY = False
 
+    def configure_engine(self, engine: Any) -> None:
+        # duckdb_engine quotes DuckDB's reserved keywords only; a column named "by", "at" or "values"
+        # (keywords of other categories) broke CREATE TABLE and every statement naming it
+        import duckdb
+
+        preparer = engine.dialect.identifier_preparer
+        with duckdb.connect() as conn:
+            rows = conn.execute(
+                "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category <> 'unreserved'"
+            ).fetchall()
+        preparer.reserved_words = set(preparer.reserved_words) | {name for (name,) in rows}
+
     @staticmethod
     def _catalog(conn: Connection, sql: str, table: str, schema: str | None, **params: Any) -> list[Any]:
         """The rows of a catalog query about one table: ``{where}`` in ``sql`` picks it (in the schema,
