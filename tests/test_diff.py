@@ -230,6 +230,32 @@ def test_a_change_in_every_type_is_found(pair: tuple[Database, Database]) -> Non
     assert result.tables[0].stats.rows_downloaded <= 6
 
 
+DOUBLES = [
+    5e-324, -5e-324, 2.0**-1022, 2.0**-1022 - 5e-324, 1.7976931348623157e308, -1.7976931348623157e308,
+    1.0, 2.0 - 2.0**-52, 2.0, 4.0 - 2.0**-51, 0.5, 1 / 3, -0.1, 1e-300, 123456789.125, 2.0**53 + 2,
+    1700000000123.0, 0.1000000000001, 3.0000000000000004, -2.0**-1050 * 3,
+]  # fmt: skip
+"""Doubles at the edges (the least subnormal, the largest, next to powers of two) and ordinary ones."""
+
+
+def test_doubles_are_compared_exactly_between_every_pair(pair: tuple[Database, Database]) -> None:
+    """Two doubles were equal to 12 significant digits: 1700000000123 against 1700000000124 passed.
+    Now the same 64 bits are equal (hashed as significand and power of two, downloading nothing), and
+    one bit apart is a difference."""
+    source, target = pair
+    for db in pair:
+        create(db, "dd", {"id": T(Kind.BIGINT), "x": T(Kind.DOUBLE)})
+        insert(db, "dd", ["id", "x"], list(enumerate(DOUBLES)))
+    result = run(source, target, "dd")
+    assert result.identical and result.tables[0].stats.rows_downloaded == 0
+    changed = {16: 1700000000124.0, 17: 0.1000000000002, 18: 3.0, 1: -1e-323, 6: 1.0000000000000002}
+    with target.engine.begin() as conn:
+        for i, x in changed.items():
+            conn.execute(sa.text(f"UPDATE {target.q('dd')} SET x = :x WHERE id = :i"), {"x": x, "i": i})
+    result = run(source, target, "dd")
+    assert kinds(result) == {("changed", i, ("x",)) for i in changed}
+
+
 def test_json_of_equal_values_is_equal_between_every_pair(pair: tuple[Database, Database]) -> None:
     source, target = pair
     for db in pair:

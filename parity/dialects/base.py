@@ -661,6 +661,39 @@ class Dialect:
             ),
         )
 
+    def text_double(self, x: Any) -> sa.ColumnElement[Any]:
+        """A double's exact value: its sign, its 53-bit significand as an integer and its power of two
+        (``-6004799503160661p-55`` is -1/6), the same on every database for the same 64 bits; zero is
+        ``0`` (whatever its sign), infinities and NaN the database's own text."""
+        d = self.as_double(x)
+        a = sa.func.abs(d)
+        two = self.as_double(sa.literal(2.0, sa.Double()))  # (Oracle: a NUMBER holds no 2**-1074)
+        floor = sa.func.floor(self.log2(a))
+        guess = sa.case((floor > 1023, 1023), (floor < -1074, -1074), else_=floor)
+        scaled = a / sa.func.power(two, guess, type_=sa.Double())
+        # the logarithm may be a step off next to a power of two: a division by one is exact, so the
+        # scaled value says which way
+        exponent = guess + sa.case((scaled >= 2, 1), (scaled < 1, -1), else_=0)
+        significand = (
+            a
+            / sa.func.power(two, exponent, type_=sa.Double())
+            * self.as_double(sa.literal(2.0**52, sa.Double()))
+        )
+        as_int = sa.BigInteger()
+        return sa.case(
+            (d == 0, sa.literal("0")),
+            (d - d != 0, self.text(d)),  # infinities and NaN
+            else_=self.concat(
+                sa.case((d < 0, sa.literal("-")), else_=sa.literal("")),
+                self.text(sa.cast(significand, as_int)),
+                sa.literal("p"),
+                self.text(sa.cast(exponent - 52, as_int)),
+            ),
+        )
+
+    def log2(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.log2(x)
+
     def text_rounded(self, x: Any, step: float) -> sa.ColumnElement[Any]:
         """``round(x / step)``: values within a tolerance of each other mostly share it (never when further)."""
         quotient = self.as_double(x) / sa.literal(step, sa.Double())

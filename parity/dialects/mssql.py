@@ -141,6 +141,9 @@ class SQLServer(Dialect):
     def round(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.round(x, 0)
 
+    def log2(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.log(x, 2)
+
     def format_time(self, x: Any, fmt: str) -> sa.ColumnElement[Any]:
         return sa.func.format(x, sa.literal(fmt))
 

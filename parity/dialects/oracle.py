@@ -190,6 +190,9 @@ class Oracle(Dialect):
     def log10(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.log(10, x)
 
+    def log2(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.log(2, x)
+
     def text_boolean(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.case((x != 0, sa.literal("1")), else_=sa.literal("0"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -167,6 +168,9 @@ class PostgreSQL(Dialect):
         if scale is None and declared is None:
             return self.text(sa.func.trim_scale(x))
         return super().text_decimal(x, declared, scale)
+
+    def log2(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.ln(x) / sa.literal(math.log(2), sa.Double())  # (log() of a double is base 10)
 
     def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.encode(x, sa.literal("hex"))

@@ -151,6 +151,9 @@ class SQLite(Dialect):
     def text_float(self, x: Any, digits: int) -> sa.ColumnElement[Any]:
         return sa.func.parity_float(x, digits)
 
+    def text_double(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.parity_double(x)
+
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.date(x)
 
@@ -311,6 +314,20 @@ def _float(x: Any, digits: int) -> str | None:
     return f"{round(d / math.pow(10.0, exponent - (digits - 1)))}e{exponent}"
 
 
+def _double(x: Any) -> str | None:
+    """Dialect.text_double's text, in Python."""
+    if x is None:
+        return None
+    d = float(x)
+    if d == 0:
+        return "0"
+    if not math.isfinite(d):
+        return repr(d)
+    fraction, exponent = math.frexp(abs(d))  # (0.5 <= fraction < 1)
+    sign = "-" if d < 0 else ""
+    return f"{sign}{int(fraction * 2.0**53)}p{exponent - 53}"
+
+
 def _guarded(kind: Kind, render: Callable[[Any], str]) -> Callable[[Any], str | None]:
     def function(x: Any) -> str | None:
         if x is None:
@@ -343,6 +360,7 @@ DIFF_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "parity_hash60": (1, _hash60),
     "parity_decimal": (2, _decimal),
     "parity_float": (2, _float),
+    "parity_double": (1, _double),
     "parity_time": (1, _guarded(Kind.TIME, lambda v: v.isoformat("microseconds"))),
     "parity_timestamp": (2, _timestamp),
     "parity_epoch": (2, _epoch),

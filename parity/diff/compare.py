@@ -76,11 +76,13 @@ def normalizer(compare: Compare, native: CanonicalType) -> Normalize:
     return _identity
 
 
-def _float_equal(digits: int) -> Equal:
+def _float_equal(digits: int | None) -> Equal:
+    """Equal floats: the same, or the same to ``digits`` significant digits."""
+
     def equal(a: float, b: float) -> bool:
         if a == b or (math.isnan(a) and math.isnan(b)):
             return True
-        if not (math.isfinite(a) and math.isfinite(b)):
+        if digits is None or not (math.isfinite(a) and math.isfinite(b)):
             return False
         return f"{a:.{digits - 1}e}" == f"{b:.{digits - 1}e}"
 
@@ -106,7 +108,7 @@ def equality(compare: Compare) -> Equal:
     if compare.tolerance is not None:
         return _within(compare.tolerance, compare.kind)
     if compare.kind in FLOAT_KINDS:
-        return _float_equal(compare.digits or 12)
+        return _float_equal(compare.digits)
     return lambda a, b: bool(a == b) or (_nan(a) and _nan(b))
 
 

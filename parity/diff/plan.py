@@ -24,7 +24,9 @@ FLOAT_KINDS = (Kind.FLOAT, Kind.DOUBLE)
 TIME_KINDS = (Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
 FLOAT_DIGITS = {Kind.FLOAT: 6, Kind.DOUBLE: 12}
-"""Significant digits floats are compared to (a 4-byte float holds about 7, an 8-byte one about 16)."""
+"""Significant digits floats are compared to where a column pair is not two doubles (compared exactly):
+a 4-byte float holds about 7, and a double against a decimal or integer is compared to 12, as the
+databases' conversions of a decimal to a double may differ in the last bit."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Compare:
     """Decimals: compare at this many decimals; None: with trailing zeros trimmed (an unbounded side)."""
 
     digits: int | None = None
-    """Floats: significant digits."""
+    """Floats: significant digits; None: exactly (two doubles)."""
 
     tolerance: float | None = None
     """Numbers: largest absolute difference still equal; timestamps: in seconds."""
@@ -208,6 +210,8 @@ def _compare(s: CanonicalType, t: CanonicalType) -> Compare | None:
     if kinds <= set(NUMERIC_KINDS):
         scales = [_scale(x) for x in (s, t)]
         return Compare(Kind.DECIMAL, scale=None if None in scales else max(x or 0 for x in scales))
+    if kinds == {Kind.DOUBLE}:
+        return Compare(Kind.DOUBLE)  # (exactly: the same 64 bits)
     if kinds & set(FLOAT_KINDS) and kinds <= {*NUMERIC_KINDS, *FLOAT_KINDS}:
         digits = min(FLOAT_DIGITS.get(x, 12) for x in kinds)
         return Compare(Kind.DOUBLE, digits=digits)

@@ -53,7 +53,7 @@ def column_text(
         declared = 0 if own in INTEGER_KINDS else (None if native.precision is None else native.scale or 0)
         return dialect.text_decimal(x, declared, compare.scale)
     if kind is Kind.DOUBLE:
-        return dialect.text_float(x, compare.digits or 12)
+        return dialect.text_double(x) if compare.digits is None else dialect.text_float(x, compare.digits)
     if kind is Kind.BOOLEAN:
         return dialect.text_boolean(x)
     if kind is Kind.TEXT or (kind is Kind.JSON and own is not Kind.JSON):
