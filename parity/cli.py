@@ -3,6 +3,7 @@ its options, calls one library function of the same name, and renders the result
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
 from collections.abc import Callable
@@ -28,14 +29,17 @@ class _State:
     log_file: str | None = None
 
 
-def _job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every data command shares: URLs, tables, schemas, job file, include/exclude."""
+def _job_options(fn: Callable[..., Any] | None = None, *, short_c: bool = True) -> Any:
+    """Options every data command shares: URLs, tables, schemas, job file, include/exclude. The job file
+    is ``-j``/``--config``, and ``-c`` too except where ``short_c`` is False (diff: there ``-c`` names
+    columns, as in data-diff and reladiff)."""
+    if fn is None:
+        return functools.partial(_job_options, short_c=short_c)
+    names = ["-c", "-j", "--config"] if short_c else ["-j", "--config"]
     decorators = [
         click.argument("source_url", required=False),
         click.argument("target_url", required=False),
-        click.option(
-            "-c", "--config", "config_file", type=click.Path(dir_okay=False), help="Job file (YAML)."
-        ),
+        click.option(*names, "config_file", type=click.Path(dir_okay=False), help="Job file (YAML)."),
         click.option(
             "-t",
             "--table",
@@ -463,14 +467,20 @@ def render_sync_summary(result: Any, dry_run: bool) -> None:
 
 
 @cli.command("diff")
-@_job_options
+@_job_options(short_c=False)
 @click.option("-k", "--key", help="Key column(s), comma-separated (default: the primary key).")
 @click.option(
-    "-C", "--column", "columns", multiple=True, help="Column name or glob pattern to compare; repeatable."
+    "-c",
+    "-C",
+    "--column",
+    "columns",
+    multiple=True,
+    help="Column name or glob pattern to compare; repeatable.",
 )
 @click.option("--map", "maps", multiple=True, metavar="SRC=DST", help="Column SRC is DST in the target.")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="COL=N", help="Values within N are equal.")
 @click.option("--where", help="SQL condition applied on both sides.")
+@click.option("--target-where", help="SQL condition for the target's rows instead (other column names).")
 @click.option("--limit", type=click.IntRange(1), help="Stop after N differing rows.")
 @click.option("--record", metavar="KEY", help="Compare one row (KEY, or K1,K2) and show both versions.")
 @click.option("--stats", is_flag=True, help="Print counts per table and column (JSON with --format jsonl).")
@@ -489,6 +499,7 @@ def diff_cmd(
     maps: tuple[str, ...],
     tolerances: tuple[str, ...],
     where: str | None,
+    target_where: str | None,
     limit: int | None,
     record: str | None,
     stats: bool,
@@ -503,12 +514,17 @@ def diff_cmd(
 
     from parity.diff import diff
 
+    if any(c.lower().endswith((".yaml", ".yml")) for c in columns):
+        raise click.UsageError(
+            "-c names columns in diff (as in data-diff); give a job file with --config or -j"
+        )
     options = {
         "key": key,
         "columns": list(columns) or None,
         "map": _pairs(maps, "--map", str),
         "tolerance": _pairs(tolerances, "--tolerance", float),
         "where": where,
+        "target_where": target_where,
     }
     job = _build_job(kw, options, workers=threads)
     show = output is None or output_mismatches

@@ -56,6 +56,9 @@ class TableConfig(_Model):
     map: dict[str, str] = {}
     types: dict[str, str] = {}
     where: str | None = None
+    target_where: str | None = None
+    """diff and sync: the condition on the target's rows, where it differs from ``where`` (columns
+    named otherwise there, another SQL dialect); by default ``where`` applies to both sides."""
     mode: Mode | None = None
     natural_key: list[str] | None = None
     remap_ids: bool = False

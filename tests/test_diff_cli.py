@@ -170,7 +170,7 @@ def test_columns_maps_and_tolerance_options(
         "UPDATE orders SET status = 'other', amount = amount + 0.01",
     )
     only_amount = parity(
-        "diff", source.url, target.url, "-C", "id", "-C", "am*", "--tolerance", "amount=0.02"
+        "diff", source.url, target.url, "-c", "id", "-c", "am*", "--tolerance", "amount=0.02"
     )
     assert only_amount.code == 0, only_amount
     mapped = parity("diff", source.url, target.url, "-C", "note", "-C", "id", "--map", "note=remark")
@@ -237,7 +237,7 @@ def test_bad_input_is_one_line_and_exit_2(parity: Callable[..., Run], dbs: tuple
 
 def test_diff_help_names_every_option() -> None:
     command = cli.commands["diff"]
-    for option in ("--key", "--column", "--map", "--where", "--limit", "--record", "--stats", "--format",
+    for option in ("--key", "--column", "--map", "--where", "--target-where", "--limit", "--record", "--stats", "--format",
                    "--output", "--output-mismatches", "--threads", "--tolerance"):  # fmt: skip
         assert any(option in p.opts for p in command.params), option
     assert all(getattr(p, "help", None) for p in command.params if p.param_type_name == "option")
@@ -252,6 +252,14 @@ def test_where_limits_both_sides(
     out = tmp_path / "d.jsonl"
     assert parity("diff", source.url, target.url, "--where", "id >= 3", "--output", str(out)).code == 1
     assert [json.loads(x)["key"] for x in out.read_text().splitlines()] == [{"id": 3}]
+    # a column named otherwise in the target (--map): the target's own condition
+    target.sql("ALTER TABLE orders RENAME COLUMN id TO order_id")
+    renamed = ["--map", "id=order_id", "--where", "id < 3"]
+    assert parity("diff", source.url, target.url, *renamed).code == 2  # (no id in the target)
+    assert parity("diff", source.url, target.url, *renamed, "--target-where", "order_id < 3").code == 0
+    both = parity("diff", source.url, target.url, "--map", "id=order_id", "--where", "id >= 2",
+                  "--target-where", "order_id >= 2", "--format", "jsonl")  # fmt: skip
+    assert both.code == 1 and [json.loads(x)["key"] for x in both.out.splitlines()] == [{"id": 3}]
 
 
 def test_job_file_with_per_table_settings(
@@ -278,7 +286,7 @@ tables:
     partition: {{by: key, size: 2, stagger: true}}
 """
     )
-    result = parity("diff", "-c", str(job), "--format", "jsonl", "--stats")
+    result = parity("diff", "--config", str(job), "--format", "jsonl", "--stats")
     assert result.code == 1, result
     *rows, stats = [json.loads(line) for line in result.out.splitlines()]
     assert [(r["key"], r["columns"]) for r in rows] == [({"id": 3}, ["status"])]
@@ -287,5 +295,8 @@ tables:
     bad.write_text(
         f"source: {source.url}\ntarget: {target.url}\ntables: [{{name: orders, tolerence: {{a: 1}}}}]\n"
     )
-    wrong = parity("diff", "-c", str(bad))
+    wrong = parity("diff", "-j", str(bad))
     assert wrong.code == 2 and "unknown key 'tables[0].tolerence'; did you mean 'tolerance'?" in wrong.err
+    # -c names columns in diff (as in data-diff and reladiff): a job file given to it is pointed out
+    mistaken = parity("diff", "-c", str(job))
+    assert mistaken.code == 2 and "-c names columns in diff" in mistaken.err and "--config" in mistaken.err

@@ -75,6 +75,8 @@ class TablePlan:
     keys: tuple[ColumnPair, ...]
     columns: tuple[ColumnPair, ...]
     where: str | None = None
+    target_where: str | None = None
+    """The target's condition where it has one of its own; else ``where``."""
     partition: cfg.PartitionConfig | None = None
     warnings: tuple[str, ...] = ()
     source_unique: bool = False
@@ -148,6 +150,7 @@ def plan_table(source: Endpoint, target: Endpoint, spec: cfg.TableConfig) -> Tab
         keys=key_pairs,
         columns=tuple(pairs[len(keys) :]),
         where=spec.where,
+        target_where=spec.target_where,
         partition=spec.partition,
         warnings=tuple(warnings),
         source_unique=_declared_unique(src, [p.source.name for p in key_pairs]),

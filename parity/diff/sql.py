@@ -117,7 +117,8 @@ class Side:
         everything = [*self.key_columns, *self.columns]
         self.sa_table = sa.table(table.name, *(sa.column(c.name) for c in everything), schema=endpoint.schema)
         self.types = [c.type for c in everything]
-        self.where = [where_clause(plan.where)] if plan.where else []
+        where = plan.where if role == "source" else (plan.target_where or plan.where)
+        self.where = [where_clause(where)] if where else []
         self.charsets = charsets or {}
         hashed = [p for p in (*plan.keys, *plan.columns) if p.compare.hashed]
         self.row_hash = self.dialect.hash60(self._text(hashed))
