@@ -680,6 +680,19 @@ def render_record(table: Any, fmt: str) -> None:
 
     view = table.record
     changed = {c for d in table.differences for c in d.columns}
+    if fmt == "csv":  # a line per column: both values, and whether they differ
+        from parity.diff.output import csv_line
+
+        key = json.dumps({k: jsonable(v) for k, v in view.key.items()}, ensure_ascii=False)
+        lines = [csv_line(("table", "key", "column", "target_column", "source", "target", "differs"))]
+        for column in [*view.key, *view.columns]:
+            target_name = view.names.get(column, column)
+            values = [None if side is None else value_text(side.get(name))
+                      for side, name in ((view.source, column), (view.target, target_name))]  # fmt: skip
+            differs = "yes" if column in changed else "no"
+            lines.append(csv_line((table.stats.table, key, column, target_name, *values, differs)))
+        sys.stdout.write("".join(lines))
+        return
     if fmt != "table":
         row = {"table": table.stats.table, "key": {k: jsonable(v) for k, v in view.key.items()}}
         for side in ("source", "target"):

@@ -159,6 +159,12 @@ def test_record_shows_both_versions_side_by_side(
     assert json.loads(same.out)["kind"] == "identical"
     changed = parity("diff", source.url, target.url, "-t", "orders", "--record", "1", "--format", "jsonl")
     assert (json.loads(changed.out)["kind"], json.loads(changed.out)["columns"]) == ("changed", ["status"])
+    as_csv = parity("diff", source.url, target.url, "-t", "orders", "--record", "1", "--format", "csv")
+    assert as_csv.code == 1
+    with io.StringIO(as_csv.out) as f:
+        rows = [(r["column"], r["source"], r["target"], r["differs"]) for r in csv.DictReader(f)]
+    assert rows == [("id", "1", "1", "no"), ("status", "new", "late", "yes"), ("amount", "1.50", "1.50", "no"),
+                    ("note", "a", "a", "no")]  # fmt: skip
 
 
 def test_columns_maps_and_tolerance_options(
