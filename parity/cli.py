@@ -562,6 +562,10 @@ def diff_cmd(
         else:
             err.print(f"differences written to table {output}, run id {run_id}: review and apply them with "
                       f"parity fix SOURCE TARGET --run {run_id}")  # fmt: skip
+    if result.failed:
+        names = ", ".join(t.stats.table for t in result.failed)
+        err.print(f"parity: error: {len(result.failed)} of {len(result.tables)} tables not compared: {names}")
+        sys.exit(2)
     if not result.identical:
         sys.exit(1)
 
@@ -630,6 +634,9 @@ class _DiffProgress:
 def _diff_summary(table: Any) -> None:
     s = table.stats
     label = s.table if s.table == s.target_table else f"{s.table} -> {s.target_table}"
+    if s.error is not None:
+        err.print(f"[red]{label}: not compared:[/] {_escaped(s.error)}")
+        return
     timing = f"{s.rows_downloaded:,} rows downloaded, {s.seconds:.2f}s"
     if s.differences == 0:
         err.print(f"[green]{label}: identical[/] ({s.source_rows:,} rows; {timing})")
@@ -731,6 +738,9 @@ def render_diff_stats(result: Any, fmt: str) -> None:
     for name in (*names, "seconds"):
         rich.add_column(name.replace("_", " "), justify="right")
     for t in result.tables:
+        if t.stats.error is not None:  # (not compared)
+            rich.add_row(t.stats.table, *("-" for _ in names), "-")
+            continue
         numbers = t.stats.to_json()
         cells = ("-" if numbers[n] is None else f"{numbers[n]:,}" for n in names)  # (unchanged, at --limit)
         rich.add_row(t.stats.table, *cells, f"{t.stats.seconds:.2f}")
@@ -809,3 +819,10 @@ def _fail(message: str, code: int) -> None:
         traceback.print_exc()
     sys.stderr.write(f"parity: error: {log.redact(message)}\n")
     sys.exit(code)
+
+
+def _escaped(text: str) -> str:
+    """Text printed as it is, not read as Rich markup (a message may hold square brackets)."""
+    from rich.markup import escape
+
+    return escape(text)

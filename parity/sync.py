@@ -389,7 +389,7 @@ def sync(
             ]
             result.verified = True
             return result
-    found = diff(job, threads=threads)
+    found = diff(job, threads=threads, table_errors=False)  # (every table compared, or no write)
     order = _fk_order(job, [t.stats.target_table for t in found.tables])
     by_target = {t.stats.target_table: t for t in found.tables}
     targets = {t.name: t for t in _target_tables(job, order)}
@@ -409,7 +409,7 @@ def sync(
         result.tables.append(outcomes[name])
         result.statements.extend(appliers[name].statements)
     if verify and not dry_run:
-        again = diff(job, threads=threads)
+        again = diff(job, threads=threads, table_errors=False)
         left = [d for t in again.tables for d in t.differences if d.kind != "extra" or extra != "keep"]
         left = [d for d in left if not (d.kind == "extra" and extra == "soft-delete")]
         result.remaining = len(left)

@@ -268,6 +268,29 @@ def test_where_limits_both_sides(
     assert both.code == 1 and [json.loads(x)["key"] for x in both.out.splitlines()] == [{"id": 3}]
 
 
+def test_a_table_that_cannot_be_compared_fails_alone(
+    parity: Callable[..., Run], dbs: tuple[Database, Database]
+) -> None:
+    """Duplicate keys in one table, or a table the target lacks, ended the whole run: the tables after it
+    were never compared. Now each such table is reported, the others are compared, and the exit code
+    is 2 (an error) whatever they found."""
+    source, target = dbs
+    for db in dbs:
+        db.sql("CREATE TABLE dup (id INTEGER, v TEXT)", "INSERT INTO dup VALUES (1, 'a'), (1, 'b')")
+    source.sql("CREATE TABLE lone (id INTEGER PRIMARY KEY)")
+    target.sql("UPDATE orders SET status = 'x' WHERE id = 2")
+    result = parity("diff", source.url, target.url, "-t", "dup", "-t", "lone", "-t", "orders", "-k", "id")
+    assert result.code == 2, result
+    assert "dup: not compared:" in result.err and "lone: not compared:" in result.err
+    assert "orders: 1 rows differ" in result.err
+    assert "2 of 3 tables not compared: dup, lone" in result.err
+    stats = parity("diff", source.url, target.url, "-t", "dup", "-t", "orders", "-k", "id", "--stats",
+                   "--format", "jsonl")  # fmt: skip
+    assert stats.code == 2
+    lines = [json.loads(x)["stats"] for x in stats.out.splitlines() if "stats" in x]
+    assert "duplicate" in lines[0]["error"] and "error" not in lines[1]
+
+
 def test_job_file_with_per_table_settings(
     parity: Callable[..., Run], dbs: tuple[Database, Database], tmp_path: Path
 ) -> None:

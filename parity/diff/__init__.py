@@ -21,8 +21,12 @@ from parity.diff.plan import Compare, TablePlan, plan_table
 from parity.diff.record import compare_record
 from parity.diff.result import DiffResult, Progress, RecordView, RowDiff, TableDiff, TableStats
 from parity.endpoint import Endpoint
-from parity.errors import ConfigError, ParityError
+from parity.errors import ConfigError, DataError, NotFound, ParityError, SchemaError
 from parity.job import Job
+
+TABLE_ERRORS = (ConfigError, DataError, NotFound, SchemaError)
+"""What fails one table of a run (a missing table or column, duplicate keys, types that do not meet):
+in a run of several tables, the others are still compared."""
 
 
 def diff(
@@ -36,6 +40,7 @@ def diff(
     progress: Callable[[Progress], None] | None = None,
     threshold: int = Options.threshold,
     run_id: str | None = None,
+    table_errors: bool = True,
 ) -> DiffResult:
     """Compare every selected table of the job's source with its target table.
 
@@ -50,6 +55,8 @@ def diff(
         progress: Called with progress reports (rows settled per table).
         threshold: Differing buckets of at most this many rows are downloaded instead of split.
         run_id: The run's id (written with discrepancies); a new one by default.
+        table_errors: Whether a table that cannot be compared fails alone, in a run of several
+            (else its error ends the run, as sync needs before it writes).
 
     Returns:
         A DiffResult: per table, its statistics and (unless ``on_difference`` took them) differences.
@@ -58,6 +65,8 @@ def diff(
         NotFound: a table or column does not exist (the closest name is suggested).
         DataError: no key, NULL or duplicate keys (with examples).
         SchemaError: a mapped column pair has incompatible types.
+        Where several tables are selected, these fail only their table (``TableStats.error``,
+        ``DiffResult.failed``); the others are compared.
     """
     if limit is not None and limit < 1:
         raise ConfigError("--limit must be at least 1")
@@ -85,19 +94,32 @@ def diff(
 
     try:
         for spec in specs:
-            plan = plan_table(job.source, job.target, spec)
-            if sink is not None:
-                sink.compared(plan.source.name, plan.target.name)
-            if record is not None:
-                table = compare_record(plan, job.source, job.target, record)
-                for row in table.differences:
-                    deliver(row)
-            else:
-                callback = deliver if sink is not None or on_difference is not None else None
-                run = TableRun(
-                    plan, job.source, job.target, options, budget, callback, progress, on_difference is None
-                )
-                table = run.run()
+            try:
+                plan = plan_table(job.source, job.target, spec)
+                if sink is not None:
+                    sink.compared(plan.source.name, plan.target.name)
+                if record is not None:
+                    table = compare_record(plan, job.source, job.target, record)
+                    for row in table.differences:
+                        deliver(row)
+                else:
+                    callback = deliver if sink is not None or on_difference is not None else None
+                    run = TableRun(
+                        plan,
+                        job.source,
+                        job.target,
+                        options,
+                        budget,
+                        callback,
+                        progress,
+                        on_difference is None,
+                    )
+                    table = run.run()
+            except TABLE_ERRORS as exc:
+                if len(specs) == 1 or not table_errors:
+                    raise
+                # (this table's problem, not the run's: the others are compared, and the run fails)
+                table = TableDiff(TableStats(spec.name, spec.target or spec.name, error=str(exc)))
             result.tables.append(table)
             if budget.exhausted:
                 break

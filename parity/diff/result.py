@@ -102,6 +102,9 @@ class TableStats:
     limited: bool = False
     """The diff stopped at --limit: the counts of differences are lower bounds."""
 
+    error: str | None = None
+    """Why the table could not be compared (in a run of several tables, the others go on)."""
+
     @property
     def differences(self) -> int:
         return self.missing + self.extra + self.changed
@@ -136,6 +139,7 @@ class TableStats:
             "queries": self.queries,
             "seconds": round(self.seconds, 3),
             "limited": self.limited,
+            **({"error": self.error} if self.error else {}),
         }
 
 
@@ -167,7 +171,7 @@ class TableDiff:
 
     @property
     def identical(self) -> bool:
-        return self.stats.differences == 0
+        return self.stats.differences == 0 and self.stats.error is None
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,11 @@ class DiffResult:
     @property
     def limited(self) -> bool:
         return any(t.limited for t in self.tables)
+
+    @property
+    def failed(self) -> list[TableDiff]:
+        """Tables that could not be compared (``TableStats.error``)."""
+        return [t for t in self.tables if t.stats.error is not None]
 
     @property
     def differences(self) -> list[RowDiff]:
