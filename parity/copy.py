@@ -52,7 +52,7 @@ from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind
 from parity.state import State
-from parity.values import decode_value
+from parity.values import JsonText, decode_value, jsonb_text
 
 Progress = Callable[[str, int, int | None], None]
 """progress(table, rows_done, rows_total): called from worker threads as batches land."""
@@ -954,6 +954,9 @@ class _ChunkRunner:
         native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
         self.decoders = [None if t.kind in native else t.kind for t in tp.types]
         self.target_dialect = job.target.dialect
+        self.jsonb = source_dialect.JSON_HASHED_AS_JSONB and not self.target_dialect.JSON_HASHED_AS_JSONB
+        """JSON is written in jsonb's text (``values.jsonb_text``): diff hashes the source's so, and the
+        target's as it holds it."""
         self.fixed: set[str] | None = None
         """The target's columns merge may not update (``Dialect.fixed_columns``), once asked."""
         self.trying = False
@@ -1306,6 +1309,8 @@ class _ChunkRunner:
         for i, kind in enumerate(kinds):
             if kind is not None:
                 columns[i] = list(map(decode_value, repeat(kind), columns[i]))
+                if kind is Kind.JSON and self.jsonb:
+                    columns[i] = [v if v is None else JsonText(jsonb_text(v)) for v in columns[i]]
         return list(zip(*columns, strict=True))
 
     def _write(self, chunk: Chunk, batches: Iterator[list[tuple[Any, ...]]]) -> tuple[int, int, int, int]:

@@ -183,6 +183,49 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def jsonb_text(value: Any) -> str:
+    """JSON text as PostgreSQL's jsonb writes it, the form diff hashes JSON in on every database: object
+    keys shorter first, then by their UTF-8 bytes (the last of a key given twice), ``", "`` and
+    ``": "`` between items, numbers as its numeric writes them (``100`` for ``1e2``, ``1.50`` kept,
+    ``0`` for ``-0``), strings escaped as it escapes them."""
+    if isinstance(value, JsonText):
+        value = json.loads(value, parse_float=Decimal, parse_int=Decimal)
+    parts: list[str] = []
+    _jsonb(value, parts)
+    return "".join(parts)
+
+
+def _jsonb(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))  # (escapes what jsonb escapes, the same way)
+    elif value is None or isinstance(value, bool):
+        out.append("null" if value is None else "true" if value else "false")
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, (Decimal, float)):
+        number = value if isinstance(value, Decimal) else Decimal(repr(value))
+        out.append(format(number.copy_abs() if number.is_zero() else number, "f"))
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, key in enumerate(sorted(value, key=_jsonb_order)):
+            out.append(", " if i else "")
+            out.append(json.dumps(key, ensure_ascii=False) + ": ")
+            _jsonb(value[key], out)
+        out.append("}")
+    else:
+        out.append("[")
+        for i, item in enumerate(value):
+            out.append(", " if i else "")
+            _jsonb(item, out)
+        out.append("]")
+
+
+def _jsonb_order(key: str) -> tuple[int, bytes]:
+    utf8 = key.encode("utf-8", "surrogatepass")
+    return len(utf8), utf8
+
+
 def json_text(value: Any) -> str:
-    """The JSON text to write: the source's own where parity has it (exact), else canonical."""
-    return value if isinstance(value, JsonText) else canonical_json(value)
+    """The JSON text to write: the source's own where parity has it (exact), else in jsonb's form (the
+    one diff hashes)."""
+    return value if isinstance(value, JsonText) else jsonb_text(value)

@@ -230,6 +230,13 @@ def test_every_canonical_type_arrives_exactly(
     assert from_source == [_expected(r) for r in rows]
     copy_ok(job_for(source, target, tables=[name]), mode="replace")
     assert read_back(target, name, columns, types) == from_source
+    job = job_for(source, target, tables=[name])
+    try:
+        found = diff(job)
+    finally:
+        job.close()
+    # the oracle: what copy wrote, diff finds identical, downloading no row (JSON included)
+    assert found.identical and found.tables[0].stats.rows_downloaded == 0, found.tables[0].stats
 
 
 TRICKY_TEXT = ["", "\\N", "a\tb\nc\rd\\e", "\f\v\b\\f\\v", "\\\\\\", "😀 ü \u2028", "x\\", "\x1f\x7f", "\\."]

@@ -520,10 +520,6 @@ class Dialect:
     CAST_TEXT: ClassVar[sa.types.TypeEngine[Any]] = sa.Text()
     """The type named in ``CAST(x AS ...)`` to turn a value into text."""
 
-    JSON_FORM: ClassVar[str] = "minified"
-    """What ``text_json`` renders: JSON hashes alike only between dialects of one form; between forms,
-    JSON columns are compared in Python (every row is downloaded)."""
-
     DATE_FORMAT: ClassVar[str | None] = None
     TIME_FORMAT: ClassVar[str | None] = None
     TIMESTAMP_FORMAT: ClassVar[str | None] = None
@@ -757,7 +753,14 @@ class Dialect:
     def text_uuid(self, x: Any, native_string: bool) -> sa.ColumnElement[Any]:
         return sa.func.lower(sa.func.rtrim(x) if native_string else self.text(x))
 
+    JSON_HASHED_AS_JSONB: ClassVar[bool] = False
+    """Whether ``text_json`` writes any JSON the database holds in jsonb's text (else the text it holds):
+    copy then writes JSON into a database that hashes the text it holds in that form."""
+
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
+        """JSON in jsonb's text (``values.jsonb_text``) where the database can write it (PostgreSQL,
+        SQLite through Python), else the text it holds: equal there when it was written in that form
+        (as parity's copy and sync write it), else its rows are downloaded and compared in Python."""
         return self.text(x)
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:

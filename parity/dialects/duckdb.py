@@ -225,9 +225,6 @@ class DuckDB(Dialect):
     def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
         return sa.func.epoch_us(x) / sa.literal(1e6, sa.Double())
 
-    def text_json(self, x: Any) -> sa.ColumnElement[Any]:
-        return self.text(sa.func.json(x))
-
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
         hex15 = sa.func.substr(sa.func.sha256(text), 1, 15)
         return sa.cast(sa.literal("0x").concat(hex15), sa.BigInteger())

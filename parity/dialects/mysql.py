@@ -305,7 +305,7 @@ class MySQL(Dialect):
         return micros / sa.literal(1e6, sa.Double())
 
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
-        return sa.func.json_compact(x)
+        return x  # (MariaDB's JSON is the LONGTEXT it was given)
 
     DECODES = True
 
@@ -349,7 +349,6 @@ class MySQLOnly(MySQL):
     names: ClassVar[tuple[str, ...]] = ("mysql",)
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {**MySQL.TYPE_MAPPING, Kind.UUID: "CHAR(36)"}
     STORED_AS: ClassVar[dict[Kind, CanonicalType]] = {Kind.UUID: CanonicalType(Kind.CHAR, length=36)}
-    JSON_FORM = "mysql-json"  # a binary JSON type that prints with its own spacing and key order
 
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
         return self.text(x)

@@ -162,7 +162,6 @@ class Oracle(Dialect):
     # SHA-256 through STANDARD_HASH (12c+), text through TO_CHAR formats. Oracle stores '' as NULL, so an
     # empty string elsewhere always differs from Oracle's NULL.
 
-    JSON_FORM = "oracle"
     DATE_FORMAT = "YYYY-MM-DD"
     TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF6"
     _UUID_PARTS = r"(.{8})(.{4})(.{4})(.{4})(.{12})"

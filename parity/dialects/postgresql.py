@@ -149,7 +149,6 @@ class PostgreSQL(Dialect):
 
     # ---- diff ----------------------------------------------------------------------------------------
 
-    JSON_FORM = "jsonb"
     DIFF_SETUP = ("SELECT set_config('enable_sort', 'off', true), set_config('DateStyle', 'ISO, YMD', true)",)
     """The planner cannot know that ``(id - lo) / width`` has few values: without enable_sort off it
     sorts every row (spilling to disk) to group them, where a hash aggregate of a few hundred buckets
@@ -174,6 +173,8 @@ class PostgreSQL(Dialect):
 
     def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.encode(x, sa.literal("hex"))
+
+    JSON_HASHED_AS_JSONB = True
 
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
         return self.text(sa.cast(x, postgresql.JSONB()))

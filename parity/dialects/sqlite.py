@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from parity.dialects.base import TINY, Dialect, inspector
 from parity.schema.types import CanonicalType, Kind
-from parity.values import canonical_json, decode_value
+from parity.values import decode_value, jsonb_text
 
 
 class SQLite(Dialect):
@@ -171,6 +171,8 @@ class SQLite(Dialect):
 
     def text_uuid(self, x: Any, native_string: bool) -> sa.ColumnElement[Any]:
         return sa.func.parity_uuid(x)
+
+    JSON_HASHED_AS_JSONB = True
 
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.parity_json(x)
@@ -365,7 +367,7 @@ DIFF_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "parity_timestamp": (2, _timestamp),
     "parity_epoch": (2, _epoch),
     "parity_uuid": (1, _guarded(Kind.UUID, str)),
-    "parity_json": (1, _guarded(Kind.JSON, canonical_json)),
+    "parity_json": (1, _guarded(Kind.JSON, jsonb_text)),
 }
 """name -> (number of arguments, function); all deterministic, so SQLite may use them anywhere."""
 

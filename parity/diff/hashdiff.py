@@ -237,7 +237,7 @@ class TableRun:
         self.keep = keep
         self.progress = progress
         self.ranges = plan.key_ranges
-        self.locates = self.ranges and not plan.sweep and all(side.dialect.DECODES for side in self.sides)
+        self.locates = self.ranges and all(side.dialect.DECODES for side in self.sides)
         self.lock = threading.Lock()
         self.failed = threading.Event()
         self.done = 0
@@ -507,14 +507,13 @@ class TableRun:
 
     def settle(self, found: Found) -> list[tuple[Segment, int]]:
         """Settle equal buckets, download small differing ones; return the ones to split further."""
-        sweep = self.plan.sweep
-        limit = self.options.download_rows if sweep else self.options.threshold
+        limit = self.options.threshold
         source, target = found.source, found.target
         settled = 0
         differing: list[tuple[int, int]] = []
         for bucket, a in source.items():
             b = target.get(bucket, _EMPTY)
-            if a == b and not sweep:
+            if a == b:
                 settled += a[0]
             else:
                 differing.append((bucket, max(a[0], b[0])))

@@ -46,10 +46,6 @@ class Compare:
     strip: bool = False
     """Strings: trailing spaces do not count (a CHAR on either side)."""
 
-    hashed: bool = True
-    """False when the two databases cannot render this kind alike (JSON between forms): compared in
-    Python only, so every row of the table is downloaded."""
-
     fraction: int | None = None
     """Times and timestamps: digits of a second compared (the fewer either column keeps), the rest
     cut off; None: all six."""
@@ -93,11 +89,6 @@ class TablePlan:
         """True when segments are key ranges (one integer key); otherwise they are hash buckets."""
         return len(self.keys) == 1 and self.keys[0].compare.kind in INTEGER_KINDS
 
-    @property
-    def sweep(self) -> bool:
-        """Some column cannot be hashed alike on both sides: every row is downloaded and compared."""
-        return any(not c.compare.hashed for c in self.columns)
-
 
 def plan_table(source: Endpoint, target: Endpoint, spec: cfg.TableConfig) -> TablePlan:
     """Reflect both tables and resolve keys, columns and comparison types; errors name what is wrong."""
@@ -128,8 +119,6 @@ def plan_table(source: Endpoint, target: Endpoint, spec: cfg.TableConfig) -> Tab
             continue
         column = src.column(name)
         compare = compare_types(column.type, other.type, spec.tolerance.get(name), f"{src.name}.{name}")
-        if compare.kind is Kind.JSON and json_form(source, column) != json_form(target, other):
-            compare = Compare(Kind.JSON, hashed=False)
         if compare.kind in (*TIME_KINDS, Kind.TIME) and compare.tolerance is None:
             digits = min([6, *(c.fraction for c in (column, other) if c.fraction is not None)])
             if digits < 6:  # (DATETIME(3) against TIMESTAMP(6): milliseconds)
@@ -156,11 +145,6 @@ def plan_table(source: Endpoint, target: Endpoint, spec: cfg.TableConfig) -> Tab
         source_unique=_declared_unique(src, [p.source.name for p in key_pairs]),
         target_unique=_declared_unique(dst, [p.target.name for p in key_pairs]),
     )
-
-
-def json_form(endpoint: Endpoint, column: Column) -> str:
-    """How a JSON-compared column renders in SQL: the dialect's JSON text, or plain text."""
-    return endpoint.dialect.JSON_FORM if column.type.kind is Kind.JSON else "text"
 
 
 def _mapped_back(keys: tuple[str, ...], dst: Table, spec: cfg.TableConfig) -> list[str]:

@@ -120,8 +120,7 @@ class Side:
         where = plan.where if role == "source" else (plan.target_where or plan.where)
         self.where = [where_clause(where)] if where else []
         self.charsets = charsets or {}
-        hashed = [p for p in (*plan.keys, *plan.columns) if p.compare.hashed]
-        self.row_hash = self.dialect.hash60(self._text(hashed))
+        self.row_hash = self.dialect.hash60(self._text([*plan.keys, *plan.columns]))
         self.key_hash = self.dialect.hash60(self._text(plan.keys))
         self.key = self.sa_table.c[self.key_columns[0].name]
 
