@@ -179,6 +179,8 @@ def copy(
     }
     merging = {spec.name: spec for spec in job.selected() if (spec.mode or mode or defaults.mode) == "merge"}
     _check_target_assigns_ids(job, remap_ids)
+    if remap_ids or any(spec.remap_ids for spec in job.selected()):
+        _check_remaps(job, mode, remap_ids)
     plan = _prepare_schema(job, schema, state, keys_later, merging)
     result.schema = plan
     plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
@@ -495,6 +497,33 @@ def _check_ids_writable(job: Job, plans: list[_TablePlan]) -> None:
             )
 
 
+def _remap_identity(
+    table: Table, spec: TableConfig, mode: Mode, remap_all: bool, columns: Sequence[str]
+) -> str | None:
+    """The (target) column whose values the target assigns anew, or None. ``--remap-ids`` for every
+    table passes over a table without a single auto-increment primary key (copied as it is, its
+    references to remapped tables rewritten); a table's own ``remap_ids`` needs one."""
+    if not (remap_all or spec.remap_ids):
+        return None
+    ids = [c for c in table.columns if c.identity and c.name in columns]
+    if len(table.primary_key) != 1 or not ids or ids[0].name != table.primary_key[0]:
+        if not spec.remap_ids:
+            return None
+        raise DataError(f"table '{table.name}': remap_ids needs a single auto-increment primary key")
+    if mode == "merge":
+        raise DataError(f"table '{table.name}': remap_ids and merge do not go together")
+    return spec.map.get(ids[0].name, ids[0].name)
+
+
+def _check_remaps(job: Job, mode: Mode | None, remap_all: bool) -> None:
+    """The refusals of ``_remap_identity``, before any DDL."""
+    specs = {spec.name: spec for spec in job.selected()}
+    for table in job.source_tables():
+        spec = specs[table.name]
+        table_mode = spec.mode or mode or job.config.defaults.mode
+        _remap_identity(table, spec, table_mode, remap_all, [c.name for c in table.columns])
+
+
 def _plan_remaps(plans: list[_TablePlan], remap_all: bool) -> None:
     """Fill each table's RemapSpec: its own identity (remap_ids), natural key, and remapped parents.
 
@@ -502,19 +531,9 @@ def _plan_remaps(plans: list[_TablePlan], remap_all: bool) -> None:
     where the parent comes later or is the table itself (a cycle, a self-reference): such a reference
     is late (``RemapSpec.late``), written NULL until the parent row has its new ID and set at the end
     of the copy (``fix_late_references``); it must be nullable, and its table remapped too."""
-    identities: dict[str, str | None] = {}
-    for tp in plans:
-        identity = None
-        if remap_all or tp.spec.remap_ids:
-            if tp.mode == "merge":
-                raise DataError(f"table '{tp.source.name}': remap_ids and merge do not go together")
-            ids = [c for c in tp.source.columns if c.identity and c.name in tp.columns]
-            if len(tp.source.primary_key) != 1 or not ids or ids[0].name != tp.source.primary_key[0]:
-                raise DataError(
-                    f"table '{tp.source.name}': remap_ids needs a single auto-increment primary key"
-                )
-            identity = tp.spec.map.get(ids[0].name, ids[0].name)
-        identities[tp.target] = identity
+    identities = {
+        tp.target: _remap_identity(tp.source, tp.spec, tp.mode, remap_all, tp.columns) for tp in plans
+    }
     by_source = {tp.source.name: tp for tp in plans}
     if any(identities.values()):
         plans[:] = _not_null_parents_first(plans, by_source, identities)

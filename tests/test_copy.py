@@ -940,6 +940,37 @@ def test_remap_ids_through_a_self_reference_in_parallel_chunks(pg_db: Database, 
     assert mariadb_db.query("SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'late %%'") == [(0,)]
 
 
+def test_remap_ids_for_every_table_passes_over_tables_it_cannot_renumber(
+    sqlite_db: Database, pg_db: Database
+) -> None:
+    """--remap-ids refused the whole run where one table had a composite key, after creating the
+    tables. Now such a table is copied as it is (its references to renumbered rows rewritten); a table
+    whose own remap_ids cannot be done is refused before any DDL."""
+    sqlite_db.sql(
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, note TEXT)",
+        "CREATE TABLE lines (order_id INTEGER REFERENCES orders(id), n INTEGER, PRIMARY KEY (order_id, n))",
+        "INSERT INTO orders VALUES (7, 'a'), (9, 'b')",
+        "INSERT INTO lines VALUES (7, 1), (7, 2), (9, 1)",
+    )
+    pg_db.sql(
+        "CREATE TABLE orders (id SERIAL PRIMARY KEY, note TEXT)", "INSERT INTO orders (note) VALUES ('x')"
+    )
+    refused = build(sqlite_db.url, pg_db.url, target_schema=pg_db.schema, tables=["orders", "lines"],
+                    table_options={"remap_ids": True})  # fmt: skip
+    try:
+        with pytest.raises(DataError, match="table 'lines': remap_ids needs a single auto-increment"):
+            copy(refused, mode="append")
+    finally:
+        refused.close()
+    assert pg_db.query(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'lines'"
+    ) == [(0,)]  # (refused before any DDL)
+    copy_ok(job_for(sqlite_db, pg_db), mode="append", remap_ids=True)
+    rows = pg_db.query("SELECT o.note, l.n FROM lines l JOIN orders o ON o.id = l.order_id ORDER BY 1, 2")
+    assert rows == [("a", 1), ("a", 2), ("b", 1)]
+    assert sorted(r[0] for r in pg_db.query("SELECT id FROM orders")) == [1, 2, 3]  # (renumbered)
+
+
 def test_remap_ids_refuses_a_not_null_reference_to_rows_copied_later(
     sqlite_db: Database, pg_db: Database
 ) -> None:
