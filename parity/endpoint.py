@@ -293,6 +293,35 @@ def _or_text(parse: Any) -> Any:
     return convert
 
 
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", ""}
+
+
+def same_database(a: Endpoint, b: Endpoint) -> bool:
+    """Whether two endpoints reach the same database and schema (a file by its real path; a server by
+    host, port and database, loopback names alike; the schema as the session has it by default)."""
+    if a.backend != b.backend and {a.backend, b.backend} != {"mysql", "mariadb"}:
+        return False
+    if a.backend in _FILE_DATABASES:
+        paths = [x.url.database or "" for x in (a, b)]
+        if ":memory:" in paths or "" in paths:
+            return False
+        return os.path.realpath(paths[0]) == os.path.realpath(paths[1])
+
+    def place(x: Endpoint) -> tuple[Any, ...]:
+        host = (x.url.host or "").lower()
+        return ("loopback" if host in _LOOPBACK else host, x.url.port, x.url.database)
+
+    if place(a) != place(b):
+        return False
+    schemas = [x.schema or x.engine.dialect.default_schema_name for x in (a, b)]
+    if None in schemas:  # (not known before a connection)
+        for x in (a, b):
+            with x.connect():
+                pass
+        schemas = [x.schema or x.engine.dialect.default_schema_name for x in (a, b)]
+    return schemas[0] == schemas[1]
+
+
 def refuse_given_ids(
     endpoint: Endpoint, table: str, never: set[str], given: Iterable[str], remedy: str
 ) -> None:

@@ -971,6 +971,29 @@ def test_remap_ids_for_every_table_passes_over_tables_it_cannot_renumber(
     assert sorted(r[0] for r in pg_db.query("SELECT id FROM orders")) == [1, 2, 3]  # (renumbered)
 
 
+@pytest.mark.parametrize("name", ["postgresql", "sqlite"])
+def test_a_table_copied_onto_itself_is_refused(
+    make_db: Callable[[str], Database], name: str, tmp_path: Path
+) -> None:
+    """The same database, schema and table on both sides: replace emptied the table (read 0, written 0,
+    ok). Now the copy is refused before anything is written; into another table or schema it goes."""
+    from parity.errors import ConfigError
+
+    db = make_db(name)
+    db.sql("CREATE TABLE m (id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO m VALUES (1, 'a'), (2, 'b')")
+    url = db.url if name != "sqlite" else "sqlite:///" + os.path.relpath(db.url.removeprefix("sqlite:///"))
+    for mode in ("replace", "append"):
+        job = build(db.url, url, source_schema=db.schema, target_schema=db.schema, tables=["m"])
+        try:
+            with pytest.raises(ConfigError, match="'m' is both the source and the target"):
+                copy(job, mode=mode)
+        finally:
+            job.close()
+    assert db.query("SELECT COUNT(*) FROM m") == [(2,)]
+    copy_ok(build(db.url, db.url, source_schema=db.schema, target_schema=db.schema, tables=["m:m2"]))
+    assert db.query("SELECT COUNT(*) FROM m2") == [(2,)]
+
+
 def test_remap_ids_refuses_a_not_null_reference_to_rows_copied_later(
     sqlite_db: Database, pg_db: Database
 ) -> None:
