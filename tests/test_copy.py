@@ -1363,6 +1363,52 @@ def test_rows_a_merge_target_refuses_are_isolated(
     assert target.query("SELECT id, v, note FROM m ORDER BY id") == sorted(expected)
 
 
+def test_text_keys_into_mariadb(make_db: Callable[[str], Database], tmp_path: Path) -> None:
+    """MariaDB keys hold no TEXT: a SQLite "name TEXT PRIMARY KEY" failed its CREATE TABLE (BLOB/TEXT
+    column used in key specification without a key length). Such a key column, and a TEXT column of a
+    foreign key, is a VARCHAR as long as InnoDB keys hold (768 characters, shared in a composite key);
+    a longer value is rejected, and a run again (merge) takes the tables as they are."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT)",
+        "CREATE TABLE tags (name TEXT, lang TEXT, PRIMARY KEY (name, lang))",
+        "CREATE TABLE uses (id INTEGER PRIMARY KEY, setting TEXT REFERENCES settings(name))",
+        f"INSERT INTO settings VALUES ('a', '1'), ('{'é' * 768}', '2'), ('{'x' * 769}', '3')",
+        "INSERT INTO tags VALUES ('x', 'en'), ('x', 'fr')",
+        "INSERT INTO uses VALUES (1, 'a')",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    job = job_for(source, target)
+    try:
+        done = copy(job, rejects_file=str(rejects))
+    finally:
+        job.close()
+    assert any("settings.name text: a key column, VARCHAR(768)" in w for w in done.schema.warnings)
+    result = {t.table: t for t in done.tables}
+    assert (result["settings"].rows_written, result["settings"].rejected) == (2, 1)
+    assert (result["tags"].rows_written, result["uses"].rows_written) == (2, 1)
+    assert json.loads(rejects.read_text())["row"]["name"] == "x" * 769
+    lengths = target.query(
+        "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND data_type = 'varchar' AND table_name NOT LIKE '\\_parity%' ORDER BY 1, 2"
+    )
+    assert lengths == [
+        ("settings", "name", 768),
+        ("tags", "lang", 384),
+        ("tags", "name", 384),
+        ("uses", "setting", 768),
+    ]
+    source.sql(
+        f"DELETE FROM settings WHERE name = '{'x' * 769}'", "UPDATE settings SET value = '9' WHERE name = 'a'"
+    )
+    copy_ok(job_for(source, target), mode="merge")
+    job = job_for(source, target)
+    try:
+        assert diff(job).identical
+    finally:
+        job.close()
+
+
 @pytest.mark.parametrize("source_name", ["sqlite", "postgresql"])
 def test_columns_named_as_duckdb_keywords_are_quoted(
     make_db: Callable[[str], Database], source_name: str

@@ -144,6 +144,10 @@ class Dialect:
 
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     MAX_DECIMAL_SCALE: ClassVar[int] = 38
+    KEY_TEXT_CHARS: ClassVar[int | None] = None
+    """Where a key cannot hold a TEXT column (MySQL/MariaDB: BLOB/TEXT in a key needs a length), the
+    characters a VARCHAR key column gets instead, shared among the key's text columns."""
+
     MAX_VARCHAR: ClassVar[int | None] = None
     """Longest VARCHAR(n); longer strings become TEXT. None: no limit."""
 

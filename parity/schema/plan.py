@@ -22,7 +22,7 @@ from parity.dialects.base import Dialect, LossyType, RawType
 from parity.dialects.duckdb import register_alembic
 from parity.schema.model import Column, ForeignKey, Table
 from parity.schema.order import fk_order
-from parity.schema.types import INTEGER_KINDS, Kind, holds
+from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind, holds
 from parity.sqltext import as_sent
 
 _INTEGER_TYPES = {Kind.SMALLINT: sa.SmallInteger, Kind.INTEGER: sa.Integer, Kind.BIGINT: sa.BigInteger}
@@ -126,6 +126,13 @@ def _column_type(ctx: _Context, table: Table, col: Column, lossy: list[str]) -> 
         if ctx.sa_dialect.name == "sqlite":
             return sa.Integer()
         return _INTEGER_TYPES[col.type.kind]()
+    length = _key_text_length(ctx, table, col)
+    if length is not None:
+        ctx.plan.warnings.append(
+            f"{table.name}.{col.name} text: a key column, VARCHAR({length}) in {ctx.sa_dialect.name} "
+            "(its keys hold no TEXT); longer values are rejected"
+        )
+        return RawType(ctx.dialect.ddl_type(CanonicalType(Kind.VARCHAR, length=length))[0])
     try:
         spec, note = ctx.dialect.ddl_type(col.type)
     except LossyType as exc:
@@ -137,6 +144,16 @@ def _column_type(ctx: _Context, table: Table, col: Column, lossy: list[str]) -> 
     if note:
         ctx.plan.warnings.append(f"{table.name}.{col.name} {col.type}: {note}")
     return RawType(spec)
+
+
+def _key_text_length(ctx: _Context, table: Table, col: Column) -> int | None:
+    """Where the target's keys hold no TEXT (``Dialect.KEY_TEXT_CHARS``), the length of the VARCHAR a
+    TEXT column of the primary key or of a foreign key (which MySQL indexes) is made instead."""
+    if col.type.kind is not Kind.TEXT or not ctx.dialect.KEY_TEXT_CHARS:
+        return None
+    keys = [k for k in (table.primary_key, *(fk.columns for fk in table.foreign_keys)) if col.name in k]
+    texts = max((sum(table.column(c).type.kind is Kind.TEXT for c in k) for k in keys), default=0)
+    return ctx.dialect.KEY_TEXT_CHARS // texts if texts else None
 
 
 def _sa_column(
@@ -358,6 +375,13 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
             sql = _ddl(_add_column(target, sa_col, ctx.schema), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add column", sql))
         elif not holds(found.type, col.type) and not holds(found.type, ctx.dialect.stored_as(col.type)):
+            key_length = _key_text_length(ctx, table, col)
+            if (
+                key_length is not None
+                and found.type.kind is Kind.VARCHAR
+                and (found.type.length or 0) >= key_length
+            ):
+                continue  # (the VARCHAR parity makes of a TEXT key column, where keys hold no TEXT)
             if col.wider_than_declared and found.type.kind in INTEGER_KINDS:
                 ctx.plan.warnings.append(
                     f"{target}.{col.name} is {found.native_type or found.type} in the target, the source's"
