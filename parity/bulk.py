@@ -693,7 +693,22 @@ _ISO_SHAPES = {
 """ISO dates, times and timestamps (up to six digits of fraction) with every digit made ``0``."""
 
 
-def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind]) -> bytes:
+class TooManyDecimals(ValueError):
+    """A decimal holds more decimals than the target column keeps (which it would round them to)."""
+
+
+def excess_decimals(texts: Sequence[str], scale: int) -> str | None:
+    """The first of a column's plain decimal texts (``\\N`` for NULL) with a non-zero digit past
+    ``scale`` decimals, found in one regular expression over the column (C), or None."""
+    found = re.search(rf"\.[0-9]{{{scale}}}[0-9]*?[1-9]", "\n".join(texts))
+    if found is None:
+        return None
+    start = found.string.rfind("\n", 0, found.start()) + 1
+    end = found.string.find("\n", found.end())
+    return found.string[start : None if end < 0 else end]
+
+
+def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind], scales: Sequence[int | None] = ()) -> bytes:
     """SQLite's rows (its own ints, floats and strings) as lines of COPY text, which LOAD DATA reads
     too: the same values as decoding them to canonical values first would give, without doing so
     where a column's values already have the form of their text (ISO dates and timestamps, decimals
@@ -701,10 +716,13 @@ def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind]) -> bytes:
     columns = []
     for i, kind in enumerate(kinds):
         values = list(map(itemgetter(i), rows))
-        columns.append(
-            _sqlite_column(values, kind)
-            or _mysql_column([decode_value(kind, v) for v in values], nul_escaped=False)
+        texts = _sqlite_column(values, kind) or _mysql_column(
+            [decode_value(kind, v) for v in values], nul_escaped=False
         )
+        scale = scales[i] if i < len(scales) else None
+        if scale is not None and (value := excess_decimals(texts, scale)) is not None:
+            raise TooManyDecimals(f"{value} has more decimals than the target keeps ({scale})")
+        columns.append(texts)
     return _lines(columns).encode("utf-8") if columns else b""
 
 

@@ -23,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -990,6 +992,9 @@ class _ChunkRunner:
         native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
         self.decoders = [None if t.kind in native else t.kind for t in tp.types]
         self.target_dialect = job.target.dialect
+        self.scales = [self._kept_scale(t) for t in tp.types]
+        """Per column, the decimals the target keeps of a decimal the source may hold more of (SQLite,
+        or an unbounded decimal) and the target would round: such a row is refused (``_ScaleGuard``)."""
         self.jsonb = source_dialect.JSON_HASHED_AS_JSONB and not self.target_dialect.JSON_HASHED_AS_JSONB
         """JSON is written in jsonb's text (``values.jsonb_text``): diff hashes the source's so, and the
         target's as it holds it."""
@@ -1047,14 +1052,10 @@ class _ChunkRunner:
             counted: list[int] = []
             try:
                 return self._run(chunk, as_text, counted, lenient)
-            except textread.LineTooLong:
+            except textread.AsValues as exc:
                 if not as_text:
                     raise
-                logger.info(
-                    "%s: a row is too long for one line of text; chunk %s copied as values",
-                    self.tp.source.name,
-                    chunk.name,
-                )
+                logger.info("%s: %s; chunk %s copied as values", self.tp.source.name, exc, chunk.name)
                 as_text = False
             except _TryApart as exc:
                 logger.info(
@@ -1182,7 +1183,8 @@ class _ChunkRunner:
         size = self.tp.batch_size
         try:
             if as_text:
-                self._put_text(textread.sqlite_batches(cursor, sql, params, self.kinds, size), out, stop)
+                batches = textread.sqlite_batches(cursor, sql, params, self.kinds, size, self.scales)
+                self._put_text(batches, out, stop)
                 return
             _execute_streaming(conn, cursor, sql, params)
             while not stop.is_set() and (rows := cursor.fetchmany(size)):
@@ -1330,6 +1332,7 @@ class _ChunkRunner:
             batch_size=self.tp.batch_size,
             writer=self.target_dialect.WRITER,
             secrets=tuple(filter(None, [source.url.password])),
+            scales=tuple(self.scales),
         )
 
     def _decode(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -1408,11 +1411,26 @@ class _ChunkRunner:
             self.maps.remember(tp.target, writer.new_pairs)
         return read, written, len(held.rows), skipped
 
+    def _kept_scale(self, ctype: CanonicalType) -> int | None:
+        if ctype.kind is not Kind.DECIMAL or not self.target_dialect.ROUNDS_DECIMALS:
+            return None
+        kept = self.target_dialect.stored_as(ctype)
+        if kept.precision is None:
+            return None  # (unbounded: it keeps them all)
+        if self.job.source.backend != "sqlite" and ctype.precision is not None:
+            return None  # (the source holds no more than its type's decimals, which the target keeps)
+        return kept.scale or 0
+
     def _writer(self, writer_class: type[bulk.Writer], conn: Connection, destination: str) -> bulk.Writer:
         """A ``writer_class`` writer into ``destination``; for merge, once batches are upserted on their
-        own (``merge_each``), one that upserts each batch it stages."""
+        own (``merge_each``), one that upserts each batch it stages; where decimals may have more
+        decimals than the target keeps, one that refuses them first."""
         writer = writer_class(conn, destination, self.tp.target_columns, self.tp.types)
-        return _Merging(writer, self) if self.merge_each else writer
+        if self.merge_each:
+            writer = _Merging(writer, self)
+        if any(scale is not None for scale in self.scales):
+            writer = _ScaleGuard(writer, self.scales, self.tp.target_columns)
+        return writer
 
     def _destination(self, conn: Connection) -> str:
         """Where the batches go: the target table, or for merge a staging table to upsert from."""
@@ -1501,22 +1519,26 @@ class _ChunkRunner:
         the batch on another connection, each part in a transaction rolled back, then write the rest
         here. A refusal that only this transaction's own rows cause (a key written twice in the chunk)
         still fails the chunk. For merge, each part is staged and upserted on the trial connection."""
-        writer_class = type(writer.inner if isinstance(writer, _Merging) else writer)
+        base = writer
+        while isinstance(base, (_Merging, _ScaleGuard)):
+            base = base.inner
         with self.job.target.connect() as trial:
 
             def attempt(part: Sequence[tuple[Any, ...]]) -> Exception | None:
                 transaction = trial.begin()
-                trial_writer = None
-                try:
+                try:  # (a failure to set the trial up is no refusal of the rows: it is raised)
                     staged = self._destination(trial) if self.tp.mode == "merge" else destination
-                    trial_writer = self._writer(writer_class, trial, staged)
+                    trial_writer = self._writer(type(base), trial, staged)
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                try:
                     trial_writer.write(part)
                 except Exception as exc:
                     return exc
                 finally:
                     transaction.rollback()
-                    if trial_writer is not None:
-                        trial_writer.close()
+                    trial_writer.close()
                 return None
 
             refused = _refused(rows, attempt)
@@ -1555,6 +1577,32 @@ class _Merging(bulk.Writer):
     def write(self, rows: Sequence[Any]) -> None:
         self.inner.write(rows)
         self.runner._merge(self.conn, self.table)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _ScaleGuard(bulk.Writer):
+    """Refuses a batch holding a decimal with more decimals than its target column keeps, which the
+    target would round without a word (PostgreSQL, DuckDB ...): the copy engine then isolates the rows
+    and rejects those, naming the column and the value."""
+
+    def __init__(self, inner: bulk.Writer, scales: Sequence[int | None], columns: Sequence[str]) -> None:
+        super().__init__(inner.conn, inner.table, inner.columns, inner.types)
+        self.inner = inner
+        self.checked = [(i, scale, columns[i]) for i, scale in enumerate(scales) if scale is not None]
+
+    def write(self, rows: Sequence[Any]) -> None:
+        if not isinstance(rows, bulk.TextBatch):  # (text was checked as it was made: sqlite_text)
+            for i, scale, column in self.checked:
+                texts = [bulk.plain_decimal(v) if isinstance(v, Decimal) else str(v) for v in map(itemgetter(i), rows)
+                         if v is not None]  # fmt: skip
+                value = bulk.excess_decimals(texts, scale)
+                if value is not None:
+                    raise bulk.TooManyDecimals(
+                        f"{column}: {value} has more decimals than the target keeps ({scale})"
+                    )
+        self.inner.write(rows)
 
     def close(self) -> None:
         self.inner.close()

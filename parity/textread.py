@@ -73,22 +73,35 @@ class ReadSpec:
     """The target's writer (a key of ``bulk.WRITERS``), which parses each batch."""
     secrets: tuple[str, ...] = field(default=())
     """Passwords to mask in an error message."""
+    scales: tuple[int | None, ...] = ()
+    """SQLite: per column, the decimals the target keeps of a decimal it would round (else None)."""
 
 
 # ---- the batches, wherever they are read ---------------------------------------------------------
 
 
 def sqlite_batches(
-    cursor: Any, sql: str, params: Any, kinds: Sequence[Kind], size: int
+    cursor: Any, sql: str, params: Any, kinds: Sequence[Kind], size: int, scales: Sequence[int | None] = ()
 ) -> Iterator[tuple[bytes, int]]:
-    """SQLite's rows of ``sql`` as batches of COPY text: (text, rows)."""
+    """SQLite's rows of ``sql`` as batches of COPY text: (text, rows); a decimal with more decimals
+    than its ``scales`` entry (what the target keeps) sends the chunk as values (``AsValues``)."""
     cursor.execute(sql, params)
     while rows := cursor.fetchmany(size):
-        yield bulk.sqlite_text(rows, kinds), len(rows)
+        try:
+            yield bulk.sqlite_text(rows, kinds, scales), len(rows)
+        except bulk.TooManyDecimals as exc:
+            raise AsValues(str(exc)) from None
 
 
-class LineTooLong(Exception):
+class AsValues(Exception):
+    """The chunk cannot go as text and is copied as values instead (its message says why)."""
+
+
+class LineTooLong(AsValues):
     """MySQL gave NULL for a row's line (longer than max_allowed_packet): the chunk goes as values."""
+
+    def __init__(self, message: str = "a row is too long for one line of text") -> None:
+        super().__init__(message)
 
 
 def mysql_line_batches(cursor: Any, sql: str, params: Any, size: int) -> Iterator[tuple[bytes, int]]:
@@ -200,7 +213,7 @@ class ProcessReader:
             if what == _FAILED:
                 raise ParityError(log.redact(payload))  # (the parent knows more secrets than the reader)
             if what == _TOO_LONG:
-                raise LineTooLong
+                raise AsValues(payload)
             yield rows, payload
 
     def close(self) -> None:
@@ -269,7 +282,9 @@ def _read(spec: ReadSpec, out: Connection) -> None:
                 cursor = conn.cursor(SSCursor)  # unbuffered
                 batches = mysql_line_batches(cursor, spec.sql, spec.params, spec.batch_size)
             else:
-                batches = sqlite_batches(cursor, spec.sql, spec.params, spec.kinds, spec.batch_size)
+                batches = sqlite_batches(
+                    cursor, spec.sql, spec.params, spec.kinds, spec.batch_size, spec.scales
+                )
             for text, rows in batches:
                 ready.put((_BATCH, rows, writer.parse_text(text, rows, spec.kinds)))
         finally:
@@ -278,8 +293,8 @@ def _read(spec: ReadSpec, out: Connection) -> None:
             ):  # (mysqlclient: a result left unread is freed while its connection is open)
                 cursor.close()
             conn.close()
-    except LineTooLong:
-        ready.put((_TOO_LONG, 0, None))
+    except AsValues as exc:
+        ready.put((_TOO_LONG, 0, str(exc)))
     except Exception as exc:  # one line for the parent, which reports it as a failed read
         ready.put((_FAILED, 0, f"reading the source failed: {log.redact(_first_line(exc))}"))
     else:

@@ -1197,6 +1197,54 @@ def test_digits_past_the_target_scale_are_refused_not_rounded(
     assert [Decimal(v) for (v,) in target.query("SELECT d FROM `dec`")] == [Decimal("1.5")]
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "duckdb", "mariadb"])
+def test_decimals_past_the_scale_a_target_keeps_are_rejected_not_rounded(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """SQLite keeps 9.999 in a DECIMAL(5,2); PostgreSQL and DuckDB rounded it to 10.00 without a word
+    (MariaDB warns, which already refused it). Now such a row is rejected, naming the column and the
+    value, on the text path and on the values path (a BLOB column sends the table as values); an
+    unbounded PostgreSQL numeric into DuckDB's DECIMAL(38,10) likewise."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE d (id INTEGER PRIMARY KEY, m DECIMAL(5,2), t DECIMAL(6,3))",
+        "INSERT INTO d VALUES (1, 9.999, 1.5), (2, 1.25, 2.0001), (3, '3.14159', 1), (4, 2.5, 2.0), (5, NULL, 0.125)",
+        "CREATE TABLE v (id INTEGER PRIMARY KEY, m DECIMAL(5,2), b BLOB)",
+        "INSERT INTO v VALUES (1, 9.999, x'00'), (2, 1.25, x'01')",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    job = job_for(source, target)
+    try:
+        tables = {t.table: t for t in copy(job, rejects_file=str(rejects)).tables}
+    finally:
+        job.close()
+    assert (tables["d"].rows_written, tables["d"].rejected) == (2, 3)
+    assert (tables["v"].rows_written, tables["v"].rejected) == (1, 1)
+    assert target.query("SELECT id, m, t FROM d ORDER BY id") == [
+        (4, Decimal("2.50"), Decimal("2.000")),
+        (5, None, Decimal("0.125")),
+    ]
+    reasons = {
+        (r["table"], int(r["row"]["id"])): r["reason"]
+        for r in map(json.loads, rejects.read_text().splitlines())
+    }
+    assert set(reasons) == {("d", 1), ("d", 2), ("d", 3), ("v", 1)}
+    if target_name != "mariadb":  # (MariaDB's own warning names it)
+        assert reasons[("d", 2)] == "t: 2.0001 has more decimals than the target keeps (3)"
+        assert reasons[("v", 1)] == "m: 9.999 has more decimals than the target keeps (2)"
+    if target_name == "duckdb":
+        pg = make_db("postgresql")
+        pg.sql("CREATE TABLE u (id INTEGER PRIMARY KEY, n NUMERIC)",
+               "INSERT INTO u VALUES (1, 1.123456789012345678), (2, 1.5), (3, 12.0000000000000)")  # fmt: skip
+        job = job_for(pg, target)
+        try:
+            (table,) = copy(job, rejects_file=str(rejects)).tables
+        finally:
+            job.close()
+        assert (table.rows_written, table.rejected) == (2, 1)
+        assert target.query("SELECT id FROM u ORDER BY id") == [(2,), (3,)]
+
+
 def test_a_target_keeping_fewer_digits_of_a_second_is_refused_before_any_row(
     make_db: Callable[[str], Database],
 ) -> None:

@@ -144,6 +144,10 @@ class Dialect:
 
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     MAX_DECIMAL_SCALE: ClassVar[int] = 38
+    ROUNDS_DECIMALS: ClassVar[bool] = True
+    """Whether a decimal with more decimals than its column keeps is rounded without a word (False:
+    MySQL warns, which fails the batch; SQLite keeps the value whole)."""
+
     KEY_TEXT_CHARS: ClassVar[int | None] = None
     """Where a key cannot hold a TEXT column (MySQL/MariaDB: BLOB/TEXT in a key needs a length), the
     characters a VARCHAR key column gets instead, shared among the key's text columns."""

@@ -173,6 +173,7 @@ class SQLite(Dialect):
         return sa.func.parity_uuid(x)
 
     JSON_HASHED_AS_JSONB = True
+    ROUNDS_DECIMALS = False
 
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.parity_json(x)
