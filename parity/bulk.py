@@ -693,7 +693,11 @@ _ISO_SHAPES = {
 """ISO dates, times and timestamps (up to six digits of fraction) with every digit made ``0``."""
 
 
-class TooManyDecimals(ValueError):
+class NotText(ValueError):
+    """A batch of SQLite's values that cannot go as text: its chunk is copied as values."""
+
+
+class TooManyDecimals(NotText):
     """A decimal holds more decimals than the target column keeps (which it would round them to)."""
 
 
@@ -716,9 +720,12 @@ def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind], scales: Sequence[int
     columns = []
     for i, kind in enumerate(kinds):
         values = list(map(itemgetter(i), rows))
-        texts = _sqlite_column(values, kind) or _mysql_column(
-            [decode_value(kind, v) for v in values], nul_escaped=False
-        )
+        texts = _sqlite_column(values, kind)
+        if texts is None:
+            try:
+                texts = _mysql_column([decode_value(kind, v) for v in values], nul_escaped=False)
+            except (ValueError, TypeError, ArithmeticError) as exc:  # (rejected one by one, as values)
+                raise NotText(f"a value its column cannot take ({exc})") from None
         scale = scales[i] if i < len(scales) else None
         if scale is not None and (value := excess_decimals(texts, scale)) is not None:
             raise TooManyDecimals(f"{value} has more decimals than the target keeps ({scale})")

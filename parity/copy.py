@@ -924,7 +924,9 @@ class _Rejects:
                 # (JSON has no NaN or infinity: such a float as its text, as Decimal's are)
                 row_values = {
                     c: str(v) if isinstance(v, float) and not math.isfinite(v) else v
-                    for c, v in zip(columns, row, strict=True)
+                    for c, v in zip(
+                        columns, (x.value if type(x) is _Unreadable else x for x in row), strict=True
+                    )
                 }
                 record = {**self.run, "table": table, "reason": reason, "row": row_values}
                 self.file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
@@ -992,9 +994,11 @@ class _ChunkRunner:
         native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
         self.decoders = [None if t.kind in native else t.kind for t in tp.types]
         self.target_dialect = job.target.dialect
+        self.unreadable: set[int] = set()
+        """Columns where a source value was found that its kind cannot take (``_Unreadable``)."""
         self.scales = [self._kept_scale(t) for t in tp.types]
         """Per column, the decimals the target keeps of a decimal the source may hold more of (SQLite,
-        or an unbounded decimal) and the target would round: such a row is refused (``_ScaleGuard``)."""
+        or an unbounded decimal) and the target would round: such a row is refused (``_Guard``)."""
         self.jsonb = source_dialect.JSON_HASHED_AS_JSONB and not self.target_dialect.JSON_HASHED_AS_JSONB
         """JSON is written in jsonb's text (``values.jsonb_text``): diff hashes the source's so, and the
         target's as it holds it."""
@@ -1347,9 +1351,15 @@ class _ChunkRunner:
         columns: list[Any] = list(zip(*rows, strict=True))
         for i, kind in enumerate(kinds):
             if kind is not None:
-                columns[i] = list(map(decode_value, repeat(kind), columns[i]))
+                try:
+                    columns[i] = list(map(decode_value, repeat(kind), columns[i]))
+                except _DECODE_ERRORS:  # (a value the kind cannot take: its row is refused, not the table)
+                    column = self.tp.target_columns[i]
+                    columns[i] = [_decoded_or_unreadable(kind, v, column) for v in columns[i]]
+                    self.unreadable.add(i)
                 if kind is Kind.JSON and self.jsonb:
-                    columns[i] = [v if v is None else JsonText(jsonb_text(v)) for v in columns[i]]
+                    columns[i] = [v if v is None or type(v) is _Unreadable else JsonText(jsonb_text(v))
+                                  for v in columns[i]]  # fmt: skip
         return list(zip(*columns, strict=True))
 
     def _write(self, chunk: Chunk, batches: Iterator[list[tuple[Any, ...]]]) -> tuple[int, int, int, int]:
@@ -1402,7 +1412,8 @@ class _ChunkRunner:
                 )
                 for rows in batches:
                     read += len(rows)
-                    ok, known = writer.write(rows, held.add)
+                    readable = self._readable(rows, held) if self.unreadable else rows
+                    ok, known = writer.write(readable, held.add)
                     written += ok
                     skipped += known
                     self.counter.add(len(rows))
@@ -1410,6 +1421,17 @@ class _ChunkRunner:
                 held.flush()
             self.maps.remember(tp.target, writer.new_pairs)
         return read, written, len(held.rows), skipped
+
+    def _readable(self, rows: Sequence[tuple[Any, ...]], held: _Held) -> list[tuple[Any, ...]]:
+        """The rows without ``_Unreadable`` values; the others are rejected."""
+        kept = []
+        for row in rows:
+            bad = next((row[i] for i in self.unreadable if type(row[i]) is _Unreadable), None)
+            if bad is None:
+                kept.append(row)
+            else:
+                held.add(row, bad.reason)
+        return kept
 
     def _kept_scale(self, ctype: CanonicalType) -> int | None:
         if ctype.kind is not Kind.DECIMAL or not self.target_dialect.ROUNDS_DECIMALS:
@@ -1428,8 +1450,8 @@ class _ChunkRunner:
         writer = writer_class(conn, destination, self.tp.target_columns, self.tp.types)
         if self.merge_each:
             writer = _Merging(writer, self)
-        if any(scale is not None for scale in self.scales):
-            writer = _ScaleGuard(writer, self.scales, self.tp.target_columns)
+        if any(self.decoders) or any(scale is not None for scale in self.scales):
+            writer = _Guard(writer, self)
         return writer
 
     def _destination(self, conn: Connection) -> str:
@@ -1520,7 +1542,7 @@ class _ChunkRunner:
         here. A refusal that only this transaction's own rows cause (a key written twice in the chunk)
         still fails the chunk. For merge, each part is staged and upserted on the trial connection."""
         base = writer
-        while isinstance(base, (_Merging, _ScaleGuard)):
+        while isinstance(base, (_Merging, _Guard)):
             base = base.inner
         with self.job.target.connect() as trial:
 
@@ -1582,18 +1604,44 @@ class _Merging(bulk.Writer):
         self.inner.close()
 
 
-class _ScaleGuard(bulk.Writer):
-    """Refuses a batch holding a decimal with more decimals than its target column keeps, which the
-    target would round without a word (PostgreSQL, DuckDB ...): the copy engine then isolates the rows
-    and rejects those, naming the column and the value."""
+_DECODE_ERRORS = (ValueError, TypeError, ArithmeticError)
 
-    def __init__(self, inner: bulk.Writer, scales: Sequence[int | None], columns: Sequence[str]) -> None:
+
+class _Unreadable:
+    """A source value its column's kind cannot take (SQLite's '2020-02-30' in a DATE column), in place
+    of the value: ``_Guard`` refuses the batch holding it, and the copy engine rejects its row."""
+
+    __slots__ = ("reason", "value")
+
+    def __init__(self, value: Any, reason: str) -> None:
+        self.value, self.reason = value, reason
+
+
+def _decoded_or_unreadable(kind: Kind, value: Any, column: str) -> Any:
+    try:
+        return decode_value(kind, value)
+    except _DECODE_ERRORS as exc:
+        return _Unreadable(value, f"{column}: {value!r} is no {kind.value} ({exc})")
+
+
+class _Guard(bulk.Writer):
+    """Refuses a batch holding a source value its kind cannot take (``_Unreadable``), or a decimal with
+    more decimals than its target column keeps, which the target would round without a word
+    (PostgreSQL, DuckDB ...): the copy engine then isolates the rows and rejects those, with a reason
+    naming the column and the value."""
+
+    def __init__(self, inner: bulk.Writer, runner: _ChunkRunner) -> None:
         super().__init__(inner.conn, inner.table, inner.columns, inner.types)
-        self.inner = inner
-        self.checked = [(i, scale, columns[i]) for i, scale in enumerate(scales) if scale is not None]
+        self.inner, self.runner = inner, runner
+        columns = runner.tp.target_columns
+        self.checked = [(i, scale, columns[i]) for i, scale in enumerate(runner.scales) if scale is not None]
 
     def write(self, rows: Sequence[Any]) -> None:
         if not isinstance(rows, bulk.TextBatch):  # (text was checked as it was made: sqlite_text)
+            for i in self.runner.unreadable:
+                bad = next((v for v in map(itemgetter(i), rows) if type(v) is _Unreadable), None)
+                if bad is not None:
+                    raise ValueError(bad.reason)
             for i, scale, column in self.checked:
                 texts = [bulk.plain_decimal(v) if isinstance(v, Decimal) else str(v) for v in map(itemgetter(i), rows)
                          if v is not None]  # fmt: skip

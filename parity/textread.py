@@ -89,7 +89,7 @@ def sqlite_batches(
     while rows := cursor.fetchmany(size):
         try:
             yield bulk.sqlite_text(rows, kinds, scales), len(rows)
-        except bulk.TooManyDecimals as exc:
+        except bulk.NotText as exc:
             raise AsValues(str(exc)) from None
 
 
