@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, nullcontext, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from itertools import repeat
@@ -50,7 +50,7 @@ from parity.job import Job, aggregate_row, select_columns, where_clause
 from parity.log import logger
 from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
 from parity.schema.apply import existing_targets
-from parity.schema.model import Table
+from parity.schema.model import Index, Table
 from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind
@@ -247,7 +247,7 @@ def _prepare_schema(
     (``Dialect.DEFERS_KEYS``): recorded in the state in the creating transaction, built by ``_finish``.
     A merge without a key, or by a key some source rows hold as NULL, is refused first, before any DDL."""
     source = job.source_tables()
-    for table in source:
+    for n, table in enumerate(source):
         spec = merging.get(table.name)
         if spec is None:
             continue
@@ -259,6 +259,10 @@ def _prepare_schema(
         by_source = {target: name for name, target in spec.map.items()}
         key = spec.key or [by_source.get(c, c) for c in table.key()]
         _refuse_null_keys(job, spec, [k for k in key if table.column(spec.map.get(k, k)).nullable])
+        shaped = tuple(spec.map.get(k, k) for k in key)
+        declared = [table.primary_key, *(i.columns for i in (*table.uniques, *table.indexes) if i.unique)]
+        if set(shaped) not in [set(k) for k in declared]:  # (a table created here is made unique on -k)
+            source[n] = replace(table, uniques=(*table.uniques, Index(None, shaped, unique=True)))
     target = job.target
     plan = plan_schema(
         source,

@@ -1404,6 +1404,38 @@ def test_rows_duckdb_refuses_are_isolated_without_savepoints(
 
 
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite", "duckdb"])
+def test_merge_by_a_key_the_source_does_not_declare(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A table without a primary key merged by -k code: the table parity created had no constraint on
+    code, and merge refused it ("needs a primary key or unique constraint on (code)"), every time. A
+    table created for a merge is now made unique on its key; an existing one without is still refused."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE nopk (code VARCHAR(10) NOT NULL, v INTEGER)",
+        "INSERT INTO nopk VALUES ('a', 1), ('b', 2)",
+    )
+    job = build(source.url, target.url, target_schema=target.schema, table_options={"key": ["code"]})
+    try:
+        copy_ok(job, mode="merge")
+        source.sql("UPDATE nopk SET v = 20 WHERE code = 'b'", "INSERT INTO nopk VALUES ('c', 3)")
+        copy_ok(job, mode="merge")
+    finally:
+        job.close()
+    assert target.query("SELECT code, v FROM nopk ORDER BY code") == [("a", 1), ("b", 20), ("c", 3)]
+    target.sql("CREATE TABLE other (code VARCHAR(10) NOT NULL, v INTEGER)")
+    source.sql("CREATE TABLE other (code VARCHAR(10) NOT NULL, v INTEGER)")
+    job = build(
+        source.url, target.url, target_schema=target.schema, tables=["other"], table_options={"key": ["code"]}
+    )
+    try:
+        with pytest.raises(DataError, match=r"needs a primary key or unique constraint on \(code\)"):
+            copy(job, mode="merge")
+    finally:
+        job.close()
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite", "duckdb"])
 def test_rows_a_merge_target_refuses_are_isolated(
     make_db: Callable[[str], Database], target_name: str, tmp_path: Path
 ) -> None:
