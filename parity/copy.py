@@ -1115,9 +1115,16 @@ class _ChunkRunner:
         table = _source_table(self.job, tp)
         columns = [table.c[c] for c in tp.columns]
         line = self.job.source.dialect.copy_line(columns, self.kinds, self.charsets) if as_text else None
-        # JSON as its text: a driver's parsed value loses JSON's null (to SQL's NULL) and long numbers
+        # JSON as its text: a driver's parsed value loses JSON's null (to SQL's NULL) and long numbers;
+        # a type taken as text (inet, interval ...) as its text, not its driver's Python object
+        as_text_too = {c.name for c in tp.source.columns if c.read_as_text}
+        dialect = self.job.source.dialect
         selected: list[Any] = [
-            sa.cast(c, sa.Text()).label(c.name) if t.kind is Kind.JSON else c
+            sa.cast(c, sa.Text()).label(c.name)
+            if t.kind is Kind.JSON
+            else dialect.output_text(c).label(c.name)
+            if c.name in as_text_too
+            else c
             for c, t in zip(columns, tp.types, strict=True)
         ]
         stmt = _filtered(tp, table, sa.select(*selected) if line is None else sa.select(line))

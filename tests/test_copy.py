@@ -1471,6 +1471,35 @@ def test_rows_a_merge_target_refuses_are_isolated(
     assert target.query("SELECT id, v, note FROM m ORDER BY id") == sorted(expected)
 
 
+@pytest.mark.parametrize("target_name", ["duckdb", "sqlite", "mariadb"])
+def test_postgresql_types_taken_as_text_arrive_as_their_text(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """inet, interval, arrays, ranges have no canonical kind and are stored as text: DuckDB rejected
+    every row (psycopg gives IPv4Interface, timedelta, list objects), and diff failed on octet_length(inet).
+    Now they are read as PostgreSQL writes them (its output functions, '::1' not the cast's '::1/128',
+    NULL kept), and diff compares that text."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE net (id INTEGER PRIMARY KEY, a INET, i INTERVAL, arr INTEGER[], r INT4RANGE)",
+        "INSERT INTO net VALUES (1, '10.0.0.1/8', '1 day 2 hours', '{1,2}', '[1,5)'), (2, '::1', NULL, NULL, 'empty')",
+    )
+    copy_ok(job_for(source, target))
+    assert target.query("SELECT id, a, i, arr, r FROM net ORDER BY id") == [
+        (1, "10.0.0.1/8", "1 day 02:00:00", "{1,2}", "[1,5)"),
+        (2, "::1", None, None, "empty"),
+    ]
+    job = job_for(source, target)
+    try:
+        same = diff(job)
+        source.sql("UPDATE net SET a = '10.0.0.2/8' WHERE id = 1")
+        changed = diff(job)
+    finally:
+        job.close()
+    assert same.identical and same.tables[0].stats.rows_downloaded == 0
+    assert [(d.key, list(d.columns)) for d in changed.differences] == [({"id": 1}, ["a"])]
+
+
 def test_text_keys_into_mariadb(make_db: Callable[[str], Database], tmp_path: Path) -> None:
     """MariaDB keys hold no TEXT: a SQLite "name TEXT PRIMARY KEY" failed its CREATE TABLE (BLOB/TEXT
     column used in key specification without a key length). Such a key column, and a TEXT column of a

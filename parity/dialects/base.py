@@ -765,6 +765,10 @@ class Dialect:
     """Whether ``text_json`` writes any JSON the database holds in jsonb's text (else the text it holds):
     copy then writes JSON into a database that hashes the text it holds in that form."""
 
+    def output_text(self, x: Any) -> sa.ColumnElement[Any]:
+        """A value of a type parity takes as text (``Column.read_as_text``) as the database writes it."""
+        return sa.cast(x, self.CAST_TEXT)
+
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
         """JSON in jsonb's text (``values.jsonb_text``) where the database can write it (PostgreSQL,
         SQLite through Python), else the text it holds: equal there when it was written in that form

@@ -168,6 +168,10 @@ class PostgreSQL(Dialect):
             return self.text(sa.func.trim_scale(x))
         return super().text_decimal(x, declared, scale)
 
+    def output_text(self, x: Any) -> sa.ColumnElement[Any]:
+        # the type's output function, as COPY writes it: inet's text cast adds the netmask ('::1/128')
+        return sa.case((x.is_(None), sa.null()), else_=sa.func.concat(x))  # (concat() of NULL is '')
+
     def log2(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.ln(x) / sa.literal(math.log(2), sa.Double())  # (log() of a double is base 10)
 

@@ -137,7 +137,9 @@ class Side:
         parts: list[Any] = []
         for pair in pairs:
             column = self._column(pair)
-            x = self.sa_table.c[column.name]
+            x: Any = self.sa_table.c[column.name]
+            if column.read_as_text:  # (inet, interval ...: their text)
+                x = self.dialect.output_text(x)
             if parts:
                 parts.append(sa.literal(SEPARATOR))
             charset = self.charsets.get(column.name)
@@ -206,8 +208,13 @@ class Side:
     def rows(self, conditions: Sequence[Expr], hashed: bool = False) -> sa.Select[Any]:
         """The rows as they are compared in Python: keys first, JSON as text (drivers parse it, or not);
         with ``hashed``, the row's hash last."""
+        as_text = {c.name for c in [*self.key_columns, *self.columns] if c.read_as_text}
         selected = [
-            self.dialect.text(x).label(x.name) if t.kind is Kind.JSON else x
+            self.dialect.text(x).label(x.name)
+            if t.kind is Kind.JSON
+            else self.dialect.output_text(x).label(x.name)
+            if x.name in as_text
+            else x
             for x, t in zip(self.sa_table.c, self.types, strict=True)
         ]
         if hashed:

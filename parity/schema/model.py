@@ -51,6 +51,10 @@ class Column:
     generated: Generated | None = None
     """Set for a column the database computes: never written to by copy, sync or fix; created as
     generated where the expression is the target database's SQL, else as a plain column (a warning)."""
+    read_as_text: bool = False
+    """The database's type has no canonical kind of its own (PostgreSQL's inet, interval, arrays ...)
+    and the column is taken as text: copy reads it as the database writes it as text (its driver's
+    Python objects for such types are no strings)."""
     wider_than_declared: bool = False
     """The column may hold values wider than its declared type says (SQLite's INTEGER, read as bigint
     because SQLite keeps 64-bit values in it): an existing narrower integer column in the target is then

@@ -13,7 +13,7 @@ from parity.dialects.base import inspecting
 from parity.endpoint import Endpoint, driver_message
 from parity.errors import ParityError, SchemaError, not_found
 from parity.schema.model import Check, Column, ForeignKey, Generated, Index, Table
-from parity.schema.types import CanonicalType, Kind
+from parity.schema.types import STRING_KINDS, CanonicalType, Kind
 
 _TIMES = (Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
@@ -71,12 +71,14 @@ def _reflect_one(
     pk = dialect.primary_key(conn, name, schema)
     columns, notes = [], []
     for info in raw_columns:
-        ctype = overrides.get(info["name"]) or dialect.canonical_type(info, conn, name, schema)
+        native = dialect.canonical_type(info, conn, name, schema)
+        ctype = overrides.get(info["name"]) or native
         if ctype is None:
             notes.append(
                 f"{name}.{info['name']}: type {info['type']!s} has no portable mapping; stored as text"
             )
             ctype = CanonicalType(Kind.TEXT)
+        as_text = ctype.kind in STRING_KINDS and (native is None or native.kind not in STRING_KINDS)
         identity = dialect.is_identity(info, pk)
         generated = _generated(info, conn.dialect.name)
         default = None if identity or generated else dialect.parse_default(_default_text(info))
@@ -91,6 +93,7 @@ def _reflect_one(
                 fraction=dialect.fraction_digits(info["type"]) if ctype.kind in _TIMES else None,
                 generated=generated,
                 wider_than_declared=dialect.wider_than_declared(info, conn, name, schema),
+                read_as_text=as_text,
             )
         )
     for col in overrides:
