@@ -110,7 +110,7 @@ class CopyResult:
             "tables": [asdict(t) for t in self.tables],
             "rejects_file": self.rejects_file,
             "run_id": self.run_id,
-            "warnings": self.warnings,
+            "warnings": [*(self.schema.warnings if self.schema is not None else []), *self.warnings],
         }
 
 
