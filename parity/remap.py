@@ -69,6 +69,10 @@ class IdMaps:
     def record(self, conn: Connection, table: str, old: Any, new: Any) -> None:
         conn.execute(sa.insert(self.state.id_map).values(table_name=table, old_id=str(old), new_id=str(new)))
 
+    def record_many(self, conn: Connection, table: str, pairs: dict[str, Any]) -> None:
+        rows = [{"table_name": table, "old_id": old, "new_id": str(new)} for old, new in pairs.items()]
+        conn.execute(sa.insert(self.state.id_map), rows)
+
     def remember(self, table: str, pairs: dict[str, Any]) -> None:
         """Make committed pairs visible to other chunks (call after the transaction commits)."""
         with self.lock:
@@ -122,15 +126,46 @@ class RemapWriter:
         """... and this chunk's, not committed yet: other chunks see them after the commit (``remember``)."""
         self.parents = {col: maps.of(conn, parent) for col, parent in spec.references.items()}
         self.returning = bool(conn.dialect.insert_returning)
+        self.deferred: _Deferred | None = None
+        """While a batch is written under one savepoint: its ID pairs and waiting references."""
 
     def write(self, rows: Sequence[tuple[Any, ...]], reject: Reject) -> tuple[int, int]:
-        """Returns (written, skipped); refused rows go to ``reject``."""
+        """Returns (written, skipped); refused rows go to ``reject``. The batch is first written under
+        one savepoint, its new IDs recorded together at its end; if the target refuses a row, the batch
+        is rolled back to it and written again a row at a time, each under a savepoint of its own."""
+        if self.endpoint.dialect.SAVEPOINTS and len(rows) > 1:
+            done = self._batch(rows, reject)
+            if done is not None:
+                return done
+        return self._rows(rows, reject)
+
+    def _rows(self, rows: Sequence[tuple[Any, ...]], reject: Reject) -> tuple[int, int]:
         written = skipped = 0
         for row in rows:
             outcome = self._one(row, reject)
             written += outcome == "written"
             skipped += outcome == "skipped"
         return written, skipped
+
+    def _batch(self, rows: Sequence[tuple[Any, ...]], reject: Reject) -> tuple[int, int] | None:
+        """The rows under one savepoint, or None (rolled back) where the target refused one."""
+        refused: list[tuple[tuple[Any, ...], str]] = []
+        self.deferred = _Deferred()
+        savepoint = self.endpoint.dialect.savepoint(self.conn)
+        try:
+            done = self._rows(rows, lambda row, reason: refused.append((row, reason)))
+            self.deferred.flush(self)
+        except sa.exc.DBAPIError:
+            savepoint.rollback()
+            for old in self.deferred.pairs:
+                self.new_pairs.pop(old, None)
+            return None
+        finally:
+            self.deferred = None
+        savepoint.commit()
+        for row, reason in refused:  # (rows refused before any write: no parent with a new ID)
+            reject(row, reason)
+        return done
 
     def _one(self, row: tuple[Any, ...], reject: Reject) -> str:
         values = dict(zip(self.columns, row, strict=True))
@@ -162,6 +197,9 @@ class RemapWriter:
                 self._map(old_id, existing)
             return "skipped"
         dialect = self.endpoint.dialect
+        if self.deferred is not None:  # (under the batch's savepoint: a refusal rolls the batch back)
+            self._write_row(values, old_id, waiting)
+            return "written"
         if not dialect.SAVEPOINTS:  # (a refused row cannot be rolled back alone: the chunk fails)
             try:
                 self._write_row(values, old_id, waiting)
@@ -188,10 +226,16 @@ class RemapWriter:
         if identity:
             self._map(old_id, new_id)
             for column, parent in waiting.items():
-                self.maps.state.wait_reference(self.conn, self.table, new_id, column, parent)
+                if self.deferred is not None:
+                    self.deferred.waits.append((new_id, column, parent))
+                else:
+                    self.maps.state.wait_reference(self.conn, self.table, new_id, column, parent)
 
     def _map(self, old: Any, new: Any) -> None:
-        self.maps.record(self.conn, self.table, old, new)
+        if self.deferred is not None:
+            self.deferred.pairs[str(old)] = new
+        else:
+            self.maps.record(self.conn, self.table, old, new)
         self.new_pairs[str(old)] = new
 
     def _encode(self, column: str, value: Any) -> Any:
@@ -217,6 +261,20 @@ class RemapWriter:
             return self.conn.execute(stmt.returning(self.sa_table.c[identity])).scalar_one()
         result = self.conn.execute(stmt)
         return result.lastrowid if identity else None
+
+
+@dataclass
+class _Deferred:
+    """What a batch written under one savepoint records at its end (``RemapWriter._batch``)."""
+
+    pairs: dict[str, Any] = field(default_factory=dict)
+    waits: list[tuple[Any, str, Any]] = field(default_factory=list)
+
+    def flush(self, writer: RemapWriter) -> None:
+        if self.pairs:
+            writer.maps.record_many(writer.conn, writer.table, self.pairs)
+        for row, column, parent in self.waits:
+            writer.maps.state.wait_reference(writer.conn, writer.table, row, column, parent)
 
 
 def fix_late_references(target: Endpoint, table: str, spec: RemapSpec, maps: IdMaps) -> tuple[int, int]:
