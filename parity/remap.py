@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity import bulk
+from parity.dialects.base import RawType
 from parity.endpoint import Endpoint, driver_message
 from parity.errors import ParityError
 from parity.schema.types import CanonicalType
@@ -116,6 +117,7 @@ class RemapWriter:
     ) -> None:
         self.conn, self.endpoint, self.table, self.spec, self.maps = conn, endpoint, table, spec, maps
         self.columns = list(columns)
+        self.types = list(types)
         encoders = bulk.WRITERS[endpoint.dialect.ROW_WRITER].ENCODERS
         self.encoders = [encoders.get(t.kind) for t in types]
         self.sa_table = sa.table(table, *(sa.column(c) for c in self.columns), schema=endpoint.schema)
@@ -128,6 +130,9 @@ class RemapWriter:
         self.returning = bool(conn.dialect.insert_returning)
         self.deferred: _Deferred | None = None
         """While a batch is written under one savepoint: its ID pairs and waiting references."""
+        self.many = bool(spec.identity and self.returning and not spec.natural_key)
+        """Whether a batch's rows may go in one INSERT ... RETURNING of many rows (SQLAlchemy's
+        insertmanyvalues, the IDs in the rows' order); set off where the database cannot."""
 
     def write(self, rows: Sequence[tuple[Any, ...]], reject: Reject) -> tuple[int, int]:
         """Returns (written, skipped); refused rows go to ``reject``. The batch is first written under
@@ -148,17 +153,23 @@ class RemapWriter:
         return written, skipped
 
     def _batch(self, rows: Sequence[tuple[Any, ...]], reject: Reject) -> tuple[int, int] | None:
-        """The rows under one savepoint, or None (rolled back) where the target refused one."""
+        """The rows under one savepoint, or None (rolled back) where the target refused one. Where no
+        row references another of the batch, the rows go in one INSERT of many rows."""
         refused: list[tuple[tuple[Any, ...], str]] = []
-        self.deferred = _Deferred()
+        self.deferred = _Deferred(many=self.many and not self._references_within(rows))
         savepoint = self.endpoint.dialect.savepoint(self.conn)
         try:
             done = self._rows(rows, lambda row, reason: refused.append((row, reason)))
+            self._insert_pending(self.deferred)
             self.deferred.flush(self)
-        except sa.exc.DBAPIError:
+        except Exception as exc:
             savepoint.rollback()
             for old in self.deferred.pairs:
                 self.new_pairs.pop(old, None)
+            if not isinstance(exc, sa.exc.DBAPIError):
+                if not self.deferred.many:
+                    raise
+                self.many = False  # (the database cannot return the new IDs in order: a row at a time)
             return None
         finally:
             self.deferred = None
@@ -198,7 +209,10 @@ class RemapWriter:
             return "skipped"
         dialect = self.endpoint.dialect
         if self.deferred is not None:  # (under the batch's savepoint: a refusal rolls the batch back)
-            self._write_row(values, old_id, waiting)
+            if self.deferred.many:
+                self.deferred.pending.append((self._payload(values), old_id, waiting))
+            else:
+                self._write_row(values, old_id, waiting)
             return "written"
         if not dialect.SAVEPOINTS:  # (a refused row cannot be rolled back alone: the chunk fails)
             try:
@@ -253,9 +267,46 @@ class RemapWriter:
         found = self.conn.execute(sa.select(wanted).where(clause).limit(1)).first()
         return None if found is None else found[0]
 
+    def _references_within(self, rows: Sequence[tuple[Any, ...]]) -> bool:
+        """Whether a row references (the table itself) another row of ``rows``, whose new ID comes
+        only once that one is inserted."""
+        identity = self.spec.identity
+        own = [c for c, parent in self.spec.references.items() if parent == self.table]
+        if not own or identity is None:
+            return False
+        ids = {str(row[self.position[identity]]) for row in rows}
+        return any(str(row[self.position[c]]) in ids for row in rows for c in own)
+
+    def _insert_pending(self, deferred: _Deferred) -> None:
+        """The rows a batch put aside, in one INSERT; their new IDs in the rows' order."""
+        if not deferred.pending:
+            return
+        identity = self.spec.identity
+        assert identity is not None
+        spell = self.endpoint.dialect.ddl_type  # (PostgreSQL casts each parameter to its column's type)
+        others = [(c, t) for c, t in zip(self.columns, self.types, strict=True) if c != identity]
+        table = sa.Table(
+            self.table,
+            sa.MetaData(),
+            sa.Column(identity, sa.BigInteger(), primary_key=True, autoincrement=True),
+            *(sa.Column(c, RawType(spell(t)[0])) for c, t in others),
+            schema=self.endpoint.schema,
+        )
+        stmt = sa.insert(table).returning(table.c[identity], sort_by_parameter_order=True)
+        ids = self.conn.execute(stmt, [payload for payload, _, _ in deferred.pending]).scalars().all()
+        if len(ids) != len(deferred.pending):
+            raise ParityError(f"{self.table}: {len(ids)} new IDs came back for {len(deferred.pending)} rows")
+        for (_, old_id, waiting), new_id in zip(deferred.pending, ids, strict=True):
+            self._map(old_id, new_id)
+            deferred.waits.extend((new_id, column, parent) for column, parent in waiting.items())
+
+    def _payload(self, values: dict[str, Any]) -> dict[str, Any]:
+        identity = self.spec.identity
+        return {c: self._encode(c, v) for c, v in values.items() if c != identity}
+
     def _insert(self, values: dict[str, Any]) -> Any:
         identity = self.spec.identity
-        payload = {c: self._encode(c, v) for c, v in values.items() if c != identity}
+        payload = self._payload(values)
         stmt = sa.insert(self.sa_table).values(payload)
         if identity and self.returning:
             return self.conn.execute(stmt.returning(self.sa_table.c[identity])).scalar_one()
@@ -267,6 +318,9 @@ class RemapWriter:
 class _Deferred:
     """What a batch written under one savepoint records at its end (``RemapWriter._batch``)."""
 
+    many: bool = False
+    """The batch's rows are put aside (``pending``) and inserted together at its end."""
+    pending: list[tuple[dict[str, Any], Any, dict[str, Any]]] = field(default_factory=list)
     pairs: dict[str, Any] = field(default_factory=dict)
     waits: list[tuple[Any, str, Any]] = field(default_factory=list)
 

@@ -994,6 +994,52 @@ def test_a_table_copied_onto_itself_is_refused(
     assert db.query("SELECT COUNT(*) FROM m2") == [(2,)]
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
+def test_remap_ids_in_batches_maps_every_row_to_its_own_new_id(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """--remap-ids wrote a row at a time (100k rows in 90 s). A batch now goes in one INSERT of many rows
+    whose new IDs come back in the rows' order (SQLAlchemy's insertmanyvalues); a batch holding a row the
+    target refuses is written again a row at a time. Every old ID maps to the row holding its values,
+    children follow, and the refused row is rejected alone."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL, qty INTEGER)",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL REFERENCES items(id), body TEXT)",
+    )
+    with source.engine.begin() as conn:
+        rows = [{"i": i * 3, "n": f"item {i * 3}", "q": i} for i in range(1, 1001)]
+        conn.execute(sa.text("INSERT INTO items VALUES (:i, :n, :q)"), rows)
+        conn.execute(sa.text("INSERT INTO notes VALUES (:i, :i, :n)"), rows)
+    target.sql(
+        "CREATE TABLE items (id BIGINT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(20) NOT NULL UNIQUE, qty INTEGER)"
+        if target_name == "mariadb"
+        else "CREATE TABLE items (id SERIAL PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE, qty INTEGER)"
+        if target_name == "postgresql"
+        else "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, name VARCHAR(20) NOT NULL UNIQUE, qty INTEGER)",
+        "INSERT INTO items (name, qty) VALUES ('item 1500', 0), ('first', 0)",  # (item 1500 is refused)
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    job = job_for(source, target)
+    try:
+        result = {
+            t.table: t for t in copy(job, remap_ids=True, batch_size=128, rejects_file=str(rejects)).tables
+        }
+    finally:
+        job.close()
+    assert (result["items"].rows_written, result["items"].rejected) == (999, 1)
+    assert (result["notes"].rows_written, result["notes"].rejected) == (999, 1)
+    mapped = target.query(
+        "SELECT m.old_id, i.name, i.qty FROM _parity_id_map m JOIN items i ON i.id = CAST(m.new_id AS INTEGER)"
+        " WHERE m.table_name = 'items'"
+    )
+    assert len(mapped) == 999 and all(
+        name == f"item {old}" and qty * 3 == int(old) for old, name, qty in mapped
+    )
+    children = target.query("SELECT n.body, i.name FROM notes n JOIN items i ON i.id = n.item_id")
+    assert len(children) == 999 and all(body == name for body, name in children)
+
+
 def test_remap_ids_refuses_a_not_null_reference_to_rows_copied_later(
     sqlite_db: Database, pg_db: Database
 ) -> None:
