@@ -126,6 +126,13 @@ def _column_type(ctx: _Context, table: Table, col: Column, lossy: list[str]) -> 
         if ctx.sa_dialect.name == "sqlite":
             return sa.Integer()
         return _INTEGER_TYPES[col.type.kind]()
+    referenced = _referenced_integer(ctx, table, col)
+    if referenced is not None and referenced != col.type:
+        ctx.plan.warnings.append(
+            f"{table.name}.{col.name} {col.type}: {referenced}, as the column it references in the existing "
+            "table (MySQL/MariaDB refuse a foreign key between integer types of two sizes)"
+        )
+        col = Column(col.name, referenced, col.nullable)
     length = _key_text_length(ctx, table, col)
     if length is not None:
         ctx.plan.warnings.append(
@@ -144,6 +151,20 @@ def _column_type(ctx: _Context, table: Table, col: Column, lossy: list[str]) -> 
     if note:
         ctx.plan.warnings.append(f"{table.name}.{col.name} {col.type}: {note}")
     return RawType(spec)
+
+
+def _referenced_integer(ctx: _Context, table: Table, col: Column) -> CanonicalType | None:
+    """The integer type of the existing target column that ``col`` alone references, if any."""
+    if col.type.kind not in INTEGER_KINDS:
+        return None
+    for fk in table.foreign_keys:
+        if fk.columns != (col.name,) or fk.ref_schema is not None:
+            continue
+        parent = ctx.existing.get(ctx.names.get(fk.ref_table, fk.ref_table))
+        found = next((c for c in parent.columns if c.name == fk.ref_columns[0]), None) if parent else None
+        if found is not None and found.type.kind in INTEGER_KINDS:
+            return found.type
+    return None
 
 
 def _key_text_length(ctx: _Context, table: Table, col: Column) -> int | None:
@@ -375,6 +396,8 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
             sql = _ddl(_add_column(target, sa_col, ctx.schema), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add column", sql))
         elif not holds(found.type, col.type) and not holds(found.type, ctx.dialect.stored_as(col.type)):
+            if found.type == _referenced_integer(ctx, table, col):
+                continue  # (made as the existing column it references is)
             key_length = _key_text_length(ctx, table, col)
             if (
                 key_length is not None
