@@ -43,6 +43,7 @@ from parity.endpoint import (
     mysqlclient_serves,
     refuse_given_ids,
     same_database,
+    statement_error,
     switched,
 )
 from parity.errors import ConfigError, DataError, ParityError
@@ -1679,6 +1680,8 @@ def _refused(
         if error is None:
             return
         if high - low == 1:
+            if statement_error(error):  # (the statement's fault, not the row's: it fails the table)
+                raise ParityError(f"the target refused the statement: {_reason(error)}") from error
             refused[low] = _reason(error)
             return
         middle = (low + high) // 2

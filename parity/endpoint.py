@@ -322,6 +322,34 @@ def same_database(a: Endpoint, b: Endpoint) -> bool:
     return schemas[0] == schemas[1]
 
 
+_MYSQL_STATEMENT_ERRORS = frozenset({1044, 1045, 1054, 1064, 1142, 1143, 1146})
+"""MySQL's errors of a statement, whatever its rows: access denied, unknown column, syntax, no table."""
+_DUCKDB_STATEMENT_ERRORS = frozenset(
+    {"ParserException", "BinderException", "CatalogException", "PermissionException"}
+)
+_SQLITE_STATEMENT_ERRORS = ("no such table", "no such column", "near ", "table ")
+
+
+def statement_error(exc: BaseException) -> bool:
+    """Whether the database refused the statement itself, whatever its rows (a syntax error, a table or
+    column it lacks, a privilege: SQLSTATE class 42), not one of its rows: no row is to blame for it."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state.startswith("42")
+    module = type(orig).__module__
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    if module.startswith(("pymysql", "MySQLdb")):
+        return bool(args) and args[0] in _MYSQL_STATEMENT_ERRORS
+    if module.startswith("duckdb") or module.startswith("_duckdb"):
+        return type(orig).__name__ in _DUCKDB_STATEMENT_ERRORS
+    if module == "sqlite3" and type(orig).__name__ == "OperationalError":
+        message = str(orig)
+        return message.startswith(_SQLITE_STATEMENT_ERRORS) and (" column" in message or "syntax" in message
+                                                                 or "no such table" in message)  # fmt: skip
+    return False
+
+
 def refuse_given_ids(
     endpoint: Endpoint, table: str, never: set[str], given: Iterable[str], remedy: str
 ) -> None:

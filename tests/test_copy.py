@@ -578,6 +578,35 @@ def test_rejected_rows_are_isolated_and_reported(
     assert not [r for r in caplog.records if r.name.startswith("psycopg")]  # no "pipeline aborted" noise
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_a_statement_the_target_refuses_fails_the_table_not_its_rows(
+    small: Database, make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """An insert that fails whatever the row (here a trigger reading a table that is not there: SQLSTATE
+    class 42) was taken, row by row, for every row's refusal: all rows went to the rejects file and the
+    table said ok. Now such an error fails the table, and no row is rejected."""
+    target = make_db(target_name)
+    target.sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20), price DECIMAL(8,2))")
+    if target_name == "postgresql":
+        target.sql(
+            "CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN INSERT INTO no_such_log VALUES (NEW.id); RETURN NEW; END $$",
+            "CREATE TRIGGER audit BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION audit()",
+        )
+    else:
+        target.sql(
+            "CREATE TRIGGER audit BEFORE INSERT ON items FOR EACH ROW INSERT INTO no_such_log VALUES (NEW.id)"
+        )
+    rejects = tmp_path / "rejects.jsonl"
+    job = job_for(small, target)
+    try:
+        (table,) = copy(job, mode="append", rejects_file=str(rejects)).tables
+    finally:
+        job.close()
+    assert table.status == "failed" and "no_such_log" in (table.error or "")
+    assert table.rejected == 0 and not rejects.exists()
+
+
 @pytest.mark.parametrize("source_name", ["postgresql", "mariadb"])
 def test_a_large_table_is_planned_from_its_statistics_without_counting_its_rows(
     source_name: str, make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch
