@@ -35,6 +35,7 @@ from parity import bulk, log, textread
 from parity.config import Mode, TableConfig
 from parity.dialects import REGISTRY, Dialect
 from parity.endpoint import (
+    cardinality_error,
     driver_could_not_load,
     driver_message,
     execute_raw,
@@ -1388,7 +1389,8 @@ class _ChunkRunner:
             self.target_dialect.explicit_ids(conn, target, tp.target, tp.target_columns),
         ):
             destination = self._destination(conn)
-            writer = self._writer(self.writer_class, conn, destination)
+            each = self.merge_each  # (once: another chunk of the table may set it meanwhile)
+            writer = self._writer(self.writer_class, conn, destination, each)
             try:
                 for rows in batches:
                     read += len(rows)
@@ -1398,11 +1400,11 @@ class _ChunkRunner:
                     self.counter.add(len(rows))
             finally:
                 writer.close()
-            if tp.mode == "merge" and not self.merge_each:
+            if tp.mode == "merge" and not each:
                 try:
                     self._merge(conn, destination)
                 except Exception as exc:
-                    if isinstance(exc, ParityError):
+                    if isinstance(exc, ParityError) or statement_error(exc):
                         raise
                     raise _MergeApart(f"the target refused the chunk's upsert ({_reason(exc)})") from exc
             self.state.mark_chunk(conn, self.task, chunk.name, read)
@@ -1455,12 +1457,14 @@ class _ChunkRunner:
             return None  # (the source holds no more than its type's decimals, which the target keeps)
         return kept.scale or 0
 
-    def _writer(self, writer_class: type[bulk.Writer], conn: Connection, destination: str) -> bulk.Writer:
+    def _writer(
+        self, writer_class: type[bulk.Writer], conn: Connection, destination: str, merge_each: bool
+    ) -> bulk.Writer:
         """A ``writer_class`` writer into ``destination``; for merge, once batches are upserted on their
         own (``merge_each``), one that upserts each batch it stages; where decimals may have more
         decimals than the target keeps, one that refuses them first."""
         writer = writer_class(conn, destination, self.tp.target_columns, self.tp.types)
-        if self.merge_each:
+        if merge_each:
             writer = _Merging(writer, self)
         if any(self.decoders) or any(scale is not None for scale in self.scales):
             writer = _Guard(writer, self)
@@ -1489,6 +1493,17 @@ class _ChunkRunner:
         return self.target_dialect.create_staging(staging, cols, target.qualified(self.tp.target))
 
     def _merge(self, conn: Connection, staging: str) -> None:
+        try:
+            self._upsert(conn, staging)
+        except Exception as exc:
+            if cardinality_error(exc):  # (no row's fault: merge cannot tell which of the two is meant)
+                raise DataError(
+                    f"table '{self.tp.source.name}': source rows share a merge key ({', '.join(self.tp.key)}): "
+                    f"{_reason(exc)}; merge by a key unique in the source (-k)"
+                ) from exc
+            raise
+
+    def _upsert(self, conn: Connection, staging: str) -> None:
         tp, target = self.tp, self.job.target
         columns = tp.target_columns
         dialect = self.target_dialect
@@ -1544,7 +1559,8 @@ class _ChunkRunner:
         row_class: type[bulk.Writer] = bulk.WRITERS[self.target_dialect.ROW_WRITER]
         if isinstance(rows, bulk.TextBatch):
             row_class = bulk.TEXT_ROW_WRITERS.get(self.job.target.backend, bulk.ExecuteManyWriter)
-        return self._isolate(conn, self._writer(row_class, conn, destination), rows, held)
+        each = _inner(writer, _Merging) is not None
+        return self._isolate(conn, self._writer(row_class, conn, destination, each), rows, held)
 
     def _write_tried(
         self, writer: bulk.Writer, destination: str, rows: list[tuple[Any, ...]], held: _Held
@@ -1553,6 +1569,7 @@ class _ChunkRunner:
         the batch on another connection, each part in a transaction rolled back, then write the rest
         here. A refusal that only this transaction's own rows cause (a key written twice in the chunk)
         still fails the chunk. For merge, each part is staged and upserted on the trial connection."""
+        each = _inner(writer, _Merging) is not None
         base = writer
         while isinstance(base, (_Merging, _Guard)):
             base = base.inner
@@ -1562,7 +1579,7 @@ class _ChunkRunner:
                 transaction = trial.begin()
                 try:  # (a failure to set the trial up is no refusal of the rows: it is raised)
                     staged = self._destination(trial) if self.tp.mode == "merge" else destination
-                    trial_writer = self._writer(type(base), trial, staged)
+                    trial_writer = self._writer(type(base), trial, staged, each)
                 except BaseException:
                     transaction.rollback()
                     raise
@@ -1668,6 +1685,15 @@ class _Guard(bulk.Writer):
         self.inner.close()
 
 
+def _inner(writer: bulk.Writer, kind: type[bulk.Writer]) -> bulk.Writer | None:
+    """The writer of type ``kind`` in the chain of wrappers ``writer`` is (``_Guard``, ``_Merging``)."""
+    while not isinstance(writer, kind):
+        if not isinstance(writer, (_Merging, _Guard)):
+            return None
+        writer = writer.inner
+    return writer
+
+
 def _refused(
     rows: Sequence[tuple[Any, ...]], attempt: Callable[[Sequence[tuple[Any, ...]]], Exception | None]
 ) -> dict[int, str]:
@@ -1679,6 +1705,8 @@ def _refused(
         error = attempt(rows[low:high])
         if error is None:
             return
+        if isinstance(error, ParityError):  # (the table's failure, not these rows' refusal)
+            raise error
         if high - low == 1:
             if statement_error(error):  # (the statement's fault, not the row's: it fails the table)
                 raise ParityError(f"the target refused the statement: {_reason(error)}") from error
@@ -1699,6 +1727,9 @@ def _under_savepoint(
     savepoint = dialect.savepoint(conn)
     try:
         writer.write(rows)
+    except ParityError:  # (no refusal of these rows: the table's failure)
+        savepoint.rollback()
+        raise
     except Exception as exc:
         savepoint.rollback()
         return exc

@@ -350,6 +350,15 @@ def statement_error(exc: BaseException) -> bool:
     return False
 
 
+def cardinality_error(exc: BaseException) -> bool:
+    """Whether an upsert (ON CONFLICT, MERGE) failed because two of its rows have the same key."""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlstate", None) == "21000":  # (PostgreSQL: cannot affect row a second time)
+        return True
+    message = str(orig)
+    return any(m in message for m in ("the same row twice", "ORA-30926", "(8672)", "a second time"))
+
+
 def refuse_given_ids(
     endpoint: Endpoint, table: str, never: set[str], given: Iterable[str], remedy: str
 ) -> None:

@@ -1513,6 +1513,27 @@ def test_merge_by_a_key_the_source_does_not_declare(
         job.close()
 
 
+@pytest.mark.parametrize("target_name", ["postgresql"])  # (DuckDB and MySQL upsert such rows in turn)
+def test_merge_by_a_key_the_source_holds_twice_fails_the_table(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """Two source rows with one -k key make the upsert fail ("cannot affect row a second time"); that
+    was taken for a refused row, the chunk upserted batch by batch, then row by row, and the last of
+    the two won. Now the table fails, naming the key, and nothing of it is written."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE nopk (code VARCHAR(10) NOT NULL, v INTEGER)",
+        "INSERT INTO nopk VALUES ('a', 1), ('b', 2), ('a', 3)",
+    )
+    job = build(source.url, target.url, target_schema=target.schema, table_options={"key": ["code"]})
+    try:
+        (table,) = copy(job, mode="merge").tables
+    finally:
+        job.close()
+    assert table.status == "failed" and "source rows share a merge key (code)" in (table.error or "")
+    assert target.query("SELECT COUNT(*) FROM nopk") == [(0,)]
+
+
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite", "duckdb"])
 def test_rows_a_merge_target_refuses_are_isolated(
     make_db: Callable[[str], Database], target_name: str, tmp_path: Path
