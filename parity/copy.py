@@ -905,23 +905,25 @@ class _Rejects:
         """Where one attempt at a chunk of ``table`` puts the rows the target refuses."""
         return _Held(self, table, columns)
 
-    def check(self, table: str, more: int, reason: str) -> None:
-        """Fail the table if ``more`` refused rows would take it past the limit."""
+    def check(self, table: str, more: int, reason: str, count: bool = False) -> None:
+        """Fail the table if ``more`` refused rows would take it past the limit; ``count``: else count
+        them (in the same hold of the lock, so that chunks committing at once cannot both pass)."""
         with self.lock:
-            count = self.counts.get(table, 0) + more
-        if self.limit is not None and count > self.limit:
-            raise DataError(
-                f"more than {self.limit} rows refused by the target (--max-rejects), the last: {reason}; "
-                "the chunk being loaded was rolled back"
-            )
+            total = self.counts.get(table, 0) + more
+            if self.limit is not None and total > self.limit:
+                raise DataError(
+                    f"more than {self.limit} rows refused by the target (--max-rejects), the last: {reason}; "
+                    "the chunk being loaded was rolled back"
+                )
+            if count:
+                self.counts[table] = total
 
     def write(self, table: str, columns: Sequence[str], refused: Sequence[tuple[Sequence[Any], str]]) -> None:
         """Count and record the rows a chunk that commits refused."""
         if not refused:
             return
-        self.check(table, len(refused), refused[-1][1])
+        self.check(table, len(refused), refused[-1][1], count=True)
         with self.lock:
-            self.counts[table] = self.counts.get(table, 0) + len(refused)
             if not self.path:
                 return
             if self.file is None:
@@ -1000,8 +1002,9 @@ class _ChunkRunner:
         native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
         self.decoders = [None if t.kind in native else t.kind for t in tp.types]
         self.target_dialect = job.target.dialect
-        self.unreadable: set[int] = set()
-        """Columns where a source value was found that its kind cannot take (``_Unreadable``)."""
+        self.unreadable: frozenset[int] = frozenset()
+        """Columns where a source value was found that its kind cannot take (``_Unreadable``); replaced,
+        never changed in place, as reader threads add to it while writer threads read it."""
         self.scales = [self._kept_scale(t) for t in tp.types]
         """Per column, the decimals the target keeps of a decimal the source may hold more of (SQLite,
         or an unbounded decimal) and the target would round: such a row is refused (``_Guard``)."""
@@ -1369,7 +1372,7 @@ class _ChunkRunner:
                 except _DECODE_ERRORS:  # (a value the kind cannot take: its row is refused, not the table)
                     column = self.tp.target_columns[i]
                     columns[i] = [_decoded_or_unreadable(kind, v, column) for v in columns[i]]
-                    self.unreadable.add(i)
+                    self.unreadable = self.unreadable | {i}
                 if kind is Kind.JSON and self.jsonb:
                     columns[i] = [v if v is None or type(v) is _Unreadable else JsonText(jsonb_text(v))
                                   for v in columns[i]]  # fmt: skip
@@ -1426,7 +1429,7 @@ class _ChunkRunner:
                 )
                 for rows in batches:
                     read += len(rows)
-                    readable = self._readable(rows, held) if self.unreadable else rows
+                    readable = self._readable(rows, held)
                     ok, known = writer.write(readable, held.add)
                     written += ok
                     skipped += known
@@ -1436,15 +1439,26 @@ class _ChunkRunner:
             self.maps.remember(tp.target, writer.new_pairs)
         return read, written, len(held.rows), skipped
 
-    def _readable(self, rows: Sequence[tuple[Any, ...]], held: _Held) -> list[tuple[Any, ...]]:
-        """The rows without ``_Unreadable`` values; the others are rejected."""
+    def _readable(self, rows: Sequence[tuple[Any, ...]], held: _Held) -> Sequence[tuple[Any, ...]]:
+        """The rows ``_Guard`` lets through, where rows go one by one (remapped IDs); the others are
+        rejected."""
+        columns = self.tp.target_columns
+        checked = [(i, scale) for i, scale in enumerate(self.scales) if scale is not None]
+        if not (self.unreadable or checked):
+            return rows
         kept = []
         for row in rows:
-            bad = next((row[i] for i in self.unreadable if type(row[i]) is _Unreadable), None)
+            bad = next((row[i].reason for i in self.unreadable if type(row[i]) is _Unreadable), None)
+            for i, scale in checked if bad is None else ():
+                value = row[i]
+                text = bulk.plain_decimal(value) if isinstance(value, Decimal) else str(value)
+                if value is not None and bulk.excess_decimals([text], scale) is not None:
+                    bad = f"{columns[i]}: {text} has more decimals than the target keeps ({scale})"
+                    break
             if bad is None:
                 kept.append(row)
             else:
-                held.add(row, bad.reason)
+                held.add(row, bad)
         return kept
 
     def _kept_scale(self, ctype: CanonicalType) -> int | None:

@@ -1307,6 +1307,18 @@ def test_decimals_past_the_scale_a_target_keeps_are_rejected_not_rounded(
     if target_name != "mariadb":  # (MariaDB's own warning names it)
         assert reasons[("d", 2)] == "t: 2.0001 has more decimals than the target keeps (3)"
         assert reasons[("v", 1)] == "m: 9.999 has more decimals than the target keeps (2)"
+    if target_name == "postgresql":  # (rows remapped go one by one, and are checked so too)
+        fresh = make_db("postgresql")
+        job = job_for(source, fresh, tables=["d"])
+        try:
+            (remapped,) = copy(job, remap_ids=True, rejects_file=str(rejects)).tables
+        finally:
+            job.close()
+        assert (remapped.rows_written, remapped.rejected) == (2, 3)
+        assert fresh.query("SELECT m, t FROM d ORDER BY t") == [
+            (None, Decimal("0.125")),
+            (Decimal("2.50"), Decimal("2.000")),
+        ]
     if target_name == "duckdb":
         pg = make_db("postgresql")
         pg.sql("CREATE TABLE u (id INTEGER PRIMARY KEY, n NUMERIC)",
