@@ -173,8 +173,24 @@ def _key_text_length(ctx: _Context, table: Table, col: Column) -> int | None:
     if col.type.kind is not Kind.TEXT or not ctx.dialect.KEY_TEXT_CHARS:
         return None
     keys = [k for k in (table.primary_key, *(fk.columns for fk in table.foreign_keys)) if col.name in k]
-    texts = max((sum(table.column(c).type.kind is Kind.TEXT for c in k) for k in keys), default=0)
-    return ctx.dialect.KEY_TEXT_CHARS // texts if texts else None
+    lengths = []
+    for key in keys:  # (the key's other columns take their bytes first; the text columns share the rest)
+        types = [table.column(c).type for c in key]
+        texts = sum(t.kind is Kind.TEXT for t in types)
+        others = sum(_key_bytes(t) for t in types if t.kind is not Kind.TEXT)
+        lengths.append(max(1, (ctx.dialect.KEY_TEXT_CHARS * 4 - others) // 4 // texts))
+    return min(lengths) if lengths else None
+
+
+def _key_bytes(ctype: CanonicalType) -> int:
+    """The most bytes a value of ``ctype`` takes in a MySQL key (utf8mb4: 4 a character)."""
+    if ctype.kind in (Kind.VARCHAR, Kind.CHAR):
+        return 4 * (ctype.length or 1)
+    if ctype.kind is Kind.DECIMAL:
+        return 4 * ((ctype.precision or 65) // 9 + 2)
+    return {Kind.BOOLEAN: 1, Kind.SMALLINT: 2, Kind.INTEGER: 4, Kind.DATE: 3, Kind.UUID: 16}.get(
+        ctype.kind, 8
+    )
 
 
 def _sa_column(
