@@ -1624,6 +1624,8 @@ def test_text_keys_into_mariadb(make_db: Callable[[str], Database], tmp_path: Pa
         f"INSERT INTO settings VALUES ('a', '1'), ('{'é' * 768}', '2'), ('{'x' * 769}', '3')",
         "INSERT INTO tags VALUES ('x', 'en'), ('x', 'fr')",
         "INSERT INTO uses VALUES (1, 'a')",
+        "CREATE TABLE pairs (n BIGINT, name TEXT, PRIMARY KEY (n, name))",  # (the BIGINT's 8 bytes first)
+        "INSERT INTO pairs VALUES (1, 'x')",
     )
     rejects = tmp_path / "rejects.jsonl"
     job = job_for(source, target)
@@ -1641,6 +1643,7 @@ def test_text_keys_into_mariadb(make_db: Callable[[str], Database], tmp_path: Pa
         " WHERE table_schema = DATABASE() AND data_type = 'varchar' AND table_name NOT LIKE '\\_parity%' ORDER BY 1, 2"
     )
     assert lengths == [
+        ("pairs", "name", 766),
         ("settings", "name", 768),
         ("tags", "lang", 384),
         ("tags", "name", 384),
