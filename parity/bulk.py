@@ -36,7 +36,7 @@ from uuid import UUID
 from parity import log
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent, with_parameters
-from parity.values import decode_value, json_text
+from parity.values import DECODE_ERRORS, decode_value, json_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -724,7 +724,7 @@ def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind], scales: Sequence[int
         if texts is None:
             try:
                 texts = _mysql_column([decode_value(kind, v) for v in values], nul_escaped=False)
-            except (ValueError, TypeError, ArithmeticError) as exc:  # (rejected one by one, as values)
+            except DECODE_ERRORS as exc:  # (rejected one by one, as values)
                 raise NotText(f"a value its column cannot take ({exc})") from None
         scale = scales[i] if i < len(scales) else None
         if scale is not None and (value := excess_decimals(texts, scale)) is not None:

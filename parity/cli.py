@@ -263,8 +263,7 @@ def copy_cmd(
             )
     finally:
         job.close()
-    schema_warnings = result.schema.warnings if result.schema is not None else []  # (narrowed types ...)
-    for warning in [*schema_warnings, *result.warnings]:
+    for warning in result.all_warnings:
         err.print(f"[yellow]warning:[/] {warning}")
     if as_json:
         import json

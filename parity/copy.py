@@ -57,7 +57,7 @@ from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind
 from parity.state import State
-from parity.values import JsonText, decode_value, jsonb_text
+from parity.values import DECODE_ERRORS, JsonText, decode_value, jsonb_text
 
 Progress = Callable[[str, int, int | None], None]
 """progress(table, rows_done, rows_total): called from worker threads as batches land."""
@@ -106,13 +106,18 @@ class CopyResult:
     def ok(self) -> bool:
         return all(t.status == "ok" for t in self.tables)
 
+    @property
+    def all_warnings(self) -> list[str]:
+        """The schema plan's warnings (a narrowed type ...), then the copy's."""
+        return [*(self.schema.warnings if self.schema is not None else []), *self.warnings]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "tables": [asdict(t) for t in self.tables],
             "rejects_file": self.rejects_file,
             "run_id": self.run_id,
-            "warnings": [*(self.schema.warnings if self.schema is not None else []), *self.warnings],
+            "warnings": self.all_warnings,
         }
 
 
@@ -1369,7 +1374,7 @@ class _ChunkRunner:
             if kind is not None:
                 try:
                     columns[i] = list(map(decode_value, repeat(kind), columns[i]))
-                except _DECODE_ERRORS:  # (a value the kind cannot take: its row is refused, not the table)
+                except DECODE_ERRORS:  # (a value the kind cannot take: its row is refused, not the table)
                     column = self.tp.target_columns[i]
                     columns[i] = [_decoded_or_unreadable(kind, v, column) for v in columns[i]]
                     self.unreadable = self.unreadable | {i}
@@ -1647,9 +1652,6 @@ class _Merging(bulk.Writer):
         self.inner.close()
 
 
-_DECODE_ERRORS = (ValueError, TypeError, ArithmeticError)
-
-
 class _Unreadable:
     """A source value its column's kind cannot take (SQLite's '2020-02-30' in a DATE column), in place
     of the value: ``_Guard`` refuses the batch holding it, and the copy engine rejects its row."""
@@ -1663,7 +1665,7 @@ class _Unreadable:
 def _decoded_or_unreadable(kind: Kind, value: Any, column: str) -> Any:
     try:
         return decode_value(kind, value)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         return _Unreadable(value, f"{column}: {value!r} is no {kind.value} ({exc})")
 
 

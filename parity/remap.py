@@ -12,6 +12,7 @@ that a refused row is rejected alone: this path serves correctness on live targe
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -68,7 +69,7 @@ class IdMaps:
             return self.maps[table]
 
     def record(self, conn: Connection, table: str, old: Any, new: Any) -> None:
-        conn.execute(sa.insert(self.state.id_map).values(table_name=table, old_id=str(old), new_id=str(new)))
+        self.record_many(conn, table, {str(old): new})
 
     def record_many(self, conn: Connection, table: str, pairs: dict[str, Any]) -> None:
         rows = [{"table_name": table, "old_id": old, "new_id": str(new)} for old, new in pairs.items()]
@@ -283,7 +284,24 @@ class RemapWriter:
             return
         identity = self.spec.identity
         assert identity is not None
-        spell = self.endpoint.dialect.ddl_type  # (PostgreSQL casts each parameter to its column's type)
+        ids = (
+            self.conn.execute(self._insert_many, [payload for payload, _, _ in deferred.pending])
+            .scalars()
+            .all()
+        )
+        if len(ids) != len(deferred.pending):
+            raise ParityError(f"{self.table}: {len(ids)} new IDs came back for {len(deferred.pending)} rows")
+        for (_, old_id, waiting), new_id in zip(deferred.pending, ids, strict=True):
+            self._map(old_id, new_id)
+            deferred.waits.extend((new_id, column, parent) for column, parent in waiting.items())
+
+    @functools.cached_property
+    def _insert_many(self) -> sa.Insert:
+        """The INSERT of many rows returning their new IDs in the rows' order: a Table with its key
+        (SQLAlchemy's sentinel) and its columns' types (PostgreSQL casts each parameter to them)."""
+        identity = self.spec.identity
+        assert identity is not None
+        spell = self.endpoint.dialect.ddl_type
         others = [(c, t) for c, t in zip(self.columns, self.types, strict=True) if c != identity]
         table = sa.Table(
             self.table,
@@ -292,13 +310,7 @@ class RemapWriter:
             *(sa.Column(c, RawType(spell(t)[0])) for c, t in others),
             schema=self.endpoint.schema,
         )
-        stmt = sa.insert(table).returning(table.c[identity], sort_by_parameter_order=True)
-        ids = self.conn.execute(stmt, [payload for payload, _, _ in deferred.pending]).scalars().all()
-        if len(ids) != len(deferred.pending):
-            raise ParityError(f"{self.table}: {len(ids)} new IDs came back for {len(deferred.pending)} rows")
-        for (_, old_id, waiting), new_id in zip(deferred.pending, ids, strict=True):
-            self._map(old_id, new_id)
-            deferred.waits.extend((new_id, column, parent) for column, parent in waiting.items())
+        return sa.insert(table).returning(table.c[identity], sort_by_parameter_order=True)
 
     def _payload(self, values: dict[str, Any]) -> dict[str, Any]:
         identity = self.spec.identity

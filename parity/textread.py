@@ -133,7 +133,7 @@ def copy_batches(raw: Any, sql: str, params: Any, size: int) -> Iterator[tuple[b
 
 # ---- the reader process ----------------------------------------------------------------------------
 
-_BATCH, _DONE, _FAILED, _TOO_LONG = "batch", "done", "failed", "too long"
+_BATCH, _DONE, _FAILED, _AS_VALUES = "batch", "done", "failed", "as values"
 
 
 class _Server:
@@ -212,7 +212,7 @@ class ProcessReader:
                 return
             if what == _FAILED:
                 raise ParityError(log.redact(payload))  # (the parent knows more secrets than the reader)
-            if what == _TOO_LONG:
+            if what == _AS_VALUES:
                 raise AsValues(payload)
             yield rows, payload
 
@@ -294,7 +294,7 @@ def _read(spec: ReadSpec, out: Connection) -> None:
                 cursor.close()
             conn.close()
     except AsValues as exc:
-        ready.put((_TOO_LONG, 0, str(exc)))
+        ready.put((_AS_VALUES, 0, str(exc)))
     except Exception as exc:  # one line for the parent, which reports it as a failed read
         ready.put((_FAILED, 0, f"reading the source failed: {log.redact(_first_line(exc))}"))
     else:

@@ -160,6 +160,10 @@ _NATIVE: dict[Kind, tuple[type, ...]] = {
 }
 
 
+DECODE_ERRORS = (ValueError, TypeError, ArithmeticError)
+"""What a decoder raises for a value its kind cannot take."""
+
+
 def decode_value(kind: Kind, value: Any) -> Any:
     """One value to canonical; None stays None."""
     if value is None:

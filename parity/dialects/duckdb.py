@@ -54,14 +54,8 @@ class DuckDB(Dialect):
     def configure_engine(self, engine: Any) -> None:
         # duckdb_engine quotes DuckDB's reserved keywords only; a column named "by", "at" or "values"
         # (keywords of other categories) broke CREATE TABLE and every statement naming it
-        import duckdb
-
         preparer = engine.dialect.identifier_preparer
-        with duckdb.connect() as conn:
-            rows = conn.execute(
-                "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category <> 'unreserved'"
-            ).fetchall()
-        preparer.reserved_words = set(preparer.reserved_words) | {name for (name,) in rows}
+        preparer.reserved_words = set(preparer.reserved_words) | _keywords()
 
     @staticmethod
     def _catalog(conn: Connection, sql: str, table: str, schema: str | None, **params: Any) -> list[Any]:
@@ -250,6 +244,18 @@ _DUCK = {
     "UUID": Kind.UUID,
     "JSON": Kind.JSON,
 }
+
+
+@cache
+def _keywords() -> frozenset[str]:
+    """DuckDB's keywords that are not unreserved (read once)."""
+    import duckdb
+
+    with duckdb.connect() as conn:
+        rows = conn.execute(
+            "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category <> 'unreserved'"
+        )
+        return frozenset(name for (name,) in rows.fetchall())
 
 
 def duckdb_type(text: str) -> CanonicalType | None:
