@@ -79,12 +79,17 @@ def insert_canonical(
         writer.close()
 
 
-def copy_ok(job: Any, **kw: Any) -> Any:
-    """Copy, assert every table went well, and close the job (its connection pools)."""
+def copy_closed(job: Any, **kw: Any) -> Any:
+    """Copy, then close the job (its connection pools), whatever happened."""
     try:
-        result = copy(job, **kw)
+        return copy(job, **kw)
     finally:
         job.close()
+
+
+def copy_ok(job: Any, **kw: Any) -> Any:
+    """Copy, assert every table went well, and close the job."""
+    result = copy_closed(job, **kw)
     failed = [(t.table, t.error) for t in result.tables if t.status != "ok"]
     assert not failed, failed
     return result
@@ -479,11 +484,7 @@ def test_append_mode_adds_rows(small: Database, pg_db: Database) -> None:
     assert any("items has no key and holds rows already" in w for w in again.warnings), again.warnings
     pg_db.sql("DELETE FROM items", "ALTER TABLE items ADD PRIMARY KEY (id)")
     copy_ok(job_for(small, pg_db), mode="append")
-    job = job_for(small, pg_db)
-    try:
-        keyed = copy(job, mode="append")
-    finally:
-        job.close()
+    keyed = copy_closed(job_for(small, pg_db), mode="append")
     assert keyed.warnings == [] and keyed.tables[0].rejected == 3
 
 
@@ -512,11 +513,7 @@ def test_limit_and_where(small: Database, duckdb_db: Database) -> None:
 
 
 def test_a_where_the_source_cannot_run_fails_its_table_in_one_line(small: Database, pg_db: Database) -> None:
-    job = job_for(small, pg_db, table_options={"where": "no_such_column > 1"})
-    try:
-        result = copy(job)
-    finally:
-        job.close()
+    result = copy_closed(job_for(small, pg_db, table_options={"where": "no_such_column > 1"}))
     assert result.tables[0].status == "failed"
     assert result.tables[0].error == "reading the source failed: no such column: no_such_column"
 
@@ -598,11 +595,7 @@ def test_a_statement_the_target_refuses_fails_the_table_not_its_rows(
             "CREATE TRIGGER audit BEFORE INSERT ON items FOR EACH ROW INSERT INTO no_such_log VALUES (NEW.id)"
         )
     rejects = tmp_path / "rejects.jsonl"
-    job = job_for(small, target)
-    try:
-        (table,) = copy(job, mode="append", rejects_file=str(rejects)).tables
-    finally:
-        job.close()
+    (table,) = copy_closed(job_for(small, target), mode="append", rejects_file=str(rejects)).tables
     assert table.status == "failed" and "no_such_log" in (table.error or "")
     assert table.rejected == 0 and not rejects.exists()
 
@@ -1263,11 +1256,7 @@ def test_digits_past_the_target_scale_are_refused_not_rounded(
     source.sql(
         "INSERT INTO dec VALUES (1, 123456789012345678901234567890.123456789012345), (2, -1e-20), (3, 1.5)"
     )
-    job = job_for(source, target)
-    try:
-        result = copy(job, rejects_file=str(tmp_path / "rejects.jsonl")).tables[0]
-    finally:
-        job.close()
+    result = copy_closed(job_for(source, target), rejects_file=str(tmp_path / "rejects.jsonl")).tables[0]
     assert (result.rows_written, result.rejected) == (1, 2)
     assert [Decimal(v) for (v,) in target.query("SELECT d FROM `dec`")] == [Decimal("1.5")]
 
@@ -1309,11 +1298,9 @@ def test_decimals_past_the_scale_a_target_keeps_are_rejected_not_rounded(
         assert reasons[("v", 1)] == "m: 9.999 has more decimals than the target keeps (2)"
     if target_name == "postgresql":  # (rows remapped go one by one, and are checked so too)
         fresh = make_db("postgresql")
-        job = job_for(source, fresh, tables=["d"])
-        try:
-            (remapped,) = copy(job, remap_ids=True, rejects_file=str(rejects)).tables
-        finally:
-            job.close()
+        (remapped,) = copy_closed(
+            job_for(source, fresh, tables=["d"]), remap_ids=True, rejects_file=str(rejects)
+        ).tables
         assert (remapped.rows_written, remapped.rejected) == (2, 3)
         assert fresh.query("SELECT m, t FROM d ORDER BY t") == [
             (None, Decimal("0.125")),
@@ -1323,11 +1310,7 @@ def test_decimals_past_the_scale_a_target_keeps_are_rejected_not_rounded(
         pg = make_db("postgresql")
         pg.sql("CREATE TABLE u (id INTEGER PRIMARY KEY, n NUMERIC)",
                "INSERT INTO u VALUES (1, 1.123456789012345678), (2, 1.5), (3, 12.0000000000000)")  # fmt: skip
-        job = job_for(pg, target)
-        try:
-            (table,) = copy(job, rejects_file=str(rejects)).tables
-        finally:
-            job.close()
+        (table,) = copy_closed(job_for(pg, target), rejects_file=str(rejects)).tables
         assert (table.rows_written, table.rejected) == (2, 1)
         assert target.query("SELECT id FROM u ORDER BY id") == [(2,), (3,)]
 
@@ -1347,11 +1330,7 @@ def test_a_source_value_its_kind_cannot_take_rejects_its_row_only(
         " (4, '2023-03-03', 3.5, 1), (5, NULL, NULL, NULL)",
     )
     rejects = tmp_path / "rejects.jsonl"
-    job = job_for(source, target)
-    try:
-        (table,) = copy(job, rejects_file=str(rejects)).tables
-    finally:
-        job.close()
+    (table,) = copy_closed(job_for(source, target), rejects_file=str(rejects)).tables
     assert (table.status, table.rows_written, table.rejected) == ("ok", 2, 3)
     assert target.query("SELECT id, m FROM b ORDER BY id") == [(4, Decimal("3.50")), (5, None)]
     records = [json.loads(line) for line in rejects.read_text().splitlines()]
@@ -1476,19 +1455,11 @@ def test_rows_duckdb_refuses_are_isolated_without_savepoints(
         "INSERT INTO e VALUES (1, NULL), (2, 1), (3, 9)",
     )
     target.sql("CREATE TABLE e (id INTEGER PRIMARY KEY, boss INTEGER REFERENCES e(id))")
-    job = job_for(source, target, tables=["e"])
-    try:
-        (table,) = copy(job, mode="append", batch_size=1).tables
-    finally:
-        job.close()
+    (table,) = copy_closed(job_for(source, target, tables=["e"]), mode="append", batch_size=1).tables
     assert table.status == "failed" and table.rejected == 0
     source.sql("CREATE TABLE c (id INTEGER, note TEXT)", "INSERT INTO c VALUES (1, 'a'), (1, 'b')")
     target.sql("CREATE TABLE c (id INTEGER PRIMARY KEY, note TEXT)")
-    job = job_for(source, target, tables=["c"])
-    try:
-        (table,) = copy(job, mode="append").tables
-    finally:
-        job.close()
+    (table,) = copy_closed(job_for(source, target, tables=["c"]), mode="append").tables
     assert table.status == "failed" and "rolled back" in (table.error or "")
     assert target.query("SELECT COUNT(*) FROM c") == [(0,)]
 
@@ -1537,11 +1508,10 @@ def test_merge_by_a_key_the_source_holds_twice_fails_the_table(
         "CREATE TABLE nopk (code VARCHAR(10) NOT NULL, v INTEGER)",
         "INSERT INTO nopk VALUES ('a', 1), ('b', 2), ('a', 3)",
     )
-    job = build(source.url, target.url, target_schema=target.schema, table_options={"key": ["code"]})
-    try:
-        (table,) = copy(job, mode="merge").tables
-    finally:
-        job.close()
+    (table,) = copy_closed(
+        build(source.url, target.url, target_schema=target.schema, table_options={"key": ["code"]}),
+        mode="merge",
+    ).tables
     assert table.status == "failed" and "source rows share a merge key (code)" in (table.error or "")
     assert target.query("SELECT COUNT(*) FROM nopk") == [(0,)]
 
@@ -1567,11 +1537,9 @@ def test_rows_a_merge_target_refuses_are_isolated(
         "INSERT INTO m VALUES (10, 0, 'old'), (50, 0, 'kept'), (500, 5, 'alone')",
     )
     rejects = tmp_path / "rejects.jsonl"
-    job = job_for(source, target)
-    try:
-        (table,) = copy(job, mode="merge", batch_size=10, rejects_file=str(rejects)).tables
-    finally:
-        job.close()
+    (table,) = copy_closed(
+        job_for(source, target), mode="merge", batch_size=10, rejects_file=str(rejects)
+    ).tables
     assert (table.status, table.rows_read, table.rows_written, table.rejected) == ("ok", 100, 95, 5)
     refused = sorted(int(json.loads(line)["row"]["id"]) for line in rejects.read_text().splitlines())
     assert refused == [25, 33, 50, 75, 100]
@@ -1628,11 +1596,7 @@ def test_text_keys_into_mariadb(make_db: Callable[[str], Database], tmp_path: Pa
         "INSERT INTO pairs VALUES (1, 'x')",
     )
     rejects = tmp_path / "rejects.jsonl"
-    job = job_for(source, target)
-    try:
-        done = copy(job, rejects_file=str(rejects))
-    finally:
-        job.close()
+    done = copy_closed(job_for(source, target), rejects_file=str(rejects))
     assert any("settings.name text: a key column, VARCHAR(768)" in w for w in done.schema.warnings)
     result = {t.table: t for t in done.tables}
     assert (result["settings"].rows_written, result["settings"].rejected) == (2, 1)
