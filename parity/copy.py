@@ -269,6 +269,7 @@ def _prepare_schema(
         shaped = tuple(spec.map.get(k, k) for k in key)
         declared = [table.primary_key, *(i.columns for i in (*table.uniques, *table.indexes) if i.unique)]
         if set(shaped) not in [set(k) for k in declared]:  # (a table created here is made unique on -k)
+            _refuse_shared_keys(job, spec, key)
             source[n] = replace(table, uniques=(*table.uniques, Index(None, shaped, unique=True)))
     target = job.target
     plan = plan_schema(
@@ -475,6 +476,25 @@ def _refuse_null_keys(job: Job, spec: TableConfig, nullable: list[str]) -> None:
         raise DataError(
             f"table '{spec.name}': {rows} rows have a NULL key ({', '.join(nullable)}); merge"
             " matches rows by key and would add them again on every run: merge by a key without NULLs (-k)"
+        )
+
+
+def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str]) -> None:
+    """Merge by a key the source does not declare unique: source rows that share it would overwrite
+    one another in an order no run fixes (chunks go in parallel), so they are refused before any DDL,
+    with examples."""
+    table = sa.table(spec.name, *(sa.column(c) for c in key), schema=job.source.schema)
+    columns = [table.c[c] for c in key]
+    query = sa.select(*columns).group_by(*columns).having(sa.func.count() > 1).limit(3)
+    if spec.where:
+        query = query.where(where_clause(spec.where))
+    with job.source.connect() as conn:
+        shared = conn.execute(query).all()
+    if shared:
+        examples = ", ".join("(" + ", ".join(repr(v) for v in row) + ")" for row in shared)
+        raise DataError(
+            f"table '{spec.name}': source rows share a merge key ({', '.join(key)}), e.g. {examples};"
+            " merge by a key unique in the source (-k)"
         )
 
 
