@@ -35,6 +35,7 @@ from parity import bulk, log, textread
 from parity.config import Mode, TableConfig
 from parity.dialects import REGISTRY, Dialect
 from parity.endpoint import (
+    blames_no_row,
     cardinality_error,
     driver_could_not_load,
     driver_message,
@@ -1432,8 +1433,9 @@ class _ChunkRunner:
                 try:
                     self._merge(conn, destination)
                 except Exception as exc:
-                    if isinstance(exc, ParityError) or statement_error(exc):
+                    if isinstance(exc, ParityError):
                         raise
+                    _raise_unless_refusal(exc)
                     raise _MergeApart(f"the target refused the chunk's upsert ({_reason(exc)})") from exc
             self.state.mark_chunk(conn, self.task, chunk.name, read)
             held.flush()  # (just before the commit: a run killed in between records them twice, not never)
@@ -1581,6 +1583,7 @@ class _ChunkRunner:
             except Exception as exc:  # (no savepoint to isolate the refused rows under: the chunk is
                 if isinstance(exc, ParityError):  # rolled back, and written again trying each batch first)
                     raise
+                _raise_unless_refusal(exc)
                 # (a table referencing itself: rows another connection would try may reference rows
                 # only this one sees)
                 if self.tp.in_cycle:
@@ -1593,6 +1596,7 @@ class _ChunkRunner:
         refused = _under_savepoint(conn, self.target_dialect, writer, rows)
         if refused is None:
             return len(rows), 0
+        _raise_unless_refusal(refused)
         logger.info("batch of %d rows refused (%s); isolating", len(rows), refused)
         # a TextBatch's rows are strings, which the target converts itself (no encoders)
         row_class: type[bulk.Writer] = bulk.WRITERS[self.target_dialect.ROW_WRITER]
@@ -1743,9 +1747,8 @@ def _refused(
             return
         if isinstance(error, ParityError):  # (the table's failure, not these rows' refusal)
             raise error
+        _raise_unless_refusal(error)
         if high - low == 1:
-            if statement_error(error):  # (the statement's fault, not the row's: it fails the table)
-                raise ParityError(f"the target refused the statement: {_reason(error)}") from error
             refused[low] = _reason(error)
             return
         middle = (low + high) // 2
@@ -1754,6 +1757,16 @@ def _refused(
 
     find(0, len(rows))
     return refused
+
+
+def _raise_unless_refusal(error: Exception) -> None:
+    """Fail the table where the target failed the write for no row's fault (``blames_no_row``: the
+    statement, or the server out of memory, a lost connection, a timeout): isolating rows would reject
+    every one of them for it."""
+    if statement_error(error):
+        raise ParityError(f"the target refused the statement: {_reason(error)}") from error
+    if blames_no_row(error):
+        raise ParityError(f"the target failed, for no row's fault: {_reason(error)}") from error
 
 
 def _under_savepoint(

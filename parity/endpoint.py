@@ -330,6 +330,56 @@ _DUCKDB_STATEMENT_ERRORS = frozenset(
 _SQLITE_STATEMENT_ERRORS = ("no such table", "no such column", "near ", "table ")
 
 
+_SERVER_STATES = ("08", "25", "28", "3D", "3F", "40", "53", "55", "57", "58", "XX")
+"""SQLSTATE classes of a server's or session's failure, whatever the rows: connection, transaction
+state, authorization, catalog or schema, rollback (deadlock, serialization), insufficient resources,
+object state (a lock not available), operator intervention (a statement timeout, a shutdown), system
+and internal errors."""
+_MYSQL_SERVER_ERRORS = frozenset(
+    {1021, 1030, 1037, 1038, 1040, 1053, 1114, 1180, 1205, 1206, 1213, 1317, 1927, 1969, 2006, 2013, 3024}
+)
+"""MySQL's and MariaDB's: disk full, storage engine error, out of memory, too many connections,
+shutdown, table full, commit failed, lock wait timeout, lock table full, deadlock, query interrupted,
+connection killed, statement timeout, server gone or lost, maximum execution time."""
+_DUCKDB_SERVER_ERRORS = frozenset(
+    {
+        "OutOfMemoryException",
+        "IOException",
+        "InterruptException",
+        "ConnectionException",
+        "TransactionException",
+        "InternalException",
+        "FatalException",
+    }
+)
+_SQLITE_SERVER_CODES = frozenset({5, 6, 7, 8, 9, 10, 11, 13, 14, 26})
+"""SQLite's primary result codes of a database's failure: busy, locked, no memory, read-only,
+interrupted, I/O error, corrupt, full, cannot open, not a database."""
+
+
+def server_error(exc: BaseException) -> bool:
+    """Whether the database failed for a reason of its own or the session's (out of memory or disk, a
+    lost connection, a deadlock, a timeout, a lock), not for one of the statement's rows."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)  # (MySQL's too, often HY000: its error number tells)
+    if isinstance(state, str) and state.startswith(_SERVER_STATES):
+        return True
+    module = type(orig).__module__
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    if module.startswith(("pymysql", "MySQLdb")):
+        return bool(args) and args[0] in _MYSQL_SERVER_ERRORS
+    if module.startswith("duckdb") or module.startswith("_duckdb"):
+        return type(orig).__name__ in _DUCKDB_SERVER_ERRORS
+    code = getattr(orig, "sqlite_errorcode", None)
+    return module == "sqlite3" and isinstance(code, int) and code & 0xFF in _SQLITE_SERVER_CODES
+
+
+def blames_no_row(exc: BaseException) -> bool:
+    """Whether a failed write is no row's refusal (``statement_error``, ``server_error``): isolating
+    rows would reject every one of them for it, so it fails the table instead."""
+    return statement_error(exc) or server_error(exc)
+
+
 def statement_error(exc: BaseException) -> bool:
     """Whether the database refused the statement itself, whatever its rows (a syntax error, a table or
     column it lacks, a privilege: SQLSTATE class 42), not one of its rows: no row is to blame for it."""

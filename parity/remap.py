@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from parity import bulk
 from parity.dialects.base import RawType
-from parity.endpoint import Endpoint, driver_message
+from parity.endpoint import Endpoint, blames_no_row, driver_message
 from parity.errors import ParityError
 from parity.schema.types import CanonicalType
 from parity.state import State
@@ -230,6 +230,8 @@ class RemapWriter:
             savepoint.commit()
         except sa.exc.DBAPIError as exc:
             savepoint.rollback()
+            if blames_no_row(exc):
+                raise ParityError(f"the target failed, for no row's fault: {driver_message(exc)}") from exc
             reject(row, driver_message(exc))
             return "rejected"
         return "written"
