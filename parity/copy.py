@@ -978,6 +978,8 @@ class _Held:
     def __init__(self, rejects: _Rejects, table: str, columns: Sequence[str]) -> None:
         self.rejects, self.table, self.columns = rejects, table, columns
         self.rows: list[tuple[Sequence[Any], str]] = []
+        self.failed = 0
+        """Writes refused under savepoints in this attempt's transaction (``count_failed_savepoint``)."""
 
     def add(self, row: Sequence[Any], reason: str) -> None:
         self.rows.append((row, reason))
@@ -1047,6 +1049,9 @@ class _ChunkRunner:
         set for the rest of the table once the target refused a chunk's upsert."""
         self.changed_only: set[str] | None = None
         """Those it updates apart, where they differ (``Dialect.changed_only_columns``), once asked."""
+        self.target_key: str | None = None
+        """The target's single-column primary key among the written columns ("" where none), read
+        when a batch is first refused (``_already_there``)."""
         self.writer_class = bulk.WRITERS[self.target_dialect.WRITER]
         prepares = self.writer_class.PREPARES and not tp.remap.active
         self.prepare = self.writer_class.prepare if prepares else None
@@ -1597,13 +1602,59 @@ class _ChunkRunner:
         if refused is None:
             return len(rows), 0
         _raise_unless_refusal(refused)
+        held.failed += 1
         logger.info("batch of %d rows refused (%s); isolating", len(rows), refused)
         # a TextBatch's rows are strings, which the target converts itself (no encoders)
         row_class: type[bulk.Writer] = bulk.WRITERS[self.target_dialect.ROW_WRITER]
         if isinstance(rows, bulk.TextBatch):
             row_class = bulk.TEXT_ROW_WRITERS.get(self.job.target.backend, bulk.ExecuteManyWriter)
         each = _inner(writer, _Merging) is not None
-        return self._isolate(conn, self._writer(row_class, conn, destination, each), rows, held)
+        there = self._already_there(conn, rows)
+        for i, reason in there.items():
+            held.add(rows[i], reason)
+        rest = [row for i, row in enumerate(rows) if i not in there] if there else rows
+        written, rejected = self._isolate(conn, self._writer(row_class, conn, destination, each), rest, held)
+        return written, rejected + len(there)
+
+    def _already_there(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> dict[int, str]:
+        """The rows of a refused batch whose primary key the target holds already (an append run
+        again), by index, with the reason: rejected without a write each, which would cost a refused
+        write apiece (``count_failed_savepoint``). A single-column key; not for merge, which updates
+        such rows. A key written in another form (a UUID's case) is left to the writes to find."""
+        if self.tp.mode == "merge":
+            return {}
+        if self.target_key is None:
+            from parity.schema.reflect import reflect
+
+            key = reflect(self.job.target, [self.tp.target])[0].primary_key
+            columns = self.tp.target_columns
+            self.target_key = key[0] if len(key) == 1 and key[0] in columns else ""
+        if not self.target_key:
+            return {}
+        position = self.tp.target_columns.index(self.target_key)
+        kind = self.tp.types[position].kind
+        if kind not in INTEGER_KINDS and kind not in (Kind.VARCHAR, Kind.TEXT):
+            return {}
+        try:  # (a TextBatch's rows hold text)
+            keys = {
+                (int(k) if kind in INTEGER_KINDS else str(k))
+                for k in (r[position] for r in rows)
+                if k is not None
+            }
+        except ValueError:
+            return {}
+        column: sa.ColumnClause[Any] = sa.column(self.target_key)
+        table = sa.table(self.tp.target, column, schema=self.job.target.schema)
+        held: set[str] = set()
+        pending = sorted(keys, key=str)
+        for start in range(0, len(pending), 1000):
+            query = sa.select(column).select_from(table).where(column.in_(pending[start : start + 1000]))
+            held.update(str(value) for (value,) in conn.execute(query))
+        return {
+            i: f"duplicate key: {self.target_key}={row[position]} is in the target already"
+            for i, row in enumerate(rows)
+            if row[position] is not None and str(row[position]) in held
+        }
 
     def _write_tried(
         self, writer: bulk.Writer, destination: str, rows: list[tuple[Any, ...]], held: _Held
@@ -1654,7 +1705,16 @@ class _ChunkRunner:
     ) -> tuple[int, int]:
         """Write the rows under savepoints, halving the parts the target refuses; reject the rows it
         refuses alone."""
-        refused = _refused(rows, lambda part: _under_savepoint(conn, self.target_dialect, writer, part))
+
+        def attempt(part: Sequence[tuple[Any, ...]]) -> Exception | None:
+            error = _under_savepoint(conn, self.target_dialect, writer, part)
+            if error is not None:
+                _raise_unless_refusal(error)
+                held.failed += 1
+                self.target_dialect.count_failed_savepoint(held.failed)
+            return error
+
+        refused = _refused(rows, attempt)
         for i, reason in refused.items():
             held.add(rows[i], reason)
         return len(rows) - len(refused), len(refused)

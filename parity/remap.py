@@ -134,6 +134,8 @@ class RemapWriter:
         self.many = bool(spec.identity and self.returning and not spec.natural_key)
         """Whether a batch's rows may go in one INSERT ... RETURNING of many rows (SQLAlchemy's
         insertmanyvalues, the IDs in the rows' order); set off where the database cannot."""
+        self.failed = 0
+        """Writes refused under savepoints in this chunk's transaction (``count_failed_savepoint``)."""
 
     def write(self, rows: Sequence[tuple[Any, ...]], reject: Reject) -> tuple[int, int]:
         """Returns (written, skipped); refused rows go to ``reject``. The batch is first written under
@@ -167,9 +169,12 @@ class RemapWriter:
             savepoint.rollback()
             for old in self.deferred.pairs:
                 self.new_pairs.pop(old, None)
-            if not isinstance(exc, sa.exc.DBAPIError):
-                if not self.deferred.many:
-                    raise
+            if isinstance(exc, sa.exc.DBAPIError):
+                self.failed += 1
+                self.endpoint.dialect.count_failed_savepoint(self.failed)
+            elif not self.deferred.many:
+                raise
+            else:
                 self.many = False  # (the database cannot return the new IDs in order: a row at a time)
             return None
         finally:
@@ -232,6 +237,8 @@ class RemapWriter:
             savepoint.rollback()
             if blames_no_row(exc):
                 raise ParityError(f"the target failed, for no row's fault: {driver_message(exc)}") from exc
+            self.failed += 1
+            dialect.count_failed_savepoint(self.failed)
             reject(row, driver_message(exc))
             return "rejected"
         return "written"

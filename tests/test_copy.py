@@ -2151,3 +2151,58 @@ def test_server_failures_are_told_from_row_refusals(make_db: Callable[[str], Dat
     with pytest.raises(sa.exc.DBAPIError) as caught, db.engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO required VALUES (NULL)")
     assert not blames_no_row(caught.value), caught.value
+
+
+def _numbered(db: Database, rows: int) -> None:
+    db.sql("CREATE TABLE nums (id INTEGER PRIMARY KEY, v INTEGER)")
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO nums VALUES (:id, :v)"), [{"id": i, "v": i} for i in range(1, rows + 1)]
+        )
+
+
+def test_refused_writes_past_the_lock_budget_fail_the_chunk_in_postgresql(
+    make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each write PostgreSQL refuses under a savepoint keeps a lock (the subtransaction's XID) until
+    the chunk commits, from a lock table the server shares: isolating 10,000 refused rows of one chunk
+    ran it out ("out of shared memory", for every session). Past ``FAILED_SAVEPOINTS`` refused writes
+    the chunk is rolled back and the table fails, saying why; under it, the rows are isolated."""
+    from parity.dialects.postgresql import PostgreSQL
+
+    source, target = make_db("sqlite"), make_db("postgresql")
+    _numbered(source, 200)
+    target.sql("CREATE TABLE nums (id INTEGER PRIMARY KEY, v INTEGER CHECK (mod(v, 20) <> 0))")
+    rejects = tmp_path / "rejects.jsonl"
+    monkeypatch.setattr(PostgreSQL, "FAILED_SAVEPOINTS", 8)
+    (table,) = copy_closed(job_for(source, target), mode="append", rejects_file=str(rejects)).tables
+    assert table.status == "failed" and "refused more than 8 writes in one chunk" in (table.error or "")
+    assert target.query("SELECT COUNT(*) FROM nums") == [(0,)] and not rejects.exists()
+    monkeypatch.setattr(PostgreSQL, "FAILED_SAVEPOINTS", 500)
+    (table,) = copy_closed(job_for(source, target), mode="append", rejects_file=str(rejects)).tables
+    assert (table.status, table.rows_written, table.rejected) == ("ok", 190, 10)
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
+def test_an_append_run_again_rejects_rows_already_there_without_a_write_each(
+    make_db: Callable[[str], Database], target_name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An append run again: every row's key is in the target already. Such rows of a refused batch are
+    found by one query and rejected, not by a refused write each (which in PostgreSQL holds a lock
+    apiece: with a budget of 2 refused writes, the table still goes through). A row that is new is
+    written; one refused for another reason is still isolated."""
+    from parity.dialects.postgresql import PostgreSQL
+
+    source, target = make_db("sqlite"), make_db(target_name)
+    _numbered(source, 300)
+    rejects = tmp_path / "rejects.jsonl"
+    (table,) = copy_closed(job_for(source, target), mode="append").tables
+    assert (table.status, table.rows_written) == ("ok", 300)
+    source.sql("INSERT INTO nums VALUES (301, 301)")
+    target.sql("DELETE FROM nums WHERE id = 150")
+    monkeypatch.setattr(PostgreSQL, "FAILED_SAVEPOINTS", 2)
+    (table,) = copy_closed(job_for(source, target), mode="append", rejects_file=str(rejects)).tables
+    assert (table.status, table.rows_written, table.rejected) == ("ok", 2, 299)
+    reasons = {json.loads(line)["reason"] for line in rejects.read_text().splitlines()}
+    assert "duplicate key: id=1 is in the target already" in reasons and len(reasons) == 299
+    assert target.query("SELECT COUNT(*), SUM(v) FROM nums") == [(301, sum(range(1, 302)))]

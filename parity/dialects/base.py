@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import UserDefinedType
 
+from parity.errors import ParityError
 from parity.schema.model import Column, Default
 from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
 
@@ -235,6 +236,21 @@ class Dialect:
     def savepoint(self, conn: Connection) -> Any:
         """A savepoint inside the connection's transaction (``begin_nested``)."""
         return conn.begin_nested()
+
+    FAILED_SAVEPOINTS: ClassVar[int | None] = None
+    """The most savepoints rolled back after a refused write that one transaction may make, where each
+    keeps a lock until the transaction ends (PostgreSQL: the subtransaction's XID), from a lock table
+    the whole server shares; None: no such cost."""
+
+    def count_failed_savepoint(self, failed: int) -> None:
+        """Stop isolating refused rows in a transaction that has made ``failed`` refused writes under
+        savepoints, once more would crowd the server's lock table (``FAILED_SAVEPOINTS``)."""
+        if self.FAILED_SAVEPOINTS is not None and failed > self.FAILED_SAVEPOINTS:
+            raise ParityError(
+                f"the target refused more than {self.FAILED_SAVEPOINTS} writes in one chunk, and each keeps"
+                " a lock until the chunk commits, from a lock table the whole server shares: the chunk"
+                " was rolled back; mend the refused rows, or copy with a smaller --batch-size"
+            )
 
     DEFERS_KEYS: ClassVar[bool] = False
     """Whether a copy into a table it creates builds the table's primary key, unique constraints and
