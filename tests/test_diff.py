@@ -663,6 +663,24 @@ def test_duplicate_and_null_keys_are_data_errors_with_examples(make_db: Any) -> 
         run(source, target, "nokey")
 
 
+def test_a_key_not_declared_unique_may_hold_a_boolean_or_a_uuid(make_db: Any) -> None:
+    """A -k key the tables do not declare unique is checked for duplicates, with examples taken by
+    min(), which PostgreSQL has not for a boolean or a uuid: the diff failed with "function
+    min(boolean) does not exist", unique key or not."""
+    source, target = make_db("postgresql"), make_db("postgresql")
+    for db in (source, target):
+        db.sql(
+            "CREATE TABLE bk (a INTEGER, f BOOLEAN, u UUID, v INTEGER, PRIMARY KEY (a, f))",
+            "INSERT INTO bk SELECT mod(g, 50), mod(g / 50, 2) = 0, md5(g::text)::uuid, g FROM generate_series(0, 99) g",
+        )
+    target.sql("UPDATE bk SET a = 77 WHERE v = 90")
+    result = run(source, target, "bk", table_options={"key": ["v", "f"]})
+    assert [(d.kind, d.key["v"], d.columns) for d in result.differences] == [("changed", 90, ("a",))]
+    assert run(source, target, "bk", table_options={"key": ["u"]}).differences[0].key["u"] is not None
+    with pytest.raises(DataError, match=r"has duplicate keys \(f\), e\.g\. (false|true) \(50 rows\)"):
+        run(source, target, "bk", table_options={"key": ["f"]})
+
+
 def test_keys_equal_only_once_compared_are_duplicates_not_a_crash(make_db: Any) -> None:
     """'a' and 'a ' are two keys in PostgreSQL, one against a CHAR key (padding does not count)."""
     source, target = make_db("postgresql"), make_db("mariadb")

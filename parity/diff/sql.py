@@ -100,6 +100,10 @@ def charsets(endpoint: Endpoint, table: str) -> dict[str, str | None]:
         return endpoint.dialect.column_charsets(conn, table, endpoint.schema)
 
 
+_NO_MIN = frozenset({Kind.BOOLEAN, Kind.UUID})
+"""Kinds some database has no min() of."""
+
+
 class Side:
     """One side of a table pair: its table, and the SQL expressions and queries diff runs on it."""
 
@@ -233,7 +237,11 @@ class Side:
         """Keys held by more than one row, grouped by the key's hash (collation plays no part)."""
         columns = [self.sa_table.c[c.name] for c in self.key_columns]
         inner = sa.select(self.key_hash.label("parity_key_hash"), *columns).where(*self.where).subquery("s")
-        keys = [sa.func.min(inner.c[c.name]) for c in self.key_columns]
+        # (PostgreSQL has no min() of a boolean or a uuid: their examples are shown as text)
+        keys = [
+            sa.func.min(sa.cast(inner.c[c.name], sa.String) if c.type.kind in _NO_MIN else inner.c[c.name])
+            for c in self.key_columns
+        ]
         count = sa.func.count()
         return sa.select(*keys, count).group_by(inner.c.parity_key_hash).having(count > 1).limit(examples)
 
