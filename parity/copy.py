@@ -205,18 +205,24 @@ def copy(
     starts = _start_all(job, state, plans)
     created = {step.table for step in plan.steps if step.action == "create table"}
     result.warnings += _appending_again(job, [tp for tp in plans if tp.target not in created], starts)
+    failed: dict[str, str] = {}  # source name -> target name, of the tables that failed
     try:
         for table_plan in plans:
-            result.tables.append(
-                _copy_table(
-                    job, state, table_plan, starts[table_plan.target], workers, progress, rejects, maps
-                )
-            )
+            start = starts[table_plan.target]
+            parent = next((failed[r] for r in _parents(table_plan) if r in failed), None)
+            if parent is not None and not isinstance(start, ParityError):
+                # (its rows would be refused for want of their parents, and recorded as done)
+                start = ParityError(f"not copied: it references '{parent}', which failed in this run")
+            table = _copy_table(job, state, table_plan, start, workers, progress, rejects, maps)
+            if table.status != "ok":
+                failed[table_plan.source.name] = table_plan.target
+            result.tables.append(table)
     finally:
         rejects.close()
     _fix_late_references(job, plans, result, maps)
     if result.ok:  # (a failed table may lack rows or its key: its FKs wait for a run that copies it)
         result.warnings += _add_deferred_foreign_keys(job, state, [tp.target for tp in plans])
+        _finish_run(job, state, plans)
     else:
         logger.warning("foreign keys waiting for the rows are added by a run in which every table succeeds")
     if export_id_map:
@@ -757,13 +763,22 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, _St
     """
     starts: dict[str, _Start] = {}
     fresh: list[tuple[_TablePlan, str, list[Chunk], int]] = []
+    run = _run_task(job, plans)
     with job.target.begin() as conn:
+        ran = state.task(conn, run)
+        resuming = ran is not None and ran.get("status") == "running"
+        if not resuming:
+            state.start_task(conn, run, {"status": "running", "tables": [tp.target for tp in plans]})
         for tp in plans:
             task = _task_id(job, tp)
             info = state.task(conn, task)
-            if info and info.get("status") == "running":
+            status = info.get("status") if info else None
+            if info and status == "running":
                 chunks = [Chunk(**c) for c in info["chunks"]]
                 starts[tp.target] = (chunks, state.done_chunks(conn, task), int(info["total"]))
+            elif status == "done" and resuming:  # (done by the run this one finishes: not again)
+                done = state.done_chunks(conn, task)
+                starts[tp.target] = ([], done, sum(done.values()))
             else:
                 fresh.append((tp, task, [], 0))
     planned = []
@@ -782,6 +797,8 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, _St
         with job.target.begin() as conn:
             if replace:
                 _empty(job, conn, replace)
+                # (the old -> new IDs of rows no longer there: kept, they would make the rows "copied")
+                conn.execute(sa.delete(state.id_map).where(state.id_map.c.table_name.in_(replace)))
             for tp, task, chunks, total in fresh:
                 state.start_task(
                     conn, task, {"status": "running", "chunks": [asdict(c) for c in chunks], "total": total}
@@ -791,6 +808,24 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, _St
         error = ParityError(f"emptying {', '.join(replace)} failed: {driver_message(exc)}")
         starts.update({tp.target: error for tp, *_ in fresh})
     return starts
+
+
+def _parents(tp: _TablePlan) -> set[str]:
+    """The source tables this one references, itself aside."""
+    return {fk.ref_table for fk in tp.source.foreign_keys} - {tp.source.name}
+
+
+def _run_task(job: Job, plans: list[_TablePlan]) -> str:
+    """The task of a whole run of these tables: "running" until a run of them ends with every table
+    copied, so that a run stopped (killed, or a table failed) and made again copies only what that
+    one did not finish, not a table it finished (appended twice, or emptied and loaded again)."""
+    tasks = sorted(_task_id(job, tp) for tp in plans)
+    return "run:" + hashlib.sha1(json.dumps(tasks).encode()).hexdigest()[:24]
+
+
+def _finish_run(job: Job, state: State, plans: list[_TablePlan]) -> None:
+    with job.target.begin() as conn:
+        state.finish_task(conn, _run_task(job, plans), {"status": "done"})
 
 
 def _empty(job: Job, conn: Connection, tables: list[str]) -> None:
@@ -1160,7 +1195,7 @@ class _ChunkRunner:
             if t.kind is Kind.JSON
             else dialect.output_text(c).label(c.name)
             if c.name in as_text_too
-            else c
+            else dialect.read_exactly(c, t.kind)
             for c, t in zip(columns, tp.types, strict=True)
         ]
         stmt = _filtered(tp, table, sa.select(*selected) if line is None else sa.select(line))

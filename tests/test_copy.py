@@ -870,8 +870,9 @@ def test_keys_left_to_build_by_a_failed_finish_are_built_by_the_next_run(
     assert pg_db.query("SELECT COUNT(*) FROM orders") == [(3,)]
     assert _primary_key(pg_db, "orders") == []  # rolled back with the failed finish
     assert _foreign_keys(pg_db, "lines") == []  # waits for a run in which every table succeeds
+    assert pg_db.query("SELECT COUNT(*) FROM lines") == [(0,)]  # (its parent table failed: not loaded)
     again = copy_ok(job_for(source, pg_db))
-    assert [t.rows_written for t in again.tables] == [0, 0]  # every chunk was done
+    assert [t.rows_written for t in again.tables] == [0, 3]  # every chunk of orders was done
     assert _primary_key(pg_db, "orders") == ["id"]
     assert _foreign_keys(pg_db, "lines") == [(["order_id"], "orders")]
     assert pg_db.query("SELECT COUNT(*) FROM orders") == [(3,)]
@@ -2206,3 +2207,105 @@ def test_an_append_run_again_rejects_rows_already_there_without_a_write_each(
     reasons = {json.loads(line)["reason"] for line in rejects.read_text().splitlines()}
     assert "duplicate key: id=1 is in the target already" in reasons and len(reasons) == 299
     assert target.query("SELECT COUNT(*), SUM(v) FROM nums") == [(301, sum(range(1, 302)))]
+
+
+# ---- a run made again after one that stopped ------------------------------------------------------
+
+_REFUSE_LINE_3 = {
+    "sqlite": "CREATE TRIGGER no3 BEFORE INSERT ON lines WHEN NEW.id = 3 BEGIN SELECT RAISE(ABORT, 'no'); END",
+    "mariadb": "CREATE TRIGGER no3 BEFORE INSERT ON `lines` FOR EACH ROW IF NEW.id = 3 THEN"
+    " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no'; END IF",
+}
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("target_name", ["sqlite", "mariadb"])
+def test_a_run_made_again_copies_only_what_the_stopped_one_did_not_finish(
+    make_db: Callable[[str], Database], target_name: str, mode: str
+) -> None:
+    """A run that stopped (here 'lines' failed; killed is the same) and is made again skipped none of
+    the tables that run had finished: append added 'orders' a second time (every row refused, or a
+    keyless table doubled), and replace emptied 'orders' again, which 'lines', resumed, references:
+    "cannot empty orders: lines (not copied) references them", on every run after. Now the tables it
+    finished are skipped, and once a run of them ends with every table copied, the next starts anew."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(*KEYED, "CREATE TABLE notes (body VARCHAR(20))", "INSERT INTO notes VALUES ('x'), ('y')")
+    copy_ok(job_for(source, target), mode="replace")  # (the tables, and their keys, are in the target)
+    q = target.q
+    target.sql(
+        f"DELETE FROM {q('lines')}", "DELETE FROM notes", "DELETE FROM orders", _REFUSE_LINE_3[target_name]
+    )
+    stopped = copy_closed(job_for(source, target), mode=mode, max_rejects=0)
+    assert {t.target: t.status for t in stopped.tables} == {"orders": "ok", "notes": "ok", "lines": "failed"}
+    target.sql("DROP TRIGGER no3")
+    again = copy_ok(job_for(source, target), mode=mode)
+    assert {t.target: (t.rows_written, t.skipped) for t in again.tables} == {
+        "orders": (0, 3),
+        "notes": (0, 2),
+        "lines": (3, 0),
+    }
+    counts = [target.query(f"SELECT COUNT(*) FROM {q(t)}")[0][0] for t in ("orders", "notes", "lines")]
+    assert counts == [3, 2, 3]
+    anew = copy_closed(job_for(source, target), mode=mode)  # (the run before ended whole)
+    expected = [3, 2, 3] if mode == "replace" else [3, 4, 3]  # (append adds the keyless rows again)
+    assert [
+        target.query(f"SELECT COUNT(*) FROM {q(t)}")[0][0] for t in ("orders", "notes", "lines")
+    ] == expected
+    assert all(t.skipped == 0 for t in anew.tables)
+
+
+def test_replace_with_remap_ids_made_again_copies_every_row(make_db: Callable[[str], Database]) -> None:
+    """Replace emptied the tables but kept their old -> new IDs in _parity_id_map: a second run took
+    every row for copied already, skipped them all, and left the tables empty, saying ok."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(*KEYED)
+    for _ in range(2):
+        result = copy_ok(job_for(source, target), mode="replace", remap_ids=True)
+        assert [(t.rows_written, t.skipped) for t in result.tables] == [(3, 0), (3, 0)]
+        assert target.query("SELECT COUNT(*) FROM orders") == [(3,)]
+        assert target.query("SELECT COUNT(*) FROM lines l JOIN orders o ON o.id = l.order_id") == [(3,)]
+        assert target.query("SELECT COUNT(*) FROM _parity_id_map") == [(6,)]
+
+
+def test_a_run_stopped_among_the_ddl_still_adds_the_keys_that_wait_for_the_rows(
+    make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MariaDB commits each DDL statement: the record of the FKs and keys to add after the rows was
+    written after the last CREATE TABLE, so a run killed among them lost it, and the run made again
+    ended without those FKs and keys, saying nothing. Now the record is committed first."""
+    from parity.schema import apply as apply_module
+
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(*KEYED)
+    real_run = apply_module._run
+
+    def killed_after_the_last_table(conn: Any, sql: str, table: str) -> None:
+        real_run(conn, sql, table)
+        if table == "lines":
+            raise KeyboardInterrupt  # (as a kill: nothing of parity's own runs after it)
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(apply_module, "_run", killed_after_the_last_table)
+        copy_closed(job_for(source, target))
+    assert {"orders", "lines"} <= set(target.tables()) and _foreign_keys(target, "lines") == []
+    copy_ok(job_for(source, target))
+    assert _foreign_keys(target, "lines") == [(["order_id"], "orders")]
+    with target.endpoint().connect() as conn:
+        uniques = sa.inspect(conn).get_unique_constraints("orders", schema=target.schema)
+        indexes = sa.inspect(conn).get_indexes("orders", schema=target.schema)
+    assert [u["column_names"] for u in uniques] + [i["column_names"] for i in indexes if i["unique"]]
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "sqlite", "duckdb"])
+def test_a_mariadb_float_arrives_exactly(make_db: Callable[[str], Database], target_name: str) -> None:
+    """MariaDB sends a FLOAT as 6 significant digits of text: 123456.8 arrived as 123457 and
+    1.000004 as 1, on the text path and the values path alike. Read as a DOUBLE, the 4-byte value
+    arrives whole."""
+    source, target = make_db("mariadb"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE ff (id INTEGER PRIMARY KEY, f FLOAT)",
+        "INSERT INTO ff VALUES (1, 123456.8), (2, 1.000004)",
+    )
+    copy_ok(job_for(source, target))
+    stored = dict(target.query("SELECT id, f FROM ff"))
+    assert stored == {1: pytest.approx(123456.8, rel=1e-7), 2: pytest.approx(1.000004, rel=1e-7)}

@@ -785,6 +785,16 @@ class Dialect:
         """A value of a type parity takes as text (``Column.read_as_text``) as the database writes it."""
         return sa.cast(x, self.CAST_TEXT)
 
+    def read_value(self, x: Any, kind: Kind) -> Any:
+        """How copy and diff read a column of ``kind`` so that its value arrives exactly (MySQL sends a
+        FLOAT as 6 digits of text); ``x`` itself where the column as it is does."""
+        return x
+
+    def read_exactly(self, x: Any, kind: Kind) -> Any:
+        """``read_value``, labelled with the column's name where it is not the column itself."""
+        value = self.read_value(x, kind)
+        return x if value is x else value.label(x.name)
+
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
         """JSON in jsonb's text (``values.jsonb_text``) where the database can write it (PostgreSQL,
         SQLite through Python), else the text it holds: equal there when it was written in that form

@@ -197,6 +197,11 @@ class MySQL(Dialect):
     def concat(self, *parts: Any) -> sa.ColumnElement[Any]:
         return sa.func.concat(*parts)
 
+    def read_value(self, x: Any, kind: Kind) -> Any:
+        # a FLOAT comes as 6 significant digits of text (123456.8 as 123457); as a DOUBLE it is the
+        # FLOAT's exact value (123456.796875), which a 4-byte float elsewhere holds the same
+        return sa.cast(x, mysql.DOUBLE()) if kind is Kind.FLOAT else x
+
     def copy_line(
         self, columns: Sequence[Any], kinds: Sequence[Kind], charsets: Mapping[str, str | None] | None = None
     ) -> sa.ColumnElement[Any] | None:
@@ -210,7 +215,7 @@ class MySQL(Dialect):
         cast = len(shared) > 1 or not shared <= _MIXES_WITH_UTF8MB4
         plain, escaped = [], []
         for column, kind in zip(columns, kinds, strict=True):
-            value = column
+            value = self.read_value(column, kind)
             if kind is Kind.UUID or (kind in STRING_KINDS and cast):  # (IFNULL() of a UUID gives a UUID)
                 value = sa.cast(column, mysql.CHAR(charset="utf8mb4"))
             plain.append(sa.func.ifnull(value, sa.literal("\\N")))

@@ -218,7 +218,7 @@ class Side:
             if t.kind is Kind.JSON
             else self.dialect.output_text(x).label(x.name)
             if x.name in as_text
-            else x
+            else self.dialect.read_exactly(x, t.kind)
             for x, t in zip(self.sa_table.c, self.types, strict=True)
         ]
         if hashed:

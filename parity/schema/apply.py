@@ -44,11 +44,16 @@ def schema_apply(
     job: Job, plan: SchemaPlan | None = None, then: Callable[[sa.Connection], None] | None = None
 ) -> SchemaPlan:
     """Plan, then run the plan's DDL. On PostgreSQL the whole plan is one transaction, which also runs
-    ``then`` (copy records there what it will build after the rows)."""
+    ``then`` (copy records there what it will build after the rows); where DDL commits on its own,
+    ``then`` runs and commits first."""
     plan = plan or schema_plan(job)
     if not plan.steps:
         return plan
     created: list[str] = []
+    transactional = job.target.dialect.TRANSACTIONAL_DDL
+    if then is not None and not transactional:  # (each DDL statement commits: a run stopped among them
+        with job.target.begin() as conn:  # must find the record of what waits for the rows)
+            then(conn)
     try:
         with job.target.begin() as conn:
             for step in plan.steps:
@@ -56,7 +61,7 @@ def schema_apply(
                 _run(conn, step.sql, step.table)
                 if step.action == "create table":
                     created.append(step.table)
-            if then is not None:
+            if then is not None and transactional:
                 then(conn)
     except ParityError:
         if not job.target.dialect.TRANSACTIONAL_DDL:
