@@ -47,6 +47,7 @@ from parity.endpoint import (
     same_database,
     statement_error,
     switched,
+    transient_error,
 )
 from parity.errors import ConfigError, DataError, ParityError
 from parity.job import Job, aggregate_row, select_columns, where_clause
@@ -64,6 +65,8 @@ Progress = Callable[[str, int, int | None], None]
 """progress(table, rows_done, rows_total): called from worker threads as batches land."""
 
 CHUNK_BATCHES = 10
+TRANSIENT_RETRIES = 3
+"""How many times a chunk the target rolled back for a deadlock or a lock wait is made again."""
 """A chunk holds about this many batches: the unit of parallel work and of checkpointing."""
 
 ESTIMATED_FROM = 100_000
@@ -1126,7 +1129,7 @@ class _ChunkRunner:
         return bulk.Batch(rows, prepared, self.writer_class)
 
     def run(self, chunk: Chunk) -> tuple[int, int, int, int]:
-        as_text, lenient = self.as_text, False
+        as_text, lenient, retries = self.as_text, False, 0
         while True:  # an attempt rolled back is made again, as the failure asks
             counted: list[int] = []
             try:
@@ -1157,6 +1160,12 @@ class _ChunkRunner:
                     "%s: %s; chunk %s read again, such values as text", self.tp.source.name, exc, chunk.name
                 )
                 lenient = True
+            except Exception as exc:  # (a driver's own error too: COPY's is psycopg's)
+                if isinstance(exc, ParityError) or not transient_error(exc) or retries >= TRANSIENT_RETRIES:
+                    raise
+                retries += 1
+                logger.info("%s: %s; chunk %s made again", self.tp.target, _reason(exc), chunk.name)
+                time.sleep(0.1 * retries)
             self.counter.add(-sum(counted))  # the progress of the rolled-back attempt
 
     def _run(
@@ -1860,6 +1869,8 @@ def _raise_unless_refusal(error: Exception) -> None:
     every one of them for it."""
     if statement_error(error):
         raise ParityError(f"the target refused the statement: {_reason(error)}") from error
+    if transient_error(error):  # (the chunk is made again: ``_ChunkRunner.run``)
+        raise error
     if blames_no_row(error):
         raise ParityError(f"the target failed, for no row's fault: {_reason(error)}") from error
 
@@ -1875,7 +1886,10 @@ def _under_savepoint(
         savepoint.rollback()
         raise
     except Exception as exc:
-        savepoint.rollback()
+        try:
+            savepoint.rollback()
+        except sa.exc.DBAPIError:  # (the database ended the transaction, a deadlock's victim: why)
+            raise exc from None
         return exc
     savepoint.commit()
     return None

@@ -374,6 +374,17 @@ def server_error(exc: BaseException) -> bool:
     return module == "sqlite3" and isinstance(code, int) and code & 0xFF in _SQLITE_SERVER_CODES
 
 
+def transient_error(exc: BaseException) -> bool:
+    """Whether the database rolled the transaction back for its meeting with another one (a deadlock,
+    a serialization failure, a lock wait timed out): the same work, made again, may go through."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str) and state.startswith("40"):
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    return type(orig).__module__.startswith(("pymysql", "MySQLdb")) and bool(args) and args[0] in (1205, 1213)
+
+
 def blames_no_row(exc: BaseException) -> bool:
     """Whether a failed write is no row's refusal (``statement_error``, ``server_error``): isolating
     rows would reject every one of them for it, so it fails the table instead."""

@@ -606,7 +606,7 @@ def test_a_server_failure_fails_the_table_not_the_row_it_met(
     small: Database, make_db: Callable[[str], Database], target_name: str, mode: str, tmp_path: Path
 ) -> None:
     """A server failing a write for a reason of its own (PostgreSQL out of shared memory, SQLSTATE
-    class 53; MariaDB's lock wait timeout, error 1205) was taken for the refusal of the rows that met
+    class 53; MariaDB's table full, error 1114) was taken for the refusal of the rows that met
     it: under load, a 1M-row copy rejected 28,467 rows as "out of shared memory" and said ok. Now it
     fails the table, no row is rejected, and a run once the server is well copies every row. (A
     trigger raises the server's own error code on the row with id 2.)"""
@@ -621,7 +621,7 @@ def test_a_server_failure_fails_the_table_not_the_row_it_met(
     else:
         target.sql(
             "CREATE TRIGGER strain BEFORE INSERT ON items FOR EACH ROW IF NEW.id = 2 THEN SIGNAL SQLSTATE"
-            " 'HY000' SET MYSQL_ERRNO = 1205, MESSAGE_TEXT = 'Lock wait timeout exceeded'; END IF"
+            " 'HY000' SET MYSQL_ERRNO = 1114, MESSAGE_TEXT = 'The table is full'; END IF"
         )
     rejects = tmp_path / "rejects.jsonl"
     (table,) = copy_closed(job_for(small, target), mode=mode, rejects_file=str(rejects)).tables
@@ -2309,3 +2309,24 @@ def test_a_mariadb_float_arrives_exactly(make_db: Callable[[str], Database], tar
     copy_ok(job_for(source, target))
     stored = dict(target.query("SELECT id, f FROM ff"))
     assert stored == {1: pytest.approx(123456.8, rel=1e-7), 2: pytest.approx(1.000004, rel=1e-7)}
+
+
+@pytest.mark.parametrize("mode", ["append", "merge"])
+def test_a_chunk_the_target_rolls_back_for_a_deadlock_is_made_again(
+    small: Database, pg_db: Database, mode: str, tmp_path: Path
+) -> None:
+    """A deadlock's victim (SQLSTATE 40P01; 40001, MySQL's 1213 and 1205 alike) has its transaction
+    rolled back by the database: the chunk is made again, and the table goes through whole, with
+    nothing rejected. (A trigger fails the first write with a serialization failure; a sequence, which
+    no rollback takes back, counts the tries.)"""
+    pg_db.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20), price DECIMAL(8,2))",
+        "CREATE SEQUENCE tries",
+        f"CREATE FUNCTION once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF nextval('{pg_db.schema}.tries') = 1 THEN"
+        " RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER once BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION once()",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    (table,) = copy_closed(job_for(small, pg_db), mode=mode, rejects_file=str(rejects)).tables
+    assert (table.status, table.rows_written, table.rejected) == ("ok", 3, 0) and not rejects.exists()
+    assert sorted(r[0] for r in pg_db.query("SELECT id FROM items")) == [1, 2, 3]
