@@ -171,8 +171,9 @@ def check_keys(data: Any, model: type[BaseModel], where: str, path: str = "") ->
             check_keys(value, sub, where, here)
 
 
-def load(path: str | Path) -> JobConfig:
-    """Read, interpolate and validate a job file."""
+def load(path: str | Path, urls: dict[str, str | None] | None = None) -> JobConfig:
+    """Read, interpolate and validate a job file; ``urls``: the source and target URLs given beside it,
+    which stand in for a ``source:`` or ``target:`` the file leaves out."""
     job_file = Path(path)
     where = str(job_file)
     import yaml
@@ -191,6 +192,9 @@ def load(path: str | Path) -> JobConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of settings at the top level")
     data = interpolate(data, _environment(job_file), where)
+    for role, url in (urls or {}).items():
+        if url and data.get(role) is None:
+            data[role] = {"url": url}
     return parse(data, where)
 
 

@@ -159,7 +159,8 @@ def build(
     """Merge a job file with options. ``tables`` entries are ``SRC`` or ``SRC:DST``."""
     data: dict[str, Any] = {}
     if config_file:
-        data = cfg.load(config_file).model_dump(by_alias=True, exclude_none=True)
+        given = {"source": source_url, "target": target_url}
+        data = cfg.load(config_file, given).model_dump(by_alias=True, exclude_none=True)
     for role, url, schema in (("source", source_url, source_schema), ("target", target_url, target_schema)):
         entry = dict(data.get(role) or {})
         if url:

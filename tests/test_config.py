@@ -214,6 +214,17 @@ def test_options_win_over_the_job_file(tmp_path: Path) -> None:
     assert job.config.defaults.workers == 2
 
 
+def test_a_job_file_may_leave_the_urls_to_the_command_line(tmp_path: Path) -> None:
+    """A job file of tables alone, the URLs given beside it: it was refused ("source: Field
+    required"), though options win over the file. Without either, the file still needs them."""
+    job_file = write(tmp_path / "job.yaml", "tables:\n  - name: orders\n    key: [id]\n")
+    job = jobs.build("sqlite:///a.db", "duckdb:///c.duckdb", config_file=str(job_file))
+    assert (job.source.backend, job.target.backend) == ("sqlite", "duckdb")
+    assert [t.name for t in job.config.tables] == ["orders"]
+    with pytest.raises(ConfigError, match="target"):
+        jobs.build("sqlite:///a.db", config_file=str(job_file))
+
+
 def test_exclude_columns_are_glob_patterns(sqlite_db: Database, tmp_path: Path) -> None:
     sqlite_db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, secret_a TEXT, secret_b TEXT, keep TEXT)")
     job_file = write(
