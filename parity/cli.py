@@ -648,6 +648,8 @@ def _diff_summary(table: Any) -> None:
 
 
 def render_differences(table: Any) -> None:
+    from rich.markup import escape
+
     from parity.diff.result import value_text
 
     if not table.differences:
@@ -656,7 +658,7 @@ def render_differences(table: Any) -> None:
     for name in ("kind", "key", "column", "source", "target"):
         rich.add_column(name, overflow="fold")
     for d in table.differences:
-        key = ", ".join(f"{k}={value_text(v)}" for k, v in d.key.items())
+        key = ", ".join(f"{escape(k)}={_shown(value_text(v))}" for k, v in d.key.items())
         if d.kind != "changed":
             row = d.source if d.kind == "missing" else d.target
             whole = ", ".join(f"{k}={_shown(value_text(v))}" for k, v in (row or {}).items())
@@ -709,7 +711,10 @@ def render_record(table: Any, fmt: str) -> None:
         row["kind"] = kinds.pop() if kinds else ("identical" if view.source or view.target else "absent")
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         return
-    rich = RichTable(title=f"{table.stats.table}: {', '.join(f'{k}={v}' for k, v in view.key.items())}")
+    from rich.markup import escape
+
+    shown = ", ".join(f"{escape(k)}={_shown(value_text(v))}" for k, v in view.key.items())
+    rich = RichTable(title=f"{escape(table.stats.table)}: {shown}")
     for name in ("column", "source", "target", ""):
         rich.add_column(name, overflow="fold")
 

@@ -110,6 +110,21 @@ def test_csv_and_table_formats(parity: Callable[..., Run], dbs: tuple[Database, 
     assert "diff statistics" in as_table.out and "changed values per column" in as_table.out
 
 
+def test_the_table_format_quotes_a_key_with_spaces_around_it(
+    parity: Callable[..., Run], sqlite_db: Database, duckdb_db: Database
+) -> None:
+    """Keys 'k1' and 'k1 ' are two rows; the table printed both as k=k1 (values were quoted, keys
+    not), and a key holding rich markup ('[red]') was taken as markup."""
+    for db in (sqlite_db, duckdb_db):
+        db.sql("CREATE TABLE sk (k VARCHAR(10) PRIMARY KEY, v INTEGER)")
+    sqlite_db.sql("INSERT INTO sk VALUES ('k1', 1), ('[red]x', 2)")
+    duckdb_db.sql("INSERT INTO sk VALUES ('k1 ', 1)")
+    shown = parity("diff", sqlite_db.url, duckdb_db.url, "-t", "sk")
+    assert shown.code == 1
+    keys = sorted(line.split("│")[2].strip() for line in shown.out.splitlines() if line.count("│") > 3)
+    assert keys == ["k='k1 '", "k=[red]x", "k=k1"], shown.out
+
+
 def test_csv_tells_null_from_an_empty_string(
     parity: Callable[..., Run], dbs: tuple[Database, Database], tmp_path: Path
 ) -> None:
