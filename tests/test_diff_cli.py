@@ -111,7 +111,7 @@ def test_csv_and_table_formats(parity: Callable[..., Run], dbs: tuple[Database, 
 
 
 def test_the_table_format_quotes_a_key_with_spaces_around_it(
-    parity: Callable[..., Run], sqlite_db: Database, duckdb_db: Database
+    parity: Callable[..., Run], sqlite_db: Database, duckdb_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Keys 'k1' and 'k1 ' are two rows; the table printed both as k=k1 (values were quoted, keys
     not), and a key holding rich markup ('[red]') was taken as markup."""
@@ -119,6 +119,9 @@ def test_the_table_format_quotes_a_key_with_spaces_around_it(
         db.sql("CREATE TABLE sk (k VARCHAR(10) PRIMARY KEY, v INTEGER)")
     sqlite_db.sql("INSERT INTO sk VALUES ('k1', 1), ('[red]x', 2)")
     duckdb_db.sql("INSERT INTO sk VALUES ('k1 ', 1)")
+    from parity import cli
+
+    monkeypatch.setattr(cli.out, "width", 160)  # (cells fold on a narrow terminal)
     shown = parity("diff", sqlite_db.url, duckdb_db.url, "-t", "sk")
     assert shown.code == 1
     keys = sorted(line.split("│")[2].strip() for line in shown.out.splitlines() if line.count("│") > 3)
