@@ -65,9 +65,9 @@ Progress = Callable[[str, int, int | None], None]
 """progress(table, rows_done, rows_total): called from worker threads as batches land."""
 
 CHUNK_BATCHES = 10
+"""A chunk holds about this many batches: the unit of parallel work and of checkpointing."""
 TRANSIENT_RETRIES = 3
 """How many times a chunk the target rolled back for a deadlock or a lock wait is made again."""
-"""A chunk holds about this many batches: the unit of parallel work and of checkpointing."""
 
 ESTIMATED_FROM = 100_000
 """A table whose statistics say it holds at least this many rows is cut into chunks by that estimate
@@ -205,15 +205,15 @@ def copy(
     maps = IdMaps(state)
     rejects = _Rejects(rejects_file, max_rejects)
     result.run_id = rejects.run["run_id"]
-    starts = _start_all(job, state, plans)
     created = {step.table for step in plan.steps if step.action == "create table"}
+    starts = _start_all(job, state, plans, created)
     result.warnings += _appending_again(job, [tp for tp in plans if tp.target not in created], starts)
     failed: dict[str, str] = {}  # source name -> target name, of the tables that failed
     try:
         for table_plan in plans:
             start = starts[table_plan.target]
             parent = next((failed[r] for r in _parents(table_plan) if r in failed), None)
-            if parent is not None and not isinstance(start, ParityError):
+            if parent is not None and not isinstance(start, ParityError) and start[0]:
                 # (its rows would be refused for want of their parents, and recorded as done)
                 start = ParityError(f"not copied: it references '{parent}', which failed in this run")
             table = _copy_table(job, state, table_plan, start, workers, progress, rejects, maps)
@@ -757,7 +757,7 @@ def _appending_again(job: Job, plans: list[_TablePlan], starts: dict[str, _Start
     ]
 
 
-def _start_all(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, _Start]:
+def _start_all(job: Job, state: State, plans: list[_TablePlan], created: set[str]) -> dict[str, _Start]:
     """Resume running tasks; start the others in one transaction that also empties replace tables.
 
     Emptying every replace table in one statement or transaction lets tables that reference each
@@ -776,6 +776,11 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, _St
             task = _task_id(job, tp)
             info = state.task(conn, task)
             status = info.get("status") if info else None
+            if status == "done" and (not resuming or tp.target in created):
+                # (a table done by a run that ended, or made anew since: this run copies it; forgotten
+                # now, with the run's start, so that a run stopped before it starts it cannot skip it)
+                conn.execute(sa.delete(state.state).where(state.state.c.task == task))
+                status = None
             if info and status == "running":
                 chunks = [Chunk(**c) for c in info["chunks"]]
                 starts[tp.target] = (chunks, state.done_chunks(conn, task), int(info["total"]))
@@ -1657,6 +1662,8 @@ class _ChunkRunner:
         for i, reason in there.items():
             held.add(rows[i], reason)
         rest = [row for i, row in enumerate(rows) if i not in there] if there else rows
+        if not rest:
+            return 0, len(there)
         written, rejected = self._isolate(conn, self._writer(row_class, conn, destination, each), rest, held)
         return written, rejected + len(there)
 
@@ -1846,6 +1853,8 @@ def _refused(
     refused: dict[int, str] = {}
 
     def find(low: int, high: int) -> None:
+        if high <= low:
+            return
         error = attempt(rows[low:high])
         if error is None:
             return

@@ -2330,3 +2330,25 @@ def test_a_chunk_the_target_rolls_back_for_a_deadlock_is_made_again(
     (table,) = copy_closed(job_for(small, pg_db), mode=mode, rejects_file=str(rejects)).tables
     assert (table.status, table.rows_written, table.rejected) == ("ok", 3, 0) and not rejects.exists()
     assert sorted(r[0] for r in pg_db.query("SELECT id FROM items")) == [1, 2, 3]
+
+
+def test_a_run_stopped_before_its_tables_start_does_not_make_the_next_skip_them(
+    make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that ended whole leaves its tables "done"; the next run, stopped after it marked itself
+    running but before it started its tables (planning chunks), made the run after take those "done"
+    for its own and skip them: replace emptied nothing and copied nothing, saying ok."""
+    source, target = make_db("sqlite"), make_db("sqlite")
+    source.sql(*KEYED)
+    copy_ok(job_for(source, target), mode="replace")
+    target.sql("UPDATE orders SET n = 0")
+
+    def stopped(*args: Any, **kw: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(copy_module, "_plan_chunks", stopped)
+        copy_closed(job_for(source, target), mode="replace")
+    again = copy_ok(job_for(source, target), mode="replace")
+    assert [(t.rows_written, t.skipped) for t in again.tables] == [(3, 0), (3, 0)]
+    assert target.query("SELECT SUM(n) FROM orders") == [(40,)]
