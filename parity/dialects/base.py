@@ -735,7 +735,8 @@ class Dialect:
         return sa.case((x, sa.literal("1")), else_=sa.literal("0"))
 
     def text_string(self, x: Any, strip: bool) -> sa.ColumnElement[Any]:
-        return sa.func.rtrim(x) if strip else x
+        # (spaces only: DuckDB's rtrim() of one argument takes every white space, U+00A0 too)
+        return self.rtrim_chars(x, " ") if strip else x
 
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         if self.DATE_FORMAT:

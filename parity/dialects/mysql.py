@@ -200,7 +200,7 @@ class MySQL(Dialect):
     def read_value(self, x: Any, kind: Kind) -> Any:
         # a FLOAT comes as 6 significant digits of text (123456.8 as 123457); as a DOUBLE it is the
         # FLOAT's exact value (123456.796875), which a 4-byte float elsewhere holds the same
-        return sa.cast(x, mysql.DOUBLE()) if kind is Kind.FLOAT else x
+        return self.as_double(x) if kind is Kind.FLOAT else x
 
     def copy_line(
         self, columns: Sequence[Any], kinds: Sequence[Kind], charsets: Mapping[str, str | None] | None = None
