@@ -313,9 +313,18 @@ def _prepare_schema(
             for (when, table), sqls in later.items():
                 state.defer_ddl(conn, when, table, sqls)
 
-        schema_apply(
-            job, SchemaPlan(steps=steps, warnings=plan.warnings, order=plan.order, names=plan.names), record
-        )
+        try:
+            schema_apply(
+                job,
+                SchemaPlan(steps=steps, warnings=plan.warnings, order=plan.order, names=plan.names),
+                record,
+            )
+        except ParityError:
+            if later and not job.target.dialect.TRANSACTIONAL_DDL:  # (recorded first: the tables are gone)
+                with job.target.begin() as conn:
+                    for when, name in later:
+                        state.ran_ddl(conn, when, name)
+            raise
     return plan
 
 
@@ -805,8 +814,7 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan], created: set[str
         with job.target.begin() as conn:
             if replace:
                 _empty(job, conn, replace)
-                # (the old -> new IDs of rows no longer there: kept, they would make the rows "copied")
-                conn.execute(sa.delete(state.id_map).where(state.id_map.c.table_name.in_(replace)))
+                state.forget_rows(conn, replace)
             for tp, task, chunks, total in fresh:
                 state.start_task(
                     conn, task, {"status": "running", "chunks": [asdict(c) for c in chunks], "total": total}
@@ -1674,10 +1682,8 @@ class _ChunkRunner:
         such rows. A key written in another form (a UUID's case) is left to the writes to find."""
         if self.tp.mode == "merge":
             return {}
-        if self.target_key is None:
-            from parity.schema.reflect import reflect
-
-            key = reflect(self.job.target, [self.tp.target])[0].primary_key
+        if self.target_key is None:  # (on this connection: SQLite's writer may hold the file's lock)
+            key = self.target_dialect.primary_key(conn, self.tp.target, self.job.target.schema)
             columns = self.tp.target_columns
             self.target_key = key[0] if len(key) == 1 and key[0] in columns else ""
         if not self.target_key:

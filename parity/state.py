@@ -121,6 +121,12 @@ class State:
         ).all()
         return [(r[0], json.loads(r[1])) for r in rows]
 
+    def forget_rows(self, conn: Connection, tables: list[str]) -> None:
+        """Forget what is recorded of the rows of ``tables``, as they are emptied: their old -> new IDs
+        (kept, they would make the rows "copied") and their references waiting for a parent."""
+        conn.execute(sa.delete(self.id_map).where(self.id_map.c.table_name.in_(tables)))
+        conn.execute(sa.delete(self.state).where(self.state.c.task.in_([_late_task(t) for t in tables])))
+
     def references_set(self, conn: Connection, table: str, chunks: list[str]) -> None:
         for start in range(0, len(chunks), 500):
             conn.execute(

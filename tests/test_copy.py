@@ -26,7 +26,7 @@ import parity.copy as copy_module
 from parity import bulk, textread
 from parity.copy import copy
 from parity.diff import diff
-from parity.errors import DataError
+from parity.errors import DataError, ParityError
 from parity.job import build
 from parity.schema.model import Column, Table
 from parity.schema.plan import plan_schema
@@ -2352,3 +2352,19 @@ def test_a_run_stopped_before_its_tables_start_does_not_make_the_next_skip_them(
     again = copy_ok(job_for(source, target), mode="replace")
     assert [(t.rows_written, t.skipped) for t in again.tables] == [(3, 0), (3, 0)]
     assert target.query("SELECT SUM(n) FROM orders") == [(40,)]
+
+
+def test_a_failed_schema_apply_on_mariadb_leaves_no_record_of_keys_to_add(
+    make_db: Callable[[str], Database],
+) -> None:
+    """Where DDL commits on its own, the keys and FKs that wait for the rows are recorded before the
+    first CREATE TABLE; an apply that fails drops the tables it made, and now forgets that record too
+    (a later run would otherwise add keys to a table it did not make)."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(*KEYED)
+    target.sql("CREATE VIEW `lines` AS SELECT 1 AS id")  # (not a table: its CREATE TABLE fails)
+    with pytest.raises(ParityError, match="schema change for table 'lines' failed"):
+        copy_closed(job_for(source, target))
+    assert "orders" not in target.tables()
+    waiting = target.query("SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'fks %' OR task LIKE 'keys %'")
+    assert waiting == [(0,)]
