@@ -35,7 +35,6 @@ from parity import bulk, log, textread
 from parity.config import Mode, TableConfig
 from parity.dialects import REGISTRY, Dialect
 from parity.endpoint import (
-    blames_no_row,
     cardinality_error,
     driver_could_not_load,
     driver_message,
@@ -43,9 +42,10 @@ from parity.endpoint import (
     mysqlclient_args,
     mysqlclient_connect,
     mysqlclient_serves,
+    raise_unless_refusal,
     refuse_given_ids,
+    roll_back_to,
     same_database,
-    statement_error,
     switched,
     transient_error,
 )
@@ -1029,6 +1029,7 @@ class _Held:
     def __init__(self, rejects: _Rejects, table: str, columns: Sequence[str]) -> None:
         self.rejects, self.table, self.columns = rejects, table, columns
         self.rows: list[tuple[Sequence[Any], str]] = []
+        self.flushed = False
         self.failed = 0
         """Writes refused under savepoints in this attempt's transaction (``count_failed_savepoint``)."""
 
@@ -1038,6 +1039,7 @@ class _Held:
 
     def flush(self) -> None:
         self.rejects.write(self.table, self.columns, self.rows)
+        self.flushed = True
 
 
 _DONE = object()
@@ -1100,6 +1102,8 @@ class _ChunkRunner:
         set for the rest of the table once the target refused a chunk's upsert."""
         self.changed_only: set[str] | None = None
         """Those it updates apart, where they differ (``Dialect.changed_only_columns``), once asked."""
+        self.attempt = threading.local()
+        """This thread's attempt at a chunk: its ``_Held`` rows (``held``), once the writer has them."""
         self.target_key: str | None = None
         """The target's single-column primary key among the written columns ("" where none), read
         when a batch is first refused (``_already_there``)."""
@@ -1145,6 +1149,7 @@ class _ChunkRunner:
         as_text, lenient, retries = self.as_text, False, 0
         while True:  # an attempt rolled back is made again, as the failure asks
             counted: list[int] = []
+            self.attempt.held = None
             try:
                 return self._run(chunk, as_text, counted, lenient)
             except textread.AsValues as exc:
@@ -1174,8 +1179,13 @@ class _ChunkRunner:
                 )
                 lenient = True
             except Exception as exc:  # (a driver's own error too: COPY's is psycopg's)
+                held = getattr(self.attempt, "held", None)
                 if isinstance(exc, ParityError) or not transient_error(exc) or retries >= TRANSIENT_RETRIES:
                     raise
+                if (
+                    held is not None and held.flushed and held.rows
+                ):  # (its commit failed after its rejects were
+                    raise  # recorded: made again, they would be recorded twice)
                 retries += 1
                 logger.info("%s: %s; chunk %s made again", self.tp.target, _reason(exc), chunk.name)
                 time.sleep(0.1 * retries)
@@ -1472,7 +1482,7 @@ class _ChunkRunner:
             return self._write_remapped(chunk, batches)
         tp, target = self.tp, self.job.target
         read = written = rejected = 0
-        held = self.rejects.hold(tp.target, tp.target_columns)
+        held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns)
         with (
             target.connect() as conn,
             _fk_checks_off(conn, self.target_dialect, tp.in_cycle),
@@ -1497,7 +1507,7 @@ class _ChunkRunner:
                 except Exception as exc:
                     if isinstance(exc, ParityError):
                         raise
-                    _raise_unless_refusal(exc)
+                    raise_unless_refusal(exc)
                     raise _MergeApart(f"the target refused the chunk's upsert ({_reason(exc)})") from exc
             self.state.mark_chunk(conn, self.task, chunk.name, read)
             held.flush()  # (just before the commit: a run killed in between records them twice, not never)
@@ -1508,7 +1518,7 @@ class _ChunkRunner:
     ) -> tuple[int, int, int, int]:
         tp, target = self.tp, self.job.target
         read = written = skipped = 0
-        held = self.rejects.hold(tp.target, tp.target_columns)
+        held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns)
 
         given = [c for c in tp.target_columns if c != tp.remap.identity]  # (the target numbers that one)
         with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle):
@@ -1645,7 +1655,7 @@ class _ChunkRunner:
             except Exception as exc:  # (no savepoint to isolate the refused rows under: the chunk is
                 if isinstance(exc, ParityError):  # rolled back, and written again trying each batch first)
                     raise
-                _raise_unless_refusal(exc)
+                raise_unless_refusal(exc)
                 # (a table referencing itself: rows another connection would try may reference rows
                 # only this one sees)
                 if self.tp.in_cycle:
@@ -1658,7 +1668,7 @@ class _ChunkRunner:
         refused = _under_savepoint(conn, self.target_dialect, writer, rows)
         if refused is None:
             return len(rows), 0
-        _raise_unless_refusal(refused)
+        raise_unless_refusal(refused)
         held.failed += 1
         logger.info("batch of %d rows refused (%s); isolating", len(rows), refused)
         # a TextBatch's rows are strings, which the target converts itself (no encoders)
@@ -1766,7 +1776,7 @@ class _ChunkRunner:
         def attempt(part: Sequence[tuple[Any, ...]]) -> Exception | None:
             error = _under_savepoint(conn, self.target_dialect, writer, part)
             if error is not None:
-                _raise_unless_refusal(error)
+                raise_unless_refusal(error)
                 held.failed += 1
                 self.target_dialect.count_failed_savepoint(held.failed)
             return error
@@ -1866,7 +1876,7 @@ def _refused(
             return
         if isinstance(error, ParityError):  # (the table's failure, not these rows' refusal)
             raise error
-        _raise_unless_refusal(error)
+        raise_unless_refusal(error)
         if high - low == 1:
             refused[low] = _reason(error)
             return
@@ -1876,18 +1886,6 @@ def _refused(
 
     find(0, len(rows))
     return refused
-
-
-def _raise_unless_refusal(error: Exception) -> None:
-    """Fail the table where the target failed the write for no row's fault (``blames_no_row``: the
-    statement, or the server out of memory, a lost connection, a timeout): isolating rows would reject
-    every one of them for it."""
-    if statement_error(error):
-        raise ParityError(f"the target refused the statement: {_reason(error)}") from error
-    if transient_error(error):  # (the chunk is made again: ``_ChunkRunner.run``)
-        raise error
-    if blames_no_row(error):
-        raise ParityError(f"the target failed, for no row's fault: {_reason(error)}") from error
 
 
 def _under_savepoint(
@@ -1901,10 +1899,7 @@ def _under_savepoint(
         savepoint.rollback()
         raise
     except Exception as exc:
-        try:
-            savepoint.rollback()
-        except sa.exc.DBAPIError:  # (the database ended the transaction, a deadlock's victim: why)
-            raise exc from None
+        roll_back_to(savepoint, exc)
         return exc
     savepoint.commit()
     return None

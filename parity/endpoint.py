@@ -391,6 +391,30 @@ def blames_no_row(exc: BaseException) -> bool:
     return statement_error(exc) or server_error(exc)
 
 
+def raise_unless_refusal(error: BaseException) -> None:
+    """Fail the table (a ParityError) where the target failed a write for no row's fault
+    (``blames_no_row``: the statement, or the server out of memory, a lost connection, a timeout):
+    isolating rows would reject every one of them for it. A transient failure (``transient_error``)
+    is raised as it is, for the chunk to be made again."""
+    from parity.errors import ParityError
+
+    if statement_error(error):
+        raise ParityError(f"the target refused the statement: {driver_message(error)}") from error
+    if transient_error(error):
+        raise error
+    if blames_no_row(error):
+        raise ParityError(f"the target failed, for no row's fault: {driver_message(error)}") from error
+
+
+def roll_back_to(savepoint: Any, error: BaseException) -> None:
+    """Roll back to ``savepoint`` after ``error``; where the database ended the whole transaction
+    itself (a deadlock's victim, on MySQL), raise ``error``, which tells why."""
+    try:
+        savepoint.rollback()
+    except sa.exc.DBAPIError:
+        raise error from None
+
+
 def statement_error(exc: BaseException) -> bool:
     """Whether the database refused the statement itself, whatever its rows (a syntax error, a table or
     column it lacks, a privilege: SQLSTATE class 42), not one of its rows: no row is to blame for it."""

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from parity import bulk
 from parity.dialects.base import RawType
-from parity.endpoint import Endpoint, blames_no_row, driver_message
+from parity.endpoint import Endpoint, driver_message, raise_unless_refusal, roll_back_to
 from parity.errors import ParityError
 from parity.schema.types import CanonicalType
 from parity.state import State
@@ -166,10 +166,11 @@ class RemapWriter:
             self._insert_pending(self.deferred)
             self.deferred.flush(self)
         except Exception as exc:
-            savepoint.rollback()
+            roll_back_to(savepoint, exc)
             for old in self.deferred.pairs:
                 self.new_pairs.pop(old, None)
             if isinstance(exc, sa.exc.DBAPIError):
+                raise_unless_refusal(exc)
                 self.failed += 1
                 self.endpoint.dialect.count_failed_savepoint(self.failed)
             elif not self.deferred.many:
@@ -234,9 +235,8 @@ class RemapWriter:
             self._write_row(values, old_id, waiting)
             savepoint.commit()
         except sa.exc.DBAPIError as exc:
-            savepoint.rollback()
-            if blames_no_row(exc):
-                raise ParityError(f"the target failed, for no row's fault: {driver_message(exc)}") from exc
+            roll_back_to(savepoint, exc)
+            raise_unless_refusal(exc)
             self.failed += 1
             dialect.count_failed_savepoint(self.failed)
             reject(row, driver_message(exc))
