@@ -896,6 +896,7 @@ def _copy_table(
             workers = min(workers, os.cpu_count() or 1)  # each holds its batches): 1M rows, 2 cores,
             # 4 workers: as fast as 2, 315 MB against 222-265 MB (all processes, proportional set size)
         runner.upcoming = list(todo)
+        runner.workers = max(1, min(workers, len(todo) or 1))
         with (
             closing(runner),  # (after the pool's threads: none can start a reader after it)
             ThreadPoolExecutor(
@@ -1102,6 +1103,8 @@ class _ChunkRunner:
         set for the rest of the table once the target refused a chunk's upsert."""
         self.changed_only: set[str] | None = None
         """Those it updates apart, where they differ (``Dialect.changed_only_columns``), once asked."""
+        self.workers = 1
+        """The chunks written at once (``count_failed_savepoint``)."""
         self.attempt = threading.local()
         """This thread's attempt at a chunk: its ``_Held`` rows (``held``), once the writer has them."""
         self.target_key: str | None = None
@@ -1524,7 +1527,7 @@ class _ChunkRunner:
         with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle):
             with conn.begin(), self.target_dialect.explicit_ids(conn, target, tp.target, given):
                 writer = RemapWriter(
-                    conn, target, tp.target, tp.target_columns, tp.types, tp.remap, self.maps
+                    conn, target, tp.target, tp.target_columns, tp.types, tp.remap, self.maps, self.workers
                 )
                 for rows in batches:
                     read += len(rows)
@@ -1778,7 +1781,7 @@ class _ChunkRunner:
             if error is not None:
                 raise_unless_refusal(error)
                 held.failed += 1
-                self.target_dialect.count_failed_savepoint(held.failed)
+                self.target_dialect.count_failed_savepoint(held.failed, self.workers)
             return error
 
         refused = _refused(rows, attempt)

@@ -115,8 +115,10 @@ class RemapWriter:
         types: Sequence[CanonicalType],
         spec: RemapSpec,
         maps: IdMaps,
+        workers: int = 1,
     ) -> None:
         self.conn, self.endpoint, self.table, self.spec, self.maps = conn, endpoint, table, spec, maps
+        self.workers = workers
         self.columns = list(columns)
         self.types = list(types)
         encoders = bulk.WRITERS[endpoint.dialect.ROW_WRITER].ENCODERS
@@ -172,7 +174,7 @@ class RemapWriter:
             if isinstance(exc, sa.exc.DBAPIError):
                 raise_unless_refusal(exc)
                 self.failed += 1
-                self.endpoint.dialect.count_failed_savepoint(self.failed)
+                self.endpoint.dialect.count_failed_savepoint(self.failed, self.workers)
             elif not self.deferred.many:
                 raise
             else:
@@ -238,7 +240,7 @@ class RemapWriter:
             roll_back_to(savepoint, exc)
             raise_unless_refusal(exc)
             self.failed += 1
-            dialect.count_failed_savepoint(self.failed)
+            dialect.count_failed_savepoint(self.failed, self.workers)
             reject(row, driver_message(exc))
             return "rejected"
         return "written"

@@ -2179,7 +2179,7 @@ def test_refused_writes_past_the_lock_budget_fail_the_chunk_in_postgresql(
     (table,) = copy_closed(job_for(source, target), mode="append", rejects_file=str(rejects)).tables
     assert table.status == "failed" and "refused more than 8 writes in one chunk" in (table.error or "")
     assert target.query("SELECT COUNT(*) FROM nums") == [(0,)] and not rejects.exists()
-    monkeypatch.setattr(PostgreSQL, "FAILED_SAVEPOINTS", 500)
+    monkeypatch.setattr(PostgreSQL, "FAILED_SAVEPOINTS", 2000)
     (table,) = copy_closed(job_for(source, target), mode="append", rejects_file=str(rejects)).tables
     assert (table.status, table.rows_written, table.rejected) == ("ok", 190, 10)
 

@@ -242,12 +242,16 @@ class Dialect:
     keeps a lock until the transaction ends (PostgreSQL: the subtransaction's XID), from a lock table
     the whole server shares; None: no such cost."""
 
-    def count_failed_savepoint(self, failed: int) -> None:
+    def count_failed_savepoint(self, failed: int, workers: int = 1) -> None:
         """Stop isolating refused rows in a transaction that has made ``failed`` refused writes under
-        savepoints, once more would crowd the server's lock table (``FAILED_SAVEPOINTS``)."""
-        if self.FAILED_SAVEPOINTS is not None and failed > self.FAILED_SAVEPOINTS:
+        savepoints, once more would crowd the server's lock table: ``FAILED_SAVEPOINTS`` shared among
+        the ``workers`` transactions a copy has open at once."""
+        if self.FAILED_SAVEPOINTS is None:
+            return
+        most = max(1, self.FAILED_SAVEPOINTS // max(1, workers))
+        if failed > most:
             raise ParityError(
-                f"the target refused more than {self.FAILED_SAVEPOINTS} writes in one chunk, and each keeps"
+                f"the target refused more than {most} writes in one chunk, and each keeps"
                 " a lock until the chunk commits, from a lock table the whole server shares: the chunk"
                 " was rolled back; mend the refused rows, or copy with a smaller --batch-size"
             )

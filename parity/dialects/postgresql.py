@@ -57,7 +57,7 @@ class PostgreSQL(Dialect):
     WRITER = "copy"
     ROW_WRITER = "postgresql_insert"
     TRUNCATE_TOGETHER = True
-    FAILED_SAVEPOINTS = 500  # (max_locks_per_transaction 64 x max_connections 100 by default: 6,400)
+    FAILED_SAVEPOINTS = 2000  # (of max_locks_per_transaction 64 x max_connections 100 by default: 6,400)
     FK_CHECKS = ("SET session_replication_role = replica", "SET session_replication_role = DEFAULT")
     BINARY_LITERAL = "'\\x{hex}'::bytea"
     NATIVE_KINDS = frozenset(k for k in Kind if k is not Kind.CHAR)
