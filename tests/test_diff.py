@@ -696,6 +696,30 @@ def test_char_padding_is_spaces_only_on_every_database(make_db: Any, target_name
     assert result.identical and result.tables[0].stats.rows_downloaded == 0
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "duckdb"])
+def test_two_4_byte_floats_are_compared_exactly(make_db: Any, target_name: str) -> None:
+    """Two FLOAT (real) columns were compared to 6 significant digits, so 123456.7 against 123456.8
+    and 1.0 against 1.000004 were "identical". Where both databases hold a 4-byte float, they are
+    compared as the same 32 bits; what copy writes is identical and downloads no row."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE fl (id INTEGER PRIMARY KEY, r REAL)",
+        "INSERT INTO fl VALUES (1, 123456.7), (2, 1.0), (3, 0.1), (4, -3.4e38), (5, 1.0e-45), (6, NULL)",
+    )
+    from parity.copy import copy
+
+    job = jobs.build(source.url, target.url, source_schema=source.schema, target_schema=target.schema)
+    try:
+        assert copy(job, mode="replace").ok
+    finally:
+        job.close()
+    same = run(source, target, "fl")
+    assert same.identical and same.tables[0].stats.rows_downloaded == 0
+    target.sql("UPDATE fl SET r = 123456.8 WHERE id = 1", "UPDATE fl SET r = 1.000004 WHERE id = 2")
+    result = run(source, target, "fl")
+    assert sorted((d.key["id"], d.columns) for d in result.differences) == [(1, ("r",)), (2, ("r",))]
+
+
 def test_keys_equal_only_once_compared_are_duplicates_not_a_crash(make_db: Any) -> None:
     """'a' and 'a ' are two keys in PostgreSQL, one against a CHAR key (padding does not count)."""
     source, target = make_db("postgresql"), make_db("mariadb")

@@ -237,6 +237,10 @@ class Dialect:
         """A savepoint inside the connection's transaction (``begin_nested``)."""
         return conn.begin_nested()
 
+    SINGLE_FLOATS: ClassVar[bool] = False
+    """Whether a column of kind FLOAT holds a 4-byte float (PostgreSQL real, MySQL FLOAT, DuckDB FLOAT),
+    so that two such columns are compared exactly; SQLite's REAL is a double, whatever wrote it."""
+
     FAILED_SAVEPOINTS: ClassVar[int | None] = None
     """The most savepoints rolled back after a refused write that one transaction may make, where each
     keeps a lock until the transaction ends (PostgreSQL: the subtransaction's XID), from a lock table

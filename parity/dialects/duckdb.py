@@ -24,6 +24,7 @@ class DuckDB(Dialect):
     TABLE_NAMES_IGNORE_CASE = True
     COLUMN_NAMES_IGNORE_CASE = True
     names = ("duckdb",)
+    SINGLE_FLOATS = True
     schemes = {"duckdb": "duckdb"}
 
     TRANSACTIONAL_DDL = True

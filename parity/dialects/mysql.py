@@ -128,6 +128,7 @@ class MySQL(Dialect):
     MAX_DECIMAL_PRECISION = 65
     MAX_DECIMAL_SCALE = 30
     MAX_VARCHAR = 4000
+    SINGLE_FLOATS = True
     KEY_TEXT_CHARS = 768  # (InnoDB keys hold 3072 bytes: 768 utf8mb4 characters)
     ROUNDS_DECIMALS = False  # (it warns: LOAD DATA's batch fails on the warning)
     SIZED_BINARY = "VARBINARY({length})"

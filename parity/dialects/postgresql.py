@@ -50,6 +50,7 @@ for _insert in (sa.sql.dml.Insert, postgresql.Insert):
 
 class PostgreSQL(Dialect):
     names = ("postgresql",)
+    SINGLE_FLOATS = True
     schemes = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
     driver_hint = "pip install 'psycopg[binary]'"
 

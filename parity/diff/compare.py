@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import struct
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -59,7 +60,7 @@ def normalizer(compare: Compare, native: CanonicalType) -> Normalize:
     if kind in (Kind.BIGINT, Kind.BOOLEAN):
         return int
     if kind is Kind.DOUBLE:
-        return float
+        return _single if compare.single else float
     if kind is Kind.DECIMAL and native.kind is Kind.DECIMAL:
         return _identity
     if kind is Kind.TEXT:
@@ -74,6 +75,15 @@ def normalizer(compare: Compare, native: CanonicalType) -> Normalize:
     if kind is Kind.JSON:
         return canonical_json if native.kind is Kind.JSON else _json_text
     return _identity
+
+
+def _single(v: Any) -> float:
+    """A 4-byte float's value, whether the driver gave it exactly or as its shortest text's double
+    (psycopg: 123456.8 for the real 123456.796875)."""
+    try:
+        return float(struct.unpack("<f", struct.pack("<f", float(v)))[0])
+    except OverflowError:
+        return float(v)
 
 
 def _float_equal(digits: int | None) -> Equal:

@@ -38,7 +38,10 @@ class Compare:
     """Decimals: compare at this many decimals; None: with trailing zeros trimmed (an unbounded side)."""
 
     digits: int | None = None
-    """Floats: significant digits; None: exactly (two doubles)."""
+    """Floats: significant digits; None: exactly (two doubles, or two 4-byte floats)."""
+
+    single: bool = False
+    """Floats: both 4-byte, compared as such (a driver may give one as its shortest text's double)."""
 
     tolerance: float | None = None
     """Numbers: largest absolute difference still equal; timestamps: in seconds."""
@@ -118,7 +121,13 @@ def plan_table(source: Endpoint, target: Endpoint, spec: cfg.TableConfig) -> Tab
             warnings.append(f"{src.name}.{name}: no such column in target table '{dst.name}'; not compared")
             continue
         column = src.column(name)
-        compare = compare_types(column.type, other.type, spec.tolerance.get(name), f"{src.name}.{name}")
+        compare = compare_types(
+            column.type,
+            other.type,
+            spec.tolerance.get(name),
+            f"{src.name}.{name}",
+            single_floats=source.dialect.SINGLE_FLOATS and target.dialect.SINGLE_FLOATS,
+        )
         if compare.kind in (*TIME_KINDS, Kind.TIME) and compare.tolerance is None:
             digits = min([6, *(c.fraction for c in (column, other) if c.fraction is not None)])
             if digits < 6:  # (DATETIME(3) against TIMESTAMP(6): milliseconds)
@@ -172,9 +181,16 @@ def _declared_unique(table: Table, columns: list[str]) -> bool:
 
 
 def compare_types(
-    source: CanonicalType, target: CanonicalType, tolerance: float | None, where: str
+    source: CanonicalType,
+    target: CanonicalType,
+    tolerance: float | None,
+    where: str,
+    single_floats: bool = False,
 ) -> Compare:
-    """The comparison of a source type against a target type; SchemaError when they cannot meet."""
+    """The comparison of a source type against a target type; SchemaError when they cannot meet.
+    ``single_floats``: both databases hold a FLOAT as a 4-byte float (``Dialect.SINGLE_FLOATS``)."""
+    if source.kind is Kind.FLOAT and target.kind is Kind.FLOAT and single_floats and tolerance is None:
+        return Compare(Kind.DOUBLE, single=True)  # (exactly: the same 32 bits)
     compare = _compare(source, target)
     if compare is None:
         raise SchemaError(f"{where}: {source} and {target} cannot be compared (incompatible column types)")
