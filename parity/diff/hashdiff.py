@@ -180,6 +180,12 @@ def _runs(group: Sequence[Segment]) -> list[tuple[Segment, Segment]]:
     return runs
 
 
+def _leads_an_index(table: Any, column: str) -> bool:
+    """Whether ``column`` is the first of the table's primary key or of one of its indexes."""
+    leads = [table.primary_key, *(i.columns for i in (*table.uniques, *table.indexes))]
+    return any(columns and columns[0] == column for columns in leads)
+
+
 def _in_order(
     futures: Sequence[tuple[Future[list[Any]], Future[list[Any]]]],
 ) -> Iterator[tuple[list[Any], list[Any]]]:
@@ -625,7 +631,22 @@ class TableRun:
         assert column is not None
         lo, hi = self.column_bounds(column)
         nullable = column.source.nullable or column.target.nullable
-        return [Root(window=w) for w in windows(column, lo, hi, part.by, nullable)]
+        roots = [Root(window=w) for w in windows(column, lo, hi, part.by, nullable)]
+        unindexed = [
+            role
+            for role, table, name in (
+                ("source", self.plan.source, column.source.name),
+                ("target", self.plan.target, column.target.name),
+            )
+            if not _leads_an_index(table, name)
+        ]
+        if len(roots) > 1 and unindexed:
+            self.result.warnings.append(
+                f"{self.plan.name}: no index on the {' and '.join(unindexed)} begins with {column.source.name}:"
+                f" each of the {len(roots)} partitions by {part.by} reads the whole table there (index it, or"
+                " partition by a longer period or by key)"
+            )
+        return roots
 
     def partition_column(self, name: str) -> ColumnPair:
         for pair in (*self.plan.keys, *self.plan.columns):
