@@ -357,12 +357,52 @@ _SQLITE_SERVER_CODES = frozenset({5, 6, 7, 8, 9, 10, 11, 13, 14, 26})
 interrupted, I/O error, corrupt, full, cannot open, not a database."""
 
 
+_ORACLE_TRANSIENT = frozenset({54, 60, 8177, 30006})
+"""Oracle's resource busy, deadlock, cannot serialize, wait timeout."""
+_ORACLE_SERVER = _ORACLE_TRANSIENT | frozenset(
+    {18, 20, 257, 1013, 1536, 1652, 1653, 1654, 3113, 3114, 3135, 4030, 4031, 4036, 12170, 30036}
+)
+"""... and sessions or processes exhausted, archiver stuck, cancelled (a call timeout), quota, no
+space to extend, lost connection, out of memory, connect timeout, no undo space."""
+_ORACLE_STATEMENT = frozenset(
+    {900, 903, 904, 905, 906, 907, 911, 917, 920, 921, 923, 924, 933, 936, 942, 1031}
+)
+"""Oracle's syntax errors, invalid identifier, no such table or view, insufficient privileges."""
+
+
+def _state(orig: BaseException) -> str | None:
+    """The SQLSTATE of a driver's error: psycopg's and (through SQLAlchemy) PyMySQL's attribute, or
+    pyodbc's first argument."""
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    if type(orig).__module__.startswith("pyodbc") and args and isinstance(args[0], str) and len(args[0]) == 5:
+        return args[0]
+    return None
+
+
+def _oracle_code(orig: BaseException) -> int | None:
+    """The ORA- number of an oracledb error."""
+    if not type(orig).__module__.startswith("oracledb"):
+        return None
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    error = args[0] if args else None
+    code = getattr(error, "code", 0)
+    full = str(getattr(error, "full_code", "") or "")
+    if not code and full.startswith("ORA-") and full[4:].isdigit():
+        code = int(full[4:])
+    return code or None
+
+
 def server_error(exc: BaseException) -> bool:
     """Whether the database failed for a reason of its own or the session's (out of memory or disk, a
     lost connection, a deadlock, a timeout, a lock), not for one of the statement's rows."""
     orig = getattr(exc, "orig", None) or exc
-    state = getattr(orig, "sqlstate", None)  # (MySQL's too, often HY000: its error number tells)
-    if isinstance(state, str) and state.startswith(_SERVER_STATES):
+    state = _state(orig)  # (MySQL's too, often HY000: its error number tells)
+    if state is not None and (state.startswith(_SERVER_STATES) or state in ("HYT00", "HYT01")):
+        return True
+    if _oracle_code(orig) in _ORACLE_SERVER:
         return True
     module = type(orig).__module__
     args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
@@ -378,8 +418,8 @@ def transient_error(exc: BaseException) -> bool:
     """Whether the database rolled the transaction back for its meeting with another one (a deadlock,
     a serialization failure, a lock wait timed out): the same work, made again, may go through."""
     orig = getattr(exc, "orig", None) or exc
-    state = getattr(orig, "sqlstate", None)
-    if isinstance(state, str) and state.startswith("40"):
+    state = _state(orig)
+    if (state is not None and state.startswith("40")) or _oracle_code(orig) in _ORACLE_TRANSIENT:
         return True
     args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     return type(orig).__module__.startswith(("pymysql", "MySQLdb")) and bool(args) and args[0] in (1205, 1213)
@@ -419,9 +459,11 @@ def statement_error(exc: BaseException) -> bool:
     """Whether the database refused the statement itself, whatever its rows (a syntax error, a table or
     column it lacks, a privilege: SQLSTATE class 42), not one of its rows: no row is to blame for it."""
     orig = getattr(exc, "orig", None) or exc
-    state = getattr(orig, "sqlstate", None)
-    if isinstance(state, str):
+    state = _state(orig)
+    if state is not None:
         return state.startswith("42")
+    if (code := _oracle_code(orig)) is not None:
+        return code in _ORACLE_STATEMENT
     module = type(orig).__module__
     args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     if module.startswith(("pymysql", "MySQLdb")):

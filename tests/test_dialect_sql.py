@@ -456,3 +456,40 @@ def test_oracle_identity_rows_are_plain_records_with_sqlalchemy_names() -> None:
         ).all()
     (row,) = identity_rows(rows, OracleDialect().normalize_name)
     assert (row.column_name, row.generation_type, row.last_number) == ("id", "BY DEFAULT", 21)
+
+
+@pytest.mark.parametrize(
+    ("message", "statement", "server", "transient"),
+    [
+        ("ORA-00060: deadlock detected while waiting for resource", False, True, True),
+        ("ORA-01013: user requested cancel of current operation", False, True, False),
+        ("ORA-04036: PGA memory used by the instance exceeds PGA_AGGREGATE_LIMIT", False, True, False),
+        ("ORA-00942: table or view does not exist", True, False, False),
+        ("ORA-00001: unique constraint (P.PK) violated", False, False, False),
+        ("ORA-12899: value too large for column", False, False, False),
+    ],
+)
+def test_oracle_errors_are_told_apart(message: str, statement: bool, server: bool, transient: bool) -> None:
+    """Oracle's errors (oracledb's own classes, as the driver raises them): a deadlock or an out of
+    memory is no row's refusal, a missing table is the statement's, a key or a too long value the
+    row's."""
+    oracledb = pytest.importorskip("oracledb")
+    from parity.endpoint import blames_no_row, server_error, statement_error, transient_error
+
+    error = oracledb.DatabaseError(oracledb._Error(message))
+    assert (statement_error(error), server_error(error), transient_error(error)) == (
+        statement,
+        server,
+        transient,
+    )
+    assert blames_no_row(error) == (statement or server)
+
+
+def test_sql_server_states_are_told_apart() -> None:
+    pyodbc = pytest.importorskip("pyodbc")
+    from parity.endpoint import server_error, statement_error, transient_error
+
+    deadlock = pyodbc.OperationalError("40001", "[40001] Transaction was deadlocked (1205)")
+    assert transient_error(deadlock) and server_error(deadlock)
+    assert statement_error(pyodbc.ProgrammingError("42S02", "[42S02] Invalid object name 't'"))
+    assert not server_error(pyodbc.IntegrityError("23000", "[23000] Violation of PRIMARY KEY"))
