@@ -209,7 +209,10 @@ def _fetch(endpoint: Endpoint, table: Table, key: list[str], values: dict[str, A
     equals, types = endpoint.dialect.key_equals, {c.name: c.type.kind for c in table.columns}
     clause = sa.and_(*(equals(t.c[k], sa.literal(encoders.encode(k, typed[k])), types[k]) for k in key))
     with endpoint.connect() as conn:
-        found = conn.execute(sa.select(*t.c).where(clause)).all()
+        read = endpoint.dialect.read_exactly  # (a MySQL FLOAT as its exact value, not 6 digits)
+        found = conn.execute(
+            sa.select(*(read(t.c[c.name], c.type.kind) for c in table.columns)).where(clause)
+        ).all()
     if not found:
         return None
     row = decode_rows([c.type for c in table.columns], found[:1])[0]

@@ -434,3 +434,20 @@ def test_sync_and_fix_leave_columns_the_target_computes_to_it(make_db: Callable[
     applied = fix(job_for(source, target, tables=["t"]), found.run_id, apply=True)
     assert (applied.inserted, applied.updated, applied.failed) == (1, 1, 0)
     assert target.query("SELECT id, total FROM t ORDER BY id") == [(1, 10), (2, 5), (3, 4), (4, 1)]
+
+
+def test_fix_writes_a_mariadb_float_whole(make_db: Callable[[str], Database]) -> None:
+    """fix read the source's rows with a plain SELECT, where MariaDB sends a FLOAT as 6 digits:
+    123456.8 was written as 123457. It reads them as copy and diff do, exactly."""
+    from parity.fix import fix
+
+    source, target = make_db("mariadb"), make_db("postgresql")
+    source.sql("CREATE TABLE ff (id INTEGER PRIMARY KEY, f FLOAT)")  # (MariaDB's REAL is a DOUBLE)
+    target.sql("CREATE TABLE ff (id INTEGER PRIMARY KEY, f REAL)")
+    source.sql("INSERT INTO ff VALUES (1, 123456.8), (2, 1.000004)")
+    found = diff(job_for(source, target, tables=["ff"]), output="_parity_discrepancies")
+    assert len(found.tables[0].differences) == 2
+    fix(job_for(source, target, tables=["ff"]), found.run_id, apply=True)
+    stored = dict(target.query("SELECT id, f FROM ff"))
+    assert stored == {1: pytest.approx(123456.8, rel=1e-7), 2: pytest.approx(1.000004, rel=1e-7)}
+    assert diff(job_for(source, target, tables=["ff"])).identical
