@@ -875,6 +875,10 @@ def test_tolerances_for_floats_decimals_and_timestamps(duckdb_db: Database, pg_d
     assert {d.key["id"] for d in exact.differences} == {3, 4, 5, 6, 7}
     tolerant = run(duckdb_db, pg_db, "m", table_options={"tolerance": {"f": 0.01, "d": 0.01, "ts": 2.0}})
     assert kinds(tolerant) == {("changed", 5, ("ts",)), ("changed", 6, ("f",)), ("changed", 7, ("d",))}
+    # (a tolerance under a microsecond allows none: 0.9 µs was taken for one, and 1 µs apart was equal)
+    pg_db.sql("UPDATE m SET ts = ts + INTERVAL '1 microsecond' WHERE id = 8")
+    fine = run(duckdb_db, pg_db, "m", threshold=1, table_options={"tolerance": {"ts": 0.0000009}})
+    assert ("changed", 8, ("ts",)) in kinds(fine)
 
 
 def test_times_are_compared_at_the_digits_of_a_second_both_columns_keep(

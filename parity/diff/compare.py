@@ -100,8 +100,8 @@ def _float_equal(digits: int | None) -> Equal:
 
 
 def _within(tolerance: float, kind: Kind) -> Equal:
-    if kind in TIME_KINDS:
-        step = timedelta(seconds=tolerance)
+    if kind in TIME_KINDS:  # (whole microseconds, rounded down: timedelta would make 0.9 µs one)
+        step = timedelta(microseconds=math.floor(tolerance * 1_000_000 + 1e-6))
         return lambda a, b: abs(a - b) <= step
     exact = Decimal(repr(tolerance))
 
