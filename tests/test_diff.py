@@ -661,6 +661,12 @@ def test_duplicate_and_null_keys_are_data_errors_with_examples(make_db: Any) -> 
         run(source, target, "nokey", table_options={"key": ["k"]})
     with pytest.raises(DataError, match="no primary key"):
         run(source, target, "nokey")
+    target.sql("DELETE FROM nokey WHERE k IS NULL")
+    insert(source, "nokey", list(columns), [(7, None)])
+    with pytest.raises(
+        DataError, match=r"'nokey' \(source\): 1 rows have a NULL key \(k, v\), e\.g\. \(k=7, v=NULL\)"
+    ):
+        run(source, target, "nokey", table_options={"key": ["k", "v"]})
 
 
 def test_a_key_not_declared_unique_may_hold_a_boolean_or_a_uuid(make_db: Any) -> None:

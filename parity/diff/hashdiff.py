@@ -707,8 +707,17 @@ class TableRun:
             names = ", ".join(c.name for c in side.key_columns)
             where = f"table '{side.table_name}' ({side.role})"
             if what == "null" and rows and rows[0][0]:
+                shown = ""
+                if len(side.key_columns) > 1:  # (which of its columns, and the others' values)
+                    (row,) = side.run(side.null_keys(example=True))
+                    pairs = zip(side.key_columns, row, strict=True)
+                    shown = (
+                        ", e.g. ("
+                        + ", ".join(f"{c.name}={'NULL' if v is None else v}" for c, v in pairs)
+                        + ")"
+                    )
                 raise DataError(
-                    f"{where}: {rows[0][0]} rows have a NULL key ({names}); diff needs a non-null key"
+                    f"{where}: {rows[0][0]} rows have a NULL key ({names}){shown}; diff needs a non-null key"
                 )
             if what == "duplicate" and rows:
                 shown = "; ".join(f"{', '.join(map(str, r[:-1]))} ({r[-1]} rows)" for r in rows)

@@ -229,8 +229,12 @@ class Side:
         x: sa.ColumnClause[Any] = sa.column(column)
         return aggregate_row(self.sa_table, [sa.func.min(x), sa.func.max(x)], [*self.where, *conditions])
 
-    def null_keys(self) -> sa.Select[Any]:
+    def null_keys(self, example: bool = False) -> sa.Select[Any]:
+        """How many rows have a NULL in a key column; ``example``: the key of one of them."""
         nulls = sa.or_(*(self.sa_table.c[c.name].is_(None) for c in self.key_columns))
+        if example:
+            columns = [self.sa_table.c[c.name] for c in self.key_columns]
+            return sa.select(*columns).where(*self.where, nulls).limit(1)
         return sa.select(sa.func.count()).select_from(self.sa_table).where(*self.where, nulls)
 
     def duplicate_keys(self, examples: int = 5) -> sa.Select[Any]:
