@@ -57,7 +57,7 @@ from parity.schema.apply import existing_targets
 from parity.schema.model import Index, Table
 from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
-from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.state import State
 from parity.values import DECODE_ERRORS, JsonText, decode_value, jsonb_text
 
@@ -279,7 +279,7 @@ def _prepare_schema(
         shaped = tuple(spec.map.get(k, k) for k in key)
         declared = [table.primary_key, *(i.columns for i in (*table.uniques, *table.indexes) if i.unique)]
         if set(shaped) not in [set(k) for k in declared]:  # (a table created here is made unique on -k)
-            _refuse_shared_keys(job, spec, key)
+            _refuse_shared_keys(job, spec, key, [table.column(spec.map.get(k, k)).type.kind for k in key])
             source[n] = replace(table, uniques=(*table.uniques, Index(None, shaped, unique=True)))
     target = job.target
     plan = plan_schema(
@@ -498,19 +498,25 @@ def _refuse_null_keys(job: Job, spec: TableConfig, nullable: list[str]) -> None:
         )
 
 
-def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str]) -> None:
+def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list[Kind]) -> None:
     """Merge by a key the source does not declare unique: source rows that share it would overwrite
     one another in an order no run fixes (chunks go in parallel), so they are refused before any DDL,
-    with examples."""
+    with examples. Text is grouped by its characters exactly, not as the source's collation has it
+    ('a' and 'A' are two keys in a case-sensitive target)."""
     table = sa.table(spec.name, *(sa.column(c) for c in key), schema=job.source.schema)
-    columns = [table.c[c] for c in key]
+    dialect = job.source.dialect
+    columns = [
+        dialect.exact_text(table.c[c]) if kind in STRING_KINDS else table.c[c]
+        for c, kind in zip(key, kinds, strict=True)
+    ]
     query = sa.select(*columns).group_by(*columns).having(sa.func.count() > 1).limit(3)
     if spec.where:
         query = query.where(where_clause(spec.where))
     with job.source.connect() as conn:
         shared = conn.execute(query).all()
     if shared:
-        examples = ", ".join("(" + ", ".join(repr(v) for v in row) + ")" for row in shared)
+        shown = [[v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in row] for row in shared]
+        examples = ", ".join("(" + ", ".join(repr(v) for v in row) + ")" for row in shown)
         raise DataError(
             f"table '{spec.name}': source rows share a merge key ({', '.join(key)}), e.g. {examples};"
             " merge by a key unique in the source (-k)"

@@ -2368,3 +2368,24 @@ def test_a_failed_schema_apply_on_mariadb_leaves_no_record_of_keys_to_add(
     assert "orders" not in target.tables()
     waiting = target.query("SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'fks %' OR task LIKE 'keys %'")
     assert waiting == [(0,)]
+
+
+def test_merge_keys_are_shared_by_their_exact_text_not_the_source_collation(
+    make_db: Callable[[str], Database],
+) -> None:
+    """'a' and 'A' are one key to MariaDB's default collation but two to PostgreSQL: a merge of
+    them into PostgreSQL by -k is no key held twice. 'b' and 'b' are."""
+    source, target = make_db("mariadb"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE nopk (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL, v INTEGER)",
+        "INSERT INTO nopk VALUES (1, 'a', 1), (2, 'A', 2)",
+    )
+    (table,) = copy_closed(job_for(source, target, table_options={"key": ["code"]}), mode="merge").tables
+    assert table.status == "ok" and sorted(target.query("SELECT code FROM nopk")) == [("A",), ("a",)]
+    source.sql("INSERT INTO nopk VALUES (3, 'b', 3), (4, 'b', 4)")
+    job = job_for(source, target, table_options={"key": ["code"]})
+    try:
+        with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('b'\)"):
+            copy(job, mode="merge")
+    finally:
+        job.close()

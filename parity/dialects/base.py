@@ -605,6 +605,11 @@ class Dialect:
     """Whether ``||``/concat() of NULL is NULL, so that ``COALESCE(text, marker)`` marks NULLs (cheaper
     than CASE); False where concatenation treats NULL as '' (Oracle, SQL Server's CONCAT)."""
 
+    def exact_text(self, column: Any) -> Any:
+        """A text column as its exact characters, for grouping or comparing without the collation's
+        equalities (MySQL's ignore case, accents and trailing spaces)."""
+        return column
+
     def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
         """``column = value`` for a key, exactly: what sync and fix update or delete by. Where the
         column's collation would also match other text (MySQL's ignore case, accents and trailing

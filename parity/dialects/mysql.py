@@ -239,13 +239,15 @@ class MySQL(Dialect):
         rows = conn.execute(sa.select(tables.c.table_rows).where(*_of_table(tables, table, schema))).scalar()
         return None if rows is None else int(rows)
 
+    def exact_text(self, column: Any) -> Any:
+        return sa.cast(sa.cast(column, mysql.CHAR(charset="utf8mb4")), mysql.BINARY())
+
     def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
         if kind not in STRING_KINDS:
             return column == value
         if kind is Kind.CHAR:  # (CHAR values are read without their trailing spaces)
             value = self.rtrim_chars(value, " ")
-        exact = sa.cast(sa.cast(column, mysql.CHAR(charset="utf8mb4")), mysql.BINARY())
-        return sa.and_(column == value, exact == sa.cast(value, mysql.BINARY()))
+        return sa.and_(column == value, self.exact_text(column) == sa.cast(value, mysql.BINARY()))
 
     CHARSET_PER_COLUMN = True
 
