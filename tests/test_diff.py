@@ -950,6 +950,35 @@ def test_partitions_by_month_and_by_key_find_the_same(
         assert result.tables[0].stats.source_rows == 1500
 
 
+@pytest.mark.parametrize("target_name", ["mariadb", "sqlite", "duckdb"])
+def test_partitions_by_day_are_summed_at_once_and_only_differing_days_are_walked(
+    pg_db: Database, make_db: Any, target_name: str
+) -> None:
+    """39 days of orders by day: each day was its own queries, each reading the whole table where no
+    index serves the column (417 days of 200k rows: 74 s against 2 s). Now one query a side sums
+    every day at once; an identical table takes a few queries, and a differing day alone is walked,
+    finding what the unpartitioned diff finds. NULL partition values are a window of their own."""
+    target = make_db(target_name)
+    make_orders(pg_db, orders(1500))
+    make_orders(target, orders(1500))
+    for db in (pg_db, target):
+        db.sql(f"UPDATE {db.q('orders')} SET {db.q('created')} = NULL WHERE {db.q('id')} IN (7, 8)")
+    partition = {"partition": {"column": "created", "by": "day"}}
+    same = run(pg_db, target, "orders", threads=2, table_options=partition)
+    stats = same.tables[0].stats
+    assert same.identical and (stats.source_rows, stats.target_rows) == (1500, 1500)
+    assert stats.queries <= 12, stats  # (the bounds, the sums: not 40 days' walks)
+    q = target.q
+    target.sql(
+        f"UPDATE {q('orders')} SET {q('status')} = 'late' WHERE {q('id')} IN (100, 900)",
+        f"UPDATE {q('orders')} SET {q('qty')} = 0 WHERE {q('id')} = 8",
+    )
+    found = run(pg_db, target, "orders", threads=2, table_options=partition)
+    expected = {("changed", 100, ("status",)), ("changed", 900, ("status",)), ("changed", 8, ("qty",))}
+    assert kinds(found) == kinds(run(pg_db, target, "orders")) == expected
+    assert found.tables[0].stats.source_rows == 1500
+
+
 def test_partition_by_day_on_sqlite_text_timestamps(sqlite_db: Database, duckdb_db: Database) -> None:
     rows = [(i, "s", Decimal(1), datetime(2024, 1, 1) + timedelta(hours=6 * i), 1) for i in range(40)]
     make_orders(sqlite_db, rows)
@@ -957,9 +986,11 @@ def test_partition_by_day_on_sqlite_text_timestamps(sqlite_db: Database, duckdb_
     partition = {"partition": {"column": "created", "by": "day"}}
     result = run(sqlite_db, duckdb_db, "orders", threads=2, table_options=partition)
     assert kinds(result) == {("missing", 12, ())} and result.tables[0].stats.source_rows == 40
-    # (each day reads the whole table where no index begins with the column: said, once)
+    # (each day that differs reads the whole table where no index begins with the column: said once)
+    duckdb_db.sql("UPDATE orders SET qty = 0 WHERE id = 30")
+    result = run(sqlite_db, duckdb_db, "orders", threads=2, table_options=partition)
     (warning,) = [w for w in result.tables[0].warnings if "no index" in w]
-    assert "on the source and target begins with created: each of the 11 partitions by day" in warning
+    assert "on the source and target begins with created: each of the 2 partitions by day" in warning
     duckdb_db.sql("CREATE INDEX orders_created ON orders (created)")
     sqlite_db.sql("CREATE INDEX orders_created ON orders (created)")
     indexed = run(sqlite_db, duckdb_db, "orders", threads=2, table_options=partition)

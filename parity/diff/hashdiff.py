@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,6 +48,7 @@ from parity.diff.sql import Expr, Side, charsets
 from parity.endpoint import Endpoint
 from parity.errors import DataError
 from parity.log import logger
+from parity.schema.types import Kind
 from parity.values import decode_value
 
 Checksum = tuple[int, int]
@@ -180,6 +182,37 @@ def _runs(group: Sequence[Segment]) -> list[tuple[Segment, Segment]]:
     return runs
 
 
+WINDOWS_SUMMED_FROM = 3
+"""Partitions by a period from this many windows are summed all at once first (``unsettled_windows``)."""
+
+
+def window_index(side: Side, windows: Sequence[Any]) -> Expr:
+    """The index in ``windows`` of the window each row of ``side`` falls in: a balanced CASE over the
+    windows' lower bounds (a few comparisons a row, whatever their number); NULLs in their window."""
+    column = windows[0].column.source if side.role == "source" else windows[0].column.target
+    kind, dialect = column.type.kind, side.dialect
+    x: sa.ColumnClause[Any] = sa.column(column.name)
+    value = dialect.partition_value(x, kind)
+    bounded = [(i, w.lo) for i, w in enumerate(windows) if w.lo is not None]
+
+    def bound(lo: Any) -> Any:
+        if kind is Kind.DATE and isinstance(lo, datetime):
+            lo = lo.date()
+        return dialect.partition_bound(lo, kind)
+
+    def tree(low: int, high: int) -> Any:
+        if high - low == 1:
+            return sa.literal_column(str(bounded[low][0]))
+        middle = (low + high) // 2
+        return sa.case((value < bound(bounded[middle][1]), tree(low, middle)), else_=tree(middle, high))
+
+    nulls = [i for i, w in enumerate(windows) if w.lo is None]
+    if not bounded:
+        return sa.literal_column(str(nulls[0]))
+    index = tree(0, len(bounded))
+    return sa.case((x.is_(None), sa.literal_column(str(nulls[0]))), else_=index) if nulls else index
+
+
 def _leads_an_index(table: Any, column: str) -> bool:
     """Whether ``column`` is the first of the table's primary key or of one of its indexes."""
     leads = [table.primary_key, *(i.columns for i in (*table.uniques, *table.indexes))]
@@ -269,7 +302,9 @@ class TableRun:
                 self.walk(roots[0], None, None, threads)
             else:
                 self.unpaired = {}
-                self.walk_all(roots, threads)
+                walked = self.unsettled_windows(roots)
+                self.warn_unindexed(walked)
+                self.walk_all(walked, threads)
                 with self.lock:
                     left, self.unpaired = list(self.unpaired.values()), None
                 self.emit(left)
@@ -631,7 +666,15 @@ class TableRun:
         assert column is not None
         lo, hi = self.column_bounds(column)
         nullable = column.source.nullable or column.target.nullable
-        roots = [Root(window=w) for w in windows(column, lo, hi, part.by, nullable)]
+        return [Root(window=w) for w in windows(column, lo, hi, part.by, nullable)]
+
+    def warn_unindexed(self, walked: Sequence[Root]) -> None:
+        """A warning where the partitions walked one by one each read the whole table of a side on
+        which no index begins with the partition column."""
+        part, window = self.plan.partition, walked[0].window if walked else None
+        if part is None or window is None or len(walked) < 2:
+            return
+        column = window.column
         unindexed = [
             role
             for role, table, name in (
@@ -640,13 +683,34 @@ class TableRun:
             )
             if not _leads_an_index(table, name)
         ]
-        if len(roots) > 1 and unindexed:
+        if unindexed:
             self.result.warnings.append(
                 f"{self.plan.name}: no index on the {' and '.join(unindexed)} begins with {column.source.name}:"
-                f" each of the {len(roots)} partitions by {part.by} reads the whole table there (index it, or"
-                " partition by a longer period or by key)"
+                f" each of the {len(walked)} partitions by {part.by} that differ reads the whole table there"
+                " (index it, or partition by a longer period or by key)"
             )
-        return roots
+
+    def unsettled_windows(self, roots: list[Root]) -> list[Root]:
+        """Partitions by a period: one query a side sums every window at once (grouped by the window
+        each row falls in), and only the windows that differ are walked; each window's own queries
+        would read the whole table where no index serves the column."""
+        windows = [root.window for root in roots]
+        if len(roots) < WINDOWS_SUMMED_FROM or any(w is None for w in windows):
+            return roots
+        sums = self.both(lambda side: side.checksums(window_index(side, windows), []))
+        source, target = ({int(b): (int(c), int(s or 0)) for b, c, s in rows} for rows in sums)
+        left = []
+        for i, root in enumerate(roots):
+            a, b = source.get(i, _EMPTY), target.get(i, _EMPTY)
+            if a != b:
+                left.append(root)
+                continue
+            with self.lock:
+                self.stats.source_rows += a[0]
+                self.stats.target_rows += b[0]
+                self.total += a[0]
+            self.advance(a[0])
+        return left
 
     def partition_column(self, name: str) -> ColumnPair:
         for pair in (*self.plan.keys, *self.plan.columns):
