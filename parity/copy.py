@@ -501,12 +501,18 @@ def _refuse_null_keys(job: Job, spec: TableConfig, nullable: list[str]) -> None:
 def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list[Kind]) -> None:
     """Merge by a key the source does not declare unique: source rows that share it would overwrite
     one another in an order no run fixes (chunks go in parallel), so they are refused before any DDL,
-    with examples. Text is grouped by its characters exactly, not as the source's collation has it
-    ('a' and 'A' are two keys in a case-sensitive target)."""
+    with examples. Text is grouped as the target compares keys: by its exact characters ('a' and 'A'
+    are two keys in PostgreSQL, whatever the source's collation), or, where the target folds case
+    and trailing spaces (``Dialect.TEXT_KEYS_FOLD``), so folded."""
     table = sa.table(spec.name, *(sa.column(c) for c in key), schema=job.source.schema)
     dialect = job.source.dialect
+    folds = job.target.dialect.TEXT_KEYS_FOLD  # (the target takes 'a' and 'A ' for one key)
+
+    def grouped(x: Any) -> Any:
+        return sa.func.lower(dialect.rtrim_chars(x, " ")) if folds else dialect.exact_text(x)
+
     columns = [
-        dialect.exact_text(table.c[c]) if kind in STRING_KINDS else table.c[c]
+        grouped(table.c[c]) if kind in STRING_KINDS else table.c[c]
         for c, kind in zip(key, kinds, strict=True)
     ]
     query = sa.select(*columns).group_by(*columns).having(sa.func.count() > 1).limit(3)

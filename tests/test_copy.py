@@ -2389,3 +2389,13 @@ def test_merge_keys_are_shared_by_their_exact_text_not_the_source_collation(
             copy(job, mode="merge")
     finally:
         job.close()
+    # (the other way: PostgreSQL keeps 'c' and 'C ' apart, a MariaDB key of its default collation not)
+    back = make_db("mariadb")
+    target.sql("CREATE TABLE other (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL)",
+               "INSERT INTO other VALUES (1, 'c'), (2, 'C ')")  # fmt: skip
+    job = job_for(target, back, tables=["other"], table_options={"key": ["code"]})
+    try:
+        with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('c'\)"):
+            copy(job, mode="merge")
+    finally:
+        job.close()

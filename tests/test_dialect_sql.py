@@ -493,3 +493,15 @@ def test_sql_server_states_are_told_apart() -> None:
     assert transient_error(deadlock) and server_error(deadlock)
     assert statement_error(pyodbc.ProgrammingError("42S02", "[42S02] Invalid object name 't'"))
     assert not server_error(pyodbc.IntegrityError("23000", "[23000] Violation of PRIMARY KEY"))
+
+
+def test_char_padding_is_trimmed_as_spaces_with_each_databases_rtrim() -> None:
+    """Spaces only (DuckDB's rtrim() of one argument takes every white space); on SQL Server, whose
+    RTRIM takes a second argument only from 2022, the one-argument RTRIM, which trims spaces only."""
+    x = sa.column("c")
+    compiled = {
+        name: str(for_name(name).text_string(x, True).compile(dialect=SA_DIALECTS[name])).lower()
+        for name in ("postgresql", "oracle", "mssql")
+    }
+    assert compiled["mssql"] == "rtrim(c)"
+    assert all("rtrim(c, " in compiled[name] for name in ("postgresql", "oracle")), compiled

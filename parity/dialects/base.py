@@ -237,6 +237,13 @@ class Dialect:
         """A savepoint inside the connection's transaction (``begin_nested``)."""
         return conn.begin_nested()
 
+    MAX_CASE_DEPTH: ClassVar[int | None] = None
+    """How deep CASE expressions may nest (diff's ``window_index``); None: deep enough."""
+
+    TEXT_KEYS_FOLD: ClassVar[bool] = False
+    """Whether the text of a key parity creates compares as the server's default collation has it,
+    ignoring case and trailing spaces (MySQL/MariaDB, SQL Server), not by its exact characters."""
+
     SINGLE_FLOATS: ClassVar[bool] = False
     """Whether a column of kind FLOAT holds a 4-byte float (PostgreSQL real, MySQL FLOAT, DuckDB FLOAT),
     so that two such columns are compared exactly; SQLite's REAL is a double, whatever wrote it."""

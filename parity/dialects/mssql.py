@@ -24,6 +24,13 @@ class SQLServer(Dialect):
     names = ("mssql",)
     schemes = {"mssql": "mssql+pyodbc", "sqlserver": "mssql+pyodbc"}
     driver_hint = "pip install 'parity[mssql]' (pyodbc and an ODBC driver) or 'parity[mssql-pymssql]'"
+    MAX_CASE_DEPTH = 9  # (SQL Server nests CASE 10 deep at most: error 125)
+    TEXT_KEYS_FOLD = True
+
+    def rtrim_chars(self, x: Any, chars: str) -> sa.ColumnElement[Any]:
+        if chars == " ":  # (RTRIM of two arguments is SQL Server 2022's; of one, it trims spaces only)
+            return sa.func.rtrim(x)
+        return super().rtrim_chars(x, chars)
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,

@@ -129,6 +129,7 @@ class MySQL(Dialect):
     MAX_DECIMAL_SCALE = 30
     MAX_VARCHAR = 4000
     SINGLE_FLOATS = True
+    TEXT_KEYS_FOLD = True
     KEY_TEXT_CHARS = 768  # (InnoDB keys hold 3072 bytes: 768 utf8mb4 characters)
     ROUNDS_DECIMALS = False  # (it warns: LOAD DATA's batch fails on the warning)
     SIZED_BINARY = "VARBINARY({length})"

@@ -697,6 +697,12 @@ class TableRun:
         windows = [root.window for root in roots]
         if len(roots) < WINDOWS_SUMMED_FROM or any(w is None for w in windows):
             return roots
+        depth = (len(roots) - 1).bit_length() + 1  # (the balanced CASE, and the one for NULLs)
+        if any(
+            side.dialect.MAX_CASE_DEPTH is not None and depth > side.dialect.MAX_CASE_DEPTH
+            for side in self.sides
+        ):
+            return roots
         sums = self.both(lambda side: side.checksums(window_index(side, windows), []))
         source, target = ({int(b): (int(c), int(s or 0)) for b, c, s in rows} for rows in sums)
         left = []
@@ -773,13 +779,10 @@ class TableRun:
             if what == "null" and rows and rows[0][0]:
                 shown = ""
                 if len(side.key_columns) > 1:  # (which of its columns, and the others' values)
-                    (row,) = side.run(side.null_keys(example=True))
-                    pairs = zip(side.key_columns, row, strict=True)
-                    shown = (
-                        ", e.g. ("
-                        + ", ".join(f"{c.name}={'NULL' if v is None else v}" for c, v in pairs)
-                        + ")"
-                    )
+                    for row in side.run(side.null_keys(example=True))[:1]:  # (none, if it went since)
+                        pairs = zip(side.key_columns, row, strict=True)
+                        values = ", ".join(f"{c.name}={'NULL' if v is None else v}" for c, v in pairs)
+                        shown = f", e.g. ({values})"
                 raise DataError(
                     f"{where}: {rows[0][0]} rows have a NULL key ({names}){shown}; diff needs a non-null key"
                 )

@@ -189,7 +189,7 @@ def compare_types(
 ) -> Compare:
     """The comparison of a source type against a target type; SchemaError when they cannot meet.
     ``single_floats``: both databases hold a FLOAT as a 4-byte float (``Dialect.SINGLE_FLOATS``)."""
-    if source.kind is Kind.FLOAT and target.kind is Kind.FLOAT and single_floats and tolerance is None:
+    if source.kind is Kind.FLOAT and target.kind is Kind.FLOAT and single_floats and not tolerance:
         return Compare(Kind.DOUBLE, single=True)  # (exactly: the same 32 bits)
     compare = _compare(source, target)
     if compare is None:
