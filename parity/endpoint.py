@@ -382,6 +382,19 @@ def _state(orig: BaseException) -> str | None:
     return None
 
 
+def _mysql_errno(orig: BaseException) -> int | None:
+    """The error number of a PyMySQL or mysqlclient error."""
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    if type(orig).__module__.startswith(("pymysql", "MySQLdb")) and args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def _duckdb_class(orig: BaseException) -> str | None:
+    """The class name of a DuckDB error (ParserException, OutOfMemoryException ...)."""
+    return type(orig).__name__ if type(orig).__module__.startswith(("duckdb", "_duckdb")) else None
+
+
 def _oracle_code(orig: BaseException) -> int | None:
     """The ORA- number of an oracledb error."""
     if not type(orig).__module__.startswith("oracledb"):
@@ -402,16 +415,14 @@ def server_error(exc: BaseException) -> bool:
     state = _state(orig)  # (MySQL's too, often HY000: its error number tells)
     if state is not None and (state.startswith(_SERVER_STATES) or state in ("HYT00", "HYT01")):
         return True
-    if _oracle_code(orig) in _ORACLE_SERVER:
+    if _oracle_code(orig) in _ORACLE_SERVER or _mysql_errno(orig) in _MYSQL_SERVER_ERRORS:
         return True
-    module = type(orig).__module__
-    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
-    if module.startswith(("pymysql", "MySQLdb")):
-        return bool(args) and args[0] in _MYSQL_SERVER_ERRORS
-    if module.startswith("duckdb") or module.startswith("_duckdb"):
-        return type(orig).__name__ in _DUCKDB_SERVER_ERRORS
+    if _duckdb_class(orig) in _DUCKDB_SERVER_ERRORS:
+        return True
     code = getattr(orig, "sqlite_errorcode", None)
-    return module == "sqlite3" and isinstance(code, int) and code & 0xFF in _SQLITE_SERVER_CODES
+    return (
+        type(orig).__module__ == "sqlite3" and isinstance(code, int) and code & 0xFF in _SQLITE_SERVER_CODES
+    )
 
 
 def transient_error(exc: BaseException) -> bool:
@@ -421,8 +432,7 @@ def transient_error(exc: BaseException) -> bool:
     state = _state(orig)
     if (state is not None and state.startswith("40")) or _oracle_code(orig) in _ORACLE_TRANSIENT:
         return True
-    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
-    return type(orig).__module__.startswith(("pymysql", "MySQLdb")) and bool(args) and args[0] in (1205, 1213)
+    return _mysql_errno(orig) in (1205, 1213)
 
 
 def blames_no_row(exc: BaseException) -> bool:
@@ -464,13 +474,11 @@ def statement_error(exc: BaseException) -> bool:
         return state.startswith("42")
     if (code := _oracle_code(orig)) is not None:
         return code in _ORACLE_STATEMENT
-    module = type(orig).__module__
-    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
-    if module.startswith(("pymysql", "MySQLdb")):
-        return bool(args) and args[0] in _MYSQL_STATEMENT_ERRORS
-    if module.startswith("duckdb") or module.startswith("_duckdb"):
-        return type(orig).__name__ in _DUCKDB_STATEMENT_ERRORS
-    if module == "sqlite3" and type(orig).__name__ == "OperationalError":
+    if (errno := _mysql_errno(orig)) is not None:
+        return errno in _MYSQL_STATEMENT_ERRORS
+    if (name := _duckdb_class(orig)) is not None:
+        return name in _DUCKDB_STATEMENT_ERRORS
+    if type(orig).__module__ == "sqlite3" and type(orig).__name__ == "OperationalError":
         message = str(orig)
         return message.startswith(_SQLITE_STATEMENT_ERRORS) and (" column" in message or "syntax" in message
                                                                  or "no such table" in message)  # fmt: skip

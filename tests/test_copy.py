@@ -1013,11 +1013,8 @@ def test_remap_ids_for_every_table_passes_over_tables_it_cannot_renumber(
     )
     refused = build(sqlite_db.url, pg_db.url, target_schema=pg_db.schema, tables=["orders", "lines"],
                     table_options={"remap_ids": True})  # fmt: skip
-    try:
-        with pytest.raises(DataError, match="table 'lines': remap_ids needs a single auto-increment"):
-            copy(refused, mode="append")
-    finally:
-        refused.close()
+    with pytest.raises(DataError, match="table 'lines': remap_ids needs a single auto-increment"):
+        copy_closed(refused, mode="append")
     assert pg_db.query(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'lines'"
     ) == [(0,)]  # (refused before any DDL)
@@ -1523,11 +1520,8 @@ def test_merge_by_a_key_the_source_does_not_declare(
     job = build(
         source.url, target.url, target_schema=target.schema, tables=["other"], table_options={"key": ["code"]}
     )
-    try:
-        with pytest.raises(DataError, match=r"needs a primary key or unique constraint on \(code\)"):
-            copy(job, mode="merge")
-    finally:
-        job.close()
+    with pytest.raises(DataError, match=r"needs a primary key or unique constraint on \(code\)"):
+        copy_closed(job, mode="merge")
 
 
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite", "duckdb"])
@@ -1544,11 +1538,8 @@ def test_merge_by_a_key_the_source_holds_twice_is_refused_before_any_ddl(
         "INSERT INTO nopk VALUES (1, 'a', 1), (2, 'b', 2), (3, 'a', 3), (4, 'c', 4)",
     )
     job = build(source.url, target.url, target_schema=target.schema, table_options={"key": ["code"]})
-    try:
-        with pytest.raises(DataError, match=r"source rows share a merge key \(code\), e\.g\. \('a'\)"):
-            copy(job, mode="merge")
-    finally:
-        job.close()
+    with pytest.raises(DataError, match=r"source rows share a merge key \(code\), e\.g\. \('a'\)"):
+        copy_closed(job, mode="merge")
     assert "nopk" not in target.tables()
     (table,) = copy_closed(
         build(
@@ -1735,11 +1726,8 @@ def test_a_table_given_twice_and_an_id_map_without_remap_ids_are_refused(
     with pytest.raises(ConfigError, match=r"table 'items' is given twice \(-t items and -t items:items2\)"):
         job_for(small, target, tables=["items", "items:items2"])
     job = job_for(small, target)
-    try:
-        with pytest.raises(ConfigError, match="give --remap-ids too"):
-            copy(job, export_id_map=str(tmp_path / "ids.json"))
-    finally:
-        job.close()
+    with pytest.raises(ConfigError, match="give --remap-ids too"):
+        copy_closed(job, export_id_map=str(tmp_path / "ids.json"))
     assert not (tmp_path / "ids.json").exists()
 
 
@@ -2384,18 +2372,12 @@ def test_merge_keys_are_shared_by_their_exact_text_not_the_source_collation(
     assert table.status == "ok" and sorted(target.query("SELECT code FROM nopk")) == [("A",), ("a",)]
     source.sql("INSERT INTO nopk VALUES (3, 'b', 3), (4, 'b', 4)")
     job = job_for(source, target, table_options={"key": ["code"]})
-    try:
-        with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('b'\)"):
-            copy(job, mode="merge")
-    finally:
-        job.close()
+    with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('b'\)"):
+        copy_closed(job, mode="merge")
     # (the other way: PostgreSQL keeps 'c' and 'C ' apart, a MariaDB key of its default collation not)
     back = make_db("mariadb")
     target.sql("CREATE TABLE other (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL)",
                "INSERT INTO other VALUES (1, 'c'), (2, 'C ')")  # fmt: skip
     job = job_for(target, back, tables=["other"], table_options={"key": ["code"]})
-    try:
-        with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('c'\)"):
-            copy(job, mode="merge")
-    finally:
-        job.close()
+    with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('c'\)"):
+        copy_closed(job, mode="merge")
