@@ -745,7 +745,7 @@ def test_killed_copy_resumes_to_the_same_result(
             done = target.query("SELECT COUNT(*) FROM _parity_state WHERE chunk <> ''")[0][0]
         except sa.exc.DBAPIError:
             done = 0
-        if done >= 3:
+        if done >= 1:  # (killed early: a fast machine ends the 12 chunks in a blink)
             break
         time.sleep(0.05)
     assert proc.poll() is None, (
