@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field, replace
@@ -156,6 +156,10 @@ class _TablePlan:
     in_cycle: bool = False
     """The table is in an FK cycle (or references itself): its loads run with FK checks off, where the
     database allows it, because the rows it references may not be there yet."""
+    self_reference: tuple[int, int] | None = None
+    """Where the target checks an FK of the table to itself and has no FK checks to switch off (DuckDB,
+    Oracle, SQL Server): the positions in ``target_columns`` of its column and of the column it
+    references. The table is then one chunk, written in generations (``_ChunkRunner._generations``)."""
 
 
 def copy(
@@ -474,7 +478,28 @@ def _plan_tables(
                 in_cycle=name in cyclic,
             )
         )
+    if job.target.dialect.FK_CHECKS is None and out:  # (the source may declare no such FK)
+        with job.target.connect() as conn:
+            for tp in out:
+                tp.self_reference = _self_reference(job, conn, tp)
     return out
+
+
+def _self_reference(job: Job, conn: Connection, tp: _TablePlan) -> tuple[int, int] | None:
+    """The target's FK of the table to itself, as positions in the written columns (see
+    ``_TablePlan.self_reference``); None where there is none, or it is not one written column of an
+    integer or text key (its rows are loaded as any other table's)."""
+    dialect, schema = job.target.dialect, job.target.schema
+    columns = tp.target_columns
+    for fk in dialect.foreign_keys(conn, tp.target, schema):
+        own, referred = fk["constrained_columns"], fk["referred_columns"]
+        if fk["referred_table"] != tp.target or len(own) != 1 or len(referred) != 1:
+            continue
+        if own[0] in columns and referred[0] in columns and tp.mode != "merge":
+            kind = tp.types[columns.index(referred[0])].kind
+            if kind in INTEGER_KINDS or kind in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
+                return columns.index(own[0]), columns.index(referred[0])
+    return None
 
 
 def _refuse_null_keys(job: Job, spec: TableConfig, nullable: list[str]) -> None:
@@ -725,7 +750,7 @@ def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
     """Key-range chunks of about CHUNK_BATCHES batches each, and the number of rows to copy."""
     table = _source_table(job, tp)
     with job.source.connect() as conn:
-        if tp.chunk_key is None or tp.limit is not None:
+        if tp.chunk_key is None or tp.limit is not None or tp.self_reference is not None:
             total = conn.execute(
                 _filtered(tp, table, sa.select(sa.func.count()).select_from(table))
             ).scalar_one()
@@ -825,7 +850,15 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan], created: set[str
     try:
         with job.target.begin() as conn:
             if replace:
-                _empty(job, conn, replace)
+                self_refs = {
+                    tp.target: (
+                        tp.target_columns[tp.self_reference[0]],
+                        tp.target_columns[tp.self_reference[1]],
+                    )
+                    for tp, *_ in fresh
+                    if tp.mode == "replace" and tp.self_reference is not None
+                }
+                _empty(job, conn, replace, self_refs)
                 state.forget_rows(conn, replace)
             for tp, task, chunks, total in fresh:
                 state.start_task(
@@ -856,8 +889,9 @@ def _finish_run(job: Job, state: State, plans: list[_TablePlan]) -> None:
         state.finish_task(conn, _run_task(job, plans), {"status": "done"})
 
 
-def _empty(job: Job, conn: Connection, tables: list[str]) -> None:
-    """Empty the tables (children first); the only delete parity does unasked-for is none: replace asks."""
+def _empty(job: Job, conn: Connection, tables: list[str], self_refs: dict[str, tuple[str, str]]) -> None:
+    """Empty the tables (children first); the only delete parity does unasked-for is none: replace asks.
+    ``self_refs``: per table that references itself, the FK's column and the column it references."""
     target, dialect = job.target, job.target.dialect
     qualified = [target.qualified(t) for t in tables]
     if dialect.TRUNCATE_TOGETHER:
@@ -869,13 +903,32 @@ def _empty(job: Job, conn: Connection, tables: list[str]) -> None:
             f"cannot empty {', '.join(tables)}: {', '.join(sorted(outside))} (not copied) references them"
         )
     if not dialect.FK_SEES_OWN_DELETES:  # (a run stopped between two goes on emptying when run again)
-        for table in reversed(qualified):
+        for name, table in zip(reversed(tables), reversed(qualified), strict=True):
+            if name in self_refs:
+                _empty_in_generations(job, name, *self_refs[name])
             with target.begin() as own:
                 execute_raw(own, f"DELETE FROM {table}")
         return
     with switched(conn, dialect.FK_CHECKS) if dialect.FK_CHECKS else nullcontext():
         for table in reversed(qualified):
             execute_raw(conn, f"DELETE FROM {table}")
+
+
+def _empty_in_generations(job: Job, name: str, ref: str, key: str) -> None:
+    """Delete the rows of a table referencing itself that no row references, one transaction a go,
+    until none is left to delete: where FKs see no deletes of their own statement or transaction
+    (DuckDB), a row and the row it references cannot go together."""
+    refs: sa.ColumnClause[Any] = sa.column(ref)
+    keys: sa.ColumnClause[Any] = sa.column(key)
+    table = sa.table(name, refs, keys, schema=job.target.schema)
+    inner = sa.table(name, sa.column(ref), schema=job.target.schema).alias("referencing")
+    leaves = sa.delete(table).where(
+        keys.not_in(sa.select(inner.c[ref]).where(inner.c[ref].is_not(None)).scalar_subquery())
+    )
+    while True:
+        with job.target.begin() as conn:
+            if not conn.execute(leaves).rowcount:
+                return
 
 
 def _copy_table(
@@ -1507,13 +1560,21 @@ class _ChunkRunner:
             destination = self._destination(conn)
             each = self.merge_each  # (once: another chunk of the table may set it meanwhile)
             writer = self._writer(self.writer_class, conn, destination, each)
+            waiting: list[tuple[Any, ...]] = []  # (rows of a self-referencing table: _generations)
             try:
                 for rows in batches:
                     read += len(rows)
-                    ok, bad = self._write_batch(conn, writer, destination, rows, held)
+                    if tp.self_reference is None:
+                        ok, bad = self._write_batch(conn, writer, destination, rows, held)
+                    else:
+                        ok, bad = self._generations(conn, writer, destination, waiting, rows, held)
                     written += ok
                     rejected += bad
                     self.counter.add(len(rows))
+                if waiting:
+                    ok, bad = self._generations(conn, writer, destination, waiting, [], held, last=True)
+                    written += ok
+                    rejected += bad
             finally:
                 writer.close()
             if tp.mode == "merge" and not each:
@@ -1725,18 +1786,79 @@ class _ChunkRunner:
             }
         except ValueError:
             return {}
-        column: sa.ColumnClause[Any] = sa.column(self.target_key)
-        table = sa.table(self.tp.target, column, schema=self.job.target.schema)
-        held: set[str] = set()
-        pending = sorted(keys, key=str)
-        for start in range(0, len(pending), 1000):
-            query = sa.select(column).select_from(table).where(column.in_(pending[start : start + 1000]))
-            held.update(str(value) for (value,) in conn.execute(query))
+        held = self._target_holds(conn, self.target_key, keys)
         return {
             i: f"duplicate key: {self.target_key}={row[position]} is in the target already"
             for i, row in enumerate(rows)
             if row[position] is not None and str(row[position]) in held
         }
+
+    def _target_holds(self, conn: Connection, name: str, values: Iterable[Any]) -> set[str]:
+        """Those of the values the target's column holds, as text (on the writing connection, which
+        sees its own transaction's rows)."""
+        column: sa.ColumnClause[Any] = sa.column(name)
+        table = sa.table(self.tp.target, column, schema=self.job.target.schema)
+        held: set[str] = set()
+        pending = sorted(values, key=str)
+        for start in range(0, len(pending), 1000):
+            query = sa.select(column).select_from(table).where(column.in_(pending[start : start + 1000]))
+            held.update(str(value) for (value,) in conn.execute(query))
+        return held
+
+    def _generations(
+        self,
+        conn: Connection,
+        writer: bulk.Writer,
+        destination: str,
+        waiting: list[tuple[Any, ...]],
+        rows: Sequence[tuple[Any, ...]],
+        held: _Held,
+        last: bool = False,
+    ) -> tuple[int, int]:
+        """Write the rows of a table whose target checks its FK to itself as each statement ends, with
+        no checks to switch off (``_TablePlan.self_reference``): in generations, each one statement of
+        the rows whose referenced row the target holds already (or that reference none). The others
+        wait (``waiting``) for a later batch; with ``last``, those still waiting reference rows the
+        target does not hold, or themselves, and are rejected."""
+        assert self.tp.self_reference is not None
+        at, key_at = self.tp.self_reference
+        pending = [*waiting, *rows]
+        waiting.clear()
+        written = rejected = 0
+        while pending:
+            own = {str(row[key_at]) for row in pending if row[key_at] is not None}
+            asked = {str(row[at]) for row in pending if row[at] is not None} - own
+            there = self._target_holds(conn, self.tp.target_columns[key_at], asked) if asked else set()
+            ready = [row for row in pending if row[at] is None or str(row[at]) in there]
+            if not ready:
+                break
+            pending = [row for row in pending if not (row[at] is None or str(row[at]) in there)]
+            doubles = self._already_there(conn, ready) if self.tp.mode == "append" else {}
+            for i, reason in doubles.items():  # (no savepoints to find them under: found first)
+                held.add(ready[i], reason)
+            rejected += len(doubles)
+            ready = [row for i, row in enumerate(ready) if i not in doubles]
+            if not ready:
+                continue
+            ok, bad = self._write_batch(conn, writer, destination, ready, held)
+            written += ok
+            rejected += bad
+        if not last:
+            waiting.extend(pending)
+            return written, rejected
+        name, referenced = self.tp.target_columns[at], self.tp.target_columns[key_at]
+        for row in pending:
+            itself = str(row[at]) == str(row[key_at])
+            held.add(
+                row,
+                f"{name}={row[at]} references "
+                + (
+                    f"the row itself, which {self.job.target.backend} checks before the row is in"
+                    if itself
+                    else f"a row the target does not hold ({referenced}={row[at]})"
+                ),
+            )
+        return written, rejected + len(pending)
 
     def _write_tried(
         self, writer: bulk.Writer, destination: str, rows: list[tuple[Any, ...]], held: _Held
