@@ -325,9 +325,12 @@ def _prepare_schema(
             )
         except ParityError:
             if later and not job.target.dialect.TRANSACTIONAL_DDL:  # (recorded first: the tables are gone)
-                with job.target.begin() as conn:
+                made = {step.table for step in steps if step.action == "create table"}
+                with job.target.begin() as conn:  # (but for those the undo could not drop: the next
+                    left = made & set(target.dialect.table_names(conn, target.schema))  # run keeps them)
                     for when, name in later:
-                        state.ran_ddl(conn, when, name)
+                        if name not in left:
+                            state.ran_ddl(conn, when, name)
             raise
     return plan
 

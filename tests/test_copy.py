@@ -2384,13 +2384,38 @@ def test_a_failed_schema_apply_on_mariadb_leaves_no_record_of_keys_to_add(
     first CREATE TABLE; an apply that fails drops the tables it made, and now forgets that record too
     (a later run would otherwise add keys to a table it did not make)."""
     source, target = make_db("sqlite"), make_db("mariadb")
-    source.sql(*KEYED)
+    source.sql(*KEYED, "CREATE TABLE emp (id INTEGER PRIMARY KEY, boss INTEGER REFERENCES emp (id))")
     target.sql("CREATE VIEW `lines` AS SELECT 1 AS id")  # (not a table: its CREATE TABLE fails)
     with pytest.raises(ParityError, match="schema change for table 'lines' failed"):
         copy_closed(job_for(source, target))
-    assert "orders" not in target.tables()
+    assert "orders" not in target.tables() and "emp" not in target.tables()
     waiting = target.query("SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'fks %' OR task LIKE 'keys %'")
     assert waiting == [(0,)]
+
+
+def test_a_table_a_failed_apply_could_not_drop_keeps_its_record_of_keys_to_add(
+    make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the undo of a failed apply cannot drop a table it made, the table stays, and the next run
+    does not make it again: the record of its keys and FKs waiting for the rows must stay too."""
+    from parity.schema import apply
+
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(*KEYED, "CREATE TABLE emp (id INTEGER PRIMARY KEY, boss INTEGER REFERENCES emp (id))")
+    target.sql("CREATE VIEW `lines` AS SELECT 1 AS id")
+    with monkeypatch.context() as patched, pytest.raises(ParityError, match="table 'lines' failed"):
+        patched.setattr(apply, "_undo", lambda job, created: None)  # (as a DROP the server refused)
+        copy_closed(job_for(source, target))
+    assert "emp" in target.tables()
+    recorded = target.query("SELECT task FROM _parity_state WHERE task LIKE 'fks %' OR task LIKE 'keys %'")
+    assert len(recorded) == 1, recorded  # (emp's FK to itself: it waits for the rows)
+    target.sql("DROP VIEW `lines`")
+    copy_ok(job_for(source, target))
+    assert _foreign_keys(target, "emp") == [(["boss"], "emp")]
+    assert _foreign_keys(target, "lines") == [(["order_id"], "orders")]
+    assert target.query(
+        "SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'fks %' OR task LIKE 'keys %'"
+    ) == [(0,)]
 
 
 def test_merge_keys_are_shared_by_their_exact_text_not_the_source_collation(
