@@ -1737,7 +1737,7 @@ class _ChunkRunner:
                 raise_unless_refusal(exc)
                 # (a table referencing itself: rows another connection would try may reference rows
                 # only this one sees)
-                if self.tp.in_cycle:
+                if self.tp.in_cycle or self.tp.self_reference is not None:
                     raise ParityError(
                         f"the target refused a batch ({_reason(exc)}); {self.job.target.backend} has no "
                         "savepoints to find the refused rows under, so the chunk was rolled back"

@@ -929,6 +929,16 @@ def test_a_table_referencing_itself_loads_in_generations_where_its_fk_cannot_be_
     twice = copy_ok(job_for(source, target), schema=False, batch_size=50, mode="append")
     assert (twice.tables[0].rows_written, twice.tables[0].rejected) == (0, 602)
     assert target.query("SELECT count(*) FROM emp") == [(600,)]
+    # a row the target refuses fails the table: tried on another connection, as DuckDB's refused rows
+    # are found, its parents written in this transaction are not there, so it would be taken as refused
+    checked = make_db("duckdb")
+    checked.sql(
+        "CREATE TABLE emp (id INTEGER PRIMARY KEY, manager_id INTEGER REFERENCES emp (id), "
+        "name VARCHAR CHECK (name <> 'e7'))"
+    )
+    failed = copy_closed(job_for(source, checked), schema=False, batch_size=50).tables[0]
+    assert failed.status == "failed" and "CHECK constraint failed" in failed.error
+    assert checked.query("SELECT count(*) FROM emp") == [(0,)]
 
 
 @pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "sqlite"])
