@@ -862,6 +862,15 @@ class Dialect:
             return sa.literal(value.replace(tzinfo=timezone.utc), sa.DateTime(timezone=True))
         return sa.literal(value, sa.Date() if kind is Kind.DATE else sa.DateTime())
 
+    def partition_window(
+        self, value: Any, bounds: Sequence[Any], indices: Sequence[int], kind: Kind
+    ) -> sa.ColumnElement[Any] | None:
+        """``indices[k]`` for the last of the ascending ``bounds`` (dates, or naive UTC datetimes) that
+        ``value`` (``partition_value``) is not below, the first where it is below all: one function
+        a row where the database has one (SQLite); None here, where diff compares ``value`` with the
+        bounds in a balanced CASE."""
+        return None
+
 
 class LossyType(Exception):
     """Internal: a canonical type cannot be held exactly by a dialect."""

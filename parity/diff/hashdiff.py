@@ -195,10 +195,11 @@ def window_index(side: Side, windows: Sequence[Any]) -> Expr:
     value = dialect.partition_value(x, kind)
     bounded = [(i, w.lo) for i, w in enumerate(windows) if w.lo is not None]
 
+    def low(lo: Any) -> Any:
+        return lo.date() if kind is Kind.DATE and isinstance(lo, datetime) else lo
+
     def bound(lo: Any) -> Any:
-        if kind is Kind.DATE and isinstance(lo, datetime):
-            lo = lo.date()
-        return dialect.partition_bound(lo, kind)
+        return dialect.partition_bound(low(lo), kind)
 
     def tree(low: int, high: int) -> Any:
         if high - low == 1:
@@ -209,7 +210,8 @@ def window_index(side: Side, windows: Sequence[Any]) -> Expr:
     nulls = [i for i, w in enumerate(windows) if w.lo is None]
     if not bounded:
         return sa.literal_column(str(nulls[0]))
-    index = tree(0, len(bounded))
+    lookup = dialect.partition_window(value, [low(lo) for _, lo in bounded], [i for i, _ in bounded], kind)
+    index = tree(0, len(bounded)) if lookup is None else lookup
     return sa.case((x.is_(None), sa.literal_column(str(nulls[0]))), else_=index) if nulls else index
 
 
@@ -703,13 +705,20 @@ class TableRun:
             for side in self.sides
         ):
             return roots
-        sums = self.both(lambda side: side.checksums(window_index(side, windows), []))
-        source, target = ({int(b): (int(c), int(s or 0)) for b, c, s in rows} for rows in sums)
+        # (with an integer key, each window's key range too: a window walked needs no query for it)
+        ranges = self.ranges
+        sums = self.both(lambda side: side.checksums(window_index(side, windows), [], key_bounds=ranges))
+        source, target = ({int(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows} for rows in sums)
+        keys: dict[int, list[int]] = {}
+        for rows in sums if ranges else ():
+            for r in rows:
+                keys.setdefault(int(r[0]), []).extend(int(k) for k in r[3:] if k is not None)
         left = []
         for i, root in enumerate(roots):
             a, b = source.get(i, _EMPTY), target.get(i, _EMPTY)
             if a != b:
-                left.append(root)
+                known = keys.get(i)
+                left.append(replace(root, lo=min(known), hi=max(known) + 1) if known else root)
                 continue
             with self.lock:
                 self.stats.source_rows += a[0]

@@ -182,15 +182,20 @@ class Side:
 
     # ---- queries -------------------------------------------------------------------------------------
 
-    def checksums(self, bucket: Expr, conditions: Sequence[Expr]) -> sa.Select[Any]:
-        """count(*) and the sum of row hashes per bucket, for the rows meeting every condition."""
+    def checksums(self, bucket: Expr, conditions: Sequence[Expr], key_bounds: bool = False) -> sa.Select[Any]:
+        """count(*) and the sum of row hashes per bucket, for the rows meeting every condition; with
+        ``key_bounds``, then the lowest and the highest key in the bucket too."""
+        keys = [self.key.label("k")] if key_bounds else []
         inner = (
-            sa.select(bucket.label("b"), self.row_hash.label("h"))
+            sa.select(bucket.label("b"), self.row_hash.label("h"), *keys)
             .select_from(self.sa_table)
             .where(*self.where, *conditions)
             .subquery("s")
         )
-        query = sa.select(inner.c.b, sa.func.count(), self.dialect.hash_sum(inner.c.h)).group_by(inner.c.b)
+        bounds = [sa.func.min(inner.c.k), sa.func.max(inner.c.k)] if key_bounds else []
+        query = sa.select(inner.c.b, sa.func.count(), self.dialect.hash_sum(inner.c.h), *bounds).group_by(
+            inner.c.b
+        )
         return query.order_by(sa.null()) if self.dialect.GROUP_BY_SORTS else query
 
     def located_checksums(
