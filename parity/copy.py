@@ -1603,7 +1603,15 @@ class _ChunkRunner:
         with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle):
             with conn.begin(), self.target_dialect.explicit_ids(conn, target, tp.target, given):
                 writer = RemapWriter(
-                    conn, target, tp.target, tp.target_columns, tp.types, tp.remap, self.maps, self.workers
+                    conn,
+                    target,
+                    tp.target,
+                    tp.target_columns,
+                    tp.types,
+                    tp.remap,
+                    self.maps,
+                    self.workers,
+                    merge_key=tp.key if tp.mode == "merge" else (),
                 )
                 for rows in batches:
                     read += len(rows)

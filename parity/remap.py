@@ -4,7 +4,8 @@ With ``remap_ids`` the target assigns the identity column; parity records old ->
 ``_parity_id_map`` (in the same transaction as the row) and rewrites child tables' FK columns through
 it. With ``natural_key`` a row whose natural key already exists in the target is skipped and, when IDs
 are remapped, mapped to the existing row's ID. Both make a re-run idempotent: a row already mapped or
-already present is not written twice.
+already present is not written twice. In merge (a table whose own IDs are kept), a row updates the
+target's row it matches, by its natural key or else the merge key, and is inserted where none does.
 
 Rows go one at a time (INSERT ... RETURNING, or the driver's lastrowid), each under a savepoint so
 that a refused row is rejected alone: this path serves correctness on live targets, not bulk speed.
@@ -116,8 +117,15 @@ class RemapWriter:
         spec: RemapSpec,
         maps: IdMaps,
         workers: int = 1,
+        merge_key: Sequence[str] = (),
     ) -> None:
         self.conn, self.endpoint, self.table, self.spec, self.maps = conn, endpoint, table, spec, maps
+        self.merge_on = tuple(spec.natural_key or merge_key) if merge_key else ()
+        """Merge (a table whose own IDs are kept): the columns a row updates the target's row by, its
+        natural key where it has one, else the merge key; empty where rows are only inserted."""
+        self.kept = {*merge_key, *spec.natural_key}
+        """Columns merge does not update: the key (a row matched by its natural key keeps the
+        target's own key, which other rows may reference)."""
         self.workers = workers
         self.columns = list(columns)
         self.types = list(types)
@@ -211,7 +219,13 @@ class RemapWriter:
         old_id = values.get(identity) if identity else None
         if identity and (str(old_id) in self.own or str(old_id) in self.new_pairs):
             return "skipped"
-        existing = self._find_natural(values)
+        if self.merge_on and self.spec.natural_key:  # (the merge key is unique in the target: checked)
+            held = self._matches(values)
+            if held > 1:
+                shown = ", ".join(f"{c}={values[c]}" for c in self.merge_on)
+                reject(row, f"natural key {shown} matches {held} rows in the target: which to update?")
+                return "rejected"
+        existing = None if self.merge_on else self._find_natural(values)
         if existing is not None:
             if identity:
                 self._map(old_id, existing)
@@ -248,6 +262,8 @@ class RemapWriter:
     def _write_row(self, values: dict[str, Any], old_id: Any, waiting: dict[str, Any]) -> None:
         """Insert the row and record its new ID (and the references it waits for)."""
         identity = self.spec.identity
+        if self.merge_on and self._update(values):
+            return
         new_id = self._insert(values)
         if identity:
             self._map(old_id, new_id)
@@ -278,6 +294,28 @@ class RemapWriter:
         clause = sa.and_(*(self.sa_table.c[c] == self._encode(c, values[c]) for c in self.spec.natural_key))
         found = self.conn.execute(sa.select(wanted).where(clause).limit(1)).first()
         return None if found is None else found[0]
+
+    def _matching(self, values: dict[str, Any]) -> sa.ColumnElement[bool]:
+        return sa.and_(*(self.sa_table.c[c] == self._encode(c, values[c]) for c in self.merge_on))
+
+    def _matches(self, values: dict[str, Any]) -> int:
+        """How many of the target's rows the row's ``merge_on`` values match (at most 2)."""
+        if any(values.get(c) is None for c in self.merge_on):
+            return 0
+        found = sa.select(sa.literal(1)).select_from(self.sa_table).where(self._matching(values)).limit(2)
+        return len(self.conn.execute(found).all())
+
+    def _update(self, values: dict[str, Any]) -> bool:
+        """Merge: update the target's row the row matches (``merge_on``); whether there was one.
+        (MySQL's drivers count the rows matched, not only those changed: SQLAlchemy's FOUND_ROWS.)"""
+        if any(values.get(c) is None for c in self.merge_on):
+            return False
+        changes = {c: self._encode(c, v) for c, v in values.items() if c not in self.kept}
+        if not changes:
+            found = sa.select(sa.literal(1)).select_from(self.sa_table).where(self._matching(values))
+            return self.conn.execute(found.limit(1)).first() is not None
+        result = self.conn.execute(sa.update(self.sa_table).where(self._matching(values)).values(changes))
+        return bool(result.rowcount)
 
     def _references_within(self, rows: Sequence[tuple[Any, ...]]) -> bool:
         """Whether a row references (the table itself) another row of ``rows``, whose new ID comes

@@ -1226,6 +1226,53 @@ def test_remap_ids_with_natural_keys(
     assert target.query("SELECT COUNT(*) FROM commits")[0][0] == 4
 
 
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql"])
+def test_merge_updates_rows_of_tables_whose_references_or_natural_keys_are_remapped(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """Merge was ignored on the path that rewrites references and matches natural keys: a rerun
+    rejected every row of a table referencing a remapped one as a duplicate key (examples/job.yaml's
+    orders), and skipped a row matched by its natural key, its change lost."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, email VARCHAR(40) NOT NULL UNIQUE)",
+        "CREATE TABLE products (id INTEGER PRIMARY KEY, sku VARCHAR(10) NOT NULL UNIQUE, title VARCHAR(20))",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers (id),"
+        " status VARCHAR(10))",
+        "INSERT INTO customers VALUES (1, 'a@x'), (2, 'b@x')",
+        "INSERT INTO products VALUES (1, 'p1', 'one'), (2, 'p2', 'two')",
+        "INSERT INTO orders VALUES (1, 1, 'new'), (2, 2, 'new')",
+    )
+    job_file = tmp_path / "job.yaml"
+    schema = f", schema: {target.schema}" if target.schema else ""
+    job_file.write_text(
+        f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'{schema}}}\n"
+        "tables:\n"
+        "  - {name: customers, remap_ids: true, natural_key: [email]}\n"
+        "  - {name: products, natural_key: [sku], mode: merge}\n"
+        "  - {name: orders, mode: merge}\n"
+    )
+    copy_ok(build(config_file=str(job_file)))
+    target.sql("UPDATE products SET id = id + 100")  # (a live target: its own IDs for the same SKUs)
+    source.sql(
+        "UPDATE orders SET status = 'sent' WHERE id = 1",
+        "UPDATE products SET title = 'uno' WHERE id = 1",
+        "INSERT INTO orders VALUES (3, 2, 'new')",
+        "INSERT INTO products VALUES (3, 'p3', 'three')",
+    )
+    again = copy_ok(build(config_file=str(job_file)))
+    counts = {t.table: (t.rows_written, t.skipped, t.rejected) for t in again.tables}
+    assert counts == {"customers": (0, 2, 0), "products": (3, 0, 0), "orders": (3, 0, 0)}
+    assert target.query("SELECT id, status FROM orders ORDER BY id") == [(1, "sent"), (2, "new"), (3, "new")]
+    assert target.query("SELECT id, sku, title FROM products ORDER BY sku") == [
+        (101, "p1", "uno"),
+        (102, "p2", "two"),
+        (3, "p3", "three"),
+    ]
+    customers = dict(target.query("SELECT email, id FROM customers"))
+    assert target.query("SELECT customer_id FROM orders WHERE id = 3") == [(customers["b@x"],)]
+
+
 @pytest.mark.parametrize("target_name", list(FK_CHECKS_ON))
 def test_fk_checks_are_back_on_after_a_self_referencing_table(
     make_db: Callable[[str], Database], target_name: str
