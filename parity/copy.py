@@ -203,7 +203,7 @@ def copy(
     plan = _prepare_schema(job, schema, state, keys_later, merging)
     result.schema = plan
     plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
-    _plan_remaps(plans, remap_ids)
+    _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
     _check_ids_writable(job, plans)
     state.ensure()
     maps = IdMaps(state)
@@ -633,8 +633,25 @@ def _check_remaps(job: Job, mode: Mode | None, remap_all: bool) -> None:
         _remap_identity(table, spec, table_mode, remap_all, [c.name for c in table.columns])
 
 
-def _plan_remaps(plans: list[_TablePlan], remap_all: bool) -> None:
-    """Fill each table's RemapSpec: its own identity (remap_ids), natural key, and remapped parents.
+def _mapped_elsewhere(job: Job, state: State, plans: list[_TablePlan], remap_all: bool) -> dict[str, str]:
+    """Source name -> target name of the tables this run does not copy whose rows an earlier run
+    remapped (their IDs in ``_parity_id_map``), where this run remaps IDs: a child copied on its own
+    has its references rewritten through their map."""
+    if not (remap_all or any(tp.spec.remap_ids for tp in plans)):
+        return {}
+    copied = {tp.source.name for tp in plans}
+    parents = {fk.ref_table for tp in plans for fk in tp.source.foreign_keys} - copied
+    if not parents:
+        return {}
+    named = {t.name: t.target or t.name for t in job.config.tables}
+    targets = {name: named.get(name, name) for name in parents}
+    held = state.mapped_tables(list(targets.values()))
+    return {name: target for name, target in targets.items() if target in held}
+
+
+def _plan_remaps(plans: list[_TablePlan], remap_all: bool, mapped: dict[str, str] | None = None) -> None:
+    """Fill each table's RemapSpec: its own identity (remap_ids), natural key, and remapped parents
+    (in this run, or ``mapped``: remapped by an earlier one).
 
     Tables load in FK order, so a parent's new IDs are known before its children's rows come, except
     where the parent comes later or is the table itself (a cycle, a self-reference): such a reference
@@ -651,6 +668,10 @@ def _plan_remaps(plans: list[_TablePlan], remap_all: bool) -> None:
         references, late = {}, set()
         for fk in tp.source.foreign_keys:
             parent = by_source.get(fk.ref_table)
+            earlier = (mapped or {}).get(fk.ref_table)
+            if earlier is not None and len(fk.columns) == 1 and fk.columns[0] in tp.columns:
+                references[tp.spec.map.get(fk.columns[0], fk.columns[0])] = earlier
+                continue
             if parent is None or not identities[parent.target]:
                 continue
             column = fk.columns[0]

@@ -49,6 +49,15 @@ class State:
         self.endpoint = endpoint
         self.metadata, self.state, self.id_map = tables(endpoint.schema)
 
+    def mapped_tables(self, tables: list[str]) -> set[str]:
+        """Those of the (target) tables with rows in ``_parity_id_map`` (none where it is not made yet)."""
+        with self.endpoint.connect() as conn:
+            if self.id_map.name not in self.endpoint.dialect.table_names(conn, self.endpoint.schema):
+                return set()
+            m = self.id_map
+            found = conn.execute(sa.select(m.c.table_name).where(m.c.table_name.in_(tables)).distinct())
+            return {name for (name,) in found}
+
     def ensure(self) -> None:
         with self.endpoint.begin() as conn:
             self.metadata.create_all(conn, checkfirst=True)
