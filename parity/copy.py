@@ -156,6 +156,9 @@ class _TablePlan:
     in_cycle: bool = False
     """The table is in an FK cycle (or references itself): its loads run with FK checks off, where the
     database allows it, because the rows it references may not be there yet."""
+    fractions: dict[str, int] = field(default_factory=dict)
+    """Target column -> the digits of a second it keeps, where the source's values may hold more
+    (``SchemaPlan.fractions``): such rows are rejected (``_Guard``)."""
     self_reference: tuple[int, int] | None = None
     """Where the target checks an FK of the table to itself and has no FK checks to switch off (DuckDB,
     Oracle, SQL Server): the positions in ``target_columns`` of its column and of the column it
@@ -479,6 +482,7 @@ def _plan_tables(
                 where=spec.where,
                 limit=limit,
                 in_cycle=name in cyclic,
+                fractions=plan.fractions.get(target, {}),
             )
         )
     if job.target.dialect.FK_CHECKS is None and out:  # (the source may declare no such FK)
@@ -1176,9 +1180,12 @@ class _ChunkRunner:
         self.unreadable: frozenset[int] = frozenset()
         """Columns where a source value was found that its kind cannot take (``_Unreadable``); replaced,
         never changed in place, as reader threads add to it while writer threads read it."""
-        self.scales = [self._kept_scale(t) for t in tp.types]
+        self.scales = [
+            tp.fractions.get(c, self._kept_scale(t)) for c, t in zip(tp.target_columns, tp.types, strict=True)
+        ]
         """Per column, the decimals the target keeps of a decimal the source may hold more of (SQLite,
-        or an unbounded decimal) and the target would round: such a row is refused (``_Guard``)."""
+        or an unbounded decimal) and the target would round, or the digits of a second of a time
+        (``_TablePlan.fractions``): such a row is refused (``_Guard``)."""
         self.jsonb = source_dialect.JSON_HASHED_AS_JSONB and not self.target_dialect.JSON_HASHED_AS_JSONB
         """JSON is written in jsonb's text (``values.jsonb_text``): diff hashes the source's so, and the
         target's as it holds it."""
@@ -1210,6 +1217,7 @@ class _ChunkRunner:
             (self.mysqlclient or source.engine.dialect.driver in ("psycopg", "pysqlite"))
             and not tp.remap.active
             and all(t.kind in text_kinds for t in tp.types)
+            and (source.backend == "sqlite" or not tp.fractions)  # (SQLite's text is checked: sqlite_text)
         )
         """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``)."""
         self.kinds = [t.kind for t in tp.types]
@@ -1660,7 +1668,7 @@ class _ChunkRunner:
                 value = row[i]
                 text = bulk.plain_decimal(value) if isinstance(value, Decimal) else str(value)
                 if value is not None and bulk.excess_decimals([text], scale) is not None:
-                    bad = f"{columns[i]}: {text} has more decimals than the target keeps ({scale})"
+                    bad = _excess(columns[i], text, scale, self.tp.types[i].kind)
                     break
             if bad is None:
                 kept.append(row)
@@ -2012,13 +2020,17 @@ class _Guard(bulk.Writer):
                          if v is not None]  # fmt: skip
                 value = bulk.excess_decimals(texts, scale)
                 if value is not None:
-                    raise bulk.TooManyDecimals(
-                        f"{column}: {value} has more decimals than the target keeps ({scale})"
-                    )
+                    raise bulk.TooManyDecimals(_excess(column, value, scale, self.runner.tp.types[i].kind))
         self.inner.write(rows)
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _excess(column: str, value: str, scale: int, kind: Kind) -> str:
+    """Why a row is refused: a decimal or time with more digits than its target column keeps."""
+    digits = "decimals" if kind is Kind.DECIMAL else "digits of a second"
+    return f"{column}: {value} has more {digits} than the target keeps ({scale})"
 
 
 def _inner(writer: bulk.Writer, kind: type[bulk.Writer]) -> bulk.Writer | None:

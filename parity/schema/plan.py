@@ -25,6 +25,7 @@ from parity.schema.order import fk_order
 from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind, holds
 from parity.sqltext import as_sent
 
+_TIMES = (Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 _INTEGER_TYPES = {Kind.SMALLINT: sa.SmallInteger, Kind.INTEGER: sa.Integer, Kind.BIGINT: sa.BigInteger}
 
 
@@ -53,6 +54,11 @@ class SchemaPlan:
     generated: dict[str, set[str]] = field(default_factory=dict)
     """Target table -> its columns the target computes (existing ones, and ones created so): never
     written to."""
+
+    fractions: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Target table -> its existing time and timestamp columns that keep fewer digits of a second
+    than the source's values may hold (SQLite's, or a ``types:`` override's), and how many: a row
+    with more is rejected, not rounded or cut by the target without a word."""
 
     def sql(self) -> str:
         lines = [f"-- warning: {w}" for w in self.warnings]
@@ -421,6 +427,15 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                 and (found.type.length or 0) >= key_length
             ):
                 continue  # (the VARCHAR parity makes of a TEXT key column, where keys hold no TEXT)
+            unbounded = col.type.kind is Kind.TEXT or (
+                col.type.kind is Kind.VARCHAR and col.type.length is None
+            )
+            if unbounded and found.type.kind in (Kind.VARCHAR, Kind.CHAR) and found.type.length:
+                ctx.plan.warnings.append(
+                    f"{target}.{col.name} is {found.native_type or found.type} in the target, the source's"
+                    f" {col.native_type or col.type} has no length: rows whose text is longer are rejected"
+                )
+                continue
             if col.wider_than_declared and found.type.kind in INTEGER_KINDS:
                 ctx.plan.warnings.append(
                     f"{target}.{col.name} is {found.native_type or found.type} in the target, the source's"
@@ -431,12 +446,21 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                 f"{target}.{col.name} is {found.native_type or found.type} in the target and cannot hold "
                 f"the source's {col.type} values (not altered)"
             )
-        elif None not in (found.fraction, col.fraction) and found.fraction < col.fraction:  # type: ignore[operator]
-            ctx.plan.problems.append(
-                f"{target}.{col.name} keeps {found.fraction} digits of a second in the target, the source "
-                f"{col.fraction}: its values would lose their {'fractions' if not found.fraction else 'last digits'}"
-                " (not altered)"
-            )
+        elif found.fraction is not None and found.fraction < 6 and col.type.kind in _TIMES:
+            digits = found.fraction
+            if col.fraction is not None and digits < col.fraction:
+                ctx.plan.problems.append(
+                    f"{target}.{col.name} keeps {digits} digits of a second in the target, the source "
+                    f"{col.fraction}: its values would lose their {'fractions' if not digits else 'last digits'}"
+                    f" (not altered; declare types: {{{col.name}: {col.type.kind.value}({digits})}} to copy the"
+                    " rows whose values fit, the others rejected)"
+                )
+            elif col.fraction is None or col.wider_than_declared:
+                ctx.plan.fractions.setdefault(target, {})[col.name] = digits
+                ctx.plan.warnings.append(
+                    f"{target}.{col.name} keeps {digits} digits of a second in the target: rows whose "
+                    "values hold more are rejected"
+                )
 
 
 def _add_column(table: str, column: sa.Column[Any], schema: str | None) -> Any:

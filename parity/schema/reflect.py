@@ -90,9 +90,11 @@ def _reflect_one(
                 default=default,
                 identity=identity,
                 native_type=_native(info["type"]),
-                fraction=dialect.fraction_digits(info["type"]) if ctype.kind in _TIMES else None,
+                fraction=_fraction(dialect, info, ctype, overrides.get(info["name"])),
                 generated=generated,
-                wider_than_declared=dialect.wider_than_declared(info, conn, name, schema),
+                # (a time's digits of a second set by an override: the values may hold more)
+                wider_than_declared=dialect.wider_than_declared(info, conn, name, schema)
+                or (info["name"] in overrides and ctype.kind in _TIMES),
                 read_as_text=as_text,
             )
         )
@@ -128,6 +130,18 @@ def _generated(info: dict[str, Any], dialect: str) -> Generated | None:
 def _default_text(info: dict[str, Any]) -> str | None:
     default = info.get("default")
     return None if default is None else str(default)
+
+
+def _fraction(
+    dialect: Any, info: dict[str, Any], ctype: CanonicalType, override: CanonicalType | None
+) -> int | None:
+    """The digits of a second a time or timestamp column keeps: an override's (``timestamp(0)``),
+    else as the database declares it."""
+    if ctype.kind not in _TIMES:
+        return None
+    if override is not None and override.length is not None:
+        return override.length
+    return dialect.fraction_digits(info["type"])
 
 
 def _native(t: Any) -> str:
