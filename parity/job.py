@@ -81,7 +81,7 @@ def aggregate_row(
 def shape(table: Table, spec: cfg.TableConfig, maps: dict[str, dict[str, str]]) -> Table:
     """Keep the selected columns and give them their target names."""
     names = table.column_names
-    for col in [*spec.map, *(spec.key or ())]:
+    for col in [*spec.map, *(spec.key or ()), *(spec.natural_key or ())]:
         if col not in names:
             raise not_found("column", col, names, where=f"table '{table.name}'")
     for pattern in spec.exclude_columns:  # glob patterns, like columns: a pattern matching nothing is a typo

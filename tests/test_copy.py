@@ -1224,6 +1224,11 @@ def test_remap_ids_with_natural_keys(
         "commits": (0, 4),
     }
     assert target.query("SELECT COUNT(*) FROM commits")[0][0] == 4
+    # a natural key naming no column matched no row, every row written again (audit): now an error
+    job_file.write_text(job_file.read_text().replace("natural_key: [slug]", "natural_key: [slugg]"))
+    with pytest.raises(ParityError, match="slugg.*did you mean 'slug'"):
+        copy_closed(build(config_file=str(job_file)))
+    assert target.query("SELECT COUNT(*) FROM repositories")[0][0] == 102
 
 
 @pytest.mark.parametrize("target_name", ["mariadb", "postgresql"])
