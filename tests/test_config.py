@@ -248,6 +248,30 @@ def test_exclude_columns_are_glob_patterns(sqlite_db: Database, tmp_path: Path) 
         job.close()
 
 
+def test_include_patterns_select_tables_beside_those_named(sqlite_db: Database, tmp_path: Path) -> None:
+    """An include pattern beside a tables: list was ignored (per-table settings meant naming every
+    table), and one matching nothing selected nothing, exit 0: now the tables it matches are added,
+    and a pattern matching none is an error with the closest name."""
+    sqlite_db.sql(*(f"CREATE TABLE {t} (id INTEGER PRIMARY KEY)" for t in ("customers", "carts", "products")))
+    job_file = write(
+        tmp_path / "job.yaml",
+        f"source: {sqlite_db.url}\ntarget: sqlite:///{tmp_path}/t.sqlite\n"
+        "include: ['c*']\ntables:\n  - {name: products, target: goods}\n",
+    )
+
+    def selected(**options: object) -> list[tuple[str, str]]:
+        job = jobs.build(config_file=str(job_file), **options)  # type: ignore[arg-type]
+        try:
+            return [(t.name, t.target or t.name) for t in job.selected()]
+        finally:
+            job.close()
+
+    assert selected() == [("products", "goods"), ("carts", "carts"), ("customers", "customers")]
+    assert selected(exclude=["cart*"]) == [("products", "goods"), ("customers", "customers")]
+    with pytest.raises(NotFound, match=r"table 'Customers' not found.*did you mean 'customers'"):
+        selected(include=["Customers"])
+
+
 # ---- examples/job.yaml -----------------------------------------------------------------------------------
 
 

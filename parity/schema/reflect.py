@@ -35,16 +35,23 @@ def select_tables(
     exclude: Iterable[str] = (),
     where: str = "",
 ) -> list[str]:
-    """Resolve table names and include/exclude patterns; an unknown name is an error with a suggestion."""
+    """Resolve table names and include/exclude patterns: the tables named, and those the include
+    patterns match (every table where neither is given), less those the exclude patterns match. An
+    unknown name, or an include pattern matching no table, is an error with a suggestion."""
     names, include, exclude = list(names), list(include), list(exclude)
     chosen: list[str] = []
     for name in names:
         if name not in available:
             raise not_found("table", name, available, where)
         chosen.append(name)
-    if not names:
+    for pattern in include:  # (a typo, or a case the database spells otherwise, matched nothing)
+        if not any(fnmatch.fnmatchcase(t, pattern) for t in available):
+            raise not_found("table", pattern, available, where)
+    if include or not names:
         patterns = include or ["*"]
-        chosen = [t for t in available if any(fnmatch.fnmatchcase(t, p) for p in patterns)]
+        chosen += [
+            t for t in available if t not in chosen and any(fnmatch.fnmatchcase(t, p) for p in patterns)
+        ]
     return [t for t in chosen if not any(fnmatch.fnmatchcase(t, p) for p in exclude)]
 
 
