@@ -1194,6 +1194,18 @@ class _ChunkRunner:
         source_dialect = job.source.dialect
         native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
         self.decoders = [None if t.kind in native else t.kind for t in tp.types]
+        self.lenient = False
+        """Whether a chunk of the table was read with the source's lenient loaders (values its driver
+        cannot make, as their text): then dates and times are decoded too, those that stay text
+        refused (``_Unreadable``, ``_Guard``)."""
+        times = (
+            ()
+            if job.target.dialect.READS_TIME_TEXT
+            else (Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+        )
+        self.lenient_decoders = [
+            t.kind if t.kind in times else d for d, t in zip(self.decoders, tp.types, strict=True)
+        ]
         self.target_dialect = job.target.dialect
         self.unreadable: frozenset[int] = frozenset()
         """Columns where a source value was found that its kind cannot take (``_Unreadable``); replaced,
@@ -1295,7 +1307,7 @@ class _ChunkRunner:
                 logger.info(
                     "%s: %s; chunk %s read again, such values as text", self.tp.source.name, exc, chunk.name
                 )
-                lenient = True
+                lenient = self.lenient = True
             except Exception as exc:  # (a driver's own error too: COPY's is psycopg's)
                 held = getattr(self.attempt, "held", None)
                 if isinstance(exc, ParityError) or not transient_error(exc) or retries >= TRANSIENT_RETRIES:
@@ -1572,7 +1584,7 @@ class _ChunkRunner:
         )
 
     def _decode(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
-        kinds = self.decoders
+        kinds = self.lenient_decoders if self.lenient else self.decoders
         if not any(kinds):
             if type(rows) is list and (not rows or type(rows[0]) is tuple):
                 return rows  # a driver's own rows: tuples already
@@ -1713,7 +1725,7 @@ class _ChunkRunner:
         writer = writer_class(conn, destination, self.tp.target_columns, self.tp.types)
         if merge_each:
             writer = _Merging(writer, self)
-        if any(self.decoders) or any(scale is not None for scale in self.scales):
+        if any(self.decoders) or self.lenient or any(scale is not None for scale in self.scales):
             writer = _Guard(writer, self)
         return writer
 

@@ -2057,6 +2057,27 @@ def test_values_the_driver_cannot_make_are_copied_as_their_text(
     assert diff(job_for(pg_db, target)).identical
 
 
+@pytest.mark.parametrize("target_name", ["mariadb", "sqlite"])
+def test_times_the_driver_cannot_make_are_rejected_by_name_where_the_target_cannot_read_them(
+    pg_db: Database, make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """Read as their text, PostgreSQL's infinities and years past 9999 met the writer of a target that
+    cannot read that text, and were rejected with "'str' object has no attribute 'astimezone'"."""
+    target = make_db(target_name)
+    pg_db.sql(
+        "CREATE TABLE t (id INT PRIMARY KEY, tz TIMESTAMPTZ)",
+        "INSERT INTO t VALUES (1, 'infinity'), (2, '2020-01-01 10:00:00+02'), (3, '15000-01-01 00:00:00+00')",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    (table,) = copy_ok(job_for(pg_db, target), rejects_file=str(rejects)).tables
+    assert (table.rows_written, table.rejected) == (1, 2)
+    reasons = {
+        json.loads(line)["row"]["id"]: json.loads(line)["reason"] for line in rejects.read_text().splitlines()
+    }
+    assert reasons[1].startswith("tz: 'infinity' is no timestamptz")
+    assert reasons[3].startswith("tz: '15000-01-01 00:00:00+00' is no timestamptz")
+
+
 def test_nan_survives_sqlite(pg_db: Database, make_db: Callable[[str], Database]) -> None:
     """SQLite stores a NaN bound as a REAL as NULL: parity writes it as the text 'NaN', which SQLite keeps
     in the REAL column and parity reads back as NaN, there and back again (read as values, and as COPY

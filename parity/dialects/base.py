@@ -598,6 +598,11 @@ class Dialect:
     LENIENT_LOADERS: ClassVar[bool] = False
     """Whether ``lenient_loaders`` does anything (diff then runs a query its driver failed on again)."""
 
+    READS_TIME_TEXT: ClassVar[bool] = False
+    """Whether the database reads the text of dates and times that ``lenient_loaders`` give as text
+    (PostgreSQL's infinities, years past 9999) as such values (PostgreSQL, DuckDB); elsewhere copy
+    rejects those rows, with the value."""
+
     def lenient_loaders(self, conn: Connection) -> None:
         """Have the driver give the text of a value it cannot make a Python value of (PostgreSQL's
         infinite timestamps and dates, years past 9999) instead of failing the query."""

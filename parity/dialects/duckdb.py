@@ -33,6 +33,7 @@ class DuckDB(Dialect):
     NATIVE_KINDS = frozenset(Kind) - {Kind.JSON, Kind.CHAR}
     SESSION_SETUP = ("SET TimeZone = 'UTC'",)
     SAVEPOINTS = False
+    READS_TIME_TEXT = True
     BINARY_LITERAL = "from_hex('{hex}')"
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {

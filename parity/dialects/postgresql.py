@@ -222,6 +222,7 @@ class PostgreSQL(Dialect):
         return sa.case((usual, padded), else_=formatted)
 
     LENIENT_LOADERS = True
+    READS_TIME_TEXT = True
 
     def lenient_loaders(self, conn: Connection) -> None:
         from psycopg.types import datetime as pgdatetime
