@@ -240,6 +240,16 @@ def test_missing_table_suggests_the_closest(
     assert_one_line_error(result, "table 'custmers' not found", "did you mean 'customers'?")
 
 
+def test_tables_may_be_given_as_one_comma_separated_list(
+    parity: Callable[..., Result], target: str, demo_db: Database
+) -> None:
+    """database-migrator's users give ``-t customers,products``: it was one table, not found."""
+    result = parity("schema", "plan", demo_db.url, target, "-t", "customers, products", "-t", "orders")
+    assert result.code == 0, result.err
+    created = [line.split()[2] for line in result.out.splitlines() if line.startswith("CREATE TABLE")]
+    assert sorted(created) == ["customers", "orders", "products"]
+
+
 def test_missing_sqlite_source(parity: Callable[..., Result], tmp_path: Path, target: str) -> None:
     missing = tmp_path / "nope.sqlite"
     result = parity("schema", "plan", f"sqlite:///{missing}", target)
