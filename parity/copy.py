@@ -15,6 +15,7 @@ import json
 import math
 import os
 import queue
+import re
 import threading
 import time
 import uuid
@@ -1090,9 +1091,9 @@ class _Rejects:
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
 
-    def hold(self, table: str, columns: Sequence[str]) -> _Held:
+    def hold(self, table: str, columns: Sequence[str], kinds: Sequence[Kind] = ()) -> _Held:
         """Where one attempt at a chunk of ``table`` puts the rows the target refuses."""
-        return _Held(self, table, columns)
+        return _Held(self, table, columns, kinds)
 
     def check(self, table: str, more: int, reason: str, count: bool = False) -> None:
         """Fail the table if ``more`` refused rows would take it past the limit; ``count``: else count
@@ -1107,8 +1108,15 @@ class _Rejects:
             if count:
                 self.counts[table] = total
 
-    def write(self, table: str, columns: Sequence[str], refused: Sequence[tuple[Sequence[Any], str]]) -> None:
-        """Count and record the rows a chunk that commits refused."""
+    def write(
+        self,
+        table: str,
+        columns: Sequence[str],
+        refused: Sequence[tuple[Sequence[Any], str]],
+        kinds: Sequence[Kind] = (),
+    ) -> None:
+        """Count and record the rows a chunk that commits refused (an integer read as text, where rows
+        travel as text, recorded as the number)."""
         if not refused:
             return
         self.check(table, len(refused), refused[-1][1], count=True)
@@ -1117,13 +1125,16 @@ class _Rejects:
                 return
             if self.file is None:
                 self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            integers = [i for i, kind in enumerate(kinds) if kind in INTEGER_KINDS]
             for row, reason in refused:
+                values = [x.value if type(x) is _Unreadable else x for x in row]
+                for i in integers:
+                    if type(values[i]) is str and _INTEGER_TEXT.fullmatch(values[i]):
+                        values[i] = int(values[i])
                 # (JSON has no NaN or infinity: such a float as its text, as Decimal's are)
                 row_values = {
                     c: str(v) if isinstance(v, float) and not math.isfinite(v) else v
-                    for c, v in zip(
-                        columns, (x.value if type(x) is _Unreadable else x for x in row), strict=True
-                    )
+                    for c, v in zip(columns, values, strict=True)
                 }
                 record = {**self.run, "table": table, "reason": reason, "row": row_values}
                 self.file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
@@ -1134,12 +1145,17 @@ class _Rejects:
             self.file.close()
 
 
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
+
+
 class _Held:
     """The rows the target refused in one attempt at a chunk, recorded (``flush``) only as the chunk
     commits: an attempt rolled back, and made again, refuses them again."""
 
-    def __init__(self, rejects: _Rejects, table: str, columns: Sequence[str]) -> None:
-        self.rejects, self.table, self.columns = rejects, table, columns
+    def __init__(
+        self, rejects: _Rejects, table: str, columns: Sequence[str], kinds: Sequence[Kind] = ()
+    ) -> None:
+        self.rejects, self.table, self.columns, self.kinds = rejects, table, columns, kinds
         self.rows: list[tuple[Sequence[Any], str]] = []
         self.flushed = False
         self.failed = 0
@@ -1150,7 +1166,7 @@ class _Held:
         self.rejects.check(self.table, len(self.rows), reason)
 
     def flush(self) -> None:
-        self.rejects.write(self.table, self.columns, self.rows)
+        self.rejects.write(self.table, self.columns, self.rows, self.kinds)
         self.flushed = True
 
 
@@ -1612,7 +1628,7 @@ class _ChunkRunner:
             return self._write_remapped(chunk, batches)
         tp, target = self.tp, self.job.target
         read = written = rejected = 0
-        held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns)
+        held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns, self.kinds)
         with (
             target.connect() as conn,
             _fk_checks_off(conn, self.target_dialect, tp.in_cycle),
@@ -1656,7 +1672,7 @@ class _ChunkRunner:
     ) -> tuple[int, int, int, int]:
         tp, target = self.tp, self.job.target
         read = written = skipped = 0
-        held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns)
+        held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns, self.kinds)
 
         given = [c for c in tp.target_columns if c != tp.remap.identity]  # (the target numbers that one)
         with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle):

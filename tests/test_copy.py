@@ -1562,6 +1562,23 @@ def test_values_with_more_digits_of_a_second_than_the_target_keeps_are_rejected(
 
 
 @pytest.mark.parametrize("target_name", ["mariadb", "postgresql"])
+def test_rows_refused_on_the_text_path_are_recorded_with_their_numbers(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """Rows that travel as text were recorded with their integers as strings ("id": "2")."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, n INTEGER, title TEXT)",
+        "INSERT INTO p VALUES (2, -7, 'abcdef')",
+    )
+    target.sql("CREATE TABLE p (id BIGINT PRIMARY KEY, n BIGINT, title VARCHAR(3))")
+    rejects = tmp_path / "rejects.jsonl"
+    copy_ok(job_for(source, target), schema=False, rejects_file=str(rejects))
+    (record,) = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert record["row"] == {"id": 2, "n": -7, "title": "abcdef"}
+
+
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql"])
 def test_text_of_no_length_goes_into_an_existing_varchar_that_holds_it(
     make_db: Callable[[str], Database], target_name: str, tmp_path: Path
 ) -> None:
