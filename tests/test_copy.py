@@ -1258,6 +1258,18 @@ def test_a_child_copied_alone_is_rewritten_through_the_map_an_earlier_run_made(
     assert sorted(rows) == [("a@x", 10), ("b@x", 20), ("b@x", 30)]
 
 
+def test_a_natural_key_no_index_serves_is_warned_of(make_db: Callable[[str], Database]) -> None:
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, code VARCHAR(10))", "INSERT INTO t VALUES (1, 'a')")
+    target.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, code VARCHAR(10))")
+    options = {"natural_key": ["code"]}
+    result = copy_ok(job_for(source, target, table_options=options), schema=False)
+    assert any("no index of the target begins with its natural key (code)" in w for w in result.warnings)
+    target.sql("CREATE INDEX t_code ON t (code)")
+    result = copy_ok(job_for(source, target, table_options=options), schema=False)
+    assert not any("natural key" in w for w in result.warnings) and result.tables[0].skipped == 1
+
+
 @pytest.mark.parametrize("target_name", ["mariadb", "postgresql"])
 def test_merge_updates_rows_of_tables_whose_references_or_natural_keys_are_remapped(
     make_db: Callable[[str], Database], target_name: str, tmp_path: Path
