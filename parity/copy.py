@@ -19,7 +19,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field, replace
@@ -1713,6 +1714,12 @@ class _ChunkRunner:
                     self.workers,
                     merge_key=tp.key if tp.mode == "merge" else (),
                 )
+                late = (
+                    tp.self_reference is not None and tp.target_columns[tp.self_reference[0]] in tp.remap.late
+                )
+                if late:  # (no FK checks to switch off: a row set later cannot be set, as DuckDB's FK
+                    assert tp.self_reference is not None  # checks refuse to update a referenced row)
+                    batches = _parents_first(batches, *tp.self_reference, writer.own)
                 for rows in batches:
                     read += len(rows)
                     readable = self._readable(rows, held)
@@ -2096,6 +2103,37 @@ class _Guard(bulk.Writer):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _parents_first(
+    batches: Iterable[Sequence[tuple[Any, ...]]], at: int, key_at: int, mapped: Container[str]
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of a table referencing itself (``row[at]`` the old ID of the row ``row[key_at]``
+    references), each after the row it references where that comes in the chunk too: a row waits
+    for its parent unless that has no reference, came already, or was mapped by an earlier run; those
+    still waiting at the end (their parent not copied, a cycle) come last, and are written with the
+    reference set later (``RemapSpec.late``)."""
+    came: set[str] = set()
+    waiting: dict[str, list[tuple[Any, ...]]] = {}
+    for rows in batches:
+        ready: deque[tuple[Any, ...]] = deque()
+        for row in rows:
+            parent = row[at]
+            if parent is None or str(parent) in came or str(parent) in mapped or parent == row[key_at]:
+                ready.append(row)
+            else:
+                waiting.setdefault(str(parent), []).append(row)
+        out = []
+        while ready:
+            row = ready.popleft()
+            out.append(row)
+            came.add(str(row[key_at]))
+            ready.extend(waiting.pop(str(row[key_at]), ()))
+        if out:
+            yield out
+    left = [row for rows in waiting.values() for row in rows]
+    if left:
+        yield left
 
 
 def _excess(column: str, value: str, scale: int, kind: Kind) -> str:

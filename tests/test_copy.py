@@ -1258,6 +1258,32 @@ def test_a_child_copied_alone_is_rewritten_through_the_map_an_earlier_run_made(
     assert sorted(rows) == [("a@x", 10), ("b@x", 20), ("b@x", 30)]
 
 
+def test_remap_ids_into_a_duckdb_table_referencing_itself_writes_parents_first(
+    make_db: Callable[[str], Database],
+) -> None:
+    """A manager with a higher ID than their staff was written NULL, to be set at the end, which
+    DuckDB refused (it updates a referenced row as a delete and an insert): the table failed, every
+    run. The rows now come parents first, so each reference is written with its new ID at once."""
+    source, target = make_db("sqlite"), make_db("duckdb")
+    source.sql(
+        "CREATE TABLE staff (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT,"
+        " manager_id INTEGER REFERENCES staff (id))",
+        "INSERT INTO staff VALUES "
+        + ", ".join(f"({i}, 'n{i}', {'NULL' if i == 40 else i + 1})" for i in range(1, 41)),
+    )
+    target.sql(
+        "CREATE SEQUENCE staff_ids START 300",
+        "CREATE TABLE staff (id BIGINT PRIMARY KEY DEFAULT nextval('staff_ids'), name VARCHAR,"
+        " manager_id BIGINT REFERENCES staff (id))",
+    )
+    result = copy_ok(job_for(source, target), remap_ids=True, batch_size=7)
+    assert (result.tables[0].rows_written, result.tables[0].rejected) == (40, 0)
+    pairs = target.query("SELECT s.name, m.name FROM staff s LEFT JOIN staff m ON m.id = s.manager_id")
+    assert sorted(pairs) == sorted((f"n{i}", None if i == 40 else f"n{i + 1}") for i in range(1, 41))
+    again = copy_ok(job_for(source, target), remap_ids=True, batch_size=7)
+    assert (again.tables[0].rows_written, again.tables[0].skipped) == (0, 40)
+
+
 def test_a_natural_key_no_index_serves_is_warned_of(make_db: Callable[[str], Database]) -> None:
     source, target = make_db("sqlite"), make_db("postgresql")
     source.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, code VARCHAR(10))", "INSERT INTO t VALUES (1, 'a')")
