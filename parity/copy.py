@@ -310,9 +310,14 @@ def _prepare_schema(
         if step.action in _LATER:
             later.setdefault((_LATER[step.action], step.table), []).append(step.sql)
     if not apply and steps:
-        missing = sorted({s.table for s in steps})
+        tables = sorted({s.table for s in steps if s.action == "create table"})
+        columns = sorted({f"{s.table}.{s.column}" for s in steps if s.column and s.table not in tables})
+        lacks = [f"tables {', '.join(tables)}"] if tables else []
+        lacks += [f"columns {', '.join(columns)}"] if columns else []
+        advice = " (where it names them otherwise, map: them to its names)" if columns else ""
         raise DataError(
-            f"the target lacks tables or columns for {', '.join(missing)}; run without --no-schema"
+            f"the target lacks {' and '.join(lacks) or 'parts of ' + ', '.join(sorted({s.table for s in steps}))}"
+            f"{advice}; run without --no-schema to add them"
         )
     if apply and steps:
         from parity.schema.apply import schema_apply

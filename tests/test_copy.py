@@ -520,6 +520,17 @@ def test_a_where_the_source_cannot_run_is_an_error_before_any_ddl(small: Databas
     assert pg_db.query(made, s=pg_db.schema or "public") == [(0,)]  # (nor _parity_state)
 
 
+def test_no_schema_names_the_columns_and_tables_the_target_lacks(small: Database, pg_db: Database) -> None:
+    """It named only the table, and its advice would add a column to a live table where map: is
+    what is needed."""
+    pg_db.sql("CREATE TABLE items (id INTEGER PRIMARY KEY, title VARCHAR(20), price NUMERIC(8,2))")
+    with pytest.raises(DataError, match=r"lacks columns items\.name \(where it names them otherwise, map:"):
+        copy_closed(job_for(small, pg_db), schema=False)
+    pg_db.sql("DROP TABLE items")
+    with pytest.raises(DataError, match=r"lacks tables items; run without --no-schema"):
+        copy_closed(job_for(small, pg_db), schema=False)
+
+
 def test_target_that_cannot_hold_values_fails_before_any_row(small: Database, pg_db: Database) -> None:
     pg_db.sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(2) NOT NULL, price NUMERIC(8,2))")
     with pytest.raises(DataError, match=r"items\.name"):

@@ -34,6 +34,8 @@ class Step:
     table: str
     action: str
     sql: str
+    column: str | None = None
+    """The column an "add column" step adds."""
 
 
 @dataclass
@@ -416,7 +418,7 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                     f"{target}.{col.name}: added as NULL-able because {target} already exists"
                 )
             sql = _ddl(_add_column(target, sa_col, ctx.schema), ctx.sa_dialect)
-            ctx.plan.steps.append(Step(target, "add column", sql))
+            ctx.plan.steps.append(Step(target, "add column", sql, col.name))
         elif not holds(found.type, col.type) and not holds(found.type, ctx.dialect.stored_as(col.type)):
             if found.type == _referenced_integer(ctx, table, col):
                 continue  # (made as the existing column it references is)
