@@ -334,6 +334,19 @@ def render_copy_summary(result: Any) -> None:
             f"{t.seconds:.2f}",
             status,
         )
+    if len(result.tables) > 1:  # (a totals line, as sqlite-to-mariadb-migration printed one)
+        tables = result.tables
+        failed = sum(t.status != "ok" for t in tables)
+        table.rows[-1].end_section = True
+        table.add_row(
+            f"total ({len(tables)} tables)",
+            *(
+                f"{sum(getattr(t, n) for t in tables):,}"
+                for n in ("rows_read", "rows_written", "skipped", "rejected")
+            ),
+            f"{sum(t.seconds for t in tables):.2f}",
+            f"[red]{failed} failed[/]" if failed else "[green]ok[/]",
+        )
     out.print(table)
     if result.rejects_file and any(t.rejected for t in result.tables):
         out.print(f"rejected rows written to {result.rejects_file} (run_id {result.run_id})")

@@ -388,6 +388,17 @@ def test_failed_login_with_debug_never_shows_the_password(tmp_path: Path, target
     assert PASSWORD not in (tmp_path / "debug.log").read_text(encoding="utf-8")
 
 
+def test_the_copy_summary_ends_with_the_totals(
+    parity: Callable[..., Result], demo_db: Database, target: str
+) -> None:
+    result = parity("copy", demo_db.url, target)
+    assert result.code == 0, result.err
+    rows = [line for line in result.out.splitlines() if line.startswith("│")]
+    counts = [int(line.split("│")[3].strip().replace(",", "")) for line in rows[:-1]]
+    assert len(counts) > 1 and "total (" in rows[-1]
+    assert int(rows[-1].split("│")[3].strip().replace(",", "")) == sum(counts)
+
+
 def test_copy_prints_the_schema_plans_warnings(
     parity: Callable[..., Result], make_db: Callable[[str], Database]
 ) -> None:
