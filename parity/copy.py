@@ -365,7 +365,7 @@ def _add_deferred_foreign_keys(job: Job, state: State, tables: Sequence[str]) ->
 
 def _orphans_warning(table: str, detail: str) -> str:
     return (
-        f"{table}: rows reference rows that are not there (as in the source: {detail}); the foreign"
+        f"{table}: rows reference rows that are not there (not in the source, or not copied: {detail}); the foreign"
         " key is added without checking the rows already there, and holds for rows written later"
     )
 
