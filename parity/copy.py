@@ -1241,6 +1241,12 @@ class _ChunkRunner:
         source_dialect = job.source.dialect
         native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
         self.decoders = [None if t.kind in native else t.kind for t in tp.types]
+        self.nan_checked = (
+            []
+            if job.target.dialect.HOLDS_NAN
+            else [i for i, t in enumerate(tp.types) if t.kind in (Kind.FLOAT, Kind.DOUBLE)]
+        )
+        """The float columns checked for NaN and infinities, where the target holds none."""
         self.lenient = False
         """Whether a chunk of the table was read with the source's lenient loaders (values its driver
         cannot make, as their text): then dates and times are decoded too, those that stay text
@@ -1778,7 +1784,7 @@ class _ChunkRunner:
         writer = writer_class(conn, destination, self.tp.target_columns, self.tp.types)
         if merge_each:
             writer = _Merging(writer, self)
-        if any(self.decoders) or self.lenient or any(scale is not None for scale in self.scales):
+        if any(self.decoders) or self.lenient or self.nan_checked or any(s is not None for s in self.scales):
             writer = _Guard(writer, self)
         return writer
 
@@ -2091,6 +2097,7 @@ class _Guard(bulk.Writer):
         self.inner, self.runner = inner, runner
         columns = runner.tp.target_columns
         self.checked = [(i, scale, columns[i]) for i, scale in enumerate(runner.scales) if scale is not None]
+        self.floats = runner.nan_checked
 
     def write(self, rows: Sequence[Any]) -> None:
         if not isinstance(rows, bulk.TextBatch):  # (text was checked as it was made: sqlite_text)
@@ -2098,6 +2105,15 @@ class _Guard(bulk.Writer):
                 bad = next((v for v in map(itemgetter(i), rows) if type(v) is _Unreadable), None)
                 if bad is not None:
                     raise ValueError(bad.reason)
+            for i in self.floats:
+                odd = next(
+                    (v for v in map(itemgetter(i), rows) if type(v) is float and not math.isfinite(v)), None
+                )
+                if odd is not None:
+                    target = self.runner.job.target.backend
+                    raise ValueError(
+                        f"{self.columns[i]}: {odd} is no number {target} holds (no NaN, no infinity)"
+                    )
             for i, scale, column in self.checked:
                 texts = [bulk.plain_decimal(v) if isinstance(v, Decimal) else str(v) for v in map(itemgetter(i), rows)
                          if v is not None]  # fmt: skip

@@ -2144,6 +2144,28 @@ def test_times_the_driver_cannot_make_are_rejected_by_name_where_the_target_cann
     assert reasons[3].startswith("tz: '15000-01-01 00:00:00+00' is no timestamptz")
 
 
+def test_nan_into_mariadb_is_rejected_naming_the_column(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """MariaDB's floats hold no NaN or infinity: the reason was the driver's "nan can not be used
+    with MySQL", which names no column."""
+    source, target = make_db("duckdb"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE f (id INTEGER PRIMARY KEY, x DOUBLE, r REAL)",
+        "INSERT INTO f VALUES (1, 'NaN', 1), (2, 1.5, '-Infinity'), (3, 2.5, 2)",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    (table,) = copy_ok(job_for(source, target), rejects_file=str(rejects)).tables
+    assert (table.rows_written, table.rejected) == (1, 2)
+    reasons = {
+        json.loads(line)["row"]["id"]: json.loads(line)["reason"] for line in rejects.read_text().splitlines()
+    }
+    assert reasons == {
+        1: "x: nan is no number mariadb holds (no NaN, no infinity)",
+        2: "r: -inf is no number mariadb holds (no NaN, no infinity)",
+    }
+
+
 def test_nan_survives_sqlite(pg_db: Database, make_db: Callable[[str], Database]) -> None:
     """SQLite stores a NaN bound as a REAL as NULL: parity writes it as the text 'NaN', which SQLite keeps
     in the REAL column and parity reads back as NaN, there and back again (read as values, and as COPY

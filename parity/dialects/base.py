@@ -598,6 +598,10 @@ class Dialect:
     LENIENT_LOADERS: ClassVar[bool] = False
     """Whether ``lenient_loaders`` does anything (diff then runs a query its driver failed on again)."""
 
+    HOLDS_NAN: ClassVar[bool] = True
+    """Whether its floats hold NaN and the infinities (not MySQL's, MariaDB's or SQL Server's): where
+    not, copy rejects such a row naming the column, as the driver's refusal does not."""
+
     READS_TIME_TEXT: ClassVar[bool] = False
     """Whether the database reads the text of dates and times that ``lenient_loaders`` give as text
     (PostgreSQL's infinities, years past 9999) as such values (PostgreSQL, DuckDB); elsewhere copy

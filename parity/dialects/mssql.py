@@ -26,6 +26,7 @@ class SQLServer(Dialect):
     driver_hint = "pip install 'parity[mssql]' (pyodbc and an ODBC driver) or 'parity[mssql-pymssql]'"
     MAX_CASE_DEPTH = 9  # (SQL Server nests CASE 10 deep at most: error 125)
     TEXT_KEYS_FOLD = True
+    HOLDS_NAN = False
 
     def rtrim_chars(self, x: Any, chars: str) -> sa.ColumnElement[Any]:
         if chars == " ":  # (RTRIM of two arguments is SQL Server 2022's; of one, it trims spaces only)

@@ -37,6 +37,7 @@ class MySQL(Dialect):
     driver_hint = "pip install pymysql"
 
     FK_CHECKS = ("SET FOREIGN_KEY_CHECKS=0", "SET FOREIGN_KEY_CHECKS=1")
+    HOLDS_NAN = False
     DEFERS_FOREIGN_KEYS = True
     WRITER = "load_data"
     ROW_WRITER = "mysql_insert"
