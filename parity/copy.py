@@ -697,10 +697,29 @@ def _mapped_elsewhere(job: Job, state: State, plans: list[_TablePlan], remap_all
     parents = {fk.ref_table for tp in plans for fk in tp.source.foreign_keys} - copied
     if not parents:
         return {}
-    named = {t.name: t.target or t.name for t in job.config.tables}
-    targets = {name: named.get(name, name) for name in parents}
-    held = state.mapped_tables(list(targets.values()))
-    return {name: target for name, target in targets.items() if target in held}
+    # the parent's target: as the job names it, as the child's FK in the target references it, or
+    # its own name; the first of those with IDs in the map
+    candidates = {name: [job.target_names.get(name, name)] for name in parents}
+    dialect, schema = job.target.dialect, job.target.schema
+    with job.target.connect() as conn:
+        existing = set(dialect.table_names(conn, schema))
+        for tp in plans:
+            if tp.target not in existing:
+                continue
+            there = {
+                tuple(fk["constrained_columns"]): fk["referred_table"]
+                for fk in dialect.foreign_keys(conn, tp.target, schema)
+            }
+            for fk in tp.source.foreign_keys:
+                referred = there.get(tuple(tp.spec.map.get(c, c) for c in fk.columns))
+                if fk.ref_table in candidates and referred:
+                    candidates[fk.ref_table].append(referred)
+    for name, names in candidates.items():
+        names.append(name)
+    held = state.mapped_tables(sorted({n for names in candidates.values() for n in names}))
+    return {
+        name: next(n for n in names if n in held) for name, names in candidates.items() if held & set(names)
+    }
 
 
 def _plan_remaps(plans: list[_TablePlan], remap_all: bool, mapped: dict[str, str] | None = None) -> None:

@@ -27,6 +27,10 @@ class Job:
     table_options: dict[str, Any] = field(default_factory=dict)
     """Options given for every table (``-k``, ``--where`` ...) when no table is named."""
 
+    target_names: dict[str, str] = field(default_factory=dict)
+    """Source table -> target table, of every table the job file or the options name (selected or
+    not: a table copied by an earlier run, whose ID map a child copied now is rewritten through)."""
+
     _selected: list[cfg.TableConfig] | None = field(default=None, repr=False)
 
     def selected(self) -> list[cfg.TableConfig]:
@@ -170,8 +174,11 @@ def build(
         if "url" not in entry:
             raise ConfigError(f"no {role} database: give its URL or a job file with '{role}:'")
         data[role] = entry
+    named = {t["name"]: t.get("target") or t["name"] for t in data.get("tables") or []}
     if tables:
         data["tables"] = _merge_tables(data.get("tables") or [], tables, table_options or {})
+        if not include:  # (the tables named on the command line are the run's: the file's patterns too
+            data.pop("include", None)  # would add to them)
     elif table_options and data.get("tables"):
         data["tables"] = [{**t, **{k: v for k, v in table_options.items() if v}} for t in data["tables"]]
     if include:
@@ -187,8 +194,13 @@ def build(
     pool = (workers or job_config.defaults.workers) + 4
     source = Endpoint.from_url(job_config.source.url, job_config.source.db_schema, "source", pool)
     target = Endpoint.from_url(job_config.target.url, job_config.target.db_schema, "target", pool)
+    named.update({t.name: t.target or t.name for t in job_config.tables})
     return Job(
-        source, target, job_config, table_options={k: v for k, v in (table_options or {}).items() if v}
+        source,
+        target,
+        job_config,
+        table_options={k: v for k, v in (table_options or {}).items() if v},
+        target_names=named,
     )
 
 

@@ -268,6 +268,12 @@ def test_include_patterns_select_tables_beside_those_named(sqlite_db: Database, 
 
     assert selected() == [("products", "goods"), ("carts", "carts"), ("customers", "customers")]
     assert selected(exclude=["cart*"]) == [("products", "goods"), ("customers", "customers")]
+    # -t on the command line names the run's tables: the file's include adds none to them
+    assert selected(tables=["carts"]) == [("carts", "carts")]
+    assert selected(tables=["products"], include=["cust*"]) == [
+        ("products", "goods"),
+        ("customers", "customers"),
+    ]
     with pytest.raises(NotFound, match=r"table 'Customers' not found.*did you mean 'customers'"):
         selected(include=["Customers"])
 

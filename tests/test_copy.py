@@ -1269,6 +1269,35 @@ def test_a_child_copied_alone_is_rewritten_through_the_map_an_earlier_run_made(
     assert sorted(rows) == [("a@x", 10), ("b@x", 20), ("b@x", 30)]
 
 
+def test_a_child_copied_alone_finds_its_parents_map_under_the_name_the_job_gives_them(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """The parents copied into a table of another name (the job file's target:), then the child
+    alone (-t): the map was looked for under the parents' source name, and the references were
+    written as they were."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, sku VARCHAR(10) NOT NULL)",
+        "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " product_id INTEGER NOT NULL REFERENCES products (id))",
+        "INSERT INTO products VALUES (1, 'p1'), (2, 'p2')",
+        "INSERT INTO items VALUES (1, 2), (2, 1)",
+    )
+    target.sql(
+        "CREATE TABLE catalog (id INTEGER PRIMARY KEY AUTO_INCREMENT, sku VARCHAR(10) NOT NULL)",
+        "INSERT INTO catalog VALUES (1, 'live1'), (2, 'live2')",
+    )
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(
+        f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'}}\n"
+        "tables:\n  - {name: products, target: catalog, remap_ids: true}\n  - {name: items, remap_ids: true}\n"
+    )
+    copy_ok(build(config_file=str(job_file), tables=["products"]))
+    copy_ok(build(config_file=str(job_file), tables=["items"]))
+    rows = target.query("SELECT i.id, c.sku FROM items i JOIN catalog c ON c.id = i.product_id")
+    assert sorted(sku for _, sku in rows) == ["p1", "p2"]
+
+
 def test_remap_ids_into_a_duckdb_table_referencing_itself_writes_parents_first(
     make_db: Callable[[str], Database],
 ) -> None:
