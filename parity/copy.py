@@ -164,7 +164,7 @@ class _TablePlan:
     self_reference: tuple[int, int] | None = None
     """Where the target checks an FK of the table to itself and has no FK checks to switch off (DuckDB,
     Oracle, SQL Server): the positions in ``target_columns`` of its column and of the column it
-    references. The table is then one chunk, written in generations (``_ChunkRunner._generations``)."""
+    references. The table is then one chunk, written in generations (``_Generations``)."""
 
 
 def copy(
@@ -506,15 +506,19 @@ def _self_reference(job: Job, conn: Connection, tp: _TablePlan) -> tuple[int, in
     ``_TablePlan.self_reference``); None where there is none, or it is not one written column of an
     integer or text key (its rows are loaded as any other table's)."""
     dialect, schema = job.target.dialect, job.target.schema
-    columns = tp.target_columns
+    # (an FK clause may spell names otherwise where they ignore case: DuckDB keeps its spelling)
+    table = str.lower if dialect.TABLE_NAMES_IGNORE_CASE else str
+    column = str.lower if dialect.COLUMN_NAMES_IGNORE_CASE else str
+    position = {column(c): i for i, c in enumerate(tp.target_columns)}
     for fk in dialect.foreign_keys(conn, tp.target, schema):
         own, referred = fk["constrained_columns"], fk["referred_columns"]
-        if fk["referred_table"] != tp.target or len(own) != 1 or len(referred) != 1:
+        if table(fk["referred_table"]) != table(tp.target) or len(own) != 1 or len(referred) != 1:
             continue
-        if own[0] in columns and referred[0] in columns and tp.mode != "merge":
-            kind = tp.types[columns.index(referred[0])].kind
+        at, key_at = position.get(column(own[0])), position.get(column(referred[0]))
+        if at is not None and key_at is not None and tp.mode != "merge":
+            kind = tp.types[key_at].kind
             if kind in INTEGER_KINDS or kind in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
-                return columns.index(own[0]), columns.index(referred[0])
+                return at, key_at
     return None
 
 
@@ -1320,6 +1324,7 @@ class _ChunkRunner:
             and not tp.remap.active
             and all(t.kind in text_kinds for t in tp.types)
             and (source.backend == "sqlite" or not tp.fractions)  # (SQLite's text is checked: sqlite_text)
+            and tp.self_reference is None  # (written in generations: rows as values)
         )
         """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``)."""
         self.kinds = [t.kind for t in tp.types]
@@ -1694,21 +1699,21 @@ class _ChunkRunner:
             destination = self._destination(conn)
             each = self.merge_each  # (once: another chunk of the table may set it meanwhile)
             writer = self._writer(self.writer_class, conn, destination, each)
-            waiting: list[tuple[Any, ...]] = []  # (rows of a self-referencing table: _generations)
+            generations = (
+                None if tp.self_reference is None else _Generations(self, conn, writer, destination, held)
+            )
             try:
                 for rows in batches:
                     read += len(rows)
-                    if tp.self_reference is None:
+                    if generations is None:
                         ok, bad = self._write_batch(conn, writer, destination, rows, held)
                     else:
-                        ok, bad = self._generations(conn, writer, destination, waiting, rows, held)
+                        ok, bad = generations.write(rows)
                     written += ok
                     rejected += bad
                     self.counter.add(len(rows))
-                if waiting:
-                    ok, bad = self._generations(conn, writer, destination, waiting, [], held, last=True)
-                    written += ok
-                    rejected += bad
+                if generations is not None:
+                    rejected += generations.finish()
             finally:
                 writer.close()
             if tp.mode == "merge" and not each:
@@ -1744,15 +1749,21 @@ class _ChunkRunner:
                     self.workers,
                     merge_key=tp.key if tp.mode == "merge" else (),
                 )
-                late = (
-                    tp.self_reference is not None and tp.target_columns[tp.self_reference[0]] in tp.remap.late
-                )
-                if late:  # (no FK checks to switch off: a row set later cannot be set, as DuckDB's FK
-                    assert tp.self_reference is not None  # checks refuse to update a referenced row)
+                itself = None  # (rows referencing themselves, where the target's FK check cannot take them)
+                if tp.self_reference is not None:  # (no FK checks to switch off: parents first, as a
+                    # reference set later cannot be set where DuckDB updates a referenced row)
                     batches = _parents_first(batches, *tp.self_reference, writer.own)
+                    if not self.target_dialect.FK_SEES_OWN_STATEMENT:
+                        itself = tp.self_reference
+                refused: set[str] = set()  # (keys of rows rejected here: their descendants are too)
                 for rows in batches:
                     read += len(rows)
                     readable = self._readable(rows, held)
+                    if itself is not None:
+                        if len(readable) < len(rows):
+                            kept = set(map(id, readable))
+                            refused.update(str(row[itself[1]]) for row in rows if id(row) not in kept)
+                        readable = self._not_itself(readable, *itself, held, refused)
                     ok, known = writer.write(readable, held.add)
                     written += ok
                     skipped += known
@@ -1762,16 +1773,42 @@ class _ChunkRunner:
             self.maps.remember(tp.target, writer.new_pairs)
         return read, written, len(held.rows), skipped
 
+    def _not_itself(
+        self, rows: Sequence[tuple[Any, ...]], at: int, key_at: int, held: _Held, refused: set[str]
+    ) -> Sequence[tuple[Any, ...]]:
+        """The rows that reference neither themselves nor a row rejected in this chunk (``refused``,
+        their keys; the rows come parents first); the others are rejected, and their keys added (DuckDB
+        checks an FK before the row is in, and refuses to set the reference afterwards)."""
+        kept = []
+        name, backend = self.tp.target_columns[at], self.job.target.backend
+        for row in rows:
+            ref = None if row[at] is None else str(row[at])
+            if ref is None or (ref != str(row[key_at]) and ref not in refused):
+                kept.append(row)
+                continue
+            if ref in refused:
+                why = f"a row rejected in this copy ({self.tp.target_columns[key_at]}={row[at]})"
+            else:
+                why = f"the row itself, which {backend} checks before the row is in"
+            held.add(row, f"{name}={row[at]} references {why}")
+            refused.add(str(row[key_at]))
+        return kept
+
     def _readable(self, rows: Sequence[tuple[Any, ...]], held: _Held) -> Sequence[tuple[Any, ...]]:
         """The rows ``_Guard`` lets through, where rows go one by one (remapped IDs); the others are
         rejected."""
         columns = self.tp.target_columns
         checked = [(i, scale) for i, scale in enumerate(self.scales) if scale is not None]
-        if not (self.unreadable or checked):
+        if not (self.unreadable or checked or self.nan_checked):
             return rows
         kept = []
         for row in rows:
             bad = next((row[i].reason for i in self.unreadable if type(row[i]) is _Unreadable), None)
+            for i in self.nan_checked if bad is None else ():
+                value = row[i]
+                if type(value) is float and not math.isfinite(value):
+                    bad = _no_nan(columns[i], value, self.job.target.backend)
+                    break
             for i, scale in checked if bad is None else ():
                 value = row[i]
                 text = bulk.plain_decimal(value) if isinstance(value, Decimal) else str(value)
@@ -1953,61 +1990,6 @@ class _ChunkRunner:
             held.update(str(value) for (value,) in conn.execute(query))
         return held
 
-    def _generations(
-        self,
-        conn: Connection,
-        writer: bulk.Writer,
-        destination: str,
-        waiting: list[tuple[Any, ...]],
-        rows: Sequence[tuple[Any, ...]],
-        held: _Held,
-        last: bool = False,
-    ) -> tuple[int, int]:
-        """Write the rows of a table whose target checks its FK to itself as each statement ends, with
-        no checks to switch off (``_TablePlan.self_reference``): in generations, each one statement of
-        the rows whose referenced row the target holds already (or that reference none). The others
-        wait (``waiting``) for a later batch; with ``last``, those still waiting reference rows the
-        target does not hold, or themselves, and are rejected."""
-        assert self.tp.self_reference is not None
-        at, key_at = self.tp.self_reference
-        pending = [*waiting, *rows]
-        waiting.clear()
-        written = rejected = 0
-        while pending:
-            own = {str(row[key_at]) for row in pending if row[key_at] is not None}
-            asked = {str(row[at]) for row in pending if row[at] is not None} - own
-            there = self._target_holds(conn, self.tp.target_columns[key_at], asked) if asked else set()
-            ready = [row for row in pending if row[at] is None or str(row[at]) in there]
-            if not ready:
-                break
-            pending = [row for row in pending if not (row[at] is None or str(row[at]) in there)]
-            doubles = self._already_there(conn, ready) if self.tp.mode == "append" else {}
-            for i, reason in doubles.items():  # (no savepoints to find them under: found first)
-                held.add(ready[i], reason)
-            rejected += len(doubles)
-            ready = [row for i, row in enumerate(ready) if i not in doubles]
-            if not ready:
-                continue
-            ok, bad = self._write_batch(conn, writer, destination, ready, held)
-            written += ok
-            rejected += bad
-        if not last:
-            waiting.extend(pending)
-            return written, rejected
-        name, referenced = self.tp.target_columns[at], self.tp.target_columns[key_at]
-        for row in pending:
-            itself = str(row[at]) == str(row[key_at])
-            held.add(
-                row,
-                f"{name}={row[at]} references "
-                + (
-                    f"the row itself, which {self.job.target.backend} checks before the row is in"
-                    if itself
-                    else f"a row the target does not hold ({referenced}={row[at]})"
-                ),
-            )
-        return written, rejected + len(pending)
-
     def _write_tried(
         self, writer: bulk.Writer, destination: str, rows: list[tuple[Any, ...]], held: _Held
     ) -> tuple[int, int]:
@@ -2072,6 +2054,86 @@ class _ChunkRunner:
         return len(rows) - len(refused), len(refused)
 
 
+class _Generations:
+    """Writes the rows of a table whose target checks its FK to itself with no checks to switch off
+    (``_TablePlan.self_reference``; the table is one chunk): in generations, each one statement of
+    rows whose referenced row the target holds, from this chunk's earlier statements or before (or
+    that reference none, or, where its FK checks see their own statement's rows, themselves). The
+    levels of a batch are worked out at once, with one query for the references outside it; a row
+    whose parent has not come waits for it (in memory: a table whose children come before their
+    parents holds them until then). At ``finish``, those still waiting reference rows the target does
+    not hold (an orphan; on DuckDB, a row referencing itself, or its descendants) and are rejected."""
+
+    def __init__(
+        self, runner: _ChunkRunner, conn: Connection, writer: bulk.Writer, destination: str, held: _Held
+    ) -> None:
+        assert runner.tp.self_reference is not None
+        self.runner, self.conn, self.writer, self.destination, self.held = (
+            runner,
+            conn,
+            writer,
+            destination,
+            held,
+        )
+        self.at, self.key_at = runner.tp.self_reference
+        self.children: dict[str, list[tuple[Any, ...]]] = {}
+        """Rows waiting, by the key they reference."""
+        self.absent: set[str] = set()
+        """Referenced keys the target was found not to hold (not asked again, until such a row comes)."""
+        self.sees_own = runner.target_dialect.FK_SEES_OWN_STATEMENT
+
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
+        runner, at, key_at = self.runner, self.at, self.key_at
+        readable = runner._readable(rows, self.held)  # (a value refused in Python is rejected alone)
+        rejected = len(rows) - len(readable)
+        keys = {str(row[key_at]) for row in readable}
+        asked = {str(row[at]) for row in readable if row[at] is not None} - keys - self.absent
+        column = runner.tp.target_columns[key_at]
+        there = runner._target_holds(self.conn, column, asked) if asked else set()
+        self.absent |= asked - there
+        level = []
+        for row in readable:
+            ref = row[at]
+            if ref is None or str(ref) in there or (self.sees_own and str(ref) == str(row[key_at])):
+                level.append(row)
+            else:
+                self.children.setdefault(str(ref), []).append(row)
+        written = 0
+        while level:
+            ok, bad = self._write_level(level)
+            written += ok
+            rejected += bad
+            came = [str(row[key_at]) for row in level]
+            self.absent.difference_update(came)
+            level = [child for key in came for child in self.children.pop(key, ())]
+        return written, rejected
+
+    def _write_level(self, level: list[tuple[Any, ...]]) -> tuple[int, int]:
+        runner = self.runner
+        doubles = runner._already_there(self.conn, level) if runner.tp.mode == "append" else {}
+        for i, reason in doubles.items():  # (no savepoints to find them under: found first)
+            self.held.add(level[i], reason)
+        fresh = [row for i, row in enumerate(level) if i not in doubles] if doubles else level
+        if not fresh:
+            return 0, len(doubles)
+        ok, bad = runner._write_batch(self.conn, self.writer, self.destination, fresh, self.held)
+        return ok, bad + len(doubles)
+
+    def finish(self) -> int:
+        """Reject the rows still waiting; returns how many."""
+        columns, backend = self.runner.tp.target_columns, self.runner.job.target.backend
+        name, referenced = columns[self.at], columns[self.key_at]
+        left = [row for rows in self.children.values() for row in rows]
+        for row in left:
+            if str(row[self.at]) == str(row[self.key_at]):
+                why = f"the row itself, which {backend} checks before the row is in"
+            else:
+                why = f"a row the target does not hold ({referenced}={row[self.at]})"
+            self.held.add(row, f"{name}={row[self.at]} references {why}")
+        self.children.clear()
+        return len(left)
+
+
 class _Merging(bulk.Writer):
     """Stages each batch with ``inner`` and upserts it into the target at once (``_ChunkRunner._merge``),
     so that a row the target refuses fails its batch's write, where it is isolated."""
@@ -2129,10 +2191,7 @@ class _Guard(bulk.Writer):
                     (v for v in map(itemgetter(i), rows) if type(v) is float and not math.isfinite(v)), None
                 )
                 if odd is not None:
-                    target = self.runner.job.target.backend
-                    raise ValueError(
-                        f"{self.columns[i]}: {odd} is no number {target} holds (no NaN, no infinity)"
-                    )
+                    raise ValueError(_no_nan(self.columns[i], odd, self.runner.job.target.backend))
             for i, scale, column in self.checked:
                 texts = [bulk.plain_decimal(v) if isinstance(v, Decimal) else str(v) for v in map(itemgetter(i), rows)
                          if v is not None]  # fmt: skip
@@ -2174,6 +2233,10 @@ def _parents_first(
     left = [row for rows in waiting.values() for row in rows]
     if left:
         yield left
+
+
+def _no_nan(column: str, value: float, backend: str) -> str:
+    return f"{column}: {value} is no number {backend} holds (no NaN, no infinity)"
 
 
 def _excess(column: str, value: str, scale: int, kind: Kind) -> str:

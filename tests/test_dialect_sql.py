@@ -505,3 +505,20 @@ def test_char_padding_is_trimmed_as_spaces_with_each_databases_rtrim() -> None:
     }
     assert compiled["mssql"] == "rtrim(c)"
     assert all("rtrim(c, " in compiled[name] for name in ("postgresql", "oracle")), compiled
+
+
+@pytest.mark.parametrize(
+    ("name", "takes_it"), [("oracle", False), ("mssql", True), ("mysql", True), ("postgresql", True)]
+)
+def test_a_uuid_goes_into_an_existing_char_36_where_copy_writes_its_text(name: str, takes_it: bool) -> None:
+    """A UUID's text is 36 characters: an existing CHAR(36) holds it, except on Oracle, whose writers
+    bind its 16 bytes (a text column would take them as 32 hex digits)."""
+    from parity.schema.model import Column
+    from parity.schema.plan import plan_schema
+    from parity.schema.types import CanonicalType, Kind
+
+    key = Column("id", CanonicalType(Kind.INTEGER), nullable=False)
+    source = Table("t", (key, Column("u", CanonicalType(Kind.UUID))), primary_key=("id",))
+    target = Table("t", (key, Column("u", CanonicalType(Kind.CHAR, length=36))), primary_key=("id",))
+    plan = plan_schema([source], for_name(name), SA_DIALECTS[name], {"t": target})
+    assert (plan.problems == []) is takes_it, plan.problems

@@ -598,6 +598,10 @@ class Dialect:
     LENIENT_LOADERS: ClassVar[bool] = False
     """Whether ``lenient_loaders`` does anything (diff then runs a query its driver failed on again)."""
 
+    FK_SEES_OWN_STATEMENT: ClassVar[bool] = True
+    """Whether an FK check sees the rows its own statement writes (a row referencing itself; not
+    DuckDB's, which checks against the rows before the statement)."""
+
     HOLDS_NAN: ClassVar[bool] = True
     """Whether its floats hold NaN and the infinities (not MySQL's, MariaDB's or SQL Server's): where
     not, copy rejects such a row naming the column, as the driver's refusal does not."""

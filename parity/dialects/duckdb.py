@@ -34,6 +34,7 @@ class DuckDB(Dialect):
     SESSION_SETUP = ("SET TimeZone = 'UTC'",)
     SAVEPOINTS = False
     READS_TIME_TEXT = True
+    FK_SEES_OWN_STATEMENT = False
     BINARY_LITERAL = "from_hex('{hex}')"
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {

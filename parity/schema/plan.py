@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -429,6 +430,9 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                 and (found.type.length or 0) >= key_length
             ):
                 continue  # (the VARCHAR parity makes of a TEXT key column, where keys hold no TEXT)
+            as_text = found.type.kind in (Kind.VARCHAR, Kind.CHAR) and (found.type.length or 36) >= 36
+            if col.type.kind is Kind.UUID and as_text and _writes_uuid_as_text(ctx.dialect):
+                continue  # (its text, 36 characters)
             unbounded = col.type.kind is Kind.TEXT or (
                 col.type.kind is Kind.VARCHAR and col.type.length is None
             )
@@ -463,6 +467,19 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                     f"{target}.{col.name} keeps {digits} digits of a second in the target: rows whose "
                     "values hold more are rejected"
                 )
+
+
+def _writes_uuid_as_text(dialect: Dialect) -> bool:
+    """Whether copy writes a UUID into this database as its text (Oracle's writers bind its 16 bytes,
+    which a text column would take as 32 hex digits)."""
+    from parity import bulk
+
+    sample = uuid.UUID(int=0)
+    for name in (dialect.WRITER, dialect.ROW_WRITER):
+        encode = bulk.WRITERS[name].ENCODERS.get(Kind.UUID)
+        if encode is not None and not isinstance(encode(sample), str):
+            return False
+    return True
 
 
 def _add_column(table: str, column: sa.Column[Any], schema: str | None) -> Any:

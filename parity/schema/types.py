@@ -157,8 +157,6 @@ def holds(target: CanonicalType, source: CanonicalType) -> bool:
         )
     if target.kind is Kind.TEXT:
         return source.kind in (Kind.UUID, Kind.JSON)
-    if target.kind in (Kind.VARCHAR, Kind.CHAR) and source.kind is Kind.UUID:
-        return target.length is None or target.length >= 36  # (a UUID's text)
     if target.kind is Kind.DOUBLE:
         return source.kind in (Kind.FLOAT, Kind.SMALLINT, Kind.INTEGER)
     if target.kind is Kind.BINARY:
