@@ -1020,6 +1020,25 @@ def test_sqlite_puts_each_row_in_its_window_as_the_other_database_does(
     assert result.tables[0].stats.queries <= 6, result.tables[0].stats  # (bounds and sums: no walk)
 
 
+def test_partitions_by_key_at_the_ends_of_bigint(pg_db: Database, make_db: Any) -> None:
+    """A key of BIGINT's maximum made partitions by key ask for a bound past it (PostgreSQL: bigint
+    out of range; SQLite: an OverflowError); and a size that would make 4e13 partitions of a key
+    range reaching a sentinel planned them all at once, until memory ran out. The first now diffs as
+    one root in hash buckets; the second is refused, naming the size that would do."""
+    target = make_db("sqlite")
+    rows = [*orders(20), (2**63 - 1, "s", Decimal(1), datetime(2024, 1, 1), 1)]
+    make_orders(pg_db, rows)
+    make_orders(target, [r if r[0] != 5 else (5, "late", *r[2:]) for r in rows])
+    for size in (None, 7):
+        partition = {"partition": {"by": "key", **({"size": size} if size else {})}}
+        found = run(pg_db, target, "orders", table_options=partition)
+        assert kinds(found) == {("changed", 5, ("status",))}
+    pg_db.sql("DELETE FROM orders WHERE id > 1000", "INSERT INTO orders (id) VALUES (4000000000000000000)")
+    target.sql("DELETE FROM orders WHERE id > 1000", "INSERT INTO orders (id) VALUES (4000000000000000000)")
+    with pytest.raises(ConfigError, match=r"would be 40,000,000,000,000; give a size of at least"):
+        run(pg_db, target, "orders", table_options={"partition": {"by": "key", "size": 100_000}})
+
+
 def test_record_shows_both_versions(pg_db: Database, sqlite_db: Database) -> None:
     make_orders(pg_db, orders(50))
     make_orders(sqlite_db, orders(50))

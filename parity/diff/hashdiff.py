@@ -46,7 +46,7 @@ from parity.diff.segments import (
 )
 from parity.diff.sql import Expr, Side, charsets
 from parity.endpoint import Endpoint
-from parity.errors import DataError
+from parity.errors import ConfigError, DataError
 from parity.log import logger
 from parity.schema.types import Kind
 from parity.values import decode_value
@@ -249,6 +249,10 @@ class Budget:
 
 _BIGINT_MAX = 2**63 - 1
 
+MAX_KEY_PARTITIONS = 100_000
+"""Partitions by key of a given size are refused past this many (keys 1..1000 and one of 4e18, by
+100,000: 4e13 partitions, planned all at once, took every byte of memory)."""
+
 
 class TableRun:
     """One table pair's diff; ``run()`` returns its TableDiff."""
@@ -367,7 +371,8 @@ class TableRun:
             if not lows:
                 return None
             lo, hi = min(lows), max(highs) + 1
-            if (hi > _BIGINT_MAX or hi - lo > _BIGINT_MAX) and self.plan.partition is None:
+            by_key = self.plan.partition is None or (self.plan.partition.by == "key" and root.window is None)
+            if (hi > _BIGINT_MAX or hi - lo > _BIGINT_MAX) and by_key:
                 # a bound past BIGINT, or offsets from the lowest key that would overflow (a sentinel
                 # key at either end): buckets of the key's hash instead of its ranges
                 self.ranges = self.locates = False
@@ -750,11 +755,17 @@ class TableRun:
 
     def key_roots(self, size: int | None) -> list[Root]:
         first = self.first_segment(Root())
-        if first is None:
+        if first is None or not self.ranges:  # (keys past BIGINT's range: hash buckets, one root)
             return [Root()]
         lo, hi = first.root.lo, first.root.hi
         assert lo is not None and hi is not None
         width = size or max(1, -(-(hi - lo) // (4 * max(1, self.options.threads))))
+        count = -(-(hi - lo) // width)
+        if count > MAX_KEY_PARTITIONS:
+            raise ConfigError(
+                f"{self.plan.name}: partitions by key of size {width:,} over its keys {lo}..{hi - 1} would be "
+                f"{count:,}; give a size of at least {-(-(hi - lo) // MAX_KEY_PARTITIONS):,}, or none"
+            )
         return [Root(lo=a, hi=min(a + width, hi)) for a in range(lo, hi, width)]
 
     def window(self, side: Side, root: Root) -> list[Expr]:
