@@ -928,6 +928,31 @@ def test_tolerances_and_floats_at_the_ends_of_the_double_range(make_db: Any, tar
     assert kinds(run(source, target, "tol", threshold=1, table_options={"tolerance": {"x": 0.5}})) == expected
 
 
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "duckdb"])  # (SQLite's numeric is a double)
+def test_tolerances_on_integers_and_decimals_past_a_doubles_precision(make_db: Any, target_name: str) -> None:
+    """The rounded quotient was a double's: a BIGINT of nanoseconds 1181 apart by 1000, or a
+    numeric(20,4) 0.0003 apart by 0.0001, hashed alike and were called identical (audit)."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    for db in (source, target):
+        db.sql("CREATE TABLE big (id INTEGER PRIMARY KEY, ns BIGINT, amount NUMERIC(20,4))")
+    source.sql(
+        "INSERT INTO big VALUES (1, 1700357281124499412, 12345678901234.5670),"
+        " (2, 1700357281124499412, 12345678901234.5670), (3, 5, 1.5)"
+    )
+    target.sql(
+        "INSERT INTO big VALUES (1, 1700357281124500593, 12345678901234.5670),"
+        " (2, 1700357281124499412, 12345678901234.5673), (3, 5, 1.5)"
+    )
+    options = {"tolerance": {"ns": 1000, "amount": 0.0001}}
+    found = run(source, target, "big", table_options=options)
+    assert kinds(found) == {("changed", 1, ("ns",)), ("changed", 2, ("amount",))}
+    target.sql(
+        "UPDATE big SET ns = 1700357281124500400 WHERE id = 1",
+        "UPDATE big SET amount = 12345678901234.5671 WHERE id = 2",
+    )
+    assert run(source, target, "big", table_options=options).identical  # (988 and 0.0001 apart: within)
+
+
 @pytest.mark.parametrize("stagger", [True, False])
 def test_partitions_by_month_and_by_key_find_the_same(
     pg_db: Database, mariadb_db: Database, stagger: bool

@@ -54,6 +54,10 @@ TINY = 1e-290
 BIGINT_SAFE = 9.0e18
 """A double below this in magnitude rounds to a BIGINT without overflow."""
 
+ROUNDED_LIMIT = 2.0**32
+"""``Dialect.text_rounded``: quotients of a value by its tolerance below this are rounded in the
+database (a double's rounding of them is 2**-20 of a step at most)."""
+
 _INSPECTORS: dict[Connection, sa.Inspector] = {}
 
 
@@ -747,16 +751,27 @@ class Dialect:
     def log2(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.log2(x)
 
-    def text_rounded(self, x: Any, step: float) -> sa.ColumnElement[Any]:
-        """``round(x / step)``: values within a tolerance of each other mostly share it (never when further)."""
-        quotient = self.as_double(x) / sa.literal(step, sa.Double())
-        # a quotient past BIGINT would overflow (PostgreSQL) or saturate (MySQL, SQLite: then values far
-        # apart would share it): there the value's own digits, compared in Python within the tolerance
+    def text_rounded(
+        self, x: Any, step: float, exact: Any = None, limit: float = ROUNDED_LIMIT
+    ) -> sa.ColumnElement[Any]:
+        """``round(x / step)``: values within a tolerance of each other mostly share it, never when
+        further. That holds where the double quotient is exact enough: below ``limit`` (its rounding
+        then moves it by a millionth of a step at most), and, for an integer or a decimal (``exact``:
+        its own text), where the value is within a double's integers (2**53). Elsewhere the value's own
+        text (``exact``, else a double's 17 digits), compared in Python within the tolerance: a BIGINT
+        of nanoseconds, or a numeric(20,4) by 0.0001, shared it 1.2 tolerances apart."""
+        value = self.as_double(x)
+        quotient = value / sa.literal(step, sa.Double())
+        safe: sa.ColumnElement[bool] = sa.func.abs(quotient) < sa.literal(
+            min(limit, BIGINT_SAFE), sa.Double()
+        )
+        if exact is not None:
+            safe = sa.and_(safe, sa.func.abs(value) < sa.literal(float(2**53), sa.Double()))
         return sa.case(
-            (sa.func.abs(quotient) < sa.literal(BIGINT_SAFE, sa.Double()),
-             self.text(sa.cast(self.round(quotient), sa.BigInteger()))),
-            else_=self.text_float(x, 17),
-        )  # fmt: skip
+            (safe, self.text(sa.cast(self.round(quotient), sa.BigInteger()))),
+            # (marked: an exact text never reads as some other value's quotient; 17 digits have an e)
+            else_=self.text_float(x, 17) if exact is None else self.concat(sa.literal("="), exact),
+        )
 
     def round(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.round(x)
@@ -803,7 +818,9 @@ class Dialect:
         return sa.extract("epoch", x)
 
     def text_epoch_rounded(self, x: Any, with_zone: bool, step: float) -> sa.ColumnElement[Any]:
-        return self.text_rounded(self.epoch_seconds(x, with_zone), step)
+        # (seconds since 1970 as a double: its rounding, a 2**-52 of the quotient, is to stay well
+        # below the microsecond timestamps differ by at least: 2**50 microseconds)
+        return self.text_rounded(self.epoch_seconds(x, with_zone), step, limit=2.0**50 * 1e-6 / step)
 
     def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.lower(sa.func.hex(x))

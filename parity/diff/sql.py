@@ -46,7 +46,15 @@ def column_text(
     if compare.tolerance is not None:
         if kind in TIME_KINDS:
             return dialect.text_epoch_rounded(x, own is Kind.TIMESTAMPTZ, compare.tolerance)
-        return dialect.text_rounded(x, compare.tolerance)
+        exact = None  # (an integer's or a decimal's own text, where a double cannot tell them apart)
+        if kind is Kind.BIGINT:
+            exact = dialect.text_integer(x)
+        elif kind is Kind.DECIMAL:
+            declared = (
+                0 if own in INTEGER_KINDS else (None if native.precision is None else native.scale or 0)
+            )
+            exact = dialect.text_decimal(x, declared, compare.scale)
+        return dialect.text_rounded(x, compare.tolerance, exact)
     if kind is Kind.BIGINT or (kind is Kind.BOOLEAN and own in INTEGER_KINDS):
         return dialect.text_integer(x)
     if kind is Kind.DECIMAL:
