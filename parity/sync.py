@@ -29,7 +29,7 @@ from parity.errors import ConfigError, ParityError
 from parity.job import Job
 from parity.log import logger
 from parity.schema.model import Table
-from parity.schema.types import CanonicalType, Kind
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent
 from parity.values import canonical_json
 
@@ -95,6 +95,19 @@ _SA_TYPES: dict[Kind, Callable[[CanonicalType], sa.types.TypeEngine[Any]]] = {
 }
 
 
+def as_kind(value: Any, kind: Kind) -> Any:
+    """A source's value as the target column's kind takes it, where a mapping pairs compatible kinds
+    the driver would send as the other (PostgreSQL refused a boolean for a smallint, and a UUID for a
+    varchar; SQLite's driver cannot bind a UUID)."""
+    if isinstance(value, bool):
+        return int(value) if kind in INTEGER_KINDS or kind is Kind.DECIMAL else value
+    if isinstance(value, int) and kind is Kind.BOOLEAN:
+        return bool(value)
+    if isinstance(value, UUID) and kind in STRING_KINDS:
+        return str(value)
+    return value
+
+
 def literal_type(ctype: CanonicalType) -> sa.types.TypeEngine[Any]:
     """A SQLAlchemy type able to render a canonical value as a literal (for --dry-run)."""
     return _SA_TYPES.get(ctype.kind, lambda t: sa.String())(ctype)
@@ -129,8 +142,13 @@ class Applier:
             endpoint.dialect.advance_sequences(conn, endpoint, self.table.name, columns)
 
     def encode(self, column: str, value: Any) -> Any:
+        if value is None:
+            return None
+        ctype = self.types.get(column)
+        if ctype is not None:
+            value = as_kind(value, ctype.kind)
         encoder = self.encoders.get(column)
-        return value if value is None or encoder is None else encoder(value)
+        return value if encoder is None else encoder(value)
 
     def _key_clause(self, key: Sequence[str], values: dict[str, Any] | None = None) -> Any:
         """``key = :k_key`` for execution, or ``key = <literal>`` for printing."""

@@ -129,6 +129,31 @@ def test_equal_values_are_not_written(make_db: Callable[[str], Database]) -> Non
     assert sum(t.updated + t.inserted + t.deleted for t in result.tables) == 0
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "sqlite"])
+def test_values_go_as_the_target_column_takes_them(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A boolean into a smallint, and a UUID into a varchar: PostgreSQL refused the parameters as
+    their Python types (the dry run's SQL worked), and SQLite's driver cannot bind a UUID (audit)."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE f (id INTEGER PRIMARY KEY, active BOOLEAN, u UUID)",
+        "INSERT INTO f VALUES (1, true, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), (2, false, NULL),"
+        " (3, true, 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12')",
+    )
+    target.sql(
+        "CREATE TABLE f (id INTEGER PRIMARY KEY, active SMALLINT, u VARCHAR(36))",
+        "INSERT INTO f VALUES (1, 0, 'x'), (2, 0, NULL)",
+    )
+    result = sync(job_for(source, target))
+    assert result.verified and (result.tables[0].inserted, result.tables[0].updated) == (1, 1)
+    assert target.query("SELECT id, active, u FROM f ORDER BY id") == [
+        (1, 1, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        (2, 0, None),
+        (3, 1, "b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"),
+    ]
+
+
 def test_extra_rows_are_kept_unless_asked(make_db: Callable[[str], Database]) -> None:
     source, target = make_db("sqlite"), make_db("mariadb")
     seed(source, target, "items", 10)
