@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -17,16 +18,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from parity.config import TableConfig
+from parity.diff.compare import column_equality
 from parity.diff.output import TARGET_TABLE
 from parity.diff.plan import plan_table
-from parity.diff.result import value_text
+from parity.diff.result import jsonable, value_text
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError, NotFound, not_found
 from parity.job import Job
 from parity.schema.model import Table
 from parity.schema.reflect import table_names
+from parity.schema.types import Kind
 from parity.sync import Applier, run_batches
-from parity.values import decode_rows, decode_value
+from parity.values import canonical_json, decode_rows, decode_value
 
 DEFAULT_TABLE = "_parity_discrepancies"
 
@@ -117,6 +120,14 @@ def _fix_table(
     plan = plan_table(job.source, job.target, spec)  # (columns matched as the diff matched them)
     source_table, target_table = plan.source, plan.target
     rename = {p.source.name: p.target.name for p in (*plan.keys, *plan.columns)}
+    equal = {p.source.name: column_equality(p) for p in (*plan.keys, *plan.columns)}
+
+    def same(src: dict[str, Any], dst: dict[str, Any], columns: Iterable[str]) -> bool:
+        """Whether the target row holds the source row's values in these (source) columns, as the
+        diff compares them (a numeric(12,2) against a (14,4), a boolean against a tinyint ...)."""
+        return all(equal[c](src.get(c), dst.get(rename.get(c, c))) for c in columns)
+
+    writable = set(target_table.column_names)
     applier = Applier(job.target, target_table, 1000, dry_run=not apply)
     inserts: list[dict[str, Any]] = []
     updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -129,7 +140,7 @@ def _fix_table(
         label = f"{spec.name} {json.dumps(row.key, default=str)}"
         target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
         if row.kind == "missing":
-            if dst is not None and src is not None and _same(source_table, target_table, src, dst, rename):
+            if dst is not None and src is not None and same(src, dst, rename):
                 result.already += 1  # (inserted by an earlier fix, or by the application)
                 continue
             if dst is not None or src is None:
@@ -137,7 +148,8 @@ def _fix_table(
                     f"{label}: {'now in the target' if dst is not None else 'gone from the source'}"
                 )
                 continue
-            inserts.append({rename.get(c, c): v for c, v in src.items()})
+            # (the target's columns only: a source column it lacks is not compared, nor written)
+            inserts.append({rename.get(c, c): v for c, v in src.items() if rename.get(c, c) in writable})
         elif row.kind == "changed":
             if src is None or dst is None:
                 result.conflicts.append(
@@ -147,18 +159,26 @@ def _fix_table(
             moved = [
                 c
                 for c, recorded in row.columns.items()
-                if _text(target_table, rename.get(c, c), dst) != recorded
+                if not _holds(target_table, rename.get(c, c), dst, recorded)
             ]
-            if moved and _same(source_table, target_table, src, dst, {c: rename.get(c, c) for c in moved}):
-                result.already += 1  # (the target has the source's values now)
-                continue
-            if moved:
+            if moved and not same(src, dst, moved):
                 result.conflicts.append(f"{label}: changed in the target since the diff ({', '.join(moved)})")
                 continue
-            updates.append((target_key, {rename.get(c, c): src[c] for c in row.columns}))
+            # (a column moved to the source's value since is done; the others are still to update)
+            left = [c for c in row.columns if c not in moved and not same(src, dst, [c])]
+            if not left:
+                result.already += 1  # (the target has the source's values now)
+                continue
+            updates.append((target_key, {rename.get(c, c): src[c] for c in left}))
         elif row.kind == "extra" and delete:
             if dst is None:
                 result.already += 1
+                continue
+            edited = _edited_since(target_table, dst, row.whole)
+            if edited:
+                result.conflicts.append(
+                    f"{label}: changed in the target since the diff ({', '.join(edited)})"
+                )
                 continue
             deletes.append(target_key)
     done = _run(job, applier, applier.inserts(inserts), apply, result)
@@ -190,11 +210,44 @@ def _text(table: Table, column: str, row: dict[str, Any]) -> str | None:
     return value_text(value)
 
 
-def _same(
-    source: Table, target: Table, src: dict[str, Any], dst: dict[str, Any], columns: dict[str, str]
-) -> bool:
-    """Whether the target row holds the source row's values in these columns (source -> target name)."""
-    return all(_text(source, s, src) == _text(target, t, dst) for s, t in columns.items())
+def _holds(table: Table, column: str, row: dict[str, Any], recorded: str | None) -> bool:
+    """Whether a target row holds the value the diff recorded for this column (JSON as the value it
+    is: the diff recorded the text the target held, ``{"a": 0}``, read again as ``{"a":0}``)."""
+    if table.column(column).type.kind is Kind.JSON:
+        return _json_form(row.get(column)) == _json_form(recorded)
+    return _text(table, column, row) == recorded
+
+
+def _json_form(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return None if value is None else canonical_json(value)
+
+
+def _edited_since(table: Table, row: dict[str, Any], whole: str | None) -> list[str]:
+    """The columns of an extra row that no longer hold what the diff recorded of it (``whole``, the
+    row as JSON): such a row is not deleted."""
+    if whole is None:
+        return []
+    try:
+        recorded = json.loads(whole)
+    except ValueError:
+        return []
+    edited = []
+    for column, value in recorded.items():
+        if column not in row:
+            continue
+        now = row[column]
+        if table.column(column).type.kind is Kind.JSON:
+            changed = _json_form(now) != _json_form(value)
+        else:
+            changed = json.dumps(jsonable(now), sort_keys=True) != json.dumps(value, sort_keys=True)
+        if changed:
+            edited.append(column)
+    return edited
 
 
 def _typed(table: Table, key: dict[str, Any]) -> dict[str, Any]:

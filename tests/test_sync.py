@@ -289,6 +289,42 @@ def test_fix_applies_a_stored_diff_run_and_skips_conflicts(
     assert len(again.conflicts) == 1  # (id 4, still changed by someone else)
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "duckdb"])
+def test_fix_reads_the_target_as_the_diff_compared_it(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """Audit findings on fix: a JSON column was always "changed in the target since the diff" (the
+    diff recorded {"a": 0}, fix read {"a":0}); a row whose one changed column the application set
+    right was taken as done, its other column left wrong; an extra row edited since the diff was
+    deleted; a source column the target lacks crashed it (Unconsumed column names); and a rerun
+    found conflicts in columns of other types (numeric(12,2) against (14,4), boolean against an
+    integer), as it compared their texts."""
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, doc JSON, name VARCHAR(10), qty INTEGER,"
+        " amt NUMERIC(12,2), flag BOOLEAN, note TEXT)",
+        """INSERT INTO t VALUES (1, '{"a": 1}', 'n1', 1, 1.50, true, 'x'), (2, '{"a": 2}', 'n2', 2, 2.50, false, 'x'),"""
+        """ (3, '{"a": 3}', 'n3', 3, 3.50, true, 'x')""",
+    )
+    target.sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, doc JSON, name VARCHAR(10), qty INTEGER,"
+        " amt NUMERIC(14,4), flag SMALLINT)",
+        """INSERT INTO t VALUES (1, '{"a": 0}', 'n1', 1, 1.5, 1), (2, '{"a": 2}', 'old', 0, 2.5, 0),"""
+        """ (4, '{"a": 4}', 'n4', 4, 4.5, 1)""",
+    )
+    found = diff(job_for(source, target), output="_parity_discrepancies")
+    assert not found.identical
+    target.sql("UPDATE t SET name = 'n2' WHERE id = 2", "UPDATE t SET qty = 40 WHERE id = 4")
+    applied = fix(job_for(source, target), found.run_id, apply=True, delete=True)
+    assert (applied.inserted, applied.updated, applied.deleted) == (1, 2, 0), applied.conflicts
+    assert applied.conflicts == ['t {"id": 4}: changed in the target since the diff (qty)']
+    assert target.query("SELECT id, qty FROM t ORDER BY id") == [(1, 1), (2, 2), (3, 3), (4, 40)]
+    again = fix(job_for(source, target), found.run_id, apply=True)
+    assert (again.inserted, again.updated, again.already, again.conflicts) == (0, 0, 3, [])
+
+
 def test_unmoved_binlog_skips_the_whole_database(make_db: Callable[[str], Database]) -> None:
     source, target = make_db("mariadb"), make_db("sqlite")
     seed(source, target, "items", 20)

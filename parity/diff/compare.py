@@ -190,6 +190,19 @@ def _sorted(keys: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         return sorted(keys, key=lambda key: tuple((type(v).__name__, v) for v in key))
 
 
+def column_equality(pair: ColumnPair) -> Callable[[Any, Any], bool]:
+    """Whether a source value and a target value (canonical, None for NULL) of a column pair are
+    equal as diff compares them (``parity fix`` asks it of rows it read again)."""
+    source = _lenient(normalizer(pair.compare, pair.source.type))
+    target = _lenient(normalizer(pair.compare, pair.target.type))
+    equal = _null_safe(equality(pair.compare))
+
+    def check(a: Any, b: Any) -> bool:
+        return equal(None if a is None else source(a), None if b is None else target(b))
+
+    return check
+
+
 class _Side:
     """How one side's rows are decoded and made comparable."""
 
