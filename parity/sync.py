@@ -263,7 +263,7 @@ class Applier:
         marker = _soft_delete_value(self.types[column])
         stmt = (
             sa.update(self.exec_table)
-            .where(self._key_clause(key))
+            .where(self._key_clause(key), self._unmarked(self.exec_table.c[column]))
             .values({column: sa.bindparam(f"v_{column}")})
         )
         params = [
@@ -274,11 +274,20 @@ class Applier:
         def shown(row: dict[str, Any]) -> Any:
             return (
                 sa.update(self.sa_table)
-                .where(self._key_clause(key, row))
+                .where(self._key_clause(key, row), self._unmarked(self.sa_table.c[column]))
                 .values({column: self._literal(column, marker)})
             )
 
         yield from self._batched(stmt, params, keys, shown)
+
+    def _unmarked(self, column: Any) -> Any:
+        """A row not marked deleted yet: marked again, it lost the time it was deleted at (a rerun)."""
+        kind = self.types[column.name].kind
+        if kind is Kind.BOOLEAN:
+            return sa.or_(column.is_(None), column == sa.false())
+        if kind in INTEGER_KINDS:
+            return sa.or_(column.is_(None), column == 0)
+        return column.is_(None)
 
     def _batched(
         self,

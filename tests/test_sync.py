@@ -165,9 +165,18 @@ def test_extra_rows_are_kept_unless_asked(make_db: Callable[[str], Database]) ->
     marked = sync(job_for(source, target, tables=["items"]), extra="soft-delete", soft_delete_column="gone")
     assert marked.tables[0].soft_deleted == 1
     assert target.query("SELECT id FROM items WHERE gone")[0][0] == 99
+    target.sql(
+        "ALTER TABLE items ADD COLUMN gone_at DATETIME(6)", "INSERT INTO items (id, name) VALUES (98, 'x')"
+    )
+    at = sync(job_for(source, target, tables=["items"]), extra="soft-delete", soft_delete_column="gone_at")
+    assert at.tables[0].soft_deleted == 2
+    first = target.query("SELECT id, gone_at FROM items WHERE gone_at IS NOT NULL ORDER BY id")
+    again = sync(job_for(source, target, tables=["items"]), extra="soft-delete", soft_delete_column="gone_at")
+    assert again.tables[0].soft_deleted == 0  # (marked again, they lost the time they were deleted at)
+    assert target.query("SELECT id, gone_at FROM items WHERE gone_at IS NOT NULL ORDER BY id") == first
     deleted = sync(job_for(source, target, tables=["items"]), extra="delete")
-    assert deleted.tables[0].deleted == 1 and deleted.verified
-    assert target.query("SELECT COUNT(*) FROM items WHERE id = 99")[0][0] == 0
+    assert deleted.tables[0].deleted == 2 and deleted.verified
+    assert target.query("SELECT COUNT(*) FROM items WHERE id IN (98, 99)")[0][0] == 0
 
 
 @pytest.mark.parametrize("target_name", ["sqlite", "postgresql", "mariadb"])
