@@ -1064,6 +1064,25 @@ def test_partitions_by_key_at_the_ends_of_bigint(pg_db: Database, make_db: Any) 
         run(pg_db, target, "orders", table_options={"partition": {"by": "key", "size": 100_000}})
 
 
+def test_duckdb_timestamps_of_seconds_and_milliseconds_are_timestamps(
+    duckdb_db: Database, pg_db: Database
+) -> None:
+    """DuckDB's TIMESTAMP_S and TIMESTAMP_MS were read as text: a diff against a timestamp failed (text
+    and timestamp cannot be compared; audit). They are timestamps keeping 0 and 3 digits of a second."""
+    duckdb_db.sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, s TIMESTAMP_S, ms TIMESTAMP_MS)",
+        "INSERT INTO t VALUES (1, '2024-01-01 10:00:01', '2024-01-01 10:00:01.123'), (2, NULL, NULL)",
+    )
+    pg_db.sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, s TIMESTAMP, ms TIMESTAMP)",
+        "INSERT INTO t VALUES (1, '2024-01-01 10:00:01', '2024-01-01 10:00:01.123'), (2, NULL, NULL)",
+    )
+    same = run(duckdb_db, pg_db, "t")
+    assert same.identical and same.tables[0].stats.rows_downloaded == 0
+    pg_db.sql("UPDATE t SET ms = '2024-01-01 10:00:01.124' WHERE id = 1")
+    assert kinds(run(duckdb_db, pg_db, "t")) == {("changed", 1, ("ms",))}
+
+
 def test_record_shows_both_versions(pg_db: Database, sqlite_db: Database) -> None:
     make_orders(pg_db, orders(50))
     make_orders(sqlite_db, orders(50))

@@ -183,6 +183,11 @@ class DuckDB(Dialect):
     def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
         return "nextval(" in str(column.get("default") or "").lower()
 
+    def fraction_digits(self, sa_type: Any) -> int | None:
+        return (
+            _FRACTIONS.get(str(sa_type), 6) if isinstance(sa_type, str) else super().fraction_digits(sa_type)
+        )
+
     def table_names(self, conn: Connection, schema: str | None) -> list[str]:
         rows = conn.execute(
             sa.text(
@@ -242,11 +247,17 @@ _DUCK = {
     "DATE": Kind.DATE,
     "TIME": Kind.TIME,
     "TIMESTAMP": Kind.TIMESTAMP,
+    "TIMESTAMP_S": Kind.TIMESTAMP,  # (seconds, milliseconds: DuckDB's fraction_digits; its nanoseconds
+    "TIMESTAMP_MS": Kind.TIMESTAMP,  # are no Python value, and stay text)
     "TIMESTAMP WITH TIME ZONE": Kind.TIMESTAMPTZ,
     "BLOB": Kind.BINARY,
     "UUID": Kind.UUID,
     "JSON": Kind.JSON,
 }
+
+
+_FRACTIONS = {"TIMESTAMP_S": 0, "TIMESTAMP_MS": 3}
+"""The digits of a second of DuckDB's timestamps that keep fewer than six."""
 
 
 @cache
