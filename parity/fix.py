@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from parity.config import TableConfig
 from parity.diff.compare import column_equality
 from parity.diff.output import TARGET_TABLE
-from parity.diff.plan import plan_table
+from parity.diff.plan import plan_table, target_column
 from parity.diff.result import jsonable, value_text
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError, NotFound, not_found
@@ -127,7 +127,13 @@ def _fix_table(
         diff compares them (a numeric(12,2) against a (14,4), a boolean against a tinyint ...)."""
         return all(equal[c](src.get(c), dst.get(rename.get(c, c))) for c in columns)
 
-    writable = set(target_table.column_names)
+    def target_name(column: str) -> str | None:
+        """The target's column a source column goes into (compared or not), or None where it has none."""
+        if column in rename:
+            return rename[column]
+        found = target_column(target_table, spec.map.get(column, column))
+        return None if found is None else found.name
+
     applier = Applier(job.target, target_table, 1000, dry_run=not apply)
     inserts: list[dict[str, Any]] = []
     updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -149,7 +155,7 @@ def _fix_table(
                 )
                 continue
             # (the target's columns only: a source column it lacks is not compared, nor written)
-            inserts.append({rename.get(c, c): v for c, v in src.items() if rename.get(c, c) in writable})
+            inserts.append({n: v for c, v in src.items() if (n := target_name(c)) is not None})
         elif row.kind == "changed":
             if src is None or dst is None:
                 result.conflicts.append(
@@ -240,8 +246,10 @@ def _edited_since(table: Table, row: dict[str, Any], whole: str | None) -> list[
     for column, value in recorded.items():
         if column not in row:
             continue
-        now = row[column]
-        if table.column(column).type.kind is Kind.JSON:
+        now, ctype = row[column], table.column(column).type
+        if isinstance(now, Decimal) and ctype.scale is not None:  # (as the diff recorded it: "2.00")
+            now = now.quantize(Decimal(1).scaleb(-ctype.scale))
+        if ctype.kind is Kind.JSON:
             changed = _json_form(now) != _json_form(value)
         else:
             changed = json.dumps(jsonable(now), sort_keys=True) != json.dumps(value, sort_keys=True)
@@ -263,8 +271,16 @@ def _fetch(endpoint: Endpoint, table: Table, key: list[str], values: dict[str, A
     clause = sa.and_(*(equals(t.c[k], sa.literal(encoders.encode(k, typed[k])), types[k]) for k in key))
     with endpoint.connect() as conn:
         read = endpoint.dialect.read_exactly  # (a MySQL FLOAT as its exact value, not 6 digits)
+        # (JSON as its text: psycopg gives jsonb's "hello" as hello, which is no JSON text)
         found = conn.execute(
-            sa.select(*(read(t.c[c.name], c.type.kind) for c in table.columns)).where(clause)
+            sa.select(
+                *(
+                    sa.cast(t.c[c.name], sa.Text())
+                    if c.type.kind is Kind.JSON
+                    else read(t.c[c.name], c.type.kind)
+                    for c in table.columns
+                )
+            ).where(clause)
         ).all()
     if not found:
         return None

@@ -101,10 +101,15 @@ def as_kind(value: Any, kind: Kind) -> Any:
     varchar; SQLite's driver cannot bind a UUID)."""
     if isinstance(value, bool):
         return int(value) if kind in INTEGER_KINDS or kind is Kind.DECIMAL else value
-    if isinstance(value, int) and kind is Kind.BOOLEAN:
+    if isinstance(value, int) and kind is Kind.BOOLEAN and value in (0, 1):
         return bool(value)
     if isinstance(value, UUID) and kind in STRING_KINDS:
         return str(value)
+    if isinstance(value, str) and kind is Kind.UUID:
+        try:
+            return UUID(value)
+        except ValueError:
+            return value  # (the target refuses it, as any value it cannot hold)
     return value
 
 

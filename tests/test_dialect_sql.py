@@ -522,3 +522,13 @@ def test_a_uuid_goes_into_an_existing_char_36_where_copy_writes_its_text(name: s
     target = Table("t", (key, Column("u", CanonicalType(Kind.CHAR, length=36))), primary_key=("id",))
     plan = plan_schema([source], for_name(name), SA_DIALECTS[name], {"t": target})
     assert (plan.problems == []) is takes_it, plan.problems
+
+
+def test_oracle_epoch_seconds_keep_their_fraction() -> None:
+    """A DATE's difference, which it was, kept whole seconds: with a tolerance under a second, two
+    timestamps 0.9 s apart hashed alike (the review)."""
+    from sqlalchemy.dialects import oracle as oracle_types
+
+    x = sa.column("at", oracle_types.TIMESTAMP())
+    sql = str(for_name("oracle").epoch_seconds(x, False).compile(dialect=SA_DIALECTS["oracle"]))
+    assert "EXTRACT(second FROM" in sql and "AS DATE" not in sql, sql

@@ -1083,6 +1083,26 @@ def test_duckdb_timestamps_of_seconds_and_milliseconds_are_timestamps(
     assert kinds(run(duckdb_db, pg_db, "t")) == {("changed", 1, ("ms",))}
 
 
+def test_a_timestamp_tolerance_is_summed_in_sql_for_todays_dates(
+    sqlite_db: Database, duckdb_db: Database
+) -> None:
+    """Rows of 2024 within a tolerance of 10 ms were downloaded every one (the review): the limit on
+    the quotient cut off at 2005. Rounded in SQL, they download nothing; a row 11 ms off is found."""
+    rows = [
+        (i, "s", Decimal(1), datetime(2024, 3, 1) + timedelta(seconds=i, microseconds=123456), 1)
+        for i in range(300)
+    ]
+    make_orders(sqlite_db, rows)
+    make_orders(duckdb_db, [(*r[:3], r[3] + timedelta(milliseconds=1), r[4]) for r in rows])
+    tolerance = {"tolerance": {"created": 0.01}}
+    same = run(sqlite_db, duckdb_db, "orders", table_options=tolerance)
+    assert same.identical and same.tables[0].stats.rows_downloaded == 0
+    duckdb_db.sql("UPDATE orders SET created = created + INTERVAL 10 MILLISECOND WHERE id = 7")
+    assert kinds(run(sqlite_db, duckdb_db, "orders", table_options=tolerance)) == {
+        ("changed", 7, ("created",))
+    }
+
+
 def test_record_shows_both_versions(pg_db: Database, sqlite_db: Database) -> None:
     make_orders(pg_db, orders(50))
     make_orders(sqlite_db, orders(50))

@@ -154,6 +154,19 @@ def test_values_go_as_the_target_column_takes_them(
     ]
 
 
+def test_text_goes_into_a_uuid_column_as_a_uuid() -> None:
+    """Oracle's encoder takes a UUID's bytes: text for a UUID column crashed the run (the review)."""
+    import uuid
+
+    from parity.schema.types import Kind
+    from parity.sync import as_kind
+
+    u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    assert as_kind(u, Kind.UUID) == uuid.UUID(u) and as_kind("nope", Kind.UUID) == "nope"
+    assert as_kind(True, Kind.SMALLINT) == 1 and as_kind(1, Kind.BOOLEAN) is True
+    assert as_kind(5, Kind.BOOLEAN) == 5  # (no boolean: the target takes it or refuses it, as it is)
+
+
 def test_extra_rows_are_kept_unless_asked(make_db: Callable[[str], Database]) -> None:
     source, target = make_db("sqlite"), make_db("mariadb")
     seed(source, target, "items", 10)
@@ -332,6 +345,40 @@ def test_fix_reads_the_target_as_the_diff_compared_it(
     assert target.query("SELECT id, qty FROM t ORDER BY id") == [(1, 1), (2, 2), (3, 3), (4, 40)]
     again = fix(job_for(source, target), found.run_id, apply=True)
     assert (again.inserted, again.updated, again.already, again.conflicts) == (0, 0, 3, [])
+
+
+def test_fix_deletes_extra_rows_of_sqlite_decimals_and_reads_jsonb_strings(
+    make_db: Callable[[str], Database],
+) -> None:
+    """The review: SQLite gives 2.00 as 2, which was taken for an edit since the diff (so no extra
+    row was ever deleted); and a jsonb holding a JSON string ("hello") crashed fix (psycopg gives it
+    as hello, which is no JSON text)."""
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db("sqlite")
+    source.sql(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, amount NUMERIC(12,2))", "INSERT INTO p VALUES (1, 1.00)"
+    )
+    target.sql(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, amount NUMERIC(12,2))",
+        "INSERT INTO p VALUES (1, 1.00), (2, 2.00), (3, 2.50)",
+    )
+    found = diff(job_for(source, target), output="_parity_discrepancies")
+    applied = fix(job_for(source, target), found.run_id, apply=True, delete=True)
+    assert (applied.deleted, applied.conflicts) == (2, [])
+    pg = make_db("postgresql")
+    source.sql(
+        "CREATE TABLE j (id INTEGER PRIMARY KEY, doc JSONB)",
+        """INSERT INTO j VALUES (1, '"hello"'), (2, '123')""",
+    )
+    pg.sql(
+        "CREATE TABLE j (id INTEGER PRIMARY KEY, doc JSONB)",
+        """INSERT INTO j VALUES (1, '"bye"'), (2, '"123"')""",
+    )
+    found = diff(job_for(source, pg, tables=["j"]), output="_parity_discrepancies")
+    applied = fix(job_for(source, pg, tables=["j"]), found.run_id, apply=True)
+    assert (applied.updated, applied.conflicts) == (2, [])
+    assert diff(job_for(source, pg, tables=["j"])).identical
 
 
 def test_unmoved_binlog_skips_the_whole_database(make_db: Callable[[str], Database]) -> None:

@@ -7,6 +7,7 @@ canonical ones, and (for copy, diff and sync) how values travel in and out.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -818,9 +819,15 @@ class Dialect:
         return sa.extract("epoch", x)
 
     def text_epoch_rounded(self, x: Any, with_zone: bool, step: float) -> sa.ColumnElement[Any]:
-        # (seconds since 1970 as a double: its rounding, a 2**-52 of the quotient, is to stay well
-        # below the microsecond timestamps differ by at least: 2**50 microseconds)
-        return self.text_rounded(self.epoch_seconds(x, with_zone), step, limit=2.0**50 * 1e-6 / step)
+        # The tolerance is whole microseconds (as diff compares in Python), so two values further
+        # apart differ by a microsecond more at least; seconds since 1970 as a double are off by a
+        # quarter of one at most below 2**31 (1901 to 2038), too little to put them in one bucket.
+        micros = math.floor(step * 1e6 + 1e-6)
+        seconds = self.epoch_seconds(x, with_zone)
+        if micros == 0:
+            return self.text_float(seconds, 17)
+        step = micros / 1e6
+        return self.text_rounded(seconds, step, limit=2.0**31 / step)
 
     def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.lower(sa.func.hex(x))

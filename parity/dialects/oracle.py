@@ -207,8 +207,12 @@ class Oracle(Dialect):
     def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
         from sqlalchemy.dialects import oracle
 
-        epoch = sa.func.to_date(sa.literal("1970-01-01"), sa.literal("YYYY-MM-DD"))
-        return (sa.cast(x, oracle.DATE()) - epoch) * 86400
+        # (a TIMESTAMP's difference is an INTERVAL DAY TO SECOND, its seconds with their fraction; a
+        # DATE's, which it was, kept whole seconds only)
+        utc = sa.func.sys_extract_utc(x) if with_zone else sa.cast(x, oracle.TIMESTAMP())
+        since = utc - sa.literal_column("TIMESTAMP '1970-01-01 00:00:00'")
+        parts = [(sa.extract(p, since), n) for p, n in (("day", 86400), ("hour", 3600), ("minute", 60))]
+        return sum((part * n for part, n in parts), sa.extract("second", since))
 
     def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.lower(sa.func.rawtohex(x))
