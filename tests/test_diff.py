@@ -1054,9 +1054,9 @@ def test_partitions_by_key_at_the_ends_of_bigint(pg_db: Database, make_db: Any) 
     rows = [*orders(20), (2**63 - 1, "s", Decimal(1), datetime(2024, 1, 1), 1)]
     make_orders(pg_db, rows)
     make_orders(target, [r if r[0] != 5 else (5, "late", *r[2:]) for r in rows])
-    for size in (None, 7):
-        partition = {"partition": {"by": "key", **({"size": size} if size else {})}}
-        found = run(pg_db, target, "orders", table_options=partition)
+    by_month = {"column": "created", "by": "month"}
+    for partition in ({"by": "key"}, {"by": "key", "size": 7}, by_month):  # (by month: the review)
+        found = run(pg_db, target, "orders", table_options={"partition": partition})
         assert kinds(found) == {("changed", 5, ("status",))}
     pg_db.sql("DELETE FROM orders WHERE id > 1000", "INSERT INTO orders (id) VALUES (4000000000000000000)")
     target.sql("DELETE FROM orders WHERE id > 1000", "INSERT INTO orders (id) VALUES (4000000000000000000)")

@@ -371,10 +371,10 @@ class TableRun:
             if not lows:
                 return None
             lo, hi = min(lows), max(highs) + 1
-            by_key = self.plan.partition is None or (self.plan.partition.by == "key" and root.window is None)
-            if (hi > _BIGINT_MAX or hi - lo > _BIGINT_MAX) and by_key:
+            if (hi > _BIGINT_MAX or hi - lo > _BIGINT_MAX) and root.window is None:
                 # a bound past BIGINT, or offsets from the lowest key that would overflow (a sentinel
-                # key at either end): buckets of the key's hash instead of its ranges
+                # key at either end): buckets of the key's hash instead of its ranges (decided for
+                # the whole table, before any of its partitions is walked: ``roots``)
                 self.ranges = self.locates = False
                 return Segment(root, 1, 0)
             root = replace(root, lo=lo, hi=hi)
@@ -671,6 +671,8 @@ class TableRun:
         if part.by == "key":
             return self.key_roots(part.size)
         assert column is not None
+        if self.ranges:  # (keys past BIGINT's range: hash buckets in every window, decided here)
+            self.first_segment(Root())
         lo, hi = self.column_bounds(column)
         nullable = column.source.nullable or column.target.nullable
         return [Root(window=w) for w in windows(column, lo, hi, part.by, nullable)]
