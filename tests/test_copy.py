@@ -79,6 +79,12 @@ def insert_canonical(
         writer.close()
 
 
+def reasons_by_id(rejects: Path) -> dict[Any, str]:
+    """The reason of each row of a rejects file, by the row's id."""
+    records = [json.loads(line) for line in rejects.read_text().splitlines()]
+    return {r["row"]["id"]: r["reason"] for r in records}
+
+
 def copy_closed(job: Any, **kw: Any) -> Any:
     """Copy, then close the job (its connection pools), whatever happened."""
     try:
@@ -929,9 +935,7 @@ def test_a_table_referencing_itself_loads_in_generations_where_its_fk_cannot_be_
     table = result.tables[0]
     assert (table.rows_read, table.rows_written, table.rejected) == (602, 600, 2)
     assert target.query("SELECT id, manager_id, name FROM emp ORDER BY id") == rows[:600]
-    reasons = {
-        json.loads(line)["row"]["id"]: json.loads(line)["reason"] for line in rejects.read_text().splitlines()
-    }
+    reasons = reasons_by_id(rejects)
     assert reasons.keys() == {601, 602}
     assert "does not hold (id=99999)" in reasons[601] and "the row itself" in reasons[602]
     # replace empties it a generation at a time (DuckDB refused to delete a row with its referrer)
@@ -1345,9 +1349,7 @@ def test_a_duckdb_table_referencing_itself_rejects_rows_alone(
     (table,) = copy_ok(job_for(source, target), schema=False, rejects_file=str(rejects)).tables
     assert (table.rows_written, table.rejected) == (2, 3)  # (2 references itself, 5 references 2)
     assert target.query("SELECT id FROM emp ORDER BY id") == [(1,), (3,)]
-    reasons = {
-        json.loads(line)["row"]["id"]: json.loads(line)["reason"] for line in rejects.read_text().splitlines()
-    }
+    reasons = reasons_by_id(rejects)
     assert reasons[4].startswith("hired: '2020-02-30' is no date") and "the row itself" in reasons[2]
 
     # a natural key (no new IDs): the rows still come parents first
@@ -1812,9 +1814,7 @@ def test_rows_duckdb_refuses_are_isolated_without_savepoints(
         job.close()
     assert (result["a"].status, result["a"].rows_written, result["a"].rejected) == ("ok", 2, 2)
     assert target.query("SELECT id FROM a ORDER BY id") == [(1,), (2,), (3,)]
-    reasons = {
-        json.loads(line)["row"]["id"]: json.loads(line)["reason"] for line in rejects.read_text().splitlines()
-    }
+    reasons = reasons_by_id(rejects)
     assert set(reasons) == {1, 4} and "NOT NULL" in reasons[4].upper()
     assert (result["b"].status, result["b"].rows_written) == ("ok", 1)
     # a table that references itself is written in generations (parents first), and a row whose
@@ -2213,9 +2213,7 @@ def test_times_the_driver_cannot_make_are_rejected_by_name_where_the_target_cann
     rejects = tmp_path / "rejects.jsonl"
     (table,) = copy_ok(job_for(pg_db, target), rejects_file=str(rejects)).tables
     assert (table.rows_written, table.rejected) == (1, 2)
-    reasons = {
-        json.loads(line)["row"]["id"]: json.loads(line)["reason"] for line in rejects.read_text().splitlines()
-    }
+    reasons = reasons_by_id(rejects)
     assert reasons[1].startswith("tz: 'infinity' is no timestamptz")
     assert reasons[3].startswith("tz: '15000-01-01 00:00:00+00' is no timestamptz")
 
@@ -2233,9 +2231,7 @@ def test_nan_into_mariadb_is_rejected_naming_the_column(
     rejects = tmp_path / "rejects.jsonl"
     (table,) = copy_ok(job_for(source, target), rejects_file=str(rejects)).tables
     assert (table.rows_written, table.rejected) == (1, 2)
-    reasons = {
-        json.loads(line)["row"]["id"]: json.loads(line)["reason"] for line in rejects.read_text().splitlines()
-    }
+    reasons = reasons_by_id(rejects)
     assert reasons == {
         1: "x: nan is no number mariadb holds (no NaN, no infinity)",
         2: "r: -inf is no number mariadb holds (no NaN, no infinity)",
