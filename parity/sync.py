@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from datetime import time as time_of_day
 from functools import cached_property
 from typing import Any, Literal
 from uuid import UUID
@@ -139,6 +140,15 @@ class Applier:
         self.statements: list[str] = []
         self.computed = {c.name for c in table.columns if c.generated}
         """Columns the target computes: never written to (their values follow the others')."""
+        self.cuts = {
+            c.name: 10 ** (6 - c.fraction)
+            for c in table.columns
+            if c.fraction is not None
+            and c.fraction < 6
+            and c.type.kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.TIME)
+        }
+        """Time columns keeping fewer digits of a second: the microseconds a value's are cut to (as diff
+        compares them), not rounded as PostgreSQL would (the sync's check then found them still apart)."""
 
     def advance_sequences(self, columns: Sequence[str]) -> None:
         """After inserts: the target's next generated ids come after the ones written (``Dialect``)."""
@@ -146,12 +156,20 @@ class Applier:
         with endpoint.begin() as conn:
             endpoint.dialect.advance_sequences(conn, endpoint, self.table.name, columns)
 
+    def held(self, column: str, value: Any) -> Any:
+        """The value as the target column holds it: a time cut to the digits of a second it keeps."""
+        unit = self.cuts.get(column)
+        if unit is not None and isinstance(value, (datetime, time_of_day)):
+            return value.replace(microsecond=value.microsecond - value.microsecond % unit)
+        return value
+
     def encode(self, column: str, value: Any) -> Any:
         if value is None:
             return None
         ctype = self.types.get(column)
         if ctype is not None:
             value = as_kind(value, ctype.kind)
+        value = self.held(column, value)
         encoder = self.encoders.get(column)
         return value if encoder is None else encoder(value)
 
@@ -168,6 +186,7 @@ class Applier:
     def _literal(self, column: str, value: Any) -> Any:
         if value is None:
             return sa.null()
+        value = self.held(column, value)
         if isinstance(value, (bytes, bytearray)):
             return sa.literal_column(self.endpoint.dialect.BINARY_LITERAL.format(hex=bytes(value).hex()))
         ctype = self.types.get(column, CanonicalType(Kind.TEXT))

@@ -154,6 +154,31 @@ def test_values_go_as_the_target_column_takes_them(
     ]
 
 
+def test_times_go_into_columns_keeping_fewer_digits_of_a_second_cut_to_them(
+    make_db: Callable[[str], Database],
+) -> None:
+    """PostgreSQL rounds 10:00:00.6 into timestamp(0) up to 10:00:01, which diff (comparing the two at
+    the fewer digits, cut) took for a difference: every sync ended "still differ" (exit 1)."""
+    source, target = make_db("mariadb"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, ts DATETIME(6), tm TIME(6))",
+        "INSERT INTO t VALUES (1, '2024-01-01 10:00:00.4', '10:00:00.4'),"
+        " (2, '2024-12-31 23:59:59.6', '23:59:59.96'), (3, '2024-01-01 10:00:00', NULL)",
+    )
+    target.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, ts TIMESTAMP(0), tm TIME(1))")
+    result = sync(job_for(source, target))
+    assert result.verified and result.tables[0].inserted == 3
+    assert [(i, str(ts), str(tm)) for i, ts, tm in target.query("SELECT id, ts, tm FROM t ORDER BY id")] == [
+        (1, "2024-01-01 10:00:00", "10:00:00.400000"),
+        (2, "2024-12-31 23:59:59", "23:59:59.900000"),
+        (3, "2024-01-01 10:00:00", "None"),
+    ]
+    source.sql("UPDATE t SET ts = '2024-01-01 10:00:07.999' WHERE id = 3")
+    changed = sync(job_for(source, target))
+    assert changed.verified and changed.tables[0].updated == 1
+    assert str(target.query("SELECT ts FROM t WHERE id = 3")[0][0]) == "2024-01-01 10:00:07"
+
+
 def test_text_goes_into_a_uuid_column_as_a_uuid() -> None:
     """Oracle's encoder takes a UUID's bytes: text for a UUID column crashed the run (the review)."""
     import uuid
