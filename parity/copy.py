@@ -56,7 +56,7 @@ from parity.job import Job, aggregate_row, select_columns, where_clause
 from parity.log import logger
 from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
 from parity.schema.apply import existing_targets
-from parity.schema.model import Index, Table
+from parity.schema.model import ForeignKey, Index, Table
 from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
@@ -460,10 +460,14 @@ def _plan_tables(
     from parity.schema.reflect import reflect
 
     sources = {t.name: t for t in reflect(job.source, list(specs), None)}
+    order = plan.order
+    if _with_target_foreign_keys(job, sources, plan.names):
+        planned = set(order)
+        order = [plan.names[n] for n in fk_order(list(sources.values()))[0] if plan.names[n] in planned]
     cyclic = {name for name, _ in fk_order(list(sources.values()))[1]}
     by_target = {v: k for k, v in plan.names.items()}
     out = []
-    for target in plan.order:
+    for target in order:
         name = by_target[target]
         spec, source = specs[name], sources[name]
         columns = select_columns(source.column_names, spec.columns, spec.exclude_columns, name)
@@ -499,6 +503,53 @@ def _plan_tables(
             for tp in out:
                 tp.self_reference = _self_reference(job, conn, tp)
     return out
+
+
+def _with_target_foreign_keys(job: Job, sources: dict[str, Table], names: dict[str, str]) -> bool:
+    """Add to the source tables the FKs their existing target tables declare and they do not (a legacy
+    SQLite database often declares none), in the source's names; whether any was added. The load order
+    (parents first), the FK checks of cycles and the rewriting of remapped IDs then follow the FKs the
+    target checks: children loaded first were refused as orphans, and with ``--remap-ids`` kept their
+    parents' old IDs, which pointed at other rows of the live target."""
+    dialect, schema = job.target.dialect, job.target.schema
+    table = str.lower if dialect.TABLE_NAMES_IGNORE_CASE else str
+    column = str.lower if dialect.COLUMN_NAMES_IGNORE_CASE else str
+    specs = {spec.name: spec for spec in job.selected()}
+    source_of = {table(names[name]): name for name in sources}
+
+    def source_columns(name: str) -> dict[str, str]:  # target column (folded) -> source column
+        return {column(specs[name].map.get(c, c)): c for c in sources[name].column_names}
+
+    added = False
+    with job.target.connect() as conn:
+        existing = {table(n): n for n in dialect.table_names(conn, schema)}  # (as the target spells it)
+        for name, source in list(sources.items()):
+            if table(names[name]) not in existing:
+                continue
+            back = source_columns(name)
+            declared = {
+                tuple(column(specs[name].map.get(c, c)) for c in fk.columns) for fk in source.foreign_keys
+            }
+            extra = []
+            for fk in dialect.foreign_keys(conn, existing[table(names[name])], schema):
+                own = tuple(column(c) for c in fk["constrained_columns"])
+                if own in declared or not own or not all(c in back for c in own):
+                    continue
+                parent = source_of.get(table(fk["referred_table"]))
+                referred = source_columns(parent) if parent is not None else {}
+                extra.append(
+                    ForeignKey(
+                        fk.get("name"),
+                        tuple(back[c] for c in own),
+                        parent if parent is not None else fk["referred_table"],
+                        tuple(referred.get(column(c), c) for c in fk["referred_columns"]),
+                    )
+                )
+                declared.add(own)
+            if extra:
+                sources[name] = replace(source, foreign_keys=(*source.foreign_keys, *extra))
+                added = True
+    return added
 
 
 def _self_reference(job: Job, conn: Connection, tp: _TablePlan) -> tuple[int, int] | None:
