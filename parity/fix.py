@@ -12,13 +12,12 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from parity.config import TableConfig
-from parity.diff.compare import column_equality
+from parity.diff.compare import at_scale, column_equality
 from parity.diff.output import TARGET_TABLE
 from parity.diff.plan import plan_table, target_column
 from parity.diff.result import jsonable, value_text
@@ -209,11 +208,7 @@ def _run(job: Job, applier: Applier, batches: Any, apply: bool, result: FixResul
 
 def _text(table: Table, column: str, row: dict[str, Any]) -> str | None:
     """A target value as the diff recorded it: decimals at the column's scale."""
-    value = row.get(column)
-    ctype = table.column(column).type
-    if isinstance(value, Decimal) and ctype.scale is not None:
-        value = value.quantize(Decimal(1).scaleb(-ctype.scale))
-    return value_text(value)
+    return value_text(at_scale(row.get(column), table.column(column).type))
 
 
 def _holds(table: Table, column: str, row: dict[str, Any], recorded: str | None) -> bool:
@@ -246,9 +241,8 @@ def _edited_since(table: Table, row: dict[str, Any], whole: str | None) -> list[
     for column, value in recorded.items():
         if column not in row:
             continue
-        now, ctype = row[column], table.column(column).type
-        if isinstance(now, Decimal) and ctype.scale is not None:  # (as the diff recorded it: "2.00")
-            now = now.quantize(Decimal(1).scaleb(-ctype.scale))
+        ctype = table.column(column).type
+        now = at_scale(row[column], ctype)  # (as the diff recorded it: "2.00")
         if ctype.kind is Kind.JSON:
             changed = _json_form(now) != _json_form(value)
         else:

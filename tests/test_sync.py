@@ -406,6 +406,35 @@ def test_fix_deletes_extra_rows_of_sqlite_decimals_and_reads_jsonb_strings(
     assert diff(job_for(source, pg, tables=["j"])).identical
 
 
+def test_fix_and_diff_take_decimals_wider_than_28_digits_and_unsigned_bigints(
+    make_db: Callable[[str], Database],
+) -> None:
+    """The audit: a numeric(38,10) changed, or in an extra row, crashed fix even in its dry run
+    (Decimal.quantize in the default 28-digit context); and a MariaDB BIGINT UNSIGNED (a
+    decimal(20,0) that its driver gives as an int) crashed any diff that found a row differing."""
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE wd (id INTEGER PRIMARY KEY, d NUMERIC(38,10), n NUMERIC(20,0))",
+        "INSERT INTO wd VALUES (1, 12345678901234567890.1234567891, 18446744073709551615), (2, 1.5, 5)",
+    )
+    target.sql(
+        "CREATE TABLE wd (id INTEGER PRIMARY KEY, d DECIMAL(38,10), n BIGINT UNSIGNED)",
+        "INSERT INTO wd VALUES (1, 12345678901234567890.1234567890, 18446744073709551615), (2, 1.5, 6),"
+        " (3, 98765432109876543210.5, 7)",
+    )
+    found = diff(job_for(source, target), output="_parity_discrepancies")
+    assert sorted((d.kind, d.key["id"]) for d in found.tables[0].differences) == [
+        ("changed", 1),
+        ("changed", 2),
+        ("extra", 3),
+    ]
+    applied = fix(job_for(source, target), found.run_id, apply=True, delete=True)
+    assert (applied.updated, applied.deleted, applied.conflicts) == (2, 1, [])
+    assert diff(job_for(source, target)).identical
+
+
 def test_unmoved_binlog_skips_the_whole_database(make_db: Callable[[str], Database]) -> None:
     source, target = make_db("mariadb"), make_db("sqlite")
     seed(source, target, "items", 20)

@@ -151,6 +151,8 @@ def _scaler(ctype: CanonicalType) -> Normalize | None:
     unit = Decimal(1).scaleb(-(ctype.scale or 0))
 
     def scaled(d: Any) -> Any:
+        if isinstance(d, int):  # (MariaDB's BIGINT UNSIGNED, a decimal(20,0), comes as an int)
+            d = Decimal(d)
         exact = d.quantize(unit, context=_WIDE)
         return exact if exact == d else d
 
@@ -158,6 +160,12 @@ def _scaler(ctype: CanonicalType) -> Normalize | None:
 
 
 _WIDE = Context(prec=2000)
+
+
+def at_scale(value: Any, ctype: CanonicalType) -> Any:
+    """A value as diff shows and records it: a decimal at its column's declared scale (``_scaler``)."""
+    scaled = _scaler(ctype)
+    return value if scaled is None or value is None else scaled(value)
 
 
 def _lenient(f: Normalize) -> Normalize:
