@@ -517,6 +517,12 @@ class Dialect:
         """Remove database-specific decoration around a default (casts, for example)."""
         return text
 
+    def primary_key_nulls(
+        self, conn: Connection, table: str, schema: str | None, primary_key: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """The primary key's columns that may hold NULL (SQLite's); elsewhere none."""
+        return ()
+
     def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
         """Whether the database generates this column's values."""
         if column.get("identity"):

@@ -76,6 +76,7 @@ def _reflect_one(
     except sa.exc.NoSuchTableError as exc:
         raise not_found("table", name, table_names(endpoint), endpoint.redacted()) from exc
     pk = dialect.primary_key(conn, name, schema)
+    pk_nulls = dialect.primary_key_nulls(conn, name, schema, pk)
     columns, notes = [], []
     for info in raw_columns:
         native = dialect.canonical_type(info, conn, name, schema)
@@ -93,7 +94,8 @@ def _reflect_one(
             Column(
                 name=info["name"],
                 type=ctype,
-                nullable=bool(info.get("nullable", True)) and info["name"] not in pk,
+                nullable=bool(info.get("nullable", True))
+                and (info["name"] not in pk or info["name"] in pk_nulls),
                 default=default,
                 identity=identity,
                 native_type=_native(info["type"]),
