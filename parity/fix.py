@@ -28,7 +28,7 @@ from parity.schema.model import Table
 from parity.schema.reflect import table_names
 from parity.schema.types import Kind
 from parity.sync import Applier, run_batches
-from parity.values import canonical_json, decode_rows, decode_value
+from parity.values import JsonText, canonical_json, decode_rows, decode_value
 
 DEFAULT_TABLE = "_parity_discrepancies"
 
@@ -222,7 +222,7 @@ def _holds(table: Table, column: str, row: dict[str, Any], recorded: str | None)
 def _json_form(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            return canonical_json(JsonText(value))
         except ValueError:
             return value
     return None if value is None else canonical_json(value)

@@ -24,7 +24,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from parity.schema.types import CanonicalType, Kind
@@ -181,10 +181,14 @@ def decode_rows(types: Sequence[CanonicalType], rows: Sequence[Sequence[Any]]) -
 
 
 def canonical_json(value: Any) -> str:
-    """JSON text that is the same for equal JSON values, whatever key order or spacing they came with."""
+    """JSON text that is the same for equal JSON values, whatever key order, spacing or spelling of a
+    number they came with (``1.50`` and ``1.5``, ``1e2`` and ``100`` are one number, as jsonb compares
+    them), every digit of a number kept (parsed as a float, 0.30000000000000001 was 0.3)."""
     if isinstance(value, JsonText):
-        value = json.loads(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        value = json.loads(value, parse_float=Decimal)
+    parts: list[str] = []
+    _jsonb(value, parts, canonical=True)
+    return "".join(parts)
 
 
 def jsonb_text(value: Any) -> str:
@@ -199,7 +203,8 @@ def jsonb_text(value: Any) -> str:
     return "".join(parts)
 
 
-def _jsonb(value: Any, out: list[str]) -> None:
+def _jsonb(value: Any, out: list[str], canonical: bool = False) -> None:
+    """jsonb's text; ``canonical``: compact, keys in Python's order, numbers without trailing zeros."""
     if isinstance(value, str):
         out.append(json.dumps(value, ensure_ascii=False))  # (escapes what jsonb escapes, the same way)
     elif value is None or isinstance(value, bool):
@@ -208,20 +213,25 @@ def _jsonb(value: Any, out: list[str]) -> None:
         out.append(str(value))
     elif isinstance(value, (Decimal, float)):
         number = value if isinstance(value, Decimal) else Decimal(repr(value))
+        if canonical and number.is_finite():
+            number = number.normalize(_WIDE)
         out.append(format(number.copy_abs() if number.is_zero() else number, "f"))
     elif isinstance(value, dict):
         out.append("{")
-        for i, key in enumerate(sorted(value, key=_jsonb_order)):
-            out.append(", " if i else "")
-            out.append(json.dumps(key, ensure_ascii=False) + ": ")
-            _jsonb(value[key], out)
+        for i, key in enumerate(sorted(value) if canonical else sorted(value, key=_jsonb_order)):
+            out.append(("," if canonical else ", ") if i else "")
+            out.append(json.dumps(key, ensure_ascii=False) + (":" if canonical else ": "))
+            _jsonb(value[key], out, canonical)
         out.append("}")
     else:
         out.append("[")
         for i, item in enumerate(value):
-            out.append(", " if i else "")
-            _jsonb(item, out)
+            out.append(("," if canonical else ", ") if i else "")
+            _jsonb(item, out, canonical)
         out.append("]")
+
+
+_WIDE = Context(prec=2000)
 
 
 def _jsonb_order(key: str) -> tuple[int, bytes]:

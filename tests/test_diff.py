@@ -319,6 +319,24 @@ def test_json_of_equal_values_is_equal_between_every_pair(pair: tuple[Database, 
             sa.text(f"UPDATE {target.q('j')} SET j = :j WHERE id = 1"), {"j": '{"a": {"nested": false}}'}
         )
     assert kinds(run(source, target, "j")) == {("changed", 1, ("j",))}
+    # every digit of a number counts (parsed as floats, these were equal: the audit), its spelling not
+    docs = [
+        (
+            '{"n": 1234567890.123456789, "m": 1.50, "e": 1e2}',
+            '{"e": 100, "m": 1.5, "n": 1234567890.123456789}',
+        ),
+        ("[0.30000000000000001]", "[0.3]"),
+    ]
+    for row, (there, here) in enumerate(docs, start=2):
+        for db, doc in ((source, there), (target, here)):
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(f"UPDATE {db.q('j')} SET j = :j WHERE id = {row}"), {"j": doc})
+    assert kinds(run(source, target, "j")) == {("changed", 1, ("j",)), ("changed", 3, ("j",))}
+    with target.engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE {target.q('j')} SET j = :j WHERE id = 2"), {"j": docs[0][0][:-2] + "00}"}
+        )
+    assert ("changed", 2, ("j",)) in kinds(run(source, target, "j"))
 
 
 # ---- planted differences, keys, bad input --------------------------------------------------------------

@@ -8,7 +8,6 @@ timestamptz turned into UTC wall-clock time, a UUID held as text parsed, JSON re
 from __future__ import annotations
 
 import functools
-import json
 import math
 import struct
 import uuid
@@ -23,7 +22,7 @@ from parity.diff.plan import FLOAT_KINDS, TIME_KINDS, ColumnPair, Compare, Table
 from parity.diff.result import RowDiff
 from parity.errors import DataError
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind
-from parity.values import canonical_json, decode_value
+from parity.values import JsonText, canonical_json, decode_value
 
 Normalize = Callable[[Any], Any]
 Equal = Callable[[Any, Any], bool]
@@ -45,7 +44,7 @@ def _maybe_uuid(v: Any) -> Any:
 def _json_text(v: Any) -> str:
     """JSON held in a string column: parsed, then canonical (text that is not JSON stays as it is)."""
     try:
-        return canonical_json(json.loads(v))
+        return canonical_json(JsonText(v))
     except ValueError:
         return str(v)
 
