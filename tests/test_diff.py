@@ -1079,6 +1079,49 @@ def test_partition_by_day_on_sqlite_text_timestamps(sqlite_db: Database, duckdb_
     assert not [w for w in indexed.tables[0].warnings if "no index" in w]
 
 
+def test_the_windows_of_sqlite_text_with_offsets_span_its_times_at_utc(
+    sqlite_db: Database, pg_db: Database
+) -> None:
+    """The windows' span came from min() and max() of SQLite's text: a time written with an offset
+    whose text sorts first but whose UTC day is the last fell in no window, and the row it was
+    missing from the target went unseen ("identical", the audit)."""
+    rows = [(i, f"2020-03-0{1 + i % 3} {i % 24:02d}:00:00+00:00", i) for i in range(1, 31)]
+    rows.append((500, "2020-03-03 20:00:00-10:00", 500))  # (2020-03-04 06:00 at UTC)
+    sqlite_db.sql("CREATE TABLE pt (id INTEGER PRIMARY KEY, at TIMESTAMPTZ NOT NULL, v INTEGER)")
+    pg_db.sql("CREATE TABLE pt (id INTEGER PRIMARY KEY, at TIMESTAMPTZ NOT NULL, v INTEGER)")
+    for db, held in ((sqlite_db, rows), (pg_db, rows[:-1])):
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO pt VALUES (:i, :at, :v)"), [dict(zip("i at v".split(), r)) for r in held]
+            )
+    for by in ("day", "week"):
+        result = run(sqlite_db, pg_db, "pt", table_options={"partition": {"column": "at", "by": by}})
+        assert kinds(result) == {("missing", 500, ())} and result.tables[0].stats.source_rows == 31
+
+
+def test_windows_reach_the_last_day_and_their_number_is_bounded(sqlite_db: Database, pg_db: Database) -> None:
+    """The audit: a date of 9999-12-31 failed partitions by month (year 10000 is out of range) and
+    by week or day (an OverflowError); beside today's dates it spanned 96,000 months, whose bounds
+    PostgreSQL refused as parameters, and 2.9M days took 3.7 GB. The last window is now open, and
+    too many windows are refused, naming the span."""
+    rows = [(i, date(9999, 12, 31) - timedelta(days=i % 40), i) for i in range(1, 101)]
+    for db in (sqlite_db, pg_db):
+        db.sql("CREATE TABLE sd (id INTEGER PRIMARY KEY, valid_to DATE NOT NULL, v INTEGER)")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO sd VALUES (:i, :d, :v)"), [{"i": i, "d": d, "v": v} for i, d, v in rows]
+            )
+    pg_db.sql("UPDATE sd SET v = 0 WHERE id IN (40, 41)")  # (9999-12-31 and 9999-12-30)
+    for by in ("month", "week", "day"):
+        result = run(sqlite_db, pg_db, "sd", table_options={"partition": {"column": "valid_to", "by": by}})
+        assert kinds(result) == {("changed", 40, ("v",)), ("changed", 41, ("v",))}, by
+    sqlite_db.sql("UPDATE sd SET valid_to = '2020-01-01' WHERE id = 1")
+    with pytest.raises(
+        ConfigError, match=r"from 2020-01-01 to 9999-12-31, would be 95,760 \(at most 20,000\)"
+    ):
+        run(sqlite_db, pg_db, "sd", table_options={"partition": {"column": "valid_to", "by": "month"}})
+
+
 def test_sqlite_puts_each_row_in_its_window_as_the_other_database_does(
     sqlite_db: Database, pg_db: Database
 ) -> None:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
@@ -894,6 +894,12 @@ class Dialect:
     def located_totals(self, values: Sequence[Any], bits: int) -> tuple[int, int]:
         """(sum of h, sum of offset * h) from the values of ``located_sums``."""
         raise NotImplementedError(f"{type(self).__name__} cannot locate rows")
+
+    def period_slack(self, kind: Kind) -> timedelta:
+        """How far a date or timestamp column's least or greatest value as the database orders it (an
+        index serves ``min()`` and ``max()``) may be from its least or greatest time at UTC: diff's
+        partition windows reach that much further (SQLite orders the text, offsets and all)."""
+        return timedelta(0)
 
     def partition_value(self, x: Any, kind: Kind) -> sa.ColumnElement[Any]:
         """A date or timestamp column as diff's partition windows compare it (so an index can serve)."""

@@ -10,7 +10,7 @@ import math
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -205,6 +205,10 @@ class SQLite(Dialect):
 
     def hash_sum(self, h: Any) -> sa.ColumnElement[Any]:
         return sa.func.parity_sum(h)
+
+    def period_slack(self, kind: Kind) -> timedelta:
+        # (text with an offset of up to a day sorts by its local time; a day's text by its separator)
+        return timedelta(0) if kind is Kind.DATE else timedelta(days=1)
 
     def partition_value(self, x: Any, kind: Kind) -> sa.ColumnElement[Any]:
         # stored text varies ('T' or ' ', with or without fractions): compare canonical text

@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -34,14 +35,17 @@ from parity.diff.compare import RowComparer
 from parity.diff.plan import ColumnPair, Compare, TablePlan, target_column
 from parity.diff.result import Progress, RowDiff, TableDiff, TableStats
 from parity.diff.segments import (
+    MAX_WINDOWS,
     Root,
     Segment,
     check_partition,
     child_width,
+    day_of,
     index_groups,
     root_segment,
     utc_naive,
     window_condition,
+    window_count,
     windows,
 )
 from parity.diff.sql import Expr, Side, charsets
@@ -674,6 +678,14 @@ class TableRun:
         if self.ranges:  # (keys past BIGINT's range: hash buckets in every window, decided here)
             self.first_segment(Root())
         lo, hi = self.column_bounds(column)
+        if lo is not None and hi is not None:
+            count = window_count(day_of(lo), day_of(hi), part.by)
+            if count > MAX_WINDOWS:
+                raise ConfigError(
+                    f"{self.plan.name}: partitions by {part.by} over {column.name}, from {day_of(lo)} to "
+                    f"{day_of(hi)}, would be {count:,} (at most {MAX_WINDOWS:,}); partition by a longer "
+                    "period, or leave far values (a sentinel such as 9999-12-31) out with where"
+                )
         nullable = column.source.nullable or column.target.nullable
         return [Root(window=w) for w in windows(column, lo, hi, part.by, nullable)]
 
@@ -749,10 +761,14 @@ class TableRun:
             lambda side: side.bounds((column.source if side.role == "source" else column.target).name, [])
         )
         values: list[Any] = []
-        for rows, col in zip(found, (column.source, column.target), strict=True):
-            for value in rows[0] if rows else ():
-                if value is not None:
-                    values.append(utc_naive(decode_value(col.type.kind, value)))
+        for rows, col, side in zip(found, (column.source, column.target), self.sides, strict=True):
+            slack = side.dialect.period_slack(col.type.kind)
+            for found_value, toward in zip(rows[0] if rows else (), (-slack, slack), strict=False):
+                if found_value is not None:
+                    value = utc_naive(decode_value(col.type.kind, found_value))
+                    with suppress(OverflowError):  # (at year 1 or 9999: as it is)
+                        value += toward
+                    values.append(value)
         return (min(values), max(values)) if values else (None, None)
 
     def key_roots(self, size: int | None) -> list[Root]:

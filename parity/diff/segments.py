@@ -44,7 +44,11 @@ class Window:
     def label(self) -> str:
         if self.lo is None:
             return f"{self.column.name} IS NULL"
-        return f"{self.column.name} [{self.lo}, {self.hi})"
+        return (
+            f"{self.column.name} >= {self.lo}"
+            if self.hi is None
+            else f"{self.column.name} [{self.lo}, {self.hi})"
+        )
 
 
 @dataclass(frozen=True)
@@ -112,17 +116,38 @@ def index_groups(
 # ---- partitions --------------------------------------------------------------------------------------
 
 
-def window_starts(lo: date, hi: date, by: str) -> list[date]:
-    """The first day of every month, week (Monday) or day from the one holding ``lo`` to ``hi``."""
+MAX_WINDOWS = 20_000
+"""The most windows one partitioned diff takes: each window's lower bound is a parameter of the query
+summing them (PostgreSQL takes at most 65,535), and each is a segment in memory. A sentinel such as
+9999-12-31 beside today's dates spans 96,000 months."""
+
+
+def window_count(lo: date, hi: date, by: str) -> int:
+    """How many windows of ``window_starts`` cover ``[lo, hi]`` (at most one more)."""
+    if by == "month":
+        return (hi.year - lo.year) * 12 + hi.month - lo.month + 1
+    return (hi - lo).days // (7 if by == "week" else 1) + 2
+
+
+def window_starts(lo: date, hi: date, by: str) -> list[date | None]:
+    """The first day of every month, week (Monday) or day from the one holding ``lo`` to ``hi``, then
+    the day after the last window; None for it where that is past the last date (9999-12-31): the
+    last window is then open."""
     if by == "month":
         start = lo.replace(day=1)
     elif by == "week":
-        start = lo - timedelta(days=lo.weekday())
+        start = lo - timedelta(days=lo.weekday())  # (0001-01-01 is a Monday)
     else:
         start = lo
-    out = [start]
-    while out[-1] <= hi:
-        out.append(_next(out[-1], by))
+    out: list[date | None] = [start]
+    day = start
+    while day <= hi:
+        try:
+            day = _next(day, by)
+        except (OverflowError, ValueError):  # (past year 9999)
+            out.append(None)
+            break
+        out.append(day)
     return out
 
 
@@ -137,9 +162,11 @@ def windows(column: ColumnPair, lo: Any, hi: Any, by: str, nullable: bool) -> li
     out: list[Window] = []
     if lo is not None and hi is not None:
         kind = column.source.type.kind
-        starts = window_starts(_day(lo), _day(hi), by)
+        starts = window_starts(day_of(lo), day_of(hi), by)
         bounds: list[Any] = (
-            starts if kind is Kind.DATE else [datetime(d.year, d.month, d.day) for d in starts]
+            starts
+            if kind is Kind.DATE
+            else [None if d is None else datetime(d.year, d.month, d.day) for d in starts]
         )
         out = [Window(column, a, b) for a, b in itertools.pairwise(bounds)]
     if nullable:
@@ -147,7 +174,7 @@ def windows(column: ColumnPair, lo: Any, hi: Any, by: str, nullable: bool) -> li
     return out
 
 
-def _day(value: date | datetime) -> date:
+def day_of(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
@@ -185,4 +212,6 @@ def window_condition(window: Window, dialect: Any, column: str, kind: Kind) -> s
     lo, hi = window.lo, window.hi
     if kind is Kind.DATE and isinstance(lo, datetime):
         lo, hi = lo.date(), hi.date() if isinstance(hi, datetime) else hi
+    if hi is None:  # (the last window, open past year 9999)
+        return value >= dialect.partition_bound(lo, kind)
     return sa.and_(value >= dialect.partition_bound(lo, kind), value < dialect.partition_bound(hi, kind))
