@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,21 +186,45 @@ def _fix_table(
                 )
                 continue
             deletes.append(target_key)
-    done = _run(job, applier, applier.inserts(inserts), apply, result)
-    result.inserted += done
-    if done and apply:
+    # inserts the target refuses are tried again after the deletes (a row whose key the target takes
+    # for an extra row's, 'a' for 'a ' where the collation ignores trailing spaces), then reported
+    refused: list[tuple[Any, list[dict[str, Any]]]] = []
+    reasons: list[str] = []
+
+    def keep(stmt: Any, params: list[dict[str, Any]], message: str) -> None:
+        refused.append((stmt, params))
+        reasons.append(message)
+
+    inserted = _run(job, applier.inserts(inserts), apply, result, keep)
+    result.updated += _run(job, applier.updates(key_target, updates), apply, result)
+    deleted = _run(job, applier.deletes(key_target, deletes), apply, result)
+    if refused and deleted:
+        again = list(refused)
+        refused.clear()
+        reasons.clear()
+        inserted += _run(job, again, apply, result, keep)
+    result.failed += sum(len(params) for _, params in refused)
+    result.errors += reasons
+    result.inserted += inserted
+    result.deleted += deleted
+    if inserted and apply:
         applier.advance_sequences(list(inserts[0]))
-    result.updated += _run(job, applier, applier.updates(key_target, updates), apply, result)
-    result.deleted += _run(job, applier, applier.deletes(key_target, deletes), apply, result)
     result.statements.extend(applier.statements)
 
 
-def _run(job: Job, applier: Applier, batches: Any, apply: bool, result: FixResult) -> int:
+def _run(
+    job: Job, batches: Any, apply: bool, result: FixResult, refused: Callable[..., None] | None = None
+) -> int:
+    """Apply the batches (with ``apply``; else count their rows); the rows the target refuses are
+    reported, or given to ``refused``."""
     if not apply:
         return sum(len(params) for _, params in batches)
 
-    def on_error(count: int, message: str) -> None:
-        result.failed += count
+    def on_error(stmt: Any, params: list[dict[str, Any]], message: str) -> None:
+        if refused is not None:
+            refused(stmt, params, message)
+            return
+        result.failed += len(params)
         result.errors.append(message)
 
     return run_batches(job.target, batches, True, on_error)

@@ -359,27 +359,44 @@ def _soft_delete_value(ctype: CanonicalType) -> Any:
     raise ConfigError(f"--soft-delete needs a boolean, integer or timestamp column, not {ctype}")
 
 
+Refused = Callable[[Any, list[dict[str, Any]], str], None]
+"""Told of rows the target refused: the statement, the rows' parameters, and the database's reason."""
+
+
 def run_batches(
     endpoint: Endpoint,
     batches: Iterable[tuple[Any, list[dict[str, Any]]]],
     fk_checks: bool,
-    on_error: Callable[[int, str], None],
+    on_error: Refused,
 ) -> int:
-    """Run each batch in its own transaction; a failing batch rolls back and is reported."""
+    """Run each batch in its own transaction; a batch the target refuses is rolled back and run again
+    a row at a time, each in a transaction of its own, so that the rows it takes are written and each
+    one it refuses is reported (one refused row failed its whole batch of a thousand)."""
     done = 0
     for stmt, params in batches:
         try:
-            with (
-                endpoint.connect() as conn,
-                conn.begin(),
-                _fk_checks(conn, endpoint, fk_checks),
-                _explicit_ids(conn, endpoint, stmt),
-            ):
-                result = conn.execute(stmt, params)
-                done += max(result.rowcount, 0) if result.rowcount not in (-1, None) else len(params)
+            done += _execute(endpoint, stmt, params, fk_checks)
         except sa.exc.DBAPIError as exc:
-            on_error(len(params), driver_message(exc))
+            if len(params) == 1:
+                on_error(stmt, params, driver_message(exc))
+                continue
+            for row in params:
+                try:
+                    done += _execute(endpoint, stmt, [row], fk_checks)
+                except sa.exc.DBAPIError as refused:
+                    on_error(stmt, [row], driver_message(refused))
     return done
+
+
+def _execute(endpoint: Endpoint, stmt: Any, params: list[dict[str, Any]], fk_checks: bool) -> int:
+    with (
+        endpoint.connect() as conn,
+        conn.begin(),
+        _fk_checks(conn, endpoint, fk_checks),
+        _explicit_ids(conn, endpoint, stmt),
+    ):
+        result = conn.execute(stmt, params)
+        return max(result.rowcount, 0) if result.rowcount not in (-1, None) else len(params)
 
 
 EXPLICIT_IDS = "parity_explicit_ids"
@@ -560,8 +577,8 @@ def _apply(
     rows = work.diff.differences
     key = work.key()
 
-    def on_error(count: int, message: str) -> None:
-        outcome.failed += count
+    def on_error(stmt: Any, params: list[dict[str, Any]], message: str) -> None:
+        outcome.failed += len(params)
         outcome.errors.append(message)
 
     def run(batches: Iterable[tuple[Any, list[dict[str, Any]]]]) -> int:

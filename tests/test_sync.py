@@ -485,6 +485,39 @@ def test_fix_updates_and_deletes_by_the_exact_key_whatever_the_collation(
     assert diff(job_for(source, target, tables=["s3"])).identical
 
 
+def test_fix_inserts_rows_the_target_took_for_extra_ones_after_deleting_those(
+    make_db: Callable[[str], Database],
+) -> None:
+    """The audit: 'a' is refused by a unique key holding 'a ' (the collation ignores trailing spaces
+    and case), which --delete then deleted: the target lost both, until fix ran again. And one row
+    refused failed its whole batch, the good rows in it left out. Refused inserts are now tried again
+    after the deletes, and a refused batch is run again row by row."""
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE pk (k VARCHAR(10) PRIMARY KEY, v VARCHAR(20))",
+        "INSERT INTO pk VALUES ('a', 'x'), ('b', 'x'), ('c', 'x'), ('e', 'far too long'), ('f', 'x')",
+    )
+    target.sql(
+        "CREATE TABLE pk (k VARCHAR(10) PRIMARY KEY, v VARCHAR(5)) COLLATE utf8mb4_unicode_ci",
+        "INSERT INTO pk VALUES ('a ', 'y'), ('B', 'x'), ('c', 'x')",
+    )
+    found = diff(job_for(source, target, tables=["pk"]), output="_parity_discrepancies")
+    assert {(d.kind, d.key["k"]) for d in found.differences} == {
+        ("missing", "a"),
+        ("missing", "b"),
+        ("missing", "e"),
+        ("missing", "f"),
+        ("extra", "a "),
+        ("extra", "B"),
+    }
+    applied = fix(job_for(source, target, tables=["pk"]), found.run_id, apply=True, delete=True)
+    assert (applied.inserted, applied.deleted, applied.failed) == (3, 2, 1)
+    assert "too long" in applied.errors[0].lower() or "data" in applied.errors[0].lower()
+    assert sorted(target.query("SELECT k, v FROM pk")) == [("a", "x"), ("b", "x"), ("c", "x"), ("f", "x")]
+
+
 def test_fix_changes_the_table_the_diff_compared_with_columns_matched_as_diff_matched_them(
     make_db: Callable[[str], Database],
 ) -> None:
