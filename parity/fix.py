@@ -26,7 +26,7 @@ from parity.errors import ConfigError, NotFound, not_found
 from parity.job import Job
 from parity.schema.model import Table
 from parity.schema.reflect import table_names
-from parity.schema.types import Kind
+from parity.schema.types import STRING_KINDS, Kind
 from parity.sync import Applier, run_batches
 from parity.values import JsonText, canonical_json, decode_rows, decode_value
 
@@ -133,15 +133,31 @@ def _fix_table(
         found = target_column(target_table, spec.map.get(column, column))
         return None if found is None else found.name
 
+    uuid_keys = {  # (UUIDs held as text, compared as UUIDs: found in either case, as diff pairs them)
+        role: {
+            (p.source if role == "source" else p.target).name
+            for p in plan.keys
+            if p.compare.kind is Kind.UUID
+            and (p.source if role == "source" else p.target).type.kind in STRING_KINDS
+        }
+        for role in ("source", "target")
+    }
     applier = Applier(job.target, target_table, 1000, dry_run=not apply)
+    applier.uuid_keys = uuid_keys["target"]
     inserts: list[dict[str, Any]] = []
     updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
     deletes: list[dict[str, Any]] = []
     key_source = list(rows[0].key)
     key_target = [rename.get(k, k) for k in key_source]
     for row in rows:
-        src = _fetch(job.source, source_table, key_source, row.key)
-        dst = _fetch(job.target, target_table, key_target, {rename.get(k, k): v for k, v in row.key.items()})
+        src = _fetch(job.source, source_table, key_source, row.key, uuid_keys["source"])
+        dst = _fetch(
+            job.target,
+            target_table,
+            key_target,
+            {rename.get(k, k): v for k, v in row.key.items()},
+            uuid_keys["target"],
+        )
         label = f"{spec.name} {json.dumps(row.key, default=str)}"
         target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
         if row.kind == "missing":
@@ -280,13 +296,15 @@ def _typed(table: Table, key: dict[str, Any]) -> dict[str, Any]:
     return {k: decode_value(table.column(k).type.kind, v) for k, v in key.items()}
 
 
-def _fetch(endpoint: Endpoint, table: Table, key: list[str], values: dict[str, Any]) -> dict[str, Any] | None:
+def _fetch(
+    endpoint: Endpoint, table: Table, key: list[str], values: dict[str, Any], uuid_keys: set[str]
+) -> dict[str, Any] | None:
     """The row with this key, as canonical values by column name, or None."""
     typed = _typed(table, values)
     encoders = Applier(endpoint, table, 1, dry_run=True)
+    encoders.uuid_keys = uuid_keys
     t = sa.table(table.name, *(sa.column(c.name) for c in table.columns), schema=endpoint.schema)
-    equals, types = endpoint.dialect.key_equals, {c.name: c.type.kind for c in table.columns}
-    clause = sa.and_(*(equals(t.c[k], sa.literal(encoders.encode(k, typed[k])), types[k]) for k in key))
+    clause = sa.and_(*(encoders.key_match(t.c[k], k, sa.literal(encoders.encode(k, typed[k]))) for k in key))
     with endpoint.connect() as conn:
         read = endpoint.dialect.read_exactly  # (a MySQL FLOAT as its exact value, not 6 digits)
         # (JSON as its text: psycopg gives jsonb's "hello" as hello, which is no JSON text)

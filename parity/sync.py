@@ -138,6 +138,8 @@ class Applier:
         )
         """Untyped columns, to execute with values the driver takes as they are (already encoded)."""
         self.statements: list[str] = []
+        self.uuid_keys: set[str] = set()
+        """Key columns holding UUIDs as text, which diff compares as UUIDs (``key_match``)."""
         self.computed = {c.name for c in table.columns if c.generated}
         """Columns the target computes: never written to (their values follow the others')."""
         self.cuts = {
@@ -177,11 +179,16 @@ class Applier:
         """``key = :k_key`` for execution, or ``key = <literal>`` for printing."""
         if not key:  # never an UPDATE or DELETE of every row
             raise ParityError(f"{self.sa_table.name}: no key to update or delete rows by")
-        equals = self.endpoint.dialect.key_equals
-        kind = {k: self.types[k].kind for k in key}
         if values is None:
-            return sa.and_(*(equals(self.exec_table.c[k], sa.bindparam(f"k_{k}"), kind[k]) for k in key))
-        return sa.and_(*(equals(self.sa_table.c[k], self._literal(k, values[k]), kind[k]) for k in key))
+            return sa.and_(*(self.key_match(self.exec_table.c[k], k, sa.bindparam(f"k_{k}")) for k in key))
+        return sa.and_(*(self.key_match(self.sa_table.c[k], k, self._literal(k, values[k])) for k in key))
+
+    def key_match(self, column: Any, name: str, value: Any) -> Any:
+        """``Dialect.key_equals``; a UUID held as text that diff compares as a UUID (``uuid_keys``) in
+        lower or upper case, as diff pairs them (an index still serves)."""
+        if name in self.uuid_keys:
+            return column.in_([value, sa.func.upper(value)])
+        return self.endpoint.dialect.key_equals(column, value, self.types[name].kind)
 
     def _literal(self, column: str, value: Any) -> Any:
         if value is None:

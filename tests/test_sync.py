@@ -518,6 +518,34 @@ def test_fix_inserts_rows_the_target_took_for_extra_ones_after_deleting_those(
     assert sorted(target.query("SELECT k, v FROM pk")) == [("a", "x"), ("b", "x"), ("c", "x"), ("f", "x")]
 
 
+def test_fix_and_record_find_uuid_keys_held_as_text_in_upper_case(make_db: Callable[[str], Database]) -> None:
+    """diff pairs a PostgreSQL uuid with SQLite's text of it in upper case; fix and --record looked the
+    row up by the lower-case text: every changed row was a conflict ("gone from the target") and
+    --record said missing (the audit)."""
+    from parity.fix import fix
+
+    ids = ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"]
+    source, target = make_db("postgresql"), make_db("sqlite")
+    source.sql(
+        "CREATE TABLE ut (id UUID PRIMARY KEY, v INTEGER)",
+        f"INSERT INTO ut VALUES ('{ids[0]}', 1), ('{ids[1]}', 2)",
+    )
+    target.sql(
+        "CREATE TABLE ut (id TEXT PRIMARY KEY, v INTEGER)",
+        f"INSERT INTO ut VALUES ('{ids[0].upper()}', 10), ('{ids[1].upper()}', 2), ('{ids[1][:-1].upper()}3', 3)",
+    )
+    found = diff(job_for(source, target), output="_parity_discrepancies")
+    assert {(d.kind, str(d.key["id"]).lower()) for d in found.differences} == {
+        ("changed", ids[0]),
+        ("extra", ids[1][:-1] + "3"),
+    }
+    record = diff(job_for(source, target), record=ids[0])
+    assert [d.kind for d in record.differences] == ["changed"]
+    applied = fix(job_for(source, target), found.run_id, apply=True, delete=True)
+    assert (applied.updated, applied.deleted, applied.conflicts) == (1, 1, [])
+    assert diff(job_for(source, target)).identical
+
+
 def test_fix_changes_the_table_the_diff_compared_with_columns_matched_as_diff_matched_them(
     make_db: Callable[[str], Database],
 ) -> None:

@@ -16,7 +16,7 @@ from parity.diff.result import RecordView, TableDiff, TableStats
 from parity.diff.sql import Side, charsets
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError, NotFound
-from parity.schema.types import INTEGER_KINDS, Kind
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, Kind
 
 _PARSERS: dict[Kind, Any] = {
     **dict.fromkeys(INTEGER_KINDS, int),
@@ -59,11 +59,17 @@ def compare_record(plan: TablePlan, source: Endpoint, target: Endpoint, text: st
     for endpoint, role in ((source, "source"), (target, "target")):
         table = plan.source if role == "source" else plan.target
         side = Side(endpoint, plan, role, charsets(endpoint, table.name))
-        bound = [str(v) if isinstance(v, uuid.UUID) else v for v in values]
-        conditions = [
-            side.sa_table.c[c.name] == sa.bindparam(None, v, type_=sa.types.NullType())
-            for c, v in zip(side.key_columns, bound, strict=True)
-        ]
+
+        def bound(v: Any) -> Any:
+            return sa.bindparam(None, v, type_=sa.types.NullType())
+
+        conditions = []
+        for c, v in zip(side.key_columns, values, strict=True):
+            column = side.sa_table.c[c.name]
+            if isinstance(v, uuid.UUID) and c.type.kind in STRING_KINDS:  # (either case, as diff pairs them)
+                conditions.append(column.in_([bound(str(v)), bound(str(v).upper())]))
+            else:
+                conditions.append(column == bound(str(v) if isinstance(v, uuid.UUID) else v))
         found = side.run(side.rows(conditions))
         stats.queries += 1
         stats.rows_downloaded += len(found)
