@@ -1092,7 +1092,8 @@ def test_the_windows_of_sqlite_text_with_offsets_span_its_times_at_utc(
     for db, held in ((sqlite_db, rows), (pg_db, rows[:-1])):
         with db.engine.begin() as conn:
             conn.execute(
-                sa.text("INSERT INTO pt VALUES (:i, :at, :v)"), [dict(zip("i at v".split(), r)) for r in held]
+                sa.text("INSERT INTO pt VALUES (:i, :at, :v)"),
+                [{"i": i, "at": at, "v": v} for i, at, v in held],
             )
     for by in ("day", "week"):
         result = run(sqlite_db, pg_db, "pt", table_options={"partition": {"column": "at", "by": by}})

@@ -293,6 +293,10 @@ class MySQL(Dialect):
             return sa.cast(x, sa.Numeric(self.MAX_DECIMAL_PRECISION, scale))
         return super().text_decimal(x, declared, scale)
 
+    def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
+        # (a BIT's HEX() is its number's, without leading zeros: its bytes' are as copy writes them)
+        return sa.func.lower(sa.func.hex(sa.cast(x, mysql.BINARY())))
+
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         return x
 
