@@ -479,6 +479,8 @@ def sync(
         _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="upsert")
     for name in reversed(order):  # children first: deletes
         _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="delete")
+    for name in order:  # refused inserts once more, then reported
+        _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="retry")
     for name in order:
         outcomes[name].seconds = round(time.perf_counter() - started, 3)
         result.tables.append(outcomes[name])
@@ -555,6 +557,9 @@ class _TableWork:
     table: Table
     soft_delete_column: str | None
     extra: Extra
+    refused: list[tuple[Any, list[dict[str, Any]], str]] = field(default_factory=list)
+    """Inserts the target refused: tried again after the deletes (a collation that takes 'a' for an
+    extra row's 'a ', which --delete deletes), then reported."""
 
     def key(self) -> list[str]:
         first = self.diff.differences[0] if self.diff.differences else None
@@ -588,10 +593,13 @@ def _apply(
         outcome.failed += len(params)
         outcome.errors.append(message)
 
-    def run(batches: Iterable[tuple[Any, list[dict[str, Any]]]]) -> int:
+    def keep(stmt: Any, params: list[dict[str, Any]], message: str) -> None:
+        work.refused.append((stmt, params, message))
+
+    def run(batches: Iterable[tuple[Any, list[dict[str, Any]]]], refused: Refused = on_error) -> int:
         if dry_run:
             return sum(len(p) for _, p in batches)
-        return run_batches(job.target, batches, fk_checks, on_error)
+        return run_batches(job.target, batches, fk_checks, refused)
 
     if phase == "upsert":
         missing = work.missing
@@ -600,10 +608,21 @@ def _apply(
             for d in rows
             if d.kind == "changed"
         ]
-        outcome.inserted = run(applier.inserts(missing))
+        outcome.inserted = run(applier.inserts(missing), keep)
         if outcome.inserted and not dry_run:
             applier.advance_sequences(list(missing[0]))
         outcome.updated = run(applier.updates(key, changed))
+        return
+    if phase == "retry":
+        again = [(stmt, params) for stmt, params, _ in work.refused] if outcome.deleted else []
+        if again:
+            work.refused.clear()
+            inserted = run(again, keep)
+            outcome.inserted += inserted
+            if inserted:
+                applier.advance_sequences(list(work.missing[0]))
+        for _, params, message in work.refused:
+            on_error(None, params, message)
         return
     extra = [_target_row(d.key, d.names) for d in rows if d.kind == "extra"]
     if work.extra == "delete":

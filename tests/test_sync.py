@@ -518,6 +518,25 @@ def test_fix_inserts_rows_the_target_took_for_extra_ones_after_deleting_those(
     assert sorted(target.query("SELECT k, v FROM pk")) == [("a", "x"), ("b", "x"), ("c", "x"), ("f", "x")]
 
 
+def test_sync_inserts_rows_the_target_took_for_extra_ones_after_deleting_those(
+    make_db: Callable[[str], Database],
+) -> None:
+    """As fix: 'a' refused beside an extra 'a ' (a collation ignoring trailing spaces and case) that
+    --delete then deleted; the sync ended with neither and said "still differ" until run again."""
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE pk (k VARCHAR(10) PRIMARY KEY, v INTEGER)", "INSERT INTO pk VALUES ('a', 1), ('b', 2)"
+    )
+    target.sql(
+        "CREATE TABLE pk (k VARCHAR(10) PRIMARY KEY, v INTEGER) COLLATE utf8mb4_unicode_ci",
+        "INSERT INTO pk VALUES ('a ', 1), ('B', 2)",
+    )
+    result = sync(job_for(source, target), extra="delete")
+    table = result.tables[0]
+    assert (table.inserted, table.deleted, table.failed, result.verified) == (2, 2, 0, True)
+    assert sorted(target.query("SELECT k, v FROM pk")) == [("a", 1), ("b", 2)]
+
+
 def test_fix_and_record_find_uuid_keys_held_as_text_in_upper_case(make_db: Callable[[str], Database]) -> None:
     """diff pairs a PostgreSQL uuid with SQLite's text of it in upper case; fix and --record looked the
     row up by the lower-case text: every changed row was a conflict ("gone from the target") and
