@@ -517,16 +517,20 @@ def _with_target_foreign_keys(job: Job, sources: dict[str, Table], names: dict[s
     specs = {spec.name: spec for spec in job.selected()}
     source_of = {table(names[name]): name for name in sources}
 
-    def source_columns(name: str) -> dict[str, str]:  # target column (folded) -> source column
-        return {column(specs[name].map.get(c, c)): c for c in sources[name].column_names}
+    def source_columns(name: str, written: bool = False) -> dict[str, str]:  # target (folded) -> source
+        spec, columns = specs[name], sources[name].column_names
+        if written:  # (the columns the copy writes)
+            columns = select_columns(columns, spec.columns, spec.exclude_columns, name)
+        return {column(spec.map.get(c, c)): c for c in columns}
 
     added = False
     with job.target.connect() as conn:
         existing = {table(n): n for n in dialect.table_names(conn, schema)}  # (as the target spells it)
+        here = {None, schema or conn.dialect.default_schema_name}  # (an FK into another schema: not ours)
         for name, source in list(sources.items()):
             if table(names[name]) not in existing:
                 continue
-            back = source_columns(name)
+            back = source_columns(name, written=True)
             declared = {
                 tuple(column(specs[name].map.get(c, c)) for c in fk.columns) for fk in source.foreign_keys
             }
@@ -534,6 +538,8 @@ def _with_target_foreign_keys(job: Job, sources: dict[str, Table], names: dict[s
             for fk in dialect.foreign_keys(conn, existing[table(names[name])], schema):
                 own = tuple(column(c) for c in fk["constrained_columns"])
                 if own in declared or not own or not all(c in back for c in own):
+                    continue
+                if fk.get("referred_schema") not in here:
                     continue
                 parent = source_of.get(table(fk["referred_table"]))
                 referred = source_columns(parent) if parent is not None else {}

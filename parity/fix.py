@@ -304,7 +304,7 @@ def _fetch(
     encoders = Applier(endpoint, table, 1, dry_run=True)
     encoders.uuid_keys = uuid_keys
     t = sa.table(table.name, *(sa.column(c.name) for c in table.columns), schema=endpoint.schema)
-    clause = sa.and_(*(encoders.key_match(t.c[k], k, sa.literal(encoders.encode(k, typed[k]))) for k in key))
+    clause = sa.and_(*(encoders.key_match(t.c[k], k, typed[k]) for k in key))
     with endpoint.connect() as conn:
         read = endpoint.dialect.read_exactly  # (a MySQL FLOAT as its exact value, not 6 digits)
         # (JSON as its text: psycopg gives jsonb's "hello" as hello, which is no JSON text)

@@ -32,7 +32,7 @@ from parity.log import logger
 from parity.schema.model import Table
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent
-from parity.values import canonical_json
+from parity.values import UUID_SPELLINGS, canonical_json, uuid_spellings
 
 Extra = Literal["keep", "delete", "soft-delete"]
 
@@ -179,16 +179,43 @@ class Applier:
         """``key = :k_key`` for execution, or ``key = <literal>`` for printing."""
         if not key:  # never an UPDATE or DELETE of every row
             raise ParityError(f"{self.sa_table.name}: no key to update or delete rows by")
+        equals = self.endpoint.dialect.key_equals
         if values is None:
-            return sa.and_(*(self.key_match(self.exec_table.c[k], k, sa.bindparam(f"k_{k}")) for k in key))
-        return sa.and_(*(self.key_match(self.sa_table.c[k], k, self._literal(k, values[k])) for k in key))
+            return sa.and_(
+                *(
+                    self.exec_table.c[k].in_([sa.bindparam(f"k_{k}_{i}") for i in range(UUID_SPELLINGS)])
+                    if k in self.uuid_keys
+                    else equals(self.exec_table.c[k], sa.bindparam(f"k_{k}"), self.types[k].kind)
+                    for k in key
+                )
+            )
+        return sa.and_(
+            *(
+                self.sa_table.c[k].in_([self._literal(k, t) for t in uuid_spellings(values[k])])
+                if k in self.uuid_keys
+                else equals(self.sa_table.c[k], self._literal(k, values[k]), self.types[k].kind)
+                for k in key
+            )
+        )
+
+    def key_params(self, key: Sequence[str], values: dict[str, Any]) -> dict[str, Any]:
+        """The parameters of ``_key_clause`` for one row's key."""
+        params = {}
+        for k in key:
+            if k in self.uuid_keys:
+                params.update({f"k_{k}_{i}": t for i, t in enumerate(uuid_spellings(values[k]))})
+            else:
+                params[f"k_{k}"] = self.encode(k, values[k])
+        return params
 
     def key_match(self, column: Any, name: str, value: Any) -> Any:
-        """``Dialect.key_equals``; a UUID held as text that diff compares as a UUID (``uuid_keys``) in
-        lower or upper case, as diff pairs them (an index still serves)."""
+        """``Dialect.key_equals`` of the column and a value, bound; a UUID held as text that diff
+        compares as a UUID (``uuid_keys``) in each spelling diff pairs with it (an index still serves)."""
         if name in self.uuid_keys:
-            return column.in_([value, sa.func.upper(value)])
-        return self.endpoint.dialect.key_equals(column, value, self.types[name].kind)
+            return column.in_([sa.literal(t) for t in uuid_spellings(value)])
+        return self.endpoint.dialect.key_equals(
+            column, sa.literal(self.encode(name, value)), self.types[name].kind
+        )
 
     def _literal(self, column: str, value: Any) -> Any:
         if value is None:
@@ -263,7 +290,7 @@ class Applier:
             )
             params = [
                 {
-                    **{f"k_{k}": self.encode(k, kv[k]) for k in key},
+                    **self.key_params(key, kv),
                     **{f"v_{c}": self.encode(c, vals[c]) for c in columns},
                 }
                 for kv, vals in members
@@ -281,7 +308,7 @@ class Applier:
         if not keys:
             return
         stmt = sa.delete(self.exec_table).where(self._key_clause(key))
-        params = [{f"k_{k}": self.encode(k, kv[k]) for k in key} for kv in keys]
+        params = [self.key_params(key, kv) for kv in keys]
         yield from self._batched(
             stmt, params, keys, lambda row: sa.delete(self.sa_table).where(self._key_clause(key, row))
         )
@@ -297,10 +324,7 @@ class Applier:
             .where(self._key_clause(key), self._unmarked(self.exec_table.c[column]))
             .values({column: sa.bindparam(f"v_{column}")})
         )
-        params = [
-            {**{f"k_{k}": self.encode(k, kv[k]) for k in key}, f"v_{column}": self.encode(column, marker)}
-            for kv in keys
-        ]
+        params = [{**self.key_params(key, kv), f"v_{column}": self.encode(column, marker)} for kv in keys]
 
         def shown(row: dict[str, Any]) -> Any:
             return (
@@ -376,23 +400,42 @@ def run_batches(
     fk_checks: bool,
     on_error: Refused,
 ) -> int:
-    """Run each batch in its own transaction; a batch the target refuses is rolled back and run again
-    a row at a time, each in a transaction of its own, so that the rows it takes are written and each
-    one it refuses is reported (one refused row failed its whole batch of a thousand)."""
+    """Run each batch in its own transaction; a batch the target refuses for its rows' values (a key
+    taken, a value it cannot hold) is rolled back and run again a row at a time, each in a transaction
+    of its own, so that the rows it takes are written and each one it refuses is reported (one refused
+    row failed its whole batch of a thousand). Other errors (a lost connection, a lock timeout) fail
+    the batch alone, and a rerun whose first ``REFUSED_IN_A_ROW`` rows are all refused stops there,
+    the rest reported with them untried (a CHECK every row breaks: a transaction a row, for nothing)."""
     done = 0
     for stmt, params in batches:
         try:
             done += _execute(endpoint, stmt, params, fk_checks)
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
             if len(params) == 1:
                 on_error(stmt, params, driver_message(exc))
                 continue
-            for row in params:
+            taken = 0
+            for i, row in enumerate(params):
+                if i == REFUSED_IN_A_ROW and not taken:
+                    rest = params[i:]
+                    on_error(
+                        stmt,
+                        rest,
+                        f"{len(rest)} rows not tried, after {i} refused in a row: {driver_message(exc)}",
+                    )
+                    break
                 try:
-                    done += _execute(endpoint, stmt, [row], fk_checks)
+                    taken += _execute(endpoint, stmt, [row], fk_checks)
                 except sa.exc.DBAPIError as refused:
                     on_error(stmt, [row], driver_message(refused))
+            done += taken
+        except sa.exc.DBAPIError as exc:
+            on_error(stmt, params, driver_message(exc))
     return done
+
+
+REFUSED_IN_A_ROW = 100
+"""How many rows of a refused batch, each refused on its own, stop its rerun row by row."""
 
 
 def _execute(endpoint: Endpoint, stmt: Any, params: list[dict[str, Any]], fk_checks: bool) -> int:
@@ -470,6 +513,8 @@ def sync(
     targets = {t.name: t for t in _target_tables(job, order)}
     plans = {name: _TableWork(by_target[name], targets[name], soft_delete_column, extra) for name in order}
     appliers = {name: Applier(job.target, targets[name], batch_size, dry_run) for name in order}
+    for name in order:
+        appliers[name].uuid_keys = plans[name].uuid_keys()
     outcomes = {name: TableSync(by_target[name].stats.table, name) for name in order}
     for name in order:  # before any write: every table can take its missing rows
         if missing := plans[name].missing:
@@ -566,6 +611,16 @@ class _TableWork:
         if first is None:
             return []
         return [first.names.get(k, k) for k in first.key]
+
+    def uuid_keys(self) -> set[str]:
+        """The target's key columns that hold UUIDs as text, which diff compared as UUIDs."""
+        found: set[str] = set()
+        for d in self.diff.differences:  # (an extra row's key may be the target's text as it is)
+            for k, v in d.key.items():
+                name = d.names.get(k, k)
+                if isinstance(v, UUID) and self.table.column(name).type.kind in STRING_KINDS:
+                    found.add(name)
+        return found
 
     @cached_property
     def missing(self) -> list[dict[str, Any]]:

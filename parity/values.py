@@ -24,7 +24,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Any
 
 from parity.schema.types import CanonicalType, Kind
@@ -180,6 +180,20 @@ def decode_rows(types: Sequence[CanonicalType], rows: Sequence[Sequence[Any]]) -
     return [tuple(decode_value(k, v) for k, v in zip(kinds, row, strict=True)) for row in rows]
 
 
+UUID_SPELLINGS = 6
+
+
+def uuid_spellings(value: Any) -> list[str]:
+    """The texts a UUID is held as where a text column holds it (``UUID_SPELLINGS`` of them): lower
+    and upper case, with and without dashes, in braces; text that is no UUID, as it is."""
+    try:
+        u = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value).strip())
+    except ValueError:
+        return [str(value)] * UUID_SPELLINGS
+    text = str(u)
+    return [text, text.upper(), u.hex, u.hex.upper(), "{" + text + "}", "{" + text.upper() + "}"]
+
+
 def canonical_json(value: Any) -> str:
     """JSON text that is the same for equal JSON values, whatever key order, spacing or spelling of a
     number they came with (``1.50`` and ``1.5``, ``1e2`` and ``100`` are one number, as jsonb compares
@@ -210,11 +224,12 @@ def _jsonb(value: Any, out: list[str], canonical: bool = False) -> None:
     elif value is None or isinstance(value, bool):
         out.append("null" if value is None else "true" if value else "false")
     elif isinstance(value, int):
-        out.append(str(value))
+        out.append(_canonical_number(Decimal(value)) if canonical else str(value))
     elif isinstance(value, (Decimal, float)):
         number = value if isinstance(value, Decimal) else Decimal(repr(value))
-        if canonical and number.is_finite():
-            number = number.normalize(_WIDE)
+        if canonical:
+            out.append(_canonical_number(number))
+            return
         out.append(format(number.copy_abs() if number.is_zero() else number, "f"))
     elif isinstance(value, dict):
         out.append("{")
@@ -231,7 +246,21 @@ def _jsonb(value: Any, out: list[str], canonical: bool = False) -> None:
         out.append("]")
 
 
-_WIDE = Context(prec=2000)
+def _canonical_number(number: Decimal) -> str:
+    """A JSON number's exact value as one text, whatever its spelling: trailing zeros dropped (no
+    rounding, no context's limits), positional unless its exponent is far out (``1E+1000000`` is not
+    written as a million digits)."""
+    if not number.is_finite():
+        return str(number)
+    if number.is_zero():
+        return "0"
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    kept = len(digits)
+    while digits[kept - 1] == 0:
+        kept -= 1
+    exact = Decimal((sign, digits[:kept], exponent + len(digits) - kept))
+    return format(exact, "f") if abs(exact.adjusted()) < 100 else str(exact)
 
 
 def _jsonb_order(key: str) -> tuple[int, bytes]:

@@ -297,6 +297,17 @@ def test_jsonb_text_is_postgresqls_own(pg_db: Database, docs: list[tuple[Any, st
     assert [jsonb_text(JsonText(t)) for t in texts] == expected
 
 
+def test_canonical_json_keeps_every_digit_without_rounding() -> None:
+    """The review: normalizing in a 2,000-digit context rounded 1.(2005 zeros)1 to 1, and 1e1000000
+    overflowed its exponent (a crash of fix, even in its dry run)."""
+    from parity.values import JsonText, canonical_json
+
+    long = "1." + "0" * 2005 + "1"
+    assert canonical_json(JsonText(f"[{long}]")) != canonical_json(JsonText("[1]"))
+    assert canonical_json(JsonText("[1e1000000, 1e2, 1.50]")) == "[1E+1000000,100,1.5]"
+    assert canonical_json(JsonText("[1" + "0" * 200 + "]")) == canonical_json(JsonText("[1e200]"))
+
+
 def test_json_of_equal_values_is_equal_between_every_pair(pair: tuple[Database, Database]) -> None:
     """JSON is hashed in jsonb's text: PostgreSQL writes any JSON so, SQLite through parity's function,
     MariaDB and DuckDB hash the text they hold. Held in that form, equal JSON downloads nothing on any
@@ -696,6 +707,7 @@ def test_sqlite_primary_keys_that_hold_null_are_reported(make_db: Any) -> None:
         "CREATE TABLE tk (k TEXT PRIMARY KEY, v INT)",
         "CREATE TABLE rk (id INTEGER PRIMARY KEY, v INT)",
         "CREATE TABLE wk (k TEXT PRIMARY KEY, v INT) WITHOUT ROWID",
+        "CREATE TABLE dk (id INTEGER PRIMARY KEY DESC, v INT)",  # (no rowid: it holds NULL)
         "INSERT INTO ik VALUES (1, 1), (NULL, 2)",
         "INSERT INTO tk VALUES ('a', 1), (NULL, 2)",
         "INSERT INTO rk VALUES (1, 1), (NULL, 2)",  # (the rowid: NULL takes the next number)
@@ -718,8 +730,9 @@ def test_sqlite_primary_keys_that_hold_null_are_reported(make_db: Any) -> None:
         assert run(source, target, table).identical
     from parity.schema.reflect import reflect
 
-    nullable = {t.name: t.columns[0].nullable for t in reflect(source.endpoint(), ["ik", "tk", "rk", "wk"])}
-    assert nullable == {"ik": True, "tk": True, "rk": False, "wk": False}
+    reflected = reflect(source.endpoint(), ["ik", "tk", "rk", "wk", "dk"])
+    nullable = {t.name: t.columns[0].nullable for t in reflected}
+    assert nullable == {"ik": True, "tk": True, "rk": False, "wk": False, "dk": True}
 
 
 def test_a_key_not_declared_unique_may_hold_a_boolean_or_a_uuid(make_db: Any) -> None:

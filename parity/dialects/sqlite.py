@@ -98,21 +98,26 @@ class SQLite(Dialect):
         self, conn: Connection, table: str, schema: str | None, primary_key: tuple[str, ...]
     ) -> tuple[str, ...]:
         """SQLite keeps NULL in a primary key's columns not declared NOT NULL (a bug it keeps for old
-        files), except in a lone ``INTEGER PRIMARY KEY`` (the rowid) and in a WITHOUT ROWID table."""
+        files), except in a lone ``INTEGER PRIMARY KEY`` (the rowid; not ``INTEGER PRIMARY KEY DESC``,
+        another quirk it keeps) and in a WITHOUT ROWID or STRICT table."""
         if not primary_key:
-            return ()
-        if (
-            len(primary_key) == 1
-            and self._declared_types(conn, table, schema).get(primary_key[0]) == "INTEGER"
-        ):
             return ()
         quote = conn.dialect.identifier_preparer.quote
         master = f"{quote(schema)}.sqlite_master" if schema else "sqlite_master"
-        sql = conn.execute(
-            sa.text(f"SELECT sql FROM {master} WHERE type = 'table' AND name = :name"), {"name": table}
-        ).scalar()
-        tail = (sql or "").rsplit(")", 1)[-1]
-        return () if re.search(r"\bwithout\s+rowid\b", tail, re.IGNORECASE) else primary_key
+        sql = (
+            conn.execute(
+                sa.text(f"SELECT sql FROM {master} WHERE type = 'table' AND name = :name"), {"name": table}
+            ).scalar()
+            or ""
+        )
+        if re.search(r"\b(without\s+rowid|strict)\b", sql.rsplit(")", 1)[-1], re.IGNORECASE):
+            return ()
+        rowid = (
+            len(primary_key) == 1
+            and self._declared_types(conn, table, schema).get(primary_key[0]) == "INTEGER"
+            and not re.search(r"\bprimary\s+key\s+desc\b", sql, re.IGNORECASE)
+        )
+        return () if rowid else primary_key
 
     def savepoint(self, conn: Connection) -> Any:
         """Python's sqlite3 begins a transaction only before an INSERT, UPDATE or DELETE: a SAVEPOINT

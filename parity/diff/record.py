@@ -17,6 +17,7 @@ from parity.diff.sql import Side, charsets
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError, NotFound
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, Kind
+from parity.values import uuid_spellings
 
 _PARSERS: dict[Kind, Any] = {
     **dict.fromkeys(INTEGER_KINDS, int),
@@ -66,8 +67,8 @@ def compare_record(plan: TablePlan, source: Endpoint, target: Endpoint, text: st
         conditions = []
         for c, v in zip(side.key_columns, values, strict=True):
             column = side.sa_table.c[c.name]
-            if isinstance(v, uuid.UUID) and c.type.kind in STRING_KINDS:  # (either case, as diff pairs them)
-                conditions.append(column.in_([bound(str(v)), bound(str(v).upper())]))
+            if isinstance(v, uuid.UUID) and c.type.kind in STRING_KINDS:  # (each spelling diff pairs with it)
+                conditions.append(column.in_([bound(t) for t in uuid_spellings(v)]))
             else:
                 conditions.append(column == bound(str(v) if isinstance(v, uuid.UUID) else v))
         found = side.run(side.rows(conditions))
