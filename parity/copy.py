@@ -925,7 +925,11 @@ def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
         else:
             lo, hi, total = conn.execute(aggregate_row(table, [low, high, sa.func.count()], filters)).one()
     if total == 0 or lo is None:
-        return [Chunk("all")], 0
+        return [Chunk("all")], int(total)
+    try:
+        lo, hi = int(lo), int(hi)
+    except (TypeError, ValueError):  # (SQLite's integer key may hold text: 'abc' is its max())
+        return [Chunk("all")], int(total)
     pieces = max(1, math.ceil(total / (tp.batch_size * CHUNK_BATCHES)))
     width = max(1, math.ceil((int(hi) - int(lo) + 1) / pieces))
     bounds = list(range(int(lo), int(hi) + 1, width))
@@ -1497,7 +1501,12 @@ class _ChunkRunner:
         stmt = _filtered(tp, table, sa.select(*selected) if line is None else sa.select(line))
         if chunk.lo is not None and tp.chunk_key:
             key = table.c[tp.chunk_key]
-            stmt = stmt.where(key >= chunk.lo, *([] if chunk.hi is None else [key < chunk.hi]))
+            if chunk.hi is not None:
+                stmt = stmt.where(key >= chunk.lo, key < chunk.hi)
+            elif tp.source.column(tp.chunk_key).nullable:  # (SQLite's key may hold NULL: the last chunk's)
+                stmt = stmt.where(sa.or_(key >= chunk.lo, key.is_(None)))
+            else:
+                stmt = stmt.where(key >= chunk.lo)
         if tp.limit is not None:
             order = [table.c[k] for k in tp.source.key() if k in table.c]
             stmt = stmt.order_by(*order).limit(tp.limit)

@@ -237,7 +237,8 @@ def _sa_column(
         clause = ctx.dialect.render_default(col.default, col.type)
         if clause is not None:
             kwargs["server_default"] = clause
-    nullable = True if force_nullable else col.nullable
+    # (a key's columns NOT NULL, where SQLite's may hold NULL: such rows are rejected, not the key)
+    nullable = True if force_nullable else col.nullable and col.name not in table.primary_key
     return sa.Column(col.name, type_, *args, nullable=nullable, **kwargs)
 
 
