@@ -979,7 +979,13 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan], created: set[str
         ran = state.task(conn, run)
         resuming = ran is not None and ran.get("status") == "running"
         if not resuming:
-            state.start_task(conn, run, {"status": "running", "tables": [tp.target for tp in plans]})
+            # a stopped run of other tables among them is void: made again, it would skip what this one
+            # copies (a table it finished, or one this run finishes for it), however old (the audit)
+            ours = {tp.target for tp in plans}
+            for other, stopped in state.tasks_like(conn, "run:").items():
+                if stopped.get("status") == "running" and ours & set(stopped.get("tables") or ()):
+                    state.forget_task(conn, other)
+            state.start_task(conn, run, {"status": "running", "tables": sorted(ours)})
         for tp in plans:
             task = _task_id(job, tp)
             info = state.task(conn, task)

@@ -68,6 +68,18 @@ class State:
         ).first()
         return None if row is None else json.loads(row[0])
 
+    def tasks_like(self, conn: Connection, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every task whose name begins with ``prefix``, with its info."""
+        rows = conn.execute(
+            sa.select(self.state.c.task, self.state.c.info).where(
+                self.state.c.task.startswith(prefix, autoescape=True), self.state.c.chunk == TASK_ROW
+            )
+        ).all()
+        return {task: json.loads(info) for task, info in rows if info}
+
+    def forget_task(self, conn: Connection, task: str) -> None:
+        conn.execute(sa.delete(self.state).where(self.state.c.task == task))
+
     def start_task(self, conn: Connection, task: str, info: dict[str, Any]) -> None:
         conn.execute(sa.delete(self.state).where(self.state.c.task == task))
         conn.execute(

@@ -699,6 +699,33 @@ def test_a_large_table_is_planned_from_its_statistics_without_counting_its_rows(
     assert target.query("SELECT COUNT(*), SUM(n) FROM items") == [(500, 3 * sum(range(1, 501)))]
 
 
+def test_a_stopped_run_is_void_once_another_run_copies_its_tables(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """The audit: a nightly run stopped with one table not copied; the operator copied that table
+    alone (-t); the next night's run resumed the stopped one and skipped every table, the one copied
+    by the other run too: nothing reloaded, exit 0, the target a day old. A run that starts anew now
+    voids the stopped runs of its tables."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, qty INTEGER)",
+        "INSERT INTO customers VALUES (1, 'a'), (2, 'b')",
+        "INSERT INTO orders VALUES (1, 5), (2, 0)",
+    )
+    target.sql("CREATE TABLE orders (id INTEGER PRIMARY KEY, qty INTEGER CHECK (qty > 0))")
+    rejects = str(tmp_path / "rejects.jsonl")
+    night = copy_closed(job_for(source, target), mode="replace", max_rejects=0, rejects_file=rejects)
+    assert {t.table: t.status for t in night.tables} == {"customers": "ok", "orders": "failed"}
+    source.sql("UPDATE orders SET qty = 1 WHERE id = 2")
+    copy_ok(job_for(source, target, tables=["orders"]), mode="replace")  # (the operator: that table alone)
+    source.sql("UPDATE customers SET name = 'changed' WHERE id = 1", "DELETE FROM orders WHERE id = 2")
+    next_night = copy_ok(job_for(source, target), mode="replace", max_rejects=0, rejects_file=rejects)
+    assert {t.table: t.rows_written for t in next_night.tables} == {"customers": 2, "orders": 1}
+    assert target.query("SELECT name FROM customers WHERE id = 1") == [("changed",)]
+    assert target.query("SELECT id FROM orders") == [(1,)]
+
+
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
 def test_a_table_past_max_rejects_fails_and_keeps_nothing_of_its_chunk(
     small: Database, make_db: Callable[[str], Database], target_name: str, tmp_path: Path
