@@ -995,7 +995,17 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan], created: set[str
                 # now, with the run's start, so that a run stopped before it starts it cannot skip it)
                 conn.execute(sa.delete(state.state).where(state.state.c.task == task))
                 status = None
-            if info and status == "running":
+            if (
+                info
+                and status == "running"
+                and info.get("remap", _remap_signature(tp)) != _remap_signature(tp)
+            ):
+                # (resumed otherwise, its rows would be part new IDs, part the source's)
+                starts[tp.target] = ParityError(
+                    "a stopped run was copying it with other IDs (--remap-ids, remap_ids, natural_key:"
+                    f" {info['remap'] or 'none'}); run that again, or --mode replace to start anew"
+                )
+            elif info and status == "running":
                 chunks = [Chunk(**c) for c in info["chunks"]]
                 starts[tp.target] = (chunks, state.done_chunks(conn, task), int(info["total"]))
             elif status == "done" and resuming:  # (done by the run this one finishes: not again)
@@ -1030,7 +1040,14 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan], created: set[str
                 state.forget_rows(conn, replace)
             for tp, task, chunks, total in fresh:
                 state.start_task(
-                    conn, task, {"status": "running", "chunks": [asdict(c) for c in chunks], "total": total}
+                    conn,
+                    task,
+                    {
+                        "status": "running",
+                        "chunks": [asdict(c) for c in chunks],
+                        "total": total,
+                        "remap": _remap_signature(tp),
+                    },
                 )
                 starts[tp.target] = (chunks, {}, total)
     except sa.exc.DBAPIError as exc:
@@ -1042,6 +1059,18 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan], created: set[str
 def _parents(tp: _TablePlan) -> set[str]:
     """The source tables this one references, itself aside."""
     return {fk.ref_table for fk in tp.source.foreign_keys} - {tp.source.name}
+
+
+def _remap_signature(tp: _TablePlan) -> str:
+    """How the table's IDs are written (its own assigned by the target, rows matched by a natural key,
+    references rewritten), as a stopped run's rerun must write them too."""
+    remap = tp.remap
+    parts = [
+        f"ids: {remap.identity}" if remap.identity else "",
+        f"natural_key: {', '.join(remap.natural_key)}" if remap.natural_key else "",
+        f"references: {', '.join(sorted(remap.references))}" if remap.references else "",
+    ]
+    return "; ".join(p for p in parts if p)
 
 
 def _run_task(job: Job, plans: list[_TablePlan]) -> str:
