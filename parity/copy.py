@@ -210,6 +210,7 @@ def copy(
     result.schema = plan
     plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
     _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
+    result.warnings += _one_chunk_where_natural_keys_repeat(job, plans)
     _check_ids_writable(job, plans)
     state.ensure()
     maps = IdMaps(state)
@@ -603,9 +604,20 @@ def _refuse_null_keys(job: Job, spec: TableConfig, nullable: list[str]) -> None:
 def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list[Kind]) -> None:
     """Merge by a key the source does not declare unique: source rows that share it would overwrite
     one another in an order no run fixes (chunks go in parallel), so they are refused before any DDL,
-    with examples. Text is grouped as the target compares keys: by its exact characters ('a' and 'A'
-    are two keys in PostgreSQL, whatever the source's collation), or, where the target folds case
-    and trailing spaces (``Dialect.TEXT_KEYS_FOLD``), so folded."""
+    with examples."""
+    shared = _shared_keys(job, spec, key, kinds)
+    if shared:
+        raise DataError(
+            f"table '{spec.name}': source rows share a merge key ({', '.join(key)}), e.g. {shared};"
+            " merge by a key unique in the source (-k)"
+        )
+
+
+def _shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list[Kind]) -> str:
+    """Examples of key values that source rows share, or "". Text is grouped as the target compares
+    keys: by its exact characters ('a' and 'A' are two keys in PostgreSQL, whatever the source's
+    collation), or, where the target folds case and trailing spaces (``Dialect.TEXT_KEYS_FOLD``), so
+    folded."""
     table = sa.table(spec.name, *(sa.column(c) for c in key), schema=job.source.schema)
     dialect = job.source.dialect
     folds = job.target.dialect.TEXT_KEYS_FOLD  # (the target takes 'a' and 'A ' for one key)
@@ -622,13 +634,28 @@ def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list
         query = query.where(where_clause(spec.where))
     with job.source.connect() as conn:
         shared = conn.execute(query).all()
-    if shared:
-        shown = [[v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in row] for row in shared]
-        examples = ", ".join("(" + ", ".join(repr(v) for v in row) + ")" for row in shown)
-        raise DataError(
-            f"table '{spec.name}': source rows share a merge key ({', '.join(key)}), e.g. {examples};"
-            " merge by a key unique in the source (-k)"
-        )
+    shown = [[v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in row] for row in shared]
+    return ", ".join("(" + ", ".join(repr(v) for v in row) + ")" for row in shown)
+
+
+def _one_chunk_where_natural_keys_repeat(job: Job, plans: list[_TablePlan]) -> list[str]:
+    """A table whose source rows share a natural key is copied as one chunk: a later row maps to the
+    row its first one wrote, which chunks in parallel would not see (each wrote its own: the audit);
+    with a warning naming examples."""
+    warnings = []
+    for tp in plans:
+        natural = list(tp.spec.natural_key or ())
+        if not natural or tp.chunk_key is None:
+            continue
+        kinds = [tp.source.column(c).type.kind for c in natural]
+        shared = _shared_keys(job, tp.spec, natural, kinds)
+        if shared:
+            tp.chunk_key = None
+            warnings.append(
+                f"{tp.source.name}: source rows share a natural key ({', '.join(natural)}), e.g. {shared}:"
+                " each maps to the first one's row; the table is copied as one chunk"
+            )
+    return warnings
 
 
 def _check_target_assigns_ids(job: Job, remap_all: bool) -> None:
