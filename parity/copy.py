@@ -2148,7 +2148,14 @@ class _ChunkRunner:
                     trial_writer.close()
                 return None
 
-            refused = _refused(rows, attempt)
+            # (rows whose key the target holds already, an append run again: found by one query, not
+            # by trials of a few ms a row: 36,000 rows took 207 s, the audit)
+            with trial.begin():
+                refused = self._already_there(trial, rows)
+            rest = [i for i in range(len(rows)) if i not in refused]
+            if rest:
+                found = _refused([rows[i] for i in rest], attempt)
+                refused.update({rest[j]: reason for j, reason in found.items()})
         kept = [row for i, row in enumerate(rows) if i not in refused]
         if kept:
             try:
