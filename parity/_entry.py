@@ -8,9 +8,12 @@ from collections.abc import Sequence
 
 
 def main() -> None:
-    _warm_readers(sys.argv[1:])
-    from parity.cli import main as cli_main
-
+    try:
+        _warm_readers(sys.argv[1:])
+        from parity.cli import main as cli_main
+    except KeyboardInterrupt:  # (Ctrl-C while the modules load: one line, as later)
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
     cli_main()
 
 

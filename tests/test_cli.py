@@ -445,3 +445,20 @@ def test_rows_beyond_an_existing_narrower_column_are_rejected_with_exit_code_1(
     assert "ev.at_ms is INTEGER in the target" in result.err and "rows beyond" in result.err
     assert target.query("SELECT id, at_ms FROM ev") == [(1, 5)]
     assert [str(json.loads(line)["row"]["id"]) for line in rejects.read_text().splitlines()] == ["2"]
+
+
+def test_ctrl_c_while_parity_loads_is_one_line() -> None:
+    """The audit: a SIGINT while the modules load printed a Python traceback."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from parity._entry import main; main()", "--help"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.1)  # (the imports take a third of a second and more)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (130, "aborted\n")
