@@ -613,7 +613,9 @@ def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list
         )
 
 
-def _shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list[Kind]) -> str:
+def _shared_keys(
+    job: Job, spec: TableConfig, key: list[str], kinds: list[Kind], nulls_count: bool = True
+) -> str:
     """Examples of key values that source rows share, or "". Text is grouped as the target compares
     keys: by its exact characters ('a' and 'A' are two keys in PostgreSQL, whatever the source's
     collation), or, where the target folds case and trailing spaces (``Dialect.TEXT_KEYS_FOLD``), so
@@ -630,6 +632,8 @@ def _shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list[Kind])
         for c, kind in zip(key, kinds, strict=True)
     ]
     query = sa.select(*columns).group_by(*columns).having(sa.func.count() > 1).limit(3)
+    if not nulls_count:  # (a natural key holding NULL matches no row)
+        query = query.where(*(table.c[c].is_not(None) for c in key))
     if spec.where:
         query = query.where(where_clause(spec.where))
     with job.source.connect() as conn:
@@ -648,7 +652,7 @@ def _one_chunk_where_natural_keys_repeat(job: Job, plans: list[_TablePlan]) -> l
         if not natural or tp.chunk_key is None:
             continue
         kinds = [tp.source.column(c).type.kind for c in natural]
-        shared = _shared_keys(job, tp.spec, natural, kinds)
+        shared = _shared_keys(job, tp.spec, natural, kinds, nulls_count=False)
         if shared:
             tp.chunk_key = None
             warnings.append(
@@ -953,15 +957,23 @@ def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
             lo, hi, total = conn.execute(aggregate_row(table, [low, high, sa.func.count()], filters)).one()
     if total == 0 or lo is None:
         return [Chunk("all")], int(total)
-    try:
-        lo, hi = int(lo), int(hi)
-    except (TypeError, ValueError):  # (SQLite's integer key may hold text: 'abc' is its max())
+    lo, hi = _whole(lo), _whole(hi)
+    if lo is None or hi is None:  # (SQLite's integer key may hold text, 'abc' its max(), or -0.5)
         return [Chunk("all")], int(total)
     pieces = max(1, math.ceil(total / (tp.batch_size * CHUNK_BATCHES)))
     width = max(1, math.ceil((int(hi) - int(lo) + 1) / pieces))
     bounds = list(range(int(lo), int(hi) + 1, width))
     chunks = [Chunk(f"{b}:{b + width}", b, b + width) for b in bounds[:-1]]
     return [*chunks, Chunk(f"{bounds[-1]}:", bounds[-1])], int(total)
+
+
+def _whole(value: Any) -> int | None:
+    """A key's least or greatest value as an int, where it is a whole number; else None."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (Decimal, float)) and math.isfinite(value) and value == int(value):
+        return int(value)
+    return None
 
 
 _Start = tuple[list["Chunk"], dict[str, int], int] | ParityError
@@ -1006,13 +1018,10 @@ def _start_all(job: Job, state: State, plans: list[_TablePlan], created: set[str
         ran = state.task(conn, run)
         resuming = ran is not None and ran.get("status") == "running"
         if not resuming:
-            # a stopped run of other tables among them is void: made again, it would skip what this one
-            # copies (a table it finished, or one this run finishes for it), however old (the audit)
-            ours = {tp.target for tp in plans}
-            for other, stopped in state.tasks_like(conn, "run:").items():
-                if stopped.get("status") == "running" and ours & set(stopped.get("tables") or ()):
-                    state.forget_task(conn, other)
-            state.start_task(conn, run, {"status": "running", "tables": sorted(ours)})
+            tasks = sorted(_task_id(job, tp) for tp in plans)
+            state.start_task(
+                conn, run, {"status": "running", "tables": [tp.target for tp in plans], "tasks": tasks}
+            )
         for tp in plans:
             task = _task_id(job, tp)
             info = state.task(conn, task)
@@ -1109,8 +1118,16 @@ def _run_task(job: Job, plans: list[_TablePlan]) -> str:
 
 
 def _finish_run(job: Job, state: State, plans: list[_TablePlan]) -> None:
+    """The run is done; so are the stopped runs that copied any of its tables the same way (the same
+    table tasks): made again, such a run would skip what this one copied since, however old (the
+    audit: a nightly run stopped, its last table copied alone, and the next night's run skipped every
+    table). A run of the same target tables from elsewhere (another source) is left to be resumed."""
+    ours = {_task_id(job, tp) for tp in plans}
     with job.target.begin() as conn:
         state.finish_task(conn, _run_task(job, plans), {"status": "done"})
+        for other, stopped in state.tasks_like(conn, "run:").items():
+            if stopped.get("status") == "running" and ours & set(stopped.get("tasks") or ()):
+                state.forget_task(conn, other)
 
 
 def _empty(job: Job, conn: Connection, tables: list[str], self_refs: dict[str, tuple[str, str]]) -> None:

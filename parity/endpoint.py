@@ -456,6 +456,12 @@ def raise_unless_refusal(error: BaseException) -> None:
         raise ParityError(f"the target failed, for no row's fault: {driver_message(error)}") from error
 
 
+def blames_rows(error: BaseException) -> bool:
+    """Whether a failed write may be some row's fault, so that its rows are worth trying one by one:
+    not the statement's (``statement_error``), nor a transient failure or one that blames no row."""
+    return not (statement_error(error) or transient_error(error) or blames_no_row(error))
+
+
 def roll_back_to(savepoint: Any, error: BaseException) -> None:
     """Roll back to ``savepoint`` after ``error``; where the database ended the whole transaction
     itself (a deadlock's victim, on MySQL), raise ``error``, which tells why."""

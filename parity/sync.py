@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity import bulk
-from parity.endpoint import Endpoint, driver_message, refuse_given_ids, switched
+from parity.endpoint import Endpoint, blames_rows, driver_message, refuse_given_ids, switched
 from parity.errors import ConfigError, ParityError
 from parity.job import Job
 from parity.log import logger
@@ -400,23 +400,24 @@ def run_batches(
     fk_checks: bool,
     on_error: Refused,
 ) -> int:
-    """Run each batch in its own transaction; a batch the target refuses for its rows' values (a key
-    taken, a value it cannot hold) is rolled back and run again a row at a time, each in a transaction
-    of its own, so that the rows it takes are written and each one it refuses is reported (one refused
-    row failed its whole batch of a thousand). Other errors (a lost connection, a lock timeout) fail
-    the batch alone, and a rerun whose first ``REFUSED_IN_A_ROW`` rows are all refused stops there,
-    the rest reported with them untried (a CHECK every row breaks: a transaction a row, for nothing)."""
+    """Run each batch in its own transaction; a batch the target refuses for a row's fault (a key
+    taken, a value it cannot hold; not the statement itself, a lost connection, a timeout:
+    ``endpoint.blames_rows``) is rolled back and run again a row at a time, each in a transaction of
+    its own, so that the rows it takes are written and each one it refuses is reported (one refused
+    row failed its whole batch of a thousand). A rerun whose first ``REFUSED_IN_A_ROW`` rows are all
+    refused stops there, the rest reported with them untried (a CHECK every row breaks: a
+    transaction a row, for nothing)."""
     done = 0
     for stmt, params in batches:
         try:
             done += _execute(endpoint, stmt, params, fk_checks)
-        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
-            if len(params) == 1:
+        except sa.exc.DBAPIError as exc:
+            if len(params) == 1 or not blames_rows(exc):
                 on_error(stmt, params, driver_message(exc))
                 continue
-            taken = 0
+            in_a_row = 0
             for i, row in enumerate(params):
-                if i == REFUSED_IN_A_ROW and not taken:
+                if in_a_row == REFUSED_IN_A_ROW:
                     rest = params[i:]
                     on_error(
                         stmt,
@@ -425,12 +426,11 @@ def run_batches(
                     )
                     break
                 try:
-                    taken += _execute(endpoint, stmt, [row], fk_checks)
+                    done += _execute(endpoint, stmt, [row], fk_checks)
+                    in_a_row = 0
                 except sa.exc.DBAPIError as refused:
+                    in_a_row += 1
                     on_error(stmt, [row], driver_message(refused))
-            done += taken
-        except sa.exc.DBAPIError as exc:
-            on_error(stmt, params, driver_message(exc))
     return done
 
 

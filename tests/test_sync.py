@@ -556,6 +556,19 @@ def test_a_batch_every_row_of_which_is_refused_stops_its_rerun_row_by_row(
     assert len(table.errors) == REFUSED_IN_A_ROW + 1 and "150 rows not tried" in table.errors[-1]
 
 
+def test_a_row_a_check_refuses_on_mariadb_fails_alone(make_db: Callable[[str], Database]) -> None:
+    """The review: MariaDB's CHECK violation comes as an OperationalError, not an IntegrityError:
+    the rerun row by row was skipped, and one bad row failed its batch's nine good ones."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE ck (id INTEGER PRIMARY KEY, v INTEGER)",
+        "INSERT INTO ck VALUES " + ", ".join(f"({i}, {-1 if i == 4 else i})" for i in range(1, 11)),
+    )
+    target.sql("CREATE TABLE ck (id INTEGER PRIMARY KEY, v INTEGER CHECK (v > 0))")
+    table = sync(job_for(source, target), verify=False).tables[0]
+    assert (table.inserted, table.failed) == (9, 1)
+
+
 def test_fix_sync_and_record_find_uuid_keys_held_as_text_in_any_spelling(
     make_db: Callable[[str], Database],
 ) -> None:
