@@ -135,6 +135,8 @@ class Chunk:
     name: str
     lo: int | None = None
     hi: int | None = None
+    nulls: bool = False
+    """The rows whose key is NULL (SQLite keeps NULL in a key other than its rowid)."""
 
 
 @dataclass
@@ -964,7 +966,9 @@ def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
     width = max(1, math.ceil((int(hi) - int(lo) + 1) / pieces))
     bounds = list(range(int(lo), int(hi) + 1, width))
     chunks = [Chunk(f"{b}:{b + width}", b, b + width) for b in bounds[:-1]]
-    return [*chunks, Chunk(f"{bounds[-1]}:", bounds[-1])], int(total)
+    # (SQLite's key may hold NULL: those rows are a chunk of their own, an index finds them)
+    nulls = [Chunk("null", nulls=True)] if tp.source.column(tp.chunk_key).nullable else []
+    return [*chunks, Chunk(f"{bounds[-1]}:", bounds[-1]), *nulls], int(total)
 
 
 def _whole(value: Any) -> int | None:
@@ -1578,14 +1582,11 @@ class _ChunkRunner:
             for c, t in zip(columns, tp.types, strict=True)
         ]
         stmt = _filtered(tp, table, sa.select(*selected) if line is None else sa.select(line))
-        if chunk.lo is not None and tp.chunk_key:
+        if chunk.nulls and tp.chunk_key:
+            stmt = stmt.where(table.c[tp.chunk_key].is_(None))
+        elif chunk.lo is not None and tp.chunk_key:
             key = table.c[tp.chunk_key]
-            if chunk.hi is not None:
-                stmt = stmt.where(key >= chunk.lo, key < chunk.hi)
-            elif tp.source.column(tp.chunk_key).nullable:  # (SQLite's key may hold NULL: the last chunk's)
-                stmt = stmt.where(sa.or_(key >= chunk.lo, key.is_(None)))
-            else:
-                stmt = stmt.where(key >= chunk.lo)
+            stmt = stmt.where(key >= chunk.lo, *([] if chunk.hi is None else [key < chunk.hi]))
         if tp.limit is not None:
             order = [table.c[k] for k in tp.source.key() if k in table.c]
             stmt = stmt.order_by(*order).limit(tp.limit)
