@@ -27,7 +27,7 @@ from parity.job import Job
 from parity.schema.model import Table
 from parity.schema.reflect import table_names
 from parity.schema.types import STRING_KINDS, Kind
-from parity.sync import Applier, run_batches
+from parity.sync import Applier, RefusedInserts, run_batches
 from parity.values import JsonText, canonical_json, decode_rows, decode_value
 
 DEFAULT_TABLE = "_parity_discrepancies"
@@ -202,25 +202,13 @@ def _fix_table(
                 )
                 continue
             deletes.append(target_key)
-    # inserts the target refuses are tried again after the deletes (a row whose key the target takes
-    # for an extra row's, 'a' for 'a ' where the collation ignores trailing spaces), then reported
-    refused: list[tuple[Any, list[dict[str, Any]]]] = []
-    reasons: list[str] = []
-
-    def keep(stmt: Any, params: list[dict[str, Any]], message: str) -> None:
-        refused.append((stmt, params))
-        reasons.append(message)
-
-    inserted = _run(job, applier.inserts(inserts), apply, result, keep)
+    refused = RefusedInserts()
+    inserted = _run(job, applier.inserts(inserts), apply, result, refused.keep)
     result.updated += _run(job, applier.updates(key_target, updates), apply, result)
     deleted = _run(job, applier.deletes(key_target, deletes), apply, result)
-    if refused and deleted:
-        again = list(refused)
-        refused.clear()
-        reasons.clear()
-        inserted += _run(job, again, apply, result, keep)
-    result.failed += sum(len(params) for _, params in refused)
-    result.errors += reasons
+    if refused.rows and deleted:
+        inserted += _run(job, refused.again(), apply, result, refused.keep)
+    refused.report(lambda stmt, params, message: _fail_rows(result, params, message))
     result.inserted += inserted
     result.deleted += deleted
     if inserted and apply:
@@ -240,10 +228,14 @@ def _run(
         if refused is not None:
             refused(stmt, params, message)
             return
-        result.failed += len(params)
-        result.errors.append(message)
+        _fail_rows(result, params, message)
 
     return run_batches(job.target, batches, True, on_error)
+
+
+def _fail_rows(result: FixResult, params: list[dict[str, Any]], message: str) -> None:
+    result.failed += len(params)
+    result.errors.append(message)
 
 
 def _text(table: Table, column: str, row: dict[str, Any]) -> str | None:

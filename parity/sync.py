@@ -394,6 +394,28 @@ Refused = Callable[[Any, list[dict[str, Any]], str], None]
 """Told of rows the target refused: the statement, the rows' parameters, and the database's reason."""
 
 
+@dataclass
+class RefusedInserts:
+    """Inserts the target refused, kept to be tried once more after the deletes (a row whose key the
+    target takes for an extra row's: 'a' for 'a ' where the collation ignores trailing spaces and
+    case, which --delete deletes), then reported."""
+
+    rows: list[tuple[Any, list[dict[str, Any]], str]] = field(default_factory=list)
+
+    def keep(self, stmt: Any, params: list[dict[str, Any]], message: str) -> None:
+        self.rows.append((stmt, params, message))
+
+    def again(self) -> list[tuple[Any, list[dict[str, Any]]]]:
+        """The batches to try once more, forgotten here (those refused again are kept again)."""
+        batches = [(stmt, params) for stmt, params, _ in self.rows]
+        self.rows.clear()
+        return batches
+
+    def report(self, on_error: Refused) -> None:
+        for stmt, params, message in self.rows:
+            on_error(stmt, params, message)
+
+
 def run_batches(
     endpoint: Endpoint,
     batches: Iterable[tuple[Any, list[dict[str, Any]]]],
@@ -602,9 +624,7 @@ class _TableWork:
     table: Table
     soft_delete_column: str | None
     extra: Extra
-    refused: list[tuple[Any, list[dict[str, Any]], str]] = field(default_factory=list)
-    """Inserts the target refused: tried again after the deletes (a collation that takes 'a' for an
-    extra row's 'a ', which --delete deletes), then reported."""
+    refused: RefusedInserts = field(default_factory=RefusedInserts)
 
     def key(self) -> list[str]:
         first = self.diff.differences[0] if self.diff.differences else None
@@ -648,9 +668,6 @@ def _apply(
         outcome.failed += len(params)
         outcome.errors.append(message)
 
-    def keep(stmt: Any, params: list[dict[str, Any]], message: str) -> None:
-        work.refused.append((stmt, params, message))
-
     def run(batches: Iterable[tuple[Any, list[dict[str, Any]]]], refused: Refused = on_error) -> int:
         if dry_run:
             return sum(len(p) for _, p in batches)
@@ -663,21 +680,18 @@ def _apply(
             for d in rows
             if d.kind == "changed"
         ]
-        outcome.inserted = run(applier.inserts(missing), keep)
+        outcome.inserted = run(applier.inserts(missing), work.refused.keep)
         if outcome.inserted and not dry_run:
             applier.advance_sequences(list(missing[0]))
         outcome.updated = run(applier.updates(key, changed))
         return
     if phase == "retry":
-        again = [(stmt, params) for stmt, params, _ in work.refused] if outcome.deleted else []
-        if again:
-            work.refused.clear()
-            inserted = run(again, keep)
+        if work.refused.rows and outcome.deleted:
+            inserted = run(work.refused.again(), work.refused.keep)
             outcome.inserted += inserted
             if inserted:
                 applier.advance_sequences(list(work.missing[0]))
-        for _, params, message in work.refused:
-            on_error(None, params, message)
+        work.refused.report(on_error)
         return
     extra = [_target_row(d.key, d.names) for d in rows if d.kind == "extra"]
     if work.extra == "delete":
