@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -812,6 +813,39 @@ def _mysql_bytes(value: bytes) -> bytes:
     )
 
 
+_PIPES = "parity-load-"
+_swept = threading.Lock()
+
+
+def _sweep_pipes() -> None:
+    """Remove the pipes' folders of parity processes that are gone (killed: no ``close`` ran), once a
+    process: ``parity-load-PID-*`` holding one FIFO, whose PID is no running process."""
+    if not _swept.acquire(blocking=False):
+        return
+    root = tempfile.gettempdir()
+    with suppress(OSError):
+        for name in os.listdir(root):
+            pid, _, rest = name.removeprefix(_PIPES).partition("-")
+            if not (name.startswith(_PIPES) and pid.isdigit() and rest) or _running(int(pid)):
+                continue
+            folder = os.path.join(root, name)
+            pipe = os.path.join(folder, "rows.tsv")
+            with suppress(OSError):
+                if os.listdir(folder) == ["rows.tsv"] and stat.S_ISFIFO(os.lstat(pipe).st_mode):
+                    os.unlink(pipe)
+                    os.rmdir(folder)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (another user's)
+        return True
+    return True
+
+
 class MySQLLoadDataWriter(Writer):
     """``LOAD DATA LOCAL INFILE`` fed through a named pipe, one statement per batch.
 
@@ -823,7 +857,8 @@ class MySQLLoadDataWriter(Writer):
         self, conn: Connection, table: str, columns: Sequence[str], types: Sequence[CanonicalType]
     ) -> None:
         super().__init__(conn, table, columns, types)
-        self.folder = tempfile.mkdtemp(prefix="parity-load-")
+        _sweep_pipes()
+        self.folder = tempfile.mkdtemp(prefix=f"{_PIPES}{os.getpid()}-")
         self.pipe = os.path.join(self.folder, "rows.tsv")
         os.mkfifo(self.pipe, 0o600)
         literal = _raw(conn).escape(self.pipe)

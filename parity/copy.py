@@ -325,10 +325,11 @@ def _prepare_schema(
     if apply and steps:
         from parity.schema.apply import schema_apply
 
-        if later:
-            state.ensure()  # (it takes the record of what waits)
+        had = state.made() if later else set()
 
         def record(conn: Connection) -> None:
+            if later:
+                state.ensure(conn)  # (it takes the record of what waits: undone with the tables)
             for (when, table), sqls in later.items():
                 state.defer_ddl(conn, when, table, sqls)
 
@@ -343,8 +344,10 @@ def _prepare_schema(
                 made = {step.table for step in steps if step.action == "create table"}
                 with job.target.begin() as conn:  # (but for those the undo could not drop: the next
                     left = made & set(target.dialect.table_names(conn, target.schema))  # run keeps them)
+                    if not left:  # (nothing of this run is left: nor are parity's tables it made)
+                        state.unmake(conn, had)
                     for when, name in later:
-                        if name not in left:
+                        if name not in left and (left or state.state.name in had):
                             state.ran_ddl(conn, when, name)
             raise
     return plan

@@ -58,9 +58,23 @@ class State:
             found = conn.execute(sa.select(m.c.table_name).where(m.c.table_name.in_(tables)).distinct())
             return {name for (name,) in found}
 
-    def ensure(self) -> None:
+    def ensure(self, conn: Connection | None = None) -> None:
+        if conn is not None:
+            self.metadata.create_all(conn, checkfirst=True)
+            return
         with self.endpoint.begin() as conn:
             self.metadata.create_all(conn, checkfirst=True)
+
+    def made(self) -> set[str]:
+        """The names of parity's tables the target holds."""
+        with self.endpoint.connect() as conn:
+            held = set(self.endpoint.dialect.table_names(conn, self.endpoint.schema))
+        return {t.name for t in self.metadata.sorted_tables if t.name in held}
+
+    def unmake(self, conn: Connection, kept: set[str]) -> None:
+        """Drop parity's tables but those in ``kept``: those this run made for a record it undid."""
+        gone = [t for t in self.metadata.sorted_tables if t.name not in kept]
+        self.metadata.drop_all(conn, tables=gone, checkfirst=True)
 
     def task(self, conn: Connection, task: str) -> dict[str, Any] | None:
         row = conn.execute(

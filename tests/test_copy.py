@@ -427,6 +427,34 @@ def test_mariadb_is_read_through_pymysql_where_mysqlclient_is_missing(
     ]
 
 
+def test_the_pipes_a_killed_copy_into_mariadb_left_are_removed_by_the_next(
+    make_db: Callable[[str], Database], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LOAD DATA reads from a named pipe in a folder of its own; a copy killed with SIGKILL leaves
+    them: the next copy removes those of processes that are gone, and no other."""
+    import tempfile
+    import threading
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(gone.stdout)
+    for name in (f"parity-load-{pid}-k1", f"parity-load-{os.getpid()}-live", "parity-load-old"):
+        (tmp_path / name).mkdir()
+        os.mkfifo(tmp_path / name / "rows.tsv")
+    (tmp_path / f"parity-load-{pid}-k2").mkdir()  # (not a pipe in it: not parity's)
+    (tmp_path / f"parity-load-{pid}-k2" / "rows.tsv").write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(bulk, "_swept", threading.Lock())
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(*KEYED)
+    copy_ok(job_for(source, target))
+    assert {p.name for p in tmp_path.iterdir() if p.name.startswith("parity-load-")} == {
+        f"parity-load-{pid}-k2",
+        f"parity-load-{os.getpid()}-live",
+        "parity-load-old",
+    }
+    assert target.query("SELECT COUNT(*) FROM `lines`") == [(3,)]
+
+
 def _expected(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """The canonical form of a generated row (CHAR loses trailing spaces everywhere)."""
     return tuple(
@@ -2909,8 +2937,36 @@ def test_a_failed_schema_apply_on_mariadb_leaves_no_record_of_keys_to_add(
     with pytest.raises(ParityError, match="schema change for table 'lines' failed"):
         copy_closed(job_for(source, target))
     assert "orders" not in target.tables() and "emp" not in target.tables()
+    assert _every_table(target) == []
+    other = make_db("sqlite")
+    other.sql("CREATE TABLE kept (id INTEGER PRIMARY KEY)")
+    copy_ok(job_for(other, target))  # (parity's tables the target had before are kept)
+    with pytest.raises(ParityError, match="schema change for table 'lines' failed"):
+        copy_closed(job_for(source, target))
+    assert "orders" not in target.tables() and "emp" not in target.tables()
     waiting = target.query("SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'fks %' OR task LIKE 'keys %'")
     assert waiting == [(0,)]
+
+
+def test_a_failed_schema_apply_on_postgresql_leaves_none_of_parity_s_tables(
+    make_db: Callable[[str], Database],
+) -> None:
+    """Where DDL is transactional, the record of the keys waiting for the rows is made in the apply's
+    transaction: a failed apply left ``_parity_state`` and ``_parity_id_map`` in a target it otherwise
+    left as it was."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(*KEYED, "CREATE TABLE emp (id INTEGER PRIMARY KEY, boss INTEGER REFERENCES emp (id))")
+    target.sql('CREATE VIEW "lines" AS SELECT 1 AS id')
+    with pytest.raises(ParityError, match="schema change for table 'lines' failed"):
+        copy_closed(job_for(source, target))
+    assert _every_table(target) == []
+
+
+def _every_table(db: Database) -> list[str]:
+    """The database's tables, parity's own among them."""
+    ep = db.endpoint()
+    with ep.connect() as conn:
+        return sorted(ep.dialect.table_names(conn, ep.schema))
 
 
 def test_a_table_a_failed_apply_could_not_drop_keeps_its_record_of_keys_to_add(
