@@ -62,8 +62,8 @@ class State:
         if conn is not None:
             self.metadata.create_all(conn, checkfirst=True)
             return
-        with self.endpoint.begin() as conn:
-            self.metadata.create_all(conn, checkfirst=True)
+        with self.endpoint.begin() as own:
+            self.metadata.create_all(own, checkfirst=True)
 
     def made(self) -> set[str]:
         """The names of parity's tables the target holds."""

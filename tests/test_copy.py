@@ -435,7 +435,9 @@ def test_the_pipes_a_killed_copy_into_mariadb_left_are_removed_by_the_next(
     import tempfile
     import threading
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     pid = int(gone.stdout)
     for name in (f"parity-load-{pid}-k1", f"parity-load-{os.getpid()}-live", "parity-load-old"):
         (tmp_path / name).mkdir()
@@ -2239,6 +2241,46 @@ def test_sqlite_keys_holding_null_or_text_are_rejected_not_lost(
     source.sql("DELETE FROM t WHERE v = 'text id'", "INSERT INTO t VALUES (-0.5, 'half')")
     last = copy_closed(job_for(source, target), mode="replace", batch_size=20, rejects_file=str(rejects))
     assert last.tables[0].rows_read == 301 and last.tables[0].rows_written + last.tables[0].rejected == 301
+
+
+@pytest.mark.parametrize(
+    ("target_name", "created"),
+    [
+        ("sqlite", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"),
+        ("mariadb", "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, v TEXT)"),
+    ],
+)
+def test_a_null_key_into_a_column_the_target_numbers_is_rejected_and_0_stays_0(
+    make_db: Callable[[str], Database], target_name: str, created: str, tmp_path: Path
+) -> None:
+    """SQLite's rowid and MariaDB's AUTO_INCREMENT take a number of their own for a NULL written to
+    them (MariaDB for 0 too): a legacy SQLite key holding NULL arrived as row 301, and the row whose
+    key is 0 as another number, without a word. The NULL is rejected now, and 0 kept."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)",  # (not the rowid: it holds NULL)
+        "INSERT INTO t VALUES " + ", ".join(f"({i}, 'v{i}')" for i in range(0, 300)),
+        "INSERT INTO t VALUES (NULL, 'no id')",
+    )
+    target.sql(created)
+    rejects = tmp_path / "rejects.jsonl"
+    for workers in (1, 2):  # (the NULL key's rows a chunk of their own, or among the others)
+        table = copy_closed(
+            job_for(source, target), mode="replace", batch_size=400 // workers, workers=workers,
+            rejects_file=str(rejects)
+        ).tables[0]  # fmt: skip
+        assert (table.rows_read, table.rows_written, table.rejected, table.status) == (301, 300, 1, "ok")
+        assert "would number itself" in reasons_by_id(rejects)[None]
+        assert target.query("SELECT MIN(id), MAX(id), COUNT(*) FROM t") == [(0, 299, 300)]
+    made = make_db(target_name)  # (and in a table parity makes: INT PRIMARY KEY is no rowid to number)
+    copy_closed(job_for(source, made), rejects_file=str(rejects))
+    assert made.query("SELECT MIN(id), MAX(id), COUNT(*) FROM t") == [(0, 299, 300)]
+    keyed = make_db("sqlite")
+    keyed.sql(
+        "CREATE TABLE k (id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO k VALUES (0, 'zero'), (5, 'five')"
+    )
+    copy_ok(job_for(keyed, made))
+    assert made.query("SELECT id, v FROM k ORDER BY id") == [(0, "zero"), (5, "five")]
 
 
 def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:

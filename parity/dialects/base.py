@@ -315,6 +315,12 @@ class Dialect:
         OVERRIDING SYSTEM VALUE, SQL Server's under IDENTITY_INSERT)."""
         return set()
 
+    def numbers_nulls(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        """The table's columns that take a number of the database's own for a NULL written to them
+        (SQLite's rowid, MySQL's AUTO_INCREMENT, Oracle's identity ON NULL): a source row holding NULL
+        there would arrive under another key, so copy refuses it."""
+        return set()
+
     def changed_only_columns(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
         """The table's columns an UPDATE may set only where the value changes (merge updates them apart,
         row by row where they differ); none but on DuckDB."""

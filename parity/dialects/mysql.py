@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -14,6 +14,9 @@ from sqlalchemy.sql.functions import FunctionElement
 from parity.dialects.base import COPY_ESCAPES, Dialect
 from parity.schema.model import Column
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalchemy
+
+if TYPE_CHECKING:
+    from parity.endpoint import Endpoint
 
 
 def _unticked(name: Any) -> Any:
@@ -42,7 +45,11 @@ class MySQL(Dialect):
     WRITER = "load_data"
     ROW_WRITER = "mysql_insert"
     NATIVE_KINDS = frozenset(Kind) - {Kind.BOOLEAN, Kind.TIME, Kind.TIMESTAMPTZ, Kind.UUID, Kind.JSON}
-    SESSION_SETUP = ("SET time_zone = '+00:00'",)
+    SESSION_SETUP = (
+        "SET time_zone = '+00:00'",
+        # (0 written to an AUTO_INCREMENT column is kept, as mysqldump does: else it takes a new number)
+        "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')",
+    )
 
     BOOLEAN_LITERALS = ("1", "0")
 
@@ -269,6 +276,13 @@ class MySQL(Dialect):
             *_of_table(columns, table, schema)
         )
         return {str(name): charset for name, charset in conn.execute(query)}
+
+    def numbers_nulls(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        columns = _information_schema("columns", "column_name", "extra")
+        query = sa.select(columns.c.column_name).where(
+            *_of_table(columns, table, target.schema), columns.c.extra.like("%auto_increment%")
+        )
+        return {str(name) for (name,) in conn.execute(query)}
 
     def int_div(self, a: Any, b: Any) -> sa.ColumnElement[Any]:
         return a.op("DIV", precedence=8)(b)  # "/" is decimal division here, rounded to 4 digits

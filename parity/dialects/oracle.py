@@ -94,6 +94,11 @@ class Oracle(Dialect):
     def ids_never_written(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
         return self.fixed_columns(conn, target, table)  # (ALWAYS: no INSERT gives it a value either)
 
+    def numbers_nulls(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        return {
+            r.column_name for r in self._identity_columns(conn, target, table) if r.default_on_null == "YES"
+        }
+
     def advance_sequences(
         self, conn: Connection, target: Endpoint, table: str, columns: Sequence[str]
     ) -> None:

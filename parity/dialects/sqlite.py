@@ -11,7 +11,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -19,6 +19,9 @@ from sqlalchemy.engine import Connection
 from parity.dialects.base import TINY, Dialect, inspector
 from parity.schema.types import CanonicalType, Kind
 from parity.values import decode_value, jsonb_text
+
+if TYPE_CHECKING:
+    from parity.endpoint import Endpoint
 
 
 class SQLite(Dialect):
@@ -94,30 +97,52 @@ class SQLite(Dialect):
         rows = conn.exec_driver_sql(f"PRAGMA {prefix}table_xinfo({quote(table)})").all()
         return {row[1]: (row[2] or "").upper() for row in rows}
 
+    def _create_sql(self, conn: Connection, table: str, schema: str | None) -> str:
+        quote = conn.dialect.identifier_preparer.quote
+        master = f"{quote(schema)}.sqlite_master" if schema else "sqlite_master"
+        query = sa.text(f"SELECT sql FROM {master} WHERE type = 'table' AND name = :name COLLATE NOCASE")
+        return conn.execute(query, {"name": table}).scalar() or ""
+
     def primary_key_nulls(
         self, conn: Connection, table: str, schema: str | None, primary_key: tuple[str, ...]
     ) -> tuple[str, ...]:
         """SQLite keeps NULL in a primary key's columns not declared NOT NULL (a bug it keeps for old
-        files), except in a lone ``INTEGER PRIMARY KEY`` (the rowid; not ``INTEGER PRIMARY KEY DESC``,
-        another quirk it keeps) and in a WITHOUT ROWID or STRICT table."""
+        files), except in the rowid's alias and in a WITHOUT ROWID or STRICT table."""
         if not primary_key:
             return ()
-        quote = conn.dialect.identifier_preparer.quote
-        master = f"{quote(schema)}.sqlite_master" if schema else "sqlite_master"
-        sql = (
-            conn.execute(
-                sa.text(f"SELECT sql FROM {master} WHERE type = 'table' AND name = :name"), {"name": table}
-            ).scalar()
-            or ""
-        )
-        if re.search(r"\b(without\s+rowid|strict)\b", sql.rsplit(")", 1)[-1], re.IGNORECASE):
+        if re.search(
+            r"\b(without\s+rowid|strict)\b", self._create_sql(conn, table, schema).rsplit(")", 1)[-1], re.I
+        ):
             return ()
-        rowid = (
-            len(primary_key) == 1
-            and self._declared_types(conn, table, schema).get(primary_key[0]) == "INTEGER"
-            and not re.search(r"\bprimary\s+key\s+desc\b", sql, re.IGNORECASE)
-        )
-        return () if rowid else primary_key
+        return () if self._rowid_alias(conn, table, schema, primary_key) else primary_key
+
+    def _rowid_alias(
+        self, conn: Connection, table: str, schema: str | None, primary_key: tuple[str, ...]
+    ) -> str | None:
+        """The column that is the rowid: a lone ``INTEGER PRIMARY KEY`` (not ``INTEGER PRIMARY KEY DESC``,
+        a quirk SQLite keeps) of a table with a rowid; None where there is none."""
+        if (
+            len(primary_key) != 1
+            or self._declared_types(conn, table, schema).get(primary_key[0]) != "INTEGER"
+        ):
+            return None
+        sql = self._create_sql(conn, table, schema)
+        if re.search(r"\bwithout\s+rowid\b", sql.rsplit(")", 1)[-1], re.IGNORECASE):
+            return None
+        return None if re.search(r"\bprimary\s+key\s+desc\b", sql, re.IGNORECASE) else primary_key[0]
+
+    def numbers_nulls(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        quote = conn.dialect.identifier_preparer.quote
+        prefix = f"{quote(target.schema)}." if target.schema else ""  # (pk: the column's place in the key)
+        rows = conn.exec_driver_sql(f"PRAGMA {prefix}table_xinfo({quote(table)})").all()
+        key = tuple(row[1] for row in sorted((r for r in rows if r[5]), key=lambda r: r[5]))
+        alias = self._rowid_alias(conn, table, target.schema, key)
+        return set() if alias is None else {alias}
+
+    def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        columns = super().columns(conn, table, schema)
+        alias = self._rowid_alias(conn, table, schema, self.primary_key(conn, table, schema))
+        return [{**c, "rowid": c["name"] == alias} for c in columns]
 
     def savepoint(self, conn: Connection) -> Any:
         """Python's sqlite3 begins a transaction only before an INSERT, UPDATE or DELETE: a SAVEPOINT
@@ -129,7 +154,8 @@ class SQLite(Dialect):
         return conn.begin_nested()
 
     def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
-        return primary_key == (column["name"],) and str(column["type"]).upper() == "INTEGER"
+        """The rowid's alias (``columns``): ``INT PRIMARY KEY`` is none, though SQLAlchemy calls it INTEGER."""
+        return bool(column.get("rowid"))
 
     def fraction_digits(self, sa_type: Any) -> int | None:
         return None  # (a declaration only: the values are text, or numbers, of any precision)
