@@ -436,7 +436,7 @@ def test_the_pipes_a_killed_copy_into_mariadb_left_are_removed_by_the_next(
     import threading
 
     gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
     )
     pid = int(gone.stdout)
     for name in (f"parity-load-{pid}-k1", f"parity-load-{os.getpid()}-live", "parity-load-old"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta, timezone
@@ -51,6 +52,18 @@ COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
 TINY = 1e-290
 """Below this a float's text is the database's own: ``text_float``'s power of ten would underflow."""
+
+SINGLE_LOW, SINGLE_HIGH = 2.0**-150, 2.0**128 - 2.0**103
+"""A double strictly between these (in magnitude) rounds to a 4-byte float neither zero nor infinite:
+half the least 4-byte float above zero, and the largest plus half its last bit's worth."""
+
+
+def nearest_single(d: float) -> float:
+    """``Dialect.as_single`` in Python: the nearest 4-byte float to a double, where one holds it."""
+    if not SINGLE_LOW < abs(d) < SINGLE_HIGH:  # (NaN too)
+        return d
+    return float(struct.unpack("<f", struct.pack("<f", d))[0])
+
 
 BIGINT_SAFE = 9.0e18
 """A double below this in magnitude rounds to a BIGINT without overflow."""
@@ -712,6 +725,19 @@ class Dialect:
 
     def as_double(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.cast(x, sa.Double())
+
+    def as_single(self, x: Any) -> sa.ColumnElement[Any]:
+        """A double rounded to the nearest 4-byte float, as a double (a FLOAT compared with a DOUBLE);
+        one that no 4-byte float holds (NaN, infinities, past its largest, below its least) as it is,
+        where casting it would fail."""
+        d = self.as_double(x)
+        a = sa.func.abs(d)
+        fits = sa.and_(a < sa.literal(SINGLE_HIGH, sa.Double()), a > sa.literal(SINGLE_LOW, sa.Double()))
+        return sa.case((fits, self.as_double(self.to_single(d))), else_=d)
+
+    def to_single(self, d: Any) -> sa.ColumnElement[Any]:
+        """``CAST(d AS <the 4-byte float>)``, ``d`` a double that fits one."""
+        return sa.cast(d, sa.REAL())
 
     def text_float(self, x: Any, digits: int) -> sa.ColumnElement[Any]:
         """A float rounded to ``digits`` significant digits: mantissa 'e' exponent (``12500000000e-10``)."""

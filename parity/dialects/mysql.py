@@ -293,6 +293,9 @@ class MySQL(Dialect):
     def as_double(self, x: Any) -> sa.ColumnElement[Any]:
         return x + sa.literal(0.0, sa.Double())  # SQLAlchemy drops CAST(... AS DOUBLE) for MySQL
 
+    def to_single(self, d: Any) -> sa.ColumnElement[Any]:
+        return cast_float(d)  # (MySQL 8.0.17, MariaDB 10.4.5)
+
     # Numbers, dates and DATETIME(6) values become exactly their canonical text where concat(),
     # coalesce() and sha2() need a string: an explicit CAST(... AS CHAR) or date_format() per value
     # costs a third of the whole row hash.
@@ -366,6 +369,20 @@ class trim_trailing(FunctionElement[Any]):  # noqa: N801 - named like the sa.fun
 def _trim_trailing(element: trim_trailing, compiler: Any, **kw: Any) -> str:
     x, chars = list(element.clauses)
     return f"TRIM(TRAILING {compiler.process(chars, **kw)} FROM {compiler.process(x, **kw)})"
+
+
+class cast_float(FunctionElement[Any]):  # noqa: N801 - named like the sa.func functions
+    """``CAST(x AS FLOAT)``, which SQLAlchemy drops for MySQL."""
+
+    name = "cast_float"
+    inherit_cache = True
+    type = sa.Float()
+
+
+@compiles(cast_float)
+def _cast_float(element: cast_float, compiler: Any, **kw: Any) -> str:
+    (x,) = list(element.clauses)
+    return f"CAST({compiler.process(x, **kw)} AS FLOAT)"
 
 
 class MySQLOnly(MySQL):

@@ -191,6 +191,9 @@ class Oracle(Dialect):
     def as_double(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.to_binary_double(x)
 
+    def to_single(self, d: Any) -> sa.ColumnElement[Any]:
+        return sa.func.to_binary_float(d)
+
     def log10(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.log(10, x)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from parity.dialects.base import TINY, Dialect, inspector
+from parity.dialects.base import TINY, Dialect, inspector, nearest_single
 from parity.schema.types import CanonicalType, Kind
 from parity.values import decode_value, jsonb_text
 
@@ -206,6 +206,9 @@ class SQLite(Dialect):
 
     def text_double(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.parity_double(x)
+
+    def as_single(self, x: Any) -> sa.ColumnElement[Any]:
+        return sa.func.parity_single(x)
 
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.date(x)
@@ -459,6 +462,7 @@ DIFF_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "parity_decimal": (2, _decimal),
     "parity_float": (2, _float),
     "parity_double": (1, _double),
+    "parity_single": (1, lambda x: None if x is None else nearest_single(float(x))),
     "parity_time": (1, _guarded(Kind.TIME, lambda v: v.isoformat("microseconds"))),
     "parity_timestamp": (2, _timestamp),
     "parity_epoch": (2, _epoch),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-import struct
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -17,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal
 from typing import Any
 
-from parity.dialects.base import Dialect
+from parity.dialects.base import Dialect, nearest_single
 from parity.diff.plan import FLOAT_KINDS, TIME_KINDS, ColumnPair, Compare, TablePlan
 from parity.diff.result import RowDiff
 from parity.errors import DataError
@@ -78,11 +77,8 @@ def normalizer(compare: Compare, native: CanonicalType) -> Normalize:
 
 def _single(v: Any) -> float:
     """A 4-byte float's value, whether the driver gave it exactly or as its shortest text's double
-    (psycopg: 123456.8 for the real 123456.796875)."""
-    try:
-        return float(struct.unpack("<f", struct.pack("<f", float(v)))[0])
-    except OverflowError:
-        return float(v)
+    (psycopg: 123456.8 for the real 123456.796875), or a double's nearest 4-byte float."""
+    return nearest_single(float(v))
 
 
 def _float_equal(digits: int | None) -> Equal:

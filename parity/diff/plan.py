@@ -41,7 +41,8 @@ class Compare:
     """Floats: significant digits; None: exactly (two doubles, or two 4-byte floats)."""
 
     single: bool = False
-    """Floats: both 4-byte, compared as such (a driver may give one as its shortest text's double)."""
+    """Floats: compared as 4-byte floats, exactly: a FLOAT against a FLOAT (a driver may give one as
+    its shortest text's double), or against a DOUBLE rounded to the nearest (``Dialect.as_single``)."""
 
     tolerance: float | None = None
     """Numbers: largest absolute difference still equal; timestamps: in seconds."""
@@ -189,8 +190,9 @@ def compare_types(
 ) -> Compare:
     """The comparison of a source type against a target type; SchemaError when they cannot meet.
     ``single_floats``: both databases hold a FLOAT as a 4-byte float (``Dialect.SINGLE_FLOATS``)."""
-    if source.kind is Kind.FLOAT and target.kind is Kind.FLOAT and single_floats and not tolerance:
-        return Compare(Kind.DOUBLE, single=True)  # (exactly: the same 32 bits)
+    kinds = {source.kind, target.kind}
+    if not tolerance and (kinds == {Kind.FLOAT, Kind.DOUBLE} or (kinds == {Kind.FLOAT} and single_floats)):
+        return Compare(Kind.DOUBLE, single=True)  # (exactly: the same 32 bits, a double rounded to them)
     compare = _compare(source, target)
     if compare is None:
         raise SchemaError(f"{where}: {source} and {target} cannot be compared (incompatible column types)")

@@ -61,6 +61,8 @@ def column_text(
         declared = 0 if own in INTEGER_KINDS else (None if native.precision is None else native.scale or 0)
         return dialect.text_decimal(x, declared, compare.scale)
     if kind is Kind.DOUBLE:
+        if compare.single and not (own is Kind.FLOAT and dialect.SINGLE_FLOATS):
+            x = dialect.as_single(x)  # (a double against a 4-byte float)
         return dialect.text_double(x) if compare.digits is None else dialect.text_float(x, compare.digits)
     if kind is Kind.BOOLEAN:
         return dialect.text_boolean(x)
