@@ -160,6 +160,8 @@ def _fix_table(
         )
         label = f"{spec.name} {json.dumps(row.key, default=str)}"
         target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
+        if dst is not None:  # (a UUID held as text: as the target holds it, in whatever spelling)
+            target_key = {k: dst[k] if k in uuid_keys["target"] else v for k, v in target_key.items()}
         if row.kind == "missing":
             if dst is not None and src is not None and same(src, dst, rename):
                 result.already += 1  # (inserted by an earlier fix, or by the application)
@@ -297,20 +299,31 @@ def _fetch(
     encoders.uuid_keys = uuid_keys
     t = sa.table(table.name, *(sa.column(c.name) for c in table.columns), schema=endpoint.schema)
     clause = sa.and_(*(encoders.key_match(t.c[k], k, typed[k]) for k in key))
-    with endpoint.connect() as conn:
-        read = endpoint.dialect.read_exactly  # (a MySQL FLOAT as its exact value, not 6 digits)
-        # (JSON as its text: psycopg gives jsonb's "hello" as hello, which is no JSON text)
-        found = conn.execute(
-            sa.select(
-                *(
-                    sa.cast(t.c[c.name], sa.Text())
-                    if c.type.kind is Kind.JSON
-                    else read(t.c[c.name], c.type.kind)
-                    for c in table.columns
-                )
-            ).where(clause)
-        ).all()
+    found = _select_one(endpoint, table, t, clause)
+    if not found and uuid_keys & set(key):  # (one read of the table: a spelling none of those tried)
+        loose = [encoders.uuid_match(t.c[k], typed[k]) if k in uuid_keys else encoders.key_match(t.c[k], k, typed[k])
+                 for k in key]  # fmt: skip
+        found = _select_one(endpoint, table, t, sa.and_(*loose))
     if not found:
         return None
     row = decode_rows([c.type for c in table.columns], found[:1])[0]
     return dict(zip(table.column_names, row, strict=True))
+
+
+def _select_one(endpoint: Endpoint, table: Table, t: Any, clause: Any) -> list[Any]:
+    """The rows ``clause`` selects (one, or none), each column read exactly."""
+    with endpoint.connect() as conn:
+        read = endpoint.dialect.read_exactly  # (a MySQL FLOAT as its exact value, not 6 digits)
+        # (JSON as its text: psycopg gives jsonb's "hello" as hello, which is no JSON text)
+        return list(
+            conn.execute(
+                sa.select(
+                    *(
+                        sa.cast(t.c[c.name], sa.Text())
+                        if c.type.kind is Kind.JSON
+                        else read(t.c[c.name], c.type.kind)
+                        for c in table.columns
+                    )
+                ).where(clause)
+            ).all()
+        )

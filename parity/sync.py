@@ -217,6 +217,15 @@ class Applier:
             column, sa.literal(self.encode(name, value)), self.types[name].kind
         )
 
+    def uuid_match(self, column: Any, value: Any) -> Any:
+        """A UUID held as text in any spelling Python's ``uuid.UUID`` reads ('urn:uuid:...', any case,
+        spaces around), by its hex digits: no index serves it, so it comes after ``key_match``."""
+        try:
+            digits = (value if isinstance(value, UUID) else UUID(str(value).strip())).hex
+        except ValueError:
+            return column == sa.literal(str(value))
+        return self.endpoint.dialect.uuid_digits(column) == sa.literal(digits)
+
     def _literal(self, column: str, value: Any) -> Any:
         if value is None:
             return sa.null()
@@ -652,6 +661,15 @@ def _target_row(values: dict[str, Any], names: dict[str, str]) -> dict[str, Any]
     return {names.get(k, k): v for k, v in values.items()}
 
 
+def _held_key(d: Any) -> dict[str, Any]:
+    """A changed or extra row's key as the target holds it, under the target's names: a UUID held as
+    text in a spelling of its own ('urn:uuid:...', mixed case) is found as it is."""
+    key = _target_row(d.key, d.names)
+    if d.target is None:
+        return key
+    return {k: d.target.get(k, v) if isinstance(v, UUID) else v for k, v in key.items()}
+
+
 def _apply(
     job: Job,
     work: _TableWork,
@@ -676,7 +694,7 @@ def _apply(
     if phase == "upsert":
         missing = work.missing
         changed = [
-            (_target_row(d.key, d.names), {d.names.get(c, c): d.source[c] for c in d.columns})
+            (_held_key(d), {d.names.get(c, c): d.source[c] for c in d.columns})
             for d in rows
             if d.kind == "changed"
         ]
@@ -693,7 +711,7 @@ def _apply(
                 applier.advance_sequences(list(work.missing[0]))
         work.refused.report(on_error)
         return
-    extra = [_target_row(d.key, d.names) for d in rows if d.kind == "extra"]
+    extra = [_held_key(d) for d in rows if d.kind == "extra"]
     if work.extra == "delete":
         outcome.deleted = run(applier.deletes(key, extra))
     elif work.extra == "soft-delete" and work.soft_delete_column:

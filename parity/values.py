@@ -185,13 +185,17 @@ UUID_SPELLINGS = 6
 
 def uuid_spellings(value: Any) -> list[str]:
     """The texts a UUID is held as where a text column holds it (``UUID_SPELLINGS`` of them): lower
-    and upper case, with and without dashes, in braces; text that is no UUID, as it is."""
+    and upper case, with and without dashes, in braces, and a text given in another spelling itself;
+    text that is no UUID, as it is."""
     try:
         u = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value).strip())
     except ValueError:
         return [str(value)] * UUID_SPELLINGS
     text = str(u)
-    return [text, text.upper(), u.hex, u.hex.upper(), "{" + text + "}", "{" + text.upper() + "}"]
+    spelled = [text, text.upper(), u.hex, u.hex.upper(), "{" + text + "}", "{" + text.upper() + "}"]
+    if isinstance(value, str) and value not in spelled:  # (a text as the target holds it, in a
+        spelled[-1] = value  # spelling of its own: 'urn:uuid:...', mixed case, spaces around)
+    return spelled
 
 
 def canonical_json(value: Any) -> str:

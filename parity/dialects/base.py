@@ -873,6 +873,14 @@ class Dialect:
     def text_uuid(self, x: Any, native_string: bool) -> sa.ColumnElement[Any]:
         return sa.func.lower(sa.func.rtrim(x) if native_string else self.text(x))
 
+    def uuid_digits(self, x: Any) -> sa.ColumnElement[Any]:
+        """The hex digits of a UUID held as text in any spelling Python's ``uuid.UUID`` reads
+        ('urn:uuid:...', braces, dashes or none, any case, spaces around), in lower case."""
+        text = sa.func.lower(sa.func.trim(x))
+        for spelled in ("urn:uuid:", "-", "{", "}"):
+            text = sa.func.replace(text, sa.literal(spelled), sa.literal(""))
+        return text
+
     JSON_HASHED_AS_JSONB: ClassVar[bool] = False
     """Whether ``text_json`` writes any JSON the database holds in jsonb's text (else the text it holds):
     copy then writes JSON into a database that hashes the text it holds in that form."""
