@@ -397,7 +397,10 @@ def _sqlite_bind_column(values: list[Any], kind: Kind) -> list[Any]:
     elif kind in _ISO_SHAPES:
         if not _all_iso(values, kind):
             encode = SQLiteWriter.ENCODERS[kind]
-            return [v if v is None else encode(decode_value(kind, v)) for v in values]
+            try:
+                return [v if v is None else encode(decode_value(kind, v)) for v in values]
+            except DECODE_ERRORS as exc:  # ('0045-03-15 BC': the chunk goes as values, the row rejected)
+                raise NotText(str(exc)) from None
         start = _ISO_FRACTION.get(kind)
         if start is None:
             return values

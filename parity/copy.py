@@ -1429,6 +1429,14 @@ class _ChunkRunner:
         source_dialect = job.source.dialect
         native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
         self.decoders = [None if t.kind in native else t.kind for t in tp.types]
+        self.checked_types = (
+            [(i, _HELD_TYPES[t.kind]) for i, t in enumerate(tp.types) if t.kind in _HELD_TYPES and t.kind in native]
+            if source_dialect.ANY_VALUE_ANYWHERE
+            else []
+        )  # fmt: skip
+        """Columns a native kind is read for where the source may hold a value of any type (SQLite's 2.7
+        in an INTEGER column), with the Python types their values must be: a batch holding another is
+        decoded (``_decode``), and such values are refused (``_Unreadable``)."""
         self.nan_checked = (
             []
             if job.target.dialect.HOLDS_NAN
@@ -1711,7 +1719,10 @@ class _ChunkRunner:
         for text, count in batches:
             if stop.is_set():
                 return
-            out.put(self.writer_class.take_text(text, count, self.kinds))
+            try:
+                out.put(self.writer_class.take_text(text, count, self.kinds))
+            except bulk.NotText as exc:  # (a value of the text its kind cannot take: rejected as values)
+                raise textread.AsValues(str(exc)) from None
 
     def _read_mysqlclient(
         self, chunk: Chunk, out: queue.Queue[Any], stop: threading.Event, as_text: bool
@@ -1838,6 +1849,11 @@ class _ChunkRunner:
 
     def _decode(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
         kinds = self.lenient_decoders if self.lenient else self.decoders
+        if self.checked_types and rows:
+            kinds = list(kinds)
+            for i, held in self.checked_types:
+                if not set(map(type, map(itemgetter(i), rows))) <= held:
+                    kinds[i] = self.tp.types[i].kind
         if not any(kinds):
             if type(rows) is list and (not rows or type(rows[0]) is tuple):
                 return rows  # a driver's own rows: tuples already
@@ -2016,7 +2032,7 @@ class _ChunkRunner:
         writer = writer_class(conn, destination, self.tp.target_columns, self.tp.types)
         if merge_each:
             writer = _Merging(writer, self)
-        checks = self.lenient or self.nan_checked or self.tp.numbered
+        checks = self.lenient or self.nan_checked or self.tp.numbered or self.checked_types
         if checks or any(self.decoders) or any(s is not None for s in self.scales):
             writer = _Guard(writer, self)
         return writer
@@ -2342,6 +2358,14 @@ class _Unreadable:
 
     def __init__(self, value: Any, reason: str) -> None:
         self.value, self.reason = value, reason
+
+
+_HELD_TYPES = {
+    **dict.fromkeys(INTEGER_KINDS, frozenset({int, type(None)})),
+    Kind.FLOAT: frozenset({float, int, type(None)}),
+    Kind.DOUBLE: frozenset({float, int, type(None)}),
+}
+"""The Python types a native kind's values arrive as (``_ChunkRunner.checked_types``)."""
 
 
 def _decoded_or_unreadable(kind: Kind, value: Any, column: str) -> Any:

@@ -305,7 +305,12 @@ def same_database(a: Endpoint, b: Endpoint) -> bool:
         paths = [x.url.database or "" for x in (a, b)]
         if ":memory:" in paths or "" in paths:
             return False
-        return os.path.realpath(paths[0]) == os.path.realpath(paths[1])
+        if os.path.realpath(paths[0]) == os.path.realpath(paths[1]):
+            return True
+        try:  # (one file under two names: a hard link)
+            return os.path.samefile(paths[0], paths[1])
+        except OSError:  # (one is not made yet)
+            return False
 
     def place(x: Endpoint) -> tuple[Any, ...]:
         host = (x.url.host or "").lower()

@@ -286,7 +286,10 @@ def _read(spec: ReadSpec, out: Connection) -> None:
                     cursor, spec.sql, spec.params, spec.kinds, spec.batch_size, spec.scales
                 )
             for text, rows in batches:
-                ready.put((_BATCH, rows, writer.parse_text(text, rows, spec.kinds)))
+                try:
+                    ready.put((_BATCH, rows, writer.parse_text(text, rows, spec.kinds)))
+                except bulk.NotText as exc:
+                    raise AsValues(str(exc)) from None
         finally:
             if (
                 cursor is not None

@@ -21,6 +21,7 @@ loop that skips columns needing no work.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
@@ -33,7 +34,12 @@ Decoder = Callable[[Any], Any]
 
 
 def _bool(v: Any) -> bool:
-    return v if isinstance(v, bool) else bool(int(v))
+    if isinstance(v, bool):
+        return v
+    number = _int(v)
+    if number not in (0, 1):  # (SQLite's and MySQL's booleans are integers: 2 is no boolean)
+        raise ValueError(f"{v!r} is not a boolean (0 or 1)")
+    return bool(number)
 
 
 def _decimal(v: Any) -> Decimal:
@@ -46,7 +52,15 @@ def _decimal(v: Any) -> Decimal:
 
 
 def _int(v: Any) -> int:
-    return v if isinstance(v, int) else int(Decimal(str(v)))
+    if isinstance(v, int):
+        return v
+    try:
+        number = Decimal(str(v))
+    except ArithmeticError:  # (decimal.InvalidOperation)
+        raise ValueError(f"{v!r} is not a number") from None
+    if number != number.to_integral_value():  # (SQLite keeps 2.7 in an INTEGER column)
+        raise ValueError(f"{v!r} is not a whole number")
+    return int(number)
 
 
 def _float(v: Any) -> float:
@@ -67,10 +81,27 @@ def _char(v: Any) -> str:
 
 def _date(v: Any) -> date:
     if isinstance(v, datetime):
+        if v.time() != time(0):
+            raise ValueError(f"{v.isoformat(' ')!r} is a date and a time of day")
         return v.date()
     if isinstance(v, date):
         return v
-    return date.fromisoformat(str(v)[:10])
+    text = str(v)
+    if len(text) > 10:  # (a date and a time: midnight only, else its time would be lost; ' BC' is no
+        return _date(_timestamp(text))  # date of the Christian era, which Python's are)
+    return date.fromisoformat(text)
+
+
+_FRACTION = re.compile(r"[T ]\d\d:\d\d:\d\d\.(\d{7,})|^\d\d:\d\d:\d\d\.(\d{7,})")
+
+
+def _microseconds_at_most(text: str) -> str:
+    """The text of a time, refused where it holds a part of a second finer than a microsecond (Python's
+    ``fromisoformat`` cuts it off: '10:00:00.123456789' is 10:00:00.123456)."""
+    match = _FRACTION.search(text)
+    if match and (match.group(1) or match.group(2))[6:].strip("0"):
+        raise ValueError(f"{text!r} holds a part of a second finer than a microsecond")
+    return text
 
 
 def _time(v: Any) -> time:
@@ -81,18 +112,18 @@ def _time(v: Any) -> time:
             raise ValueError(f"TIME value {v} is not a time of day")
         seconds, micro = v.seconds, v.microseconds
         return time(seconds // 3600, seconds // 60 % 60, seconds % 60, micro)
-    return time.fromisoformat(str(v))
+    return time.fromisoformat(_microseconds_at_most(str(v)))
 
 
 def _timestamp(v: Any) -> datetime:
     if not isinstance(v, datetime):
-        v = datetime.fromisoformat(str(v))
+        v = datetime.fromisoformat(_microseconds_at_most(str(v)))
     return v.replace(tzinfo=None) if v.tzinfo is None else v.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _timestamptz(v: Any) -> datetime:
     if not isinstance(v, datetime):
-        v = datetime.fromisoformat(str(v))
+        v = datetime.fromisoformat(_microseconds_at_most(str(v)))
     return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
 
 

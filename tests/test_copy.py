@@ -1230,8 +1230,12 @@ def test_a_table_copied_onto_itself_is_refused(
 
     db = make_db(name)
     db.sql("CREATE TABLE m (id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO m VALUES (1, 'a'), (2, 'b')")
-    url = db.url if name != "sqlite" else "sqlite:///" + os.path.relpath(db.url.removeprefix("sqlite:///"))
-    for mode in ("replace", "append"):
+    urls = [db.url]
+    if name in ("sqlite", "duckdb"):  # (another path, and a hard link: one file under two names)
+        scheme, path = db.url.split(":///", 1)
+        os.link(path, tmp_path / "alias")
+        urls = [f"{scheme}:///{os.path.relpath(path)}", f"{scheme}:///{tmp_path / 'alias'}"]
+    for mode, url in itertools.product(("replace", "append"), urls):
         job = build(db.url, url, source_schema=db.schema, target_schema=db.schema, tables=["m"])
         try:
             with pytest.raises(ConfigError, match="'m' is both the source and the target"):
@@ -2281,6 +2285,48 @@ def test_a_null_key_into_a_column_the_target_numbers_is_rejected_and_0_stays_0(
     )
     copy_ok(job_for(keyed, made))
     assert made.query("SELECT id, v FROM k ORDER BY id") == [(0, "zero"), (5, "five")]
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "duckdb", "sqlite"])
+def test_sqlite_values_their_kind_cannot_take_are_rejected_not_changed(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """SQLite holds any value in any column: 2.7 in an INTEGER arrived as 3 (or 2), 2 in a BOOLEAN as
+    1, a date with its time of day as the date, and nanoseconds cut to microseconds, each without a
+    word (the audit). Each such row is rejected now, naming its value."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE odd (id INTEGER PRIMARY KEY, n INTEGER, b BOOLEAN, d DATE, ts TIMESTAMP)",
+        "INSERT INTO odd VALUES (1, 1, 1, '2020-01-01', '2020-01-01 10:00:00.123456'),"
+        " (2, 2.7, 0, '2020-01-01', NULL), (3, 3, 2, NULL, NULL), (4, 4, 0, '2020-01-02 10:00:00', NULL),"
+        " (5, 5, 0, NULL, '2020-01-01 10:00:00.123456789'), (6, 6.0, 1, '2020-01-03 00:00:00', NULL),"
+        " (7, 7, 0, NULL, '2020-01-01 10:00:00.123456000')",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    table = copy_closed(job_for(source, target), rejects_file=str(rejects)).tables[0]
+    assert (table.rows_written, table.rejected, table.status) == (3, 4, "ok")
+    reasons = reasons_by_id(rejects)
+    assert sorted(reasons) == [2, 3, 4, 5]
+    assert "2.7" in reasons[2] and "not a whole number" in reasons[2]
+    assert "not a boolean" in reasons[3]
+    assert "time of day" in reasons[4]
+    assert "finer than a microsecond" in reasons[5]
+    assert target.query("SELECT id, n FROM odd ORDER BY id") == [(1, 1), (6, 6), (7, 7)]
+
+
+def test_a_postgresql_date_before_christ_is_rejected_by_sqlite_not_taken_for_one_after(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """'0045-03-15 BC' arrived in SQLite as 0045-03-15, and diff called the tables identical."""
+    source, target = make_db("postgresql"), make_db("sqlite")
+    source.sql(
+        "CREATE TABLE bc (id INTEGER PRIMARY KEY, d DATE)",
+        "INSERT INTO bc VALUES (1, '2020-01-01'), (2, '0045-03-15 BC')",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    table = copy_closed(job_for(source, target), rejects_file=str(rejects)).tables[0]
+    assert (table.rows_written, table.rejected, table.status) == (1, 1, "ok")
+    assert "BC" in reasons_by_id(rejects)[2]
 
 
 def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:

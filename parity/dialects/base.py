@@ -262,6 +262,10 @@ class Dialect:
     """Whether the text of a key parity creates compares as the server's default collation has it,
     ignoring case and trailing spaces (MySQL/MariaDB, SQL Server), not by its exact characters."""
 
+    ANY_VALUE_ANYWHERE: ClassVar[bool] = False
+    """Whether a column may hold a value of any type, whatever its declared type (SQLite): copy then
+    checks the Python types of the values it reads as they are (``NATIVE_KINDS``)."""
+
     SINGLE_FLOATS: ClassVar[bool] = False
     """Whether a column of kind FLOAT holds a 4-byte float (PostgreSQL real, MySQL FLOAT, DuckDB FLOAT),
     so that two such columns are compared exactly; SQLite's REAL is a double, whatever wrote it."""

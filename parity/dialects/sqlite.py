@@ -34,6 +34,7 @@ class SQLite(Dialect):
     WRITER = "sqlite"
     ROW_WRITER = "sqlite"
     PARALLEL_CHUNKS = False
+    ANY_VALUE_ANYWHERE = True
     NATIVE_KINDS = frozenset(
         {
             Kind.SMALLINT,
