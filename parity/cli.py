@@ -16,7 +16,7 @@ from rich.table import Table as RichTable
 
 from parity import __version__, log
 from parity.endpoint import driver_message
-from parity.errors import ParityError
+from parity.errors import ConfigError, ParityError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -57,14 +57,26 @@ def _job_options(fn: Callable[..., Any] | None = None, *, short_c: bool = True) 
     return fn
 
 
+def _table_item(given: str) -> str:
+    """One ``-t`` table, ``SRC`` or ``SRC:DST``: an empty name would select every table (a sync
+    --delete given an unset variable deleted in all of them)."""
+    parts = [part.strip() for part in given.split(":")]
+    if len(parts) > 2 or not all(parts):
+        raise ConfigError(f"-t {given!r}: a table is given as SOURCE or SOURCE:TARGET, names not empty")
+    return ":".join(parts)
+
+
 def _build_job(kw: dict[str, Any], table_options: dict[str, Any] | None = None, **extra: Any) -> Any:
     from parity import job
 
+    for name, value in (table_options or {}).items():
+        if name == "key" and value is not None and not all(k.strip() for k in value.split(",")):
+            raise ConfigError(f"-k {value!r}: a key is one or more column names, comma-separated")
     built = job.build(
         kw.pop("source_url"),
         kw.pop("target_url"),
         config_file=kw.pop("config_file"),
-        tables=[t.strip() for given in kw.pop("tables") for t in given.split(",") if t.strip()],
+        tables=[_table_item(t) for given in kw.pop("tables") for t in given.split(",")],
         source_schema=kw.pop("source_schema"),
         target_schema=kw.pop("target_schema"),
         include=kw.pop("include"),
@@ -381,6 +393,12 @@ def sync_cmd(
     """Make the target equal to the source: insert missing rows, update changed columns, then re-check."""
     from parity.sync import sync
 
+    if soft_delete is not None and (not soft_delete.strip() or extra == "delete"):
+        raise ConfigError(
+            "--soft-delete names the column that marks extra rows, and goes without --delete"
+            if soft_delete.strip()
+            else "--soft-delete '': give the column that marks extra rows"
+        )
     job = _build_job(kw, {"key": key}, workers=workers)
     try:
         result = sync(

@@ -250,6 +250,30 @@ def test_tables_may_be_given_as_one_comma_separated_list(
     assert sorted(created) == ["customers", "orders", "products"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sync", "-t", "", "--delete"),
+        ("sync", "-t", " ", "--delete"),
+        ("copy", "-t", "customers,,orders"),
+        ("copy", "-t", "customers:b:c"),
+        ("copy", "-t", "customers:"),
+        ("copy", "-t", "customers", "-k", ""),
+        ("sync", "-t", "customers", "--soft-delete", ""),
+        ("sync", "-t", "customers", "--soft-delete", "gone", "--delete"),
+    ],
+)
+def test_an_empty_table_key_or_column_name_is_refused(
+    parity: Callable[..., Result], target: str, demo_db: Database, args: tuple[str, ...]
+) -> None:
+    """``-t ''`` (a variable left unset) selected every table: ``sync --delete`` deleted extra rows in
+    all of them (the audit); ``-t a:b:c`` made a table named 'b:c'; ``-k ''`` was ignored."""
+    command, *rest = args
+    result = parity(command, demo_db.url, target, *rest)
+    assert_one_line_error(result)
+    assert not Path(target.removeprefix("sqlite:///")).exists()  # (refused before it is opened)
+
+
 def test_missing_sqlite_source(parity: Callable[..., Result], tmp_path: Path, target: str) -> None:
     missing = tmp_path / "nope.sqlite"
     result = parity("schema", "plan", f"sqlite:///{missing}", target)
