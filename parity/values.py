@@ -112,7 +112,10 @@ def _time(v: Any) -> time:
             raise ValueError(f"TIME value {v} is not a time of day")
         seconds, micro = v.seconds, v.microseconds
         return time(seconds // 3600, seconds // 60 % 60, seconds % 60, micro)
-    return time.fromisoformat(_microseconds_at_most(str(v)))
+    moment = time.fromisoformat(_microseconds_at_most(str(v)))
+    if moment.tzinfo is not None:  # ('12:00:00+01:00' in SQLite: a time of day holds no offset)
+        raise ValueError(f"{v!r} is a time with an offset")
+    return moment
 
 
 def _timestamp(v: Any) -> datetime:

@@ -824,6 +824,28 @@ def test_a_4_byte_float_against_a_double_is_compared_as_4_byte_floats(make_db: A
     assert sorted((d.key["id"], d.columns) for d in result.differences) == [(1, ("r",)), (2, ("r",))]
 
 
+def test_a_boolean_held_as_an_integer_other_than_0_or_1_and_a_date_with_its_time_differ(make_db: Any) -> None:
+    """MariaDB's TINYINT(1) holding 2 hashed as true, and SQLite's DATE holding '2020-01-02 10:00:00' as
+    2020-01-02: against PostgreSQL's true and 2020-01-02, both were "identical" (the audit)."""
+    pg, my, lite = make_db("postgresql"), make_db("mariadb"), make_db("sqlite")
+    pg.sql(
+        "CREATE TABLE bd (id INTEGER PRIMARY KEY, b BOOLEAN, d DATE)",
+        "INSERT INTO bd VALUES (1, true, '2020-01-01'), (2, true, '2020-01-02'), (3, false, '2020-01-03')",
+    )
+    my.sql(
+        "CREATE TABLE bd (id INTEGER PRIMARY KEY, b TINYINT(1), d DATE)",
+        "INSERT INTO bd VALUES (1, 1, '2020-01-01'), (2, 2, '2020-01-02'), (3, 0, '2020-01-03')",
+    )
+    lite.sql(
+        "CREATE TABLE bd (id INTEGER PRIMARY KEY, b BOOLEAN, d DATE)",
+        "INSERT INTO bd VALUES (1, 1, '2020-01-01 00:00:00'), (2, 1, '2020-01-02 10:00:00'), (3, 0, '2020-01-03')",
+    )
+    found = run(my, pg, "bd")
+    assert sorted((d.key["id"], d.columns) for d in found.differences) == [(2, ("b",))]
+    found = run(lite, pg, "bd")
+    assert sorted((d.key["id"], d.columns) for d in found.differences) == [(2, ("d",))]
+
+
 def test_keys_equal_only_once_compared_are_duplicates_not_a_crash(make_db: Any) -> None:
     """'a' and 'a ' are two keys in PostgreSQL, one against a CHAR key (padding does not count)."""
     source, target = make_db("postgresql"), make_db("mariadb")

@@ -825,6 +825,11 @@ class Dialect:
     def text_boolean(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.case((x, sa.literal("1")), else_=sa.literal("0"))
 
+    def text_integer_boolean(self, x: Any) -> sa.ColumnElement[Any]:
+        """``text_boolean`` where a boolean is an integer column (MySQL's TINYINT(1), SQLite): 1 and 0 as
+        such, any other value its own text, which no boolean's is (2 was '1', equal to true)."""
+        return sa.case((x == 1, sa.literal("1")), (x == 0, sa.literal("0")), else_=self.text(x))
+
     def text_string(self, x: Any, strip: bool) -> sa.ColumnElement[Any]:
         # (spaces only: DuckDB's rtrim() of one argument takes every white space, U+00A0 too)
         return self.rtrim_chars(x, " ") if strip else x

@@ -314,6 +314,9 @@ class MySQL(Dialect):
         # (a BIT's HEX() is its number's, without leading zeros: its bytes' are as copy writes them)
         return sa.func.lower(sa.func.hex(sa.cast(x, mysql.BINARY())))
 
+    def text_boolean(self, x: Any) -> sa.ColumnElement[Any]:
+        return self.text_integer_boolean(x)
+
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         return x
 

@@ -211,8 +211,12 @@ class SQLite(Dialect):
     def as_single(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.parity_single(x)
 
+    def text_boolean(self, x: Any) -> sa.ColumnElement[Any]:
+        return self.text_integer_boolean(x)
+
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
-        return sa.func.date(x)
+        # (a date with a time of day other than midnight, or text no date, as its own text)
+        return sa.case((sa.func.julianday(x) == sa.func.julianday(sa.func.date(x)), sa.func.date(x)), else_=x)
 
     def text_time(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.parity_time(x)
