@@ -1616,7 +1616,7 @@ class _ChunkRunner:
             if t.kind is Kind.JSON
             else dialect.output_text(c).label(c.name)
             if c.name in as_text_too
-            else dialect.read_exactly(c, t.kind)
+            else (dialect.read_leniently if self.lenient else dialect.read_checked)(c, t.kind)
             for c, t in zip(columns, tp.types, strict=True)
         ]
         stmt = _filtered(tp, table, sa.select(*selected) if line is None else sa.select(line))
@@ -1657,7 +1657,10 @@ class _ChunkRunner:
                         conn.invalidate()
             out.put(_DONE)
         except BaseException as exc:
-            cannot_load = not lenient and source.dialect.LENIENT_LOADERS and driver_could_not_load(exc)
+            cannot_load = not lenient and (
+                (source.dialect.LENIENT_LOADERS and driver_could_not_load(exc))
+                or source.dialect.read_refused(exc)
+            )
             out.put(_CannotLoad(exc) if cannot_load else exc)
 
     def _read_on(

@@ -2329,6 +2329,31 @@ def test_a_postgresql_date_before_christ_is_rejected_by_sqlite_not_taken_for_one
     assert "BC" in reasons_by_id(rejects)[2]
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "duckdb", "sqlite", "mariadb"])
+def test_duckdb_infinities_are_kept_or_rejected_never_taken_for_9999(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """DuckDB's driver gives infinity as 9999-12-31 and -infinity as 0001-01-01: copy wrote those, into
+    PostgreSQL too, which holds infinity (the audit). They are read as text now: kept where the target
+    holds them, rejected elsewhere."""
+    source, target = make_db("duckdb"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE inf (id INTEGER PRIMARY KEY, d DATE, ts TIMESTAMP)",
+        "INSERT INTO inf VALUES (1, '2020-01-01', '2020-01-01 10:00:00'), (2, 'infinity', '2020-01-02'),"
+        " (3, '2020-01-03', '-infinity'), (4, '9999-12-31', '9999-12-31 23:59:59.999999')",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    table = copy_closed(job_for(source, target), batch_size=2, rejects_file=str(rejects)).tables[0]
+    holds = target_name in ("postgresql", "duckdb")
+    assert (table.rows_written, table.rejected, table.status) == ((4, 0, "ok") if holds else (2, 2, "ok"))
+    if holds:
+        assert [r[0] for r in target.query("SELECT CAST(d AS VARCHAR(20)) FROM inf ORDER BY id")] == [
+            "2020-01-01", "infinity", "2020-01-03", "9999-12-31"
+        ]  # fmt: skip
+    else:
+        assert sorted(reasons_by_id(rejects)) == [2, 3] and "infinity" in reasons_by_id(rejects)[2]
+
+
 def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:
     """A SET holds any of its members joined by commas; a BIT's bits arrive as their bytes."""
     source, target = make_db("mariadb"), make_db("postgresql")

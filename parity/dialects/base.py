@@ -903,6 +903,21 @@ class Dialect:
         FLOAT as 6 digits of text); ``x`` itself where the column as it is does."""
         return x
 
+    def read_checked(self, x: Any, kind: Kind) -> Any:
+        """How copy reads a column: ``read_exactly``, but where the driver would give a value it cannot
+        make as another one (DuckDB's infinity as 9999-12-31), the read fails (``read_refused``)."""
+        return self.read_exactly(x, kind)
+
+    def read_leniently(self, x: Any, kind: Kind) -> Any:
+        """How copy reads a column again where ``read_checked`` refused a value: as text, say
+        (``lenient_loaders`` does it for PostgreSQL)."""
+        return self.read_exactly(x, kind)
+
+    def read_refused(self, exc: BaseException) -> bool:
+        """Whether a read failed where ``read_checked`` refused a value (copy then reads the chunk
+        again, ``read_leniently``)."""
+        return False
+
     def read_exactly(self, x: Any, kind: Kind) -> Any:
         """``read_value``, labelled with the column's name where it is not the column itself."""
         value = self.read_value(x, kind)

@@ -217,6 +217,24 @@ class DuckDB(Dialect):
         end = sa.cast(sa.literal("24:00:00"), sa.Time())  # (the end of a day, as PostgreSQL keeps it)
         return sa.case((x == end, sa.literal("24:00:00.000000")), else_=text)
 
+    _INFINITE = "parity: an infinite date or timestamp"
+
+    def read_checked(self, x: Any, kind: Kind) -> Any:
+        """Dates and timestamps, but an infinite one fails the read: its driver gives infinity as the
+        largest value (9999-12-31), -infinity as the least (0001-01-01), which copy would write as such."""
+        if kind not in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+            return self.read_exactly(x, kind)
+        checked = sa.case((sa.func.isfinite(x), x), else_=sa.func.error(sa.literal(self._INFINITE)))
+        return checked.label(x.name)
+
+    def read_leniently(self, x: Any, kind: Kind) -> Any:
+        if kind not in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+            return self.read_exactly(x, kind)
+        return sa.cast(x, sa.Text()).label(x.name)  # ('infinity': taken where the target reads it)
+
+    def read_refused(self, exc: BaseException) -> bool:
+        return self._INFINITE in str(exc)
+
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.case((sa.func.isinf(x), self.text(x)), else_=super().text_date(x))
 
