@@ -1452,8 +1452,9 @@ class _ChunkRunner:
             if job.target.dialect.READS_TIME_TEXT
             else (Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
         )
+        lenient = (*times, *source_dialect.LENIENT_KINDS)  # (read as text or bytes when lenient)
         self.lenient_decoders = [
-            t.kind if t.kind in times else d for d, t in zip(self.decoders, tp.types, strict=True)
+            t.kind if t.kind in lenient else d for d, t in zip(self.decoders, tp.types, strict=True)
         ]
         self.target_dialect = job.target.dialect
         self.unreadable: frozenset[int] = frozenset()

@@ -299,7 +299,10 @@ def _read(spec: ReadSpec, out: Connection) -> None:
     except AsValues as exc:
         ready.put((_AS_VALUES, 0, str(exc)))
     except Exception as exc:  # one line for the parent, which reports it as a failed read
-        ready.put((_FAILED, 0, f"reading the source failed: {log.redact(_first_line(exc))}"))
+        if "Could not decode to UTF-8" in str(exc):  # (SQLite's text that is no UTF-8: its rows are
+            ready.put((_AS_VALUES, 0, _first_line(exc)))  # rejected one by one, read as values)
+        else:
+            ready.put((_FAILED, 0, f"reading the source failed: {log.redact(_first_line(exc))}"))
     else:
         ready.put((_DONE, 0, None))
     sender.join()

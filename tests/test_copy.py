@@ -2354,6 +2354,27 @@ def test_duckdb_infinities_are_kept_or_rejected_never_taken_for_9999(
         assert sorted(reasons_by_id(rejects)) == [2, 3] and "infinity" in reasons_by_id(rejects)[2]
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "sqlite", "mariadb"])
+def test_sqlite_text_that_is_no_utf8_rejects_its_row_not_the_table(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """SQLite stores the bytes it is given as text; Python's driver cannot read them, and the whole
+    table failed (with --mode replace, after its target was emptied: the audit). The row is
+    rejected now, the others copied."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE u8 (id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO u8 VALUES (1, 'ok'), (3, 'fine')"
+    )
+    with sqlite3.connect(source.url.removeprefix("sqlite:///")) as raw:
+        raw.execute("INSERT INTO u8 VALUES (2, CAST(? AS TEXT))", (b"bad\xff\xfe",))
+    rejects = tmp_path / "rejects.jsonl"
+    for mode in ("append", "replace"):
+        table = copy_closed(job_for(source, target), mode=mode, rejects_file=str(rejects)).tables[0]
+        assert (table.rows_written, table.rejected, table.status) == (2, 1, "ok")
+        assert "utf-8" in reasons_by_id(rejects)[2]
+        assert target.query("SELECT id, v FROM u8 ORDER BY id") == [(1, "ok"), (3, "fine")]
+
+
 def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:
     """A SET holds any of its members joined by commas; a BIT's bits arrive as their bytes."""
     source, target = make_db("mariadb"), make_db("postgresql")

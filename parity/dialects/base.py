@@ -903,6 +903,10 @@ class Dialect:
         FLOAT as 6 digits of text); ``x`` itself where the column as it is does."""
         return x
 
+    LENIENT_KINDS: ClassVar[tuple[Kind, ...]] = ()
+    """The kinds ``read_leniently`` reads otherwise than their values (SQLite's strings as bytes): copy
+    decodes them, refusing the values that do not decode."""
+
     def read_checked(self, x: Any, kind: Kind) -> Any:
         """How copy reads a column: ``read_exactly``, but where the driver would give a value it cannot
         make as another one (DuckDB's infinity as 9999-12-31), the read fails (``read_refused``)."""

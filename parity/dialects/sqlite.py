@@ -132,6 +132,16 @@ class SQLite(Dialect):
             return None
         return None if re.search(r"\bprimary\s+key\s+desc\b", sql, re.IGNORECASE) else primary_key[0]
 
+    LENIENT_KINDS = (Kind.VARCHAR, Kind.CHAR, Kind.TEXT)
+
+    def read_leniently(self, x: Any, kind: Kind) -> Any:
+        if kind not in self.LENIENT_KINDS:
+            return self.read_exactly(x, kind)
+        return sa.cast(x, sa.LargeBinary()).label(x.name)  # (text that is no UTF-8: its row rejected)
+
+    def read_refused(self, exc: BaseException) -> bool:
+        return _NOT_UTF8 in str(exc)
+
     def numbers_nulls(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
         quote = conn.dialect.identifier_preparer.quote
         prefix = f"{quote(target.schema)}." if target.schema else ""  # (pk: the column's place in the key)
@@ -296,6 +306,10 @@ _SIMPLE = {
     "DOUBLE": Kind.DOUBLE,
     "DOUBLE PRECISION": Kind.DOUBLE,
 }
+
+
+_NOT_UTF8 = "Could not decode to UTF-8"
+"""Python's sqlite3 reading text that is no UTF-8 (SQLite stores whatever bytes it is given)."""
 
 
 def declared_type(declared: str) -> CanonicalType:
