@@ -846,6 +846,24 @@ def test_a_boolean_held_as_an_integer_other_than_0_or_1_and_a_date_with_its_time
     assert sorted((d.key["id"], d.columns) for d in found.differences) == [(2, ("d",))]
 
 
+def test_a_postgresql_enum_is_compared_as_its_text(make_db: Any) -> None:
+    """diff failed on a PostgreSQL enum column: "function octet_length(mood) does not exist" (the audit)."""
+    pg, lite = make_db("postgresql"), make_db("sqlite")
+    pg.sql(
+        "CREATE TYPE mood AS ENUM ('happy', 'sad')",
+        "CREATE TABLE en (id INTEGER PRIMARY KEY, m mood)",
+        "INSERT INTO en VALUES (1, 'happy'), (2, 'sad'), (3, NULL)",
+    )
+    lite.sql(
+        "CREATE TABLE en (id INTEGER PRIMARY KEY, m VARCHAR(5))",
+        "INSERT INTO en VALUES (1, 'happy'), (2, 'sad'), (3, NULL)",
+    )
+    same = run(pg, lite, "en")
+    assert same.identical and same.tables[0].stats.rows_downloaded == 0
+    lite.sql("UPDATE en SET m = 'happy' WHERE id = 2")
+    assert [(d.key["id"], d.columns) for d in run(pg, lite, "en").differences] == [(2, ("m",))]
+
+
 def test_keys_equal_only_once_compared_are_duplicates_not_a_crash(make_db: Any) -> None:
     """'a' and 'a ' are two keys in PostgreSQL, one against a CHAR key (padding does not count)."""
     source, target = make_db("postgresql"), make_db("mariadb")

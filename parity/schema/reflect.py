@@ -86,7 +86,9 @@ def _reflect_one(
                 f"{name}.{info['name']}: type {info['type']!s} has no portable mapping; stored as text"
             )
             ctype = CanonicalType(Kind.TEXT)
-        as_text = ctype.kind in STRING_KINDS and (native is None or native.kind not in STRING_KINDS)
+        as_text = ctype.kind in STRING_KINDS and (
+            native is None or native.kind not in STRING_KINDS or isinstance(info["type"], sa.Enum)
+        )  # (an enum is no text to text functions: PostgreSQL has no octet_length() of one)
         identity = dialect.is_identity(info, pk)
         generated = _generated(info, conn.dialect.name)
         default = None if identity or generated else dialect.parse_default(_default_text(info))
