@@ -173,7 +173,10 @@ class Applier:
             value = as_kind(value, ctype.kind)
         value = self.held(column, value)
         encoder = self.encoders.get(column)
-        return value if encoder is None else encoder(value)
+        try:
+            return value if encoder is None else encoder(value)
+        except (ValueError, TypeError, ArithmeticError):  # (SQLite's 'abc' in a DECIMAL: as it is, which
+            return value  # the target refuses, as any value it cannot hold, or keeps as SQLite does)
 
     def _key_clause(self, key: Sequence[str], values: dict[str, Any] | None = None) -> Any:
         """``key = :k_key`` for execution, or ``key = <literal>`` for printing."""

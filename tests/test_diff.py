@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
@@ -862,6 +863,25 @@ def test_a_postgresql_enum_is_compared_as_its_text(make_db: Any) -> None:
     assert same.identical and same.tables[0].stats.rows_downloaded == 0
     lite.sql("UPDATE en SET m = 'happy' WHERE id = 2")
     assert [(d.key["id"], d.columns) for d in run(pg, lite, "en").differences] == [(2, ("m",))]
+
+
+def test_sqlite_values_no_kind_takes_are_reported_not_a_crash(make_db: Any) -> None:
+    """SQLite's 'abc' in a DECIMAL column, text that is no UTF-8, and text in a DATE column that a
+    partition is planned by: diff stopped with "'str' object has no attribute 'quantize'", "user-defined
+    function raised exception" and an unexpected ValueError (the audit)."""
+    from parity.errors import DataError
+
+    source, target = make_db("sqlite"), make_db("sqlite")
+    for db in (source, target):
+        db.sql("CREATE TABLE odd (id INTEGER PRIMARY KEY, n NUMERIC(10, 2), s TEXT, d DATE)",
+               "INSERT INTO odd VALUES (1, 1.5, 'a', '2020-01-01'), (3, 2, 'c', '2020-02-01')")  # fmt: skip
+    source.sql("INSERT INTO odd VALUES (2, 'abc', 'b', '2020-01-02')")
+    with sqlite3.connect(source.url.removeprefix("sqlite:///")) as raw:
+        raw.execute("INSERT INTO odd VALUES (4, 3, CAST(? AS TEXT), 'garbage')", (b"\xc3(",))
+    found = run(source, target, "odd")
+    assert sorted((d.kind, d.key["id"]) for d in found.differences) == [("missing", 2), ("missing", 4)]
+    with pytest.raises(DataError, match="cannot partition by d, which holds 'garbage'"):
+        run(source, target, "odd", table_options={"partition": {"column": "d", "by": "month"}})
 
 
 def test_keys_equal_only_once_compared_are_duplicates_not_a_crash(make_db: Any) -> None:

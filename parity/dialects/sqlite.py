@@ -204,6 +204,7 @@ class SQLite(Dialect):
         record = conn.connection
         if not record.info.get("parity_diff_functions"):
             register_diff_functions(record.driver_connection)  # type: ignore[arg-type]
+            record.driver_connection.text_factory = _text_or_bytes  # type: ignore[union-attr]
             record.info["parity_diff_functions"] = True
 
     def text_length(self, x: Any) -> sa.ColumnElement[Any]:
@@ -250,7 +251,8 @@ class SQLite(Dialect):
         return sa.func.parity_json(x)
 
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
-        return sa.func.parity_hash60(text)
+        # (its bytes: text that is no UTF-8, which SQLite keeps, could not be passed to Python as text)
+        return sa.func.parity_hash60(sa.cast(text, sa.LargeBinary()))
 
     def hash_sum(self, h: Any) -> sa.ColumnElement[Any]:
         return sa.func.parity_sum(h)
@@ -306,6 +308,14 @@ _SIMPLE = {
     "DOUBLE": Kind.DOUBLE,
     "DOUBLE PRECISION": Kind.DOUBLE,
 }
+
+
+def _text_or_bytes(raw: bytes) -> str | bytes:
+    """SQLite's text as Python's, or its bytes where they are no UTF-8 (diff then reports the row)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
 
 
 _NOT_UTF8 = "Could not decode to UTF-8"

@@ -148,6 +148,8 @@ def _scaler(ctype: CanonicalType) -> Normalize | None:
     def scaled(d: Any) -> Any:
         if isinstance(d, int):  # (MariaDB's BIGINT UNSIGNED, a decimal(20,0), comes as an int)
             d = Decimal(d)
+        if not isinstance(d, Decimal) or not d.is_finite():  # (SQLite's 'abc' in a DECIMAL: as it is)
+            return d
         exact = d.quantize(unit, context=_WIDE)
         return exact if exact == d else d
 

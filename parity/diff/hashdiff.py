@@ -53,7 +53,7 @@ from parity.endpoint import Endpoint
 from parity.errors import ConfigError, DataError
 from parity.log import logger
 from parity.schema.types import Kind
-from parity.values import decode_value
+from parity.values import DECODE_ERRORS, decode_value
 
 Checksum = tuple[int, int]
 """(row count, sum of row hashes) of one bucket on one side."""
@@ -765,7 +765,13 @@ class TableRun:
             slack = side.dialect.period_slack(col.type.kind)
             for found_value, toward in zip(rows[0] if rows else (), (-slack, slack), strict=False):
                 if found_value is not None:
-                    value = utc_naive(decode_value(col.type.kind, found_value))
+                    try:
+                        value = utc_naive(decode_value(col.type.kind, found_value))
+                    except DECODE_ERRORS as exc:  # (SQLite's text in a DATE column sorts past its dates)
+                        raise DataError(
+                            f"{self.plan.name}: cannot partition by {col.name}, which holds {found_value!r},"
+                            f" no {col.type.kind.value} ({exc}): mend the value, or partition by another column"
+                        ) from None
                     with suppress(OverflowError):  # (at year 1 or 9999: as it is)
                         value += toward
                     values.append(value)
