@@ -420,8 +420,8 @@ def sync_cmd(
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     else:
         render_sync_summary(result, dry_run)
-    if not result.ok:
-        sys.exit(1 if result.verified is False else 2)
+    if not result.ok:  # (rows the target refused: an error, 2, though the tables differ after it too)
+        sys.exit(2 if any(t.failed for t in result.tables) or result.verified is None else 1)
 
 
 @cli.command("fix")

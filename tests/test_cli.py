@@ -274,6 +274,21 @@ def test_an_empty_table_key_or_column_name_is_refused(
     assert not Path(target.removeprefix("sqlite:///")).exists()  # (refused before it is opened)
 
 
+def test_sync_rows_the_target_refuses_are_an_error_not_a_difference(
+    parity: Callable[..., Result], tmp_path: Path, pg_db: Database
+) -> None:
+    """sync exited 1, the code of tables that differ, when the target refused rows (a value too long,
+    a privilege): it is an error, 2, as fix says; the other rows are applied."""
+    source = tmp_path / "s.db"
+    with sa.create_engine(f"sqlite:///{source}").begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE sv (id INTEGER PRIMARY KEY, v VARCHAR(10))")
+        conn.exec_driver_sql("INSERT INTO sv VALUES (1, 'ok'), (2, 'far too long')")
+    pg_db.sql("CREATE TABLE sv (id INTEGER PRIMARY KEY, v VARCHAR(3))")
+    result = parity("sync", f"sqlite:///{source}", pg_db.url, "--target-schema", pg_db.schema, "-t", "sv")
+    assert result.code == 2, result
+    assert pg_db.query("SELECT id, v FROM sv") == [(1, "ok")]
+
+
 def test_missing_sqlite_source(parity: Callable[..., Result], tmp_path: Path, target: str) -> None:
     missing = tmp_path / "nope.sqlite"
     result = parity("schema", "plan", f"sqlite:///{missing}", target)
