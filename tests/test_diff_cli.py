@@ -93,6 +93,25 @@ def test_differences_exit_1_and_print_as_jsonl_with_stats(
     assert "orders: 2 rows differ: 1 missing, 0 extra, 1 changed" in result.err
 
 
+def test_jsonl_is_json_where_floats_are_nan_or_infinite(
+    parity: Callable[..., Run], duckdb_db: Database, pg_db: Database
+) -> None:
+    """jsonl printed NaN and Infinity, which no JSON parser but Python's takes (the audit)."""
+    for db in (pg_db, duckdb_db):
+        db.sql("CREATE TABLE fl (id INTEGER PRIMARY KEY, x DOUBLE PRECISION)")
+    pg_db.sql("INSERT INTO fl VALUES (1, 'NaN'), (2, 'Infinity')")
+    duckdb_db.sql("INSERT INTO fl VALUES (1, 1.0), (2, '-Infinity')")
+    result = parity(
+        "diff", pg_db.url, duckdb_db.url, "--source-schema", pg_db.schema, "-t", "fl", "--format", "jsonl"
+    )
+    assert result.code == 1, result
+    rows = [
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} is no JSON"))
+        for line in result.out.splitlines()
+    ]
+    assert [(r["source"]["x"], r["target"]["x"]) for r in rows] == [("NaN", 1.0), ("Infinity", "-Infinity")]
+
+
 def test_csv_and_table_formats(parity: Callable[..., Run], dbs: tuple[Database, Database]) -> None:
     source, target = dbs
     target.sql("UPDATE orders SET amount = 9.99 WHERE id = 1", "INSERT INTO orders VALUES (4, 'x', 0, 'x')")

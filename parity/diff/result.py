@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -14,7 +15,10 @@ DiffKind = Literal["missing", "extra", "changed"]
 
 
 def jsonable(value: Any) -> Any:
-    """A canonical value as JSON: decimals, times and UUIDs as text, bytes as hex, JSON as parsed."""
+    """A canonical value as JSON: decimals, times and UUIDs as text, bytes as hex, JSON as parsed; a
+    float that JSON has no number for (NaN, the infinities) as its text, "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(Decimal(value))
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Decimal):
