@@ -4,6 +4,7 @@ its options, calls one library function of the same name, and renders the result
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -57,6 +58,25 @@ def _job_options(fn: Callable[..., Any] | None = None, *, short_c: bool = True) 
     return fn
 
 
+DISCREPANCIES = "_parity_discrepancies"
+"""The discrepancy table ``parity fix`` reads unless told another."""
+
+
+def _writable(path: str | None, option: str) -> None:
+    """A file parity will write, checked before any work: its folder must exist and take files (a
+    rejects file that could not be opened failed the copy at its first reject, its rows written)."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{option} {path}: there is no folder {folder}")
+    target = path if os.path.exists(path) else folder
+    if not os.access(target, os.W_OK):
+        raise ConfigError(
+            f"{option} {path}: {'the file' if target == path else 'its folder'} is not writable"
+        )
+
+
 def _table_item(given: str) -> str:
     """One ``-t`` table, ``SRC`` or ``SRC:DST``: an empty name would select every table (a sync
     --delete given an unset variable deleted in all of them)."""
@@ -104,6 +124,8 @@ def _build_job(kw: dict[str, Any], table_options: dict[str, Any] | None = None, 
 )
 def cli(debug: str | None, log_file: str | None) -> None:
     """parity moves data between SQL databases and proves both sides identical."""
+    if debug is not None:
+        _writable(log_file or "parity-debug.log", "--log-file")
     _State.debug, _State.log_file = debug, log_file
     log.configure(debug, log_file)
 
@@ -257,6 +279,8 @@ def copy_cmd(
     """Copy tables from the source into the target: schema first, then rows, fast and resumable."""
     from parity.copy import copy
 
+    _writable(rejects_file, "--rejects")
+    _writable(export_id_map, "--export-id-map")
     job = _build_job(kw, {"key": key, "where": where}, workers=workers)
     try:
         with _Progress(not as_json) as progress:
@@ -432,7 +456,7 @@ def sync_cmd(
 @click.option(
     "--discrepancies",
     "table",
-    default="_parity_discrepancies",
+    default=DISCREPANCIES,
     show_default=True,
     help="The table in the target that `parity diff --output` wrote.",
 )
@@ -556,6 +580,12 @@ def diff_cmd(
         "where": where,
         "target_where": target_where,
     }
+    from parity.diff.output import FILE_SUFFIXES
+
+    if output_mismatches and output is None:
+        raise ConfigError("--output-mismatches prints the rows --output writes: give --output too")
+    if output is not None and output.lower().endswith(FILE_SUFFIXES):
+        _writable(output, "--output")
     job = _build_job(kw, options, workers=threads)
     show = output is None or output_mismatches
     run_id = uuid.uuid4().hex
@@ -585,13 +615,12 @@ def diff_cmd(
     if stats:
         render_diff_stats(result, fmt)
     if output is not None and not result.identical:
-        from parity.diff.output import FILE_SUFFIXES
-
         if output.lower().endswith(FILE_SUFFIXES):
             err.print(f"differences written to {output}, run id {run_id}")
         else:
+            named = "" if output == DISCREPANCIES else f" --discrepancies {output}"
             err.print(f"differences written to table {output}, run id {run_id}: review and apply them with "
-                      f"parity fix SOURCE TARGET --run {run_id}")  # fmt: skip
+                      f"parity fix SOURCE TARGET --run {run_id}{named}")  # fmt: skip
     if result.failed:
         names = ", ".join(t.stats.table for t in result.failed)
         err.print(f"parity: error: {len(result.failed)} of {len(result.tables)} tables not compared: {names}")

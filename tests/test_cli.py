@@ -289,6 +289,26 @@ def test_sync_rows_the_target_refuses_are_an_error_not_a_difference(
     assert pg_db.query("SELECT id, v FROM sv") == [(1, "ok")]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("copy", "--rejects", "/no/such/folder/r.jsonl"),
+        ("copy", "--remap-ids", "--export-id-map", "/no/such/folder/m.json"),
+        ("--debug", "--log-file", "/no/such/folder/p.log", "copy"),
+    ],
+)
+def test_a_file_parity_cannot_write_is_refused_before_any_work(
+    parity: Callable[..., Result], target: str, demo_db: Database, args: tuple[str, ...]
+) -> None:
+    """A rejects file in a folder that is not there failed the copy at its first reject, other tables
+    loaded; the ID map, after every row; the log file, with a traceback (the audit)."""
+    *before, command = args if args[0] == "--debug" else ("copy",)
+    rest = () if args[0] == "--debug" else args[1:]
+    result = parity(*before, command, demo_db.url, target, *rest)
+    assert_one_line_error(result, "/no/such/folder")
+    assert not Path(target.removeprefix("sqlite:///")).exists()
+
+
 def test_missing_sqlite_source(parity: Callable[..., Result], tmp_path: Path, target: str) -> None:
     missing = tmp_path / "nope.sqlite"
     result = parity("schema", "plan", f"sqlite:///{missing}", target)

@@ -171,7 +171,12 @@ def test_output_table_prints_nothing_unless_asked(
     quiet = parity("diff", source.url, target.url, "--output", "recon", "--format", "jsonl")
     assert quiet.code == 1 and quiet.out == ""
     (run_id,) = {r[0] for r in target.query("SELECT run_id FROM recon")}
-    assert f"run id {run_id}" in quiet.err and f"parity fix SOURCE TARGET --run {run_id}" in quiet.err
+    assert f"run id {run_id}" in quiet.err
+    assert f"parity fix SOURCE TARGET --run {run_id} --discrepancies recon" in quiet.err  # (not the default)
+    alone = parity("diff", source.url, target.url, "--output-mismatches")
+    assert alone.code == 2 and "give --output too" in alone.err
+    nowhere = parity("diff", source.url, target.url, "--output", "/no/such/folder/d.jsonl")
+    assert nowhere.code == 2 and "there is no folder /no/such/folder" in nowhere.err
     loud = parity(
         "diff", source.url, target.url, "--output", "recon", "--output-mismatches", "--format", "jsonl"
     )
