@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,6 +185,35 @@ def test_output_table_prints_nothing_unless_asked(
     kinds = target.query("SELECT kind, source_value FROM recon ORDER BY run_id")
     assert [k for k, _ in kinds] == ["missing", "missing"]
     assert json.loads(kinds[0][1]) == {"id": 1, "status": "new", "amount": "1.50", "note": "a"}
+
+
+def test_a_diff_that_fails_or_is_stopped_leaves_no_part_of_its_run(
+    parity: Callable[..., Run], dbs: tuple[Database, Database], tmp_path: Path
+) -> None:
+    """``diff --output disc --output-mismatches | head -2`` stored the 16 rows found before the pipe
+    closed, which fix then applied as the whole run; a diff of a table not there created the output
+    table (the audits). A run's rows are taken back now, and its table made only once it has rows."""
+    from parity import job as jobs
+    from parity.diff import diff
+
+    source, target = dbs
+    target.sql("DELETE FROM orders WHERE id > 1")
+    missing = parity("diff", source.url, target.url, "-t", "nosuch", "--output", "disc")
+    assert missing.code == 2 and "disc" not in target.tables()
+    assert parity("diff", source.url, target.url, "--output", "disc").code == 1  # (one whole run)
+
+    def closed(row: Any) -> None:
+        raise BrokenPipeError
+
+    for output in ("disc", str(tmp_path / "d.jsonl"), str(tmp_path / "d.csv")):
+        job = jobs.build(source.url, target.url, tables=["orders"])
+        try:
+            with pytest.raises(BrokenPipeError):
+                diff(job, output=output, on_difference=closed)
+        finally:
+            job.close()
+    assert len(target.query("SELECT DISTINCT run_id FROM disc")) == 1
+    assert not (tmp_path / "d.jsonl").exists() and not (tmp_path / "d.csv").exists()
 
 
 def test_record_shows_both_versions_side_by_side(

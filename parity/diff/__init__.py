@@ -123,9 +123,12 @@ def diff(
             result.tables.append(table)
             if budget.exhausted:
                 break
-    finally:
+    except BaseException:
         if sink is not None:
-            sink.close()
+            sink.abort()
+        raise
+    if sink is not None:
+        sink.close()
     return result
 
 

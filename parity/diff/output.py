@@ -39,6 +39,10 @@ class Sink(Protocol):
 
     def close(self) -> None: ...
 
+    def abort(self) -> None:
+        """The run failed or was stopped: what it wrote is taken back (a part of a run, which ``parity
+        fix`` would apply as if it were all)."""
+
 
 def discrepancies(run_id: str, at: datetime, diff: RowDiff) -> Iterator[dict[str, Any]]:
     """The discrepancy rows of one differing row."""
@@ -88,20 +92,26 @@ def _open(path: Path) -> TextIO:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
 
 
-class JsonlSink:
-    """One JSON object per differing row, as ``parity diff --format jsonl`` prints them."""
-
+class _FileSink:
     def __init__(self, path: Path) -> None:
-        self.file = _open(path)
+        self.path, self.file = path, _open(path)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def abort(self) -> None:
+        self.file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class JsonlSink(_FileSink):
+    """One JSON object per differing row, as ``parity diff --format jsonl`` prints them."""
 
     def compared(self, source: str, target: str) -> None:
         pass  # (a file's rows name the source table only, as the printed ones do)
 
     def write(self, diff: RowDiff) -> None:
         self.file.write(json.dumps(diff.to_json(), ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        self.file.close()
 
 
 def csv_line(values: Iterable[Any]) -> str:
@@ -124,11 +134,11 @@ def csv_lines(run_id: str, at: datetime, diff: RowDiff) -> str:
     return "".join(csv_line(row[f] for f in FIELDS) for row in discrepancies(run_id, at, diff))
 
 
-class CsvSink:
+class CsvSink(_FileSink):
     """Discrepancy rows (one per differing column) with a header line."""
 
     def __init__(self, path: Path, run_id: str) -> None:
-        self.file = _open(path)
+        super().__init__(path)
         self.file.write(csv_line(FIELDS))
         self.run_id = run_id
         self.at = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -138,9 +148,6 @@ class CsvSink:
 
     def write(self, diff: RowDiff) -> None:
         self.file.write(csv_lines(self.run_id, self.at, diff))
-
-    def close(self) -> None:
-        self.file.close()
 
 
 class TableSink:
@@ -168,12 +175,20 @@ class TableSink:
         )
         self.pending: list[dict[str, Any]] = []
         self.targets: dict[str, str] = {}
-        self._do(self._create, "create")
+        self.made = self.written = False
+        self._do(self._check, "read")
+
+    def _check(self, conn: sa.Connection) -> None:
+        """Where the table exists: it must be a discrepancy table (refused before the diff runs)."""
+        if self.table.name in self.target.dialect.table_names(conn, self.table.schema):
+            self._create(conn)
 
     def _create(self, conn: sa.Connection) -> None:
-        """The table, created when missing; one of an earlier parity gets the target table's column. A
-        table of that name that is not a discrepancy table is refused, unchanged."""
+        """The table, created when missing (once the diff has found its rows: a diff that fails makes
+        none); one of an earlier parity gets the target table's column. A table of that name that is not
+        a discrepancy table is refused, unchanged."""
         self.table.create(conn, checkfirst=True)
+        self.made = True
         have = {
             c["name"].lower() for c in self.target.dialect.columns(conn, self.table.name, self.table.schema)
         }
@@ -205,11 +220,20 @@ class TableSink:
 
     def flush(self) -> None:
         rows, self.pending = self.pending, []
+        if not self.made:
+            self._do(self._create, "create")
         if rows:
+            self.written = True
             self._do(lambda conn: conn.execute(self.table.insert(), rows), "write to")
 
     def close(self) -> None:
         self.flush()
+
+    def abort(self) -> None:
+        self.pending = []
+        if self.written:  # (this run's rows only: parity's own, in a table of its own)
+            self._do(lambda conn: conn.execute(self.table.delete().where(self.table.c.run_id == self.run_id)),
+                     "take this run's rows back from")  # fmt: skip
 
     def _do(self, action: Any, what: str) -> None:
         try:
