@@ -2164,9 +2164,9 @@ class _ChunkRunner:
             keys = {
                 (int(k) if kind in INTEGER_KINDS else str(k))
                 for k in (r[position] for r in rows)
-                if k is not None
+                if k is not None and type(k) is not _Unreadable
             }
-        except ValueError:
+        except (ValueError, TypeError):  # ('abc' in SQLite's key: the writes find it refused)
             return {}
         held = self._target_holds(conn, self.target_key, keys)
         return {

@@ -127,18 +127,19 @@ def test_reader_processes_copy_what_a_reader_thread_copies(
 
 
 @pytest.mark.parametrize(
-    ("source_name", "bad", "message"),
+    ("source_name", "bad"),
     [
-        ("sqlite", "UPDATE moved SET ts = 'not a time' WHERE id = 1200", "Invalid isoformat string"),
-        ("postgresql", "UPDATE moved SET ts = 'infinity' WHERE id = 1200", "infinity"),
+        ("sqlite", "UPDATE moved SET ts = 'not a time' WHERE id = 1200"),
+        ("postgresql", "UPDATE moved SET ts = 'infinity' WHERE id = 1200"),
     ],
 )
-def test_a_value_a_reader_process_cannot_read_fails_its_table_in_one_line(
-    make_db: Callable[[str], Database], source_name: str, bad: str, message: str
+def test_a_value_a_reader_process_cannot_read_rejects_its_row_only(
+    make_db: Callable[[str], Database], source_name: str, bad: str
 ) -> None:
     """A value that is not of its column's kind (SQLite holds any text; PostgreSQL's infinity has no
-    Python datetime), met after some batches have gone: the table fails with one line, its chunk's rows
-    are rolled back, and no reader is left running; SQLite's rejects its row only (read as values)."""
+    Python datetime), met after some batches have gone: its chunk is read again as values, where its
+    row alone is rejected (the table failed for PostgreSQL's, with one line), and no reader is left
+    running."""
     source = make_db(source_name)
     writer = bulk.PostgresCopyWriter if source_name == "sqlite" else bulk.SQLiteWriter
     name, _, _ = _source_table(source, writer.TEXT_FROM[source_name])
@@ -151,14 +152,8 @@ def test_a_value_a_reader_process_cannot_read_fails_its_table_in_one_line(
         job.close()
     table = result.tables[0]
     ids = [r[0] for r in target.query(f"SELECT id FROM {name}")]
-    if source_name == "sqlite":  # (its chunk is read again as values, where its row alone is rejected)
-        assert (table.status, table.rejected) == ("ok", 1) and 1200 not in ids and len(ids) == ROWS - 1
-        _assert_no_reader_left()
-        return
-    assert table.status == "failed"
-    assert table.error and table.error.startswith("reading the source failed:") and message in table.error
-    assert "\n" not in table.error
-    assert 1200 not in ids and len(ids) < ROWS  # its chunk rolled back
+    assert (table.status, table.rejected) == ("ok", 1) and 1200 not in ids and len(ids) == ROWS - 1
+    _assert_no_reader_left()
     _assert_no_reader_left()
 
 
