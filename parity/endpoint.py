@@ -28,6 +28,11 @@ _FILE_DATABASES = ("sqlite", "duckdb")
 
 def parse_url(text: str) -> URL:
     """Parse a user's URL and pick the driver parity uses for that database, unless one is named."""
+    scheme, sep, rest = text.partition("://")
+    address, slash, path = rest.partition("/")
+    if sep and address.count("@") > 1:  # (a raw '@' in the password: the last one ends it, as in browsers)
+        userinfo, _, host = address.rpartition("@")
+        text = f"{scheme}://{userinfo.replace('@', '%40')}@{host}{slash}{path}"
     try:
         url = make_url(text)
     except (sa.exc.ArgumentError, ValueError) as exc:

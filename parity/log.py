@@ -16,7 +16,10 @@ LEVELS = {"low": logging.WARNING, "medium": logging.INFO, "high": logging.DEBUG}
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z0-9+]+://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<tail>@)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[a-z0-9+]+://[^:/@\s]*:)(?P<pw>\S+?)(?P<tail>@)(?=[^@\s]*(?:$|[\s'\"),]))", re.IGNORECASE
+)
+"""A URL's password, up to the last '@' of its address (a password may hold a raw '@')."""
 PASSWORD_PARAMETERS = frozenset({"password", "passwd", "pwd", "sslpassword"})
 _QUERY_PASSWORD = re.compile(
     r"(?P<head>[?&](?:" + "|".join(PASSWORD_PARAMETERS) + r")=)(?P<pw>[^&\s]+)", re.IGNORECASE

@@ -213,6 +213,14 @@ def test_unreachable_host(parity: Callable[..., Result], target: str, scheme: st
     assert "127.0.0.1" in message and ":***@" in message
 
 
+def test_a_password_holding_a_raw_at_sign_is_masked_whole(parity: Callable[..., Result], target: str) -> None:
+    """'Zq9@MySecretTail': the URL was cut at its first '@', and the password's tail printed as the
+    host, four times (the audit). The last '@' ends the password, as browsers read it."""
+    url = f"postgresql://parity:Zq9@MySecretTail@127.0.0.1:{closed_port()}/parity"
+    message = assert_one_line_error(parity("schema", "plan", url, target), "cannot connect to")
+    assert "MySecretTail" not in message and "Zq9" not in message and "127.0.0.1" in message
+
+
 def test_a_password_in_the_query_string_is_masked(parity: Callable[..., Result], target: str) -> None:
     url = f"postgresql://parity@127.0.0.1:{closed_port()}/parity?password={PASSWORD}&sslmode=bogus"
     message = assert_one_line_error(parity("schema", "plan", url, target), "cannot connect to")
