@@ -37,6 +37,7 @@ from parity import bulk, log, textread
 from parity.config import Mode, TableConfig
 from parity.dialects import REGISTRY, Dialect
 from parity.endpoint import (
+    Endpoint,
     cardinality_error,
     driver_could_not_load,
     driver_message,
@@ -206,18 +207,19 @@ def copy(
         and not (remap_ids or spec.remap_ids or spec.natural_key)
     }
     merging = {spec.name: spec for spec in job.selected() if (spec.mode or mode or defaults.mode) == "merge"}
-    _refuse_copy_onto_itself(job)
-    _check_wheres(job)
-    _check_target_assigns_ids(job, remap_ids)
-    if remap_ids or any(spec.remap_ids for spec in job.selected()):
-        _check_remaps(job, mode, remap_ids)
-    plan = _prepare_schema(job, schema, state, keys_later, merging)
-    result.schema = plan
-    plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
-    _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
-    result.warnings += _one_chunk_where_natural_keys_repeat(job, plans)
-    _check_ids_writable(job, plans)
-    _mark_numbered(job, plans)
+    with _no_file_if_refused(job.target):
+        _refuse_copy_onto_itself(job)
+        _check_wheres(job)
+        _check_target_assigns_ids(job, remap_ids)
+        if remap_ids or any(spec.remap_ids for spec in job.selected()):
+            _check_remaps(job, mode, remap_ids)
+        plan = _prepare_schema(job, schema, state, keys_later, merging)
+        result.schema = plan
+        plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
+        _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
+        result.warnings += _one_chunk_where_natural_keys_repeat(job, plans)
+        _check_ids_writable(job, plans)
+        _mark_numbered(job, plans)
     state.ensure()
     maps = IdMaps(state)
     rejects = _Rejects(rejects_file, max_rejects)
@@ -249,6 +251,23 @@ def copy(
     if export_id_map:
         maps.export(export_id_map, [tp.target for tp in plans if tp.remap.identity], job.target)
     return result
+
+
+@contextmanager
+def _no_file_if_refused(target: Endpoint) -> Iterator[None]:
+    """A copy refused before any row moves (bad input) into a database file that was not there leaves
+    no file (it was made by connecting: an empty SQLite file, a DuckDB one with its catalog)."""
+    path = target.url.database if target.backend in ("sqlite", "duckdb") else None
+    fresh = bool(path) and path != ":memory:" and not os.path.exists(path or "")
+    try:
+        yield
+    except BaseException:  # (bad input, a database's refusal, Ctrl-C)
+        if fresh and path:
+            target.dispose()
+            for leftover in (path, f"{path}.wal", f"{path}-journal"):
+                with suppress(OSError):
+                    os.remove(leftover)
+        raise
 
 
 def _fix_late_references(job: Job, plans: list[_TablePlan], result: CopyResult, maps: IdMaps) -> None:

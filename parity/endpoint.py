@@ -163,7 +163,7 @@ class Endpoint:
         if self._checked:
             return
         with self.connect() as conn:
-            if self.schema and self.backend not in _FILE_DATABASES:
+            if self.schema and (self.backend not in _FILE_DATABASES or self.backend == "sqlite"):
                 names = sa.inspect(conn).get_schema_names()
                 if self.schema not in names:
                     raise NotFound(

@@ -317,6 +317,30 @@ def test_a_file_parity_cannot_write_is_refused_before_any_work(
     assert not Path(target.removeprefix("sqlite:///")).exists()
 
 
+@pytest.mark.parametrize(
+    ("scheme", "args", "says"),
+    [
+        ("sqlite", ("--mode", "merge", "-k", "status"), "status"),
+        ("duckdb", ("--mode", "merge", "-k", "status"), "status"),
+        ("sqlite", ("--target-schema", "foo"), "schema 'foo' not found"),
+        ("sqlite", ("-k", "nosuch", "--mode", "merge"), "'nosuch' not found"),
+    ],
+)
+def test_a_copy_refused_before_any_row_leaves_no_new_database_file(
+    parity: Callable[..., Result],
+    tmp_path: Path,
+    demo_db: Database,
+    scheme: str,
+    args: tuple[str, ...],
+    says: str,
+) -> None:
+    """Connecting made the file: a refused copy left an empty SQLite file, or a DuckDB one (the audit)."""
+    path = tmp_path / f"new.{scheme}"
+    result = parity("copy", demo_db.url, f"{scheme}:///{path}", "-t", "orders", *args)
+    assert_one_line_error(result, says)
+    assert not path.exists() and not Path(f"{path}.wal").exists()
+
+
 def test_missing_sqlite_source(parity: Callable[..., Result], tmp_path: Path, target: str) -> None:
     missing = tmp_path / "nope.sqlite"
     result = parity("schema", "plan", f"sqlite:///{missing}", target)
