@@ -843,6 +843,18 @@ def _debug_level_given(args: list[str]) -> list[str]:
     level: Click would take the command's name for the level."""
     levels = set(_DEBUG_LEVELS.choices)
     out = list(args)
+    command = next((i for i, arg in enumerate(out) if arg in cli.commands), len(out))
+    moved: list[str] = []  # (given after the command, as users do: they go before it)
+    i = command + 1
+    while i < len(out):
+        if out[i] == "--debug":
+            level = [out.pop(i + 1)] if i + 1 < len(out) and out[i + 1] in levels else []
+            moved += [out.pop(i), *level]
+        elif out[i] == "--log-file" and i + 1 < len(out):
+            moved += [out.pop(i), out.pop(i)]
+        else:
+            i += 1
+    out[command:command] = moved
     for i, arg in enumerate(out):
         if arg in cli.commands:  # (the command's own options follow)
             break
@@ -859,6 +871,9 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="parity", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:  # (one line, as every error: the usage is a --help away)
+        command = exc.ctx.command_path if exc.ctx is not None else "parity"
+        _fail(f"{exc.format_message()} (see {command} --help)", 2)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if exc.exit_code == 2 else exc.exit_code)

@@ -341,6 +341,40 @@ def test_a_copy_refused_before_any_row_leaves_no_new_database_file(
     assert not path.exists() and not Path(f"{path}.wal").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("copy", "a", "b", "--workers", "-1"), "Invalid value for '--workers'"),
+        (("diff", "a", "b", "--format", "xml"), "Invalid value for '--format'"),
+        (("nosuch",), "No such command 'nosuch'"),
+    ],
+)
+def test_a_bad_option_is_one_line(parity: Callable[..., Result], args: tuple[str, ...], says: str) -> None:
+    """Click printed its usage block, four lines, for a bad option value (the audit)."""
+    assert_one_line_error(parity(*args), says, "--help")
+
+
+def test_debug_may_follow_the_command(
+    parity: Callable[..., Result], target: str, demo_db: Database, tmp_path: Path
+) -> None:
+    """``parity diff ... --debug high`` was "No such option '--debug'"."""
+    log_file = tmp_path / "after.log"
+    result = parity(
+        "schema",
+        "plan",
+        demo_db.url,
+        target,
+        "-t",
+        "customers",
+        "--debug",
+        "high",
+        "--log-file",
+        str(log_file),
+    )
+    assert result.code == 0, result
+    assert "SELECT" in log_file.read_text() or "PRAGMA" in log_file.read_text()
+
+
 def test_missing_sqlite_source(parity: Callable[..., Result], tmp_path: Path, target: str) -> None:
     missing = tmp_path / "nope.sqlite"
     result = parity("schema", "plan", f"sqlite:///{missing}", target)
