@@ -99,6 +99,17 @@ class JobConfig(_Model):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
 
+    @field_validator("tables")
+    @classmethod
+    def _each_once(cls, tables: list[TableConfig]) -> list[TableConfig]:
+        """A source table is read once (one entry won without a word: its other target never made)."""
+        seen: set[str] = set()
+        for t in tables:
+            if t.name in seen:
+                raise ValueError(f"table '{t.name}' is listed twice; give each source table once")
+            seen.add(t.name)
+        return tables
+
     def table(self, name: str) -> TableConfig:
         for t in self.tables:
             if t.name == name:
@@ -206,4 +217,4 @@ def parse(data: dict[str, Any], where: str = "job") -> JobConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{where}: {loc}: {first['msg']}") from exc
+        raise ConfigError(f"{where}: {loc}: {str(first['msg']).removeprefix('Value error, ')}") from exc

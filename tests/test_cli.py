@@ -407,6 +407,15 @@ def test_unknown_key(parity: Callable[..., Result], tmp_path: Path) -> None:
     assert_one_line_error(result, "unknown key 'tables[0].nmae'; did you mean 'name'?")
 
 
+def test_a_table_listed_twice_in_a_job_file_is_refused(parity: Callable[..., Result], tmp_path: Path) -> None:
+    """One entry won without a word, the other's target never made (the audit); -t refused it already."""
+    (tmp_path / "job.yaml").write_text(
+        "source: sqlite:///a.sqlite\ntarget: sqlite:///b.sqlite\ntables:\n  - t\n  - {name: t, target: t_copy}\n",
+        encoding="utf-8",
+    )
+    assert_one_line_error(parity("copy", "-c", "job.yaml"), "table 't' is listed twice")
+
+
 def test_missing_environment_variable(parity: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(
         "source: ${SOURCE_URL}\ntarget: sqlite:///b.sqlite\n", encoding="utf-8"
