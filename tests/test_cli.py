@@ -375,6 +375,24 @@ def test_debug_may_follow_the_command(
     assert "SELECT" in log_file.read_text() or "PRAGMA" in log_file.read_text()
 
 
+def test_a_table_that_fails_says_why_on_stderr(parity: Callable[..., Result], tmp_path: Path) -> None:
+    """A failed table's reason was only in the summary table on stdout, wrapped over lines and cut (the
+    audit): it is one line on stderr too."""
+    source, target = tmp_path / "s.db", tmp_path / "t.db"
+    for path in (source, target):
+        with sa.create_engine(f"sqlite:///{path}").begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE k (id INTEGER PRIMARY KEY, v TEXT)")
+            conn.exec_driver_sql("INSERT INTO k VALUES (1, 'a')")
+    with sa.create_engine(f"sqlite:///{target}").begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER keep BEFORE DELETE ON k BEGIN SELECT RAISE(ABORT, 'kept by a trigger'); END"
+        )
+    result = parity("copy", f"sqlite:///{source}", f"sqlite:///{target}", "--mode", "replace")
+    assert result.code == 2
+    assert result.err.splitlines()[-1].startswith("parity: error: table 'k' failed: ")
+    assert "kept by a trigger" in result.err.splitlines()[-1]
+
+
 def test_missing_sqlite_source(parity: Callable[..., Result], tmp_path: Path, target: str) -> None:
     missing = tmp_path / "nope.sqlite"
     result = parity("schema", "plan", f"sqlite:///{missing}", target)
