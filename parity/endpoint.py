@@ -18,7 +18,15 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from parity import log
 from parity.dialects import REGISTRY, SCHEMES, Dialect
-from parity.errors import ConnectionFailed, DataError, NotFound, ParityError, UnsupportedURL, did_you_mean
+from parity.errors import (
+    ConfigError,
+    ConnectionFailed,
+    DataError,
+    NotFound,
+    ParityError,
+    UnsupportedURL,
+    did_you_mean,
+)
 from parity.sqltext import as_sent
 
 Role = Literal["source", "target"]
@@ -162,6 +170,8 @@ class Endpoint:
         """Connect once; turn a failure into one clear line naming the database."""
         if self._checked:
             return
+        if self.backend in ("mysql", "mariadb") and not self.url.database:
+            raise ConfigError(f"{self.redacted()} names no database: add /DATABASE after the host and port")
         with self.connect() as conn:
             if self.schema and (self.backend not in _FILE_DATABASES or self.backend == "sqlite"):
                 names = sa.inspect(conn).get_schema_names()
@@ -176,6 +186,8 @@ class Endpoint:
             return self.engine.connect()
         except sa.exc.DBAPIError as exc:
             raise ConnectionFailed(f"cannot connect to {self.redacted()}: {driver_message(exc)}") from exc
+        except TypeError as exc:  # (a URL argument the driver's connect() does not take: a typo)
+            raise ConnectionFailed(f"cannot connect to {self.redacted()}: {exc}") from exc
 
     def begin(self) -> Any:
         try:

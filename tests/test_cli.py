@@ -221,6 +221,19 @@ def test_a_password_holding_a_raw_at_sign_is_masked_whole(parity: Callable[..., 
     assert "MySecretTail" not in message and "Zq9" not in message and "127.0.0.1" in message
 
 
+def test_a_mariadb_url_without_a_database_or_with_an_argument_its_driver_lacks_is_one_line(
+    parity: Callable[..., Result], target: str
+) -> None:
+    """Each was an unexpected AttributeError or TypeError, the second after a 57-line traceback of the
+    thread that opens connections ahead (the audit)."""
+    url = sa_url(server_url("mariadb"))
+    bare = url.render_as_string(hide_password=False).rsplit("/", 1)[0]
+    assert_one_line_error(parity("schema", "plan", bare, target), "names no database")
+    typo = url.update_query_dict({"connect_timout": "5"}).render_as_string(hide_password=False)
+    Path(target.removeprefix("sqlite:///")).touch()  # (an empty SQLite database)
+    assert_one_line_error(parity("diff", typo, target, "-t", "x"), "cannot connect to", "connect_timout")
+
+
 def test_a_password_in_the_query_string_is_masked(parity: Callable[..., Result], target: str) -> None:
     url = f"postgresql://parity@127.0.0.1:{closed_port()}/parity?password={PASSWORD}&sslmode=bogus"
     message = assert_one_line_error(parity("schema", "plan", url, target), "cannot connect to")

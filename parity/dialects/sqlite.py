@@ -142,11 +142,16 @@ class SQLite(Dialect):
     def read_refused(self, exc: BaseException) -> bool:
         return _NOT_UTF8 in str(exc)
 
-    def numbers_nulls(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+    def primary_key(self, conn: Connection, table: str, schema: str | None) -> tuple[str, ...]:
+        """From the table's PRAGMA, which takes its name in any case, as SQLite does (SQLAlchemy's
+        reflection does not: 'K' for the table 'k' raised NoSuchTableError)."""
         quote = conn.dialect.identifier_preparer.quote
-        prefix = f"{quote(target.schema)}." if target.schema else ""  # (pk: the column's place in the key)
+        prefix = f"{quote(schema)}." if schema else ""  # (pk: the column's place in the key)
         rows = conn.exec_driver_sql(f"PRAGMA {prefix}table_xinfo({quote(table)})").all()
-        key = tuple(row[1] for row in sorted((r for r in rows if r[5]), key=lambda r: r[5]))
+        return tuple(row[1] for row in sorted((r for r in rows if r[5]), key=lambda r: r[5]))
+
+    def numbers_nulls(self, conn: Connection, target: Endpoint, table: str) -> set[str]:
+        key = self.primary_key(conn, table, target.schema)
         alias = self._rowid_alias(conn, table, target.schema, key)
         return set() if alias is None else {alias}
 
