@@ -566,6 +566,10 @@ def test_limit_stops_after_n_differences(pg_db: Database, mariadb_db: Database) 
     full = run(pg_db, mariadb_db, "orders")
     assert len(full.differences) == 100 and not full.limited
     assert full.tables[0].stats.to_json()["unchanged"] == 400
+    # (exactly as many as the limit: nothing was left out, so the run is not "limited": the audit)
+    exact = run(pg_db, mariadb_db, "orders", limit=100)
+    assert len(exact.differences) == 100 and not exact.limited
+    assert exact.tables[0].stats.to_json()["unchanged"] == 400
 
 
 def test_string_keys_are_compared_exactly_whatever_the_collations(

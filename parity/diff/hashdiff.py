@@ -238,17 +238,17 @@ class Budget:
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self.used = 0
+        self.exhausted = False
+        """Whether a difference past the limit was found (then the run stops, "limited"): with exactly
+        ``limit`` differences the run goes on to its end, and is not limited."""
         self._lock = threading.Lock()
 
     def take(self, wanted: int) -> int:
         with self._lock:
             allowed = wanted if self.limit is None else max(0, min(wanted, self.limit - self.used))
             self.used += allowed
+            self.exhausted = self.exhausted or allowed < wanted
             return allowed
-
-    @property
-    def exhausted(self) -> bool:
-        return self.limit is not None and self.used >= self.limit
 
 
 _BIGINT_MAX = 2**63 - 1
@@ -869,7 +869,7 @@ class TableRun:
             if self.unpaired is not None:
                 diffs = self.pair_moved(diffs)
             allowed = self.budget.take(len(diffs))
-            if allowed < len(diffs) or self.budget.exhausted:
+            if allowed < len(diffs):
                 self.result.limited = self.stats.limited = True
             for diff in diffs[:allowed]:
                 self.stats.count(diff)
