@@ -542,6 +542,8 @@ def sync(
             result.verified = True
             return result
     found = diff(job, threads=threads, table_errors=False)  # (every table compared, or no write)
+    # (a source column the target lacks is neither compared nor synced: said, not only in the diff's result)
+    result.notes += [f"warning: {w} (nor synced)" for t in found.tables for w in t.warnings]
     order = _fk_order(job, [t.stats.target_table for t in found.tables])
     by_target = {t.stats.target_table: t for t in found.tables}
     targets = {t.name: t for t in _target_tables(job, order)}

@@ -569,6 +569,18 @@ def test_a_row_a_check_refuses_on_mariadb_fails_alone(make_db: Callable[[str], D
     assert (table.inserted, table.failed) == (9, 1)
 
 
+def test_sync_says_which_source_columns_the_target_lacks(make_db: Callable[[str], Database]) -> None:
+    """The column was left out without a word, and "verified: identical" followed (the audit)."""
+    source, target = make_db("sqlite"), make_db("sqlite")
+    source.sql(
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, n INTEGER, v TEXT)", "INSERT INTO c VALUES (1, 1, 'x')"
+    )
+    target.sql("CREATE TABLE c (id INTEGER PRIMARY KEY, n INTEGER)")
+    result = sync(job_for(source, target))
+    assert result.tables[0].inserted == 1
+    assert any("c.v" in note and "nor synced" in note for note in result.notes), result.notes
+
+
 @pytest.mark.parametrize("spellings", ["usual", "own"])
 def test_fix_sync_and_record_find_uuid_keys_held_as_text_in_any_spelling(
     make_db: Callable[[str], Database], spellings: str
