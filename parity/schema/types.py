@@ -122,8 +122,8 @@ def from_sqlalchemy(t: sat.TypeEngine[Any]) -> CanonicalType | None:
         return CanonicalType(Kind.TIMESTAMPTZ if t.timezone else Kind.TIMESTAMP)
     if isinstance(t, sat.Date):
         return CanonicalType(Kind.DATE)
-    if isinstance(t, sat.Time):
-        return CanonicalType(Kind.TIME)
+    if isinstance(t, sat.Time):  # (a time with its zone has no portable kind: its text, offset kept)
+        return None if t.timezone else CanonicalType(Kind.TIME)
     if isinstance(t, (sat._Binary, sat.LargeBinary)):
         length = getattr(t, "length", None)
         return CanonicalType(
