@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast, overload
 from uuid import UUID
 
 from parity import log
+from parity.dialects.base import nearest_single
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent, with_parameters
 from parity.values import DECODE_ERRORS, decode_value, json_text
@@ -274,11 +275,17 @@ def _sqlite_float(value: Any) -> Any:
     return "NaN" if isinstance(value, float) and math.isnan(value) else value
 
 
+def _sqlite_single(value: Any) -> Any:
+    """A 4-byte float as SQLite keeps it (a double): its exact value, which its shortest text, as
+    psycopg gives a real, is not (0.1 for the real 0.100000001490116...)."""
+    return _sqlite_float(nearest_single(value) if isinstance(value, float) else value)
+
+
 class SQLiteWriter(ExecuteManyWriter):
     """SQLite keeps decimals exact as text, timestamps as ISO text, UUID and JSON as text, NaN as text."""
 
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
-        Kind.FLOAT: _sqlite_float,
+        Kind.FLOAT: _sqlite_single,
         Kind.DOUBLE: _sqlite_float,
         Kind.BOOLEAN: int,
         Kind.DECIMAL: plain_decimal,

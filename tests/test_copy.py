@@ -2392,6 +2392,23 @@ def test_a_time_with_its_zone_keeps_its_offset_as_text(
     assert found.identical and found.tables[0].stats.rows_downloaded == 0
 
 
+def test_a_postgresql_real_arrives_in_sqlite_as_its_exact_value(make_db: Callable[[str], Database]) -> None:
+    """psycopg gives a real as the double of its shortest text: SQLite stored 0.1 for the real
+    0.100000001490116..., and 3.4028235e38, past the largest 4-byte float, for it (the audit)."""
+    import struct
+
+    source, target = make_db("postgresql"), make_db("sqlite")
+    source.sql("CREATE TABLE r (id INTEGER PRIMARY KEY, f REAL)",
+               "INSERT INTO r VALUES (1, 0.1), (2, '3.4028235e38'), (3, '1.4e-45'), (4, 'NaN'), (5, NULL)")  # fmt: skip
+    copy_ok(job_for(source, target))
+
+    def single(x: float) -> float:
+        return float(struct.unpack("<f", struct.pack("<f", x))[0])
+
+    stored = [r[0] for r in target.query("SELECT f FROM r ORDER BY id")]
+    assert stored == [single(0.1), single(3.4028235e38), single(1.4e-45), "NaN", None]
+
+
 def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:
     """A SET holds any of its members joined by commas; a BIT's bits arrive as their bytes."""
     source, target = make_db("mariadb"), make_db("postgresql")
