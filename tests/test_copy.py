@@ -2430,6 +2430,26 @@ def test_a_postgresql_real_arrives_in_sqlite_as_its_exact_value(make_db: Callabl
     assert stored == [single(0.1), single(3.4028235e38), single(1.4e-45), "NaN", None]
 
 
+def test_a_name_longer_than_postgresql_takes_is_refused_before_any_ddl(
+    make_db: Callable[[str], Database],
+) -> None:
+    """PostgreSQL cuts a name to 63 bytes without a word: a 70-character table took its row, then its key
+    failed ('already exists'), each run again; a 70-character column was left out of the diff (the audit)."""
+    from parity.errors import SchemaError
+
+    source, target = make_db("sqlite"), make_db("postgresql")
+    long_table, long_column = "t" * 70, "c" * 70
+    source.sql(
+        f"CREATE TABLE {long_table} (id INTEGER PRIMARY KEY)",
+        f"CREATE TABLE ok (id INTEGER PRIMARY KEY, {long_column} TEXT)",
+    )
+    for table in (long_table, "ok"):
+        with pytest.raises(SchemaError, match="is longer than postgresql takes"):
+            copy_closed(job_for(source, target, tables=[table]))
+    assert target.tables() == []
+    copy_ok(job_for(source, target, tables=[f"{long_table}:short"]))  # (renamed, as the error says)
+
+
 def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:
     """A SET holds any of its members joined by commas; a BIT's bits arrive as their bytes."""
     source, target = make_db("mariadb"), make_db("postgresql")

@@ -117,6 +117,8 @@ def plan_schema(
     for name in order:
         table = by_name[name]
         ctx.plan.warnings.extend(table.notes)
+        if names[name] not in existing:
+            lossy += _too_long(sa_dialect, [names[name], *(c.name for c in table.columns)], names[name])
         if names[name] in existing:
             _extend(ctx, table, existing[names[name]], lossy)
         else:
@@ -128,6 +130,21 @@ def plan_schema(
         raise SchemaError("; ".join(lossy))
     ctx.plan.order = [names[n] for n in order]
     return ctx.plan
+
+
+def _too_long(sa_dialect: SADialect, names: Sequence[str], table: str) -> list[str]:
+    """The names longer than the target takes (PostgreSQL cuts them to 63 bytes without a word, and a
+    table of two such names, or a column, was another's): a problem each, before any DDL."""
+    most = sa_dialect.max_identifier_length
+    if not most:
+        return []
+    in_bytes = sa_dialect.name == "postgresql"
+    return [
+        f"{table}: the name '{name}' is longer than {sa_dialect.name} takes ({most} {'bytes' if in_bytes else 'characters'});"
+        " give it a shorter one (-t SOURCE:TARGET for a table, map: for a column)"
+        for name in names
+        if (len(name.encode("utf-8")) if in_bytes else len(name)) > most
+    ]
 
 
 def _column_type(ctx: _Context, table: Table, col: Column, lossy: list[str]) -> sa.types.TypeEngine:
