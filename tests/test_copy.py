@@ -2450,6 +2450,24 @@ def test_a_name_longer_than_postgresql_takes_is_refused_before_any_ddl(
     copy_ok(job_for(source, target, tables=[f"{long_table}:short"]))  # (renamed, as the error says)
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_a_foreign_key_to_columns_that_are_no_key_is_skipped_with_a_warning(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """SQLite takes an FK to a column that is not unique: the rows were loaded, then adding the FK failed
+    the run, and every run after (the audit). It is skipped now, saying so, and the copy ends well."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE a (id INTEGER PRIMARY KEY, code TEXT)",
+        "CREATE TABLE b (id INTEGER PRIMARY KEY, a_code VARCHAR(10) REFERENCES a (code))",
+        "INSERT INTO a VALUES (1, 'x'), (2, 'y')",
+        "INSERT INTO b VALUES (1, 'x'), (2, 'y')",
+    )
+    result = copy_ok(job_for(source, target))
+    assert any("foreign key a_code -> a (code) skipped" in w for w in result.all_warnings)
+    assert target.query("SELECT COUNT(*) FROM b") == [(2,)] and _foreign_keys(target, "b") == []
+
+
 def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:
     """A SET holds any of its members joined by commas; a BIT's bits arrive as their bytes."""
     source, target = make_db("mariadb"), make_db("postgresql")

@@ -82,6 +82,8 @@ class _Context:
     plan: SchemaPlan = field(default_factory=SchemaPlan)
     defer_keys: set[str] = field(default_factory=set)
     defer_fks: set[str] = field(default_factory=set)
+    tables: Mapping[str, Table] = field(default_factory=dict)
+    """The source tables, by name."""
 
 
 def plan_schema(
@@ -111,7 +113,7 @@ def plan_schema(
         ctx.defer_fks = {t.name for t in source if names[t.name] not in existing} & set(defer_keys)
     ctx.plan.names = dict(names)
     order, deferred = fk_order(source)
-    by_name = {t.name: t for t in source}
+    by_name = ctx.tables = {t.name: t for t in source}
     lossy: list[str] = []
     later: list[Step] = []
     for name in order:
@@ -299,6 +301,13 @@ def _fk_constraint(ctx: _Context, table: Table, fk: ForeignKey) -> sa.ForeignKey
             f"{table.name}: foreign key to '{fk.ref_table}' skipped: that table is not selected and not in the target"
         )
         return None
+    parent = ctx.tables.get(fk.ref_table) if selected else ctx.existing.get(ref_name)
+    if parent is not None and fk.ref_schema is None and set(fk.ref_columns) not in _unique_keys(parent):
+        ctx.plan.warnings.append(
+            f"{table.name}: foreign key {', '.join(fk.columns)} -> {fk.ref_table} ({', '.join(fk.ref_columns)})"
+            " skipped: those columns are no key of theirs, which the target needs (SQLite takes it)"
+        )
+        return None
     _stub(ctx, ref_name, fk.ref_columns, ref_schema)
     prefix = f"{ref_schema}.{ref_name}" if ref_schema else ref_name
     return sa.ForeignKeyConstraint(
@@ -308,6 +317,16 @@ def _fk_constraint(ctx: _Context, table: Table, fk: ForeignKey) -> sa.ForeignKey
         ondelete=fk.ondelete,
         onupdate=fk.onupdate,
     )
+
+
+def _unique_keys(table: Table) -> list[set[str]]:
+    """The column sets a table holds unique: its primary key, unique constraints and unique indexes."""
+    keys = [
+        table.primary_key,
+        *(u.columns for u in table.uniques),
+        *(i.columns for i in table.indexes if i.unique),
+    ]
+    return [set(k) for k in keys if k]
 
 
 def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[str]) -> list[Step]:
