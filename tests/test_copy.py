@@ -3152,6 +3152,23 @@ def test_a_run_stopped_before_its_tables_start_does_not_make_the_next_skip_them(
     assert target.query("SELECT SUM(n) FROM orders") == [(40,)]
 
 
+def test_a_failed_schema_apply_on_mariadb_takes_back_the_columns_it_added(
+    make_db: Callable[[str], Database],
+) -> None:
+    """MariaDB commits each DDL statement: a column added to an existing table stayed when a later
+    statement of the apply failed (PostgreSQL rolled it back; the audit). The undo drops it too."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(*KEYED)
+    target.sql("CREATE TABLE orders (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE)")  # (no n)
+    target.sql("CREATE VIEW `lines` AS SELECT 1 AS id")
+    with pytest.raises(ParityError, match="schema change for table 'lines' failed"):
+        copy_closed(job_for(source, target))
+    assert [c for (c,) in target.query("SELECT column_name FROM information_schema.columns WHERE"
+                                       " table_schema = DATABASE() AND table_name = 'orders' ORDER BY 1")] == [
+        "code", "id"
+    ]  # fmt: skip
+
+
 def test_a_failed_schema_apply_on_mariadb_leaves_no_record_of_keys_to_add(
     make_db: Callable[[str], Database],
 ) -> None:
@@ -3207,7 +3224,7 @@ def test_a_table_a_failed_apply_could_not_drop_keeps_its_record_of_keys_to_add(
     source.sql(*KEYED, "CREATE TABLE emp (id INTEGER PRIMARY KEY, boss INTEGER REFERENCES emp (id))")
     target.sql("CREATE VIEW `lines` AS SELECT 1 AS id")
     with monkeypatch.context() as patched, pytest.raises(ParityError, match="table 'lines' failed"):
-        patched.setattr(apply, "_undo", lambda job, created: None)  # (as a DROP the server refused)
+        patched.setattr(apply, "_undo", lambda job, created, added=(): None)  # (as a DROP the server refused)
         copy_closed(job_for(source, target))
     assert "emp" in target.tables()
     recorded = target.query("SELECT task FROM _parity_state WHERE task LIKE 'fks %' OR task LIKE 'keys %'")

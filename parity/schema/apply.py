@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
@@ -50,6 +50,7 @@ def schema_apply(
     if not plan.steps:
         return plan
     created: list[str] = []
+    added: list[tuple[str, str]] = []  # (table, column) of the "add column" steps that ran
     transactional = job.target.dialect.TRANSACTIONAL_DDL
     if then is not None and not transactional:  # (each DDL statement commits: a run stopped among them
         with job.target.begin() as conn:  # must find the record of what waits for the rows)
@@ -61,21 +62,31 @@ def schema_apply(
                 _run(conn, step.sql, step.table)
                 if step.action == "create table":
                     created.append(step.table)
+                elif step.action == "add column" and step.column:
+                    added.append((step.table, step.column))
             if then is not None and transactional:
                 then(conn)
     except ParityError:
         if not job.target.dialect.TRANSACTIONAL_DDL:
-            _undo(job, created)
+            _undo(job, created, added)
         raise
     return plan
 
 
-def _undo(job: Job, created: list[str]) -> None:
-    """Drop the tables this apply created (only those), so a failed apply leaves the target as it was."""
+def _undo(job: Job, created: list[str], added: Sequence[tuple[str, str]] = ()) -> None:
+    """Drop the tables and the columns this apply created (only those: empty, as no row came yet), so
+    a failed apply leaves the target as it was (MariaDB commits each DDL statement on its own)."""
     fk_checks = job.target.dialect.FK_CHECKS
     with job.target.connect() as conn:
         if fk_checks:
             execute_raw(conn, fk_checks[0])
+        for table, column in reversed(added):
+            try:
+                execute_raw(
+                    conn, f"ALTER TABLE {job.target.qualified(table)} DROP COLUMN {job.target.quote(column)}"
+                )
+            except sa.exc.DBAPIError as exc:
+                logger.warning("could not undo the column %s.%s: %s", table, column, driver_message(exc))
         for table in reversed(created):
             try:
                 execute_raw(conn, f"DROP TABLE {job.target.qualified(table)}")
