@@ -27,7 +27,7 @@ from parity.job import Job
 from parity.schema.model import Table
 from parity.schema.reflect import table_names
 from parity.schema.types import STRING_KINDS, Kind
-from parity.sync import Applier, RefusedInserts, run_batches
+from parity.sync import Applier, run_batches
 from parity.values import JsonText, canonical_json, decode_rows, decode_value
 
 DEFAULT_TABLE = "_parity_discrepancies"
@@ -204,13 +204,11 @@ def _fix_table(
                 )
                 continue
             deletes.append(target_key)
-    refused = RefusedInserts()
-    inserted = _run(job, applier.inserts(inserts), apply, result, refused.keep)
-    result.updated += _run(job, applier.updates(key_target, updates), apply, result)
+    # the deletes first: a row the target holds under a key its collation takes for a missing row's ('a '
+    # for 'a') would refuse that row's insert; so the dry run's SQL runs as printed, in this order
     deleted = _run(job, applier.deletes(key_target, deletes), apply, result)
-    if refused.rows and deleted:
-        inserted += _run(job, refused.again(), apply, result, refused.keep)
-    refused.report(lambda stmt, params, message: _fail_rows(result, params, message))
+    inserted = _run(job, applier.inserts(inserts), apply, result)
+    result.updated += _run(job, applier.updates(key_target, updates), apply, result)
     result.inserted += inserted
     result.deleted += deleted
     if inserted and apply:

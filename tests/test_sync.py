@@ -512,6 +512,10 @@ def test_fix_inserts_rows_the_target_took_for_extra_ones_after_deleting_those(
         ("extra", "a "),
         ("extra", "B"),
     }
+    shown = fix(job_for(source, target, tables=["pk"]), found.run_id, apply=False, delete=True).statements
+    assert [st.split()[0] for st in shown] == ["DELETE", "DELETE", "INSERT", "INSERT", "INSERT", "INSERT"]
+    # (the dry run's SQL runs as printed: the deletes first, as fix applies them; the audit ran an
+    # INSERT printed first, and MariaDB refused it as the key 'a ' held)
     applied = fix(job_for(source, target, tables=["pk"]), found.run_id, apply=True, delete=True)
     assert (applied.inserted, applied.deleted, applied.failed) == (3, 2, 1)
     assert "too long" in applied.errors[0].lower() or "data" in applied.errors[0].lower()
