@@ -888,6 +888,19 @@ def test_sqlite_values_no_kind_takes_are_reported_not_a_crash(make_db: Any) -> N
         run(source, target, "odd", table_options={"partition": {"column": "d", "by": "month"}})
 
 
+def test_a_postgresql_date_before_christ_is_not_the_same_day_after(make_db: Any) -> None:
+    """to_char() writes 0045-03-15 BC as 0045-03-15: against that day AD the tables were identical."""
+    pg, lite = make_db("postgresql"), make_db("sqlite")
+    pg.sql("CREATE TABLE bc (id INTEGER PRIMARY KEY, d DATE, t TIMESTAMP, z TIMESTAMPTZ)",
+           "INSERT INTO bc VALUES (1, '0045-03-15 BC', '0045-03-15 10:00:00 BC', '0045-03-15 10:00:00+00 BC'),"
+           " (2, '2020-01-01', '2020-01-01 10:00:00', '2020-01-01 10:00:00+00')")  # fmt: skip
+    lite.sql("CREATE TABLE bc (id INTEGER PRIMARY KEY, d DATE, t TIMESTAMP, z TIMESTAMPTZ)",
+             "INSERT INTO bc VALUES (1, '0045-03-15', '0045-03-15 10:00:00', '0045-03-15 10:00:00+00:00'),"
+             " (2, '2020-01-01', '2020-01-01 10:00:00', '2020-01-01 10:00:00+00:00')")  # fmt: skip
+    found = run(pg, lite, "bc")
+    assert [(d.key["id"], d.columns) for d in found.differences] == [(1, ("d", "t", "z"))]
+
+
 def test_keys_equal_only_once_compared_are_duplicates_not_a_crash(make_db: Any) -> None:
     """'a' and 'a ' are two keys in PostgreSQL, one against a CHAR key (padding does not count)."""
     source, target = make_db("postgresql"), make_db("mariadb")

@@ -199,10 +199,17 @@ class PostgreSQL(Dialect):
         return total, (high << 30) + low
 
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
-        return sa.func.coalesce(super().text_date(x), self.text(x))  # (to_char() of infinity is NULL)
+        # (to_char() of infinity is NULL, and of a date before Christ that date's year after: its text)
+        before = sa.cast(x, postgresql.DATE()) < sa.literal_column(_FIRST_DAY)
+        return sa.case((before, self.text(x)), else_=sa.func.coalesce(super().text_date(x), self.text(x)))
 
     def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
-        formatted = sa.func.coalesce(super().text_timestamp(x, with_zone), self.text(x))
+        # (to_char() of infinity is NULL, and it writes a year before Christ as the year after: 0045 BC as
+        # 0045; the text says BC)
+        formatted: sa.ColumnElement[Any] = sa.case(
+            (sa.cast(x, postgresql.DATE()) < sa.literal_column(_FIRST_DAY), self.text(x)),
+            else_=sa.func.coalesce(super().text_timestamp(x, with_zone), self.text(x)),
+        )
         if with_zone:  # (the steps below on its UTC time, or on the value and then its UTC time, cost more)
             return formatted
         # the text cast under DateStyle ISO (DIFF_SETUP), its fraction padded to six digits over a
@@ -247,6 +254,7 @@ class PostgreSQL(Dialect):
 
 
 _FIRST_YEAR, _PAST_9999 = "TIMESTAMP '0001-01-01 00:00:00'", "TIMESTAMP '10000-01-01 00:00:00'"
+_FIRST_DAY = "DATE '0001-01-01'"
 """The years whose timestamps PostgreSQL's text cast writes as ``YYYY-MM-DD HH:MM:SS[.f]``."""
 
 
