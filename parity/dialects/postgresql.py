@@ -183,7 +183,10 @@ class PostgreSQL(Dialect):
     JSON_HASHED_AS_JSONB = True
 
     def text_json(self, x: Any) -> sa.ColumnElement[Any]:
-        return self.text(sa.cast(x, postgresql.JSONB()))
+        # (a json text holding \u0000, which jsonb refuses: as it is, its rows compared in Python)
+        text = self.text(x)
+        nul = sa.func.strpos(text, sa.literal("\\u0000")) > 0
+        return sa.case((nul, text), else_=self.text(sa.cast(x, postgresql.JSONB())))
 
     DECODES = True
     DECODE_FENCE = True
