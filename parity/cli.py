@@ -310,7 +310,9 @@ def copy_cmd(
     if not result.ok:  # (each failed table's reason in one line on stderr, as every error's)
         for t in result.tables:
             if t.status != "ok":
-                sys.stderr.write(log.redact(f"parity: error: table '{t.table}' {t.status}: {t.error}") + "\n")
+                sys.stderr.write(
+                    "parity: error: " + log.redact(f"table '{t.table}' {t.status}: {t.error}") + "\n"
+                )
         sys.exit(2)
     if any(t.rejected for t in result.tables):  # (finished, yet not every row arrived)
         sys.exit(1)

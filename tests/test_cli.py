@@ -617,13 +617,12 @@ def test_ctrl_c_while_parity_loads_is_one_line() -> None:
     import signal
     import time
 
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from parity._entry import main; main()", "--help"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(0.1)  # (the imports take a third of a second and more)
+    ready = "import sys; from parity._entry import main; print('ready', file=sys.stderr, flush=True); main()"
+    process = subprocess.Popen([sys.executable, "-c", ready, "--help"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert process.stderr is not None
+    assert process.stderr.readline() == "ready\n"  # (a signal before Python runs parity is Python's own)
+    time.sleep(0.02)  # (the imports main() makes take a third of a second and more)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert (process.returncode, err) == (130, "aborted\n")
