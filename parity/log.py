@@ -38,8 +38,9 @@ def redact(text: str) -> str:
     text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
     text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
     for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+        if secret in text:  # (a whole word only: the password "postgres" left "postgresql" and
+            text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(secret)}(?![A-Za-z0-9_])", "***", text)  # "parity"
+    return text  # "_parity_discrepancies" as they are, which were "***ql" and "_***_discrepancies")
 
 
 class _RedactingFilter(logging.Filter):

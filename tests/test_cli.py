@@ -234,6 +234,15 @@ def test_a_mariadb_url_without_a_database_or_with_an_argument_its_driver_lacks_i
     assert_one_line_error(parity("diff", typo, target, "-t", "x"), "cannot connect to", "connect_timout")
 
 
+def test_a_password_that_is_a_common_word_masks_it_alone_not_inside_other_words() -> None:
+    """The password "postgres" made every message read "***ql://", and "parity" "_***_discrepancies"
+    (the audit): a secret is masked where it stands alone."""
+    log.add_secret("postgres")
+    log.add_secret("s3cr3t!")
+    masked = log.redact('postgresql://postgres:postgres@h/db: user "postgres"; s3cr3t! at _postgres_x')
+    assert masked == 'postgresql://***:***@h/db: user "***"; *** at _postgres_x'
+
+
 def test_a_password_in_the_query_string_is_masked(parity: Callable[..., Result], target: str) -> None:
     url = f"postgresql://parity@127.0.0.1:{closed_port()}/parity?password={PASSWORD}&sslmode=bogus"
     message = assert_one_line_error(parity("schema", "plan", url, target), "cannot connect to")
