@@ -51,6 +51,12 @@ def _decimal(v: Any) -> Decimal:
         raise ValueError(f"{v!r} is not a number") from None
 
 
+def whole_number(v: Any) -> int:
+    """An integer's value; ValueError for a number that is not whole (SQLite's 2.7 in an INTEGER column,
+    which int() would cut to 2)."""
+    return _int(v)
+
+
 def _int(v: Any) -> int:
     if isinstance(v, int):
         return v

@@ -570,6 +570,12 @@ def test_limit_stops_after_n_differences(pg_db: Database, mariadb_db: Database) 
     exact = run(pg_db, mariadb_db, "orders", limit=100)
     assert len(exact.differences) == 100 and not exact.limited
     assert exact.tables[0].stats.to_json()["unchanged"] == 400
+    # (a table after one that took the whole limit is not compared, and the run says it stopped: it
+    # was called identical, its first difference refused; the review)
+    make_orders(pg_db, orders(10), table="later")
+    make_orders(mariadb_db, orders(10, skip=[3]), table="later")
+    both = run(pg_db, mariadb_db, "orders", "later", limit=100)
+    assert both.limited and [t.stats.table for t in both.tables] == ["orders"]
 
 
 def test_string_keys_are_compared_exactly_whatever_the_collations(
@@ -849,6 +855,14 @@ def test_a_boolean_held_as_an_integer_other_than_0_or_1_and_a_date_with_its_time
     assert sorted((d.key["id"], d.columns) for d in found.differences) == [(2, ("b",))]
     found = run(lite, pg, "bd")
     assert sorted((d.key["id"], d.columns) for d in found.differences) == [(2, ("d",))]
+    # (2.7 against 2, and 1.5 against true, once downloaded, were compared as int(): equal; the review)
+    lite.sql("UPDATE bd SET id = id", "ALTER TABLE bd ADD COLUMN n INTEGER", "UPDATE bd SET n = 2")
+    pg.sql("ALTER TABLE bd ADD COLUMN n INTEGER", "UPDATE bd SET n = 2")
+    lite.sql("UPDATE bd SET n = 2.7 WHERE id = 1", "UPDATE bd SET b = 1.5 WHERE id = 3")
+    found = run(lite, pg, "bd")
+    assert sorted((d.key["id"], d.columns) for d in found.differences) == [
+        (1, ("n",)), (2, ("d",)), (3, ("b",))
+    ]  # fmt: skip
 
 
 def test_a_postgresql_enum_is_compared_as_its_text(make_db: Any) -> None:
@@ -911,6 +925,34 @@ def test_a_postgresql_json_holding_a_nul_escape_is_compared_not_a_crash(make_db:
              "INSERT INTO jn VALUES (1, '{\"a\": \"x\\u0000y\"}'), (2, '{\"b\": 2}')")  # fmt: skip
     found = run(pg, lite, "jn")
     assert [(d.key["id"], d.columns) for d in found.differences] == [(2, ("j",))]
+
+
+def test_a_utf16_sqlite_file_hashes_as_a_utf8_one(make_db: Any, tmp_path: Any) -> None:
+    """SQLite's hash was given the text's bytes, which are the file's encoding: a UTF-16 file downloaded
+    every row against the same rows in UTF-8 (the review)."""
+    import sqlite3
+
+    wide = tmp_path / "wide.db"
+    with sqlite3.connect(wide) as raw:
+        raw.execute("PRAGMA encoding = 'UTF-16le'")
+        raw.execute("CREATE TABLE w (id INTEGER PRIMARY KEY, n INTEGER, r REAL, d DATE)")
+        raw.executemany(
+            "INSERT INTO w VALUES (?, ?, ?, ?)",
+            [(i, i * 7, i / 3, f"2020-01-{i % 28 + 1:02d}") for i in range(500)],
+        )
+    utf8 = make_db("sqlite")
+    utf8.sql("CREATE TABLE w (id INTEGER PRIMARY KEY, n INTEGER, r REAL, d DATE)")
+    with sqlite3.connect(utf8.url.removeprefix("sqlite:///")) as raw:
+        raw.executemany(
+            "INSERT INTO w VALUES (?, ?, ?, ?)",
+            [(i, i * 7, i / 3, f"2020-01-{i % 28 + 1:02d}") for i in range(500)],
+        )
+    job = jobs.build(f"sqlite:///{wide}", utf8.url, tables=["w"])
+    try:
+        same = diff(job)
+    finally:
+        job.close()
+    assert same.identical and same.tables[0].stats.rows_downloaded == 0
 
 
 def test_keys_equal_only_once_compared_are_duplicates_not_a_crash(make_db: Any) -> None:

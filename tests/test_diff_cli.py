@@ -188,14 +188,19 @@ def test_output_table_prints_nothing_unless_asked(
 
 
 def test_a_diff_that_fails_or_is_stopped_leaves_no_part_of_its_run(
-    parity: Callable[..., Run], dbs: tuple[Database, Database], tmp_path: Path
+    parity: Callable[..., Run],
+    dbs: tuple[Database, Database],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``diff --output disc --output-mismatches | head -2`` stored the 16 rows found before the pipe
     closed, which fix then applied as the whole run; a diff of a table not there created the output
     table (the audits). A run's rows are taken back now, and its table made only once it has rows."""
     from parity import job as jobs
     from parity.diff import diff
+    from parity.diff.output import TableSink
 
+    monkeypatch.setattr(TableSink, "BATCH", 1)  # (rows written before the run stops: taken back)
     source, target = dbs
     target.sql("DELETE FROM orders WHERE id > 1")
     missing = parity("diff", source.url, target.url, "-t", "nosuch", "--output", "disc")
@@ -205,15 +210,30 @@ def test_a_diff_that_fails_or_is_stopped_leaves_no_part_of_its_run(
     def closed(row: Any) -> None:
         raise BrokenPipeError
 
-    for output in ("disc", str(tmp_path / "d.jsonl"), str(tmp_path / "d.csv")):
+    for where in ("disc", str(tmp_path / "d.jsonl"), str(tmp_path / "d.csv")):
         job = jobs.build(source.url, target.url, tables=["orders"])
         try:
             with pytest.raises(BrokenPipeError):
-                diff(job, output=output, on_difference=closed)
+                diff(job, output=where, on_difference=closed)
         finally:
             job.close()
     assert len(target.query("SELECT DISTINCT run_id FROM disc")) == 1
     assert not (tmp_path / "d.jsonl").exists() and not (tmp_path / "d.csv").exists()
+    flush = TableSink.flush
+
+    def last_flush_fails(sink: Any) -> None:  # (the run's last rows refused: its others taken back too)
+        flush(sink)
+        raise OSError("refused")
+
+    monkeypatch.setattr(TableSink, "BATCH", 1000)
+    monkeypatch.setattr(TableSink, "close", last_flush_fails)
+    job = jobs.build(source.url, target.url, tables=["orders"])
+    try:
+        with pytest.raises(OSError, match="refused"):
+            diff(job, output="disc")
+    finally:
+        job.close()
+    assert len(target.query("SELECT DISTINCT run_id FROM disc")) == 1
 
 
 def test_record_shows_both_versions_side_by_side(

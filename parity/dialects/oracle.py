@@ -201,7 +201,7 @@ class Oracle(Dialect):
         return sa.func.log(2, x)
 
     def text_boolean(self, x: Any) -> sa.ColumnElement[Any]:
-        return sa.case((x != 0, sa.literal("1")), else_=sa.literal("0"))
+        return self.text_integer_boolean(x)  # (a NUMBER(1): 5 is no true)
 
     def text_time(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.regexp_substr(sa.func.to_char(x), sa.literal(r"\d{2}:\d{2}:\d{2}\.\d{6}"))

@@ -208,8 +208,15 @@ class SQLite(Dialect):
     def prepare_connection(self, conn: Connection) -> None:
         record = conn.connection
         if not record.info.get("parity_diff_functions"):
-            register_diff_functions(record.driver_connection)  # type: ignore[arg-type]
-            record.driver_connection.text_factory = _text_or_bytes  # type: ignore[union-attr]
+            raw: Any = record.driver_connection
+            register_diff_functions(raw)
+            raw.text_factory = _text_or_bytes
+            encoding = raw.execute("PRAGMA encoding").fetchone()[0]
+            if encoding != "UTF-8":  # (hash60 is given the text's bytes, which are the file's encoding)
+                codec = {"UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}.get(encoding, "utf-16")
+                raw.create_function(
+                    "parity_hash60", 1, functools.partial(_hash60_of, codec), deterministic=True
+                )
             record.info["parity_diff_functions"] = True
 
     def text_length(self, x: Any) -> sa.ColumnElement[Any]:
@@ -361,6 +368,13 @@ def _md5(text: str | bytes | None) -> str | None:
     if text is None:
         return None
     return hashlib.md5(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
+
+
+def _hash60_of(codec: str, text: str | bytes | None) -> int | None:
+    """``_hash60`` of text given as the bytes of a file of another encoding than UTF-8 (UTF-16)."""
+    if isinstance(text, bytes):
+        text = text.decode(codec, "surrogatepass")
+    return _hash60(text)
 
 
 def _hash60(text: str | bytes | None) -> int | None:

@@ -121,14 +121,15 @@ def diff(
                 # (this table's problem, not the run's: the others are compared, and the run fails)
                 table = TableDiff(TableStats(spec.name, spec.target or spec.name, error=str(exc)))
             result.tables.append(table)
-            if budget.exhausted:
+            if budget.exhausted or (budget.full and spec is not specs[-1]):
+                table.limited = table.stats.limited = True  # (the tables after it are not compared)
                 break
+        if sink is not None:
+            sink.close()  # (its last rows: a failure there takes back the run's rows too)
     except BaseException:
         if sink is not None:
             sink.abort()
         raise
-    if sink is not None:
-        sink.close()
     return result
 
 

@@ -21,7 +21,7 @@ from parity.diff.plan import FLOAT_KINDS, TIME_KINDS, ColumnPair, Compare, Table
 from parity.diff.result import RowDiff
 from parity.errors import DataError
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind
-from parity.values import JsonText, canonical_json, decode_value
+from parity.values import JsonText, canonical_json, decode_value, whole_number
 
 Normalize = Callable[[Any], Any]
 Equal = Callable[[Any, Any], bool]
@@ -56,7 +56,7 @@ def normalizer(compare: Compare, native: CanonicalType) -> Normalize:
     """The function that brings one side's canonical value to the pair's comparable form."""
     kind = compare.kind
     if kind in (Kind.BIGINT, Kind.BOOLEAN):
-        return int
+        return whole_number  # (2.7 is no 2, nor 1.5 true: such a value stays itself, ``_lenient``)
     if kind is Kind.DOUBLE:
         return _single if compare.single else float
     if kind is Kind.DECIMAL and native.kind is Kind.DECIMAL:

@@ -243,6 +243,11 @@ class Budget:
         ``limit`` differences the run goes on to its end, and is not limited."""
         self._lock = threading.Lock()
 
+    @property
+    def full(self) -> bool:
+        """Whether ``limit`` differences are taken: a table not begun yet would find none it could keep."""
+        return self.limit is not None and self.used >= self.limit
+
     def take(self, wanted: int) -> int:
         with self._lock:
             allowed = wanted if self.limit is None else max(0, min(wanted, self.limit - self.used))
