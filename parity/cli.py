@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table as RichTable
 
@@ -279,7 +280,8 @@ def copy_cmd(
     """Copy tables from the source into the target: schema first, then rows, fast and resumable."""
     from parity.copy import copy
 
-    _writable(rejects_file, "--rejects")
+    given = click.get_current_context().get_parameter_source("rejects_file") != ParameterSource.DEFAULT
+    _writable(rejects_file if given else None, "--rejects")  # (the default is written only if rows are)
     _writable(export_id_map, "--export-id-map")
     job = _build_job(kw, {"key": key, "where": where}, workers=workers)
     try:

@@ -264,7 +264,7 @@ def _no_file_if_refused(target: Endpoint) -> Iterator[None]:
     except BaseException:  # (bad input, a database's refusal, Ctrl-C)
         if fresh and path:
             target.dispose()
-            for leftover in (path, f"{path}.wal", f"{path}-journal"):
+            for leftover in (path, f"{path}.wal", f"{path}-journal", f"{path}-wal", f"{path}-shm"):
                 with suppress(OSError):
                     os.remove(leftover)
         raise
@@ -1447,10 +1447,18 @@ class _ChunkRunner:
         self.counter, self.rejects, self.maps = counter, rejects, maps
         source_dialect = job.source.dialect
         native = source_dialect.NATIVE_KINDS - {Kind.JSON}  # (JSON is read as its text: see _select)
-        self.decoders = [None if t.kind in native else t.kind for t in tp.types]
+        target_dialect = job.target.dialect
+        self.decoders = [
+            None
+            if t.kind in native
+            else Kind.SMALLINT
+            if _held_as_integer(t.kind, target_dialect)
+            else t.kind
+            for t in tp.types
+        ]  # (a boolean into MySQL's TINYINT(1) or SQLite: a whole number, 2 kept as 2)
         self.checked_types = (
             [(i, _HELD_TYPES[t.kind]) for i, t in enumerate(tp.types) if t.kind in _HELD_TYPES and t.kind in native]
-            if source_dialect.ANY_VALUE_ANYWHERE
+            if source_dialect.ANY_VALUE_ANYWHERE and not target_dialect.ANY_VALUE_ANYWHERE
             else []
         )  # fmt: skip
         """Columns a native kind is read for where the source may hold a value of any type (SQLite's 2.7
@@ -1891,7 +1899,8 @@ class _ChunkRunner:
                     columns[i] = list(map(decode_value, repeat(kind), columns[i]))
                 except DECODE_ERRORS:  # (a value the kind cannot take: its row is refused, not the table)
                     column = self.tp.target_columns[i]
-                    columns[i] = [_decoded_or_unreadable(kind, v, column) for v in columns[i]]
+                    named = self.tp.types[i].kind  # (a boolean decoded as a whole number: a boolean still)
+                    columns[i] = [_decoded_or_unreadable(kind, v, column, named) for v in columns[i]]
                     self.unreadable = self.unreadable | {i}
                 if kind is Kind.JSON and self.jsonb:
                     columns[i] = [v if v is None or type(v) is _Unreadable else JsonText(jsonb_text(v))
@@ -2383,6 +2392,12 @@ class _Unreadable:
         self.value, self.reason = value, reason
 
 
+def _held_as_integer(kind: Kind, target: Dialect) -> bool:
+    """A boolean the target holds in an integer column (MySQL's TINYINT(1), SQLite): any whole number
+    the source holds there arrives as it is, and only what is no whole number is refused."""
+    return kind is Kind.BOOLEAN and target.INTEGER_BOOLEANS
+
+
 _HELD_TYPES = {
     **dict.fromkeys(INTEGER_KINDS, frozenset({int, type(None)})),
     Kind.FLOAT: frozenset({float, int, type(None)}),
@@ -2391,11 +2406,11 @@ _HELD_TYPES = {
 """The Python types a native kind's values arrive as (``_ChunkRunner.checked_types``)."""
 
 
-def _decoded_or_unreadable(kind: Kind, value: Any, column: str) -> Any:
+def _decoded_or_unreadable(kind: Kind, value: Any, column: str, named: Kind | None = None) -> Any:
     try:
         return decode_value(kind, value)
     except DECODE_ERRORS as exc:
-        return _Unreadable(value, f"{column}: {value!r} is no {kind.value} ({exc})")
+        return _Unreadable(value, f"{column}: {value!r} is no {(named or kind).value} ({exc})")
 
 
 class _Guard(bulk.Writer):

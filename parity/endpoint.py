@@ -37,10 +37,11 @@ _FILE_DATABASES = ("sqlite", "duckdb")
 def parse_url(text: str) -> URL:
     """Parse a user's URL and pick the driver parity uses for that database, unless one is named."""
     scheme, sep, rest = text.partition("://")
-    address, slash, path = rest.partition("/")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    address, path = rest[:end], rest[end:]  # (the address ends at its path, query or fragment)
     if sep and address.count("@") > 1:  # (a raw '@' in the password: the last one ends it, as in browsers)
         userinfo, _, host = address.rpartition("@")
-        text = f"{scheme}://{userinfo.replace('@', '%40')}@{host}{slash}{path}"
+        text = f"{scheme}://{userinfo.replace('@', '%40')}@{host}{path}"
     try:
         url = make_url(text)
     except (sa.exc.ArgumentError, ValueError) as exc:
@@ -170,7 +171,7 @@ class Endpoint:
         """Connect once; turn a failure into one clear line naming the database."""
         if self._checked:
             return
-        if self.backend in ("mysql", "mariadb") and not self.url.database:
+        if self.backend in ("mysql", "mariadb") and not (self.url.database or self.schema):
             raise ConfigError(f"{self.redacted()} names no database: add /DATABASE after the host and port")
         with self.connect() as conn:
             if self.schema and (self.backend not in _FILE_DATABASES or self.backend == "sqlite"):

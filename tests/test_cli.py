@@ -219,6 +219,10 @@ def test_a_password_holding_a_raw_at_sign_is_masked_whole(parity: Callable[..., 
     url = f"postgresql://parity:Zq9@MySecretTail@127.0.0.1:{closed_port()}/parity"
     message = assert_one_line_error(parity("schema", "plan", url, target), "cannot connect to")
     assert "MySecretTail" not in message and "Zq9" not in message and "127.0.0.1" in message
+    from parity.endpoint import parse_url  # (an '@' after the address is not the password's: the review)
+
+    url_in_query = parse_url("postgresql://u:pw@127.0.0.1:5432?application_name=me@work")
+    assert (url_in_query.password, url_in_query.host) == ("pw", "127.0.0.1")
 
 
 def test_a_mariadb_url_without_a_database_or_with_an_argument_its_driver_lacks_is_one_line(
@@ -229,6 +233,10 @@ def test_a_mariadb_url_without_a_database_or_with_an_argument_its_driver_lacks_i
     url = sa_url(server_url("mariadb"))
     bare = url.render_as_string(hide_password=False).rsplit("/", 1)[0]
     assert_one_line_error(parity("schema", "plan", bare, target), "names no database")
+    given = parity(
+        "schema", "plan", bare, target, "--source-schema", str(url.database)
+    )  # (--*-schema names it)
+    assert given.code == 0, given
     typo = url.update_query_dict({"connect_timout": "5"}).render_as_string(hide_password=False)
     Path(target.removeprefix("sqlite:///")).touch()  # (an empty SQLite database)
     assert_one_line_error(parity("diff", typo, target, "-t", "x"), "cannot connect to", "connect_timout")

@@ -262,6 +262,10 @@ class Dialect:
     """Whether the text of a key parity creates compares as the server's default collation has it,
     ignoring case and trailing spaces (MySQL/MariaDB, SQL Server), not by its exact characters."""
 
+    INTEGER_BOOLEANS: ClassVar[bool] = False
+    """Whether a boolean column holds any integer (MySQL's TINYINT(1), SQLite's): copy writes a source's
+    2 there as it is, not as true."""
+
     ANY_VALUE_ANYWHERE: ClassVar[bool] = False
     """Whether a column may hold a value of any type, whatever its declared type (SQLite): copy then
     checks the Python types of the values it reads as they are (``NATIVE_KINDS``)."""

@@ -224,7 +224,8 @@ class DuckDB(Dialect):
         largest value (9999-12-31), -infinity as the least (0001-01-01), which copy would write as such."""
         if kind not in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
             return self.read_exactly(x, kind)
-        checked = sa.case((sa.func.isfinite(x), x), else_=sa.func.error(sa.literal(self._INFINITE)))
+        finite = sa.or_(x.is_(None), sa.func.isfinite(x))  # (isfinite(NULL) is NULL: no error for it)
+        checked = sa.case((finite, x), else_=sa.func.error(sa.literal(self._INFINITE)))
         return checked.label(x.name)
 
     def read_leniently(self, x: Any, kind: Kind) -> Any:

@@ -137,6 +137,7 @@ class MySQL(Dialect):
     MAX_DECIMAL_SCALE = 30
     MAX_VARCHAR = 4000
     SINGLE_FLOATS = True
+    INTEGER_BOOLEANS = True
     TEXT_KEYS_FOLD = True
     KEY_TEXT_CHARS = 768  # (InnoDB keys hold 3072 bytes: 768 utf8mb4 characters)
     ROUNDS_DECIMALS = False  # (it warns: LOAD DATA's batch fails on the warning)
@@ -238,11 +239,11 @@ class MySQL(Dialect):
             return line
         # no line where a long string is escaped: MariaDB's REPLACE() costs the square of its matches
         # (a 128 KB text of short lines took 9 s): NULL, and the chunk goes as values (LineTooLong)
+        if not self.ESCAPE_TEST:  # (MySQL: every line escaped; its REPLACE() is not MariaDB's)
+            return escaped_line
         escaped_line = sa.func.if_(
             sa.or_(*(sa.func.length(c) > _LONGEST_ESCAPED for c in strings)), sa.null(), escaped_line
         )
-        if not self.ESCAPE_TEST:
-            return escaped_line
         # the escapes only where a string holds a character to escape: the REPLACE()s cost the server
         # more than the test
         needs = sa.or_(*(c.regexp_match(_ESCAPED_CHARACTER) for c in strings))

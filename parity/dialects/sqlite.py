@@ -35,6 +35,7 @@ class SQLite(Dialect):
     ROW_WRITER = "sqlite"
     PARALLEL_CHUNKS = False
     ANY_VALUE_ANYWHERE = True
+    INTEGER_BOOLEANS = True
     NATIVE_KINDS = frozenset(
         {
             Kind.SMALLINT,

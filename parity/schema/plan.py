@@ -138,9 +138,9 @@ def _too_long(sa_dialect: SADialect, names: Sequence[str], table: str) -> list[s
     """The names longer than the target takes (PostgreSQL cuts them to 63 bytes without a word, and a
     table of two such names, or a column, was another's): a problem each, before any DDL."""
     most = sa_dialect.max_identifier_length
-    if not most:
+    if sa_dialect.name != "postgresql" or not most:  # (others refuse such a name in one line, or take it)
         return []
-    in_bytes = sa_dialect.name == "postgresql"
+    in_bytes = True
     return [
         f"{table}: the name '{name}' is longer than {sa_dialect.name} takes ({most} {'bytes' if in_bytes else 'characters'});"
         " give it a shorter one (-t SOURCE:TARGET for a table, map: for a column)"
@@ -302,17 +302,21 @@ def _fk_constraint(ctx: _Context, table: Table, fk: ForeignKey) -> sa.ForeignKey
         )
         return None
     parent = ctx.tables.get(fk.ref_table) if selected else ctx.existing.get(ref_name)
-    if parent is not None and fk.ref_schema is None and set(fk.ref_columns) not in _unique_keys(parent):
+    referenced = {c.lower() for c in fk.ref_columns}  # (SQLite's REFERENCES a(ID) names the column id)
+    if parent is not None and fk.ref_schema is None and referenced not in _unique_keys(parent):
         ctx.plan.warnings.append(
             f"{table.name}: foreign key {', '.join(fk.columns)} -> {fk.ref_table} ({', '.join(fk.ref_columns)})"
             " skipped: those columns are no key of theirs, which the target needs (SQLite takes it)"
         )
         return None
-    _stub(ctx, ref_name, fk.ref_columns, ref_schema)
+    # (the referenced columns as the table names them: SQLite takes REFERENCES a (ID) for a's id)
+    named = {c.name.lower(): c.name for c in parent.columns} if parent is not None else {}
+    ref_columns = tuple(named.get(c.lower(), c) for c in fk.ref_columns)
+    _stub(ctx, ref_name, ref_columns, ref_schema)
     prefix = f"{ref_schema}.{ref_name}" if ref_schema else ref_name
     return sa.ForeignKeyConstraint(
         list(fk.columns),
-        [f"{prefix}.{c}" for c in fk.ref_columns],
+        [f"{prefix}.{c}" for c in ref_columns],
         name=_constraint_name(ctx, ctx.names[table.name], fk.name, "fk", fk.columns),
         ondelete=fk.ondelete,
         onupdate=fk.onupdate,
@@ -326,7 +330,7 @@ def _unique_keys(table: Table) -> list[set[str]]:
         *(u.columns for u in table.uniques),
         *(i.columns for i in table.indexes if i.unique),
     ]
-    return [set(k) for k in keys if k]
+    return [{c.lower() for c in k} for k in keys if k]
 
 
 def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[str]) -> list[Step]:
@@ -450,6 +454,7 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
             ctx.plan.generated.setdefault(target, set()).add(col.name)
             continue
         if found is None:
+            lossy += _too_long(ctx.sa_dialect, [col.name], target)
             sa_col = _sa_column(ctx, table, col, lossy, force_nullable=col.default is None)
             if col.default is None and not col.nullable:
                 ctx.plan.warnings.append(
