@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from datetime import time as time_of_day
+from decimal import Decimal
 from functools import cached_property
 from typing import Any, Literal
 from uuid import UUID
@@ -114,6 +116,16 @@ def as_kind(value: Any, kind: Kind) -> Any:
     return value
 
 
+def _whole_or_refused(value: Any) -> Any:
+    """An integer column's value, or, where it is no whole number (SQLite's 2.7 in an INTEGER), text that
+    every database refuses for an integer, naming it: PostgreSQL and MariaDB would round 2.7 to 3."""
+    if isinstance(value, (float, Decimal)):
+        finite = math.isfinite(value) if isinstance(value, float) else value.is_finite()
+        if not finite or value != int(value):
+            return f"{value} (not a whole number)"
+    return value
+
+
 def literal_type(ctype: CanonicalType) -> sa.types.TypeEngine[Any]:
     """A SQLAlchemy type able to render a canonical value as a literal (for --dry-run)."""
     return _SA_TYPES.get(ctype.kind, lambda t: sa.String())(ctype)
@@ -171,6 +183,8 @@ class Applier:
         ctype = self.types.get(column)
         if ctype is not None:
             value = as_kind(value, ctype.kind)
+            if ctype.kind in INTEGER_KINDS and not self.endpoint.dialect.ANY_VALUE_ANYWHERE:
+                value = _whole_or_refused(value)
         value = self.held(column, value)
         encoder = self.encoders.get(column)
         try:

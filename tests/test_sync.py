@@ -573,6 +573,25 @@ def test_a_row_a_check_refuses_on_mariadb_fails_alone(make_db: Callable[[str], D
     assert (table.inserted, table.failed) == (9, 1)
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_sync_refuses_a_number_that_is_not_whole_for_an_integer_column(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """SQLite's 2.7 in an INTEGER column: PostgreSQL and MariaDB rounded it to 3 as sync wrote it (the
+    review). The row is refused now, naming the value, and the others are applied."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE wn (id INTEGER PRIMARY KEY, n INTEGER)", "INSERT INTO wn VALUES (1, 2.7), (2, 5)"
+    )
+    target.sql("CREATE TABLE wn (id INTEGER PRIMARY KEY, n INTEGER)")
+    table = sync(job_for(source, target), verify=False).tables[0]
+    assert (table.inserted, table.failed) == (1, 1)
+    assert "2.7" in " ".join(table.errors) or "column 'n'" in " ".join(
+        table.errors
+    )  # (MariaDB's names the column)
+    assert target.query("SELECT id, n FROM wn") == [(2, 5)]
+
+
 def test_sync_says_which_source_columns_the_target_lacks(make_db: Callable[[str], Database]) -> None:
     """The column was left out without a word, and "verified: identical" followed (the audit)."""
     source, target = make_db("sqlite"), make_db("sqlite")
