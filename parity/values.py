@@ -36,7 +36,7 @@ Decoder = Callable[[Any], Any]
 def _bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
-    number = _int(v)
+    number = whole_number(v)
     if number not in (0, 1):  # (SQLite's and MySQL's booleans are integers: 2 is no boolean)
         raise ValueError(f"{v!r} is not a boolean (0 or 1)")
     return bool(number)
@@ -54,10 +54,6 @@ def _decimal(v: Any) -> Decimal:
 def whole_number(v: Any) -> int:
     """An integer's value; ValueError for a number that is not whole (SQLite's 2.7 in an INTEGER column,
     which int() would cut to 2)."""
-    return _int(v)
-
-
-def _int(v: Any) -> int:
     if isinstance(v, int):
         return v
     try:
@@ -101,10 +97,11 @@ def _date(v: Any) -> date:
 _FRACTION = re.compile(r"[T ]\d\d:\d\d:\d\d\.(\d{7,})|^\d\d:\d\d:\d\d\.(\d{7,})")
 
 
-def _microseconds_at_most(text: str) -> str:
+def _microseconds_at_most(text: str, longest: int) -> str:
     """The text of a time, refused where it holds a part of a second finer than a microsecond (Python's
-    ``fromisoformat`` cuts it off: '10:00:00.123456789' is 10:00:00.123456)."""
-    match = _FRACTION.search(text)
+    ``fromisoformat`` cuts it off: '10:00:00.123456789' is 10:00:00.123456); ``longest``: the length of
+    such a text with six digits and no offset, which needs no search."""
+    match = _FRACTION.search(text) if len(text) > longest else None
     if match and (match.group(1) or match.group(2))[6:].strip("0"):
         raise ValueError(f"{text!r} holds a part of a second finer than a microsecond")
     return text
@@ -118,7 +115,7 @@ def _time(v: Any) -> time:
             raise ValueError(f"TIME value {v} is not a time of day")
         seconds, micro = v.seconds, v.microseconds
         return time(seconds // 3600, seconds // 60 % 60, seconds % 60, micro)
-    moment = time.fromisoformat(_microseconds_at_most(str(v)))
+    moment = time.fromisoformat(_microseconds_at_most(str(v), 15))
     if moment.tzinfo is not None:  # ('12:00:00+01:00' in SQLite: a time of day holds no offset)
         raise ValueError(f"{v!r} is a time with an offset")
     return moment
@@ -126,13 +123,13 @@ def _time(v: Any) -> time:
 
 def _timestamp(v: Any) -> datetime:
     if not isinstance(v, datetime):
-        v = datetime.fromisoformat(_microseconds_at_most(str(v)))
+        v = datetime.fromisoformat(_microseconds_at_most(str(v), 26))
     return v.replace(tzinfo=None) if v.tzinfo is None else v.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _timestamptz(v: Any) -> datetime:
     if not isinstance(v, datetime):
-        v = datetime.fromisoformat(_microseconds_at_most(str(v)))
+        v = datetime.fromisoformat(_microseconds_at_most(str(v), 26))
     return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
 
 
@@ -166,9 +163,9 @@ def _json(v: Any) -> Any:
 
 DECODERS: dict[Kind, Decoder] = {
     Kind.BOOLEAN: _bool,
-    Kind.SMALLINT: _int,
-    Kind.INTEGER: _int,
-    Kind.BIGINT: _int,
+    Kind.SMALLINT: whole_number,
+    Kind.INTEGER: whole_number,
+    Kind.BIGINT: whole_number,
     Kind.DECIMAL: _decimal,
     Kind.FLOAT: _float,
     Kind.DOUBLE: _float,
