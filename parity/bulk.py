@@ -265,6 +265,14 @@ def _encode_columns(rows: Sequence[Row], encoders: Sequence[Callable[[Any], Any]
     return list(zip(*columns, strict=True))
 
 
+def _iso_of(v: Any, kind: type[date] | type[time], name: str) -> str:
+    """A date's or a time's ISO text; what is none (DuckDB's driver gives a BC date or 24:00 as text)
+    refused naming it, not as a method's complaint."""
+    if not isinstance(v, kind):
+        raise ValueError(f"{v!r} is no {name}")
+    return v.isoformat()
+
+
 def _iso(v: datetime) -> str:
     return v.isoformat(" ")
 
@@ -289,8 +297,8 @@ class SQLiteWriter(ExecuteManyWriter):
         Kind.DOUBLE: _sqlite_float,
         Kind.BOOLEAN: int,
         Kind.DECIMAL: plain_decimal,
-        Kind.DATE: date.isoformat,
-        Kind.TIME: time.isoformat,
+        Kind.DATE: lambda v: _iso_of(v, date, "date of the years 1 to 9999"),
+        Kind.TIME: lambda v: _iso_of(v, time, "time of day"),
         Kind.TIMESTAMP: _iso,
         Kind.TIMESTAMPTZ: lambda v: v.astimezone(timezone.utc).isoformat(" "),
         Kind.UUID: str,

@@ -2510,6 +2510,22 @@ def test_a_foreign_key_to_columns_that_are_no_key_is_skipped_with_a_warning(
     assert _foreign_keys(made, "c") == [(["a_id"], "a")]
 
 
+def test_a_duckdb_date_sqlite_cannot_hold_is_rejected_saying_so(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """DuckDB's driver gives a BC date, a year past 9999 and 24:00 as text: the reason read "descriptor
+    'isoformat' for 'datetime.date' objects doesn't apply to a 'str' object" (the audit)."""
+    source, target = make_db("duckdb"), make_db("sqlite")
+    source.sql("CREATE TABLE dd (id INTEGER PRIMARY KEY, d DATE, tm TIME)",
+               "INSERT INTO dd VALUES (1, '0044-03-15 (BC)', '12:00:00'), (2, '2000-01-01', '24:00:00'),"
+               " (3, '2000-01-02', '10:00:00')")  # fmt: skip
+    rejects = tmp_path / "rejects.jsonl"
+    table = copy_closed(job_for(source, target), rejects_file=str(rejects)).tables[0]
+    assert (table.rows_written, table.rejected) == (1, 2)
+    reasons = reasons_by_id(rejects)
+    assert "is no date of the years 1 to 9999" in reasons[1] and "is no time of day" in reasons[2]
+
+
 def test_mysql_set_and_bit_columns(make_db: Callable[[str], Database]) -> None:
     """A SET holds any of its members joined by commas; a BIT's bits arrive as their bytes."""
     source, target = make_db("mariadb"), make_db("postgresql")
