@@ -189,6 +189,17 @@ ORDERS = {
 }
 
 
+def copy_replacing(source: Database, target: Database) -> None:
+    """``parity copy --mode replace`` of every table, which must go well."""
+    from parity.copy import copy
+
+    job = jobs.build(source.url, target.url, source_schema=source.schema, target_schema=target.schema)
+    try:
+        assert copy(job, mode="replace").ok
+    finally:
+        job.close()
+
+
 def make_orders(db: Database, rows: Sequence[tuple[Any, ...]], table: str = "orders") -> None:
     create(db, table, ORDERS)
     insert(db, table, list(ORDERS), rows)
@@ -789,13 +800,7 @@ def test_two_4_byte_floats_are_compared_exactly(make_db: Any, target_name: str) 
         "CREATE TABLE fl (id INTEGER PRIMARY KEY, r REAL)",
         "INSERT INTO fl VALUES (1, 123456.7), (2, 1.0), (3, 0.1), (4, -3.4e38), (5, 1.0e-45), (6, NULL)",
     )
-    from parity.copy import copy
-
-    job = jobs.build(source.url, target.url, source_schema=source.schema, target_schema=target.schema)
-    try:
-        assert copy(job, mode="replace").ok
-    finally:
-        job.close()
+    copy_replacing(source, target)
     same = run(source, target, "fl")
     assert same.identical and same.tables[0].stats.rows_downloaded == 0
     target.sql("UPDATE fl SET r = 123456.8 WHERE id = 1", "UPDATE fl SET r = 1.000004 WHERE id = 2")
@@ -821,13 +826,7 @@ def test_a_4_byte_float_against_a_double_is_compared_as_4_byte_floats(make_db: A
     if target_name != "sqlite":  # (a table parity creates takes a 4-byte float)
         double = "DOUBLE PRECISION" if target_name == "postgresql" else "DOUBLE"
         target.sql(f"CREATE TABLE fd (id INTEGER PRIMARY KEY, r {double})")
-    from parity.copy import copy
-
-    job = jobs.build(source.url, target.url, source_schema=source.schema, target_schema=target.schema)
-    try:
-        assert copy(job, mode="replace").ok
-    finally:
-        job.close()
+    copy_replacing(source, target)
     same = run(source, target, "fd")
     assert same.identical and same.tables[0].stats.rows_downloaded == 0
     target.sql("UPDATE fd SET r = 0.10000002 WHERE id = 2", "UPDATE fd SET r = 1.0000001 WHERE id = 1")
