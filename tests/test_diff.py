@@ -914,6 +914,40 @@ def test_a_postgresql_date_before_christ_is_not_the_same_day_after(make_db: Any)
     assert [(d.key["id"], d.columns) for d in found.differences] == [(1, ("d", "t", "z"))]
 
 
+@pytest.mark.parametrize("other_name", ["postgresql", "duckdb"])
+def test_duckdb_infinities_and_days_before_christ_are_compared_as_they_are(
+    make_db: Any, other_name: str
+) -> None:
+    """DuckDB's driver gives infinity as 9999-12-31 and -infinity as 0001-01-01: against those days in
+    PostgreSQL the rows were equal. A day before Christ, which both hold, hashed as '0045-03-15 (BC)' in
+    DuckDB and '0045-03-15 BC' in PostgreSQL: downloaded, and reported as changed (the audit)."""
+    duck, other = make_db("duckdb"), make_db(other_name)
+    create = "CREATE TABLE odd (id INTEGER PRIMARY KEY, d DATE, t TIMESTAMP, z TIMESTAMPTZ)"
+    odd = [
+        "(1, 'infinity', 'infinity', 'infinity')",
+        "(2, '-infinity', '-infinity', '-infinity')",
+        "(3, '0045-03-15 {bc}', '0045-03-15 {bc}'::date + TIME '10:00:00.5', '0045-03-15 {bc}'::date + TIME '10:00')",
+        "(4, '2020-01-01', '2020-01-01 10:00:00', '2020-01-01 10:00:00+00')",
+        "(5, '9999-12-31', '9999-12-31 00:00:00', '9999-12-31 00:00:00+00')",
+        "(6, '0001-01-01', '0001-01-01 00:00:00', '0001-01-01 00:00:00+00')",
+    ]
+    duck.sql(create, "INSERT INTO odd VALUES " + ", ".join(r.format(bc="(BC)") for r in odd))
+    bc = "(BC)" if other_name == "duckdb" else "BC"
+    other.sql(create, "INSERT INTO odd VALUES " + ", ".join(r.format(bc=bc) for r in odd))
+    found = run(duck, other, "odd")
+    assert found.differences == [] and found.tables[0].stats.rows_downloaded == 0
+    # the infinities against the days the driver gave them as
+    other.sql("UPDATE odd SET d = '9999-12-31', t = '9999-12-31 00:00:00' WHERE id = 1",
+              "UPDATE odd SET z = '0001-01-01 00:00:00+00' WHERE id = 2",
+              "UPDATE odd SET d = 'infinity' WHERE id = 5")  # fmt: skip
+    found = run(duck, other, "odd")
+    assert [(d.key["id"], d.columns) for d in found.differences] == [
+        (1, ("d", "t")),
+        (2, ("z",)),
+        (5, ("d",)),
+    ]
+
+
 def test_a_postgresql_json_holding_a_nul_escape_is_compared_not_a_crash(make_db: Any) -> None:
     """jsonb refuses \\u0000, which json keeps: the diff's cast failed, "unsupported Unicode escape
     sequence", and stopped the run (the audit)."""

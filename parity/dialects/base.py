@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -925,6 +925,12 @@ class Dialect:
         """Whether a read failed where ``read_checked`` refused a value (copy then reads the chunk
         again, ``read_leniently``)."""
         return False
+
+    def text_decoder(self, kind: Kind) -> Callable[[Any], Any] | None:
+        """How diff decodes a value of a kind the driver gives as its value (``NATIVE_KINDS``) where it
+        may come as text (DuckDB's day before Christ, or the text ``read_leniently`` reads); None where
+        it never does."""
+        return None
 
     def read_exactly(self, x: Any, kind: Kind) -> Any:
         """``read_value``, labelled with the column's name where it is not the column itself."""

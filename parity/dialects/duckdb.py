@@ -6,7 +6,9 @@ duckdb_indexes()) because duckdb-engine's PostgreSQL-flavoured reflection does n
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from parity.dialects.base import Dialect
 from parity.schema.types import CanonicalType, Kind
+from parity.values import decode_value
 
 if TYPE_CHECKING:
     from parity.endpoint import Endpoint
@@ -237,11 +240,21 @@ class DuckDB(Dialect):
         return self._INFINITE in str(exc)
 
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
-        return sa.case((sa.func.isinf(x), self.text(x)), else_=super().text_date(x))
+        return sa.case(*self._odd_times(x), else_=super().text_date(x))
 
     def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
-        # infinity and -infinity as their text, as PostgreSQL gives them (strftime gives a date)
-        return sa.case((sa.func.isinf(x), self.text(x)), else_=super().text_timestamp(x, with_zone))
+        return sa.case(*self._odd_times(x), else_=super().text_timestamp(x, with_zone))
+
+    def _odd_times(self, x: Any) -> list[tuple[Any, Any]]:
+        """Infinity and -infinity as their text, and a day before Christ in PostgreSQL's text (DuckDB's
+        '0045-03-15 (BC) 10:00:00' as '0045-03-15 10:00:00 BC'), as PostgreSQL hashes them (strftime
+        gives infinity a date, and the year 45 BC as -44)."""
+        bc = sa.func.replace(self.text(x), sa.literal(" (BC)"), sa.literal("")).concat(sa.literal(" BC"))
+        first_day = sa.cast(sa.literal("0001-01-01"), sa.Date())  # (year() is 45 for 45 BC)
+        return [(sa.func.isinf(x), self.text(x)), (sa.cast(x, sa.Date()) < first_day, bc)]
+
+    def text_decoder(self, kind: Kind) -> Callable[[Any], Any] | None:
+        return functools.partial(_time_text, kind) if kind in _DATES else None
 
     def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
         return sa.func.epoch_us(x) / sa.literal(1e6, sa.Double())
@@ -249,6 +262,19 @@ class DuckDB(Dialect):
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
         hex15 = sa.func.substr(sa.func.sha256(text), 1, 15)
         return sa.cast(sa.literal("0x").concat(hex15), sa.BigInteger())
+
+
+_DATES = (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+
+
+def _time_text(kind: Kind, v: Any) -> Any:
+    """A date or timestamp the driver gave as text (a day before Christ; read as text, ``read_leniently``)
+    decoded, or as PostgreSQL's text of it: infinity as 'infinity', '0045-03-15 (BC)' as '0045-03-15 BC'."""
+    if not isinstance(v, str) or v in ("infinity", "-infinity"):
+        return v
+    if " (BC)" in v:
+        return v.replace(" (BC)", "") + " BC"
+    return decode_value(kind, v)
 
 
 _DUCK = {

@@ -135,7 +135,7 @@ def _decoder(ctype: CanonicalType, dialect: Dialect) -> Normalize | None:
     """Driver value -> canonical value; None where the driver's value already is canonical."""
     kind = ctype.kind
     if kind in dialect.NATIVE_KINDS and kind is not Kind.JSON:
-        return None
+        return dialect.text_decoder(kind)
     return lambda v: decode_value(kind, v)
 
 

@@ -48,7 +48,7 @@ from parity.diff.segments import (
     window_count,
     windows,
 )
-from parity.diff.sql import Expr, Side, charsets
+from parity.diff.sql import Expr, Query, Side, charsets
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError, DataError
 from parity.log import logger
@@ -526,7 +526,7 @@ class TableRun:
 
     def checksums_of(
         self, group: Sequence[Segment], child: int, located: bool = False
-    ) -> Callable[[Side], sa.Executable]:
+    ) -> Callable[[Side], Query]:
         first = group[0]
 
         def make(side: Side) -> sa.Executable:
@@ -631,8 +631,8 @@ class TableRun:
             self.advance(settled)
         return failed
 
-    def named_rows(self, chunk: Sequence[Located]) -> Callable[[Side], sa.Executable]:
-        def make(side: Side) -> sa.Executable:
+    def named_rows(self, chunk: Sequence[Located]) -> Callable[[Side], Query]:
+        def make(side: Side) -> Query:
             keys = side.bucket_in(side.key, [x.key for x in chunk])
             return side.rows([*self.window(side, chunk[0].segment.root), keys], hashed=True)
 
@@ -666,7 +666,7 @@ class TableRun:
             self.emit(self.comparer.compare(source_rows, target_rows))
             self.advance(sum(sizes[s] for s in group))
 
-    def rows_of(self, group: Sequence[Segment]) -> Callable[[Side], sa.Executable]:
+    def rows_of(self, group: Sequence[Segment]) -> Callable[[Side], Query]:
         return lambda side: side.rows(self.within(side, group))
 
     # ---- roots: the table, or its partitions ----------------------------------------------------------
@@ -843,18 +843,18 @@ class TableRun:
 
     # ---- plumbing --------------------------------------------------------------------------------------
 
-    def both(self, make: Callable[[Side], sa.Executable]) -> tuple[list[Any], list[Any]]:
+    def both(self, make: Callable[[Side], Query]) -> tuple[list[Any], list[Any]]:
         return next(self.many([make]))
 
     def many(
-        self, makers: Sequence[Callable[[Side], sa.Executable]], rows: bool = False
+        self, makers: Sequence[Callable[[Side], Query]], rows: bool = False
     ) -> Iterator[tuple[list[Any], list[Any]]]:
         """Run each maker's query on both sides, all at once; results in order, each as soon as it is in
         (the caller works on the first ones while the databases still run the others)."""
         return _in_order([self.submit(make, rows) for make in makers])
 
     def submit(
-        self, make: Callable[[Side], sa.Executable], rows: bool = False
+        self, make: Callable[[Side], Query], rows: bool = False
     ) -> tuple[Future[list[Any]], Future[list[Any]]]:
         """Start the maker's query on both sides (``rows``: a row fetch, on the row threads)."""
         pool = self.rows_io if rows else self.io

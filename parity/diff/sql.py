@@ -8,7 +8,8 @@ a row is unambiguous, and two rows hash alike only when every column renders ali
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +28,18 @@ NULL_MARKER = "~"
 SEPARATOR = "|"
 
 Expr = sa.ColumnElement[Any]
+
+
+@dataclass(frozen=True)
+class Reads:
+    """A download of rows (``Side.rows``): its query, and how to make it again reading leniently."""
+
+    checked: sa.Select[Any]
+    lenient: Callable[[], sa.Select[Any]]
+
+
+Query = sa.Executable | Reads
+"""What ``Side.run`` runs."""
 
 
 def column_text(
@@ -224,16 +237,26 @@ class Side:
         query = sa.select(s.c.b, sa.func.count(), *sums).group_by(s.c.b)
         return query.order_by(sa.null()) if self.dialect.GROUP_BY_SORTS else query
 
-    def rows(self, conditions: Sequence[Expr], hashed: bool = False) -> sa.Select[Any]:
+    def rows(self, conditions: Sequence[Expr], hashed: bool = False) -> Reads:
         """The rows as they are compared in Python: keys first, JSON as text (drivers parse it, or not);
-        with ``hashed``, the row's hash last."""
+        with ``hashed``, the row's hash last. Read as copy reads them (``Dialect.read_checked``): where
+        the driver would give a value as another one (DuckDB's infinity as 9999-12-31), the query
+        fails, and ``run`` reads the rows again as ``Dialect.read_leniently`` does (its text)."""
+        return Reads(
+            self._rows(conditions, hashed, self.dialect.read_checked),
+            lambda: self._rows(conditions, hashed, self.dialect.read_leniently),
+        )
+
+    def _rows(
+        self, conditions: Sequence[Expr], hashed: bool, read: Callable[[Any, Kind], Any]
+    ) -> sa.Select[Any]:
         as_text = {c.name for c in [*self.key_columns, *self.columns] if c.read_as_text}
         selected = [
             self.dialect.text(x).label(x.name)
             if t.kind is Kind.JSON
             else self.dialect.output_text(x).label(x.name)
             if x.name in as_text
-            else self.dialect.read_exactly(x, t.kind)
+            else read(x, t.kind)
             for x, t in zip(self.sa_table.c, self.types, strict=True)
         ]
         if hashed:
@@ -264,24 +287,34 @@ class Side:
         count = sa.func.count()
         return sa.select(*keys, count).group_by(inner.c.parity_key_hash).having(count > 1).limit(examples)
 
-    def run(self, query: sa.Executable) -> list[Any]:
+    def run(self, query: Query) -> list[Any]:
         """Run one query on this side; a database error becomes one line naming the table and database."""
         try:
-            if self.mysqlclient and not self.dialect.DIFF_SETUP and isinstance(query, sa.ClauseElement):
-                with self.endpoint.mysqlclient_session() as raw:
-                    driver: Any = mysqlclient()
-                    dialect, backend = self.endpoint.engine.dialect, self.endpoint.backend
-                    return fetch_raw(raw, query, dialect, backend, driver.Error)
+            if not isinstance(query, Reads):
+                return self._fetch(query)
             try:
-                return self._run(query, lenient=False)
-            except sa.exc.DataError as exc:  # a value the driver cannot make (PostgreSQL's infinity): as text
-                if not (self.dialect.LENIENT_LOADERS and driver_could_not_load(exc)):
+                return self._fetch(query.checked)
+            except sa.exc.DBAPIError as exc:
+                if not self.dialect.read_refused(exc):
                     raise
-                return self._run(query, lenient=True)
+                return self._fetch(query.lenient())
         except sa.exc.DBAPIError as exc:
             raise ParityError(
                 f"diff of table '{self.table_name}' failed on {self.endpoint.redacted()}: {driver_message(exc)}"
             ) from exc
+
+    def _fetch(self, query: sa.Executable) -> list[Any]:
+        if self.mysqlclient and not self.dialect.DIFF_SETUP and isinstance(query, sa.ClauseElement):
+            with self.endpoint.mysqlclient_session() as raw:
+                driver: Any = mysqlclient()
+                dialect, backend = self.endpoint.engine.dialect, self.endpoint.backend
+                return fetch_raw(raw, query, dialect, backend, driver.Error)
+        try:
+            return self._run(query, lenient=False)
+        except sa.exc.DataError as exc:  # a value the driver cannot make (PostgreSQL's infinity): as text
+            if not (self.dialect.LENIENT_LOADERS and driver_could_not_load(exc)):
+                raise
+            return self._run(query, lenient=True)
 
     def _run(self, query: sa.Executable, lenient: bool) -> list[Any]:
         with self.endpoint.connect() as conn:
