@@ -141,14 +141,29 @@ def interpolate(value: Any, env: dict[str, str], where: str, path: str = "") -> 
 
 
 def _environment(job_file: Path) -> dict[str, str]:
-    from dotenv import dotenv_values  # (here, as yaml below: only a job file needs them)
-
     env: dict[str, str] = {}
-    for dotenv in (Path.cwd() / ".env", job_file.parent / ".env"):
+    for dotenv in dict.fromkeys((Path.cwd() / ".env", job_file.parent / ".env")):
         if dotenv.is_file():
-            env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+            env.update(_dotenv(dotenv))
     env.update(os.environ)
     return env
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    """The variables a .env file sets; a line that sets none is refused, naming its number (not its
+    text, which may hold a password): python-dotenv skips such a line with a warning, and a variable
+    it held would be missing, or the one a shell gives instead taken."""
+    from dotenv import dotenv_values  # (here, as yaml below: only a job file needs them)
+    from dotenv.parser import parse_stream
+
+    try:
+        with path.open(encoding="utf-8") as f:
+            for binding in parse_stream(f):
+                if binding.error:
+                    raise ConfigError(f"{path}: line {binding.original.line} sets no variable (NAME=value)")
+        return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 
 def _field_names(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:

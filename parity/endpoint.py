@@ -32,6 +32,7 @@ from parity.sqltext import as_sent
 Role = Literal["source", "target"]
 
 _FILE_DATABASES = ("sqlite", "duckdb")
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def parse_url(text: str) -> URL:
@@ -151,12 +152,33 @@ class Endpoint:
         if self.backend not in _FILE_DATABASES:
             return
         path = self.url.database or ""
+        self._check_format(path)
         if path in ("", ":memory:") or self.role == "target":
             if path not in ("", ":memory:"):
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             return
         if not os.path.exists(path):
             raise NotFound(f"database file '{path}' not found ({self.redacted()})")
+
+    def _check_format(self, path: str) -> None:
+        """An existing file that holds no database of the URL's kind is refused, naming what it holds
+        (the driver says "file is not a database", or DuckDB tries to download an extension to read an
+        SQLite file)."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError:  # (no such file, or none to read yet: the driver's own message)
+            return
+        if not head:  # (an empty file: an empty SQLite database, or the driver's message)
+            return
+        held = "sqlite" if head == _SQLITE_HEADER else "duckdb" if head[8:12] == b"DUCK" else None
+        if held == self.backend:
+            return
+        names = {"sqlite": "an SQLite", "duckdb": "a DuckDB"}
+        found = f" (it is {names[held]} database: use {held}:///{path})" if held else ""
+        raise ConfigError(
+            f"{self.redacted()}: '{path}' is no {names[self.backend][2:].strip()} database file{found}"
+        )
 
     @cached_property
     def dialect(self) -> Dialect:

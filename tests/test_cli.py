@@ -371,6 +371,31 @@ def test_a_copy_refused_before_any_row_leaves_no_new_database_file(
     assert not path.exists() and not Path(f"{path}.wal").exists()
 
 
+def test_a_file_that_is_no_database_of_its_url_s_kind_is_named_as_such(
+    parity: Callable[..., Result], tmp_path: Path, demo_db: Database
+) -> None:
+    """A text file said "database error: file is not a database", naming no file; an SQLite file behind
+    duckdb:// failed downloading an extension (the audit)."""
+    (tmp_path / "notes.txt").write_text("not a database\n")
+    lite = demo_db.url.removeprefix("sqlite:///")
+    duck = tmp_path / "d.duckdb"
+    assert parity("copy", demo_db.url, f"duckdb:///{duck}", "-t", "orders").code == 0
+    cases = [
+        (("copy", f"sqlite:///{tmp_path}/notes.txt", "sqlite:///out.db"), "is no SQLite database file"),
+        (
+            ("diff", f"duckdb:///{lite}", demo_db.url, "-t", "orders"),
+            "it is an SQLite database: use sqlite:///",
+        ),
+        (
+            ("copy", demo_db.url, f"sqlite:///{duck}", "-t", "orders"),
+            "it is a DuckDB database: use duckdb:///",
+        ),
+    ]
+    for args, says in cases:
+        assert_one_line_error(parity(*args), says)
+    assert not (tmp_path / "out.db").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

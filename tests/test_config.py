@@ -65,6 +65,22 @@ def test_variable_from_a_dotenv_next_to_the_job_file(tmp_path: Path) -> None:
     assert loaded.source.url == "sqlite:///from-dotenv.sqlite"
 
 
+def test_a_dotenv_line_that_sets_no_variable_is_refused_naming_its_number(tmp_path: Path) -> None:
+    """python-dotenv skipped such a line with a warning (twice, where the job file is in the working
+    directory), and the job went on without what it held (the audit). The line's text is not shown:
+    it may hold a password."""
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    write(folder / ".env", "PARITY_T_VAR=sqlite:///from-dotenv.sqlite\nPARITY_T_PW secret word\n")
+    job = write(folder / "job.yaml", "source: ${PARITY_T_VAR}\ntarget: sqlite:///b.sqlite\n")
+    with pytest.raises(ConfigError, match=r"\.env: line 2 sets no variable") as caught:
+        config.load(job)
+    assert "secret" not in str(caught.value)
+    (folder / ".env").write_bytes(b"PARITY_T_VAR=\xff\n")
+    with pytest.raises(ConfigError, match=r"cannot read .*\.env"):
+        config.load(job)
+
+
 def test_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path / ".env", "PARITY_T_VAR=sqlite:///from-dotenv.sqlite\n")
     monkeypatch.setenv("PARITY_T_VAR", "sqlite:///from-env.sqlite")
