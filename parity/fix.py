@@ -10,25 +10,26 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
 from parity.config import TableConfig
+from parity.dialects.base import Dialect
 from parity.diff.compare import at_scale, column_equality
 from parity.diff.output import TARGET_TABLE
 from parity.diff.plan import plan_table, target_column
 from parity.diff.result import jsonable, value_text
-from parity.endpoint import Endpoint
+from parity.endpoint import Endpoint, driver_could_not_load
 from parity.errors import ConfigError, NotFound, not_found
 from parity.job import Job
 from parity.schema.model import Table
 from parity.schema.reflect import table_names
 from parity.schema.types import STRING_KINDS, Kind
 from parity.sync import Applier, run_batches
-from parity.values import JsonText, canonical_json, decode_rows, decode_value
+from parity.values import JsonText, canonical_json, decode_value
 
 DEFAULT_TABLE = "_parity_discrepancies"
 
@@ -304,24 +305,54 @@ def _fetch(
         found = _select_one(endpoint, table, t, sa.and_(*loose))
     if not found:
         return None
-    row = decode_rows([c.type for c in table.columns], found[:1])[0]
-    return dict(zip(table.column_names, row, strict=True))
+    return dict(zip(table.column_names, _decoded(endpoint.dialect, table, found[0]), strict=True))
+
+
+def _decoded(dialect: Dialect, table: Table, row: Sequence[Any]) -> list[Any]:
+    """A row's canonical values, as diff decodes them (``compare._lenient``): a value read as its text
+    (PostgreSQL's or DuckDB's infinity, a day before Christ) stays that text, in the spelling diff
+    recorded (``Dialect.text_decoder``)."""
+    out = []
+    for c, v in zip(table.columns, row, strict=True):
+        kind = c.type.kind
+        try:
+            decode = (
+                dialect.text_decoder(kind) if isinstance(v, str) and kind in dialect.NATIVE_KINDS else None
+            )
+            out.append(decode(v) if decode is not None else decode_value(kind, v))
+        except (ValueError, TypeError, ArithmeticError):
+            out.append(v)
+    return out
 
 
 def _select_one(endpoint: Endpoint, table: Table, t: Any, clause: Any) -> list[Any]:
-    """The rows ``clause`` selects (one, or none), each column read exactly."""
-    with endpoint.connect() as conn:
-        read = endpoint.dialect.read_exactly  # (a MySQL FLOAT as its exact value, not 6 digits)
+    """The rows ``clause`` selects (one, or none), each column read exactly (a MySQL FLOAT as its exact
+    value, not 6 digits), or as its text where the driver cannot give it (``Side.run`` in diff)."""
+    dialect = endpoint.dialect
+
+    def select(read: Callable[[Any, Kind], Any]) -> sa.Select[Any]:
         # (JSON as its text: psycopg gives jsonb's "hello" as hello, which is no JSON text)
-        return list(
-            conn.execute(
-                sa.select(
-                    *(
-                        sa.cast(t.c[c.name], sa.Text())
-                        if c.type.kind is Kind.JSON
-                        else read(t.c[c.name], c.type.kind)
-                        for c in table.columns
-                    )
-                ).where(clause)
-            ).all()
-        )
+        columns = [
+            sa.cast(t.c[c.name], sa.Text()) if c.type.kind is Kind.JSON else read(t.c[c.name], c.type.kind)
+            for c in table.columns
+        ]
+        return sa.select(*columns).where(clause)
+
+    def rows(query: sa.Select[Any], lenient: bool = False) -> list[Any]:
+        with endpoint.connect() as conn:
+            if lenient:
+                dialect.lenient_loaders(conn)
+            try:
+                return list(conn.execute(query).all())
+            finally:
+                if lenient:
+                    conn.invalidate()  # (its loaders stay with it: it does not go back to the pool)
+
+    try:
+        return rows(select(dialect.read_checked))
+    except sa.exc.DBAPIError as exc:
+        if dialect.read_refused(exc):
+            return rows(select(dialect.read_leniently))
+        if dialect.LENIENT_LOADERS and driver_could_not_load(exc):
+            return rows(select(dialect.read_checked), lenient=True)
+        raise

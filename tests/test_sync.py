@@ -406,6 +406,27 @@ def test_fix_deletes_extra_rows_of_sqlite_decimals_and_reads_jsonb_strings(
     assert diff(job_for(source, pg, tables=["j"])).identical
 
 
+@pytest.mark.parametrize("target_name", ["duckdb", "postgresql"])
+def test_fix_deletes_extra_rows_holding_infinity_or_a_day_before_christ(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """Fix read DuckDB's BC date as '0045-03-15 (BC)' and stopped on it ("Invalid isoformat string");
+    its infinity as 9999-12-31, an edit since the diff (the row was kept); PostgreSQL's, a DataError."""
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql("CREATE TABLE o (id INTEGER PRIMARY KEY, d DATE)", "INSERT INTO o VALUES (7, '2020-01-02')")
+    bc = "(BC)" if target_name == "duckdb" else "BC"
+    target.sql(
+        "CREATE TABLE o (id INTEGER PRIMARY KEY, d DATE)",
+        f"INSERT INTO o VALUES (1, 'infinity'), (2, '-infinity'), (3, '0045-03-15 {bc}'), (7, '2020-01-01')",
+    )
+    found = diff(job_for(source, target, tables=["o"]), output="_parity_discrepancies")
+    applied = fix(job_for(source, target, tables=["o"]), found.run_id, apply=True, delete=True)
+    assert (applied.updated, applied.deleted, applied.conflicts) == (1, 3, [])
+    assert diff(job_for(source, target, tables=["o"])).identical
+
+
 def test_fix_and_diff_take_decimals_wider_than_28_digits_and_unsigned_bigints(
     make_db: Callable[[str], Database],
 ) -> None:
