@@ -198,6 +198,9 @@ def _fix_table(
             if dst is None:
                 result.already += 1
                 continue
+            if src is not None:  # (since the diff, or a key diff took for another: never deleted)
+                result.conflicts.append(f"{label}: now in the source")
+                continue
             edited = _edited_since(target_table, dst, row.whole)
             if edited:
                 result.conflicts.append(

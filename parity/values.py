@@ -142,7 +142,7 @@ def _uuid(v: Any) -> uuid.UUID:
         return v
     if isinstance(v, (bytes, bytearray)) and len(v) == 16:
         return uuid.UUID(bytes=bytes(v))
-    return uuid.UUID(str(v))
+    return uuid.UUID(str(v).strip())  # (spaces around: as diff compares it, ``compare._maybe_uuid``)
 
 
 class JsonText(str):

@@ -427,6 +427,93 @@ def test_fix_deletes_extra_rows_holding_infinity_or_a_day_before_christ(
     assert diff(job_for(source, target, tables=["o"])).identical
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "sqlite", "mariadb", "duckdb"])
+def test_a_uuid_held_as_text_in_another_spelling_is_the_same_key_at_any_table_size(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """SQL hashed a UUID held as text in its own spelling (no dashes, braces, upper case) and Python
+    compared it as a UUID: past one download the two spellings fell in different segments, each row
+    was missing and extra, and fix --delete deleted half of the target (the audit)."""
+    import uuid
+
+    from parity.fix import fix
+
+    keys = [uuid.UUID(int=i * 7919 + (i << 100)) for i in range(1, 3001)]
+    spellings = [lambda u: u.hex, lambda u: "{" + str(u).upper() + "}", lambda u: f"urn:uuid:{u}", str]
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql("CREATE TABLE u (k UUID PRIMARY KEY, v INTEGER)")
+    target.sql("CREATE TABLE u (k VARCHAR(60) PRIMARY KEY, v INTEGER)")
+    for start in range(0, len(keys), 500):
+        chunk = range(start, min(start + 500, len(keys)))
+        source.sql("INSERT INTO u VALUES " + ", ".join(f"('{keys[i]}', {i})" for i in chunk))
+        target.sql(
+            "INSERT INTO u VALUES " + ", ".join(f"('{spellings[i % 4](keys[i])}', {i})" for i in chunk)
+        )
+    found = diff(job_for(source, target, tables=["u"]))
+    assert found.identical and found.tables[0].stats.rows_downloaded == 0
+    held = {i: spellings[i % 4](keys[i]) for i in (1234, 2001)}
+    target.sql(f"UPDATE u SET v = -1 WHERE k = '{held[1234]}'", f"DELETE FROM u WHERE k = '{held[2001]}'")
+    found = diff(job_for(source, target, tables=["u"]), output="_parity_discrepancies")
+    assert sorted((d.kind, d.key["k"]) for d in found.differences) == [
+        ("changed", keys[1234]), ("missing", keys[2001])
+    ]  # fmt: skip
+    applied = fix(job_for(source, target, tables=["u"]), found.run_id, apply=True, delete=True)
+    assert (applied.inserted, applied.updated, applied.deleted) == (1, 1, 0)
+    assert diff(job_for(source, target, tables=["u"])).identical
+
+
+@pytest.mark.parametrize("case", ["duckdb nocase target", "postgresql nondeterministic source"])
+def test_fix_changes_only_the_row_of_its_key_where_a_collation_ignores_case(
+    make_db: Callable[[str], Database], case: str
+) -> None:
+    """Fix matched keys with =, which a case-insensitive collation (DuckDB's NOCASE, PostgreSQL's
+    nondeterministic ICU collations) holds true of 'a' and 'A': its DELETE of 'A' deleted 'a' too, its
+    UPDATE of 'a' updated 'A', and its INSERT took the source's 'a' for 'A' (the audit)."""
+    from parity.fix import fix
+
+    if case.startswith("duckdb"):
+        source, target = make_db("postgresql"), make_db("duckdb")
+        source.sql("CREATE TABLE n (k VARCHAR(10) PRIMARY KEY, v INTEGER)",
+                   "INSERT INTO n VALUES ('a', 1), ('b', 2), ('c', 3)")  # fmt: skip
+        target.sql("CREATE TABLE n (k VARCHAR COLLATE NOCASE NOT NULL, v INTEGER)",
+                   "INSERT INTO n VALUES ('A', 1), ('a', 1), ('b', 20), ('B', 2), ('c', 3)")  # fmt: skip
+        expected = [("a", 1), ("b", 2), ("c", 3)]
+    else:
+        source, target = make_db("postgresql"), make_db("sqlite")
+        source.sql("CREATE COLLATION IF NOT EXISTS parity_ci (provider = icu, locale = 'und-u-ks-level2',"
+                   " deterministic = false)",
+                   "CREATE TABLE n (k VARCHAR(10) COLLATE parity_ci NOT NULL, v INTEGER)",
+                   "INSERT INTO n VALUES ('a', 1), ('A', 7), ('b', 2)")  # fmt: skip
+        target.sql(
+            "CREATE TABLE n (k TEXT PRIMARY KEY, v INTEGER)", "INSERT INTO n VALUES ('a', 1), ('b', 2)"
+        )
+        expected = [("A", 7), ("a", 1), ("b", 2)]
+    found = diff(job_for(source, target, tables=["n"], table_options={"key": ["k"]}),
+                 output="_parity_discrepancies")  # fmt: skip
+    assert not found.identical
+    fixed = fix(job_for(source, target, tables=["n"], table_options={"key": ["k"]}),
+                found.run_id, apply=True, delete=True)  # fmt: skip
+    assert fixed.conflicts == []
+    assert sorted(tuple(r) for r in target.query("SELECT k, v FROM n")) == expected
+
+
+def test_fix_deletes_no_extra_row_the_source_holds_by_then(make_db: Callable[[str], Database]) -> None:
+    """An extra row was deleted whatever the source held by then: a key the diff took for another,
+    or a row inserted since, was lost from the target."""
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db("sqlite")
+    source.sql("CREATE TABLE e (id INTEGER PRIMARY KEY, v INTEGER)", "INSERT INTO e VALUES (1, 1)")
+    target.sql(
+        "CREATE TABLE e (id INTEGER PRIMARY KEY, v INTEGER)", "INSERT INTO e VALUES (1, 1), (2, 2), (3, 3)"
+    )
+    found = diff(job_for(source, target, tables=["e"]), output="_parity_discrepancies")
+    source.sql("INSERT INTO e VALUES (2, 2)")
+    fixed = fix(job_for(source, target, tables=["e"]), found.run_id, apply=True, delete=True)
+    assert fixed.deleted == 1 and [c.split(": ")[-1] for c in fixed.conflicts] == ["now in the source"]
+    assert [r[0] for r in target.query("SELECT id FROM e ORDER BY id")] == [1, 2]
+
+
 def test_fix_and_diff_take_decimals_wider_than_28_digits_and_unsigned_bigints(
     make_db: Callable[[str], Database],
 ) -> None:

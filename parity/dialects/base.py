@@ -884,13 +884,29 @@ class Dialect:
         return sa.func.lower(sa.func.hex(x))
 
     def text_uuid(self, x: Any, native_string: bool) -> sa.ColumnElement[Any]:
-        return sa.func.lower(sa.func.rtrim(x) if native_string else self.text(x))
+        """A UUID's text in lower case with dashes; held as text, in any spelling Python's ``uuid.UUID``
+        reads (as diff compares it in Python: two spellings of one key hashed apart were found as a
+        missing row and an extra one, and fix deleted the extra one), else the text in lower case."""
+        if not native_string:
+            return sa.func.lower(self.text(x))
+        digits = self.uuid_digits(x)
+        parts = [
+            self.text_slice(digits, start, n) for start, n in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+        ]
+        dash = sa.literal("-")
+        dashed = self.concat(parts[0], dash, parts[1], dash, parts[2], dash, parts[3], dash, parts[4])
+        spelled = self.text_length(digits) == sa.literal(32)
+        return sa.case((spelled, dashed), else_=sa.func.lower(sa.func.rtrim(x)))
+
+    def text_slice(self, text: Any, start: int, length: int) -> sa.ColumnElement[Any]:
+        """``length`` characters of a text from the ``start``-th (counted from 1)."""
+        return sa.func.substr(text, start, length)
 
     def uuid_digits(self, x: Any) -> sa.ColumnElement[Any]:
         """The hex digits of a UUID held as text in any spelling Python's ``uuid.UUID`` reads
         ('urn:uuid:...', braces, dashes or none, any case, spaces around), in lower case."""
         text = sa.func.lower(sa.func.trim(x))
-        for spelled in ("urn:uuid:", "-", "{", "}"):
+        for spelled in ("urn:", "uuid:", "-", "{", "}"):
             text = sa.func.replace(text, sa.literal(spelled), sa.literal(""))
         return text
 

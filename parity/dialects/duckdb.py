@@ -205,6 +205,12 @@ class DuckDB(Dialect):
     TIME_FORMAT = "%H:%M:%S.%f"
     TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
+    def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
+            return column == value
+        # (a NOCASE or NOACCENT column's = matches 'a' for 'A': its bytes do not)
+        return sa.and_(column == value, sa.func.encode(column) == sa.func.encode(value))
+
     def text_length(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.strlen(x)  # bytes
 

@@ -129,6 +129,9 @@ class SQLServer(Dialect):
     def text_prefix(self, text: Any, length: int) -> sa.ColumnElement[Any]:
         return sa.func.left(text, length)
 
+    def text_slice(self, text: Any, start: int, length: int) -> sa.ColumnElement[Any]:
+        return sa.func.substring(text, start, length)
+
     def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
         if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
             return column == value

@@ -227,7 +227,7 @@ class Oracle(Dialect):
 
     def text_uuid(self, x: Any, native_string: bool) -> sa.ColumnElement[Any]:
         if native_string:
-            return sa.func.lower(sa.func.rtrim(x))
+            return super().text_uuid(x, native_string)
         dashed = sa.literal(r"\1-\2-\3-\4-\5")
         return sa.func.regexp_replace(self.text_binary(x), sa.literal(self._UUID_PARTS), dashed)
 

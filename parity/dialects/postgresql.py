@@ -201,6 +201,12 @@ class PostgreSQL(Dialect):
         total, high, low = (int(v or 0) for v in values)
         return total, (high << 30) + low
 
+    def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
+        if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
+            return column == value
+        # (a nondeterministic collation's = matches 'a' for 'A': "C" compares the characters)
+        return sa.and_(column == value, sa.collate(column, "C") == value)
+
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         # (to_char() of infinity is NULL, and of a date before Christ that date's year after: its text)
         before = sa.cast(x, postgresql.DATE()) < sa.literal_column(_FIRST_DAY)
