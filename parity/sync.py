@@ -201,15 +201,15 @@ class Applier:
             return sa.and_(
                 *(
                     self.exec_table.c[k].in_([sa.bindparam(f"k_{k}_{i}") for i in range(UUID_SPELLINGS)])
-                    if k in self.uuid_keys
+                    if self._spellings(k)
                     else equals(self.exec_table.c[k], sa.bindparam(f"k_{k}"), self.types[k].kind)
                     for k in key
                 )
             )
         return sa.and_(
             *(
-                self.sa_table.c[k].in_([self._literal(k, t) for t in uuid_spellings(values[k])])
-                if k in self.uuid_keys
+                self.sa_table.c[k].in_([self._spelled(k, t) for t in spellings(values[k])])
+                if (spellings := self._spellings(k))
                 else equals(self.sa_table.c[k], self._literal(k, values[k]), self.types[k].kind)
                 for k in key
             )
@@ -219,20 +219,32 @@ class Applier:
         """The parameters of ``_key_clause`` for one row's key."""
         params = {}
         for k in key:
-            if k in self.uuid_keys:
-                params.update({f"k_{k}_{i}": t for i, t in enumerate(uuid_spellings(values[k]))})
+            if spellings := self._spellings(k):
+                params.update({f"k_{k}_{i}": t for i, t in enumerate(spellings(values[k]))})
             else:
                 params[f"k_{k}"] = self.encode(k, values[k])
         return params
 
     def key_match(self, column: Any, name: str, value: Any) -> Any:
-        """``Dialect.key_equals`` of the column and a value, bound; a UUID held as text that diff
-        compares as a UUID (``uuid_keys``) in each spelling diff pairs with it (an index still serves)."""
-        if name in self.uuid_keys:
-            return column.in_([sa.literal(t) for t in uuid_spellings(value)])
+        """``Dialect.key_equals`` of the column and a value, bound; a key held in spellings diff takes
+        as one (``_spellings``) in each of them (an index still serves)."""
+        if spellings := self._spellings(name):
+            return column.in_([self._spelled(name, t) for t in spellings(value)])
         return self.endpoint.dialect.key_equals(
             column, sa.literal(self.encode(name, value)), self.types[name].kind
         )
+
+    def _spellings(self, name: str) -> Callable[[Any], list[Any]] | None:
+        """The ``UUID_SPELLINGS`` texts a key column may hold its value in that diff pairs with it: a
+        UUID held as text that diff compares as a UUID (``uuid_keys``), SQLite's dates and timestamps
+        with 'T' or digits of a second (``Dialect.key_spellings``); None where it holds one."""
+        if name in self.uuid_keys:
+            return uuid_spellings
+        ctype = self.types.get(name)
+        return None if ctype is None else self.endpoint.dialect.key_spellings(ctype.kind)
+
+    def _spelled(self, name: str, text: Any) -> Any:
+        return self._literal(name, text) if name in self.uuid_keys else sa.literal(text, sa.String())
 
     def uuid_match(self, column: Any, value: Any) -> Any:
         """A UUID held as text in any spelling Python's ``uuid.UUID`` reads ('urn:uuid:...', any case,

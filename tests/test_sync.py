@@ -497,6 +497,34 @@ def test_fix_changes_only_the_row_of_its_key_where_a_collation_ignores_case(
     assert sorted(tuple(r) for r in target.query("SELECT k, v FROM n")) == expected
 
 
+def test_fix_finds_sqlite_date_and_timestamp_keys_in_the_spellings_diff_takes_as_one(
+    make_db: Callable[[str], Database],
+) -> None:
+    """SQLite holds '2020-06-02T00:00:00' as it was given, and diff takes it for 2020-06-02 00:00:00;
+    fix looked the key up as '2020-06-02 00:00:00', found no row, and called the extra row deleted
+    already and the changed one gone (exit 0, the target unchanged; the audit)."""
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db("sqlite")
+    source.sql("CREATE TABLE ts (t TIMESTAMP PRIMARY KEY, v INTEGER)",
+               "INSERT INTO ts VALUES ('2020-01-01 10:00', 1), ('2020-03-29 01:30:00.5', 2)",
+               "CREATE TABLE ds (d DATE PRIMARY KEY, v INTEGER)", "INSERT INTO ds VALUES ('2020-01-02', 1)")  # fmt: skip
+    target.sql("CREATE TABLE ts (t TIMESTAMP PRIMARY KEY, v INTEGER)",
+               "INSERT INTO ts VALUES ('2020-01-01T10:00:00', 1), ('2020-03-29T01:30:00.500', 20),"
+               " ('2020-06-02T00:00:00', 3)",
+               "CREATE TABLE ds (d DATE PRIMARY KEY, v INTEGER)",
+               "INSERT INTO ds VALUES ('2020-01-02T00:00:00', 5), ('2020-01-03 00:00:00.000', 6)")  # fmt: skip
+    found = diff(job_for(source, target, tables=["ts", "ds"]), output="_parity_discrepancies")
+    assert sorted(d.kind for d in found.differences) == ["changed", "changed", "extra", "extra"]
+    fixed = fix(job_for(source, target, tables=["ts", "ds"]), found.run_id, apply=True, delete=True)
+    assert (fixed.updated, fixed.deleted, fixed.already, fixed.conflicts) == (2, 2, 0, [])
+    assert target.query("SELECT t, v FROM ts ORDER BY t") == [
+        ("2020-01-01T10:00:00", 1),
+        ("2020-03-29T01:30:00.500", 2),
+    ]
+    assert diff(job_for(source, target, tables=["ts", "ds"])).identical
+
+
 def test_fix_deletes_no_extra_row_the_source_holds_by_then(make_db: Callable[[str], Database]) -> None:
     """An extra row was deleted whatever the source held by then: a key the diff took for another,
     or a row inserted since, was lost from the target."""

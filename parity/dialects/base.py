@@ -674,6 +674,12 @@ class Dialect:
         spaces), an exact test of the bytes is added beside ``=``, which an index can still serve."""
         return column == value
 
+    def key_spellings(self, kind: Kind) -> Callable[[Any], list[str]] | None:
+        """For a key of this kind held as text in more than one spelling diff takes as one value (SQLite's
+        '2020-01-02T10:00:00' and '2020-01-02 10:00:00.000'): the value's ``UUID_SPELLINGS`` spellings,
+        which sync and fix find its row by; None where the database holds the value itself."""
+        return None
+
     def fraction_digits(self, sa_type: Any) -> int | None:
         """The digits of a second a reflected TIME or TIMESTAMP type keeps: as declared, else the
         database's default (microseconds); None where it is not known (SQLite's text)."""

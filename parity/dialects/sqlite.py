@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from parity.dialects.base import TINY, Dialect, inspector, nearest_single
 from parity.schema.types import CanonicalType, Kind
-from parity.values import decode_value, jsonb_text
+from parity.values import UUID_SPELLINGS, decode_value, jsonb_text
 
 if TYPE_CHECKING:
     from parity.endpoint import Endpoint
@@ -181,6 +181,9 @@ class SQLite(Dialect):
         if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
             return column == value
         return sa.and_(column == value, sa.collate(column, "BINARY") == value)  # (a NOCASE column)
+
+    def key_spellings(self, kind: Kind) -> Callable[[Any], list[str]] | None:
+        return _day_spellings if kind is Kind.DATE else _moment_spellings if kind is Kind.TIMESTAMP else None
 
     def unique_constraints(
         self, conn: Connection, table: str, schema: str | None
@@ -443,6 +446,33 @@ def _double(x: Any) -> str | None:
     fraction, exponent = math.frexp(abs(d))  # (0.5 <= fraction < 1)
     sign = "-" if d < 0 else ""
     return f"{sign}{int(fraction * 2.0**53)}p{exponent - 53}"
+
+
+def _spelled(texts: list[str]) -> list[str]:
+    """``UUID_SPELLINGS`` texts: the distinct ones, the first again in the places left."""
+    texts = list(dict.fromkeys(texts))[:UUID_SPELLINGS]
+    return texts + [texts[0]] * (UUID_SPELLINGS - len(texts))
+
+
+def _day_spellings(value: Any) -> list[str]:
+    """A date as SQLite may hold it: alone, or at midnight (which diff takes as the date)."""
+    day = decode_value(Kind.DATE, value).isoformat()
+    return _spelled([day, f"{day} 00:00:00", f"{day}T00:00:00", f"{day} 00:00:00.000", f"{day}T00:00:00.000",
+                     f"{day} 00:00:00.000000"])  # fmt: skip
+
+
+def _moment_spellings(value: Any) -> list[str]:
+    """A timestamp as SQLite may hold it: with ' ' or 'T', and its part of a second as Python, ISO 8601
+    and SQLite's strftime('%f') write it (none where it has none, milliseconds, microseconds)."""
+    moment = decode_value(Kind.TIMESTAMP, value)
+    micro = moment.microsecond
+    fractions = [f".{micro:06d}"]
+    if micro % 1000 == 0:
+        fractions.insert(0, f".{micro // 1000:03d}")
+    if micro == 0:
+        fractions.insert(0, "")
+    day, time_of_day = moment.strftime("%Y-%m-%d"), moment.strftime("%H:%M:%S")
+    return _spelled([f"{day}{sep}{time_of_day}{f}" for f in fractions for sep in (" ", "T")])
 
 
 def _guarded(kind: Kind, render: Callable[[Any], str]) -> Callable[[Any], str | None]:
