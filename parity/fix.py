@@ -143,6 +143,14 @@ def _fix_table(
         }
         for role in ("source", "target")
     }
+    padded_keys = {  # (text keys compared without trailing spaces, against a CHAR: 'b ' found for 'b')
+        role: {
+            (p.source if role == "source" else p.target).name
+            for p in plan.keys
+            if p.compare.strip and (p.source if role == "source" else p.target).type.kind in STRING_KINDS
+        }
+        for role in ("source", "target")
+    }
     applier = Applier(job.target, target_table, 1000, dry_run=not apply)
     applier.uuid_keys = uuid_keys["target"]
     inserts: list[dict[str, Any]] = []
@@ -151,18 +159,22 @@ def _fix_table(
     key_source = list(rows[0].key)
     key_target = [rename.get(k, k) for k in key_source]
     for row in rows:
-        src = _fetch(job.source, source_table, key_source, row.key, uuid_keys["source"])
+        src = _fetch(
+            job.source, source_table, key_source, row.key, uuid_keys["source"], padded_keys["source"]
+        )
         dst = _fetch(
             job.target,
             target_table,
             key_target,
             {rename.get(k, k): v for k, v in row.key.items()},
             uuid_keys["target"],
+            padded_keys["target"],
         )
         label = f"{spec.name} {json.dumps(row.key, default=str)}"
         target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
-        if dst is not None:  # (a UUID held as text: as the target holds it, in whatever spelling)
-            target_key = {k: dst[k] if k in uuid_keys["target"] else v for k, v in target_key.items()}
+        if dst is not None:  # (a UUID held as text, a text with trailing spaces: as the target holds it)
+            held = uuid_keys["target"] | padded_keys["target"]
+            target_key = {k: dst[k] if k in held else v for k, v in target_key.items()}
         if row.kind == "missing":
             if dst is not None and src is not None and same(src, dst, rename):
                 result.already += 1  # (inserted by an earlier fix, or by the application)
@@ -293,7 +305,12 @@ def _typed(table: Table, key: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fetch(
-    endpoint: Endpoint, table: Table, key: list[str], values: dict[str, Any], uuid_keys: set[str]
+    endpoint: Endpoint,
+    table: Table,
+    key: list[str],
+    values: dict[str, Any],
+    uuid_keys: set[str],
+    padded_keys: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> dict[str, Any] | None:
     """The row with this key, as canonical values by column name, or None."""
     typed = _typed(table, values)
@@ -302,10 +319,21 @@ def _fetch(
     t = sa.table(table.name, *(sa.column(c.name) for c in table.columns), schema=endpoint.schema)
     clause = sa.and_(*(encoders.key_match(t.c[k], k, typed[k]) for k in key))
     found = _select_one(endpoint, table, t, clause)
-    if not found and uuid_keys & set(key):  # (one read of the table: a spelling none of those tried)
-        loose = [encoders.uuid_match(t.c[k], typed[k]) if k in uuid_keys else encoders.key_match(t.c[k], k, typed[k])
-                 for k in key]  # fmt: skip
-        found = _select_one(endpoint, table, t, sa.and_(*loose))
+    if not found and (uuid_keys | padded_keys) & set(key):  # (one read of the table: a spelling not tried)
+
+        def loose(k: str) -> Any:
+            if k in uuid_keys:
+                return encoders.uuid_match(t.c[k], typed[k])
+            if k in padded_keys:  # (and exactly, below: a collation may match other text)
+                return endpoint.dialect.rtrim_chars(t.c[k], " ") == sa.literal(str(typed[k]).rstrip(" "))
+            return encoders.key_match(t.c[k], k, typed[k])
+
+        at = {name: i for i, name in enumerate(table.column_names)}
+        found = [
+            r
+            for r in _select_one(endpoint, table, t, sa.and_(*(loose(k) for k in key)))
+            if all(str(r[at[k]]).rstrip(" ") == str(typed[k]).rstrip(" ") for k in padded_keys & set(key))
+        ]
     if not found:
         return None
     return dict(zip(table.column_names, _decoded(endpoint.dialect, table, found[0]), strict=True))

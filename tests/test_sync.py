@@ -525,6 +525,27 @@ def test_fix_finds_sqlite_date_and_timestamp_keys_in_the_spellings_diff_takes_as
     assert diff(job_for(source, target, tables=["ts", "ds"])).identical
 
 
+@pytest.mark.parametrize(("source_name", "target_name"), [("postgresql", "postgresql"), ("sqlite", "duckdb")])
+def test_fix_finds_a_text_key_with_trailing_spaces_diff_compared_against_a_char(
+    make_db: Callable[[str], Database], source_name: str, target_name: str
+) -> None:
+    """Against a CHAR key, diff compares text keys without their trailing spaces ('b ' is 'b'); fix
+    looked 'b' up in the side that holds 'b ' and called the row gone (the audit)."""
+    from parity.fix import fix
+
+    source, target = make_db(source_name), make_db(target_name)
+    pad_source = source_name == "sqlite"  # (SQLite's CHAR holds what it is given: 'b ')
+    source.sql("CREATE TABLE ch (k CHAR(5) PRIMARY KEY, v INTEGER)",
+               f"INSERT INTO ch VALUES ('a', 1), ('{'b ' if pad_source else 'b'}', 2)")  # fmt: skip
+    target.sql("CREATE TABLE ch (k VARCHAR(5) PRIMARY KEY, v INTEGER)",
+               f"INSERT INTO ch VALUES ('a', 1), ('{'b' if pad_source else 'b '}', 20)")  # fmt: skip
+    found = diff(job_for(source, target, tables=["ch"]), output="_parity_discrepancies")
+    assert [(d.kind, d.columns) for d in found.differences] == [("changed", ("v",))]
+    fixed = fix(job_for(source, target, tables=["ch"]), found.run_id, apply=True)
+    assert (fixed.updated, fixed.conflicts) == (1, [])
+    assert diff(job_for(source, target, tables=["ch"])).identical
+
+
 def test_fix_deletes_no_extra_row_the_source_holds_by_then(make_db: Callable[[str], Database]) -> None:
     """An extra row was deleted whatever the source held by then: a key the diff took for another,
     or a row inserted since, was lost from the target."""
