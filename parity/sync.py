@@ -694,11 +694,12 @@ def _target_row(values: dict[str, Any], names: dict[str, str]) -> dict[str, Any]
 
 def _held_key(d: Any) -> dict[str, Any]:
     """A changed or extra row's key as the target holds it, under the target's names: a UUID held as
-    text in a spelling of its own ('urn:uuid:...', mixed case) is found as it is."""
+    text in a spelling of its own ('urn:uuid:...', mixed case), a text with the trailing spaces diff
+    did not compare (against a CHAR), is found as it is."""
     key = _target_row(d.key, d.names)
     if d.target is None:
         return key
-    return {k: d.target.get(k, v) if isinstance(v, UUID) else v for k, v in key.items()}
+    return {k: d.target.get(k, v) if isinstance(v, UUID | str) else v for k, v in key.items()}
 
 
 def _apply(

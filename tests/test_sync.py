@@ -544,6 +544,10 @@ def test_fix_finds_a_text_key_with_trailing_spaces_diff_compared_against_a_char(
     fixed = fix(job_for(source, target, tables=["ch"]), found.run_id, apply=True)
     assert (fixed.updated, fixed.conflicts) == (1, [])
     assert diff(job_for(source, target, tables=["ch"])).identical
+    # sync alike: it changes the row by the key the target holds
+    source.sql("UPDATE ch SET v = 3 WHERE v = 2")
+    synced = sync(job_for(source, target, tables=["ch"]))
+    assert synced.tables[0].updated == 1 and diff(job_for(source, target, tables=["ch"])).identical
 
 
 def test_fix_deletes_no_extra_row_the_source_holds_by_then(make_db: Callable[[str], Database]) -> None:
