@@ -332,9 +332,16 @@ def _prepare_schema(
         raise DataError("the target cannot hold the source's values: " + "; ".join(plan.problems))
     steps = [s for s in plan.steps if s.action not in _LATER]
     later: dict[tuple[str, str], list[str]] = {}
+    # where each DDL statement commits on its own, a run stopped between a table's CREATE TABLE and its
+    # indexes left it without them, and the rerun found the table there: they are recorded to be built
+    # again at the table's finish too, where one there already counts as built (``Dialect.already_there``)
+    created = {s.table for s in plan.steps if s.action == "create table"}
+    again = not job.target.dialect.TRANSACTIONAL_DDL
     for step in plan.steps:
         if step.action in _LATER:
             later.setdefault((_LATER[step.action], step.table), []).append(step.sql)
+        elif step.action == "create index" and again and step.table in created:
+            later.setdefault(("keys", step.table), []).append(step.sql)
     if not apply and steps:
         tables = sorted({s.table for s in steps if s.action == "create table"})
         columns = sorted({f"{s.table}.{s.column}" for s in steps if s.column and s.table not in tables})
@@ -460,6 +467,15 @@ def _add_or_check_foreign_key(
     else:
         if savepoint is not None:
             savepoint.commit()
+
+
+def _unless_there(conn: Connection, dialect: Dialect, sql: str) -> None:
+    """Run DDL that a run stopped after it may have run already (an index): one there counts as made."""
+    try:
+        execute_raw(conn, sql)
+    except sa.exc.DBAPIError as exc:
+        if exc.orig is None or not dialect.already_there(exc.orig):
+            raise
 
 
 def _run_deferred(
@@ -1284,8 +1300,14 @@ def _copy_table(
 
 def _finish(job: Job, state: State, task: str, tp: _TablePlan) -> None:
     with job.target.begin() as conn:
+        dialect = job.target.dialect
         if _run_deferred(
-            conn, state, "keys", tp.target, f"building the keys of '{tp.target}' after its rows"
+            conn,
+            state,
+            "keys",
+            tp.target,
+            f"building the keys of '{tp.target}' after its rows",
+            functools.partial(_unless_there, conn, dialect),
         ):
             logger.info("%s: primary key, unique constraints and indexes built after the rows", tp.target)
         state.finish_task(conn, task, {"status": "done", "table": tp.target})

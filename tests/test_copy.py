@@ -959,6 +959,52 @@ def test_killed_copy_resumes_to_the_same_result(
     assert _primary_key(target, "big") == ["id"]  # built after the rows, by the rerun where it was killed
 
 
+_KILLED_AFTER_CREATE_TABLE = """
+import os, signal, sys
+import parity.schema.apply as apply
+run = apply.execute_raw
+def killing(conn, sql, *args, **kwargs):
+    done = run(conn, sql, *args, **kwargs)
+    if sql.lstrip().startswith("CREATE TABLE"):
+        os.kill(os.getpid(), signal.SIGKILL)  # (as kill -9 between the table and its indexes)
+    return done
+apply.execute_raw = killing
+from parity.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("target_name", ["mariadb", "sqlite"])
+def test_a_copy_killed_between_a_table_and_its_indexes_builds_them_when_run_again(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """Where each DDL statement commits on its own, a copy killed after CREATE TABLE left the table
+    without its indexes; the rerun found the table there and copied into it, exit 0, the unique index
+    lost for good (the audit)."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql("CREATE TABLE a (id INTEGER PRIMARY KEY, handle VARCHAR(20) NOT NULL, country VARCHAR(2))",
+               "CREATE UNIQUE INDEX ux_a_handle ON a (handle)", "CREATE INDEX ix_a_country ON a (country)",
+               "INSERT INTO a VALUES (1, 'x', 'fr'), (2, 'y', 'de')")  # fmt: skip
+    args = ["copy", source.url, target.url, *(["--target-schema", target.schema] if target.schema else [])]
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_CREATE_TABLE, *args], capture_output=True, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    with target.endpoint().connect() as conn:
+        assert sa.inspect(conn).get_indexes("a", schema=target.schema) == []  # (what the kill left)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "parity", *args], capture_output=True, text=True, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    with target.endpoint().connect() as conn:
+        built = {
+            (ix["name"], bool(ix["unique"])) for ix in sa.inspect(conn).get_indexes("a", schema=target.schema)
+        }
+        left = target.query("SELECT COUNT(*) FROM _parity_state WHERE task LIKE 'keys %'")[0][0]
+    assert built == {("ux_a_handle", True), ("ix_a_country", False)} and left == 0
+    assert target.query("SELECT COUNT(*) FROM a")[0][0] == 2
+
+
 def live_processes(match: Callable[[list[str]], bool]) -> list[int]:
     """The live processes whose /proc stat fields after the name (state, ppid, pgrp, session, ...)
     match."""

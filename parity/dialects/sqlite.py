@@ -182,6 +182,9 @@ class SQLite(Dialect):
             return column == value
         return sa.and_(column == value, sa.collate(column, "BINARY") == value)  # (a NOCASE column)
 
+    def already_there(self, error: BaseException) -> bool:
+        return str(error).startswith("index ") and str(error).endswith(" already exists")
+
     def key_spellings(self, kind: Kind) -> Callable[[Any], list[str]] | None:
         return _day_spellings if kind is Kind.DATE else _moment_spellings if kind is Kind.TIMESTAMP else None
 
