@@ -225,8 +225,10 @@ def copy(
     rejects = _Rejects(rejects_file, max_rejects)
     result.run_id = rejects.run["run_id"]
     created = {step.table for step in plan.steps if step.action == "create table"}
+    finished = _finished_at(job, state, plans)  # (before this run's start makes its record anew)
     starts = _start_all(job, state, plans, created)
-    result.warnings += _appending_again(job, [tp for tp in plans if tp.target not in created], starts)
+    again = [tp for tp in plans if tp.target not in created]
+    result.warnings += _appending_again(job, again, starts, finished)
     result.warnings += _unindexed_natural_keys(job, plans)
     failed: dict[str, str] = {}  # source name -> target name, of the tables that failed
     try:
@@ -1039,9 +1041,19 @@ def _whole(value: Any) -> int | None:
 _Start = tuple[list["Chunk"], dict[str, int], int] | ParityError
 
 
-def _appending_again(job: Job, plans: list[_TablePlan], starts: dict[str, _Start]) -> list[str]:
+def _finished_at(job: Job, state: State, plans: list[_TablePlan]) -> str | None:
+    """When the last run of this copy ended with every table copied (UTC), where one did."""
+    with job.target.connect() as conn:
+        info = state.task(conn, _run_task(job, plans)) or {}
+    return info.get("finished") if info.get("status") == "done" else None
+
+
+def _appending_again(
+    job: Job, plans: list[_TablePlan], starts: dict[str, _Start], finished: str | None = None
+) -> list[str]:
     """Warnings for target tables appended to that have no key (nothing refuses a row copied before)
-    and hold rows already, none of them from this run's own committed chunks."""
+    and hold rows already, none of them from this run's own committed chunks; ``finished``: when the
+    same copy last ended (a run killed after it recorded so, and made again, appends again)."""
     from parity.schema.apply import existing_targets
 
     holding = []
@@ -1059,6 +1071,7 @@ def _appending_again(job: Job, plans: list[_TablePlan], starts: dict[str, _Start
     return [
         f"{name} has no key and holds rows already: appended rows that were copied before are there"
         " again (--mode replace empties it first; merge needs a key, -k)"
+        + (f"; this copy last ended with every table copied at {finished} UTC" if finished else "")
         for name in holding
         if not tables[name].key()
     ]
@@ -1183,8 +1196,10 @@ def _finish_run(job: Job, state: State, plans: list[_TablePlan]) -> None:
     audit: a nightly run stopped, its last table copied alone, and the next night's run skipped every
     table). A run of the same target tables from elsewhere (another source) is left to be resumed."""
     ours = {_task_id(job, tp) for tp in plans}
+    job.target.dialect.settle(job.target)  # (what closing would do after the run is done, before)
     with job.target.begin() as conn:
-        state.finish_task(conn, _run_task(job, plans), {"status": "done"})
+        finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        state.finish_task(conn, _run_task(job, plans), {"status": "done", "finished": finished})
         for other, stopped in state.tasks_like(conn, "run:").items():
             if stopped.get("status") == "running" and ours & set(stopped.get("tasks") or ()):
                 state.forget_task(conn, other)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -549,6 +550,11 @@ def test_append_mode_adds_rows(small: Database, pg_db: Database) -> None:
     again = copy_ok(job_for(small, pg_db), mode="append")
     assert pg_db.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM items")[0] == (6, 3)
     assert any("items has no key and holds rows already" in w for w in again.warnings), again.warnings
+    # (and when this copy last ended: a run killed after it recorded its end, and made again, appends
+    # again; the audit)
+    assert any(
+        re.search(r"this copy last ended .* at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", w) for w in again.warnings
+    )
     pg_db.sql("DELETE FROM items", "ALTER TABLE items ADD PRIMARY KEY (id)")
     copy_ok(job_for(small, pg_db), mode="append")
     keyed = copy_closed(job_for(small, pg_db), mode="append")

@@ -378,6 +378,11 @@ class Dialect:
         """Whether the driver's error says rows reference rows that are not there."""
         return False
 
+    def settle(self, endpoint: Endpoint) -> None:
+        """Before a copy records that it is done: the work closing the database does after the rows
+        (DuckDB's checkpoint, seconds of a large copy), so that a run killed in it is resumed, not
+        taken for done (a copy appending again would double a table without a key)."""
+
     def already_there(self, error: BaseException) -> bool:
         """Whether the driver's error says the constraint being added exists already (added by a run
         stopped before it recorded so, where DDL commits on its own)."""

@@ -205,6 +205,10 @@ class DuckDB(Dialect):
     TIME_FORMAT = "%H:%M:%S.%f"
     TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
+    def settle(self, endpoint: Endpoint) -> None:
+        with endpoint.connect() as conn:
+            conn.exec_driver_sql("CHECKPOINT")
+
     def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
         if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
             return column == value
