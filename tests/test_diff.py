@@ -948,6 +948,20 @@ def test_duckdb_infinities_and_days_before_christ_are_compared_as_they_are(
     ]
 
 
+def test_an_sqlite_number_in_a_column_of_no_declared_type_is_its_text(make_db: Any) -> None:
+    """A column of no declared type is text to parity, and SQLite holds the numbers given to it as
+    numbers: SQL hashed 3 as '3', Python compared 3 with '3', and a changed row was one missing and
+    one extra (the audit)."""
+    lite, pg = make_db("sqlite"), make_db("postgresql")
+    lite.sql("CREATE TABLE ty (k PRIMARY KEY, v INTEGER)", "INSERT INTO ty VALUES (1, 1), (3, 3), (4.5, 4)")
+    pg.sql(
+        "CREATE TABLE ty (k TEXT PRIMARY KEY, v INTEGER)",
+        "INSERT INTO ty VALUES ('1', 1), ('3', 4), ('4.5', 4)",
+    )
+    found = run(lite, pg, "ty")
+    assert [(d.kind, d.key["k"], d.columns) for d in found.differences] == [("changed", "3", ("v",))]
+
+
 def test_a_postgresql_json_holding_a_nul_escape_is_compared_not_a_crash(make_db: Any) -> None:
     """jsonb refuses \\u0000, which json keeps: the diff's cast failed, "unsupported Unicode escape
     sequence", and stopped the run (the audit)."""

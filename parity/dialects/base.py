@@ -955,8 +955,8 @@ class Dialect:
 
     def text_decoder(self, kind: Kind) -> Callable[[Any], Any] | None:
         """How diff decodes a value of a kind the driver gives as its value (``NATIVE_KINDS``) where it
-        may come as text (DuckDB's day before Christ, or the text ``read_leniently`` reads); None where
-        it never does."""
+        may come otherwise: as text (DuckDB's day before Christ, or the text ``read_leniently`` reads),
+        as a number (SQLite's in a column of no declared type); None where it never does."""
         return None
 
     def read_exactly(self, x: Any, kind: Kind) -> Any:
