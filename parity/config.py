@@ -159,8 +159,10 @@ def _dotenv(path: Path) -> dict[str, str]:
     try:
         with path.open(encoding="utf-8") as f:
             for binding in parse_stream(f):
-                if binding.error:
-                    raise ConfigError(f"{path}: line {binding.original.line} sets no variable (NAME=value)")
+                if binding.error:  # (its text starts with the blank lines before it)
+                    text = binding.original.string
+                    line = binding.original.line + text[: len(text) - len(text.lstrip())].count("\n")
+                    raise ConfigError(f"{path}: line {line} sets no variable (NAME=value)")
         return {k: v for k, v in dotenv_values(path).items() if v is not None}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc

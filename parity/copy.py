@@ -336,9 +336,9 @@ def _prepare_schema(
     later: dict[tuple[str, str], list[str]] = {}
     # where each DDL statement commits on its own, a run stopped between a table's CREATE TABLE and its
     # indexes left it without them, and the rerun found the table there: they are recorded to be built
-    # again at the table's finish too, where one there already counts as built (``Dialect.already_there``)
+    # again at the table's finish too, where one there already counts as built (``Dialect.index_there``)
     created = {s.table for s in plan.steps if s.action == "create table"}
-    again = not job.target.dialect.TRANSACTIONAL_DDL
+    again = not job.target.dialect.TRANSACTIONAL_DDL and job.target.dialect.INDEXES_AGAIN
     for step in plan.steps:
         if step.action in _LATER:
             later.setdefault((_LATER[step.action], step.table), []).append(step.sql)
@@ -476,7 +476,7 @@ def _unless_there(conn: Connection, dialect: Dialect, sql: str) -> None:
     try:
         execute_raw(conn, sql)
     except sa.exc.DBAPIError as exc:
-        if exc.orig is None or not dialect.already_there(exc.orig):
+        if exc.orig is None or not dialect.index_there(exc.orig):
             raise
 
 

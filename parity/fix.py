@@ -210,9 +210,9 @@ def _fix_table(
             if dst is None:
                 result.already += 1
                 continue
-            if src is not None:  # (since the diff, or a key diff took for another: never deleted)
-                result.conflicts.append(f"{label}: now in the source")
-                continue
+            if src is not None and same(src, dst, rename):  # (a row the source holds as the target does,
+                result.conflicts.append(f"{label}: the source holds it as the target does")  # since the
+                continue  # diff or under a key the diff took for another: never deleted)
             edited = _edited_since(target_table, dst, row.whole)
             if edited:
                 result.conflicts.append(
@@ -301,7 +301,15 @@ def _edited_since(table: Table, row: dict[str, Any], whole: str | None) -> list[
 
 
 def _typed(table: Table, key: dict[str, Any]) -> dict[str, Any]:
-    return {k: decode_value(table.column(k).type.kind, v) for k, v in key.items()}
+    """The key's canonical values; one its kind cannot take (infinity, a day before Christ, as diff
+    recorded its text) as it is."""
+    typed = {}
+    for k, v in key.items():
+        try:
+            typed[k] = decode_value(table.column(k).type.kind, v)
+        except (ValueError, TypeError, ArithmeticError):
+            typed[k] = v
+    return typed
 
 
 def _fetch(

@@ -142,7 +142,7 @@ def _uuid(v: Any) -> uuid.UUID:
         return v
     if isinstance(v, (bytes, bytearray)) and len(v) == 16:
         return uuid.UUID(bytes=bytes(v))
-    return uuid.UUID(str(v).strip())  # (spaces around: as diff compares it, ``compare._maybe_uuid``)
+    return uuid.UUID(str(v).strip().lower())  # (spaces around, 'URN:UUID:': as diff compares it)
 
 
 class JsonText(str):

@@ -71,9 +71,9 @@ def test_a_dotenv_line_that_sets_no_variable_is_refused_naming_its_number(tmp_pa
     it may hold a password."""
     folder = tmp_path / "jobs"
     folder.mkdir()
-    write(folder / ".env", "PARITY_T_VAR=sqlite:///from-dotenv.sqlite\nPARITY_T_PW secret word\n")
+    write(folder / ".env", "PARITY_T_VAR=sqlite:///from-dotenv.sqlite\n\n\nPARITY_T_PW secret word\n")
     job = write(folder / "job.yaml", "source: ${PARITY_T_VAR}\ntarget: sqlite:///b.sqlite\n")
-    with pytest.raises(ConfigError, match=r"\.env: line 2 sets no variable") as caught:
+    with pytest.raises(ConfigError, match=r"\.env: line 4 sets no variable") as caught:
         config.load(job)
     assert "secret" not in str(caught.value)
     (folder / ".env").write_bytes(b"PARITY_T_VAR=\xff\n")

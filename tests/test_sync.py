@@ -439,7 +439,8 @@ def test_a_uuid_held_as_text_in_another_spelling_is_the_same_key_at_any_table_si
     from parity.fix import fix
 
     keys = [uuid.UUID(int=i * 7919 + (i << 100)) for i in range(1, 3001)]
-    spellings = [lambda u: u.hex, lambda u: "{" + str(u).upper() + "}", lambda u: f"urn:uuid:{u}", str]
+    spellings = [lambda u: u.hex, lambda u: "{" + str(u).upper() + "}", lambda u: f"urn:uuid:{u}", str,
+                 lambda u: f"URN:UUID:{str(u).upper()}"]  # fmt: skip
     source, target = make_db("postgresql"), make_db(target_name)
     source.sql("CREATE TABLE u (k UUID PRIMARY KEY, v INTEGER)")
     target.sql("CREATE TABLE u (k VARCHAR(60) PRIMARY KEY, v INTEGER)")
@@ -447,11 +448,11 @@ def test_a_uuid_held_as_text_in_another_spelling_is_the_same_key_at_any_table_si
         chunk = range(start, min(start + 500, len(keys)))
         source.sql("INSERT INTO u VALUES " + ", ".join(f"('{keys[i]}', {i})" for i in chunk))
         target.sql(
-            "INSERT INTO u VALUES " + ", ".join(f"('{spellings[i % 4](keys[i])}', {i})" for i in chunk)
+            "INSERT INTO u VALUES " + ", ".join(f"('{spellings[i % 5](keys[i])}', {i})" for i in chunk)
         )
     found = diff(job_for(source, target, tables=["u"]))
     assert found.identical and found.tables[0].stats.rows_downloaded == 0
-    held = {i: spellings[i % 4](keys[i]) for i in (1234, 2001)}
+    held = {i: spellings[i % 5](keys[i]) for i in (1234, 2001)}
     target.sql(f"UPDATE u SET v = -1 WHERE k = '{held[1234]}'", f"DELETE FROM u WHERE k = '{held[2001]}'")
     found = diff(job_for(source, target, tables=["u"]), output="_parity_discrepancies")
     assert sorted((d.kind, d.key["k"]) for d in found.differences) == [
@@ -550,6 +551,29 @@ def test_fix_finds_a_text_key_with_trailing_spaces_diff_compared_against_a_char(
     assert synced.tables[0].updated == 1 and diff(job_for(source, target, tables=["ch"])).identical
 
 
+def test_sync_changes_rows_by_keys_of_types_that_take_no_collation_or_are_no_dates(
+    make_db: Callable[[str], Database],
+) -> None:
+    """The exact key test (a collation's = takes 'a' for 'A') put COLLATE on an enum, which takes none;
+    SQLite's date spellings decoded a key that is no date, and stopped sync (the review)."""
+    pg, pg2 = make_db("postgresql"), make_db("postgresql")
+    for db in (pg, pg2):
+        db.sql(f"CREATE TYPE {db.schema}_mood AS ENUM ('happy', 'sad')",
+               f"CREATE TABLE m (k {db.schema}_mood PRIMARY KEY, v INTEGER)",
+               "INSERT INTO m VALUES ('happy', 1), ('sad', 2)")  # fmt: skip
+    pg.sql("UPDATE m SET v = 20 WHERE k = 'sad'")
+    assert sync(job_for(pg, pg2, tables=["m"])).tables[0].updated == 1
+    source, lite = make_db("sqlite"), make_db("sqlite")
+    for db in (source, lite):
+        db.sql(
+            "CREATE TABLE d (day DATE PRIMARY KEY, v INTEGER)",
+            "INSERT INTO d VALUES ('unknown', 1), ('2020-01-02', 2)",
+        )
+    source.sql("UPDATE d SET v = 10")
+    synced = sync(job_for(source, lite, tables=["d"]))
+    assert synced.tables[0].updated == 2 and diff(job_for(source, lite, tables=["d"])).identical
+
+
 def test_fix_deletes_no_extra_row_the_source_holds_by_then(make_db: Callable[[str], Database]) -> None:
     """An extra row was deleted whatever the source held by then: a key the diff took for another,
     or a row inserted since, was lost from the target."""
@@ -563,8 +587,19 @@ def test_fix_deletes_no_extra_row_the_source_holds_by_then(make_db: Callable[[st
     found = diff(job_for(source, target, tables=["e"]), output="_parity_discrepancies")
     source.sql("INSERT INTO e VALUES (2, 2)")
     fixed = fix(job_for(source, target, tables=["e"]), found.run_id, apply=True, delete=True)
-    assert fixed.deleted == 1 and [c.split(": ")[-1] for c in fixed.conflicts] == ["now in the source"]
+    assert fixed.deleted == 1
+    assert [c.split(": ")[-1] for c in fixed.conflicts] == ["the source holds it as the target does"]
     assert [r[0] for r in target.query("SELECT id FROM e ORDER BY id")] == [1, 2]
+    # a row outside the diff's --where is no reason to keep one inside it (the review)
+    source.sql("CREATE TABLE r (id INTEGER PRIMARY KEY, region VARCHAR(2))", "INSERT INTO r VALUES (5, 'us')")
+    target.sql("CREATE TABLE r (id INTEGER PRIMARY KEY, region VARCHAR(2))", "INSERT INTO r VALUES (5, 'eu')")
+    where = {"where": "region = 'eu'"}
+    found = diff(job_for(source, target, tables=["r"], table_options=where), output="_parity_discrepancies")
+    assert [d.kind for d in found.differences] == ["extra"]
+    fixed = fix(
+        job_for(source, target, tables=["r"], table_options=where), found.run_id, apply=True, delete=True
+    )
+    assert (fixed.deleted, fixed.conflicts) == (1, [])
 
 
 def test_fix_and_diff_take_decimals_wider_than_28_digits_and_unsigned_bigints(

@@ -383,6 +383,15 @@ class Dialect:
         (DuckDB's checkpoint, seconds of a large copy), so that a run killed in it is resumed, not
         taken for done (a copy appending again would double a table without a key)."""
 
+    INDEXES_AGAIN: ClassVar[bool] = False
+    """Whether ``index_there`` knows the database's error for an index there already: where DDL
+    commits on its own, copy then builds a created table's indexes again at its finish (a run killed
+    between CREATE TABLE and them left the table without them)."""
+
+    def index_there(self, error: BaseException) -> bool:
+        """Whether the driver's error says the index being created exists already."""
+        return False
+
     def already_there(self, error: BaseException) -> bool:
         """Whether the driver's error says the constraint being added exists already (added by a run
         stopped before it recorded so, where DDL commits on its own)."""

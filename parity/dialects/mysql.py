@@ -92,10 +92,14 @@ class MySQL(Dialect):
         return bool(error.args) and error.args[0] == 1452  # (ER_NO_REFERENCED_ROW_2)
 
     def already_there(self, error: BaseException) -> bool:
-        # ER_FK_DUP_NAME (checks off); with checks on, MariaDB's "Can't create table (errno: 121)";
-        # ER_DUP_KEYNAME, an index of that name
+        # ER_FK_DUP_NAME (checks off); with checks on, MariaDB's "Can't create table (errno: 121)"
         code = error.args[0] if error.args else None
-        return code in (1826, 1061) or (code == 1005 and "errno: 121" in str(error.args[1:]))
+        return code == 1826 or (code == 1005 and "errno: 121" in str(error.args[1:]))
+
+    INDEXES_AGAIN = True
+
+    def index_there(self, error: BaseException) -> bool:
+        return bool(error.args) and error.args[0] == 1061  # ER_DUP_KEYNAME
 
     def log_position(self, conn: Connection) -> str | None:
         for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):

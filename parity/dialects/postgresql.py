@@ -204,8 +204,9 @@ class PostgreSQL(Dialect):
     def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
         if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
             return column == value
-        # (a nondeterministic collation's = matches 'a' for 'A': "C" compares the characters)
-        return sa.and_(column == value, sa.collate(column, "C") == value)
+        # (a nondeterministic collation's = matches 'a' for 'A': "C" compares the characters; of the
+        # text, as an enum or inet takes no collation)
+        return sa.and_(column == value, sa.collate(sa.cast(column, sa.Text()), "C") == value)
 
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         # (to_char() of infinity is NULL, and of a date before Christ that date's year after: its text)

@@ -186,7 +186,9 @@ class SQLite(Dialect):
         # (a column of no declared type is text to parity, and holds the numbers it was given as numbers)
         return _number_as_text if kind in (Kind.TEXT, Kind.VARCHAR, Kind.CHAR) else None
 
-    def already_there(self, error: BaseException) -> bool:
+    INDEXES_AGAIN = True
+
+    def index_there(self, error: BaseException) -> bool:
         return str(error).startswith("index ") and str(error).endswith(" already exists")
 
     def key_spellings(self, kind: Kind) -> Callable[[Any], list[str]] | None:
@@ -468,7 +470,10 @@ def _spelled(texts: list[str]) -> list[str]:
 
 def _day_spellings(value: Any) -> list[str]:
     """A date as SQLite may hold it: alone, or at midnight (which diff takes as the date)."""
-    day = decode_value(Kind.DATE, value).isoformat()
+    try:
+        day = decode_value(Kind.DATE, value).isoformat()
+    except (ValueError, TypeError):  # (text that is no date: as it is)
+        return _spelled([str(value)])
     return _spelled([day, f"{day} 00:00:00", f"{day}T00:00:00", f"{day} 00:00:00.000", f"{day}T00:00:00.000",
                      f"{day} 00:00:00.000000"])  # fmt: skip
 
@@ -476,7 +481,10 @@ def _day_spellings(value: Any) -> list[str]:
 def _moment_spellings(value: Any) -> list[str]:
     """A timestamp as SQLite may hold it: with ' ' or 'T', and its part of a second as Python, ISO 8601
     and SQLite's strftime('%f') write it (none where it has none, milliseconds, microseconds)."""
-    moment = decode_value(Kind.TIMESTAMP, value)
+    try:
+        moment = decode_value(Kind.TIMESTAMP, value)
+    except (ValueError, TypeError):  # (text that is no timestamp: as it is)
+        return _spelled([str(value)])
     micro = moment.microsecond
     fractions = [f".{micro:06d}"]
     if micro % 1000 == 0:

@@ -34,7 +34,7 @@ def _utc_naive(v: datetime) -> datetime:
 def _maybe_uuid(v: Any) -> Any:
     if isinstance(v, str):
         try:
-            return uuid.UUID(v.strip())
+            return uuid.UUID(v.strip().lower())  # ('URN:UUID:...': as SQL reads it, Dialect.uuid_digits)
         except ValueError:
             return v
     return v
