@@ -382,7 +382,20 @@ def _prepare_schema(
                         if name not in left and (left or state.state.name in had):
                             state.ran_ddl(conn, when, name)
             raise
+    if apply and again:
+        _build_indexes_left(job, state, [n for n in job.names().values() if n not in created])
     return plan
+
+
+def _build_indexes_left(job: Job, state: State, tables: list[str]) -> None:
+    """The indexes of tables a run stopped between creating them and their indexes, now: a merge into
+    such a table needs its unique one before any row (``_check_merge_key``)."""
+    if not tables or state.state.name not in state.made():
+        return
+    with job.target.begin() as conn:
+        for table in tables:
+            run = functools.partial(_unless_there, conn, job.target.dialect)
+            _run_deferred(conn, state, "keys", table, f"building the indexes of '{table}'", run)
 
 
 _LATER = {"add key": "keys", "check foreign key": "fks", "add foreign key": "fks"}
