@@ -495,6 +495,8 @@ def fix_cmd(
         err.print(f"[red]failed:[/] {error}")
     if result.failed:
         sys.exit(2)
+    if result.conflicts:  # (rows left differing, as diff's and sync's exit code 1 says)
+        sys.exit(1)
 
 
 def render_sync_summary(result: Any, dry_run: bool) -> None:

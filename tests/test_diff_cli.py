@@ -319,6 +319,18 @@ def test_fix_takes_the_key_and_maps_the_diff_was_given(
         ("b", "two"),
         ("c", "three"),
     ]
+    # a row changed in the target since the diff is a conflict, left alone: the tables still differ,
+    # exit 1 (it was 0, as if all was applied; the review)
+    source.sql("UPDATE tags SET note = 'new' WHERE slug = 'a'")
+    found = parity(
+        "diff", source.url, target.url, "--target-schema", target.schema, *given, "--output", "recon"
+    )
+    assert found.code == 1, found
+    run_id = target.query("SELECT run_id FROM recon ORDER BY diffed_at DESC LIMIT 1")[0][0]
+    target.sql("UPDATE tags SET remark = 'edited' WHERE slug = 'a'")
+    fixing[fixing.index("--run") + 1] = run_id
+    conflicted = parity(*fixing, *given[:4], "--map", "note=remark", "--apply")
+    assert conflicted.code == 1 and "conflict, left alone" in conflicted.err, conflicted
 
 
 def test_bad_input_is_one_line_and_exit_2(parity: Callable[..., Run], dbs: tuple[Database, Database]) -> None:
