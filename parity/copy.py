@@ -1725,14 +1725,8 @@ class _ChunkRunner:
                 self._read_mysqlclient(chunk, out, stop, as_text)
                 out.put(_DONE)
                 return
-            with source.connect() as conn:
-                if lenient:
-                    source.dialect.lenient_loaders(conn)
-                try:
-                    self._read_on(conn, chunk, out, stop, as_text)
-                finally:
-                    if lenient:  # (its loaders are slower: the connection is not used again)
-                        conn.invalidate()
+            with source.reading(lenient) as conn:
+                self._read_on(conn, chunk, out, stop, as_text)
             out.put(_DONE)
         except BaseException as exc:
             cannot_load = not lenient and (

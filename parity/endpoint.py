@@ -229,6 +229,20 @@ class Endpoint:
         return f"{self.quote(self.schema)}.{quoted}" if self.schema else quoted
 
     @contextmanager
+    def reading(self, lenient: bool = False) -> Iterator[Connection]:
+        """A connection; ``lenient``: with the loaders that give a value the driver cannot make (an
+        infinity, a year past 9999) as its text (``Dialect.lenient_loaders``), which are slower: it is
+        not used again after."""
+        with self.connect() as conn:
+            if lenient:
+                self.dialect.lenient_loaders(conn)
+            try:
+                yield conn
+            finally:
+                if lenient:
+                    conn.invalidate()
+
+    @contextmanager
     def mysqlclient_session(self) -> Iterator[Any]:
         """A pooled mysqlclient connection to an endpoint it serves (``mysqlclient_serves``), values as
         PyMySQL gives them, in autocommit (each statement reads the data as it is then, as a pooled

@@ -378,14 +378,8 @@ def _select_one(endpoint: Endpoint, table: Table, t: Any, clause: Any) -> list[A
         return sa.select(*columns).where(clause)
 
     def rows(query: sa.Select[Any], lenient: bool = False) -> list[Any]:
-        with endpoint.connect() as conn:
-            if lenient:
-                dialect.lenient_loaders(conn)
-            try:
-                return list(conn.execute(query).all())
-            finally:
-                if lenient:
-                    conn.invalidate()  # (its loaders stay with it: it does not go back to the pool)
+        with endpoint.reading(lenient) as conn:
+            return list(conn.execute(query).all())
 
     try:
         return rows(select(dialect.read_checked))

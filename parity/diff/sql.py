@@ -317,20 +317,14 @@ class Side:
             return self._run(query, lenient=True)
 
     def _run(self, query: sa.Executable, lenient: bool) -> list[Any]:
-        with self.endpoint.connect() as conn:
+        with self.endpoint.reading(lenient) as conn:
             self.dialect.prepare_connection(conn)
-            if lenient:
-                self.dialect.lenient_loaders(conn)
-            try:
-                for statement in self.dialect.DIFF_SETUP:
-                    conn.exec_driver_sql(statement)
-                if conn.dialect.driver in RAW_DRIVERS and isinstance(query, sa.ClauseElement):
-                    backend, errors = conn.engine.url.get_backend_name(), conn.dialect.loaded_dbapi.Error
-                    return fetch_raw(conn.connection, query, conn.dialect, backend, errors)
-                return list(conn.execute(query).all())
-            finally:
-                if lenient:
-                    conn.invalidate()  # (its loaders stay with it: it does not go back to the pool)
+            for statement in self.dialect.DIFF_SETUP:
+                conn.exec_driver_sql(statement)
+            if conn.dialect.driver in RAW_DRIVERS and isinstance(query, sa.ClauseElement):
+                backend, errors = conn.engine.url.get_backend_name(), conn.dialect.loaded_dbapi.Error
+                return fetch_raw(conn.connection, query, conn.dialect, backend, errors)
+            return list(conn.execute(query).all())
 
 
 RAW_DRIVERS = frozenset({"psycopg", "pymysql"})
