@@ -158,11 +158,12 @@ def _fix_table(
     deletes: list[dict[str, Any]] = []
     key_source = list(rows[0].key)
     key_target = [rename.get(k, k) for k in key_source]
+    spelled = {k for k in key_target if job.target.dialect.key_spellings(target_table.column(k).type.kind)}
     for row in rows:
-        src = _fetch(
+        src, _ = _fetch(
             job.source, source_table, key_source, row.key, uuid_keys["source"], padded_keys["source"]
         )
-        dst = _fetch(
+        dst, dst_key = _fetch(
             job.target,
             target_table,
             key_target,
@@ -172,9 +173,12 @@ def _fix_table(
         )
         label = f"{spec.name} {json.dumps(row.key, default=str)}"
         target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
-        if dst is not None:  # (a UUID held as text, a text with trailing spaces: as the target holds it)
-            held = uuid_keys["target"] | padded_keys["target"]
-            target_key = {k: dst[k] if k in held else v for k, v in target_key.items()}
+        if dst is not None and dst_key is not None:  # (a UUID held as text, a text with trailing spaces,
+            held = uuid_keys["target"] | padded_keys["target"]  # SQLite's date held as text in a spelling
+            target_key = {  # of its own: as the target holds it)
+                k: dst[k] if k in held else dst_key[k] if k in spelled and isinstance(dst_key[k], str) else v
+                for k, v in target_key.items()
+            }
         if row.kind == "missing":
             if dst is not None and src is not None and same(src, dst, rename):
                 result.already += 1  # (inserted by an earlier fix, or by the application)
@@ -319,22 +323,28 @@ def _fetch(
     values: dict[str, Any],
     uuid_keys: set[str],
     padded_keys: set[str] = frozenset(),  # type: ignore[assignment]
-) -> dict[str, Any] | None:
-    """The row with this key, as canonical values by column name, or None."""
+) -> tuple[dict[str, Any], dict[str, Any]] | tuple[None, None]:
+    """The row with this key: its canonical values by column name, and its key as the table holds it
+    (a date held as text in a spelling of its own), or None twice."""
     typed = _typed(table, values)
     encoders = Applier(endpoint, table, 1, dry_run=True)
     encoders.uuid_keys = uuid_keys
     t = sa.table(table.name, *(sa.column(c.name) for c in table.columns), schema=endpoint.schema)
     clause = sa.and_(*(encoders.key_match(t.c[k], k, typed[k]) for k in key))
     found = _select_one(endpoint, table, t, clause)
-    if not found and (uuid_keys | padded_keys) & set(key):  # (one read of the table: a spelling not tried)
+    loosely = {
+        k: test
+        for k in key
+        if (test := endpoint.dialect.key_loosely(t.c[k], table.column(k).type.kind, typed[k])) is not None
+    }
+    if not found and (uuid_keys | padded_keys | set(loosely)) & set(key):  # (a spelling not tried)
 
         def loose(k: str) -> Any:
             if k in uuid_keys:
                 return encoders.uuid_match(t.c[k], typed[k])
             if k in padded_keys:  # (and exactly, below: a collation may match other text)
                 return endpoint.dialect.rtrim_chars(t.c[k], " ") == sa.literal(str(typed[k]).rstrip(" "))
-            return encoders.key_match(t.c[k], k, typed[k])
+            return loosely[k] if k in loosely else encoders.key_match(t.c[k], k, typed[k])
 
         at = {name: i for i, name in enumerate(table.column_names)}
         found = [
@@ -343,8 +353,9 @@ def _fetch(
             if all(str(r[at[k]]).rstrip(" ") == str(typed[k]).rstrip(" ") for k in padded_keys & set(key))
         ]
     if not found:
-        return None
-    return dict(zip(table.column_names, _decoded(endpoint.dialect, table, found[0]), strict=True))
+        return None, None
+    held = {k: v for k, v in zip(table.column_names, found[0], strict=True) if k in key}
+    return dict(zip(table.column_names, _decoded(endpoint.dialect, table, found[0]), strict=True)), held
 
 
 def _decoded(dialect: Dialect, table: Table, row: Sequence[Any]) -> list[Any]:
@@ -379,6 +390,7 @@ def _select_one(endpoint: Endpoint, table: Table, t: Any, clause: Any) -> list[A
 
     def rows(query: sa.Select[Any], lenient: bool = False) -> list[Any]:
         with endpoint.reading(lenient) as conn:
+            dialect.prepare_connection(conn)  # (SQLite's functions of diff: ``Dialect.key_loosely``)
             return list(conn.execute(query).all())
 
     try:

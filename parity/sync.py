@@ -208,7 +208,7 @@ class Applier:
             )
         return sa.and_(
             *(
-                self.sa_table.c[k].in_([self._spelled(k, t) for t in spellings(values[k])])
+                self.sa_table.c[k].in_([self._spelled(k, t) for t in dict.fromkeys(spellings(values[k]))])
                 if (spellings := self._spellings(k))
                 else equals(self.sa_table.c[k], self._literal(k, values[k]), self.types[k].kind)
                 for k in key
@@ -695,11 +695,15 @@ def _target_row(values: dict[str, Any], names: dict[str, str]) -> dict[str, Any]
 def _held_key(d: Any) -> dict[str, Any]:
     """A changed or extra row's key as the target holds it, under the target's names: a UUID held as
     text in a spelling of its own ('urn:uuid:...', mixed case), a text with the trailing spaces diff
-    did not compare (against a CHAR), is found as it is."""
+    did not compare (against a CHAR), SQLite's date held as text in a spelling of its own
+    (``RowDiff.held``), is found as it is."""
     key = _target_row(d.key, d.names)
     if d.target is None:
         return key
-    return {k: d.target.get(k, v) if isinstance(v, UUID | str) else v for k, v in key.items()}
+    return {
+        k: d.held[k] if k in d.held else d.target.get(k, v) if isinstance(v, UUID | str) else v
+        for k, v in key.items()
+    }
 
 
 def _apply(

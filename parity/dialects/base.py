@@ -694,6 +694,12 @@ class Dialect:
         which sync and fix find its row by; None where the database holds the value itself."""
         return None
 
+    def key_loosely(self, column: Any, kind: Kind, value: Any) -> sa.ColumnElement[Any] | None:
+        """Where ``key_spellings`` may miss a spelling diff takes as the value (SQLite's 'Z', an offset,
+        '.5'): a test that finds the row in any of them, which fix tries when those found none (an index
+        serves it in part); None where the spellings are all."""
+        return None
+
     def fraction_digits(self, sa_type: Any) -> int | None:
         """The digits of a second a reflected TIME or TIMESTAMP type keeps: as declared, else the
         database's default (microseconds); None where it is not known (SQLite's text)."""

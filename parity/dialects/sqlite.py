@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import decimal
 import functools
 import hashlib
@@ -193,6 +194,22 @@ class SQLite(Dialect):
 
     def key_spellings(self, kind: Kind) -> Callable[[Any], list[str]] | None:
         return _day_spellings if kind is Kind.DATE else _moment_spellings if kind is Kind.TIMESTAMP else None
+
+    def key_loosely(self, column: Any, kind: Kind, value: Any) -> sa.ColumnElement[Any] | None:
+        # held in a spelling of its own ('Z', an offset, '.5', no seconds): its text starts with its day,
+        # or the day before or after where an offset moves it (an index serves the range), and its
+        # canonical text (as diff hashes it: ``partition_value``) is the value's
+        if kind not in (Kind.DATE, Kind.TIMESTAMP) or isinstance(value, str):
+            return None
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        day = value.date() if isinstance(value, datetime) else value
+        conditions = [self.partition_value(column, kind) == sa.literal(_bound_text(value, kind), sa.String())]
+        with contextlib.suppress(OverflowError):
+            conditions.append(column >= sa.literal((day - timedelta(days=1)).isoformat(), sa.String()))
+        with contextlib.suppress(OverflowError):
+            conditions.append(column < sa.literal((day + timedelta(days=2)).isoformat(), sa.String()))
+        return sa.and_(*conditions)
 
     def unique_constraints(
         self, conn: Connection, table: str, schema: str | None
@@ -469,7 +486,10 @@ def _spelled(texts: list[str]) -> list[str]:
 
 
 def _day_spellings(value: Any) -> list[str]:
-    """A date as SQLite may hold it: alone, or at midnight (which diff takes as the date)."""
+    """A date as SQLite may hold it: alone, or at midnight (which diff takes as the date); text is the
+    spelling the table holds (read from it: ``RowDiff.held``), or no date: as it is."""
+    if isinstance(value, str):
+        return _spelled([value])
     try:
         day = decode_value(Kind.DATE, value).isoformat()
     except (ValueError, TypeError):  # (text that is no date: as it is)
@@ -480,7 +500,10 @@ def _day_spellings(value: Any) -> list[str]:
 
 def _moment_spellings(value: Any) -> list[str]:
     """A timestamp as SQLite may hold it: with ' ' or 'T', and its part of a second as Python, ISO 8601
-    and SQLite's strftime('%f') write it (none where it has none, milliseconds, microseconds)."""
+    and SQLite's strftime('%f') write it (none where it has none, milliseconds, microseconds); text is
+    the spelling the table holds, or no timestamp: as it is."""
+    if isinstance(value, str):
+        return _spelled([value])
     try:
         moment = decode_value(Kind.TIMESTAMP, value)
     except (ValueError, TypeError):  # (text that is no timestamp: as it is)

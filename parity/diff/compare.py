@@ -253,6 +253,9 @@ class RowComparer:
         # for JSON, where True == 1 and 1 == 1.0 must not pass
         self.plain = not any(p.compare.kind is Kind.JSON for p in plan.columns)
         self.names = {p.source.name: p.target.name for p in pairs if p.source.name != p.target.name}
+        self.held = [  # (the target's keys it may hold as text in a spelling of their own: SQLite's dates)
+            (i, p.target.name) for i, p in enumerate(plan.keys) if target.key_spellings(p.target.type.kind)
+        ]
 
     def decode(self, row: Sequence[Any], role: str) -> tuple[Any, ...]:
         return self.sides[role].decode(row)
@@ -263,8 +266,14 @@ class RowComparer:
         values = side.decode([*row[: self.n_keys], *([None] * (len(side.names) - self.n_keys))])
         return tuple(f(v) for f, v in zip(side.norms, values[: self.n_keys], strict=False))
 
-    def index(self, rows: Sequence[Sequence[Any]], role: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-        """Decoded rows by comparable key; a key seen twice is a DataError naming it."""
+    def index(
+        self,
+        rows: Sequence[Sequence[Any]],
+        role: str,
+        raws: dict[tuple[Any, ...], Sequence[Any]] | None = None,
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """Decoded rows by comparable key (and into ``raws``, the rows as read); a key seen twice is a
+        DataError naming it."""
         side = self.sides[role]
         norms = side.norms[: self.n_keys]
         n = self.n_keys
@@ -278,14 +287,17 @@ class RowComparer:
                     f"table '{self.table}' ({role}) has duplicate key {shown}; diff needs a unique key"
                 )
             out[key] = row
+            if raws is not None:
+                raws[key] = raw
         return out
 
     def compare(
         self, source_rows: Sequence[Sequence[Any]], target_rows: Sequence[Sequence[Any]]
     ) -> list[RowDiff]:
         """The differences between two batches, in key order."""
+        raws: dict[tuple[Any, ...], Sequence[Any]] | None = {} if self.held else None
         source = self.index(source_rows, "source")
-        target = self.index(target_rows, "target")
+        target = self.index(target_rows, "target", raws)
         n = self.n_keys
         out: list[RowDiff] = []
         for key in _sorted(source.keys() | target.keys()):
@@ -293,12 +305,21 @@ class RowComparer:
             if t is None and s is not None:
                 out.append(self._diff("missing", s, None, ()))
             elif s is None and t is not None:
-                out.append(self._diff("extra", None, t, ()))
+                out.append(self._diff("extra", None, t, (), self._held(raws, key)))
             elif s is not None and t is not None and not (self.plain and s[n:] == t[n:]):
                 changed = self.changed(s, t)
                 if changed:
-                    out.append(self._diff("changed", s, t, changed))
+                    out.append(self._diff("changed", s, t, changed, self._held(raws, key)))
         return out
+
+    def _held(
+        self, raws: dict[tuple[Any, ...], Sequence[Any]] | None, key: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        """The target's key as it holds it, where that is text diff decoded (``RowDiff.held``)."""
+        if raws is None:
+            return {}
+        raw = raws[key]
+        return {name: raw[i] for i, name in self.held if isinstance(raw[i], str)}
 
     def changed(self, s: Sequence[Any], t: Sequence[Any]) -> tuple[str, ...]:
         source_norm, target_norm = self.sides["source"].norms, self.sides["target"].norms
@@ -323,10 +344,15 @@ class RowComparer:
         changed row it is, or None where the two are equal after all."""
         assert missing.row is not None and extra.row is not None
         changed = self.changed(missing.row, extra.row)
-        return self._diff("changed", missing.row, extra.row, changed) if changed else None
+        return self._diff("changed", missing.row, extra.row, changed, extra.held) if changed else None
 
     def _diff(
-        self, kind: str, s: Sequence[Any] | None, t: Sequence[Any] | None, columns: tuple[str, ...]
+        self,
+        kind: str,
+        s: Sequence[Any] | None,
+        t: Sequence[Any] | None,
+        columns: tuple[str, ...],
+        held: dict[str, Any] | None = None,
     ) -> RowDiff:
         source = None if s is None else self.sides["source"].shown(s)
         target = None if t is None else self.sides["target"].shown(t)
@@ -340,4 +366,5 @@ class RowComparer:
             target=target,
             names=self.names,
             row=None if columns else tuple(s if s is not None else t or ()),
+            held=held or {},
         )

@@ -70,6 +70,10 @@ class RowDiff:
     row: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
     """A missing or extra row's decoded values (``RowComparer.moved`` pairs them across partitions)."""
 
+    held: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The target's key columns it holds as text in a spelling of their own, as it holds them (SQLite's
+    '2020-06-02 10:00:00Z', which diff takes as 2020-06-02 10:00:00): what sync updates and deletes by."""
+
     def target_value(self, column: str) -> Any:
         """The target's value of a (source-named) column."""
         return None if self.target is None else self.target.get(self.names.get(column, column))
