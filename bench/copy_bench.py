@@ -15,7 +15,7 @@ without microseconds. Targets go to PostgreSQL schema / MariaDB database ``bench
 state (parity and sling create the table, the native path gets it created untimed).
 
 Each parity run is a subprocess (the library call ``parity.copy.copy(job, mode='replace')``, imports
-included in the wall time); its peak RSS comes from ``os.wait4``. After every parity run the target must
+included in the wall time, parity's bytecode compiled first, as an installed parity has it); its peak RSS comes from ``os.wait4``. After every parity run the target must
 hold N rows with the source's checksum (sum of cents, distinct statuses, NULL/empty counts, text length,
 timestamp seconds and microseconds) and a set of tricky rows must match exactly, or the script fails.
 Native and sling results are checked the same way but only reported (a native path may be lossy).
@@ -27,6 +27,7 @@ sling runs from ``$SLING_BINARY`` or the binary of the ``sling-linux-amd64`` pac
 from __future__ import annotations
 
 import argparse
+import compileall
 import hashlib
 import json
 import os
@@ -878,6 +879,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if p not in PAIRS:
             parser.error(f"unknown pair {p!r}; choose from {', '.join(PAIRS)}")
     n = args.rows
+    # parity's bytecode, as an installed parity has it (pip compiles it; a checkout writes it on its first
+    # run, unless PYTHONDONTWRITEBYTECODE is set, as on the development machine, where each run compiled
+    # parity's modules again, about 0.2 s); the measured runs read it
+    compileall.compile_dir(str(ROOT / "parity"), quiet=1)
     env = Env(Path(args.workdir))
     kinds = {PAIRS[p][0] for p in pairs}  # sources to generate (PostgreSQL's is the reference)
     reference = ensure_sources(env, n, kinds, args.keep)

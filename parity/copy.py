@@ -195,7 +195,6 @@ def copy(
             "--export-id-map writes the map of new IDs that --remap-ids makes: give --remap-ids too"
         )
     workers = workers or defaults.workers
-    batch_size = batch_size or defaults.batch_size
     result = CopyResult(rejects_file=rejects_file)
     state = State(job.target)
     if _may_read_in_processes(job):
@@ -203,10 +202,9 @@ def copy(
     keys_later = {  # tables loaded as they are (not merged, no ID lookups) may get their keys after
         spec.name
         for spec in job.selected()
-        if (spec.mode or mode or defaults.mode) != "merge"
-        and not (remap_ids or spec.remap_ids or spec.natural_key)
+        if _table_mode(job, spec, mode) != "merge" and not (remap_ids or spec.remap_ids or spec.natural_key)
     }
-    merging = {spec.name: spec for spec in job.selected() if (spec.mode or mode or defaults.mode) == "merge"}
+    merging = {spec.name: spec for spec in job.selected() if _table_mode(job, spec, mode) == "merge"}
     with _no_file_if_refused(job.target):
         _refuse_copy_onto_itself(job)
         _check_wheres(job)
@@ -215,7 +213,7 @@ def copy(
             _check_remaps(job, mode, remap_ids)
         plan = _prepare_schema(job, schema, state, keys_later, merging)
         result.schema = plan
-        plans = _plan_tables(job, plan, mode or defaults.mode, batch_size, limit)
+        plans = _plan_tables(job, plan, mode, batch_size, limit)
         _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
         result.warnings += _one_chunk_where_natural_keys_repeat(job, plans)
         _check_ids_writable(job, plans)
@@ -513,9 +511,16 @@ def _run_deferred(
     return bool(steps)
 
 
+def _table_mode(job: Job, spec: TableConfig, mode: Mode | None) -> Mode:
+    """A table's mode: the one the command line gives (it wins over the job file), else the table's own
+    in the job file, else the job's default."""
+    return mode or spec.mode or job.config.defaults.mode
+
+
 def _plan_tables(
-    job: Job, plan: SchemaPlan, mode: Mode, batch_size: int, limit: int | None
+    job: Job, plan: SchemaPlan, mode: Mode | None, batch_size: int | None, limit: int | None
 ) -> list[_TablePlan]:
+    """``mode`` and ``batch_size``: the command line's, which win over the tables' own."""
     specs = {t.name: t for t in job.selected()}
     from parity.schema.reflect import reflect
 
@@ -535,7 +540,7 @@ def _plan_tables(
         columns = [c for c in columns if spec.map.get(c, c) not in computed]
         target_columns = [spec.map.get(c, c) for c in columns]
         key = list(spec.key or source.key())
-        table_mode = spec.mode or mode
+        table_mode = _table_mode(job, spec, mode)
         if table_mode == "merge":
             _check_merge_key(job, name, target, [spec.map.get(k, k) for k in key])
         single = source.primary_key if len(source.primary_key) == 1 else ()
@@ -551,7 +556,7 @@ def _plan_tables(
                 mode=table_mode,
                 key=[spec.map.get(k, k) for k in key],
                 chunk_key=chunk_key,
-                batch_size=spec.batch_size or batch_size,
+                batch_size=batch_size or spec.batch_size or job.config.defaults.batch_size,
                 where=spec.where,
                 limit=limit,
                 in_cycle=name in cyclic,
@@ -848,7 +853,7 @@ def _check_remaps(job: Job, mode: Mode | None, remap_all: bool) -> None:
     specs = {spec.name: spec for spec in job.selected()}
     for table in job.source_tables():
         spec = specs[table.name]
-        table_mode = spec.mode or mode or job.config.defaults.mode
+        table_mode = _table_mode(job, spec, mode)
         _remap_identity(table, spec, table_mode, remap_all, [c.name for c in table.columns])
 
 

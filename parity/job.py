@@ -180,11 +180,11 @@ def build(
         if not include:  # (the tables named on the command line are the run's: the file's patterns too
             data.pop("include", None)  # would add to them)
     elif table_options and data.get("tables"):
-        data["tables"] = [{**t, **{k: v for k, v in table_options.items() if v}} for t in data["tables"]]
+        data["tables"] = [_with_options(t, table_options) for t in data["tables"]]
     if include:
         data["include"] = list(include)
-    if exclude:
-        data["exclude"] = list(exclude)
+    if exclude:  # (the file's patterns still hold: a table it keeps out stays out)
+        data["exclude"] = list(dict.fromkeys([*(data.get("exclude") or []), *exclude]))
     if defaults:
         data["defaults"] = {
             **(data.get("defaults") or {}),
@@ -215,11 +215,26 @@ def _merge_tables(
         if src in given:  # (one source table is read once: two targets would be a silent choice)
             raise ConfigError(f"table '{src}' is given twice (-t {given[src]} and -t {item})")
         given[src] = item
-        entry = dict(known.get(src, {"name": src}))
+        entry = _with_options(dict(known.get(src, {"name": src})), options)
         if dst:
             entry["target"] = dst
-        entry.update({k: v for k, v in options.items() if v})
         out.append(entry)
+    return out
+
+
+def _with_options(entry: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """A job file's table with the command line's options, which win: a ``--map`` or ``--tolerance``
+    of a column over the file's for that column (the file's others still hold), a ``--where`` for both
+    sides over the file's ``where`` and ``target_where`` (one side filtered by the file's condition, the
+    other by the command line's, made rows outside one of them differences)."""
+    out = dict(entry)
+    given = {k: v for k, v in options.items() if v}
+    for name in ("map", "tolerance"):
+        if name in given and out.get(name):
+            given[name] = {**out[name], **given[name]}
+    if "where" in given and "target_where" not in given:
+        out.pop("target_where", None)
+    out.update(given)
     return out
 
 

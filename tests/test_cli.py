@@ -489,6 +489,45 @@ def test_a_table_listed_twice_in_a_job_file_is_refused(parity: Callable[..., Res
     assert_one_line_error(parity("copy", "-c", "job.yaml"), "table 't' is listed twice")
 
 
+def test_the_command_line_wins_over_a_table_s_settings_in_the_job_file(
+    parity: Callable[..., Result], tmp_path: Path
+) -> None:
+    """``copy -c job.yaml --mode append`` emptied and reloaded a table the file gives ``mode: replace``:
+    the target's own rows were gone (the audit). A ``--map`` of one column dropped the file's map of
+    another, whose differences diff then did not see; ``--exclude`` let the file's excluded tables in."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "a.sqlite") as db:
+        db.executescript(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, slug TEXT);"
+            "INSERT INTO t VALUES (1, 'one', 'o'), (2, 'two', 't');"
+            "CREATE TABLE tmp_x (id INTEGER PRIMARY KEY);"
+        )
+    with sqlite3.connect(tmp_path / "b.sqlite") as db:
+        db.executescript(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, slug TEXT);"
+            "INSERT INTO t VALUES (77, 'kept', 'k');"
+            "CREATE TABLE u (id INTEGER PRIMARY KEY, label TEXT, slug TEXT);"
+            "INSERT INTO u VALUES (1, 'one', 'o'), (2, 'TWO', 't'), (50, 'fifty', 'f');"
+        )
+    (tmp_path / "job.yaml").write_text(
+        "source: sqlite:///a.sqlite\ntarget: sqlite:///b.sqlite\nexclude: ['tmp_*']\n"
+        "tables:\n  - {name: t, mode: replace, batch_size: 1}\n", encoding="utf-8"
+    )  # fmt: skip
+    assert parity("copy", "-c", "job.yaml", "--mode", "append").code == 0
+    with sqlite3.connect(tmp_path / "b.sqlite") as db:
+        assert db.execute("SELECT id FROM t ORDER BY id").fetchall() == [(1,), (2,), (77,)]
+        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'tmp_x'").fetchone() == (0,)
+    (tmp_path / "diff.yaml").write_text(
+        "source: sqlite:///a.sqlite\ntarget: sqlite:///b.sqlite\n"
+        "tables:\n  - {name: t, target: u, map: {name: label}, where: 'id < 3', target_where: 'id < 100'}\n",
+        encoding="utf-8",
+    )
+    result = parity("diff", "-j", "diff.yaml", "--map", "slug=slug", "--where", "id <= 2")
+    assert result.code == 1 and "TWO" in result.out  # (the file's map still holds; one --where, both sides)
+    assert "extra" not in result.out
+
+
 def test_missing_environment_variable(parity: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(
         "source: ${SOURCE_URL}\ntarget: sqlite:///b.sqlite\n", encoding="utf-8"
