@@ -323,7 +323,7 @@ def _prepare_schema(
         source,
         target.dialect,
         target.engine.dialect,
-        existing_targets(job),
+        existing_targets(job, parents_of=source),
         target.schema,
         job.names(),
         defer_keys=keys_later if apply else (),

@@ -380,6 +380,37 @@ PARENT_CHILD = (
 )
 
 
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "sqlite"])
+def test_a_child_copied_alone_gets_its_foreign_key_to_a_parent_the_target_holds(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A table copied in a later run than its parent (sqlite-to-mariadb-migration.md's children, with
+    --remap-ids) lost its FK with "skipped: that table is not selected and not in the target": only the
+    selected tables were looked for in the target (the audit)."""
+    from parity.copy import copy
+
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        *PARENT_CHILD, "INSERT INTO parent VALUES (1, 'a')", "INSERT INTO child VALUES (10, 1), (11, 1)"
+    )
+    job = build(source, target, tables=["parent"])
+    try:
+        copy(job)
+    finally:
+        job.close()
+    job = build(source, target, tables=["child"])
+    try:
+        result = copy(job)
+        assert not any("skipped" in w for w in result.schema.warnings)
+    finally:
+        job.close()
+    (child,) = target.reflect("child")
+    assert [(fk.columns, fk.ref_table, fk.ref_columns) for fk in child.foreign_keys] == [
+        (("parent_id",), "parent", ("id",))
+    ]
+    assert sorted(target.query("SELECT id, parent_id FROM child")) == [(10, 1), (11, 1)]
+
+
 def test_postgresql_schemas(make_db: Callable[[str], Database]) -> None:
     source, target = make_db("postgresql"), make_db("postgresql")
     source.sql(*PARENT_CHILD)

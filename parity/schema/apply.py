@@ -15,12 +15,22 @@ from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.reflect import reflect, table_names
 
 
-def existing_targets(job: Job, names: Iterable[str] | None = None) -> dict[str, Table]:
+def existing_targets(
+    job: Job, names: Iterable[str] | None = None, parents_of: Iterable[Table] = ()
+) -> dict[str, Table]:
     """Reflect the target tables that already exist under the selected tables' target names (or under
-    ``names``), matched as the target matches table names."""
+    ``names``), and the tables not selected that ``parents_of`` reference (their FKs to a parent the
+    target holds are made), matched as the target matches table names."""
     present = set(table_names(job.target))
     folded = {p.lower(): p for p in present} if job.target.dialect.TABLE_NAMES_IGNORE_CASE else {}
-    wanted_names = job.names().values() if names is None else names
+    selected = job.names()
+    wanted_names = [*(selected.values() if names is None else names)]
+    wanted_names += {
+        fk.ref_table
+        for table in parents_of
+        for fk in table.foreign_keys
+        if fk.ref_schema is None and fk.ref_table not in selected and fk.ref_table not in wanted_names
+    }
     found = {name: name if name in present else folded.get(name.lower()) for name in wanted_names}
     wanted = {actual: name for name, actual in found.items() if actual is not None}
     return {wanted[t.name]: t for t in reflect(job.target, list(wanted))}  # (by the name parity uses)
@@ -34,7 +44,7 @@ def schema_plan(job: Job) -> SchemaPlan:
         source,
         target.dialect,
         target.engine.dialect,
-        existing_targets(job),
+        existing_targets(job, parents_of=source),
         schema=target.schema,
         names=job.names(),
     )
