@@ -250,6 +250,14 @@ def plain_decimal(value: Decimal | int | float) -> str:
     return format(value, "f")
 
 
+def decimal_text(value: Any) -> str:
+    """A value's text for ``excess_decimals``: a number in positional notation (a float's 1e-05 as
+    0.00001), anything else (a time) as its own text."""
+    if isinstance(value, Decimal) or (isinstance(value, float) and math.isfinite(value)):
+        return plain_decimal(value)
+    return str(value)
+
+
 def _encode(row: Row, encoders: Sequence[Callable[[Any], Any] | None]) -> Row:
     return tuple(v if e is None or v is None else e(v) for v, e in zip(row, encoders, strict=True))
 
@@ -746,8 +754,13 @@ def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind], scales: Sequence[int
             except DECODE_ERRORS as exc:  # (rejected one by one, as values)
                 raise NotText(f"a value its column cannot take ({exc})") from None
         scale = scales[i] if i < len(scales) else None
-        if scale is not None and (value := excess_decimals(texts, scale)) is not None:
-            raise TooManyDecimals(f"{value} has more decimals than the target keeps ({scale})")
+        if scale is not None:  # (a float into a DECIMAL a ``types:`` override makes: its plain digits)
+            floats = kind in (Kind.FLOAT, Kind.DOUBLE)
+            checked = (
+                [decimal_text(decode_value(kind, v)) for v in values if v is not None] if floats else texts
+            )
+            if (value := excess_decimals(checked, scale)) is not None:
+                raise TooManyDecimals(f"{value} has more decimals than the target keeps ({scale})")
         columns.append(texts)
     return _lines(columns).encode("utf-8") if columns else b""
 

@@ -60,7 +60,7 @@ from parity.schema.apply import existing_targets
 from parity.schema.model import ForeignKey, Index, Table
 from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
-from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind, parse
 from parity.state import State
 from parity.values import DECODE_ERRORS, JsonText, decode_value, jsonb_text
 
@@ -511,6 +511,22 @@ def _run_deferred(
     return bool(steps)
 
 
+def _override_scales(job: Job, spec: TableConfig, source: Table) -> dict[str, int]:
+    """Target column -> decimals, of the columns a ``types:`` override makes a DECIMAL that keeps fewer
+    decimals than the source's values may hold (a float's, an unbounded decimal's, SQLite's): a row with
+    more is rejected, not rounded by the target without a word."""
+    out = {}
+    for name, given in spec.types.items():
+        override, native = parse(given), source.column(name).type
+        if override.kind is not Kind.DECIMAL or native.kind in INTEGER_KINDS:
+            continue
+        scale = override.scale or 0
+        fits = native.kind is Kind.DECIMAL and native.scale is not None and native.scale <= scale
+        if not fits or job.source.backend == "sqlite":
+            out[spec.map.get(name, name)] = scale
+    return out
+
+
 def _table_mode(job: Job, spec: TableConfig, mode: Mode | None) -> Mode:
     """A table's mode: the one the command line gives (it wins over the job file), else the table's own
     in the job file, else the job's default."""
@@ -560,7 +576,7 @@ def _plan_tables(
                 where=spec.where,
                 limit=limit,
                 in_cycle=name in cyclic,
-                fractions=plan.fractions.get(target, {}),
+                fractions={**plan.fractions.get(target, {}), **_override_scales(job, spec, source)},
             )
         )
     if job.target.dialect.FK_CHECKS is None and out:  # (the source may declare no such FK)
@@ -2084,7 +2100,7 @@ class _ChunkRunner:
                     break
             for i, scale in checked if bad is None else ():
                 value = row[i]
-                text = bulk.plain_decimal(value) if isinstance(value, Decimal) else str(value)
+                text = bulk.decimal_text(value)
                 if value is not None and bulk.excess_decimals([text], scale) is not None:
                     bad = _excess(columns[i], text, scale, self.tp.types[i].kind)
                     break
@@ -2495,8 +2511,7 @@ class _Guard(bulk.Writer):
                         " number itself: the row would arrive under another key"
                     )
             for i, scale, column in self.checked:
-                texts = [bulk.plain_decimal(v) if isinstance(v, Decimal) else str(v) for v in map(itemgetter(i), rows)
-                         if v is not None]  # fmt: skip
+                texts = [bulk.decimal_text(v) for v in map(itemgetter(i), rows) if v is not None]
                 value = bulk.excess_decimals(texts, scale)
                 if value is not None:
                     raise bulk.TooManyDecimals(_excess(column, value, scale, self.runner.tp.types[i].kind))
@@ -2543,7 +2558,7 @@ def _no_nan(column: str, value: float, backend: str) -> str:
 
 def _excess(column: str, value: str, scale: int, kind: Kind) -> str:
     """Why a row is refused: a decimal or time with more digits than its target column keeps."""
-    digits = "decimals" if kind is Kind.DECIMAL else "digits of a second"
+    digits = "digits of a second" if kind in (Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ) else "decimals"
     return f"{column}: {value} has more {digits} than the target keeps ({scale})"
 
 

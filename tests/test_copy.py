@@ -2405,6 +2405,31 @@ def test_sqlite_values_their_kind_cannot_take_are_rejected_not_changed(
         assert next(r for r in kept if r[0] == 2)[1] == 2.7
 
 
+@pytest.mark.parametrize(
+    ("source_name", "target_name"),
+    [("sqlite", "postgresql"), ("sqlite", "mariadb"), ("sqlite", "duckdb"), ("postgresql", "duckdb")],
+)
+def test_a_float_into_a_decimal_a_types_override_makes_is_rejected_where_it_has_more_decimals(
+    make_db: Callable[[str], Database], source_name: str, target_name: str, tmp_path: Path
+) -> None:
+    """``types: {score: decimal(10,4)}`` on a REAL column: 14.428571428571429 arrived as 14.4286 in 86
+    rows of 100, without a word, and diff then found them changed (the audit); 1e-05 as 0.0000."""
+    source, target = make_db(source_name), make_db(target_name)
+    real = "REAL" if source_name == "sqlite" else "DOUBLE PRECISION"
+    source.sql(f"CREATE TABLE s (id INTEGER PRIMARY KEY, score {real})",
+               "INSERT INTO s VALUES (1, 14.4286), (2, 14.428571428571429), (3, 0.00001), (4, 2.5), (5, NULL)")  # fmt: skip
+    rejects = tmp_path / "rejects.jsonl"
+    job = job_for(source, target, table_options={"types": {"score": "decimal(10,4)"}})
+    table = copy_closed(job, rejects_file=str(rejects)).tables[0]
+    assert (table.rows_written, table.rejected, table.status) == (3, 2, "ok")
+    reasons = reasons_by_id(rejects)
+    assert sorted(reasons) == [2, 3]
+    assert "0.00001 has more decimals than the target keeps (4)" in reasons[3]
+    assert [(i, None if v is None else Decimal(str(v))) for i, v in target.query("SELECT id, score FROM s ORDER BY id")] == [
+        (1, Decimal("14.4286")), (4, Decimal("2.5")), (5, None)
+    ]  # fmt: skip
+
+
 def test_a_postgresql_date_before_christ_is_rejected_by_sqlite_not_taken_for_one_after(
     make_db: Callable[[str], Database], tmp_path: Path
 ) -> None:
