@@ -577,6 +577,7 @@ def sync(
     appliers = {name: Applier(job.target, targets[name], batch_size, dry_run) for name in order}
     for name in order:
         appliers[name].uuid_keys = plans[name].uuid_keys()
+        appliers[name].statements = result.statements  # (in the order they run: children's deletes first)
     outcomes = {name: TableSync(by_target[name].stats.table, name) for name in order}
     for name in order:  # before any write: every table can take its missing rows
         if missing := plans[name].missing:
@@ -591,7 +592,6 @@ def sync(
     for name in order:
         outcomes[name].seconds = round(time.perf_counter() - started, 3)
         result.tables.append(outcomes[name])
-        result.statements.extend(appliers[name].statements)
     if verify and not dry_run:
         again = diff(job, threads=threads, table_errors=False)
         left = [d for t in again.tables for d in t.differences if d.kind != "extra" or extra != "keep"]

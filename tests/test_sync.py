@@ -944,6 +944,24 @@ def test_the_sql_a_dry_run_prints_runs_as_printed(
     assert diff(job_for(source, target, tables=["z"])).identical
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_a_dry_run_prints_the_deletes_of_children_before_their_parents_as_they_run(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """The statements came table by table, parents first: the DELETE of a parent row before that of
+    its child, which a target checking its FK refused when the printed script was run (the audit)."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    for db in (source, target):
+        db.sql("CREATE TABLE p (id INTEGER PRIMARY KEY)",
+               "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p (id))")  # fmt: skip
+    target.sql("INSERT INTO p VALUES (1)", "INSERT INTO c VALUES (1, 1)")
+    review = sync(job_for(source, target, tables=["p", "c"]), dry_run=True, extra="delete")
+    deletes = [s for s in review.statements if s.startswith("DELETE")]
+    assert [s.split()[2].rsplit(".", 1)[-1] for s in deletes] == ["c", "p"]
+    target.sql(*review.statements)  # (one session, the FK checked)
+    assert target.query("SELECT count(*) FROM p") == [(0,)]
+
+
 @pytest.mark.parametrize("target_name", list(FK_CHECKS_ON))
 def test_sync_without_fk_checks_turns_them_on_again(
     make_db: Callable[[str], Database], target_name: str
