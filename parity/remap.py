@@ -82,10 +82,14 @@ class IdMaps:
             self.maps.setdefault(table, {}).update(pairs)
 
     def export(self, path: str, tables: Sequence[str], endpoint: Endpoint) -> None:
-        """Write ``{"table": {"old": new, ...}, ...}`` for the given tables."""
+        """Write ``{"table": {"old": new, ...}, ...}`` for the given tables and every other table the
+        target's map holds (copied by earlier runs: a child copied on its own is exported with its
+        parents, as sqlite-to-mariadb-migration.md's ``id_mappings.json`` holds every mapping)."""
         with endpoint.connect() as conn:
+            held = conn.execute(sa.select(self.state.id_map.c.table_name).distinct()).scalars().all()
             data = {
-                t: dict(sorted(self.of(conn, t).items(), key=lambda kv: _sort_key(kv[0]))) for t in tables
+                t: dict(sorted(self.of(conn, t).items(), key=lambda kv: _sort_key(kv[0])))
+                for t in dict.fromkeys([*tables, *sorted(held)])
             }
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, default=str)

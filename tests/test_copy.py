@@ -1472,10 +1472,12 @@ def test_remap_ids_with_natural_keys(
 
 @pytest.mark.parametrize("target_name", ["mariadb", "postgresql"])
 def test_a_child_copied_alone_is_rewritten_through_the_map_an_earlier_run_made(
-    make_db: Callable[[str], Database], target_name: str
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
 ) -> None:
     """Parents remapped by one run, their children copied by a later one with --remap-ids: the
-    references were written as the source had them, pointing at the live target's other rows."""
+    references were written as the source had them, pointing at the live target's other rows. The
+    later run's --export-id-map held the children's map alone; it holds the parents' too (as
+    sqlite-to-mariadb-migration.md's id_mappings.json holds every mapping)."""
     source, target = make_db("sqlite"), make_db(target_name)
     source.sql(
         "CREATE TABLE customers (id INTEGER PRIMARY KEY AUTOINCREMENT, email VARCHAR(40) NOT NULL)",
@@ -1489,10 +1491,14 @@ def test_a_child_copied_alone_is_rewritten_through_the_map_an_earlier_run_made(
     copy_ok(job_for(source, target, tables=["customers"]), remap_ids=True)  # (... and gets 3 and 4)
     new = dict(target.query("SELECT email, id FROM customers WHERE email NOT LIKE 'live-%'"))
     assert sorted(new.values()) == [3, 4]
-    result = copy_ok(job_for(source, target, tables=["orders"]), remap_ids=True)
+    id_map = tmp_path / "ids.json"
+    result = copy_ok(job_for(source, target, tables=["orders"]), remap_ids=True, export_id_map=str(id_map))
     assert result.tables[0].rows_written == 3
     rows = target.query("SELECT c.email, o.total FROM orders o JOIN customers c ON c.id = o.customer_id")
     assert sorted(rows) == [("a@x", 10), ("b@x", 20), ("b@x", 30)]
+    exported = json.loads(id_map.read_text())
+    assert list(exported) == ["orders", "customers"]
+    assert exported["customers"] == {"1": new["a@x"], "2": new["b@x"]}
 
 
 def test_a_child_copied_alone_finds_its_parents_map_under_the_name_the_job_gives_them(
