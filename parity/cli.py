@@ -656,12 +656,11 @@ class _DiffPrinter:
 
     def __init__(self, fmt: str, run_id: str) -> None:
         import json
-        from datetime import datetime, timezone
 
         from parity.diff import output
 
         self.fmt, self.run_id, self.json, self.output = fmt, run_id, json, output
-        self.at = datetime.now(timezone.utc).replace(tzinfo=None)
+        self.at = output.run_time(run_id)
         if fmt == "csv":
             sys.stdout.write(output.csv_line(output.FIELDS))
 

@@ -124,6 +124,15 @@ def test_csv_and_table_formats(parity: Callable[..., Run], dbs: tuple[Database, 
         ("extra", '{"id": 4}', "", "", '{"id": 4, "status": "x", "amount": "0.00", "note": "x"}'),
     ]
     assert len({r["run_id"] for r in rows}) == 1 and rows[0]["run_id"]
+    # printed beside --output TABLE: the rows printed and stored hold one time of the run (they differed)
+    stored = parity(
+        "diff", source.url, target.url, "--format", "csv", "--output", "recon", "--output-mismatches"
+    )
+    printed = {(r["run_id"], r["diffed_at"]) for r in csv.DictReader(io.StringIO(stored.out))}
+    (run_id, _), *others = printed
+    assert not others
+    (at,) = target.query("SELECT DISTINCT diffed_at FROM recon WHERE run_id = :r", r=run_id)
+    assert printed == {(run_id, str(at[0]).replace("T", " "))}  # (as SQLite holds it, or its datetime)
     as_table = parity("diff", source.url, target.url, "--stats")
     assert as_table.code == 1
     assert "changed" in as_table.out and "amount" in as_table.out and "9.99" in as_table.out

@@ -31,6 +31,14 @@ _LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 """Values of any length: MySQL's TEXT holds 64 KB."""
 
 
+_RUN_TIMES: dict[str, datetime] = {}
+
+
+def run_time(run_id: str) -> datetime:
+    """A diff run's time (UTC), the same in each of its records: those stored, written and printed."""
+    return _RUN_TIMES.setdefault(run_id, datetime.now(timezone.utc).replace(tzinfo=None))
+
+
 class Sink(Protocol):
     def write(self, diff: RowDiff) -> None: ...
 
@@ -141,7 +149,7 @@ class CsvSink(_FileSink):
         super().__init__(path)
         self.file.write(csv_line(FIELDS))
         self.run_id = run_id
-        self.at = datetime.now(timezone.utc).replace(tzinfo=None)
+        self.at = run_time(run_id)
 
     def compared(self, source: str, target: str) -> None:
         pass  # (a file's rows name the source table only, as the printed ones do)
@@ -158,7 +166,7 @@ class TableSink:
     def __init__(self, target: Endpoint, name: str, run_id: str) -> None:
         self.target = target
         self.run_id = run_id
-        self.at = datetime.now(timezone.utc).replace(tzinfo=None)
+        self.at = run_time(run_id)
         self.table = sa.Table(
             name,
             sa.MetaData(),
