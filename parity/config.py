@@ -66,7 +66,7 @@ class TableConfig(_Model):
     tolerance: dict[str, float] = {}
     partition: PartitionConfig | None = None
 
-    _split = field_validator("key", "natural_key", "columns", mode="before")(_listify)
+    _split = field_validator("key", "natural_key", "columns", "exclude_columns", mode="before")(_listify)
 
 
 class Defaults(_Model):
@@ -86,6 +86,8 @@ class JobConfig(_Model):
     defaults: Defaults = Defaults()
     log_level: LogLevel | None = None
     log_file: str | None = None
+
+    _split = field_validator("include", "exclude", mode="before")(_listify)
 
     @field_validator("source", "target", mode="before")
     @classmethod

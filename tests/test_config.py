@@ -168,14 +168,28 @@ def test_invalid_value_names_the_field(tmp_path: Path, text: str, expected: str)
 
 
 def test_key_lists_may_be_comma_separated(tmp_path: Path) -> None:
-    loaded = config.load(write(tmp_path / "job.yaml", MINIMAL + "tables:\n  - name: a\n    key: 'x, y'\n"))
+    """Every list of names may be one comma-separated string: ``columns: id, hash`` was taken, while
+    ``exclude_columns: score`` and ``include: 'comm*'`` were refused (the audit)."""
+    loaded = config.load(
+        write(
+            tmp_path / "job.yaml",
+            MINIMAL + "include: 'comm*, ord*'\nexclude: tmp_*\n"
+            "tables:\n  - name: a\n    key: 'x, y'\n    exclude_columns: score\n",
+        )
+    )
     assert loaded.tables[0].key == ["x", "y"]
+    assert loaded.tables[0].exclude_columns == ["score"]
+    assert (loaded.include, loaded.exclude) == (["comm*", "ord*"], ["tmp_*"])
 
 
 def test_unknown_canonical_type_suggests_the_closest() -> None:
     with pytest.raises(ConfigError, match="unknown type 'dobule'; did you mean 'double'"):
         parse("dobule")
     assert str(parse("decimal(12, 2)")) == "decimal(12,2)"
+    # SQL's spellings of the kinds ('int' was told "did you mean 'bigint'?")
+    assert [str(parse(t)) for t in ("int", "numeric(10,2)", "bool", "datetime", "real")] == [
+        "integer", "decimal(10,2)", "boolean", "timestamp", "float"
+    ]  # fmt: skip
 
 
 # ---- malformed YAML ----------------------------------------------------------------------------------

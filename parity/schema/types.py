@@ -66,14 +66,25 @@ class CanonicalType:
 _SPEC = re.compile(r"^\s*([a-z]+)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$", re.IGNORECASE)
 
 
+_ALIASES = {
+    "int": "integer",
+    "numeric": "decimal",
+    "bool": "boolean",
+    "datetime": "timestamp",
+    "real": "float",
+}
+"""The SQL spellings of canonical kinds a job file may use too (``int``: 'bigint' was suggested)."""
+
+
 def parse(spec: str) -> CanonicalType:
     """Parse a canonical type as written in a job file: ``text``, ``varchar(40)``, ``decimal(12,2)``."""
     match = _SPEC.match(spec)
     names = [k.value for k in Kind]
-    if not match or match.group(1).lower() not in names:
-        word = match.group(1) if match else spec
-        raise ConfigError(f"unknown type '{spec}'{did_you_mean(word.lower(), names)}")
-    kind = Kind(match.group(1).lower())
+    word = match.group(1).lower() if match else spec.lower()
+    word = _ALIASES.get(word, word)
+    if not match or word not in names:
+        raise ConfigError(f"unknown type '{spec}'{did_you_mean(word, names)}")
+    kind = Kind(word)
     first = int(match.group(2)) if match.group(2) else None
     second = int(match.group(3)) if match.group(3) else None
     if kind is Kind.DECIMAL:
