@@ -197,11 +197,17 @@ def schema() -> None:
     """Plan or apply the DDL that makes a target hold the source's tables."""
 
 
+def _warn(text: str, label: str = "[yellow]warning:[/]") -> None:
+    """A warning on stderr, and in the debug log (``--debug low`` and up)."""
+    err.print(f"{label} {text}")
+    log.logger.warning(text)
+
+
 def _print_plan(plan: Any) -> None:
     for warning in plan.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+        _warn(warning)
     for problem in plan.problems:
-        err.print(f"[red]problem:[/] {problem}")
+        _warn(problem, "[red]problem:[/]")
 
 
 @schema.command("plan")
@@ -302,7 +308,7 @@ def copy_cmd(
     finally:
         job.close()
     for warning in result.all_warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+        _warn(warning)
     if as_json:
         import json
 
@@ -615,7 +621,7 @@ def diff_cmd(
         job.close()
     for table in result.tables:
         for warning in table.warnings:
-            err.print(f"[yellow]warning:[/] {warning}")
+            _warn(warning)
         if table.record is not None:
             render_record(table, fmt)
         elif show and fmt == "table":
@@ -905,6 +911,7 @@ def _fail(message: str, code: int) -> None:
     if _State.debug:
         traceback.print_exc()
     sys.stderr.write(f"parity: error: {log.redact(message)}\n")
+    log.logger.error(message)
     sys.exit(code)
 
 

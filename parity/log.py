@@ -12,7 +12,7 @@ from contextlib import contextmanager
 logger = logging.getLogger("parity")
 
 LEVELS = {"low": logging.WARNING, "medium": logging.INFO, "high": logging.DEBUG}
-"""``--debug`` levels: low logs warnings and run summaries, medium every step, high every SQL statement."""
+"""``--debug`` levels: low logs warnings and errors, medium every step, high every SQL statement."""
 
 _secrets: set[str] = set()
 _lock = threading.Lock()

@@ -585,6 +585,22 @@ def test_debug_high_logs_sql(
     assert "PRAGMA" in log  # reflection's statements too
 
 
+def test_debug_low_logs_the_warnings_and_the_error(parity: Callable[..., Result], tmp_path: Path) -> None:
+    """``--debug low`` wrote an empty log though the run printed warnings (the audit)."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "a.sqlite") as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)")
+    with sqlite3.connect(tmp_path / "b.sqlite") as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")  # (n is not there: a warning)
+    result = parity("--debug", "low", "diff", "sqlite:///a.sqlite", "sqlite:///b.sqlite", "-t", "t")
+    assert result.code == 0 and "warning:" in result.err
+    logged = (tmp_path / "parity-debug.log").read_text(encoding="utf-8")
+    assert "WARNING" in logged and "t.n" in logged
+    assert parity("--debug", "low", "diff", "sqlite:///a.sqlite", "sqlite:///b.sqlite", "-t", "u").code == 2
+    assert "ERROR" in (tmp_path / "parity-debug.log").read_text(encoding="utf-8")
+
+
 @pytest.fixture
 def pg_login(pg_db: Database) -> Iterator[str]:
     """A PostgreSQL URL for a new login role whose password is PASSWORD, allowed into pg_db's schema."""
