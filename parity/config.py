@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from parity.errors import ConfigError, did_you_mean
 
@@ -43,6 +43,14 @@ class PartitionConfig(_Model):
     stagger: bool = True
     size: int | None = Field(default=None, gt=0)
     """``by: key``: the key span of one partition (default: the key range cut in 4 x threads)."""
+
+    @model_validator(mode="after")
+    def _column_of_periods(self) -> PartitionConfig:
+        if self.by != "key" and not self.column:
+            raise ValueError(
+                f"partition by {self.by} needs a column (partition: {{column: ..., by: {self.by}}})"
+            )
+        return self
 
 
 class TableConfig(_Model):

@@ -52,7 +52,7 @@ from parity.endpoint import (
     switched,
     transient_error,
 )
-from parity.errors import ConfigError, DataError, ParityError
+from parity.errors import ConfigError, DataError, ParityError, not_found
 from parity.job import Job, aggregate_row, select_columns, where_clause
 from parity.log import logger
 from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
@@ -301,6 +301,7 @@ def _prepare_schema(
     (``Dialect.DEFERS_KEYS``): recorded in the state in the creating transaction, built by ``_finish``.
     A merge without a key, or by a key some source rows hold as NULL, is refused first, before any DDL."""
     source = job.source_tables()
+    _check_diff_settings(job, source)
     for n, table in enumerate(source):
         spec = merging.get(table.name)
         if spec is None:
@@ -525,6 +526,22 @@ def _override_scales(job: Job, spec: TableConfig, source: Table) -> dict[str, in
         if not fits or job.source.backend == "sqlite":
             out[spec.map.get(name, name)] = scale
     return out
+
+
+def _check_diff_settings(job: Job, source: list[Table]) -> None:
+    """The columns a job file's tables name for diff alone (tolerances, a partition's) are checked by
+    copy too, before any DDL: a job file both run was taken by copy and refused by diff after."""
+    specs = {spec.name: spec for spec in job.selected()}
+    for table in source:
+        spec = specs[table.name]
+        named = [
+            *spec.tolerance,
+            *([spec.partition.column] if spec.partition and spec.partition.column else []),
+        ]
+        names = [next((s for s, t in spec.map.items() if t == c), c) for c in table.column_names]
+        for column in named:
+            if column not in names:
+                raise not_found("column", column, names, where=f"table '{table.name}'")
 
 
 def _table_mode(job: Job, spec: TableConfig, mode: Mode | None) -> Mode:

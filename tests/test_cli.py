@@ -528,6 +528,31 @@ def test_the_command_line_wins_over_a_table_s_settings_in_the_job_file(
     assert "extra" not in result.out
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("partition: {column: nosuch, by: month}", "column 'nosuch' not found in table 't'"),
+        ("partition: {by: week}", "partition by week needs a column"),
+        ("tolerance: {nosuch: 1}", "column 'nosuch' not found in table 't'"),
+    ],
+)
+def test_copy_checks_the_settings_diff_alone_uses(
+    parity: Callable[..., Result], tmp_path: Path, setting: str, message: str
+) -> None:
+    """A job file both copy and diff run: copy took a partition or tolerance naming no column (its
+    rows written, exit 0), and diff refused the file after (the audit)."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "a.sqlite") as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
+    (tmp_path / "job.yaml").write_text(
+        f"source: sqlite:///a.sqlite\ntarget: sqlite:///b.sqlite\ntables:\n  - name: t\n    {setting}\n",
+        encoding="utf-8",
+    )
+    assert_one_line_error(parity("copy", "-c", "job.yaml"), message)
+    assert not (tmp_path / "b.sqlite").exists()
+
+
 def test_missing_environment_variable(parity: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(
         "source: ${SOURCE_URL}\ntarget: sqlite:///b.sqlite\n", encoding="utf-8"
