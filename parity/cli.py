@@ -605,6 +605,7 @@ def diff_cmd(
     show = output is None or output_mismatches
     run_id = uuid.uuid4().hex
     printer = _DiffPrinter(fmt, run_id) if show and fmt != "table" and not record else None
+    shown = _FirstDifferences() if show and fmt == "table" and not record else None
     try:
         with _DiffProgress() as progress:
             result = diff(
@@ -613,7 +614,7 @@ def diff_cmd(
                 record=record,
                 threads=threads,
                 output=output,
-                on_difference=printer.write if printer else None,
+                on_difference=printer.write if printer else shown.add if shown else None,
                 progress=progress,
                 run_id=run_id,
             )
@@ -624,8 +625,8 @@ def diff_cmd(
             _warn(warning)
         if table.record is not None:
             render_record(table, fmt)
-        elif show and fmt == "table":
-            render_differences(table)
+        elif shown is not None:
+            render_differences(table, shown.of(table.stats.table))
         _diff_summary(table)
     if stats:
         render_diff_stats(result, fmt)
@@ -721,17 +722,43 @@ def _diff_summary(table: Any) -> None:
     )
 
 
-def render_differences(table: Any) -> None:
+class _FirstDifferences:
+    """The first ``SHOWN`` differing rows of each table, which the table format prints: a terminal
+    shows no more usefully, and a table of 80,000 took Rich a minute and a half (the audit); the
+    others are counted, and jsonl, csv or --output give them all."""
+
+    SHOWN = 1000
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Any]] = {}
+
+    def add(self, diff: Any) -> None:
+        kept = self.rows.setdefault(diff.table, [])
+        if len(kept) < self.SHOWN:
+            kept.append(diff)
+
+    def of(self, table: str) -> list[Any]:
+        return self.rows.get(table, [])
+
+
+def render_differences(table: Any, rows: list[Any] | None = None) -> None:
+    """The differences of a table (``rows``: the first of them, where the others were not kept)."""
     from rich.markup import escape
 
     from parity.diff.result import value_text
 
-    if not table.differences:
+    differences = table.differences if rows is None else rows
+    if not differences:
         return
     rich = RichTable(title=f"{table.stats.table}: differences", show_lines=False)
     for name in ("kind", "key", "column", "source", "target"):
         rich.add_column(name, overflow="fold")
-    for d in table.differences:
+    left = table.stats.differences - len(differences)
+    if left > 0:
+        rich.caption = (
+            f"and {left:,} more differing rows: --format jsonl or csv prints them all, --output stores them"
+        )
+    for d in differences:
         key = ", ".join(f"{escape(k)}={_shown(value_text(v))}" for k, v in d.key.items())
         if d.kind != "changed":
             row = d.source if d.kind == "missing" else d.target

@@ -139,6 +139,25 @@ def test_csv_and_table_formats(parity: Callable[..., Run], dbs: tuple[Database, 
     assert "diff statistics" in as_table.out and "changed values per column" in as_table.out
 
 
+def test_the_table_format_shows_the_first_differences_and_counts_the_others(
+    parity: Callable[..., Run], sqlite_db: Database, duckdb_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table of 80,000 differing rows took Rich a minute and a half to print (the audit); the table
+    format shows the first ones, says how many more, and jsonl still prints them all."""
+    from parity import cli
+
+    for db in (sqlite_db, duckdb_db):
+        db.sql("CREATE TABLE m (k INTEGER PRIMARY KEY, v INTEGER)")
+    sqlite_db.sql("INSERT INTO m VALUES " + ", ".join(f"({i}, {i})" for i in range(12)))
+    monkeypatch.setattr(cli._FirstDifferences, "SHOWN", 5)
+    shown = parity("diff", sqlite_db.url, duckdb_db.url, "-t", "m")
+    assert shown.code == 1
+    assert sum(line.count("missing") for line in shown.out.splitlines()) == 5
+    assert "and 7 more differing rows" in shown.out
+    every = parity("diff", sqlite_db.url, duckdb_db.url, "-t", "m", "--format", "jsonl")
+    assert len(every.out.splitlines()) == 12
+
+
 def test_the_table_format_quotes_a_key_with_spaces_around_it(
     parity: Callable[..., Run], sqlite_db: Database, duckdb_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -997,6 +997,12 @@ class Dialect:
         """An exact sum of 60-bit hashes (no 64-bit overflow): numeric, decimal or text."""
         return sa.func.sum(h)
 
+    PYTHON_FUNCTIONS: ClassVar[bool] = False
+    """Whether diff's SQL calls functions written in Python (``prepare_connection``: SQLite's)."""
+
+    MAX_IN_LIST: ClassVar[int] = 1_000_000
+    """The most values diff names in one ``IN (...)`` list (bucket numbers, keys)."""
+
     DECODES: ClassVar[bool] = False
     """Whether ``located_sums`` is implemented: then, where both databases have it, a bucket of an
     integer key range in which a single row differs names that row's key itself (the first moment of

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 
 class SQLServer(Dialect):
+    MAX_IN_LIST = 1000  # (thousands of values in one list tire its planner: error 8623)
     COLUMN_NAMES_IGNORE_CASE = True
     names = ("mssql",)
     schemes = {"mssql": "mssql+pyodbc", "sqlserver": "mssql+pyodbc"}

@@ -36,6 +36,7 @@ def identity_rows(rows: Sequence[Any], normalize: Callable[[str], str]) -> list[
 
 
 class Oracle(Dialect):
+    MAX_IN_LIST = 1000  # (a longer list is refused: ORA-01795)
     names = ("oracle",)
     schemes = {"oracle": "oracle+oracledb"}
     driver_hint = "pip install 'parity[oracle]'"

@@ -235,6 +235,8 @@ class SQLite(Dialect):
     # so diff registers deterministic Python functions (DIFF_FUNCTIONS, below) on each connection and
     # renders those kinds through them.
 
+    PYTHON_FUNCTIONS = True
+
     def prepare_connection(self, conn: Connection) -> None:
         record = conn.connection
         if not record.info.get("parity_diff_functions"):
@@ -411,7 +413,8 @@ def _hash60(text: str | bytes | None) -> int | None:
     """The first 15 hex digits of SHA-256 of the UTF-8 text, as every other database computes it."""
     if text is None:
         return None
-    return int(hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()[:15], 16)
+    digest = hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).digest()
+    return int.from_bytes(digest[:8], "big") >> 4
 
 
 class _ExactSum:
@@ -435,16 +438,36 @@ def _decimal(x: Any, scale: int) -> str | None:
     """Like the other databases' decimal text; a value with more decimals than ``scale`` stays as it is."""
     if x is None:
         return None
+    kind = type(x)
+    if kind is int or kind is float:  # (most are: their shortest text, without Decimal's cost)
+        text = repr(x) if kind is float else str(x)
+        if "e" not in text and "n" not in text:  # (no exponent, no inf, no nan)
+            whole, _, decimals = text.partition(".")
+            return _decimal_text(whole, decimals, scale)
     try:
         d = decimal.Decimal(repr(x)) if isinstance(x, float) else decimal.Decimal(str(x).strip())
     except decimal.InvalidOperation:
         return str(x)
+    if not d.is_finite():  # (inf, nan: as they are, compared in Python; quantize() raised, which
+        return str(x)  # stopped the query)
     d = abs(d) if d == 0 else d
     if scale < 0:
         text = format(d, "f")
         return text.rstrip("0").rstrip(".") if "." in text else text
     exact = d.quantize(decimal.Decimal(1).scaleb(-scale), context=_WIDE)
     return format(exact if exact == d else d, "f")
+
+
+def _decimal_text(whole: str, decimals: str, scale: int) -> str:
+    """``_decimal`` of a number written without an exponent, as its whole part and its decimals."""
+    decimals = decimals.rstrip("0")
+    if whole == "-0" and not decimals:
+        whole = "0"
+    if scale < 0:
+        return f"{whole}.{decimals}" if decimals else whole
+    if len(decimals) <= scale:
+        return f"{whole}.{decimals.ljust(scale, '0')}" if scale else whole
+    return f"{whole}.{decimals}"  # (more decimals than the scale: as it is, which no other side's text is)
 
 
 def _float(x: Any, digits: int) -> str | None:
@@ -538,6 +561,8 @@ _TIMESTAMPS = [
 
 def _timestamp(x: Any, with_zone: int) -> str | None:
     if type(x) is str:  # (most are: the guarded decode's result, in a third of its time, as diff's
+        if len(x) == 26 and x[10] == " " and x[19] == ".":  # (canonical already, or no timestamp: as
+            return x  # fromisoformat() would give it back, or fail on it)
         try:  # partitions by a period ask it of each row several times)
             v = datetime.fromisoformat(x)
         except ValueError:

@@ -11,6 +11,7 @@ import functools
 import math
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal
@@ -189,6 +190,10 @@ def _cut(whole: Normalize, unit: int, v: Any) -> Any:
 
 
 def _sorted(keys: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    first = next(iter(keys), ())
+    if any(type(v) is uuid.UUID for v in first):  # (by their numbers, compared in C: UUID's own < is Python)
+        with suppress(AttributeError, TypeError):
+            return sorted(keys, key=lambda key: tuple(v.int if type(v) is uuid.UUID else v for v in key))
     try:
         return sorted(keys)
     except TypeError:  # mixed types (a NULL-free key cannot hold them, but stay safe)
