@@ -218,9 +218,10 @@ def _fix_table(
                 result.conflicts.append(f"{label}: the source holds it as the target does")  # since the
                 continue  # diff or under a key the diff took for another: never deleted)
             edited = _edited_since(target_table, dst, row.whole)
-            if edited:
+            if edited:  # (named as the source names them, as for a changed row)
+                source_name = {t: s for s, t in rename.items()}
                 result.conflicts.append(
-                    f"{label}: changed in the target since the diff ({', '.join(edited)})"
+                    f"{label}: changed in the target since the diff ({', '.join(source_name.get(c, c) for c in edited)})"
                 )
                 continue
             deletes.append(target_key)

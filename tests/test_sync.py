@@ -336,6 +336,26 @@ def test_fix_applies_a_stored_diff_run_and_skips_conflicts(
     assert len(again.conflicts) == 1  # (id 4, still changed by someone else)
 
 
+def test_fix_names_a_column_edited_since_the_diff_as_the_source_does(
+    make_db: Callable[[str], Database],
+) -> None:
+    """Under --map s=s_t, a changed row's conflict named the source's column (s), an extra row's the
+    target's (s_t) (the audit)."""
+    from parity.fix import fix
+
+    source, target = make_db("sqlite"), make_db("sqlite")
+    source.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, s INTEGER)", "INSERT INTO t VALUES (1, 1)")
+    target.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, s_t INTEGER)", "INSERT INTO t VALUES (1, 2), (2, 2)")
+    options = {"map": {"s": "s_t"}}
+    found = diff(job_for(source, target, table_options=options), output="_parity_discrepancies")
+    target.sql("UPDATE t SET s_t = 3")
+    applied = fix(job_for(source, target, table_options=options), found.run_id, apply=True, delete=True)
+    assert sorted(applied.conflicts) == [
+        't {"id": 1}: changed in the target since the diff (s)',
+        't {"id": 2}: changed in the target since the diff (s)',
+    ]
+
+
 @pytest.mark.parametrize("target_name", ["postgresql", "duckdb"])
 def test_fix_reads_the_target_as_the_diff_compared_it(
     make_db: Callable[[str], Database], target_name: str
