@@ -512,19 +512,22 @@ def _run_deferred(
     return bool(steps)
 
 
-def _override_scales(job: Job, spec: TableConfig, source: Table) -> dict[str, int]:
-    """Target column -> decimals, of the columns a ``types:`` override makes a DECIMAL that keeps fewer
-    decimals than the source's values may hold (a float's, an unbounded decimal's, SQLite's): a row with
-    more is rejected, not rounded by the target without a word."""
+def _override_scales(
+    job: Job, spec: TableConfig, source: Table, kept: dict[str, int | None]
+) -> dict[str, int]:
+    """Target column -> decimals, of the columns a ``types:`` override makes a DECIMAL whose target
+    column (``kept``: as it exists, or is created) keeps fewer decimals than the source's values may
+    hold (a float's, an unbounded decimal's, SQLite's): a row with more is rejected, not rounded by the
+    target without a word."""
     out = {}
-    for name, given in spec.types.items():
-        override, native = parse(given), source.column(name).type
-        if override.kind is not Kind.DECIMAL or native.kind in INTEGER_KINDS:
+    for name in spec.types:
+        native, target = source.column(name).type, spec.map.get(name, name)
+        scale = kept.get(target)
+        if parse(spec.types[name]).kind is not Kind.DECIMAL or native.kind in INTEGER_KINDS or scale is None:
             continue
-        scale = override.scale or 0
         fits = native.kind is Kind.DECIMAL and native.scale is not None and native.scale <= scale
         if not fits or job.source.backend == "sqlite":
-            out[spec.map.get(name, name)] = scale
+            out[target] = scale
     return out
 
 
@@ -593,7 +596,10 @@ def _plan_tables(
                 where=spec.where,
                 limit=limit,
                 in_cycle=name in cyclic,
-                fractions={**plan.fractions.get(target, {}), **_override_scales(job, spec, source)},
+                fractions={
+                    **plan.fractions.get(target, {}),
+                    **_override_scales(job, spec, source, plan.decimals.get(target, {})),
+                },
             )
         )
     if job.target.dialect.FK_CHECKS is None and out:  # (the source may declare no such FK)

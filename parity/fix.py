@@ -224,10 +224,9 @@ def _fix_table(
                 continue  # diff or under a key the diff took for another: never deleted)
             edited = _edited_since(target_table, dst, row.whole)
             if edited:  # (named as the source names them, as for a changed row)
-                source_name = {t: s for s, t in rename.items()}
-                result.conflicts.append(
-                    f"{label}: changed in the target since the diff ({', '.join(source_name.get(c, c) for c in edited)})"
-                )
+                by_target = {t: s for s, t in rename.items()}
+                named = ", ".join(by_target.get(c, c) for c in edited)
+                result.conflicts.append(f"{label}: changed in the target since the diff ({named})")
                 continue
             deletes.append(target_key)
     # the deletes first: a row the target holds under a key its collation takes for a missing row's ('a '
@@ -415,11 +414,18 @@ def _fetch(
             return loosely[k] if k in loosely else encoders.key_match(t.c[k], k, typed[k])
 
         at = {name: i for i, name in enumerate(table.column_names)}
-        found = [
-            r
-            for r in _select_one(endpoint, table, t, sa.and_(*(loose(k) for k in key)))
-            if all(str(r[at[k]]).rstrip(" ") == str(typed[k]).rstrip(" ") for k in padded_keys & set(key))
-        ]
+
+        def same_key(row: Sequence[Any]) -> bool:
+            """Whether a row the loose tests found holds the key as diff reads it (SQLite's function
+            takes '...00.1234567' for a moment diff refused as a key of its own)."""
+            if not all(
+                str(row[at[k]]).rstrip(" ") == str(typed[k]).rstrip(" ") for k in padded_keys & set(key)
+            ):
+                return False
+            decoded = _decoded(endpoint.dialect, table, row)
+            return all(decoded[at[k]] == typed[k] for k in loosely)
+
+        found = [r for r in _select_one(endpoint, table, t, sa.and_(*(loose(k) for k in key))) if same_key(r)]
     if not found:
         return None, None
     held = {k: v for k, v in zip(table.column_names, found[0], strict=True) if k in key}

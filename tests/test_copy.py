@@ -2434,6 +2434,17 @@ def test_a_float_into_a_decimal_a_types_override_makes_is_rejected_where_it_has_
     assert [(i, None if v is None else Decimal(str(v))) for i, v in target.query("SELECT id, score FROM s ORDER BY id")] == [
         (1, Decimal("14.4286")), (4, Decimal("2.5")), (5, None)
     ]  # fmt: skip
+    # the decimals the target column keeps decide, not the override's: an unbounded decimal keeps all
+    # (PostgreSQL, DuckDB's widest), an existing decimal(12,5) five (the review: both refused rows)
+    wide = {"types": {"score": "decimal" if target_name == "postgresql" else "decimal(30,20)"}}
+    target.sql("DROP TABLE s")
+    assert copy_closed(job_for(source, target, table_options=wide)).tables[0].rows_written == 5
+    target.sql("DELETE FROM s", "ALTER TABLE s MODIFY score DECIMAL(12,5)" if target_name == "mariadb"
+               else "ALTER TABLE s ALTER COLUMN score TYPE DECIMAL(12,5)" if target_name == "postgresql"
+               else "ALTER TABLE s ALTER score TYPE DECIMAL(12,5)")  # fmt: skip
+    narrow = {"types": {"score": "decimal(8,1)"}}
+    table = copy_closed(job_for(source, target, table_options=narrow), mode="append").tables[0]
+    assert (table.rows_written, table.rejected) == (4, 1)  # (14.428571428571429 has more than five)
 
 
 def test_a_postgresql_date_before_christ_is_rejected_by_sqlite_not_taken_for_one_after(

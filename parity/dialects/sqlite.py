@@ -448,8 +448,8 @@ def _decimal(x: Any, scale: int) -> str | None:
         d = decimal.Decimal(repr(x)) if isinstance(x, float) else decimal.Decimal(str(x).strip())
     except decimal.InvalidOperation:
         return str(x)
-    if not d.is_finite():  # (inf, nan: as they are, compared in Python; quantize() raised, which
-        return str(x)  # stopped the query)
+    if not d.is_finite():  # (Infinity, NaN: in PostgreSQL's spelling; quantize() raised, which stopped
+        return format(d, "f")  # the query)
     d = abs(d) if d == 0 else d
     if scale < 0:
         text = format(d, "f")
@@ -561,8 +561,8 @@ _TIMESTAMPS = [
 
 def _timestamp(x: Any, with_zone: int) -> str | None:
     if type(x) is str:  # (most are: the guarded decode's result, in a third of its time, as diff's
-        if len(x) == 26 and x[10] == " " and x[19] == ".":  # (canonical already, or no timestamp: as
-            return x  # fromisoformat() would give it back, or fail on it)
+        if len(x) == 26 and x[10] == " " and x[19] == "." and x[20:].isdigit():  # (canonical already,
+            return x  # or no timestamp: as fromisoformat() would give it back, or fail on it)
         try:  # partitions by a period ask it of each row several times)
             v = datetime.fromisoformat(x)
         except ValueError:

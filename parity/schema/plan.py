@@ -63,6 +63,10 @@ class SchemaPlan:
     than the source's values may hold (SQLite's, or a ``types:`` override's), and how many: a row
     with more is rejected, not rounded or cut by the target without a word."""
 
+    decimals: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    """Target table -> its decimal columns, and the decimals each keeps (None: as many as it is given),
+    as the target holds them (an existing table) or as they are created."""
+
     def sql(self) -> str:
         lines = [f"-- warning: {w}" for w in self.warnings]
         lines += [f"-- problem: {p}" for p in self.problems]
@@ -119,6 +123,7 @@ def plan_schema(
     for name in order:
         table = by_name[name]
         ctx.plan.warnings.extend(table.notes)
+        ctx.plan.decimals[names[name]] = _kept_decimals(ctx, table, existing.get(names[name]))
         if names[name] not in existing:
             lossy += _too_long(sa_dialect, [names[name], *(c.name for c in table.columns)], names[name])
         if names[name] in existing:
@@ -442,6 +447,21 @@ def _checks(ctx: _Context, table: Table) -> list[sa.CheckConstraint]:
 
 _SYSTEM_NAME = re.compile(r"sys_c\d+$", re.IGNORECASE)
 """A constraint name Oracle made up (``SYS_C0012345``)."""
+
+
+def _kept_decimals(ctx: _Context, table: Table, existing: Table | None) -> dict[str, int | None]:
+    """The decimals each decimal column of the table keeps in the target: the existing column's, where
+    it is one (None where it is no bounded decimal), else the type it is created as."""
+    out: dict[str, int | None] = {}
+    have = {c.name.lower(): c for c in existing.columns} if existing is not None else {}
+    for col in table.columns:
+        if col.type.kind is not Kind.DECIMAL:
+            continue
+        found = have.get(col.name.lower())
+        kept = found.type if found is not None else ctx.dialect.stored_as(col.type)  # (or added so)
+        bounded = kept.kind is Kind.DECIMAL and kept.precision is not None
+        out[col.name] = (kept.scale or 0) if bounded else None
+    return out
 
 
 def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> None:
