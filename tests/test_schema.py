@@ -411,6 +411,29 @@ def test_a_child_copied_alone_gets_its_foreign_key_to_a_parent_the_target_holds(
     assert sorted(target.query("SELECT id, parent_id FROM child")) == [(10, 1), (11, 1)]
 
 
+def test_a_child_keeps_its_type_where_the_target_s_table_of_its_parent_s_name_is_no_parent_to_it(
+    make_db: Callable[[str], Database],
+) -> None:
+    """A target table named as the parent but not keyed on the referenced column takes no FK: the
+    child's BIGINT column was still made the INTEGER of that table's column, and a value past 2**31
+    refused (the review)."""
+    from parity.copy import copy
+
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(*PARENT_CHILD, "INSERT INTO parent VALUES (1, 'a')", f"INSERT INTO child VALUES (10, {2**40})")
+    source.sql("CREATE TABLE kid (id INTEGER PRIMARY KEY, parent_id BIGINT REFERENCES parent (id))",
+               f"INSERT INTO kid VALUES (10, {2**40})")  # fmt: skip
+    target.sql("CREATE TABLE parent (id INTEGER NOT NULL, name TEXT)")  # (no key on id)
+    job = build(source, target, tables=["kid"])
+    try:
+        result = copy(job)
+    finally:
+        job.close()
+    assert any("no key of theirs" in w for w in result.schema.warnings)
+    assert result.tables[0].rows_written == 1
+    assert target.query("SELECT parent_id FROM kid") == [(2**40,)]
+
+
 def test_postgresql_schemas(make_db: Callable[[str], Database]) -> None:
     source, target = make_db("postgresql"), make_db("postgresql")
     source.sql(*PARENT_CHILD)

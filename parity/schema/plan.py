@@ -187,14 +187,17 @@ def _column_type(ctx: _Context, table: Table, col: Column, lossy: list[str]) -> 
 
 
 def _referenced_integer(ctx: _Context, table: Table, col: Column) -> CanonicalType | None:
-    """The integer type of the existing target column that ``col`` alone references, if any."""
+    """The integer type of the existing target column that ``col`` alone references, if any: where it
+    is a key of its table (else the FK is not made, and the column keeps its own type)."""
     if col.type.kind not in INTEGER_KINDS:
         return None
     for fk in table.foreign_keys:
         if fk.columns != (col.name,) or fk.ref_schema is not None:
             continue
         parent = ctx.existing.get(ctx.names.get(fk.ref_table, fk.ref_table))
-        found = next((c for c in parent.columns if c.name == fk.ref_columns[0]), None) if parent else None
+        if parent is None or {fk.ref_columns[0].lower()} not in _unique_keys(parent):
+            continue
+        found = next((c for c in parent.columns if c.name == fk.ref_columns[0]), None)
         if found is not None and found.type.kind in INTEGER_KINDS:
             return found.type
     return None
