@@ -324,6 +324,9 @@ def _typed(table: Table, key: dict[str, Any]) -> dict[str, Any]:
 FETCHED_AT_ONCE = 500
 """The rows fix reads again in one query (of their keys), on each side."""
 
+_Fetched = tuple[dict[str, Any], dict[str, Any]] | tuple[None, None]
+"""A row read again (``_fetch``): its canonical values and its key as held, or None twice."""
+
 
 def _fetch_all(
     endpoint: Endpoint,
@@ -332,55 +335,54 @@ def _fetch_all(
     keys: list[dict[str, Any]],
     uuid_keys: set[str],
     padded_keys: set[str],
-) -> list[tuple[dict[str, Any], dict[str, Any]] | tuple[None, None]]:
+) -> list[_Fetched]:
     """``_fetch`` of each key, ``FETCHED_AT_ONCE`` keys a query (one query a row cost DuckDB 15 ms, 8,500
     rows two minutes): a row comes from its key's query where it holds that key as read. A key the query
     did not settle is read on its own (``_fetch``): one the table may hold in a spelling of its own (a
     UUID as text, padded text, SQLite's dates), or in a query that found a row no key asked for as read."""
     names = table.column_names
     at = [names.index(k) for k in key]
-    alone = bool((uuid_keys | padded_keys) & set(key)) or any(
+    spelled = bool((uuid_keys | padded_keys) & set(key)) or any(
         endpoint.dialect.key_spellings(table.column(k).type.kind) for k in key
     )
     encoders = Applier(endpoint, table, 1, dry_run=True)
     encoders.uuid_keys = uuid_keys
     t = sa.table(table.name, *(sa.column(c.name) for c in table.columns), schema=endpoint.schema)
-    out: list[tuple[dict[str, Any], dict[str, Any]] | tuple[None, None]] = []
+    out: list[_Fetched] = []
     step = max(1, min(FETCHED_AT_ONCE, 2000 // (6 * len(key))))  # (SQL Server takes 2,100 parameters;
     for start in range(0, len(keys), step):  # a key column may bind 6: a UUID's spellings)
-        chunk = [_typed(table, values) for values in keys[start : start + step]]
-        clause = sa.or_(
-            *(sa.and_(*(encoders.key_match(t.c[k], k, typed[k]) for k in key)) for typed in chunk)
-        )
-        found: dict[tuple[Any, ...], list[tuple[list[Any], Sequence[Any]]]] = defaultdict(list)
+        given = keys[start : start + step]
+        typed = [_typed(table, values) for values in given]
+        clause = sa.or_(*(sa.and_(*(encoders.key_match(t.c[k], k, v[k]) for k in key)) for v in typed))
+        read: dict[tuple[Any, ...], list[tuple[list[Any], Sequence[Any]]]] = defaultdict(list)
         for raw in _select_one(endpoint, table, t, clause):
             decoded = _decoded(endpoint.dialect, table, raw)
-            found[tuple(decoded[i] for i in at)].append((decoded, raw))
-        taken = 0
-        settled: list[tuple[dict[str, Any], dict[str, Any]] | tuple[None, None] | None] = []
-        for typed in chunk:
-            try:
-                hits = found.get(tuple(typed[k] for k in key), [])
-            except TypeError:  # (a key Python cannot hash: read on its own)
-                hits = []
-            if len(hits) == 1:
-                decoded, raw = hits[0]
-                settled.append(
+            read[tuple(decoded[i] for i in at)].append((decoded, raw))
+        hits = [_one(read, tuple(v[k] for k in key)) for v in typed]
+        every_row_taken = sum(hit is not None for hit in hits) == sum(map(len, read.values()))
+        for values, hit in zip(given, hits, strict=True):
+            if hit is not None:
+                decoded, raw = hit
+                out.append(
                     (
                         dict(zip(names, decoded, strict=True)),
                         {k: raw[i] for k, i in zip(key, at, strict=True)},
                     )
                 )
-                taken += 1
-            else:
-                settled.append(None)
-        unmatched = taken < sum(len(v) for v in found.values())
-        for values, done in zip(keys[start : start + step], settled, strict=True):
-            if done is None and (alone or unmatched):
+            elif spelled or not every_row_taken:  # (its row may be there, as this query did not read it)
                 out.append(_fetch(endpoint, table, key, values, uuid_keys, padded_keys))
             else:
-                out.append((None, None) if done is None else done)
+                out.append((None, None))
     return out
+
+
+def _one(read: dict[tuple[Any, ...], list[Any]], wanted: tuple[Any, ...]) -> Any:
+    """The one row read of the wanted key, or None (none, several, or a key Python cannot hash)."""
+    try:
+        hits = read.get(wanted, [])
+    except TypeError:
+        return None
+    return hits[0] if len(hits) == 1 else None
 
 
 def _fetch(
@@ -390,7 +392,7 @@ def _fetch(
     values: dict[str, Any],
     uuid_keys: set[str],
     padded_keys: set[str] = frozenset(),  # type: ignore[assignment]
-) -> tuple[dict[str, Any], dict[str, Any]] | tuple[None, None]:
+) -> _Fetched:
     """The row with this key: its canonical values by column name, and its key as the table holds it
     (a date held as text in a spelling of its own), or None twice."""
     typed = _typed(table, values)
