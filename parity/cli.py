@@ -107,6 +107,8 @@ def _build_job(kw: dict[str, Any], table_options: dict[str, Any] | None = None, 
     )
     if _State.debug is None and built.config.log_level:
         log.configure(built.config.log_level, _State.log_file or built.config.log_file)
+    for name, pattern in built.left_out():
+        _warn(f"table '{name}' is named, and the exclude pattern '{pattern}' leaves it out")
     return built
 
 

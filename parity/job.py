@@ -48,6 +48,16 @@ class Job:
             ]
         return self._selected
 
+    def left_out(self) -> list[tuple[str, str]]:
+        """The tables named (``-t``, ``tables:``) that an exclude pattern leaves out, each with the
+        first such pattern: said, not dropped without a word."""
+        out = []
+        for table in self.config.tables:
+            pattern = next((p for p in self.config.exclude if fnmatch.fnmatchcase(table.name, p)), None)
+            if pattern is not None:
+                out.append((table.name, pattern))
+        return out
+
     def names(self) -> dict[str, str]:
         return {t.name: t.target or t.name for t in self.selected()}
 

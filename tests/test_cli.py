@@ -515,6 +515,10 @@ def test_the_command_line_wins_over_a_table_s_settings_in_the_job_file(
         "tables:\n  - {name: t, mode: replace, batch_size: 1}\n", encoding="utf-8"
     )  # fmt: skip
     assert parity("copy", "-c", "job.yaml", "--mode", "append").code == 0
+    skipped = parity("copy", "-c", "job.yaml", "--exclude", "t", "--mode", "append")  # (said, not silent)
+    assert (
+        skipped.code == 0 and "table 't' is named, and the exclude pattern 't' leaves it out" in skipped.err
+    )
     with sqlite3.connect(tmp_path / "b.sqlite") as db:
         assert db.execute("SELECT id FROM t ORDER BY id").fetchall() == [(1,), (2,), (77,)]
         assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'tmp_x'").fetchone() == (0,)
