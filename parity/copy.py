@@ -541,7 +541,8 @@ def _check_diff_settings(job: Job, source: list[Table]) -> None:
             *spec.tolerance,
             *([spec.partition.column] if spec.partition and spec.partition.column else []),
         ]
-        names = [next((s for s, t in spec.map.items() if t == c), c) for c in table.column_names]
+        by_target = {t: s for s, t in spec.map.items()}
+        names = [by_target.get(c, c) for c in table.column_names]
         for column in named:
             if column not in names:
                 raise not_found("column", column, names, where=f"table '{table.name}'")

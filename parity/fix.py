@@ -120,6 +120,7 @@ def _fix_table(
     plan = plan_table(job.source, job.target, spec)  # (columns matched as the diff matched them)
     source_table, target_table = plan.source, plan.target
     rename = {p.source.name: p.target.name for p in (*plan.keys, *plan.columns)}
+    source_names = {t: s for s, t in rename.items()}
     equal = {p.source.name: column_equality(p) for p in (*plan.keys, *plan.columns)}
 
     def same(src: dict[str, Any], dst: dict[str, Any], columns: Iterable[str]) -> bool:
@@ -224,8 +225,7 @@ def _fix_table(
                 continue  # diff or under a key the diff took for another: never deleted)
             edited = _edited_since(target_table, dst, row.whole)
             if edited:  # (named as the source names them, as for a changed row)
-                by_target = {t: s for s, t in rename.items()}
-                named = ", ".join(by_target.get(c, c) for c in edited)
+                named = ", ".join(source_names.get(c, c) for c in edited)
                 result.conflicts.append(f"{label}: changed in the target since the diff ({named})")
                 continue
             deletes.append(target_key)
