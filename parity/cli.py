@@ -564,6 +564,11 @@ def render_sync_summary(result: Any, dry_run: bool) -> None:
 )
 @click.option("--output-mismatches", is_flag=True, help="With --output, print the differences as well.")
 @click.option("--threads", type=click.IntRange(1, 64), help="Concurrent queries per database.")
+@click.option(
+    "--remap-ids",
+    is_flag=True,
+    help="Read IDs the target assigned (copy --remap-ids) as the source's, through the target's ID map.",
+)
 def diff_cmd(
     key: str | None,
     columns: tuple[str, ...],
@@ -578,6 +583,7 @@ def diff_cmd(
     output: str | None,
     output_mismatches: bool,
     threads: int | None,
+    remap_ids: bool,
     **kw: Any,
 ) -> None:
     """Compare tables in both databases: exit 0 when identical, 1 when rows differ, 2 on error."""
@@ -619,6 +625,7 @@ def diff_cmd(
                 on_difference=printer.write if printer else shown.add if shown else None,
                 progress=progress,
                 run_id=run_id,
+                remap_ids=remap_ids,
             )
     finally:
         job.close()
@@ -635,6 +642,8 @@ def diff_cmd(
     if output is not None and not result.identical:
         if output.lower().endswith(FILE_SUFFIXES):
             err.print(f"differences written to {output}, run id {run_id}")
+        elif any(t.through_map is not None for t in result.tables):  # (fix refuses them)
+            err.print(f"differences written to table {output}, run id {run_id} (IDs read through the ID map)")
         else:
             named = "" if output == DISCREPANCIES else f" --discrepancies {output}"
             err.print(f"differences written to table {output}, run id {run_id}: review and apply them with "

@@ -19,8 +19,9 @@ import sqlalchemy as sa
 from parity.config import TableConfig
 from parity.dialects.base import Dialect
 from parity.diff.compare import at_scale, column_equality
+from parity.diff.idmap import refuse_through_map
 from parity.diff.output import TARGET_TABLE
-from parity.diff.plan import plan_table, target_column
+from parity.diff.plan import TablePlan, plan_table, target_column
 from parity.diff.result import jsonable, value_text
 from parity.endpoint import Endpoint, driver_could_not_load
 from parity.errors import ConfigError, NotFound, not_found
@@ -102,6 +103,7 @@ def fix(
     job.target.require_file()
     stored = read_run(job.target, table, run_id)
     specs = {t.name: t for t in job.config.tables}
+    planned: list[tuple[TableConfig, TablePlan, list[_Row]]] = []
     for name, (compared, rows) in stored.items():
         spec = specs.get(name) or TableConfig(name=name, **job.table_options)
         if compared is not None and spec.target is None and compared != name:
@@ -110,14 +112,23 @@ def fix(
             raise ConfigError(
                 f"run {run_id} compared table '{name}' with '{compared}', not '{spec.target or spec.name}'"
             )
-        _fix_table(job, spec, rows, result, apply, delete)
+        planned.append((spec, plan_table(job.source, job.target, spec), rows))  # (as the diff matched them)
+    for _, plan, _ in planned:  # (before any write)
+        refuse_through_map(job, plan, "fix")
+    for spec, plan, rows in planned:
+        _fix_table(job, spec, plan, rows, result, apply, delete)
     return result
 
 
 def _fix_table(
-    job: Job, spec: TableConfig, rows: list[_Row], result: FixResult, apply: bool, delete: bool
+    job: Job,
+    spec: TableConfig,
+    plan: TablePlan,
+    rows: list[_Row],
+    result: FixResult,
+    apply: bool,
+    delete: bool,
 ) -> None:
-    plan = plan_table(job.source, job.target, spec)  # (columns matched as the diff matched them)
     source_table, target_table = plan.source, plan.target
     rename = {p.source.name: p.target.name for p in (*plan.keys, *plan.columns)}
     source_names = {t: s for s, t in rename.items()}

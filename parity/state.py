@@ -38,6 +38,7 @@ def tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("table_name", sa.String(200), primary_key=True),
         sa.Column("old_id", sa.String(200), primary_key=True),
         sa.Column("new_id", sa.String(200), nullable=False),
+        sa.Index("ix_parity_id_map_new_id", "table_name", "new_id"),  # (diff reads new IDs back as old)
     )
     return metadata, state, id_map
 

@@ -117,6 +117,35 @@ def test_each_dialect_hashes_with_its_own_functions(name: str, fragments: list[s
     assert "crc32" not in lowered and "checksum(" not in lowered
 
 
+@pytest.mark.parametrize(
+    ("name", "spelled"),
+    [
+        ("mssql", "AS VARCHAR(40))"),
+        ("oracle", "AS VARCHAR2(40 CHAR))"),
+        ("postgresql", "AS VARCHAR(40))"),
+        ("mariadb", "concat("),
+        ("sqlite", "AS VARCHAR(40))"),
+    ],
+)
+def test_a_target_read_through_the_id_map_joins_it_per_id_column(name: str, spelled: str) -> None:
+    """Its own IDs by an inner join, a reference by an outer one (an ID the map does not hold is read
+    as it is), each on (table_name, new_id) with the ID in the map's text; the table names bound."""
+    from parity.diff.idmap import ThroughMap
+    from parity.state import tables
+
+    dialect = REGISTRY[name]()
+    through = ThroughMap(tables("Sales")[2], dialect, own="Order Id", references={"n": "Parent Table"})
+    side = Side(FakeEndpoint(dialect, schema="Sales"), replace(plan(), through_map=through), "target")  # type: ignore[arg-type]
+    sql, params = compiled(name, side.checksums(side.hash_bucket(256), []))
+    quote = SA_DIALECTS[name].identifier_preparer.quote
+    assert sql.count(f"{quote('Sales')}.{quote('_parity_id_map')}") == 2, sql
+    assert " JOIN " in sql and " LEFT OUTER JOIN " in sql
+    assert sql.count(spelled) >= 2, sql
+    assert {"Order Items", "Parent Table"} <= set(params.values())
+    assert "Parent Table" not in sql
+    assert not replace(plan(), through_map=through).key_ranges  # (no index serves ranges of old IDs)
+
+
 def test_mariadb_integer_division_is_div_and_grouped() -> None:
     side = Side(FakeEndpoint(REGISTRY["mariadb"]()), plan(), "source")  # type: ignore[arg-type]
     sql, _ = compiled("mariadb", side.range_bucket(5, 16))

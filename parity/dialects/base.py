@@ -673,6 +673,11 @@ class Dialect:
     def text(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.cast(x, self.CAST_TEXT)
 
+    def id_text(self, x: Any) -> sa.ColumnElement[Any]:
+        """An integer ID as the text ``_parity_id_map`` holds it, compared with that column as its
+        own collation compares (so that its index serves)."""
+        return sa.cast(x, sa.String(40))
+
     NULL_PROPAGATES: ClassVar[bool] = True
     """Whether ``||``/concat() of NULL is NULL, so that ``COALESCE(text, marker)`` marks NULLs (cheaper
     than CASE); False where concatenation treats NULL as '' (Oracle, SQL Server's CONCAT)."""

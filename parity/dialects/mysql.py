@@ -314,6 +314,11 @@ class MySQL(Dialect):
     def text_integer(self, x: Any) -> sa.ColumnElement[Any]:
         return x
 
+    def id_text(self, x: Any) -> sa.ColumnElement[Any]:
+        # (a CAST's text has the connection's collation, as strong as the column's: 'Illegal mix of
+        # collations'; concat() of a number yields to the column's, and its index serves)
+        return sa.func.concat(x)
+
     def text_decimal(self, x: Any, declared: int | None, scale: int | None) -> sa.ColumnElement[Any]:
         if scale is not None and declared == scale:
             return x

@@ -12,10 +12,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy.engine import Connection
 
 from parity.diff.hashdiff import Budget, Options, TableRun
+from parity.diff.idmap import plan_through_map, unmapped_warnings
 from parity.diff.output import Sink, open_sink
 from parity.diff.plan import Compare, TablePlan, plan_table
 from parity.diff.record import compare_record
@@ -41,6 +43,7 @@ def diff(
     threshold: int = Options.threshold,
     run_id: str | None = None,
     table_errors: bool = True,
+    remap_ids: bool = False,
 ) -> DiffResult:
     """Compare every selected table of the job's source with its target table.
 
@@ -57,6 +60,8 @@ def diff(
         run_id: The run's id (written with discrepancies); a new one by default.
         table_errors: Whether a table that cannot be compared fails alone, in a run of several
             (else its error ends the run, as sync needs before it writes).
+        remap_ids: Read target tables whose IDs the target assigned (``parity copy --remap-ids``)
+            through the target's ID map, as a job that sets ``remap_ids`` for a table does (``idmap``).
 
     Returns:
         A DiffResult: per table, its statistics and (unless ``on_difference`` took them) differences.
@@ -80,6 +85,7 @@ def diff(
             f"--record compares one row of one table; {len(specs)} tables are selected (use -t)"
         )
     budget = Budget(limit)
+    through_map = remap_ids or any(t.remap_ids for t in job.config.tables)
     if record is None:
         for endpoint in (job.source, job.target):
             _warm(endpoint, options.threads)
@@ -95,7 +101,7 @@ def diff(
     try:
         for spec in specs:
             try:
-                plan = plan_table(job.source, job.target, spec)
+                plan = plan_through_map(job, plan_table(job.source, job.target, spec), through_map)
                 if sink is not None:
                     sink.compared(plan.source.name, plan.target.name)
                 if record is not None:
@@ -103,6 +109,7 @@ def diff(
                     for row in table.differences:
                         deliver(row)
                 else:
+                    plan = replace(plan, warnings=(*plan.warnings, *unmapped_warnings(job.target, plan)))
                     callback = deliver if sink is not None or on_difference is not None else None
                     run = TableRun(
                         plan,
@@ -115,6 +122,7 @@ def diff(
                         on_difference is None,
                     )
                     table = run.run()
+                table.through_map = plan.through_map
             except TABLE_ERRORS as exc:
                 if len(specs) == 1 or not table_errors:
                     raise

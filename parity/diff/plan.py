@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from parity import config as cfg
 from parity.endpoint import Endpoint
@@ -18,6 +19,9 @@ from parity.job import select_columns
 from parity.schema import reflect as rf
 from parity.schema.model import Column, Table
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind, parse
+
+if TYPE_CHECKING:
+    from parity.diff.idmap import ThroughMap
 
 NUMERIC_KINDS = (*INTEGER_KINDS, Kind.DECIMAL)
 FLOAT_KINDS = (Kind.FLOAT, Kind.DOUBLE)
@@ -83,6 +87,8 @@ class TablePlan:
     """The source declares the key unique (primary key or unique constraint): no duplicate check."""
 
     target_unique: bool = False
+    through_map: ThroughMap | None = None
+    """How the target's IDs meet the source's where the target assigned them (``idmap``)."""
 
     @property
     def name(self) -> str:
@@ -90,7 +96,11 @@ class TablePlan:
 
     @property
     def key_ranges(self) -> bool:
-        """True when segments are key ranges (one integer key); otherwise they are hash buckets."""
+        """True when segments are key ranges (one integer key); otherwise they are hash buckets, as
+        where the target's key is read through the ID map (no index serves a range of what it reads)."""
+        through = self.through_map
+        if through is not None and through.translates and self.keys[0].target.name in through.joined:
+            return False
         return len(self.keys) == 1 and self.keys[0].compare.kind in INTEGER_KINDS
 
 

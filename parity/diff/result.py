@@ -6,10 +6,13 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from parity.values import canonical_json
+
+if TYPE_CHECKING:
+    from parity.diff.idmap import ThroughMap
 
 DiffKind = Literal["missing", "extra", "changed"]
 
@@ -174,6 +177,10 @@ class TableDiff:
     warnings: list[str] = field(default_factory=list)
     limited: bool = False
     """The difference limit was reached: the table was not compared to the end."""
+
+    through_map: ThroughMap | None = None
+    """Where the target's ID map holds IDs of the table or of its parents (``idmap``): fix and sync
+    refuse to write such a table."""
 
     record: RecordView | None = None
 

@@ -144,10 +144,15 @@ class Side:
         self.key_columns = [self._column(p) for p in plan.keys]
         self.columns = [self._column(p) for p in plan.columns]
         everything = [*self.key_columns, *self.columns]
-        self.sa_table = sa.table(table.name, *(sa.column(c.name) for c in everything), schema=endpoint.schema)
+        self.sa_table: Any = sa.table(
+            table.name, *(sa.column(c.name) for c in everything), schema=endpoint.schema
+        )
         self.types = [c.type for c in everything]
         where = plan.where if role == "source" else (plan.target_where or plan.where)
         self.where = [where_clause(where)] if where else []
+        through = plan.through_map if role == "target" else None
+        if through is not None and through.translates:  # (conditions read its IDs as the source's)
+            self.sa_table = through.translated(table.name, table.column_names, endpoint.schema)
         self.charsets = charsets or {}
         self.row_hash = self.dialect.hash60(self._text([*plan.keys, *plan.columns]))
         self.key_hash = self.dialect.hash60(self._text(plan.keys))

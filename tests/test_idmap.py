@@ -1,0 +1,165 @@
+"""A copy whose IDs the target assigned (--remap-ids), proven by diff through the ID map.
+
+A live target holds rows of its own and numbers the copied rows itself; diff must read the target's
+IDs, and its children's references, as the source's, compare only the rows the copy wrote or matched,
+and find every planted difference. fix and sync, which would write the source's IDs beside the
+target's, refuse such tables before any write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parity.copy import copy
+from parity.diff import DiffResult, diff
+from parity.errors import ConfigError
+from parity.fix import fix
+from parity.job import Job, build
+from parity.sync import sync
+from tests.conftest import Database
+
+
+def _job(source: Database, target: Database, **kw: Any) -> Job:
+    return build(source.url, target.url, source_schema=source.schema, target_schema=target.schema, **kw)
+
+
+def _diff(job: Job, **kw: Any) -> DiffResult:
+    try:
+        return diff(job, **kw)
+    finally:
+        job.close()
+
+
+def _found(result: DiffResult) -> dict[str, list[tuple[str, Any, tuple[str, ...]]]]:
+    return {
+        t.stats.table: sorted((d.kind, d.key["id"], d.columns) for d in t.differences) for t in result.tables
+    }
+
+
+@pytest.fixture
+def remapped(make_db: Callable[[str], Database], request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A SQLite source copied into a live target (rows of its own, taken IDs) with new IDs assigned,
+    a repository matched by its natural key; and the job file the copy ran with."""
+    source = make_db("sqlite")
+    source.sql(
+        "CREATE TABLE repositories (id INTEGER PRIMARY KEY, slug VARCHAR(40) NOT NULL UNIQUE, name TEXT)",
+        "CREATE TABLE commits (id INTEGER PRIMARY KEY, repository_id INTEGER REFERENCES repositories(id),"
+        " hash VARCHAR(40) NOT NULL, message TEXT)",
+        "INSERT INTO repositories VALUES (1, 'alpha', 'A'), (2, 'beta', 'B'), (3, 'gamma', 'x')",
+        "INSERT INTO commits VALUES (10, 1, 'a1', 'm'), (11, 1, 'a2', 'm'), (12, 3, 'c1', 'm'),"
+        " (13, 2, 'b1', 'm'), (14, NULL, 'n1', 'm')",
+    )
+    target = make_db(request.param)
+    copy(_job(source, target), limit=0)
+    target.sql(
+        *(f"INSERT INTO repositories (id, slug, name) VALUES ({i}, 'other{i}', 'x')" for i in range(1, 31))
+    )
+    target.sql("UPDATE repositories SET slug = 'gamma' WHERE id = 20")
+    if request.param == "postgresql":
+        target.sql("SELECT setval(pg_get_serial_sequence('repositories', 'id'), 30)")
+    job_file = tmp_path / "job.yaml"
+    schema = f", schema: {target.schema}" if target.schema else ""
+    job_file.write_text(
+        f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'{schema}}}\n"
+        "tables:\n"
+        "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
+        "  - {name: commits, remap_ids: true}\n"
+    )
+    job = build(config_file=str(job_file))
+    try:
+        result = copy(job)
+    finally:
+        job.close()
+    assert [t.status for t in result.tables] == ["ok", "ok"]
+    # (the IDs differ: the target numbered the rows after its own)
+    assert target.query("SELECT COUNT(*) FROM commits WHERE id >= 10")[0][0] == 0
+    return source, target, job_file
+
+
+@pytest.mark.parametrize("remapped", ["mariadb", "postgresql", "sqlite"], indirect=True)
+def test_diff_reads_ids_the_target_assigned_through_the_id_map(remapped: Any) -> None:
+    source, target, job_file = remapped
+    # without the map, every row of the copy differs, and diff says why
+    plain = _diff(_job(source, target))
+    assert not plain.identical
+    warnings = [w for t in plain.tables for w in t.warnings]
+    assert any("commits: id, repository_id hold IDs the target assigned" in w for w in warnings), warnings
+
+    # through the map: the copy is exact but for the repository its natural key matched
+    found = _diff(_job(source, target), remap_ids=True)
+    assert _found(found) == {"repositories": [], "commits": []}
+    repositories = {t.stats.table: t for t in found.tables}["repositories"]
+    assert (repositories.stats.source_rows, repositories.stats.target_rows) == (3, 3)
+    assert repositories.warnings == [
+        "repositories: 29 rows are not in the ID map (not written by parity's copy): not compared"
+    ]
+    # the job file that ran the copy asks for the map itself
+    assert _diff(build(config_file=str(job_file))).identical
+
+    source.sql("UPDATE repositories SET name = 'G' WHERE id = 3")  # (the matched row: 'x' in the target)
+    new = {old: new for old, new in target.query("SELECT hash, id FROM commits")}
+    repo = {slug: i for slug, i in target.query("SELECT slug, id FROM repositories")}
+    target.sql(
+        f"UPDATE commits SET message = 'changed' WHERE id = {new['a2']}",
+        f"UPDATE commits SET repository_id = {repo['beta']} WHERE id = {new['a1']}",  # (another parent)
+        f"UPDATE commits SET repository_id = {repo['other7']} WHERE id = {new['c1']}",  # (not the copy's)
+        f"UPDATE commits SET repository_id = {repo['other9']} WHERE id = {new['n1']}",  # (was NULL)
+        f"DELETE FROM commits WHERE id = {new['b1']}",
+        "INSERT INTO commits (repository_id, hash, message) VALUES (NULL, 'live', 'the application wrote it')",
+    )
+    found = _diff(build(config_file=str(job_file)))
+    assert _found(found) == {
+        "repositories": [("changed", 3, ("name",))],
+        "commits": [
+            ("changed", 10, ("repository_id",)),
+            ("changed", 11, ("message",)),
+            ("changed", 12, ("repository_id",)),
+            ("changed", 14, ("repository_id",)),
+            ("missing", 13, ()),
+        ],
+    }
+    tables = {t.stats.table: t for t in found.tables}
+    commits = {d.key["id"]: d for d in tables["commits"].differences}
+    assert (commits[10].source["repository_id"], commits[10].target["repository_id"]) == (1, 2)
+    assert commits[12].target["repository_id"] == repo["other7"]  # (the map holds no ID: as it is)
+    assert tables["commits"].warnings == [
+        "commits: 1 rows are not in the ID map (not written by parity's copy): not compared",
+        "commits.repository_id: 2 rows reference repositories rows not in the ID map: compared as they are",
+    ]
+    # a condition reads the IDs as the source's, on both sides
+    narrowed = _diff(
+        build(config_file=str(job_file), tables=["commits"], table_options={"where": "id <= 11"})
+    )
+    assert _found(narrowed) == {
+        "commits": [("changed", 10, ("repository_id",)), ("changed", 11, ("message",))]
+    }
+    # one row, both versions: by the source's key
+    record = _diff(build(config_file=str(job_file), tables=["commits"]), record="10").tables[0].record
+    assert record is not None and record.target is not None
+    assert (record.target["id"], record.target["repository_id"]) == (10, 2)
+
+
+@pytest.mark.parametrize("remapped", ["mariadb"], indirect=True)
+def test_fix_and_sync_refuse_tables_whose_ids_the_target_assigned(remapped: Any) -> None:
+    """Written with the source's IDs, the missing rows would be duplicates of rows the target holds
+    under its own IDs, and the changed rows would land on other rows: refused before any write."""
+    _, target, job_file = remapped
+    target.sql("DELETE FROM commits WHERE hash = 'b1'")
+    before = target.query("SELECT id, repository_id, hash, message FROM commits ORDER BY id")
+    found = _diff(build(config_file=str(job_file)), output="_parity_discrepancies")
+    assert not found.identical and all(t.through_map is not None for t in found.tables)
+    job = build(config_file=str(job_file))
+    try:
+        with pytest.raises(
+            ConfigError, match=r"table 'commits': its IDs \(id, repository_id\) were assigned"
+        ):
+            fix(job, found.run_id, apply=True, delete=True)
+        with pytest.raises(ConfigError, match=r"table 'repositories': its IDs \(id\) were assigned .* sync"):
+            sync(job, extra="delete")
+    finally:
+        job.close()
+    assert target.query("SELECT id, repository_id, hash, message FROM commits ORDER BY id") == before
