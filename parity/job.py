@@ -61,6 +61,24 @@ class Job:
     def names(self) -> dict[str, str]:
         return {t.name: t.target or t.name for t in self.selected()}
 
+    def common_tables(self) -> list[str]:
+        """Where no table is named (``-t``, ``tables:``), leave out of the selection the tables the
+        target does not hold (sync's "all common tables", as scsc-mysql-sync.md's users know it), and
+        return their names; a table named must be there (the run says which is not)."""
+        if self.config.tables:
+            return []
+        self.target.require_file()  # (an SQLite target would be created empty)
+        fold = str.lower if self.target.dialect.TABLE_NAMES_IGNORE_CASE else str
+        held = {fold(name) for name in rf.table_names(self.target)}
+        selected = self.selected()
+        self._selected = [t for t in selected if fold(t.target or t.name) in held]
+        if not self._selected:
+            raise ConfigError(
+                f"no table to sync: the target holds none of the source's {len(selected)} selected tables "
+                "(parity copy makes them)"
+            )
+        return [t.name for t in selected if t not in self._selected]
+
     def source_tables(self) -> list[Table]:
         """Reflect the selected source tables, shaped by each table's column settings."""
         specs = self.selected()

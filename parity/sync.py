@@ -558,6 +558,9 @@ def sync(
         raise ConfigError("--soft-delete needs the name of the column that marks a row deleted")
     batch_size = batch_size or min(job.config.defaults.batch_size, 5000)
     result = SyncResult()
+    result.notes += [
+        f"{name}: not in the target, not synced (parity copy makes it)" for name in job.common_tables()
+    ]
     watch = _LogWatch(job) if detect_changes and not dry_run else None
     if watch is not None:
         result.notes.append(watch.note)
@@ -568,6 +571,9 @@ def sync(
             result.verified = True
             return result
     found = diff(job, threads=threads, table_errors=False)  # (every table compared, or no write)
+    for table in found.tables:
+        if table.through_map is not None:
+            raise table.through_map.refusal(table.stats.target_table, "sync")
     # (a source column the target lacks is neither compared nor synced: said, not only in the diff's result)
     result.notes += [f"warning: {w} (nor synced)" for t in found.tables for w in t.warnings]
     order = _fk_order(job, [t.stats.target_table for t in found.tables])

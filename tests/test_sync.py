@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from parity.copy import copy
 from parity.diff import diff
+from parity.errors import ConfigError, NotFound
 from parity.job import build
 from parity.sync import sync
 from tests.conftest import FK_CHECKS_ON, Database, fk_checks_on
@@ -298,6 +299,27 @@ def test_unselected_tables_are_not_touched(make_db: Callable[[str], Database]) -
     assert target.query("SELECT COUNT(*) FROM b WHERE qty = 100")[0][0] == 5
     with sa.create_engine(target.url).connect() as conn:
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM a WHERE qty = 100").scalar() == 0
+
+
+def test_sync_of_all_tables_syncs_those_the_target_holds_and_names_the_others(
+    make_db: Callable[[str], Database],
+) -> None:
+    """As scsc-mysql-sync.md's users know it: without named tables, the common tables are synced; the
+    source's others are named, not an error that stopped the whole run. A table named is still one."""
+    source, target = make_db("mariadb"), make_db("mariadb")
+    seed(source, target, "a", 5)
+    source.sql("CREATE TABLE only_here (id INTEGER PRIMARY KEY)", "INSERT INTO only_here VALUES (1)")
+    target.sql("UPDATE a SET qty = 100")
+    result = sync(job_for(source, target))
+    assert [t.table for t in result.tables] == ["a"] and result.verified
+    assert target.query("SELECT COUNT(*) FROM a WHERE qty = 100")[0][0] == 0
+    assert any("only_here: not in the target, not synced" in note for note in result.notes), result.notes
+    assert "only_here" not in target.tables()
+    with pytest.raises(NotFound, match="only_here"):
+        sync(job_for(source, target, tables=["a", "only_here"]))
+    source.sql("DROP TABLE a")
+    with pytest.raises(ConfigError, match="no table to sync: the target holds none of the source's"):
+        sync(job_for(source, target, include=["only*"]))
 
 
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
