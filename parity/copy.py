@@ -897,10 +897,12 @@ def _check_remaps(job: Job, mode: Mode | None, remap_all: bool) -> None:
         _remap_identity(table, spec, table_mode, remap_all, [c.name for c in table.columns])
 
 
-def _mapped_elsewhere(job: Job, state: State, plans: list[_TablePlan], remap_all: bool) -> dict[str, str]:
-    """Source name -> target name of the tables this run does not copy whose rows an earlier run
-    remapped (their IDs in ``_parity_id_map``), where this run remaps IDs: a child copied on its own
-    has its references rewritten through their map."""
+def _mapped_elsewhere(
+    job: Job, state: State, plans: list[_TablePlan], remap_all: bool
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Source name -> (target name, source key) of the tables this run does not copy whose rows an
+    earlier run remapped (their IDs in ``_parity_id_map``), where this run remaps IDs: a child copied on
+    its own has its references to their keys rewritten through their map."""
     if not (remap_all or any(tp.spec.remap_ids for tp in plans)):
         return {}
     copied = {tp.source.name for tp in plans}
@@ -927,12 +929,21 @@ def _mapped_elsewhere(job: Job, state: State, plans: list[_TablePlan], remap_all
     for name, names in candidates.items():
         names.append(name)
     held = state.mapped_tables(sorted({n for names in candidates.values() for n in names}))
-    return {
+    found = {
         name: next(n for n in names if n in held) for name, names in candidates.items() if held & set(names)
     }
+    from parity.schema.reflect import reflect
+
+    try:  # (the parent's key, which a reference must name to be an ID: not a column of its own)
+        keys = {t.name: t.primary_key for t in reflect(job.source, sorted(found))}
+    except ParityError:
+        keys = {}
+    return {name: (target, keys.get(name, ())) for name, target in found.items()}
 
 
-def _plan_remaps(plans: list[_TablePlan], remap_all: bool, mapped: dict[str, str] | None = None) -> None:
+def _plan_remaps(
+    plans: list[_TablePlan], remap_all: bool, mapped: dict[str, tuple[str, tuple[str, ...]]] | None = None
+) -> None:
     """Fill each table's RemapSpec: its own identity (remap_ids), natural key, and remapped parents
     (in this run, or ``mapped``: remapped by an earlier one).
 
@@ -951,12 +962,15 @@ def _plan_remaps(plans: list[_TablePlan], remap_all: bool, mapped: dict[str, str
         references, late = {}, set()
         for fk in tp.source.foreign_keys:
             parent = by_source.get(fk.ref_table)
-            earlier = (mapped or {}).get(fk.ref_table)
+            earlier, key = (mapped or {}).get(fk.ref_table, (None, ()))
             if earlier is not None and len(fk.columns) == 1 and fk.columns[0] in tp.columns:
-                references[tp.spec.map.get(fk.columns[0], fk.columns[0])] = earlier
+                if _names_the_key(fk.ref_columns, key):
+                    references[tp.spec.map.get(fk.columns[0], fk.columns[0])] = earlier
                 continue
             if parent is None or not identities[parent.target]:
                 continue
+            if not _names_the_key(fk.ref_columns, parent.source.primary_key):
+                continue  # (a reference to another column of the parent, a unique code: copied as it is)
             column = fk.columns[0]
             if len(fk.columns) != 1 or column not in tp.columns:
                 raise DataError(
@@ -980,6 +994,11 @@ def _plan_remaps(plans: list[_TablePlan], remap_all: bool, mapped: dict[str, str
             )
         tp.remap = RemapSpec(identities[tp.target], natural, references, frozenset(late))
         loaded.add(tp.target)
+
+
+def _names_the_key(columns: Sequence[str], key: Sequence[str]) -> bool:
+    """Whether an FK's referenced columns are its parent's key (none named: the key, or unknown)."""
+    return not columns or not key or tuple(columns) == tuple(key)
 
 
 def _not_null_parents_first(

@@ -106,11 +106,13 @@ def test_diff_reads_ids_the_target_assigned_through_the_id_map(remapped: Any) ->
     target.sql(
         f"UPDATE commits SET message = 'changed' WHERE id = {new['a2']}",
         f"UPDATE commits SET repository_id = {repo['beta']} WHERE id = {new['a1']}",  # (another parent)
-        f"UPDATE commits SET repository_id = {repo['other7']} WHERE id = {new['c1']}",  # (not the copy's)
+        # (the target's own repository 3, not the copy of the source's 3: equal numbers, other rows)
+        f"UPDATE commits SET repository_id = {repo['other3']} WHERE id = {new['c1']}",
         f"UPDATE commits SET repository_id = {repo['other9']} WHERE id = {new['n1']}",  # (was NULL)
         f"DELETE FROM commits WHERE id = {new['b1']}",
         "INSERT INTO commits (repository_id, hash, message) VALUES (NULL, 'live', 'the application wrote it')",
     )
+    target.sql("ALTER TABLE commits ADD extra_note TEXT")  # (a target column diff does not compare)
     found = _diff(build(config_file=str(job_file)))
     assert _found(found) == {
         "repositories": [("changed", 3, ("name",))],
@@ -125,14 +127,26 @@ def test_diff_reads_ids_the_target_assigned_through_the_id_map(remapped: Any) ->
     tables = {t.stats.table: t for t in found.tables}
     commits = {d.key["id"]: d for d in tables["commits"].differences}
     assert (commits[10].source["repository_id"], commits[10].target["repository_id"]) == (1, 2)
-    assert commits[12].target["repository_id"] == repo["other7"]  # (the map holds no ID: as it is)
-    assert tables["commits"].warnings == [
+    assert (commits[12].source["repository_id"], commits[12].target["repository_id"]) == (3, "unmapped:3")
+    assert commits[14].target == {"id": 14, "repository_id": f"unmapped:{repo['other9']}", "hash": "n1",
+                                  "message": "m"}  # fmt: skip
+    assert tables["commits"].warnings[-2:] == [
         "commits: 1 rows are not in the ID map (not written by parity's copy): not compared",
-        "commits.repository_id: 2 rows reference repositories rows not in the ID map: compared as they are",
+        "commits.repository_id: 2 compared rows reference repositories rows not in the ID map (shown as "
+        "unmapped:N): they differ",
+    ]
+    # by another key, the rows still meet (their values read by column, not by position)
+    by_hash = _diff(build(config_file=str(job_file), tables=["commits"], table_options={"key": "hash"}))
+    assert sorted((d.kind, d.key["hash"], d.columns) for d in by_hash.tables[0].differences) == [
+        ("changed", "a1", ("repository_id",)),
+        ("changed", "a2", ("message",)),
+        ("changed", "c1", ("repository_id",)),
+        ("changed", "n1", ("repository_id",)),
+        ("missing", "b1", ()),
     ]
     # a condition reads the IDs as the source's, on both sides
     narrowed = _diff(
-        build(config_file=str(job_file), tables=["commits"], table_options={"where": "id <= 11"})
+        build(config_file=str(job_file), tables=["commits"], table_options={"where": "commits.id <= 11"})
     )
     assert _found(narrowed) == {
         "commits": [("changed", 10, ("repository_id",)), ("changed", 11, ("message",))]
@@ -163,3 +177,60 @@ def test_fix_and_sync_refuse_tables_whose_ids_the_target_assigned(remapped: Any)
     finally:
         job.close()
     assert target.query("SELECT id, repository_id, hash, message FROM commits ORDER BY id") == before
+
+
+def test_references_are_ids_where_they_name_the_parent_s_key_as_either_side_declares_them(
+    make_db: Callable[[str], Database],
+) -> None:
+    """A reference to a parent's other unique column (a number) is no ID: copied and compared as it is
+    (copy rejected every row, diff found them all changed). A reference only the target declares (into
+    a live database from a SQLite file that declares none) is one: diff reads it through the map, and
+    sync refuses its table (it wrote rows pointing at the target's own parents)."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE repositories (id INTEGER PRIMARY KEY, number INTEGER NOT NULL UNIQUE, name TEXT)",
+        "CREATE TABLE builds (id INTEGER PRIMARY KEY, repo_number INTEGER REFERENCES repositories(number))",
+        "CREATE TABLE tags (repository_id INTEGER NOT NULL, tag VARCHAR(10) NOT NULL,"
+        " PRIMARY KEY (repository_id, tag))",
+        "INSERT INTO repositories VALUES (1, 501, 'a'), (2, 502, 'b')",
+        "INSERT INTO builds VALUES (1, 501), (2, 502), (3, 502)",
+        "INSERT INTO tags VALUES (1, 'x'), (2, 'x'), (2, 'y')",
+    )
+    target.sql(
+        "CREATE TABLE repositories (id SERIAL PRIMARY KEY, number INTEGER NOT NULL UNIQUE, name TEXT)",
+        "CREATE TABLE tags (repository_id INTEGER NOT NULL REFERENCES repositories (id),"
+        " tag VARCHAR(10) NOT NULL, PRIMARY KEY (repository_id, tag))",
+        "INSERT INTO repositories (number, name) SELECT 900 + i, 'own' FROM generate_series(1, 5) i",
+    )
+    job = _job(source, target)
+    try:
+        result = copy(job, remap_ids=True, mode="append")
+    finally:
+        job.close()
+    assert {t.table: (t.rows_written, t.rejected) for t in result.tables} == {
+        "builds": (3, 0),
+        "repositories": (2, 0),
+        "tags": (3, 0),
+    }
+    assert target.query("SELECT repo_number FROM builds ORDER BY id") == [(501,), (502,), (502,)]
+    found = _diff(_job(source, target), remap_ids=True)
+    assert found.identical, _found(found)
+    kinds = {t.stats.table: t.through_map for t in found.tables}
+    assert kinds["builds"] is not None and kinds["builds"].references == {}  # (its own IDs only)
+    assert kinds["tags"] is not None and kinds["tags"].references == {"repository_id": "repositories"}
+    # a row of the target's own repository 1 (not the copy of the source's 1): it differs
+    target.sql("DELETE FROM tags WHERE tag = 'x' AND repository_id = (SELECT id FROM repositories WHERE number = 501)",
+               "INSERT INTO tags VALUES (1, 'x')")  # fmt: skip
+    found = _diff(_job(source, target, tables=["tags"]), remap_ids=True)
+    assert sorted((d.kind, d.key["repository_id"], d.key["tag"]) for d in found.tables[0].differences) == [
+        ("extra", "unmapped:1", "x"),
+        ("missing", 1, "x"),
+    ]
+    before = target.query("SELECT repository_id, tag FROM tags ORDER BY 1, 2")
+    job = _job(source, target, tables=["tags"])
+    try:
+        with pytest.raises(ConfigError, match=r"table 'tags': its IDs \(repository_id\) were assigned"):
+            sync(job, extra="delete")
+    finally:
+        job.close()
+    assert target.query("SELECT repository_id, tag FROM tags ORDER BY 1, 2") == before

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -216,10 +216,13 @@ def column_equality(pair: ColumnPair) -> Callable[[Any, Any], bool]:
 class _Side:
     """How one side's rows are decoded and made comparable."""
 
-    def __init__(self, pairs: Sequence[ColumnPair], dialect: Dialect, source: bool) -> None:
+    def __init__(
+        self, pairs: Sequence[ColumnPair], dialect: Dialect, source: bool, references: Collection[str] = ()
+    ) -> None:
+        """``references``: columns of IDs read through the ID map, as text (``Side._rows``)."""
         columns = [p.source if source else p.target for p in pairs]
         self.names = [c.name for c in columns]
-        decoders = [_decoder(c.type, dialect) for c in columns]
+        decoders = [_id_or_unmapped if c.name in references else _decoder(c.type, dialect) for c in columns]
         self.decoders = [(i, _lenient(f)) for i, f in enumerate(decoders) if f is not None]
         self.norms = [_lenient(normalizer(p.compare, c.type)) for p, c in zip(pairs, columns, strict=True)]
         self.scalers = [(i, f) for i, f in enumerate(_scaler(c.type) for c in columns) if f is not None]
@@ -241,6 +244,15 @@ class _Side:
         return dict(zip(self.names, values, strict=True))
 
 
+def _id_or_unmapped(text: Any) -> Any:
+    """An ID read through the ID map as text: the integer, or the text of one the map does not hold
+    (``unmapped:N``), which equals no source ID."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 class RowComparer:
     """Compares batches of rows of one table pair (rows from the same segments on both sides)."""
 
@@ -250,7 +262,9 @@ class RowComparer:
         self.n_keys = len(plan.keys)
         # kinds the driver already returns as canonical values are left alone (as copy does);
         # JSON is always selected as text (Side.rows), so that a JSON string never passes for JSON text
-        self.sides = {"source": _Side(pairs, source, True), "target": _Side(pairs, target, False)}
+        through = plan.through_map
+        references = through.references if through is not None and through.translates else {}
+        self.sides = {"source": _Side(pairs, source, True), "target": _Side(pairs, target, False, references)}
         self.source_names = self.sides["source"].names
         self.target_names = self.sides["target"].names
         self.equal = [_null_safe(equality(p.compare)) for p in pairs]

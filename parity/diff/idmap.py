@@ -21,6 +21,7 @@ from parity.diff.plan import TablePlan
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError
 from parity.job import Job, where_clause
+from parity.schema import reflect as rf
 from parity.schema.types import INTEGER_KINDS
 from parity.state import State
 
@@ -61,26 +62,41 @@ class ThroughMap:
             "copy the rows again with --remap-ids (and natural_key), or diff with --remap-ids to see them"
         )
 
-    def translated(self, table: str, columns: Sequence[str], schema: str | None) -> Any:
-        """The target table as diff reads it: a subquery of its ``columns`` (all of them: a condition
-        may name any), IDs as the source's, of the rows in the map only."""
+    def translated(self, table: str, columns: Sequence[str], schema: str | None, inner: bool = True) -> Any:
+        """The target table as diff reads it: a subquery named as the table (a condition may name it,
+        and any of its ``columns``), IDs as the source's, of the rows in the map only (``inner``; else
+        every row, flagged ``NOT_IN_MAP`` where the map does not hold its own ID). A reference the map
+        does not hold keeps its value, flagged (``flag``): it differs from any source ID."""
         raw = sa.table(table, *(sa.column(c) for c in columns), schema=schema)
-        joined, maps = self._joins(raw, table, inner=True)
+        joined, maps = self._joins(raw, table, inner)
         values: dict[str, Any] = {c: sa.cast(m.c.old_id, sa.BigInteger()) for c, m in maps.items()}
         values.update({c: sa.func.coalesce(values[c], raw.c[c]) for c in self.references})
-        query = sa.select(*(values.get(c, raw.c[c]).label(c) for c in columns)).select_from(joined)
-        return query.subquery("parity_through_map")
-
-    def left_out(self, table: str, schema: str | None, where: str | None) -> sa.Select[Any]:
-        """One row: the target's rows not in the map (left out), and per reference the rows whose
-        reference the map does not hold (compared as they are); ``where`` reads the target's own IDs."""
-        raw = sa.table(table, *(sa.column(c) for c in self.joined), schema=schema)
-        joined, maps = self._joins(raw, table, inner=False)
-        held = {c: m.c.new_id.is_not(None) for c, m in maps.items()}
-        counts = [
-            _count(~held[c] if c == self.own else sa.and_(raw.c[c].is_not(None), ~held[c])) for c in maps
+        flags = [
+            _flag(sa.and_(raw.c[c].is_not(None), maps[c].c.new_id.is_(None))).label(UNMAPPED + str(i))
+            for i, c in enumerate(self.references)
         ]
-        query = sa.select(*counts).select_from(joined)
+        if not inner and self.own:
+            flags.append(_flag(maps[self.own].c.new_id.is_(None)).label(NOT_IN_MAP))
+        selected = [values.get(c, raw.c[c]).label(c) for c in columns]
+        return sa.select(*selected, *flags).select_from(joined).subquery(table)
+
+    def flag(self, view: Any, column: str) -> Any | None:
+        """1 where the reference in ``column`` of ``translated``'s view is not in the map, else 0; None
+        for a column that is no translated reference."""
+        if not self.translates or column not in self.references:
+            return None
+        return view.c[UNMAPPED + str(list(self.references).index(column))]
+
+    def left_out(self, table: str, columns: Sequence[str], schema: str | None, where: str | None) -> Any:
+        """One row: the target's rows not in the map (left out), and per reference the compared rows
+        whose reference the map does not hold; ``where`` reads IDs as the source's, as diff's does."""
+        view = self.translated(table, columns, schema, inner=False)
+        compared = view.c[NOT_IN_MAP] == 0 if self.own else sa.true()
+        counts = [_count(view.c[NOT_IN_MAP] == 1)] if self.own else []
+        counts += [
+            _count(sa.and_(compared, view.c[UNMAPPED + str(i)] == 1)) for i in range(len(self.references))
+        ]
+        query = sa.select(*counts).select_from(view)
         return query.where(where_clause(where)) if where else query
 
     def _joins(self, raw: Any, table: str, inner: bool) -> tuple[Any, dict[str, Any]]:
@@ -100,8 +116,21 @@ class ThroughMap:
         return joined, maps
 
 
+UNMAPPED_TEXT = "unmapped:"
+"""How a downloaded reference the map does not hold reads (its target value after it)."""
+
+UNMAPPED = "parity_unmapped_"
+"""The flag columns of references the map does not hold (``ThroughMap.flag``)."""
+
+NOT_IN_MAP = "parity_not_in_map"
+
+
+def _flag(condition: Any) -> Any:
+    return sa.case((condition, 1), else_=0)
+
+
 def _count(condition: Any) -> Any:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+    return sa.func.coalesce(sa.func.sum(_flag(condition)), 0)
 
 
 def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
@@ -109,41 +138,59 @@ def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
     map holds the table's IDs or its parents'; ``asked``: diff reads it through the map (else it says
     that the IDs cannot match)."""
     target = plan.target
-    pairs = {p.source.name: p for p in (*plan.keys, *plan.columns)}
-    parents: dict[str, list[str]] = {}  # target column -> the parent's possible target tables
-    target_fks = {fk.columns: fk.ref_table for fk in target.foreign_keys}
+    by_target = {p.target.name: p for p in (*plan.keys, *plan.columns)}
+    by_source = {p.source.name: p for p in (*plan.keys, *plan.columns)}
+    # target column -> (the parent's possible target tables, the parent columns it references as
+    # each names them); the source's FKs, and the target's (a SQLite source may declare none)
+    parents: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    target_fks = {fk.columns: fk for fk in target.foreign_keys if len(fk.columns) == 1}
+    for fk in target_fks.values():
+        if fk.columns[0] in by_target:
+            parents[fk.columns[0]] = [(fk.ref_table, fk.ref_columns)]
+    specs = {t.name: t for t in job.config.tables}
     for fk in plan.source.foreign_keys:
-        pair = pairs.get(fk.columns[0]) if len(fk.columns) == 1 else None
-        if pair is None or pair.target.type.kind not in INTEGER_KINDS:
+        pair = by_source.get(fk.columns[0]) if len(fk.columns) == 1 else None
+        if pair is None:
             continue
-        names = [target_fks.get((pair.target.name,)), job.target_names.get(fk.ref_table), fk.ref_table]
-        parents[pair.target.name] = [n for n in dict.fromkeys(names) if n]
+        named = specs.get(fk.ref_table)
+        ref = tuple((named.map if named else {}).get(c, c) for c in fk.ref_columns)
+        names = [job.target_names.get(fk.ref_table), fk.ref_table]
+        parents.setdefault(pair.target.name, []).extend((n, ref) for n in dict.fromkeys(names) if n)
+    parents = {c: ps for c, ps in parents.items() if by_target[c].target.type.kind in INTEGER_KINDS}
     own_column = target.primary_key[0] if len(target.primary_key) == 1 else None
     if own_column is not None and target.column(own_column).type.kind not in INTEGER_KINDS:
         own_column = None
     state = State(job.target)
-    held = state.mapped_tables(sorted({target.name, *(n for names in parents.values() for n in names)}))
+    held = state.mapped_tables(sorted({target.name, *(n for ps in parents.values() for n, _ in ps)}))
     if not held:
         return plan
     own = own_column if target.name in held else None
-    references = {
-        column: next(n for n in names if n in held) for column, names in parents.items() if held & set(names)
-    }
+    ids = _ids(job, {n for ps in parents.values() for n, _ in ps if n in held} - {target.name})
+    ids[target.name] = (own_column,) if own_column else ()
+    references = {}  # (a reference to a parent's column other than its ID is no ID: read as it is)
+    for column, candidates in parents.items():
+        parent = next((n for n, ref in candidates if n in held and (not ref or ids.get(n) == ref)), None)
+        if parent is not None:
+            references[column] = parent
     if not own and not references:
         return plan
     through = ThroughMap(state.id_map, job.target.dialect, own, references, applied=asked)
     warnings = list(plan.warnings)
     if not asked:
-        ids = [c for c in [own, *references] if c]
-        verb = "holds" if len(ids) == 1 else "hold"
+        verb = "holds" if len(through.joined) == 1 else "hold"
         warnings.append(
-            f"{target.name}: {', '.join(ids)} {verb} IDs the target assigned (copy --remap-ids; "
+            f"{target.name}: {', '.join(through.joined)} {verb} IDs the target assigned (copy --remap-ids; "
             "_parity_id_map holds them): give --remap-ids to compare them as the source's IDs"
         )
     elif own and not any(p.target.name == own for p in plan.keys):
         keys = ", ".join(p.target.name for p in plan.keys)
         warnings.append(f"{target.name}: compared by {keys}, its IDs ({own}) read through the ID map")
     return replace(plan, through_map=through, warnings=tuple(warnings))
+
+
+def _ids(job: Job, tables: set[str]) -> dict[str, tuple[str, ...]]:
+    """The primary key of each of these target tables (the column the map's IDs are in)."""
+    return {t.name: t.primary_key for t in rf.reflect(job.target, sorted(tables))} if tables else {}
 
 
 def refuse_through_map(job: Job, plan: TablePlan, command: str) -> None:
@@ -160,7 +207,8 @@ def unmapped_warnings(target: Endpoint, plan: TablePlan) -> list[str]:
     through = plan.through_map
     if through is None or not through.translates:
         return []
-    query = through.left_out(plan.target.name, target.schema, plan.target_where or plan.where)
+    where = plan.target_where or plan.where
+    query = through.left_out(plan.target.name, plan.target.column_names, target.schema, where)
     with target.connect() as conn:
         counts = [int(n) for n in conn.execute(query).one()]
     out = []
@@ -174,8 +222,8 @@ def unmapped_warnings(target: Endpoint, plan: TablePlan) -> list[str]:
     for (column, parent), n in zip(through.references.items(), counts, strict=True):
         if n:
             out.append(
-                f"{plan.target.name}.{column}: {n:,} rows reference {parent} rows not in the ID map: "
-                "compared as they are"
+                f"{plan.target.name}.{column}: {n:,} compared rows reference {parent} rows not in the ID "
+                f"map (shown as {UNMAPPED_TEXT}N): they differ"
             )
     return out
 

@@ -187,7 +187,9 @@ def utc_naive(value: Any) -> Any:
 def check_partition(partition: PartitionConfig, column: ColumnPair | None, table: str, ranges: bool) -> None:
     if partition.by == "key":
         if not ranges:
-            raise ConfigError(f"table '{table}': partition by key needs a single integer key")
+            raise ConfigError(
+                f"table '{table}': partition by key needs a single integer key that is not read through the ID map"
+            )
         return
     if column is None:
         raise ConfigError(

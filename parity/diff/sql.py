@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from parity import log
 from parity.dialects.base import Dialect
+from parity.diff.idmap import UNMAPPED_TEXT
 from parity.diff.plan import TIME_KINDS, ColumnPair, Compare, TablePlan
 from parity.endpoint import Endpoint, driver_could_not_load, driver_message, mysqlclient, mysqlclient_serves
 from parity.errors import ParityError
@@ -150,9 +151,11 @@ class Side:
         self.types = [c.type for c in everything]
         where = plan.where if role == "source" else (plan.target_where or plan.where)
         self.where = [where_clause(where)] if where else []
-        through = plan.through_map if role == "target" else None
-        if through is not None and through.translates:  # (conditions read its IDs as the source's)
-            self.sa_table = through.translated(table.name, table.column_names, endpoint.schema)
+        self.through = plan.through_map if role == "target" else None
+        if self.through is not None and self.through.translates:  # (conditions read IDs as the source's)
+            self.sa_table = self.through.translated(table.name, table.column_names, endpoint.schema)
+        self.read_columns = [self.sa_table.c[c.name] for c in everything]
+        """The compared columns as read (keys first), of the table or of its view through the ID map."""
         self.charsets = charsets or {}
         self.row_hash = self.dialect.hash60(self._text([*plan.keys, *plan.columns]))
         self.key_hash = self.dialect.hash60(self._text(plan.keys))
@@ -183,8 +186,16 @@ class Side:
             charset = self.charsets.get(column.name)
             as_is = self.dialect.timestamp_as_text(column)
             text = column_text(self.dialect, x, column.type, pair.compare, charset, as_is)
-            parts.append(null_safe(self.dialect, x, column, pair.compare, text))
+            part = null_safe(self.dialect, x, column, pair.compare, text)
+            unmapped = self._unmapped(column.name)
+            if unmapped is not None:  # (a reference the ID map does not hold: no source ID's text)
+                part = sa.case((unmapped == 1, self.dialect.concat(sa.literal("?"), part)), else_=part)
+            parts.append(part)
         return self.dialect.concat(*parts) if len(parts) > 1 else parts[0]
+
+    def _unmapped(self, column: str) -> Expr | None:
+        """The flag of a reference the ID map does not hold, where the column is one (``idmap``)."""
+        return None if self.through is None else self.through.flag(self.sa_table, column)
 
     # ---- conditions --------------------------------------------------------------------------------
 
@@ -268,8 +279,14 @@ class Side:
             else self.dialect.output_text(x).label(x.name)
             if x.name in as_text
             else read(x, t.kind)
-            for x, t in zip(self.sa_table.c, self.types, strict=True)
+            for x, t in zip(self.read_columns, self.types, strict=True)
         ]
+        for i, x in enumerate(self.read_columns):  # (a reference the ID map does not hold: as text)
+            unmapped = self._unmapped(x.name)
+            if unmapped is not None:
+                text = self.dialect.id_text(x)
+                marked = self.dialect.concat(sa.literal(UNMAPPED_TEXT), text)
+                selected[i] = sa.case((unmapped == 1, marked), else_=text).label(x.name)
         if hashed:
             selected.append(self.row_hash.label("parity_row_hash"))
         return sa.select(*selected).select_from(self.sa_table).where(*self.where, *conditions)
