@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 
 from sqlalchemy.engine import Connection
 
@@ -109,7 +108,6 @@ def diff(
                     for row in table.differences:
                         deliver(row)
                 else:
-                    plan = replace(plan, warnings=(*plan.warnings, *unmapped_warnings(job.target, plan)))
                     callback = deliver if sink is not None or on_difference is not None else None
                     run = TableRun(
                         plan,
@@ -122,6 +120,7 @@ def diff(
                         on_difference is None,
                     )
                     table = run.run()
+                    table.warnings += unmapped_warnings(job.target, plan, table)
                 table.through_map = plan.through_map
             except TABLE_ERRORS as exc:
                 if len(specs) == 1 or not table_errors:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from parity.dialects.base import Dialect
 from parity.diff.plan import TablePlan
+from parity.diff.result import TableDiff
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError
 from parity.job import Job, where_clause
@@ -88,15 +89,10 @@ class ThroughMap:
         return view.c[UNMAPPED + str(list(self.references).index(column))]
 
     def left_out(self, table: str, columns: Sequence[str], schema: str | None, where: str | None) -> Any:
-        """One row: the target's rows not in the map (left out), and per reference the compared rows
-        whose reference the map does not hold; ``where`` reads IDs as the source's, as diff's does."""
+        """How many of the target's rows the map does not hold (of a table whose own IDs it holds);
+        ``where`` reads IDs as the source's, as diff's does."""
         view = self.translated(table, columns, schema, inner=False)
-        compared = view.c[NOT_IN_MAP] == 0 if self.own else sa.true()
-        counts = [_count(view.c[NOT_IN_MAP] == 1)] if self.own else []
-        counts += [
-            _count(sa.and_(compared, view.c[UNMAPPED + str(i)] == 1)) for i in range(len(self.references))
-        ]
-        query = sa.select(*counts).select_from(view)
+        query = sa.select(_count(view.c[NOT_IN_MAP] == 1)).select_from(view)
         return query.where(where_clause(where)) if where else query
 
     def _joins(self, raw: Any, table: str, inner: bool) -> tuple[Any, dict[str, Any]]:
@@ -202,30 +198,28 @@ def refuse_through_map(job: Job, plan: TablePlan, command: str) -> None:
         raise through.refusal(plan.target.name, command)
 
 
-def unmapped_warnings(target: Endpoint, plan: TablePlan) -> list[str]:
-    """What the map leaves out of the comparison of a table read through it: said, not hidden."""
+def unmapped_warnings(target: Endpoint, plan: TablePlan, compared: TableDiff) -> list[str]:
+    """The rows of the target the map leaves out of the comparison (not the copy's): said, not hidden.
+    Counted as the table's rows less those compared, where those are all of them (no condition, no
+    limit): a count served by an index, not a second join. (A compared reference the map does not hold
+    is a difference of its own, shown as ``unmapped:N``.)"""
     through = plan.through_map
-    if through is None or not through.translates:
+    if through is None or not through.translates or not through.own or compared.stats.error:
         return []
     where = plan.target_where or plan.where
-    query = through.left_out(plan.target.name, plan.target.column_names, target.schema, where)
     with target.connect() as conn:
-        counts = [int(n) for n in conn.execute(query).one()]
-    out = []
-    if through.own:
-        if counts[0]:
-            out.append(
-                f"{plan.target.name}: {counts[0]:,} rows are not in the ID map (not written by parity's "
-                "copy): not compared"
-            )
-        counts = counts[1:]
-    for (column, parent), n in zip(through.references.items(), counts, strict=True):
-        if n:
-            out.append(
-                f"{plan.target.name}.{column}: {n:,} compared rows reference {parent} rows not in the ID "
-                f"map (shown as {UNMAPPED_TEXT}N): they differ"
-            )
-    return out
+        if where or compared.limited:
+            query = through.left_out(plan.target.name, plan.target.column_names, target.schema, where)
+            left = int(conn.execute(query).scalar_one())
+        else:
+            table = sa.table(plan.target.name, schema=target.schema)
+            left = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+            left -= compared.stats.target_rows
+    if not left:
+        return []
+    return [
+        f"{plan.target.name}: {left:,} rows are not in the ID map (not written by parity's copy): not compared"
+    ]
 
 
 __all__ = ["ThroughMap", "plan_through_map", "refuse_through_map", "unmapped_warnings"]
