@@ -418,6 +418,11 @@ def render_copy_summary(result: Any) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), help="Concurrent queries per side while comparing.")
 @click.option("--no-fk-checks", is_flag=True, help="Switch FK checks off while applying (MySQL, SQLite).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--remap-ids",
+    is_flag=True,
+    help="Write tables whose IDs the target assigned (copy --remap-ids) through the target's ID map.",
+)
 def sync_cmd(
     key: str | None,
     dry_run: bool,
@@ -427,6 +432,7 @@ def sync_cmd(
     workers: int | None,
     no_fk_checks: bool,
     as_json: bool,
+    remap_ids: bool,
     **kw: Any,
 ) -> None:
     """Make the target equal to the source: insert missing rows, update changed columns, then re-check."""
@@ -448,6 +454,7 @@ def sync_cmd(
             batch_size=batch_size,
             fk_checks=not no_fk_checks,
             threads=workers,
+            remap_ids=remap_ids,
         )
     finally:
         job.close()

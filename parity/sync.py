@@ -27,13 +27,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity import bulk
+from parity.diff.idmap import UNMAPPED_TEXT, ThroughMap
 from parity.endpoint import Endpoint, blames_rows, driver_message, refuse_given_ids, switched
 from parity.errors import ConfigError, ParityError
 from parity.job import Job
 from parity.log import logger
+from parity.remap import IdMaps, RemapSpec, RemapWriter
 from parity.schema.model import Table
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent
+from parity.state import State
 from parity.values import UUID_SPELLINGS, canonical_json, uuid_spellings
 
 Extra = Literal["keep", "delete", "soft-delete"]
@@ -545,12 +548,14 @@ def sync(
     verify: bool = True,
     threads: int | None = None,
     detect_changes: bool = True,
+    remap_ids: bool = False,
 ) -> SyncResult:
     """Make the target's selected tables equal to the source's, touching only what differs.
 
     With ``detect_changes``, a source whose binary log has not moved since the last successful sync
     of the same tables is skipped whole (MySQL/MariaDB); elsewhere each table's checksums are compared
-    first, and identical tables download nothing.
+    first, and identical tables download nothing. With ``remap_ids`` (or a job that sets
+    ``remap_ids``), tables whose IDs the target assigned are written through its ID map (``_MappedIds``).
     """
     from parity.diff import diff
 
@@ -570,9 +575,9 @@ def sync(
             ]
             result.verified = True
             return result
-    found = diff(job, threads=threads, table_errors=False)  # (every table compared, or no write)
+    found = diff(job, threads=threads, table_errors=False, remap_ids=remap_ids)  # (all compared, or no write)
     for table in found.tables:
-        if table.through_map is not None:
+        if table.through_map is not None and not table.through_map.translates:
             raise table.through_map.refusal(table.stats.target_table, "sync")
     # (a source column the target lacks is neither compared nor synced: said, not only in the diff's result)
     result.notes += [f"warning: {w} (nor synced)" for t in found.tables for w in t.warnings]
@@ -599,7 +604,7 @@ def sync(
         outcomes[name].seconds = round(time.perf_counter() - started, 3)
         result.tables.append(outcomes[name])
     if verify and not dry_run:
-        again = diff(job, threads=threads, table_errors=False)
+        again = diff(job, threads=threads, table_errors=False, remap_ids=remap_ids)
         left = [d for t in again.tables for d in t.differences if d.kind != "extra" or extra != "keep"]
         left = [d for d in left if not (d.kind == "extra" and extra == "soft-delete")]
         result.remaining = len(left)
@@ -693,6 +698,12 @@ class _TableWork:
         """The rows to insert, under the target's column names."""
         return [_target_row(d.source, d.names) for d in self.diff.differences if d.kind == "missing"]
 
+    @property
+    def through(self) -> ThroughMap | None:
+        """How the table's IDs meet the source's, where diff read it through the ID map."""
+        through = self.diff.through_map
+        return through if through is not None and through.translates else None
+
 
 def _target_row(values: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     return {names.get(k, k): v for k, v in values.items()}
@@ -733,6 +744,9 @@ def _apply(
             return sum(len(p) for _, p in batches)
         return run_batches(job.target, batches, fk_checks, refused)
 
+    if work.through is not None:
+        _MappedIds(job, work, applier, outcome, dry_run).apply(phase, key, run)
+        return
     if phase == "upsert":
         missing = work.missing
         changed = [
@@ -760,6 +774,226 @@ def _apply(
         outcome.soft_deleted = run(applier.soft_deletes(key, work.soft_delete_column, extra))
     else:
         outcome.extra_kept = len(extra)
+
+
+class _MappedIds:
+    """One phase of a table read through the ID map (``sync --remap-ids``): the source's IDs in its
+    keys and references become the target's, read from ``_parity_id_map`` as the phase starts (after
+    the parents' inserts); a missing row of a table with IDs of its own is inserted as copy inserts it
+    (``RemapWriter``: the target assigns the ID, the map records it); a deleted row's map entry goes."""
+
+    def __init__(
+        self, job: Job, work: _TableWork, applier: Applier, outcome: TableSync, dry_run: bool
+    ) -> None:
+        assert work.through is not None
+        self.job, self.work, self.applier, self.outcome, self.dry_run = job, work, applier, outcome, dry_run
+        self.through = work.through
+        self.table = applier.table.name
+        self.state = State(job.target)
+        maps = IdMaps(self.state)
+        with job.target.connect() as conn:
+            self.maps = {c: maps.of(conn, parent) for c, parent in self.through.references.items()}
+            if self.through.own:
+                self.maps[self.through.own] = maps.of(conn, self.table)
+
+    def apply(self, phase: str, key: list[str], run: Callable[..., int]) -> None:
+        rows = self.work.diff.differences
+        if phase == "upsert" and self.dry_run and rows:
+            assigned = f"; the target assigns {self.through.own} of a new row, the map records it"
+            self.applier.statements.append(
+                f"-- {self.table}: IDs through _parity_id_map{assigned if self.through.own else ''}"
+            )
+        if phase == "upsert":
+            changed, waiting = [], []
+            for d in (d for d in rows if d.kind == "changed"):
+                target_key = self.target_key(_held_key(d))
+                changes = {d.names.get(c, c): d.source[c] for c in d.columns}
+                values, why = self.target_values(changes, new=self.dry_run)  # (a dry run inserted no parent)
+                if target_key is None or why:
+                    self.fail(d.key, why or "its ID is not in the ID map any more")
+                    continue
+                changed.append((target_key, values))
+                waiting.append(self._waits(changes))
+            self.outcome.inserted = self.insert(self.work.missing, run)
+            if self.dry_run:
+                updates = list(zip(changed, waiting, strict=True))
+                self.outcome.updated = self.printed(updates, lambda c: self.applier.updates(key, c), run)
+            else:
+                self.outcome.updated = run(self.applier.updates(key, changed))
+        elif phase == "delete":
+            extra = [
+                k for d in rows if d.kind == "extra" and (k := self.target_key(_held_key(d))) is not None
+            ]
+            if self.work.extra == "delete":
+                self.outcome.deleted = run(self.applier.deletes(key, extra))
+                if not self.dry_run:
+                    self.forget_deleted(extra)
+            elif self.work.extra == "soft-delete" and self.work.soft_delete_column:
+                column = self.work.soft_delete_column
+                self.outcome.soft_deleted = run(self.applier.soft_deletes(key, column, extra))
+            else:
+                self.outcome.extra_kept = len(extra)
+
+    def fail(self, key: Any, why: str) -> None:
+        self.outcome.failed += 1
+        self.outcome.errors.append(f"{self.table} {json.dumps(key, default=str)}: {why}")
+
+    def target_key(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        """A key with the source's IDs (or a target's ``unmapped:N``) as the target holds it; None
+        where the map does not hold one."""
+        out = dict(key)
+        for column, value in key.items():
+            ids = self.maps.get(column)
+            if ids is None or value is None:
+                continue
+            if isinstance(value, str) and value.startswith(UNMAPPED_TEXT):
+                out[column] = int(value[len(UNMAPPED_TEXT) :])
+            elif (new := ids.get(str(value))) is not None:
+                out[column] = new
+            else:
+                return None
+        return out
+
+    def target_values(self, values: dict[str, Any], new: bool = False) -> tuple[dict[str, Any], str | None]:
+        """The values with their references (and IDs) as the target's, or why one cannot be; ``new``:
+        a row to insert (its own ID is the target's to give, and a reference may be to a row this run
+        inserts, which ``RemapWriter`` maps as it goes)."""
+        out = dict(values)
+        for column, ids in self.maps.items():
+            value = values.get(column)
+            if value is None or (new and column == self.through.own):
+                continue
+            found = ids.get(str(value))
+            if found is None and not new:
+                parent = self.through.references.get(column, self.table)
+                return out, f"{column}={value}: no row with that ID in the ID map of {parent}"
+            out[column] = value if found is None else found
+        return out, None
+
+    def insert(self, rows: list[dict[str, Any]], run: Callable[..., int]) -> int:
+        if not rows:
+            return 0
+        own = self.through.own
+        if own is None:  # (a table of references only: written as any table, its references translated)
+            ready = []
+            for row in rows:
+                values, why = self.target_values(row, new=self.dry_run)
+                if why:
+                    self.fail({c: row.get(c) for c in self.work.key()}, why)
+                else:
+                    ready.append((values, self._waits(row)))
+            if self.dry_run:
+                return self.printed(ready, self.applier.inserts, run)
+            return run(self.applier.inserts([values for values, _ in ready]), self.work.refused.keep)
+        if self.dry_run:  # (the target assigns the IDs: printed without them)
+            shown = [(_without(self.target_values(row, new=True)[0], own), self._waits(row)) for row in rows]
+            return self.printed(shown, self.applier.inserts, run)
+        return self.write_new(rows)
+
+    def printed(
+        self, rows: list[tuple[Any, bool]], statements: Callable[[list[Any]], Any], run: Callable[..., int]
+    ) -> int:
+        """A dry run's statements of these rows, each with whether it waits for a row inserted above
+        (``_waits``); those that wait commented out: the run takes the new ID from the map, and here
+        the source's is in its place (run as printed, it would name another row)."""
+        waiting = [r for r, waits in rows if waits]
+        done = run(statements([r for r, waits in rows if not waits]))
+        if waiting:
+            self.applier.statements.append(
+                f"-- {self.table}: {len(waiting)} rows reference rows inserted above, whose new IDs the run "
+                "takes from the map (here the source's IDs, commented out):"
+            )
+            before = len(self.applier.statements)
+            done += run(statements(waiting))
+            self.applier.statements[before:] = [f"-- {s}" for s in self.applier.statements[before:]]
+        return done
+
+    def _waits(self, values: dict[str, Any]) -> bool:
+        """Whether a reference in the (source's) values is to a row the map does not hold yet."""
+        return any(
+            values.get(c) is not None and str(values[c]) not in self.maps[c] for c in self.through.references
+        )
+
+    def write_new(self, rows: list[dict[str, Any]]) -> int:
+        """Rows of a table with IDs of its own, written as copy writes them. A map entry left by a row
+        deleted from the target since is taken back; one whose row is there (outside the compared rows:
+        another condition) is a failure, not a second row."""
+        own = self.through.own
+        assert own is not None
+        columns = [c for c in rows[0] if c not in self.applier.computed]
+        types = [self.applier.types[c] for c in columns]
+        written = 0
+        with self.job.target.begin() as conn:
+            rows = self._take_back_stale(conn, rows)
+            spec = RemapSpec(own, self._natural_key(), dict(self.through.references))
+            writer = RemapWriter(conn, self.job.target, self.table, columns, types, spec, IdMaps(self.state))
+
+            def reject(row: tuple[Any, ...], why: str) -> None:
+                self.fail({own: row[columns.index(own)]}, why)
+
+            size = self.applier.batch_size
+            for start in range(0, len(rows), size):
+                batch = [
+                    tuple(
+                        self.applier.held(c, as_kind(row.get(c), t.kind))
+                        for c, t in zip(columns, types, strict=True)
+                    )
+                    for row in rows[start : start + size]
+                ]
+                written += writer.write(batch, reject)[0]
+        return written
+
+    def _natural_key(self) -> tuple[str, ...]:
+        """The table's ``natural_key`` (target names): a new row whose natural key the target holds is
+        mapped to that row, as copy maps it, not inserted beside it."""
+        name = self.work.diff.stats.table
+        spec = next((t for t in self.job.selected() if t.name == name), None)
+        return tuple(spec.map.get(c, c) for c in spec.natural_key or ()) if spec else ()
+
+    def _take_back_stale(self, conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        own = self.through.own
+        assert own is not None
+        stale = {str(r[own]): self.maps[own][str(r[own])] for r in rows if str(r[own]) in self.maps[own]}
+        if not stale:
+            return rows
+        there = self._present(conn, list(stale.values()))
+        for old, new in stale.items():
+            if new in there:
+                self.fail({own: old}, f"the target's row {own}={new} holds its ID, outside the compared rows")
+        self._forget(conn, [old for old, new in stale.items() if new not in there])
+        return [r for r in rows if stale.get(str(r[own])) not in there]
+
+    def _present(self, conn: Connection, news: list[Any]) -> set[Any]:
+        """Those of the target's IDs whose rows are there."""
+        own = self.through.own
+        assert own is not None
+        table = sa.table(self.table, sa.column(own), schema=self.job.target.schema)
+        found: set[Any] = set()
+        for start in range(0, len(news), 500):
+            chosen = sa.select(table.c[own]).where(table.c[own].in_(news[start : start + 500]))
+            found.update(conn.execute(chosen).scalars())
+        return found
+
+    def _forget(self, conn: Connection, olds: list[str]) -> None:
+        m = self.state.id_map
+        for start in range(0, len(olds), 500):
+            gone = olds[start : start + 500]
+            conn.execute(sa.delete(m).where(m.c.table_name == self.table, m.c.old_id.in_(gone)))
+
+    def forget_deleted(self, keys: list[dict[str, Any]]) -> None:
+        """The map entries of the rows deleted (those still there, refused, keep theirs)."""
+        own = self.through.own
+        if own is None or not keys:
+            return
+        back = {str(new): old for old, new in self.maps[own].items()}
+        news = [k[own] for k in keys if own in k]
+        with self.job.target.begin() as conn:
+            there = self._present(conn, news)
+            self._forget(conn, [back[str(n)] for n in news if n not in there and str(n) in back])
+
+
+def _without(values: dict[str, Any], column: str) -> dict[str, Any]:
+    return {c: v for c, v in values.items() if c != column}
 
 
 def _fk_order(job: Job, targets: list[str]) -> list[str]:

@@ -157,25 +157,88 @@ def test_diff_reads_ids_the_target_assigned_through_the_id_map(remapped: Any) ->
 
 
 @pytest.mark.parametrize("remapped", ["mariadb"], indirect=True)
-def test_fix_and_sync_refuse_tables_whose_ids_the_target_assigned(remapped: Any) -> None:
+def test_fix_and_sync_without_the_map_refuse_tables_whose_ids_the_target_assigned(remapped: Any) -> None:
     """Written with the source's IDs, the missing rows would be duplicates of rows the target holds
-    under its own IDs, and the changed rows would land on other rows: refused before any write."""
-    _, target, job_file = remapped
+    under its own IDs, and the changed rows would land on other rows: refused before any write,
+    unless sync is told to write through the map."""
+    source, target, job_file = remapped
     target.sql("DELETE FROM commits WHERE hash = 'b1'")
     before = target.query("SELECT id, repository_id, hash, message FROM commits ORDER BY id")
     found = _diff(build(config_file=str(job_file)), output="_parity_discrepancies")
     assert not found.identical and all(t.through_map is not None for t in found.tables)
-    job = build(config_file=str(job_file))
+    for job in (build(config_file=str(job_file)), _job(source, target)):
+        try:
+            with pytest.raises(
+                ConfigError, match=r"table 'commits': its IDs \(id, repository_id\) were assigned"
+            ):
+                fix(job, found.run_id, apply=True, delete=True)
+        finally:
+            job.close()
+    job = _job(source, target)
     try:
         with pytest.raises(
-            ConfigError, match=r"table 'commits': its IDs \(id, repository_id\) were assigned"
+            ConfigError, match=r"table 'commits': its IDs \(id, repository_id\) were .* give it --remap-ids"
         ):
-            fix(job, found.run_id, apply=True, delete=True)
-        with pytest.raises(ConfigError, match=r"table 'repositories': its IDs \(id\) were assigned .* sync"):
             sync(job, extra="delete")
     finally:
         job.close()
     assert target.query("SELECT id, repository_id, hash, message FROM commits ORDER BY id") == before
+
+
+@pytest.mark.parametrize("remapped", ["mariadb", "postgresql", "sqlite"], indirect=True)
+def test_sync_writes_through_the_id_map(remapped: Any) -> None:
+    """New source rows get IDs the target assigns (a new commit references a new repository), changed
+    ones are updated by their new IDs with references translated, a row deleted from the target comes
+    back under a new ID, extra ones go with their map entries; the live target's own rows are left
+    alone; the dry run prints the inserts without the IDs the target assigns."""
+    source, target, job_file = remapped
+    source.sql(
+        "UPDATE repositories SET name = 'Alpha' WHERE id = 1",
+        "INSERT INTO repositories VALUES (4, 'delta', 'D')",
+        "INSERT INTO commits VALUES (15, 4, 'd1', 'new'), (16, 1, 'a3', 'new')",
+        "UPDATE commits SET repository_id = 2 WHERE id = 10",
+        "DELETE FROM commits WHERE id = 11",
+    )
+    new = {h: i for h, i in target.query("SELECT hash, id FROM commits")}
+    target.sql(
+        f"DELETE FROM commits WHERE id = {new['b1']}",
+        f"UPDATE commits SET message = 'x' WHERE id = {new['c1']}",
+    )
+    own_rows = target.query("SELECT id, slug, name FROM repositories WHERE slug LIKE 'other%' ORDER BY id")
+    job = build(config_file=str(job_file))
+    try:
+        planned = sync(job, dry_run=True, extra="delete")
+    finally:
+        job.close()
+    printed = "\n".join(planned.statements)
+    assert "the target assigns id" in printed and "'delta'" in printed
+    # (the new commit's repository gets its ID as the run goes: its statement is printed commented out)
+    assert any(s.startswith("-- INSERT") and "'d1'" in s for s in planned.statements), printed
+    assert not any(
+        s.startswith("INSERT") and "(id," in s.replace('"', "").replace("`", "") for s in planned.statements
+    )
+    job = build(config_file=str(job_file))
+    try:
+        result = sync(job, extra="delete")
+    finally:
+        job.close()
+    assert result.verified, (result.remaining, [t.errors for t in result.tables])
+    done = {t.table: (t.inserted, t.updated, t.deleted, t.failed) for t in result.tables}
+    assert done == {"repositories": (1, 1, 0, 0), "commits": (3, 2, 1, 0)}
+    rows = target.query(
+        "SELECT c.hash, r.slug, c.message FROM commits c LEFT JOIN repositories r ON r.id = c.repository_id"
+        " ORDER BY c.hash"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("a1", "beta", "m"), ("a3", "alpha", "new"), ("b1", "beta", "m"), ("c1", "gamma", "m"),
+        ("d1", "delta", "new"), ("n1", None, "m"),
+    ]  # fmt: skip
+    assert (
+        target.query("SELECT id, slug, name FROM repositories WHERE slug LIKE 'other%' ORDER BY id")
+        == own_rows
+    )
+    assert target.query("SELECT COUNT(*) FROM _parity_id_map WHERE table_name = 'commits'")[0][0] == 6
+    assert _diff(build(config_file=str(job_file))).identical
 
 
 def test_references_are_ids_where_they_name_the_parent_s_key_as_either_side_declares_them(

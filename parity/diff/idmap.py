@@ -57,10 +57,11 @@ class ThroughMap:
 
     def refusal(self, table: str, command: str) -> ConfigError:
         """The error of a ``command`` that would write the table's rows with the source's IDs."""
+        how = "give it --remap-ids" if command == "sync" else "parity sync --remap-ids does"
         return ConfigError(
             f"table '{table}': its IDs ({', '.join(self.joined)}) were assigned by the target (copy "
-            f"--remap-ids; _parity_id_map holds them), and {command} does not write through that map: "
-            "copy the rows again with --remap-ids (and natural_key), or diff with --remap-ids to see them"
+            f"--remap-ids; _parity_id_map holds them), and {command} would write the source's IDs beside "
+            f"them: to write through that map, {how}"
         )
 
     def translated(self, table: str, columns: Sequence[str], schema: str | None, inner: bool = True) -> Any:
