@@ -122,7 +122,11 @@ class RemapWriter:
         maps: IdMaps,
         workers: int = 1,
         merge_key: Sequence[str] = (),
+        shared_natural: bool = True,
     ) -> None:
+        """``shared_natural``: a row whose natural key matches a target row the map gives to another
+        source row is mapped to it too (source rows sharing a natural key, as copy takes them); else it
+        is rejected (sync: the other row's source row is gone, and one target row would be two)."""
         self.conn, self.endpoint, self.table, self.spec, self.maps = conn, endpoint, table, spec, maps
         self.merge_on = tuple(spec.natural_key or merge_key) if merge_key else ()
         """Merge (a table whose own IDs are kept): the columns a row updates the target's row by, its
@@ -139,6 +143,9 @@ class RemapWriter:
         self.position = {c: i for i, c in enumerate(self.columns)}
         self.own = maps.of(conn, table) if spec.identity else {}
         """The committed old -> new IDs (shared by the table's chunks) ..."""
+        self.shared_natural = shared_natural
+        self._taken: dict[str, str] | None = None
+        """new -> old of the map and this chunk's pairs, made when a natural key first matches."""
         self.new_pairs: dict[str, Any] = {}
         """... and this chunk's, not committed yet: other chunks see them after the commit (``remember``)."""
         self.parents = {col: maps.of(conn, parent) for col, parent in spec.references.items()}
@@ -232,6 +239,14 @@ class RemapWriter:
         existing = None if self.merge_on else self._find_natural(values)
         if existing is not None:
             if identity:
+                taken = None if self.shared_natural else self._mapped_from(existing)
+                if taken is not None and taken != str(old_id):
+                    reject(
+                        row,
+                        f"its natural key matches the target's row {identity}={existing}, which the ID map "
+                        f"gives to the source's {identity}={taken}",
+                    )
+                    return "rejected"
                 self._map(old_id, existing)
             return "skipped"
         dialect = self.endpoint.dialect
@@ -277,7 +292,15 @@ class RemapWriter:
                 else:
                     self.maps.state.wait_reference(self.conn, self.table, new_id, column, parent)
 
+    def _mapped_from(self, new: Any) -> str | None:
+        """The source's ID the map gives this target ID to, if any (this chunk's pairs included)."""
+        if self._taken is None:
+            self._taken = {str(n): o for o, n in [*self.own.items(), *self.new_pairs.items()]}
+        return self._taken.get(str(new))
+
     def _map(self, old: Any, new: Any) -> None:
+        if self._taken is not None:
+            self._taken[str(new)] = str(old)
         if self.deferred is not None:
             self.deferred.pairs[str(old)] = new
         else:

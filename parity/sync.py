@@ -790,8 +790,13 @@ class _MappedIds:
         self.through = work.through
         self.table = applier.table.name
         self.state = State(job.target)
+        self.maps: dict[str, dict[str, Any]] = {}
+        self.load()
+
+    def load(self) -> None:
+        """The map's old -> new IDs of the table's IDs and of each reference's parent, as now."""
         maps = IdMaps(self.state)
-        with job.target.connect() as conn:
+        with self.job.target.connect() as conn:
             self.maps = {c: maps.of(conn, parent) for c, parent in self.through.references.items()}
             if self.through.own:
                 self.maps[self.through.own] = maps.of(conn, self.table)
@@ -799,11 +804,15 @@ class _MappedIds:
     def apply(self, phase: str, key: list[str], run: Callable[..., int]) -> None:
         rows = self.work.diff.differences
         if phase == "upsert" and self.dry_run and rows:
-            assigned = f"; the target assigns {self.through.own} of a new row, the map records it"
+            assigned = f"; the target assigns {self.through.own} of a new row, and the run records it there"
             self.applier.statements.append(
                 f"-- {self.table}: IDs through _parity_id_map{assigned if self.through.own else ''}"
+                " (review: run by hand, this SQL would not record them)"
             )
         if phase == "upsert":
+            self.outcome.inserted = self.insert(self.work.missing, run)
+            if self.outcome.inserted and not self.dry_run:
+                self.load()  # (an update may point at a row just inserted, of this table too)
             changed, waiting = [], []
             for d in (d for d in rows if d.kind == "changed"):
                 target_key = self.target_key(_held_key(d))
@@ -814,7 +823,6 @@ class _MappedIds:
                     continue
                 changed.append((target_key, values))
                 waiting.append(self._waits(changes))
-            self.outcome.inserted = self.insert(self.work.missing, run)
             if self.dry_run:
                 updates = list(zip(changed, waiting, strict=True))
                 self.outcome.updated = self.printed(updates, lambda c: self.applier.updates(key, c), run)
@@ -822,8 +830,11 @@ class _MappedIds:
                 self.outcome.updated = run(self.applier.updates(key, changed))
         elif phase == "delete":
             extra = [
-                k for d in rows if d.kind == "extra" and (k := self.target_key(_held_key(d))) is not None
+                k
+                for d in rows
+                if d.kind == "extra" and self._copied(d) and (k := self.target_key(_held_key(d))) is not None
             ]
+            self.outcome.extra_kept = sum(d.kind == "extra" for d in rows) - len(extra)
             if self.work.extra == "delete":
                 self.outcome.deleted = run(self.applier.deletes(key, extra))
                 if not self.dry_run:
@@ -832,7 +843,17 @@ class _MappedIds:
                 column = self.work.soft_delete_column
                 self.outcome.soft_deleted = run(self.applier.soft_deletes(key, column, extra))
             else:
-                self.outcome.extra_kept = len(extra)
+                self.outcome.extra_kept += len(extra)
+
+    def _copied(self, extra: Any) -> bool:
+        """Whether an extra row is one the copy wrote: of a table with IDs of its own, every one read
+        through the map (the others are left out of the diff); of a table of references only, one
+        whose references are all in the map (one to a row of the live target's own, or none, is the
+        live target's row: never deleted)."""
+        if self.through.own:
+            return True
+        target = extra.target or {}
+        return all(isinstance(target.get(c), int) for c in self.through.references)
 
     def fail(self, key: Any, why: str) -> None:
         self.outcome.failed += 1
@@ -905,7 +926,9 @@ class _MappedIds:
             )
             before = len(self.applier.statements)
             done += run(statements(waiting))
-            self.applier.statements[before:] = [f"-- {s}" for s in self.applier.statements[before:]]
+            self.applier.statements[before:] = [  # (every line: a value's line break ends a comment)
+                "\n".join(f"-- {line}" for line in s.splitlines()) for s in self.applier.statements[before:]
+            ]
         return done
 
     def _waits(self, values: dict[str, Any]) -> bool:
@@ -926,11 +949,17 @@ class _MappedIds:
         with self.job.target.begin() as conn:
             rows = self._take_back_stale(conn, rows)
             spec = RemapSpec(own, self._natural_key(), dict(self.through.references))
-            writer = RemapWriter(conn, self.job.target, self.table, columns, types, spec, IdMaps(self.state))
+            maps = IdMaps(self.state)
+            writer = RemapWriter(
+                conn, self.job.target, self.table, columns, types, spec, maps, shared_natural=False
+            )
 
             def reject(row: tuple[Any, ...], why: str) -> None:
                 self.fail({own: row[columns.index(own)]}, why)
 
+            rows = _parents_first(
+                rows, own, [c for c, p in self.through.references.items() if p == self.table]
+            )
             size = self.applier.batch_size
             for start in range(0, len(rows), size):
                 batch = [
@@ -990,6 +1019,34 @@ class _MappedIds:
         with self.job.target.begin() as conn:
             there = self._present(conn, news)
             self._forget(conn, [back[str(n)] for n in news if n not in there and str(n) in back])
+
+
+def _parents_first(rows: list[dict[str, Any]], own: str, references: list[str]) -> list[dict[str, Any]]:
+    """New rows of a table referencing itself, each after the new rows it references (whose new IDs
+    it takes); rows of a cycle among them stay in their order (refused, with the reason)."""
+    if not references:
+        return rows
+    index = {str(row[own]): i for i, row in enumerate(rows)}
+    waits_for: dict[int, set[int]] = {}
+    children: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        parents = {
+            index[str(row[c])] for c in references if row.get(c) is not None and str(row[c]) in index
+        } - {i}
+        waits_for[i] = parents
+        for parent in parents:
+            children.setdefault(parent, []).append(i)
+    ready = [i for i in range(len(rows)) if not waits_for[i]]
+    order: list[int] = []
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for child in children.get(i, []):
+            waits_for[child].discard(i)
+            if not waits_for[child]:
+                ready.append(child)
+    placed = set(order)
+    return [rows[i] for i in order] + [row for i, row in enumerate(rows) if i not in placed]
 
 
 def _without(values: dict[str, Any], column: str) -> dict[str, Any]:

@@ -57,7 +57,7 @@ class ThroughMap:
 
     def refusal(self, table: str, command: str) -> ConfigError:
         """The error of a ``command`` that would write the table's rows with the source's IDs."""
-        how = "give it --remap-ids" if command == "sync" else "parity sync --remap-ids does"
+        how = "give it --remap-ids" if command == "sync" else "sync --remap-ids -t TABLE does"
         return ConfigError(
             f"table '{table}': its IDs ({', '.join(self.joined)}) were assigned by the target (copy "
             f"--remap-ids; _parity_id_map holds them), and {command} would write the source's IDs beside "
@@ -66,21 +66,24 @@ class ThroughMap:
 
     def translated(self, table: str, columns: Sequence[str], schema: str | None, inner: bool = True) -> Any:
         """The target table as diff reads it: a subquery named as the table (a condition may name it,
-        and any of its ``columns``), IDs as the source's, of the rows in the map only (``inner``; else
-        every row, flagged ``NOT_IN_MAP`` where the map does not hold its own ID). A reference the map
-        does not hold keeps its value, flagged (``flag``): it differs from any source ID."""
+        and any of its ``columns``), IDs as the source's, of the copy's rows only (``inner``; else every
+        row, flagged ``NOT_IN_MAP`` where it is not the copy's). The copy's rows: of a table with IDs
+        of its own, those the map holds; of a table of references only, those whose references the map
+        holds (one to the live target's own row makes the row the live target's). In the first, a
+        reference the map does not hold keeps its value, flagged (``flag``): it equals no source ID."""
         raw = sa.table(table, *(sa.column(c) for c in columns), schema=schema)
         joined, maps = self._joins(raw, table, inner)
         values: dict[str, Any] = {c: sa.cast(m.c.old_id, sa.BigInteger()) for c, m in maps.items()}
         values.update({c: sa.func.coalesce(values[c], raw.c[c]) for c in self.references})
-        flags = [
-            _flag(sa.and_(raw.c[c].is_not(None), maps[c].c.new_id.is_(None))).label(UNMAPPED + str(i))
-            for i, c in enumerate(self.references)
-        ]
-        if not inner and self.own:
-            flags.append(_flag(maps[self.own].c.new_id.is_(None)).label(NOT_IN_MAP))
-        selected = [values.get(c, raw.c[c]).label(c) for c in columns]
-        return sa.select(*selected, *flags).select_from(joined).subquery(table)
+        unmapped = [sa.and_(raw.c[c].is_not(None), maps[c].c.new_id.is_(None)) for c in self.references]
+        flags = [_flag(u).label(UNMAPPED + str(i)) for i, u in enumerate(unmapped)]
+        theirs = maps[self.own].c.new_id.is_(None) if self.own else sa.or_(*unmapped)
+        if not inner:
+            flags.append(_flag(theirs).label(NOT_IN_MAP))
+        query = sa.select(*(values.get(c, raw.c[c]).label(c) for c in columns), *flags).select_from(joined)
+        if inner and not self.own:
+            query = query.where(sa.not_(theirs))
+        return query.subquery(table)
 
     def flag(self, view: Any, column: str) -> Any | None:
         """1 where the reference in ``column`` of ``translated``'s view is not in the map, else 0; None
@@ -90,8 +93,8 @@ class ThroughMap:
         return view.c[UNMAPPED + str(list(self.references).index(column))]
 
     def left_out(self, table: str, columns: Sequence[str], schema: str | None, where: str | None) -> Any:
-        """How many of the target's rows the map does not hold (of a table whose own IDs it holds);
-        ``where`` reads IDs as the source's, as diff's does."""
+        """How many of the target's rows are not the copy's (``translated``); ``where`` reads IDs as
+        the source's, as diff's does."""
         view = self.translated(table, columns, schema, inner=False)
         query = sa.select(_count(view.c[NOT_IN_MAP] == 1)).select_from(view)
         return query.where(where_clause(where)) if where else query
@@ -102,15 +105,27 @@ class ThroughMap:
         joined: Any = raw
         maps: dict[str, Any] = {}
         for i, column in enumerate(self.joined):
-            m = self.map_table.alias(f"parity_ids_{i}")
+            m: Any = self.map_table.alias(f"parity_ids_{i}")
             own = column == self.own
-            meets = sa.and_(
-                m.c.table_name == sa.literal(table if own else self.references[column], sa.String()),
-                m.c.new_id == self.dialect.id_text(raw.c[column]),  # (an index on (table_name, new_id))
-            )
-            joined = joined.join(m, meets) if own and inner else joined.outerjoin(m, meets)
+            if own:  # (an index on (table_name, new_id) serves)
+                meets = sa.and_(
+                    m.c.table_name == sa.literal(table, sa.String()), self._meets(m, raw.c[column])
+                )
+                joined = joined.join(m, meets) if inner else joined.outerjoin(m, meets)
+            else:  # (one old ID a new one: source rows sharing a natural key share their target row)
+                parent = self.references[column]
+                m = (
+                    sa.select(m.c.new_id, sa.func.min(m.c.old_id).label("old_id"))
+                    .where(m.c.table_name == sa.literal(parent, sa.String()))
+                    .group_by(m.c.new_id)
+                    .subquery(f"parity_ids_{i}")
+                )
+                joined = joined.outerjoin(m, self._meets(m, raw.c[column]))
             maps[column] = m
         return joined, maps
+
+    def _meets(self, m: Any, x: Any) -> Any:
+        return m.c.new_id == self.dialect.id_text(x)
 
 
 UNMAPPED_TEXT = "unmapped:"
@@ -205,7 +220,7 @@ def unmapped_warnings(target: Endpoint, plan: TablePlan, compared: TableDiff) ->
     limit): a count served by an index, not a second join. (A compared reference the map does not hold
     is a difference of its own, shown as ``unmapped:N``.)"""
     through = plan.through_map
-    if through is None or not through.translates or not through.own or compared.stats.error:
+    if through is None or not through.translates or compared.stats.error:
         return []
     where = plan.target_where or plan.where
     with target.connect() as conn:
