@@ -605,7 +605,12 @@ def sync(
         result.tables.append(outcomes[name])
     if verify and not dry_run:
         again = diff(job, threads=threads, table_errors=False, remap_ids=remap_ids)
-        left = [d for t in again.tables for d in t.differences if d.kind != "extra" or extra != "keep"]
+        left = [
+            d
+            for t in again.tables
+            for d in t.differences
+            if d.kind != "extra" or (extra != "keep" and not _references_only(t.through_map))
+        ]
         left = [d for d in left if not (d.kind == "extra" and extra == "soft-delete")]
         result.remaining = len(left)
         result.verified = not left
@@ -793,6 +798,22 @@ class _MappedIds:
         self.maps: dict[str, dict[str, Any]] = {}
         self.load()
 
+    def forget_dangling(self) -> int:
+        """Take back the map entries whose target rows are gone (deleted by the target's application,
+        or by a sync killed before it took them back): a target that gives a deleted row's ID again
+        would have its new row read as the copy's. Returns how many."""
+        own = self.through.own
+        if own is None or self.dry_run:
+            return 0
+        m = self.state.id_map
+        table = sa.table(self.table, sa.column(own), schema=self.job.target.schema)
+        there = sa.exists().where(table.c[own] == sa.cast(m.c.new_id, sa.BigInteger()))  # (by its key)
+        with self.job.target.begin() as conn:
+            gone = conn.execute(sa.delete(m).where(m.c.table_name == self.table, ~there)).rowcount
+        if gone:
+            self.load()
+        return int(gone or 0)
+
     def load(self) -> None:
         """The map's old -> new IDs of the table's IDs and of each reference's parent, as now."""
         maps = IdMaps(self.state)
@@ -810,6 +831,7 @@ class _MappedIds:
                 " (review: run by hand, this SQL would not record them)"
             )
         if phase == "upsert":
+            self.forget_dangling()
             self.outcome.inserted = self.insert(self.work.missing, run)
             if self.outcome.inserted and not self.dry_run:
                 self.load()  # (an update may point at a row just inserted, of this table too)
@@ -832,7 +854,7 @@ class _MappedIds:
             extra = [
                 k
                 for d in rows
-                if d.kind == "extra" and self._copied(d) and (k := self.target_key(_held_key(d))) is not None
+                if d.kind == "extra" and self.through.own and (k := self.target_key(_held_key(d))) is not None
             ]
             self.outcome.extra_kept = sum(d.kind == "extra" for d in rows) - len(extra)
             if self.work.extra == "delete":
@@ -844,16 +866,6 @@ class _MappedIds:
                 self.outcome.soft_deleted = run(self.applier.soft_deletes(key, column, extra))
             else:
                 self.outcome.extra_kept += len(extra)
-
-    def _copied(self, extra: Any) -> bool:
-        """Whether an extra row is one the copy wrote: of a table with IDs of its own, every one read
-        through the map (the others are left out of the diff); of a table of references only, one
-        whose references are all in the map (one to a row of the live target's own, or none, is the
-        live target's row: never deleted)."""
-        if self.through.own:
-            return True
-        target = extra.target or {}
-        return all(isinstance(target.get(c), int) for c in self.through.references)
 
     def fail(self, key: Any, why: str) -> None:
         self.outcome.failed += 1
@@ -1019,6 +1031,13 @@ class _MappedIds:
         with self.job.target.begin() as conn:
             there = self._present(conn, news)
             self._forget(conn, [back[str(n)] for n in news if n not in there and str(n) in back])
+
+
+def _references_only(through: ThroughMap | None) -> bool:
+    """A table read through the ID map that has no IDs of its own: nothing records which of its rows
+    the copy wrote, so its extra rows are kept, not deleted (one may be the live target's, under a
+    parent matched by its natural key), and do not count against the sync."""
+    return through is not None and through.translates and not through.own
 
 
 def _parents_first(rows: list[dict[str, Any]], own: str, references: list[str]) -> list[dict[str, Any]]:
