@@ -566,7 +566,8 @@ def sync(
     result.notes += [
         f"{name}: not in the target, not synced (parity copy makes it)" for name in job.common_tables()
     ]
-    watch = _LogWatch(job) if detect_changes and not dry_run else None
+    settings = {"extra": extra, "soft_delete": soft_delete_column, "remap_ids": remap_ids}
+    watch = _LogWatch(job, settings) if detect_changes and not dry_run else None
     if watch is not None:
         result.notes.append(watch.note)
         if watch.unchanged():
@@ -622,14 +623,15 @@ def sync(
 class _LogWatch:
     """The source's log position, compared with the one saved after the last successful sync."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, settings: dict[str, Any]) -> None:
+        """``settings``: the sync's own (extra rows, the ID map), which, like each table's (its target,
+        key, columns, where ...), make another sync: a change of them is no unmoved run to skip."""
         from parity.state import State
 
         self.job, self.state = job, State(job.target)
-        names = sorted(f"{t.name}:{t.target or t.name}" for t in job.selected())
-        signature = json.dumps(
-            [job.source.redacted(), job.source.schema, job.target.redacted(), job.target.schema, names]
-        )
+        tables = sorted((t.model_dump(mode="json", exclude_none=True) for t in job.selected()), key=str)
+        endpoints = [job.source.redacted(), job.source.schema, job.target.redacted(), job.target.schema]
+        signature = json.dumps([*endpoints, tables, settings], sort_keys=True, default=str)
         self.task = "sync:" + hashlib.sha1(signature.encode()).hexdigest()[:24]
         self.position = self._read_position()
         if self.position is None:

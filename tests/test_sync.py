@@ -767,6 +767,12 @@ def test_unmoved_binlog_skips_the_whole_database(make_db: Callable[[str], Databa
     assert "binary log position" in first.notes[0]
     second = sync(job_for(source, target, tables=["items"]))
     assert second.tables[0].skipped and "has not moved" in second.tables[0].skipped
+    # another sync of the same tables (a condition, --delete): not skipped, its rows were never compared
+    target.sql("INSERT INTO items (id, name) VALUES (1000, 'extra')")
+    other = sync(job_for(source, target, tables=["items"], table_options={"where": "id > 1"}))
+    assert other.tables[0].skipped is None and other.tables[0].extra_kept == 1
+    deleting = sync(job_for(source, target, tables=["items"]), extra="delete")
+    assert deleting.tables[0].skipped is None and deleting.tables[0].deleted == 1
     source.sql("UPDATE items SET qty = 43 WHERE id = 2")
     third = sync(job_for(source, target, tables=["items"]))
     assert third.tables[0].skipped is None and third.tables[0].updated == 1 and third.verified
