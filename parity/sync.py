@@ -751,8 +751,11 @@ def _apply(
             return sum(len(p) for _, p in batches)
         return run_batches(job.target, batches, fk_checks, refused)
 
-    if work.through is not None:
-        _MappedIds(job, work, applier, outcome, dry_run).apply(phase, key, run)
+    if work.through is not None:  # (its map read only for a phase with work)
+        if phase == "retry":
+            work.refused.report(on_error)  # (inserts the target refused: reported, not tried again)
+        elif phase == "upsert" or any(d.kind == "extra" for d in rows):
+            _MappedIds(job, work, applier, outcome, dry_run).apply(phase, key, run)
         return
     if phase == "upsert":
         missing = work.missing

@@ -371,3 +371,9 @@ def test_sync_inserts_new_rows_of_a_table_referencing_itself_parents_first_and_k
     assert target.query("SELECT tree_id, label FROM labels WHERE tree_id <= 2 ORDER BY 1, 2") == live
     rows = target.query("SELECT t.name, p.name FROM tree t JOIN tree p ON p.id = t.parent_id ORDER BY t.name")
     assert [tuple(r) for r in rows] == [("a", "root"), ("b", "p7"), ("c5", "p7"), ("own2", "own")]
+    # a row the target refuses is reported (it was dropped without a word)
+    target.sql("ALTER TABLE labels ADD CONSTRAINT no_bad CHECK (label <> 'bad')")
+    source.sql("INSERT INTO labels VALUES (1, 'bad')")
+    refused = _sync(_job(source, target), remap_ids=True)
+    labels = {t.table: t for t in refused.tables}["labels"]
+    assert (labels.inserted, labels.failed) == (0, 1) and not refused.ok, labels.errors
