@@ -16,7 +16,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Connection
 
 from parity.diff.hashdiff import Budget, Options, TableRun
-from parity.diff.idmap import plan_through_map, unmapped_warnings
+from parity.diff.idmap import id_map_made, plan_through_map, unmapped_warnings
 from parity.diff.output import Sink, open_sink
 from parity.diff.plan import Compare, TablePlan, plan_table
 from parity.diff.record import compare_record
@@ -85,6 +85,7 @@ def diff(
         )
     budget = Budget(limit)
     through_map = remap_ids or any(t.remap_ids for t in job.config.tables)
+    has_map = id_map_made(job)  # (once a run: most targets have none, and their tables need no look)
     if record is None:
         for endpoint in (job.source, job.target):
             _warm(endpoint, options.threads)
@@ -100,7 +101,9 @@ def diff(
     try:
         for spec in specs:
             try:
-                plan = plan_through_map(job, plan_table(job.source, job.target, spec), through_map)
+                plan = plan_table(job.source, job.target, spec)
+                if has_map:
+                    plan = plan_through_map(job, plan, through_map)
                 if sink is not None:
                     sink.compared(plan.source.name, plan.target.name)
                 if record is not None:

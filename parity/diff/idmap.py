@@ -145,6 +145,12 @@ def _count(condition: Any) -> Any:
     return sa.func.coalesce(sa.func.sum(_flag(condition)), 0)
 
 
+def id_map_made(job: Job) -> bool:
+    """Whether the target holds ``_parity_id_map`` (a copy with --remap-ids made it)."""
+    state = State(job.target)
+    return state.id_map.name in state.made()
+
+
 def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
     """The plan with how its target table meets the map (``TablePlan.through_map``), where the target's
     map holds the table's IDs or its parents'; ``asked``: diff reads it through the map (else it says
@@ -238,4 +244,4 @@ def unmapped_warnings(target: Endpoint, plan: TablePlan, compared: TableDiff) ->
     ]
 
 
-__all__ = ["ThroughMap", "plan_through_map", "refuse_through_map", "unmapped_warnings"]
+__all__ = ["ThroughMap", "id_map_made", "plan_through_map", "refuse_through_map", "unmapped_warnings"]
