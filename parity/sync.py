@@ -32,7 +32,7 @@ from parity.endpoint import Endpoint, blames_rows, driver_message, refuse_given_
 from parity.errors import ConfigError, ParityError
 from parity.job import Job
 from parity.log import logger
-from parity.remap import IdMaps, RemapSpec, RemapWriter
+from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
 from parity.schema.model import Table
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent
@@ -595,8 +595,13 @@ def sync(
         if missing := plans[name].missing:
             appliers[name].check_inserts(missing[0])
     started = time.perf_counter()
+    coming = {name: plans[name].new_ids() for name in order}
+    for name in order:
+        plans[name].coming = coming
     for name in order:  # parents first: inserts and updates
         _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="upsert")
+    for name in order:  # through the ID map: the references to rows inserted after their own (a cycle)
+        _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="late")
     for name in reversed(order):  # children first: deletes
         _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="delete")
     for name in order:  # refused inserts once more, then reported
@@ -683,6 +688,13 @@ class _TableWork:
     soft_delete_column: str | None
     extra: Extra
     refused: RefusedInserts = field(default_factory=RefusedInserts)
+    coming: dict[str, set[str]] = field(default_factory=dict)
+    """The source's IDs of the rows this sync inserts, per target table with IDs of its own read
+    through the ID map (shared by the tables): a reference to one may wait for it (a cycle)."""
+    late: RemapSpec | None = None
+    """Set as the table's new rows are written with references waiting for rows inserted after them."""
+    waiting_updates: list[Any] = field(default_factory=list)
+    """Changed rows whose new references are to rows of a table inserted after this one's updates."""
 
     def key(self) -> list[str]:
         first = self.diff.differences[0] if self.diff.differences else None
@@ -710,6 +722,11 @@ class _TableWork:
         """How the table's IDs meet the source's, where diff read it through the ID map."""
         through = self.diff.through_map
         return through if through is not None and through.translates else None
+
+    def new_ids(self) -> set[str]:
+        """The source's IDs of the rows to insert, in a table with IDs of its own read through the map."""
+        own = self.through.own if self.through is not None else None
+        return {str(row[own]) for row in self.missing if row.get(own) is not None} if own else set()
 
 
 def _target_row(values: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -754,6 +771,9 @@ def _apply(
     if work.through is not None:  # (its map read only for a phase with work)
         if phase == "retry":
             work.refused.report(on_error)  # (inserts the target refused: reported, not tried again)
+        elif phase == "late":
+            if work.late is not None or work.waiting_updates:
+                _MappedIds(job, work, applier, outcome, dry_run).apply(phase, key, run)
         elif phase == "upsert" or any(d.kind == "extra" for d in rows):
             _MappedIds(job, work, applier, outcome, dry_run).apply(phase, key, run)
         return
@@ -768,6 +788,8 @@ def _apply(
         if outcome.inserted and not dry_run:
             applier.advance_sequences(list(missing[0]))
         outcome.updated = run(applier.updates(key, changed))
+        return
+    if phase == "late":
         return
     if phase == "retry":
         if work.refused.rows and outcome.deleted:
@@ -840,21 +862,17 @@ class _MappedIds:
             self.outcome.inserted = self.insert(self.work.missing, run)
             if self.outcome.inserted and not self.dry_run:
                 self.load()  # (an update may point at a row just inserted, of this table too)
-            changed, waiting = [], []
-            for d in (d for d in rows if d.kind == "changed"):
-                target_key = self.target_key(_held_key(d))
-                changes = {d.names.get(c, c): d.source[c] for c in d.columns}
-                values, why = self.target_values(changes, new=self.dry_run)  # (a dry run inserted no parent)
-                if target_key is None or why:
-                    self.fail(d.key, why or "its ID is not in the ID map any more")
-                    continue
-                changed.append((target_key, values))
-                waiting.append(self._waits(changes))
-            if self.dry_run:
-                updates = list(zip(changed, waiting, strict=True))
-                self.outcome.updated = self.printed(updates, lambda c: self.applier.updates(key, c), run)
-            else:
-                self.outcome.updated = run(self.applier.updates(key, changed))
+            self.outcome.updated = self.update([d for d in rows if d.kind == "changed"], key, run)
+        elif phase == "late":
+            if self.work.late is not None:
+                _, left = fix_late_references(self.job.target, self.table, self.work.late, IdMaps(self.state))
+                if left:
+                    self.outcome.failed += left
+                    self.outcome.errors.append(
+                        f"{self.table}: {left} new rows keep NULL in a reference to a row the target refused"
+                    )
+            waiting, self.work.waiting_updates = self.work.waiting_updates, []
+            self.outcome.updated += self.update(waiting, key, run)
         elif phase == "delete":
             extra = [
                 k
@@ -871,6 +889,38 @@ class _MappedIds:
                 self.outcome.soft_deleted = run(self.applier.soft_deletes(key, column, extra))
             else:
                 self.outcome.extra_kept += len(extra)
+
+    def update(self, rows: list[Any], key: list[str], run: Callable[..., int]) -> int:
+        """Changed rows, by their new IDs and with their references translated; one whose new
+        reference is to a row of a table inserted after this one's waits for the late phase."""
+        changed, waiting = [], []
+        for d in rows:
+            target_key = self.target_key(_held_key(d))
+            changes = {d.names.get(c, c): d.source[c] for c in d.columns}
+            values, why = self.target_values(changes, new=self.dry_run)  # (a dry run inserted no parent)
+            if why and not self.dry_run and self._coming(changes):
+                self.work.waiting_updates.append(d)
+                continue
+            if target_key is None or why:
+                self.fail(d.key, why or "its ID is not in the ID map any more")
+                continue
+            changed.append((target_key, values))
+            waiting.append(self._waits(changes))
+        if self.dry_run:
+            updates = list(zip(changed, waiting, strict=True))
+            return self.printed(updates, lambda c: self.applier.updates(key, c), run)
+        return run(self.applier.updates(key, changed))
+
+    def _coming(self, values: dict[str, Any]) -> bool:
+        """Whether every reference in the values the map lacks is to a row this sync inserts later."""
+        unknown = [
+            (c, str(values[c]))
+            for c in self.through.references
+            if values.get(c) is not None and str(values[c]) not in self.maps[c]
+        ]
+        return bool(unknown) and all(
+            v in self.work.coming.get(self.through.references[c], set()) for c, v in unknown
+        )
 
     def fail(self, key: Any, why: str) -> None:
         self.outcome.failed += 1
@@ -965,7 +1015,8 @@ class _MappedIds:
         written = 0
         with self.job.target.begin() as conn:
             rows = self._take_back_stale(conn, rows)
-            spec = RemapSpec(own, self._natural_key(), dict(self.through.references))
+            rows, late = self._late(rows)
+            spec = RemapSpec(own, self._natural_key(), dict(self.through.references), late)
             maps = IdMaps(self.state)
             writer = RemapWriter(
                 conn, self.job.target, self.table, columns, types, spec, maps, shared_natural=False
@@ -987,7 +1038,38 @@ class _MappedIds:
                     for row in rows[start : start + size]
                 ]
                 written += writer.write(batch, reject)[0]
+        if late:
+            self.work.late = spec
         return written
+
+    def _late(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], frozenset[str]]:
+        """The references of new rows that may wait for a row this sync inserts after them (a cycle,
+        within the table or across tables): written NULL, then set (``fix_late_references``) once
+        all tables' rows are in; a nullable column only. A row whose such reference is to no row,
+        mapped or coming, is refused here (written, it would keep NULL)."""
+        own = self.through.own
+        assert own is not None
+        late, lost = set(), set()
+        for column, parent in self.through.references.items():
+            unknown = {str(r[column]) for r in rows if r.get(column) is not None} - set(self.maps[column])
+            coming = unknown & self.work.coming.get(parent, set())
+            if coming and self.applier.table.column(column).nullable:
+                late.add(column)
+                lost |= {(column, v) for v in unknown - coming}
+        if not lost:
+            return rows, frozenset(late)
+        kept = []
+        for row in rows:
+            gone = next((c for c in late if (c, str(row.get(c))) in lost), None)
+            if gone is None:
+                kept.append(row)
+            else:
+                parent = self.through.references[gone]
+                self.fail(
+                    {own: row.get(own)},
+                    f"{gone}={row[gone]}: no row with that ID in the ID map of {parent}",
+                )
+        return kept, frozenset(late)
 
     def _natural_key(self) -> tuple[str, ...]:
         """The table's ``natural_key`` (target names): a new row whose natural key the target holds is
