@@ -3,7 +3,9 @@
 Without ``apply`` it prints the SQL. Each discrepancy is checked against the target as it is now: a row
 whose target values changed since the diff is a conflict, reported and left alone. Values written come
 from the source as it is now (read by key, exact types), never from the text stored for review.
-Extra rows are deleted only with ``delete``.
+Extra rows are deleted only with ``delete``. A table the diff read through the ID map (``diff
+--remap-ids``) is checked in the source's IDs and written through the map, as ``sync --remap-ids``
+writes it.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import sqlalchemy as sa
 from parity.config import TableConfig
 from parity.dialects.base import Dialect
 from parity.diff.compare import at_scale, column_equality
-from parity.diff.idmap import refuse_through_map
-from parity.diff.output import TARGET_TABLE
+from parity.diff.idmap import UNMAPPED_TEXT, plan_through_map, refuse_through_map
+from parity.diff.output import TARGET_TABLE, THROUGH_ID_MAP
 from parity.diff.plan import TablePlan, plan_table, target_column
-from parity.diff.result import jsonable, value_text
+from parity.diff.result import RowDiff, TableDiff, TableStats, jsonable, value_text
 from parity.endpoint import Endpoint, driver_could_not_load
 from parity.errors import ConfigError, NotFound, not_found
 from parity.job import Job
+from parity.remap import IdMaps, id_number, id_order
 from parity.schema.model import Table
 from parity.schema.reflect import table_names
 from parity.schema.types import STRING_KINDS, Kind
-from parity.sync import Applier, run_batches
+from parity.state import State
+from parity.sync import Applier, run_batches, write_differences
 from parity.values import JsonText, canonical_json, decode_value
 
 DEFAULT_TABLE = "_parity_discrepancies"
@@ -63,9 +67,19 @@ class _Row:
     whole: str | None = None
 
 
-def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, tuple[str | None, list[_Row]]]:
-    """The stored discrepancies of one run, grouped per table and key, with the table each was compared
-    with (None in a discrepancy table of an earlier parity, which did not store it)."""
+@dataclass
+class _Stored:
+    """One table's stored discrepancies of a run."""
+
+    compared: str | None
+    """The table it was compared with (None in a discrepancy table of an earlier parity)."""
+    through: bool
+    """Whether the diff read the target through the ID map (keys and references are the source's IDs)."""
+    rows: list[_Row]
+
+
+def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, _Stored]:
+    """The stored discrepancies of one run, grouped per table and key."""
     if table not in table_names(target) and not table.startswith("_parity_"):
         raise not_found("discrepancy table", table, table_names(target), target.redacted())
     names = ["run_id", "table_name", "key", "kind", "column_name", "target_value"]
@@ -73,26 +87,29 @@ def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, tuple[str |
         with target.connect() as conn:
             have = {c["name"] for c in target.dialect.columns(conn, table, target.schema)}
             t = sa.table(
-                table, *(sa.column(c) for c in (*names, TARGET_TABLE) if c in have), schema=target.schema
+                table,
+                *(sa.column(c) for c in (*names, TARGET_TABLE, THROUGH_ID_MAP) if c in have),
+                schema=target.schema,
             )
             compared = t.c[TARGET_TABLE] if TARGET_TABLE in have else sa.null()
-            query = sa.select(*(t.c[c] for c in names[1:]), compared).where(t.c.run_id == run_id)
+            through = t.c[THROUGH_ID_MAP] if THROUGH_ID_MAP in have else sa.null()
+            query = sa.select(*(t.c[c] for c in names[1:]), compared, through).where(t.c.run_id == run_id)
             rows = conn.execute(query).all()
     except (sa.exc.DBAPIError, KeyError, sa.exc.NoSuchTableError) as exc:
         raise NotFound(f"cannot read discrepancy table '{table}' in {target.redacted()}") from exc
     if not rows:
         raise NotFound(f"no discrepancies for run '{run_id}' in table '{table}'")
     grouped: dict[str, dict[str, _Row]] = defaultdict(dict)
-    targets: dict[str, str | None] = {}
+    targets: dict[str, tuple[str | None, bool]] = {}
     for row in rows:
-        name, key, kind, column, target_value, target_table = tuple(row)
-        targets[name] = target_table
+        name, key, kind, column, target_value, target_table, through = tuple(row)
+        targets[name] = (target_table, bool(through))
         entry = grouped[name].setdefault(key, _Row(kind, json.loads(key)))
         if kind == "changed" and column:
             entry.columns[column] = target_value
         elif kind == "extra":
             entry.whole = target_value
-    return {name: (targets[name], list(entries.values())) for name, entries in grouped.items()}
+    return {name: _Stored(*targets[name], list(entries.values())) for name, entries in grouped.items()}
 
 
 def fix(
@@ -104,7 +121,8 @@ def fix(
     stored = read_run(job.target, table, run_id)
     specs = {t.name: t for t in job.config.tables}
     planned: list[tuple[TableConfig, TablePlan, list[_Row]]] = []
-    for name, (compared, rows) in stored.items():
+    for name, found in stored.items():
+        compared, rows = found.compared, found.rows
         spec = specs.get(name) or TableConfig(name=name, **job.table_options)
         if compared is not None and spec.target is None and compared != name:
             spec = spec.model_copy(update={"target": compared})  # (the table the diff compared)
@@ -112,11 +130,38 @@ def fix(
             raise ConfigError(
                 f"run {run_id} compared table '{name}' with '{compared}', not '{spec.target or spec.name}'"
             )
-        planned.append((spec, plan_table(job.source, job.target, spec), rows))  # (as the diff matched them)
+        plan = plan_table(job.source, job.target, spec)  # (as the diff matched them)
+        if found.through:
+            plan = plan_through_map(job, plan, asked=True)
+            if plan.through_map is None or not plan.through_map.translates:
+                raise ConfigError(
+                    f"run {run_id} read table '{plan.target.name}' through the ID map (diff --remap-ids), "
+                    "and the target's _parity_id_map holds none of its IDs now"
+                )
+        planned.append((spec, plan, rows))
     for _, plan, _ in planned:  # (before any write)
-        refuse_through_map(job, plan, "fix")
+        if plan.through_map is None:
+            refuse_through_map(job, plan, "fix")
+    through: list[TableDiff] = []
     for spec, plan, rows in planned:
-        _fix_table(job, spec, plan, rows, result, apply, delete)
+        found_through = _fix_table(job, spec, plan, rows, result, apply, delete)
+        if found_through is not None:
+            through.append(found_through)
+    if through:  # (written as sync --remap-ids writes them: parents first, IDs by the target)
+        done = write_differences(
+            job,
+            through,
+            result.statements,
+            dry_run=not apply,
+            extra="delete" if delete else "keep",
+            batch_size=1000,
+        )
+        for synced in done:
+            result.inserted += synced.inserted
+            result.updated += synced.updated
+            result.deleted += synced.deleted
+            result.failed += synced.failed
+            result.errors += synced.errors
     return result
 
 
@@ -128,8 +173,11 @@ def _fix_table(
     result: FixResult,
     apply: bool,
     delete: bool,
-) -> None:
+) -> TableDiff | None:
+    """Check each discrepancy against both sides as they are now, then apply those still to do; of a
+    table read through the ID map, return them as differences, to be written through it."""
     source_table, target_table = plan.source, plan.target
+    ids = _ThroughIds(job, plan) if plan.through_map is not None else None
     rename = {p.source.name: p.target.name for p in (*plan.keys, *plan.columns)}
     source_names = {t: s for s, t in rename.items()}
     equal = {p.source.name: column_equality(p) for p in (*plan.keys, *plan.columns)}
@@ -179,14 +227,22 @@ def _fix_table(
         uuid_keys["source"],
         padded_keys["source"],
     )
-    targets = _fetch_all(
-        job.target,
-        target_table,
-        key_target,
-        [{rename.get(k, k): v for k, v in row.key.items()} for row in rows],
-        uuid_keys["target"],
-        padded_keys["target"],
-    )
+    wanted = [{rename.get(k, k): v for k, v in row.key.items()} for row in rows]
+    if ids is None:
+        targets = _fetch_all(
+            job.target, target_table, key_target, wanted, uuid_keys["target"], padded_keys["target"]
+        )
+    else:
+        targets = ids.fetch(job.target, target_table, key_target, wanted)
+    found: list[RowDiff] = []
+    names = {c: n for c in source_table.column_names if (n := target_name(c)) is not None}
+
+    def found_row(row: _Row, src: dict[str, Any] | None, dst: dict[str, Any] | None, left: Any = ()) -> None:
+        """A discrepancy still to apply, as diff would find it (of a table read through the map)."""
+        values = None if src is None else {c: v for c, v in src.items() if c in names}
+        renamed = {c: n for c, n in names.items() if c != n}
+        found.append(RowDiff(spec.name, row.key, row.kind, tuple(left), values, dst, renamed))  # type: ignore[arg-type]
+
     for row, (src, _), (dst, dst_key) in zip(rows, sources, targets, strict=True):
         label = f"{spec.name} {json.dumps(row.key, default=str)}"
         target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
@@ -207,6 +263,7 @@ def _fix_table(
                 continue
             # (the target's columns only: a source column it lacks is not compared, nor written)
             inserts.append({n: v for c, v in src.items() if (n := target_name(c)) is not None})
+            found_row(row, src, None)
         elif row.kind == "changed":
             if src is None or dst is None:
                 result.conflicts.append(
@@ -227,6 +284,7 @@ def _fix_table(
                 result.already += 1  # (the target has the source's values now)
                 continue
             updates.append((target_key, {rename.get(c, c): src[c] for c in left}))
+            found_row(row, src, dst, left)
         elif row.kind == "extra" and delete:
             if dst is None:
                 result.already += 1
@@ -240,6 +298,9 @@ def _fix_table(
                 result.conflicts.append(f"{label}: changed in the target since the diff ({named})")
                 continue
             deletes.append(target_key)
+            found_row(row, None, dst)
+    if ids is not None:
+        return TableDiff(TableStats(spec.name, target_table.name), found, through_map=plan.through_map)
     # the deletes first: a row the target holds under a key its collation takes for a missing row's ('a '
     # for 'a') would refuse that row's insert; so the dry run's SQL runs as printed, in this order
     deleted = _run(job, applier.deletes(key_target, deletes), apply, result)
@@ -250,6 +311,61 @@ def _fix_table(
     if inserted and apply:
         applier.advance_sequences(list(inserts[0]))
     result.statements.extend(applier.statements)
+    return None
+
+
+class _ThroughIds:
+    """A table read through the ID map: the stored keys (the source's IDs) as the target holds them,
+    and the target's rows read back with the source's IDs, as diff read them (a reference the map
+    does not hold as ``unmapped:N``)."""
+
+    def __init__(self, job: Job, plan: TablePlan) -> None:
+        through = plan.through_map
+        assert through is not None
+        maps = IdMaps(State(job.target))
+        with job.target.connect() as conn:
+            self.forward = {c: maps.of(conn, parent) for c, parent in through.references.items()}
+            if through.own:
+                self.forward[through.own] = maps.of(conn, plan.target.name)
+        self.back: dict[str, dict[str, str]] = {}
+        for column, pairs in self.forward.items():  # (new -> the least old ID, as diff joins them)
+            back: dict[str, str] = {}
+            for old, new in sorted(pairs.items(), key=lambda kv: id_order(kv[0]), reverse=True):
+                back[str(new)] = old
+            self.back[column] = back
+
+    def fetch(
+        self, endpoint: Endpoint, table: Table, key: list[str], keys: list[dict[str, Any]]
+    ) -> list[_Fetched]:
+        """The target's row of each key (target names, the source's IDs), or None twice."""
+        held = [self.held(k) for k in keys]
+        asked = [k for k in held if k is not None]
+        read = iter(_fetch_all(endpoint, table, key, asked, set(), set()) if asked else [])
+        out: list[_Fetched] = []
+        for k in held:
+            dst, dst_key = (None, None) if k is None else next(read)
+            out.append((None, None) if dst is None else (self.as_source(dst), dst_key))  # type: ignore[arg-type]
+        return out
+
+    def held(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        out = dict(key)
+        for column, value in key.items():
+            pairs = self.forward.get(column)
+            if pairs is None or value is None:
+                continue
+            if (new := pairs.get(str(value))) is None:
+                return None  # (no row of the copy has that ID)
+            out[column] = new
+        return out
+
+    def as_source(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = dict(row)
+        for column, back in self.back.items():
+            value = row.get(column)
+            if value is not None:
+                old = back.get(str(value))
+                out[column] = f"{UNMAPPED_TEXT}{value}" if old is None else id_number(old)
+        return out
 
 
 def _run(

@@ -66,7 +66,7 @@ class IdMaps:
             if table not in self.maps:
                 m = self.state.id_map
                 rows = conn.execute(sa.select(m.c.old_id, m.c.new_id).where(m.c.table_name == table)).all()
-                self.maps[table] = {r[0]: _number(r[1]) for r in rows}
+                self.maps[table] = {r[0]: id_number(r[1]) for r in rows}
             return self.maps[table]
 
     def record(self, conn: Connection, table: str, old: Any, new: Any) -> None:
@@ -88,7 +88,7 @@ class IdMaps:
         with endpoint.connect() as conn:
             held = conn.execute(sa.select(self.state.id_map.c.table_name).distinct()).scalars().all()
             data = {
-                t: dict(sorted(self.of(conn, t).items(), key=lambda kv: _sort_key(kv[0])))
+                t: dict(sorted(self.of(conn, t).items(), key=lambda kv: id_order(kv[0])))
                 for t in dict.fromkeys([*tables, *sorted(held)])
             }
         with open(path, "w", encoding="utf-8") as handle:
@@ -96,15 +96,17 @@ class IdMaps:
             handle.write("\n")
 
 
-def _number(text: str) -> Any:
+def id_number(text: str) -> Any:
+    """An ID held as text (``_parity_id_map``): its number, or the text where it is none."""
     try:
         return int(text)
     except ValueError:
         return text
 
 
-def _sort_key(text: str) -> tuple[int, Any]:
-    value = _number(text)
+def id_order(text: str) -> tuple[int, Any]:
+    """How IDs held as text sort: numbers by value, before other text."""
+    value = id_number(text)
     return (0, value) if isinstance(value, int) else (1, value)
 
 

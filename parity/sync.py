@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from parity import bulk
 from parity.diff.idmap import UNMAPPED_TEXT, ThroughMap
+from parity.diff.result import TableDiff
 from parity.endpoint import Endpoint, blames_rows, driver_message, refuse_given_ids, switched
 from parity.errors import ConfigError, ParityError
 from parity.job import Job
@@ -582,14 +583,56 @@ def sync(
             raise table.through_map.refusal(table.stats.target_table, "sync")
     # (a source column the target lacks is neither compared nor synced: said, not only in the diff's result)
     result.notes += [f"warning: {w} (nor synced)" for t in found.tables for w in t.warnings]
-    order = _fk_order(job, [t.stats.target_table for t in found.tables])
-    by_target = {t.stats.target_table: t for t in found.tables}
+    result.tables += write_differences(
+        job,
+        found.tables,
+        result.statements,
+        dry_run=dry_run,
+        extra=extra,
+        soft_delete_column=soft_delete_column,
+        batch_size=batch_size,
+        fk_checks=fk_checks,
+    )
+    if verify and not dry_run:
+        again = diff(job, threads=threads, table_errors=False, remap_ids=remap_ids)
+        left = [
+            d
+            for t in again.tables
+            for d in t.differences
+            if d.kind != "extra" or (extra != "keep" and not _references_only(t.through_map))
+        ]
+        left = [d for d in left if not (d.kind == "extra" and extra == "soft-delete")]
+        result.remaining = len(left)
+        result.verified = not left
+        if watch is not None and result.ok:
+            watch.save()
+    return result
+
+
+def write_differences(
+    job: Job,
+    found: list[TableDiff],
+    statements: list[str],
+    *,
+    dry_run: bool,
+    extra: Extra,
+    soft_delete_column: str | None = None,
+    batch_size: int,
+    fk_checks: bool = True,
+) -> list[TableSync]:
+    """Write the differences of these tables into the target (``dry_run``: their SQL into
+    ``statements``, in the order it runs): parents first inserts and updates, then the references
+    waiting for rows inserted after their own, then children first the extra rows (``extra``), then
+    refused inserts once more. Tables read through the ID map are written through it. (sync, and fix
+    of a run diffed through the map.)"""
+    order = _fk_order(job, [t.stats.target_table for t in found])
+    by_target = {t.stats.target_table: t for t in found}
     targets = {t.name: t for t in _target_tables(job, order)}
     plans = {name: _TableWork(by_target[name], targets[name], soft_delete_column, extra) for name in order}
     appliers = {name: Applier(job.target, targets[name], batch_size, dry_run) for name in order}
     for name in order:
         appliers[name].uuid_keys = plans[name].uuid_keys()
-        appliers[name].statements = result.statements  # (in the order they run: children's deletes first)
+        appliers[name].statements = statements  # (in the order they run: children's deletes first)
     outcomes = {name: TableSync(by_target[name].stats.table, name) for name in order}
     for name in order:  # before any write: every table can take its missing rows
         if missing := plans[name].missing:
@@ -608,21 +651,7 @@ def sync(
         _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="retry")
     for name in order:
         outcomes[name].seconds = round(time.perf_counter() - started, 3)
-        result.tables.append(outcomes[name])
-    if verify and not dry_run:
-        again = diff(job, threads=threads, table_errors=False, remap_ids=remap_ids)
-        left = [
-            d
-            for t in again.tables
-            for d in t.differences
-            if d.kind != "extra" or (extra != "keep" and not _references_only(t.through_map))
-        ]
-        left = [d for d in left if not (d.kind == "extra" and extra == "soft-delete")]
-        result.remaining = len(left)
-        result.verified = not left
-        if watch is not None and result.ok:
-            watch.save()
-    return result
+    return [outcomes[name] for name in order]
 
 
 class _LogWatch:

@@ -171,12 +171,14 @@ def test_fix_and_sync_without_the_map_refuse_tables_whose_ids_the_target_assigne
     source, target, job_file = remapped
     target.sql("DELETE FROM commits WHERE hash = 'b1'")
     before = target.query("SELECT id, repository_id, hash, message FROM commits ORDER BY id")
-    found = _diff(build(config_file=str(job_file)), output="_parity_discrepancies")
+    # (a run that compared the target's own IDs: its keys are no source's)
+    found = _diff(_job(source, target), output="_parity_discrepancies")
     assert not found.identical and all(t.through_map is not None for t in found.tables)
     for job in (build(config_file=str(job_file)), _job(source, target)):
         try:
             with pytest.raises(
-                ConfigError, match=r"table 'commits': its IDs \(id, repository_id\) were assigned"
+                ConfigError,
+                match=r"table 'commits': its IDs \(id, repository_id\) were assigned.* fix a run of diff --remap-ids",
             ):
                 fix(job, found.run_id, apply=True, delete=True)
         finally:
@@ -248,6 +250,62 @@ def test_sync_writes_through_the_id_map(remapped: Any) -> None:
     # (n1's entry, its row gone from the target, taken back: an ID given again is no copied row)
     assert target.query("SELECT COUNT(*) FROM _parity_id_map WHERE table_name = 'commits'")[0][0] == 5
     assert _diff(build(config_file=str(job_file))).identical
+
+
+@pytest.mark.parametrize("remapped", ["mariadb", "postgresql", "sqlite"], indirect=True)
+def test_fix_applies_a_run_diffed_through_the_id_map(remapped: Any) -> None:
+    """A run of diff --remap-ids stored with --output holds the source's IDs: fix checks each row
+    against the target read through the map (a row changed there since the diff is a conflict) and
+    writes as sync --remap-ids does: new rows get IDs the target assigns, changed ones are updated by
+    their new IDs, references translated, extra ones deleted with their map entries. It refused."""
+    source, target, job_file = remapped
+    source.sql(
+        "UPDATE repositories SET name = 'Alpha' WHERE id = 1",
+        "INSERT INTO repositories VALUES (4, 'delta', 'D')",
+        "INSERT INTO commits VALUES (15, 4, 'd1', 'new'), (16, 1, 'a3', 'new')",
+        "UPDATE commits SET repository_id = 2 WHERE id = 10",
+        "UPDATE commits SET message = 'm2' WHERE id = 13",
+        "DELETE FROM commits WHERE id IN (11, 14)",
+    )
+    target.sql("UPDATE commits SET message = 'x' WHERE hash = 'c1'")
+    own_rows = target.query("SELECT id, slug, name FROM repositories WHERE slug LIKE 'other%' ORDER BY id")
+    found = _diff(build(config_file=str(job_file)), output="_parity_discrepancies")
+    assert _found(found)["commits"] == [
+        ("changed", 10, ("repository_id",)), ("changed", 12, ("message",)), ("changed", 13, ("message",)),
+        ("extra", 11, ()), ("extra", 14, ()), ("missing", 15, ()), ("missing", 16, ()),
+    ]  # fmt: skip
+    target.sql("UPDATE commits SET message = 'late' WHERE hash = 'b1'")  # (since the diff)
+    job = build(config_file=str(job_file))
+    try:
+        planned = fix(job, found.run_id, delete=True)
+    finally:
+        job.close()
+    assert (planned.inserted, planned.updated, planned.deleted) == (3, 3, 2)  # (would be)
+    printed = "\n".join(planned.statements)
+    assert "'delta'" in printed and any(s.startswith("-- INSERT") and "'d1'" in s for s in planned.statements)
+    assert target.query("SELECT COUNT(*) FROM commits")[0][0] == 5
+    job = build(config_file=str(job_file))
+    try:
+        done = fix(job, found.run_id, apply=True, delete=True)
+    finally:
+        job.close()
+    assert (done.inserted, done.updated, done.deleted, done.failed) == (3, 3, 2, 0), done.errors
+    assert len(done.conflicts) == 1 and 'commits {"id": 13}: changed in the target' in done.conflicts[0]
+    rows = target.query(
+        "SELECT c.hash, r.slug, c.message FROM commits c LEFT JOIN repositories r ON r.id = c.repository_id"
+        " ORDER BY c.hash"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("a1", "beta", "m"), ("a3", "alpha", "new"), ("b1", "beta", "late"), ("c1", "gamma", "m"),
+        ("d1", "delta", "new"),
+    ]  # fmt: skip
+    assert (
+        target.query("SELECT id, slug, name FROM repositories WHERE slug LIKE 'other%' ORDER BY id")
+        == own_rows
+    )
+    assert target.query("SELECT COUNT(*) FROM _parity_id_map WHERE table_name = 'commits'")[0][0] == 5
+    left = _found(_diff(build(config_file=str(job_file))))
+    assert left == {"repositories": [], "commits": [("changed", 13, ("message",))]}
 
 
 def test_references_are_ids_where_they_name_the_parent_s_key_as_either_side_declares_them(

@@ -105,7 +105,8 @@ def diff(
                 if has_map:
                     plan = plan_through_map(job, plan, through_map)
                 if sink is not None:
-                    sink.compared(plan.source.name, plan.target.name)
+                    through = plan.through_map is not None and plan.through_map.translates
+                    sink.compared(plan.source.name, plan.target.name, through)
                 if record is not None:
                     table = compare_record(plan, job.source, job.target, record)
                     for row in table.differences:

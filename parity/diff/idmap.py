@@ -57,7 +57,11 @@ class ThroughMap:
 
     def refusal(self, table: str, command: str) -> ConfigError:
         """The error of a ``command`` that would write the table's rows with the source's IDs."""
-        how = "give it --remap-ids" if command == "sync" else "sync --remap-ids -t TABLE does"
+        how = (
+            "give it --remap-ids"
+            if command == "sync"
+            else "fix a run of diff --remap-ids (this run compared the target's own IDs)"
+        )
         return ConfigError(
             f"table '{table}': its IDs ({', '.join(self.joined)}) were assigned by the target (copy "
             f"--remap-ids; _parity_id_map holds them), and {command} would write the source's IDs beside "

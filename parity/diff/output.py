@@ -25,6 +25,12 @@ FILE_SUFFIXES = (".jsonl", ".csv")
 TARGET_TABLE = "target_table"
 """The discrepancy table's column naming the table the source table was compared with (``parity fix``
 changes that one)."""
+THROUGH_ID_MAP = "through_id_map"
+"""The discrepancy table's column that is 1 where the target table was read through the ID map
+(``diff --remap-ids``): the keys and references recorded are the source's IDs (``parity fix`` writes
+them through the map)."""
+ADDED_COLUMNS = (TARGET_TABLE, THROUGH_ID_MAP)
+"""The columns a discrepancy table of an earlier parity lacks (added to it as it is written)."""
 
 
 _LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
@@ -42,8 +48,9 @@ def run_time(run_id: str) -> datetime:
 class Sink(Protocol):
     def write(self, diff: RowDiff) -> None: ...
 
-    def compared(self, source: str, target: str) -> None:
-        """The next rows' table is ``source`` compared with ``target``."""
+    def compared(self, source: str, target: str, through: bool = False) -> None:
+        """The next rows' table is ``source`` compared with ``target`` (``through``: read through the
+        ID map)."""
 
     def close(self) -> None: ...
 
@@ -115,7 +122,7 @@ class _FileSink:
 class JsonlSink(_FileSink):
     """One JSON object per differing row, as ``parity diff --format jsonl`` prints them."""
 
-    def compared(self, source: str, target: str) -> None:
+    def compared(self, source: str, target: str, through: bool = False) -> None:
         pass  # (a file's rows name the source table only, as the printed ones do)
 
     def write(self, diff: RowDiff) -> None:
@@ -151,7 +158,7 @@ class CsvSink(_FileSink):
         self.run_id = run_id
         self.at = run_time(run_id)
 
-    def compared(self, source: str, target: str) -> None:
+    def compared(self, source: str, target: str, through: bool = False) -> None:
         pass  # (a file's rows name the source table only, as the printed ones do)
 
     def write(self, diff: RowDiff) -> None:
@@ -179,10 +186,12 @@ class TableSink:
             sa.Column("source_value", _LONG_TEXT),
             sa.Column("target_value", _LONG_TEXT),
             sa.Column(TARGET_TABLE, sa.String(255)),
+            sa.Column(THROUGH_ID_MAP, sa.Integer()),
             schema=target.schema,
         )
         self.pending: list[dict[str, Any]] = []
         self.targets: dict[str, str] = {}
+        self.through: dict[str, bool] = {}
         self.made = self.written = False
         self._do(self._check, "read")
 
@@ -206,23 +215,24 @@ class TableSink:
                 f"--output {self.table.name}: that table exists and is not a discrepancy table (it has no "
                 f"{', '.join(lacking)} column); name a new table, or one an earlier diff wrote"
             )
-        if TARGET_TABLE not in have:
-            quote = conn.dialect.identifier_preparer
-            kind = sa.String(255).compile(dialect=conn.dialect)
-            conn.execute(
-                sa.text(
-                    f"ALTER TABLE {quote.format_table(self.table)} ADD {quote.quote(TARGET_TABLE)} {kind}"
+        quote = conn.dialect.identifier_preparer
+        for name in ADDED_COLUMNS:
+            if name not in have:
+                kind = self.table.c[name].type.compile(dialect=conn.dialect)
+                conn.execute(
+                    sa.text(f"ALTER TABLE {quote.format_table(self.table)} ADD {quote.quote(name)} {kind}")
                 )
-            )
 
-    def compared(self, source: str, target: str) -> None:
+    def compared(self, source: str, target: str, through: bool = False) -> None:
         self.targets[source] = target
+        self.through[source] = through
 
     def write(self, diff: RowDiff) -> None:
-        target = self.targets.get(diff.table, diff.table)
-        self.pending.extend(
-            {**row, TARGET_TABLE: target} for row in discrepancies(self.run_id, self.at, diff)
-        )
+        added = {
+            TARGET_TABLE: self.targets.get(diff.table, diff.table),
+            THROUGH_ID_MAP: 1 if self.through.get(diff.table) else None,
+        }
+        self.pending.extend({**row, **added} for row in discrepancies(self.run_id, self.at, diff))
         if len(self.pending) >= self.BATCH:
             self.flush()
 
