@@ -206,7 +206,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the table (default 1M)")
     parser.add_argument("--threads", type=int, default=4, help="threads for parity and reladiff (default 4)")
     parser.add_argument(
-        "--repeat", type=int, default=2, help="runs of parity and of reladiff per variant, best kept (default 2)"
+        "--repeat",
+        type=int,
+        default=2,
+        help="runs of parity and of reladiff per variant, best kept (default 2)",
     )
     parser.add_argument("--no-reladiff", action="store_true", help="skip reladiff")
     parser.add_argument("--no-copy", action="store_true", help="skip timing parity copy of the table")
