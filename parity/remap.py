@@ -149,6 +149,8 @@ class RemapWriter:
         self._taken: dict[str, str] | None = None
         """new -> old of the map and this chunk's pairs, made when a natural key first matches."""
         self.new_pairs: dict[str, Any] = {}
+        self.matched: set[str] = set()
+        """The source's IDs of rows mapped to a target row by their natural key (not written)."""
         """... and this chunk's, not committed yet: other chunks see them after the commit (``remember``)."""
         self.parents = {col: maps.of(conn, parent) for col, parent in spec.references.items()}
         self.returning = bool(conn.dialect.insert_returning)
@@ -192,6 +194,7 @@ class RemapWriter:
             roll_back_to(savepoint, exc)
             for old in self.deferred.pairs:
                 self.new_pairs.pop(old, None)
+                self.matched.discard(old)
             if isinstance(exc, sa.exc.DBAPIError):
                 raise_unless_refusal(exc)
                 self.failed += 1
@@ -250,6 +253,7 @@ class RemapWriter:
                     )
                     return "rejected"
                 self._map(old_id, existing)
+                self.matched.add(str(old_id))
             return "skipped"
         dialect = self.endpoint.dialect
         if self.deferred is not None:  # (under the batch's savepoint: a refusal rolls the batch back)

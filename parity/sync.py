@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from parity import bulk
 from parity.diff.idmap import UNMAPPED_TEXT, ThroughMap
-from parity.diff.result import TableDiff
+from parity.diff.result import RowDiff, TableDiff
 from parity.endpoint import Endpoint, blames_rows, driver_message, refuse_given_ids, switched
 from parity.errors import ConfigError, ParityError
 from parity.job import Job
@@ -1069,7 +1069,22 @@ class _MappedIds:
                 written += writer.write(batch, reject)[0]
         if late:
             self.work.late = spec
+        self._update_matched(writer.matched)
         return written
+
+    def _update_matched(self, matched: set[str]) -> None:
+        """New source rows mapped to a target row by their natural key take that row (copy leaves
+        it as it was): its values become the source's in the late phase, once every new row has its
+        ID (else the run's own check finds them changed, and only the next sync converges)."""
+        own = self.through.own
+        if not matched or own is None:
+            return
+        for d in self.work.diff.differences:
+            if d.kind == "missing" and str(_target_row(d.source, d.names).get(own)) in matched:
+                columns = tuple(c for c in d.source if c not in d.key and d.names.get(c, c) != own)
+                self.work.waiting_updates.append(
+                    RowDiff(d.table, d.key, "changed", columns, d.source, None, d.names)
+                )
 
     def _late(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], frozenset[str]]:
         """The references of new rows that may wait for a row this sync inserts after them (a cycle,

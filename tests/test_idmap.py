@@ -500,3 +500,23 @@ def test_sync_inserts_new_rows_that_reference_each_other_in_a_cycle(
     again = _sync(_job(source, target), remap_ids=True)
     assert again.verified and again.ok
     assert all((t.inserted, t.updated, t.failed) == (0, 0, 0) for t in again.tables), again.to_dict()
+
+
+@pytest.mark.parametrize("remapped", ["mariadb", "postgresql"], indirect=True)
+def test_sync_takes_a_live_row_a_new_row_matches_by_its_natural_key_in_one_run(remapped: Any) -> None:
+    """A new source row whose natural key a live target row holds is mapped to that row (as copy maps
+    it); its values stayed the live row's, so the run's own check found it changed, and only the next
+    sync made it the source's. It is updated in the same run, with references to rows inserted then."""
+    source, target, job_file = remapped
+    target.sql("INSERT INTO repositories (id, slug, name) VALUES (40, 'epsilon', 'live')")
+    source.sql(
+        "INSERT INTO repositories VALUES (5, 'epsilon', 'E')",
+        "INSERT INTO commits VALUES (17, 5, 'e1', 'new')",
+    )
+    result = _sync(build(config_file=str(job_file)))
+    assert result.verified, (result.remaining, [t.errors for t in result.tables])
+    done = {t.table: (t.inserted, t.updated, t.failed) for t in result.tables}
+    assert done == {"repositories": (0, 1, 0), "commits": (1, 0, 0)}
+    assert target.query("SELECT id, name FROM repositories WHERE slug = 'epsilon'") == [(40, "E")]
+    assert target.query("SELECT repository_id FROM commits WHERE hash = 'e1'") == [(40,)]
+    assert _diff(build(config_file=str(job_file))).identical
