@@ -649,8 +649,10 @@ def diff_cmd(
     if output is not None and not result.identical:
         if output.lower().endswith(FILE_SUFFIXES):
             err.print(f"differences written to {output}, run id {run_id}")
-        elif any(t.through_map is not None for t in result.tables):  # (fix refuses them)
-            err.print(f"differences written to table {output}, run id {run_id} (IDs read through the ID map)")
+        elif any(t.through_map is not None and not t.through_map.translates for t in result.tables):
+            err.print(f"differences written to table {output}, run id {run_id} (IDs compared as the target "
+                      "holds them: parity fix refuses tables whose IDs the target assigned; diff them with "
+                      "--remap-ids)")  # fmt: skip
         else:
             named = "" if output == DISCREPANCIES else f" --discrepancies {output}"
             err.print(f"differences written to table {output}, run id {run_id}: review and apply them with "

@@ -157,6 +157,11 @@ def fix(
             batch_size=1000,
         )
         for synced in done:
+            if synced.extra_kept:
+                result.conflicts.append(
+                    f"{synced.table}: {synced.extra_kept} extra rows kept: a table of references only (nothing "
+                    "records which of its rows the copy wrote; one may be the live target's)"
+                )
             result.inserted += synced.inserted
             result.updated += synced.updated
             result.deleted += synced.deleted
@@ -177,7 +182,7 @@ def _fix_table(
     """Check each discrepancy against both sides as they are now, then apply those still to do; of a
     table read through the ID map, return them as differences, to be written through it."""
     source_table, target_table = plan.source, plan.target
-    ids = _ThroughIds(job, plan) if plan.through_map is not None else None
+    ids = _ThroughIds(job, plan, spec) if plan.through_map is not None else None
     rename = {p.source.name: p.target.name for p in (*plan.keys, *plan.columns)}
     source_names = {t: s for s, t in rename.items()}
     equal = {p.source.name: column_equality(p) for p in (*plan.keys, *plan.columns)}
@@ -237,11 +242,13 @@ def _fix_table(
     found: list[RowDiff] = []
     names = {c: n for c in source_table.column_names if (n := target_name(c)) is not None}
 
-    def found_row(row: _Row, src: dict[str, Any] | None, dst: dict[str, Any] | None, left: Any = ()) -> None:
+    def found_row(
+        row: _Row, src: dict[str, Any] | None, dst: dict[str, Any] | None, left: Any = (), kind: Any = None
+    ) -> None:
         """A discrepancy still to apply, as diff would find it (of a table read through the map)."""
         values = None if src is None else {c: v for c, v in src.items() if c in names}
         renamed = {c: n for c, n in names.items() if c != n}
-        found.append(RowDiff(spec.name, row.key, row.kind, tuple(left), values, dst, renamed))  # type: ignore[arg-type]
+        found.append(RowDiff(spec.name, row.key, kind or row.kind, tuple(left), values, dst, renamed))  # type: ignore[arg-type]
 
     for row, (src, _), (dst, dst_key) in zip(rows, sources, targets, strict=True):
         label = f"{spec.name} {json.dumps(row.key, default=str)}"
@@ -255,6 +262,14 @@ def _fix_table(
         if row.kind == "missing":
             if dst is not None and src is not None and same(src, dst, rename):
                 result.already += 1  # (inserted by an earlier fix, or by the application)
+                continue
+            if ids is not None and dst is not None and src is not None:
+                left = [c for c in rename if not same(src, dst, [c])]
+                if set(map(rename.get, left)) <= ids.unset(dst):  # (a stopped fix wrote it: the rest)
+                    found_row(row, src, dst, left, kind="changed")
+                    continue
+            if ids is not None and dst is None and src is not None and (holder := ids.natural_holder(src)):
+                result.conflicts.append(f"{label}: now in the target ({holder}; sync --remap-ids takes it)")
                 continue
             if dst is not None or src is None:
                 result.conflicts.append(
@@ -319,14 +334,21 @@ class _ThroughIds:
     and the target's rows read back with the source's IDs, as diff read them (a reference the map
     does not hold as ``unmapped:N``)."""
 
-    def __init__(self, job: Job, plan: TablePlan) -> None:
+    def __init__(self, job: Job, plan: TablePlan, spec: TableConfig) -> None:
         through = plan.through_map
         assert through is not None
-        maps = IdMaps(State(job.target))
+        self.target, self.table, self.own = job.target, plan.target, through.own
+        self.natural = {c: spec.map.get(c, c) for c in spec.natural_key or ()}
+        """The natural key's columns, source name -> target name."""
+        state = State(job.target)
+        maps = IdMaps(state)
         with job.target.connect() as conn:
             self.forward = {c: maps.of(conn, parent) for c, parent in through.references.items()}
             if through.own:
                 self.forward[through.own] = maps.of(conn, plan.target.name)
+            waits = state.waiting_references(conn, plan.target.name) if through.own else []
+        self.waiting = {(str(info["row"]), info["column"]) for _, info in waits}
+        """(new ID, column) of the references written NULL, waiting for a row inserted after theirs."""
         self.back: dict[str, dict[str, str]] = {}
         for column, pairs in self.forward.items():  # (new -> the least old ID, as diff joins them)
             back: dict[str, str] = {}
@@ -346,6 +368,30 @@ class _ThroughIds:
             dst, dst_key = (None, None) if k is None else next(read)
             out.append((None, None) if dst is None else (self.as_source(dst), dst_key))  # type: ignore[arg-type]
         return out
+
+    def unset(self, row: dict[str, Any]) -> set[str]:
+        """The references of a row (read with the source's IDs) written NULL and waiting for their row
+        (a fix or sync stopped before it set them)."""
+        if self.own is None or (new := self.forward[self.own].get(str(row.get(self.own)))) is None:
+            return set()
+        return {c for n, c in self.waiting if n == str(new) and row.get(c) is None}
+
+    def natural_holder(self, values: dict[str, Any]) -> str | None:
+        """The target's row holding a missing row's natural key (source names), named; None if none
+        (a fix writes no row the live target holds: sync --remap-ids maps such a row to it)."""
+        if not self.natural or any(values.get(c) is None for c in self.natural):
+            return None
+        t = sa.table(
+            self.table.name, *(sa.column(c) for c in self.table.column_names), schema=self.target.schema
+        )
+        shown = self.own or next(iter(self.natural.values()))
+        query = sa.select(t.c[shown]).where(*(t.c[n] == values[c] for c, n in self.natural.items())).limit(1)
+        with self.target.connect() as conn:
+            found = conn.execute(query).first()
+        if found is None:
+            return None
+        key = ", ".join(f"{n}={values[c]}" for c, n in self.natural.items())
+        return f"its natural key {key} is the target's row {shown}={found[0]}"
 
     def held(self, key: dict[str, Any]) -> dict[str, Any] | None:
         out = dict(key)

@@ -157,6 +157,12 @@ class State:
         ).all()
         return [(r[0], json.loads(r[1])) for r in rows]
 
+    def forget_waits(self, conn: Connection, table: str) -> None:
+        """Forget the references of ``table`` waiting for a parent (``wait_reference``): a sync
+        through the ID map finds them as changed rows, and sets them by the source as it is now (set
+        later as recorded, one would undo the source's own change since)."""
+        conn.execute(sa.delete(self.state).where(self.state.c.task == _late_task(table)))
+
     def forget_rows(self, conn: Connection, tables: list[str]) -> None:
         """Forget what is recorded of the rows of ``tables``, as they are emptied: their old -> new IDs
         (kept, they would make the rows "copied") and their references waiting for a parent."""

@@ -888,6 +888,9 @@ class _MappedIds:
             )
         if phase == "upsert":
             self.forget_dangling()
+            if not self.dry_run:  # (the diff found what they were to set: changed rows, updated below)
+                with self.job.target.begin() as conn:
+                    self.state.forget_waits(conn, self.table)
             self.outcome.inserted = self.insert(self.work.missing, run)
             if self.outcome.inserted and not self.dry_run:
                 self.load()  # (an update may point at a row just inserted, of this table too)
@@ -901,7 +904,7 @@ class _MappedIds:
                         f"{self.table}: {left} new rows keep NULL in a reference to a row the target refused"
                     )
             waiting, self.work.waiting_updates = self.work.waiting_updates, []
-            self.outcome.updated += self.update(waiting, key, run)
+            self.outcome.updated += self.update(waiting, key, run, late=True)
         elif phase == "delete":
             extra = [
                 k
@@ -919,15 +922,16 @@ class _MappedIds:
             else:
                 self.outcome.extra_kept += len(extra)
 
-    def update(self, rows: list[Any], key: list[str], run: Callable[..., int]) -> int:
+    def update(self, rows: list[Any], key: list[str], run: Callable[..., int], late: bool = False) -> int:
         """Changed rows, by their new IDs and with their references translated; one whose new
-        reference is to a row of a table inserted after this one's waits for the late phase."""
+        reference is to a row of a table inserted after this one's waits for the late phase (``late``:
+        this is it, and a reference still without its row, refused, fails the row with its reason)."""
         changed, waiting = [], []
         for d in rows:
             target_key = self.target_key(_held_key(d))
             changes = {d.names.get(c, c): d.source[c] for c in d.columns}
             values, why = self.target_values(changes, new=self.dry_run)  # (a dry run inserted no parent)
-            if why and not self.dry_run and self._coming(changes):
+            if why and not self.dry_run and not late and self._coming(changes):
                 self.work.waiting_updates.append(d)
                 continue
             if target_key is None or why:

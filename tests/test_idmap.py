@@ -19,6 +19,7 @@ from parity.diff import DiffResult, diff
 from parity.errors import ConfigError
 from parity.fix import fix
 from parity.job import Job, build
+from parity.state import State
 from parity.sync import sync
 from tests.conftest import Database
 
@@ -501,6 +502,31 @@ def test_sync_inserts_new_rows_that_reference_each_other_in_a_cycle(
     assert again.verified and again.ok
     assert all((t.inserted, t.updated, t.failed) == (0, 0, 0) for t in again.tables), again.to_dict()
 
+    # a changed row waiting for a new row the target refuses fails with the reason (it was dropped
+    # without a word: put back to wait, and never read again)
+    target.sql("ALTER TABLE tree ADD CONSTRAINT no_bad CHECK (name <> 'bad')")
+    source.sql("INSERT INTO tree VALUES (15, NULL, 'bad')", "UPDATE tree SET parent_id = 15 WHERE id = 1")
+    refused = {t.table: t for t in _sync(_job(source, target), remap_ids=True).tables}["tree"]
+    assert (refused.inserted, refused.updated, refused.failed) == (0, 0, 2), refused.errors
+    assert "parent_id=15: no row with that ID in the ID map of tree" in " ".join(refused.errors)
+    source.sql("DELETE FROM tree WHERE id = 15", "UPDATE tree SET parent_id = NULL WHERE id = 1")
+
+    # a reference left waiting (a run stopped before it set it) is not set later as recorded: the
+    # source set it NULL since, and a later run's new cycle set it back to its old parent
+    job = _job(source, target)
+    try:
+        t8 = target.query("SELECT id, parent_id FROM tree WHERE name = 't8'")[0]
+        with job.target.begin() as conn:
+            State(job.target).wait_reference(conn, "tree", t8[0], "parent_id", "9")
+    finally:
+        job.close()
+    source.sql("UPDATE tree SET parent_id = NULL WHERE id = 8")
+    assert _sync(_job(source, target), remap_ids=True).verified
+    source.sql("INSERT INTO tree VALUES (30, 31, 't30'), (31, 30, 't31')")
+    later = _sync(_job(source, target), remap_ids=True)
+    assert later.verified, later.to_dict()
+    assert target.query("SELECT parent_id FROM tree WHERE name = 't8'") == [(None,)]
+
 
 @pytest.mark.parametrize("remapped", ["mariadb", "postgresql"], indirect=True)
 def test_sync_takes_a_live_row_a_new_row_matches_by_its_natural_key_in_one_run(remapped: Any) -> None:
@@ -520,3 +546,80 @@ def test_sync_takes_a_live_row_a_new_row_matches_by_its_natural_key_in_one_run(r
     assert target.query("SELECT id, name FROM repositories WHERE slug = 'epsilon'") == [(40, "E")]
     assert target.query("SELECT repository_id FROM commits WHERE hash = 'e1'") == [(40,)]
     assert _diff(build(config_file=str(job_file))).identical
+
+
+@pytest.mark.parametrize("kind", ["mariadb", "postgresql"])
+def test_fix_through_the_map_writes_no_live_row_and_finishes_what_a_stopped_fix_began(
+    make_db: Callable[[str], Database], kind: str, tmp_path: Path
+) -> None:
+    """fix of a run of diff --remap-ids: a missing row whose natural key a live row took since the diff
+    is a conflict (fix mapped the live row to it, and exited 0); an extra row of a table of references
+    only, kept, is said (it was skipped without a word); a new row a stopped fix wrote with its
+    reference NULL, waiting, is finished on the rerun (it was a conflict, "now in the target")."""
+    source, target = make_db("sqlite"), make_db(kind)
+    source.sql(
+        "CREATE TABLE tree (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES tree(id),"
+        " slug VARCHAR(20) NOT NULL UNIQUE)",
+        "CREATE TABLE labels (tree_id INTEGER NOT NULL REFERENCES tree(id), label VARCHAR(10) NOT NULL,"
+        " PRIMARY KEY (tree_id, label))",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(20) NOT NULL UNIQUE)",
+        "INSERT INTO tree VALUES (1, NULL, 'root'), (2, 1, 'a')",
+        "INSERT INTO labels VALUES (1, 'x'), (2, 'x')",
+        "INSERT INTO users VALUES (1, 'one@x')",
+    )
+    copy(_job(source, target), limit=0)
+    for table, column in (("tree", "slug"), ("users", "email")):
+        target.sql(*(f"INSERT INTO {table} (id, {column}) VALUES ({i}, 'own{i}')" for i in range(1, 11)))
+        if kind == "postgresql":
+            target.sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 10)")
+    job_file = tmp_path / "job.yaml"
+    schema = f", schema: {target.schema}" if target.schema else ""
+    job_file.write_text(
+        f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'{schema}}}\n"
+        "tables:\n  - {name: tree, remap_ids: true}\n  - {name: labels}\n"
+        "  - {name: users, remap_ids: true, natural_key: [email]}\n"
+    )
+    first = build(config_file=str(job_file))
+    try:
+        assert all(t.status == "ok" for t in copy(first).tables)
+    finally:
+        first.close()
+    source.sql(
+        "INSERT INTO tree VALUES (5, 6, 'five'), (6, 5, 'six')",
+        "DELETE FROM labels WHERE tree_id = 2",
+        "INSERT INTO users VALUES (7, 'seven@x')",
+    )
+    found = _diff(build(config_file=str(job_file)), output="_parity_discrepancies")
+    assert {t: sorted((k, d["tree_id"] if "tree_id" in d else d["id"]) for k, d, _ in rows) for t, rows in
+            {t.stats.table: [(d.kind, d.key, d.columns) for d in t.differences] for t in found.tables}.items()} == {
+        "tree": [("missing", 5), ("missing", 6)], "labels": [("extra", 2)], "users": [("missing", 7)],
+    }  # fmt: skip
+    # a fix stopped before its late phase: 5 and 6 written and mapped, 5 NULL where it waits for 6
+    target.sql("INSERT INTO tree (slug) VALUES ('five'), ('six')")
+    new = {slug: i for slug, i in target.query("SELECT slug, id FROM tree WHERE slug IN ('five', 'six')")}
+    target.sql(
+        f"UPDATE tree SET parent_id = {new['five']} WHERE id = {new['six']}",
+        f"INSERT INTO _parity_id_map (table_name, old_id, new_id) VALUES ('tree', '5', '{new['five']}'),"
+        f" ('tree', '6', '{new['six']}')",
+    )
+    job = build(config_file=str(job_file))
+    try:
+        with job.target.begin() as conn:
+            State(job.target).wait_reference(conn, "tree", new["five"], "parent_id", "6")
+    finally:
+        job.close()
+    target.sql("INSERT INTO users (id, email) VALUES (50, 'seven@x')")  # (the live application, since)
+    job = build(config_file=str(job_file))
+    try:
+        done = fix(job, found.run_id, apply=True, delete=True)
+    finally:
+        job.close()
+    assert (done.inserted, done.updated, done.deleted, done.failed, done.already) == (0, 1, 0, 0, 1), (
+        done.to_dict()
+    )
+    assert any("now in the target (its natural key email=seven@x is the target's row id=50" in c
+               for c in done.conflicts), done.conflicts  # fmt: skip
+    assert any("labels: 1 extra rows kept" in c for c in done.conflicts), done.conflicts
+    assert target.query(f"SELECT parent_id FROM tree WHERE id = {new['five']}") == [(new["six"],)]
+    assert target.query("SELECT COUNT(*) FROM _parity_id_map WHERE table_name = 'users'")[0][0] == 1
+    assert target.query("SELECT id FROM users WHERE email = 'seven@x'") == [(50,)]
