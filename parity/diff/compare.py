@@ -217,12 +217,22 @@ class _Side:
     """How one side's rows are decoded and made comparable."""
 
     def __init__(
-        self, pairs: Sequence[ColumnPair], dialect: Dialect, source: bool, references: Collection[str] = ()
+        self,
+        pairs: Sequence[ColumnPair],
+        dialect: Dialect,
+        source: bool,
+        references: Collection[str] = (),
+        shared: dict[str, dict[int, int]] | None = None,
     ) -> None:
-        """``references``: columns of IDs read through the ID map, as text (``Side._rows``)."""
+        """``references``: columns of IDs read through the ID map, as text (``Side._rows``); ``shared``:
+        the source's references to rows that share a target row, as the least of them
+        (``ThroughMap.shared``)."""
         columns = [p.source if source else p.target for p in pairs]
         self.names = [c.name for c in columns]
         decoders = [_id_or_unmapped if c.name in references else _decoder(c.type, dialect) for c in columns]
+        for i, c in enumerate(columns):
+            if shared and c.name in shared:
+                decoders[i] = _least_of(shared[c.name], decoders[i])
         self.decoders = [(i, _lenient(f)) for i, f in enumerate(decoders) if f is not None]
         self.norms = [_lenient(normalizer(p.compare, c.type)) for p, c in zip(pairs, columns, strict=True)]
         self.scalers = [(i, f) for i, f in enumerate(_scaler(c.type) for c in columns) if f is not None]
@@ -242,6 +252,14 @@ class _Side:
             if values[i] is not None:
                 values[i] = f(values[i])
         return dict(zip(self.names, values, strict=True))
+
+
+def _least_of(least: dict[int, int], decode: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    def canonical(value: Any) -> Any:
+        value = value if decode is None else decode(value)
+        return least.get(value, value) if isinstance(value, int) else value
+
+    return canonical
 
 
 def _id_or_unmapped(text: Any) -> Any:
@@ -264,7 +282,15 @@ class RowComparer:
         # JSON is always selected as text (Side.rows), so that a JSON string never passes for JSON text
         through = plan.through_map
         references = through.references if through is not None and through.translates else {}
-        self.sides = {"source": _Side(pairs, source, True), "target": _Side(pairs, target, False, references)}
+        shared = {  # (by source column name)
+            p.source.name: through.shared[p.target.name]
+            for p in pairs
+            if through is not None and references and p.target.name in through.shared
+        }
+        self.sides = {
+            "source": _Side(pairs, source, True, shared=shared),
+            "target": _Side(pairs, target, False, references),
+        }
         self.source_names = self.sides["source"].names
         self.target_names = self.sides["target"].names
         self.equal = [_null_safe(equality(p.compare)) for p in pairs]

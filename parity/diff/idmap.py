@@ -11,6 +11,7 @@ table the map holds is said to be compared by IDs that cannot match.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,6 +46,11 @@ class ThroughMap:
 
     applied: bool = True
     """Whether diff reads the table through the map (else the map was found and not asked for)."""
+
+    shared: dict[str, dict[int, int]] = field(default_factory=dict)
+    """Reference column -> {source ID: the least source ID of its target row}, where source rows share
+    one target row (their natural key matched one row): a reference to any of them names that row,
+    which reads as the least (``_joins``), and compares equal to it (``compare.RowComparer``)."""
 
     @property
     def translates(self) -> bool:
@@ -197,6 +203,8 @@ def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
     if not own and not references:
         return plan
     through = ThroughMap(state.id_map, job.target.dialect, own, references, applied=asked)
+    if asked and references:
+        through = replace(through, shared=_shared(job, state, references))
     warnings = list(plan.warnings)
     if not asked:
         verb = "holds" if len(through.joined) == 1 else "hold"
@@ -208,6 +216,27 @@ def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
         keys = ", ".join(p.target.name for p in plan.keys)
         warnings.append(f"{target.name}: compared by {keys}, its IDs ({own}) read through the ID map")
     return replace(plan, through_map=through, warnings=tuple(warnings))
+
+
+def _shared(job: Job, state: State, references: dict[str, str]) -> dict[str, dict[int, int]]:
+    """``ThroughMap.shared`` of these references: the map's entries whose target row has several
+    source rows (few: one grouped read of the map per parent, served by its (table_name, new_id) index)."""
+    m = state.id_map
+    out: dict[str, dict[int, int]] = {}
+    with job.target.connect() as conn:
+        for parent in sorted(set(references.values())):
+            of_parent = m.c.table_name == sa.literal(parent, sa.String())
+            doubled = sa.select(m.c.new_id).where(of_parent).group_by(m.c.new_id).having(sa.func.count() > 1)
+            rows = conn.execute(sa.select(m.c.old_id, m.c.new_id).where(of_parent, m.c.new_id.in_(doubled)))
+            groups: dict[str, list[int]] = {}
+            for old, new in rows:
+                with suppress(ValueError):
+                    groups.setdefault(new, []).append(int(old))
+            least = {old: min(olds) for olds in groups.values() for old in olds}
+            for column, named in references.items():
+                if named == parent and least:
+                    out[column] = least
+    return out
 
 
 def _ids(job: Job, tables: set[str]) -> dict[str, tuple[str, ...]]:
