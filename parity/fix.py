@@ -32,7 +32,7 @@ from parity.remap import IdMaps, id_number, id_order
 from parity.schema.model import Table
 from parity.schema.reflect import table_names
 from parity.schema.types import STRING_KINDS, Kind
-from parity.state import State
+from parity.state import SYNC_WAITS, State
 from parity.sync import Applier, run_batches, write_differences
 from parity.values import JsonText, canonical_json, decode_value
 
@@ -269,7 +269,7 @@ def _fix_table(
                     found_row(row, src, dst, left, kind="changed")
                     continue
             if ids is not None and dst is None and src is not None and (holder := ids.natural_holder(src)):
-                result.conflicts.append(f"{label}: now in the target ({holder}; sync --remap-ids takes it)")
+                result.conflicts.append(f"{label}: now in the target ({holder})")
                 continue
             if dst is not None or src is None:
                 result.conflicts.append(
@@ -340,7 +340,7 @@ class _ThroughIds:
         self.target, self.table, self.own = job.target, plan.target, through.own
         self.natural = {c: spec.map.get(c, c) for c in spec.natural_key or ()}
         """The natural key's columns, source name -> target name."""
-        state = State(job.target)
+        state = State(job.target, waits=SYNC_WAITS)  # (as sync writes them: a stopped fix's)
         maps = IdMaps(state)
         with job.target.connect() as conn:
             self.forward = {c: maps.of(conn, parent) for c, parent in through.references.items()}
@@ -391,7 +391,13 @@ class _ThroughIds:
         if found is None:
             return None
         key = ", ".join(f"{n}={values[c]}" for c, n in self.natural.items())
-        return f"its natural key {key} is the target's row {shown}={found[0]}"
+        taken = self.back[self.own].get(str(found[0])) if self.own else None
+        then = (
+            "sync --remap-ids takes it"
+            if taken is None
+            else f"the ID map gives it to the source's {shown}={taken}"
+        )
+        return f"its natural key {key} is the target's row {shown}={found[0]}; {then}"
 
     def held(self, key: dict[str, Any]) -> dict[str, Any] | None:
         out = dict(key)

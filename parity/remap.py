@@ -151,6 +151,8 @@ class RemapWriter:
         self.new_pairs: dict[str, Any] = {}
         self.matched: set[str] = set()
         """The source's IDs of rows mapped to a target row by their natural key (not written)."""
+        self.taken_by: dict[str, str] = {}
+        """Source ID of a row refused as its natural key is a row the map gives to another -> that one's."""
         """... and this chunk's, not committed yet: other chunks see them after the commit (``remember``)."""
         self.parents = {col: maps.of(conn, parent) for col, parent in spec.references.items()}
         self.returning = bool(conn.dialect.insert_returning)
@@ -246,6 +248,7 @@ class RemapWriter:
             if identity:
                 taken = None if self.shared_natural else self._mapped_from(existing)
                 if taken is not None and taken != str(old_id):
+                    self.taken_by[str(old_id)] = taken
                     reject(
                         row,
                         f"its natural key matches the target's row {identity}={existing}, which the ID map "

@@ -43,11 +43,21 @@ def tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
     return metadata, state, id_map
 
 
+COPY_WAITS = "late"
+SYNC_WAITS = "sync late"
+"""The references sync (and fix) wrote NULL, waiting for a row the same run inserts after them: set by
+its own late phase, forgotten by the next sync, never set by a copy (a sync stopped before its late
+phase, and a source changed since, would have copy set a reference the source took back)."""
+
+
 class State:
     """Read and write parity's state in one target endpoint."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, waits: str = COPY_WAITS) -> None:
+        """``waits``: whose references waiting for a parent this state records and reads
+        (``wait_reference``): copy's, or sync's (and fix's) through the ID map, which copy leaves alone."""
         self.endpoint = endpoint
+        self.waits = waits
         self.metadata, self.state, self.id_map = tables(endpoint.schema)
 
     def mapped_tables(self, tables: list[str]) -> set[str]:
@@ -147,40 +157,44 @@ class State:
         chunk = hashlib.sha1(json.dumps([column, str(row)]).encode("utf-8")).hexdigest()
         conn.execute(
             sa.insert(self.state).values(
-                task=_late_task(table), chunk=chunk, rows=0, info=info, updated_at=_now()
+                task=_late_task(table, self.waits), chunk=chunk, rows=0, info=info, updated_at=_now()
             )
         )
 
     def waiting_references(self, conn: Connection, table: str) -> list[tuple[str, dict[str, Any]]]:
         rows = conn.execute(
-            sa.select(self.state.c.chunk, self.state.c.info).where(self.state.c.task == _late_task(table))
+            sa.select(self.state.c.chunk, self.state.c.info).where(
+                self.state.c.task == _late_task(table, self.waits)
+            )
         ).all()
         return [(r[0], json.loads(r[1])) for r in rows]
 
     def forget_waits(self, conn: Connection, table: str) -> None:
-        """Forget the references of ``table`` waiting for a parent (``wait_reference``): a sync
-        through the ID map finds them as changed rows, and sets them by the source as it is now (set
-        later as recorded, one would undo the source's own change since)."""
-        conn.execute(sa.delete(self.state).where(self.state.c.task == _late_task(table)))
+        """Forget the references of ``table`` waiting for a parent (``wait_reference``), copy's and
+        sync's: a sync through the ID map finds them as changed rows, and sets them by the source as it
+        is now (set later as recorded, one would undo the source's own change since)."""
+        tasks = [_late_task(table, w) for w in (COPY_WAITS, SYNC_WAITS)]
+        conn.execute(sa.delete(self.state).where(self.state.c.task.in_(tasks)))
 
     def forget_rows(self, conn: Connection, tables: list[str]) -> None:
         """Forget what is recorded of the rows of ``tables``, as they are emptied: their old -> new IDs
         (kept, they would make the rows "copied") and their references waiting for a parent."""
         conn.execute(sa.delete(self.id_map).where(self.id_map.c.table_name.in_(tables)))
-        conn.execute(sa.delete(self.state).where(self.state.c.task.in_([_late_task(t) for t in tables])))
+        tasks = [_late_task(t, w) for t in tables for w in (COPY_WAITS, SYNC_WAITS)]
+        conn.execute(sa.delete(self.state).where(self.state.c.task.in_(tasks)))
 
     def references_set(self, conn: Connection, table: str, chunks: list[str]) -> None:
         for start in range(0, len(chunks), 500):
             conn.execute(
                 sa.delete(self.state).where(
-                    self.state.c.task == _late_task(table),
+                    self.state.c.task == _late_task(table, self.waits),
                     self.state.c.chunk.in_(chunks[start : start + 500]),
                 )
             )
 
 
-def _late_task(table: str) -> str:
-    return "late " + hashlib.sha1(table.encode("utf-8")).hexdigest()
+def _late_task(table: str, waits: str) -> str:
+    return f"{waits} " + hashlib.sha1(table.encode("utf-8")).hexdigest()
 
 
 def _ddl_task(when: str, table: str) -> str:

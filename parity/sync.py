@@ -37,7 +37,7 @@ from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
 from parity.schema.model import Table
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent
-from parity.state import State
+from parity.state import SYNC_WAITS, State
 from parity.values import UUID_SPELLINGS, canonical_json, uuid_spellings
 
 Extra = Literal["keep", "delete", "soft-delete"]
@@ -660,8 +660,6 @@ class _LogWatch:
     def __init__(self, job: Job, settings: dict[str, Any]) -> None:
         """``settings``: the sync's own (extra rows, the ID map), which, like each table's (its target,
         key, columns, where ...), make another sync: a change of them is no unmoved run to skip."""
-        from parity.state import State
-
         self.job, self.state = job, State(job.target)
         tables = sorted((t.model_dump(mode="json", exclude_none=True) for t in job.selected()), key=str)
         endpoints = [job.source.redacted(), job.source.schema, job.target.redacted(), job.target.schema]
@@ -724,6 +722,8 @@ class _TableWork:
     """Set as the table's new rows are written with references waiting for rows inserted after them."""
     waiting_updates: list[Any] = field(default_factory=list)
     """Changed rows whose new references are to rows of a table inserted after this one's updates."""
+    retry_new: list[dict[str, Any]] = field(default_factory=list)
+    """New rows whose natural key a changed row of this sync gives up: inserted after the updates."""
 
     def key(self) -> list[str]:
         first = self.diff.differences[0] if self.diff.differences else None
@@ -801,7 +801,7 @@ def _apply(
         if phase == "retry":
             work.refused.report(on_error)  # (inserts the target refused: reported, not tried again)
         elif phase == "late":
-            if work.late is not None or work.waiting_updates:
+            if work.late is not None or work.waiting_updates or work.retry_new:
                 _MappedIds(job, work, applier, outcome, dry_run).apply(phase, key, run)
         elif phase == "upsert" or any(d.kind == "extra" for d in rows):
             _MappedIds(job, work, applier, outcome, dry_run).apply(phase, key, run)
@@ -850,7 +850,7 @@ class _MappedIds:
         self.job, self.work, self.applier, self.outcome, self.dry_run = job, work, applier, outcome, dry_run
         self.through = work.through
         self.table = applier.table.name
-        self.state = State(job.target)
+        self.state = State(job.target, waits=SYNC_WAITS)
         self.maps: dict[str, dict[str, Any]] = {}
         self.load()
 
@@ -896,6 +896,10 @@ class _MappedIds:
                 self.load()  # (an update may point at a row just inserted, of this table too)
             self.outcome.updated = self.update([d for d in rows if d.kind == "changed"], key, run)
         elif phase == "late":
+            if self.work.retry_new:
+                again, self.work.retry_new = self.work.retry_new, []
+                self.outcome.inserted += self.write_new(again, final=True)
+                self.load()
             if self.work.late is not None:
                 _, left = fix_late_references(self.job.target, self.table, self.work.late, IdMaps(self.state))
                 if left:
@@ -1037,10 +1041,12 @@ class _MappedIds:
             values.get(c) is not None and str(values[c]) not in self.maps[c] for c in self.through.references
         )
 
-    def write_new(self, rows: list[dict[str, Any]]) -> int:
+    def write_new(self, rows: list[dict[str, Any]], final: bool = False) -> int:
         """Rows of a table with IDs of its own, written as copy writes them. A map entry left by a row
         deleted from the target since is taken back; one whose row is there (outside the compared rows:
-        another condition) is a failure, not a second row."""
+        another condition) is a failure, not a second row. A row refused as its natural key is the
+        row of another source row whose natural key this sync changes is written again in the late
+        phase, after the updates (``final``: this is it)."""
         own = self.through.own
         assert own is not None
         columns = [c for c in rows[0] if c not in self.applier.computed]
@@ -1055,8 +1061,10 @@ class _MappedIds:
                 conn, self.job.target, self.table, columns, types, spec, maps, shared_natural=False
             )
 
+            refused: list[tuple[Any, str]] = []
+
             def reject(row: tuple[Any, ...], why: str) -> None:
-                self.fail({own: row[columns.index(own)]}, why)
+                refused.append((row[columns.index(own)], why))
 
             rows = _parents_first(
                 rows, own, [c for c, p in self.through.references.items() if p == self.table]
@@ -1071,10 +1079,28 @@ class _MappedIds:
                     for row in rows[start : start + size]
                 ]
                 written += writer.write(batch, reject)[0]
+        freed = set() if final else self._natural_changing()
+        by_id = {str(row.get(own)): row for row in rows}
+        for old, why in refused:
+            if writer.taken_by.get(str(old)) in freed and str(old) in by_id:
+                self.work.retry_new.append(by_id[str(old)])
+            else:
+                self.fail({own: old}, why)
         if late:
             self.work.late = spec
         self._update_matched(writer.matched)
         return written
+
+    def _natural_changing(self) -> set[str]:
+        """The source IDs of this sync's changed rows whose natural key changes."""
+        own, natural = self.through.own, set(self._natural_key())
+        if own is None or not natural:
+            return set()
+        return {
+            str(_target_row(d.source, d.names).get(own))
+            for d in self.work.diff.differences
+            if d.kind == "changed" and natural & {d.names.get(c, c) for c in d.columns}
+        }
 
     def _update_matched(self, matched: set[str]) -> None:
         """New source rows mapped to a target row by their natural key take that row (copy leaves

@@ -19,7 +19,7 @@ from parity.diff import DiffResult, diff
 from parity.errors import ConfigError
 from parity.fix import fix
 from parity.job import Job, build
-from parity.state import State
+from parity.state import SYNC_WAITS, State
 from parity.sync import sync
 from tests.conftest import Database
 
@@ -526,6 +526,18 @@ def test_sync_inserts_new_rows_that_reference_each_other_in_a_cycle(
     later = _sync(_job(source, target), remap_ids=True)
     assert later.verified, later.to_dict()
     assert target.query("SELECT parent_id FROM tree WHERE name = 't8'") == [(None,)]
+    # nor by a copy: a sync stopped with t9 NULL where it waits for t8, and the source's NULL since
+    t9 = target.query("SELECT id FROM tree WHERE name = 't9'")[0][0]
+    target.sql(f"UPDATE tree SET parent_id = NULL WHERE id = {t9}")
+    job = _job(source, target)
+    try:
+        with job.target.begin() as conn:
+            State(job.target, waits=SYNC_WAITS).wait_reference(conn, "tree", t9, "parent_id", "8")
+        source.sql("UPDATE tree SET parent_id = NULL WHERE id = 9")
+        assert all(t.status == "ok" for t in copy(job, remap_ids=True, mode="append").tables)
+    finally:
+        job.close()
+    assert target.query(f"SELECT parent_id FROM tree WHERE id = {t9}") == [(None,)]
 
 
 @pytest.mark.parametrize("remapped", ["mariadb", "postgresql"], indirect=True)
@@ -588,11 +600,14 @@ def test_fix_through_the_map_writes_no_live_row_and_finishes_what_a_stopped_fix_
         "INSERT INTO tree VALUES (5, 6, 'five'), (6, 5, 'six')",
         "DELETE FROM labels WHERE tree_id = 2",
         "INSERT INTO users VALUES (7, 'seven@x')",
+        "UPDATE users SET email = 'uno@x' WHERE id = 1",
+        "INSERT INTO users VALUES (8, 'one@x')",  # (the copy's row of 1 holds it, in the target)
     )
     found = _diff(build(config_file=str(job_file)), output="_parity_discrepancies")
     assert {t: sorted((k, d["tree_id"] if "tree_id" in d else d["id"]) for k, d, _ in rows) for t, rows in
             {t.stats.table: [(d.kind, d.key, d.columns) for d in t.differences] for t in found.tables}.items()} == {
-        "tree": [("missing", 5), ("missing", 6)], "labels": [("extra", 2)], "users": [("missing", 7)],
+        "tree": [("missing", 5), ("missing", 6)], "labels": [("extra", 2)],
+        "users": [("changed", 1), ("missing", 7), ("missing", 8)],
     }  # fmt: skip
     # a fix stopped before its late phase: 5 and 6 written and mapped, 5 NULL where it waits for 6
     target.sql("INSERT INTO tree (slug) VALUES ('five'), ('six')")
@@ -605,7 +620,7 @@ def test_fix_through_the_map_writes_no_live_row_and_finishes_what_a_stopped_fix_
     job = build(config_file=str(job_file))
     try:
         with job.target.begin() as conn:
-            State(job.target).wait_reference(conn, "tree", new["five"], "parent_id", "6")
+            State(job.target, waits=SYNC_WAITS).wait_reference(conn, "tree", new["five"], "parent_id", "6")
     finally:
         job.close()
     target.sql("INSERT INTO users (id, email) VALUES (50, 'seven@x')")  # (the live application, since)
@@ -614,14 +629,27 @@ def test_fix_through_the_map_writes_no_live_row_and_finishes_what_a_stopped_fix_
         done = fix(job, found.run_id, apply=True, delete=True)
     finally:
         job.close()
-    assert (done.inserted, done.updated, done.deleted, done.failed, done.already) == (0, 1, 0, 0, 1), (
+    assert (done.inserted, done.updated, done.deleted, done.failed, done.already) == (0, 2, 0, 0, 1), (
         done.to_dict()
     )
-    assert any("now in the target (its natural key email=seven@x is the target's row id=50" in c
-               for c in done.conflicts), done.conflicts  # fmt: skip
+    assert any("now in the target (its natural key email=seven@x is the target's row id=50; sync --remap-ids"
+               " takes it)" in c for c in done.conflicts), done.conflicts  # fmt: skip
+    assert any(
+        'users {"id": 8}: now in the target (its natural key email=one@x is the target\'s row id=' in c
+        and "the ID map gives it to the source's id=1)" in c
+        for c in done.conflicts
+    ), done.conflicts
     assert any("labels: 1 extra rows kept" in c for c in done.conflicts), done.conflicts
     assert target.query(f"SELECT parent_id FROM tree WHERE id = {new['five']}") == [(new["six"],)]
     assert target.query("SELECT COUNT(*) FROM _parity_id_map WHERE table_name = 'users'")[0][0] == 1
+    # (B) sync: a new row whose natural key a changed row gives up in the same run is inserted after
+    # the updates (it was refused, and only the next sync inserted it)
+    # (and 7 takes the live row 50 that holds its natural key, 8 the one 1 gave up in the fix)
+    source.sql("UPDATE users SET email = 'eins@x' WHERE id = 1", "INSERT INTO users VALUES (9, 'uno@x')")
+    swapped = _sync(build(config_file=str(job_file), tables=["users"]))
+    assert swapped.verified, swapped.to_dict()
+    assert {t.table: (t.inserted, t.updated, t.failed) for t in swapped.tables} == {"users": (2, 2, 0)}
+    assert target.query("SELECT email FROM users WHERE id = 50") == [("seven@x",)]
     assert target.query("SELECT id FROM users WHERE email = 'seven@x'") == [(50,)]
 
 
