@@ -852,6 +852,8 @@ class _MappedIds:
         self.table = applier.table.name
         self.state = State(job.target, waits=SYNC_WAITS)
         self.maps: dict[str, dict[str, Any]] = {}
+        self.stuck: dict[str, set[str]] = {}
+        """NOT NULL references of new rows to rows this sync inserts (``_late``), by column."""
         self.load()
 
     def forget_dangling(self) -> int:
@@ -1085,11 +1087,24 @@ class _MappedIds:
             if writer.taken_by.get(str(old)) in freed and str(old) in by_id:
                 self.work.retry_new.append(by_id[str(old)])
             else:
-                self.fail({own: old}, why)
+                self.fail({own: old}, self._why_stuck(by_id.get(str(old)), why))
         if late:
             self.work.late = spec
         self._update_matched(writer.matched)
         return written
+
+    def _why_stuck(self, row: dict[str, Any] | None, why: str) -> str:
+        """The reason a new row was refused, naming the cycle where a NOT NULL reference waited for a
+        row this sync inserts after it (the writer says only that its parent has no new ID)."""
+        for column, coming in self.stuck.items():
+            value = None if row is None else row.get(column)
+            if why.startswith(f"{column}=") and "no row with that ID" in why and str(value) in coming:
+                parent = self.through.references[column]
+                return (
+                    f"{column}={value}: a row of {parent} this sync inserts after it (a cycle), and "
+                    f"{column} is NOT NULL: it cannot wait for that row's new ID"
+                )
+        return why
 
     def _natural_changing(self) -> set[str]:
         """The source IDs of this sync's changed rows whose natural key changes."""
@@ -1130,6 +1145,8 @@ class _MappedIds:
             if coming and self.applier.table.column(column).nullable:
                 late.add(column)
                 lost |= {(column, v) for v in unknown - coming}
+            elif coming:  # (a parent written before it, of this table, is found; else refused: why)
+                self.stuck[column] = coming
         if not lost:
             return rows, frozenset(late)
         kept = []

@@ -695,3 +695,27 @@ def test_references_to_source_rows_that_share_a_target_row_compare_equal(
         "SELECT c.hash, r.slug FROM commits c JOIN repositories r ON r.id = c.repository_id ORDER BY 1"
     )
     assert [tuple(r) for r in rows] == [("a", "alpha"), ("b", "alpha"), ("c", "alpha"), ("d", "alpha")]
+
+
+def test_sync_names_the_cycle_a_not_null_reference_cannot_wait_in(make_db: Callable[[str], Database]) -> None:
+    """New rows referencing each other through a NOT NULL column cannot be written (neither can wait
+    for the other's new ID): refused, as before, and now with that reason, not "no row with that ID"."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE nn (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES nn(id), name TEXT)",
+        "INSERT INTO nn VALUES (1, 1, 'root')",
+    )
+    copy(_job(source, target), limit=0)
+    target.sql(
+        "INSERT INTO nn (id, parent_id, name) VALUES (7, 7, 'root')",
+        "INSERT INTO _parity_id_map (table_name, old_id, new_id) VALUES ('nn', '1', '7')",
+    )
+    assert _diff(_job(source, target), remap_ids=True).identical
+    source.sql("INSERT INTO nn VALUES (3, 4, 'x'), (4, 3, 'y'), (5, 1, 'z')")
+    result = _sync(_job(source, target), remap_ids=True)
+    (nn,) = result.tables
+    assert (nn.inserted, nn.failed) == (1, 2), nn.errors
+    assert all(
+        "a row of nn this sync inserts after it (a cycle), and parent_id is NOT NULL" in e for e in nn.errors
+    )
+    assert target.query("SELECT name FROM nn ORDER BY id") == [("root",), ("z",)]
