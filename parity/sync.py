@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from datetime import time as time_of_day
 from decimal import Decimal
@@ -1088,8 +1088,9 @@ class _MappedIds:
                 self.work.retry_new.append(by_id[str(old)])
             else:
                 self.fail({own: old}, self._why_stuck(by_id.get(str(old)), why))
-        if late:
-            self.work.late = spec
+        if late:  # (a second write of the table, in the late phase, adds its own)
+            held = self.work.late
+            self.work.late = spec if held is None else replace(spec, late=held.late | spec.late)
         self._update_matched(writer.matched)
         return written
 

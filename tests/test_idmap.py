@@ -42,6 +42,16 @@ def _sync(job: Job, **kw: Any) -> Any:
         job.close()
 
 
+def _job_file(tmp_path: Path, source: Database, target: Database, tables: str) -> Path:
+    """A job file of the two databases with these ``tables:`` lines (YAML)."""
+    job_file = tmp_path / "job.yaml"
+    schema = f", schema: {target.schema}" if target.schema else ""
+    job_file.write_text(
+        f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'{schema}}}\ntables:\n{tables}"
+    )
+    return job_file
+
+
 def _found(result: DiffResult) -> dict[str, list[tuple[str, Any, tuple[str, ...]]]]:
     return {
         t.stats.table: sorted((d.kind, d.key["id"], d.columns) for d in t.differences) for t in result.tables
@@ -69,13 +79,12 @@ def remapped(make_db: Callable[[str], Database], request: pytest.FixtureRequest,
     target.sql("UPDATE repositories SET slug = 'gamma' WHERE id = 20")
     if request.param == "postgresql":
         target.sql("SELECT setval(pg_get_serial_sequence('repositories', 'id'), 30)")
-    job_file = tmp_path / "job.yaml"
-    schema = f", schema: {target.schema}" if target.schema else ""
-    job_file.write_text(
-        f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'{schema}}}\n"
-        "tables:\n"
+    job_file = _job_file(
+        tmp_path,
+        source,
+        target,
         "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
-        "  - {name: commits, remap_ids: true}\n"
+        "  - {name: commits, remap_ids: true}\n",
     )
     job = build(config_file=str(job_file))
     try:
@@ -584,12 +593,12 @@ def test_fix_through_the_map_writes_no_live_row_and_finishes_what_a_stopped_fix_
         target.sql(*(f"INSERT INTO {table} (id, {column}) VALUES ({i}, 'own{i}')" for i in range(1, 11)))
         if kind == "postgresql":
             target.sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 10)")
-    job_file = tmp_path / "job.yaml"
-    schema = f", schema: {target.schema}" if target.schema else ""
-    job_file.write_text(
-        f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'{schema}}}\n"
-        "tables:\n  - {name: tree, remap_ids: true}\n  - {name: labels}\n"
-        "  - {name: users, remap_ids: true, natural_key: [email]}\n"
+    job_file = _job_file(
+        tmp_path,
+        source,
+        target,
+        "  - {name: tree, remap_ids: true}\n  - {name: labels}\n"
+        "  - {name: users, remap_ids: true, natural_key: [email]}\n",
     )
     first = build(config_file=str(job_file))
     try:
@@ -668,12 +677,12 @@ def test_references_to_source_rows_that_share_a_target_row_compare_equal(
         "INSERT INTO repositories VALUES (1, 'alpha', 'A'), (5, 'alpha', 'A'), (6, 'beta', 'B')",
         "INSERT INTO commits VALUES (10, 1, 'a'), (11, 5, 'b'), (12, 6, 'c')",
     )
-    job_file = tmp_path / "job.yaml"
-    schema = f", schema: {target.schema}" if target.schema else ""
-    job_file.write_text(
-        f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'{schema}}}\n"
-        "tables:\n  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
-        "  - {name: commits, remap_ids: true}\n"
+    job_file = _job_file(
+        tmp_path,
+        source,
+        target,
+        "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
+        "  - {name: commits, remap_ids: true}\n",
     )
     job = build(config_file=str(job_file))
     try:
