@@ -250,7 +250,8 @@ def _fix_table(
         renamed = {c: n for c, n in names.items() if c != n}
         found.append(RowDiff(spec.name, row.key, kind or row.kind, tuple(left), values, dst, renamed))  # type: ignore[arg-type]
 
-    for row, (src, _), (dst, dst_key) in zip(rows, sources, targets, strict=True):
+    holders = {} if ids is None else ids.natural_holders(rows, sources, targets)
+    for at, (row, (src, _), (dst, dst_key)) in enumerate(zip(rows, sources, targets, strict=True)):
         label = f"{spec.name} {json.dumps(row.key, default=str)}"
         target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
         if dst is not None and dst_key is not None:  # (a UUID held as text, a text with trailing spaces,
@@ -268,7 +269,7 @@ def _fix_table(
                 if set(map(rename.get, left)) <= ids.unset(dst):  # (a stopped fix wrote it: the rest)
                     found_row(row, src, dst, left, kind="changed")
                     continue
-            if ids is not None and dst is None and src is not None and (holder := ids.natural_holder(src)):
+            if (holder := holders.get(at)) is not None:
                 result.conflicts.append(f"{label}: now in the target ({holder})")
                 continue
             if dst is not None or src is None:
@@ -376,28 +377,51 @@ class _ThroughIds:
             return set()
         return {c for n, c in self.waiting if n == str(new) and row.get(c) is None}
 
-    def natural_holder(self, values: dict[str, Any]) -> str | None:
-        """The target's row holding a missing row's natural key (source names), named; None if none
-        (a fix writes no row the live target holds: sync --remap-ids maps such a row to it)."""
-        if not self.natural or any(values.get(c) is None for c in self.natural):
-            return None
+    def natural_holders(
+        self, rows: list[_Row], sources: list[_Fetched], targets: list[_Fetched]
+    ) -> dict[int, str]:
+        """The target's rows holding the natural key of a missing row the target lacks, named, by the
+        row's position (a fix writes no row the live target holds: sync --remap-ids maps such a row
+        to it). One query for up to ``FETCHED_AT_ONCE`` rows, which finds none where none is held; else
+        each row's own (the database's collation matches the key, not Python's equality)."""
+        wanted = {
+            at: src
+            for at, (row, (src, _), (dst, _)) in enumerate(zip(rows, sources, targets, strict=True))
+            if row.kind == "missing" and dst is None and src is not None
+            and self.natural and all(src.get(c) is not None for c in self.natural)
+        }  # fmt: skip
+        found: dict[int, str] = {}
+        positions = list(wanted)
+        step = max(1, min(FETCHED_AT_ONCE, 2000 // max(1, len(self.natural))))  # (SQL Server: 2,100 binds)
+        with self.target.connect() as conn:
+            for start in range(0, len(positions), step):
+                chunk = positions[start : start + step]
+                if conn.execute(self._holding([wanted[at] for at in chunk])).first() is None:
+                    continue
+                for at in chunk:
+                    held = conn.execute(self._holding([wanted[at]])).first()
+                    if held is not None:
+                        found[at] = self._named(wanted[at], held[0])
+        return found
+
+    def _holding(self, keys: list[dict[str, Any]]) -> Any:
         t = sa.table(
             self.table.name, *(sa.column(c) for c in self.table.column_names), schema=self.target.schema
         )
         shown = self.own or next(iter(self.natural.values()))
-        query = sa.select(t.c[shown]).where(*(t.c[n] == values[c] for c, n in self.natural.items())).limit(1)
-        with self.target.connect() as conn:
-            found = conn.execute(query).first()
-        if found is None:
-            return None
+        matches = [sa.and_(*(t.c[n] == values[c] for c, n in self.natural.items())) for values in keys]
+        return sa.select(t.c[shown]).where(sa.or_(*matches)).limit(1)
+
+    def _named(self, values: dict[str, Any], found: Any) -> str:
+        shown = self.own or next(iter(self.natural.values()))
         key = ", ".join(f"{n}={values[c]}" for c, n in self.natural.items())
-        taken = self.back[self.own].get(str(found[0])) if self.own else None
+        taken = self.back[self.own].get(str(found)) if self.own else None
         then = (
             "sync --remap-ids takes it"
             if taken is None
             else f"the ID map gives it to the source's {shown}={taken}"
         )
-        return f"its natural key {key} is the target's row {shown}={found[0]}; {then}"
+        return f"its natural key {key} is the target's row {shown}={found}; {then}"
 
     def held(self, key: dict[str, Any]) -> dict[str, Any] | None:
         out = dict(key)
