@@ -52,6 +52,20 @@ def _job_file(tmp_path: Path, source: Database, target: Database, tables: str) -
     return job_file
 
 
+def _commits(target: Database) -> list[tuple[Any, ...]]:
+    """(hash, repository slug, message) of the target's commits, by hash."""
+    rows = target.query(
+        "SELECT c.hash, r.slug, c.message FROM commits c LEFT JOIN repositories r ON r.id = c.repository_id"
+        " ORDER BY c.hash"
+    )
+    return [tuple(r) for r in rows]
+
+
+def _own_repositories(target: Database) -> list[Any]:
+    """The live target's own repositories (never the copy's to write)."""
+    return target.query("SELECT id, slug, name FROM repositories WHERE slug LIKE 'other%' ORDER BY id")
+
+
 def _found(result: DiffResult) -> dict[str, list[tuple[str, Any, tuple[str, ...]]]]:
     return {
         t.stats.table: sorted((d.kind, d.key["id"], d.columns) for d in t.differences) for t in result.tables
@@ -223,7 +237,7 @@ def test_sync_writes_through_the_id_map(remapped: Any) -> None:
         f"DELETE FROM commits WHERE id IN ({new['b1']}, {new['n1']})",  # (n1: gone on both sides)
         f"UPDATE commits SET message = 'x' WHERE id = {new['c1']}",
     )
-    own_rows = target.query("SELECT id, slug, name FROM repositories WHERE slug LIKE 'other%' ORDER BY id")
+    own_rows = _own_repositories(target)
     job = build(config_file=str(job_file))
     try:
         planned = sync(job, dry_run=True, extra="delete")
@@ -245,18 +259,11 @@ def test_sync_writes_through_the_id_map(remapped: Any) -> None:
     assert result.verified, (result.remaining, [t.errors for t in result.tables])
     done = {t.table: (t.inserted, t.updated, t.deleted, t.failed) for t in result.tables}
     assert done == {"repositories": (1, 1, 0, 0), "commits": (3, 2, 1, 0)}
-    rows = target.query(
-        "SELECT c.hash, r.slug, c.message FROM commits c LEFT JOIN repositories r ON r.id = c.repository_id"
-        " ORDER BY c.hash"
-    )
-    assert [tuple(r) for r in rows] == [
+    assert _commits(target) == [
         ("a1", "beta", "m"), ("a3", "alpha", "new"), ("b1", "beta", "m"), ("c1", "gamma", "m"),
         ("d1", "delta", "new\nDELETE FROM commits;"),
     ]  # fmt: skip
-    assert (
-        target.query("SELECT id, slug, name FROM repositories WHERE slug LIKE 'other%' ORDER BY id")
-        == own_rows
-    )
+    assert _own_repositories(target) == own_rows
     # (n1's entry, its row gone from the target, taken back: an ID given again is no copied row)
     assert target.query("SELECT COUNT(*) FROM _parity_id_map WHERE table_name = 'commits'")[0][0] == 5
     assert _diff(build(config_file=str(job_file))).identical
@@ -278,7 +285,7 @@ def test_fix_applies_a_run_diffed_through_the_id_map(remapped: Any) -> None:
         "DELETE FROM commits WHERE id IN (11, 14)",
     )
     target.sql("UPDATE commits SET message = 'x' WHERE hash = 'c1'")
-    own_rows = target.query("SELECT id, slug, name FROM repositories WHERE slug LIKE 'other%' ORDER BY id")
+    own_rows = _own_repositories(target)
     found = _diff(build(config_file=str(job_file)), output="_parity_discrepancies")
     assert _found(found)["commits"] == [
         ("changed", 10, ("repository_id",)), ("changed", 12, ("message",)), ("changed", 13, ("message",)),
@@ -301,18 +308,11 @@ def test_fix_applies_a_run_diffed_through_the_id_map(remapped: Any) -> None:
         job.close()
     assert (done.inserted, done.updated, done.deleted, done.failed) == (3, 3, 2, 0), done.errors
     assert len(done.conflicts) == 1 and 'commits {"id": 13}: changed in the target' in done.conflicts[0]
-    rows = target.query(
-        "SELECT c.hash, r.slug, c.message FROM commits c LEFT JOIN repositories r ON r.id = c.repository_id"
-        " ORDER BY c.hash"
-    )
-    assert [tuple(r) for r in rows] == [
+    assert _commits(target) == [
         ("a1", "beta", "m"), ("a3", "alpha", "new"), ("b1", "beta", "late"), ("c1", "gamma", "m"),
         ("d1", "delta", "new"),
     ]  # fmt: skip
-    assert (
-        target.query("SELECT id, slug, name FROM repositories WHERE slug LIKE 'other%' ORDER BY id")
-        == own_rows
-    )
+    assert _own_repositories(target) == own_rows
     assert target.query("SELECT COUNT(*) FROM _parity_id_map WHERE table_name = 'commits'")[0][0] == 5
     left = _found(_diff(build(config_file=str(job_file))))
     assert left == {"repositories": [], "commits": [("changed", 13, ("message",))]}
