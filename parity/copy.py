@@ -206,6 +206,7 @@ def copy(
     }
     merging = {spec.name: spec for spec in job.selected() if _table_mode(job, spec, mode) == "merge"}
     with _no_file_if_refused(job.target):
+        job.target.check_writable()
         _refuse_copy_onto_itself(job)
         _check_wheres(job)
         _check_target_assigns_ids(job, remap_ids)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from parity import log
 from parity.dialects import REGISTRY, SCHEMES, Dialect
+from parity.dialects.sqlite import NUMERIC_DATES, SQLite
 from parity.errors import (
     ConfigError,
     ConnectionFailed,
@@ -32,6 +33,7 @@ from parity.sqltext import as_sent
 Role = Literal["source", "target"]
 
 _FILE_DATABASES = ("sqlite", "duckdb")
+NUMERIC_DATES_OPTION = "numeric_dates"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -85,6 +87,32 @@ class Endpoint:
     _checked: bool = field(default=False, repr=False)
     _idle_mysqlclient: list[Any] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    numeric_dates: str | None = field(default=None, init=False)
+    """SQLite: how its DATE and DATETIME columns hold the dates they hold as numbers (the URL's
+    ``?numeric_dates=``, which the driver is not given; ``dialects.sqlite.NUMERIC_DATES``)."""
+
+    def __post_init__(self) -> None:
+        given = self.url.query.get(NUMERIC_DATES_OPTION)
+        if given is None:
+            return
+        if self.backend != "sqlite":
+            raise ConfigError(f"{self.redacted()}: {NUMERIC_DATES_OPTION} is an option of SQLite URLs only")
+        if given not in NUMERIC_DATES:
+            raise ConfigError(
+                f"{self.redacted()}: {NUMERIC_DATES_OPTION}={given!r} is none of " + ", ".join(NUMERIC_DATES)
+            )
+        self.numeric_dates = str(given)
+        self.url = self.url.difference_update_query([NUMERIC_DATES_OPTION])
+
+    def check_writable(self) -> None:
+        """Refuse to write rows into a database whose dates parity reads from numbers: it would write
+        them as ISO text, beside the numbers the application wrote."""
+        if self.numeric_dates is not None:
+            raise ConfigError(
+                f"{self.redacted()}: parity reads the dates this file holds as numbers "
+                f"({NUMERIC_DATES_OPTION}={self.numeric_dates}) but does not write them; without "
+                f"{NUMERIC_DATES_OPTION} it writes dates as ISO text"
+            )
 
     @classmethod
     def from_url(
@@ -187,7 +215,10 @@ class Endpoint:
         name = self.engine.dialect.name
         if getattr(self.engine.dialect, "is_mariadb", False):
             name = "mariadb"
-        return REGISTRY[name]()
+        dialect = REGISTRY[name]()
+        if isinstance(dialect, SQLite):
+            dialect.numeric_dates = self.numeric_dates
+        return dialect
 
     def check(self) -> None:
         """Connect once; turn a failure into one clear line naming the database."""

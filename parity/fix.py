@@ -118,6 +118,7 @@ def fix(
     """Apply (or, without ``apply``, print) the discrepancies of one diff run."""
     result = FixResult(run_id, apply)
     job.target.require_file()
+    job.target.check_writable()
     stored = read_run(job.target, table, run_id)
     specs = {t.name: t for t in job.config.tables}
     planned: list[tuple[TableConfig, TablePlan, list[_Row]]] = []

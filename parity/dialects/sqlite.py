@@ -25,6 +25,14 @@ if TYPE_CHECKING:
     from parity.endpoint import Endpoint
 
 
+NUMERIC_DATES = ("julianday", "unixepoch", "unixepoch_ms")
+"""How an SQLite file may hold dates and times as numbers (SQLite's date functions read the first two):
+days since noon of 24 November 4714 BC, seconds since 1970-01-01 00:00:00 UTC, or milliseconds since
+then (as Prisma writes its DateTime fields)."""
+
+_MOMENTS = (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+
+
 class SQLite(Dialect):
     TABLE_NAMES_IGNORE_CASE = True
     COLUMN_NAMES_IGNORE_CASE = True
@@ -178,6 +186,30 @@ class SQLite(Dialect):
     def fraction_digits(self, sa_type: Any) -> int | None:
         return None  # (a declaration only: the values are text, or numbers, of any precision)
 
+    numeric_dates: str | None = None
+    """How a number in a DATE, DATETIME or TIMESTAMP column is read (the URL's ``?numeric_dates=``,
+    one of ``NUMERIC_DATES``); None: a number there is no date (copy rejects its row)."""
+
+    def moment(self, x: Any) -> Any:
+        """``x``, or where it holds a number and ``numeric_dates`` says how to read one, the ISO text of
+        that moment (to the millisecond, as SQLite's strftime writes it); a number out of SQLite's range
+        stays itself, to be refused with its reason."""
+        if self.numeric_dates is None:
+            return x
+        number = sa.type_coerce(x, sa.Float())
+        fmt = sa.literal("%Y-%m-%d %H:%M:%f", sa.String())
+        epoch = sa.literal("unixepoch", sa.String())
+        text = {
+            "julianday": lambda: sa.func.strftime(fmt, number),
+            "unixepoch": lambda: sa.func.strftime(fmt, number, epoch),
+            "unixepoch_ms": lambda: sa.func.strftime(fmt, number / sa.literal(1000.0, sa.Float()), epoch),
+        }[self.numeric_dates]()
+        held_as_number = sa.func.typeof(x).in_([sa.literal("integer"), sa.literal("real")])
+        return sa.case((held_as_number, sa.func.coalesce(text, x)), else_=x)
+
+    def read_value(self, x: Any, kind: Kind) -> Any:
+        return self.moment(x) if kind in _MOMENTS else x
+
     def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
         if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):
             return column == value
@@ -271,16 +303,17 @@ class SQLite(Dialect):
 
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         # (a date with a time of day other than midnight, or text no date, as its own text)
+        x = self.moment(x)
         return sa.case((sa.func.julianday(x) == sa.func.julianday(sa.func.date(x)), sa.func.date(x)), else_=x)
 
     def text_time(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.func.parity_time(x)
 
     def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
-        return sa.func.parity_timestamp(x, int(with_zone))
+        return sa.func.parity_timestamp(self.moment(x), int(with_zone))
 
     def epoch_seconds(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
-        return sa.func.parity_epoch(x, int(with_zone))
+        return sa.func.parity_epoch(self.moment(x), int(with_zone))
 
     def text_binary(self, x: Any) -> sa.ColumnElement[Any]:
         return sa.case((x.is_not(None), super().text_binary(x)))  # hex(NULL) is '', not NULL
