@@ -18,6 +18,7 @@ from parity.copy import copy
 from parity.diff import diff
 from parity.job import build
 from parity.schema.types import CanonicalType, Kind
+from parity.sync import sync
 from tests.conftest import Database
 from tests.test_cli import Result, assert_one_line_error
 from tests.test_cli import parity as parity  # noqa: PLC0414 - the fixture, used by name
@@ -90,6 +91,13 @@ def test_copy_and_diff_read_numbers_as_the_moments_they_are(
     # without the option the numbers are no dates: the rows that hold them differ
     unread = diff(build(plain.url, backend.url, target_schema=backend.schema))
     assert unread.tables[0].stats.changed == len(CASES[unit])
+    # sync makes a drifted target equal again, reading the numbers as copy did
+    backend.sql(
+        f"DELETE FROM {backend.q('Event')} WHERE id = 2", f"UPDATE {backend.q('Event')} SET day = NULL"
+    )
+    synced = sync(build(url, backend.url, target_schema=backend.schema))
+    assert synced.verified and [(t.inserted, t.updated) for t in synced.tables] == [(1, len(CASES[unit]))]
+    assert read_back(backend, "Event", names, TYPES) == _expected(unit)
 
 
 def test_a_large_table_is_read_the_same_in_reader_processes(
