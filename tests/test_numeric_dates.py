@@ -155,3 +155,16 @@ def test_bad_options_and_writes_into_such_a_file_are_refused(
     ):
         assert_one_line_error(parity(*command), "numeric_dates=unixepoch", "does not write them")
     assert file.read_bytes() == before  # (nothing written, not even parity's state)
+
+
+def test_partitions_by_month_read_the_numbers_as_moments(pg_db: Database, tmp_path: Path) -> None:
+    """A diff partitioned by a date column finds that column's bounds as the moments it holds (it
+    stopped: the least value, a number, was no timestamp)."""
+    _, url = _source(tmp_path, "unixepoch_ms")
+    assert copy(build(url, pg_db.url, target_schema=pg_db.schema), mode="replace").ok
+    by_month = {"partition": {"column": "createdAt", "by": "month"}, "where": "id <> 5"}  # (not 9999)
+    found = diff(build(url, pg_db.url, target_schema=pg_db.schema, table_options=by_month))
+    assert found.identical and found.tables[0].stats.rows_downloaded == 0, found.tables[0].stats
+    pg_db.sql('UPDATE "Event" SET "createdAt" = "createdAt" + interval \'1 ms\' WHERE id = 3')
+    changed = diff(build(url, pg_db.url, target_schema=pg_db.schema, table_options=by_month))
+    assert [(d.kind, d.key["id"], d.columns) for d in changed.differences] == [("changed", 3, ("createdAt",))]

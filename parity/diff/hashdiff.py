@@ -766,9 +766,11 @@ class TableRun:
         return ColumnPair(source, target, Compare(source.type.kind))
 
     def column_bounds(self, column: ColumnPair) -> tuple[Any, Any]:
-        found = self.both(
-            lambda side: side.bounds((column.source if side.role == "source" else column.target).name, [])
-        )
+        def bounds(side: Side) -> Any:
+            own = column.source if side.role == "source" else column.target
+            return side.bounds(own.name, [], own.type.kind)
+
+        found = self.both(bounds)
         values: list[Any] = []
         for rows, col, side in zip(found, (column.source, column.target), self.sides, strict=True):
             slack = side.dialect.period_slack(col.type.kind)

@@ -291,8 +291,12 @@ class Side:
             selected.append(self.row_hash.label("parity_row_hash"))
         return sa.select(*selected).select_from(self.sa_table).where(*self.where, *conditions)
 
-    def bounds(self, column: str, conditions: Sequence[Expr]) -> sa.Select[Any]:
-        x: sa.ColumnClause[Any] = sa.column(column)
+    def bounds(self, column: str, conditions: Sequence[Expr], kind: Kind | None = None) -> sa.Select[Any]:
+        """The least and the greatest value of a column; ``kind``: read as copy reads that kind
+        (``Dialect.read_value``: an SQLite date held as a number, as its moment's text)."""
+        x: Any = sa.column(column)
+        if kind is not None:
+            x = self.dialect.read_value(x, kind)
         return aggregate_row(self.sa_table, [sa.func.min(x), sa.func.max(x)], [*self.where, *conditions])
 
     def null_keys(self, example: bool = False) -> sa.Select[Any]:
