@@ -3416,3 +3416,25 @@ def test_merge_keys_are_shared_by_their_exact_text_not_the_source_collation(
     job = job_for(target, back, tables=["other"], table_options={"key": ["code"]})
     with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('c'\)"):
         copy_closed(job, mode="merge")
+
+
+def test_mariadb_double_with_digits_stays_a_double(mariadb_db: Database, pg_db: Database) -> None:
+    """MySQL's ``DOUBLE(M,D)`` gives the digits shown, not bits: ``DOUBLE(12,4)`` was read as a 4-byte
+    float (``M <= 24``), created as ``real`` and copied rounded (99999999.9999 as 100000000), and diff
+    called both sides identical (the audit). ``FLOAT(M,D)`` is a 4-byte float, as MySQL keeps it."""
+    mariadb_db.sql(
+        "CREATE TABLE nums (id INT PRIMARY KEY, dd DOUBLE(12,4), d2 DOUBLE(5,2), ff FLOAT(7,2))",
+        "INSERT INTO nums VALUES (1, 99999999.9999, 123.45, 12345.67), (2, 1234.5678, -0.01, 0.5)",
+    )
+    (table,) = mariadb_db.reflect("nums")
+    assert {c.name: str(c.type) for c in table.columns} == {
+        "id": "integer", "dd": "double", "d2": "double", "ff": "float"
+    }  # fmt: skip
+    copy_ok(job_for(mariadb_db, pg_db))
+    assert pg_db.query("SELECT id, dd, d2 FROM nums ORDER BY id") == [
+        (1, 99999999.9999, 123.45),
+        (2, 1234.5678, -0.01),
+    ]
+    # (MariaDB stores -0.01 in a DOUBLE(5,2) as -0.010000000000000009 and shows it as -0.01, which copy
+    # reads: the hashes of the two doubles differ, the rows are downloaded and compare equal)
+    assert diff(job_for(mariadb_db, pg_db)).identical

@@ -104,6 +104,8 @@ def from_sqlalchemy(t: sat.TypeEngine[Any]) -> CanonicalType | None:
         return CanonicalType(Kind.SMALLINT)
     if isinstance(t, sat.Integer):
         return CanonicalType(Kind.INTEGER)
+    if isinstance(t, sat.Double):  # (MySQL's DOUBLE(M,D): M is digits shown, not bits: a double still)
+        return CanonicalType(Kind.DOUBLE)
     if isinstance(t, sat.Float):
         precision = getattr(t, "precision", None)
         single = isinstance(t, sat.REAL) or (precision is not None and precision <= 24)
