@@ -571,8 +571,9 @@ def sync(
     settings = {"extra": extra, "soft_delete": soft_delete_column, "remap_ids": remap_ids}
     watch = _LogWatch(job, settings) if detect_changes and not dry_run else None
     if watch is not None:
+        unchanged = watch.unchanged()
         result.notes.append(watch.note)
-        if watch.unchanged():
+        if unchanged:
             result.tables = [
                 TableSync(t.name, t.target or t.name, skipped=watch.note) for t in job.selected()
             ]
@@ -605,7 +606,7 @@ def sync(
         left = [d for d in left if not (d.kind == "extra" and extra == "soft-delete")]
         result.remaining = len(left)
         result.verified = not left
-        if watch is not None and result.ok:
+        if watch is not None and result.ok and result.verified:  # (else the next sync must not skip)
             watch.save()
     return result
 
@@ -680,25 +681,46 @@ class _LogWatch:
             return self.job.source.dialect.log_position(conn)
 
     def unchanged(self) -> bool:
+        """Whether the source's log has not moved since the last sync and the target's tables still
+        hold what it left (their row count and row-hash sum): the target may change on its own."""
         if self.position is None:
             return False
         self.state.ensure()
         with self.job.target.connect() as conn:
             saved = self.state.task(conn, self.task)
-        if saved and saved.get("position") == self.position:
-            self.note = (
-                f"skipped: the source's binary log has not moved since the last sync ({self.position})"
-            )
-            return True
-        return False
+        if not saved or saved.get("position") != self.position:
+            return False
+        if saved.get("target") != self._target_sums():
+            self.note += "; the target changed since the last sync"
+            return False
+        self.note = (
+            f"skipped: the source's binary log has not moved since the last sync ({self.position}), "
+            "and the target's tables hold what it left"
+        )
+        return True
 
     def save(self) -> None:
-        """Remember the position read before this sync's diff: later changes are seen next time."""
+        """Remember the position read before this sync's diff (later changes are seen next time), and
+        the sums of the target's tables as the sync left them."""
         if self.position is None:
             return
+        sums = self._target_sums()
         self.state.ensure()
         with self.job.target.begin() as conn:
-            self.state.start_task(conn, self.task, {"position": self.position})
+            self.state.start_task(conn, self.task, {"position": self.position, "target": sums})
+
+    def _target_sums(self) -> list[list[str]]:
+        """Per table, the target's row count and sum of row hashes (diff's, as one aggregate): one
+        read of the target's tables, none of the source's."""
+        from parity.diff.plan import plan_table
+        from parity.diff.sql import Side
+
+        sums = []
+        for spec in self.job.selected():
+            side = Side(self.job.target, plan_table(self.job.source, self.job.target, spec), "target")
+            rows = side.run(side.checksums(sa.literal(0), []))
+            sums.append([spec.name, *(str(v) for v in (rows[0][1:] if rows else (0, 0)))])
+        return sums
 
 
 def _same_server(a: Endpoint, b: Endpoint) -> bool:

@@ -767,6 +767,12 @@ def test_unmoved_binlog_skips_the_whole_database(make_db: Callable[[str], Databa
     assert "binary log position" in first.notes[0]
     second = sync(job_for(source, target, tables=["items"]))
     assert second.tables[0].skipped and "has not moved" in second.tables[0].skipped
+    # the target changed on its own: the unmoved log is no reason to skip (it was: the drift stayed)
+    target.sql("UPDATE items SET qty = 7 WHERE id = 3")
+    drifted = sync(job_for(source, target, tables=["items"]))
+    assert drifted.tables[0].skipped is None and drifted.tables[0].updated == 1 and drifted.verified
+    assert "the target changed since the last sync" in drifted.notes[0]
+    assert sync(job_for(source, target, tables=["items"])).tables[0].skipped
     # another sync of the same tables (a condition, --delete): not skipped, its rows were never compared
     target.sql("INSERT INTO items (id, name) VALUES (1000, 'extra')")
     other = sync(job_for(source, target, tables=["items"], table_options={"where": "id > 1"}))
