@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from parity.dialects.base import TABLE_OPTIONS
 from parity.endpoint import Endpoint
 
 TASK_ROW = ""
@@ -31,6 +32,7 @@ def tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("rows", sa.BigInteger, nullable=False, default=0),
         sa.Column("info", sa.Text, nullable=True),
         sa.Column("updated_at", sa.DateTime, nullable=False),
+        **TABLE_OPTIONS,
     )
     id_map = sa.Table(
         "_parity_id_map",
@@ -39,6 +41,7 @@ def tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("old_id", sa.String(200), primary_key=True),
         sa.Column("new_id", sa.String(200), nullable=False),
         sa.Index("ix_parity_id_map_new_id", "table_name", "new_id"),  # (diff reads new IDs back as old)
+        **TABLE_OPTIONS,
     )
     return metadata, state, id_map
 

@@ -3438,3 +3438,28 @@ def test_mariadb_double_with_digits_stays_a_double(mariadb_db: Database, pg_db: 
     # (MariaDB stores -0.01 in a DOUBLE(5,2) as -0.010000000000000009 and shows it as -0.01, which copy
     # reads: the hashes of the two doubles differ, the rows are downloaded and compare equal)
     assert diff(job_for(mariadb_db, pg_db)).identical
+
+
+def test_tables_made_in_a_latin1_mariadb_database_hold_every_character(
+    pg_db: Database, mariadb_db: Database
+) -> None:
+    """A MariaDB database whose default character set is latin1: the tables parity creates there (the
+    copied ones, its state, a diff's discrepancies) are utf8mb4, so an emoji arrives (it was refused:
+    'Incorrect string value', the audit)."""
+    name = mariadb_db.url.rsplit("/", 1)[1]
+    mariadb_db.sql(f"ALTER DATABASE `{name}` CHARACTER SET latin1 COLLATE latin1_swedish_ci")
+    pg_db.sql("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)", "INSERT INTO notes VALUES (1, 'ok 🎉 ✓')")
+    copy_ok(job_for(pg_db, mariadb_db))
+    assert mariadb_db.query("SELECT body FROM notes") == [("ok 🎉 ✓",)]
+    pg_db.sql("UPDATE notes SET body = 'now 🚀'")
+    found = diff(job_for(pg_db, mariadb_db), output="_parity_discrepancies")
+    assert [d.kind for d in found.differences] == ["changed"]
+    stored = mariadb_db.query("SELECT source_value FROM _parity_discrepancies WHERE column_name = 'body'")
+    assert [v for (v,) in stored] == ["now 🚀"]
+    collations = mariadb_db.query(
+        "SELECT table_name, table_collation FROM information_schema.tables WHERE table_schema = :s",
+        s=name,
+    )
+    assert {t: c.split("_")[0] for t, c in collations} == {
+        t: "utf8mb4" for t in ("notes", "_parity_state", "_parity_id_map", "_parity_discrepancies")
+    }

@@ -125,6 +125,11 @@ def _compile_merge(element: Merge, compiler: Any, **kw: Any) -> str:
     return sql + (";" if compiler.dialect.name == "mssql" else "")  # (SQL Server's MERGE must end so)
 
 
+TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
+"""What every table parity creates says to the databases that read it (the others ignore it): in MySQL
+and MariaDB its text is utf8mb4 whatever the database's default (one in latin1 refused an emoji)."""
+
+
 class Dialect:
     """Base of the per-database adapters. Subclasses override class attributes, rarely methods."""
 

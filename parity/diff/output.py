@@ -16,6 +16,7 @@ from typing import Any, Protocol, TextIO
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from parity.dialects.base import TABLE_OPTIONS
 from parity.diff.result import RowDiff, jsonable, value_text
 from parity.endpoint import Endpoint, driver_message
 from parity.errors import ConfigError, ParityError
@@ -188,6 +189,7 @@ class TableSink:
             sa.Column(TARGET_TABLE, sa.String(255)),
             sa.Column(THROUGH_ID_MAP, sa.Integer()),
             schema=target.schema,
+            **TABLE_OPTIONS,
         )
         self.pending: list[dict[str, Any]] = []
         self.targets: dict[str, str] = {}

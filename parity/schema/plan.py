@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
-from parity.dialects.base import Dialect, LossyType, RawType
+from parity.dialects.base import TABLE_OPTIONS, Dialect, LossyType, RawType
 from parity.dialects.duckdb import register_alembic
 from parity.schema.model import Column, ForeignKey, Table
 from parity.schema.order import fk_order
@@ -384,7 +384,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     key = f"{ctx.schema}.{target}" if ctx.schema else target
     if key in ctx.metadata.tables:  # a stub from an earlier reference: replace it
         ctx.metadata.remove(ctx.metadata.tables[key])
-    sa_table = sa.Table(target, ctx.metadata, *pieces, schema=ctx.schema)
+    sa_table = sa.Table(target, ctx.metadata, *pieces, schema=ctx.schema, **TABLE_OPTIONS)
     ctx.plan.steps.append(Step(target, "create table", _ddl(CreateTable(sa_table), ctx.sa_dialect)))
     if defer:
         for key in keys:
