@@ -3463,3 +3463,23 @@ def test_tables_made_in_a_latin1_mariadb_database_hold_every_character(
     assert {t: c.split("_")[0] for t, c in collations} == {
         t: "utf8mb4" for t in ("notes", "_parity_state", "_parity_id_map", "_parity_discrepancies")
     }
+
+
+@pytest.mark.parametrize("target_name", ["mariadb", "sqlite"])
+def test_a_partial_unique_index_is_made_without_its_condition_and_not_unique(
+    pg_db: Database, make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A partial unique index (unique among the rows its WHERE takes) became a unique index on every
+    row, which refused a row the source holds ('Duplicate entry', the audit): its condition is the
+    source's SQL, so the index is made plain, with a warning."""
+    target = make_db(target_name)
+    pg_db.sql(
+        "CREATE TABLE users (id INT PRIMARY KEY, nm TEXT, deleted BOOLEAN NOT NULL)",
+        "CREATE UNIQUE INDEX users_nm_live ON users (nm) WHERE NOT deleted",
+        "INSERT INTO users VALUES (1, 'bob', false), (2, 'bob', true)",
+    )
+    result = copy_ok(job_for(pg_db, target))
+    assert any("partial index users_nm_live (WHERE (NOT deleted))" in w for w in result.schema.warnings)
+    assert target.query("SELECT id FROM users ORDER BY id") == [(1,), (2,)]
+    (users,) = target.reflect("users")
+    assert [(ix.columns, ix.unique) for ix in users.indexes] == [(("nm",), False)]

@@ -174,7 +174,17 @@ def _indexes(
         if not cols or any(c is None for c in cols):
             notes.append(f"{table}: expression index {ix.get('name')} is not portable; skipped")
             continue
-        out.append(Index(ix.get("name"), cols, bool(ix.get("unique"))))
+        unique = bool(ix.get("unique"))
+        options = ix.get("dialect_options") or {}
+        where = next((options[k] for k in options if k.endswith("_where") and options[k] is not None), None)
+        if where is not None:  # a partial index: its condition is the source's SQL, not portable
+            held = ", and not unique (unique on all rows, it would refuse rows the source holds)"
+            notes.append(
+                f"{table}: partial index {ix.get('name')} (WHERE {where}) is made without its condition"
+                + (held if unique else "")
+            )
+            unique = False
+        out.append(Index(ix.get("name"), cols, unique))
     return tuple(out)
 
 
