@@ -499,3 +499,18 @@ def test_a_reflection_reads_a_table_once_and_keeps_nothing_after(make_db: Callab
         conn.execute(sa.text("CREATE TABLE later (id INTEGER PRIMARY KEY)"))
         after = endpoint.dialect.table_names(conn, endpoint.schema)
     assert "later" not in before and "later" in after
+
+
+def test_on_update_current_timestamp_keeps_its_default_and_is_named(
+    mariadb_db: Database, pg_db: Database
+) -> None:
+    """MySQL's ``DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP``: the default was lost whole,
+    without a word, and an INSERT that leaves the column out failed on the copy (the audit)."""
+    mariadb_db.sql(
+        "CREATE TABLE t (id INT PRIMARY KEY, updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP"
+        " ON UPDATE CURRENT_TIMESTAMP)"
+    )
+    plan = apply(mariadb_db, pg_db)
+    assert any("t.updated_at: ON UPDATE current_timestamp() is not carried over" in w for w in plan.warnings)
+    pg_db.sql("INSERT INTO t (id) VALUES (1)")
+    assert pg_db.query("SELECT updated_at IS NOT NULL FROM t") == [(True,)]

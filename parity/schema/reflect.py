@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -91,7 +92,15 @@ def _reflect_one(
         )  # (an enum is no text to text functions: PostgreSQL has no octet_length() of one)
         identity = dialect.is_identity(info, pk)
         generated = _generated(info, conn.dialect.name)
-        default = None if identity or generated else dialect.parse_default(_default_text(info))
+        default_text = _default_text(info)
+        on_update = _ON_UPDATE.search(default_text or "")
+        if on_update:  # (MySQL's DEFAULT ... ON UPDATE ...: the default is kept, the update rule is not)
+            default_text = default_text[: on_update.start()] if default_text else None
+            notes.append(
+                f"{name}.{info['name']}: {on_update.group(0).strip()} is not carried over "
+                "(the default is; set the column where the application updates a row)"
+            )
+        default = None if identity or generated else dialect.parse_default(default_text)
         columns.append(
             Column(
                 name=info["name"],
@@ -136,6 +145,10 @@ def _generated(info: dict[str, Any], dialect: str) -> Generated | None:
     # that can take in the next column's definition: the expression is not known exactly there
     expression = None if dialect == "sqlite" else str(computed.get("sqltext") or "") or None
     return Generated(expression, bool(computed.get("persisted")), dialect)
+
+
+_ON_UPDATE = re.compile(r"\s+on\s+update\s+.*$", re.IGNORECASE | re.DOTALL)
+"""MySQL/MariaDB's ``ON UPDATE CURRENT_TIMESTAMP`` after a column's default, as reflection gives it."""
 
 
 def _default_text(info: dict[str, Any]) -> str | None:
