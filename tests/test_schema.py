@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from parity import job as jobs
+from parity.copy import copy
 from parity.dialects import for_name
 from parity.errors import NotFound, SchemaError
 from parity.schema.apply import schema_apply, schema_plan
@@ -514,3 +515,25 @@ def test_on_update_current_timestamp_keeps_its_default_and_is_named(
     assert any("t.updated_at: ON UPDATE current_timestamp() is not carried over" in w for w in plan.warnings)
     pg_db.sql("INSERT INTO t (id) VALUES (1)")
     assert pg_db.query("SELECT updated_at IS NOT NULL FROM t") == [(True,)]
+
+
+def test_sqlite_spellings_of_64_bit_integers_stay_64_bit(sqlite_db: Database, pg_db: Database) -> None:
+    """'BIGINT UNSIGNED', SQLite's own 'UNSIGNED BIG INT', 'INT64', 'INT UNSIGNED' were read as a
+    32-bit integer: the target's column refused the milliseconds they held (the audit)."""
+    spellings = ["BIGINT UNSIGNED", "UNSIGNED BIG INT", "INT64", "INTEGER UNSIGNED", "INT UNSIGNED"]
+    columns = ", ".join(f'"c{i}" {t}' for i, t in enumerate(spellings))
+    sqlite_db.sql(
+        f"CREATE TABLE t (id INTEGER PRIMARY KEY, {columns}, small TINYINT UNSIGNED, two SMALLINT)",
+        f"INSERT INTO t VALUES (1, {', '.join(['1672567200000'] * len(spellings))}, 255, 7)",
+    )
+    (table,) = sqlite_db.reflect("t")
+    assert types_of(table) == {
+        "id": "bigint", **{f"c{i}": "bigint" for i in range(len(spellings))}, "small": "integer", "two": "smallint"
+    }  # fmt: skip
+    job = build(sqlite_db, pg_db)
+    try:
+        result = copy(job)
+    finally:
+        job.close()
+    assert [t.rejected for t in result.tables] == [0]
+    assert pg_db.query('SELECT "c2", small FROM t') == [(1672567200000, 255)]

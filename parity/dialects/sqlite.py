@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity.dialects.base import TINY, Dialect, inspector, nearest_single
-from parity.schema.types import CanonicalType, Kind
+from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind
 from parity.values import UUID_SPELLINGS, decode_value, jsonb_text
 
 if TYPE_CHECKING:
@@ -411,8 +411,12 @@ def declared_type(declared: str) -> CanonicalType:
         if first is None:
             return CanonicalType(Kind.DECIMAL)
         return CanonicalType(Kind.DECIMAL, precision=first, scale=second or 0)
-    if "INT" in name:
-        return CanonicalType(Kind.INTEGER)
+    if "INT" in name:  # (another spelling: 'UNSIGNED BIG INT', 'INT64', 'INT UNSIGNED', 'BIGINT UNSIGNED')
+        plain = name.replace("UNSIGNED", "").strip()
+        kind = _SIMPLE.get(plain, Kind.BIGINT)
+        if "UNSIGNED" in name:  # one size up, as MySQL's (SQLite holds at most a signed 64-bit value)
+            kind = {Kind.SMALLINT: Kind.INTEGER, Kind.INTEGER: Kind.BIGINT}.get(kind, Kind.BIGINT)
+        return CanonicalType(kind if kind in INTEGER_KINDS else Kind.BIGINT)
     if "BINARY" in name or "BYTES" in name:
         return CanonicalType(Kind.BINARY, length=first)
     if "CHAR" in name and "VAR" not in name and first:
