@@ -537,3 +537,21 @@ def test_sqlite_spellings_of_64_bit_integers_stay_64_bit(sqlite_db: Database, pg
         job.close()
     assert [t.rejected for t in result.tables] == [0]
     assert pg_db.query('SELECT "c2", small FROM t') == [(1672567200000, 255)]
+
+
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql"])
+def test_defaults_keep_their_meaning_or_are_named(
+    sqlite_db: Database, make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A boolean default spelled 't' or 'TRUE' became false; a backslash in a string default started
+    an escape in MariaDB ('a\\\\nb' became a, newline, b); a default parity cannot carry went without a
+    word (the audit)."""
+    target = make_db(target_name)
+    sqlite_db.sql(
+        "CREATE TABLE s (id INTEGER PRIMARY KEY, a BOOLEAN DEFAULT 't', b BOOLEAN DEFAULT 'TRUE',"
+        " c BOOLEAN DEFAULT 'f', path TEXT DEFAULT 'C:\\temp\\new', d DATE DEFAULT CURRENT_DATE)"
+    )
+    plan = apply(sqlite_db, target)
+    assert any("s.d: default CURRENT_DATE is not portable" in w for w in plan.warnings), plan.warnings
+    target.sql("INSERT INTO s (id) VALUES (1)")
+    assert target.query("SELECT a, b, c, path FROM s") == [(True, True, False, "C:\\temp\\new")]

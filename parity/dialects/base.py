@@ -125,6 +125,9 @@ def _compile_merge(element: Merge, compiler: Any, **kw: Any) -> str:
     return sql + (";" if compiler.dialect.name == "mssql" else "")  # (SQL Server's MERGE must end so)
 
 
+_TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes", "on"})
+_FALSE_TEXT = frozenset({"0", "f", "false", "n", "no", "off"})
+
 TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
 """What every table parity creates says to the databases that read it (the others ignore it): in MySQL
 and MariaDB its text is utf8mb4 whatever the database's default (one in latin1 refused an emoji)."""
@@ -513,14 +516,22 @@ class Dialect:
             return sa.text("CURRENT_TIMESTAMP")
         value = default.literal
         if isinstance(value, bool) or ctype.kind is Kind.BOOLEAN:
-            return sa.text(
-                self.boolean_literal(bool(value) if not isinstance(value, str) else value in ("1", "true"))
-            )
+            if isinstance(value, str):  # ('t', 'TRUE', 'yes' ... as old schemas spell them; else none)
+                spelled = value.strip().lower()
+                if spelled not in _TRUE_TEXT and spelled not in _FALSE_TEXT:
+                    return None
+                value = spelled in _TRUE_TEXT
+            return sa.text(self.boolean_literal(bool(value)))
         if isinstance(value, (int, float)):
             return sa.text(repr(value))
         if isinstance(value, str):
+            if self.BACKSLASH_ESCAPES:
+                value = value.replace("\\", "\\\\")
             return sa.text("'" + value.replace("'", "''") + "'")
         return None
+
+    BACKSLASH_ESCAPES: ClassVar[bool] = False
+    """Whether a backslash in a string literal starts an escape (MySQL's default sql_mode)."""
 
     BOOLEAN_LITERALS: ClassVar[tuple[str, str]] = ("TRUE", "FALSE")
     """How true and false are written in DDL defaults."""

@@ -144,6 +144,7 @@ class MySQL(Dialect):
     SINGLE_FLOATS = True
     INTEGER_BOOLEANS = True
     TEXT_KEYS_FOLD = True
+    BACKSLASH_ESCAPES = True
     KEY_TEXT_CHARS = 768  # (InnoDB keys hold 3072 bytes: 768 utf8mb4 characters)
     ROUNDS_DECIMALS = False  # (it warns: LOAD DATA's batch fails on the warning)
     SIZED_BINARY = "VARBINARY({length})"

@@ -101,6 +101,8 @@ def _reflect_one(
                 "(the default is; set the column where the application updates a row)"
             )
         default = None if identity or generated else dialect.parse_default(default_text)
+        if default is None and default_text is not None and not (identity or generated):
+            notes.append(f"{name}.{info['name']}: default {default_text} is not portable; not carried over")
         columns.append(
             Column(
                 name=info["name"],
