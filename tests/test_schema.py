@@ -555,3 +555,29 @@ def test_defaults_keep_their_meaning_or_are_named(
     assert any("s.d: default CURRENT_DATE is not portable" in w for w in plan.warnings), plan.warnings
     target.sql("INSERT INTO s (id) VALUES (1)")
     assert target.query("SELECT a, b, c, path FROM s") == [(True, True, False, "C:\\temp\\new")]
+
+
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql"])
+def test_an_sqlite_foreign_key_written_on_its_column_keeps_its_actions(
+    sqlite_db: Database, make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """``p_id INTEGER REFERENCES p(id) ON DELETE CASCADE``: SQLAlchemy gave no actions for an FK
+    written on its column, and the target's FK neither cascaded nor set NULL (the audit)."""
+    target = make_db(target_name)
+    sqlite_db.sql(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id) ON DELETE CASCADE,"
+        " q INTEGER REFERENCES p(id) ON DELETE SET NULL)",
+    )
+    (child,) = sqlite_db.reflect("c")
+    assert sorted((fk.columns, fk.ondelete) for fk in child.foreign_keys) == [
+        (("p_id",), "CASCADE"),
+        (("q",), "SET NULL"),
+    ]
+    apply(sqlite_db, target)
+    target.sql(
+        "INSERT INTO p VALUES (1), (2)",
+        "INSERT INTO c VALUES (10, 1, 2), (20, 2, 1)",
+        "DELETE FROM p WHERE id = 1",
+    )
+    assert target.query("SELECT id, p_id, q FROM c") == [(20, 2, None)]

@@ -243,6 +243,28 @@ class SQLite(Dialect):
             conditions.append(column < sa.literal((day + timedelta(days=2)).isoformat(), sa.String()))
         return sa.and_(*conditions)
 
+    def foreign_keys(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        """Inspector's, with the actions SQLite's PRAGMA gives: SQLAlchemy reads them from the table's
+        SQL, and of an FK written on its column (``p_id INTEGER REFERENCES p(id) ON DELETE CASCADE``)
+        it gave none, so the copy's FK neither cascaded nor set NULL."""
+        found = super().foreign_keys(conn, table, schema)
+        quote = conn.dialect.identifier_preparer.quote
+        prefix = f"{quote(schema)}." if schema else ""
+        rows = conn.exec_driver_sql(f"PRAGMA {prefix}foreign_key_list({quote(table)})").all()
+        actions: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}
+        for fk_id in sorted({r[0] for r in rows}):
+            parts = sorted((r for r in rows if r[0] == fk_id), key=lambda r: r[1])
+            actions[(parts[0][2].lower(), tuple(r[3].lower() for r in parts))] = (parts[0][6], parts[0][5])
+        for fk in found:
+            key = (fk["referred_table"].lower(), tuple(c.lower() for c in fk["constrained_columns"]))
+            on_delete, on_update = actions.get(key, ("NO ACTION", "NO ACTION"))
+            options = dict(fk.get("options") or {})
+            for name, action in (("ondelete", on_delete), ("onupdate", on_update)):
+                if action and action.upper() != "NO ACTION":
+                    options.setdefault(name, action.upper())
+            fk["options"] = options
+        return found
+
     def unique_constraints(
         self, conn: Connection, table: str, schema: str | None
     ) -> list[tuple[str | None, tuple[str, ...]]]:
