@@ -747,6 +747,8 @@ class _TableWork:
     """Changed rows whose new references are to rows of a table inserted after this one's updates."""
     retry_new: list[dict[str, Any]] = field(default_factory=list)
     """New rows whose natural key a changed row of this sync gives up: inserted after the updates."""
+    after_deletes: list[dict[str, Any]] = field(default_factory=list)
+    """New rows whose key an extra row to delete holds in another case (``_after_deletes``)."""
 
     def key(self) -> list[str]:
         first = self.diff.differences[0] if self.diff.differences else None
@@ -799,6 +801,25 @@ def _held_key(d: Any) -> dict[str, Any]:
     }
 
 
+def _after_deletes(work: _TableWork, key: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The missing rows to insert with the other inserts, and those to insert after the deletes: with
+    ``--delete``, a missing row whose key an extra row holds in another case or with trailing spaces
+    (one key to a target that collates so): inserted first, the target refused it, and a dry run's SQL
+    did not run as printed."""
+    missing = work.missing
+    if work.extra != "delete" or not key:
+        return missing, []
+
+    def folded(row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(v.casefold().rstrip(" ") if isinstance(v, str) else v for v in (row.get(k) for k in key))
+
+    extra = {folded(_held_key(d)) for d in work.diff.differences if d.kind == "extra"}
+    if not extra:
+        return missing, []
+    first = [row for row in missing if folded(row) not in extra]
+    return first, [row for row in missing if folded(row) in extra]
+
+
 def _apply(
     job: Job,
     work: _TableWork,
@@ -830,7 +851,7 @@ def _apply(
             _MappedIds(job, work, applier, outcome, dry_run).apply(phase, key, run)
         return
     if phase == "upsert":
-        missing = work.missing
+        missing, work.after_deletes = _after_deletes(work, key)
         changed = [
             (_held_key(d), {d.names.get(c, c): d.source[c] for c in d.columns})
             for d in rows
@@ -844,6 +865,11 @@ def _apply(
     if phase == "late":
         return
     if phase == "retry":
+        if work.after_deletes:  # (their keys are the deleted rows' in the target's collation)
+            inserted = run(applier.inserts(work.after_deletes), work.refused.keep)
+            outcome.inserted += inserted
+            if inserted and not dry_run:
+                applier.advance_sequences(list(work.after_deletes[0]))
         if work.refused.rows and outcome.deleted:
             inserted = run(work.refused.again(), work.refused.keep)
             outcome.inserted += inserted

@@ -876,6 +876,31 @@ def test_sync_inserts_rows_the_target_took_for_extra_ones_after_deleting_those(
     assert sorted(target.query("SELECT k, v FROM pk")) == [("a", 1), ("b", 2)]
 
 
+def test_a_dry_run_deletes_the_rows_whose_keys_new_rows_take_before_inserting_those(
+    make_db: Callable[[str], Database],
+) -> None:
+    """The dry run printed INSERT 'Key1' before DELETE 'key1', which MariaDB's collation takes for
+    one key: its SQL failed as printed ('Duplicate entry', the audit); the sync itself inserted, was
+    refused, deleted and inserted again. Both now delete such a row first, and run as printed."""
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE codes (code VARCHAR(10) PRIMARY KEY, n INT)", "INSERT INTO codes VALUES ('Key1', 1)"
+    )
+    target.sql(
+        "CREATE TABLE codes (code VARCHAR(10) PRIMARY KEY, n INT)", "INSERT INTO codes VALUES ('key1', 1)"
+    )
+    planned = sync(job_for(source, target), extra="delete", dry_run=True)
+    printed = [s for s in planned.statements if s.startswith(("INSERT", "DELETE"))]
+    assert [s.split()[0] for s in printed] == ["DELETE", "INSERT"], planned.statements
+    target.sql(*(s.rstrip(";") for s in printed))  # (as printed, it runs)
+    assert target.query("SELECT code, n FROM codes") == [("Key1", 1)]
+    target.sql("DELETE FROM codes", "INSERT INTO codes VALUES ('key1', 1)")
+    result = sync(job_for(source, target), extra="delete")
+    table = result.tables[0]
+    assert (table.inserted, table.deleted, table.failed, result.verified) == (1, 1, 0, True)
+    assert target.query("SELECT code FROM codes") == [("Key1",)]
+
+
 def test_a_batch_every_row_of_which_is_refused_stops_its_rerun_row_by_row(
     make_db: Callable[[str], Database],
 ) -> None:
