@@ -581,3 +581,20 @@ def test_an_sqlite_foreign_key_written_on_its_column_keeps_its_actions(
         "DELETE FROM p WHERE id = 1",
     )
     assert target.query("SELECT id, p_id, q FROM c") == [(20, 2, None)]
+
+
+def test_an_sqlite_expression_index_is_named_in_the_plan_not_in_a_python_warning(
+    sqlite_db: Database, pg_db: Database
+) -> None:
+    """SQLAlchemy skips SQLite's index on an expression with an SAWarning (file paths, on every
+    command), before parity's own warning could name it (the audit)."""
+    import warnings
+
+    sqlite_db.sql(
+        "CREATE TABLE u (id INTEGER PRIMARY KEY, nm TEXT)", "CREATE INDEX ix_lower ON u (lower(nm))"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = apply(sqlite_db, pg_db)
+    assert [str(w.message) for w in caught if "expression-based" in str(w.message)] == []
+    assert "u: expression index ix_lower is not portable; skipped" in plan.warnings
