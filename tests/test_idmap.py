@@ -706,6 +706,42 @@ def test_references_to_source_rows_that_share_a_target_row_compare_equal(
     assert [tuple(r) for r in rows] == [("a", "alpha"), ("b", "alpha"), ("c", "alpha"), ("d", "alpha")]
 
 
+@pytest.mark.parametrize("kind", ["mariadb", "postgresql"])
+def test_a_target_row_that_source_rows_share_stands_for_the_least_the_source_holds(
+    make_db: Callable[[str], Database], kind: str, tmp_path: Path
+) -> None:
+    """Two authors with one e-mail (the natural key) share one target row, which diff read once for
+    each: every sync wrote the other one's name into it, and said "still differ" (the audit). The row
+    stands for the least ID the source holds; once that one is gone, for the next."""
+    source, target = make_db("sqlite"), make_db(kind)
+    source.sql(
+        "CREATE TABLE authors (id INTEGER PRIMARY KEY, email VARCHAR(40) NOT NULL, name TEXT)",
+        "INSERT INTO authors VALUES (1, 'a@x.com', 'A'), (2, 'a@x.com', 'A2'), (3, 'b@x.com', 'B')",
+    )
+    job_file = _job_file(
+        tmp_path, source, target, "  - {name: authors, remap_ids: true, natural_key: [email]}\n"
+    )
+    job = build(config_file=str(job_file))
+    try:
+        assert all(t.status == "ok" for t in copy(job).tables)
+    finally:
+        job.close()
+    assert sorted(target.query("SELECT email, name FROM authors")) == [("a@x.com", "A"), ("b@x.com", "B")]
+    found = _diff(build(config_file=str(job_file)), remap_ids=True)
+    assert _found(found) == {"authors": []}
+    assert any("1 source rows share their target row" in w for w in found.tables[0].warnings)
+    for _ in range(2):  # (it wrote 'A2', then 'A' ... and never converged)
+        synced = _sync(build(config_file=str(job_file)), remap_ids=True)
+        assert synced.verified and [(t.inserted, t.updated) for t in synced.tables] == [(0, 0)]
+    source.sql("DELETE FROM authors WHERE id = 1")  # the row now stands for author 2
+    assert _found(_diff(build(config_file=str(job_file)), remap_ids=True)) == {
+        "authors": [("changed", 2, ("name",))]
+    }
+    synced = _sync(build(config_file=str(job_file)), remap_ids=True)
+    assert synced.verified and [(t.inserted, t.updated, t.deleted) for t in synced.tables] == [(0, 1, 0)]
+    assert sorted(target.query("SELECT email, name FROM authors")) == [("a@x.com", "A2"), ("b@x.com", "B")]
+
+
 def test_sync_names_the_cycle_a_not_null_reference_cannot_wait_in(make_db: Callable[[str], Database]) -> None:
     """New rows referencing each other through a NOT NULL column cannot be written (neither can wait
     for the other's new ID): refused, as before, and now with that reason, not "no row with that ID"."""

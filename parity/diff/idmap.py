@@ -52,6 +52,11 @@ class ThroughMap:
     one target row (their natural key matched one row): a reference to any of them names that row,
     which reads as the least (``_joins``), and compares equal to it (``compare.RowComparer``)."""
 
+    shadowed: tuple[int, ...] = ()
+    """Source IDs of the table's own rows whose target row a lesser source ID shares (their natural
+    key matched one row): left out on both sides, the least ID's row standing for that target row (read
+    once per source row it was, every sync wrote the next one's values into it)."""
+
     @property
     def translates(self) -> bool:
         return self.applied and bool(self.own or self.references)
@@ -121,6 +126,8 @@ class ThroughMap:
                 meets = sa.and_(
                     m.c.table_name == sa.literal(table, sa.String()), self._meets(m, raw.c[column])
                 )
+                if self.shadowed:  # (a target row shared by source rows: read as the least of them)
+                    meets = sa.and_(meets, m.c.old_id.not_in([str(i) for i in self.shadowed]))
                 joined = joined.join(m, meets) if inner else joined.outerjoin(m, meets)
             else:  # (one old ID a new one: source rows sharing a natural key share their target row)
                 parent = self.references[column]
@@ -206,6 +213,15 @@ def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
     if asked and references:
         through = replace(through, shared=_shared(job, state, references))
     warnings = list(plan.warnings)
+    if asked and own and any(p.target.name == own for p in plan.keys):
+        shadowed = _shadowed(job, state, plan, own)
+        if shadowed:
+            through = replace(through, shadowed=shadowed)
+            warnings.append(
+                f"{target.name}: {len(shadowed)} source rows share their target row with a source row of a "
+                f"lesser ID (their natural key matched one row; {_examples(shadowed)}): that row stands "
+                "for them"
+            )
     if not asked:
         verb = "holds" if len(through.joined) == 1 else "hold"
         warnings.append(
@@ -218,24 +234,56 @@ def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
     return replace(plan, through_map=through, warnings=tuple(warnings))
 
 
+def _shadowed(job: Job, state: State, plan: TablePlan, own: str) -> tuple[int, ...]:
+    """``ThroughMap.shadowed``: of each group of source IDs the map gives one target row, all but the
+    least that the source still holds (the least of all where it holds none: that row is extra)."""
+    groups = _groups(job, state, plan.target.name)
+    if not groups:
+        return ()
+    column = next(p.source.name for p in plan.keys if p.target.name == own)
+    table = sa.table(plan.source.name, sa.column(column), schema=job.source.schema)
+    ids = sorted({i for g in groups for i in g})
+    held: set[int] = set()
+    with job.source.connect() as conn:
+        for at in range(0, len(ids), 1000):
+            query = sa.select(table.c[column]).where(table.c[column].in_(ids[at : at + 1000]))
+            held.update(int(v) for (v,) in conn.execute(query))
+    out: list[int] = []
+    for group in groups:
+        standing = min((i for i in group if i in held), default=min(group))
+        out += [i for i in group if i != standing]
+    return tuple(sorted(out))
+
+
+def _groups(job: Job, state: State, table: str) -> list[list[int]]:
+    """The source IDs the map gives one target row of the table, a list a row shared by several."""
+    m = state.id_map
+    of_table = m.c.table_name == sa.literal(table, sa.String())
+    doubled = sa.select(m.c.new_id).where(of_table).group_by(m.c.new_id).having(sa.func.count() > 1)
+    groups: dict[str, list[int]] = {}
+    with job.target.connect() as conn:
+        for old, new in conn.execute(
+            sa.select(m.c.old_id, m.c.new_id).where(of_table, m.c.new_id.in_(doubled))
+        ):
+            with suppress(ValueError):
+                groups.setdefault(new, []).append(int(old))
+    return list(groups.values())
+
+
+def _examples(ids: Sequence[int]) -> str:
+    shown = ", ".join(map(str, ids[:5]))
+    return f"IDs {shown}" + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
 def _shared(job: Job, state: State, references: dict[str, str]) -> dict[str, dict[int, int]]:
     """``ThroughMap.shared`` of these references: the map's entries whose target row has several
     source rows (few: one grouped read of the map per parent, served by its (table_name, new_id) index)."""
-    m = state.id_map
     out: dict[str, dict[int, int]] = {}
-    with job.target.connect() as conn:
-        for parent in sorted(set(references.values())):
-            of_parent = m.c.table_name == sa.literal(parent, sa.String())
-            doubled = sa.select(m.c.new_id).where(of_parent).group_by(m.c.new_id).having(sa.func.count() > 1)
-            rows = conn.execute(sa.select(m.c.old_id, m.c.new_id).where(of_parent, m.c.new_id.in_(doubled)))
-            groups: dict[str, list[int]] = {}
-            for old, new in rows:
-                with suppress(ValueError):
-                    groups.setdefault(new, []).append(int(old))
-            least = {old: min(olds) for olds in groups.values() for old in olds}
-            for column, named in references.items():
-                if named == parent and least:
-                    out[column] = least
+    for parent in sorted(set(references.values())):
+        least = {old: min(olds) for olds in _groups(job, state, parent) for old in olds}
+        for column, named in references.items():
+            if named == parent and least:
+                out[column] = least
     return out
 
 

@@ -150,8 +150,12 @@ class Side:
         )
         self.types = [c.type for c in everything]
         where = plan.where if role == "source" else (plan.target_where or plan.where)
-        self.where = [where_clause(where)] if where else []
+        self.where: list[Any] = [where_clause(where)] if where else []
         self.through = plan.through_map if role == "target" else None
+        through = plan.through_map
+        if through is not None and through.shadowed and role == "source":  # (the target reads each of
+            own = next(p.source.name for p in plan.keys if p.target.name == through.own)  # their rows
+            self.where.append(sa.column(own).not_in(list(through.shadowed)))  # as the least ID's)
         if self.through is not None and self.through.translates:  # (conditions read IDs as the source's)
             self.sa_table = self.through.translated(table.name, table.column_names, endpoint.schema)
         self.read_columns = [self.sa_table.c[c.name] for c in everything]
