@@ -216,7 +216,7 @@ def test_mysql_create_customers(demo_tables: list[Table]) -> None:
         external_id CHAR(36),
         PRIMARY KEY (id),
         CONSTRAINT uq_customers_email UNIQUE (email)
-        )
+        )CHARSET=utf8mb4
         """
     )
     assert statement(plan, "order history", "create index") == [
