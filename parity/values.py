@@ -81,7 +81,15 @@ def _char(v: Any) -> str:
     return _text(v).rstrip(" ")
 
 
+def _no_number(v: Any, what: str) -> None:
+    """A number is no date or time (an SQLite file's numbers are read through ``?numeric_dates=``):
+    Python's ISO parser took the integer 20230101 for 2023-01-01."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        raise ValueError(f"a number is no {what}: an SQLite file's are read with ?numeric_dates= on its URL")
+
+
 def _date(v: Any) -> date:
+    _no_number(v, "date")
     if isinstance(v, datetime):
         if v.time() != time(0):
             raise ValueError(f"{v.isoformat(' ')!r} is a date and a time of day")
@@ -122,12 +130,14 @@ def _time(v: Any) -> time:
 
 
 def _timestamp(v: Any) -> datetime:
+    _no_number(v, "timestamp")
     if not isinstance(v, datetime):
         v = datetime.fromisoformat(_microseconds_at_most(str(v), 26))
     return v.replace(tzinfo=None) if v.tzinfo is None else v.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _timestamptz(v: Any) -> datetime:
+    _no_number(v, "timestamp")
     if not isinstance(v, datetime):
         v = datetime.fromisoformat(_microseconds_at_most(str(v), 26))
     return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)

@@ -168,3 +168,16 @@ def test_partitions_by_month_read_the_numbers_as_moments(pg_db: Database, tmp_pa
     pg_db.sql('UPDATE "Event" SET "createdAt" = "createdAt" + interval \'1 ms\' WHERE id = 3')
     changed = diff(build(url, pg_db.url, target_schema=pg_db.schema, table_options=by_month))
     assert [(d.kind, d.key["id"], d.columns) for d in changed.differences] == [("changed", 3, ("createdAt",))]
+
+
+def test_without_the_option_a_number_is_no_date(sqlite_db: Database, tmp_path: Path) -> None:
+    """Python's ISO parser took the integer 20230101 in a DATE column for 2023-01-01 (the audit), where
+    the docs say a number is no date: rejected, its reason naming the option."""
+    plain, _ = _source(tmp_path, "unixepoch", [(300, None, 20230101)])
+    rejects = tmp_path / "rejects.jsonl"
+    result = copy(build(plain.url, sqlite_db.url), mode="replace", rejects_file=str(rejects))
+    reasons = {r["row"]["id"]: r["reason"] for r in map(json.loads, rejects.read_text().splitlines())}
+    assert result.tables[0].rows_written == 2  # the rows of text and NULL
+    assert reasons[300] == (
+        "day: 20230101 is no date (a number is no date: an SQLite file's are read with ?numeric_dates= on its URL)"
+    ), reasons
