@@ -2680,7 +2680,7 @@ def _fk_checks_off(conn: Connection, dialect: Any, wanted: bool) -> Iterator[Non
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, sa.exc.DBAPIError):
+    if isinstance(exc, sa.exc.DBAPIError) or hasattr(exc, "diag"):  # (psycopg's own: COPY's errors)
         return driver_message(exc)
     orig: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     if len(orig) >= 2 and isinstance(orig[0], int):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -619,7 +620,19 @@ def driver_message(exc: BaseException) -> str:
     line = lines[0] if lines else type(orig).__name__
     for prefix in ("connection failed: ", "FATAL:  ", "FATAL: "):
         line = line.replace(prefix, "")
+    diag = getattr(orig, "diag", None)  # (psycopg: the key a unique index found twice, the COPY's column)
+    if diag is not None:
+        detail = (getattr(diag, "message_detail", None) or "").strip()
+        if detail and detail not in line:
+            line = f"{line}: {detail.splitlines()[0]}"
+        column = _COPY_COLUMN.search(getattr(diag, "context", None) or "")
+        if column and f"column {column.group(1)}" not in line:
+            line = f"{line} (column {column.group(1)})"
     return log.redact(line)
+
+
+_COPY_COLUMN = re.compile(r"^COPY [^,]+, line \d+, column ([^:]+):", re.MULTILINE)
+"""The column of a value PostgreSQL's COPY refused, in the error's context."""
 
 
 def _run_on_connect(engine: Engine, statements: tuple[str, ...]) -> None:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +28,7 @@ import parity.copy as copy_module
 from parity import bulk, textread
 from parity.copy import copy
 from parity.diff import diff
+from parity.endpoint import driver_message
 from parity.errors import ConfigError, DataError, ParityError
 from parity.job import build
 from parity.schema.model import Column, Table
@@ -3483,3 +3485,32 @@ def test_a_partial_unique_index_is_made_without_its_condition_and_not_unique(
     assert target.query("SELECT id FROM users ORDER BY id") == [(1,), (2,)]
     (users,) = target.reflect("users")
     assert [(ix.columns, ix.unique) for ix in users.indexes] == [(("nm",), False)]
+
+
+def test_a_row_postgresql_refuses_is_rejected_naming_its_column(
+    sqlite_db: Database, pg_db: Database, tmp_path: Path
+) -> None:
+    """A unique index names the key it found twice in the error's detail, which was cut off (the
+    audit); PostgreSQL names no column of a value too long for it, but its COPY does (below)."""
+    sqlite_db.sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, s VARCHAR(3), n INTEGER)",
+        "INSERT INTO t VALUES (1, 'abc', 1), (2, 'abcdef', 2), (3, 'x', 3)",
+    )
+    pg_db.sql(
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, s VARCHAR(3), n INTEGER UNIQUE)",
+        "INSERT INTO t VALUES (9, 'y', 3)",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    result = copy(job_for(sqlite_db, pg_db), mode="append", rejects_file=str(rejects))
+    assert [(t.rows_written, t.rejected) for t in result.tables] == [(1, 2)]
+    reasons = {r["row"]["id"]: r["reason"] for r in map(json.loads, rejects.read_text().splitlines())}
+    assert reasons[2] == "value too long for type character varying(3)", reasons
+    assert (
+        reasons[3] == 'duplicate key value violates unique constraint "t_n_key": Key (n)=(3) already exists.'
+    )
+    refusal = pytest.raises(psycopg.errors.InvalidTextRepresentation)
+    with refusal as refused, pg_db.engine.connect() as conn:
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy("COPY t (id, s, n) FROM STDIN") as feed:
+            feed.write(b"7\tok\t7\n8\tok\tnot a number\n")
+    assert driver_message(refused.value) == 'invalid input syntax for type integer: "not a number" (column n)'
