@@ -24,7 +24,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import repeat
 from operator import itemgetter
@@ -62,7 +62,7 @@ from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind, parse
 from parity.state import State
-from parity.values import DECODE_ERRORS, JsonText, decode_value, jsonb_text
+from parity.values import DECODE_ERRORS, JsonText, decode_value, duration_text, jsonb_text
 
 Progress = Callable[[str, int, int | None], None]
 """progress(table, rows_done, rows_total): called from worker threads as batches land."""
@@ -2519,7 +2519,8 @@ def _decoded_or_unreadable(kind: Kind, value: Any, column: str, named: Kind | No
     try:
         return decode_value(kind, value)
     except DECODE_ERRORS as exc:
-        return _Unreadable(value, f"{column}: {value!r} is no {(named or kind).value} ({exc})")
+        shown = repr(duration_text(value)) if isinstance(value, timedelta) else repr(value)
+        return _Unreadable(value, f"{column}: {shown} is no {(named or kind).value} ({exc})")
 
 
 class _Guard(bulk.Writer):

@@ -115,12 +115,22 @@ def _microseconds_at_most(text: str, longest: int) -> str:
     return text
 
 
+def duration_text(value: timedelta) -> str:
+    """A duration as MySQL writes a TIME: ``838:59:59``, ``-12:30:00``, ``01:02:03.500000`` (Python's
+    own text is '34 days, 22:59:59' and '-1 day, 11:30:00')."""
+    sign = "-" if value < timedelta(0) else ""
+    micro = abs(value) // timedelta(microseconds=1)
+    seconds, micro = divmod(micro, 1_000_000)
+    text = f"{sign}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return f"{text}.{micro:06d}" if micro else text
+
+
 def _time(v: Any) -> time:
     if isinstance(v, time):
         return v
     if isinstance(v, timedelta):  # MySQL TIME arrives as a duration (from -838:59:59 to 838:59:59)
         if not timedelta(0) <= v < timedelta(days=1):
-            raise ValueError(f"TIME value {v} is not a time of day")
+            raise ValueError(f"TIME value {duration_text(v)} is not a time of day")
         seconds, micro = v.seconds, v.microseconds
         return time(seconds // 3600, seconds // 60 % 60, seconds % 60, micro)
     moment = time.fromisoformat(_microseconds_at_most(str(v), 15))

@@ -3514,3 +3514,22 @@ def test_a_row_postgresql_refuses_is_rejected_naming_its_column(
         with raw.cursor() as cursor, cursor.copy("COPY t (id, s, n) FROM STDIN") as feed:
             feed.write(b"7\tok\t7\n8\tok\tnot a number\n")
     assert driver_message(refused.value) == 'invalid input syntax for type integer: "not a number" (column n)'
+
+
+def test_a_mariadb_time_beyond_a_day_is_named_as_mariadb_writes_it(
+    mariadb_db: Database, pg_db: Database, tmp_path: Path
+) -> None:
+    """A TIME of 838:59:59 or -12:30:00 is no time of day elsewhere: rejected, its reason naming it as
+    MariaDB writes it (it read '34 days, 22:59:59' and '-1 day, 11:30:00', Python's text; the audit)."""
+    mariadb_db.sql(
+        "CREATE TABLE shifts (id INT PRIMARY KEY, t TIME)",
+        "INSERT INTO shifts VALUES (1, '838:59:59'), (2, '-12:30:00'), (3, '08:00:00')",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    result = copy(job_for(mariadb_db, pg_db), rejects_file=str(rejects))
+    assert [(t.rows_written, t.rejected) for t in result.tables] == [(1, 2)]
+    reasons = sorted(json.loads(line)["reason"] for line in rejects.read_text().splitlines())
+    assert [("838:59:59" in r, "-12:30:00" in r, "day" in r.replace("time of day", "")) for r in reasons] == [
+        (False, True, False),
+        (True, False, False),
+    ], reasons

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-from parity.values import canonical_json
+from parity.values import canonical_json, duration_text
 
 if TYPE_CHECKING:
     from parity.diff.idmap import ThroughMap
@@ -34,6 +34,8 @@ def jsonable(value: Any) -> Any:
         return bytes(value).hex()
     if isinstance(value, (dict, list)):
         return value
+    if isinstance(value, timedelta):  # (MySQL's TIME beyond a day, or negative)
+        return duration_text(value)
     return str(value)
 
 
