@@ -240,9 +240,38 @@ class Endpoint:
         try:
             return self.engine.connect()
         except sa.exc.DBAPIError as exc:
-            raise ConnectionFailed(f"cannot connect to {self.redacted()}: {driver_message(exc)}") from exc
+            message = driver_message(exc) + self._closest_database(exc)
+            raise ConnectionFailed(f"cannot connect to {self.redacted()}: {message}") from exc
         except TypeError as exc:  # (a URL argument the driver's connect() does not take: a typo)
             raise ConnectionFailed(f"cannot connect to {self.redacted()}: {exc}") from exc
+
+    def _closest_database(self, exc: BaseException) -> str:
+        """``; did you mean 'x'?`` where the server has no database of the URL's name and one like it
+        (read on the server's own database: MySQL's none, PostgreSQL's ``postgres``); else ''."""
+        name = self.url.database or ""
+        text = str(getattr(exc, "orig", exc))
+        if not name or (
+            f"Unknown database '{name}'" not in text and f'database "{name}" does not exist' not in text
+        ):
+            return ""
+        listing = {
+            "mysql": ("SHOW DATABASES", None),
+            "mariadb": ("SHOW DATABASES", None),
+            "postgresql": ("SELECT datname FROM pg_database WHERE datallowconn", "postgres"),
+        }.get(self.backend)
+        if listing is None:
+            return ""
+        engine = sa.create_engine(
+            self.url._replace(database=listing[1]), connect_args=self._connect_args(), poolclass=sa.pool.NullPool
+        )
+        try:
+            with engine.connect() as conn:
+                names = [str(n) for (n,) in conn.exec_driver_sql(listing[0])]
+        except sa.exc.SQLAlchemyError:  # (no right to list them, or no such database either)
+            return ""
+        finally:
+            engine.dispose()
+        return did_you_mean(name, names)
 
     def begin(self) -> Any:
         try:

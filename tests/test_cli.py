@@ -213,6 +213,21 @@ def test_unreachable_host(parity: Callable[..., Result], target: str, scheme: st
     assert "127.0.0.1" in message and ":***@" in message
 
 
+def test_an_unknown_database_suggests_the_closest(
+    parity: Callable[..., Result], target: str, mariadb_db: Database
+) -> None:
+    """The server has no database of the URL's name: the one like it is named, as for schemas and
+    tables (it was not, the audit)."""
+    typo = mariadb_db.url[:-1] + ("x" if not mariadb_db.url.endswith("x") else "y")
+    name = mariadb_db.url.rsplit("/", 1)[1]
+    assert_one_line_error(
+        parity("schema", "plan", typo, target), "Unknown database", f"did you mean '{name}'?"
+    )
+    pg = server_url("postgresql")
+    message = assert_one_line_error(parity("schema", "plan", pg.rsplit("/", 1)[0] + "/postgrez", target))
+    assert message.endswith("does not exist; did you mean 'postgres'?"), message
+
+
 def test_a_password_holding_a_raw_at_sign_is_masked_whole(parity: Callable[..., Result], target: str) -> None:
     """'Zq9@MySecretTail': the URL was cut at its first '@', and the password's tail printed as the
     host, four times (the audit). The last '@' ends the password, as browsers read it."""
