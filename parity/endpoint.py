@@ -262,7 +262,9 @@ class Endpoint:
         if listing is None:
             return ""
         engine = sa.create_engine(
-            self.url._replace(database=listing[1]), connect_args=self._connect_args(), poolclass=sa.pool.NullPool
+            self.url._replace(database=listing[1]),
+            connect_args=self._connect_args(),
+            poolclass=sa.pool.NullPool,
         )
         try:
             with engine.connect() as conn:

@@ -39,7 +39,12 @@ class Job:
             available = rf.table_names(self.source)
             explicit = [t.name for t in self.config.tables]
             names = rf.select_tables(
-                available, explicit, self.config.include, self.config.exclude, self.source.redacted()
+                available,
+                explicit,
+                self.config.include,
+                self.config.exclude,
+                self.source.redacted(),
+                views=lambda: rf.view_names(self.source),
             )
             listed = {t.name for t in self.config.tables}
             self._selected = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -226,6 +227,21 @@ def test_an_unknown_database_suggests_the_closest(
     pg = server_url("postgresql")
     message = assert_one_line_error(parity("schema", "plan", pg.rsplit("/", 1)[0] + "/postgrez", target))
     assert message.endswith("does not exist; did you mean 'postgres'?"), message
+
+
+def test_a_view_named_as_a_table_is_said_to_be_one(
+    parity: Callable[..., Result], tmp_path: Path, target: str
+) -> None:
+    """'-t v_repo' of a view said "table 'v_repo' not found" (the audit): it is a view, which parity
+    does not copy."""
+    source = tmp_path / "views.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE repo (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE VIEW v_repo AS SELECT * FROM repo")
+    conn.close()
+    assert_one_line_error(
+        parity("copy", f"sqlite:///{source}", target, "-t", "v_repo"), "'v_repo'", "is a view"
+    )
 
 
 def test_a_password_holding_a_raw_at_sign_is_masked_whole(parity: Callable[..., Result], target: str) -> None:

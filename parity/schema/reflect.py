@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from parity.dialects.base import inspecting
 from parity.endpoint import Endpoint, driver_message
-from parity.errors import ParityError, SchemaError, not_found
+from parity.errors import NotFound, ParityError, SchemaError, not_found
 from parity.schema.model import Check, Column, ForeignKey, Generated, Index, Table
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind
 
@@ -29,20 +29,34 @@ def table_names(endpoint: Endpoint) -> list[str]:
     return sorted(n for n in names if not n.startswith(STATE_PREFIX))
 
 
+def view_names(endpoint: Endpoint) -> list[str]:
+    """The views in the endpoint's schema (none where reflection cannot list them)."""
+    try:
+        with endpoint.connect() as conn:
+            return list(sa.inspect(conn).get_view_names(schema=endpoint.schema))
+    except (sa.exc.SQLAlchemyError, NotImplementedError):
+        return []
+
+
 def select_tables(
     available: Sequence[str],
     names: Iterable[str] = (),
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     where: str = "",
+    views: Callable[[], Sequence[str]] | None = None,
 ) -> list[str]:
     """Resolve table names and include/exclude patterns: the tables named, and those the include
     patterns match (every table where neither is given), less those the exclude patterns match. An
-    unknown name, or an include pattern matching no table, is an error with a suggestion."""
+    unknown name, or an include pattern matching no table, is an error with a suggestion; a name of
+    one of the ``views`` says so."""
     names, include, exclude = list(names), list(include), list(exclude)
     chosen: list[str] = []
     for name in names:
         if name not in available:
+            if views is not None and name in views():
+                place = f" in {where}" if where else ""
+                raise NotFound(f"'{name}'{place} is a view: parity copies and compares tables")
             raise not_found("table", name, available, where)
         chosen.append(name)
     for pattern in include:  # (a typo, or a case the database spells otherwise, matched nothing)
