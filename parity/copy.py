@@ -212,7 +212,8 @@ def copy(
         _check_target_assigns_ids(job, remap_ids)
         if remap_ids or any(spec.remap_ids for spec in job.selected()):
             _check_remaps(job, mode, remap_ids)
-        plan = _prepare_schema(job, schema, state, keys_later, merging)
+        assigned = {spec.name for spec in job.selected() if remap_ids or spec.remap_ids}
+        plan = _prepare_schema(job, schema, state, keys_later, merging, assigned)
         result.schema = plan
         plans = _plan_tables(job, plan, mode, batch_size, limit)
         _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
@@ -295,7 +296,12 @@ def _fix_late_references(job: Job, plans: list[_TablePlan], result: CopyResult, 
 
 
 def _prepare_schema(
-    job: Job, apply: bool, state: State, keys_later: set[str], merging: dict[str, TableConfig]
+    job: Job,
+    apply: bool,
+    state: State,
+    keys_later: set[str],
+    merging: dict[str, TableConfig],
+    assigned: set[str],
 ) -> SchemaPlan:
     """Make the target hold the source tables, except FKs inside cycles, which come after the data, and
     the keys of tables created here where the target builds them faster after the rows
@@ -329,6 +335,7 @@ def _prepare_schema(
         target.schema,
         job.names(),
         defer_keys=keys_later if apply else (),
+        assigned=assigned,
     )
     if plan.problems:
         raise DataError("the target cannot hold the source's values: " + "; ".join(plan.problems))

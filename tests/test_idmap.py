@@ -742,6 +742,33 @@ def test_a_target_row_that_source_rows_share_stands_for_the_least_the_source_hol
     assert sorted(target.query("SELECT email, name FROM authors")) == [("a@x.com", "A2"), ("b@x.com", "B")]
 
 
+def test_remapped_ids_into_32_bit_columns_are_no_warning(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """A SQLite INTEGER holds 64-bit values, which a live target's INT may refuse: a warning, which
+    came for every ID column too (ten on a six-table job, the audit), where the target's own IDs go."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE repositories (id INTEGER PRIMARY KEY, slug VARCHAR(20) NOT NULL, stars INTEGER)",
+        "CREATE TABLE commits (id INTEGER PRIMARY KEY, repository_id INTEGER REFERENCES repositories(id))",
+        "INSERT INTO repositories VALUES (1, 'a', 5)",
+        "INSERT INTO commits VALUES (10, 1)",
+    )
+    target.sql(
+        "CREATE TABLE repositories (id INT AUTO_INCREMENT PRIMARY KEY, slug VARCHAR(20) NOT NULL, stars INT)",
+        "CREATE TABLE commits (id INT AUTO_INCREMENT PRIMARY KEY, repository_id INT,"
+        " FOREIGN KEY (repository_id) REFERENCES repositories(id))",
+    )
+    job = build(source.url, target.url)
+    try:
+        result = copy(job, remap_ids=True)
+    finally:
+        job.close()
+    assert all(t.status == "ok" for t in result.tables)
+    wide = [w for w in result.schema.warnings if "holds 64-bit values" in w]
+    assert [w.split(" ", 1)[0] for w in wide] == ["repositories.stars"], wide
+
+
 def test_sync_names_the_cycle_a_not_null_reference_cannot_wait_in(make_db: Callable[[str], Database]) -> None:
     """New rows referencing each other through a NOT NULL column cannot be written (neither can wait
     for the other's new ID): refused, as before, and now with that reason, not "no row with that ID"."""

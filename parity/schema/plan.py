@@ -88,6 +88,8 @@ class _Context:
     defer_fks: set[str] = field(default_factory=set)
     tables: Mapping[str, Table] = field(default_factory=dict)
     """The source tables, by name."""
+    assigned: Collection[str] = ()
+    """Source tables whose IDs the target assigns (``--remap-ids``)."""
 
 
 def plan_schema(
@@ -98,6 +100,7 @@ def plan_schema(
     schema: str | None = None,
     names: Mapping[str, str] | None = None,
     defer_keys: Collection[str] = (),
+    assigned: Collection[str] = (),
 ) -> SchemaPlan:
     """Plan DDL for the source tables into a target whose existing tables (by target name) are given.
 
@@ -110,7 +113,7 @@ def plan_schema(
     Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
     """
     names = {t.name: (names or {}).get(t.name, t.name) for t in source}
-    ctx = _Context(dialect, sa_dialect, schema, names, existing)
+    ctx = _Context(dialect, sa_dialect, schema, names, existing, assigned=assigned)
     if dialect.DEFERS_KEYS and defer_keys:
         ctx.defer_keys = {t.name for t in source if names[t.name] not in existing} & set(defer_keys)
     if dialect.DEFERS_FOREIGN_KEYS and defer_keys:
@@ -467,6 +470,14 @@ def _kept_decimals(ctx: _Context, table: Table, existing: Table | None) -> dict[
     return out
 
 
+def _assigned_id(ctx: _Context, table: Table, column: str) -> bool:
+    """Whether the column holds IDs the target assigns (``--remap-ids``): the table's own, or a
+    reference to such a table's."""
+    if table.name in ctx.assigned and table.primary_key == (column,):
+        return True
+    return any(fk.columns == (column,) and fk.ref_table in ctx.assigned for fk in table.foreign_keys)
+
+
 def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> None:
     target = ctx.names[table.name]
     have = {c.name: c for c in existing.columns}
@@ -508,6 +519,8 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                 )
                 continue
             if col.wider_than_declared and found.type.kind in INTEGER_KINDS:
+                if _assigned_id(ctx, table, col.name):
+                    continue  # (the target's own IDs go there, never the source's)
                 ctx.plan.warnings.append(
                     f"{target}.{col.name} is {found.native_type or found.type} in the target, the source's"
                     f" {col.native_type} holds 64-bit values: rows beyond the target's range are rejected"
