@@ -231,8 +231,14 @@ class Endpoint:
             if self.schema and (self.backend not in _FILE_DATABASES or self.backend == "sqlite"):
                 names = sa.inspect(conn).get_schema_names()
                 if self.schema not in names:
+                    made = (
+                        " (parity makes tables, not schemas: create it first)"
+                        if self.role == "target"
+                        else ""
+                    )
                     raise NotFound(
-                        f"schema '{self.schema}' not found in {self.redacted()}{did_you_mean(self.schema, names)}"
+                        f"schema '{self.schema}' not found in {self.redacted()}"
+                        f"{did_you_mean(self.schema, names)}{made}"
                     )
         self._checked = True
 
