@@ -81,6 +81,9 @@ class Defaults(_Model):
     batch_size: int = Field(default=20_000, gt=0)
     workers: int = Field(default=4, gt=0)
     mode: Mode = "append"
+    remap_ids: bool = False
+    """As ``--remap-ids``: every table the target numbers itself gets new IDs (copy), and is read through
+    the ID map (diff, sync)."""
 
 
 class JobConfig(_Model):

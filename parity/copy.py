@@ -190,6 +190,7 @@ def copy(
     """Copy the job's tables from source to target. Returns per-table counts; never raises for one
     table's failure (it is reported in the result), but raises ParityError for bad input."""
     defaults = job.config.defaults
+    remap_ids = remap_ids or defaults.remap_ids
     if export_id_map and not (remap_ids or any(s.remap_ids for s in job.selected())):
         raise ConfigError(
             "--export-id-map writes the map of new IDs that --remap-ids makes: give --remap-ids too"

@@ -563,6 +563,7 @@ def sync(
     if extra == "soft-delete" and not soft_delete_column:
         raise ConfigError("--soft-delete needs the name of the column that marks a row deleted")
     job.target.check_writable()
+    remap_ids = remap_ids or job.config.defaults.remap_ids
     batch_size = batch_size or min(job.config.defaults.batch_size, 5000)
     result = SyncResult()
     result.notes += [

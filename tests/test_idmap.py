@@ -769,6 +769,38 @@ def test_remapped_ids_into_32_bit_columns_are_no_warning(
     assert [w.split(" ", 1)[0] for w in wide] == ["repositories.stars"], wide
 
 
+def test_remap_ids_in_the_job_file_s_defaults_is_the_option(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """``defaults: {remap_ids: true}`` was refused as an unknown key (the audit): it is --remap-ids,
+    for copy, diff and sync."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE repositories (id INTEGER PRIMARY KEY, slug VARCHAR(20) NOT NULL)",
+        "CREATE TABLE commits (id INTEGER PRIMARY KEY, repository_id INTEGER REFERENCES repositories(id))",
+        "INSERT INTO repositories VALUES (7, 'a')",
+        "INSERT INTO commits VALUES (70, 7)",
+    )
+    target.sql(
+        "CREATE TABLE repositories (id SERIAL PRIMARY KEY, slug VARCHAR(20) NOT NULL)",
+        "CREATE TABLE commits (id SERIAL PRIMARY KEY, repository_id INT REFERENCES repositories(id))",
+        "INSERT INTO repositories (slug) VALUES ('live')",
+    )
+    job_file = _job_file(tmp_path, source, target, "  - {name: repositories}\n  - {name: commits}\n")
+    job_file.write_text(job_file.read_text() + "defaults: {remap_ids: true}\n")
+    job = build(config_file=str(job_file))
+    try:
+        assert all(t.status == "ok" for t in copy(job).tables)
+    finally:
+        job.close()
+    assert target.query("SELECT id, slug FROM repositories ORDER BY id") == [(1, "live"), (2, "a")]
+    assert target.query("SELECT repository_id FROM commits") == [(2,)]
+    assert _found(_diff(build(config_file=str(job_file)))) == {"repositories": [], "commits": []}
+    source.sql("UPDATE repositories SET slug = 'b'")
+    synced = _sync(build(config_file=str(job_file)))
+    assert synced.verified and target.query("SELECT slug FROM repositories WHERE id = 2") == [("b",)]
+
+
 def test_sync_names_the_cycle_a_not_null_reference_cannot_wait_in(make_db: Callable[[str], Database]) -> None:
     """New rows referencing each other through a NOT NULL column cannot be written (neither can wait
     for the other's new ID): refused, as before, and now with that reason, not "no row with that ID"."""

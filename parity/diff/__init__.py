@@ -75,6 +75,7 @@ def diff(
     if limit is not None and limit < 1:
         raise ConfigError("--limit must be at least 1")
     run_id = run_id or uuid.uuid4().hex
+    remap_ids = remap_ids or job.config.defaults.remap_ids
     for endpoint in (job.source, job.target):
         endpoint.require_file()  # (an SQLite target would be created empty)
     options = Options(threads=threads or job.config.defaults.workers, threshold=threshold)
