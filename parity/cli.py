@@ -468,6 +468,8 @@ def sync_cmd(
         render_sync_summary(result, dry_run)
     if not result.ok:  # (rows the target refused: an error, 2, though the tables differ after it too)
         sys.exit(2 if any(t.failed for t in result.tables) or result.verified is None else 1)
+    if dry_run and any(t.inserted or t.updated or t.deleted or t.soft_deleted for t in result.tables):
+        sys.exit(1)  # (the tables differ, as diff says: nothing was written)
 
 
 @cli.command("fix")

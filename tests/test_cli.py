@@ -358,6 +358,23 @@ def test_sync_rows_the_target_refuses_are_an_error_not_a_difference(
     assert pg_db.query("SELECT id, v FROM sv") == [(1, "ok")]
 
 
+def test_a_dry_run_of_sync_exits_1_while_the_tables_differ(
+    parity: Callable[..., Result], tmp_path: Path, pg_db: Database
+) -> None:
+    """sync exits 0 when the tables are identical after it, 1 when they differ: its dry run, which
+    writes nothing, exited 0 with rows to write (the audit)."""
+    source = tmp_path / "s.db"
+    with sa.create_engine(f"sqlite:///{source}").begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE sv (id INTEGER PRIMARY KEY, v VARCHAR(10))")
+        conn.exec_driver_sql("INSERT INTO sv VALUES (1, 'ok')")
+    pg_db.sql("CREATE TABLE sv (id INTEGER PRIMARY KEY, v VARCHAR(10))")
+    args = ("sync", f"sqlite:///{source}", pg_db.url, "--target-schema", pg_db.schema, "-t", "sv")
+    planned = parity(*args, "--dry-run")
+    assert planned.code == 1 and "INSERT INTO" in planned.out, planned
+    assert parity(*args).code == 0
+    assert parity(*args, "--dry-run").code == 0
+
+
 @pytest.mark.parametrize(
     "args",
     [
