@@ -1071,11 +1071,12 @@ def _task_id(job: Job, tp: _TablePlan) -> str:
     return "copy:" + hashlib.sha1(json.dumps(signature, default=str).encode()).hexdigest()[:24]
 
 
-def _source_table(job: Job, tp: _TablePlan) -> sa.TableClause:
-    return sa.table(tp.source.name, *(sa.column(c) for c in tp.columns), schema=job.source.schema)
+def _source_table(job: Job, tp: _TablePlan) -> Any:
+    """The source table as copy reads it, ``--where`` included (``Dialect.readable``)."""
+    return job.source.dialect.readable(tp.source, job.source.schema)
 
 
-def _filtered(tp: _TablePlan, table: sa.TableClause, stmt: Any) -> Any:
+def _filtered(tp: _TablePlan, table: Any, stmt: Any) -> Any:
     if tp.where:
         stmt = stmt.where(where_clause(tp.where))
     return stmt

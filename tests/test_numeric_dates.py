@@ -181,3 +181,20 @@ def test_without_the_option_a_number_is_no_date(sqlite_db: Database, tmp_path: P
     assert reasons[300] == (
         "day: 20230101 is no date (a number is no date: an SQLite file's are read with ?numeric_dates= on its URL)"
     ), reasons
+
+
+def test_a_condition_reads_the_numbers_as_moments(pg_db: Database, tmp_path: Path) -> None:
+    """``--where "createdAt >= '2023-11-14'"`` ran on the numbers, which SQLite takes for less than
+    any text: no source row met it, a copy copied none, and a sync --delete would have deleted the
+    target's rows that met it (the audit)."""
+    _, url = _source(tmp_path, "unixepoch_ms")
+    since = "\"createdAt\" >= '2023-11-14'"
+    since_job = {"table_options": {"where": since}}
+    copied = copy(build(url, pg_db.url, target_schema=pg_db.schema, **since_job), mode="replace")
+    assert [t.rows_written for t in copied.tables] == [3]  # (2023-11-14 22:13:20.123, 9999, the text)
+    assert copy(build(url, pg_db.url, target_schema=pg_db.schema), mode="replace").ok
+    found = diff(build(url, pg_db.url, target_schema=pg_db.schema, **since_job))
+    assert found.identical and found.tables[0].stats.source_rows == 3, found.tables[0].stats
+    synced = sync(build(url, pg_db.url, target_schema=pg_db.schema, **since_job), extra="delete")
+    assert synced.verified and [t.deleted for t in synced.tables] == [0]
+    assert len(pg_db.query('SELECT id FROM "Event"')) == len(CASES["unixepoch_ms"]) + 2

@@ -22,7 +22,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import UserDefinedType
 
 from parity.errors import ParityError
-from parity.schema.model import Column, Default
+from parity.schema.model import Column, Default, Table
 from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
 
 if TYPE_CHECKING:
@@ -989,6 +989,11 @@ class Dialect:
     def output_text(self, x: Any) -> sa.ColumnElement[Any]:
         """A value of a type parity takes as text (``Column.read_as_text``) as the database writes it."""
         return sa.cast(x, self.CAST_TEXT)
+
+    def readable(self, table: Table, schema: str | None) -> Any:
+        """The table as copy and diff read it, conditions included (``--where``): as it is, where its
+        values are (SQLite's dates held as numbers: ``SQLite.readable``)."""
+        return sa.table(table.name, *(sa.column(c.name) for c in table.columns), schema=schema)
 
     def read_value(self, x: Any, kind: Kind) -> Any:
         """How copy and diff read a column of ``kind`` so that its value arrives exactly (MySQL sends a

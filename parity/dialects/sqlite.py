@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity.dialects.base import TINY, Dialect, inspector, nearest_single
+from parity.schema.model import Table
 from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind
 from parity.values import UUID_SPELLINGS, decode_value, jsonb_text
 
@@ -209,6 +210,16 @@ class SQLite(Dialect):
 
     def read_value(self, x: Any, kind: Kind) -> Any:
         return self.moment(x) if kind in _MOMENTS else x
+
+    def readable(self, table: Table, schema: str | None) -> Any:
+        """With ``numeric_dates``, a subquery named as the table whose dates are their moments: a
+        condition (``--where``) compares them as dates (SQLite takes any number for less than any
+        text: a month's rows were none of them, and sync --delete would delete the target's)."""
+        raw = super().readable(table, schema)
+        if self.numeric_dates is None or not any(c.type.kind in _MOMENTS for c in table.columns):
+            return raw
+        columns = [self.read_value(raw.c[c.name], c.type.kind).label(c.name) for c in table.columns]
+        return sa.select(*columns).subquery(table.name)
 
     def key_equals(self, column: Any, value: Any, kind: Kind) -> sa.ColumnElement[Any]:
         if kind not in (Kind.VARCHAR, Kind.TEXT, Kind.CHAR):

@@ -145,9 +145,7 @@ class Side:
         self.key_columns = [self._column(p) for p in plan.keys]
         self.columns = [self._column(p) for p in plan.columns]
         everything = [*self.key_columns, *self.columns]
-        self.sa_table: Any = sa.table(
-            table.name, *(sa.column(c.name) for c in everything), schema=endpoint.schema
-        )
+        self.sa_table: Any = self.dialect.readable(table, endpoint.schema)  # (--where reads it so too)
         self.types = [c.type for c in everything]
         where = plan.where if role == "source" else (plan.target_where or plan.where)
         self.where: list[Any] = [where_clause(where)] if where else []
