@@ -1255,11 +1255,14 @@ class _MappedIds:
         own = self.through.own
         if own is None or not keys:
             return
-        back = {str(new): old for old, new in self.maps[own].items()}
         news = [k[own] for k in keys if own in k]
         with self.job.target.begin() as conn:
             there = self._present(conn, news)
-            self._forget(conn, [back[str(n)] for n in news if n not in there and str(n) in back])
+            gone = [str(n) for n in news if n not in there]  # (every source row that shared the row:
+            m = self.state.id_map  # their entries pointed a later row of a reused ID at it)
+            for start in range(0, len(gone), 500):
+                chunk = gone[start : start + 500]
+                conn.execute(sa.delete(m).where(m.c.table_name == self.table, m.c.new_id.in_(chunk)))
 
 
 def _references_only(through: ThroughMap | None) -> bool:

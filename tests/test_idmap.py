@@ -740,6 +740,16 @@ def test_a_target_row_that_source_rows_share_stands_for_the_least_the_source_hol
     synced = _sync(build(config_file=str(job_file)), remap_ids=True)
     assert synced.verified and [(t.inserted, t.updated, t.deleted) for t in synced.tables] == [(0, 1, 0)]
     assert sorted(target.query("SELECT email, name FROM authors")) == [("a@x.com", "A2"), ("b@x.com", "B")]
+    # the row gone from the source: every entry of the map that gave it to a source row goes with it (one
+    # stayed, and a new source row of that ID was read as the deleted row's)
+    source.sql("DELETE FROM authors WHERE email = 'a@x.com'")
+    synced = _sync(build(config_file=str(job_file)), remap_ids=True, extra="delete")
+    assert synced.verified and [t.deleted for t in synced.tables] == [1]
+    assert target.query("SELECT old_id FROM _parity_id_map WHERE table_name = 'authors'") == [("3",)]
+    source.sql("INSERT INTO authors VALUES (1, 'c@x.com', 'C')")
+    synced = _sync(build(config_file=str(job_file)), remap_ids=True)
+    assert synced.verified and [t.inserted for t in synced.tables] == [1]
+    assert sorted(target.query("SELECT email, name FROM authors")) == [("b@x.com", "B"), ("c@x.com", "C")]
 
 
 def test_remapped_ids_into_32_bit_columns_are_no_warning(
