@@ -598,3 +598,17 @@ def test_an_sqlite_expression_index_is_named_in_the_plan_not_in_a_python_warning
         plan = apply(sqlite_db, pg_db)
     assert [str(w.message) for w in caught if "expression-based" in str(w.message)] == []
     assert "u: expression index ix_lower is not portable; skipped" in plan.warnings
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
+def test_a_mariadb_string_default_keeps_its_backslashes_as_they_are(
+    mariadb_db: Database, make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """MariaDB writes the default a\\\\b as 'a\\\\\\\\b': it was copied with both backslashes (the audit)."""
+    target = make_db(target_name)
+    mariadb_db.sql(
+        "CREATE TABLE d (id INT PRIMARY KEY, s VARCHAR(20) DEFAULT 'a\\\\\\\\b', q VARCHAR(20) DEFAULT 'it''s\\\\n')"
+    )
+    apply(mariadb_db, target)
+    target.sql("INSERT INTO d (id) VALUES (1)")
+    assert target.query("SELECT s, q FROM d") == [("a\\\\b", "it's\\n")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
@@ -12,7 +14,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from parity.dialects.base import COPY_ESCAPES, Dialect
-from parity.schema.model import Column
+from parity.schema.model import Column, Default
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalchemy
 
 if TYPE_CHECKING:
@@ -145,6 +147,16 @@ class MySQL(Dialect):
     INTEGER_BOOLEANS = True
     TEXT_KEYS_FOLD = True
     BACKSLASH_ESCAPES = True
+
+    def parse_default(self, text: str | None) -> Default | None:
+        """A string default as MySQL writes it, its backslash escapes read ('a\\\\b' is the value
+        a\\b; it was copied with both backslashes)."""
+        default = super().parse_default(text)
+        if default is not None and isinstance(default.literal, str) and "\\" in default.literal:
+            literal = re.sub(r"\\(.)", lambda m: _MYSQL_ESCAPES.get(m.group(1), m.group(1)), default.literal)
+            return replace(default, literal=literal)
+        return default
+
     KEY_TEXT_CHARS = 768  # (InnoDB keys hold 3072 bytes: 768 utf8mb4 characters)
     ROUNDS_DECIMALS = False  # (it warns: LOAD DATA's batch fails on the warning)
     SIZED_BINARY = "VARBINARY({length})"
@@ -454,3 +466,7 @@ def _of_table(view: sa.TableClause, table: str, schema: str | None) -> list[sa.C
     connection's database)."""
     database = sa.literal(schema) if schema else sa.func.database()
     return [view.c.table_schema == database, view.c.table_name == table]
+
+
+_MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
+"""MySQL's backslash escapes in a string literal that stand for another character (others: itself)."""
