@@ -604,7 +604,8 @@ def test_an_sqlite_expression_index_is_named_in_the_plan_not_in_a_python_warning
 def test_a_mariadb_string_default_keeps_its_backslashes_as_they_are(
     mariadb_db: Database, make_db: Callable[[str], Database], target_name: str
 ) -> None:
-    """MariaDB writes the default a\\\\b as 'a\\\\\\\\b': it was copied with both backslashes (the audit)."""
+    """MariaDB writes a string default with its backslashes escaped (each one doubled): the default
+    was copied with the escapes as backslashes of its own (the audit)."""
     target = make_db(target_name)
     mariadb_db.sql(
         "CREATE TABLE d (id INT PRIMARY KEY, s VARCHAR(20) DEFAULT 'a\\\\\\\\b', q VARCHAR(20) DEFAULT 'it''s\\\\n')"

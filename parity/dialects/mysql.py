@@ -149,8 +149,8 @@ class MySQL(Dialect):
     BACKSLASH_ESCAPES = True
 
     def parse_default(self, text: str | None) -> Default | None:
-        """A string default as MySQL writes it, its backslash escapes read ('a\\\\b' is the value
-        a\\b; it was copied with both backslashes)."""
+        """A string default as MySQL writes it, its backslash escapes read (a backslash is written
+        doubled: it was copied with both)."""
         default = super().parse_default(text)
         if default is not None and isinstance(default.literal, str) and "\\" in default.literal:
             literal = re.sub(r"\\(.)", lambda m: _MYSQL_ESCAPES.get(m.group(1), m.group(1)), default.literal)
