@@ -33,9 +33,16 @@ from parity.schema.types import CanonicalType, Kind
 Decoder = Callable[[Any], Any]
 
 
+BOOLEAN_TEXT = {"t": True, "true": True, "y": True, "yes": True, "on": True}
+BOOLEAN_TEXT.update({"f": False, "false": False, "n": False, "no": False, "off": False})
+"""Booleans held as text, case aside: old Rails' SQLite files hold 't' and 'f' (as PostgreSQL reads)."""
+
+
 def _bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
+    if isinstance(v, str) and v.strip().lower() in BOOLEAN_TEXT:
+        return BOOLEAN_TEXT[v.strip().lower()]
     number = whole_number(v)
     if number not in (0, 1):  # (SQLite's and MySQL's booleans are integers: 2 is no boolean)
         raise ValueError(f"{v!r} is not a boolean (0 or 1)")

@@ -3533,3 +3533,22 @@ def test_a_mariadb_time_beyond_a_day_is_named_as_mariadb_writes_it(
         (False, True, False),
         (True, False, False),
     ], reasons
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_booleans_an_sqlite_file_holds_as_text_are_booleans(
+    sqlite_db: Database, make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """Old Rails wrote SQLite's booleans as 't' and 'f' (a DEFAULT 't' too): every row was rejected,
+    "'t' is no boolean" (the audit). The texts PostgreSQL reads as booleans are those; diff agrees."""
+    target = make_db(target_name)
+    sqlite_db.sql(
+        "CREATE TABLE flags (id INTEGER PRIMARY KEY, on_ BOOLEAN DEFAULT 't', b BOOLEAN)",
+        "INSERT INTO flags (id, b) VALUES (1, 'f'), (2, 'TRUE'), (3, 1), (4, 0), (5, NULL)",
+    )
+    copy_ok(job_for(sqlite_db, target))
+    assert target.query("SELECT id, on_, b FROM flags ORDER BY id") == [
+        (1, True, False), (2, True, True), (3, True, True), (4, True, False), (5, True, None)
+    ]  # fmt: skip
+    found = diff(job_for(sqlite_db, target))
+    assert found.identical and found.tables[0].stats.rows_downloaded == 0, found.tables[0].stats

@@ -24,6 +24,7 @@ from sqlalchemy.types import UserDefinedType
 from parity.errors import ParityError
 from parity.schema.model import Column, Default, Table
 from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
+from parity.values import BOOLEAN_TEXT
 
 if TYPE_CHECKING:
     from parity.endpoint import Endpoint
@@ -145,8 +146,7 @@ def _expression_indexes() -> Iterator[list[str]]:
             skipped.append(found.group(1))
 
 
-_TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes", "on"})
-_FALSE_TEXT = frozenset({"0", "f", "false", "n", "no", "off"})
+_BOOLEAN_DEFAULTS = {**BOOLEAN_TEXT, "1": True, "0": False}
 
 TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
 """What every table parity creates says to the databases that read it (the others ignore it): in MySQL
@@ -538,9 +538,9 @@ class Dialect:
         if isinstance(value, bool) or ctype.kind is Kind.BOOLEAN:
             if isinstance(value, str):  # ('t', 'TRUE', 'yes' ... as old schemas spell them; else none)
                 spelled = value.strip().lower()
-                if spelled not in _TRUE_TEXT and spelled not in _FALSE_TEXT:
+                if spelled not in _BOOLEAN_DEFAULTS:
                     return None
-                value = spelled in _TRUE_TEXT
+                value = _BOOLEAN_DEFAULTS[spelled]
             return sa.text(self.boolean_literal(bool(value)))
         if isinstance(value, (int, float)):
             return sa.text(repr(value))

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from parity.dialects.base import TINY, Dialect, inspector, nearest_single
 from parity.schema.model import Table
 from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind
-from parity.values import UUID_SPELLINGS, decode_value, jsonb_text
+from parity.values import BOOLEAN_TEXT, UUID_SPELLINGS, decode_value, jsonb_text
 
 if TYPE_CHECKING:
     from parity.endpoint import Endpoint
@@ -332,7 +332,17 @@ class SQLite(Dialect):
         return sa.func.parity_single(x)
 
     def text_boolean(self, x: Any) -> sa.ColumnElement[Any]:
-        return self.text_integer_boolean(x)
+        # (a boolean held as text, as old Rails wrote them: 't' and 'f' ... read as copy reads them)
+        spelled = sa.func.lower(sa.func.trim(x))
+        texts = {
+            value: [sa.literal(t) for t, v in BOOLEAN_TEXT.items() if v is value] for value in (True, False)
+        }
+        held_as_text = sa.func.typeof(x) == sa.literal("text")
+        return sa.case(
+            (sa.and_(held_as_text, spelled.in_(texts[True])), sa.literal("1")),
+            (sa.and_(held_as_text, spelled.in_(texts[False])), sa.literal("0")),
+            else_=self.text_integer_boolean(x),
+        )
 
     def text_date(self, x: Any) -> sa.ColumnElement[Any]:
         # (a date with a time of day other than midnight, or text no date, as its own text)
