@@ -92,7 +92,10 @@ def _no_number(v: Any, what: str) -> None:
     """A number is no date or time (an SQLite file's numbers are read through ``?numeric_dates=``):
     Python's ISO parser took the integer 20230101 for 2023-01-01."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        raise ValueError(f"a number is no {what}: an SQLite file's are read with ?numeric_dates= on its URL")
+        raise ValueError(
+            f"a number is no {what}; with ?numeric_dates= on an SQLite file's URL, a number of whole "
+            "milliseconds within the years 0 to 9999 is"
+        )
 
 
 def _date(v: Any) -> date:

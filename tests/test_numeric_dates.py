@@ -121,13 +121,17 @@ def test_a_large_table_is_read_the_same_in_reader_processes(
 def test_a_number_that_is_no_moment_is_rejected_with_its_reason(sqlite_db: Database, tmp_path: Path) -> None:
     """Out of SQLite's range, or a date column's number that holds a time of day: the row is
     rejected, never copied as NULL or cut to its day."""
-    extra = [(200, 10**17, None), (201, None, MIDNIGHT["unixepoch_ms"] + 3_600_000)]
+    extra = [
+        (200, 10**17, None),
+        (201, None, MIDNIGHT["unixepoch_ms"] + 3_600_000),
+        (202, 1.7e12 + 0.7, None),
+    ]
     _, url = _source(tmp_path, "unixepoch_ms", extra)
     rejects = tmp_path / "rejects.jsonl"
     result = copy(build(url, sqlite_db.url), mode="replace", rejects_file=str(rejects))
-    assert [(t.rows_written, t.rejected) for t in result.tables] == [(7, 2)]
+    assert [(t.rows_written, t.rejected) for t in result.tables] == [(7, 3)]
     reasons = {r["row"]["id"]: r["reason"] for r in map(json.loads, rejects.read_text().splitlines())}
-    assert reasons.keys() == {200, 201}
+    assert reasons.keys() == {200, 201, 202}  # (202: a part of a millisecond, which strftime rounded)
     assert reasons[200].startswith("createdAt: 100000000000000000 is no timestamp"), reasons
     assert reasons[201].startswith("day: ") and "time of day" in reasons[201], reasons
 
@@ -179,7 +183,8 @@ def test_without_the_option_a_number_is_no_date(sqlite_db: Database, tmp_path: P
     reasons = {r["row"]["id"]: r["reason"] for r in map(json.loads, rejects.read_text().splitlines())}
     assert result.tables[0].rows_written == 2  # the rows of text and NULL
     assert reasons[300] == (
-        "day: 20230101 is no date (a number is no date: an SQLite file's are read with ?numeric_dates= on its URL)"
+        "day: 20230101 is no date (a number is no date; with ?numeric_dates= on an SQLite file's URL, a number"
+        " of whole milliseconds within the years 0 to 9999 is)"
     ), reasons
 
 

@@ -193,20 +193,27 @@ class SQLite(Dialect):
 
     def moment(self, x: Any) -> Any:
         """``x``, or where it holds a number and ``numeric_dates`` says how to read one, the ISO text of
-        that moment (to the millisecond, as SQLite's strftime writes it); a number out of SQLite's range
-        stays itself, to be refused with its reason."""
+        that moment (to the millisecond, as SQLite's strftime writes it); a number out of SQLite's range,
+        or a Unix time with a part of a millisecond (which strftime would round), stays itself, to be
+        refused with its reason. (Julian days, fractions of a day, are read to the millisecond, as
+        SQLite's date functions read them.)"""
         if self.numeric_dates is None:
             return x
         number = sa.type_coerce(x, sa.Float())
         fmt = sa.literal("%Y-%m-%d %H:%M:%f", sa.String())
         epoch = sa.literal("unixepoch", sa.String())
+        milliseconds = {"unixepoch": number * sa.literal(1000.0, sa.Float()), "unixepoch_ms": number}
         text = {
             "julianday": lambda: sa.func.strftime(fmt, number),
             "unixepoch": lambda: sa.func.strftime(fmt, number, epoch),
             "unixepoch_ms": lambda: sa.func.strftime(fmt, number / sa.literal(1000.0, sa.Float()), epoch),
         }[self.numeric_dates]()
-        held_as_number = sa.func.typeof(x).in_([sa.literal("integer"), sa.literal("real")])
-        return sa.case((held_as_number, sa.func.coalesce(text, x)), else_=x)
+        held: list[Any] = [sa.func.typeof(x).in_([sa.literal("integer"), sa.literal("real")])]
+        if self.numeric_dates in milliseconds:  # (a double's error is far below a microsecond here)
+            ms = milliseconds[self.numeric_dates]
+            whole = sa.func.abs(ms - sa.func.round(ms)) < sa.literal(0.001, sa.Float())
+            held.append(sa.or_(sa.func.typeof(x) == sa.literal("integer"), whole))
+        return sa.case((sa.and_(*held), sa.func.coalesce(text, x)), else_=x)
 
     def read_value(self, x: Any, kind: Kind) -> Any:
         return self.moment(x) if kind in _MOMENTS else x
