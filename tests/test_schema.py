@@ -613,3 +613,17 @@ def test_a_mariadb_string_default_keeps_its_backslashes_as_they_are(
     apply(mariadb_db, target)
     target.sql("INSERT INTO d (id) VALUES (1)")
     assert target.query("SELECT s, q FROM d") == [("a\\\\b", "it's\\n")]
+
+
+def test_on_update_beside_another_default_is_named_too(mariadb_db: Database, sqlite_db: Database) -> None:
+    """SQLAlchemy leaves ON UPDATE out where the default is none or no CURRENT_TIMESTAMP: dropped without
+    a word (the audit). A nullable column's DEFAULT NULL is no default to name."""
+    mariadb_db.sql(
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20), d DATETIME DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP,"
+        " e DATETIME NOT NULL DEFAULT '2000-01-01 00:00:00' ON UPDATE CURRENT_TIMESTAMP)"
+    )
+    plan = apply(mariadb_db, sqlite_db)
+    assert sorted(w.split(":")[0] for w in plan.warnings) == ["t.d", "t.e"], plan.warnings
+    assert all("ON UPDATE" in w.upper() and "not carried over" in w for w in plan.warnings)
+    sqlite_db.sql("INSERT INTO t (id) VALUES (1)")
+    assert sqlite_db.query("SELECT s, d, e FROM t") == [(None, None, "2000-01-01 00:00:00")]

@@ -59,7 +59,22 @@ class MySQL(Dialect):
     # a column b`q comes back as b``q, which no statement finds. Every reflected name is undone here.
 
     def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
-        return [{**c, "name": _unticked(c["name"])} for c in super().columns(conn, table, schema)]
+        """Inspector's, with the ``ON UPDATE`` of a column whose default is no CURRENT_TIMESTAMP, which
+        SQLAlchemy leaves out (the plan says it is not carried over, as it does beside that default)."""
+        found = [{**c, "name": _unticked(c["name"])} for c in super().columns(conn, table, schema)]
+        query = sa.text(
+            "SELECT column_name, extra FROM information_schema.columns WHERE table_schema = "
+            + ("DATABASE()" if schema is None else ":schema")
+            + " AND table_name = :table AND extra LIKE :on_update"
+        )
+        params = {"table": table, "on_update": "%on update%", **({"schema": schema} if schema else {})}
+        updated = {str(name): str(extra) for name, extra in conn.execute(query, params)}
+        for column in found:
+            extra = updated.get(column["name"], "")
+            at = extra.lower().find("on update")
+            if at >= 0 and "on update" not in str(column.get("default") or "").lower():
+                column["default"] = f"{column.get('default') or 'NULL'} {extra[at:]}"
+        return found
 
     def primary_key(self, conn: Connection, table: str, schema: str | None) -> tuple[str, ...]:
         return tuple(_unticked(c) for c in super().primary_key(conn, table, schema))

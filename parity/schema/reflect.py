@@ -112,8 +112,10 @@ def _reflect_one(
             default_text = default_text[: on_update.start()] if default_text else None
             notes.append(
                 f"{name}.{info['name']}: {on_update.group(0).strip()} is not carried over "
-                "(the default is; set the column where the application updates a row)"
+                "(set the column where the application updates a row)"
             )
+        if default_text is not None and default_text.strip().upper() == "NULL":
+            default_text = None  # (no default)
         default = None if identity or generated else dialect.parse_default(default_text)
         if default is None and default_text is not None and not (identity or generated):
             notes.append(f"{name}.{info['name']}: default {default_text} is not portable; not carried over")
