@@ -618,6 +618,7 @@ def diff_cmd(
         raise ConfigError("--output-mismatches prints the rows --output writes: give --output too")
     if output is not None and output.lower().endswith(FILE_SUFFIXES):
         _writable(output, "--output")
+    job_file = kw.get("config_file")  # (its natural keys, maps ...: the fix it names needs them as diff did)
     job = _build_job(kw, options, workers=threads)
     show = output is None or output_mismatches
     run_id = uuid.uuid4().hex
@@ -657,8 +658,9 @@ def diff_cmd(
                       "--remap-ids)")  # fmt: skip
         else:
             named = "" if output == DISCREPANCIES else f" --discrepancies {output}"
+            endpoints = f"-j {job_file}" if job_file else "SOURCE TARGET"
             err.print(f"differences written to table {output}, run id {run_id}: review and apply them with "
-                      f"parity fix SOURCE TARGET --run {run_id}{named}")  # fmt: skip
+                      f"parity fix {endpoints} --run {run_id}{named}")  # fmt: skip
     if result.failed:
         names = ", ".join(t.stats.table for t in result.failed)
         err.print(f"parity: error: {len(result.failed)} of {len(result.tables)} tables not compared: {names}")

@@ -193,7 +193,7 @@ def test_csv_tells_null_from_an_empty_string(
 
 
 def test_output_table_prints_nothing_unless_asked(
-    parity: Callable[..., Run], dbs: tuple[Database, Database]
+    parity: Callable[..., Run], dbs: tuple[Database, Database], tmp_path: Path
 ) -> None:
     source, target = dbs
     target.sql("DELETE FROM orders WHERE id = 1")
@@ -202,6 +202,10 @@ def test_output_table_prints_nothing_unless_asked(
     (run_id,) = {r[0] for r in target.query("SELECT run_id FROM recon")}
     assert f"run id {run_id}" in quiet.err
     assert f"parity fix SOURCE TARGET --run {run_id} --discrepancies recon" in quiet.err  # (not the default)
+    job_file = tmp_path / "job.yaml"  # (a job file's natural keys and maps: fix needs them as diff did)
+    job_file.write_text(f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'}}\n")
+    by_file = parity("diff", "-j", str(job_file), "--output", "recon", "--format", "jsonl")
+    assert by_file.code == 1 and f"parity fix -j {job_file} --run " in by_file.err, by_file.err
     alone = parity("diff", source.url, target.url, "--output-mismatches")
     assert alone.code == 2 and "give --output too" in alone.err
     nowhere = parity("diff", source.url, target.url, "--output", "/no/such/folder/d.jsonl")
