@@ -204,7 +204,7 @@ def test_output_table_prints_nothing_unless_asked(
     assert f"parity fix SOURCE TARGET --run {run_id} --discrepancies recon" in quiet.err  # (not the default)
     job_file = tmp_path / "job.yaml"  # (a job file's natural keys and maps: fix needs them as diff did)
     job_file.write_text(f"source: {{url: '{source.url}'}}\ntarget: {{url: '{target.url}'}}\n")
-    by_file = parity("diff", "-j", str(job_file), "--output", "recon", "--format", "jsonl")
+    by_file = parity("diff", "-j", str(job_file), "--output", "recon_by_file", "--format", "jsonl")
     assert by_file.code == 1 and f"parity fix -j {job_file} --run " in by_file.err, by_file.err
     alone = parity("diff", source.url, target.url, "--output-mismatches")
     assert alone.code == 2 and "give --output too" in alone.err
