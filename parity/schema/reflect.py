@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,11 +32,13 @@ def table_names(endpoint: Endpoint) -> list[str]:
 
 def view_names(endpoint: Endpoint) -> list[str]:
     """The views in the endpoint's schema (none where reflection cannot list them)."""
-    try:
-        with endpoint.connect() as conn:
-            return list(sa.inspect(conn).get_view_names(schema=endpoint.schema))
-    except (sa.exc.SQLAlchemyError, NotImplementedError):
-        return []
+    names: list[str] = []
+    with endpoint.connect() as conn:
+        inspector = sa.inspect(conn)
+        for listing in (inspector.get_view_names, inspector.get_materialized_view_names):
+            with suppress(sa.exc.SQLAlchemyError, NotImplementedError):  # (none where a database has none)
+                names += listing(schema=endpoint.schema)
+    return names
 
 
 def select_tables(
