@@ -800,3 +800,14 @@ def test_ctrl_c_while_parity_loads_is_one_line() -> None:
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert (process.returncode, err) == (130, "aborted\n")
+
+
+def test_a_materialized_view_named_as_a_table_is_said_to_be_a_view(
+    parity: Callable[..., Result], target: str, pg_db: Database
+) -> None:
+    """As a view: it said "table 'mv_acct' not found; did you mean 'acct'" (the audit)."""
+    pg_db.sql(
+        "CREATE TABLE acct (id INT PRIMARY KEY)", "CREATE MATERIALIZED VIEW mv_acct AS SELECT * FROM acct"
+    )
+    result = parity("copy", pg_db.url, target, "--source-schema", pg_db.schema, "-t", "mv_acct")
+    assert_one_line_error(result, "'mv_acct'", "is a view")
