@@ -125,10 +125,13 @@ class RemapWriter:
         workers: int = 1,
         merge_key: Sequence[str] = (),
         shared_natural: bool = True,
+        shares: Callable[[str], bool] | None = None,
     ) -> None:
         """``shared_natural``: a row whose natural key matches a target row the map gives to another
         source row is mapped to it too (source rows sharing a natural key, as copy takes them); else it
-        is rejected (sync: the other row's source row is gone, and one target row would be two)."""
+        is rejected (sync: the other row's source row is gone, and one target row would be two), unless
+        ``shares`` says of that other source row that it keeps that natural key (sync: it is neither
+        gone nor changing it)."""
         self.conn, self.endpoint, self.table, self.spec, self.maps = conn, endpoint, table, spec, maps
         self.merge_on = tuple(spec.natural_key or merge_key) if merge_key else ()
         """Merge (a table whose own IDs are kept): the columns a row updates the target's row by, its
@@ -146,6 +149,7 @@ class RemapWriter:
         self.own = maps.of(conn, table) if spec.identity else {}
         """The committed old -> new IDs (shared by the table's chunks) ..."""
         self.shared_natural = shared_natural
+        self.shares = shares
         self._taken: dict[str, str] | None = None
         """new -> old of the map and this chunk's pairs, made when a natural key first matches."""
         self.new_pairs: dict[str, Any] = {}
@@ -247,6 +251,9 @@ class RemapWriter:
         if existing is not None:
             if identity:
                 taken = None if self.shared_natural else self._mapped_from(existing)
+                shared_with = None
+                if taken is not None and self.shares is not None and self.shares(taken):
+                    shared_with, taken = taken, None  # (a source row that keeps its natural key: both's)
                 if taken is not None and taken != str(old_id):
                     self.taken_by[str(old_id)] = taken
                     reject(
@@ -256,7 +263,8 @@ class RemapWriter:
                     )
                     return "rejected"
                 self._map(old_id, existing)
-                self.matched.add(str(old_id))
+                if shared_with is None or id_order(str(old_id)) < id_order(shared_with):
+                    self.matched.add(str(old_id))  # (the row takes its values: it stands for the row)
             return "skipped"
         dialect = self.endpoint.dialect
         if self.deferred is not None:  # (under the batch's savepoint: a refusal rolls the batch back)

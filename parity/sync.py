@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -585,7 +586,11 @@ def sync(
         if table.through_map is not None and not table.through_map.translates:
             raise table.through_map.refusal(table.stats.target_table, "sync")
     # (a source column the target lacks is neither compared nor synced: said, not only in the diff's result)
-    result.notes += [f"warning: {w} (nor synced)" for t in found.tables for w in t.warnings]
+    result.notes += [
+        f"warning: {w}" + (" (nor synced)" if "not compared" in w else "")
+        for t in found.tables
+        for w in t.warnings
+    ]
     result.tables += write_differences(
         job,
         found.tables,
@@ -1108,9 +1113,18 @@ class _MappedIds:
             rows = self._take_back_stale(conn, rows)
             rows, late = self._late(rows)
             spec = RemapSpec(own, self._natural_key(), dict(self.through.references), late)
+            leaving = self._leaving()
             maps = IdMaps(self.state)
             writer = RemapWriter(
-                conn, self.job.target, self.table, columns, types, spec, maps, shared_natural=False
+                conn,
+                self.job.target,
+                self.table,
+                columns,
+                types,
+                spec,
+                maps,
+                shared_natural=False,
+                shares=lambda old: old not in leaving,
             )
 
             refused: list[tuple[Any, str]] = []
@@ -1220,6 +1234,21 @@ class _MappedIds:
         spec = next((t for t in self.job.selected() if t.name == name), None)
         return tuple(spec.map.get(c, c) for c in spec.natural_key or ()) if spec else ()
 
+    def _leaving(self) -> set[str]:
+        """The source IDs (text) whose target rows this sync takes from their natural key: rows gone
+        from the source, and rows changing a natural-key column. A new row whose natural key matches
+        the target row of another source row shares it (as copy maps such rows) unless that row is one
+        of these (then it would be two rows in one)."""
+        own = self.through.own
+        natural = set(self._natural_key())
+        if own is None:
+            return set()
+        return {
+            str(_target_row(d.key, d.names).get(own))
+            for d in self.work.diff.differences
+            if d.kind == "extra" or (d.kind == "changed" and natural & {d.names.get(c, c) for c in d.columns})
+        }
+
     def _take_back_stale(self, conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         own = self.through.own
         assert own is not None
@@ -1227,11 +1256,15 @@ class _MappedIds:
         if not stale:
             return rows
         there = self._present(conn, list(stale.values()))
+        holders = Counter(map(str, self.maps[own].values()))
+        # (a row the map gives several source rows, this one's natural key changed since: the share
+        # ends, and the row stays the others'; ``ThroughMap.split``)
+        split = {old for old, new in stale.items() if new in there and holders[str(new)] > 1}
         for old, new in stale.items():
-            if new in there:
+            if new in there and old not in split:
                 self.fail({own: old}, f"the target's row {own}={new} holds its ID, outside the compared rows")
-        self._forget(conn, [old for old, new in stale.items() if new not in there])
-        return [r for r in rows if stale.get(str(r[own])) not in there]
+        self._forget(conn, [old for old, new in stale.items() if new not in there or old in split])
+        return [r for r in rows if stale.get(str(r[own])) not in there or str(r[own]) in split]
 
     def _present(self, conn: Connection, news: list[Any]) -> set[Any]:
         """Those of the target's IDs whose rows are there."""

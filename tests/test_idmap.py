@@ -811,6 +811,40 @@ def test_remap_ids_in_the_job_file_s_defaults_is_the_option(
     assert synced.verified and target.query("SELECT slug FROM repositories WHERE id = 2") == [("b",)]
 
 
+@pytest.mark.parametrize("changed", [1, 3])
+def test_a_source_row_that_leaves_a_shared_target_row_gets_a_row_of_its_own(
+    make_db: Callable[[str], Database], changed: int, tmp_path: Path
+) -> None:
+    """Three repositories with one slug (the natural key) share a target row. One of them takes another
+    slug: the standing one (1) took the shared row with it, and the other two were left with no row of
+    theirs; another one (3) never reached the target; and diff called both identical (the audit). Now
+    the row stays the standing one's, the one that left gets a row of its own."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE repos (id INTEGER PRIMARY KEY, slug VARCHAR(20) NOT NULL, name TEXT)",
+        "INSERT INTO repos VALUES (1, 'a', 'A1'), (2, 'b', 'B'), (3, 'a', 'A3'), (4, 'a', 'A4')",
+    )
+    job_file = _job_file(
+        tmp_path, source, target, "  - {name: repos, remap_ids: true, natural_key: [slug]}\n"
+    )
+    job = build(config_file=str(job_file))
+    try:
+        assert all(t.status == "ok" for t in copy(job).tables)
+    finally:
+        job.close()
+    assert sorted(target.query("SELECT slug FROM repos")) == [("a",), ("b",)]
+    source.sql(f"UPDATE repos SET slug = 'z', name = 'Z' WHERE id = {changed}")
+    found = _diff(build(config_file=str(job_file)), remap_ids=True)
+    assert not found.identical
+    synced = _sync(build(config_file=str(job_file)), remap_ids=True)
+    assert synced.verified, synced.to_dict()
+    assert _found(_diff(build(config_file=str(job_file)), remap_ids=True)) == {"repos": []}
+    slugs = sorted(s for (s,) in target.query("SELECT slug FROM repos"))
+    assert slugs == ["a", "b", "z"], slugs
+    again = _sync(build(config_file=str(job_file)), remap_ids=True)
+    assert again.verified and [(t.inserted, t.updated) for t in again.tables] == [(0, 0)]
+
+
 def test_sync_names_the_cycle_a_not_null_reference_cannot_wait_in(make_db: Callable[[str], Database]) -> None:
     """New rows referencing each other through a NOT NULL column cannot be written (neither can wait
     for the other's new ID): refused, as before, and now with that reason, not "no row with that ID"."""

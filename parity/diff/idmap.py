@@ -57,6 +57,11 @@ class ThroughMap:
     key matched one row): left out on both sides, the least ID's row standing for that target row (read
     once per source row it was, every sync wrote the next one's values into it)."""
 
+    split: tuple[int, ...] = ()
+    """Source IDs the map gives a shared target row whose natural key the source has changed since (not
+    the standing row's any more): the target's row is not theirs (its join leaves their entries out), and
+    the source's rows are compared as rows the target lacks, which sync inserts (the share broken up)."""
+
     @property
     def translates(self) -> bool:
         return self.applied and bool(self.own or self.references)
@@ -126,8 +131,8 @@ class ThroughMap:
                 meets = sa.and_(
                     m.c.table_name == sa.literal(table, sa.String()), self._meets(m, raw.c[column])
                 )
-                if self.shadowed:  # (a target row shared by source rows: read as the least of them)
-                    meets = sa.and_(meets, m.c.old_id.not_in([str(i) for i in self.shadowed]))
+                if self.shadowed or self.split:  # (a row shared by source rows: read as the least of them)
+                    meets = sa.and_(meets, m.c.old_id.not_in([str(i) for i in (*self.shadowed, *self.split)]))
                 joined = joined.join(m, meets) if inner else joined.outerjoin(m, meets)
             else:  # (one old ID a new one: source rows sharing a natural key share their target row)
                 parent = self.references[column]
@@ -214,7 +219,9 @@ def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
         through = replace(through, shared=_shared(job, state, references))
     warnings = list(plan.warnings)
     if asked and own and any(p.target.name == own for p in plan.keys):
-        shadowed = _shadowed(job, state, plan, own)
+        shadowed, split = _shadowed(job, state, plan, own)
+        if split:
+            through = replace(through, split=split)
         if shadowed:
             through = replace(through, shadowed=shadowed)
             warnings.append(
@@ -234,25 +241,33 @@ def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
     return replace(plan, through_map=through, warnings=tuple(warnings))
 
 
-def _shadowed(job: Job, state: State, plan: TablePlan, own: str) -> tuple[int, ...]:
-    """``ThroughMap.shadowed``: of each group of source IDs the map gives one target row, all but the
-    least that the source still holds (the least of all where it holds none: that row is extra)."""
+def _shadowed(job: Job, state: State, plan: TablePlan, own: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``ThroughMap.shadowed`` and ``split``: of each group of source IDs the map gives one target row,
+    the least that the source still holds stands for it (the least of all where it holds none: that row
+    is extra); the others are shadowed, unless the source holds them with another natural key than the
+    standing row's now (split)."""
     groups = _groups(job, state, plan.target.name)
     if not groups:
-        return ()
+        return (), ()
     column = next(p.source.name for p in plan.keys if p.target.name == own)
-    table = sa.table(plan.source.name, sa.column(column), schema=job.source.schema)
+    spec = next((t for t in job.selected() if t.name == plan.source.name), None)
+    natural = list(spec.natural_key or ()) if spec is not None else []
+    table = sa.table(plan.source.name, *(sa.column(c) for c in (column, *natural)), schema=job.source.schema)
     ids = sorted({i for g in groups for i in g})
-    held: set[int] = set()
+    held: dict[int, tuple[Any, ...]] = {}
     with job.source.connect() as conn:
         for at in range(0, len(ids), 1000):
-            query = sa.select(table.c[column]).where(table.c[column].in_(ids[at : at + 1000]))
-            held.update(int(v) for (v,) in conn.execute(query))
-    out: list[int] = []
+            query = sa.select(*table.c).where(table.c[column].in_(ids[at : at + 1000]))
+            held.update((int(row[0]), tuple(row[1:])) for row in conn.execute(query))
+    shadowed: list[int] = []
+    split: list[int] = []
     for group in groups:
         standing = min((i for i in group if i in held), default=min(group))
-        out += [i for i in group if i != standing]
-    return tuple(sorted(out))
+        for i in group:
+            if i != standing:
+                apart = i in held and standing in held and held[i] != held[standing]
+                (split if apart else shadowed).append(i)
+    return tuple(sorted(shadowed)), tuple(sorted(split))
 
 
 def _groups(job: Job, state: State, table: str) -> list[list[int]]:
