@@ -42,6 +42,15 @@ def _sync(job: Job, **kw: Any) -> Any:
         job.close()
 
 
+def _copy_ok(job_file: Path) -> None:
+    """The job file's copy, every table of it ok."""
+    job = build(config_file=str(job_file))
+    try:
+        assert all(t.status == "ok" for t in copy(job).tables)
+    finally:
+        job.close()
+
+
 def _job_file(tmp_path: Path, source: Database, target: Database, tables: str) -> Path:
     """A job file of the two databases with these ``tables:`` lines (YAML)."""
     job_file = tmp_path / "job.yaml"
@@ -684,11 +693,7 @@ def test_references_to_source_rows_that_share_a_target_row_compare_equal(
         "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
         "  - {name: commits, remap_ids: true}\n",
     )
-    job = build(config_file=str(job_file))
-    try:
-        assert all(t.status == "ok" for t in copy(job).tables)
-    finally:
-        job.close()
+    _copy_ok(job_file)
     assert target.query("SELECT COUNT(*) FROM repositories")[0][0] == 2
     assert _found(_diff(build(config_file=str(job_file)))) == {"repositories": [], "commits": []}
     source.sql(
@@ -721,11 +726,7 @@ def test_a_target_row_that_source_rows_share_stands_for_the_least_the_source_hol
     job_file = _job_file(
         tmp_path, source, target, "  - {name: authors, remap_ids: true, natural_key: [email]}\n"
     )
-    job = build(config_file=str(job_file))
-    try:
-        assert all(t.status == "ok" for t in copy(job).tables)
-    finally:
-        job.close()
+    _copy_ok(job_file)
     assert sorted(target.query("SELECT email, name FROM authors")) == [("a@x.com", "A"), ("b@x.com", "B")]
     found = _diff(build(config_file=str(job_file)), remap_ids=True)
     assert _found(found) == {"authors": []}
@@ -798,11 +799,7 @@ def test_remap_ids_in_the_job_file_s_defaults_is_the_option(
     )
     job_file = _job_file(tmp_path, source, target, "  - {name: repositories}\n  - {name: commits}\n")
     job_file.write_text(job_file.read_text() + "defaults: {remap_ids: true}\n")
-    job = build(config_file=str(job_file))
-    try:
-        assert all(t.status == "ok" for t in copy(job).tables)
-    finally:
-        job.close()
+    _copy_ok(job_file)
     assert target.query("SELECT id, slug FROM repositories ORDER BY id") == [(1, "live"), (2, "a")]
     assert target.query("SELECT repository_id FROM commits") == [(2,)]
     assert _found(_diff(build(config_file=str(job_file)))) == {"repositories": [], "commits": []}
@@ -827,11 +824,7 @@ def test_a_source_row_that_leaves_a_shared_target_row_gets_a_row_of_its_own(
     job_file = _job_file(
         tmp_path, source, target, "  - {name: repos, remap_ids: true, natural_key: [slug]}\n"
     )
-    job = build(config_file=str(job_file))
-    try:
-        assert all(t.status == "ok" for t in copy(job).tables)
-    finally:
-        job.close()
+    _copy_ok(job_file)
     assert sorted(target.query("SELECT slug FROM repos")) == [("a",), ("b",)]
     source.sql(f"UPDATE repos SET slug = 'z', name = 'Z' WHERE id = {changed}")
     found = _diff(build(config_file=str(job_file)), remap_ids=True)
