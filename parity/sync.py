@@ -637,6 +637,9 @@ def write_differences(
     by_target = {t.stats.target_table: t for t in found}
     targets = {t.name: t for t in _target_tables(job, order)}
     plans = {name: _TableWork(by_target[name], targets[name], soft_delete_column, extra) for name in order}
+    with job.target.connect() as conn:
+        for name in order:
+            plans[name].auto_updated = job.target.dialect.auto_updated(conn, name, job.target.schema)
     appliers = {name: Applier(job.target, targets[name], batch_size, dry_run) for name in order}
     for name in order:
         appliers[name].uuid_keys = plans[name].uuid_keys()
@@ -755,6 +758,9 @@ class _TableWork:
     """New rows whose natural key a changed row of this sync gives up: inserted after the updates."""
     after_deletes: list[dict[str, Any]] = field(default_factory=list)
     """New rows whose key an extra row to delete holds in another case (``_after_deletes``)."""
+    auto_updated: set[str] = field(default_factory=set)
+    """Target columns the database sets itself when a row changes (``Dialect.auto_updated``): an
+    UPDATE sets them to the source's values too, else MySQL's ON UPDATE rewrote them."""
 
     def key(self) -> list[str]:
         first = self.diff.differences[0] if self.diff.differences else None
@@ -858,8 +864,16 @@ def _apply(
         return
     if phase == "upsert":
         missing, work.after_deletes = _after_deletes(work, key)
+        kept = work.auto_updated  # (set as the source has them, or the database would set them anew)
         changed = [
-            (_held_key(d), {d.names.get(c, c): d.source[c] for c in d.columns})
+            (
+                _held_key(d),
+                {
+                    d.names.get(c, c): d.source[c]
+                    for c in d.source
+                    if c in d.columns or d.names.get(c, c) in kept
+                },
+            )
             for d in rows
             if d.kind == "changed"
         ]

@@ -627,3 +627,13 @@ def test_on_update_beside_another_default_is_named_too(mariadb_db: Database, sql
     assert all("ON UPDATE" in w.upper() and "not carried over" in w for w in plan.warnings)
     sqlite_db.sql("INSERT INTO t (id) VALUES (1)")
     assert sqlite_db.query("SELECT s, d, e FROM t") == [(None, None, "2000-01-01 00:00:00")]
+
+
+def test_on_update_inside_a_quoted_default_is_its_text(mariadb_db: Database, sqlite_db: Database) -> None:
+    """'do it on update now' was cut at its ' on update ' and the default dropped, with two wrong
+    warnings (the audit): only an ON UPDATE after the default's text is one."""
+    mariadb_db.sql("CREATE TABLE t3 (id INT PRIMARY KEY, s VARCHAR(40) DEFAULT 'do it on update now')")
+    plan = apply(mariadb_db, sqlite_db)
+    assert plan.warnings == []
+    sqlite_db.sql("INSERT INTO t3 (id) VALUES (1)")
+    assert sqlite_db.query("SELECT s FROM t3") == [("do it on update now",)]

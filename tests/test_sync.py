@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -899,6 +900,29 @@ def test_a_dry_run_deletes_the_rows_whose_keys_new_rows_take_before_inserting_th
     table = result.tables[0]
     assert (table.inserted, table.deleted, table.failed, result.verified) == (1, 1, 0, True)
     assert target.query("SELECT code FROM codes") == [("Key1",)]
+
+
+def test_an_update_keeps_the_source_s_value_of_a_column_mariadb_sets_on_update(
+    make_db: Callable[[str], Database],
+) -> None:
+    """A MariaDB target's ``ON UPDATE CURRENT_TIMESTAMP`` column: sync updated the changed columns only,
+    MariaDB set that one to the time of the sync, and the sync ended "1 rows still differ" (the audit)."""
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE t1 (id INT PRIMARY KEY, name VARCHAR(20), upd TIMESTAMP NOT NULL)",
+        "INSERT INTO t1 VALUES (1, 'a', '2020-01-01 00:00:00'), (2, 'b', '2020-01-02 00:00:00')",
+    )
+    target.sql(
+        "CREATE TABLE t1 (id INT PRIMARY KEY, name VARCHAR(20),"
+        " upd TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)",
+        "INSERT INTO t1 VALUES (1, 'a', '2020-01-01 00:00:00'), (2, 'old', '2020-01-02 00:00:00')",
+    )
+    result = sync(job_for(source, target))
+    assert result.verified and [t.updated for t in result.tables] == [1], result.to_dict()
+    assert [tuple(r) for r in target.query("SELECT id, name, upd FROM t1 ORDER BY id")] == [
+        (1, "a", datetime(2020, 1, 1)),
+        (2, "b", datetime(2020, 1, 2)),
+    ]
 
 
 def test_a_batch_every_row_of_which_is_refused_stops_its_rerun_row_by_row(

@@ -990,6 +990,11 @@ class Dialect:
         """A value of a type parity takes as text (``Column.read_as_text``) as the database writes it."""
         return sa.cast(x, self.CAST_TEXT)
 
+    def auto_updated(self, conn: Connection, table: str, schema: str | None) -> set[str]:
+        """The table's columns the database sets itself when another column of the row changes
+        (MySQL's ``ON UPDATE CURRENT_TIMESTAMP``); none elsewhere."""
+        return set()
+
     def readable(self, table: Table, schema: str | None) -> Any:
         """The table as copy and diff read it, conditions included (``--where``): as it is, where its
         values are (SQLite's dates held as numbers: ``SQLite.readable``)."""

@@ -58,17 +58,24 @@ class MySQL(Dialect):
     # SQLAlchemy (2.0, 2.1) reads names from SHOW CREATE TABLE without undoing its doubled backticks:
     # a column b`q comes back as b``q, which no statement finds. Every reflected name is undone here.
 
-    def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
-        """Inspector's, with the ``ON UPDATE`` of a column whose default is no CURRENT_TIMESTAMP, which
-        SQLAlchemy leaves out (the plan says it is not carried over, as it does beside that default)."""
-        found = [{**c, "name": _unticked(c["name"])} for c in super().columns(conn, table, schema)]
+    def auto_updated(self, conn: Connection, table: str, schema: str | None) -> set[str]:
+        return set(self._on_update(conn, table, schema))
+
+    def _on_update(self, conn: Connection, table: str, schema: str | None) -> dict[str, str]:
+        """Column -> its EXTRA (``on update current_timestamp()``), of the columns that have one."""
         query = sa.text(
             "SELECT column_name, extra FROM information_schema.columns WHERE table_schema = "
             + ("DATABASE()" if schema is None else ":schema")
             + " AND table_name = :table AND extra LIKE :on_update"
         )
         params = {"table": table, "on_update": "%on update%", **({"schema": schema} if schema else {})}
-        updated = {str(name): str(extra) for name, extra in conn.execute(query, params)}
+        return {str(name): str(extra) for name, extra in conn.execute(query, params)}
+
+    def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        """Inspector's, with the ``ON UPDATE`` of a column whose default is no CURRENT_TIMESTAMP, which
+        SQLAlchemy leaves out (the plan says it is not carried over, as it does beside that default)."""
+        found = [{**c, "name": _unticked(c["name"])} for c in super().columns(conn, table, schema)]
+        updated = self._on_update(conn, table, schema)
         for column in found:
             extra = updated.get(column["name"], "")
             at = extra.lower().find("on update")

@@ -110,11 +110,11 @@ def _reflect_one(
         identity = dialect.is_identity(info, pk)
         generated = _generated(info, conn.dialect.name)
         default_text = _default_text(info)
-        on_update = _ON_UPDATE.search(default_text or "")
-        if on_update:  # (MySQL's DEFAULT ... ON UPDATE ...: the default is kept, the update rule is not)
-            default_text = default_text[: on_update.start()] if default_text else None
+        at = _on_update(default_text or "")
+        if at is not None and default_text:  # (MySQL's DEFAULT ... ON UPDATE ...: the default is kept,
+            default_text, rule = default_text[:at], default_text[at:]  # the update rule is not)
             notes.append(
-                f"{name}.{info['name']}: {on_update.group(0).strip()} is not carried over "
+                f"{name}.{info['name']}: {rule.strip()} is not carried over "
                 "(set the column where the application updates a row)"
             )
         if default_text is not None and default_text.strip().upper() == "NULL":
@@ -168,8 +168,14 @@ def _generated(info: dict[str, Any], dialect: str) -> Generated | None:
     return Generated(expression, bool(computed.get("persisted")), dialect)
 
 
-_ON_UPDATE = re.compile(r"\s+on\s+update\s+.*$", re.IGNORECASE | re.DOTALL)
+_ON_UPDATE = re.compile(r"\s+on\s+update\s+", re.IGNORECASE)
 """MySQL/MariaDB's ``ON UPDATE CURRENT_TIMESTAMP`` after a column's default, as reflection gives it."""
+
+
+def _on_update(text: str) -> int | None:
+    """Where the ``ON UPDATE ...`` after a default starts, not one inside its quoted text ('do it on
+    update'); None where there is none."""
+    return next((m.start() for m in _ON_UPDATE.finditer(text) if text[: m.start()].count("'") % 2 == 0), None)
 
 
 def _default_text(info: dict[str, Any]) -> str | None:
