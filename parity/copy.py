@@ -62,7 +62,7 @@ from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind, parse
 from parity.state import State
-from parity.values import BOOLEAN_TEXT, DECODE_ERRORS, JsonText, decode_value, duration_text, jsonb_text
+from parity.values import DECODE_ERRORS, JsonText, boolean_text, decode_value, duration_text, jsonb_text
 
 Progress = Callable[[str, int, int | None], None]
 """progress(table, rows_done, rows_total): called from worker threads as batches land."""
@@ -2526,7 +2526,8 @@ _HELD_TYPES = {
 
 def _decoded_or_unreadable(kind: Kind, value: Any, column: str, named: Kind | None = None) -> Any:
     if named is Kind.BOOLEAN and kind is not Kind.BOOLEAN and isinstance(value, str):
-        value = int(decode_value(Kind.BOOLEAN, value)) if value.strip().lower() in BOOLEAN_TEXT else value
+        spelled = boolean_text(value)  # ('t' into an integer boolean column: 1)
+        value = value if spelled is None else int(spelled)
     try:
         return decode_value(kind, value)
     except DECODE_ERRORS as exc:

@@ -38,11 +38,16 @@ BOOLEAN_TEXT.update({"f": False, "false": False, "n": False, "no": False, "off":
 """Booleans held as text, case aside: old Rails' SQLite files hold 't' and 'f' (as PostgreSQL reads)."""
 
 
+def boolean_text(text: str) -> bool | None:
+    """The boolean a text spells (``BOOLEAN_TEXT``), or None."""
+    return BOOLEAN_TEXT.get(text.strip().lower())
+
+
 def _bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
-    if isinstance(v, str) and v.strip().lower() in BOOLEAN_TEXT:
-        return BOOLEAN_TEXT[v.strip().lower()]
+    if isinstance(v, str) and (spelled := boolean_text(v)) is not None:
+        return spelled
     number = whole_number(v)
     if number not in (0, 1):  # (SQLite's and MySQL's booleans are integers: 2 is no boolean)
         raise ValueError(f"{v!r} is not a boolean (0 or 1)")

@@ -42,6 +42,12 @@ def _sync(job: Job, **kw: Any) -> Any:
         job.close()
 
 
+REPOSITORIES_AND_COMMITS = (
+    "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n  - {name: commits, remap_ids: true}\n"
+)
+"""The ``tables:`` lines of a job copying repositories (matched by slug) and their commits, new IDs."""
+
+
 def _copy_ok(job_file: Path) -> None:
     """The job file's copy, every table of it ok."""
     job = build(config_file=str(job_file))
@@ -102,13 +108,7 @@ def remapped(make_db: Callable[[str], Database], request: pytest.FixtureRequest,
     target.sql("UPDATE repositories SET slug = 'gamma' WHERE id = 20")
     if request.param == "postgresql":
         target.sql("SELECT setval(pg_get_serial_sequence('repositories', 'id'), 30)")
-    job_file = _job_file(
-        tmp_path,
-        source,
-        target,
-        "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
-        "  - {name: commits, remap_ids: true}\n",
-    )
+    job_file = _job_file(tmp_path, source, target, REPOSITORIES_AND_COMMITS)
     job = build(config_file=str(job_file))
     try:
         result = copy(job)
@@ -686,13 +686,7 @@ def test_references_to_source_rows_that_share_a_target_row_compare_equal(
         "INSERT INTO repositories VALUES (1, 'alpha', 'A'), (5, 'alpha', 'A'), (6, 'beta', 'B')",
         "INSERT INTO commits VALUES (10, 1, 'a'), (11, 5, 'b'), (12, 6, 'c')",
     )
-    job_file = _job_file(
-        tmp_path,
-        source,
-        target,
-        "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
-        "  - {name: commits, remap_ids: true}\n",
-    )
+    job_file = _job_file(tmp_path, source, target, REPOSITORIES_AND_COMMITS)
     _copy_ok(job_file)
     assert target.query("SELECT COUNT(*) FROM repositories")[0][0] == 2
     assert _found(_diff(build(config_file=str(job_file)))) == {"repositories": [], "commits": []}
