@@ -651,6 +651,21 @@ def test_strings_in_a_latin1_column_hash_as_their_utf8_text(pg_db: Database, mar
     assert kinds(run(pg_db, mariadb_db, "l1", threshold=16)) == {("changed", "café-7", ("note",))}
 
 
+def test_a_mariadb_year_hashes_as_the_integer_it_copies_to(pg_db: Database, mariadb_db: Database) -> None:
+    """YEAR 0 is 0 in PostgreSQL (copy writes it so) but '0000' as MariaDB's text: hashed as that
+    text, its rows were downloaded on every diff, as if they differed."""
+    mariadb_db.sql("CREATE TABLE yr (id INTEGER PRIMARY KEY, y YEAR)")
+    pg_db.sql("CREATE TABLE yr (id INTEGER PRIMARY KEY, y SMALLINT)")
+    rows = [(n, (0, 1901, 2024, 2155, None)[n % 5]) for n in range(1, 101)]
+    for db in (pg_db, mariadb_db):
+        insert(db, "yr", ["id", "y"], rows)
+    for source, target in ((mariadb_db, pg_db), (pg_db, mariadb_db)):
+        result = run(source, target, "yr", threshold=16)
+        assert result.identical and result.tables[0].stats.rows_downloaded == 0
+    mariadb_db.sql("UPDATE yr SET y = 1999 WHERE id = 5")
+    assert kinds(run(pg_db, mariadb_db, "yr", threshold=16)) == {("changed", 5, ("y",))}
+
+
 @pytest.mark.parametrize(
     ("key_type", "make_key"),
     [

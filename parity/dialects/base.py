@@ -924,6 +924,10 @@ class Dialect:
         assert self.TIMESTAMP_FORMAT, f"{type(self).__name__} must override text_timestamp"
         return self.format_time(self.in_utc(x) if with_zone else x, self.TIMESTAMP_FORMAT)
 
+    def compared(self, x: Any, column: Column) -> Any:
+        """The column as diff hashes it, where the database's own type needs a step first."""
+        return x
+
     def timestamp_as_text(self, column: Column) -> bool:
         """Whether the column, as a string, is the canonical text of a timestamp already (diff then
         hashes it without ``text_timestamp``); decided on the database's own type, not on a type the

@@ -374,6 +374,10 @@ class MySQL(Dialect):
     def text_timestamp(self, x: Any, with_zone: bool) -> sa.ColumnElement[Any]:
         return sa.cast(x, mysql.DATETIME(fsp=6))  # always six decimals, as date_format's %f
 
+    def compared(self, x: Any, column: Column) -> Any:
+        # (a YEAR's text pads 0 to '0000', where every other database's integer reads '0')
+        return x + 0 if column.native_type.upper().startswith("YEAR") else x
+
     def timestamp_as_text(self, column: Column) -> bool:
         # DATETIME(6) and TIMESTAMP(6) as strings are the cast's text (the cast costs 4% of a row hash)
         return column.fraction == 6 and column.native_type.upper().startswith(("DATETIME", "TIMESTAMP"))

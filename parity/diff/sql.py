@@ -183,6 +183,7 @@ class Side:
             x: Any = self.sa_table.c[column.name]
             if column.read_as_text:  # (inet, interval ...: their text)
                 x = self.dialect.output_text(x)
+            x = self.dialect.compared(x, column)
             if parts:
                 parts.append(sa.literal(SEPARATOR))
             charset = self.charsets.get(column.name)
