@@ -1006,6 +1006,7 @@ class _MappedIds:
             target_key = self.target_key(_held_key(d))
             changes = {d.names.get(c, c): d.source[c] for c in d.columns}
             values, why = self.target_values(changes, new=self.dry_run)  # (a dry run inserted no parent)
+            why = why or (self._unheld(changes) if self.dry_run else None)
             if why and not self.dry_run and not late and self._coming(changes):
                 self.work.waiting_updates.append(d)
                 continue
@@ -1074,6 +1075,7 @@ class _MappedIds:
             ready = []
             for row in rows:
                 values, why = self.target_values(row, new=self.dry_run)
+                why = why or (self._unheld(row) if self.dry_run else None)
                 if why:
                     self.fail({c: row.get(c) for c in self.work.key()}, why)
                 else:
@@ -1082,7 +1084,13 @@ class _MappedIds:
                 return self.printed(ready, self.applier.inserts, run)
             return run(self.applier.inserts([values for values, _ in ready]), self.work.refused.keep)
         if self.dry_run:  # (the target assigns the IDs: printed without them)
-            shown = [(_without(self.target_values(row, new=True)[0], own), self._waits(row)) for row in rows]
+            shown = []
+            for row in rows:
+                why = self._unheld(row, inserted=True)
+                if why:
+                    self.fail({c: row.get(c) for c in self.work.key()}, why)
+                else:
+                    shown.append((_without(self.target_values(row, new=True)[0], own), self._waits(row)))
             return self.printed(shown, self.applier.inserts, run)
         return self.write_new(rows)
 
@@ -1105,6 +1113,19 @@ class _MappedIds:
                 "\n".join(f"-- {line}" for line in s.splitlines()) for s in self.applier.statements[before:]
             ]
         return done
+
+    def _unheld(self, values: dict[str, Any], inserted: bool = False) -> str | None:
+        """Why the sync refuses a row, as its dry run says it: a reference to a row that neither the ID
+        map holds nor this sync inserts (``inserted``: a row of its own ID, said as ``RemapWriter``
+        says it)."""
+        for column, parent in self.through.references.items():
+            value = values.get(column)
+            if value is None or str(value) in self.maps[column]:
+                continue
+            if str(value) not in self.work.coming.get(parent, set()):
+                where = f"was copied into {parent}" if inserted else f"in the ID map of {parent}"
+                return f"{column}={value}: no row with that ID {where}"
+        return None
 
     def _waits(self, values: dict[str, Any]) -> bool:
         """Whether a reference in the (source's) values is to a row the map does not hold yet."""

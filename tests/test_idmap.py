@@ -278,6 +278,34 @@ def test_sync_writes_through_the_id_map(remapped: Any) -> None:
     assert _diff(build(config_file=str(job_file))).identical
 
 
+@pytest.mark.parametrize("remapped", ["postgresql", "sqlite"], indirect=True)
+def test_sync_dry_run_refuses_what_the_sync_refuses(remapped: Any) -> None:
+    """A new commit of a repository this sync neither maps nor inserts (repositories not selected) is
+    refused by the sync; the dry run printed its INSERT with the source's repository ID in place, a
+    statement that, run as printed, gave the commit one of the live target's own repositories."""
+    source, target, job_file = remapped
+    source.sql(
+        "INSERT INTO repositories VALUES (4, 'delta', 'D')",
+        "INSERT INTO commits VALUES (15, 4, 'd1', 'new'), (16, 1, 'a3', 'new')",
+        "UPDATE commits SET repository_id = 4 WHERE id = 12",
+    )
+    outcomes = []
+    for dry_run in (True, False):
+        job = build(config_file=str(job_file), tables=["commits"])
+        try:
+            outcomes.append(sync(job, dry_run=dry_run))
+        finally:
+            job.close()
+    planned, done = ({t.table: t for t in r.tables}["commits"] for r in outcomes)
+    printed = "\n".join(outcomes[0].statements)
+    assert "'a3'" in printed and "'d1'" not in printed, printed
+    assert (planned.inserted, planned.updated, planned.failed) == (done.inserted, done.updated, done.failed)
+    assert (done.inserted, done.updated, done.failed) == (1, 0, 2)
+    assert sorted(planned.errors) == sorted(done.errors), (planned.errors, done.errors)
+    assert any("repository_id=4: no row with that ID" in e for e in planned.errors), planned.errors
+    assert target.query("SELECT COUNT(*) FROM commits WHERE hash = 'd1'")[0][0] == 0
+
+
 @pytest.mark.parametrize("remapped", ["mariadb", "postgresql", "sqlite"], indirect=True)
 def test_fix_applies_a_run_diffed_through_the_id_map(remapped: Any) -> None:
     """A run of diff --remap-ids stored with --output holds the source's IDs: fix checks each row
