@@ -244,6 +244,35 @@ def test_a_view_named_as_a_table_is_said_to_be_one(
     )
 
 
+def test_a_target_view_under_the_copied_name_is_said_to_be_one(
+    parity: Callable[..., Result], tmp_path: Path, pg_db: Database
+) -> None:
+    """A copy into the name of a target's view failed late, after reading the source, with the
+    database's "relation already exists"; now before any DDL, naming the view, and the target
+    unchanged."""
+    source = tmp_path / "src.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE repo (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE other (id INTEGER PRIMARY KEY)")
+    conn.close()
+    pg_db.sql("CREATE TABLE base (id INT)", "CREATE VIEW repo_v AS SELECT id FROM base")
+    result = parity(
+        "copy",
+        f"sqlite:///{source}",
+        pg_db.url,
+        "--target-schema",
+        pg_db.schema,
+        "-t",
+        "other",
+        "-t",
+        "repo:repo_v",
+    )
+    assert_one_line_error(result, "target 'repo_v'", "is a view")
+    assert pg_db.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
+    ) == [("base",), ("repo_v",)]
+
+
 def test_a_password_holding_a_raw_at_sign_is_masked_whole(parity: Callable[..., Result], target: str) -> None:
     """'Zq9@MySecretTail': the URL was cut at its first '@', and the password's tail printed as the
     host, four times (the audit). The last '@' ends the password, as browsers read it."""

@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterable, Sequence
 import sqlalchemy as sa
 
 from parity.endpoint import driver_message, execute_raw
-from parity.errors import ParityError
+from parity.errors import ParityError, SchemaError
 from parity.job import Job
 from parity.log import logger
 from parity.schema.model import Table
 from parity.schema.plan import SchemaPlan, plan_schema
-from parity.schema.reflect import reflect, table_names
+from parity.schema.reflect import reflect, table_names, view_names
 
 
 def existing_targets(
@@ -32,6 +32,7 @@ def existing_targets(
         if fk.ref_schema is None and fk.ref_table not in selected and fk.ref_table not in wanted_names
     }
     found = {name: name if name in present else folded.get(name.lower()) for name in wanted_names}
+    _no_view_in_place(job, [n for n in selected.values() if found.get(n) is None])
     wanted = {actual: name for name, actual in found.items() if actual is not None}
     return {wanted[t.name]: t for t in reflect(job.target, list(wanted))}  # (by the name parity uses)
 
@@ -48,6 +49,19 @@ def schema_plan(job: Job) -> SchemaPlan:
         schema=target.schema,
         names=job.names(),
     )
+
+
+def _no_view_in_place(job: Job, missing: Sequence[str]) -> None:
+    """A target table to make under the name of a view of the target is an error that says so (the
+    database said only that the relation exists, once the source had been read)."""
+    if not missing:
+        return
+    fold = job.target.dialect.TABLE_NAMES_IGNORE_CASE
+    views = {v.lower() if fold else v for v in view_names(job.target)}
+    for name in missing:
+        if (name.lower() if fold else name) in views:
+            place = f" in schema '{job.target.schema}'" if job.target.schema else ""
+            raise SchemaError(f"target '{name}'{place} is a view: parity writes into tables")
 
 
 def schema_apply(
