@@ -380,12 +380,31 @@ class Applier:
 
     def _unmarked(self, column: Any) -> Any:
         """A row not marked deleted yet: marked again, it lost the time it was deleted at (a rerun)."""
-        kind = self.types[column.name].kind
-        if kind is Kind.BOOLEAN:
-            return sa.or_(column.is_(None), column == sa.false())
-        if kind in INTEGER_KINDS:
-            return sa.or_(column.is_(None), column == 0)
-        return column.is_(None)
+        return _unmarked(column, self.types[column.name].kind)
+
+    def revivals(
+        self, key: Sequence[str], column: str, keys: list[dict[str, Any]]
+    ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
+        """Rows marked deleted (``soft_deletes``) whose source rows are there again: unmarked (false, 0
+        or NULL, as the column's kind has it)."""
+        if not keys:
+            return
+        cleared = _not_deleted_value(self.types[column])
+        stmt = (
+            sa.update(self.exec_table)
+            .where(self._key_clause(key), sa.not_(self._unmarked(self.exec_table.c[column])))
+            .values({column: sa.bindparam(f"v_{column}")})
+        )
+        params = [{**self.key_params(key, kv), f"v_{column}": cleared} for kv in keys]
+
+        def shown(row: dict[str, Any]) -> Any:
+            return (
+                sa.update(self.sa_table)
+                .where(self._key_clause(key, row), sa.not_(self._unmarked(self.sa_table.c[column])))
+                .values({column: self._literal(column, cleared)})
+            )
+
+        yield from self._batched(stmt, params, keys, shown)
 
     def _batched(
         self,
@@ -418,6 +437,52 @@ def _printable(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     return value
+
+
+def _unmarked(column: Any, kind: Kind) -> Any:
+    """The condition of a row a soft-delete column does not mark deleted."""
+    if kind is Kind.BOOLEAN:
+        return sa.or_(column.is_(None), column == sa.false())
+    if kind in INTEGER_KINDS:
+        return sa.or_(column.is_(None), column == 0)
+    return column.is_(None)
+
+
+def _not_deleted_value(ctype: CanonicalType) -> Any:
+    """What a soft-delete column holds for a row not deleted: false, 0, or NULL (a timestamp)."""
+    if ctype.kind is Kind.BOOLEAN:
+        return False
+    return 0 if ctype.kind in INTEGER_KINDS else None
+
+
+def _marked_present(job: Job, found: TableDiff, column: str | None) -> tuple[list[str], list[dict[str, Any]]]:
+    """The target's rows a soft-delete ``column`` marks deleted whose keys the source holds (every
+    marked row but the extra ones diff found): their key columns and keys, to unmark. Where the source
+    has a column of that name, diff compared it and sync sets it as the source has it: none. None for
+    a table read through the ID map (its extra rows' keys are the source's IDs) or not compared to
+    the end."""
+    through = found.through_map
+    if not column or found.limited or found.stats.error or (through is not None and through.translates):
+        return [], []
+    from parity.diff.plan import plan_table
+    from parity.diff.sql import Side
+
+    spec = next(t for t in job.selected() if (t.target or t.name) == found.stats.target_table)
+    plan = plan_table(job.source, job.target, spec)
+    if column not in plan.target.column_names or any(p.target.name == column for p in plan.columns):
+        return [], []
+    side = Side(job.target, plan, "target")
+    marker = side.sa_table.c[column]
+    rows = side.run(side.rows([sa.not_(_unmarked(marker, plan.target.column(column).type.kind))]))
+    names = [p.target.name for p in plan.keys]
+    extra = {_key_text(_target_row(d.key, d.names)) for d in found.differences if d.kind == "extra"}
+    keys = [dict(zip(names, row[: len(names)], strict=True)) for row in rows]
+    return names, [k for k in keys if _key_text(k) not in extra]
+
+
+def _key_text(key: dict[str, Any]) -> tuple[str, ...]:
+    """A key's values as text, by column name: the same key, read by diff or straight from the target."""
+    return tuple(str(key[k]) for k in sorted(key))
 
 
 def _soft_delete_value(ctype: CanonicalType) -> Any:
@@ -610,8 +675,10 @@ def sync(
             if d.kind != "extra" or (extra != "keep" and not _references_only(t.through_map))
         ]
         left = [d for d in left if not (d.kind == "extra" and extra == "soft-delete")]
-        result.remaining = len(left)
-        result.verified = not left
+        column = soft_delete_column if extra == "soft-delete" else None
+        marked = [m for t in again.tables for m in _marked_present(job, t, column)[1]]
+        result.remaining = len(left) + len(marked)
+        result.verified = not left and not marked
         if watch is not None and result.ok and result.verified:  # (else the next sync must not skip)
             watch.save()
     return result
@@ -637,6 +704,9 @@ def write_differences(
     by_target = {t.stats.target_table: t for t in found}
     targets = {t.name: t for t in _target_tables(job, order)}
     plans = {name: _TableWork(by_target[name], targets[name], soft_delete_column, extra) for name in order}
+    if extra == "soft-delete":
+        for name in order:
+            plans[name].revive = _marked_present(job, by_target[name], soft_delete_column)
     with job.target.connect() as conn:
         for name in order:
             plans[name].auto_updated = job.target.dialect.auto_updated(conn, name, job.target.schema)
@@ -758,6 +828,8 @@ class _TableWork:
     """New rows whose natural key a changed row of this sync gives up: inserted after the updates."""
     after_deletes: list[dict[str, Any]] = field(default_factory=list)
     """New rows whose key an extra row to delete holds in another case (``_after_deletes``)."""
+    revive: tuple[list[str], list[dict[str, Any]]] = ([], [])
+    """Key columns, and keys of the rows marked deleted whose source rows are there (``_marked_present``)."""
     auto_updated: set[str] = field(default_factory=set)
     """Target columns the database sets itself when a row changes (``Dialect.auto_updated``): an
     UPDATE sets them to the source's values too, else MySQL's ON UPDATE rewrote them."""
@@ -877,10 +949,22 @@ def _apply(
             for d in rows
             if d.kind == "changed"
         ]
+        revive = work.revive[1]
+        if work.soft_delete_column and revive:  # (a changed row marked deleted: unmarked by its UPDATE)
+            column = work.soft_delete_column
+            cleared = _not_deleted_value(applier.types[column])
+            marked = {_key_text(k) for k in revive}
+            for row_key, values in changed:
+                if _key_text({k: row_key[k] for k in work.revive[0]}) in marked:
+                    values[column] = cleared
+            changing = {_key_text({k: row_key[k] for k in work.revive[0]}) for row_key, _ in changed}
+            revive = [k for k in revive if _key_text(k) not in changing]
         outcome.inserted = run(applier.inserts(missing), work.refused.keep)
         if outcome.inserted and not dry_run:
             applier.advance_sequences(list(missing[0]))
         outcome.updated = run(applier.updates(key, changed))
+        if work.soft_delete_column and revive:
+            outcome.updated += run(applier.revivals(work.revive[0], work.soft_delete_column, revive))
         return
     if phase == "late":
         return

@@ -219,6 +219,40 @@ def test_extra_rows_are_kept_unless_asked(make_db: Callable[[str], Database]) ->
     assert target.query("SELECT COUNT(*) FROM items WHERE id IN (98, 99)")[0][0] == 0
 
 
+@pytest.mark.parametrize(
+    ("target_name", "column", "kind"),
+    [("postgresql", "gone", "BOOLEAN"), ("mariadb", "gone_at", "DATETIME(6)"), ("sqlite", "gone", "INTEGER")],
+)
+def test_a_row_back_in_the_source_is_unmarked(
+    make_db: Callable[[str], Database], target_name: str, column: str, kind: str
+) -> None:
+    """A row deleted from the source, marked deleted in the target (--soft-delete), then inserted in
+    the source again kept its mark for good, and the sync said identical (the audit): a row back in
+    the source is a row not deleted, with its other values or the same ones."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    seed(source, target, "items", 10)
+    target.sql(f"ALTER TABLE items ADD COLUMN {column} {kind}")
+
+    def synced(**kw: Any) -> Any:
+        return sync(
+            job_for(source, target, tables=["items"]), extra="soft-delete", soft_delete_column=column, **kw
+        )
+
+    source.sql("DELETE FROM items WHERE id IN (2, 3, 4)")
+    assert synced().tables[0].soft_deleted == 3
+    marked = {"BOOLEAN": column, "INTEGER": f"{column} <> 0"}.get(kind, f"{column} IS NOT NULL")
+    assert [r[0] for r in target.query(f"SELECT id FROM items WHERE {marked} ORDER BY id")] == [2, 3, 4]
+    source.sql("INSERT INTO items VALUES (2, 'n2', 2, 2.50, NULL), (3, 'back', 3, 3.50, NULL)")
+    planned = synced(dry_run=True)
+    revivals = [s for s in planned.statements if column in s and "items.id = 4" not in s]
+    assert planned.tables[0].updated == 2 and len(revivals) == 2, planned.statements
+    done = synced()
+    assert (done.tables[0].updated, done.tables[0].soft_deleted) == (2, 0) and done.verified
+    assert [r[0] for r in target.query(f"SELECT id FROM items WHERE {marked} ORDER BY id")] == [4]
+    assert target.query("SELECT name FROM items WHERE id = 3")[0][0] == "back"
+    assert synced().tables[0].updated == 0
+
+
 @pytest.mark.parametrize("target_name", ["sqlite", "postgresql", "mariadb"])
 def test_dry_run_changes_nothing_and_prints_runnable_sql(
     make_db: Callable[[str], Database], target_name: str
