@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 logger = logging.getLogger("parity")
+logger.addHandler(logging.NullHandler())  # (before ``configure``, or in a library: Python printed errors)
 
 LEVELS = {"low": logging.WARNING, "medium": logging.INFO, "high": logging.DEBUG}
 """``--debug`` levels: low logs warnings and errors, medium every step, high every SQL statement."""

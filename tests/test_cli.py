@@ -486,6 +486,18 @@ def test_a_bad_option_is_one_line(parity: Callable[..., Result], args: tuple[str
     assert_one_line_error(parity(*args), says, "--help")
 
 
+def test_an_unknown_command_is_one_line_in_a_new_process() -> None:
+    """A fresh process printed the error twice: parity's log, not configured yet (the command was
+    not found), fell to Python's last-resort handler on stderr (the audit)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "parity", "cdc"], capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stderr.splitlines()) == (
+        2,
+        ["parity: error: No such command 'cdc'. (see parity --help)"],
+    )
+
+
 def test_debug_may_follow_the_command(
     parity: Callable[..., Result], target: str, demo_db: Database, tmp_path: Path
 ) -> None:
