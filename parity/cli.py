@@ -474,8 +474,16 @@ def sync_cmd(
 
 @cli.command("fix")
 @_job_options
-@click.option("--run", "run_id", required=True, help="The run id printed by `parity diff --output TABLE`.")
+@click.option(
+    "--run",
+    "run_id",
+    required=True,
+    help="The run id printed by `parity diff --output TABLE`, or `latest`: the run stored last.",
+)
 @click.option("--apply", is_flag=True, help="Apply the fixes (without it, print the SQL and change nothing).")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the SQL and change nothing (what fix does without --apply)."
+)
 @click.option("--delete", is_flag=True, help="Also delete the extra target rows the run found.")
 @click.option(
     "--discrepancies",
@@ -489,11 +497,21 @@ def sync_cmd(
     "--map", "maps", multiple=True, metavar="SRC=DST", help="Column SRC is DST, as the diff was given."
 )
 def fix_cmd(
-    run_id: str, apply: bool, delete: bool, table: str, key: str | None, maps: tuple[str, ...], **kw: Any
+    run_id: str,
+    apply: bool,
+    dry_run: bool,
+    delete: bool,
+    table: str,
+    key: str | None,
+    maps: tuple[str, ...],
+    **kw: Any,
 ) -> None:
-    """Apply the differences a diff run stored: changed columns only; conflicts are reported, not applied."""
+    """Apply the differences a diff run stored: changed columns only; conflicts are reported, not applied.
+    Without --apply, print the SQL and exit 1 when there is something to apply (as sync --dry-run)."""
     from parity.fix import fix
 
+    if apply and dry_run:
+        raise click.UsageError("--apply and --dry-run exclude each other")
     job = _build_job(kw, {"key": key, "map": _pairs(maps, "--map", str)})
     try:
         result = fix(job, run_id, apply=apply, delete=delete, table=table)
@@ -503,8 +521,9 @@ def fix_cmd(
         sys.stdout.write("".join(f"{s}\n" for s in result.statements))
     verb = "applied" if apply else "to apply (dry run; --apply to run)"
     already = f"; {result.already} already as the source has them" if result.already else ""
+    which = f"run {result.run_id}: " if run_id != result.run_id else ""
     err.print(
-        f"{verb}: {result.inserted} inserts, {result.updated} updates, {result.deleted} deletes{already}"
+        f"{which}{verb}: {result.inserted} inserts, {result.updated} updates, {result.deleted} deletes{already}"
     )
     for conflict in result.conflicts:
         err.print(f"[yellow]conflict, left alone:[/] {conflict}")
@@ -513,6 +532,8 @@ def fix_cmd(
     if result.failed:
         sys.exit(2)
     if result.conflicts:  # (rows left differing, as diff's and sync's exit code 1 says)
+        sys.exit(1)
+    if not apply and result.inserted + result.updated + result.deleted:  # (as sync --dry-run)
         sys.exit(1)
 
 

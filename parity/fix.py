@@ -78,10 +78,32 @@ class _Stored:
     rows: list[_Row]
 
 
-def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, _Stored]:
-    """The stored discrepancies of one run, grouped per table and key."""
+LATEST = "latest"
+"""``--run latest``: the run stored last in the discrepancy table."""
+
+
+def latest_run(target: Endpoint, table: str) -> str:
+    """The id of the run stored last in the discrepancy table (``diffed_at``)."""
+    _check_table(target, table)
+    t = sa.table(table, sa.column("run_id"), sa.column("diffed_at"), schema=target.schema)
+    try:
+        with target.connect() as conn:
+            row = conn.execute(sa.select(t.c.run_id).order_by(t.c.diffed_at.desc()).limit(1)).first()
+    except sa.exc.DBAPIError as exc:
+        raise NotFound(f"cannot read discrepancy table '{table}' in {target.redacted()}") from exc
+    if row is None:
+        raise NotFound(f"no runs in discrepancy table '{table}'")
+    return str(row[0])
+
+
+def _check_table(target: Endpoint, table: str) -> None:
     if table not in table_names(target) and not table.startswith("_parity_"):
         raise not_found("discrepancy table", table, table_names(target), target.redacted())
+
+
+def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, _Stored]:
+    """The stored discrepancies of one run, grouped per table and key."""
+    _check_table(target, table)
     names = ["run_id", "table_name", "key", "kind", "column_name", "target_value"]
     try:
         with target.connect() as conn:
@@ -115,10 +137,13 @@ def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, _Stored]:
 def fix(
     job: Job, run_id: str, *, apply: bool = False, delete: bool = False, table: str = DEFAULT_TABLE
 ) -> FixResult:
-    """Apply (or, without ``apply``, print) the discrepancies of one diff run."""
-    result = FixResult(run_id, apply)
+    """Apply (or, without ``apply``, print) the discrepancies of one diff run (``latest``: the run
+    stored last)."""
     job.target.require_file()
     job.target.check_writable()
+    if run_id == LATEST:
+        run_id = latest_run(job.target, table)
+    result = FixResult(run_id, apply)
     stored = read_run(job.target, table, run_id)
     specs = {t.name: t for t in job.config.tables}
     planned: list[tuple[TableConfig, TablePlan, list[_Row]]] = []

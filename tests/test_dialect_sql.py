@@ -8,6 +8,7 @@ reflection produces for that DDL, against READ_BACK in test_schema.py (and so do
 
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import Any
 
@@ -532,3 +533,19 @@ def test_oracle_epoch_seconds_keep_their_fraction() -> None:
     x = sa.column("at", oracle_types.TIMESTAMP())
     sql = str(for_name("oracle").epoch_seconds(x, False).compile(dialect=SA_DIALECTS["oracle"]))
     assert "EXTRACT(second FROM" in sql and "AS DATE" not in sql, sql
+
+
+@pytest.mark.parametrize("name", ["mssql", "oracle", "mysql", "postgresql"])
+def test_the_discrepancy_table_holds_unicode_on_every_database(name: str) -> None:
+    """SQL Server's TEXT and VARCHAR are in a code page: keys and values in another script were stored
+    as '?' (the audit); NVARCHAR(max) holds them, as MySQL's LONGTEXT (TEXT holds 64 KB)."""
+    from sqlalchemy.schema import CreateTable
+
+    from parity.diff.output import discrepancy_table
+
+    module = {"mssql": mssql, "oracle": oracle, "mysql": mysql, "postgresql": postgresql}[name]
+    ddl = " ".join(str(CreateTable(discrepancy_table("d", None)).compile(dialect=module.dialect())).split())
+    long_text = {"mssql": "NVARCHAR(max)", "oracle": "CLOB", "mysql": "LONGTEXT", "postgresql": "TEXT"}[name]
+    for column in ("key", "source_value", "target_value"):
+        assert re.search(rf"\W{column}\W* {re.escape(long_text)}", ddl), ddl
+    assert " TEXT" not in ddl or name == "postgresql", ddl

@@ -342,6 +342,11 @@ def test_fix_takes_the_key_and_maps_the_diff_was_given(
         "--discrepancies",
         "recon",
     ]
+    for preview in ((), ("--dry-run",)):  # (prints the SQL, changes nothing; exit 1 as sync --dry-run)
+        planned = parity(*fixing, *given[:4], "--map", "note=remark", *preview)
+        assert planned.code == 1 and "UPDATE" in planned.out and "INSERT" in planned.out, planned
+    both = parity(*fixing, "--apply", "--dry-run")
+    assert both.code == 2 and "--apply and --dry-run exclude each other" in both.err, both
     unmatched = parity(*fixing, "-t", "tags", "--apply")
     assert unmatched.code == 2 and len(unmatched.err.strip().splitlines()) == 1, unmatched
     assert "'note'" in unmatched.err, unmatched
@@ -360,9 +365,10 @@ def test_fix_takes_the_key_and_maps_the_diff_was_given(
     assert found.code == 1, found
     run_id = target.query("SELECT run_id FROM recon ORDER BY diffed_at DESC LIMIT 1")[0][0]
     target.sql("UPDATE tags SET remark = 'edited' WHERE slug = 'a'")
-    fixing[fixing.index("--run") + 1] = run_id
+    fixing[fixing.index("--run") + 1] = "latest"  # (the run stored last)
     conflicted = parity(*fixing, *given[:4], "--map", "note=remark", "--apply")
     assert conflicted.code == 1 and "conflict, left alone" in conflicted.err, conflicted
+    assert f"run {run_id}: applied" in conflicted.err, conflicted
 
 
 def test_bad_input_is_one_line_and_exit_2(parity: Callable[..., Run], dbs: tuple[Database, Database]) -> None:

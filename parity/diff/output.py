@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mssql, mysql
 
 from parity.dialects.base import TABLE_OPTIONS
 from parity.diff.result import RowDiff, jsonable, value_text
@@ -34,8 +34,10 @@ ADDED_COLUMNS = (TARGET_TABLE, THROUGH_ID_MAP)
 """The columns a discrepancy table of an earlier parity lacks (added to it as it is written)."""
 
 
-_LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-"""Values of any length: MySQL's TEXT holds 64 KB."""
+_LONG_TEXT = (
+    sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb").with_variant(mssql.NVARCHAR(), "mssql")
+)
+"""Values of any length: MySQL's TEXT holds 64 KB; SQL Server's TEXT is no Unicode (NVARCHAR(max) is)."""
 
 
 _RUN_TIMES: dict[str, datetime] = {}
@@ -166,6 +168,28 @@ class CsvSink(_FileSink):
         self.file.write(csv_lines(self.run_id, self.at, diff))
 
 
+def discrepancy_table(name: str, schema: str | None) -> sa.Table:
+    """The table ``diff --output`` writes (one row per differing column, or per missing or extra row)
+    and ``fix`` reads; names and values in Unicode on every database (SQL Server's VARCHAR and TEXT
+    are in a code page)."""
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("run_id", sa.String(32), nullable=False),
+        sa.Column("diffed_at", sa.DateTime(), nullable=False),
+        sa.Column("table_name", sa.Unicode(255), nullable=False),
+        sa.Column("key", _LONG_TEXT, nullable=False),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("column_name", sa.Unicode(255)),
+        sa.Column("source_value", _LONG_TEXT),
+        sa.Column("target_value", _LONG_TEXT),
+        sa.Column(TARGET_TABLE, sa.Unicode(255)),
+        sa.Column(THROUGH_ID_MAP, sa.Integer()),
+        schema=schema,
+        **TABLE_OPTIONS,
+    )
+
+
 class TableSink:
     """Discrepancy rows inserted into a table of the target database (created when missing)."""
 
@@ -175,22 +199,7 @@ class TableSink:
         self.target = target
         self.run_id = run_id
         self.at = run_time(run_id)
-        self.table = sa.Table(
-            name,
-            sa.MetaData(),
-            sa.Column("run_id", sa.String(32), nullable=False),
-            sa.Column("diffed_at", sa.DateTime(), nullable=False),
-            sa.Column("table_name", sa.String(255), nullable=False),
-            sa.Column("key", _LONG_TEXT, nullable=False),
-            sa.Column("kind", sa.String(8), nullable=False),
-            sa.Column("column_name", sa.String(255)),
-            sa.Column("source_value", _LONG_TEXT),
-            sa.Column("target_value", _LONG_TEXT),
-            sa.Column(TARGET_TABLE, sa.String(255)),
-            sa.Column(THROUGH_ID_MAP, sa.Integer()),
-            schema=target.schema,
-            **TABLE_OPTIONS,
-        )
+        self.table = discrepancy_table(name, target.schema)
         self.pending: list[dict[str, Any]] = []
         self.targets: dict[str, str] = {}
         self.through: dict[str, bool] = {}
