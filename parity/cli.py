@@ -423,6 +423,12 @@ def render_copy_summary(result: Any) -> None:
     is_flag=True,
     help="Write tables whose IDs the target assigned (copy --remap-ids) through the target's ID map.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Compare every table even where the source's binary log has not moved since the last sync"
+    " (changes made with sql_log_bin=0 never reach it).",
+)
 def sync_cmd(
     key: str | None,
     dry_run: bool,
@@ -433,6 +439,7 @@ def sync_cmd(
     no_fk_checks: bool,
     as_json: bool,
     remap_ids: bool,
+    full: bool,
     **kw: Any,
 ) -> None:
     """Make the target equal to the source: insert missing rows, update changed columns, then re-check."""
@@ -455,6 +462,7 @@ def sync_cmd(
             fk_checks=not no_fk_checks,
             threads=workers,
             remap_ids=remap_ids,
+            detect_changes=not full,
         )
     finally:
         job.close()

@@ -703,6 +703,12 @@ def write_differences(
     order = _fk_order(job, [t.stats.target_table for t in found])
     by_target = {t.stats.target_table: t for t in found}
     targets = {t.name: t for t in _target_tables(job, order)}
+    for name in order if extra == "soft-delete" and soft_delete_column else ():  # before any write
+        if soft_delete_column not in targets[name].column_names:
+            raise ConfigError(
+                f"--soft-delete {soft_delete_column}: target table '{name}' has no such column"
+                " (add it, or sync that table without --soft-delete)"
+            )
     plans = {name: _TableWork(by_target[name], targets[name], soft_delete_column, extra) for name in order}
     if extra == "soft-delete":
         for name in order:

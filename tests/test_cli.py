@@ -852,3 +852,60 @@ def test_a_materialized_view_named_as_a_table_is_said_to_be_a_view(
     )
     result = parity("copy", pg_db.url, target, "--source-schema", pg_db.schema, "-t", "mv_acct")
     assert_one_line_error(result, "'mv_acct'", "is a view")
+
+
+def test_sync_full_compares_what_the_binlog_never_saw(
+    parity: Callable[..., Result], mariadb_db: Database, sqlite_db: Database
+) -> None:
+    """A change made with sql_log_bin=0 moves no binlog position: every later sync skipped, though the
+    tables differ, and nothing could make it look (the audit). --full compares them."""
+    mariadb_db.sql(
+        "CREATE TABLE acct (id INT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO acct VALUES (1, 'a'), (2, 'b')",
+    )
+    urls = (mariadb_db.url, sqlite_db.url, "-t", "acct")
+    assert parity("copy", *urls).code == 0
+    assert parity("sync", *urls).code == 0  # (the position saved)
+    with mariadb_db.engine.connect() as conn:  # (one session: sql_log_bin is the session's)
+        conn.exec_driver_sql("SET SESSION sql_log_bin = 0")
+        conn.exec_driver_sql("UPDATE acct SET name = 'unlogged' WHERE id = 2")
+        conn.commit()
+    skipped = parity("sync", *urls)
+    assert skipped.code == 0 and "has not moved" in skipped.out, skipped
+    assert sqlite_db.query("SELECT name FROM acct WHERE id = 2") == [("b",)]
+    full = parity("sync", *urls, "--full")
+    assert full.code == 0 and "verified" in full.out, full
+    assert sqlite_db.query("SELECT name FROM acct WHERE id = 2") == [("unlogged",)]
+
+
+def test_soft_delete_into_a_table_without_the_column_is_one_line(
+    parity: Callable[..., Result], sqlite_db: Database, pg_db: Database
+) -> None:
+    """--soft-delete COLUMN with a selected target table that lacks the column crashed with
+    "unexpected KeyError" (the audit): one line naming the table, before any write."""
+    sqlite_db.sql(
+        "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)",
+        "CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT)",
+        "INSERT INTO a VALUES (1, 'x')",
+        "INSERT INTO b VALUES (1, 'y')",
+    )
+    pg_db.sql(
+        "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT, gone_at TIMESTAMP)",
+        "CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT)",
+        "INSERT INTO a VALUES (2, 'extra', NULL)",
+    )
+    assert pg_db.schema is not None
+    result = parity(
+        "sync",
+        sqlite_db.url,
+        pg_db.url,
+        "--target-schema",
+        pg_db.schema,
+        "-t",
+        "a,b",
+        "--soft-delete",
+        "gone_at",
+    )
+    assert_one_line_error(result, "--soft-delete gone_at", "target table 'b' has no such column")
+    assert pg_db.query("SELECT id, gone_at FROM a") == [(2, None)]
+    assert pg_db.query("SELECT COUNT(*) FROM b") == [(0,)]
