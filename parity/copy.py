@@ -2532,7 +2532,13 @@ def _decoded_or_unreadable(kind: Kind, value: Any, column: str, named: Kind | No
         return decode_value(kind, value)
     except DECODE_ERRORS as exc:
         shown = repr(duration_text(value)) if isinstance(value, timedelta) else repr(value)
-        return _Unreadable(value, f"{column}: {shown} is no {(named or kind).value} ({exc})")
+        said = str(exc)  # (the decoder's own words, where they say it already: "'x' is no JSON (...)")
+        why = (
+            said
+            if said.startswith(shown[:20]) and " is no " in said
+            else f"{shown} is no {(named or kind).value} ({said})"
+        )
+        return _Unreadable(value, f"{column}: {why}")
 
 
 class _Guard(bulk.Writer):

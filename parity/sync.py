@@ -39,7 +39,7 @@ from parity.schema.model import Table
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent
 from parity.state import SYNC_WAITS, State
-from parity.values import UUID_SPELLINGS, canonical_json, uuid_spellings
+from parity.values import DECODE_ERRORS, UUID_SPELLINGS, canonical_json, decode_value, uuid_spellings
 
 Extra = Literal["keep", "delete", "soft-delete"]
 
@@ -121,6 +121,26 @@ def as_kind(value: Any, kind: Kind) -> Any:
     return value
 
 
+_CHECKED_KINDS = frozenset({Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.JSON, Kind.DECIMAL})
+"""Kinds whose values a database would change to take them (``Applier.refusal``)."""
+
+
+def _excess(value: Any, scale: int) -> bool:
+    """Whether a number has non-zero digits past ``scale`` decimals."""
+    try:
+        number = (
+            value
+            if isinstance(value, Decimal)
+            else Decimal(repr(value) if isinstance(value, float) else value)
+        )
+    except (ArithmeticError, ValueError, TypeError):
+        return False
+    if not number.is_finite():
+        return False
+    exponent = number.normalize().as_tuple().exponent
+    return isinstance(exponent, int) and exponent < -scale
+
+
 def _whole_or_refused(value: Any) -> Any:
     """An integer column's value, or, where it is no whole number (SQLite's 2.7 in an INTEGER), text that
     every database refuses for an integer, naming it: PostgreSQL and MariaDB would round 2.7 to 3."""
@@ -155,6 +175,8 @@ class Applier:
         )
         """Untyped columns, to execute with values the driver takes as they are (already encoded)."""
         self.statements: list[str] = []
+        self.failures: list[str] = []
+        """Rows refused before any write (``refusal``), each with its key and reason."""
         self.uuid_keys: set[str] = set()
         """Key columns holding UUIDs as text, which diff compares as UUIDs (``key_match``)."""
         self.computed = {c.name for c in table.columns if c.generated}
@@ -181,6 +203,38 @@ class Applier:
         if unit is not None and isinstance(value, (datetime, time_of_day)):
             return value.replace(microsecond=value.microsecond - value.microsecond % unit)
         return value
+
+    def refusal(self, row: dict[str, Any]) -> str | None:
+        """Why the target cannot take a row's values as they are, as copy refuses them (its rejects),
+        or None: a date with a time of day, JSON text that is no JSON, a decimal with more decimals
+        than the column keeps. Written, PostgreSQL cut the time and rounded the decimal, and the JSON
+        went in as a JSON string: values neither side had, or that diff then found equal."""
+        for column, given in row.items():
+            ctype = self.types.get(column)
+            if given is None or ctype is None or ctype.kind not in _CHECKED_KINDS:
+                continue
+            try:
+                value = decode_value(ctype.kind, as_kind(given, ctype.kind))
+            except DECODE_ERRORS as exc:
+                return f"{column}: {exc}"
+            if ctype.kind is Kind.DECIMAL and ctype.scale is not None and _excess(value, ctype.scale):
+                return f"{column}: {value} has more decimals than the target keeps ({ctype.scale})"
+        return None
+
+    def refused(
+        self, rows: Sequence[Any], values: Callable[[Any], dict[str, Any]], key: Callable[[Any], Any]
+    ) -> list[Any]:
+        """The rows the target can take (``refusal``); the others are failures, with their reasons."""
+        kept = []
+        for row in rows:
+            why = self.refusal(values(row))
+            if why is None:
+                kept.append(row)
+            else:
+                self.failures.append(
+                    f"{self.table.name} {json.dumps(key(row), default=str, ensure_ascii=False)}: {why}"
+                )
+        return kept
 
     def encode(self, column: str, value: Any) -> Any:
         if value is None:
@@ -291,6 +345,9 @@ class Applier:
             return self.endpoint.dialect.ids_never_written(conn, self.endpoint, self.table.name)
 
     def inserts(self, rows: list[dict[str, Any]]) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
+        rows = self.refused(
+            rows, lambda row: row, lambda row: {k: row.get(k) for k in self.table.key()} or row
+        )
         if not rows:
             return
         columns = self.check_inserts(rows[0])
@@ -318,6 +375,7 @@ class Applier:
         self, key: Sequence[str], changes: list[tuple[dict[str, Any], dict[str, Any]]]
     ) -> Iterable[tuple[Any, list[dict[str, Any]]]]:
         """UPDATE only the changed columns; rows changing the same set of columns share a statement."""
+        changes = self.refused(changes, lambda change: change[1], lambda change: change[0])
         if not changes:
             return
         groups: dict[tuple[str, ...], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
@@ -737,6 +795,8 @@ def write_differences(
     for name in order:  # refused inserts once more, then reported
         _apply(job, plans[name], appliers[name], outcomes[name], fk_checks, dry_run, phase="retry")
     for name in order:
+        outcomes[name].failed += len(appliers[name].failures)
+        outcomes[name].errors += appliers[name].failures
         outcomes[name].seconds = round(time.perf_counter() - started, 3)
     return [outcomes[name] for name in order]
 

@@ -191,7 +191,11 @@ def _json(v: Any) -> Any:
     if isinstance(v, (bytes, bytearray)):
         v = v.decode("utf-8")
     if isinstance(v, str):
-        json.loads(v)  # (JSON it must be: a ValueError otherwise)
+        try:
+            json.loads(v)  # (JSON it must be)
+        except json.JSONDecodeError as exc:
+            shown = v if len(v) <= 40 else v[:40] + "..."
+            raise ValueError(f"{shown!r} is no JSON ({exc.msg} at character {exc.pos})") from None
         return v if isinstance(v, JsonText) else JsonText(v)
     return v
 

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -251,6 +252,50 @@ def test_a_row_back_in_the_source_is_unmarked(
     assert [r[0] for r in target.query(f"SELECT id FROM items WHERE {marked} ORDER BY id")] == [4]
     assert target.query("SELECT name FROM items WHERE id = 3")[0][0] == "back"
     assert synced().tables[0].updated == 0
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_values_the_target_would_change_are_refused_as_copy_refuses_them(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """An SQLite source holds what its target cannot: 12.345 for a decimal(10,2), a time of day in a
+    DATE, text that is no JSON in a JSON column. Sync wrote 12.35, the date alone, and the text as
+    a JSON string, and diff then found 'abc' equal to that string (the audit): each row is refused
+    with its reason, the others written, and diff still sees them differ."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE jj (id INTEGER PRIMARY KEY, meta JSON, amt NUMERIC(10,2), born DATE)",
+        "INSERT INTO jj VALUES (1, '{}', 1.5, '2020-01-01'), (2, 'null', 2, '2020-01-02'), (3, '[1]', 3, '2020-01-03')",
+    )
+    assert copy(job_for(source, target, tables=["jj"])).ok
+    source.sql(
+        "UPDATE jj SET meta = 'not json' WHERE id = 1",
+        "UPDATE jj SET amt = 12.345 WHERE id = 2",
+        "UPDATE jj SET born = '2020-01-01 12:00:00' WHERE id = 3",
+        "INSERT INTO jj VALUES (4, 'abc', 1, '2021-01-01'), (5, '{\"a\": 1}', 5.25, '2021-01-05')",
+    )
+    before = target.query("SELECT id, meta, amt, born FROM jj ORDER BY id")
+    for dry_run in (True, False):
+        result = sync(job_for(source, target, tables=["jj"]), dry_run=dry_run)
+        table = result.tables[0]
+        assert (table.inserted, table.updated, table.failed) == (1, 0, 4), table
+        reasons = sorted(table.errors)
+        assert "'not json' is no JSON" in reasons[0] and "'abc' is no JSON" in reasons[3], reasons
+        assert "amt: 12.345 has more decimals than the target keeps (2)" in reasons[1], reasons
+        assert "born: " in reasons[2] and "is a date and a time of day" in reasons[2], reasons
+        if dry_run:
+            assert target.query("SELECT id, meta, amt, born FROM jj ORDER BY id") == before
+    assert target.query("SELECT id, amt FROM jj WHERE id IN (2, 5) ORDER BY id") == [
+        (2, Decimal("2.00")),
+        (5, Decimal("5.25")),
+    ]
+    found = diff(job_for(source, target, tables=["jj"]))
+    assert {(d.kind, d.key["id"]) for d in found.tables[0].differences} == {
+        ("changed", 1),
+        ("changed", 2),
+        ("changed", 3),
+        ("missing", 4),
+    }
 
 
 @pytest.mark.parametrize("target_name", ["sqlite", "postgresql", "mariadb"])
