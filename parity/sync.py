@@ -121,8 +121,12 @@ def as_kind(value: Any, kind: Kind) -> Any:
     return value
 
 
-_CHECKED_KINDS = frozenset({Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.JSON, Kind.DECIMAL})
-"""Kinds whose values a database would change to take them (``Applier.refusal``)."""
+_CHECKED_KINDS = frozenset(
+    {Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.JSON, Kind.DECIMAL}
+    | {Kind.FLOAT, Kind.DOUBLE, Kind.BOOLEAN, Kind.UUID}
+)
+"""Kinds whose values a database would change to take them, or refuse without naming the row
+(``Applier.refusal``)."""
 
 
 def _excess(value: Any, scale: int) -> bool:
@@ -213,11 +217,18 @@ class Applier:
             ctype = self.types.get(column)
             if given is None or ctype is None or ctype.kind not in _CHECKED_KINDS:
                 continue
+            if ctype.kind is Kind.BOOLEAN and self.endpoint.dialect.INTEGER_BOOLEANS:
+                continue  # (MySQL's and SQLite's booleans hold any integer: 2 arrives as it is)
             try:
                 value = decode_value(ctype.kind, as_kind(given, ctype.kind))
             except DECODE_ERRORS as exc:
                 return f"{column}: {exc}"
-            if ctype.kind is Kind.DECIMAL and ctype.scale is not None and _excess(value, ctype.scale):
+            if (
+                ctype.kind is Kind.DECIMAL
+                and ctype.scale is not None
+                and not self.endpoint.dialect.ANY_VALUE_ANYWHERE  # (SQLite keeps 12.345 whole, as copy)
+                and _excess(value, ctype.scale)
+            ):
                 return f"{column}: {value} has more decimals than the target keeps ({ctype.scale})"
         return None
 

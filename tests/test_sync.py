@@ -298,6 +298,36 @@ def test_values_the_target_would_change_are_refused_as_copy_refuses_them(
     }
 
 
+def test_text_in_an_sqlite_real_column_is_a_difference_and_a_refused_row(
+    make_db: Callable[[str], Database],
+) -> None:
+    """'n/a' in an SQLite REAL column stopped diff and sync with "user-defined function raised
+    exception", naming no row (the audit): diff reports the row changed, and sync refuses it with
+    its key and column."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE rr (id INTEGER PRIMARY KEY, score REAL, ok BOOLEAN)",
+        "INSERT INTO rr VALUES (1, 1.5, 1), (2, 2.5, 0), (3, 3.5, 1)",
+    )
+    assert copy(job_for(source, target, tables=["rr"])).ok
+    source.sql("UPDATE rr SET score = 'n/a' WHERE id = 2", "UPDATE rr SET ok = 5 WHERE id = 3")
+    found = diff(job_for(source, target, tables=["rr"]))
+    assert {(d.kind, d.key["id"], d.columns) for d in found.tables[0].differences} == {
+        ("changed", 2, ("score",)),
+        ("changed", 3, ("ok",)),
+    }
+    result = sync(job_for(source, target, tables=["rr"]))
+    assert result.tables[0].failed == 2 and not result.verified
+    reasons = sorted(result.tables[0].errors)
+    assert 'rr {"id": 2}: score: ' in reasons[0] and "'n/a'" in reasons[0], reasons
+    assert 'rr {"id": 3}: ok: ' in reasons[1], reasons
+    assert target.query("SELECT id, score, ok FROM rr ORDER BY id") == [
+        (1, 1.5, True),
+        (2, 2.5, False),
+        (3, 3.5, True),
+    ]
+
+
 @pytest.mark.parametrize("target_name", ["sqlite", "postgresql", "mariadb"])
 def test_dry_run_changes_nothing_and_prints_runnable_sql(
     make_db: Callable[[str], Database], target_name: str

@@ -561,7 +561,9 @@ def _float(x: Any, digits: int) -> str | None:
     """The same arithmetic as Dialect.text_float, in Python."""
     if x is None:
         return None
-    d = float(x)
+    d = _number_or_text(x)
+    if isinstance(d, str):
+        return d
     if d == 0:
         return "0"
     if not math.isfinite(d) or abs(d) < TINY:
@@ -570,11 +572,23 @@ def _float(x: Any, digits: int) -> str | None:
     return f"{round(d / math.pow(10.0, exponent - (digits - 1)))}e{exponent}"
 
 
+def _number_or_text(x: Any) -> float | str:
+    """A REAL column's value as a float; text that is no number (SQLite keeps 'n/a' in a REAL column)
+    as it is, which no number's text is: its row is compared in Python and reported as it is (the
+    function raised, and stopped the diff with no word of the row)."""
+    try:
+        return float(x)
+    except (ValueError, TypeError):
+        return str(x)
+
+
 def _double(x: Any) -> str | None:
     """Dialect.text_double's text, in Python."""
     if x is None:
         return None
-    d = float(x)
+    d = _number_or_text(x)
+    if isinstance(d, str):
+        return d
     if d == 0:
         return "0"
     if not math.isfinite(d):

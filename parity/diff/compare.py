@@ -95,7 +95,11 @@ def _float_equal(digits: int | None) -> Equal:
     """Equal floats: the same, or the same to ``digits`` significant digits."""
 
     def equal(a: float, b: float) -> bool:
-        if a == b or (math.isnan(a) and math.isnan(b)):
+        if a == b:
+            return True
+        if not (isinstance(a, float) and isinstance(b, float)):  # (SQLite's 'n/a' in a REAL column)
+            return False
+        if math.isnan(a) and math.isnan(b):
             return True
         if digits is None or not (math.isfinite(a) and math.isfinite(b)):
             return False
