@@ -478,14 +478,13 @@ class PostgresInsertWriter(PostgresTextInsertWriter):
 
 class _AbortedPipelines(logging.Filter):
     """psycopg's executemany runs in a pipeline and, when a row is refused, also logs a warning that
-    the pipeline was aborted; the refusal itself is raised, and row isolation handles it, so that
-    warning (one per refused batch or row) is dropped."""
+    the pipeline was aborted, or the refusal again ('date/time field value out of range', with its
+    CONTEXT): the refusal itself is raised, and copy's row isolation or sync's report handles it, so
+    that warning (one per refused batch or row, on stderr where no logging is set up) is dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            record.getMessage().startswith("error ignored terminating")
-            and "pipeline aborted" in record.getMessage()
-        )
+        message = record.getMessage()
+        return not (message.startswith("error ignored terminating") and "Pipeline" in message)
 
 
 logging.getLogger("psycopg").addFilter(_AbortedPipelines())

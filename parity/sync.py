@@ -247,6 +247,21 @@ class Applier:
                 )
         return kept
 
+    def named(self, params: dict[str, Any], message: str) -> str:
+        """A refused row's message, led by its key (the table's, from the statement's parameters:
+        the key it is found by, or the values it inserts), as ``refused`` leads its own."""
+        key = {n[2:]: v for n, v in params.items() if n.startswith("k_") and n[2:] in self.types}
+        key |= {  # (a key held in spellings: its first)
+            n[2:-2]: v
+            for n, v in params.items()
+            if n.startswith("k_") and n.endswith("_0") and n[2:-2] in self.types
+        }
+        key = key or {c: params[f"v_{c}"] for c in self.table.key() if f"v_{c}" in params}
+        if not key:
+            return message
+        shown = json.dumps(key, default=str, ensure_ascii=False)
+        return f"{self.table.name} {shown}: {message}"
+
     def encode(self, column: str, value: Any) -> Any:
         if value is None:
             return None
@@ -995,7 +1010,7 @@ def _apply(
 
     def on_error(stmt: Any, params: list[dict[str, Any]], message: str) -> None:
         outcome.failed += len(params)
-        outcome.errors.append(message)
+        outcome.errors.append(applier.named(params[0], message) if len(params) == 1 else message)
 
     def run(batches: Iterable[tuple[Any, list[dict[str, Any]]]], refused: Refused = on_error) -> int:
         if dry_run:

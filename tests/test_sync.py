@@ -303,24 +303,30 @@ def test_text_in_an_sqlite_real_column_is_a_difference_and_a_refused_row(
 ) -> None:
     """'n/a' in an SQLite REAL column stopped diff and sync with "user-defined function raised
     exception", naming no row (the audit): diff reports the row changed, and sync refuses it with
-    its key and column."""
+    its key and column; a row the target itself refuses is named by its key too."""
     source, target = make_db("sqlite"), make_db("postgresql")
     source.sql(
-        "CREATE TABLE rr (id INTEGER PRIMARY KEY, score REAL, ok BOOLEAN)",
-        "INSERT INTO rr VALUES (1, 1.5, 1), (2, 2.5, 0), (3, 3.5, 1)",
+        "CREATE TABLE rr (id INTEGER PRIMARY KEY, score REAL, ok BOOLEAN, t TEXT)",
+        "INSERT INTO rr VALUES (1, 1.5, 1, 'a'), (2, 2.5, 0, 'b'), (3, 3.5, 1, 'c')",
     )
     assert copy(job_for(source, target, tables=["rr"])).ok
-    source.sql("UPDATE rr SET score = 'n/a' WHERE id = 2", "UPDATE rr SET ok = 5 WHERE id = 3")
+    source.sql(
+        "UPDATE rr SET score = 'n/a' WHERE id = 2",
+        "UPDATE rr SET ok = 5 WHERE id = 3",
+        "INSERT INTO rr VALUES (4, 4.5, 0, 'x' || char(0))",  # (PostgreSQL's own refusal)
+    )
     found = diff(job_for(source, target, tables=["rr"]))
     assert {(d.kind, d.key["id"], d.columns) for d in found.tables[0].differences} == {
         ("changed", 2, ("score",)),
         ("changed", 3, ("ok",)),
+        ("missing", 4, ()),
     }
     result = sync(job_for(source, target, tables=["rr"]))
-    assert result.tables[0].failed == 2 and not result.verified
+    assert result.tables[0].failed == 3 and not result.verified
     reasons = sorted(result.tables[0].errors)
     assert 'rr {"id": 2}: score: ' in reasons[0] and "'n/a'" in reasons[0], reasons
     assert 'rr {"id": 3}: ok: ' in reasons[1], reasons
+    assert reasons[2].startswith('rr {"id": 4}: ') and "NUL" in reasons[2], reasons
     assert target.query("SELECT id, score, ok FROM rr ORDER BY id") == [
         (1, 1.5, True),
         (2, 2.5, False),
