@@ -475,7 +475,8 @@ def sync_cmd(
     else:
         render_sync_summary(result, dry_run)
     if not result.ok:  # (rows the target refused: an error, 2, though the tables differ after it too)
-        sys.exit(2 if any(t.failed for t in result.tables) or result.verified is None else 1)
+        failed = any(t.failed or t.error for t in result.tables)
+        sys.exit(2 if failed or result.verified is None else 1)
     if dry_run and any(t.inserted or t.updated or t.deleted or t.soft_deleted for t in result.tables):
         sys.exit(1)  # (the tables differ, as diff says: nothing was written)
 
@@ -563,6 +564,8 @@ def render_sync_summary(result: Any, dry_run: bool) -> None:
         )
     console.print(table)
     for t in result.tables:
+        if t.error:
+            console.print(f"[red]{t.target}: failed:[/] {_escaped(t.error)}")
         for error in t.errors[:3]:
             console.print(f"[red]{t.target}:[/] {error}")
     for note in result.notes:

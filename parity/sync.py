@@ -31,7 +31,7 @@ from parity import bulk
 from parity.diff.idmap import UNMAPPED_TEXT, ThroughMap
 from parity.diff.result import RowDiff, TableDiff
 from parity.endpoint import Endpoint, blames_rows, driver_message, refuse_given_ids, switched
-from parity.errors import ConfigError, ParityError
+from parity.errors import ConfigError, DataError, ParityError
 from parity.job import Job
 from parity.log import logger
 from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
@@ -57,6 +57,9 @@ class TableSync:
     errors: list[str] = field(default_factory=list)
     skipped: str | None = None
     """Why the table was skipped without a diff (its signature did not change), if it was."""
+    error: str | None = None
+    """Why the table could not be synced (diff could not compare it, or a table it references), if so:
+    the other tables are synced, and the run fails."""
 
     seconds: float = 0.0
 
@@ -75,7 +78,7 @@ class SyncResult:
 
     @property
     def ok(self) -> bool:
-        return all(not t.failed for t in self.tables) and self.verified is not False
+        return all(not t.failed and not t.error for t in self.tables) and self.verified is not False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -730,10 +733,17 @@ def sync(
             ]
             result.verified = True
             return result
-    found = diff(job, threads=threads, table_errors=False, remap_ids=remap_ids)  # (all compared, or no write)
+    found = diff(job, threads=threads, table_errors=(DataError,), remap_ids=remap_ids)  # (its keys: alone)
     for table in found.tables:
         if table.through_map is not None and not table.through_map.translates:
             raise table.through_map.refusal(table.stats.target_table, "sync")
+    failed = _failed_tables(job, found.tables)
+    result.tables += [
+        TableSync(t.stats.table, t.stats.target_table, error=failed[t.stats.target_table])
+        for t in found.tables
+        if t.stats.target_table in failed
+    ]
+    found.tables = [t for t in found.tables if t.stats.target_table not in failed]
     # (a source column the target lacks is neither compared nor synced: said, not only in the diff's result)
     result.notes += [
         f"warning: {w}" + (" (nor synced)" if "not compared" in w else "")
@@ -750,8 +760,9 @@ def sync(
         batch_size=batch_size,
         fk_checks=fk_checks,
     )
-    if verify and not dry_run:
-        again = diff(job, threads=threads, table_errors=False, remap_ids=remap_ids)
+    if verify and not dry_run and found.tables:
+        again = diff(job, threads=threads, table_errors=(DataError,), remap_ids=remap_ids)
+        again.tables = [t for t in again.tables if t.stats.target_table not in failed]
         left = [
             d
             for t in again.tables
@@ -766,6 +777,26 @@ def sync(
         if watch is not None and result.ok and result.verified:  # (else the next sync must not skip)
             watch.save()
     return result
+
+
+def _failed_tables(job: Job, found: list[TableDiff]) -> dict[str, str]:
+    """The tables diff could not compare (keys held twice, a column it cannot read ...), with why,
+    and the tables that reference one of them, which wait for it (as copy leaves a failed table's
+    children): by target name. The others are synced."""
+    failed = {t.stats.target_table: t.stats.error for t in found if t.stats.error}
+    if not failed:
+        return {}
+    rest = [t.stats.target_table for t in found if t.stats.target_table not in failed]
+    tables = {t.name: t for t in _target_tables(job, rest)} if rest else {}
+    waiting = True
+    while waiting:
+        waiting = False
+        for name, table in tables.items():
+            parent = next((fk.ref_table for fk in table.foreign_keys if fk.ref_table in failed), None)
+            if name not in failed and parent is not None and parent != name:
+                failed[name] = f"not synced: it references table '{parent}', which failed"
+                waiting = True
+    return {name: str(why) for name, why in failed.items()}
 
 
 def write_differences(

@@ -1309,3 +1309,32 @@ def test_fix_writes_a_mariadb_float_whole(make_db: Callable[[str], Database]) ->
     stored = dict(target.query("SELECT id, f FROM ff"))
     assert stored == {1: pytest.approx(123456.8, rel=1e-7), 2: pytest.approx(1.000004, rel=1e-7)}
     assert diff(job_for(source, target, tables=["ff"])).identical
+
+
+def test_a_table_that_cannot_be_compared_fails_alone(make_db: Callable[[str], Database]) -> None:
+    """A table whose source holds a key twice stopped the whole sync, the other tables' changes not
+    applied (the audit): it fails alone, with the tables that reference it, and the run exits 2."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE dupt (k INTEGER, v TEXT)",
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, k INTEGER)",
+        "CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT)",
+        "INSERT INTO dupt VALUES (1, 'a'), (1, 'b')",
+        "INSERT INTO child VALUES (1, 1)",
+        "INSERT INTO other VALUES (1, 'new'), (2, 'added')",
+    )
+    target.sql(
+        "CREATE TABLE dupt (k INTEGER PRIMARY KEY, v TEXT)",
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, k INTEGER REFERENCES dupt (k))",
+        "CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT)",
+        "INSERT INTO dupt VALUES (1, 'a')",
+        "INSERT INTO other VALUES (1, 'old')",
+    )
+    result = sync(job_for(source, target, tables=["dupt", "child", "other"]))
+    by_name = {t.target: t for t in result.tables}
+    assert "duplicate" in (by_name["dupt"].error or ""), by_name["dupt"]
+    assert by_name["child"].error == "not synced: it references table 'dupt', which failed"
+    assert by_name["other"].error is None and (by_name["other"].inserted, by_name["other"].updated) == (1, 1)
+    assert not result.ok and result.verified
+    assert target.query("SELECT id, v FROM other ORDER BY id") == [(1, "new"), (2, "added")]
+    assert target.query("SELECT COUNT(*) FROM child") == [(0,)]

@@ -41,7 +41,7 @@ def diff(
     progress: Callable[[Progress], None] | None = None,
     threshold: int = Options.threshold,
     run_id: str | None = None,
-    table_errors: bool = True,
+    table_errors: bool | tuple[type[ParityError], ...] = True,
     remap_ids: bool = False,
 ) -> DiffResult:
     """Compare every selected table of the job's source with its target table.
@@ -58,7 +58,9 @@ def diff(
         threshold: Differing buckets of at most this many rows are downloaded instead of split.
         run_id: The run's id (written with discrepancies); a new one by default.
         table_errors: Whether a table that cannot be compared fails alone, in a run of several
-            (else its error ends the run, as sync needs before it writes).
+            (else its error ends the run); or the errors that do (``TABLE_ERRORS`` for True): sync
+            lets a table's data fail it alone (``DataError``), but a table or column not found is the
+            run's bad input.
         remap_ids: Read target tables whose IDs the target assigned (``parity copy --remap-ids``)
             through the target's ID map, as a job that sets ``remap_ids`` for a table does (``idmap``).
 
@@ -128,7 +130,8 @@ def diff(
                     table.warnings += unmapped_warnings(job.target, plan, table)
                 table.through_map = plan.through_map
             except TABLE_ERRORS as exc:
-                if len(specs) == 1 or not table_errors:
+                alone = TABLE_ERRORS if table_errors is True else table_errors or ()
+                if len(specs) == 1 or not isinstance(exc, alone):
                     raise
                 # (this table's problem, not the run's: the others are compared, and the run fails)
                 table = TableDiff(TableStats(spec.name, spec.target or spec.name, error=str(exc)))
