@@ -229,7 +229,8 @@ def schema_plan_cmd(**kw: Any) -> None:
 @schema.command("apply")
 @_job_options
 def schema_apply_cmd(**kw: Any) -> None:
-    """Create missing tables and add missing columns, indexes and FKs in the target. Never drops."""
+    """Create missing tables (with their keys, indexes and FKs) and add missing columns to existing
+    ones (their missing indexes and FKs are named, not added). Never drops."""
     from parity.schema.apply import schema_apply
 
     job = _build_job(kw)

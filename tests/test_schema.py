@@ -164,6 +164,33 @@ def test_round_trip_matrix(pair: tuple[Database, Database]) -> None:
 
     again = plan(source, target)
     assert again.steps == [] and again.problems == []
+    assert not [w for w in again.warnings if "existing target table" in w], again.warnings
+
+
+def test_keys_an_existing_table_lacks_are_named_not_added(sqlite_db: Database, pg_db: Database) -> None:
+    """`schema apply` said it adds missing indexes and FKs, and added neither to an existing table,
+    without a word (the audit): they are named in the plan's warnings (adding them could fail on
+    the target's own rows half-way), and the help says so."""
+    sqlite_db.sql(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, code TEXT UNIQUE)",
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p (id), flag INTEGER)",
+        "CREATE INDEX c_flag ON c (flag)",
+    )
+    pg_db.sql(
+        "CREATE TABLE p (id BIGINT PRIMARY KEY, code TEXT)",
+        "CREATE TABLE c (id BIGINT PRIMARY KEY, p_id BIGINT)",
+    )
+    applied = apply(sqlite_db, pg_db)
+    assert [(s.table, s.action) for s in applied.steps] == [("c", "add column")]
+    named = sorted(w.split(" is not in")[0] for w in applied.warnings if "existing target table" in w)
+    assert named == [
+        "c: the source's foreign key (p_id) -> p",
+        "c: the source's index on (flag)",
+        "p: the source's unique key on (code)",
+    ], applied.warnings
+    pg_db.sql("CREATE INDEX c_flag ON c (flag)", "ALTER TABLE p ADD UNIQUE (code)")
+    left = [w for w in plan(sqlite_db, pg_db).warnings if "existing target table" in w]
+    assert len(left) == 1 and "foreign key (p_id)" in left[0], left
 
 
 def test_stored_as_matches_read_back() -> None:

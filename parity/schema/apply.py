@@ -48,6 +48,7 @@ def schema_plan(job: Job) -> SchemaPlan:
         existing_targets(job, parents_of=source),
         schema=target.schema,
         names=job.names(),
+        missing_keys=True,
     )
 
 

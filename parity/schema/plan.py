@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +101,7 @@ def plan_schema(
     names: Mapping[str, str] | None = None,
     defer_keys: Collection[str] = (),
     assigned: Collection[str] = (),
+    missing_keys: bool = False,
 ) -> SchemaPlan:
     """Plan DDL for the source tables into a target whose existing tables (by target name) are given.
 
@@ -109,6 +110,9 @@ def plan_schema(
     and the FKs that reference such a table "add foreign key" steps (an FK needs the key it references).
     Where the target adds FKs after the rows (``Dialect.DEFERS_FOREIGN_KEYS``), those of these tables
     are such steps too, each after a "check foreign key" step: a query for a row that references none.
+
+    ``missing_keys``: name in warnings the source's indexes, unique keys and FKs that an existing
+    table lacks (``parity schema``; a copy adds the ones it deferred itself at its end).
 
     Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
     """
@@ -131,6 +135,8 @@ def plan_schema(
             lossy += _too_long(sa_dialect, [names[name], *(c.name for c in table.columns)], names[name])
         if names[name] in existing:
             _extend(ctx, table, existing[names[name]], lossy)
+            if missing_keys:
+                _missing_keys(ctx, table, existing[names[name]])
         else:
             later += _create(ctx, table, {fk for (t, fk) in deferred if t == name}, lossy)
     ctx.plan.steps.extend(later)
@@ -545,6 +551,35 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                     f"{target}.{col.name} keeps {digits} digits of a second in the target: rows whose "
                     "values hold more are rejected"
                 )
+
+
+def _missing_keys(ctx: _Context, table: Table, existing: Table) -> None:
+    """The source's indexes, unique keys and FKs that the existing target table lacks, named in a
+    warning: parity adds columns to a table that exists, never indexes or keys (a unique key or an
+    FK the target's own rows break would fail the run half-way)."""
+    target = ctx.names[table.name]
+
+    def folded(columns: Iterable[str]) -> tuple[str, ...]:
+        return tuple(c.lower() if ctx.dialect.COLUMN_NAMES_IGNORE_CASE else c for c in columns)
+
+    held = {folded(i.columns) for i in (*existing.indexes, *existing.uniques)}
+    held |= {folded(existing.primary_key)} if existing.primary_key else set()
+    for index in (*table.uniques, *table.indexes):
+        if folded(index.columns) not in held:
+            kind = "unique key" if index.unique else "index"
+            ctx.plan.warnings.append(
+                f"{target}: the source's {kind} on ({', '.join(index.columns)}) is not in the existing"
+                " target table (not added: parity adds only columns to a table that exists)"
+            )
+    fks = {(folded(fk.columns), fk.ref_table.lower()) for fk in existing.foreign_keys}
+    # (where no FK can be added to a table that exists, DuckDB's, the plan that made it said so)
+    for fk in table.foreign_keys if ctx.dialect.ALTER_ADD_FOREIGN_KEY else ():
+        ref = ctx.names.get(fk.ref_table, fk.ref_table)
+        if (folded(fk.columns), ref.lower()) not in fks:
+            ctx.plan.warnings.append(
+                f"{target}: the source's foreign key ({', '.join(fk.columns)}) -> {ref} is not in the"
+                " existing target table (not added: parity adds only columns to a table that exists)"
+            )
 
 
 def _writes_uuid_as_text(dialect: Dialect) -> bool:
