@@ -278,7 +278,7 @@ def _fix_table(
 
     holders = {} if ids is None else ids.natural_holders(rows, sources, targets)
     for at, (row, (src, _), (dst, dst_key)) in enumerate(zip(rows, sources, targets, strict=True)):
-        label = f"{spec.name} {json.dumps(row.key, default=str)}"
+        label = f"{spec.name} {json.dumps(row.key, default=str, ensure_ascii=False)}"
         target_key = {rename.get(k, k): v for k, v in _typed(source_table, row.key).items()}
         if dst is not None and dst_key is not None:  # (a UUID held as text, a text with trailing spaces,
             held = uuid_keys["target"] | padded_keys["target"]  # SQLite's date held as text in a spelling

@@ -1240,7 +1240,7 @@ class _MappedIds:
 
     def fail(self, key: Any, why: str) -> None:
         self.outcome.failed += 1
-        self.outcome.errors.append(f"{self.table} {json.dumps(key, default=str)}: {why}")
+        self.outcome.errors.append(f"{self.table} {json.dumps(key, default=str, ensure_ascii=False)}: {why}")
 
     def target_key(self, key: dict[str, Any]) -> dict[str, Any] | None:
         """A key with the source's IDs (or a target's ``unmapped:N``) as the target holds it; None

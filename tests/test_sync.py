@@ -1338,3 +1338,19 @@ def test_a_table_that_cannot_be_compared_fails_alone(make_db: Callable[[str], Da
     assert not result.ok and result.verified
     assert target.query("SELECT id, v FROM other ORDER BY id") == [(1, "new"), (2, "added")]
     assert target.query("SELECT COUNT(*) FROM child") == [(0,)]
+
+
+def test_a_conflict_names_its_key_as_written(make_db: Callable[[str], Database]) -> None:
+    """A conflict's key was printed with JSON escapes, {"code": "\\u00c9mile"} for Émile (the audit)."""
+    from parity.fix import fix
+
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE who (code VARCHAR(20) PRIMARY KEY, v INTEGER)", "INSERT INTO who VALUES ('Émile', 1)"
+    )
+    assert copy(job_for(source, target, tables=["who"])).ok
+    source.sql("UPDATE who SET v = 2")
+    found = diff(job_for(source, target, tables=["who"]), output="_parity_discrepancies")
+    target.sql("UPDATE who SET v = 3")  # (changed there after the diff)
+    applied = fix(job_for(source, target, tables=["who"]), found.run_id, apply=True)
+    assert len(applied.conflicts) == 1 and '"code": "Émile"' in applied.conflicts[0], applied.conflicts
