@@ -1604,3 +1604,16 @@ def test_postgresql_timestamp_text_is_to_chars_for_every_year(pg_db: Database) -
             assert len(rows) == len(values)
             assert [a for a, _ in rows] == [b for _, b in rows], (kind, with_zone, zone)
     assert "overlay(" in str(dialect.text_timestamp(x, False).compile(dialect=pg_db.engine.dialect))
+
+
+def test_a_timestamp_against_a_date_says_how_to_compare_them(pg_db: Database, mariadb_db: Database) -> None:
+    """Oracle's DATE reads as a timestamp; against a date column elsewhere the error named no way out,
+    though a `types:` override compares them (the audit)."""
+    pg_db.sql("CREATE TABLE mix (id INTEGER PRIMARY KEY, d TIMESTAMP(0))")
+    mariadb_db.sql("CREATE TABLE mix (id INTEGER PRIMARY KEY, d DATE)")
+    rows = [(1, datetime(2024, 1, 1)), (2, datetime(2024, 2, 29)), (3, None)]
+    insert(pg_db, "mix", ["id", "d"], rows)
+    insert(mariadb_db, "mix", ["id", "d"], [(i, v.date() if v else None) for i, v in rows])
+    with pytest.raises(SchemaError, match=r"types: \{d: date\}"):
+        run(pg_db, mariadb_db, "mix")
+    assert run(pg_db, mariadb_db, "mix", table_options={"types": {"d": "date"}}).identical

@@ -205,7 +205,16 @@ def compare_types(
         return Compare(Kind.DOUBLE, single=True)  # (exactly: the same 32 bits, a double rounded to them)
     compare = _compare(source, target)
     if compare is None:
-        raise SchemaError(f"{where}: {source} and {target} cannot be compared (incompatible column types)")
+        hint = ""
+        if Kind.DATE in kinds and kinds & {
+            Kind.TIMESTAMP,
+            Kind.TIMESTAMPTZ,
+        }:  # (Oracle's DATE is a timestamp)
+            column = where.rsplit(".", 1)[-1]
+            hint = f"; to compare them as dates, give the column a type in the job file: types: {{{column}: date}}"
+        raise SchemaError(
+            f"{where}: {source} and {target} cannot be compared (incompatible column types){hint}"
+        )
     if tolerance is not None:
         if tolerance < 0:
             raise ConfigError(f"{where}: tolerance must not be negative")
