@@ -498,9 +498,9 @@ def sync_cmd(
 @click.option(
     "--discrepancies",
     "table",
-    default=DISCREPANCIES,
-    show_default=True,
-    help="The table in the target that `parity diff --output` wrote.",
+    default=None,
+    help="The table in the target that `parity diff --output` wrote (default: the job file's `output:`,"
+    f" else {DISCREPANCIES}).",
 )
 @click.option("-k", "--key", help="Key column(s), comma-separated, as the diff was given them.")
 @click.option(
@@ -511,18 +511,22 @@ def fix_cmd(
     apply: bool,
     dry_run: bool,
     delete: bool,
-    table: str,
+    table: str | None,
     key: str | None,
     maps: tuple[str, ...],
     **kw: Any,
 ) -> None:
     """Apply the differences a diff run stored: changed columns only; conflicts are reported, not applied.
     Without --apply, print the SQL and exit 1 when there is something to apply (as sync --dry-run)."""
+    from parity.diff.output import FILE_SUFFIXES
     from parity.fix import fix
 
     if apply and dry_run:
         raise click.UsageError("--apply and --dry-run exclude each other")
     job = _build_job(kw, {"key": key, "map": _pairs(maps, "--map", str)})
+    stored = job.config.output
+    if table is None:  # (the job file's diff output, where it is a table)
+        table = stored if stored and not stored.lower().endswith(FILE_SUFFIXES) else DISCREPANCIES
     try:
         result = fix(job, run_id, apply=apply, delete=delete, table=table)
     finally:
@@ -647,12 +651,17 @@ def diff_cmd(
     }
     from parity.diff.output import FILE_SUFFIXES
 
-    if output_mismatches and output is None:
-        raise ConfigError("--output-mismatches prints the rows --output writes: give --output too")
-    if output is not None and output.lower().endswith(FILE_SUFFIXES):
-        _writable(output, "--output")
     job_file = kw.get("config_file")  # (its natural keys, maps ...: the fix it names needs them as diff did)
     job = _build_job(kw, options, workers=threads)
+    output = output or job.config.output
+    try:
+        if output_mismatches and output is None:
+            raise ConfigError("--output-mismatches prints the rows --output writes: give --output too")
+        if output is not None and output.lower().endswith(FILE_SUFFIXES):
+            _writable(output, "--output")
+    except ConfigError:
+        job.close()
+        raise
     show = output is None or output_mismatches
     run_id = uuid.uuid4().hex
     printer = _DiffPrinter(fmt, run_id) if show and fmt != "table" and not record else None

@@ -77,13 +77,33 @@ class TableConfig(_Model):
     _split = field_validator("key", "natural_key", "columns", "exclude_columns", mode="before")(_listify)
 
 
+SYNONYMS = {"threads": "workers", "max_workers": "workers", "page_size": "batch_size"}
+"""``defaults:`` keys of the tools parity takes over (database-migrator's max workers and page size,
+table-sync's threads), read as parity's own."""
+
+
 class Defaults(_Model):
     batch_size: int = Field(default=20_000, gt=0)
     workers: int = Field(default=4, gt=0)
+    """Tables and chunks copied at once; diff's and sync's queries per database at once."""
     mode: Mode = "append"
     remap_ids: bool = False
     """As ``--remap-ids``: every table the target numbers itself gets new IDs (copy), and is read through
     the ID map (diff, sync)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _synonyms(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out = dict(value)
+        for other, own in SYNONYMS.items():
+            if other in out:
+                given = out.pop(other)
+                if own in out and out[own] != given:
+                    raise ValueError(f"'{other}' and '{own}' are one setting: give one of them")
+                out[own] = given
+        return out
 
 
 class JobConfig(_Model):
@@ -95,6 +115,9 @@ class JobConfig(_Model):
     include: list[str] = []
     exclude: list[str] = []
     defaults: Defaults = Defaults()
+    output: str | None = None
+    """Where diff writes its differences when ``--output`` is not given: a table in the target (which
+    ``parity fix`` then reads), or a .jsonl/.csv file."""
     log_level: LogLevel | None = None
     log_file: str | None = None
 
@@ -202,9 +225,9 @@ def check_keys(data: Any, model: type[BaseModel], where: str, path: str = "") ->
     fields = _field_names(model)
     for key, value in data.items():
         here = f"{path}.{key}" if path else str(key)
-        if key not in fields:
+        if key not in fields and not (model is Defaults and key in SYNONYMS):
             raise ConfigError(f"{where}: unknown key '{here}'{did_you_mean(str(key), fields)}")
-        sub = fields[key]
+        sub = fields.get(key)
         if sub is TableConfig and isinstance(value, list):
             for i, item in enumerate(value):
                 check_keys(item, sub, where, f"{here}[{i}]")

@@ -359,3 +359,14 @@ def test_example_job_file_fits_the_demo(
     assert "external_id" not in customers.column_names
     (products,) = duckdb_db.reflect("catalog_products")
     assert str(products.column("price").type) == "decimal(14,2)"
+
+
+def test_the_prior_tools_names_of_defaults_are_read_as_parity_s(tmp_path: Path) -> None:
+    """table-sync's `threads`, database-migrator's `max_workers` and `page_size` were unknown keys
+    ("did you mean 'remap_ids'?"; the audit): they are parity's workers and batch size."""
+    loaded = config.load(write(tmp_path / "job.yaml", MINIMAL + "defaults: {threads: 3, page_size: 500}\n"))
+    assert (loaded.defaults.workers, loaded.defaults.batch_size) == (3, 500)
+    loaded = config.load(write(tmp_path / "job.yaml", MINIMAL + "defaults: {max_workers: 2}\n"))
+    assert loaded.defaults.workers == 2
+    with pytest.raises(ConfigError, match="'threads' and 'workers' are one setting"):
+        config.load(write(tmp_path / "job.yaml", MINIMAL + "defaults: {threads: 3, workers: 4}\n"))

@@ -471,3 +471,24 @@ tables:
     # -c names columns in diff (as in data-diff and reladiff): a job file given to it is pointed out
     mistaken = parity("diff", "-c", str(job))
     assert mistaken.code == 2 and "-c names columns in diff" in mistaken.err and "--config" in mistaken.err
+
+
+def test_the_job_file_names_the_discrepancy_table_for_diff_and_fix(
+    parity: Callable[..., Run], sqlite_db: Database, pg_db: Database, tmp_path: Path
+) -> None:
+    """table-sync's users set the output table in their config; a job file's `output:` was an unknown
+    key (the audit). diff writes there without --output, and fix reads it without --discrepancies."""
+    for db in (sqlite_db, pg_db):
+        db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    sqlite_db.sql("UPDATE t SET v = 'new' WHERE id = 2")
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(
+        f"source: '{sqlite_db.url}'\ntarget: {{url: '{pg_db.url}', schema: {pg_db.schema}}}\n"
+        "output: recon\ndefaults: {threads: 2}\n"
+    )
+    found = parity("diff", "-j", str(job_file))
+    assert found.code == 1 and "differences written to table recon" in found.err, found
+    assert pg_db.query("SELECT COUNT(*) FROM recon") == [(1,)]
+    applied = parity("fix", "-j", str(job_file), "--run", "latest", "--apply")
+    assert applied.code == 0 and "1 updates" in applied.err, applied
+    assert pg_db.query("SELECT v FROM t WHERE id = 2") == [("new",)]
