@@ -245,6 +245,7 @@ def copy(
             result.tables.append(table)
     finally:
         rejects.close()
+    result.warnings += _taken_keys(plans, rejects)
     _fix_late_references(job, plans, result, maps)
     if result.ok:  # (a failed table may lack rows or its key: its FKs wait for a run that copies it)
         result.warnings += _add_deferred_foreign_keys(job, state, [tp.target for tp in plans])
@@ -1452,6 +1453,8 @@ class _Rejects:
         self.file: Any = None
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
+        self.taken: dict[str, int] = {}
+        """Per table, the refused rows whose key the target holds already (``_TAKEN_KEY``)."""
 
     def hold(self, table: str, columns: Sequence[str], kinds: Sequence[Kind] = ()) -> _Held:
         """Where one attempt at a chunk of ``table`` puts the rows the target refuses."""
@@ -1483,6 +1486,8 @@ class _Rejects:
             return
         self.check(table, len(refused), refused[-1][1], count=True)
         with self.lock:
+            taken = sum(1 for _, reason in refused if _TAKEN_KEY.search(reason))
+            self.taken[table] = self.taken.get(table, 0) + taken
             if not self.path:
                 return
             if self.file is None:
@@ -1508,6 +1513,24 @@ class _Rejects:
 
 
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
+
+_TAKEN_KEY = re.compile(
+    r"duplicate key|Duplicate entry|UNIQUE constraint failed|unique constraint|Duplicate key"
+    r"|Violation of (PRIMARY KEY|UNIQUE KEY) constraint",
+    re.IGNORECASE,
+)
+"""A refusal for a key the target holds already, as each database words it."""
+
+
+def _taken_keys(plans: list[_TablePlan], rejects: _Rejects) -> list[str]:
+    """A hint for tables appended to whose rows the target refused as keys it holds already (a copy
+    run again: every row a reject)."""
+    return [
+        f"{tp.target}: {rejects.taken[tp.target]:,} rows refused as keys the target holds already"
+        " (append adds rows): --mode merge updates them, --mode replace copies the table anew"
+        for tp in plans
+        if tp.mode == "append" and not tp.remap.active and rejects.taken.get(tp.target)
+    ]
 
 
 class _Held:

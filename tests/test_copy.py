@@ -3561,3 +3561,21 @@ def test_booleans_an_sqlite_file_holds_as_text_are_booleans(
     ]  # fmt: skip
     found = diff(job_for(sqlite_db, target))
     assert found.identical and found.tables[0].stats.rows_downloaded == 0, found.tables[0].stats
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
+def test_a_copy_run_again_in_append_says_how_to_update(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A second copy in the default mode, append, refused every row as a key the target holds, with
+    only the rejects file to say why (the audit): it says merge updates them."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql("CREATE TABLE ap (id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO ap VALUES (1, 'a'), (2, 'b')")
+    first = copy_ok(job_for(source, target))
+    assert not [w for w in first.warnings if "--mode merge" in w]
+    again = copy_closed(job_for(source, target))
+    assert again.tables[0].rejected == 2
+    assert [w for w in again.warnings if "--mode merge" in w] == [
+        "ap: 2 rows refused as keys the target holds already (append adds rows): --mode merge updates them,"
+        " --mode replace copies the table anew"
+    ], again.warnings
