@@ -901,7 +901,7 @@ def render_diff_stats(result: Any, fmt: str) -> None:
 
     if fmt == "jsonl":
         for table in result.tables:
-            sys.stdout.write(json.dumps({"stats": table.stats.to_json()}) + "\n")
+            sys.stdout.write(json.dumps({"run_id": result.run_id, "stats": table.stats.to_json()}) + "\n")
         return
     rich = RichTable(title="diff statistics")
     names = ("source_rows", "target_rows", "missing", "extra", "changed", "unchanged", "rows_downloaded")

@@ -92,6 +92,8 @@ def test_differences_exit_1_and_print_as_jsonl_with_stats(
         "limited": False,
     }
     assert "orders: 2 rows differ: 1 missing, 0 extra, 1 changed" in result.err
+    # (the run's id, which `parity fix --run` takes, where a script reads it: stdout, not the prose)
+    assert len(stats["run_id"]) == 32, stats
 
 
 def test_jsonl_is_json_where_floats_are_nan_or_infinite(
