@@ -599,6 +599,12 @@ def render_sync_summary(result: Any, dry_run: bool) -> None:
 @click.option("--where", help="SQL condition applied on both sides.")
 @click.option("--target-where", help="SQL condition for the target's rows instead (other column names).")
 @click.option("--limit", type=click.IntRange(1), help="Stop after N differing rows.")
+@click.option(
+    "--first",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Compare only each table's first N rows by key (a trial run; a single integer key).",
+)
 @click.option("--record", metavar="KEY", help="Compare one row (KEY, or K1,K2) and show both versions.")
 @click.option("--stats", is_flag=True, help="Print counts per table and column (JSON with --format jsonl).")
 @click.option(
@@ -623,6 +629,7 @@ def diff_cmd(
     where: str | None,
     target_where: str | None,
     limit: int | None,
+    first: int | None,
     record: str | None,
     stats: bool,
     fmt: str,
@@ -672,6 +679,7 @@ def diff_cmd(
                 job,
                 limit=limit,
                 record=record,
+                first=first,
                 threads=threads,
                 output=output,
                 on_difference=printer.write if printer else shown.add if shown else None,

@@ -1617,3 +1617,26 @@ def test_a_timestamp_against_a_date_says_how_to_compare_them(pg_db: Database, ma
     with pytest.raises(SchemaError, match=r"types: \{d: date\}"):
         run(pg_db, mariadb_db, "mix")
     assert run(pg_db, mariadb_db, "mix", table_options={"types": {"d": "date"}}).identical
+
+
+def test_first_compares_each_table_s_first_rows_by_key(pg_db: Database, mariadb_db: Database) -> None:
+    """table-sync's users pass --limit 50000 to fetch each table's first rows only (a trial run);
+    parity's --limit counts differences, as data-diff's: --first N takes the first N rows by key, on
+    both sides (a row past them, differing or missing, is not looked at)."""
+    for db in (pg_db, mariadb_db):
+        db.sql("CREATE TABLE big (id INTEGER PRIMARY KEY, v VARCHAR(10))")
+        insert(db, "big", ["id", "v"], [(n * 3, "x") for n in range(1, 2001)])
+    mariadb_db.sql("UPDATE big SET v = 'y' WHERE id IN (30, 3000)", "DELETE FROM big WHERE id = 5997")
+    first = run(pg_db, mariadb_db, "big", first=100)
+    stats = first.tables[0].stats
+    assert (stats.source_rows, stats.target_rows) == (100, 100)
+    assert kinds(first) == {("changed", 30, ("v",))}
+    assert kinds(run(pg_db, mariadb_db, "big")) == {
+        ("changed", 30, ("v",)),
+        ("changed", 3000, ("v",)),
+        ("missing", 5997, ()),
+    }
+    pg_db.sql("CREATE TABLE named (k VARCHAR(10) PRIMARY KEY)")
+    mariadb_db.sql("CREATE TABLE named (k VARCHAR(10) PRIMARY KEY)")
+    with pytest.raises(ConfigError, match="no single integer key"):
+        run(pg_db, mariadb_db, "named", first=10)

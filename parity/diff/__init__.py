@@ -12,7 +12,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity.diff.hashdiff import Budget, Options, TableRun
@@ -30,11 +32,31 @@ TABLE_ERRORS = (ConfigError, DataError, NotFound, SchemaError)
 in a run of several tables, the others are still compared."""
 
 
+def _first_key(source: Endpoint, plan: TablePlan, first: int) -> int | None:
+    """The key of the source's ``first``-th row by key (None: it holds no more rows than that)."""
+    from parity.diff.sql import Side
+    from parity.schema.types import INTEGER_KINDS
+
+    if len(plan.keys) != 1 or plan.keys[0].compare.kind not in INTEGER_KINDS:
+        raise ConfigError(
+            f"--first {first}: table '{plan.name}' has no single integer key to take its first rows by"
+            " (--where names the rows of any other table)"
+        )
+    side = Side(source, plan, "source")
+    key = side.sa_table.c[side.key_columns[0].name]
+    query = (
+        sa.select(key).select_from(side.sa_table).where(*side.where).order_by(key).offset(first - 1).limit(1)
+    )
+    rows = side.run(query)
+    return None if not rows else int(rows[0][0])
+
+
 def diff(
     job: Job,
     *,
     limit: int | None = None,
     record: str | None = None,
+    first: int | None = None,
     threads: int | None = None,
     output: str | None = None,
     on_difference: Callable[[RowDiff], None] | None = None,
@@ -50,6 +72,8 @@ def diff(
         job: The endpoints and tables (per-table key, columns, map, tolerance, where, partition).
         limit: Stop after this many differing rows (over all tables).
         record: Compare only the row with this key (comma-separated for a composite key); needs one table.
+        first: Compare only each table's first rows by key, this many of the source's (a trial run on
+            a large table); needs a single integer key.
         threads: Concurrent queries per side (default: the job's ``defaults.workers``).
         output: Also write the differences to ``*.jsonl`` / ``*.csv``, or to this table in the target.
         on_difference: Called with each differing row as it is found (serially); those rows are then
@@ -107,6 +131,8 @@ def diff(
                 plan = plan_table(job.source, job.target, spec)
                 if has_map:
                     plan = plan_through_map(job, plan, through_map)
+                if first is not None:
+                    plan = replace(plan, first_key=_first_key(job.source, plan, first))
                 if sink is not None:
                     through = plan.through_map is not None and plan.through_map.translates
                     sink.compared(plan.source.name, plan.target.name, through)

@@ -87,6 +87,8 @@ class TablePlan:
     """The source declares the key unique (primary key or unique constraint): no duplicate check."""
 
     target_unique: bool = False
+    first_key: int | None = None
+    """Only the rows whose key is at most this are compared (``diff --first``: a table's first rows)."""
     through_map: ThroughMap | None = None
     """How the target's IDs meet the source's where the target assigned them (``idmap``)."""
 

@@ -157,6 +157,8 @@ class Side:
         if self.through is not None and self.through.translates:  # (conditions read IDs as the source's)
             self.sa_table = self.through.translated(table.name, table.column_names, endpoint.schema)
         self.read_columns = [self.sa_table.c[c.name] for c in everything]
+        if plan.first_key is not None:  # (diff --first: the rows up to the source's Nth key, each side)
+            self.where.append(self.sa_table.c[self.key_columns[0].name] <= plan.first_key)
         """The compared columns as read (keys first), of the table or of its view through the ID map."""
         self.charsets = charsets or {}
         self.row_hash = self.dialect.hash60(self._text([*plan.keys, *plan.columns]))
