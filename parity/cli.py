@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from rich.table import Table as RichTable
 
 from parity import __version__, log
 from parity.endpoint import driver_message
-from parity.errors import ConfigError, ParityError
+from parity.errors import ConfigError, ConnectionFailed, ParityError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -425,6 +426,12 @@ def render_copy_summary(result: Any) -> None:
     help="Write tables whose IDs the target assigned (copy --remap-ids) through the target's ID map.",
 )
 @click.option(
+    "--watch",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Sync again every SECONDS until stopped (Ctrl-C): continuous one-way sync, a line per run.",
+)
+@click.option(
     "--full",
     is_flag=True,
     help="Compare every table even where the source's binary log has not moved since the last sync"
@@ -441,6 +448,7 @@ def sync_cmd(
     as_json: bool,
     remap_ids: bool,
     full: bool,
+    watch: float | None,
     **kw: Any,
 ) -> None:
     """Make the target equal to the source: insert missing rows, update changed columns, then re-check."""
@@ -452,9 +460,12 @@ def sync_cmd(
             if soft_delete.strip()
             else "--soft-delete '': give the column that marks extra rows"
         )
+    if watch is not None and dry_run:
+        raise click.UsageError("--watch syncs again and again; a --dry-run changes nothing to watch")
     job = _build_job(kw, {"key": key}, workers=workers)
-    try:
-        result = sync(
+
+    def once() -> Any:
+        return sync(
             job,
             dry_run=dry_run,
             extra="soft-delete" if soft_delete else extra,  # type: ignore[arg-type]
@@ -465,6 +476,12 @@ def sync_cmd(
             remap_ids=remap_ids,
             detect_changes=not full,
         )
+
+    try:
+        if watch is not None:
+            _watch(once, watch)
+            return
+        result = once()
     finally:
         job.close()
     if dry_run:
@@ -480,6 +497,43 @@ def sync_cmd(
         sys.exit(2 if failed or result.verified is None else 1)
     if dry_run and any(t.inserted or t.updated or t.deleted or t.soft_deleted for t in result.tables):
         sys.exit(1)  # (the tables differ, as diff says: nothing was written)
+
+
+def _watch(once: Callable[[], Any], seconds: float) -> None:
+    """Sync, then again every ``seconds`` (from the end of one run to the start of the next) until
+    Ctrl-C, a line a run; a server out of reach is said and tried again at the next run, any other
+    error ends it (exit 2). Stopped, the exit code is the last run's: 0 identical, 1 or 2 not."""
+    code = 0
+    try:
+        while True:
+            stamp = time.strftime("%H:%M:%S")
+            try:
+                result = once()
+            except ConnectionFailed as exc:
+                err.print(f"{stamp} [red]not synced:[/] {_escaped(log.redact(str(exc)))}")
+                code = 2
+            else:
+                tables = result.tables
+                counts = {
+                    n: sum(getattr(t, n) for t in tables)
+                    for n in ("inserted", "updated", "deleted", "failed")
+                }
+                counts["deleted"] += sum(t.soft_deleted for t in tables)
+                said = ", ".join(f"{v:,} {n}" for n, v in counts.items())
+                if all(t.skipped for t in tables):
+                    state = "nothing changed"
+                elif result.verified:
+                    state = "identical"
+                else:
+                    state = f"[red]not identical[/] ({result.remaining:,} rows differ)"
+                failed = [t for t in tables if t.error]
+                state += "".join(f"; [red]{t.target} failed:[/] {_escaped(t.error)}" for t in failed)
+                out.print(f"{stamp} sync: {said}; {state}")
+                code = 0 if result.ok else 2 if counts["failed"] or failed else 1
+            time.sleep(seconds)
+    except KeyboardInterrupt:
+        err.print("stopped")
+        sys.exit(code)
 
 
 @cli.command("fix")

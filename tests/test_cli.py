@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -829,8 +831,6 @@ def test_rows_beyond_an_existing_narrower_column_are_rejected_with_exit_code_1(
 
 def test_ctrl_c_while_parity_loads_is_one_line() -> None:
     """The audit: a SIGINT while the modules load printed a Python traceback."""
-    import signal
-    import time
 
     ready = "import sys; from parity._entry import main; print('ready', file=sys.stderr, flush=True); main()"
     process = subprocess.Popen([sys.executable, "-c", ready, "--help"], stdout=subprocess.DEVNULL,
@@ -909,3 +909,41 @@ def test_soft_delete_into_a_table_without_the_column_is_one_line(
     assert_one_line_error(result, "--soft-delete gone_at", "target table 'b' has no such column")
     assert pg_db.query("SELECT id, gone_at FROM a") == [(2, None)]
     assert pg_db.query("SELECT COUNT(*) FROM b") == [(0,)]
+
+
+def test_sync_watch_syncs_again_until_stopped(tmp_path: Path) -> None:
+    """scsc-mysql-sync's users run a continuous one-way sync (auto_sync.py): `sync --watch SECONDS` syncs
+    again and again, a line a run, until Ctrl-C; the exit code is the last run's."""
+    source, target = tmp_path / "w1.sqlite", tmp_path / "w2.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.execute("INSERT INTO t VALUES (1, 'a')")
+    conn.close()
+    urls = [f"sqlite:///{source}", f"sqlite:///{target}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "parity", "copy", *urls], check=False, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parity", "sync", *urls, "--watch", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert "sync: 0 inserted, 0 updated, 0 deleted, 0 failed; identical" in first, first
+    with sqlite3.connect(source) as conn:
+        conn.execute("INSERT INTO t VALUES (2, 'b')")
+    conn.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if "1 inserted" in line:
+            break
+    else:
+        pytest.fail("the new row was never synced")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err.strip().splitlines()[-1]) == (0, "stopped"), err
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT id, v FROM t ORDER BY id").fetchall() == [(1, "a"), (2, "b")]
+    conn.close()
