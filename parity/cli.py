@@ -465,6 +465,10 @@ def sync_cmd(
     job = _build_job(kw, {"key": key}, workers=workers)
 
     def once() -> Any:
+        with _DiffProgress() as progress:  # (the diff's bar per table, where stderr is a terminal)
+            return run_sync(progress)
+
+    def run_sync(progress: Callable[[Any], None] | None) -> Any:
         return sync(
             job,
             dry_run=dry_run,
@@ -475,6 +479,7 @@ def sync_cmd(
             threads=workers,
             remap_ids=remap_ids,
             detect_changes=not full,
+            progress=progress,
         )
 
     try:

@@ -702,6 +702,7 @@ def sync(
     verify: bool = True,
     threads: int | None = None,
     detect_changes: bool = True,
+    progress: Callable[[Any], None] | None = None,
     remap_ids: bool = False,
 ) -> SyncResult:
     """Make the target's selected tables equal to the source's, touching only what differs.
@@ -710,6 +711,7 @@ def sync(
     of the same tables is skipped whole (MySQL/MariaDB); elsewhere each table's checksums are compared
     first, and identical tables download nothing. With ``remap_ids`` (or a job that sets
     ``remap_ids``), tables whose IDs the target assigned are written through its ID map (``_MappedIds``).
+    ``progress``: called with the diff's progress reports (rows settled per table), as ``diff`` calls it.
     """
     from parity.diff import diff
 
@@ -733,7 +735,9 @@ def sync(
             ]
             result.verified = True
             return result
-    found = diff(job, threads=threads, table_errors=(DataError,), remap_ids=remap_ids)  # (its keys: alone)
+    found = diff(  # (a table whose keys diff cannot compare fails alone)
+        job, threads=threads, table_errors=(DataError,), remap_ids=remap_ids, progress=progress
+    )
     for table in found.tables:
         if table.through_map is not None and not table.through_map.translates:
             raise table.through_map.refusal(table.stats.target_table, "sync")

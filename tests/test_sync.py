@@ -1354,3 +1354,15 @@ def test_a_conflict_names_its_key_as_written(make_db: Callable[[str], Database])
     target.sql("UPDATE who SET v = 3")  # (changed there after the diff)
     applied = fix(job_for(source, target, tables=["who"]), found.run_id, apply=True)
     assert len(applied.conflicts) == 1 and '"code": "Émile"' in applied.conflicts[0], applied.conflicts
+
+
+def test_sync_reports_its_diff_s_progress(make_db: Callable[[str], Database]) -> None:
+    """A sync of a large table said nothing until it ended: its diff's progress goes to the caller (the
+    CLI draws a bar per table, as diff's)."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    seed(source, target, "items", 500)
+    target.sql("UPDATE items SET qty = 99 WHERE id = 7")
+    reports: list[Any] = []
+    result = sync(job_for(source, target, tables=["items"]), progress=reports.append)
+    assert result.verified and result.tables[0].updated == 1
+    assert reports and reports[-1].table == "items" and reports[-1].done == reports[-1].total == 500
