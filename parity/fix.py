@@ -350,6 +350,8 @@ def _fix_table(
     result.updated += _run(job, applier.updates(key_target, updates), apply, result)
     result.inserted += inserted
     result.deleted += deleted
+    result.failed += len(applier.failures)  # (values the target would change: refused, as sync's)
+    result.errors += applier.failures
     if inserted and apply:
         applier.advance_sequences(list(inserts[0]))
     result.statements.extend(applier.statements)

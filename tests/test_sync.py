@@ -1366,3 +1366,19 @@ def test_sync_reports_its_diff_s_progress(make_db: Callable[[str], Database]) ->
     result = sync(job_for(source, target, tables=["items"]), progress=reports.append)
     assert result.verified and result.tables[0].updated == 1
     assert reports and reports[-1].table == "items" and reports[-1].done == reports[-1].total == 500
+
+
+def test_fix_names_the_rows_it_refuses_and_fails(make_db: Callable[[str], Database]) -> None:
+    """fix refused a date with a time of day as sync does, but said nothing of it: "applied: 1
+    inserts", exit 0, the row never named (the audit)."""
+    from parity.fix import fix
+
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql("CREATE TABLE fy (id INTEGER PRIMARY KEY, d DATE)", "INSERT INTO fy VALUES (1, '2024-01-01')")
+    assert copy(job_for(source, target, tables=["fy"])).ok
+    source.sql("INSERT INTO fy VALUES (2, '2024-01-02 10:30'), (3, '2024-01-03')")
+    found = diff(job_for(source, target, tables=["fy"]), output="_parity_discrepancies")
+    applied = fix(job_for(source, target, tables=["fy"]), found.run_id, apply=True)
+    assert (applied.inserted, applied.failed) == (1, 1), applied
+    assert len(applied.errors) == 1 and applied.errors[0].startswith('fy {"id": 2}: d: '), applied.errors
+    assert target.query("SELECT id FROM fy ORDER BY id") == [(1,), (3,)]
