@@ -1279,9 +1279,19 @@ class _MappedIds:
         return out, None
 
     def insert(self, rows: list[dict[str, Any]], run: Callable[..., int]) -> int:
+        own = self.through.own
+        kept = []
+        for row in rows:  # (values the target would change, refused by their source key, as elsewhere)
+            why = self.applier.refusal(row)
+            if why is None:
+                kept.append(row)
+                continue
+            self.fail({c: row.get(c) for c in self.work.key()}, why)
+            if own is not None and row.get(own) is not None:  # (a row referencing it waits for nothing)
+                self.work.coming.get(self.table, set()).discard(str(row[own]))
+        rows = kept
         if not rows:
             return 0
-        own = self.through.own
         if own is None:  # (a table of references only: written as any table, its references translated)
             ready = []
             for row in rows:
