@@ -542,29 +542,31 @@ def _not_deleted_value(ctype: CanonicalType) -> Any:
     return 0 if ctype.kind in INTEGER_KINDS else None
 
 
-def _marked_present(job: Job, found: TableDiff, column: str | None) -> tuple[list[str], list[dict[str, Any]]]:
+def _marked_present(
+    job: Job, found: TableDiff, column: str | None
+) -> tuple[list[str], list[dict[str, Any]], set[tuple[str, ...]]]:
     """The target's rows a soft-delete ``column`` marks deleted whose keys the source holds (every
     marked row but the extra ones diff found): their key columns and keys, to unmark. Where the source
     has a column of that name, diff compared it and sync sets it as the source has it: none. None for
     a table read through the ID map (its extra rows' keys are the source's IDs) or not compared to
-    the end."""
+    the end. Third: every marked row's key (``_key_text``), which a dry run does not mark again."""
     through = found.through_map
     if not column or found.limited or found.stats.error or (through is not None and through.translates):
-        return [], []
+        return [], [], set()
     from parity.diff.plan import plan_table
     from parity.diff.sql import Side
 
     spec = next(t for t in job.selected() if (t.target or t.name) == found.stats.target_table)
     plan = plan_table(job.source, job.target, spec)
     if column not in plan.target.column_names or any(p.target.name == column for p in plan.columns):
-        return [], []
+        return [], [], set()
     side = Side(job.target, plan, "target")
     marker = side.sa_table.c[column]
     rows = side.run(side.rows([sa.not_(_unmarked(marker, plan.target.column(column).type.kind))]))
     names = [p.target.name for p in plan.keys]
     extra = {_key_text(_target_row(d.key, d.names)) for d in found.differences if d.kind == "extra"}
     keys = [dict(zip(names, row[: len(names)], strict=True)) for row in rows]
-    return names, [k for k in keys if _key_text(k) not in extra]
+    return names, [k for k in keys if _key_text(k) not in extra], {_key_text(k) for k in keys}
 
 
 def _key_text(key: dict[str, Any]) -> tuple[str, ...]:
@@ -955,7 +957,7 @@ class _TableWork:
     """New rows whose natural key a changed row of this sync gives up: inserted after the updates."""
     after_deletes: list[dict[str, Any]] = field(default_factory=list)
     """New rows whose key an extra row to delete holds in another case (``_after_deletes``)."""
-    revive: tuple[list[str], list[dict[str, Any]]] = ([], [])
+    revive: tuple[list[str], list[dict[str, Any]], set[tuple[str, ...]]] = ([], [], set())
     """Key columns, and keys of the rows marked deleted whose source rows are there (``_marked_present``)."""
     auto_updated: set[str] = field(default_factory=set)
     """Target columns the database sets itself when a row changes (``Dialect.auto_updated``): an
@@ -1112,6 +1114,12 @@ def _apply(
     if work.extra == "delete":
         outcome.deleted = run(applier.deletes(key, extra))
     elif work.extra == "soft-delete" and work.soft_delete_column:
+        marked = work.revive[2]  # (marked before: not again, so that a dry run counts what the run does)
+        extra = (
+            [k for k in extra if _key_text({c: k[c] for c in work.revive[0]}) not in marked]
+            if marked
+            else extra
+        )
         outcome.soft_deleted = run(applier.soft_deletes(key, work.soft_delete_column, extra))
     else:
         outcome.extra_kept = len(extra)
