@@ -560,7 +560,11 @@ def test_append_mode_adds_rows(small: Database, pg_db: Database) -> None:
     pg_db.sql("DELETE FROM items", "ALTER TABLE items ADD PRIMARY KEY (id)")
     copy_ok(job_for(small, pg_db), mode="append")
     keyed = copy_closed(job_for(small, pg_db), mode="append")
-    assert keyed.warnings == [] and keyed.tables[0].rejected == 3
+    assert keyed.tables[0].rejected == 3  # (refused, and said why: its keys are there)
+    assert keyed.warnings == [
+        "items: 3 rows refused as keys the target holds already (append adds rows): --mode merge updates"
+        " them, --mode replace copies the table anew"
+    ]
 
 
 def test_merge_without_key_asks_for_one(make_db: Callable[[str], Database], pg_db: Database) -> None:
