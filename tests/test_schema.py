@@ -664,3 +664,29 @@ def test_on_update_inside_a_quoted_default_is_its_text(mariadb_db: Database, sql
     assert plan.warnings == []
     sqlite_db.sql("INSERT INTO t3 (id) VALUES (1)")
     assert sqlite_db.query("SELECT s FROM t3") == [("do it on update now",)]
+
+
+def test_constraint_names_are_made_unique_where_the_target_needs_it(
+    make_db: Callable[[str], Database],
+) -> None:
+    """Two tables with an FK of one name failed into MariaDB, whose FK names are the database's; a
+    table copied under another name beside itself failed on its unique key's name, taken by the
+    first (the audit)."""
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE owners (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE cars (id INTEGER PRIMARY KEY, owner_id INTEGER,"
+        " CONSTRAINT fk_owner FOREIGN KEY (owner_id) REFERENCES owners (id))",
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, owner_id INTEGER,"
+        " CONSTRAINT fk_owner FOREIGN KEY (owner_id) REFERENCES owners (id))",
+    )
+    applied = apply(source, target)
+    assert not applied.problems
+    for table in ("cars", "posts"):
+        (reflected,) = target.reflect(table)
+        assert [fk.ref_table for fk in reflected.foreign_keys] == ["owners"], table
+    pg = make_db("postgresql")
+    pg.sql("CREATE TABLE z (id INTEGER PRIMARY KEY, code VARCHAR(10) UNIQUE)")
+    apply(pg, pg, tables=["z:z2"])
+    (z2,) = pg.reflect("z2")
+    assert z2.primary_key == ("id",) and [u.columns for u in (*z2.uniques, *z2.indexes)] == [("code",)]

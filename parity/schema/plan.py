@@ -278,21 +278,35 @@ def _sa_column(
     return sa.Column(col.name, type_, *args, nullable=nullable, **kwargs)
 
 
-def _constraint_name(ctx: _Context, table: str, name: str | None, prefix: str, cols: Sequence[str]) -> str:
-    """A name unique where the database needs it (schema-wide on most), within the identifier limit."""
+def _constraint_name(
+    ctx: _Context,
+    table: str,
+    name: str | None,
+    prefix: str,
+    cols: Sequence[str],
+    source_table: str | None = None,
+    foreign_key: bool = False,
+) -> str:
+    """A name unique where the database needs it (schema-wide on most; MySQL's index names are the
+    table's, its FK names the database's), within the identifier limit. A source's name that starts
+    with its table's name starts with the target table's (a table copied under another name beside
+    it: z_code_key was taken, z2_code_key is not)."""
     base = name or f"{prefix}_{table}_{'_'.join(cols)}"
-    if ctx.dialect.TABLE_SCOPED_INDEX_NAMES:
+    if name and source_table and source_table != table and name.startswith(source_table):
+        base = table + name[len(source_table) :]
+    scoped = ctx.dialect.TABLE_SCOPED_INDEX_NAMES and not foreign_key
+    if scoped:
         key = f"{table}.{base}"
     else:
         key = base
         if base in ctx.used_names:
             base = f"{table}_{base}"
-    key = key if ctx.dialect.TABLE_SCOPED_INDEX_NAMES else base
+    key = key if scoped else base
     limit = ctx.dialect.MAX_IDENTIFIER
     if len(base) > limit:
         digest = hashlib.sha1(base.encode()).hexdigest()[:8]
         base = f"{base[: limit - 9]}_{digest}"
-        key = f"{table}.{base}" if ctx.dialect.TABLE_SCOPED_INDEX_NAMES else base
+        key = f"{table}.{base}" if scoped else base
     ctx.used_names.add(key)
     return base
 
@@ -334,7 +348,9 @@ def _fk_constraint(ctx: _Context, table: Table, fk: ForeignKey) -> sa.ForeignKey
     return sa.ForeignKeyConstraint(
         list(fk.columns),
         [f"{prefix}.{c}" for c in ref_columns],
-        name=_constraint_name(ctx, ctx.names[table.name], fk.name, "fk", fk.columns),
+        name=_constraint_name(
+            ctx, ctx.names[table.name], fk.name, "fk", fk.columns, table.name, foreign_key=True
+        ),
         ondelete=fk.ondelete,
         onupdate=fk.onupdate,
     )
@@ -363,7 +379,9 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         )
     for uq in table.uniques:
         keys.append(
-            sa.UniqueConstraint(*uq.columns, name=_constraint_name(ctx, target, uq.name, "uq", uq.columns))
+            sa.UniqueConstraint(
+                *uq.columns, name=_constraint_name(ctx, target, uq.name, "uq", uq.columns, table.name)
+            )
         )
     if not defer:
         pieces += keys
@@ -402,7 +420,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             ctx.plan.steps.append(Step(target, "add key", sql))
     for ix in table.indexes:
         index = sa.Index(
-            _constraint_name(ctx, target, ix.name, "ix", ix.columns),
+            _constraint_name(ctx, target, ix.name, "ix", ix.columns, table.name),
             *(sa_table.c[c] for c in ix.columns),
             unique=ix.unique,
         )
