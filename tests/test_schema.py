@@ -690,3 +690,23 @@ def test_constraint_names_are_made_unique_where_the_target_needs_it(
     apply(pg, pg, tables=["z:z2"])
     (z2,) = pg.reflect("z2")
     assert z2.primary_key == ("id",) and [u.columns for u in (*z2.uniques, *z2.indexes)] == [("code",)]
+
+
+def test_an_existing_mariadb_year_column_is_no_place_for_other_integers(
+    pg_db: Database, mariadb_db: Database
+) -> None:
+    """A smallint copied into an existing MariaDB YEAR column: 5 and 70 were stored as 2005 and 1970,
+    the copy said ok (the audit). The plan says the column changes such values; copy stops first."""
+    from parity.errors import DataError
+
+    pg_db.sql("CREATE TABLE yy (id INTEGER PRIMARY KEY, y SMALLINT)", "INSERT INTO yy VALUES (1, 5), (2, 70)")
+    mariadb_db.sql("CREATE TABLE yy (id INTEGER PRIMARY KEY, y YEAR)")
+    planned = plan(pg_db, mariadb_db)
+    assert any(p.startswith("yy.y is YEAR") and "2005" in p for p in planned.problems), planned.problems
+    job = build(pg_db, mariadb_db)
+    try:
+        with pytest.raises(DataError, match=r"yy\.y is YEAR"):
+            copy(job)
+    finally:
+        job.close()
+    assert mariadb_db.query("SELECT COUNT(*) FROM yy") == [(0,)]

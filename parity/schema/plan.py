@@ -520,6 +520,12 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                 )
             sql = _ddl(_add_column(target, sa_col, ctx.schema), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add column", sql, col.name))
+        elif _is_year(found) and not _is_year(col):
+            ctx.plan.problems.append(
+                f"{target}.{col.name} is {found.native_type} in the target, which changes the source's"
+                f" {col.native_type or col.type} values (MySQL reads 5 as 2005, and holds only 1901 to 2155)"
+                " (not altered)"
+            )
         elif not holds(found.type, col.type) and not holds(found.type, ctx.dialect.stored_as(col.type)):
             if found.type == _referenced_integer(ctx, table, col):
                 continue  # (made as the existing column it references is)
@@ -569,6 +575,11 @@ def _extend(ctx: _Context, table: Table, existing: Table, lossy: list[str]) -> N
                     f"{target}.{col.name} keeps {digits} digits of a second in the target: rows whose "
                     "values hold more are rejected"
                 )
+
+
+def _is_year(column: Column) -> bool:
+    """A MySQL YEAR column: a small integer that reads 1 to 99 as years (5 is 2005)."""
+    return column.native_type.upper().startswith("YEAR")
 
 
 def _missing_keys(ctx: _Context, table: Table, existing: Table) -> None:
