@@ -624,20 +624,24 @@ def render_sync_summary(result: Any, dry_run: bool) -> None:
             f"{t.updated:,}",
             f"{deleted:,}",
             f"{t.extra_kept:,}",
-            f"{t.failed:,}",
+            "[red]not synced[/]" if t.error else f"{t.failed:,}",
         )
     console.print(table)
     for t in result.tables:
         if t.error:
             console.print(f"[red]{t.target}: failed:[/] {_escaped(t.error)}")
-        for error in t.errors[:3]:
-            console.print(f"[red]{t.target}:[/] {error}")
+        for error in t.errors[:3]:  # (an error names its table first, for --json: not twice here)
+            console.print(f"[red]{t.target}:[/] {_escaped(error.removeprefix(f'{t.target} '))}")
+        if len(t.errors) > 3:
+            console.print(f"[red]{t.target}:[/] and {len(t.errors) - 3:,} more (--json lists every one)")
     for note in result.notes:
         console.print(note)
+    unsynced = sum(1 for t in result.tables if t.error)
+    besides = f" ({unsynced} not synced: see above)" if unsynced else ""
     if any(t.skipped for t in result.tables):
         console.print("[green]nothing to do[/]")
     elif result.verified is True:
-        console.print("[green]verified:[/] a second diff finds the synced tables identical")
+        console.print(f"[green]verified:[/] a second diff finds the synced tables identical{besides}")
     elif result.verified is False:
         console.print(f"[red]not identical after sync:[/] {result.remaining} rows still differ")
 

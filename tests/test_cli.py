@@ -947,3 +947,20 @@ def test_sync_watch_syncs_again_until_stopped(tmp_path: Path) -> None:
     with sqlite3.connect(target) as conn:
         assert conn.execute("SELECT id, v FROM t ORDER BY id").fetchall() == [(1, "a"), (2, "b")]
     conn.close()
+
+
+def test_sync_summary_names_refused_rows_once_and_counts_the_rest(
+    parity: Callable[..., Result], sqlite_db: Database, pg_db: Database
+) -> None:
+    """The summary printed "r: r {...}" (the table twice) and three refused rows of five, without a
+    word of the other two (the audit)."""
+    sqlite_db.sql("CREATE TABLE r (id INTEGER PRIMARY KEY, meta JSON)", "INSERT INTO r VALUES (1, '{}')")
+    assert pg_db.schema is not None
+    urls = (sqlite_db.url, pg_db.url, "--target-schema", pg_db.schema, "-t", "r")
+    assert parity("copy", *urls).code == 0
+    sqlite_db.sql(*(f"INSERT INTO r VALUES ({n}, 'bad [{n}]')" for n in range(2, 7)))
+    result = parity("sync", *urls)
+    assert result.code == 2, result
+    lines = [line for line in result.out.splitlines() if line.startswith("r: ")]
+    assert lines[0].startswith('r: {"id": 2}: meta: ') and "[2]" in lines[0], result.out
+    assert lines[3] == "r: and 2 more (--json lists every one)", result.out
