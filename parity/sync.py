@@ -224,8 +224,13 @@ class Applier:
                 continue  # (MySQL's and SQLite's booleans hold any integer: 2 arrives as it is)
             try:
                 value = decode_value(ctype.kind, as_kind(given, ctype.kind))
-            except DECODE_ERRORS as exc:
-                return f"{column}: {exc}"
+            except DECODE_ERRORS as exc:  # (the value named, as copy's rejects name it)
+                said, shown = str(exc), repr(given)
+                return (
+                    f"{column}: {said}"
+                    if shown[:20] in said
+                    else f"{column}: {shown} is no {ctype.kind.value} ({said})"
+                )
             if (
                 ctype.kind is Kind.DECIMAL
                 and ctype.scale is not None

@@ -1384,3 +1384,15 @@ def test_fix_names_the_rows_it_refuses_and_fails(make_db: Callable[[str], Databa
     assert (applied.inserted, applied.failed) == (1, 1), applied
     assert len(applied.errors) == 1 and applied.errors[0].startswith('fy {"id": 2}: d: '), applied.errors
     assert target.query("SELECT id FROM fy ORDER BY id") == [(1,), (3,)]
+
+
+def test_a_refused_value_is_named_in_its_reason(make_db: Callable[[str], Database]) -> None:
+    """ "d: day is out of range for month" named no value (the audit): the reason holds it, as copy's."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql("CREATE TABLE dd (id INTEGER PRIMARY KEY, d DATE)", "INSERT INTO dd VALUES (1, '2021-01-01')")
+    assert copy(job_for(source, target, tables=["dd"])).ok
+    source.sql("INSERT INTO dd VALUES (2, '2021-02-30')")
+    result = sync(job_for(source, target, tables=["dd"]))
+    assert result.tables[0].errors == [
+        "dd {\"id\": 2}: d: '2021-02-30' is no date (day is out of range for month)"
+    ], result.tables[0].errors
