@@ -84,8 +84,9 @@ table-sync's threads), read as parity's own."""
 
 class Defaults(_Model):
     batch_size: int = Field(default=20_000, gt=0)
-    workers: int = Field(default=4, gt=0)
-    """Tables and chunks copied at once; diff's and sync's queries per database at once."""
+    workers: int = Field(default=4, gt=0, le=64)
+    """Tables and chunks copied at once; diff's and sync's queries per database at once (at most 64,
+    as ``--workers``)."""
     mode: Mode = "append"
     remap_ids: bool = False
     """As ``--remap-ids``: every table the target numbers itself gets new IDs (copy), and is read through
@@ -97,12 +98,13 @@ class Defaults(_Model):
         if not isinstance(value, dict):
             return value
         out = dict(value)
+        named = {own: own for own in SYNONYMS.values() if own in out}  # (as the file names each)
         for other, own in SYNONYMS.items():
             if other in out:
                 given = out.pop(other)
                 if own in out and out[own] != given:
-                    raise ValueError(f"'{other}' and '{own}' are one setting: give one of them")
-                out[own] = given
+                    raise ValueError(f"'{other}' and '{named[own]}' are one setting: give one of them")
+                out[own], named[own] = given, other
         return out
 
 

@@ -370,3 +370,7 @@ def test_the_prior_tools_names_of_defaults_are_read_as_parity_s(tmp_path: Path) 
     assert loaded.defaults.workers == 2
     with pytest.raises(ConfigError, match="'threads' and 'workers' are one setting"):
         config.load(write(tmp_path / "job.yaml", MINIMAL + "defaults: {threads: 3, workers: 4}\n"))
+    with pytest.raises(ConfigError, match="'max_workers' and 'threads' are one setting"):  # (as written)
+        config.load(write(tmp_path / "job.yaml", MINIMAL + "defaults: {threads: 2, max_workers: 3}\n"))
+    with pytest.raises(ConfigError, match="defaults.workers"):  # (at most 64, as --workers)
+        config.load(write(tmp_path / "job.yaml", MINIMAL + "defaults: {threads: 100}\n"))
