@@ -710,3 +710,21 @@ def test_an_existing_mariadb_year_column_is_no_place_for_other_integers(
     finally:
         job.close()
     assert mariadb_db.query("SELECT COUNT(*) FROM yy") == [(0,)]
+
+
+def test_a_foreign_key_action_duckdb_does_not_take_is_left_out_and_named(
+    pg_db: Database, duckdb_db: Database
+) -> None:
+    """DuckDB's parser refuses ON DELETE CASCADE (and SET NULL, SET DEFAULT): the copy's DDL failed and
+    the copy stopped (the audit). The key is made without the action, and the plan says so."""
+    pg_db.sql(
+        "CREATE TABLE owners (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE pets (id INTEGER PRIMARY KEY, owner_id INTEGER REFERENCES owners (id) ON DELETE CASCADE)",
+    )
+    applied = apply(pg_db, duckdb_db)
+    assert any(
+        w == "pets: foreign key owner_id -> owners made without ON DELETE CASCADE, which duckdb does not take"
+        for w in applied.warnings
+    ), applied.warnings
+    (pets,) = duckdb_db.reflect("pets")
+    assert [(fk.columns, fk.ref_table) for fk in pets.foreign_keys] == [(("owner_id",), "owners")]

@@ -214,6 +214,12 @@ class Dialect:
     HAS_IDENTITY: ClassVar[bool] = True
     """Whether the database can generate integer keys (auto_increment, identity, serial)."""
 
+    FK_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"}
+    )
+    """The ON DELETE / ON UPDATE actions a foreign key may have here (DuckDB's parser takes no other
+    than RESTRICT and NO ACTION)."""
+
     ALTER_ADD_FOREIGN_KEY: ClassVar[bool] = True
     """Whether FKs can be added after the table exists; if not, they are declared inline."""
 

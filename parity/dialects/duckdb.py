@@ -56,6 +56,7 @@ class DuckDB(Dialect):
     MAX_DECIMAL_SCALE = 38
     HAS_IDENTITY = False
     ALTER_ADD_FOREIGN_KEY = False
+    FK_ACTIONS = frozenset({"RESTRICT", "NO ACTION"})
 
     def configure_engine(self, engine: Any) -> None:
         # duckdb_engine quotes DuckDB's reserved keywords only; a column named "by", "at" or "values"

@@ -345,14 +345,25 @@ def _fk_constraint(ctx: _Context, table: Table, fk: ForeignKey) -> sa.ForeignKey
     ref_columns = tuple(named.get(c.lower(), c) for c in fk.ref_columns)
     _stub(ctx, ref_name, ref_columns, ref_schema)
     prefix = f"{ref_schema}.{ref_name}" if ref_schema else ref_name
+    actions = {"ON DELETE": fk.ondelete, "ON UPDATE": fk.onupdate}
+    dropped = [
+        f"{when} {what}"
+        for when, what in actions.items()
+        if what and what.upper() not in ctx.dialect.FK_ACTIONS
+    ]
+    if dropped:  # (the key is kept; what it did on its own is the application's now)
+        ctx.plan.warnings.append(
+            f"{table.name}: foreign key {', '.join(fk.columns)} -> {fk.ref_table} made without"
+            f" {' and '.join(dropped)}, which {ctx.sa_dialect.name} does not take"
+        )
     return sa.ForeignKeyConstraint(
         list(fk.columns),
         [f"{prefix}.{c}" for c in ref_columns],
         name=_constraint_name(
             ctx, ctx.names[table.name], fk.name, "fk", fk.columns, table.name, foreign_key=True
         ),
-        ondelete=fk.ondelete,
-        onupdate=fk.onupdate,
+        ondelete=None if f"ON DELETE {fk.ondelete}" in dropped else fk.ondelete,
+        onupdate=None if f"ON UPDATE {fk.onupdate}" in dropped else fk.onupdate,
     )
 
 
