@@ -728,3 +728,26 @@ def test_a_foreign_key_action_duckdb_does_not_take_is_left_out_and_named(
     ), applied.warnings
     (pets,) = duckdb_db.reflect("pets")
     assert [(fk.columns, fk.ref_table) for fk in pets.foreign_keys] == [(("owner_id",), "owners")]
+
+
+def test_an_index_on_text_is_made_by_a_prefix_where_keys_hold_no_text(
+    pg_db: Database, mariadb_db: Database
+) -> None:
+    """MariaDB indexes no TEXT whole: an index on (city, street TEXT) failed the copy's DDL (the audit).
+    It indexes the text's first characters, within the 3072 bytes of an InnoDB key; a unique key on
+    a TEXT column becomes a plain index, said (unique on a prefix, it would refuse the source's rows)."""
+    pg_db.sql(
+        "CREATE TABLE addr (id INTEGER PRIMARY KEY, city VARCHAR(50), street TEXT, note TEXT UNIQUE)",
+        "CREATE INDEX addr_cs ON addr (city, street)",
+        "INSERT INTO addr VALUES (1, 'x', 'y', 'n')",
+    )
+    applied = apply(pg_db, mariadb_db)
+    assert any(w.startswith("addr: unique key on (note) made a plain index") for w in applied.warnings)
+    lengths = {
+        (name, column): sub
+        for name, column, sub in mariadb_db.query(
+            "SELECT index_name, column_name, sub_part FROM information_schema.statistics"
+            " WHERE table_schema = DATABASE() AND table_name = 'addr' AND index_name <> 'PRIMARY'"
+        )
+    }
+    assert lengths == {("addr_cs", "city"): None, ("addr_cs", "street"): 718, ("addr_note_key", "note"): 768}

@@ -21,7 +21,7 @@ from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
 from parity.dialects.base import TABLE_OPTIONS, Dialect, LossyType, RawType
 from parity.dialects.duckdb import register_alembic
-from parity.schema.model import Column, ForeignKey, Table
+from parity.schema.model import Column, ForeignKey, Index, Table
 from parity.schema.order import fk_order
 from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind, holds
 from parity.sqltext import as_sent
@@ -227,6 +227,26 @@ def _key_text_length(ctx: _Context, table: Table, col: Column) -> int | None:
     return min(lengths) if lengths else None
 
 
+def _text_prefixes(ctx: _Context, table: Table, columns: Sequence[str]) -> dict[str, int]:
+    """Where the target's keys hold no TEXT (``Dialect.KEY_TEXT_CHARS``), the characters of each TEXT
+    column of an index that it indexes (a prefix; the key's other columns take their bytes first, the
+    text columns share the rest); empty where the index holds no such column."""
+    if not ctx.dialect.KEY_TEXT_CHARS:
+        return {}
+    types = {c: table.column(c).type for c in columns}
+    kept = {c: _key_text_length(ctx, table, table.column(c)) for c in columns}  # (made VARCHAR: no prefix)
+    texts = [c for c, t in types.items() if t.kind is Kind.TEXT and kept[c] is None]
+    if not texts:
+        return {}
+    others = sum(
+        4 * (kept[c] or 0) if kept[c] is not None else _key_bytes(t)
+        for c, t in types.items()
+        if c not in texts
+    )
+    share = max(1, (ctx.dialect.KEY_TEXT_CHARS * 4 - others) // 4 // len(texts))
+    return dict.fromkeys(texts, share)
+
+
 def _key_bytes(ctype: CanonicalType) -> int:
     """The most bytes a value of ``ctype`` takes in a MySQL key (utf8mb4: 4 a character)."""
     if ctype.kind in (Kind.VARCHAR, Kind.CHAR):
@@ -388,7 +408,11 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         keys.append(
             sa.PrimaryKeyConstraint(*table.primary_key, name=f"{target}_pkey"[:63] if defer else None)
         )
+    prefixed: list[Index] = []  # (unique keys on TEXT where keys hold none: indexes by a prefix)
     for uq in table.uniques:
+        if _text_prefixes(ctx, table, uq.columns):
+            prefixed.append(uq)
+            continue
         keys.append(
             sa.UniqueConstraint(
                 *uq.columns, name=_constraint_name(ctx, target, uq.name, "uq", uq.columns, table.name)
@@ -429,11 +453,21 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             sa_table.append_constraint(key)
             sql = _ddl(AddConstraint(key), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add key", sql))
-    for ix in table.indexes:
+    for ix in (*table.indexes, *prefixed):
+        prefixes = _text_prefixes(ctx, table, ix.columns)
+        unique = ix.unique and not prefixes
+        if ix.unique and prefixes:
+            ctx.plan.warnings.append(
+                f"{table.name}: unique key on ({', '.join(ix.columns)}) made a plain index: {ctx.sa_dialect.name}"
+                " indexes a TEXT column by its first characters, and unique on them it would refuse rows"
+                " the source holds"
+            )
+        options: dict[str, Any] = {f"{ctx.sa_dialect.name}_length": prefixes} if prefixes else {}
         index = sa.Index(
             _constraint_name(ctx, target, ix.name, "ix", ix.columns, table.name),
             *(sa_table.c[c] for c in ix.columns),
-            unique=ix.unique,
+            unique=unique,
+            **options,
         )
         action = "add key" if defer else "create index"
         ctx.plan.steps.append(Step(target, action, _ddl(CreateIndex(index), ctx.sa_dialect)))
