@@ -252,6 +252,11 @@ def schema_apply_cmd(**kw: Any) -> None:
 @click.option("--batch-size", type=click.IntRange(1), help="Rows per batch (page size).")
 @click.option("--limit", type=click.IntRange(0), help="Copy at most N rows per table (trial runs).")
 @click.option("--where", help="SQL condition on the source rows.")
+@click.option(
+    "--since",
+    metavar="COLUMN",
+    help="With --mode merge: copy the rows whose COLUMN (updated_at) changed since the last run began.",
+)
 @click.option("--no-schema", is_flag=True, help="Do not create or extend target tables.")
 @click.option(
     "--rejects",
@@ -279,6 +284,7 @@ def copy_cmd(
     batch_size: int | None,
     limit: int | None,
     where: str | None,
+    since: str | None,
     no_schema: bool,
     rejects_file: str | None,
     max_rejects: int | None,
@@ -293,7 +299,7 @@ def copy_cmd(
     given = click.get_current_context().get_parameter_source("rejects_file") != ParameterSource.DEFAULT
     _writable(rejects_file if given else None, "--rejects")  # (the default is written only if rows are)
     _writable(export_id_map, "--export-id-map")
-    job = _build_job(kw, {"key": key, "where": where}, workers=workers)
+    job = _build_job(kw, {"key": key, "where": where, "since": since}, workers=workers)
     try:
         with _Progress(not as_json) as progress:
             result = copy(
@@ -403,6 +409,8 @@ def render_copy_summary(result: Any) -> None:
     out.print(table)
     if result.rejects_file and any(t.rejected for t in result.tables):
         out.print(f"rejected rows written to {result.rejects_file} (run_id {result.run_id})")
+    for note in result.notes:
+        out.print(_escaped(note))
 
 
 @cli.command("sync")

@@ -68,6 +68,9 @@ class TableConfig(_Model):
     """diff and sync: the condition on the target's rows, where it differs from ``where`` (columns
     named otherwise there, another SQL dialect); by default ``where`` applies to both sides."""
     mode: Mode | None = None
+    since: str | None = None
+    """copy in merge mode: the column that says when a row last changed (``updated_at``); each run
+    copies the rows it says changed since the last run began (the watermark, kept in the target)."""
     natural_key: list[str] | None = None
     remap_ids: bool = False
     batch_size: int | None = Field(default=None, gt=0)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import repeat
 from operator import itemgetter
@@ -108,6 +108,8 @@ class CopyResult:
     """The run's id in the rejects file's records (``run_id``)."""
     warnings: list[str] = field(default_factory=list)
     """What the copy did otherwise than asked, though every row arrived (a foreign key the rows break)."""
+    notes: list[str] = field(default_factory=list)
+    """What the copy did, beside its counts (the rows a ``since`` column chose)."""
 
     @property
     def ok(self) -> bool:
@@ -123,6 +125,7 @@ class CopyResult:
             "ok": self.ok,
             "tables": [asdict(t) for t in self.tables],
             "rejects_file": self.rejects_file,
+            "notes": self.notes,
             "run_id": self.run_id,
             "warnings": self.all_warnings,
         }
@@ -158,6 +161,8 @@ class _TablePlan:
     where: str | None
     limit: int | None
     remap: RemapSpec = field(default_factory=RemapSpec)
+    since: tuple[str, Any] | None = None
+    """``since``: the source column, and the watermark (the least value read; None: every row)."""
     in_cycle: bool = False
     """The table is in an FK cycle (or references itself): its loads run with FK checks off, where the
     database allows it, because the rows it references may not be there yet."""
@@ -210,6 +215,7 @@ def copy(
         job.target.check_writable()
         _refuse_copy_onto_itself(job)
         _check_wheres(job)
+        _check_since(job, mode)
         _check_target_assigns_ids(job, remap_ids)
         if remap_ids or any(spec.remap_ids for spec in job.selected()):
             _check_remaps(job, mode, remap_ids)
@@ -222,6 +228,7 @@ def copy(
         _check_ids_writable(job, plans)
         _mark_numbered(job, plans)
     state.ensure()
+    marks = _watermarks(job, state, plans)
     maps = IdMaps(state)
     rejects = _Rejects(rejects_file, max_rejects)
     result.run_id = rejects.run["run_id"]
@@ -246,6 +253,7 @@ def copy(
     finally:
         rejects.close()
     result.warnings += _taken_keys(plans, rejects)
+    result.notes += _save_watermarks(job, state, plans, marks, result)
     _fix_late_references(job, plans, result, maps)
     if result.ok:  # (a failed table may lack rows or its key: its FKs wait for a run that copies it)
         result.warnings += _add_deferred_foreign_keys(job, state, [tp.target for tp in plans])
@@ -1056,6 +1064,92 @@ def _check_merge_key(job: Job, source: str, target: str, key: list[str]) -> None
         )
 
 
+def _check_since(job: Job, mode: Mode | None) -> None:
+    """Before any DDL: a table copied by a ``since`` column is merged (appended, its changed rows would be
+    refused as keys the target holds; replaced, it would hold only them), and has that column."""
+    specs = [spec for spec in job.selected() if spec.since]
+    for spec in specs:
+        if _table_mode(job, spec, mode) != "merge":
+            raise ConfigError(
+                f"table '{spec.name}': since {spec.since} copies the rows changed since the last run into"
+                " the target's: it needs --mode merge"
+            )
+    if specs:
+        from parity.schema.reflect import reflect
+
+        for table, spec in zip(reflect(job.source, [s.name for s in specs]), specs, strict=True):
+            table.column(spec.since or "")  # (not found: an error naming the closest)
+
+
+_WATERMARK_KINDS: dict[str, Callable[[str], Any]] = {
+    "datetime": datetime.fromisoformat,
+    "date": date.fromisoformat,
+    "int": int,
+    "Decimal": Decimal,
+    "str": str,
+}
+"""How a watermark kept as text is read back, by the Python type it was read as."""
+
+
+def _watermark_task(job: Job, tp: _TablePlan) -> str:
+    assert tp.since is not None or tp.spec.since
+    signature = [job.source.redacted(), job.source.schema, tp.source.name, tp.target, tp.spec.since, tp.where]
+    return "since:" + hashlib.sha1(json.dumps(signature, default=str).encode()).hexdigest()[:24]
+
+
+def _watermarks(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, tuple[str, str] | None]:
+    """For each table copied by a ``since`` column: its watermark from the last run that copied it whole
+    (the rows from it on are copied; none kept: every row), and the column's greatest value now, kept
+    as the next watermark once this run has copied the table (a row changed while it runs is at or
+    past it: copied again next time, which merge makes harmless)."""
+    marks: dict[str, tuple[str, str] | None] = {}
+    for tp in plans:
+        column = tp.spec.since
+        if not column:
+            continue
+        with job.target.connect() as conn:
+            kept = state.task(conn, _watermark_task(job, tp))
+        last = None
+        if kept and kept.get("type") in _WATERMARK_KINDS:
+            last = _WATERMARK_KINDS[kept["type"]](kept["value"])
+        table = _source_table(job, tp)
+        filters = [where_clause(tp.where)] if tp.where else []
+        with job.source.connect() as conn:
+            greatest = conn.execute(aggregate_row(table, [sa.func.max(table.c[column])], filters)).scalar()
+        tp.since = (column, last)
+        marks[tp.target] = None if greatest is None else (type(greatest).__name__, _mark_text(greatest))
+    return marks
+
+
+def _mark_text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, (datetime, date)) else str(value)
+
+
+def _save_watermarks(
+    job: Job,
+    state: State,
+    plans: list[_TablePlan],
+    marks: dict[str, tuple[str, str] | None],
+    result: CopyResult,
+) -> list[str]:
+    """Keep the next watermark of each table copied by a ``since`` column that this run copied whole; the
+    notes that say which rows each run chose."""
+    done = {t.target for t in result.tables if t.status == "ok"}
+    notes = []
+    for tp in plans:
+        if tp.since is None:
+            continue
+        column, last = tp.since
+        chosen = "every row" if last is None else f"the rows whose {column} is {_mark_text(last)} or later"
+        mark = marks.get(tp.target)
+        if tp.target in done and mark is not None and mark[0] in _WATERMARK_KINDS:
+            with job.target.begin() as conn:
+                state.start_task(conn, _watermark_task(job, tp), {"type": mark[0], "value": mark[1]})
+            chosen += f"; the next run copies those from {mark[1]} on"
+        notes.append(f"{tp.target}: {chosen}")
+    return notes
+
+
 def _task_id(job: Job, tp: _TablePlan) -> str:
     signature = [
         job.source.redacted(),
@@ -1068,6 +1162,7 @@ def _task_id(job: Job, tp: _TablePlan) -> str:
         tp.limit,
         tp.columns,
         tp.target_columns,
+        *([tp.since[0], str(tp.since[1])] if tp.since is not None else []),
     ]
     return "copy:" + hashlib.sha1(json.dumps(signature, default=str).encode()).hexdigest()[:24]
 
@@ -1078,9 +1173,17 @@ def _source_table(job: Job, tp: _TablePlan) -> Any:
 
 
 def _filtered(tp: _TablePlan, table: Any, stmt: Any) -> Any:
-    if tp.where:
-        stmt = stmt.where(where_clause(tp.where))
-    return stmt
+    conditions = _conditions(tp, table)
+    return stmt.where(*conditions) if conditions else stmt
+
+
+def _conditions(tp: _TablePlan, table: Any) -> list[Any]:
+    """The rows to copy: ``--where``, and, with ``since``, those changed since the watermark (bound;
+    the rows at it again, which merge writes as they are)."""
+    conditions: list[Any] = [where_clause(tp.where)] if tp.where else []
+    if tp.since is not None and tp.since[1] is not None:
+        conditions.append(table.c[tp.since[0]] >= tp.since[1])
+    return conditions
 
 
 def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
@@ -1095,9 +1198,9 @@ def _plan_chunks(job: Job, tp: _TablePlan) -> tuple[list[Chunk], int]:
             return [Chunk("all")], int(total)
         key: sa.ColumnClause[Any] = sa.column(tp.chunk_key)
         dialect, schema = job.source.dialect, job.source.schema
-        estimate = None if tp.where else dialect.estimated_rows(conn, tp.source.name, schema)
+        filters = _conditions(tp, table)
+        estimate = None if filters else dialect.estimated_rows(conn, tp.source.name, schema)
         low, high = sa.func.min(key), sa.func.max(key)
-        filters = [where_clause(tp.where)] if tp.where else []
         if estimate is not None and estimate >= ESTIMATED_FROM:
             lo, hi = conn.execute(aggregate_row(table, [low, high], filters)).one()
             total = estimate

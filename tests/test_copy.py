@@ -29,7 +29,7 @@ from parity import bulk, textread
 from parity.copy import copy
 from parity.diff import diff
 from parity.endpoint import driver_message
-from parity.errors import ConfigError, DataError, ParityError
+from parity.errors import ConfigError, DataError, NotFound, ParityError
 from parity.job import build
 from parity.schema.model import Column, Table
 from parity.schema.plan import plan_schema
@@ -3583,3 +3583,53 @@ def test_a_copy_run_again_in_append_says_how_to_update(
         "ap: 2 rows refused as keys the target holds already (append adds rows): --mode merge updates them,"
         " --mode replace copies the table anew"
     ], again.warnings
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_since_copies_the_rows_changed_since_the_last_run(
+    make_db: Callable[[str], Database], target_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """oracle-cdc-spark's users keep a timestamp watermark for restarts: `--since updated_at` (merge)
+    copies every row once, then only the rows whose updated_at is at or past the watermark the last
+    whole run kept (the target's `_parity_state`); a run that fails keeps the old one."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE acct (id INTEGER PRIMARY KEY, v TEXT, updated_at TIMESTAMP)",
+        *(f"INSERT INTO acct VALUES ({n}, 'v{n}', '2024-01-01 00:00:{n:02d}')" for n in range(1, 41)),
+    )
+    first = copy_ok(job_for(source, target, table_options={"since": "updated_at"}), mode="merge")
+    assert first.tables[0].rows_read == 40 and first.notes == [
+        "acct: every row; the next run copies those from 2024-01-01 00:00:40 on"
+    ], first.notes
+    source.sql(
+        "UPDATE acct SET v = 'changed', updated_at = '2024-01-02 00:00:00' WHERE id = 3",
+        "INSERT INTO acct VALUES (41, 'new', '2024-01-02 00:00:01')",
+    )
+    second = copy_ok(job_for(source, target, table_options={"since": "updated_at"}), mode="merge")
+    assert second.tables[0].rows_read == 3  # (id 40 at the watermark, again; 3 and 41)
+    assert second.notes[0].startswith("acct: the rows whose updated_at is 2024-01-01 00:00:40 or later")
+    assert target.query("SELECT v FROM acct WHERE id IN (3, 41) ORDER BY id") == [("changed",), ("new",)]
+    assert target.query("SELECT COUNT(*) FROM acct") == [(41,)]
+    third = copy_ok(job_for(source, target, table_options={"since": "updated_at"}), mode="merge")
+    assert third.tables[0].rows_read == 1  # (the row at the watermark only)
+    source.sql("UPDATE acct SET v = 'later', updated_at = '2024-01-03 00:00:00' WHERE id = 5")
+
+    def stopped(*args: Any, **kw: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):  # (killed: no new watermark)
+        patched.setattr(copy_module, "_plan_chunks", stopped)
+        copy_closed(job_for(source, target, table_options={"since": "updated_at"}), mode="merge")
+    again = copy_ok(job_for(source, target, table_options={"since": "updated_at"}), mode="merge")
+    assert again.tables[0].rows_read == 2  # (41 at the watermark the third run kept, and 5)
+    assert target.query("SELECT v FROM acct WHERE id = 5") == [("later",)]
+    job = job_for(source, target, table_options={"since": "updated_at"})
+    try:
+        with pytest.raises(ConfigError, match="it needs --mode merge"):
+            copy(job, mode="append")
+        job2 = job_for(source, target, table_options={"since": "updated"})
+        with pytest.raises(NotFound, match="did you mean 'updated_at'"):
+            copy(job2, mode="merge")
+        job2.close()
+    finally:
+        job.close()
