@@ -547,31 +547,44 @@ def _not_deleted_value(ctype: CanonicalType) -> Any:
     return 0 if ctype.kind in INTEGER_KINDS else None
 
 
-def _marked_present(
-    job: Job, found: TableDiff, column: str | None
-) -> tuple[list[str], list[dict[str, Any]], set[tuple[str, ...]]]:
-    """The target's rows a soft-delete ``column`` marks deleted whose keys the source holds (every
-    marked row but the extra ones diff found): their key columns and keys, to unmark. Where the source
-    has a column of that name, diff compared it and sync sets it as the source has it: none. None for
-    a table read through the ID map (its extra rows' keys are the source's IDs) or not compared to
-    the end. Third: every marked row's key (``_key_text``), which a dry run does not mark again."""
+@dataclass
+class _Marked:
+    """A table's rows that a soft-delete column marks deleted (``_marked``)."""
+
+    columns: list[str] = field(default_factory=list)
+    """The target's key columns."""
+    present: list[dict[str, Any]] = field(default_factory=list)
+    """The keys of those whose source rows are there (all but diff's extra rows): to unmark."""
+    keys: set[tuple[str, ...]] = field(default_factory=set)
+    """Every marked row's key (``_key_text``): not marked again, so a dry run counts what a run does."""
+
+    def holds(self, keys: set[tuple[str, ...]], key: dict[str, Any]) -> bool:
+        """Whether ``key`` (a row's, by target column, maybe with other columns) is among ``keys``."""
+        return _key_text({c: key[c] for c in self.columns}) in keys
+
+
+def _marked(job: Job, found: TableDiff, column: str | None) -> _Marked:
+    """The target's rows a soft-delete ``column`` marks deleted, and those whose keys the source holds
+    (every marked row but the extra ones diff found), to unmark. Where the source has a column of that
+    name, diff compared it and sync sets it as the source has it: none. None for a table read through
+    the ID map (its extra rows' keys are the source's IDs) or not compared to the end."""
     through = found.through_map
     if not column or found.limited or found.stats.error or (through is not None and through.translates):
-        return [], [], set()
+        return _Marked()
     from parity.diff.plan import plan_table
     from parity.diff.sql import Side
 
     spec = next(t for t in job.selected() if (t.target or t.name) == found.stats.target_table)
     plan = plan_table(job.source, job.target, spec)
     if column not in plan.target.column_names or any(p.target.name == column for p in plan.columns):
-        return [], [], set()
+        return _Marked()
     side = Side(job.target, plan, "target")
     marker = side.sa_table.c[column]
     rows = side.run(side.rows([sa.not_(_unmarked(marker, plan.target.column(column).type.kind))]))
     names = [p.target.name for p in plan.keys]
     extra = {_key_text(_target_row(d.key, d.names)) for d in found.differences if d.kind == "extra"}
     keys = [dict(zip(names, row[: len(names)], strict=True)) for row in rows]
-    return names, [k for k in keys if _key_text(k) not in extra], {_key_text(k) for k in keys}
+    return _Marked(names, [k for k in keys if _key_text(k) not in extra], {_key_text(k) for k in keys})
 
 
 def _key_text(key: dict[str, Any]) -> tuple[str, ...]:
@@ -782,7 +795,7 @@ def sync(
         ]
         left = [d for d in left if not (d.kind == "extra" and extra == "soft-delete")]
         column = soft_delete_column if extra == "soft-delete" else None
-        marked = [m for t in again.tables for m in _marked_present(job, t, column)[1]]
+        marked = [m for t in again.tables for m in _marked(job, t, column).present]
         result.remaining = len(left) + len(marked)
         result.verified = not left and not marked
         if watch is not None and result.ok and result.verified:  # (else the next sync must not skip)
@@ -838,7 +851,7 @@ def write_differences(
     plans = {name: _TableWork(by_target[name], targets[name], soft_delete_column, extra) for name in order}
     if extra == "soft-delete":
         for name in order:
-            plans[name].revive = _marked_present(job, by_target[name], soft_delete_column)
+            plans[name].marked = _marked(job, by_target[name], soft_delete_column)
     with job.target.connect() as conn:
         for name in order:
             plans[name].auto_updated = job.target.dialect.auto_updated(conn, name, job.target.schema)
@@ -962,8 +975,8 @@ class _TableWork:
     """New rows whose natural key a changed row of this sync gives up: inserted after the updates."""
     after_deletes: list[dict[str, Any]] = field(default_factory=list)
     """New rows whose key an extra row to delete holds in another case (``_after_deletes``)."""
-    revive: tuple[list[str], list[dict[str, Any]], set[tuple[str, ...]]] = ([], [], set())
-    """Key columns, and keys of the rows marked deleted whose source rows are there (``_marked_present``)."""
+    marked: _Marked = field(default_factory=_Marked)
+    """With ``--soft-delete``: the rows marked deleted, those among them to unmark (``_marked``)."""
     auto_updated: set[str] = field(default_factory=set)
     """Target columns the database sets itself when a row changes (``Dialect.auto_updated``): an
     UPDATE sets them to the source's values too, else MySQL's ON UPDATE rewrote them."""
@@ -1083,22 +1096,22 @@ def _apply(
             for d in rows
             if d.kind == "changed"
         ]
-        revive = work.revive[1]
+        marked, revive = work.marked, work.marked.present
         if work.soft_delete_column and revive:  # (a changed row marked deleted: unmarked by its UPDATE)
             column = work.soft_delete_column
             cleared = _not_deleted_value(applier.types[column])
-            marked = {_key_text(k) for k in revive}
+            back = {_key_text(k) for k in revive}
             for row_key, values in changed:
-                if _key_text({k: row_key[k] for k in work.revive[0]}) in marked:
+                if marked.holds(back, row_key):
                     values[column] = cleared
-            changing = {_key_text({k: row_key[k] for k in work.revive[0]}) for row_key, _ in changed}
+            changing = {_key_text({c: row_key[c] for c in marked.columns}) for row_key, _ in changed}
             revive = [k for k in revive if _key_text(k) not in changing]
         outcome.inserted = run(applier.inserts(missing), work.refused.keep)
         if outcome.inserted and not dry_run:
             applier.advance_sequences(list(missing[0]))
         outcome.updated = run(applier.updates(key, changed))
         if work.soft_delete_column and revive:
-            outcome.updated += run(applier.revivals(work.revive[0], work.soft_delete_column, revive))
+            outcome.updated += run(applier.revivals(marked.columns, work.soft_delete_column, revive))
         return
     if phase == "late":
         return
@@ -1119,12 +1132,8 @@ def _apply(
     if work.extra == "delete":
         outcome.deleted = run(applier.deletes(key, extra))
     elif work.extra == "soft-delete" and work.soft_delete_column:
-        marked = work.revive[2]  # (marked before: not again, so that a dry run counts what the run does)
-        extra = (
-            [k for k in extra if _key_text({c: k[c] for c in work.revive[0]}) not in marked]
-            if marked
-            else extra
-        )
+        marked = work.marked  # (marked before: not again, so that a dry run counts what the run does)
+        extra = [k for k in extra if not marked.holds(marked.keys, k)] if marked.keys else extra
         outcome.soft_deleted = run(applier.soft_deletes(key, work.soft_delete_column, extra))
     else:
         outcome.extra_kept = len(extra)
