@@ -1092,7 +1092,7 @@ _WATERMARK_KINDS: dict[str, Callable[[str], Any]] = {
 
 
 def _watermark_task(job: Job, tp: _TablePlan) -> str:
-    assert tp.since is not None or tp.spec.since
+    """The ``_parity_state`` task that keeps a table's watermark: one per source table, target and column."""
     signature = [job.source.redacted(), job.source.schema, tp.source.name, tp.target, tp.spec.since, tp.where]
     return "since:" + hashlib.sha1(json.dumps(signature, default=str).encode()).hexdigest()[:24]
 
