@@ -751,3 +751,29 @@ def test_an_index_on_text_is_made_by_a_prefix_where_keys_hold_no_text(
         )
     }
     assert lengths == {("addr_cs", "city"): None, ("addr_cs", "street"): 718, ("addr_note_key", "note"): 768}
+
+
+def test_an_index_on_a_long_varchar_is_made_by_a_prefix_too(make_db: Callable[[str], Database]) -> None:
+    """MariaDB's own `KEY (name(20))` on a VARCHAR(2000), and a FULLTEXT index (reflected as a plain
+    one), copied into MariaDB failed: the prefix was lost, and 2000 characters are more than a key
+    holds (the audit). A VARCHAR too long for the key is indexed by a prefix, as TEXT is."""
+    source, target = make_db("mariadb"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE docs (id INTEGER PRIMARY KEY, name VARCHAR(2000), body TEXT, code VARCHAR(20),"
+        " KEY k_name (name(20)), KEY k_code_name (code, name(100)), FULLTEXT KEY ft_body (body))"
+    )
+    applied = apply(source, target)
+    assert not applied.problems
+    lengths = {
+        (name, column): sub
+        for name, column, sub in target.query(
+            "SELECT index_name, column_name, sub_part FROM information_schema.statistics"
+            " WHERE table_schema = DATABASE() AND table_name = 'docs' AND index_name <> 'PRIMARY'"
+        )
+    }
+    assert lengths == {
+        ("k_name", "name"): 768,
+        ("k_code_name", "code"): None,
+        ("k_code_name", "name"): 748,
+        ("ft_body", "body"): 768,
+    }, lengths

@@ -23,7 +23,7 @@ from parity.dialects.base import TABLE_OPTIONS, Dialect, LossyType, RawType
 from parity.dialects.duckdb import register_alembic
 from parity.schema.model import Column, ForeignKey, Index, Table
 from parity.schema.order import fk_order
-from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind, holds
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind, holds
 from parity.sqltext import as_sent
 
 _TIMES = (Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
@@ -228,23 +228,32 @@ def _key_text_length(ctx: _Context, table: Table, col: Column) -> int | None:
 
 
 def _text_prefixes(ctx: _Context, table: Table, columns: Sequence[str]) -> dict[str, int]:
-    """Where the target's keys hold no TEXT (``Dialect.KEY_TEXT_CHARS``), the characters of each TEXT
-    column of an index that it indexes (a prefix; the key's other columns take their bytes first, the
-    text columns share the rest); empty where the index holds no such column."""
+    """Where the target's keys hold no TEXT and a few thousand bytes at most (``Dialect.KEY_TEXT_CHARS``),
+    the characters an index takes of each of its text columns that does not fit whole (a prefix): a
+    TEXT column, or a VARCHAR too long for what the key's other columns leave (MySQL's `KEY (name(20))`
+    on a VARCHAR(2000)); the columns that fit are taken whole, the others share the rest. Empty where
+    every column fits."""
     if not ctx.dialect.KEY_TEXT_CHARS:
         return {}
+    kept = {c: _key_text_length(ctx, table, table.column(c)) for c in columns}  # (made VARCHAR: whole)
     types = {c: table.column(c).type for c in columns}
-    kept = {c: _key_text_length(ctx, table, table.column(c)) for c in columns}  # (made VARCHAR: no prefix)
-    texts = [c for c, t in types.items() if t.kind is Kind.TEXT and kept[c] is None]
-    if not texts:
-        return {}
-    others = sum(
-        4 * (kept[c] or 0) if kept[c] is not None else _key_bytes(t)
+    chars: dict[str, int | None] = {  # (a string column's characters, None for TEXT)
+        c: kept[c] or (t.length if t.kind is not Kind.TEXT else None)
         for c, t in types.items()
-        if c not in texts
-    )
-    share = max(1, (ctx.dialect.KEY_TEXT_CHARS * 4 - others) // 4 // len(texts))
-    return dict.fromkeys(texts, share)
+        if t.kind in STRING_KINDS
+    }
+    budget = ctx.dialect.KEY_TEXT_CHARS * 4 - sum(_key_bytes(t) for c, t in types.items() if c not in chars)
+    left = dict(chars)
+    while left:  # (the columns that fit in an equal share are taken whole, and leave the rest to the others)
+        share = budget // 4 // len(left)
+        whole = {c: n for c, n in left.items() if n is not None and n <= share}
+        if not whole:
+            break
+        budget -= 4 * sum(whole.values())
+        left = {c: n for c, n in left.items() if c not in whole}
+    if not left:
+        return {}
+    return dict.fromkeys(left, max(1, budget // 4 // len(left)))
 
 
 def _key_bytes(ctype: CanonicalType) -> int:
