@@ -566,16 +566,16 @@ class _Marked:
 def _marked(job: Job, found: TableDiff, column: str | None) -> _Marked:
     """The target's rows a soft-delete ``column`` marks deleted, and those whose keys the source holds
     (every marked row but the extra ones diff found), to unmark. Where the source has a column of that
-    name, diff compared it and sync sets it as the source has it: none. None for a table read through
-    the ID map (its extra rows' keys are the source's IDs) or not compared to the end."""
-    through = found.through_map
-    if not column or found.limited or found.stats.error or (through is not None and through.translates):
+    name, diff compared it and sync sets it as the source has it: none. None for a table not compared
+    to the end. A table read through the ID map is read so here too: its keys are the source's IDs, as
+    diff's extra rows' are, and only the rows the copy wrote are read (never the live target's own)."""
+    if not column or found.limited or found.stats.error:
         return _Marked()
     from parity.diff.plan import plan_table
     from parity.diff.sql import Side
 
     spec = next(t for t in job.selected() if (t.target or t.name) == found.stats.target_table)
-    plan = plan_table(job.source, job.target, spec)
+    plan = replace(plan_table(job.source, job.target, spec), through_map=found.through_map)
     if column not in plan.target.column_names or any(p.target.name == column for p in plan.columns):
         return _Marked()
     side = Side(job.target, plan, "target")
@@ -1199,6 +1199,7 @@ class _MappedIds:
             if self.outcome.inserted and not self.dry_run:
                 self.load()  # (an update may point at a row just inserted, of this table too)
             self.outcome.updated = self.update([d for d in rows if d.kind == "changed"], key, run)
+            self.outcome.updated += self.revive(rows, run)
         elif phase == "late":
             if self.work.retry_new:
                 again, self.work.retry_new = self.work.retry_new, []
@@ -1225,10 +1226,28 @@ class _MappedIds:
                 if not self.dry_run:
                     self.forget_deleted(extra)
             elif self.work.extra == "soft-delete" and self.work.soft_delete_column:
-                column = self.work.soft_delete_column
-                self.outcome.soft_deleted = run(self.applier.soft_deletes(key, column, extra))
+                column, marked = self.work.soft_delete_column, self.work.marked
+                unmarked = [  # (marked before: not again, so that a dry run counts what the run does)
+                    k
+                    for d in rows
+                    if d.kind == "extra"
+                    and not marked.holds(marked.keys, _target_row(d.key, d.names))
+                    and (k := self.target_key(_held_key(d))) is not None
+                ]
+                self.outcome.soft_deleted = run(self.applier.soft_deletes(key, column, unmarked))
             else:
                 self.outcome.extra_kept += len(extra)
+
+    def revive(self, rows: list[Any], run: Callable[..., int]) -> int:
+        """With ``--soft-delete``: the rows marked deleted whose source rows are there again, unmarked by
+        their new IDs; the count of those that were no changed row (updated already)."""
+        column, marked = self.work.soft_delete_column, self.work.marked
+        if not column or not marked.present:
+            return 0
+        keys = [k for k in map(self.target_key, marked.present) if k is not None]
+        changed = {_key_text(_target_row(d.key, d.names)) for d in rows if d.kind == "changed"}
+        done = run(self.applier.revivals(marked.columns, column, keys))
+        return max(0, done - sum(1 for k in marked.present if _key_text(k) in changed))
 
     def update(self, rows: list[Any], key: list[str], run: Callable[..., int], late: bool = False) -> int:
         """Changed rows, by their new IDs and with their references translated; one whose new

@@ -917,3 +917,40 @@ def test_sync_through_the_map_refuses_values_the_target_would_change(
         assert "repo_id=3: no row with that ID" in commits.errors[0], commits.errors
     assert [r[0] for r in target.query("SELECT name FROM repos ORDER BY name")] == ["a", "b", "d"]
     assert target.query("SELECT COUNT(*) FROM commits WHERE msg = 'on c'") == [(0,)]
+
+
+@pytest.mark.parametrize("remapped", ["mariadb", "postgresql", "sqlite"], indirect=True)
+def test_soft_delete_through_the_map_unmarks_a_row_back_in_the_source(remapped: Any) -> None:
+    """Through the ID map, a commit marked deleted stayed marked when the source held it again, and
+    the sync said identical (the audit): it is unmarked by its new ID; the live target's own rows,
+    marked or not, are never touched; a dry run in a steady state prints nothing."""
+    source, target, job_file = remapped
+    target.sql(
+        "ALTER TABLE commits ADD COLUMN gone INTEGER", "ALTER TABLE repositories ADD COLUMN gone INTEGER"
+    )
+    own = target.query("SELECT id FROM repositories WHERE slug = 'other1'")[0][0]
+    target.sql(f"INSERT INTO commits (repository_id, hash, message, gone) VALUES ({own}, 'mine', 'x', 1)")
+
+    def synced(**kw: Any) -> Any:
+        return {
+            t.table: t
+            for t in _sync(
+                build(config_file=str(job_file)), extra="soft-delete", soft_delete_column="gone", **kw
+            ).tables
+        }
+
+    source.sql("DELETE FROM commits WHERE id = 13")
+    assert synced()["commits"].soft_deleted == 1
+    assert target.query("SELECT hash FROM commits WHERE gone = 1 ORDER BY hash") == [("b1",), ("mine",)]
+    source.sql("INSERT INTO commits VALUES (13, 2, 'b1', 'm')")
+    planned = _sync(
+        build(config_file=str(job_file)), extra="soft-delete", soft_delete_column="gone", dry_run=True
+    )
+    assert [t.updated for t in planned.tables if t.table == "commits"] == [1]
+    done = _sync(build(config_file=str(job_file)), extra="soft-delete", soft_delete_column="gone")
+    assert done.verified and {t.table: t.updated for t in done.tables}["commits"] == 1
+    assert target.query("SELECT hash FROM commits WHERE gone = 1 ORDER BY hash") == [("mine",)]
+    steady = _sync(
+        build(config_file=str(job_file)), extra="soft-delete", soft_delete_column="gone", dry_run=True
+    )
+    assert steady.statements == [] and all(t.updated == t.soft_deleted == 0 for t in steady.tables)
