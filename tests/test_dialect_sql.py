@@ -549,3 +549,32 @@ def test_the_discrepancy_table_holds_unicode_on_every_database(name: str) -> Non
     for column in ("key", "source_value", "target_value"):
         assert re.search(rf"\W{column}\W* {re.escape(long_text)}", ddl), ddl
     assert " TEXT" not in ddl or name == "postgresql", ddl
+
+
+def test_mysql_indexes_text_by_a_prefix_and_a_unique_key_on_text_is_said_to_be_plain() -> None:
+    """MySQL keeps no TEXT whole in a key (MariaDB hashes a unique one: ``test_schema``): an index on
+    TEXT takes its first characters, and a unique key on TEXT, which a prefix would make refuse rows
+    the source holds, becomes a plain index, with a warning."""
+    from parity.schema.model import Column, Index
+    from parity.schema.types import CanonicalType, Kind
+
+    columns = (
+        Column("id", CanonicalType(Kind.INTEGER), nullable=False),
+        Column("city", CanonicalType(Kind.VARCHAR, length=50)),
+        Column("street", CanonicalType(Kind.TEXT)),
+        Column("note", CanonicalType(Kind.TEXT)),
+    )
+    table = Table(
+        "addr",
+        columns,
+        primary_key=("id",),
+        uniques=(Index("addr_note_key", ("note",), unique=True),),
+        indexes=(Index("addr_cs", ("city", "street")),),
+    )
+    plan = plan_for([table], "mysql")
+    indexes = sorted(" ".join(s.sql.split()) for s in plan.steps if s.action == "create index")
+    assert indexes == [
+        "CREATE INDEX addr_cs ON addr (city, street(718))",
+        "CREATE INDEX addr_note_key ON addr (note(768))",
+    ], indexes
+    assert any(w.startswith("addr: unique key on (note) made a plain index") for w in plan.warnings)

@@ -256,6 +256,12 @@ def _text_prefixes(ctx: _Context, table: Table, columns: Sequence[str]) -> dict[
     return dict.fromkeys(left, max(1, budget // 4 // len(left)))
 
 
+def _long_unique(ctx: _Context) -> bool:
+    """Whether a unique key may hold a TEXT or long VARCHAR whole (MariaDB 10.4 on: it keeps a hash of
+    the values; MySQL indexes no TEXT whole, and a unique key on a prefix would refuse rows)."""
+    return bool(getattr(ctx.sa_dialect, "is_mariadb", False))
+
+
 def _key_bytes(ctype: CanonicalType) -> int:
     """The most bytes a value of ``ctype`` takes in a MySQL key (utf8mb4: 4 a character)."""
     if ctype.kind in (Kind.VARCHAR, Kind.CHAR):
@@ -419,7 +425,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         )
     prefixed: list[Index] = []  # (unique keys on TEXT where keys hold none: indexes by a prefix)
     for uq in table.uniques:
-        if _text_prefixes(ctx, table, uq.columns):
+        if not _long_unique(ctx) and _text_prefixes(ctx, table, uq.columns):
             prefixed.append(uq)
             continue
         keys.append(
@@ -463,7 +469,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             sql = _ddl(AddConstraint(key), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add key", sql))
     for ix in (*table.indexes, *prefixed):
-        prefixes = _text_prefixes(ctx, table, ix.columns)
+        prefixes = {} if ix.unique and _long_unique(ctx) else _text_prefixes(ctx, table, ix.columns)
         unique = ix.unique and not prefixes
         if ix.unique and prefixes:
             ctx.plan.warnings.append(
