@@ -457,9 +457,10 @@ class Dialect:
         columns: list[str],
         key: list[str],
         fixed: Collection[str] = (),
-    ) -> sa.Executable:
+    ) -> sa.Executable | tuple[sa.Executable, ...]:
         """INSERT the staging rows into the target, updating rows whose key exists (ON CONFLICT form, or
-        MERGE with ``UPSERT_BY_MERGE``); ``fixed`` columns keep the target's value (``fixed_columns``)."""
+        MERGE with ``UPSERT_BY_MERGE``; or statements run in order); ``fixed`` columns keep the target's
+        value (``fixed_columns``). A clash on another unique key is an error, never an update."""
         if self.UPSERT_BY_MERGE:
             return Merge(target, staging, columns, key, fixed)
         from sqlalchemy.dialects.postgresql import insert

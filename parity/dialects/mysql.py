@@ -26,15 +26,6 @@ def _unticked(name: Any) -> Any:
     return name.replace("``", "`") if isinstance(name, str) else name
 
 
-def _inserted(stmt: Any, column: str) -> Any:
-    """The row's new value in ON DUPLICATE KEY UPDATE. SQLAlchemy (2.0) doubles the ``%`` of a name in
-    ``VALUES(...)`` twice over (``pct%%%%``, which MySQL looks up as ``pct%%``); such a name is written
-    as a literal column, whose ``%`` SQLAlchemy doubles once, as the driver expects."""
-    if "%" not in column:
-        return stmt.inserted[column]
-    return sa.literal_column("VALUES(`" + column.replace("`", "``") + "`)")
-
-
 class MySQL(Dialect):
     COLUMN_NAMES_IGNORE_CASE = True
     names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
@@ -142,10 +133,19 @@ class MySQL(Dialect):
         columns: list[str],
         key: list[str],
         fixed: Collection[str] = (),
-    ) -> sa.Executable:
-        stmt = mysql.insert(target).from_select(columns, sa.select(*(staging.c[c] for c in columns)))
-        rest = [c for c in columns if c not in key and c not in fixed] or key[:1]
-        return stmt.on_duplicate_key_update({c: _inserted(stmt, c) for c in rest})
+    ) -> sa.Executable | tuple[sa.Executable, ...]:
+        # An UPDATE of the rows whose key the target holds, then an INSERT of the others: ON DUPLICATE
+        # KEY UPDATE takes a clash on any unique key for the merge key's, and so updated another row
+        # with a new row's values, or, where they were its own, dropped the new row without a word
+        # (counted as written: the audit). Here such a clash is an error, and the row is isolated.
+        match = [target.c[k] == staging.c[k] for k in key]
+        rest = [c for c in columns if c not in key and c not in fixed]
+        new_rows = sa.select(*(staging.c[c] for c in columns)).where(~sa.exists().where(*match))
+        insert = mysql.insert(target).from_select(columns, new_rows)
+        if not rest:
+            return (insert,)
+        update = sa.update(target).where(*match).values({c: staging.c[c] for c in rest})
+        return update, insert
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,
