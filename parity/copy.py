@@ -1132,9 +1132,11 @@ def _save_watermarks(
     marks: dict[str, tuple[str, str] | None],
     result: CopyResult,
 ) -> list[str]:
-    """Keep the next watermark of each table copied by a ``since`` column that this run copied whole; the
-    notes that say which rows each run chose."""
-    done = {t.target for t in result.tables if t.status == "ok"}
+    """Keep the next watermark of each table copied by a ``since`` column that this run copied whole,
+    no row rejected (past a rejected row, the next run would not read it again); the notes that say
+    which rows each run chose."""
+    done = {t.target for t in result.tables if t.status == "ok" and not t.rejected}
+    refused = {t.target for t in result.tables if t.rejected}
     notes = []
     for tp in plans:
         if tp.since is None:
@@ -1146,6 +1148,8 @@ def _save_watermarks(
             with job.target.begin() as conn:
                 state.start_task(conn, _watermark_task(job, tp), {"type": mark[0], "value": mark[1]})
             chosen += f"; the next run copies those from {mark[1]} on"
+        elif tp.target in refused:  # (past them, the next run would not read them again)
+            chosen += "; rows were rejected, so the next run copies the same rows again"
         notes.append(f"{tp.target}: {chosen}")
     return notes
 
@@ -1181,8 +1185,9 @@ def _conditions(tp: _TablePlan, table: Any) -> list[Any]:
     """The rows to copy: ``--where``, and, with ``since``, those changed since the watermark (bound;
     the rows at it again, which merge writes as they are)."""
     conditions: list[Any] = [where_clause(tp.where)] if tp.where else []
-    if tp.since is not None and tp.since[1] is not None:
-        conditions.append(table.c[tp.since[0]] >= tp.since[1])
+    if tp.since is not None and tp.since[1] is not None:  # (a row with no time in it: every run)
+        column = table.c[tp.since[0]]
+        conditions.append(sa.or_(column >= tp.since[1], column.is_(None)))
     return conditions
 
 
@@ -2358,7 +2363,9 @@ class _ChunkRunner:
         target_table = sa.table(tp.target, *(sa.column(c) for c in columns), schema=target.schema)
         staging_table = sa.table(self._staging_name(), *(sa.column(c) for c in columns))
         apart = self.changed_only & set(columns)
-        conn.execute(dialect.upsert(target_table, staging_table, columns, tp.key, self.fixed | apart))
+        upsert = dialect.upsert(target_table, staging_table, columns, tp.key, self.fixed | apart)
+        for statement in upsert if isinstance(upsert, tuple) else (upsert,):
+            conn.execute(statement)
         for column in sorted(apart):
             t, s = target_table.c, staging_table.c
             conn.execute(

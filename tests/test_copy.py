@@ -3623,6 +3623,24 @@ def test_since_copies_the_rows_changed_since_the_last_run(
     again = copy_ok(job_for(source, target, table_options={"since": "updated_at"}), mode="merge")
     assert again.tables[0].rows_read == 2  # (41 at the watermark the third run kept, and 5)
     assert target.query("SELECT v FROM acct WHERE id = 5") == [("later",)]
+    # a row with no time in it is copied by every run; a run that rejects a row keeps its watermark,
+    # so the row is read again once its cause is mended (the audit: both were never copied again)
+    source.sql(
+        "INSERT INTO acct VALUES (42, 'no time', NULL)",
+        "INSERT INTO acct VALUES (43, 'new', '2024-01-04 00:00:00')",
+        "INSERT INTO acct VALUES (44, 'y', '2024-01-04 00:00:01')",
+    )
+    target.sql(
+        "CREATE UNIQUE INDEX acct_v ON acct (v(20))"
+        if target_name == "mariadb"
+        else "CREATE UNIQUE INDEX acct_v ON acct (v)"
+    )  # ('new' is 41's: 43 is refused)
+    refused = copy_closed(job_for(source, target, table_options={"since": "updated_at"}), mode="merge")
+    assert refused.tables[0].rejected == 1 and "the next run copies the same rows again" in refused.notes[0]
+    target.sql("DROP INDEX acct_v" + (" ON acct" if target_name == "mariadb" else ""))
+    mended = copy_ok(job_for(source, target, table_options={"since": "updated_at"}), mode="merge")
+    assert mended.tables[0].rows_read == 4  # (5 at the old watermark, 42 without a time, 43 and 44)
+    assert target.query("SELECT id FROM acct WHERE id >= 42 ORDER BY id") == [(42,), (43,), (44,)]
     job = job_for(source, target, table_options={"since": "updated_at"})
     try:
         with pytest.raises(ConfigError, match="it needs --mode merge"):
@@ -3633,3 +3651,46 @@ def test_since_copies_the_rows_changed_since_the_last_run(
         job2.close()
     finally:
         job.close()
+
+
+def test_sqlite_checks_no_foreign_key_after_a_table_that_references_itself(
+    make_db: Callable[[str], Database],
+) -> None:
+    """SQLite keeps a row whose parent is not there (it checks no FK unless asked), and the docs say
+    so; but after a table that references itself, loaded with FK checks switched off, the pooled
+    connection was left with them on: the tables copied after it refused such rows (the audit)."""
+    source, target = make_db("sqlite"), make_db("sqlite")
+    source.sql(
+        "CREATE TABLE aemp (id INTEGER PRIMARY KEY, boss INTEGER REFERENCES aemp (id))",
+        "CREATE TABLE p (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE zc (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p (id))",
+        *(f"INSERT INTO aemp VALUES ({n}, {n - 1 if n > 1 else 'NULL'})" for n in range(1, 301)),
+        "INSERT INTO p VALUES (1)",
+        *(f"INSERT INTO zc VALUES ({n}, {n % 3 + 1})" for n in range(1, 61)),  # (2 and 3: no such parent)
+    )
+    result = copy_ok(job_for(source, target))
+    assert {t.table: (t.rows_written, t.rejected) for t in result.tables} == {
+        "aemp": (300, 0),
+        "p": (1, 0),
+        "zc": (60, 0),
+    }
+
+
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "sqlite"])
+def test_merge_refuses_a_row_that_clashes_on_another_unique_key(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """MySQL's ON DUPLICATE KEY UPDATE takes a clash on any unique key for the merge key's: a new row
+    whose other unique value another row holds was dropped without a word, counted as written (the
+    audit), or its values went into that other row. It is a reject, as on every database."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE mm (id INTEGER PRIMARY KEY, v VARCHAR(20), n INTEGER)",
+        "INSERT INTO mm VALUES (1, 'a', 1), (2, 'b', 2)",
+    )
+    copy_ok(job_for(source, target))
+    target.sql("CREATE UNIQUE INDEX mm_v ON mm (v)")
+    source.sql("INSERT INTO mm VALUES (3, 'a', 3)", "UPDATE mm SET n = 20 WHERE id = 2")
+    result = copy_closed(job_for(source, target), mode="merge")
+    assert (result.tables[0].rows_written, result.tables[0].rejected) == (2, 1), result.tables[0]
+    assert target.query("SELECT id, v, n FROM mm ORDER BY id") == [(1, "a", 1), (2, "b", 20)]
