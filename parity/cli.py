@@ -492,7 +492,7 @@ def sync_cmd(
 
     try:
         if watch is not None:
-            _watch(once, watch)
+            _watch(once, watch, as_json)
             return
         result = once()
     finally:
@@ -512,9 +512,9 @@ def sync_cmd(
         sys.exit(1)  # (the tables differ, as diff says: nothing was written)
 
 
-def _watch(once: Callable[[], Any], seconds: float) -> None:
+def _watch(once: Callable[[], Any], seconds: float, as_json: bool = False) -> None:
     """Sync, then again every ``seconds`` (from the end of one run to the start of the next) until
-    Ctrl-C, a line a run; a server out of reach is said and tried again at the next run, any other
+    Ctrl-C, a line a run (with the reasons of refused rows; ``as_json``: a JSON object a line); a server out of reach is said and tried again at the next run, any other
     error ends it (exit 2). Stopped, the exit code is the last run's: 0 identical, 1 or 2 not."""
     code = 0
     try:
@@ -541,7 +541,16 @@ def _watch(once: Callable[[], Any], seconds: float) -> None:
                     state = f"[red]not identical[/] ({result.remaining:,} rows differ)"
                 failed = [t for t in tables if t.error]
                 state += "".join(f"; [red]{t.target} failed:[/] {_escaped(t.error)}" for t in failed)
-                out.print(f"{stamp} sync: {said}; {state}")
+                if as_json:  # (a JSON object a run, a line each)
+                    import json
+
+                    sys.stdout.write(json.dumps({"at": stamp, **result.to_dict()}, default=str) + "\n")
+                    sys.stdout.flush()
+                else:
+                    out.print(f"{stamp} sync: {said}; {state}")
+                    for t in tables:  # (the refused rows' reasons, as a single sync prints them)
+                        for error in t.errors[:3]:
+                            out.print(f"  [red]{t.target}:[/] {_escaped(error.removeprefix(f'{t.target} '))}")
                 code = 0 if result.ok else 2 if counts["failed"] or failed else 1
             time.sleep(seconds)
     except KeyboardInterrupt:

@@ -964,3 +964,27 @@ def test_sync_summary_names_refused_rows_once_and_counts_the_rest(
     lines = [line for line in result.out.splitlines() if line.startswith("r: ")]
     assert lines[0].startswith('r: {"id": 2}: meta: ') and "[2]" in lines[0], result.out
     assert lines[3] == "r: and 2 more (--json lists every one)", result.out
+
+
+def test_sync_watch_json_is_a_json_object_a_run(tmp_path: Path) -> None:
+    """`sync --watch --json` printed the text lines, the --json left unsaid (the audit)."""
+    source, target = tmp_path / "w1.sqlite", tmp_path / "w2.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.execute("INSERT INTO t VALUES (1, 'a')")
+    conn.close()
+    urls = [f"sqlite:///{source}", f"sqlite:///{target}"]
+    subprocess.run(
+        [sys.executable, "-m", "parity", "copy", *urls], check=True, capture_output=True, timeout=120
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parity", "sync", *urls, "--watch", "0.2", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    first = json.loads(process.stdout.readline())
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert (
+        first["ok"] is True and first["verified"] is True and [t["table"] for t in first["tables"]] == ["t"]
+    )
