@@ -56,7 +56,7 @@ from parity.errors import ConfigError, DataError, ParityError, not_found
 from parity.job import Job, aggregate_row, select_columns, where_clause
 from parity.log import logger
 from parity.remap import IdMaps, RemapSpec, RemapWriter, fix_late_references
-from parity.schema.apply import existing_targets
+from parity.schema.apply import existing_targets, taken_names
 from parity.schema.model import ForeignKey, Index, Table
 from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
@@ -346,6 +346,7 @@ def _prepare_schema(
         job.names(),
         defer_keys=keys_later if apply else (),
         assigned=assigned,
+        taken=taken_names(job),
     )
     if plan.problems:
         raise DataError("the target cannot hold the source's values: " + "; ".join(plan.problems))

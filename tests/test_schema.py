@@ -781,3 +781,28 @@ def test_an_index_on_a_long_varchar_is_made_by_a_prefix_too(make_db: Callable[[s
         ("k_code_name", "name"): 748,
         ("ft_body", "body"): 768,
     }, lengths
+
+
+def test_an_index_name_another_table_of_the_schema_holds_is_not_taken(
+    sqlite_db: Database, pg_db: Database
+) -> None:
+    """PostgreSQL's index names are the schema's: an index of the source named as another table's index
+    in the target failed the apply ("relation already exists"), and a copy left the table without its
+    key on every run (the audit). The name the target holds is not taken."""
+    sqlite_db.sql(
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, v INTEGER)",
+        "CREATE INDEX ix_child_v ON child (v)",
+        "INSERT INTO child VALUES (1, 10)",
+    )
+    pg_db.sql(
+        "CREATE TABLE old_child (id INTEGER PRIMARY KEY, v INTEGER)",
+        "CREATE INDEX ix_child_v ON old_child (v)",
+    )
+    job = build(sqlite_db, pg_db)
+    try:
+        result = copy(job)
+    finally:
+        job.close()
+    assert result.ok, result
+    (child,) = pg_db.reflect("child")
+    assert child.primary_key == ("id",) and [i.columns for i in child.indexes] == [("v",)]

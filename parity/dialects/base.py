@@ -679,6 +679,11 @@ class Dialect:
         ``charsets``: the columns' character sets (``column_charsets``)."""
         return None
 
+    def taken_names(self, conn: Connection, schema: str | None) -> set[str]:
+        """The names in the schema that a new index or constraint may not take, where the database
+        keeps them per schema, not per table (PostgreSQL's indexes are relations; MySQL's FK names)."""
+        return set()
+
     def estimated_rows(self, conn: Connection, table: str, schema: str | None) -> int | None:
         """The table's row count as the database's statistics hold it (no scan), or None where it has
         none; it may be stale."""

@@ -289,6 +289,15 @@ class MySQL(Dialect):
         needs = sa.or_(*(c.regexp_match(_ESCAPED_CHARACTER) for c in strings))
         return sa.func.if_(needs, escaped_line, line)
 
+    def taken_names(self, conn: Connection, schema: str | None) -> set[str]:
+        view = sa.table(
+            "referential_constraints", sa.column("constraint_schema"), sa.column("constraint_name"),
+            schema="information_schema",
+        )  # fmt: skip
+        database = sa.literal(schema) if schema else sa.func.database()
+        query = sa.select(view.c.constraint_name).where(view.c.constraint_schema == database)
+        return {row[0] for row in conn.execute(query)}
+
     def estimated_rows(self, conn: Connection, table: str, schema: str | None) -> int | None:
         tables = _information_schema("tables", "table_rows")
         rows = conn.execute(sa.select(tables.c.table_rows).where(*_of_table(tables, table, schema))).scalar()

@@ -129,6 +129,17 @@ class PostgreSQL(Dialect):
 
     _CAST = re.compile(r"::[a-z_ ]+(\[\])?(\(\d+(,\d+)?\))?$", re.IGNORECASE)
 
+    def taken_names(self, conn: Connection, schema: str | None) -> set[str]:
+        classes = sa.table("pg_class", sa.column("relname"), sa.column("relnamespace"), schema="pg_catalog")
+        spaces = sa.table("pg_namespace", sa.column("oid"), sa.column("nspname"), schema="pg_catalog")
+        space = sa.literal(schema) if schema else sa.func.current_schema()
+        query = (
+            sa.select(classes.c.relname)
+            .select_from(classes.join(spaces, spaces.c.oid == classes.c.relnamespace))
+            .where(spaces.c.nspname == space)
+        )
+        return {row[0] for row in conn.execute(query)}
+
     def estimated_rows(self, conn: Connection, table: str, schema: str | None) -> int | None:
         classes = sa.table(
             "pg_class", sa.column("relname"), sa.column("relnamespace"), sa.column("reltuples"),

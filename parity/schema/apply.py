@@ -49,7 +49,14 @@ def schema_plan(job: Job) -> SchemaPlan:
         schema=target.schema,
         names=job.names(),
         missing_keys=True,
+        taken=taken_names(job),
     )
+
+
+def taken_names(job: Job) -> set[str]:
+    """The names in the target's schema a new index or constraint may not take (``Dialect.taken_names``)."""
+    with job.target.connect() as conn:
+        return job.target.dialect.taken_names(conn, job.target.schema)
 
 
 def _no_view_in_place(job: Job, missing: Sequence[str]) -> None:

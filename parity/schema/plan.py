@@ -102,6 +102,7 @@ def plan_schema(
     defer_keys: Collection[str] = (),
     assigned: Collection[str] = (),
     missing_keys: bool = False,
+    taken: Collection[str] = (),
 ) -> SchemaPlan:
     """Plan DDL for the source tables into a target whose existing tables (by target name) are given.
 
@@ -111,13 +112,14 @@ def plan_schema(
     Where the target adds FKs after the rows (``Dialect.DEFERS_FOREIGN_KEYS``), those of these tables
     are such steps too, each after a "check foreign key" step: a query for a row that references none.
 
-    ``missing_keys``: name in warnings the source's indexes, unique keys and FKs that an existing
+    ``taken``: names in the target's schema that a new index or constraint may not take
+    (``Dialect.taken_names``). ``missing_keys``: name in warnings the source's indexes, unique keys and FKs that an existing
     table lacks (``parity schema``; a copy adds the ones it deferred itself at its end).
 
     Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
     """
     names = {t.name: (names or {}).get(t.name, t.name) for t in source}
-    ctx = _Context(dialect, sa_dialect, schema, names, existing, assigned=assigned)
+    ctx = _Context(dialect, sa_dialect, schema, names, existing, assigned=assigned, used_names=set(taken))
     if dialect.DEFERS_KEYS and defer_keys:
         ctx.defer_keys = {t.name for t in source if names[t.name] not in existing} & set(defer_keys)
     if dialect.DEFERS_FOREIGN_KEYS and defer_keys:
