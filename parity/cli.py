@@ -549,8 +549,8 @@ def _watch(once: Callable[[], Any], seconds: float, as_json: bool = False) -> No
                 else:
                     out.print(f"{stamp} sync: {said}; {state}")
                     for t in tables:  # (the refused rows' reasons, as a single sync prints them)
-                        for error in t.errors[:3]:
-                            out.print(f"  [red]{t.target}:[/] {_escaped(error.removeprefix(f'{t.target} '))}")
+                        for line in _refused_lines(t):
+                            out.print(f"  {line}")
                 code = 0 if result.ok else 2 if counts["failed"] or failed else 1
             time.sleep(seconds)
     except KeyboardInterrupt:
@@ -627,6 +627,15 @@ def fix_cmd(
         sys.exit(1)
 
 
+def _refused_lines(t: Any) -> list[str]:
+    """A synced table's first three refused rows, each with its reason, and how many more: an error
+    names its table first (for --json), not twice here."""
+    lines = [f"[red]{t.target}:[/] {_escaped(e.removeprefix(f'{t.target} '))}" for e in t.errors[:3]]
+    if len(t.errors) > 3:
+        lines.append(f"[red]{t.target}:[/] and {len(t.errors) - 3:,} more (--json lists every one)")
+    return lines
+
+
 def render_sync_summary(result: Any, dry_run: bool) -> None:
     console = err if dry_run else out
     title = "sync plan (dry run: nothing was changed)" if dry_run else "sync summary"
@@ -647,10 +656,8 @@ def render_sync_summary(result: Any, dry_run: bool) -> None:
     for t in result.tables:
         if t.error:
             console.print(f"[red]{t.target}: failed:[/] {_escaped(t.error)}")
-        for error in t.errors[:3]:  # (an error names its table first, for --json: not twice here)
-            console.print(f"[red]{t.target}:[/] {_escaped(error.removeprefix(f'{t.target} '))}")
-        if len(t.errors) > 3:
-            console.print(f"[red]{t.target}:[/] and {len(t.errors) - 3:,} more (--json lists every one)")
+        for line in _refused_lines(t):
+            console.print(line)
     for note in result.notes:
         console.print(note)
     unsynced = sum(1 for t in result.tables if t.error)
