@@ -911,10 +911,9 @@ def test_soft_delete_into_a_table_without_the_column_is_one_line(
     assert pg_db.query("SELECT COUNT(*) FROM b") == [(0,)]
 
 
-def test_sync_watch_syncs_again_until_stopped(tmp_path: Path) -> None:
-    """scsc-mysql-sync's users run a continuous one-way sync (auto_sync.py): `sync --watch SECONDS` syncs
-    again and again, a line a run, until Ctrl-C; the exit code is the last run's."""
-    source, target = tmp_path / "w1.sqlite", tmp_path / "w2.sqlite"
+def _watching(source: Path, target: Path, *options: str) -> subprocess.Popen[str]:
+    """A one-row SQLite table copied from ``source`` to ``target``, and `parity sync --watch 0.2` of the
+    two running in a process of its own (a signal to it is Ctrl-C)."""
     with sqlite3.connect(source) as conn:
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
         conn.execute("INSERT INTO t VALUES (1, 'a')")
@@ -924,10 +923,17 @@ def test_sync_watch_syncs_again_until_stopped(tmp_path: Path) -> None:
         [sys.executable, "-m", "parity", "copy", *urls], check=False, capture_output=True, timeout=120
     )
     assert done.returncode == 0, done
-    process = subprocess.Popen(
-        [sys.executable, "-m", "parity", "sync", *urls, "--watch", "0.2"],
+    return subprocess.Popen(
+        [sys.executable, "-m", "parity", "sync", *urls, "--watch", "0.2", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+def test_sync_watch_syncs_again_until_stopped(tmp_path: Path) -> None:
+    """scsc-mysql-sync's users run a continuous one-way sync (auto_sync.py): `sync --watch SECONDS` syncs
+    again and again, a line a run, until Ctrl-C; the exit code is the last run's."""
+    source, target = tmp_path / "w1.sqlite", tmp_path / "w2.sqlite"
+    process = _watching(source, target)
     assert process.stdout is not None
     first = process.stdout.readline()
     assert "sync: 0 inserted, 0 updated, 0 deleted, 0 failed; identical" in first, first
@@ -968,19 +974,7 @@ def test_sync_summary_names_refused_rows_once_and_counts_the_rest(
 
 def test_sync_watch_json_is_a_json_object_a_run(tmp_path: Path) -> None:
     """`sync --watch --json` printed the text lines, the --json left unsaid (the audit)."""
-    source, target = tmp_path / "w1.sqlite", tmp_path / "w2.sqlite"
-    with sqlite3.connect(source) as conn:
-        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-        conn.execute("INSERT INTO t VALUES (1, 'a')")
-    conn.close()
-    urls = [f"sqlite:///{source}", f"sqlite:///{target}"]
-    subprocess.run(
-        [sys.executable, "-m", "parity", "copy", *urls], check=True, capture_output=True, timeout=120
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "parity", "sync", *urls, "--watch", "0.2", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = _watching(tmp_path / "w1.sqlite", tmp_path / "w2.sqlite", "--json")
     assert process.stdout is not None
     first = json.loads(process.stdout.readline())
     process.send_signal(signal.SIGINT)
