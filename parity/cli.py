@@ -417,13 +417,11 @@ def render_copy_summary(result: Any) -> None:
 @_job_options
 @click.option("-k", "--key", help="Key column(s), comma-separated, for tables without a primary key.")
 @click.option("--dry-run", is_flag=True, help="Print the SQL that would run, and the counts; change nothing.")
-@click.option("--delete", "extra", flag_value="delete", help="Delete target rows the source does not have.")
+@click.option("--delete", "delete", is_flag=True, help="Delete target rows the source does not have.")
 @click.option(
     "--soft-delete", "soft_delete", metavar="COLUMN", help="Mark extra target rows in this column instead."
 )
-@click.option(
-    "--keep-extra", "extra", flag_value="keep", default=True, help="Leave extra target rows alone (default)."
-)
+@click.option("--keep-extra", is_flag=True, help="Leave extra target rows alone (default).")
 @click.option("--batch-size", type=click.IntRange(1), help="Rows per transaction when applying.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Concurrent queries per side while comparing.")
 @click.option("--no-fk-checks", is_flag=True, help="Switch FK checks off while applying (MySQL, SQLite).")
@@ -448,8 +446,9 @@ def render_copy_summary(result: Any) -> None:
 def sync_cmd(
     key: str | None,
     dry_run: bool,
-    extra: str,
+    delete: bool,
     soft_delete: str | None,
+    keep_extra: bool,
     batch_size: int | None,
     workers: int | None,
     no_fk_checks: bool,
@@ -462,12 +461,16 @@ def sync_cmd(
     """Make the target equal to the source: insert missing rows, update changed columns, then re-check."""
     from parity.sync import sync
 
-    if soft_delete is not None and (not soft_delete.strip() or extra == "delete"):
-        raise ConfigError(
-            "--soft-delete names the column that marks extra rows, and goes without --delete"
-            if soft_delete.strip()
-            else "--soft-delete '': give the column that marks extra rows"
-        )
+    if soft_delete is not None and not soft_delete.strip():
+        raise ConfigError("--soft-delete '': give the column that marks extra rows")
+    chosen = [
+        name
+        for name, on in (("--delete", delete), ("--soft-delete", soft_delete), ("--keep-extra", keep_extra))
+        if on
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} say different things of extra target rows: give one")
+    extra = "soft-delete" if soft_delete else "delete" if delete else "keep"
     if watch is not None and dry_run:
         raise click.UsageError("--watch syncs again and again; a --dry-run changes nothing to watch")
     job = _build_job(kw, {"key": key}, workers=workers)
@@ -480,7 +483,7 @@ def sync_cmd(
         return sync(
             job,
             dry_run=dry_run,
-            extra="soft-delete" if soft_delete else extra,  # type: ignore[arg-type]
+            extra=extra,  # type: ignore[arg-type]
             soft_delete_column=soft_delete,
             batch_size=batch_size,
             fk_checks=not no_fk_checks,

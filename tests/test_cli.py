@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -372,6 +373,22 @@ def test_an_empty_table_key_or_column_name_is_refused(
     result = parity(command, demo_db.url, target, *rest)
     assert_one_line_error(result)
     assert not Path(target.removeprefix("sqlite:///")).exists()  # (refused before it is opened)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [("--delete", "--keep-extra"), ("--keep-extra", "--delete"), ("--soft-delete", "gone", "--keep-extra")],
+)
+def test_sync_refuses_two_answers_for_extra_rows(
+    parity: Callable[..., Result], demo_db: Database, tmp_path: Path, flags: tuple[str, ...]
+) -> None:
+    """``--delete --keep-extra`` kept the rows and ``--keep-extra --delete`` deleted them: the last
+    one won, without a word (the audit)."""
+    target = tmp_path / "t.db"
+    shutil.copy(demo_db.url.removeprefix("sqlite:///"), target)
+    result = parity("sync", demo_db.url, f"sqlite:///{target}", "-t", "customers", *flags)
+    named = [flag for flag in flags if flag.startswith("--")]
+    assert_one_line_error(result, *named, "give one")
 
 
 def test_sync_rows_the_target_refuses_are_an_error_not_a_difference(
