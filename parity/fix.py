@@ -230,7 +230,9 @@ def _fix_table(
             (p.source if role == "source" else p.target).name
             for p in plan.keys
             if p.compare.kind is Kind.UUID
-            and (p.source if role == "source" else p.target).type.kind in STRING_KINDS
+            and (job.source if role == "source" else job.target).dialect.holds_uuid_as_text(
+                (p.source if role == "source" else p.target).type.kind
+            )
         }
         for role in ("source", "target")
     }
@@ -283,7 +285,13 @@ def _fix_table(
         if dst is not None and dst_key is not None:  # (a UUID held as text, a text with trailing spaces,
             held = uuid_keys["target"] | padded_keys["target"]  # SQLite's date held as text in a spelling
             target_key = {  # of its own: as the target holds it)
-                k: dst[k] if k in held else dst_key[k] if k in spelled and isinstance(dst_key[k], str) else v
+                k: dst_key[k]
+                if k in uuid_keys["target"] and isinstance(dst_key[k], str)  # (its text, in any column type)
+                else dst[k]
+                if k in held
+                else dst_key[k]
+                if k in spelled and isinstance(dst_key[k], str)
+                else v
                 for k, v in target_key.items()
             }
         if row.kind == "missing":

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity import bulk
+from parity.dialects.base import Dialect
 from parity.diff.idmap import UNMAPPED_TEXT, ThroughMap
 from parity.diff.result import RowDiff, TableDiff
 from parity.endpoint import Endpoint, blames_rows, driver_message, refuse_given_ids, switched
@@ -337,7 +338,9 @@ class Applier:
         return None if ctype is None else self.endpoint.dialect.key_spellings(ctype.kind)
 
     def _spelled(self, name: str, text: Any) -> Any:
-        return self._literal(name, text) if name in self.uuid_keys else sa.literal(text, sa.String())
+        if name in self.uuid_keys and self.types[name].kind is not Kind.UUID:
+            return self._literal(name, text)
+        return sa.literal(text, sa.String())  # (SQLite's UUID column holds text: as it is)
 
     def uuid_match(self, column: Any, value: Any) -> Any:
         """A UUID held as text in any spelling Python's ``uuid.UUID`` reads ('urn:uuid:...', any case,
@@ -556,11 +559,26 @@ class _Marked:
     present: list[dict[str, Any]] = field(default_factory=list)
     """The keys of those whose source rows are there (all but diff's extra rows): to unmark."""
     keys: set[tuple[str, ...]] = field(default_factory=set)
-    """Every marked row's key (``_key_text``): not marked again, so a dry run counts what a run does."""
+    """Every marked row's key (``text``): not marked again, so a dry run counts what a run does."""
+    uuids: frozenset[str] = frozenset()
+    """Key columns diff compares as UUIDs: held as text in any spelling ('urn:uuid:...', upper case),
+    each the UUID it reads as, as diff's keys are."""
+
+    def text(self, key: dict[str, Any]) -> tuple[str, ...]:
+        """A key's values as text, by column name: the same key, read by diff or straight from the
+        target (a key may hold other columns too)."""
+        return tuple(_uuid_text(key[c]) if c in self.uuids else str(key[c]) for c in sorted(self.columns))
 
     def holds(self, keys: set[tuple[str, ...]], key: dict[str, Any]) -> bool:
         """Whether ``key`` (a row's, by target column, maybe with other columns) is among ``keys``."""
-        return _key_text({c: key[c] for c in self.columns}) in keys
+        return self.text(key) in keys
+
+
+def _uuid_text(value: Any) -> str:
+    try:
+        return str(value if isinstance(value, UUID) else UUID(str(value).strip()))
+    except ValueError:
+        return str(value)
 
 
 def _marked(job: Job, found: TableDiff, column: str | None) -> _Marked:
@@ -582,14 +600,12 @@ def _marked(job: Job, found: TableDiff, column: str | None) -> _Marked:
     marker = side.sa_table.c[column]
     rows = side.run(side.rows([sa.not_(_unmarked(marker, plan.target.column(column).type.kind))]))
     names = [p.target.name for p in plan.keys]
-    extra = {_key_text(_target_row(d.key, d.names)) for d in found.differences if d.kind == "extra"}
+    marked = _Marked(names, uuids=frozenset(p.target.name for p in plan.keys if p.compare.kind is Kind.UUID))
+    extra = {marked.text(_target_row(d.key, d.names)) for d in found.differences if d.kind == "extra"}
     keys = [dict(zip(names, row[: len(names)], strict=True)) for row in rows]
-    return _Marked(names, [k for k in keys if _key_text(k) not in extra], {_key_text(k) for k in keys})
-
-
-def _key_text(key: dict[str, Any]) -> tuple[str, ...]:
-    """A key's values as text, by column name: the same key, read by diff or straight from the target."""
-    return tuple(str(key[k]) for k in sorted(key))
+    marked.present = [k for k in keys if marked.text(k) not in extra]
+    marked.keys = {marked.text(k) for k in keys}
+    return marked
 
 
 def _soft_delete_value(ctype: CanonicalType) -> Any:
@@ -857,7 +873,7 @@ def write_differences(
             plans[name].auto_updated = job.target.dialect.auto_updated(conn, name, job.target.schema)
     appliers = {name: Applier(job.target, targets[name], batch_size, dry_run) for name in order}
     for name in order:
-        appliers[name].uuid_keys = plans[name].uuid_keys()
+        appliers[name].uuid_keys = plans[name].uuid_keys(job.target.dialect)
         appliers[name].statements = statements  # (in the order they run: children's deletes first)
     outcomes = {name: TableSync(by_target[name].stats.table, name) for name in order}
     for name in order:  # before any write: every table can take its missing rows
@@ -987,13 +1003,13 @@ class _TableWork:
             return []
         return [first.names.get(k, k) for k in first.key]
 
-    def uuid_keys(self) -> set[str]:
+    def uuid_keys(self, dialect: Dialect) -> set[str]:
         """The target's key columns that hold UUIDs as text, which diff compared as UUIDs."""
         found: set[str] = set()
         for d in self.diff.differences:  # (an extra row's key may be the target's text as it is)
             for k, v in d.key.items():
                 name = d.names.get(k, k)
-                if isinstance(v, UUID) and self.table.column(name).type.kind in STRING_KINDS:
+                if isinstance(v, UUID) and dialect.holds_uuid_as_text(self.table.column(name).type.kind):
                     found.add(name)
         return found
 
@@ -1100,12 +1116,12 @@ def _apply(
         if work.soft_delete_column and revive:  # (a changed row marked deleted: unmarked by its UPDATE)
             column = work.soft_delete_column
             cleared = _not_deleted_value(applier.types[column])
-            back = {_key_text(k) for k in revive}
+            back = {marked.text(k) for k in revive}
             for row_key, values in changed:
                 if marked.holds(back, row_key):
                     values[column] = cleared
-            changing = {_key_text({c: row_key[c] for c in marked.columns}) for row_key, _ in changed}
-            revive = [k for k in revive if _key_text(k) not in changing]
+            changing = {marked.text(row_key) for row_key, _ in changed}
+            revive = [k for k in revive if marked.text(k) not in changing]
         outcome.inserted = run(applier.inserts(missing), work.refused.keep)
         if outcome.inserted and not dry_run:
             applier.advance_sequences(list(missing[0]))
@@ -1245,9 +1261,9 @@ class _MappedIds:
         if not column or not marked.present:
             return 0
         keys = [k for k in map(self.target_key, marked.present) if k is not None]
-        changed = {_key_text(_target_row(d.key, d.names)) for d in rows if d.kind == "changed"}
+        changed = {marked.text(_target_row(d.key, d.names)) for d in rows if d.kind == "changed"}
         done = run(self.applier.revivals(marked.columns, column, keys))
-        return max(0, done - sum(1 for k in marked.present if _key_text(k) in changed))
+        return max(0, done - sum(1 for k in marked.present if marked.text(k) in changed))
 
     def update(self, rows: list[Any], key: list[str], run: Callable[..., int], late: bool = False) -> int:
         """Changed rows, by their new IDs and with their references translated; one whose new

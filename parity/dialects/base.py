@@ -23,7 +23,7 @@ from sqlalchemy.types import UserDefinedType
 
 from parity.errors import ParityError
 from parity.schema.model import Column, Default, Table
-from parity.schema.types import CanonicalType, Kind, from_sqlalchemy
+from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalchemy
 from parity.values import BOOLEAN_TEXT
 
 if TYPE_CHECKING:
@@ -989,6 +989,14 @@ class Dialect:
     def text_slice(self, text: Any, start: int, length: int) -> sa.ColumnElement[Any]:
         """``length`` characters of a text from the ``start``-th (counted from 1)."""
         return sa.func.substr(text, start, length)
+
+    UUID_AS_TEXT: ClassVar[bool] = False
+    """Whether a column of kind UUID holds text, in whatever case and form was written (SQLite's)."""
+
+    def holds_uuid_as_text(self, kind: Kind) -> bool:
+        """Whether a column of this kind holds a UUID as text, where diff compares it as a UUID: sync,
+        fix and --record find its row in each spelling diff pairs with it (``values.uuid_spellings``)."""
+        return kind in STRING_KINDS or (kind is Kind.UUID and self.UUID_AS_TEXT)
 
     def uuid_digits(self, x: Any) -> sa.ColumnElement[Any]:
         """The hex digits of a UUID held as text in any spelling Python's ``uuid.UUID`` reads

@@ -71,6 +71,7 @@ class SQLite(Dialect):
         Kind.JSON: "JSON_TEXT",  # TEXT affinity: a column declared JSON has NUMERIC's, which made a JSON
     }  # number a REAL (15 digits) and JSON text '1.0' the number 1.0
     STORED_AS: ClassVar[dict[Kind, CanonicalType]] = {Kind.FLOAT: CanonicalType(Kind.DOUBLE)}
+    UUID_AS_TEXT = True
     MAX_DECIMAL_PRECISION = 1000
     MAX_DECIMAL_SCALE = 1000
     MAX_CHAR = 1_000_000

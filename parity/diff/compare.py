@@ -311,8 +311,10 @@ class RowComparer:
         # for JSON, where True == 1 and 1 == 1.0 must not pass
         self.plain = not any(p.compare.kind is Kind.JSON for p in plan.columns)
         self.names = {p.source.name: p.target.name for p in pairs if p.source.name != p.target.name}
-        self.held = [  # (the target's keys it may hold as text in a spelling of their own: SQLite's dates)
-            (i, p.target.name) for i, p in enumerate(plan.keys) if target.key_spellings(p.target.type.kind)
+        self.held = [  # (the target's keys it may hold as text in a spelling of their own: SQLite's dates
+            (i, p.target.name)  # and UUIDs)
+            for i, p in enumerate(plan.keys)
+            if target.key_spellings(kind := p.target.type.kind) or (kind is Kind.UUID and target.UUID_AS_TEXT)
         ]
 
     def decode(self, row: Sequence[Any], role: str) -> tuple[Any, ...]:

@@ -16,7 +16,7 @@ from parity.diff.result import RecordView, TableDiff, TableStats
 from parity.diff.sql import Side, charsets
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError, NotFound
-from parity.schema.types import INTEGER_KINDS, STRING_KINDS, Kind
+from parity.schema.types import INTEGER_KINDS, Kind
 from parity.values import uuid_spellings
 
 _PARSERS: dict[Kind, Any] = {
@@ -67,7 +67,9 @@ def compare_record(plan: TablePlan, source: Endpoint, target: Endpoint, text: st
         conditions, loose = [], []
         for c, v in zip(side.key_columns, values, strict=True):
             column = side.sa_table.c[c.name]
-            if isinstance(v, uuid.UUID) and c.type.kind in STRING_KINDS:  # (each spelling diff pairs with it)
+            if isinstance(v, uuid.UUID) and endpoint.dialect.holds_uuid_as_text(
+                c.type.kind
+            ):  # (each spelling
                 conditions.append(column.in_([bound(t) for t in uuid_spellings(v)]))
                 loose.append(endpoint.dialect.uuid_digits(column) == bound(v.hex))
             else:
@@ -76,7 +78,7 @@ def compare_record(plan: TablePlan, source: Endpoint, target: Endpoint, text: st
         found = side.run(side.rows(conditions))
         stats.queries += 1
         spelled = any(
-            isinstance(v, uuid.UUID) and c.type.kind in STRING_KINDS
+            isinstance(v, uuid.UUID) and endpoint.dialect.holds_uuid_as_text(c.type.kind)
             for c, v in zip(side.key_columns, values, strict=True)
         )
         if not found and spelled:  # (a spelling of its own: one read of the table)
