@@ -746,6 +746,8 @@ def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind], scales: Sequence[int
     columns = []
     for i, kind in enumerate(kinds):
         values = list(map(itemgetter(i), rows))
+        if kind in (Kind.VARCHAR, Kind.CHAR, Kind.TEXT) and any(type(v) is bytes for v in values):
+            raise NotText("a BLOB in a text column")  # (refused row by row, as values: no text of it)
         texts = _sqlite_column(values, kind)
         if texts is None:
             try:

@@ -2146,6 +2146,10 @@ class _ChunkRunner:
         for i, kind in enumerate(kinds):
             if kind is not None:
                 try:
+                    if kind in _TEXT_KINDS and self.checked_types and bytes in set(map(type, columns[i])):
+                        raise TypeError(
+                            "a BLOB in a text column"
+                        )  # (SQLite's: as _decoded_or_unreadable says)
                     columns[i] = list(map(decode_value, repeat(kind), columns[i]))
                 except DECODE_ERRORS:  # (a value the kind cannot take: its row is refused, not the table)
                     column = self.tp.target_columns[i]
@@ -2650,10 +2654,13 @@ def _held_as_integer(kind: Kind, target: Dialect) -> bool:
     return kind is Kind.BOOLEAN and target.INTEGER_BOOLEANS
 
 
+_TEXT_KINDS = frozenset({Kind.VARCHAR, Kind.CHAR, Kind.TEXT})
+
 _HELD_TYPES = {
     **dict.fromkeys(INTEGER_KINDS, frozenset({int, type(None)})),
     Kind.FLOAT: frozenset({float, int, type(None)}),
     Kind.DOUBLE: frozenset({float, int, type(None)}),
+    **dict.fromkeys(_TEXT_KINDS, frozenset({str, int, float, type(None)})),  # (a BLOB is no text)
 }
 """The Python types a native kind's values arrive as (``_ChunkRunner.checked_types``)."""
 
@@ -2663,6 +2670,8 @@ def _decoded_or_unreadable(kind: Kind, value: Any, column: str, named: Kind | No
         spelled = boolean_text(value)  # ('t' into an integer boolean column: 1)
         value = value if spelled is None else int(spelled)
     try:
+        if kind in _TEXT_KINDS and isinstance(value, bytes):  # (SQLite's BLOB in a text column: decoded
+            raise TypeError("a BLOB, not text")  # as UTF-8, it would be another value, which diff finds)
         return decode_value(kind, value)
     except DECODE_ERRORS as exc:
         shown = repr(duration_text(value)) if isinstance(value, timedelta) else repr(value)

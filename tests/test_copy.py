@@ -2417,6 +2417,31 @@ def test_sqlite_values_their_kind_cannot_take_are_rejected_not_changed(
         assert next(r for r in kept if r[0] == 2)[1] == 2.7
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "duckdb", "sqlite"])
+@pytest.mark.parametrize("rows", [3, 60_000])  # (60,000: read as text by a reader process)
+def test_a_sqlite_blob_in_a_text_column_is_rejected_not_changed(
+    make_db: Callable[[str], Database], target_name: str, rows: int, tmp_path: Path
+) -> None:
+    """A BLOB in an SQLite TEXT or untyped column arrived in PostgreSQL as the text '\\x41', in MariaDB
+    as "b'\\x00\\xff'" or decoded as UTF-8, each without a word, and diff then found the rows changed
+    (the audit). Into any other database such a row is rejected now; SQLite keeps it as it is."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE bl (id INTEGER PRIMARY KEY, v VARCHAR(20), notes)",
+        f"WITH RECURSIVE n(i) AS (SELECT 3 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})"
+        " INSERT INTO bl SELECT i, 'v' || i, 'n' || i FROM n",
+        "INSERT INTO bl VALUES (1, x'41', 'fine'), (2, 'ok', x'00ff')",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    table = copy_closed(job_for(source, target), rejects_file=str(rejects)).tables[0]
+    refused = [] if target_name == "sqlite" else [1, 2]
+    assert (table.rows_written, table.rejected) == (rows - len(refused), len(refused))
+    reasons = reasons_by_id(rejects) if refused else {}
+    assert sorted(reasons) == refused
+    assert all("a BLOB, not text" in why for why in reasons.values())
+    assert target.query("SELECT count(*) FROM bl WHERE id <= 2") == [(2 - len(refused),)]
+
+
 @pytest.mark.parametrize(
     ("source_name", "target_name"),
     [("sqlite", "postgresql"), ("sqlite", "mariadb"), ("sqlite", "duckdb"), ("postgresql", "duckdb")],

@@ -1120,7 +1120,9 @@ def test_fix_sync_and_record_find_uuid_keys_held_as_text_in_any_spelling(
 
     from parity.fix import fix
 
-    ids = [uuid.UUID(int=n * 2**100 + n + (0xABC << 40)) for n in (1, 2, 3)]  # (hex digits that are no number:
+    ids = [
+        uuid.UUID(int=n * 2**100 + n + (0xABC << 40)) for n in (1, 2, 3)
+    ]  # (hex digits that are no number:
     # SQLite gives a column declared UUID numeric affinity)
     source, target = make_db("postgresql"), make_db("sqlite")
     source.sql(
