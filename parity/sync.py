@@ -219,7 +219,15 @@ class Applier:
         went in as a JSON string: values neither side had, or that diff then found equal."""
         for column, given in row.items():
             ctype = self.types.get(column)
-            if given is None or ctype is None or ctype.kind not in _CHECKED_KINDS:
+            if given is None or ctype is None:
+                continue
+            if (
+                type(given) is bytes
+                and ctype.kind in STRING_KINDS
+                and not self.endpoint.dialect.ANY_VALUE_ANYWHERE  # (SQLite keeps it, as copy)
+            ):
+                return f"{column}: {given!r} is no {ctype.kind.value} (a BLOB, not text)"
+            if ctype.kind not in _CHECKED_KINDS:
                 continue
             if ctype.kind is Kind.BOOLEAN and self.endpoint.dialect.INTEGER_BOOLEANS:
                 continue  # (MySQL's and SQLite's booleans hold any integer: 2 arrives as it is)

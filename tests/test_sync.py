@@ -336,6 +336,23 @@ def test_text_in_an_sqlite_real_column_is_a_difference_and_a_refused_row(
     ]
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_an_sqlite_blob_in_a_text_column_is_a_refused_row(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """sync wrote an SQLite BLOB in a TEXT column into PostgreSQL as the text '\\x41' (copy rejects
+    such a row): it is refused now, with its key and column."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql("CREATE TABLE bt (id INTEGER PRIMARY KEY, t TEXT)", "INSERT INTO bt VALUES (1, 'a')")
+    assert copy(job_for(source, target, tables=["bt"])).ok
+    source.sql("INSERT INTO bt VALUES (2, x'41')", "UPDATE bt SET t = x'00ff' WHERE id = 1")
+    result = sync(job_for(source, target, tables=["bt"]))
+    assert result.tables[0].failed == 2 and not result.verified
+    reasons = sorted(result.tables[0].errors)
+    assert all("a BLOB, not text" in why for why in reasons) and len(reasons) == 2, reasons
+    assert target.query("SELECT id, t FROM bt ORDER BY id") == [(1, "a")]
+
+
 @pytest.mark.parametrize("target_name", ["sqlite", "postgresql", "mariadb"])
 def test_dry_run_changes_nothing_and_prints_runnable_sql(
     make_db: Callable[[str], Database], target_name: str
