@@ -110,6 +110,9 @@ def _build_job(kw: dict[str, Any], table_options: dict[str, Any] | None = None, 
         log.configure(built.config.log_level, _State.log_file or built.config.log_file)
     for name, pattern in built.left_out():
         _warn(f"table '{name}' is named, and the exclude pattern '{pattern}' leaves it out")
+    built.selected()
+    for name, outer in built.folded:
+        _warn(f"table '{name}' is a partition or child of '{outer}': its rows go with that table's")
     return built
 
 

@@ -33,6 +33,9 @@ class Job:
 
     _selected: list[cfg.TableConfig] | None = field(default=None, repr=False)
 
+    folded: list[tuple[str, str]] = field(default_factory=list)
+    """Tables left out of the selection as a selected table's read holds their rows, each with it."""
+
     def selected(self) -> list[cfg.TableConfig]:
         """Per-table settings for every selected source table, in the order given or sorted."""
         if self._selected is None:
@@ -46,12 +49,37 @@ class Job:
                 self.source.redacted(),
                 views=lambda: rf.view_names(self.source),
             )
+            names = self._outer(names, explicit)
             listed = {t.name for t in self.config.tables}
             self._selected = [
                 self.config.table(n) if n in listed else cfg.TableConfig(name=n, **self.table_options)
                 for n in names
             ]
         return self._selected
+
+    def _outer(self, names: list[str], explicit: list[str]) -> list[str]:
+        """The selected tables less those a selected table's read includes already (PostgreSQL's
+        partitions and INHERITS children, whose rows their parent's read holds: each was copied and
+        compared twice, once in its parent); named beside such a table, a table is an error."""
+        inner = rf.inner_tables(self.source)
+        if not inner:
+            return names
+        chosen, kept = set(names), []
+        for name in names:
+            outer, seen = inner.get(name), {name}
+            while outer is not None and outer not in chosen and outer not in seen:
+                seen.add(outer)
+                outer = inner.get(outer)
+            if outer is None or outer not in chosen:
+                kept.append(name)
+            elif name in explicit:
+                raise ConfigError(
+                    f"table '{name}' is a partition or child of '{outer}', whose rows include its:"
+                    " select one of them"
+                )
+            else:
+                self.folded.append((name, outer))
+        return kept
 
     def left_out(self) -> list[tuple[str, str]]:
         """The tables named (``-t``, ``tables:``) that an exclude pattern leaves out, each with the

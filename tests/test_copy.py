@@ -2417,6 +2417,61 @@ def test_sqlite_values_their_kind_cannot_take_are_rejected_not_changed(
         assert next(r for r in kept if r[0] == 2)[1] == 2.7
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "sqlite"])  # (DuckDB has no identity columns)
+def test_a_bigint_unsigned_auto_increment_id_stays_an_identity(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """MySQL's BIGINT UNSIGNED AUTO_INCREMENT (Laravel's id()) became a NUMERIC(20,0) with no identity,
+    and the application's next insert failed on a NULL id (the audit). It is a BIGINT identity now,
+    and the FK columns that reference it BIGINT too (PostgreSQL refuses an FK from NUMERIC to BIGINT)."""
+    source, target = make_db("mariadb"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE users (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, email VARCHAR(50))",
+        "CREATE TABLE posts (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, user_id BIGINT UNSIGNED,"
+        " hits BIGINT UNSIGNED, FOREIGN KEY (user_id) REFERENCES users (id))",
+        "INSERT INTO users (email) VALUES ('a'), ('b')",
+        "INSERT INTO posts (user_id, hits) VALUES (1, 18446744073709551615), (2, 0)",
+    )
+    result = copy_closed(job_for(source, target))
+    assert result.ok, result
+    target.sql("INSERT INTO users (email) VALUES ('c')")
+    assert target.query("SELECT id, email FROM users ORDER BY id") == [(1, "a"), (2, "b"), (3, "c")]
+    assert [int(h) for (h,) in target.query("SELECT hits FROM posts ORDER BY id")] == [2**64 - 1, 0]
+    assert diff(job_for(source, target, tables=["posts"])).identical
+
+
+@pytest.mark.parametrize("target_name", ["sqlite", "mariadb"])
+def test_partitions_and_child_tables_go_with_their_parent_once(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A partitioned PostgreSQL table and its partitions were each copied: the parent's read holds the
+    partitions' rows, so the target had every row twice, and an INHERITS parent had its child's rows
+    beside the child's own table (the audit). The parent goes alone now; named beside it, a partition
+    is an error; named alone, it goes alone."""
+    from parity.errors import ConfigError
+
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE ev (id INTEGER, at DATE NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)",
+        "CREATE TABLE ev_2023 PARTITION OF ev FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')",
+        "CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+        "INSERT INTO ev VALUES (1, '2023-05-01'), (2, '2024-05-01')",
+        "CREATE TABLE base (id INTEGER PRIMARY KEY, v TEXT)",
+        "CREATE TABLE sub (extra INTEGER) INHERITS (base)",
+        "INSERT INTO base VALUES (1, 'base')",
+        "INSERT INTO sub VALUES (2, 'sub', 9)",
+    )
+    job = job_for(source, target)
+    result = copy_closed(job)
+    assert sorted(t.table for t in result.tables) == ["base", "ev"]
+    assert sorted(job.folded) == [("ev_2023", "ev"), ("ev_2024", "ev"), ("sub", "base")]
+    assert target.query("SELECT count(*) FROM ev") == [(2,)]
+    assert target.query("SELECT id, v FROM base ORDER BY id") == [(1, "base"), (2, "sub")]
+    with pytest.raises(ConfigError, match="'ev_2024' is a partition or child of 'ev'"):
+        job_for(source, target, tables=["ev", "ev_2024"]).selected()
+    assert [t.name for t in job_for(source, target, tables=["ev_2024"]).selected()] == ["ev_2024"]
+
+
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "duckdb", "sqlite"])
 @pytest.mark.parametrize("rows", [3, 60_000])  # (60,000: read as text by a reader process)
 def test_a_sqlite_blob_in_a_text_column_is_rejected_not_changed(

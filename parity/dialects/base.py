@@ -619,6 +619,11 @@ class Dialect:
     def table_names(self, conn: Connection, schema: str | None) -> list[str]:
         return inspector(conn).get_table_names(schema=schema)
 
+    def inner_tables(self, conn: Connection, schema: str | None) -> dict[str, str]:
+        """Tables whose rows a read of another table of the schema includes, each with that table:
+        PostgreSQL's partitions and child tables (``INHERITS``), with their parents."""
+        return {}
+
     def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
         """Columns in SQLAlchemy Inspector form (name, type, nullable, default, autoincrement ...)."""
         return [dict(x) for x in inspector(conn).get_columns(table, schema=schema)]

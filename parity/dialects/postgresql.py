@@ -266,6 +266,19 @@ class PostgreSQL(Dialect):
         for name, base in loaders.items():
             adapters.register_loader(name, _or_text(base))
 
+    def inner_tables(self, conn: Connection, schema: str | None) -> dict[str, str]:
+        rows = conn.execute(
+            sa.text(
+                "SELECT c.relname, p.relname FROM pg_catalog.pg_inherits i"
+                " JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+                " JOIN pg_catalog.pg_class p ON p.oid = i.inhparent"
+                " WHERE c.relnamespace = p.relnamespace AND c.relnamespace ="
+                " (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = coalesce(:schema, current_schema()))"
+            ),
+            {"schema": schema},
+        )
+        return {child: parent for child, parent in rows}
+
     def hash60(self, text: Any) -> sa.ColumnElement[Any]:
         # the first 8 bytes of the digest in hex, cast to BIT(60): its first 15 hex digits, as elsewhere
         # (hex of 8 bytes instead of 32 costs PostgreSQL a tenth less of a whole row checksum)

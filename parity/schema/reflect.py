@@ -6,6 +6,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from parity.dialects.base import inspecting
 from parity.endpoint import Endpoint, driver_message
 from parity.errors import NotFound, ParityError, SchemaError, not_found
 from parity.schema.model import Check, Column, ForeignKey, Generated, Index, Table
-from parity.schema.types import STRING_KINDS, CanonicalType, Kind
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 
 _TIMES = (Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
@@ -28,6 +29,13 @@ def table_names(endpoint: Endpoint) -> list[str]:
     with endpoint.connect() as conn:
         names = endpoint.dialect.table_names(conn, endpoint.schema)
     return sorted(n for n in names if not n.startswith(STATE_PREFIX))
+
+
+def inner_tables(endpoint: Endpoint) -> dict[str, str]:
+    """The endpoint's tables whose rows a read of another of its tables includes, each with that table
+    (``Dialect.inner_tables``)."""
+    with endpoint.connect() as conn:
+        return endpoint.dialect.inner_tables(conn, endpoint.schema)
 
 
 def view_names(endpoint: Endpoint) -> list[str]:
@@ -80,9 +88,44 @@ def reflect(
     overrides = overrides or {}
     try:
         with endpoint.connect() as conn, inspecting(conn):
-            return [_reflect_one(endpoint, conn, name, overrides.get(name, {})) for name in names]
+            tables = [_reflect_one(endpoint, conn, name, overrides.get(name, {})) for name in names]
+        return _as_referenced(tables, overrides)
     except sa.exc.DBAPIError as exc:
         raise ParityError(f"cannot read the schema of {endpoint.redacted()}: {driver_message(exc)}") from exc
+
+
+def _as_referenced(tables: list[Table], overrides: dict[str, dict[str, CanonicalType]]) -> list[Table]:
+    """A whole-number DECIMAL column that alone references an integer identity of these tables takes
+    its type (MySQL's BIGINT UNSIGNED is a DECIMAL(20) but where it is an AUTO_INCREMENT id, which is
+    made a BIGINT identity: the FK between the two types was refused, after every row was copied)."""
+    by_name = {t.name: t for t in tables}
+    out = []
+    for table in tables:
+        changed: dict[str, CanonicalType] = {}
+        for fk in table.foreign_keys:
+            parent = by_name.get(fk.ref_table) if fk.ref_schema is None else None
+            if parent is None or len(fk.columns) != 1 or fk.columns[0] in overrides.get(table.name, {}):
+                continue
+            ref = next((c for c in parent.columns if c.name == fk.ref_columns[0]), None)
+            col = next((c for c in table.columns if c.name == fk.columns[0]), None)
+            if (
+                ref is not None
+                and col is not None
+                and ref.identity
+                and ref.type.kind in INTEGER_KINDS
+                and col.type.kind is Kind.DECIMAL
+                and col.type.scale == 0
+            ):
+                changed[col.name] = ref.type
+        if changed:
+            columns = tuple(
+                replace(c, type=changed[c.name]) if c.name in changed else c for c in table.columns
+            )
+            notes = tuple(f"{table.name}.{n}: {changed[n]}, as the id it references" for n in changed)
+            out.append(replace(table, columns=columns, notes=table.notes + notes))
+        else:
+            out.append(table)
+    return out
 
 
 def _reflect_one(
@@ -108,6 +151,13 @@ def _reflect_one(
             native is None or native.kind not in STRING_KINDS or isinstance(info["type"], sa.Enum)
         )  # (an enum is no text to text functions: PostgreSQL has no octet_length() of one)
         identity = dialect.is_identity(info, pk)
+        if identity and ctype.kind is Kind.DECIMAL and ctype.scale == 0 and info["name"] not in overrides:
+            ctype = CanonicalType(Kind.BIGINT)  # (MySQL's BIGINT UNSIGNED AUTO_INCREMENT: a DECIMAL(20) is
+            unsigned = " UNSIGNED" if getattr(info["type"], "unsigned", False) else ""
+            notes.append(  # no identity anywhere, and the target's new rows had no id)
+                f"{name}.{info['name']}: {info['type']!s}{unsigned}, an identity, made a BIGINT identity:"
+                " an id past 9223372036854775807 would be rejected"
+            )
         generated = _generated(info, conn.dialect.name)
         default_text = _default_text(info)
         at = _on_update(default_text or "")
