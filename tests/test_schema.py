@@ -692,6 +692,31 @@ def test_constraint_names_are_made_unique_where_the_target_needs_it(
     assert z2.primary_key == ("id",) and [u.columns for u in (*z2.uniques, *z2.indexes)] == [("code",)]
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "sqlite"])
+def test_an_index_named_as_a_table_takes_another_name(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """MariaDB names an FK's index after the column (`customer`), here the referenced table's name:
+    into PostgreSQL the CREATE INDEX failed ("relation already exists") after the rows were in, and
+    the table was left without its keys; SQLite refused the copy (the audit)."""
+    source, target = make_db("mariadb"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE customer (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer INTEGER,"
+        " FOREIGN KEY (customer) REFERENCES customer (id))",
+        "INSERT INTO customer VALUES (1)",
+        "INSERT INTO orders VALUES (1, 1)",
+    )
+    job = build(source, target)
+    try:
+        assert copy(job).ok
+    finally:
+        job.close()
+    (orders,) = target.reflect("orders")
+    assert orders.primary_key == ("id",) and [fk.ref_table for fk in orders.foreign_keys] == ["customer"]
+    assert [ix.columns for ix in orders.indexes] == [("customer",)]
+
+
 def test_an_existing_mariadb_year_column_is_no_place_for_other_integers(
     pg_db: Database, mariadb_db: Database
 ) -> None:

@@ -119,7 +119,10 @@ def plan_schema(
     Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
     """
     names = {t.name: (names or {}).get(t.name, t.name) for t in source}
-    ctx = _Context(dialect, sa_dialect, schema, names, existing, assigned=assigned, used_names=set(taken))
+    used = set(taken)
+    if not dialect.TABLE_SCOPED_INDEX_NAMES:  # (an index named as a table made here: MySQL names an FK's
+        used |= set(names.values()) | set(existing)  # index after the table it references)
+    ctx = _Context(dialect, sa_dialect, schema, names, existing, assigned=assigned, used_names=used)
     if dialect.DEFERS_KEYS and defer_keys:
         ctx.defer_keys = {t.name for t in source if names[t.name] not in existing} & set(defer_keys)
     if dialect.DEFERS_FOREIGN_KEYS and defer_keys:
