@@ -717,6 +717,39 @@ def test_an_index_named_as_a_table_takes_another_name(
     assert [ix.columns for ix in orders.indexes] == [("customer",)]
 
 
+def test_a_mysql_prefix_index_is_named_not_made_whole_where_the_target_has_none(
+    make_db: Callable[[str], Database],
+) -> None:
+    """MariaDB's `KEY ix_body (body(20))` became an index of whole values in PostgreSQL, which refused
+    a 6,400-character value after the rows were in: the copy failed, and the table had no keys (the
+    audit). It is named in a warning and left out there; into MariaDB it keeps its prefix."""
+    source, pg, maria = make_db("mariadb"), make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE doc (id INTEGER PRIMARY KEY, body TEXT, title VARCHAR(200),"
+        " KEY ix_body (body(20)), KEY ix_title (title(10)), KEY ix_both (id, title(12)))",
+        "INSERT INTO doc VALUES (1, REPEAT('x', 6400), 'a')",
+    )
+    for target in (pg, maria):
+        job = build(source, target)
+        try:
+            result = copy(job)
+        finally:
+            job.close()
+        assert result.ok, result
+    (made,) = pg.reflect("doc")
+    assert made.primary_key == ("id",) and made.indexes == ()
+    planned = plan(source, make_db("postgresql"))
+    assert sum("indexes the first characters of a column" in w for w in planned.warnings) == 3, (
+        planned.warnings
+    )
+    (kept,) = maria.reflect("doc")
+    assert sorted((ix.columns, ix.prefixes) for ix in kept.indexes) == [
+        (("body",), (20,)),
+        (("id", "title"), (None, 12)),
+        (("title",), (10,)),
+    ]
+
+
 def test_an_existing_mariadb_year_column_is_no_place_for_other_integers(
     pg_db: Database, mariadb_db: Database
 ) -> None:

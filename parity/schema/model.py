@@ -66,6 +66,8 @@ class Index:
     name: str | None
     columns: tuple[str, ...]
     unique: bool = False
+    prefixes: tuple[int | None, ...] = ()
+    """MySQL's prefix index: per column, the characters it indexes (``KEY (body(20))``), or None."""
 
 
 @dataclass(frozen=True)

@@ -474,7 +474,20 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             sql = _ddl(AddConstraint(key), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add key", sql))
     for ix in (*table.indexes, *prefixed):
+        given = {c: n for c, n in zip(ix.columns, ix.prefixes, strict=False) if n}
+        if given and ctx.sa_dialect.name not in ("mysql", "mariadb"):
+            shown = ", ".join(f"{c}({given[c]})" if c in given else c for c in ix.columns)
+            ctx.plan.warnings.append(
+                f"{table.name}: {'unique ' if ix.unique else ''}index {ix.name or ''} on ({shown}) indexes the"
+                f" first characters of a column, which {ctx.sa_dialect.name} cannot: not made (an index of"
+                " whole values would refuse long ones)"
+            )
+            continue
         prefixes = {} if ix.unique and _long_unique(ctx) else _text_prefixes(ctx, table, ix.columns)
+        if given:  # (MySQL into MySQL: the source's own prefixes, shorter where it needs them so)
+            prefixes = {c: min(n, prefixes.get(c, n)) for c, n in given.items()} | {
+                c: n for c, n in prefixes.items() if c not in given
+            }
         unique = ix.unique and not prefixes
         if ix.unique and prefixes:
             ctx.plan.warnings.append(

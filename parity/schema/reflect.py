@@ -274,7 +274,11 @@ def _indexes(
                 + (held if unique else "")
             )
             unique = False
-        out.append(Index(ix.get("name"), cols, unique))
+        lengths = next((options[k] for k in options if k.endswith("_length") and options[k]), None)
+        if isinstance(lengths, int):  # (one length for every column)
+            lengths = dict.fromkeys(cols, lengths)
+        prefixes = tuple((lengths or {}).get(c) for c in cols) if isinstance(lengths, dict) else ()
+        out.append(Index(ix.get("name"), cols, unique, prefixes if any(prefixes) else ()))
     return tuple(out)
 
 
