@@ -22,7 +22,7 @@ from parity.errors import NotFound, SchemaError
 from parity.schema.apply import schema_apply, schema_plan
 from parity.schema.model import Table
 from parity.schema.plan import SchemaPlan
-from parity.schema.types import parse
+from parity.schema.types import Kind, parse
 
 from .conftest import Database
 
@@ -748,6 +748,29 @@ def test_a_mysql_prefix_index_is_named_not_made_whole_where_the_target_has_none(
         (("id", "title"), (None, 12)),
         (("title",), (10,)),
     ]
+
+
+def test_a_unique_text_column_an_fk_references_is_a_key_column_in_mariadb(
+    sqlite_db: Database, mariadb_db: Database
+) -> None:
+    """An FK to a unique TEXT column that is no primary key: MariaDB kept the TEXT unique by a hash,
+    which no FK can reference (error 1822), and the copy failed after all its rows (the audit). The
+    referenced column is a VARCHAR key column there, as the FK column is."""
+    sqlite_db.sql(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, code TEXT UNIQUE)",
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, code TEXT REFERENCES parent (code))",
+        "INSERT INTO parent VALUES (1, 'a')",
+        "INSERT INTO child VALUES (1, 'a')",
+    )
+    job = build(sqlite_db, mariadb_db)
+    try:
+        assert copy(job).ok
+    finally:
+        job.close()
+    (child,) = mariadb_db.reflect("child")
+    assert [(fk.ref_table, fk.ref_columns) for fk in child.foreign_keys] == [("parent", ("code",))]
+    (parent,) = mariadb_db.reflect("parent")
+    assert parent.column("code").type.kind is Kind.VARCHAR
 
 
 def test_an_existing_mariadb_year_column_is_no_place_for_other_integers(

@@ -222,7 +222,17 @@ def _key_text_length(ctx: _Context, table: Table, col: Column) -> int | None:
     TEXT column of the primary key or of a foreign key (which MySQL indexes) is made instead."""
     if col.type.kind is not Kind.TEXT or not ctx.dialect.KEY_TEXT_CHARS:
         return None
-    keys = [k for k in (table.primary_key, *(fk.columns for fk in table.foreign_keys)) if col.name in k]
+    referenced = [  # (another table's FK references them: a key held unique, which the FK needs)
+        fk.ref_columns
+        for other in ctx.tables.values()
+        for fk in other.foreign_keys
+        if fk.ref_table == table.name and fk.ref_schema is None
+    ]
+    keys = [
+        k
+        for k in (table.primary_key, *(fk.columns for fk in table.foreign_keys), *referenced)
+        if col.name in k
+    ]
     lengths = []
     for key in keys:  # (the key's other columns take their bytes first; the text columns share the rest)
         types = [table.column(c).type for c in key]
