@@ -773,6 +773,34 @@ def test_a_unique_text_column_an_fk_references_is_a_key_column_in_mariadb(
     assert parent.column("code").type.kind is Kind.VARCHAR
 
 
+@pytest.mark.parametrize("target_name", ["mariadb", "postgresql"])
+def test_a_default_its_column_cannot_take_is_named_and_left_out(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """SQLite's DEFAULT 'now' (which it keeps as that text) became PostgreSQL's moment of the CREATE and
+    failed MariaDB's CREATE TABLE; CURRENT_TIMESTAMP on a TEXT column was dropped without a word;
+    PostgreSQL's 'NaN' and 'infinity' failed MariaDB's (the audit). Each is named and left out."""
+    sqlite_source, pg_source = make_db("sqlite"), make_db("postgresql")
+    sqlite_source.sql(
+        "CREATE TABLE d (id INTEGER PRIMARY KEY, c TEXT DEFAULT CURRENT_TIMESTAMP,"
+        " created DATETIME DEFAULT 'now', z DATETIME DEFAULT CURRENT_TIMESTAMP, n INTEGER DEFAULT 7)"
+    )
+    pg_source.sql(
+        "CREATE TABLE n (id INTEGER PRIMARY KEY, f FLOAT8 DEFAULT 'NaN', t TIMESTAMP DEFAULT 'infinity',"
+        " d DATE DEFAULT '2020-01-01', g FLOAT8 DEFAULT 1.5)"
+    )
+    target = make_db(target_name)
+    for source, table in ((sqlite_source, "d"), (pg_source, "n")):
+        applied = apply(source, target)
+        left = {w.split(":")[0] for w in applied.warnings if w.endswith("not carried over")}
+        assert left == ({"d.c", "d.created"} if table == "d" else {"n.f", "n.t"}), applied.warnings
+        (made,) = target.reflect(table)
+        kept = {c.name for c in made.columns if c.default is not None}
+        assert kept == ({"z", "n"} if table == "d" else {"d", "g"}), made.columns
+    target.sql("INSERT INTO d (id) VALUES (1)", "INSERT INTO n (id) VALUES (1)")
+    assert target.query("SELECT n, c, created FROM d") == [(7, None, None)]
+
+
 def test_an_existing_mariadb_year_column_is_no_place_for_other_integers(
     pg_db: Database, mariadb_db: Database
 ) -> None:

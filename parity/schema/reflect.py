@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,8 +17,9 @@ from sqlalchemy.engine import Connection
 from parity.dialects.base import inspecting
 from parity.endpoint import Endpoint, driver_message
 from parity.errors import NotFound, ParityError, SchemaError, not_found
-from parity.schema.model import Check, Column, ForeignKey, Generated, Index, Table
+from parity.schema.model import Check, Column, Default, ForeignKey, Generated, Index, Table
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
+from parity.values import DECODE_ERRORS, decode_value
 
 _TIMES = (Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
@@ -92,6 +95,30 @@ def reflect(
         return _as_referenced(tables, overrides)
     except sa.exc.DBAPIError as exc:
         raise ParityError(f"cannot read the schema of {endpoint.redacted()}: {driver_message(exc)}") from exc
+
+
+_MOMENTS = (Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+
+
+def _unfit_default(default: Default, ctype: CanonicalType) -> str | None:
+    """Why a default the column's kind cannot take is left out, or None: the current time of a text
+    column (MySQL takes none there, and another database would write it in its own form), a text that
+    is no time of a time column (SQLite keeps DEFAULT 'now' as that text; PostgreSQL took it for the
+    moment of the CREATE, MariaDB refused it, as MySQL's zero dates), a float default that is no
+    finite number (PostgreSQL's 'NaN')."""
+    kind = ctype.kind
+    if default.now:
+        return None if kind in _MOMENTS else f"is the current time, and the column is {kind.value}"
+    value = default.literal
+    if not isinstance(value, str) or kind not in (*_MOMENTS, Kind.FLOAT, Kind.DOUBLE, Kind.DECIMAL):
+        return None
+    try:
+        decoded = decode_value(kind, value)
+    except DECODE_ERRORS:
+        return f"is no {kind.value}"
+    if isinstance(decoded, float | Decimal) and not math.isfinite(decoded):
+        return f"is no finite {kind.value}"
+    return None
 
 
 def _as_referenced(tables: list[Table], overrides: dict[str, dict[str, CanonicalType]]) -> list[Table]:
@@ -172,6 +199,9 @@ def _reflect_one(
         default = None if identity or generated else dialect.parse_default(default_text)
         if default is None and default_text is not None and not (identity or generated):
             notes.append(f"{name}.{info['name']}: default {default_text} is not portable; not carried over")
+        elif default is not None and (why := _unfit_default(default, ctype)) is not None:
+            notes.append(f"{name}.{info['name']}: default {default_text} {why}; not carried over")
+            default = None
         columns.append(
             Column(
                 name=info["name"],
