@@ -186,6 +186,10 @@ class MySQL(Dialect):
     TABLE_SCOPED_INDEX_NAMES = True
     MAX_IDENTIFIER = 64
 
+    def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
+        # (AUTO_INCREMENT on a column that is no primary key of its own: `PRIMARY KEY (tenant, id)`)
+        return column.get("autoincrement") is True or super().is_identity(column, primary_key)
+
     def canonical_type(
         self, column: dict[str, Any], conn: Connection, table: str, schema: str | None
     ) -> CanonicalType | None:
