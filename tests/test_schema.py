@@ -872,6 +872,23 @@ def test_a_foreign_key_action_duckdb_does_not_take_is_left_out_and_named(
     assert [(fk.columns, fk.ref_table) for fk in pets.foreign_keys] == [(("owner_id",), "owners")]
 
 
+def test_on_delete_set_default_into_mariadb_is_named(pg_db: Database, mariadb_db: Database) -> None:
+    """InnoDB takes ON DELETE SET DEFAULT and makes the key RESTRICT: a delete the source allows was
+    refused, and the plan said nothing (the audit)."""
+    pg_db.sql(
+        "CREATE TABLE owners (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE pets (id INTEGER PRIMARY KEY,"
+        " owner_id INTEGER DEFAULT 0 REFERENCES owners (id) ON DELETE SET DEFAULT ON UPDATE CASCADE)",
+    )
+    applied = apply(pg_db, mariadb_db)
+    assert any(
+        w.startswith("pets: foreign key owner_id -> owners made without ON DELETE SET DEFAULT")
+        for w in applied.warnings
+    ), applied.warnings
+    (pets,) = mariadb_db.reflect("pets")
+    assert [(fk.ref_table, fk.onupdate) for fk in pets.foreign_keys] == [("owners", "CASCADE")]
+
+
 def test_an_index_on_text_is_made_by_a_prefix_where_keys_hold_no_text(
     pg_db: Database, mariadb_db: Database
 ) -> None:

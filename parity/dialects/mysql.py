@@ -184,6 +184,9 @@ class MySQL(Dialect):
     SIZED_BINARY = "VARBINARY({length})"
     STORES_TIME_ZONE = False
     TABLE_SCOPED_INDEX_NAMES = True
+    FK_ACTIONS = frozenset(
+        {"CASCADE", "SET NULL", "RESTRICT", "NO ACTION"}
+    )  # (InnoDB: SET DEFAULT is RESTRICT)
     MAX_IDENTIFIER = 64
 
     def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
