@@ -1889,16 +1889,20 @@ class _ChunkRunner:
         """The chunk's rows; ``as_text``: each as one line of COPY text (``Dialect.copy_line``)."""
         tp = self.tp
         table = _source_table(self.job, tp)
+        natives = {c.name: c.native_type for c in tp.source.columns}
+        dialect = self.job.source.dialect
         columns = [table.c[c] for c in tp.columns]
-        line = self.job.source.dialect.copy_line(columns, self.kinds, self.charsets) if as_text else None
+        texts = [
+            x if (own := dialect.own_text(x, natives[x.name])) is None else own.label(x.name) for x in columns
+        ]
+        line = dialect.copy_line(texts, self.kinds, self.charsets) if as_text else None
         # JSON as its text: a driver's parsed value loses JSON's null (to SQL's NULL) and long numbers;
         # a type taken as text (inet, interval ...) as its text, not its driver's Python object
         as_text_too = {c.name for c in tp.source.columns if c.read_as_text}
-        dialect = self.job.source.dialect
         selected: list[Any] = [
             sa.cast(c, sa.Text()).label(c.name)
             if t.kind is Kind.JSON
-            else dialect.output_text(c).label(c.name)
+            else dialect.output_text(c, natives[c.name]).label(c.name)
             if c.name in as_text_too
             else (dialect.read_leniently if self.lenient else dialect.read_checked)(c, t.kind)
             for c, t in zip(columns, tp.types, strict=True)

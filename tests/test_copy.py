@@ -2417,6 +2417,28 @@ def test_sqlite_values_their_kind_cannot_take_are_rejected_not_changed(
         assert next(r for r in kept if r[0] == 2)[1] == 2.7
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("rows", [2, 60_000])  # (60,000: read as lines of text)
+def test_mysql_spatial_columns_are_copied_and_compared_as_their_wkt(
+    make_db: Callable[[str], Database], target_name: str, rows: int
+) -> None:
+    """A MariaDB POINT or GEOMETRY column stopped copy and diff: "Illegal parameter data type point
+    for operation 'cast_as_char'" (the audit). Its values go as their text (WKT), which diff compares."""
+    source, target = make_db("mariadb"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE shop (id INTEGER PRIMARY KEY, loc POINT, g GEOMETRY)",
+        "INSERT INTO shop SELECT seq, POINT(seq, 2), NULL FROM seq_3_to_" + str(max(rows, 3)),
+        "INSERT INTO shop VALUES (1, POINT(1, 2), ST_GeomFromText('LINESTRING(0 0,1 1)')), (2, NULL, NULL)",
+    )
+    assert copy_closed(job_for(source, target)).ok
+    assert target.query("SELECT loc, g FROM shop WHERE id = 1") == [("POINT(1 2)", "LINESTRING(0 0,1 1)")]
+    job = job_for(source, target)
+    try:
+        assert diff(job).identical
+    finally:
+        job.close()
+
+
 @pytest.mark.parametrize("target_name", ["postgresql", "sqlite"])  # (DuckDB has no identity columns)
 def test_a_bigint_unsigned_auto_increment_id_stays_an_identity(
     make_db: Callable[[str], Database], target_name: str

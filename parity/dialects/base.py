@@ -1015,9 +1015,16 @@ class Dialect:
     """Whether ``text_json`` writes any JSON the database holds in jsonb's text (else the text it holds):
     copy then writes JSON into a database that hashes the text it holds in that form."""
 
-    def output_text(self, x: Any) -> sa.ColumnElement[Any]:
-        """A value of a type parity takes as text (``Column.read_as_text``) as the database writes it."""
-        return sa.cast(x, self.CAST_TEXT)
+    def output_text(self, x: Any, native: str = "") -> sa.ColumnElement[Any]:
+        """A value of a type parity takes as text (``Column.read_as_text``) as the database writes it;
+        ``native``: the column's own type (``Column.native_type``)."""
+        own = self.own_text(x, native)
+        return sa.cast(x, self.CAST_TEXT) if own is None else own
+
+    def own_text(self, x: Any, native: str) -> sa.ColumnElement[Any] | None:
+        """The text of a column of a type the database casts to no text (MySQL's spatial types: their
+        WKT), or None."""
+        return None
 
     def auto_updated(self, conn: Connection, table: str, schema: str | None) -> set[str]:
         """The table's columns the database sets itself when another column of the row changes

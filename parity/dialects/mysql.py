@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -64,8 +65,24 @@ class MySQL(Dialect):
 
     def columns(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
         """Inspector's, with the ``ON UPDATE`` of a column whose default is no CURRENT_TIMESTAMP, which
-        SQLAlchemy leaves out (the plan says it is not carried over, as it does beside that default)."""
-        found = [{**c, "name": _unticked(c["name"])} for c in super().columns(conn, table, schema)]
+        SQLAlchemy leaves out (the plan says it is not carried over, as it does beside that default),
+        and a spatial column's type by name (SQLAlchemy knows none: ``_Spatial``)."""
+        with warnings.catch_warnings():  # (a type SQLAlchemy does not know: named below, or in the plan)
+            warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+            found = [{**c, "name": _unticked(c["name"])} for c in super().columns(conn, table, schema)]
+        if any(isinstance(c["type"], sa.types.NullType) for c in found):
+            query = sa.text(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+                + ("DATABASE()" if schema is None else ":schema")
+                + " AND table_name = :table"
+            )
+            params = {"table": table, **({"schema": schema} if schema else {})}
+            spatial = {
+                str(n): str(t).upper() for n, t in conn.execute(query, params) if str(t).upper() in _SPATIAL
+            }
+            for column in found:
+                if isinstance(column["type"], sa.types.NullType) and column["name"] in spatial:
+                    column["type"] = _Spatial(spatial[column["name"]])
         updated = self._on_update(conn, table, schema)
         for column in found:
             extra = updated.get(column["name"], "")
@@ -188,6 +205,10 @@ class MySQL(Dialect):
         {"CASCADE", "SET NULL", "RESTRICT", "NO ACTION"}
     )  # (InnoDB: SET DEFAULT is RESTRICT)
     MAX_IDENTIFIER = 64
+
+    def own_text(self, x: Any, native: str) -> sa.ColumnElement[Any] | None:
+        # (a spatial value's text cast is refused: "Illegal parameter data type point")
+        return sa.func.ST_AsText(x) if native.upper() in _SPATIAL else None
 
     def is_identity(self, column: dict[str, Any], primary_key: tuple[str, ...]) -> bool:
         # (AUTO_INCREMENT on a column that is no primary key of its own: `PRIMARY KEY (tenant, id)`)
@@ -512,3 +533,22 @@ def _of_table(view: sa.TableClause, table: str, schema: str | None) -> list[sa.C
 
 _MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
 """MySQL's backslash escapes in a string literal that stand for another character (others: itself)."""
+
+
+_SPATIAL = frozenset(
+    {"GEOMETRY", "POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON"}
+    | {"GEOMETRYCOLLECTION", "GEOMCOLLECTION"}
+)
+"""MySQL's spatial types: read as their WKT text (``ST_AsText``), which a text column holds."""
+
+
+class _Spatial(sa.types.UserDefinedType):  # type: ignore[type-arg]
+    """A spatial column's type, by its name (SQLAlchemy reflects it as NullType, named 'NULL')."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.name

@@ -181,7 +181,7 @@ class PostgreSQL(Dialect):
             return self.text(sa.func.trim_scale(x))
         return super().text_decimal(x, declared, scale)
 
-    def output_text(self, x: Any) -> sa.ColumnElement[Any]:
+    def output_text(self, x: Any, native: str = "") -> sa.ColumnElement[Any]:
         # the type's output function, as COPY writes it: inet's text cast adds the netmask ('::1/128')
         return sa.case((x.is_(None), sa.null()), else_=sa.func.concat(x))  # (concat() of NULL is '')
 

@@ -185,7 +185,7 @@ class Side:
             column = self._column(pair)
             x: Any = self.sa_table.c[column.name]
             if column.read_as_text:  # (inet, interval ...: their text)
-                x = self.dialect.output_text(x)
+                x = self.dialect.output_text(x, column.native_type)
             x = self.dialect.compared(x, column)
             if parts:
                 parts.append(sa.literal(SEPARATOR))
@@ -278,11 +278,11 @@ class Side:
     def _rows(
         self, conditions: Sequence[Expr], hashed: bool, read: Callable[[Any, Kind], Any]
     ) -> sa.Select[Any]:
-        as_text = {c.name for c in [*self.key_columns, *self.columns] if c.read_as_text}
+        as_text = {c.name: c.native_type for c in [*self.key_columns, *self.columns] if c.read_as_text}
         selected = [
             self.dialect.text(x).label(x.name)
             if t.kind is Kind.JSON
-            else self.dialect.output_text(x).label(x.name)
+            else self.dialect.output_text(x, as_text[x.name]).label(x.name)
             if x.name in as_text
             else read(x, t.kind)
             for x, t in zip(self.read_columns, self.types, strict=True)
