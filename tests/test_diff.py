@@ -634,6 +634,27 @@ def test_a_where_is_run_as_written_colons_included(make_db: Any, target_name: st
     assert kinds(run(source, target, "w", table_options=options)) == {("changed", 3, ("a",))}
 
 
+@pytest.mark.parametrize("target_name", ["sqlite", "mariadb"])
+def test_postgresql_char_and_name_columns_are_compared_as_text(make_db: Any, target_name: str) -> None:
+    """A PostgreSQL "char" column copied fine, and diff then stopped: "operator is not unique: text ||
+    "char"" (the audit); a name column too."""
+    from parity.copy import copy
+
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        'CREATE TABLE ch (id INTEGER PRIMARY KEY, k "char", n NAME, v VARCHAR)',
+        "INSERT INTO ch VALUES (1, 'a', 'nm', 'x'), (2, NULL, NULL, NULL)",
+    )
+    job = jobs.build(source.url, target.url, source_schema=source.schema, target_schema=target.schema)
+    try:
+        assert copy(job).ok
+    finally:
+        job.close()
+    assert run(source, target, "ch").identical
+    target.sql("UPDATE ch SET k = 'b' WHERE id = 1")
+    assert kinds(run(source, target, "ch")) == {("changed", 1, ("k",))}
+
+
 def test_strings_in_a_latin1_column_hash_as_their_utf8_text(pg_db: Database, mariadb_db: Database) -> None:
     """A MariaDB column in latin1 holds 'é' as one byte; hashed as it is, every row with an accent
     would land in another bucket than its twin in PostgreSQL (reported missing and extra)."""

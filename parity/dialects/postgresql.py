@@ -13,7 +13,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 
 from parity.dialects.base import Dialect
-from parity.schema.types import Kind
+from parity.schema.model import Column
+from parity.schema.types import STRING_KINDS, Kind
 
 if TYPE_CHECKING:
     from parity.endpoint import Endpoint
@@ -180,6 +181,13 @@ class PostgreSQL(Dialect):
         if scale is None and declared is None:
             return self.text(sa.func.trim_scale(x))
         return super().text_decimal(x, declared, scale)
+
+    def compared(self, x: Any, column: Column) -> Any:
+        # a string type of no declared length may be one text's operators do not take ("char", name:
+        # "operator is not unique: text || "char""): as text, which costs a varchar nothing
+        if column.type.kind in STRING_KINDS and column.native_type == "VARCHAR":
+            return sa.cast(x, sa.Text())
+        return x
 
     def output_text(self, x: Any, native: str = "") -> sa.ColumnElement[Any]:
         # the type's output function, as COPY writes it: inet's text cast adds the netmask ('::1/128')
