@@ -834,6 +834,23 @@ def test_a_generated_id_that_is_no_primary_key_of_its_own_stays_generated_or_is_
     )
 
 
+def test_a_mariadb_check_written_on_its_column_is_kept(make_db: Callable[[str], Database]) -> None:
+    """MariaDB's `a INT CHECK (a > 0)` was dropped without a word, into MariaDB and elsewhere (the
+    audit): SQLAlchemy reads only the checks written on the table. It is kept into MariaDB, and named
+    among the checks not created elsewhere."""
+    source, maria, lite = make_db("mariadb"), make_db("mariadb"), make_db("sqlite")
+    source.sql(
+        "CREATE TABLE ck (id INTEGER PRIMARY KEY, a INTEGER CHECK (a > 0), b INTEGER, CONSTRAINT ck_b CHECK (b < 100))"
+    )
+    apply(source, maria)
+    maria.sql("INSERT INTO ck VALUES (1, 1, 1)")
+    for bad in ("(2, -1, 1)", "(3, 1, 200)"):
+        with pytest.raises(Exception, match="CONSTRAINT"):
+            maria.sql(f"INSERT INTO ck VALUES {bad}")
+    warned = [w for w in plan(source, lite).warnings if "CHECK constraints" in w]
+    assert len(warned) == 1 and "`a` > 0" in warned[0] and "`b` < 100" in warned[0], warned
+
+
 def test_an_existing_mariadb_year_column_is_no_place_for_other_integers(
     pg_db: Database, mariadb_db: Database
 ) -> None:

@@ -94,6 +94,25 @@ class MySQL(Dialect):
     def primary_key(self, conn: Connection, table: str, schema: str | None) -> tuple[str, ...]:
         return tuple(_unticked(c) for c in super().primary_key(conn, table, schema))
 
+    def check_constraints(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        """Inspector's, and MariaDB's CHECKs written on a column (`a INT CHECK (a > 0)`), which it
+        leaves out (they were dropped without a word): each is a check named as its column."""
+        found = super().check_constraints(conn, table, schema)
+        if not getattr(conn.dialect, "is_mariadb", False):
+            return found
+        query = sa.text(
+            "SELECT constraint_name, check_clause FROM information_schema.check_constraints WHERE"
+            + (" constraint_schema = DATABASE()" if schema is None else " constraint_schema = :schema")
+            + " AND table_name = :table AND level = 'Column'"
+        )
+        params = {"table": table, **({"schema": schema} if schema else {})}
+        named = {c.get("name") for c in found}
+        return found + [
+            {"name": str(name), "sqltext": str(text)}
+            for name, text in conn.execute(query, params)
+            if name not in named
+        ]
+
     def indexes(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
         return [
             {**ix, "name": _unticked(ix["name"]), "column_names": [_unticked(c) for c in ix["column_names"]]}
