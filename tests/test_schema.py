@@ -851,6 +851,21 @@ def test_a_mariadb_check_written_on_its_column_is_kept(make_db: Callable[[str], 
     assert len(warned) == 1 and "`a` > 0" in warned[0] and "`b` < 100" in warned[0], warned
 
 
+def test_a_sqlite_collation_left_behind_is_named(sqlite_db: Database, pg_db: Database) -> None:
+    """`email TEXT COLLATE NOCASE UNIQUE`: PostgreSQL's key then took 'A@x' beside 'a@X', which SQLite
+    refuses, and the plan said nothing (the audit)."""
+    sqlite_db.sql(
+        "CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT COLLATE NOCASE UNIQUE, name TEXT)",
+        "CREATE UNIQUE INDEX ux ON u (name COLLATE nocase)",
+        "CREATE TABLE plain (id INTEGER PRIMARY KEY, t TEXT COLLATE BINARY)",
+    )
+    warned = plan(sqlite_db, pg_db).warnings
+    assert [w for w in warned if "COLLATE" in w] == [
+        "u: COLLATE NOCASE is not carried over: in the target its text compares, sorts and is held unique"
+        " as written (a unique key may take 'a' beside 'A')"
+    ], warned
+
+
 def test_an_existing_mariadb_year_column_is_no_place_for_other_integers(
     pg_db: Database, mariadb_db: Database
 ) -> None:

@@ -619,6 +619,10 @@ class Dialect:
     def table_names(self, conn: Connection, schema: str | None) -> list[str]:
         return inspector(conn).get_table_names(schema=schema)
 
+    def table_notes(self, conn: Connection, table: str, schema: str | None) -> list[str]:
+        """What the schema of a table holds that parity does not carry over, for the plan's warnings."""
+        return []
+
     def inner_tables(self, conn: Connection, schema: str | None) -> dict[str, str]:
         """Tables whose rows a read of another table of the schema includes, each with that table:
         PostgreSQL's partitions and child tables (``INHERITS``), with their parents."""

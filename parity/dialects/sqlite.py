@@ -246,6 +246,17 @@ class SQLite(Dialect):
     def index_there(self, error: BaseException) -> bool:
         return str(error).startswith("index ") and str(error).endswith(" already exists")
 
+    def table_notes(self, conn: Connection, table: str, schema: str | None) -> list[str]:
+        prefix = f"{conn.dialect.identifier_preparer.quote(schema)}." if schema else ""
+        rows = conn.exec_driver_sql(f"SELECT sql FROM {prefix}sqlite_master WHERE tbl_name = ?", (table,))
+        texts = [str(sql) for (sql,) in rows if sql]
+        found = sorted({m.group(1).upper() for t in texts for m in _COLLATE.finditer(t)} - {"BINARY"})
+        return [
+            f"{table}: COLLATE {c} is not carried over: in the target its text compares, sorts and is held"
+            " unique as written (a unique key may take 'a' beside 'A')"
+            for c in found
+        ]
+
     def key_spellings(self, kind: Kind) -> Callable[[Any], list[str]] | None:
         return _day_spellings if kind is Kind.DATE else _moment_spellings if kind is Kind.TIMESTAMP else None
 
@@ -611,6 +622,9 @@ def _spelled(texts: list[str]) -> list[str]:
     """``UUID_SPELLINGS`` texts: the distinct ones, the first again in the places left."""
     texts = list(dict.fromkeys(texts))[:UUID_SPELLINGS]
     return texts + [texts[0]] * (UUID_SPELLINGS - len(texts))
+
+
+_COLLATE = re.compile(r"\bCOLLATE\s+[\"'`\[]?(\w+)", re.IGNORECASE)
 
 
 def _day_spellings(value: Any) -> list[str]:

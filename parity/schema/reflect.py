@@ -235,6 +235,7 @@ def _reflect_one(
         Check(c.get("name"), c["sqltext"], conn.dialect.name)
         for c in dialect.check_constraints(conn, name, schema)
     )
+    notes += dialect.table_notes(conn, name, schema)
     return Table(name, tuple(columns), schema, pk, uniques, indexes, fks, checks, tuple(notes))
 
 
