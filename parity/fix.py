@@ -145,6 +145,9 @@ def fix(
         run_id = latest_run(job.target, table)
     result = FixResult(run_id, apply)
     stored = read_run(job.target, table, run_id)
+    if job.config.tables or job.config.include or job.config.exclude:  # (-t, --include, --exclude: only
+        wanted = {t.name for t in job.selected()}  # those tables' discrepancies, never all the run's)
+        stored = {name: found for name, found in stored.items() if name in wanted}
     specs = {t.name: t for t in job.config.tables}
     planned: list[tuple[TableConfig, TablePlan, list[_Row]]] = []
     for name, found in stored.items():

@@ -1415,6 +1415,23 @@ def test_sync_reports_its_diff_s_progress(make_db: Callable[[str], Database]) ->
     assert reports and reports[-1].table == "items" and reports[-1].done == reports[-1].total == 500
 
 
+def test_fix_applies_only_the_tables_it_is_given(make_db: Callable[[str], Database]) -> None:
+    """``fix --run latest -t b`` changed table a too: every table of the run was applied, whatever
+    -t, --include or --exclude said (the audit)."""
+    from parity.fix import fix
+
+    source, target = make_db("sqlite"), make_db("sqlite")
+    for db, v in ((source, 1), (target, 2)):
+        db.sql(*(f"CREATE TABLE {t} (id INTEGER PRIMARY KEY, v INTEGER)" for t in ("a", "b", "a1")))
+        db.sql(*(f"INSERT INTO {t} VALUES (1, {v})" for t in ("a", "b", "a1")))
+    found = diff(job_for(source, target), output="_parity_discrepancies")
+    assert fix(job_for(source, target, tables=["b"]), found.run_id, apply=True).updated == 1
+    assert fix(job_for(source, target, exclude=["a"]), found.run_id, apply=True).updated == 1
+    assert [target.query(f"SELECT v FROM {t}") for t in ("a", "b", "a1")] == [[(2,)], [(1,)], [(1,)]]
+    assert fix(job_for(source, target, include=["a*"]), found.run_id, apply=True).updated == 1
+    assert target.query("SELECT v FROM a") == [(1,)]
+
+
 def test_fix_names_the_rows_it_refuses_and_fails(make_db: Callable[[str], Database]) -> None:
     """fix refused a date with a time of day as sync does, but said nothing of it: "applied: 1
     inserts", exit 0, the row never named (the audit)."""
