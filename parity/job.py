@@ -287,7 +287,8 @@ def _with_options(entry: dict[str, Any], options: dict[str, Any]) -> dict[str, A
     """A job file's table with the command line's options, which win: a ``--map`` or ``--tolerance``
     of a column over the file's for that column (the file's others still hold), a ``--where`` for both
     sides over the file's ``where`` and ``target_where`` (one side filtered by the file's condition, the
-    other by the command line's, made rows outside one of them differences)."""
+    other by the command line's, made rows outside one of them differences), ``-c`` over the file's
+    ``columns`` and ``exclude_columns``."""
     out = dict(entry)
     given = {k: v for k, v in options.items() if v}
     for name in ("map", "tolerance"):
@@ -295,6 +296,8 @@ def _with_options(entry: dict[str, Any], options: dict[str, Any]) -> dict[str, A
             given[name] = {**out[name], **given[name]}
     if "where" in given and "target_where" not in given:
         out.pop("target_where", None)
+    if "columns" in given and "exclude_columns" not in given:  # (-c name, where the file leaves name
+        out.pop("exclude_columns", None)  # out: nothing was compared, and the diff said identical)
     out.update(given)
     return out
 

@@ -278,6 +278,25 @@ def test_exclude_columns_are_glob_patterns(sqlite_db: Database, tmp_path: Path) 
         job.close()
 
 
+def test_columns_given_on_the_command_line_win_over_the_job_files_exclusions(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """``-c name`` beside a job file's ``exclude_columns: [name]`` compared no column, and diff said
+    identical where only name differed (the audit): the command line's -c wins, as its options do."""
+    sqlite_db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, other TEXT)")
+    job_file = write(
+        tmp_path / "job.yaml",
+        f"source: {sqlite_db.url}\ntarget: sqlite:///{tmp_path}/t.sqlite\n"
+        "tables:\n  - name: t\n    exclude_columns: [name]\n",
+    )
+    job = jobs.build(config_file=str(job_file), table_options={"columns": ["name"]})
+    try:
+        (table,) = job.source_tables()
+    finally:
+        job.close()
+    assert "name" in table.column_names
+
+
 def test_include_patterns_select_tables_beside_those_named(sqlite_db: Database, tmp_path: Path) -> None:
     """An include pattern beside a tables: list was ignored (per-table settings meant naming every
     table), and one matching nothing selected nothing, exit 0: now the tables it matches are added,
