@@ -634,6 +634,18 @@ def test_a_where_is_run_as_written_colons_included(make_db: Any, target_name: st
     assert kinds(run(source, target, "w", table_options=options)) == {("changed", 3, ("a",))}
 
 
+def test_text_in_an_sqlite_integer_key_is_an_error_naming_it(make_db: Any) -> None:
+    """SQLite holds 'abc' in an INT key: diff stopped with "unexpected ValueError: invalid literal for
+    int()" (the audit). It is one line naming the table, the key and the value; --where leaves it out."""
+    source, target = make_db("sqlite"), make_db("sqlite")
+    for db in (source, target):
+        db.sql("CREATE TABLE tk (id INT PRIMARY KEY, v INTEGER)", "INSERT INTO tk VALUES (1, 1), (2, 2)")
+    source.sql("INSERT INTO tk VALUES ('abc', 3)")
+    with pytest.raises(DataError, match=r"table 'tk' \(source\): key id holds 'abc', which is no integer"):
+        run(source, target, "tk")
+    assert run(source, target, "tk", table_options={"where": "typeof(id) = 'integer'"}).identical
+
+
 @pytest.mark.parametrize("target_name", ["sqlite", "mariadb"])
 def test_postgresql_char_and_name_columns_are_compared_as_text(make_db: Any, target_name: str) -> None:
     """A PostgreSQL "char" column copied fine, and diff then stopped: "operator is not unique: text ||

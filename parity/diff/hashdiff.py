@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -191,6 +192,17 @@ def _runs(group: Sequence[Segment]) -> list[tuple[Segment, Segment]]:
 
 WINDOWS_SUMMED_FROM = 3
 """Partitions by a period from this many windows are summed all at once first (``unsettled_windows``)."""
+
+
+def _whole_key(side: Side, value: Any) -> None:
+    """An integer key's least or greatest value must be a number (SQLite holds text in any column: its
+    max() of 'abc' beside numbers is 'abc', and int() of it stopped the diff naming nothing)."""
+    if value is None or isinstance(value, int | float | Decimal):
+        return
+    raise DataError(
+        f"table '{side.table_name}' ({side.role}): key {side.key.name} holds {value!r}, which is no integer;"
+        " diff splits an integer key by its ranges (mend such rows, or leave them out with --where)"
+    )
 
 
 def window_index(side: Side, windows: Sequence[Any]) -> Expr:
@@ -379,6 +391,9 @@ class TableRun:
             return Segment(root, 1, 0)
         if root.lo is None:
             bounds = self.both(lambda side: side.bounds(side.key.name, self.window(side, root)))
+            for side, r in zip(self.sides, bounds, strict=True):
+                for v in r[0] if r else ():
+                    _whole_key(side, v)
             lows = [int(r[0][0]) for r in bounds if r and r[0][0] is not None]
             highs = [int(r[0][1]) for r in bounds if r and r[0][1] is not None]
             if not lows:
