@@ -634,6 +634,18 @@ def test_a_where_is_run_as_written_colons_included(make_db: Any, target_name: st
     assert kinds(run(source, target, "w", table_options=options)) == {("changed", 3, ("a",))}
 
 
+def test_a_duckdb_integer_key_spanning_more_than_int32_is_diffed(make_db: Any) -> None:
+    """DuckDB types a parameter as the INTEGER column it meets: keys -2000000000 and 2000000000 stopped
+    the diff with "Overflow in subtraction of INT32" (the audit)."""
+    source, target = make_db("duckdb"), make_db("duckdb")
+    for db in (source, target):
+        db.sql("CREATE TABLE wide (id INTEGER PRIMARY KEY, v INTEGER)",
+               "INSERT INTO wide VALUES (-2000000000, 1), (5, 2), (2000000000, 3)")  # fmt: skip
+    assert run(source, target, "wide").identical
+    target.sql("UPDATE wide SET v = 9 WHERE id = 2000000000")
+    assert kinds(run(source, target, "wide")) == {("changed", 2000000000, ("v",))}
+
+
 def test_text_in_an_sqlite_integer_key_is_an_error_naming_it(make_db: Any) -> None:
     """SQLite holds 'abc' in an INT key: diff stopped with "unexpected ValueError: invalid literal for
     int()" (the audit). It is one line naming the table, the key and the value; --where leaves it out."""

@@ -999,6 +999,10 @@ class Dialect:
         """``length`` characters of a text from the ``start``-th (counted from 1)."""
         return sa.func.substr(text, start, length)
 
+    NARROW_PARAMETERS: ClassVar[bool] = False
+    """Whether a parameter takes the type of the column it meets in arithmetic (DuckDB's), so that
+    diff's arithmetic on a key is made in BIGINT (``Side.wide_key``)."""
+
     UUID_AS_TEXT: ClassVar[bool] = False
     """Whether a column of kind UUID holds text, in whatever case and form was written (SQLite's)."""
 

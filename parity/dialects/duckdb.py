@@ -57,6 +57,7 @@ class DuckDB(Dialect):
     HAS_IDENTITY = False
     ALTER_ADD_FOREIGN_KEY = False
     FK_ACTIONS = frozenset({"RESTRICT", "NO ACTION"})
+    NARROW_PARAMETERS = True
 
     def configure_engine(self, engine: Any) -> None:
         # duckdb_engine quotes DuckDB's reserved keywords only; a column named "by", "at" or "values"

@@ -210,13 +210,19 @@ class Side:
             self.key >= sa.literal(lo, sa.BigInteger()), self.key < sa.literal(hi, sa.BigInteger())
         )
 
+    @property
+    def wide_key(self) -> Expr:
+        """The key for arithmetic on it: in BIGINT where a parameter takes the type of the column it
+        meets (DuckDB's INTEGER key: 2000000000 - -2000000000 overflowed INT32 and stopped the diff)."""
+        return sa.cast(self.key, sa.BigInteger()) if self.dialect.NARROW_PARAMETERS else self.key
+
     def range_bucket(self, base: int, width: int) -> Expr:
-        offset = self.key - sa.literal(base, sa.BigInteger())
+        offset = self.wide_key - sa.literal(base, sa.BigInteger())
         return offset if width == 1 else self.dialect.int_div(offset, sa.literal(width, sa.BigInteger()))
 
     def range_offset(self, base: int, width: int) -> Expr:
         """A key's offset in its bucket of ``width`` keys counted from ``base`` (keys are ``>= base``)."""
-        return (self.key - sa.literal(base, sa.BigInteger())) % sa.literal(width, sa.BigInteger())
+        return (self.wide_key - sa.literal(base, sa.BigInteger())) % sa.literal(width, sa.BigInteger())
 
     def hash_bucket(self, modulus: int) -> Expr:
         return self.key_hash % sa.literal(modulus, sa.BigInteger())
