@@ -624,7 +624,9 @@ def fix_cmd(
     for conflict in result.conflicts:
         err.print(f"[yellow]conflict, left alone:[/] {conflict}")
     for error in result.errors[:5]:
-        err.print(f"[red]failed:[/] {error}")
+        err.print(f"[red]failed:[/] {_escaped(error)}")
+    if len(result.errors) > 5:
+        err.print(f"[red]failed:[/] {len(result.errors) - 5} more rows ({result.failed} in all)")
     if result.failed:
         sys.exit(2)
     if result.conflicts:  # (rows left differing, as diff's and sync's exit code 1 says)

@@ -356,9 +356,9 @@ def _fix_table(
         return TableDiff(TableStats(spec.name, target_table.name), found, through_map=plan.through_map)
     # the deletes first: a row the target holds under a key its collation takes for a missing row's ('a '
     # for 'a') would refuse that row's insert; so the dry run's SQL runs as printed, in this order
-    deleted = _run(job, applier.deletes(key_target, deletes), apply, result)
-    inserted = _run(job, applier.inserts(inserts), apply, result)
-    result.updated += _run(job, applier.updates(key_target, updates), apply, result)
+    deleted = _run(job, applier.deletes(key_target, deletes), apply, result, applier.named)
+    inserted = _run(job, applier.inserts(inserts), apply, result, applier.named)
+    result.updated += _run(job, applier.updates(key_target, updates), apply, result, applier.named)
     result.inserted += inserted
     result.deleted += deleted
     result.failed += len(applier.failures)  # (values the target would change: refused, as sync's)
@@ -484,25 +484,18 @@ class _ThroughIds:
 
 
 def _run(
-    job: Job, batches: Any, apply: bool, result: FixResult, refused: Callable[..., None] | None = None
+    job: Job, batches: Any, apply: bool, result: FixResult, named: Callable[[dict[str, Any], str], str]
 ) -> int:
-    """Apply the batches (with ``apply``; else count their rows); the rows the target refuses are
-    reported, or given to ``refused``."""
+    """Apply the batches (with ``apply``; else count their rows); each row the target refuses is
+    reported, led by its table and key (``named``: ``Applier.named``)."""
     if not apply:
         return sum(len(params) for _, params in batches)
 
     def on_error(stmt: Any, params: list[dict[str, Any]], message: str) -> None:
-        if refused is not None:
-            refused(stmt, params, message)
-            return
-        _fail_rows(result, params, message)
+        result.failed += len(params)
+        result.errors += [named(row, message) for row in params] if params else [message]
 
     return run_batches(job.target, batches, True, on_error)
-
-
-def _fail_rows(result: FixResult, params: list[dict[str, Any]], message: str) -> None:
-    result.failed += len(params)
-    result.errors.append(message)
 
 
 def _text(table: Table, column: str, row: dict[str, Any]) -> str | None:

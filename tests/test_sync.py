@@ -1448,6 +1448,23 @@ def test_fix_names_the_rows_it_refuses_and_fails(make_db: Callable[[str], Databa
     assert target.query("SELECT id FROM fy ORDER BY id") == [(1,), (3,)]
 
 
+def test_fix_names_each_row_the_target_refuses_by_its_table_and_key(
+    make_db: Callable[[str], Database],
+) -> None:
+    """Rows PostgreSQL refused (a text too long for VARCHAR(4)) were told as five lines of its message,
+    no table, no key, and the others not at all (the audit)."""
+    from parity.fix import fix
+
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql("CREATE TABLE fl (id INTEGER PRIMARY KEY, v TEXT)",
+               "INSERT INTO fl VALUES " + ", ".join(f"({i}, 'toolongvalue')" for i in range(1, 9)))  # fmt: skip
+    target.sql("CREATE TABLE fl (id INTEGER PRIMARY KEY, v VARCHAR(4))", "INSERT INTO fl VALUES (1, 'ok')")
+    found = diff(job_for(source, target), output="_parity_discrepancies")
+    applied = fix(job_for(source, target), found.run_id, apply=True)
+    assert applied.failed == 8 and len(applied.errors) == 8, applied
+    assert sorted(applied.errors)[0].startswith('fl {"id": 1}: value too long'), applied.errors
+
+
 def test_a_refused_value_is_named_in_its_reason(make_db: Callable[[str], Database]) -> None:
     """ "d: day is out of range for month" named no value (the audit): the reason holds it, as copy's."""
     source, target = make_db("sqlite"), make_db("postgresql")
