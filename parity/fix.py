@@ -34,7 +34,7 @@ from parity.schema.reflect import table_names
 from parity.schema.types import STRING_KINDS, Kind
 from parity.state import SYNC_WAITS, State
 from parity.sync import Applier, run_batches, write_differences
-from parity.values import JsonText, canonical_json, decode_value
+from parity.values import JsonText, canonical_json, decode_value, hex_bytes
 
 DEFAULT_TABLE = "_parity_discrepancies"
 
@@ -549,8 +549,9 @@ def _typed(table: Table, key: dict[str, Any]) -> dict[str, Any]:
     recorded its text) as it is."""
     typed = {}
     for k, v in key.items():
+        kind = table.column(k).type.kind
         try:
-            typed[k] = decode_value(table.column(k).type.kind, v)
+            typed[k] = hex_bytes(v) if kind is Kind.BINARY and isinstance(v, str) else decode_value(kind, v)
         except (ValueError, TypeError, ArithmeticError):
             typed[k] = v
     return typed

@@ -172,6 +172,14 @@ def _binary(v: Any) -> bytes:
     return v if isinstance(v, bytes) else bytes(v)
 
 
+def hex_bytes(text: str) -> bytes:
+    """Bytes from their hex digits, as diff writes a binary value (``0x`` or ``\\x`` before them too)."""
+    digits = text.strip()
+    for prefix in ("0x", "0X", "\\x"):
+        digits = digits.removeprefix(prefix)
+    return bytes.fromhex(digits)
+
+
 def _uuid(v: Any) -> uuid.UUID:
     if isinstance(v, uuid.UUID):
         return v

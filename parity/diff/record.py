@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -17,7 +17,7 @@ from parity.diff.sql import Side, charsets
 from parity.endpoint import Endpoint
 from parity.errors import ConfigError, NotFound
 from parity.schema.types import INTEGER_KINDS, Kind
-from parity.values import uuid_spellings
+from parity.values import hex_bytes, uuid_spellings
 
 _PARSERS: dict[Kind, Any] = {
     **dict.fromkeys(INTEGER_KINDS, int),
@@ -26,6 +26,9 @@ _PARSERS: dict[Kind, Any] = {
     Kind.DATE: date.fromisoformat,
     Kind.TIMESTAMP: datetime.fromisoformat,
     Kind.TIMESTAMPTZ: datetime.fromisoformat,
+    Kind.TIME: time.fromisoformat,
+    Kind.BINARY: hex_bytes,  # (its hex digits, as diff shows it)
+    Kind.BOOLEAN: lambda t: {"true": True, "false": False, "1": True, "0": False}[t.lower()],
 }
 
 
@@ -42,7 +45,7 @@ def parse_key(plan: TablePlan, text: str) -> list[Any]:
         parse = _PARSERS.get(pair.source.type.kind)
         try:
             values.append(part if parse is None else parse(part.strip()))
-        except (ValueError, InvalidOperation) as exc:
+        except (ValueError, KeyError, InvalidOperation) as exc:
             kind = pair.source.type.kind.value
             raise ConfigError(
                 f"--record: '{part}' is not a valid {kind} for key column '{pair.name}'"

@@ -181,6 +181,12 @@ def _column_type(ctx: _Context, table: Table, col: Column, lossy: list[str]) -> 
         )
         col = Column(col.name, referenced, col.nullable)
     length = _key_text_length(ctx, table, col)
+    if length is not None and col.type.kind is Kind.BINARY:
+        ctx.plan.warnings.append(
+            f"{table.name}.{col.name} binary: a key column, VARBINARY({length}) in {ctx.sa_dialect.name}"
+            " (its keys hold no BLOB); longer values are rejected"
+        )
+        return RawType(ctx.dialect.ddl_type(CanonicalType(Kind.BINARY, length=length))[0])
     if length is not None:
         ctx.plan.warnings.append(
             f"{table.name}.{col.name} text: a key column, VARCHAR({length}) in {ctx.sa_dialect.name} "
@@ -219,8 +225,9 @@ def _referenced_integer(ctx: _Context, table: Table, col: Column) -> CanonicalTy
 
 def _key_text_length(ctx: _Context, table: Table, col: Column) -> int | None:
     """Where the target's keys hold no TEXT (``Dialect.KEY_TEXT_CHARS``), the length of the VARCHAR a
-    TEXT column of the primary key or of a foreign key (which MySQL indexes) is made instead."""
-    if col.type.kind is not Kind.TEXT or not ctx.dialect.KEY_TEXT_CHARS:
+    TEXT column of the primary key or of a foreign key (which MySQL indexes) is made instead; of a
+    binary column of no length, the bytes of its VARBINARY."""
+    if not _unbounded(col.type) or not ctx.dialect.KEY_TEXT_CHARS:
         return None
     referenced = [  # (another table's FK references them: a key held unique, which the FK needs)
         fk.ref_columns
@@ -236,10 +243,16 @@ def _key_text_length(ctx: _Context, table: Table, col: Column) -> int | None:
     lengths = []
     for key in keys:  # (the key's other columns take their bytes first; the text columns share the rest)
         types = [table.column(c).type for c in key]
-        texts = sum(t.kind is Kind.TEXT for t in types)
-        others = sum(_key_bytes(t) for t in types if t.kind is not Kind.TEXT)
-        lengths.append(max(1, (ctx.dialect.KEY_TEXT_CHARS * 4 - others) // 4 // texts))
+        texts = sum(map(_unbounded, types))
+        others = sum(_key_bytes(t) for t in types if not _unbounded(t))
+        share = (ctx.dialect.KEY_TEXT_CHARS * 4 - others) // texts  # (bytes; a character takes 4)
+        lengths.append(max(1, share if col.type.kind is Kind.BINARY else share // 4))
     return min(lengths) if lengths else None
+
+
+def _unbounded(ctype: CanonicalType) -> bool:
+    """A TEXT, or a binary type of no length: no key of MySQL's holds it whole."""
+    return ctype.kind is Kind.TEXT or (ctype.kind is Kind.BINARY and not ctype.length)
 
 
 def _text_prefixes(ctx: _Context, table: Table, columns: Sequence[str]) -> dict[str, int]:
@@ -283,6 +296,8 @@ def _key_bytes(ctype: CanonicalType) -> int:
         return 4 * (ctype.length or 1)
     if ctype.kind is Kind.DECIMAL:
         return 4 * ((ctype.precision or 65) // 9 + 2)
+    if ctype.kind is Kind.BINARY:
+        return ctype.length or 8
     return {Kind.BOOLEAN: 1, Kind.SMALLINT: 2, Kind.INTEGER: 4, Kind.DATE: 3, Kind.UUID: 16}.get(
         ctype.kind, 8
     )
