@@ -1448,6 +1448,35 @@ def test_fix_names_the_rows_it_refuses_and_fails(make_db: Callable[[str], Databa
     assert target.query("SELECT id FROM fy ORDER BY id") == [(1,), (3,)]
 
 
+def test_binary_and_time_keys_are_copied_fixed_and_recorded(make_db: Callable[[str], Database]) -> None:
+    """A bytea key: MariaDB's CREATE TABLE failed (a BLOB key needs a length), fix bound the stored hex
+    as text ("operator does not exist: bytea = character varying") or found no row, and --record took
+    neither hex nor a TIME key (the audit)."""
+    from parity.fix import fix
+
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE bk (k BYTEA PRIMARY KEY, v INTEGER)",
+        "INSERT INTO bk VALUES ('\\x00', 1), ('\\x01ff', 2), ('\\x02', 3)",
+        "CREATE TABLE tk (k TIME PRIMARY KEY, v INTEGER)",
+        "INSERT INTO tk VALUES ('00:00:15', 1)",
+    )
+    assert copy(job_for(source, target)).ok
+    target.sql(
+        "UPDATE bk SET v = 9 WHERE k = 0x01ff",
+        "DELETE FROM bk WHERE k = 0x02",
+        "INSERT INTO bk VALUES (0x03, 4)",
+    )
+    found = diff(job_for(source, target, tables=["bk"]), output="_parity_discrepancies")
+    assert len(found.differences) == 3
+    applied = fix(job_for(source, target, tables=["bk"]), found.run_id, apply=True, delete=True)
+    assert (applied.inserted, applied.updated, applied.deleted, applied.failed) == (1, 1, 1, 0), applied
+    assert diff(job_for(source, target, tables=["bk"])).identical
+    for table, key in (("bk", "01ff"), ("bk", "0x01ff"), ("tk", "00:00:15")):
+        record = diff(job_for(source, target, tables=[table]), record=key)
+        assert record.tables[0].record is not None and record.tables[0].stats.target_rows == 1, key
+
+
 def test_fix_names_each_row_the_target_refuses_by_its_table_and_key(
     make_db: Callable[[str], Database],
 ) -> None:
