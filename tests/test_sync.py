@@ -1448,6 +1448,47 @@ def test_fix_names_the_rows_it_refuses_and_fails(make_db: Callable[[str], Databa
     assert target.query("SELECT id FROM fy ORDER BY id") == [(1,), (3,)]
 
 
+def test_sqlite_moments_held_at_an_offset_or_with_a_t_are_found_by_fix_sync_and_record(
+    make_db: Callable[[str], Database],
+) -> None:
+    """SQLite holds 10:00 UTC as '2024-01-01 12:00:00+02:00': diff paired it with the source's row, and
+    fix then called it gone from the target and left the extra row (exit 1); --record found no target
+    row for a moment held at an offset, nor for a timestamp held with a 'T' (the audit)."""
+    from parity.fix import fix
+
+    source, target = make_db("sqlite"), make_db("sqlite")
+    source.sql(
+        "CREATE TABLE z (k TIMESTAMPTZ PRIMARY KEY, v INTEGER)",
+        "INSERT INTO z VALUES ('2024-01-01 10:00:00+00:00', 1), ('2024-01-01 11:00:00+00:00', 2)",
+        "CREATE TABLE w (k TIMESTAMP PRIMARY KEY, v INTEGER)",
+        "INSERT INTO w VALUES ('2024-01-01 01:40:50', 1)",
+    )
+
+    def drift() -> None:
+        target.sql(
+            "DROP TABLE IF EXISTS z",
+            "CREATE TABLE z (k TIMESTAMPTZ PRIMARY KEY, v INTEGER)",
+            "INSERT INTO z VALUES ('2024-01-01 12:00:00+02:00', 99), ('2024-01-01 13:00:00+02:00', 2),"
+            " ('2024-01-01 14:00:00+02:00', 5)",
+        )
+
+    drift()
+    target.sql(
+        "CREATE TABLE w (k TIMESTAMP PRIMARY KEY, v INTEGER)",
+        "INSERT INTO w VALUES ('2024-01-01T01:40:50', 1)",
+    )
+    for table, key in (("z", "2024-01-01 11:00:00+00:00"), ("w", "2024-01-01 01:40:50")):
+        record = diff(job_for(source, target, tables=[table]), record=key)
+        assert record.tables[0].stats.target_rows == 1 and record.identical, (table, record.tables[0].stats)
+    found = diff(job_for(source, target, tables=["z"]), output="_parity_discrepancies")
+    applied = fix(job_for(source, target, tables=["z"]), found.run_id, apply=True, delete=True)
+    assert (applied.updated, applied.deleted, applied.conflicts) == (1, 1, []), applied
+    assert diff(job_for(source, target, tables=["z"])).identical
+    drift()
+    synced = sync(job_for(source, target, tables=["z"]), extra="delete")
+    assert (synced.tables[0].updated, synced.tables[0].deleted, synced.verified) == (1, 1, True)
+
+
 def test_binary_and_time_keys_are_copied_fixed_and_recorded(make_db: Callable[[str], Database]) -> None:
     """A bytea key: MariaDB's CREATE TABLE failed (a BLOB key needs a length), fix bound the stored hex
     as text ("operator does not exist: bytea = character varying") or found no row, and --record took

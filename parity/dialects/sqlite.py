@@ -258,13 +258,18 @@ class SQLite(Dialect):
         ]
 
     def key_spellings(self, kind: Kind) -> Callable[[Any], list[str]] | None:
-        return _day_spellings if kind is Kind.DATE else _moment_spellings if kind is Kind.TIMESTAMP else None
+        spellings = {
+            Kind.DATE: _day_spellings,
+            Kind.TIMESTAMP: _moment_spellings,
+            Kind.TIMESTAMPTZ: _zoned_spellings,
+        }
+        return spellings.get(kind)
 
     def key_loosely(self, column: Any, kind: Kind, value: Any) -> sa.ColumnElement[Any] | None:
         # held in a spelling of its own ('Z', an offset, '.5', no seconds): its text starts with its day,
         # or the day before or after where an offset moves it (an index serves the range), and its
         # canonical text (as diff hashes it: ``partition_value``) is the value's
-        if kind not in (Kind.DATE, Kind.TIMESTAMP) or isinstance(value, str):
+        if kind not in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ) or isinstance(value, str):
             return None
         if isinstance(value, datetime) and value.tzinfo is not None:
             value = value.astimezone(timezone.utc).replace(tzinfo=None)
@@ -658,6 +663,19 @@ def _moment_spellings(value: Any) -> list[str]:
         fractions.insert(0, "")
     day, time_of_day = moment.strftime("%Y-%m-%d"), moment.strftime("%H:%M:%S")
     return _spelled([f"{day}{sep}{time_of_day}{f}" for f in fractions for sep in (" ", "T")])
+
+
+def _zoned_spellings(value: Any) -> list[str]:
+    """A moment with its time zone as SQLite may hold it in UTC ('+00:00' or 'Z' after the time, with
+    ' ' or 'T'); one held at another offset is found by ``key_loosely``."""
+    if isinstance(value, str):
+        return _spelled([value])
+    try:
+        moment = decode_value(Kind.TIMESTAMPTZ, value).astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, TypeError, AttributeError):
+        return _spelled([str(value)])
+    plain = [t for t in _moment_spellings(moment) if "T" not in t][:2]  # (as Python writes it, and ISO)
+    return _spelled([f"{t}{zone}" for t in plain for zone in ("+00:00", "Z")])
 
 
 def _guarded(kind: Kind, render: Callable[[Any], str]) -> Callable[[Any], str | None]:

@@ -67,23 +67,26 @@ def compare_record(plan: TablePlan, source: Endpoint, target: Endpoint, text: st
         def bound(v: Any) -> Any:
             return sa.bindparam(None, v, type_=sa.types.NullType())
 
-        conditions, loose = [], []
+        conditions, loose, spelled = [], [], False
         for c, v in zip(side.key_columns, values, strict=True):
-            column = side.sa_table.c[c.name]
-            if isinstance(v, uuid.UUID) and endpoint.dialect.holds_uuid_as_text(
-                c.type.kind
-            ):  # (each spelling
+            column, kind = side.sa_table.c[c.name], c.type.kind
+            spellings = endpoint.dialect.key_spellings(kind)
+            if isinstance(v, uuid.UUID) and endpoint.dialect.holds_uuid_as_text(kind):
+                # each spelling diff pairs with it, and any other by its hex digits
                 conditions.append(column.in_([bound(t) for t in uuid_spellings(v)]))
                 loose.append(endpoint.dialect.uuid_digits(column) == bound(v.hex))
+                spelled = True
+            elif spellings is not None and not isinstance(v, str):
+                # SQLite's dates and times, held as text in more than one spelling ('T', an offset)
+                conditions.append(column.in_([bound(t) for t in spellings(v)]))
+                near = endpoint.dialect.key_loosely(column, kind, v)
+                loose.append(conditions[-1] if near is None else near)
+                spelled = near is not None
             else:
                 conditions.append(column == bound(str(v) if isinstance(v, uuid.UUID) else v))
                 loose.append(conditions[-1])
         found = side.run(side.rows(conditions))
         stats.queries += 1
-        spelled = any(
-            isinstance(v, uuid.UUID) and endpoint.dialect.holds_uuid_as_text(c.type.kind)
-            for c, v in zip(side.key_columns, values, strict=True)
-        )
         if not found and spelled:  # (a spelling of its own: one read of the table)
             found = side.run(side.rows(loose))
             stats.queries += 1
