@@ -746,10 +746,10 @@ def sqlite_text(rows: Sequence[Row], kinds: Sequence[Kind], scales: Sequence[int
     columns = []
     for i, kind in enumerate(kinds):
         values = list(map(itemgetter(i), rows))
-        if kind in (Kind.VARCHAR, Kind.CHAR, Kind.TEXT) and any(type(v) is bytes for v in values):
-            raise NotText("a BLOB in a text column")  # (refused row by row, as values: no text of it)
-        texts = _sqlite_column(values, kind)
+        texts = _sqlite_column(values, kind)  # (None where a value is no str: a BLOB among them too)
         if texts is None:
+            if kind in (Kind.VARCHAR, Kind.CHAR, Kind.TEXT) and any(type(v) is bytes for v in values):
+                raise NotText("a BLOB in a text column")  # (refused row by row, as values: no text of it)
             try:
                 texts = _mysql_column([decode_value(kind, v) for v in values], nul_escaped=False)
             except DECODE_ERRORS as exc:  # (rejected one by one, as values)

@@ -129,6 +129,15 @@ def apply(source: Database, target: Database, **kw: Any) -> SchemaPlan:
         job.close()
 
 
+def copied(source: Database, target: Database) -> None:
+    """Copy every table, and assert every one went well."""
+    job = build(source, target)
+    try:
+        assert copy(job).ok
+    finally:
+        job.close()
+
+
 def plan(source: Database, target: Database, **kw: Any) -> SchemaPlan:
     job = build(source, target, **kw)
     try:
@@ -707,11 +716,7 @@ def test_an_index_named_as_a_table_takes_another_name(
         "INSERT INTO customer VALUES (1)",
         "INSERT INTO orders VALUES (1, 1)",
     )
-    job = build(source, target)
-    try:
-        assert copy(job).ok
-    finally:
-        job.close()
+    copied(source, target)
     (orders,) = target.reflect("orders")
     assert orders.primary_key == ("id",) and [fk.ref_table for fk in orders.foreign_keys] == ["customer"]
     assert [ix.columns for ix in orders.indexes] == [("customer",)]
@@ -730,12 +735,7 @@ def test_a_mysql_prefix_index_is_named_not_made_whole_where_the_target_has_none(
         "INSERT INTO doc VALUES (1, REPEAT('x', 6400), 'a')",
     )
     for target in (pg, maria):
-        job = build(source, target)
-        try:
-            result = copy(job)
-        finally:
-            job.close()
-        assert result.ok, result
+        copied(source, target)
     (made,) = pg.reflect("doc")
     assert made.primary_key == ("id",) and made.indexes == ()
     planned = plan(source, make_db("postgresql"))
@@ -762,11 +762,7 @@ def test_a_unique_text_column_an_fk_references_is_a_key_column_in_mariadb(
         "INSERT INTO parent VALUES (1, 'a')",
         "INSERT INTO child VALUES (1, 'a')",
     )
-    job = build(sqlite_db, mariadb_db)
-    try:
-        assert copy(job).ok
-    finally:
-        job.close()
+    copied(sqlite_db, mariadb_db)
     (child,) = mariadb_db.reflect("child")
     assert [(fk.ref_table, fk.ref_columns) for fk in child.foreign_keys] == [("parent", ("code",))]
     (parent,) = mariadb_db.reflect("parent")
@@ -814,11 +810,7 @@ def test_a_generated_id_that_is_no_primary_key_of_its_own_stays_generated_or_is_
         "INSERT INTO t1 (tenant, v) VALUES (1, 1), (1, 2), (2, 3)",
     )
     for target in (pg, lite):
-        job = build(source, target)
-        try:
-            assert copy(job).ok
-        finally:
-            job.close()
+        copied(source, target)
     pg.sql("INSERT INTO t1 (tenant, v) VALUES (3, 4)")
     assert pg.query("SELECT id FROM t1 WHERE tenant = 3") == [(4,)]
     assert any(
