@@ -97,7 +97,7 @@ def reflect(
         raise ParityError(f"cannot read the schema of {endpoint.redacted()}: {driver_message(exc)}") from exc
 
 
-_MOMENTS = (Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+_MOMENTS = (Kind.DATE, *_TIMES)
 
 
 def _unfit_default(default: Default, ctype: CanonicalType) -> str | None:
