@@ -2150,15 +2150,17 @@ class _ChunkRunner:
         for i, kind in enumerate(kinds):
             if kind is not None:
                 try:
-                    if kind in _TEXT_KINDS and self.checked_types and bytes in set(map(type, columns[i])):
-                        raise TypeError(
-                            "a BLOB in a text column"
-                        )  # (SQLite's: as _decoded_or_unreadable says)
+                    blobs = (
+                        kind in _TEXT_KINDS and not self.lenient
+                    )  # (a lenient read: SQLite's text as bytes)
+                    if blobs and self.checked_types and bytes in set(map(type, columns[i])):
+                        raise TypeError("a BLOB in a text column")  # (as _decoded_or_unreadable says)
                     columns[i] = list(map(decode_value, repeat(kind), columns[i]))
                 except DECODE_ERRORS:  # (a value the kind cannot take: its row is refused, not the table)
                     column = self.tp.target_columns[i]
                     named = self.tp.types[i].kind  # (a boolean decoded as a whole number: a boolean still)
-                    columns[i] = [_decoded_or_unreadable(kind, v, column, named) for v in columns[i]]
+                    blobs = not self.lenient
+                    columns[i] = [_decoded_or_unreadable(kind, v, column, named, blobs) for v in columns[i]]
                     self.unreadable = self.unreadable | {i}
                 if kind is Kind.JSON and self.jsonb:
                     columns[i] = [v if v is None or type(v) is _Unreadable else JsonText(jsonb_text(v))
@@ -2669,12 +2671,16 @@ _HELD_TYPES = {
 """The Python types a native kind's values arrive as (``_ChunkRunner.checked_types``)."""
 
 
-def _decoded_or_unreadable(kind: Kind, value: Any, column: str, named: Kind | None = None) -> Any:
+def _decoded_or_unreadable(
+    kind: Kind, value: Any, column: str, named: Kind | None = None, blobs: bool = True
+) -> Any:
+    """A value as its kind, or unreadable with the reason; ``blobs``: bytes in a text column are a
+    BLOB, refused (not where a lenient read gives each text of SQLite's as its bytes)."""
     if named is Kind.BOOLEAN and kind is not Kind.BOOLEAN and isinstance(value, str):
         spelled = boolean_text(value)  # ('t' into an integer boolean column: 1)
         value = value if spelled is None else int(spelled)
     try:
-        if kind in _TEXT_KINDS and isinstance(value, bytes):  # (SQLite's BLOB in a text column: decoded
+        if blobs and kind in _TEXT_KINDS and isinstance(value, bytes):  # (SQLite's BLOB: decoded
             raise TypeError("a BLOB, not text")  # as UTF-8, it would be another value, which diff finds)
         return decode_value(kind, value)
     except DECODE_ERRORS as exc:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,8 +33,22 @@ SYNC_PAIRS = [
 ]
 
 
+_JOBS: list[Any] = []
+"""The jobs a test made (``job_for``), closed after it: their pools held connections until the end of
+the file, past the servers' limit."""
+
+
+@pytest.fixture(autouse=True)
+def _close_jobs() -> Iterator[None]:
+    yield
+    while _JOBS:
+        _JOBS.pop().close()
+
+
 def job_for(source: Database, target: Database, **kw: Any) -> Any:
-    return build(source.url, target.url, source_schema=source.schema, target_schema=target.schema, **kw)
+    job = build(source.url, target.url, source_schema=source.schema, target_schema=target.schema, **kw)
+    _JOBS.append(job)
+    return job
 
 
 def seed(source: Database, target: Database, table: str, rows: int) -> None:
