@@ -62,7 +62,15 @@ from parity.schema.order import fk_order
 from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind, parse
 from parity.state import State
-from parity.values import DECODE_ERRORS, JsonText, boolean_text, decode_value, duration_text, jsonb_text
+from parity.values import (
+    DECODE_ERRORS,
+    JsonText,
+    boolean_text,
+    decode_value,
+    duration_text,
+    jsonb_text,
+    no_nan,
+)
 
 Progress = Callable[[str, int, int | None], None]
 """progress(table, rows_done, rows_total): called from worker threads as batches land."""
@@ -2291,7 +2299,7 @@ class _ChunkRunner:
             for i in self.nan_checked if bad is None else ():
                 value = row[i]
                 if type(value) is float and not math.isfinite(value):
-                    bad = _no_nan(columns[i], value, self.job.target.backend)
+                    bad = no_nan(columns[i], value, self.job.target.backend)
                     break
             for i, scale in checked if bad is None else ():
                 value = row[i]
@@ -2719,7 +2727,7 @@ class _Guard(bulk.Writer):
                     (v for v in map(itemgetter(i), rows) if type(v) is float and not math.isfinite(v)), None
                 )
                 if odd is not None:
-                    raise ValueError(_no_nan(self.columns[i], odd, self.runner.job.target.backend))
+                    raise ValueError(no_nan(self.columns[i], odd, self.runner.job.target.backend))
             for i in self.runner.tp.numbered:
                 if any(v is None for v in map(itemgetter(i), rows)):
                     raise ValueError(
@@ -2766,10 +2774,6 @@ def _parents_first(
     left = [row for rows in waiting.values() for row in rows]
     if left:
         yield left
-
-
-def _no_nan(column: str, value: float, backend: str) -> str:
-    return f"{column}: {value} is no number {backend} holds (no NaN, no infinity)"
 
 
 def _excess(column: str, value: str, scale: int, kind: Kind) -> str:

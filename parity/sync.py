@@ -40,7 +40,7 @@ from parity.schema.model import Table
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent
 from parity.state import SYNC_WAITS, State
-from parity.values import DECODE_ERRORS, UUID_SPELLINGS, canonical_json, decode_value, uuid_spellings
+from parity.values import DECODE_ERRORS, UUID_SPELLINGS, canonical_json, decode_value, no_nan, uuid_spellings
 
 Extra = Literal["keep", "delete", "soft-delete"]
 
@@ -240,6 +240,8 @@ class Applier:
                     if shown[:20] in said
                     else f"{column}: {shown} is no {ctype.kind.value} ({said})"
                 )
+            if type(value) is float and not math.isfinite(value) and not self.endpoint.dialect.HOLDS_NAN:
+                return no_nan(column, value, self.endpoint.backend)
             if (
                 ctype.kind is Kind.DECIMAL
                 and ctype.scale is not None

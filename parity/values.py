@@ -361,3 +361,9 @@ def json_text(value: Any) -> str:
     """The JSON text to write: the source's own where parity has it (exact), else in jsonb's form (the
     one diff hashes)."""
     return value if isinstance(value, JsonText) else jsonb_text(value)
+
+
+def no_nan(column: str, value: float, backend: str) -> str:
+    """Why a row is refused: a float the target database cannot hold (MySQL and MariaDB have no NaN and
+    no infinity; their drivers refuse the row without naming it)."""
+    return f"{column}: {value} is no number {backend} holds (no NaN, no infinity)"

@@ -367,6 +367,36 @@ def test_an_sqlite_blob_in_a_text_column_is_a_refused_row(
     assert target.query("SELECT id, t FROM bt ORDER BY id") == [(1, "a")]
 
 
+def test_nan_and_infinity_are_refused_rows_into_mariadb_in_the_dry_run_too(
+    make_db: Callable[[str], Database],
+) -> None:
+    """MariaDB holds no NaN and no infinity. The dry run printed ``SET x=nan`` and ``VALUES (2, inf)``,
+    SQL that does not run, and counted them to apply; the run itself refused them by the driver's
+    words: both now refuse those rows before any SQL, with their keys, as copy does."""
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE fl (id int PRIMARY KEY, x float8, y float8)",
+        "INSERT INTO fl VALUES (1, 0, 1.5), (3, 1, 1)",
+    )
+    assert copy(job_for(source, target, tables=["fl"])).ok
+    source.sql(
+        "UPDATE fl SET x = 'NaN' WHERE id = 1",
+        "UPDATE fl SET y = 2 WHERE id = 3",
+        "INSERT INTO fl VALUES (2, 2.5, '-Infinity')",
+    )
+    for dry_run in (True, False):
+        result = sync(job_for(source, target, tables=["fl"]), dry_run=dry_run)
+        table = result.tables[0]
+        assert (table.inserted, table.updated, table.failed) == (0, 1, 2), table
+        assert sorted(table.errors) == [
+            'fl {"id": 1}: x: nan is no number mariadb holds (no NaN, no infinity)',
+            'fl {"id": 2}: y: -inf is no number mariadb holds (no NaN, no infinity)',
+        ]
+        if dry_run:
+            assert not any("nan" in s or "inf" in s for s in result.statements), result.statements
+    assert target.query("SELECT id, x, y FROM fl ORDER BY id") == [(1, 0.0, 1.5), (3, 1.0, 2.0)]
+
+
 @pytest.mark.parametrize("target_name", ["sqlite", "postgresql", "mariadb"])
 def test_dry_run_changes_nothing_and_prints_runnable_sql(
     make_db: Callable[[str], Database], target_name: str
