@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from parity import job as jobs
 from parity.copy import copy
@@ -727,27 +728,44 @@ def test_a_mysql_prefix_index_is_named_not_made_whole_where_the_target_has_none(
 ) -> None:
     """MariaDB's `KEY ix_body (body(20))` became an index of whole values in PostgreSQL, which refused
     a 6,400-character value after the rows were in: the copy failed, and the table had no keys (the
-    audit). It is named in a warning and left out there; into MariaDB it keeps its prefix."""
+    audit). It is named in a warning and left out there; an index on a prefix of a short VARCHAR is
+    made on its whole values. A unique key on a prefix was reflected as a unique key of whole values,
+    without a word, and a plain index beside it on the same column was lost: the unique one on a
+    short VARCHAR is made unique on whole values, with a warning (weaker); on TEXT, not made. Into
+    MariaDB each keeps its prefix, and the unique ones stay unique."""
     source, pg, maria = make_db("mariadb"), make_db("postgresql"), make_db("mariadb")
     source.sql(
-        "CREATE TABLE doc (id INTEGER PRIMARY KEY, body TEXT, title VARCHAR(200),"
-        " KEY ix_body (body(20)), KEY ix_title (title(10)), KEY ix_both (id, title(12)))",
-        "INSERT INTO doc VALUES (1, REPEAT('x', 6400), 'a')",
+        "CREATE TABLE doc (id INTEGER PRIMARY KEY, body TEXT, title VARCHAR(200), code VARCHAR(40),"
+        " KEY ix_body (body(20)), KEY ix_title (title(10)), KEY ix_both (id, title(12)),"
+        " UNIQUE KEY uq_code (code(5)), KEY ix_code (code(3)), UNIQUE KEY uq_body (body(30)))",
+        "INSERT INTO doc VALUES (1, REPEAT('x', 6400), 'a', 'abcdefg')",
     )
     for target in (pg, maria):
         copied(source, target)
     (made,) = pg.reflect("doc")
-    assert made.primary_key == ("id",) and made.indexes == ()
-    planned = plan(source, make_db("postgresql"))
-    assert sum("indexes the first characters of a column" in w for w in planned.warnings) == 3, (
-        planned.warnings
-    )
-    (kept,) = maria.reflect("doc")
-    assert sorted((ix.columns, ix.prefixes) for ix in kept.indexes) == [
-        (("body",), (20,)),
-        (("id", "title"), (None, 12)),
-        (("title",), (10,)),
+    assert made.primary_key == ("id",) and made.uniques == ()
+    assert sorted((ix.columns, ix.unique) for ix in made.indexes) == [
+        (("code",), False),
+        (("code",), True),
+        (("id", "title"), False),
+        (("title",), False),
     ]
+    planned = plan(source, make_db("postgresql"))
+    first = [w for w in planned.warnings if "indexes the first characters of a column" in w]
+    assert len(first) == 2 and all("body(" in w for w in first), planned.warnings
+    assert sum("uq_code on (code(5)) is unique on the first characters" in w for w in planned.warnings) == 1
+    (kept,) = maria.reflect("doc")
+    assert kept.uniques == ()
+    assert sorted((ix.columns, ix.prefixes, ix.unique) for ix in kept.indexes) == [
+        (("body",), (20,), False),
+        (("body",), (30,), True),
+        (("code",), (3,), False),
+        (("code",), (5,), True),
+        (("id", "title"), (None, 12), False),
+        (("title",), (10,), False),
+    ]
+    with pytest.raises(sa.exc.IntegrityError):  # (unique on the first 5 characters, as in the source)
+        maria.sql("INSERT INTO doc (id, code) VALUES (2, 'abcdeXY')")
 
 
 def test_a_unique_text_column_an_fk_references_is_a_key_column_in_mariadb(

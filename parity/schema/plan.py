@@ -284,6 +284,11 @@ def _text_prefixes(ctx: _Context, table: Table, columns: Sequence[str]) -> dict[
     return dict.fromkeys(left, max(1, budget // 4 // len(left)))
 
 
+def _short_string(ctype: CanonicalType) -> bool:
+    """A VARCHAR or CHAR short enough for any database's index to hold its values whole."""
+    return ctype.kind in (Kind.VARCHAR, Kind.CHAR) and ctype.length is not None and ctype.length <= 255
+
+
 def _long_unique(ctx: _Context) -> bool:
     """Whether a unique key may hold a TEXT or long VARCHAR whole (MariaDB 10.4 on: it keeps a hash of
     the values; MySQL indexes no TEXT whole, and a unique key on a prefix would refuse rows)."""
@@ -513,19 +518,29 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         given = {c: n for c, n in zip(ix.columns, ix.prefixes, strict=False) if n}
         if given and ctx.sa_dialect.name not in ("mysql", "mariadb"):
             shown = ", ".join(f"{c}({given[c]})" if c in given else c for c in ix.columns)
-            ctx.plan.warnings.append(
-                f"{table.name}: {'unique ' if ix.unique else ''}index {ix.name or ''} on ({shown}) indexes the"
-                f" first characters of a column, which {ctx.sa_dialect.name} cannot: not made (an index of"
-                " whole values would refuse long ones)"
-            )
-            continue
+            kind = f"{'unique ' if ix.unique else ''}index {ix.name or ''} on ({shown})"
+            if not all(_short_string(table.column(c).type) for c in given):
+                ctx.plan.warnings.append(
+                    f"{table.name}: {kind} indexes the first characters of a column, which"
+                    f" {ctx.sa_dialect.name} cannot: not made (an index of whole values would refuse long ones)"
+                )
+                continue
+            if ix.unique:  # (a plain index of whole short values finds the rows its prefix did)
+                ctx.plan.warnings.append(
+                    f"{table.name}: {kind} is unique on the first characters of a column, which"
+                    f" {ctx.sa_dialect.name} cannot index: made unique on whole values, which is weaker"
+                    " (it takes values that begin alike)"
+                )
+            given = {}
         prefixes = {} if ix.unique and _long_unique(ctx) else _text_prefixes(ctx, table, ix.columns)
+        unique = ix.unique and not prefixes
         if given:  # (MySQL into MySQL: the source's own prefixes, shorter where it needs them so)
-            prefixes = {c: min(n, prefixes.get(c, n)) for c, n in given.items()} | {
+            merged = {c: min(n, prefixes.get(c, n)) for c, n in given.items()} | {
                 c: n for c, n in prefixes.items() if c not in given
             }
-        unique = ix.unique and not prefixes
-        if ix.unique and prefixes:
+            unique = ix.unique and merged == given  # (unique on the source's own prefixes: as it is)
+            prefixes = merged
+        if ix.unique and not unique:
             ctx.plan.warnings.append(
                 f"{table.name}: unique key on ({', '.join(ix.columns)}) made a plain index: {ctx.sa_dialect.name}"
                 " indexes a TEXT column by its first characters, and unique on them it would refuse rows"

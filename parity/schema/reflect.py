@@ -224,8 +224,14 @@ def _reflect_one(
             raise not_found(
                 "column", col, [c.name for c in columns], where=f"table '{name}' (types override)"
             )
-    uniques = tuple(Index(n, cols, unique=True) for n, cols in dialect.unique_constraints(conn, name, schema))
-    indexes = _indexes(dialect.indexes(conn, name, schema), uniques, pk, name, notes)
+    raw_indexes = dialect.indexes(conn, name, schema)
+    prefixed = {ix.get("name") for ix in raw_indexes if _prefix_lengths(ix)}
+    uniques = tuple(  # (MySQL's unique key on a prefix of a column: an index of its own, with it)
+        Index(n, cols, unique=True)
+        for n, cols in dialect.unique_constraints(conn, name, schema)
+        if n is None or n not in prefixed
+    )
+    indexes = _indexes(raw_indexes, uniques, pk, name, notes)
     fks = tuple(
         _foreign_key(fk, schema)
         for fk in dialect.foreign_keys(conn, name, schema)
@@ -290,7 +296,8 @@ def _indexes(
     out = []
     for ix in raw:
         cols = tuple(ix.get("column_names") or ())
-        if ix.get("duplicates_constraint") or cols in taken:
+        lengths = _prefix_lengths(ix)
+        if ix.get("duplicates_constraint") or (cols in taken and not lengths):
             continue
         if not cols or any(c is None for c in cols):
             notes.append(f"{table}: expression index {ix.get('name')} is not portable; skipped")
@@ -305,12 +312,18 @@ def _indexes(
                 + (held if unique else "")
             )
             unique = False
-        lengths = next((options[k] for k in options if k.endswith("_length") and options[k]), None)
-        if isinstance(lengths, int):  # (one length for every column)
-            lengths = dict.fromkeys(cols, lengths)
-        prefixes = tuple((lengths or {}).get(c) for c in cols) if isinstance(lengths, dict) else ()
+        prefixes = tuple(lengths.get(c) for c in cols)
         out.append(Index(ix.get("name"), cols, unique, prefixes if any(prefixes) else ()))
     return tuple(out)
+
+
+def _prefix_lengths(ix: dict[str, Any]) -> dict[str, int]:
+    """The characters of each column a MySQL index holds, where it holds a prefix (``name(5)``)."""
+    options = ix.get("dialect_options") or {}
+    lengths = next((options[k] for k in options if k.endswith("_length") and options[k]), None)
+    if isinstance(lengths, int):  # (one length for every column)
+        return dict.fromkeys(ix.get("column_names") or (), lengths)
+    return {c: n for c, n in lengths.items() if n} if isinstance(lengths, dict) else {}
 
 
 def _foreign_key(fk: dict[str, Any], schema: str | None) -> ForeignKey:
