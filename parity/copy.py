@@ -355,6 +355,7 @@ def _prepare_schema(
         defer_keys=keys_later if apply else (),
         assigned=assigned,
         taken=taken_names(job),
+        exact_keys=not job.source.dialect.TEXT_KEYS_FOLD,
     )
     if plan.problems:
         raise DataError("the target cannot hold the source's values: " + "; ".join(plan.problems))

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import mssql, mysql, oracle, postgresql
 from parity.demo import build_source
 from parity.dialects import for_name
 from parity.endpoint import Endpoint
-from parity.schema.model import Table
+from parity.schema.model import Column, Table
 from parity.schema.plan import SchemaPlan, plan_schema
 from parity.schema.reflect import reflect, table_names
 from parity.schema.types import parse
@@ -578,3 +578,30 @@ def test_mysql_indexes_text_by_a_prefix_and_a_unique_key_on_text_is_said_to_be_p
         "CREATE INDEX addr_note_key ON addr (note(768))",
     ], indexes
     assert any(w.startswith("addr: unique key on (note) made a plain index") for w in plan.warnings)
+
+
+@pytest.mark.parametrize(
+    ("mariadb", "version", "collation"),
+    [
+        (True, (10, 11, 6), "utf8mb4_nopad_bin"),
+        (False, (8, 0, 36), "utf8mb4_0900_bin"),
+        (False, (5, 7, 44), "utf8mb4_bin"),
+    ],
+)
+def test_mysql_key_text_is_made_exact_in_each_servers_own_collation(
+    mariadb: bool, version: tuple[int, ...], collation: str
+) -> None:
+    """A key column's text from a source that compares it exactly: binary, and NO PAD where the server
+    has such a collation (MySQL 5.7 has none), in the DDL parity plans."""
+    sa_dialect = mysql.dialect()
+    sa_dialect.is_mariadb, sa_dialect.server_version_info = mariadb, version
+    assert for_name("mysql").exact_collation(sa_dialect) == collation
+    table = Table(
+        "t",
+        (Column("k", parse("varchar(10)"), False), Column("v", parse("varchar(10)"), True)),
+        primary_key=("k",),
+    )
+    ddl = plan_schema([table], for_name("mysql"), sa_dialect, {}, exact_keys=True).sql()
+    assert f"k VARCHAR(10) COLLATE {collation} NOT NULL" in ddl and "v VARCHAR(10)," in ddl, ddl
+    assert "COLLATE" not in plan_schema([table], for_name("mysql"), sa_dialect, {}).sql()
+    assert for_name("postgresql").exact_collation(SA_DIALECTS["postgresql"]) is None

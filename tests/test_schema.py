@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from parity import job as jobs
 from parity.copy import copy
 from parity.dialects import for_name
+from parity.diff import diff
 from parity.errors import NotFound, SchemaError
 from parity.schema.apply import schema_apply, schema_plan
 from parity.schema.model import Table
@@ -766,6 +767,54 @@ def test_a_mysql_prefix_index_is_named_not_made_whole_where_the_target_has_none(
     ]
     with pytest.raises(sa.exc.IntegrityError):  # (unique on the first 5 characters, as in the source)
         maria.sql("INSERT INTO doc (id, code) VALUES (2, 'abcdeXY')")
+
+
+@pytest.mark.parametrize("source_name", ["postgresql", "sqlite"])
+def test_text_keys_into_mariadb_compare_exactly_as_in_the_source(
+    make_db: Callable[[str], Database], source_name: str
+) -> None:
+    """PostgreSQL holds 'a', 'A' and 'a ' as three values of a unique column; MariaDB's default
+    collation folds case and trailing spaces, so the copy refused two rows as duplicates of the first
+    (and said the target held them already). The text columns of the keys of tables parity makes
+    there compare exactly (binary, no pad), FK columns with them; other columns keep the server's
+    collation. From MariaDB itself, keys fold as they did."""
+    source, target = make_db(source_name), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE tag (code VARCHAR(20) PRIMARY KEY, label TEXT UNIQUE, note VARCHAR(20))",
+        "INSERT INTO tag VALUES ('a', 'x', 'n'), ('A', 'X', 'n'), ('a ', 'x ', 'n'), ('é', 'e', 'n')",
+        "CREATE TABLE use_tag (id INTEGER PRIMARY KEY, code VARCHAR(20) REFERENCES tag (code))",
+        "INSERT INTO use_tag VALUES (1, 'A'), (2, 'a '), (3, 'a')",
+    )
+    job = build(source, target)
+    try:
+        result = copy(job)
+        assert result.ok and [t.rows_written for t in result.tables] == [4, 3], result.to_dict()
+        assert diff(job).identical
+    finally:
+        job.close()
+    assert sorted(target.query("SELECT code, label FROM tag")) == [
+        ("A", "X"),
+        ("a", "x"),
+        ("a ", "x "),
+        ("é", "e"),
+    ]
+    collations = dict(
+        target.query(
+            "SELECT concat(table_name, '.', column_name), collation_name FROM information_schema.columns"
+            " WHERE table_schema = database() AND data_type IN ('varchar', 'longtext', 'text')"
+        )
+    )
+    exact = {c for c, collation in collations.items() if collation == "utf8mb4_nopad_bin"}
+    assert exact == {"tag.code", "tag.label", "use_tag.code"}, collations
+    again = make_db("mariadb")
+    copied(target, again)
+    assert not any(
+        collation.endswith("_bin")
+        for (collation,) in again.query(
+            "SELECT collation_name FROM information_schema.columns"
+            " WHERE table_schema = database() AND collation_name IS NOT NULL"
+        )
+    )
 
 
 def test_a_unique_text_column_an_fk_references_is_a_key_column_in_mariadb(

@@ -296,6 +296,12 @@ class Dialect:
     """Whether the text of a key parity creates compares as the server's default collation has it,
     ignoring case and trailing spaces (MySQL/MariaDB, SQL Server), not by its exact characters."""
 
+    def exact_collation(self, sa_dialect: Any) -> str | None:
+        """Where keys fold text (``TEXT_KEYS_FOLD``), the collation of a key column parity creates for a
+        source that compares text by its exact characters: unique 'a' and 'A', or 'a' and 'a ', are two
+        keys there, and one of them was refused as a duplicate. None: keys compare exactly already."""
+        return None
+
     INTEGER_BOOLEANS: ClassVar[bool] = False
     """Whether a boolean column holds any integer (MySQL's TINYINT(1), SQLite's): copy writes a source's
     2 there as it is, not as true."""

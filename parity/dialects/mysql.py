@@ -206,6 +206,14 @@ class MySQL(Dialect):
     TEXT_KEYS_FOLD = True
     BACKSLASH_ESCAPES = True
 
+    def exact_collation(self, sa_dialect: Any) -> str | None:
+        """Binary and NO PAD ('a ' is not 'a'): MariaDB's own, MySQL 8's; MySQL 5.7 has no binary one
+        that does not pad."""
+        if getattr(sa_dialect, "is_mariadb", False):
+            return "utf8mb4_nopad_bin"
+        version = getattr(sa_dialect, "server_version_info", None) or ()
+        return "utf8mb4_0900_bin" if tuple(version[:1]) >= (8,) else "utf8mb4_bin"
+
     def parse_default(self, text: str | None) -> Default | None:
         """A string default as MySQL writes it, its backslash escapes read (a backslash is written
         doubled: it was copied with both)."""

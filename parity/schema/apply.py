@@ -50,6 +50,7 @@ def schema_plan(job: Job) -> SchemaPlan:
         names=job.names(),
         missing_keys=True,
         taken=taken_names(job),
+        exact_keys=not job.source.dialect.TEXT_KEYS_FOLD,
     )
 
 

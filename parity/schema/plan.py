@@ -90,6 +90,8 @@ class _Context:
     """The source tables, by name."""
     assigned: Collection[str] = ()
     """Source tables whose IDs the target assigns (``--remap-ids``)."""
+    exact_keys: bool = False
+    """Whether the source's keys compare text by its exact characters (``Dialect.exact_collation``)."""
 
 
 def plan_schema(
@@ -103,6 +105,7 @@ def plan_schema(
     assigned: Collection[str] = (),
     missing_keys: bool = False,
     taken: Collection[str] = (),
+    exact_keys: bool = False,
 ) -> SchemaPlan:
     """Plan DDL for the source tables into a target whose existing tables (by target name) are given.
 
@@ -114,7 +117,9 @@ def plan_schema(
 
     ``taken``: names in the target's schema that a new index or constraint may not take
     (``Dialect.taken_names``). ``missing_keys``: name in warnings the source's indexes, unique keys and FKs that an existing
-    table lacks (``parity schema``; a copy adds the ones it deferred itself at its end).
+    table lacks (``parity schema``; a copy adds the ones it deferred itself at its end). ``exact_keys``:
+    the source's keys compare text by its exact characters, which the text columns of the keys of tables
+    made here then do too (``Dialect.exact_collation``).
 
     Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
     """
@@ -122,7 +127,16 @@ def plan_schema(
     used = set(taken)
     if not dialect.TABLE_SCOPED_INDEX_NAMES:  # (an index named as a table made here: MySQL names an FK's
         used |= set(names.values()) | set(existing)  # index after the table it references)
-    ctx = _Context(dialect, sa_dialect, schema, names, existing, assigned=assigned, used_names=used)
+    ctx = _Context(
+        dialect,
+        sa_dialect,
+        schema,
+        names,
+        existing,
+        assigned=assigned,
+        used_names=used,
+        exact_keys=exact_keys,
+    )
     if dialect.DEFERS_KEYS and defer_keys:
         ctx.defer_keys = {t.name for t in source if names[t.name] not in existing} & set(defer_keys)
     if dialect.DEFERS_FOREIGN_KEYS and defer_keys:
@@ -448,6 +462,22 @@ def _fk_constraint(ctx: _Context, table: Table, fk: ForeignKey) -> sa.ForeignKey
     )
 
 
+def _exact_key_columns(ctx: _Context, table: Table) -> set[str]:
+    """The text columns of the table's keys (``exact_keys``): its primary key, unique keys and unique
+    indexes, and the columns of its FKs to a table made here too (an FK's columns take the collation of
+    the ones it references; those of a table that exists keep the server's)."""
+    keys = [
+        *(set(k) for k in _unique_keys(table)),
+        *(
+            {c.lower() for c in fk.columns}
+            for fk in table.foreign_keys
+            if fk.ref_schema is None and ctx.names.get(fk.ref_table, fk.ref_table) not in ctx.existing
+        ),
+    ]
+    named = set().union(*keys) if keys else set()
+    return {c.name for c in table.columns if c.name.lower() in named and c.type.kind in STRING_KINDS}
+
+
 def _unique_keys(table: Table) -> list[set[str]]:
     """The column sets a table holds unique: its primary key, unique constraints and unique indexes."""
     keys = [
@@ -463,6 +493,10 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     target = ctx.names[table.name]
     inline_deferred = not ctx.dialect.ALTER_ADD_FOREIGN_KEY and not ctx.dialect.INLINE_FK_NEEDS_TARGET
     pieces: list[Any] = [_sa_column(ctx, table, c, lossy) for c in table.columns]
+    collation = ctx.dialect.exact_collation(ctx.sa_dialect) if ctx.exact_keys else None
+    for column in pieces if collation else ():
+        if column.name in _exact_key_columns(ctx, table) and isinstance(column.type, RawType):
+            column.type = RawType(f"{column.type.spec} COLLATE {collation}")
     defer = table.name in ctx.defer_keys
     keys: list[Any] = []
     if table.primary_key:  # (added later, it is named as PostgreSQL would name it inline)
