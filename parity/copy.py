@@ -260,7 +260,7 @@ def copy(
             result.tables.append(table)
     finally:
         rejects.close()
-    result.warnings += _taken_keys(plans, rejects)
+    result.warnings += _taken_keys(plans, rejects, created)
     result.notes += _save_watermarks(job, state, plans, marks, result)
     _fix_late_references(job, plans, result, maps)
     if result.ok:  # (a failed table may lack rows or its key: its FKs wait for a run that copies it)
@@ -1640,15 +1640,27 @@ _TAKEN_KEY = re.compile(
 """A refusal for a key the target holds already, as each database words it."""
 
 
-def _taken_keys(plans: list[_TablePlan], rejects: _Rejects) -> list[str]:
+def _taken_keys(plans: list[_TablePlan], rejects: _Rejects, created: Container[str]) -> list[str]:
     """A hint for tables appended to whose rows the target refused as keys it holds already (a copy
-    run again: every row a reject)."""
-    return [
-        f"{tp.target}: {rejects.taken[tp.target]:,} rows refused as keys the target holds already"
-        " (append adds rows): --mode merge updates them, --mode replace copies the table anew"
-        for tp in plans
-        if tp.mode == "append" and not tp.remap.active and rejects.taken.get(tp.target)
-    ]
+    run again: every row a reject); in a table this run created, the source's own rows share a key as
+    the target compares it."""
+    hints = []
+    for tp in plans:
+        taken = rejects.taken.get(tp.target)
+        if not taken or tp.remap.active:
+            continue
+        if tp.target in created:
+            hints.append(
+                f"{tp.target}: {taken:,} rows refused as keys of rows copied before them: the target"
+                " takes two of the source's keys for one (a collation that ignores case or trailing"
+                " spaces?); the rejects file names them"
+            )
+        elif tp.mode == "append":
+            hints.append(
+                f"{tp.target}: {taken:,} rows refused as keys the target holds already (append adds rows):"
+                " --mode merge updates them, --mode replace copies the table anew"
+            )
+    return hints
 
 
 class _Held:

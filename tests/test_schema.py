@@ -777,7 +777,8 @@ def test_text_keys_into_mariadb_compare_exactly_as_in_the_source(
     collation folds case and trailing spaces, so the copy refused two rows as duplicates of the first
     (and said the target held them already). The text columns of the keys of tables parity makes
     there compare exactly (binary, no pad), FK columns with them; other columns keep the server's
-    collation. From MariaDB itself, keys fold as they did."""
+    collation. From MariaDB, each column keeps the collation it has there (in utf8mb4): the
+    copy lost a utf8mb4_bin, and rows of a unique column were refused."""
     source, target = make_db(source_name), make_db("mariadb")
     source.sql(
         "CREATE TABLE tag (code VARCHAR(20) PRIMARY KEY, label TEXT UNIQUE, note VARCHAR(20))",
@@ -806,15 +807,28 @@ def test_text_keys_into_mariadb_compare_exactly_as_in_the_source(
     )
     exact = {c for c, collation in collations.items() if collation == "utf8mb4_nopad_bin"}
     assert exact == {"tag.code", "tag.label", "use_tag.code"}, collations
-    again = make_db("mariadb")
+    again = make_db("mariadb")  # (from MariaDB: each column's own collation, as it is there)
+    target.sql(
+        "CREATE TABLE legacy (id INT PRIMARY KEY, a VARCHAR(5) CHARACTER SET utf8mb3 COLLATE utf8mb3_bin"
+        " UNIQUE, b VARCHAR(5) CHARACTER SET latin1 COLLATE latin1_bin UNIQUE, c VARCHAR(5) UNIQUE)",
+        "INSERT INTO legacy VALUES (1, 'a', 'a', 'a'), (2, 'A', 'A', 'b')",
+    )
     copied(target, again)
-    assert not any(
-        collation.endswith("_bin")
-        for (collation,) in again.query(
-            "SELECT collation_name FROM information_schema.columns"
-            " WHERE table_schema = database() AND collation_name IS NOT NULL"
+    assert sorted(again.query("SELECT code FROM tag")) == [("A",), ("a",), ("a ",), ("é",)]
+    assert again.query("SELECT count(*) FROM legacy") == [(2,)]
+    kept = dict(
+        again.query(
+            "SELECT concat(table_name, '.', column_name), collation_name FROM information_schema.columns"
+            " WHERE table_schema = database() AND collation_name LIKE '%bin'"
         )
     )
+    assert kept == {
+        "tag.code": "utf8mb4_nopad_bin",
+        "tag.label": "utf8mb4_nopad_bin",
+        "use_tag.code": "utf8mb4_nopad_bin",
+        "legacy.a": "utf8mb4_bin",
+        "legacy.b": "utf8mb4_bin",
+    }, kept
 
 
 def test_a_unique_text_column_an_fk_references_is_a_key_column_in_mariadb(

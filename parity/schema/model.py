@@ -55,6 +55,9 @@ class Column:
     """The database's type has no canonical kind of its own (PostgreSQL's inet, interval, arrays ...)
     and the column is taken as text: copy reads it as the database writes it as text (its driver's
     Python objects for such types are no strings)."""
+    collation: str | None = None
+    """The column's own collation, where MySQL/MariaDB declares one other than its table's (in utf8mb4's
+    spelling): kept into MySQL/MariaDB (``utf8mb4_bin`` on a unique key holds 'a' and 'A')."""
     wider_than_declared: bool = False
     """The column may hold values wider than its declared type says (SQLite's INTEGER, read as bigint
     because SQLite keeps 64-bit values in it): an existing narrower integer column in the target is then

@@ -298,6 +298,10 @@ def _text_prefixes(ctx: _Context, table: Table, columns: Sequence[str]) -> dict[
     return dict.fromkeys(left, max(1, budget // 4 // len(left)))
 
 
+def _mysql(ctx: _Context) -> bool:
+    return ctx.sa_dialect.name in ("mysql", "mariadb")
+
+
 def _short_string(ctype: CanonicalType) -> bool:
     """A VARCHAR or CHAR short enough for any database's index to hold its values whole."""
     return ctype.kind in (Kind.VARCHAR, Kind.CHAR) and ctype.length is not None and ctype.length <= 255
@@ -493,9 +497,12 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     target = ctx.names[table.name]
     inline_deferred = not ctx.dialect.ALTER_ADD_FOREIGN_KEY and not ctx.dialect.INLINE_FK_NEEDS_TARGET
     pieces: list[Any] = [_sa_column(ctx, table, c, lossy) for c in table.columns]
-    collation = ctx.dialect.exact_collation(ctx.sa_dialect) if ctx.exact_keys else None
-    for column in pieces if collation else ():
-        if column.name in _exact_key_columns(ctx, table) and isinstance(column.type, RawType):
+    exact = ctx.dialect.exact_collation(ctx.sa_dialect) if ctx.exact_keys else None
+    exact_columns = _exact_key_columns(ctx, table) if exact else set()
+    own = {c.name: c.collation for c in table.columns if c.collation} if _mysql(ctx) else {}
+    for column in pieces:
+        collation = exact if column.name in exact_columns else own.get(column.name)
+        if collation and isinstance(column.type, RawType):
             column.type = RawType(f"{column.type.spec} COLLATE {collation}")
     defer = table.name in ctx.defer_keys
     keys: list[Any] = []
@@ -550,7 +557,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             ctx.plan.steps.append(Step(target, "add key", sql))
     for ix in (*table.indexes, *prefixed):
         given = {c: n for c, n in zip(ix.columns, ix.prefixes, strict=False) if n}
-        if given and ctx.sa_dialect.name not in ("mysql", "mariadb"):
+        if given and not _mysql(ctx):
             shown = ", ".join(f"{c}({given[c]})" if c in given else c for c in ix.columns)
             kind = f"{'unique ' if ix.unique else ''}index {ix.name or ''} on ({shown})"
             if not all(_short_string(table.column(c).type) for c in given):

@@ -217,6 +217,7 @@ def _reflect_one(
                 wider_than_declared=dialect.wider_than_declared(info, conn, name, schema)
                 or (info["name"] in overrides and ctype.kind in _TIMES),
                 read_as_text=as_text,
+                collation=_own_collation(info, conn.dialect.name) if ctype.kind in STRING_KINDS else None,
             )
         )
     for col in overrides:
@@ -243,6 +244,22 @@ def _reflect_one(
     )
     notes += dialect.table_notes(conn, name, schema)
     return Table(name, tuple(columns), schema, pk, uniques, indexes, fks, checks, tuple(notes))
+
+
+def _own_collation(info: dict[str, Any], dialect: str) -> str | None:
+    """A MySQL/MariaDB column's own collation (SQLAlchemy reads the ones SHOW CREATE TABLE states: those
+    other than the table's), as utf8mb4 spells it: parity makes text columns utf8mb4 there. utf8mb3's
+    are utf8mb4's of the same name; a binary one of another character set is ``utf8mb4_bin``; others
+    (latin1_swedish_ci ...) have no utf8mb4 twin: None."""
+    collation = getattr(info["type"], "collation", None)
+    if dialect not in ("mysql", "mariadb") or not isinstance(collation, str):
+        return None
+    charset, _, rest = collation.lower().partition("_")
+    if charset == "utf8mb4":
+        return collation.lower()
+    if charset in ("utf8", "utf8mb3"):
+        return f"utf8mb4_{rest}"
+    return "utf8mb4_bin" if rest == "bin" or charset == "binary" else None
 
 
 def _generated(info: dict[str, Any], dialect: str) -> Generated | None:
