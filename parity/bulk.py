@@ -454,12 +454,24 @@ def _grouped(flat: list[Any], width: int) -> tuple[list[list[Any]], list[list[An
     ]
 
 
+def _duckdb_bc(v: Any) -> Any:
+    """A day before Christ in DuckDB's spelling: PostgreSQL's text '0045-03-15 12:00:00+00 BC' (no
+    Python date holds it) as '0045-03-15 (BC) 12:00:00+00', which DuckDB reads (it refused the other)."""
+    if not isinstance(v, str) or not v.endswith(" BC"):
+        return v
+    day, _, rest = v[:-3].partition(" ")
+    return f"{day} (BC) {rest}" if rest else f"{day} (BC)"
+
+
 class DuckDBInsertWriter(ExecuteManyWriter):
     """Parameterised INSERT for DuckDB, which takes most Python values as they are."""
 
     ENCODERS: ClassVar[dict[Kind, Callable[[Any], Any]]] = {
         Kind.JSON: json_text,
         Kind.DECIMAL: plain_decimal,
+        Kind.DATE: _duckdb_bc,
+        Kind.TIMESTAMP: _duckdb_bc,
+        Kind.TIMESTAMPTZ: _duckdb_bc,
     }
 
 

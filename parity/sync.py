@@ -125,6 +125,15 @@ def as_kind(value: Any, kind: Kind) -> Any:
     return value
 
 
+_ENDLESS_KINDS = frozenset({Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ})
+
+
+def endless_time(value: Any) -> bool:
+    """Whether a date or timestamp is PostgreSQL's text of infinity or of a day before Christ (no Python
+    date holds them: its driver gives their text)."""
+    return isinstance(value, str) and (value in ("infinity", "-infinity") or value.endswith(" BC"))
+
+
 _CHECKED_KINDS = frozenset(
     {Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.JSON, Kind.DECIMAL}
     | {Kind.FLOAT, Kind.DOUBLE, Kind.BOOLEAN, Kind.UUID}
@@ -231,6 +240,10 @@ class Applier:
                 continue
             if ctype.kind is Kind.BOOLEAN and self.endpoint.dialect.INTEGER_BOOLEANS:
                 continue  # (MySQL's and SQLite's booleans hold any integer: 2 arrives as it is)
+            if ctype.kind in _ENDLESS_KINDS and endless_time(given):
+                if self.endpoint.dialect.HOLDS_ENDLESS_TIMES:
+                    continue  # (its text, which the target reads)
+                return f"{column}: {given} is no {ctype.kind.value} {self.endpoint.backend} holds"
             try:
                 value = decode_value(ctype.kind, as_kind(given, ctype.kind))
             except DECODE_ERRORS as exc:  # (the value named, as copy's rejects name it)
@@ -368,6 +381,9 @@ class Applier:
         if isinstance(value, (bytes, bytearray)):
             return sa.literal_column(self.endpoint.dialect.BINARY_LITERAL.format(hex=bytes(value).hex()))
         ctype = self.types.get(column, CanonicalType(Kind.TEXT))
+        if ctype.kind in _ENDLESS_KINDS and endless_time(value):  # (its text, as the target spells it)
+            encoder = self.encoders.get(column)
+            return sa.cast(sa.literal(value if encoder is None else encoder(value)), literal_type(ctype))
         if isinstance(value, datetime) and (value.tzinfo is not None or ctype.kind is Kind.TIMESTAMPTZ):
             # the text a session in any time zone reads alike: UTC with its offset, or, where the column
             # holds UTC without a zone (MySQL's DATETIME, a TIMESTAMP column), UTC without one

@@ -367,6 +367,43 @@ def test_an_sqlite_blob_in_a_text_column_is_a_refused_row(
     assert target.query("SELECT id, t FROM bt ORDER BY id") == [(1, "a")]
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "duckdb", "mariadb"])
+def test_infinite_days_and_days_before_christ_are_synced_where_the_target_holds_them(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """PostgreSQL's 'infinity' and '0045-03-15 BC' come as their text (no Python date holds them):
+    sync refused every such row as "Invalid isoformat string", PostgreSQL into PostgreSQL too. They
+    are written where the target holds them (PostgreSQL, DuckDB: in its spelling), and refused with
+    their keys elsewhere."""
+    source, target, printed = make_db("postgresql"), make_db(target_name), make_db(target_name)
+    source.sql(
+        "CREATE TABLE ev (id int PRIMARY KEY, d date, ts timestamp)",
+        "INSERT INTO ev VALUES (1, '2020-01-01', '2020-01-01 10:00:00')",
+    )
+    assert (
+        copy(job_for(source, target, tables=["ev"])).ok and copy(job_for(source, printed, tables=["ev"])).ok
+    )
+    source.sql(
+        "INSERT INTO ev VALUES (2, 'infinity', '-infinity'), (3, '0045-03-15 BC', '0001-12-31 23:59:59.5 BC')",
+        "UPDATE ev SET d = '0100-01-01 BC' WHERE id = 1",
+    )
+    if target_name != "mariadb":  # (the dry run's SQL runs as printed: the text in the target's spelling)
+        printed.sql(*sync(job_for(source, printed, tables=["ev"]), dry_run=True).statements)
+        assert diff(job_for(source, printed, tables=["ev"])).identical
+    result = sync(job_for(source, target, tables=["ev"]))
+    table = result.tables[0]
+    if target_name == "mariadb":
+        assert (table.inserted, table.updated, table.failed) == (0, 0, 3) and not result.verified
+        assert sorted(table.errors) == [
+            'ev {"id": 1}: d: 0100-01-01 BC is no date mariadb holds',
+            'ev {"id": 2}: d: infinity is no date mariadb holds',
+            'ev {"id": 3}: d: 0045-03-15 BC is no date mariadb holds',
+        ], table.errors
+        return
+    assert (table.inserted, table.updated, table.failed) == (2, 1, 0), table.errors
+    assert result.verified and diff(job_for(source, target, tables=["ev"])).identical
+
+
 def test_nan_and_infinity_are_refused_rows_into_mariadb_in_the_dry_run_too(
     make_db: Callable[[str], Database],
 ) -> None:

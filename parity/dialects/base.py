@@ -722,6 +722,12 @@ class Dialect:
     """Whether an FK check sees the rows its own statement writes (a row referencing itself; not
     DuckDB's, which checks against the rows before the statement)."""
 
+    HOLDS_ENDLESS_TIMES: ClassVar[bool] = False
+    """Whether its dates and timestamps hold infinity, -infinity and days before Christ, as PostgreSQL
+    writes them ('0045-03-15 BC'; no Python date holds them, and such a value comes as that text):
+    sync and fix write the text, which the database reads (PostgreSQL, DuckDB). Elsewhere such a row is
+    refused, naming it, as copy rejects it (SQLite would keep the text, which no one reads as a date)."""
+
     HOLDS_NAN: ClassVar[bool] = True
     """Whether its floats hold NaN and the infinities (not MySQL's, MariaDB's or SQL Server's): where
     not, copy rejects such a row naming the column, as the driver's refusal does not."""

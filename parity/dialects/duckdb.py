@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 class DuckDB(Dialect):
+    HOLDS_ENDLESS_TIMES = True
     TABLE_NAMES_IGNORE_CASE = True
     COLUMN_NAMES_IGNORE_CASE = True
     names = ("duckdb",)
