@@ -260,6 +260,12 @@ def schema_apply_cmd(**kw: Any) -> None:
     metavar="COLUMN",
     help="With --mode merge: copy the rows whose COLUMN (updated_at) changed since the last run began.",
 )
+@click.option(
+    "--lookback",
+    metavar="DURATION",
+    help="With --since: also copy the rows up to DURATION (90, 30s, 10m, 2h, 1d) before the watermark, "
+    "which a long transaction may commit late.",
+)
 @click.option("--no-schema", is_flag=True, help="Do not create or extend target tables.")
 @click.option(
     "--rejects",
@@ -288,6 +294,7 @@ def copy_cmd(
     limit: int | None,
     where: str | None,
     since: str | None,
+    lookback: str | None,
     no_schema: bool,
     rejects_file: str | None,
     max_rejects: int | None,
@@ -302,7 +309,7 @@ def copy_cmd(
     given = click.get_current_context().get_parameter_source("rejects_file") != ParameterSource.DEFAULT
     _writable(rejects_file if given else None, "--rejects")  # (the default is written only if rows are)
     _writable(export_id_map, "--export-id-map")
-    job = _build_job(kw, {"key": key, "where": where, "since": since}, workers=workers)
+    job = _build_job(kw, {"key": key, "where": where, "since": since, "lookback": lookback}, workers=workers)
     try:
         with _Progress(not as_json) as progress:
             result = copy(

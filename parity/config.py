@@ -28,6 +28,21 @@ def _listify(value: Any) -> Any:
     return value
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: Any) -> Any:
+    """'90', '30s', '10m', '2h' or '1d' as seconds; a number as it is; other values as they are (the
+    model's check then names them)."""
+    if not isinstance(value, str):
+        return value
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is no duration: a number of seconds, or one followed by s, m, h or d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
 class ConnectionConfig(_Model):
     """A database: its URL and, optionally, the schema (or MariaDB database) to work in."""
 
@@ -71,6 +86,10 @@ class TableConfig(_Model):
     since: str | None = None
     """copy in merge mode: the column that says when a row last changed (``updated_at``); each run
     copies the rows it says changed since the last run began (the watermark, kept in the target)."""
+    lookback: float | None = Field(default=None, ge=0)
+    """With ``since``: each run also copies the rows up to this long before the watermark (seconds, or
+    '30s', '10m', '2h', '1d'; for a numeric column, in its own units): a row a long transaction
+    commits with a time older than a run's start is copied by a later run that looks that far back."""
     natural_key: list[str] | None = None
     remap_ids: bool = False
     batch_size: int | None = Field(default=None, gt=0)
@@ -78,6 +97,7 @@ class TableConfig(_Model):
     partition: PartitionConfig | None = None
 
     _split = field_validator("key", "natural_key", "columns", "exclude_columns", mode="before")(_listify)
+    _duration = field_validator("lookback", mode="before")(duration_seconds)
 
 
 SYNONYMS = {"threads": "workers", "max_workers": "workers", "page_size": "batch_size"}
@@ -273,6 +293,19 @@ def parse(data: dict[str, Any], where: str = "job") -> JobConfig:
     try:
         return JobConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{where}: {loc}: {str(first['msg']).removeprefix('Value error, ')}") from exc
+        raise _invalid(exc, where) from exc
+
+
+def check_table_options(options: dict[str, Any], where: str = "options") -> None:
+    """Per-table settings given for every table (the command line's), checked before any table is
+    chosen: a bad value is one line naming it, not a model's error at the first table."""
+    try:
+        TableConfig.model_validate({"name": "-", **options})
+    except ValidationError as exc:
+        raise _invalid(exc, where) from exc
+
+
+def _invalid(exc: ValidationError, where: str) -> ConfigError:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    return ConfigError(f"{where}: {loc}: {str(first['msg']).removeprefix('Value error, ')}")

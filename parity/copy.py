@@ -1088,7 +1088,50 @@ def _check_since(job: Job, mode: Mode | None) -> None:
         from parity.schema.reflect import reflect
 
         for table, spec in zip(reflect(job.source, [s.name for s in specs]), specs, strict=True):
-            table.column(spec.since or "")  # (not found: an error naming the closest)
+            kind = table.column(spec.since or "").type.kind  # (not found: an error naming the closest)
+            if spec.lookback and kind not in _LOOKS_BACK:
+                raise ConfigError(
+                    f"table '{spec.name}': lookback goes back from a time or a number, and {spec.since}"
+                    f" is {kind.value}"
+                )
+    for spec in job.selected():
+        if spec.lookback is not None and not spec.since:
+            raise ConfigError(
+                f"table '{spec.name}': lookback goes back from a since column's watermark; give since"
+            )
+
+
+_LOOKS_BACK = frozenset(
+    {Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, *INTEGER_KINDS, Kind.DECIMAL, Kind.FLOAT, Kind.DOUBLE}
+)
+"""Kinds of ``since`` columns a ``lookback`` goes back from."""
+
+
+def _looked_back(last: Any, lookback: float | None) -> Any:
+    """The watermark ``lookback`` earlier: seconds before a time (whole days before a date), or that
+    much less of a number."""
+    if not lookback or last is None:
+        return last
+    if isinstance(last, str):  # (SQLite's time as text: as much earlier, in the same spelling)
+        try:
+            when = (date if len(last) == 10 else datetime).fromisoformat(last)
+        except ValueError:
+            return last
+        earlier = _looked_back(when, lookback)
+        return (
+            earlier.isoformat("T" if "T" in last else " ")
+            if isinstance(earlier, datetime)
+            else earlier.isoformat()
+        )
+    if isinstance(last, datetime):
+        return last - timedelta(seconds=lookback)
+    if isinstance(last, date):
+        return last - timedelta(days=math.ceil(lookback / 86400))
+    if isinstance(last, int):
+        return last - math.ceil(lookback)
+    if isinstance(last, Decimal):
+        return last - Decimal(repr(lookback))
+    return last
 
 
 _WATERMARK_KINDS: dict[str, Callable[[str], Any]] = {
@@ -1126,13 +1169,15 @@ def _watermarks(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, tu
         filters = [where_clause(tp.where)] if tp.where else []
         with job.source.connect() as conn:
             greatest = conn.execute(aggregate_row(table, [sa.func.max(table.c[column])], filters)).scalar()
-        tp.since = (column, last)
+        tp.since = (column, _looked_back(last, tp.spec.lookback))
         marks[tp.target] = None if greatest is None else (type(greatest).__name__, _mark_text(greatest))
     return marks
 
 
 def _mark_text(value: Any) -> str:
-    return value.isoformat() if isinstance(value, (datetime, date)) else str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def _save_watermarks(

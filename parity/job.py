@@ -252,6 +252,7 @@ def build(
             **{k: v for k, v in defaults.items() if v is not None},
         }
     job_config = cfg.parse(data, config_file or "options")
+    cfg.check_table_options({k: v for k, v in (table_options or {}).items() if v})
     pool = (workers or job_config.defaults.workers) + 4
     source = Endpoint.from_url(job_config.source.url, job_config.source.db_schema, "source", pool)
     target = Endpoint.from_url(job_config.target.url, job_config.target.db_schema, "target", pool)
