@@ -658,6 +658,29 @@ def test_text_in_an_sqlite_integer_key_is_an_error_naming_it(make_db: Any) -> No
     assert run(source, target, "tk", table_options={"where": "typeof(id) = 'integer'"}).identical
 
 
+@pytest.mark.parametrize("where", ["source", "target"])
+def test_a_real_in_an_sqlite_integer_key_is_counted(make_db: Any, where: str) -> None:
+    """SQLite holds 2.5 in an INT key: its bucket was 1.5, which is none of a level's, and --stats left
+    the row out of the table's count (3 of 4, 1 unchanged of 2). It is counted, and found missing."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    for db in (source, target):
+        db.sql(
+            "CREATE TABLE rk (id INT PRIMARY KEY, v TEXT)",
+            "INSERT INTO rk VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+        )
+    source.sql("INSERT INTO rk VALUES (2.5, 'x')", "UPDATE rk SET v = 'B' WHERE id = 2")
+    if where == "target":
+        source, target = target, source
+    table = run(source, target, "rk").tables[0]
+    stats = table.stats
+    rows = (4, 3) if where == "source" else (3, 4)
+    assert (stats.source_rows, stats.target_rows, stats.unchanged) == (*rows, 2), stats
+    assert sorted((d.kind, d.key["id"]) for d in table.differences) == [
+        ("changed", 2),
+        ("missing" if where == "source" else "extra", 2.5),
+    ]
+
+
 @pytest.mark.parametrize("target_name", ["sqlite", "mariadb"])
 def test_postgresql_char_and_name_columns_are_compared_as_text(make_db: Any, target_name: str) -> None:
     """A PostgreSQL "char" column copied fine, and diff then stopped: "operator is not unique: text ||
