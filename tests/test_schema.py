@@ -769,6 +769,33 @@ def test_a_mysql_prefix_index_is_named_not_made_whole_where_the_target_has_none(
         maria.sql("INSERT INTO doc (id, code) VALUES (2, 'abcdeXY')")
 
 
+def test_a_mysql_fulltext_index_stays_one_into_mysql_and_is_named_elsewhere(
+    make_db: Callable[[str], Database],
+) -> None:
+    """MariaDB's FULLTEXT index became a B-tree index of its columns: in PostgreSQL one on TEXT, which
+    refused a 6,400-character value (the copy failed), and in MariaDB one on a prefix, which serves no
+    MATCH ... AGAINST. It stays FULLTEXT into MariaDB, and elsewhere is named in a warning, not made."""
+    source, pg, maria = make_db("mariadb"), make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE doc (id INTEGER PRIMARY KEY, title VARCHAR(200), body TEXT,"
+        " FULLTEXT KEY ft_body (body), FULLTEXT KEY ft_both (title, body), KEY ix_title (title))",
+        "INSERT INTO doc VALUES (1, 'a', REPEAT('word ', 1280)), (2, 'b', 'another word')",
+    )
+    for target in (pg, maria):
+        copied(source, target)
+    (made,) = pg.reflect("doc")
+    assert [(ix.columns, ix.search) for ix in made.indexes] == [(("title",), None)]
+    planned = plan(source, make_db("postgresql"))
+    assert sum("FULLTEXT index ft_" in w and "not made in postgresql" in w for w in planned.warnings) == 2
+    (kept,) = maria.reflect("doc")
+    assert sorted((ix.columns, ix.search, ix.prefixes) for ix in kept.indexes) == [
+        (("body",), "FULLTEXT", ()),
+        (("title",), None, ()),
+        (("title", "body"), "FULLTEXT", ()),
+    ]
+    assert maria.query("SELECT id FROM doc WHERE MATCH (body) AGAINST ('another')") == [(2,)]
+
+
 @pytest.mark.parametrize("source_name", ["postgresql", "sqlite"])
 def test_text_keys_into_mariadb_compare_exactly_as_in_the_source(
     make_db: Callable[[str], Database], source_name: str
@@ -1026,7 +1053,7 @@ def test_an_index_on_a_long_varchar_is_made_by_a_prefix_too(make_db: Callable[[s
     """MariaDB's own `KEY (name(20))` on a VARCHAR(2000), and a FULLTEXT index (reflected as a plain
     one), copied into MariaDB failed: the prefix was lost, and 2000 characters are more than a key
     holds (the audit). A VARCHAR too long for the key is indexed by a prefix, as TEXT is; a prefix
-    the source gives is kept."""
+    the source gives is kept; the FULLTEXT index stays one."""
     source, target = make_db("mariadb"), make_db("mariadb")
     source.sql(
         "CREATE TABLE docs (id INTEGER PRIMARY KEY, name VARCHAR(2000), body TEXT, code VARCHAR(20),"
@@ -1045,8 +1072,12 @@ def test_an_index_on_a_long_varchar_is_made_by_a_prefix_too(make_db: Callable[[s
         ("k_name", "name"): 20,
         ("k_code_name", "code"): None,
         ("k_code_name", "name"): 100,
-        ("ft_body", "body"): 768,
+        ("ft_body", "body"): None,  # (FULLTEXT, whole: no prefix)
     }, lengths
+    assert target.query(
+        "SELECT index_type FROM information_schema.statistics WHERE table_schema = DATABASE()"
+        " AND index_name = 'ft_body'"
+    ) == [("FULLTEXT",)]
 
 
 def test_an_index_name_another_table_of_the_schema_holds_is_not_taken(

@@ -71,6 +71,9 @@ class Index:
     unique: bool = False
     prefixes: tuple[int | None, ...] = ()
     """MySQL's prefix index: per column, the characters it indexes (``KEY (body(20))``), or None."""
+    search: str | None = None
+    """MySQL's FULLTEXT or SPATIAL index: made so into MySQL/MariaDB; elsewhere not made (a B-tree
+    index of its columns neither serves its searches nor holds long text), with a warning."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect as SADialect
@@ -556,6 +556,24 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             sql = _ddl(AddConstraint(key), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add key", sql))
     for ix in (*table.indexes, *prefixed):
+        if ix.search and not _mysql(ctx):
+            ctx.plan.warnings.append(
+                f"{table.name}: {ix.search} index {ix.name or ''} on ({', '.join(ix.columns)}) is MySQL's own"
+                f" search; not made in {ctx.sa_dialect.name} (make its own full-text or spatial index)"
+            )
+            continue
+        if ix.search:  # (as it is: no prefix, no unique)
+            search = sa.Index(
+                _constraint_name(ctx, target, ix.name, "ix", ix.columns, table.name),
+                *(sa_table.c[c] for c in ix.columns),
+                **cast(dict[str, Any], {f"{ctx.sa_dialect.name}_prefix": ix.search}),
+            )
+            ctx.plan.steps.append(
+                Step(
+                    target, "add key" if defer else "create index", _ddl(CreateIndex(search), ctx.sa_dialect)
+                )
+            )
+            continue
         given = {c: n for c, n in zip(ix.columns, ix.prefixes, strict=False) if n}
         if given and not _mysql(ctx):
             shown = ", ".join(f"{c}({given[c]})" if c in given else c for c in ix.columns)

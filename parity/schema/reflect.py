@@ -330,7 +330,9 @@ def _indexes(
             )
             unique = False
         prefixes = tuple(lengths.get(c) for c in cols)
-        out.append(Index(ix.get("name"), cols, unique, prefixes if any(prefixes) else ()))
+        search = next((options[k] for k in options if k.endswith("_prefix") and options[k]), None)
+        searched = str(search).upper() if search else None  # (MySQL's FULLTEXT, SPATIAL)
+        out.append(Index(ix.get("name"), cols, unique, prefixes if any(prefixes) else (), searched))
     return tuple(out)
 
 
