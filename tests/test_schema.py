@@ -784,16 +784,55 @@ def test_a_mysql_fulltext_index_stays_one_into_mysql_and_is_named_elsewhere(
     for target in (pg, maria):
         copied(source, target)
     (made,) = pg.reflect("doc")
-    assert [(ix.columns, ix.search) for ix in made.indexes] == [(("title",), None)]
+    assert [(ix.columns, ix.method) for ix in made.indexes] == [(("title",), None)]
     planned = plan(source, make_db("postgresql"))
-    assert sum("FULLTEXT index ft_" in w and "not made in postgresql" in w for w in planned.warnings) == 2
+    assert (
+        sum(
+            "FULLTEXT index ft_" in w and "is mysql's own kind of index; not made in postgresql" in w
+            for w in planned.warnings
+        )
+        == 2
+    )
     (kept,) = maria.reflect("doc")
-    assert sorted((ix.columns, ix.search, ix.prefixes) for ix in kept.indexes) == [
+    assert sorted((ix.columns, ix.method, ix.prefixes) for ix in kept.indexes) == [
         (("body",), "FULLTEXT", ()),
         (("title",), None, ()),
         (("title", "body"), "FULLTEXT", ()),
     ]
     assert maria.query("SELECT id FROM doc WHERE MATCH (body) AGAINST ('another')") == [(2,)]
+
+
+def test_postgresql_gin_hash_and_brin_indexes_keep_their_kind_or_are_named(
+    make_db: Callable[[str], Database],
+) -> None:
+    """PostgreSQL's gin, hash and brin indexes became B-tree indexes of their columns: into PostgreSQL a
+    B-tree of jsonb or of long text, which refuses values over 2,700 bytes (the copy failed), into
+    MariaDB an index of a JSON column, which MariaDB refused. Into PostgreSQL they keep their kind;
+    elsewhere gin and brin are named in a warning, not made, hash is a plain index, and an index of a
+    JSON column is named in a warning into MariaDB."""
+    source, pg, maria = make_db("postgresql"), make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE ev (id int PRIMARY KEY, j jsonb, body text, at timestamp, k int)",
+        "CREATE INDEX ev_gin ON ev USING gin (j)",
+        "CREATE INDEX ev_hash ON ev USING hash (body)",
+        "CREATE INDEX ev_brin ON ev USING brin (at)",
+        "CREATE INDEX ev_j ON ev (k, j)",
+        "INSERT INTO ev VALUES (1, '{\"a\": 1}', repeat('long text ', 800), '2024-01-01', 1)",
+    )
+    for target in (pg, maria):
+        copied(source, target)
+    (same,) = pg.reflect("ev")
+    assert sorted((ix.columns, ix.method) for ix in same.indexes) == [
+        (("at",), "brin"),
+        (("body",), "hash"),
+        (("j",), "gin"),
+        (("k", "j"), None),
+    ]
+    (other,) = maria.reflect("ev")
+    assert [(ix.columns, ix.method) for ix in other.indexes] == [(("body",), None)]
+    warnings = plan(source, make_db("mariadb")).warnings
+    assert sum("is postgresql's own kind of index; not made in mariadb" in w for w in warnings) == 2, warnings
+    assert sum("index ev_j on (k, j) holds JSON (j)" in w for w in warnings) == 1, warnings
 
 
 @pytest.mark.parametrize("source_name", ["postgresql", "sqlite"])

@@ -71,9 +71,15 @@ class Index:
     unique: bool = False
     prefixes: tuple[int | None, ...] = ()
     """MySQL's prefix index: per column, the characters it indexes (``KEY (body(20))``), or None."""
-    search: str | None = None
-    """MySQL's FULLTEXT or SPATIAL index: made so into MySQL/MariaDB; elsewhere not made (a B-tree
-    index of its columns neither serves its searches nor holds long text), with a warning."""
+    method: str | None = None
+    """An index of another kind than a B-tree, as its database names it: MySQL's FULLTEXT or SPATIAL,
+    PostgreSQL's gin, gist, brin ...; made so into a database of the same kind (``method_of``), and
+    elsewhere not made (a B-tree of its columns neither serves its searches nor holds long values),
+    with a warning."""
+    method_of: str = ""
+    """The database kind ``method`` belongs to: mysql (MariaDB too) or postgresql."""
+    method_ops: tuple[tuple[str, str], ...] = ()
+    """PostgreSQL's operator classes of its columns, where not the default (gin_trgm_ops)."""
 
 
 @dataclass(frozen=True)

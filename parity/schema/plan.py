@@ -12,8 +12,8 @@ import hashlib
 import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect as SADialect
@@ -298,6 +298,17 @@ def _text_prefixes(ctx: _Context, table: Table, columns: Sequence[str]) -> dict[
     return dict.fromkeys(left, max(1, budget // 4 // len(left)))
 
 
+def _method_index(ctx: _Context, target: str, table: Table, ix: Index, sa_table: sa.Table) -> Any:
+    """CREATE INDEX of an index of its own kind (``Index.method``), into a database of that kind."""
+    options: dict[str, Any] = (
+        {f"{ctx.sa_dialect.name}_prefix": ix.method}
+        if _mysql(ctx)
+        else {"postgresql_using": ix.method, "postgresql_ops": dict(ix.method_ops)}
+    )
+    name = _constraint_name(ctx, target, ix.name, "ix", ix.columns, table.name)
+    return CreateIndex(sa.Index(name, *(sa_table.c[c] for c in ix.columns), unique=ix.unique, **options))
+
+
 def _mysql(ctx: _Context) -> bool:
     return ctx.sa_dialect.name in ("mysql", "mariadb")
 
@@ -555,23 +566,28 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             sa_table.append_constraint(key)
             sql = _ddl(AddConstraint(key), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add key", sql))
-    for ix in (*table.indexes, *prefixed):
-        if ix.search and not _mysql(ctx):
+    for found in (*table.indexes, *prefixed):
+        shown = f"index {found.name or ''} on ({', '.join(found.columns)})"
+        foreign = found.method and found.method_of != ("mysql" if _mysql(ctx) else ctx.sa_dialect.name)
+        # (PostgreSQL's hash index: a plain one does its work elsewhere)
+        ix = replace(found, method=None) if foreign and found.method == "hash" else found
+        if foreign and ix.method:
             ctx.plan.warnings.append(
-                f"{table.name}: {ix.search} index {ix.name or ''} on ({', '.join(ix.columns)}) is MySQL's own"
-                f" search; not made in {ctx.sa_dialect.name} (make its own full-text or spatial index)"
+                f"{table.name}: {ix.method} {shown} is {ix.method_of}'s own kind of index; not made in"
+                f" {ctx.sa_dialect.name} (make its own, where it has one)"
             )
             continue
-        if ix.search:  # (as it is: no prefix, no unique)
-            search = sa.Index(
-                _constraint_name(ctx, target, ix.name, "ix", ix.columns, table.name),
-                *(sa_table.c[c] for c in ix.columns),
-                **cast(dict[str, Any], {f"{ctx.sa_dialect.name}_prefix": ix.search}),
-            )
+        if ix.method:  # (as it is: no prefix)
+            made = _method_index(ctx, target, table, ix, sa_table)
             ctx.plan.steps.append(
-                Step(
-                    target, "add key" if defer else "create index", _ddl(CreateIndex(search), ctx.sa_dialect)
-                )
+                Step(target, "add key" if defer else "create index", _ddl(made, ctx.sa_dialect))
+            )
+            continue
+        json = [c for c in ix.columns if table.column(c).type.kind is Kind.JSON]
+        if json and _mysql(ctx):
+            ctx.plan.warnings.append(
+                f"{table.name}: {shown} holds JSON ({', '.join(json)}), which {ctx.sa_dialect.name} indexes"
+                " by no key; not made"
             )
             continue
         given = {c: n for c, n in zip(ix.columns, ix.prefixes, strict=False) if n}

@@ -330,10 +330,30 @@ def _indexes(
             )
             unique = False
         prefixes = tuple(lengths.get(c) for c in cols)
-        search = next((options[k] for k in options if k.endswith("_prefix") and options[k]), None)
-        searched = str(search).upper() if search else None  # (MySQL's FULLTEXT, SPATIAL)
-        out.append(Index(ix.get("name"), cols, unique, prefixes if any(prefixes) else (), searched))
+        method, method_of = _method(options)
+        ops = options.get("postgresql_ops") or {}
+        out.append(
+            Index(
+                ix.get("name"),
+                cols,
+                unique,
+                prefixes if any(prefixes) else (),
+                method,
+                method_of,
+                tuple((c, str(ops[c])) for c in cols if ops.get(c)) if method else (),
+            )
+        )
     return tuple(out)
+
+
+def _method(options: dict[str, Any]) -> tuple[str | None, str]:
+    """An index's kind where it is no B-tree: MySQL's FULLTEXT or SPATIAL, PostgreSQL's hash, gin, gist,
+    brin ...; and the database kind it belongs to."""
+    search = next((options[k] for k in options if k.endswith("_prefix") and options[k]), None)
+    if search:
+        return str(search).upper(), "mysql"
+    using = str(options.get("postgresql_using") or "btree").lower()
+    return (None, "") if using == "btree" else (using, "postgresql")
 
 
 def _prefix_lengths(ix: dict[str, Any]) -> dict[str, int]:
