@@ -356,6 +356,7 @@ def _prepare_schema(
         assigned=assigned,
         taken=taken_names(job),
         exact_keys=not job.source.dialect.TEXT_KEYS_FOLD,
+        folded_keys=job.source.dialect.TEXT_KEYS_FOLD,
     )
     if plan.problems:
         raise DataError("the target cannot hold the source's values: " + "; ".join(plan.problems))

@@ -769,6 +769,29 @@ def test_a_mysql_prefix_index_is_named_not_made_whole_where_the_target_has_none(
         maria.sql("INSERT INTO doc (id, code) VALUES (2, 'abcdeXY')")
 
 
+def test_unique_text_keys_mariadb_folds_are_named_where_the_target_does_not(
+    make_db: Callable[[str], Database],
+) -> None:
+    """MariaDB's default collation makes a unique email refuse 'A@x.org' beside 'a@x.org'; PostgreSQL's
+    takes both, and the migration said nothing. A warning names each such key; none for a binary
+    collation, a key of numbers, or into MariaDB."""
+    source = make_db("mariadb")
+    source.sql(
+        "CREATE TABLE u (email VARCHAR(100) PRIMARY KEY, nick VARCHAR(20) UNIQUE,"
+        " code VARCHAR(5) COLLATE utf8mb4_bin UNIQUE, n INT UNIQUE, UNIQUE KEY (n, nick))"
+    )
+    said = [w for w in plan(source, make_db("postgresql")).warnings if "ignores case" in w]
+    assert sorted(said) == [
+        "u: unique key (email) ignores case and trailing spaces in the source's collation, not in"
+        " postgresql: values that differ only so can both be held there",
+        "u: unique key (n, nick) ignores case and trailing spaces in the source's collation (nick), not in"
+        " postgresql: values that differ only so can both be held there",
+        "u: unique key (nick) ignores case and trailing spaces in the source's collation, not in"
+        " postgresql: values that differ only so can both be held there",
+    ], said
+    assert not [w for w in plan(source, make_db("mariadb")).warnings if "ignores case" in w]
+
+
 def test_a_mysql_fulltext_index_stays_one_into_mysql_and_is_named_elsewhere(
     make_db: Callable[[str], Database],
 ) -> None:

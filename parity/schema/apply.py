@@ -51,6 +51,7 @@ def schema_plan(job: Job) -> SchemaPlan:
         missing_keys=True,
         taken=taken_names(job),
         exact_keys=not job.source.dialect.TEXT_KEYS_FOLD,
+        folded_keys=job.source.dialect.TEXT_KEYS_FOLD,
     )
 
 

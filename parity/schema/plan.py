@@ -92,6 +92,9 @@ class _Context:
     """Source tables whose IDs the target assigns (``--remap-ids``)."""
     exact_keys: bool = False
     """Whether the source's keys compare text by its exact characters (``Dialect.exact_collation``)."""
+    folded_keys: bool = False
+    """Whether the source's keys fold text (MySQL's and SQL Server's collations ignore case and trailing
+    spaces): into a database whose keys do not, its text keys are named in warnings (weaker there)."""
 
 
 def plan_schema(
@@ -106,6 +109,7 @@ def plan_schema(
     missing_keys: bool = False,
     taken: Collection[str] = (),
     exact_keys: bool = False,
+    folded_keys: bool = False,
 ) -> SchemaPlan:
     """Plan DDL for the source tables into a target whose existing tables (by target name) are given.
 
@@ -119,7 +123,8 @@ def plan_schema(
     (``Dialect.taken_names``). ``missing_keys``: name in warnings the source's indexes, unique keys and FKs that an existing
     table lacks (``parity schema``; a copy adds the ones it deferred itself at its end). ``exact_keys``:
     the source's keys compare text by its exact characters, which the text columns of the keys of tables
-    made here then do too (``Dialect.exact_collation``).
+    made here then do too (``Dialect.exact_collation``); ``folded_keys``: they fold text (MySQL's
+    collations), and the text keys of tables made where keys do not are named in warnings.
 
     Raises SchemaError when a source type cannot be held exactly by the target and no override was given.
     """
@@ -136,6 +141,7 @@ def plan_schema(
         assigned=assigned,
         used_names=used,
         exact_keys=exact_keys,
+        folded_keys=folded_keys,
     )
     if dialect.DEFERS_KEYS and defer_keys:
         ctx.defer_keys = {t.name for t in source if names[t.name] not in existing} & set(defer_keys)
@@ -477,6 +483,30 @@ def _fk_constraint(ctx: _Context, table: Table, fk: ForeignKey) -> sa.ForeignKey
     )
 
 
+def _warn_unfolded(ctx: _Context, table: Table) -> None:
+    """The source's unique keys of text its collation folds (no ``_bin`` one of its own), which the
+    target's keys hold by their exact characters: 'a@x.org' and 'A@x.org' are two keys there."""
+    texts = {
+        c.name
+        for c in table.columns
+        if c.type.kind in STRING_KINDS and not (c.collation or "").endswith("_bin")
+    }
+    keys = [
+        table.primary_key,
+        *(u.columns for u in table.uniques),
+        *(i.columns for i in table.indexes if i.unique),
+    ]
+    for key in keys:
+        folded = [c for c in key if c in texts]
+        if folded:
+            which = "" if len(folded) == len(key) else f" ({', '.join(folded)})"
+            ctx.plan.warnings.append(
+                f"{table.name}: unique key ({', '.join(key)}) ignores case and trailing spaces in the"
+                f" source's collation{which}, not in {ctx.sa_dialect.name}: values that differ only so can"
+                " both be held there"
+            )
+
+
 def _exact_key_columns(ctx: _Context, table: Table) -> set[str]:
     """The text columns of the table's keys (``exact_keys``): its primary key, unique keys and unique
     indexes, and the columns of its FKs to a table made here too (an FK's columns take the collation of
@@ -515,6 +545,8 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
         collation = exact if column.name in exact_columns else own.get(column.name)
         if collation and isinstance(column.type, RawType):
             column.type = RawType(f"{column.type.spec} COLLATE {collation}")
+    if ctx.folded_keys and not ctx.dialect.TEXT_KEYS_FOLD:
+        _warn_unfolded(ctx, table)
     defer = table.name in ctx.defer_keys
     keys: list[Any] = []
     if table.primary_key:  # (added later, it is named as PostgreSQL would name it inline)
