@@ -263,6 +263,8 @@ def copy(
     result.warnings += _taken_keys(plans, rejects, created)
     result.notes += _save_watermarks(job, state, plans, marks, result)
     _fix_late_references(job, plans, result, maps)
+    if any(tp.remap.active for tp in plans):  # (diff's join through the map plans by its counts)
+        state.analyze_id_map()
     if result.ok:  # (a failed table may lack rows or its key: its FKs wait for a run that copies it)
         result.warnings += _add_deferred_foreign_keys(job, state, [tp.target for tp in plans])
         _finish_run(job, state, plans)

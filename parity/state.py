@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from parity.dialects.base import TABLE_OPTIONS
 from parity.endpoint import Endpoint
+from parity.log import logger
 
 TASK_ROW = ""
 """The chunk name of a task's own row (its status and plan)."""
@@ -71,6 +72,19 @@ class State:
             m = self.id_map
             found = conn.execute(sa.select(m.c.table_name).where(m.c.table_name.in_(tables)).distinct())
             return {name for (name,) in found}
+
+    def analyze_id_map(self) -> None:
+        """Have the database count ``_parity_id_map``'s values anew (``Dialect.ANALYZE``), after a copy
+        wrote IDs into it; where the user may not, the plans stay as they were."""
+        statement = self.endpoint.dialect.ANALYZE
+        if statement is None:
+            return
+        try:
+            with self.endpoint.begin() as conn:
+                name = conn.dialect.identifier_preparer.format_table(self.id_map)
+                conn.exec_driver_sql(statement.format(table=name)).close()
+        except sa.exc.DBAPIError as exc:
+            logger.info("_parity_id_map not analyzed: %s", exc)
 
     def ensure(self, conn: Connection | None = None) -> None:
         if conn is not None:

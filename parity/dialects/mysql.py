@@ -28,6 +28,7 @@ def _unticked(name: Any) -> Any:
 
 
 class MySQL(Dialect):
+    ANALYZE = "ANALYZE TABLE {table}"
     COLUMN_NAMES_IGNORE_CASE = True
     names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
     schemes = {"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}

@@ -50,6 +50,7 @@ for _insert in (sa.sql.dml.Insert, postgresql.Insert):
 
 
 class PostgreSQL(Dialect):
+    ANALYZE = "ANALYZE {table}"
     HOLDS_ENDLESS_TIMES = True
     names = ("postgresql",)
     SINGLE_FLOATS = True

@@ -35,6 +35,7 @@ _MOMENTS = (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
 
 class SQLite(Dialect):
+    ANALYZE = "ANALYZE {table}"
     TABLE_NAMES_IGNORE_CASE = True
     COLUMN_NAMES_IGNORE_CASE = True
     names = ("sqlite",)
