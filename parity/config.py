@@ -271,6 +271,11 @@ def load(path: str | Path, urls: dict[str, str | None] | None = None) -> JobConf
         text = job_file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read job file {where}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:  # (a comment in Latin-1: 'café')
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{where}: line {line} is not UTF-8 (byte 0x{exc.object[exc.start]:02x}); save the job file as UTF-8"
+        ) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

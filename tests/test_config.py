@@ -212,6 +212,16 @@ def test_malformed_yaml_gives_line_and_column(tmp_path: Path, text: str, where: 
     assert "\n" not in message
 
 
+def test_a_job_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    """A Latin-1 comment ('café') stopped every command with "unexpected UnicodeDecodeError", naming
+    no file (the audit)."""
+    job_file = tmp_path / "job.yaml"
+    job_file.write_bytes(b"source: sqlite:///a.sqlite\n# job for caf\xe9 tables\ntables: [v]\n")
+    with pytest.raises(ConfigError) as failure:
+        config.load(job_file)
+    assert str(failure.value) == f"{job_file}: line 2 is not UTF-8 (byte 0xe9); save the job file as UTF-8"
+
+
 def test_not_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected a mapping"):
         config.load(write(tmp_path / "job.yaml", "- just\n- a list\n"))
