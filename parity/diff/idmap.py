@@ -52,6 +52,11 @@ class ThroughMap:
     one target row (their natural key matched one row): a reference to any of them names that row,
     which reads as the least (``_joins``), and compares equal to it (``compare.RowComparer``)."""
 
+    unshared: frozenset[str] = frozenset()
+    """Parent tables none of whose target rows several source rows share: a reference to one is joined
+    to the map as it is, not to its entries grouped by target row (MariaDB looked each of 300,000
+    references up in a grouped copy of the map: 17 s, where the map's own index took 1.3 s)."""
+
     shadowed: tuple[int, ...] = ()
     """Source IDs of the table's own rows whose target row a lesser source ID shares (their natural
     key matched one row): left out on both sides, the least ID's row standing for that target row (read
@@ -134,6 +139,9 @@ class ThroughMap:
                 if self.shadowed or self.split:  # (a row shared by source rows: read as the least of them)
                     meets = sa.and_(meets, m.c.old_id.not_in([str(i) for i in (*self.shadowed, *self.split)]))
                 joined = joined.join(m, meets) if inner else joined.outerjoin(m, meets)
+            elif self.references[column] in self.unshared:  # (one old ID a new one: the map as it is)
+                of_parent = m.c.table_name == sa.literal(self.references[column], sa.String())
+                joined = joined.outerjoin(m, sa.and_(of_parent, self._meets(m, raw.c[column])))
             else:  # (one old ID a new one: source rows sharing a natural key share their target row)
                 parent = self.references[column]
                 m = (
@@ -216,7 +224,8 @@ def plan_through_map(job: Job, plan: TablePlan, asked: bool) -> TablePlan:
         return plan
     through = ThroughMap(state.id_map, job.target.dialect, own, references, applied=asked)
     if asked and references:
-        through = replace(through, shared=_shared(job, state, references))
+        unshared = frozenset(p for p in set(references.values()) if not _doubled(job, state, p))
+        through = replace(through, shared=_shared(job, state, references), unshared=unshared)
     warnings = list(plan.warnings)
     if asked and own and any(p.target.name == own for p in plan.keys):
         shadowed, split = _shadowed(job, state, plan, own)
@@ -268,6 +277,16 @@ def _shadowed(job: Job, state: State, plan: TablePlan, own: str) -> tuple[tuple[
                 apart = i in held and standing in held and held[i] != held[standing]
                 (split if apart else shadowed).append(i)
     return tuple(sorted(shadowed)), tuple(sorted(split))
+
+
+def _doubled(job: Job, state: State, table: str) -> bool:
+    """Whether several source rows share a target row of the table in the map (one query, served by
+    its (table_name, new_id) index)."""
+    m = state.id_map
+    of_table = m.c.table_name == sa.literal(table, sa.String())
+    query = sa.select(m.c.new_id).where(of_table).group_by(m.c.new_id).having(sa.func.count() > 1).limit(1)
+    with job.target.connect() as conn:
+        return conn.execute(query).first() is not None
 
 
 def _groups(job: Job, state: State, table: str) -> list[list[int]]:
