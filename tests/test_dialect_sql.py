@@ -605,3 +605,17 @@ def test_mysql_key_text_is_made_exact_in_each_servers_own_collation(
     assert f"k VARCHAR(10) COLLATE {collation} NOT NULL" in ddl and "v VARCHAR(10)," in ddl, ddl
     assert "COLLATE" not in plan_schema([table], for_name("mysql"), sa_dialect, {}).sql()
     assert for_name("postgresql").exact_collation(SA_DIALECTS["postgresql"]) is None
+
+
+def test_sql_server_key_text_is_made_binary() -> None:
+    """SQL Server's default collation ignores case: a key's text from a source that compares it exactly
+    is binary by code point there, in the DDL parity plans."""
+    table = Table(
+        "t",
+        (Column("k", parse("varchar(10)"), False), Column("v", parse("text"), True)),
+        primary_key=("k",),
+    )
+    ddl = plan_schema([table], for_name("mssql"), SA_DIALECTS["mssql"], {}, exact_keys=True).sql()
+    assert (
+        "k NVARCHAR(10) COLLATE Latin1_General_100_BIN2 NOT NULL" in ddl and "v NVARCHAR(max) NULL" in ddl
+    ), ddl

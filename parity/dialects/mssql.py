@@ -29,6 +29,10 @@ class SQLServer(Dialect):
     TEXT_KEYS_FOLD = True
     HOLDS_NAN = False
 
+    def exact_collation(self, sa_dialect: Any) -> str | None:
+        """Binary by code point: 'a' and 'A' two keys (SQL Server pads every comparison: 'a ' stays 'a')."""
+        return "Latin1_General_100_BIN2"
+
     def rtrim_chars(self, x: Any, chars: str) -> sa.ColumnElement[Any]:
         if chars == " ":  # (RTRIM of two arguments is SQL Server 2022's; of one, it trims spaces only)
             return sa.func.rtrim(x)
