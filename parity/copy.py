@@ -329,6 +329,11 @@ def _prepare_schema(
     A merge without a key, or by a key some source rows hold as NULL, is refused first, before any DDL."""
     source = job.source_tables()
     _check_diff_settings(job, source)
+    existing = existing_targets(job, parents_of=source)
+    # (a table made here from a source that compares text exactly compares its keys so: ``exact_keys``)
+    exact = not job.source.dialect.TEXT_KEYS_FOLD and job.target.dialect.exact_collation(
+        job.target.engine.dialect
+    )
     for n, table in enumerate(source):
         spec = merging.get(table.name)
         if spec is None:
@@ -344,14 +349,18 @@ def _prepare_schema(
         shaped = tuple(spec.map.get(k, k) for k in key)
         declared = [table.primary_key, *(i.columns for i in (*table.uniques, *table.indexes) if i.unique)]
         if set(shaped) not in [set(k) for k in declared]:  # (a table created here is made unique on -k)
-            _refuse_shared_keys(job, spec, key, [table.column(spec.map.get(k, k)).type.kind for k in key])
+            kinds = [table.column(spec.map.get(k, k)).type.kind for k in key]
+            folds = job.target.dialect.TEXT_KEYS_FOLD and not (
+                exact and job.names()[table.name] not in existing
+            )
+            _refuse_shared_keys(job, spec, key, kinds, folds)
             source[n] = replace(table, uniques=(*table.uniques, Index(None, shaped, unique=True)))
     target = job.target
     plan = plan_schema(
         source,
         target.dialect,
         target.engine.dialect,
-        existing_targets(job, parents_of=source),
+        existing,
         target.schema,
         job.names(),
         defer_keys=keys_later if apply else (),
@@ -736,11 +745,11 @@ def _refuse_null_keys(job: Job, spec: TableConfig, nullable: list[str]) -> None:
         )
 
 
-def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list[Kind]) -> None:
+def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list[Kind], folds: bool) -> None:
     """Merge by a key the source does not declare unique: source rows that share it would overwrite
     one another in an order no run fixes (chunks go in parallel), so they are refused before any DDL,
     with examples."""
-    shared = _shared_keys(job, spec, key, kinds)
+    shared = _shared_keys(job, spec, key, kinds, folds=folds)
     if shared:
         raise DataError(
             f"table '{spec.name}': source rows share a merge key ({', '.join(key)}), e.g. {shared};"
@@ -749,15 +758,21 @@ def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list
 
 
 def _shared_keys(
-    job: Job, spec: TableConfig, key: list[str], kinds: list[Kind], nulls_count: bool = True
+    job: Job,
+    spec: TableConfig,
+    key: list[str],
+    kinds: list[Kind],
+    nulls_count: bool = True,
+    folds: bool | None = None,
 ) -> str:
     """Examples of key values that source rows share, or "". Text is grouped as the target compares
     keys: by its exact characters ('a' and 'A' are two keys in PostgreSQL, whatever the source's
-    collation), or, where the target folds case and trailing spaces (``Dialect.TEXT_KEYS_FOLD``), so
-    folded."""
+    collation), or, where the target folds case and trailing spaces (``Dialect.TEXT_KEYS_FOLD``; not
+    in a table made here with exact keys: ``folds``), so folded."""
     table = sa.table(spec.name, *(sa.column(c) for c in key), schema=job.source.schema)
     dialect = job.source.dialect
-    folds = job.target.dialect.TEXT_KEYS_FOLD  # (the target takes 'a' and 'A ' for one key)
+    if folds is None:
+        folds = job.target.dialect.TEXT_KEYS_FOLD  # (the target takes 'a' and 'A ' for one key)
 
     def grouped(x: Any) -> Any:
         return sa.func.lower(dialect.rtrim_chars(x, " ")) if folds else dialect.exact_text(x)

@@ -3537,13 +3537,17 @@ def test_merge_keys_are_shared_by_their_exact_text_not_the_source_collation(
     job = job_for(source, target, table_options={"key": ["code"]})
     with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('b'\)"):
         copy_closed(job, mode="merge")
-    # (the other way: PostgreSQL keeps 'c' and 'C ' apart, a MariaDB key of its default collation not)
-    back = make_db("mariadb")
+    # (the other way: PostgreSQL keeps 'c' and 'C ' apart, a MariaDB key of its default collation not:
+    # a table parity makes there compares its keys exactly, one that exists may not)
+    back, made = make_db("mariadb"), make_db("mariadb")
     target.sql("CREATE TABLE other (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL)",
                "INSERT INTO other VALUES (1, 'c'), (2, 'C ')")  # fmt: skip
+    back.sql("CREATE TABLE other (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE)")
     job = job_for(target, back, tables=["other"], table_options={"key": ["code"]})
     with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('c'\)"):
         copy_closed(job, mode="merge")
+    copy_ok(job_for(target, made, tables=["other"], table_options={"key": ["code"]}), mode="merge")
+    assert sorted(made.query("SELECT code FROM other")) == [("C ",), ("c",)]
 
 
 def test_mariadb_double_with_digits_stays_a_double(mariadb_db: Database, pg_db: Database) -> None:
