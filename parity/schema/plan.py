@@ -483,6 +483,18 @@ def _fk_constraint(ctx: _Context, table: Table, fk: ForeignKey) -> sa.ForeignKey
     )
 
 
+def _collate(ctx: _Context, table: Table, columns: Sequence[sa.Column[Any]]) -> None:
+    """The collations of a table made here: exact for the text of its keys, from a source that compares
+    text so (``exact_keys``); into MySQL/MariaDB, each column's own from a MySQL/MariaDB source."""
+    exact = ctx.dialect.exact_collation(ctx.sa_dialect) if ctx.exact_keys else None
+    exact_columns = _exact_key_columns(ctx, table) if exact else set()
+    own = {c.name: c.collation for c in table.columns if c.collation} if _mysql(ctx) else {}
+    for column in columns:
+        collation = exact if column.name in exact_columns else own.get(column.name)
+        if collation and isinstance(column.type, RawType):
+            column.type = RawType(f"{column.type.spec} COLLATE {collation}")
+
+
 def _warn_unfolded(ctx: _Context, table: Table) -> None:
     """The source's unique keys of text its collation folds (no ``_bin`` one of its own), which the
     target's keys hold by their exact characters: 'a@x.org' and 'A@x.org' are two keys there."""
@@ -538,13 +550,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     target = ctx.names[table.name]
     inline_deferred = not ctx.dialect.ALTER_ADD_FOREIGN_KEY and not ctx.dialect.INLINE_FK_NEEDS_TARGET
     pieces: list[Any] = [_sa_column(ctx, table, c, lossy) for c in table.columns]
-    exact = ctx.dialect.exact_collation(ctx.sa_dialect) if ctx.exact_keys else None
-    exact_columns = _exact_key_columns(ctx, table) if exact else set()
-    own = {c.name: c.collation for c in table.columns if c.collation} if _mysql(ctx) else {}
-    for column in pieces:
-        collation = exact if column.name in exact_columns else own.get(column.name)
-        if collation and isinstance(column.type, RawType):
-            column.type = RawType(f"{column.type.spec} COLLATE {collation}")
+    _collate(ctx, table, pieces)
     if ctx.folded_keys and not ctx.dialect.TEXT_KEYS_FOLD:
         _warn_unfolded(ctx, table)
     defer = table.name in ctx.defer_keys
@@ -599,69 +605,10 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             sql = _ddl(AddConstraint(key), ctx.sa_dialect)
             ctx.plan.steps.append(Step(target, "add key", sql))
     for found in (*table.indexes, *prefixed):
-        shown = f"index {found.name or ''} on ({', '.join(found.columns)})"
-        foreign = found.method and found.method_of != ("mysql" if _mysql(ctx) else ctx.sa_dialect.name)
-        # (PostgreSQL's hash index: a plain one does its work elsewhere)
-        ix = replace(found, method=None) if foreign and found.method == "hash" else found
-        if foreign and ix.method:
-            ctx.plan.warnings.append(
-                f"{table.name}: {ix.method} {shown} is {ix.method_of}'s own kind of index; not made in"
-                f" {ctx.sa_dialect.name} (make its own, where it has one)"
-            )
-            continue
-        if ix.method:  # (as it is: no prefix)
-            made = _method_index(ctx, target, table, ix, sa_table)
-            ctx.plan.steps.append(
-                Step(target, "add key" if defer else "create index", _ddl(made, ctx.sa_dialect))
-            )
-            continue
-        json = [c for c in ix.columns if table.column(c).type.kind is Kind.JSON]
-        if json and _mysql(ctx):
-            ctx.plan.warnings.append(
-                f"{table.name}: {shown} holds JSON ({', '.join(json)}), which {ctx.sa_dialect.name} indexes"
-                " by no key; not made"
-            )
-            continue
-        given = {c: n for c, n in zip(ix.columns, ix.prefixes, strict=False) if n}
-        if given and not _mysql(ctx):
-            shown = ", ".join(f"{c}({given[c]})" if c in given else c for c in ix.columns)
-            kind = f"{'unique ' if ix.unique else ''}index {ix.name or ''} on ({shown})"
-            if not all(_short_string(table.column(c).type) for c in given):
-                ctx.plan.warnings.append(
-                    f"{table.name}: {kind} indexes the first characters of a column, which"
-                    f" {ctx.sa_dialect.name} cannot: not made (an index of whole values would refuse long ones)"
-                )
-                continue
-            if ix.unique:  # (a plain index of whole short values finds the rows its prefix did)
-                ctx.plan.warnings.append(
-                    f"{table.name}: {kind} is unique on the first characters of a column, which"
-                    f" {ctx.sa_dialect.name} cannot index: made unique on whole values, which is weaker"
-                    " (it takes values that begin alike)"
-                )
-            given = {}
-        prefixes = {} if ix.unique and _long_unique(ctx) else _text_prefixes(ctx, table, ix.columns)
-        unique = ix.unique and not prefixes
-        if given:  # (MySQL into MySQL: the source's own prefixes, shorter where it needs them so)
-            merged = {c: min(n, prefixes.get(c, n)) for c, n in given.items()} | {
-                c: n for c, n in prefixes.items() if c not in given
-            }
-            unique = ix.unique and merged == given  # (unique on the source's own prefixes: as it is)
-            prefixes = merged
-        if ix.unique and not unique:
-            ctx.plan.warnings.append(
-                f"{table.name}: unique key on ({', '.join(ix.columns)}) made a plain index: {ctx.sa_dialect.name}"
-                " indexes a TEXT column by its first characters, and unique on them it would refuse rows"
-                " the source holds"
-            )
-        options: dict[str, Any] = {f"{ctx.sa_dialect.name}_length": prefixes} if prefixes else {}
-        index = sa.Index(
-            _constraint_name(ctx, target, ix.name, "ix", ix.columns, table.name),
-            *(sa_table.c[c] for c in ix.columns),
-            unique=unique,
-            **options,
-        )
-        action = "add key" if defer else "create index"
-        ctx.plan.steps.append(Step(target, action, _ddl(CreateIndex(index), ctx.sa_dialect)))
+        made = _index(ctx, table, target, sa_table, found)
+        if made is not None:
+            action = "add key" if defer else "create index"
+            ctx.plan.steps.append(Step(target, action, _ddl(made, ctx.sa_dialect)))
     steps = []
     for constraint, fk in later:
         sa_table.append_constraint(constraint)
@@ -669,6 +616,64 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             steps.append(Step(target, "check foreign key", _orphan_query(ctx, target, fk)))
         steps.append(Step(target, "add foreign key", _ddl(AddConstraint(constraint), ctx.sa_dialect)))
     return steps
+
+
+def _index(ctx: _Context, table: Table, target: str, sa_table: sa.Table, found: Index) -> Any | None:
+    """CREATE INDEX of one source index in the target, or None where the target cannot hold it as it
+    is (a warning says why): another database's kind of index, JSON in MySQL, a prefix elsewhere."""
+    shown = f"index {found.name or ''} on ({', '.join(found.columns)})"
+    foreign = found.method and found.method_of != ("mysql" if _mysql(ctx) else ctx.sa_dialect.name)
+    # (PostgreSQL's hash index: a plain one does its work elsewhere)
+    ix = replace(found, method=None) if foreign and found.method == "hash" else found
+    if foreign and ix.method:
+        ctx.plan.warnings.append(
+            f"{table.name}: {ix.method} {shown} is {ix.method_of}'s own kind of index; not made in"
+            f" {ctx.sa_dialect.name} (make its own, where it has one)"
+        )
+        return None
+    if ix.method:  # (as it is: no prefix)
+        return _method_index(ctx, target, table, ix, sa_table)
+    json = [c for c in ix.columns if table.column(c).type.kind is Kind.JSON]
+    if json and _mysql(ctx):
+        ctx.plan.warnings.append(
+            f"{table.name}: {shown} holds JSON ({', '.join(json)}), which {ctx.sa_dialect.name} indexes"
+            " by no key; not made"
+        )
+        return None
+    given = {c: n for c, n in zip(ix.columns, ix.prefixes, strict=False) if n}
+    if given and not _mysql(ctx):
+        shown = ", ".join(f"{c}({given[c]})" if c in given else c for c in ix.columns)
+        kind = f"{'unique ' if ix.unique else ''}index {ix.name or ''} on ({shown})"
+        if not all(_short_string(table.column(c).type) for c in given):
+            ctx.plan.warnings.append(
+                f"{table.name}: {kind} indexes the first characters of a column, which"
+                f" {ctx.sa_dialect.name} cannot: not made (an index of whole values would refuse long ones)"
+            )
+            return None
+        if ix.unique:  # (a plain index of whole short values finds the rows its prefix did)
+            ctx.plan.warnings.append(
+                f"{table.name}: {kind} is unique on the first characters of a column, which"
+                f" {ctx.sa_dialect.name} cannot index: made unique on whole values, which is weaker"
+                " (it takes values that begin alike)"
+            )
+        given = {}
+    prefixes = {} if ix.unique and _long_unique(ctx) else _text_prefixes(ctx, table, ix.columns)
+    unique = ix.unique and not prefixes
+    if given:  # (MySQL into MySQL: the source's own prefixes, shorter where it needs them so)
+        merged = {c: min(n, prefixes.get(c, n)) for c, n in given.items()} | {
+            c: n for c, n in prefixes.items() if c not in given
+        }
+        unique = ix.unique and merged == given  # (unique on the source's own prefixes: as it is)
+        prefixes = merged
+    if ix.unique and not unique:
+        ctx.plan.warnings.append(
+            f"{table.name}: unique key on ({', '.join(ix.columns)}) made a plain index: {ctx.sa_dialect.name}"
+            " indexes a TEXT column by its first characters, and unique on them it would refuse rows"
+            " the source holds"
+        )
+    options: dict[str, Any] = {f"{ctx.sa_dialect.name}_length": prefixes} if prefixes else {}
+    name = _constraint_name(ctx, target, ix.name, "ix", ix.columns, table.name)
+    return CreateIndex(sa.Index(name, *(sa_table.c[c] for c in ix.columns), unique=unique, **options))
 
 
 def _orphan_query(ctx: _Context, target: str, fk: ForeignKey) -> str:
