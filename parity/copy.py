@@ -348,13 +348,15 @@ def _prepare_schema(
         _refuse_null_keys(job, spec, [k for k in key if table.column(spec.map.get(k, k)).nullable])
         shaped = tuple(spec.map.get(k, k) for k in key)
         declared = [table.primary_key, *(i.columns for i in (*table.uniques, *table.indexes) if i.unique)]
+        kinds = [table.column(spec.map.get(k, k)).type.kind for k in key]
+        folds = job.target.dialect.TEXT_KEYS_FOLD and not (exact and job.names()[table.name] not in existing)
         if set(shaped) not in [set(k) for k in declared]:  # (a table created here is made unique on -k)
-            kinds = [table.column(spec.map.get(k, k)).type.kind for k in key]
-            folds = job.target.dialect.TEXT_KEYS_FOLD and not (
-                exact and job.names()[table.name] not in existing
-            )
             _refuse_shared_keys(job, spec, key, kinds, folds)
             source[n] = replace(table, uniques=(*table.uniques, Index(None, shaped, unique=True)))
+        elif folds and not job.source.dialect.TEXT_KEYS_FOLD and any(k in STRING_KINDS for k in kinds):
+            # (unique by its exact text in the source; the target's key may take 'go' and 'Go' for one,
+            # and merge would write the one over the other, every row counted written)
+            _refuse_shared_keys(job, spec, key, kinds, folds)
     target = job.target
     plan = plan_schema(
         source,
@@ -750,6 +752,12 @@ def _refuse_shared_keys(job: Job, spec: TableConfig, key: list[str], kinds: list
     one another in an order no run fixes (chunks go in parallel), so they are refused before any DDL,
     with examples."""
     shared = _shared_keys(job, spec, key, kinds, folds=folds)
+    if shared and folds:
+        raise DataError(
+            f"table '{spec.name}': source rows share a merge key ({', '.join(key)}) as the target compares"
+            f" text (ignoring case and trailing spaces), e.g. {shared}: merge would write them into one row;"
+            " give the target's key a binary collation, or merge by another key (-k)"
+        )
     if shared:
         raise DataError(
             f"table '{spec.name}': source rows share a merge key ({', '.join(key)}), e.g. {shared};"

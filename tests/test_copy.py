@@ -3544,10 +3544,20 @@ def test_merge_keys_are_shared_by_their_exact_text_not_the_source_collation(
                "INSERT INTO other VALUES (1, 'c'), (2, 'C ')")  # fmt: skip
     back.sql("CREATE TABLE other (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE)")
     job = job_for(target, back, tables=["other"], table_options={"key": ["code"]})
-    with pytest.raises(DataError, match=r"share a merge key \(code\), e\.g\. \('c'\)"):
+    folded = r"share a merge key \(code\) as the target compares text \(ignoring case and trailing spaces\)"
+    with pytest.raises(DataError, match=folded + r", e\.g\. \('c'\)"):
         copy_closed(job, mode="merge")
     copy_ok(job_for(target, made, tables=["other"], table_options={"key": ["code"]}), mode="merge")
     assert sorted(made.query("SELECT code FROM other")) == [("C ",), ("c",)]
+    # (a key the source holds unique by its exact text: into a table of the server's collation, merge
+    # wrote 'go', 'Go' and 'GO' into one row and said all three written; the audit)
+    target.sql("CREATE TABLE tags (slug VARCHAR(10) PRIMARY KEY, n INTEGER)",
+               "INSERT INTO tags VALUES ('go', 1), ('Go', 2), ('GO', 3)")  # fmt: skip
+    back.sql("CREATE TABLE tags (slug VARCHAR(10) PRIMARY KEY, n INTEGER)")
+    job = job_for(target, back, tables=["tags"])
+    with pytest.raises(DataError, match=folded.replace("code", "slug") + r", e\.g\. \('go'\)"):
+        copy_closed(job, mode="merge")
+    assert back.query("SELECT count(*) FROM tags") == [(0,)]
 
 
 def test_mariadb_double_with_digits_stays_a_double(mariadb_db: Database, pg_db: Database) -> None:
