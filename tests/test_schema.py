@@ -800,6 +800,7 @@ def test_a_mysql_fulltext_index_stays_one_into_mysql_and_is_named_elsewhere(
     MATCH ... AGAINST. It stays FULLTEXT into MariaDB, and elsewhere is named in a warning, not made."""
     source, pg, maria = make_db("mariadb"), make_db("postgresql"), make_db("mariadb")
     source.sql(
+        "CREATE TABLE art (id INT PRIMARY KEY, g POINT NOT NULL, SPATIAL KEY sp (g))",  # (text here: not made)
         "CREATE TABLE doc (id INTEGER PRIMARY KEY, title VARCHAR(200), body TEXT,"
         " FULLTEXT KEY ft_body (body), FULLTEXT KEY ft_both (title, body), KEY ix_title (title))",
         "INSERT INTO doc VALUES (1, 'a', REPEAT('word ', 1280)), (2, 'b', 'another word')",
@@ -808,6 +809,7 @@ def test_a_mysql_fulltext_index_stays_one_into_mysql_and_is_named_elsewhere(
         copied(source, target)
     (made,) = pg.reflect("doc")
     assert [(ix.columns, ix.method) for ix in made.indexes] == [(("title",), None)]
+    assert maria.reflect("art")[0].indexes == ()
     planned = plan(source, make_db("postgresql"))
     assert (
         sum(
@@ -835,8 +837,9 @@ def test_postgresql_gin_hash_and_brin_indexes_keep_their_kind_or_are_named(
     JSON column is named in a warning into MariaDB."""
     source, pg, maria = make_db("postgresql"), make_db("postgresql"), make_db("mariadb")
     source.sql(
-        "CREATE TABLE ev (id int PRIMARY KEY, j jsonb, body text, at timestamp, k int)",
+        "CREATE TABLE ev (id int PRIMARY KEY, j jsonb, body text, at timestamp, k int, tags text[])",
         "CREATE INDEX ev_gin ON ev USING gin (j)",
+        "CREATE INDEX ev_tags ON ev USING gin (tags)",  # (an array is text in the target: not made)
         "CREATE INDEX ev_hash ON ev USING hash (body)",
         "CREATE INDEX ev_brin ON ev USING brin (at)",
         "CREATE INDEX ev_j ON ev (k, j)",
@@ -854,7 +857,12 @@ def test_postgresql_gin_hash_and_brin_indexes_keep_their_kind_or_are_named(
     (other,) = maria.reflect("ev")
     assert [(ix.columns, ix.method) for ix in other.indexes] == [(("body",), None)]
     warnings = plan(source, make_db("mariadb")).warnings
-    assert sum("is postgresql's own kind of index; not made in mariadb" in w for w in warnings) == 2, warnings
+    assert sum("is postgresql's own kind of index; not made in mariadb" in w for w in warnings) == 3, warnings
+    same_kind = plan(source, make_db("postgresql")).warnings
+    assert (
+        sum("gin index ev_tags on (tags) indexes tags, which is text in the target" in w for w in same_kind)
+        == 1
+    )
     assert sum("index ev_j on (k, j) holds JSON (j)" in w for w in warnings) == 1, warnings
 
 

@@ -631,6 +631,13 @@ def _index(ctx: _Context, table: Table, target: str, sa_table: sa.Table, found: 
             f" {ctx.sa_dialect.name} (make its own, where it has one)"
         )
         return None
+    as_text = [c for c in ix.columns if table.column(c).read_as_text]
+    if ix.method and as_text:  # (an array's gin, a POINT's SPATIAL: the column is text here)
+        ctx.plan.warnings.append(
+            f"{table.name}: {ix.method} {shown} indexes {', '.join(as_text)}, which is text in the target;"
+            " not made"
+        )
+        return None
     if ix.method:  # (as it is: no prefix)
         return _method_index(ctx, target, table, ix, sa_table)
     json = [c for c in ix.columns if table.column(c).type.kind is Kind.JSON]
