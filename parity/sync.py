@@ -125,6 +125,15 @@ def as_kind(value: Any, kind: Kind) -> Any:
     return value
 
 
+def _float_literal(value: float, ctype: CanonicalType, dialect: Dialect) -> Any:
+    """NaN or an infinity as SQL the target reads: SQLite's 9e999 (its NaN is kept as the text 'NaN',
+    as copy writes it); elsewhere the text cast to the column's type."""
+    text = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if dialect.ANY_VALUE_ANYWHERE:
+        return sa.literal(text) if text == "NaN" else sa.literal_column("9e999" if value > 0 else "-9e999")
+    return sa.cast(sa.literal(text), literal_type(ctype))
+
+
 _ENDLESS_KINDS = frozenset({Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ})
 
 
@@ -381,6 +390,8 @@ class Applier:
         if isinstance(value, (bytes, bytearray)):
             return sa.literal_column(self.endpoint.dialect.BINARY_LITERAL.format(hex=bytes(value).hex()))
         ctype = self.types.get(column, CanonicalType(Kind.TEXT))
+        if isinstance(value, float) and not math.isfinite(value):  # (printed bare: 'nan', no SQL)
+            return _float_literal(value, ctype, self.endpoint.dialect)
         if ctype.kind in _ENDLESS_KINDS and endless_time(value):  # (its text, as the target spells it)
             encoder = self.encoders.get(column)
             return sa.cast(sa.literal(value if encoder is None else encoder(value)), literal_type(ctype))
