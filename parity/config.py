@@ -35,6 +35,8 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def duration_seconds(value: Any) -> Any:
     """'90', '30s', '10m', '2h' or '1d' as seconds; a number as it is; other values as they are (the
     model's check then names them)."""
+    if isinstance(value, bool):  # (YAML's yes/true: no duration, though Python counts it 1)
+        raise ValueError(f"{value!r} is no duration: a number of seconds, or one followed by s, m, h or d")
     if not isinstance(value, str):
         return value
     match = _DURATION.match(value)

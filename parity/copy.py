@@ -171,6 +171,8 @@ class _TablePlan:
     remap: RemapSpec = field(default_factory=RemapSpec)
     since: tuple[str, Any] | None = None
     """``since``: the source column, and the watermark (the least value read; None: every row)."""
+    since_value: Callable[[Any], Any] = lambda x: x
+    """The ``since`` column as it is ordered (``Dialect.since_value``)."""
     in_cycle: bool = False
     """The table is in an FK cycle (or references itself): its loads run with FK checks off, where the
     database allows it, because the rows it references may not be there yet."""
@@ -1193,9 +1195,20 @@ def _watermarks(job: Job, state: State, plans: list[_TablePlan]) -> dict[str, tu
             last = _WATERMARK_KINDS[kept["type"]](kept["value"])
         table = _source_table(job, tp)
         filters = [where_clause(tp.where)] if tp.where else []
+        tp.since_value = functools.partial(
+            job.source.dialect.since_value, kind=tp.source.column(column).type.kind
+        )
         with job.source.connect() as conn:
-            greatest = conn.execute(aggregate_row(table, [sa.func.max(table.c[column])], filters)).scalar()
-        tp.since = (column, _looked_back(last, tp.spec.lookback))
+            greatest = conn.execute(
+                aggregate_row(table, [sa.func.max(tp.since_value(table.c[column]))], filters)
+            ).scalar()
+        try:
+            tp.since = (column, _looked_back(last, tp.spec.lookback))
+        except OverflowError:  # (1000000d before a time of this millennium)
+            raise ConfigError(
+                f"table '{tp.source.name}': lookback {tp.spec.lookback:g} s goes back before the first day"
+                f" {column} can hold"
+            ) from None
         marks[tp.target] = None if greatest is None else (type(greatest).__name__, _mark_text(greatest))
     return marks
 
@@ -1268,7 +1281,7 @@ def _conditions(tp: _TablePlan, table: Any) -> list[Any]:
     conditions: list[Any] = [where_clause(tp.where)] if tp.where else []
     if tp.since is not None and tp.since[1] is not None:  # (a row with no time in it: every run)
         column = table.c[tp.since[0]]
-        conditions.append(sa.or_(column >= tp.since[1], column.is_(None)))
+        conditions.append(sa.or_(tp.since_value(column) >= tp.since[1], column.is_(None)))
     return conditions
 
 

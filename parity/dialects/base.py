@@ -359,6 +359,10 @@ class Dialect:
             and any(fk.get("referred_table") in wanted for fk in self.foreign_keys(conn, name, schema))
         }
 
+    def since_value(self, x: Any, kind: Kind) -> Any:
+        """A ``since`` column as copy orders it, for its watermark and its condition: the column."""
+        return x
+
     ANALYZE: ClassVar[str | None] = None
     """The statement that has the planner count a table's values anew (``{table}``: its quoted name), or
     None. After copy --remap-ids fills ``_parity_id_map``, MariaDB's plan for diff's join through it

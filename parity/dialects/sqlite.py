@@ -233,6 +233,13 @@ class SQLite(Dialect):
         columns = [self.read_value(raw.c[c.name], c.type.kind).label(c.name) for c in table.columns]
         return sa.select(*columns).subquery(table.name)
 
+    def since_value(self, x: Any, kind: Kind) -> Any:
+        """A time held as text ordered as its moment: '2024-05-01T12:30' after '2024-05-01 12:00' (as
+        text, 'T' sorts after ' ', and a column holding both spellings hid rows from --since)."""
+        if kind not in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+            return x
+        return sa.case((sa.func.typeof(x) == "text", sa.func.replace(x, "T", " ")), else_=x)
+
     def int_div(self, a: Any, b: Any) -> sa.ColumnElement[Any]:
         """Whole buckets of a key that holds a REAL too (2.5 in an INT column: its bucket was 1.5,
         which no bucket of the level is, and --stats counted the row nowhere)."""
