@@ -137,7 +137,7 @@ def _float_literal(value: float, ctype: CanonicalType, dialect: Dialect) -> Any:
 _ENDLESS_KINDS = frozenset({Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ})
 
 
-def endless_time(value: Any) -> bool:
+def _endless_time(value: Any) -> bool:
     """Whether a date or timestamp is PostgreSQL's text of infinity or of a day before Christ (no Python
     date holds them: its driver gives their text)."""
     return isinstance(value, str) and (value in ("infinity", "-infinity") or value.endswith(" BC"))
@@ -249,7 +249,7 @@ class Applier:
                 continue
             if ctype.kind is Kind.BOOLEAN and self.endpoint.dialect.INTEGER_BOOLEANS:
                 continue  # (MySQL's and SQLite's booleans hold any integer: 2 arrives as it is)
-            if ctype.kind in _ENDLESS_KINDS and endless_time(given):
+            if ctype.kind in _ENDLESS_KINDS and _endless_time(given):
                 if self.endpoint.dialect.HOLDS_ENDLESS_TIMES:
                     continue  # (its text, which the target reads)
                 return f"{column}: {given} is no {ctype.kind.value} {self.endpoint.backend} holds"
@@ -392,7 +392,7 @@ class Applier:
         ctype = self.types.get(column, CanonicalType(Kind.TEXT))
         if isinstance(value, float) and not math.isfinite(value):  # (printed bare: 'nan', no SQL)
             return _float_literal(value, ctype, self.endpoint.dialect)
-        if ctype.kind in _ENDLESS_KINDS and endless_time(value):  # (its text, as the target spells it)
+        if ctype.kind in _ENDLESS_KINDS and _endless_time(value):  # (its text, as the target spells it)
             encoder = self.encoders.get(column)
             return sa.cast(sa.literal(value if encoder is None else encoder(value)), literal_type(ctype))
         if isinstance(value, datetime) and (value.tzinfo is not None or ctype.kind is Kind.TIMESTAMPTZ):
