@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -155,7 +155,7 @@ def shape(table: Table, spec: cfg.TableConfig, maps: dict[str, dict[str, str]]) 
     keep = select_columns(names, spec.columns, spec.exclude_columns, table.name)
     rename = spec.map
 
-    def cols(seq: Sequence[str]) -> tuple[str, ...]:
+    def cols(seq: Iterable[str]) -> tuple[str, ...]:
         return tuple(rename.get(c, c) for c in seq)
 
     def kept(seq: Sequence[str]) -> bool:
@@ -189,7 +189,11 @@ def shape(table: Table, spec: cfg.TableConfig, maps: dict[str, dict[str, str]]) 
         columns=columns,
         primary_key=cols(table.primary_key) if kept(table.primary_key) else (),
         uniques=tuple(replace(u, columns=cols(u.columns)) for u in table.uniques if kept(u.columns)),
-        indexes=tuple(replace(i, columns=cols(i.columns)) for i in table.indexes if kept(i.columns)),
+        indexes=tuple(
+            replace(i, columns=cols(i.columns), include=cols(c for c in i.include if c in keep))
+            for i in table.indexes
+            if kept(i.columns)
+        ),
         foreign_keys=fks,
     )
 

@@ -581,6 +581,34 @@ def test_mysql_indexes_text_by_a_prefix_and_a_unique_key_on_text_is_said_to_be_p
 
 
 @pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("mssql", "CREATE INDEX ev_ab ON ev (a DESC, b) INCLUDE (c)"),
+        ("oracle", "CREATE INDEX ev_ab ON ev (a DESC, b)"),
+        ("mysql", "CREATE INDEX ev_ab ON ev (a DESC, b(767))"),
+    ],
+)
+def test_an_index_keeps_its_order_and_includes_as_each_database_spells_them(name: str, expected: str) -> None:
+    """A descending column stays so in SQL Server and Oracle (which have no NULLS LAST in an index),
+    SQL Server keeps INCLUDE, Oracle names it in a warning; MySQL gives TEXT its prefix beside DESC."""
+    from parity.schema.model import Index
+    from parity.schema.types import CanonicalType, Kind
+
+    columns = (
+        Column("id", CanonicalType(Kind.INTEGER), nullable=False),
+        Column("a", CanonicalType(Kind.INTEGER)),
+        Column("b", CanonicalType(Kind.TEXT)),
+        Column("c", CanonicalType(Kind.INTEGER)),
+    )
+    ix = Index("ev_ab", ("a", "b"), sorting=(("desc", "nulls_last"), ()), include=("c",))
+    plan = plan_for([Table("ev", columns, primary_key=("id",), indexes=(ix,))], name)
+    (made,) = [" ".join(s.sql.split()) for s in plan.steps if s.action == "create index"]
+    assert made == expected
+    warned = [w for w in plan.warnings if "(INCLUDE)" in w]
+    assert len(warned) == (name != "mssql"), plan.warnings
+
+
+@pytest.mark.parametrize(
     ("mariadb", "version", "collation"),
     [
         (True, (10, 11, 6), "utf8mb4_nopad_bin"),

@@ -866,6 +866,50 @@ def test_postgresql_gin_hash_and_brin_indexes_keep_their_kind_or_are_named(
     assert sum("index ev_j on (k, j) holds JSON (j)" in w for w in warnings) == 1, warnings
 
 
+@pytest.mark.parametrize("source_name", ["postgresql", "mariadb", "sqlite"])
+def test_an_index_keeps_its_descending_columns_and_what_it_includes(
+    make_db: Callable[[str], Database], source_name: str
+) -> None:
+    """An index on (a DESC, b) was made on (a, b) without a word (PostgreSQL's NULLS LAST and INCLUDE
+    too), so a query ordering by a DESC, b sorted every row. Each column keeps its order where the
+    target has one; NULLS FIRST/LAST and INCLUDE into PostgreSQL, INCLUDE named in a warning elsewhere;
+    DuckDB's indexes have no order."""
+    source = make_db(source_name)
+    source.sql(
+        "CREATE TABLE ev (id INTEGER PRIMARY KEY, a INTEGER, b VARCHAR(30), c INTEGER)",
+        "CREATE INDEX ev_ab ON ev (a DESC, b)",
+        "CREATE UNIQUE INDEX ev_cb ON ev (c, b DESC)",
+        "INSERT INTO ev VALUES (1, 1, 'x', 1), (2, NULL, 'y', 2)",
+    )
+    if source_name == "postgresql":
+        source.sql("CREATE INDEX ev_nulls ON ev (c DESC NULLS LAST) INCLUDE (b)")
+    if source_name == "mariadb":  # (a prefix and DESC: SQLAlchemy's MySQL DDL names no prefix of either)
+        source.sql("CREATE INDEX ev_pre ON ev (b(5) DESC, a)")
+    for target_name in ("postgresql", "mariadb", "sqlite", "duckdb"):
+        target = make_db(target_name)
+        copied(source, target)
+        (made,) = target.reflect("ev")
+        found = sorted((ix.columns, ix.unique, ix.sorting, ix.include) for ix in made.indexes)
+        expected = [(("a", "b"), False, (("desc",), ()), ()), (("c", "b"), True, ((), ("desc",)), ())]
+        if source_name == "mariadb":
+            expected.append((("b", "a"), False, (("desc",), ()), ()))
+            if target_name == "mariadb":
+                assert [ix.prefixes for ix in made.indexes if ix.name == "ev_pre"] == [(5, None)]
+        if source_name == "postgresql":
+            same = target_name == "postgresql"
+            expected.append(
+                (("c",), False, (("desc", "nulls_last") if same else ("desc",),), ("b",) if same else ())
+            )
+        if target_name == "duckdb":
+            assert sorted(f[:2] for f in found) == sorted(e[:2] for e in expected), found
+            continue
+        assert sorted(found) == sorted(expected), (target_name, found)
+        assert target.query("SELECT count(*) FROM ev") == [(2,)]
+    if source_name == "postgresql":
+        warned = plan(source, make_db("mariadb")).warnings
+        assert sum("index ev_nulls on (c) also holds b (INCLUDE)" in w for w in warned) == 1, warned
+
+
 @pytest.mark.parametrize("source_name", ["postgresql", "sqlite"])
 def test_text_keys_into_mariadb_compare_exactly_as_in_the_source(
     make_db: Callable[[str], Database], source_name: str

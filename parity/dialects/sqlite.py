@@ -316,6 +316,20 @@ class SQLite(Dialect):
             fk["options"] = options
         return found
 
+    def indexes(self, conn: Connection, table: str, schema: str | None) -> list[dict[str, Any]]:
+        """Inspector's indexes, with the columns each holds in descending order, which SQLAlchemy does
+        not reflect from SQLite."""
+        quote = conn.dialect.identifier_preparer.quote
+        prefix = f"{quote(schema)}." if schema else ""
+        found = super().indexes(conn, table, schema)
+        for ix in found:
+            if ix.get("name") and all(ix.get("column_names") or [None]):
+                info = conn.exec_driver_sql(f"PRAGMA {prefix}index_xinfo({quote(ix['name'])})").all()
+                descending = {r[2]: ("desc",) for r in info if r[5] and r[3] and r[2] is not None}
+                if descending:
+                    ix["column_sorting"] = descending
+        return found
+
     def unique_constraints(
         self, conn: Connection, table: str, schema: str | None
     ) -> list[tuple[str | None, tuple[str, ...]]]:

@@ -80,6 +80,11 @@ class Index:
     """The database kind ``method`` belongs to: mysql (MariaDB too) or postgresql."""
     method_ops: tuple[tuple[str, str], ...] = ()
     """PostgreSQL's operator classes of its columns, where not the default (gin_trgm_ops)."""
+    sorting: tuple[tuple[str, ...], ...] = ()
+    """Per column, how the index orders it where not ascending by default, in SQLAlchemy's words:
+    ``("desc",)``, ``("nulls_first",)``, ``("desc", "nulls_last")``; empty when every column is plain."""
+    include: tuple[str, ...] = ()
+    """Columns a covering index holds beside its key (PostgreSQL's and SQL Server's INCLUDE)."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect as SADialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
 from parity.dialects.base import TABLE_OPTIONS, Dialect, LossyType, RawType
@@ -312,7 +313,61 @@ def _method_index(ctx: _Context, target: str, table: Table, ix: Index, sa_table:
         else {"postgresql_using": ix.method, "postgresql_ops": dict(ix.method_ops)}
     )
     name = _constraint_name(ctx, target, ix.name, "ix", ix.columns, table.name)
-    return CreateIndex(sa.Index(name, *(sa_table.c[c] for c in ix.columns), unique=ix.unique, **options))
+    parts, more = _index_parts(ctx, table, sa_table, ix, {})
+    return CreateIndex(sa.Index(name, *parts, unique=ix.unique, **options, **more))
+
+
+def _index_parts(
+    ctx: _Context, table: Table, sa_table: sa.Table, ix: Index, lengths: dict[str, int]
+) -> tuple[list[Any], dict[str, Any]]:
+    """An index's columns as CREATE INDEX names them in the target: each in its order (DESC where the
+    target has it, NULLS FIRST/LAST into PostgreSQL), MySQL's with its prefix length; and its dialect
+    options (the prefix lengths, INCLUDE)."""
+    name = ctx.sa_dialect.name
+    options: dict[str, Any] = {f"{name}_length": lengths} if lengths else {}
+    if ix.include and name in ("postgresql", "mssql"):
+        options[f"{name}_include"] = list(ix.include)
+    elif ix.include:
+        ctx.plan.warnings.append(
+            f"{table.name}: index {ix.name or ''} on ({', '.join(ix.columns)}) also holds"
+            f" {', '.join(ix.include)} (INCLUDE), which {name} cannot: made without them"
+        )
+    sorting = dict(zip(ix.columns, ix.sorting, strict=False))
+    if not any(sorting.values()) or name == "duckdb":  # (DuckDB's indexes have no order)
+        return [sa_table.c[c] for c in ix.columns], options
+    parts: list[Any] = []
+    for c in ix.columns:
+        desc = "desc" in sorting.get(c, ())
+        if _mysql(ctx) and lengths:  # (SQLAlchemy names a prefix only of a bare column)
+            parts.append(_MySQLKeyPart(sa_table.c[c], lengths.get(c), desc))
+            continue
+        part: Any = sa_table.c[c].desc() if desc else sa_table.c[c]
+        if name == "postgresql" and "nulls_first" in sorting.get(c, ()):
+            part = part.nulls_first()
+        elif name == "postgresql" and "nulls_last" in sorting.get(c, ()):
+            part = part.nulls_last()
+        parts.append(part)
+    if _mysql(ctx) and lengths:
+        del options[f"{name}_length"]
+    return parts, options
+
+
+class _MySQLKeyPart(sa.ColumnElement[Any]):
+    """One column of a MySQL index with its prefix and order: ``name(5) DESC``."""
+
+    inherit_cache = False
+
+    def __init__(self, column: sa.Column[Any], length: int | None, desc: bool) -> None:
+        self.column, self.length, self.descending = column, length, desc
+
+    def get_children(self, **kw: Any) -> list[Any]:  # (so that the index finds its table)
+        return [self.column]
+
+
+@compiles(_MySQLKeyPart)
+def _mysql_key_part(part: _MySQLKeyPart, compiler: Any, **kw: Any) -> str:
+    length = f"({int(part.length)})" if part.length else ""
+    return f"{compiler.process(part.column, **kw)}{length}{' DESC' if part.descending else ''}"
 
 
 def _mysql(ctx: _Context) -> bool:
@@ -678,9 +733,9 @@ def _index(ctx: _Context, table: Table, target: str, sa_table: sa.Table, found: 
             " indexes a TEXT column by its first characters, and unique on them it would refuse rows"
             " the source holds"
         )
-    options: dict[str, Any] = {f"{ctx.sa_dialect.name}_length": prefixes} if prefixes else {}
     name = _constraint_name(ctx, target, ix.name, "ix", ix.columns, table.name)
-    return CreateIndex(sa.Index(name, *(sa_table.c[c] for c in ix.columns), unique=unique, **options))
+    parts, options = _index_parts(ctx, table, sa_table, ix, prefixes)
+    return CreateIndex(sa.Index(name, *parts, unique=unique, **options))
 
 
 def _orphan_query(ctx: _Context, target: str, fk: ForeignKey) -> str:

@@ -226,8 +226,8 @@ def _reflect_one(
                 "column", col, [c.name for c in columns], where=f"table '{name}' (types override)"
             )
     raw_indexes = dialect.indexes(conn, name, schema)
-    prefixed = {ix.get("name") for ix in raw_indexes if _prefix_lengths(ix)}
-    uniques = tuple(  # (MySQL's unique key on a prefix of a column: an index of its own, with it)
+    prefixed = {ix.get("name") for ix in raw_indexes if _prefix_lengths(ix) or _sorting(ix)}
+    uniques = tuple(  # (MySQL's unique key on a prefix of a column, or DESC: an index of its own, with it)
         Index(n, cols, unique=True)
         for n, cols in dialect.unique_constraints(conn, name, schema)
         if n is None or n not in prefixed
@@ -314,7 +314,7 @@ def _indexes(
     for ix in raw:
         cols = tuple(ix.get("column_names") or ())
         lengths = _prefix_lengths(ix)
-        if ix.get("duplicates_constraint") or (cols in taken and not lengths):
+        if ix.get("duplicates_constraint") or (cols in taken and not lengths and not _sorting(ix)):
             continue
         if not cols or any(c is None for c in cols):
             notes.append(f"{table}: expression index {ix.get('name')} is not portable; skipped")
@@ -332,6 +332,8 @@ def _indexes(
         prefixes = tuple(lengths.get(c) for c in cols)
         method, method_of = _method(options)
         ops = options.get("postgresql_ops") or {}
+        sorting = _sorting(ix)
+        include = next((options[k] for k in options if k.endswith("_include") and options[k]), ())
         out.append(
             Index(
                 ix.get("name"),
@@ -341,6 +343,8 @@ def _indexes(
                 method,
                 method_of,
                 tuple((c, str(ops[c])) for c in cols if ops.get(c)) if method else (),
+                sorting=tuple(sorting.get(c, ()) for c in cols) if sorting else (),
+                include=tuple(include),
             )
         )
     return tuple(out)
@@ -354,6 +358,12 @@ def _method(options: dict[str, Any]) -> tuple[str | None, str]:
         return str(search).upper(), "mysql"
     using = str(options.get("postgresql_using") or "btree").lower()
     return (None, "") if using == "btree" else (using, "postgresql")
+
+
+def _sorting(ix: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """How the index orders each column that it does not hold ascending by default (DESC, NULLS FIRST)."""
+    found = ix.get("column_sorting") or {}
+    return {c: tuple(str(m) for m in found[c]) for c in found if found[c]}
 
 
 def _prefix_lengths(ix: dict[str, Any]) -> dict[str, int]:
