@@ -27,7 +27,7 @@ from parity import bulk
 from parity.dialects.base import RawType
 from parity.endpoint import Endpoint, driver_message, raise_unless_refusal, roll_back_to
 from parity.errors import ParityError
-from parity.schema.types import CanonicalType
+from parity.schema.types import CanonicalType, Kind
 from parity.state import State
 
 Reject = Callable[[tuple[Any, ...], str], None]
@@ -53,6 +53,10 @@ class RemapSpec:
         return bool(self.identity or self.natural_key or self.references)
 
 
+BULK_PAIRS = 100
+"""From this many ID pairs on, ``IdMaps.record_many`` writes them by the bulk path."""
+
+
 class IdMaps:
     """old -> new IDs per target table, read from ``_parity_id_map`` once and kept in memory."""
 
@@ -73,8 +77,23 @@ class IdMaps:
         self.record_many(conn, table, {str(old): new})
 
     def record_many(self, conn: Connection, table: str, pairs: dict[str, Any]) -> None:
-        rows = [{"table_name": table, "old_id": old, "new_id": str(new)} for old, new in pairs.items()]
-        conn.execute(sa.insert(self.state.id_map), rows)
+        """The pairs into ``_parity_id_map``: many by the target's bulk path (a fifth of a copy's time
+        went into SQLAlchemy's INSERT of many rows), a few by INSERT."""
+        m = self.state.id_map
+        if len(pairs) < BULK_PAIRS:
+            rows = [{"table_name": table, "old_id": old, "new_id": str(new)} for old, new in pairs.items()]
+            conn.execute(sa.insert(m), rows)
+            return
+        dialect = self.state.endpoint.dialect
+        text = CanonicalType(Kind.VARCHAR, length=200)
+        name = conn.dialect.identifier_preparer.format_table(m)
+        writer = bulk.WRITERS[dialect.WRITER](
+            conn, name, [c.name for c in m.columns], [text] * len(m.columns)
+        )
+        try:
+            writer.write([(table, old, str(new)) for old, new in pairs.items()])
+        finally:
+            writer.close()
 
     def remember(self, table: str, pairs: dict[str, Any]) -> None:
         """Make committed pairs visible to other chunks (call after the transaction commits)."""
@@ -162,9 +181,14 @@ class RemapWriter:
         self.returning = bool(conn.dialect.insert_returning)
         self.deferred: _Deferred | None = None
         """While a batch is written under one savepoint: its ID pairs and waiting references."""
-        self.many = bool(spec.identity and self.returning and not spec.natural_key)
-        """Whether a batch's rows may go in one INSERT ... RETURNING of many rows (SQLAlchemy's
-        insertmanyvalues, the IDs in the rows' order); set off where the database cannot."""
+        self.loads = bool(spec.identity and not spec.natural_key and not self.merge_on)
+        """Whether a batch's rows may go by the table's bulk path (``_load_numbered``): with IDs the
+        database reserves (PostgreSQL's sequence), or numbered in their order by the load (MariaDB's
+        LOAD DATA); set off where the database can do neither."""
+        self.many = bool(spec.identity and (self.returning or self.loads) and not spec.natural_key)
+        """Whether a batch's rows may be put aside and written together at its end: by the bulk path,
+        or in one INSERT ... RETURNING of many rows (SQLAlchemy's insertmanyvalues, the IDs in the
+        rows' order); set off where the database can do neither."""
         self.failed = 0
         """Writes refused under savepoints in this chunk's transaction (``count_failed_savepoint``)."""
 
@@ -205,6 +229,8 @@ class RemapWriter:
                 raise_unless_refusal(exc)
                 self.failed += 1
                 self.endpoint.dialect.count_failed_savepoint(self.failed, self.workers)
+            elif isinstance(exc, ValueError) and self.deferred.loaded:
+                pass  # (the bulk load would alter a value, as LOAD DATA's warnings say: a row at a time)
             elif not self.deferred.many:
                 raise
             else:
@@ -269,7 +295,7 @@ class RemapWriter:
         dialect = self.endpoint.dialect
         if self.deferred is not None:  # (under the batch's savepoint: a refusal rolls the batch back)
             if self.deferred.many:
-                self.deferred.pending.append((self._payload(values), old_id, waiting))
+                self.deferred.pending.append((values, old_id, waiting))
             else:
                 self._write_row(values, old_id, waiting)
             return "written"
@@ -377,16 +403,63 @@ class RemapWriter:
             return
         identity = self.spec.identity
         assert identity is not None
-        ids = (
-            self.conn.execute(self._insert_many, [payload for payload, _, _ in deferred.pending])
-            .scalars()
-            .all()
-        )
+        loaded = self._load_numbered(deferred) if self.loads else None
+        if loaded is None and not self.returning:  # (caught by _batch: a row at a time from now on)
+            raise ParityError(f"{self.table}: the target returns no new IDs of many rows")
+        ids: Sequence[Any] = loaded if loaded is not None else self._returned_ids(deferred)
         if len(ids) != len(deferred.pending):
             raise ParityError(f"{self.table}: {len(ids)} new IDs came back for {len(deferred.pending)} rows")
         for (_, old_id, waiting), new_id in zip(deferred.pending, ids, strict=True):
             self._map(old_id, new_id)
             deferred.waits.extend((new_id, column, parent) for column, parent in waiting.items())
+
+    def _returned_ids(self, deferred: _Deferred) -> Sequence[Any]:
+        payloads = [self._payload(values) for values, _, _ in deferred.pending]
+        return self.conn.execute(self._insert_many, payloads).scalars().all()
+
+    def _load_numbered(self, deferred: _Deferred) -> list[Any] | None:
+        """The batch's rows written by the table's bulk path (COPY, LOAD DATA), and their new IDs in
+        the rows' order: IDs the database reserves, which the rows carry (``Dialect.reserve_ids``), or
+        those a load gives its rows one after another (``Dialect.load_numbering``); None where the
+        database can do neither (nothing written: ``loads`` is set off)."""
+        identity = self.spec.identity
+        assert identity is not None
+        dialect, pending = self.endpoint.dialect, deferred.pending
+        reserved = dialect.reserve_ids(self.conn, self.endpoint, self.table, identity, len(pending))
+        deferred.loaded = True
+        if reserved is not None:
+            rows = [
+                tuple(new if c == identity else values.get(c) for c in self.columns)
+                for (values, _, _), new in zip(pending, reserved, strict=True)
+            ]
+            self._load(self.columns, self.types, rows)
+            return reserved
+        step = self._load_step
+        if step is None:
+            self.loads = deferred.loaded = False
+            return None
+        others = [i for i, c in enumerate(self.columns) if c != identity]
+        names = [self.columns[i] for i in others]
+        self._load(
+            names, [self.types[i] for i in others], [tuple(v.get(c) for c in names) for v, _, _ in pending]
+        )
+        first = dialect.first_loaded_id(self.conn)
+        return [first + i * step for i in range(len(pending))]
+
+    @functools.cached_property
+    def _load_step(self) -> int | None:
+        return self.endpoint.dialect.load_numbering(self.conn, self.endpoint, self.table)
+
+    def _load(
+        self, columns: Sequence[str], types: Sequence[CanonicalType], rows: list[tuple[Any, ...]]
+    ) -> None:
+        writer = bulk.WRITERS[self.endpoint.dialect.WRITER](
+            self.conn, self.endpoint.qualified(self.table), columns, types
+        )
+        try:
+            writer.write(rows)
+        finally:
+            writer.close()
 
     @functools.cached_property
     def _insert_many(self) -> sa.Insert:
@@ -425,6 +498,9 @@ class _Deferred:
 
     many: bool = False
     """The batch's rows are put aside (``pending``) and inserted together at its end."""
+    loaded: bool = False
+    """They went by the bulk path (``RemapWriter._load_numbered``), which refuses a value it would
+    alter with a ValueError."""
     pending: list[tuple[dict[str, Any], Any, dict[str, Any]]] = field(default_factory=list)
     pairs: dict[str, Any] = field(default_factory=dict)
     waits: list[tuple[Any, str, Any]] = field(default_factory=list)

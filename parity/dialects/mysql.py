@@ -166,6 +166,28 @@ class MySQL(Dialect):
     def index_there(self, error: BaseException) -> bool:
         return bool(error.args) and error.args[0] == 1061  # ER_DUP_KEYNAME
 
+    def load_numbering(self, conn: Connection, target: Endpoint, table: str) -> int | None:
+        """InnoDB in its "consecutive" or "traditional" AUTO_INCREMENT lock mode (1, MariaDB's default,
+        or 0) holds the table's AUTO-INC lock for a whole LOAD DATA, whose rows then take consecutive
+        IDs in their order; MyISAM and Aria lock the table. MySQL 8's default, 2 ("interleaved"), may
+        give another session's rows IDs between them: None."""
+        engine = conn.execute(
+            sa.text(
+                "SELECT engine FROM information_schema.tables WHERE table_schema = COALESCE(:schema,"
+                " DATABASE()) AND table_name = :table"
+            ),
+            {"schema": target.schema, "table": table},
+        ).scalar()
+        mode, step = conn.execute(
+            sa.text("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment")
+        ).one()
+        if str(engine).lower() in ("myisam", "aria") or (str(engine).lower() == "innodb" and int(mode) <= 1):
+            return int(step)
+        return None
+
+    def first_loaded_id(self, conn: Connection) -> int:
+        return int(conn.execute(sa.text("SELECT LAST_INSERT_ID()")).scalar_one())
+
     def log_position(self, conn: Connection) -> str | None:
         for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
             try:

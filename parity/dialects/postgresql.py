@@ -51,6 +51,21 @@ for _insert in (sa.sql.dml.Insert, postgresql.Insert):
 
 class PostgreSQL(Dialect):
     ANALYZE = "ANALYZE {table}"
+
+    def reserve_ids(
+        self, conn: Connection, target: Endpoint, table: str, column: str, count: int
+    ) -> list[int] | None:
+        """From the column's sequence (serial or identity), as many values as rows: COPY then writes
+        the rows with them (COPY gives even a GENERATED ALWAYS column the values it reads)."""
+        sequence = conn.execute(
+            sa.text("SELECT pg_get_serial_sequence(:table, :column)"),
+            {"table": target.qualified(table), "column": column},
+        ).scalar()
+        if sequence is None:
+            return None
+        taken = sa.text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)")
+        return sorted(conn.execute(taken, {"sequence": sequence, "count": count}).scalars())
+
     HOLDS_ENDLESS_TIMES = True
     names = ("postgresql",)
     SINGLE_FLOATS = True

@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""Benchmark ``parity copy --remap-ids`` (a migration into a live database) against a plain copy.
+
+    eval "$(scripts/servers env)"
+    .venv/bin/python bench/remap_bench.py                     # 50,000 parents, 200,000 children
+    .venv/bin/python bench/remap_bench.py --parents 200000 --targets mariadb
+
+A SQLite file holds ``repositories`` (id, slug, stars, created) and ``commits`` (id, repository_id
+referencing repositories, sha, message, at), four commits a repository. Each target (PostgreSQL schema /
+MariaDB database ``bench_remap``, made anew before every run) gets the two tables copied by the ``parity``
+command in a subprocess (imports included in the wall time), best of ``--repeat`` runs:
+
+- ``plain``: the baseline, a copy that keeps the source's IDs;
+- ``remap``: ``--remap-ids``, the target numbering every row, ``_parity_id_map`` recording old -> new and
+  ``commits.repository_id`` rewritten through it.
+
+After each remapped run the script reads the target back and fails unless every row sits under the ID
+the map gives its source row (each ``sha`` is its source ID in hex, each ``slug`` holds its source ID) and
+every commit references its own repository's new ID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "bench_remap"
+
+
+def make_source(path: Path, parents: int) -> None:
+    path.unlink(missing_ok=True)
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE repositories (id INTEGER PRIMARY KEY AUTOINCREMENT, slug TEXT NOT NULL, stars INTEGER,
+            created TEXT);
+        CREATE TABLE commits (id INTEGER PRIMARY KEY AUTOINCREMENT,
+            repository_id INTEGER NOT NULL REFERENCES repositories(id), sha TEXT, message TEXT, at TEXT);
+        """
+    )
+    conn.executemany(
+        "INSERT INTO repositories VALUES (?, ?, ?, ?)",
+        ((i, f"repo-{i}", i % 1000, "2024-01-01 10:00:00") for i in range(1, parents + 1)),
+    )
+    conn.executemany(
+        "INSERT INTO commits VALUES (?, ?, ?, ?, ?)",
+        (
+            (i, i % parents + 1, f"{i:040x}", f"commit message {i}", "2024-02-01 12:00:00")
+            for i in range(1, 4 * parents + 1)
+        ),
+    )
+    conn.commit()
+    conn.close()
+
+
+def fresh_target(kind: str) -> tuple[str, list[str]]:
+    """Make the target's schema anew; its URL and the CLI's schema options."""
+    if kind == "postgresql":
+        url = os.environ["PARITY_TEST_PG_URL"]
+        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {NAME} CASCADE")
+            conn.exec_driver_sql(f"CREATE SCHEMA {NAME}")
+        engine.dispose()
+        return url, ["--target-schema", NAME]
+    url = os.environ["PARITY_TEST_MYSQL_URL"]
+    engine = sa.create_engine(url.replace("mariadb://", "mariadb+pymysql://"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {NAME}")
+        conn.exec_driver_sql(f"CREATE DATABASE {NAME}")
+    engine.dispose()
+    return url.rsplit("/", 1)[0] + f"/{NAME}", []
+
+
+def run(source: Path, kind: str, remap: bool) -> float:
+    url, options = fresh_target(kind)
+    command = [sys.executable, "-m", "parity", "copy", f"sqlite:///{source}", url, *options, "--json"]
+    command += ["--remap-ids"] if remap else []
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"parity copy failed ({kind}):\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def check(kind: str, parents: int) -> None:
+    """Every row under the ID the map gives its source row; every commit to its repository."""
+    url, _ = fresh_url(kind)
+    engine = sa.create_engine(url)
+    prefix = f"{NAME}." if kind == "postgresql" else ""
+    with engine.connect() as conn:
+        mapped = {
+            (t, int(new)): int(old)
+            for t, old, new in conn.exec_driver_sql(
+                f"SELECT table_name, old_id, new_id FROM {prefix}_parity_id_map"
+            )
+        }
+        repositories = conn.exec_driver_sql(f"SELECT id, slug FROM {prefix}repositories").all()
+        commits = conn.exec_driver_sql(f"SELECT id, repository_id, sha FROM {prefix}commits").all()
+    engine.dispose()
+    bad = sum(slug != f"repo-{mapped[('repositories', i)]}" for i, slug in repositories)
+    bad += sum(
+        int(sha, 16) != mapped[("commits", i)] or mapped[("repositories", r)] != int(sha, 16) % parents + 1
+        for i, r, sha in commits
+    )
+    if bad or len(repositories) != parents or len(commits) != 4 * parents:
+        raise SystemExit(f"{kind}: {bad} rows under the wrong ID ({len(repositories)}, {len(commits)} rows)")
+
+
+def fresh_url(kind: str) -> tuple[str, str]:
+    if kind == "postgresql":
+        return os.environ["PARITY_TEST_PG_URL"].replace("postgresql://", "postgresql+psycopg://"), NAME
+    url = os.environ["PARITY_TEST_MYSQL_URL"].replace("mariadb://", "mariadb+pymysql://")
+    return url.rsplit("/", 1)[0] + f"/{NAME}", NAME
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--parents", type=int, default=50_000)
+    parser.add_argument("--targets", default="postgresql,mariadb")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="parity-remap-bench-") as folder:
+        source = Path(folder) / "src.sqlite"
+        make_source(source, args.parents)
+        rows = 5 * args.parents
+        print(f"{rows:,} rows ({args.parents:,} repositories, {4 * args.parents:,} commits), SQLite ->")
+        for kind in args.targets.split(","):
+            plain = min(run(source, kind, remap=False) for _ in range(args.repeat))
+            remap = min(run(source, kind, remap=True) for _ in range(args.repeat))
+            check(kind, args.parents)
+            print(
+                f"  {kind:<10} plain {plain:6.2f} s   --remap-ids {remap:6.2f} s"
+                f" ({rows / remap:,.0f} rows/s): {remap / plain:.2f}x the plain copy"
+            )
+
+
+if __name__ == "__main__":
+    main()
