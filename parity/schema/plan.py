@@ -379,6 +379,22 @@ def _short_string(ctype: CanonicalType) -> bool:
     return ctype.kind in (Kind.VARCHAR, Kind.CHAR) and ctype.length is not None and ctype.length <= 255
 
 
+def _hash_lookups(ctx: _Context, table: Table) -> list[Index]:
+    """Beside each unique key MariaDB holds by a hash of its values (one on TEXT, too long for a key),
+    which its queries never search by: a plain index of their first characters, so that a row is found
+    by its key (copy's natural keys: a lookup a row that scanned the table, 200,000 rows in hours; diff's
+    and sync's rows by key), unless an index of the table starts with those columns already."""
+    if not _long_unique(ctx):
+        return []
+    uniques = [*(u.columns for u in table.uniques), *(i.columns for i in table.indexes if i.unique)]
+    plain = [i.columns for i in table.indexes if not i.unique and not i.method]
+    return [
+        Index(None, cols)
+        for cols in dict.fromkeys(uniques)
+        if _text_prefixes(ctx, table, cols) and not any(p[: len(cols)] == cols for p in plain)
+    ]
+
+
 def _long_unique(ctx: _Context) -> bool:
     """Whether a unique key may hold a TEXT or long VARCHAR whole (MariaDB 10.4 on: it keeps a hash of
     the values; MySQL indexes no TEXT whole, and a unique key on a prefix would refuse rows)."""
@@ -624,6 +640,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
                 *uq.columns, name=_constraint_name(ctx, target, uq.name, "uq", uq.columns, table.name)
             )
         )
+    prefixed += _hash_lookups(ctx, table)
     if not defer:
         pieces += keys
     later: list[tuple[sa.ForeignKeyConstraint, ForeignKey]] = []
