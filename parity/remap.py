@@ -360,10 +360,19 @@ class RemapWriter:
             return None
         if any(values.get(c) is None for c in self.spec.natural_key):
             return None
-        wanted = self.sa_table.c[self.spec.identity] if self.spec.identity else sa.literal(1)
-        clause = sa.and_(*(self.sa_table.c[c] == self._encode(c, values[c]) for c in self.spec.natural_key))
-        found = self.conn.execute(sa.select(wanted).where(clause).limit(1)).first()
+        keys = {f"k{i}": self._encode(c, values[c]) for i, c in enumerate(self.spec.natural_key)}
+        found = self.conn.execute(self._natural_query, keys).first()
         return None if found is None else found[0]
+
+    @functools.cached_property
+    def _natural_query(self) -> sa.Select[Any]:
+        """The row whose natural key is the bound one's (k0, k1 ...): made once, as SQLAlchemy's making
+        and keying of a statement a row took more time than the database's answer."""
+        wanted = self.sa_table.c[self.spec.identity] if self.spec.identity else sa.literal(1)
+        clause = sa.and_(
+            *(self.sa_table.c[c] == sa.bindparam(f"k{i}") for i, c in enumerate(self.spec.natural_key))
+        )
+        return sa.select(wanted).where(clause).limit(1)
 
     def _matching(self, values: dict[str, Any]) -> sa.ColumnElement[bool]:
         return sa.and_(*(self.sa_table.c[c] == self._encode(c, values[c]) for c in self.merge_on))
@@ -485,11 +494,18 @@ class RemapWriter:
     def _insert(self, values: dict[str, Any]) -> Any:
         identity = self.spec.identity
         payload = self._payload(values)
-        stmt = sa.insert(self.sa_table).values(payload)
         if identity and self.returning:
-            return self.conn.execute(stmt.returning(self.sa_table.c[identity])).scalar_one()
-        result = self.conn.execute(stmt)
+            return self.conn.execute(self._insert_one, payload).scalar_one()
+        result = self.conn.execute(self._insert_one, payload)
         return result.lastrowid if identity else None
+
+    @functools.cached_property
+    def _insert_one(self) -> sa.Insert:
+        """The INSERT of one row (its columns those of the values it is given), returning its new ID
+        where the database can: made once (``_natural_query``)."""
+        identity = self.spec.identity
+        stmt = sa.insert(self.sa_table)
+        return stmt.returning(self.sa_table.c[identity]) if identity and self.returning else stmt
 
 
 @dataclass
