@@ -381,8 +381,15 @@ class RemapWriter:
         """How many of the target's rows the row's ``merge_on`` values match (at most 2)."""
         if any(values.get(c) is None for c in self.merge_on):
             return 0
-        found = sa.select(sa.literal(1)).select_from(self.sa_table).where(self._matching(values)).limit(2)
-        return len(self.conn.execute(found).all())
+        keys = {f"m{i}": self._encode(c, values[c]) for i, c in enumerate(self.merge_on)}
+        return len(self.conn.execute(self._matches_query, keys).all())
+
+    @functools.cached_property
+    def _matches_query(self) -> sa.Select[Any]:
+        """The target's rows (two at most) whose ``merge_on`` values are the bound ones (m0, m1 ...):
+        made once (``_natural_query``)."""
+        clause = sa.and_(*(self.sa_table.c[c] == sa.bindparam(f"m{i}") for i, c in enumerate(self.merge_on)))
+        return sa.select(sa.literal(1)).select_from(self.sa_table).where(clause).limit(2)
 
     def _update(self, values: dict[str, Any]) -> bool:
         """Merge: update the target's row the row matches (``merge_on``); whether there was one.
