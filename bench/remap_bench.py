@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "bench_remap"
+ENV = {"postgresql": "PARITY_TEST_PG_URL", "mariadb": "PARITY_TEST_MYSQL_URL"}
 
 
 def make_source(path: Path, parents: int) -> None:
@@ -63,22 +64,24 @@ def make_source(path: Path, parents: int) -> None:
 
 
 def fresh_target(kind: str) -> tuple[str, list[str]]:
-    """Make the target's schema anew; its URL and the CLI's schema options."""
-    if kind == "postgresql":
-        url = os.environ["PARITY_TEST_PG_URL"]
-        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {NAME} CASCADE")
-            conn.exec_driver_sql(f"CREATE SCHEMA {NAME}")
-        engine.dispose()
-        return url, ["--target-schema", NAME]
-    url = os.environ["PARITY_TEST_MYSQL_URL"]
-    engine = sa.create_engine(url.replace("mariadb://", "mariadb+pymysql://"))
+    """Make the target's schema (MariaDB: database) anew; its URL and the CLI's schema options."""
+    engine = sa.create_engine(sqlalchemy_url(os.environ[ENV[kind]]))
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {NAME}")
-        conn.exec_driver_sql(f"CREATE DATABASE {NAME}")
+        word = "SCHEMA" if kind == "postgresql" else "DATABASE"
+        conn.exec_driver_sql(f"DROP {word} IF EXISTS {NAME}{' CASCADE' if kind == 'postgresql' else ''}")
+        conn.exec_driver_sql(f"CREATE {word} {NAME}")
     engine.dispose()
-    return url.rsplit("/", 1)[0] + f"/{NAME}", []
+    return target_url(kind), ["--target-schema", NAME] if kind == "postgresql" else []
+
+
+def target_url(kind: str) -> str:
+    """The target's URL as parity takes it (MariaDB's names the benchmark's database)."""
+    url = os.environ[ENV[kind]]
+    return url if kind == "postgresql" else url.rsplit("/", 1)[0] + f"/{NAME}"
+
+
+def sqlalchemy_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://").replace("mariadb://", "mariadb+pymysql://")
 
 
 def run(source: Path, kind: str, remap: bool) -> float:
@@ -95,8 +98,7 @@ def run(source: Path, kind: str, remap: bool) -> float:
 
 def check(kind: str, parents: int) -> None:
     """Every row under the ID the map gives its source row; every commit to its repository."""
-    url, _ = fresh_url(kind)
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(sqlalchemy_url(target_url(kind)))
     prefix = f"{NAME}." if kind == "postgresql" else ""
     with engine.connect() as conn:
         mapped = {
@@ -115,13 +117,6 @@ def check(kind: str, parents: int) -> None:
     )
     if bad or len(repositories) != parents or len(commits) != 4 * parents:
         raise SystemExit(f"{kind}: {bad} rows under the wrong ID ({len(repositories)}, {len(commits)} rows)")
-
-
-def fresh_url(kind: str) -> tuple[str, str]:
-    if kind == "postgresql":
-        return os.environ["PARITY_TEST_PG_URL"].replace("postgresql://", "postgresql+psycopg://"), NAME
-    url = os.environ["PARITY_TEST_MYSQL_URL"].replace("mariadb://", "mariadb+pymysql://")
-    return url.rsplit("/", 1)[0] + f"/{NAME}", NAME
 
 
 def main() -> None:

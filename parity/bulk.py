@@ -70,6 +70,22 @@ class Writer:
     def close(self) -> None:
         """Release what the writer holds (a pipe, a registered view)."""
 
+    @classmethod
+    def write_once(
+        cls,
+        conn: Connection,
+        table: str,
+        columns: Sequence[str],
+        types: Sequence[CanonicalType],
+        rows: Sequence[Row],
+    ) -> None:
+        """One batch, by a writer made for it and closed after."""
+        writer = cls(conn, table, columns, types)
+        try:
+            writer.write(rows)
+        finally:
+            writer.close()
+
     PREPARES: ClassVar[bool] = False
     """Whether ``prepare`` does work: then the copy engine calls it on the reader's thread."""
 

@@ -84,16 +84,13 @@ class IdMaps:
             rows = [{"table_name": table, "old_id": old, "new_id": str(new)} for old, new in pairs.items()]
             conn.execute(sa.insert(m), rows)
             return
-        dialect = self.state.endpoint.dialect
-        text = CanonicalType(Kind.VARCHAR, length=200)
-        name = conn.dialect.identifier_preparer.format_table(m)
-        writer = bulk.WRITERS[dialect.WRITER](
-            conn, name, [c.name for c in m.columns], [text] * len(m.columns)
+        bulk.WRITERS[self.state.endpoint.dialect.WRITER].write_once(
+            conn,
+            conn.dialect.identifier_preparer.format_table(m),
+            [c.name for c in m.columns],
+            [CanonicalType(Kind.VARCHAR, length=200)] * len(m.columns),
+            [(table, old, str(new)) for old, new in pairs.items()],
         )
-        try:
-            writer.write([(table, old, str(new)) for old, new in pairs.items()])
-        finally:
-            writer.close()
 
     def remember(self, table: str, pairs: dict[str, Any]) -> None:
         """Make committed pairs visible to other chunks (call after the transaction commits)."""
@@ -442,8 +439,8 @@ class RemapWriter:
         assert identity is not None
         dialect, pending = self.endpoint.dialect, deferred.pending
         reserved = dialect.reserve_ids(self.conn, self.endpoint, self.table, identity, len(pending))
-        deferred.loaded = True
         if reserved is not None:
+            deferred.loaded = True
             rows = [
                 tuple(new if c == identity else values.get(c) for c in self.columns)
                 for (values, _, _), new in zip(pending, reserved, strict=True)
@@ -452,8 +449,9 @@ class RemapWriter:
             return reserved
         step = self._load_step
         if step is None:
-            self.loads = deferred.loaded = False
+            self.loads = False
             return None
+        deferred.loaded = True
         others = [i for i, c in enumerate(self.columns) if c != identity]
         names = [self.columns[i] for i in others]
         self._load(
@@ -469,13 +467,8 @@ class RemapWriter:
     def _load(
         self, columns: Sequence[str], types: Sequence[CanonicalType], rows: list[tuple[Any, ...]]
     ) -> None:
-        writer = bulk.WRITERS[self.endpoint.dialect.WRITER](
-            self.conn, self.endpoint.qualified(self.table), columns, types
-        )
-        try:
-            writer.write(rows)
-        finally:
-            writer.close()
+        writer = bulk.WRITERS[self.endpoint.dialect.WRITER]
+        writer.write_once(self.conn, self.endpoint.qualified(self.table), columns, types, rows)
 
     @functools.cached_property
     def _insert_many(self) -> sa.Insert:

@@ -55,16 +55,19 @@ class PostgreSQL(Dialect):
     def reserve_ids(
         self, conn: Connection, target: Endpoint, table: str, column: str, count: int
     ) -> list[int] | None:
-        """From the column's sequence (serial or identity), as many values as rows: COPY then writes
-        the rows with them (COPY gives even a GENERATED ALWAYS column the values it reads)."""
-        sequence = conn.execute(
-            sa.text("SELECT pg_get_serial_sequence(:table, :column)"),
-            {"table": target.qualified(table), "column": column},
-        ).scalar()
-        if sequence is None:
-            return None
-        taken = sa.text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)")
-        return sorted(conn.execute(taken, {"sequence": sequence, "count": count}).scalars())
+        """From the column's sequence (serial or identity), as many values as rows, in one query (NULLs
+        where the column has none): COPY then writes the rows with them (COPY gives even a GENERATED
+        ALWAYS column the values it reads)."""
+        taken = sa.text(
+            "SELECT nextval(CAST(pg_get_serial_sequence(:table, :column) AS regclass))"
+            " FROM generate_series(1, :count)"
+        )
+        ids = list(
+            conn.execute(
+                taken, {"table": target.qualified(table), "column": column, "count": count}
+            ).scalars()
+        )
+        return None if not ids or ids[0] is None else sorted(ids)
 
     HOLDS_ENDLESS_TIMES = True
     names = ("postgresql",)

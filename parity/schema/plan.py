@@ -324,7 +324,10 @@ def _index_parts(
     target has it, NULLS FIRST/LAST into PostgreSQL), MySQL's with its prefix length; and its dialect
     options (the prefix lengths, INCLUDE)."""
     name = ctx.sa_dialect.name
-    options: dict[str, Any] = {f"{name}_length": lengths} if lengths else {}
+    sorting = dict(zip(ix.columns, ix.sorting, strict=False))
+    ordered = any(sorting.values()) and name != "duckdb"  # (DuckDB's indexes have no order)
+    by_part = ordered and _mysql(ctx) and bool(lengths)  # (SQLAlchemy names a prefix only of a bare column)
+    options: dict[str, Any] = {f"{name}_length": lengths} if lengths and not by_part else {}
     if ix.include and name in ("postgresql", "mssql"):
         options[f"{name}_include"] = list(ix.include)
     elif ix.include:
@@ -332,13 +335,12 @@ def _index_parts(
             f"{table.name}: index {ix.name or ''} on ({', '.join(ix.columns)}) also holds"
             f" {', '.join(ix.include)} (INCLUDE), which {name} cannot: made without them"
         )
-    sorting = dict(zip(ix.columns, ix.sorting, strict=False))
-    if not any(sorting.values()) or name == "duckdb":  # (DuckDB's indexes have no order)
+    if not ordered:
         return [sa_table.c[c] for c in ix.columns], options
     parts: list[Any] = []
     for c in ix.columns:
         desc = "desc" in sorting.get(c, ())
-        if _mysql(ctx) and lengths:  # (SQLAlchemy names a prefix only of a bare column)
+        if by_part:
             parts.append(_MySQLKeyPart(sa_table.c[c], lengths.get(c), desc))
             continue
         part: Any = sa_table.c[c].desc() if desc else sa_table.c[c]
@@ -347,8 +349,6 @@ def _index_parts(
         elif name == "postgresql" and "nulls_last" in sorting.get(c, ()):
             part = part.nulls_last()
         parts.append(part)
-    if _mysql(ctx) and lengths:
-        del options[f"{name}_length"]
     return parts, options
 
 
