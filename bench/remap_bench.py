@@ -5,14 +5,18 @@
     .venv/bin/python bench/remap_bench.py                     # 50,000 parents, 200,000 children
     .venv/bin/python bench/remap_bench.py --parents 200000 --targets mariadb
 
-A SQLite file holds ``repositories`` (id, slug, stars, created) and ``commits`` (id, repository_id
-referencing repositories, sha, message, at), four commits a repository. Each target (PostgreSQL schema /
+A SQLite file holds ``repositories`` (id, slug, stars, created; ``slug`` unique) and ``commits`` (id,
+repository_id referencing repositories, sha, message, at; ``sha, repository_id`` unique), four commits
+a repository. Each target (PostgreSQL schema /
 MariaDB database ``bench_remap``, made anew before every run) gets the two tables copied by the ``parity``
 command in a subprocess (imports included in the wall time), best of ``--repeat`` runs:
 
 - ``plain``: the baseline, a copy that keeps the source's IDs;
 - ``remap``: ``--remap-ids``, the target numbering every row, ``_parity_id_map`` recording old -> new and
-  ``commits.repository_id`` rewritten through it.
+  ``commits.repository_id`` rewritten through it;
+- ``natural`` (with ``--natural-keys``): the same with a natural key per table (``slug``; ``sha`` and
+  ``repository_id``), each row looked for in the target before it is written; then ``again``, the same
+  job run a second time over that target (every row found in the map, nothing written).
 
 After each remapped run the script reads the target back and fails unless every row sits under the ID
 the map gives its source row (each ``sha`` is its source ID in hex, each ``slug`` holds its source ID) and
@@ -42,10 +46,11 @@ def make_source(path: Path, parents: int) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(
         """
-        CREATE TABLE repositories (id INTEGER PRIMARY KEY AUTOINCREMENT, slug TEXT NOT NULL, stars INTEGER,
-            created TEXT);
+        CREATE TABLE repositories (id INTEGER PRIMARY KEY AUTOINCREMENT, slug TEXT NOT NULL UNIQUE,
+            stars INTEGER, created TEXT);
         CREATE TABLE commits (id INTEGER PRIMARY KEY AUTOINCREMENT,
-            repository_id INTEGER NOT NULL REFERENCES repositories(id), sha TEXT, message TEXT, at TEXT);
+            repository_id INTEGER NOT NULL REFERENCES repositories(id), sha TEXT, message TEXT, at TEXT,
+            UNIQUE (sha, repository_id));
         """
     )
     conn.executemany(
@@ -84,16 +89,33 @@ def sqlalchemy_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://").replace("mariadb://", "mariadb+pymysql://")
 
 
-def run(source: Path, kind: str, remap: bool) -> float:
-    url, options = fresh_target(kind)
-    command = [sys.executable, "-m", "parity", "copy", f"sqlite:///{source}", url, *options, "--json"]
-    command += ["--remap-ids"] if remap else []
+def run(source: Path, kind: str, remap: bool, natural: Path | None = None, fresh: bool = True) -> float:
+    """One ``parity copy`` into the target, made anew unless ``fresh`` is false; ``natural``: the job
+    file (``natural_job``) that names the tables' natural keys."""
+    url, options = fresh_target(kind) if fresh else (target_url(kind), [])
+    if natural is not None:
+        natural_job(natural, source, kind)
+        command = [sys.executable, "-m", "parity", "copy", "-c", str(natural), "--json"]
+    else:
+        command = [sys.executable, "-m", "parity", "copy", f"sqlite:///{source}", url, *options, "--json"]
+        command += ["--remap-ids"] if remap else []
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"parity copy failed ({kind}):\n{done.stderr[-2000:]}")
     return seconds
+
+
+def natural_job(path: Path, source: Path, kind: str) -> None:
+    schema = f", schema: {NAME}" if kind == "postgresql" else ""
+    path.write_text(
+        f"source: {{url: 'sqlite:///{source}'}}\n"
+        f"target: {{url: '{target_url(kind)}'{schema}}}\n"
+        "tables:\n"
+        "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
+        "  - {name: commits, remap_ids: true, natural_key: [sha, repository_id]}\n"
+    )
 
 
 def check(kind: str, parents: int) -> None:
@@ -126,6 +148,7 @@ def main() -> None:
     parser.add_argument("--parents", type=int, default=50_000)
     parser.add_argument("--targets", default="postgresql,mariadb")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--natural-keys", action="store_true", help="also time copies with natural keys")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="parity-remap-bench-") as folder:
         source = Path(folder) / "src.sqlite"
@@ -140,6 +163,17 @@ def main() -> None:
                 f"  {kind:<10} plain {plain:6.2f} s   --remap-ids {remap:6.2f} s"
                 f" ({rows / remap:,.0f} rows/s): {remap / plain:.2f}x the plain copy"
             )
+            if args.natural_keys:
+                job = Path(folder) / "natural.yaml"
+                natural = again = float("inf")
+                for _ in range(args.repeat):
+                    natural = min(natural, run(source, kind, remap=True, natural=job))
+                    again = min(again, run(source, kind, remap=True, natural=job, fresh=False))
+                check(kind, args.parents)
+                print(
+                    f"  {kind:<10} natural keys {natural:6.2f} s ({rows / natural:,.0f} rows/s,"
+                    f" {natural / plain:.2f}x the plain copy); again {again:6.2f} s"
+                )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,12 @@ are remapped, mapped to the existing row's ID. Both make a re-run idempotent: a 
 already present is not written twice. In merge (a table whose own IDs are kept), a row updates the
 target's row it matches, by its natural key or else the merge key, and is inserted where none does.
 
-Rows go one at a time (INSERT ... RETURNING, or the driver's lastrowid), each under a savepoint so
-that a refused row is rejected alone: this path serves correctness on live targets, not bulk speed.
+A batch goes under one savepoint: its rows by the table's bulk path or one INSERT of many rows where
+it can (``RemapWriter._batch``), with its ID pairs together at its end. With a natural key, a batch
+goes so only where the target holds none of its rows' keys (a query per several hundred keys, then a
+GROUP BY after the write for keys its collation takes as equal); else its rows are looked for one at
+a time. A batch the target refuses a row of is rolled back and written again a row at a time, each
+under a savepoint of its own, so that the refused row is rejected alone.
 """
 
 from __future__ import annotations
@@ -178,14 +182,22 @@ class RemapWriter:
         self.returning = bool(conn.dialect.insert_returning)
         self.deferred: _Deferred | None = None
         """While a batch is written under one savepoint: its ID pairs and waiting references."""
-        self.loads = bool(spec.identity and not spec.natural_key and not self.merge_on)
+        self.loads = bool(spec.identity and not self.merge_on)
         """Whether a batch's rows may go by the table's bulk path (``_load_numbered``): with IDs the
         database reserves (PostgreSQL's sequence), or numbered in their order by the load (MariaDB's
         LOAD DATA); set off where the database can do neither."""
-        self.many = bool(spec.identity and (self.returning or self.loads) and not spec.natural_key)
+        self.many = (
+            bool(spec.identity and (self.returning or self.loads))
+            if spec.identity
+            else bool(spec.natural_key and not self.merge_on)
+        )
         """Whether a batch's rows may be put aside and written together at its end: by the bulk path,
         or in one INSERT ... RETURNING of many rows (SQLAlchemy's insertmanyvalues, the IDs in the
-        rows' order); set off where the database can do neither."""
+        rows' order); set off where the database can do neither. With a natural key, only a batch
+        none of whose rows the target holds (``_unheld``)."""
+        self._natural_selects: dict[tuple[int, bool], sa.Select[Any]] = {}
+        if spec.natural_key:  # (looked for while the table grows)
+            endpoint.dialect.plan_each_query(conn)
         self.failed = 0
         """Writes refused under savepoints in this chunk's transaction (``count_failed_savepoint``)."""
 
@@ -211,18 +223,27 @@ class RemapWriter:
         """The rows under one savepoint, or None (rolled back) where the target refused one. Where no
         row references another of the batch, the rows go in one INSERT of many rows."""
         refused: list[tuple[tuple[Any, ...], str]] = []
-        self.deferred = _Deferred(many=self.many and not self._references_within(rows))
+        keys = self._unheld(rows) if self.spec.natural_key and not self.merge_on else None
+        unheld = keys is not None
+        many = self.many and (unheld or not self.spec.natural_key) and not self._references_within(rows)
+        self.deferred = _Deferred(many=many, unheld=unheld)
         savepoint = self.endpoint.dialect.savepoint(self.conn)
         try:
             done = self._rows(rows, lambda row, reason: refused.append((row, reason)))
             self._insert_pending(self.deferred)
+            if keys and self._shared_natural_key(keys):
+                raise _SharedNaturalKey
             self.deferred.flush(self)
         except Exception as exc:
             roll_back_to(savepoint, exc)
-            for old in self.deferred.pairs:
+            for old, new in self.deferred.pairs.items():
                 self.new_pairs.pop(old, None)
                 self.matched.discard(old)
-            if isinstance(exc, sa.exc.DBAPIError):
+                if self._taken is not None:
+                    self._taken.pop(str(new), None)
+            if isinstance(exc, _SharedNaturalKey):
+                pass  # (rows the target takes as one: each looked for in turn, a row at a time)
+            elif isinstance(exc, sa.exc.DBAPIError):
                 raise_unless_refusal(exc)
                 self.failed += 1
                 self.endpoint.dialect.count_failed_savepoint(self.failed, self.workers)
@@ -270,7 +291,8 @@ class RemapWriter:
                 shown = ", ".join(f"{c}={values[c]}" for c in self.merge_on)
                 reject(row, f"natural key {shown} matches {held} rows in the target: which to update?")
                 return "rejected"
-        existing = None if self.merge_on else self._find_natural(values)
+        unheld = self.deferred is not None and self.deferred.unheld
+        existing = None if self.merge_on or unheld else self._find_natural(values)
         if existing is not None:
             if identity:
                 taken = None if self.shared_natural else self._mapped_from(existing)
@@ -351,6 +373,86 @@ class RemapWriter:
         encoder = self.encoders[self.position[column]]
         return value if value is None or encoder is None else encoder(value)
 
+    def _unheld(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+        """The natural keys of the rows the batch would write where the target holds none of them (a
+        query per ``_KEYS_A_QUERY`` keys, not one per row) and no two of them are equal: then the batch
+        is written with no row looked for, and ``_shared_natural_key`` checks it after. None where one
+        is held, or a key is not known before the batch is written (a reference to a row without a
+        new ID yet)."""
+        keys = self._natural_keys(rows)
+        if keys is None or len(set(keys)) != len(keys):  # (rows sharing a key: the later ones are mapped)
+            return None
+        if any(self._natural_rows(part) for part in self._parts(keys)):
+            return None
+        return keys
+
+    def _shared_natural_key(self, keys: list[tuple[Any, ...]]) -> bool:
+        """Whether two rows an ``_unheld`` batch wrote (their ``keys``) have keys the target takes as
+        equal though Python did not ('Ab' and 'ab' under a case-insensitive collation, 'a' and 'a '
+        under PAD SPACE): its own GROUP BY says, by the key columns' collations."""
+        return any(self._natural_rows(part, shared=True) for part in self._parts(keys))
+
+    def _natural_keys(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+        """The natural keys (bound as the lookup binds them) of the rows the batch would write: not of
+        rows it skips as mapped already, nor keys holding NULL (never looked for); None where a key
+        holds a reference whose new ID is not known yet."""
+        identity = self.spec.identity
+        keys = []
+        for row in rows:
+            if identity is not None:
+                old_id = str(row[self.position[identity]])
+                if old_id in self.own or old_id in self.new_pairs:
+                    continue
+            key = []
+            for column in self.spec.natural_key:
+                value = row[self.position[column]]
+                if value is not None and column in self.parents:
+                    value = self.parents[column].get(str(value))
+                    if value is None:
+                        return None
+                key.append(None if value is None else self._encode(column, value))
+            if None not in key:
+                keys.append(tuple(key))
+        return keys
+
+    def _parts(self, keys: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+        per = max(1, min(_KEYS_A_QUERY, self.endpoint.dialect.MAX_IN_LIST) // len(self.spec.natural_key))
+        return [keys[i : i + per] for i in range(0, len(keys), per)]
+
+    def _natural_rows(self, keys: list[tuple[Any, ...]], shared: bool = False) -> bool:
+        """Whether the target has a row whose natural key is one of ``keys`` (``shared``: two rows of
+        one such key, as the target compares them)."""
+        if len(self.spec.natural_key) == 1:
+            params = {"keys": [key[0] for key in keys]}
+        else:
+            params = {f"k{j}_{i}": value for j, key in enumerate(keys) for i, value in enumerate(key)}
+        return self.conn.execute(self._natural_select(len(keys), shared), params).first() is not None
+
+    def _natural_select(self, count: int, shared: bool) -> sa.Select[Any]:
+        """``_natural_rows``'s query of ``count`` keys, made once for each count: one column's values in
+        an IN list; several columns' as an OR of each key's equalities (PostgreSQL before 17 probes
+        an index on two columns for every pair of values of two IN lists: 450 keys took 0.2 s)."""
+        columns = [self.sa_table.c[c] for c in self.spec.natural_key]
+        made = (1 if len(columns) == 1 else count, shared)
+        select = self._natural_selects.get(made)
+        if select is None:
+            clause: sa.ColumnElement[bool]
+            if len(columns) == 1:
+                clause = columns[0].in_(sa.bindparam("keys", expanding=True))
+            else:
+                clause = sa.or_(
+                    *(
+                        sa.and_(*(c == sa.bindparam(f"k{j}_{i}") for i, c in enumerate(columns)))
+                        for j in range(count)
+                    )
+                )
+            select = sa.select(sa.literal(1)).select_from(self.sa_table).where(clause)
+            if shared:
+                select = select.group_by(*columns).having(sa.func.count() > 1)
+            self._natural_selects[made] = select  # (no LIMIT: PostgreSQL would then scan the table,
+            # expecting the ~1000 rows it guesses to come soon; into a table being loaded, scan after scan)
+        return select
+
     def _find_natural(self, values: dict[str, Any]) -> Any | None:
         """The existing row's ID (or True without remap) when its natural key is already present."""
         if not self.spec.natural_key:
@@ -415,7 +517,12 @@ class RemapWriter:
         if not deferred.pending:
             return
         identity = self.spec.identity
-        assert identity is not None
+        if identity is None:  # (rows of a natural key the target keeps its own IDs of: no IDs to map)
+            deferred.loaded = True
+            self._load(
+                self.columns, self.types, [tuple(map(v.get, self.columns)) for v, _, _ in deferred.pending]
+            )
+            return
         loaded = self._load_numbered(deferred) if self.loads else None
         if loaded is None and not self.returning:  # (caught by _batch: a row at a time from now on)
             raise ParityError(f"{self.table}: the target returns no new IDs of many rows")
@@ -508,12 +615,25 @@ class RemapWriter:
         return stmt.returning(self.sa_table.c[identity]) if identity and self.returning else stmt
 
 
+_KEYS_A_QUERY = 180
+"""The most values ``RemapWriter._unheld`` binds in one query. MariaDB estimates the rows of more than
+``eq_range_index_dive_limit`` (200) equalities from its index statistics, which lag behind a table being
+loaded, and then scanned the table for each query (450 keys a query: 0.66 s each, at 60,000 rows);
+PostgreSQL plans an OR of many keys' equalities for each query (its plan is not kept)."""
+
+
+class _SharedNaturalKey(Exception):
+    """Rows of a batch written together have keys the target takes as equal (``_shared_natural_key``)."""
+
+
 @dataclass
 class _Deferred:
     """What a batch written under one savepoint records at its end (``RemapWriter._batch``)."""
 
     many: bool = False
     """The batch's rows are put aside (``pending``) and inserted together at its end."""
+    unheld: bool = False
+    """No row of the batch has its natural key in the target: none is looked for (``_unheld``)."""
     loaded: bool = False
     """They went by the bulk path (``RemapWriter._load_numbered``), which refuses a value it would
     alter with a ValueError."""

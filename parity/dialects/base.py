@@ -289,6 +289,11 @@ class Dialect:
         """A savepoint inside the connection's transaction (``begin_nested``)."""
         return conn.begin_nested()
 
+    def plan_each_query(self, conn: Connection) -> None:
+        """Have the database plan each query of the connection's transaction for its own values and the
+        tables as they are now, not once for all (a plan made while a table was small, kept as it
+        grows); where it keeps such plans."""
+
     MAX_CASE_DEPTH: ClassVar[int | None] = None
     """How deep CASE expressions may nest (diff's ``window_index``); None: deep enough."""
 
