@@ -31,7 +31,7 @@ from parity import bulk
 from parity.dialects.base import RawType
 from parity.endpoint import Endpoint, driver_message, raise_unless_refusal, roll_back_to
 from parity.errors import ParityError
-from parity.schema.types import CanonicalType, Kind
+from parity.schema.types import STRING_KINDS, CanonicalType, Kind
 from parity.state import State
 
 Reject = Callable[[tuple[Any, ...], str], None]
@@ -196,6 +196,9 @@ class RemapWriter:
         rows' order); set off where the database can do neither. With a natural key, only a batch
         none of whose rows the target holds (``_unheld``)."""
         self._natural_selects: dict[tuple[int, bool], sa.Select[Any]] = {}
+        self._keys_fold = any(self.types[self.position[c]].kind in STRING_KINDS for c in spec.natural_key)
+        """Whether the target may take keys Python tells apart as equal (a collation's case, trailing
+        spaces): only of text, whose keys ``_shared_natural_key`` checks."""
         if spec.natural_key:  # (looked for while the table grows)
             endpoint.dialect.plan_each_query(conn)
         self.failed = 0
@@ -231,7 +234,7 @@ class RemapWriter:
         try:
             done = self._rows(rows, lambda row, reason: refused.append((row, reason)))
             self._insert_pending(self.deferred)
-            if keys and self._shared_natural_key(keys):
+            if keys and self._keys_fold and self._shared_natural_key(keys):
                 raise _SharedNaturalKey
             self.deferred.flush(self)
         except Exception as exc:

@@ -1532,6 +1532,33 @@ def test_rows_of_natural_keys_the_target_lacks_are_written_together_not_looked_f
     assert target.query("SELECT COUNT(*) FROM tags")[0][0] == 2001
 
 
+def test_rows_of_new_numeric_natural_keys_need_no_check_after_their_write(
+    make_db: Callable[[str], Database],
+) -> None:
+    """Numbers are equal in the target as in Python: no GROUP BY after a batch of such keys."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql("CREATE TABLE parts (id INTEGER PRIMARY KEY, code INTEGER NOT NULL UNIQUE, name TEXT)")
+    with source.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO parts VALUES (:i, :c, 'p')"), [{"i": i, "c": i * 7} for i in range(1, 301)]
+        )
+    grouped: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "parts.code \nHAVING count(*)" in statement and conn.engine.url.get_backend_name() == "postgresql":
+            grouped.append(statement)  # (the target's, not the source's check of shared keys)
+
+    job = job_for(source, target, table_options={"natural_key": ["code"]})
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        result = copy_closed(job, batch_size=100)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    assert (result.tables[0].status, result.tables[0].rows_written) == ("ok", 300)
+    assert grouped == []
+    assert target.query("SELECT COUNT(DISTINCT code) FROM parts")[0][0] == 300
+
+
 @pytest.mark.parametrize("remap", [True, False], ids=["remap-ids", "own-ids"])
 def test_rows_written_together_whose_keys_the_target_collates_as_one_are_one_row(
     make_db: Callable[[str], Database], remap: bool
