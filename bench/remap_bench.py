@@ -15,8 +15,8 @@ command in a subprocess (imports included in the wall time), best of ``--repeat`
 - ``remap``: ``--remap-ids``, the target numbering every row, ``_parity_id_map`` recording old -> new and
   ``commits.repository_id`` rewritten through it;
 - ``natural`` (with ``--natural-keys``): the same with a natural key per table (``slug``; ``sha`` and
-  ``repository_id``), each row looked for in the target before it is written; then ``again``, the same
-  job run a second time over that target (every row found in the map, nothing written).
+  ``repository_id``), the rows' keys looked for in the target before they are written; then ``again``,
+  the same job run a second time over that target (every row found in the map, nothing written).
 
 After each remapped run the script reads the target back and fails unless every row sits under the ID
 the map gives its source row (each ``sha`` is its source ID in hex, each ``slug`` holds its source ID) and
@@ -91,10 +91,9 @@ def sqlalchemy_url(url: str) -> str:
 
 def run(source: Path, kind: str, remap: bool, natural: Path | None = None, fresh: bool = True) -> float:
     """One ``parity copy`` into the target, made anew unless ``fresh`` is false; ``natural``: the job
-    file (``natural_job``) that names the tables' natural keys."""
+    file (``natural_job``) that names the tables' natural keys (and remaps their IDs)."""
     url, options = fresh_target(kind) if fresh else (target_url(kind), [])
     if natural is not None:
-        natural_job(natural, source, kind)
         command = [sys.executable, "-m", "parity", "copy", "-c", str(natural), "--json"]
     else:
         command = [sys.executable, "-m", "parity", "copy", f"sqlite:///{source}", url, *options, "--json"]
@@ -165,6 +164,7 @@ def main() -> None:
             )
             if args.natural_keys:
                 job = Path(folder) / "natural.yaml"
+                natural_job(job, source, kind)
                 natural = again = float("inf")
                 for _ in range(args.repeat):
                     natural = min(natural, run(source, kind, remap=True, natural=job))

@@ -187,9 +187,7 @@ class RemapWriter:
         database reserves (PostgreSQL's sequence), or numbered in their order by the load (MariaDB's
         LOAD DATA); set off where the database can do neither."""
         self.many = (
-            bool(spec.identity and (self.returning or self.loads))
-            if spec.identity
-            else bool(spec.natural_key and not self.merge_on)
+            self.returning or self.loads if spec.identity else bool(spec.natural_key and not self.merge_on)
         )
         """Whether a batch's rows may be put aside and written together at its end: by the bulk path,
         or in one INSERT ... RETURNING of many rows (SQLAlchemy's insertmanyvalues, the IDs in the
@@ -406,17 +404,24 @@ class RemapWriter:
                 old_id = str(row[self.position[identity]])
                 if old_id in self.own or old_id in self.new_pairs:
                     continue
-            key = []
+            values = {}
             for column in self.spec.natural_key:
                 value = row[self.position[column]]
                 if value is not None and column in self.parents:
                     value = self.parents[column].get(str(value))
                     if value is None:
                         return None
-                key.append(None if value is None else self._encode(column, value))
-            if None not in key:
-                keys.append(tuple(key))
+                values[column] = value
+            key = self._bound_key(values)
+            if key is not None:
+                keys.append(key)
         return keys
+
+    def _bound_key(self, values: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The row's natural key as its lookup binds it; None where a part is NULL (never looked for)."""
+        if any(values.get(c) is None for c in self.spec.natural_key):
+            return None
+        return tuple(self._encode(c, values[c]) for c in self.spec.natural_key)
 
     def _parts(self, keys: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
         per = max(1, min(_KEYS_A_QUERY, self.endpoint.dialect.MAX_IN_LIST) // len(self.spec.natural_key))
@@ -458,12 +463,10 @@ class RemapWriter:
 
     def _find_natural(self, values: dict[str, Any]) -> Any | None:
         """The existing row's ID (or True without remap) when its natural key is already present."""
-        if not self.spec.natural_key:
+        key = self._bound_key(values) if self.spec.natural_key else None
+        if key is None:
             return None
-        if any(values.get(c) is None for c in self.spec.natural_key):
-            return None
-        keys = {f"k{i}": self._encode(c, values[c]) for i, c in enumerate(self.spec.natural_key)}
-        found = self.conn.execute(self._natural_query, keys).first()
+        found = self.conn.execute(self._natural_query, {f"k{i}": v for i, v in enumerate(key)}).first()
         return None if found is None else found[0]
 
     @functools.cached_property
