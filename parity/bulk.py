@@ -35,10 +35,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast, overload
 from uuid import UUID
 
 from parity import log
-from parity.dialects.base import nearest_single
 from parity.schema.types import INTEGER_KINDS, STRING_KINDS, CanonicalType, Kind
 from parity.sqltext import as_sent, with_parameters
-from parity.values import DECODE_ERRORS, decode_value, json_text
+from parity.values import DECODE_ERRORS, decode_value, json_text, nearest_single
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
@@ -31,6 +32,18 @@ from typing import Any
 from parity.schema.types import CanonicalType, Kind
 
 Decoder = Callable[[Any], Any]
+
+
+SINGLE_LOW, SINGLE_HIGH = 2.0**-150, 2.0**128 - 2.0**103
+"""A double strictly between these (in magnitude) rounds to a 4-byte float neither zero nor infinite:
+half the least 4-byte float above zero, and the largest plus half its last bit's worth."""
+
+
+def nearest_single(d: float) -> float:
+    """``Dialect.as_single`` in Python: the nearest 4-byte float to a double, where one holds it."""
+    if not SINGLE_LOW < abs(d) < SINGLE_HIGH:  # (NaN too)
+        return d
+    return float(struct.unpack("<f", struct.pack("<f", d))[0])
 
 
 BOOLEAN_TEXT = {"t": True, "true": True, "y": True, "yes": True, "on": True}

@@ -772,6 +772,37 @@ def test_a_large_table_is_planned_from_its_statistics_without_counting_its_rows(
     assert target.query("SELECT COUNT(*), SUM(n) FROM items") == [(500, 3 * sum(range(1, 501)))]
 
 
+@pytest.mark.parametrize(("workers", "chunks"), [(1, 5), (2, 6), (4, 8)])
+def test_a_table_copied_in_parallel_is_cut_into_chunks_its_workers_share_evenly(
+    workers: int,
+    chunks: int,
+    pg_db: Database,
+    make_db: Callable[[str], Database],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1,000 rows in batches of 20 make 5 chunks of 10 batches: on 2 workers the last one went alone, a
+    core idle for a fifth of the table. They are now as many as a multiple of the workers (a chunk
+    still holds at most about 10 batches), and each holds its share of the rows."""
+    pg_db.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, n INTEGER)",
+        "INSERT INTO items SELECT g, g * 3 FROM generate_series(1, 1000) g",
+    )
+    target = make_db("postgresql")
+    ran: list[tuple[int | None, int | None]] = []
+    run = copy_module._ChunkRunner.run
+
+    def counted(self: Any, chunk: Any) -> tuple[int, int, int, int]:
+        ran.append((chunk.lo, chunk.hi))
+        return run(self, chunk)
+
+    monkeypatch.setattr(copy_module._ChunkRunner, "run", counted)
+    copy_ok(job_for(pg_db, target), batch_size=20, workers=workers)
+    assert len(ran) == chunks
+    widths = {hi - lo for lo, hi in ran if lo is not None and hi is not None}
+    assert len(widths) == 1 and widths.pop() <= 200
+    assert target.query("SELECT COUNT(*), SUM(n) FROM items") == [(1000, 3 * sum(range(1, 1001)))]
+
+
 def test_a_stopped_run_is_void_once_another_run_copies_its_tables(
     make_db: Callable[[str], Database], tmp_path: Path
 ) -> None:

@@ -3,8 +3,10 @@ copies, one clear line when the read fails, and no reader left running after the
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from datetime import time as clock
 from decimal import Decimal
@@ -126,6 +128,44 @@ def test_reader_processes_copy_what_a_reader_thread_copies(
     assert by_processes.query(stored) == by_threads.query(stored)
 
 
+class _Logged(textread.ProcessReader):
+    """Notes when each reader is started, and when each has given its last batch."""
+
+    events: list[tuple[str, int]] = []
+
+    def __init__(self, spec: textread.ReadSpec) -> None:
+        super().__init__(spec)
+        self.number = sum(what == "started" for what, _ in _Logged.events)
+        _Logged.events.append(("started", self.number))
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        yield from super().__iter__()
+        _Logged.events.append(("read", self.number))
+
+
+def test_the_next_chunks_reader_starts_once_this_chunks_reader_has_read_all(
+    make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader started ahead for the next chunk begins when this chunk's reader has read its last
+    batch: started with this chunk's first batch, it parsed beside this chunk's reader and its writer
+    (3 processes on 2 cores) and slowed that writer's first batches threefold."""
+    source = make_db("postgresql")
+    name, _, _ = _source_table(source, bulk.SQLiteWriter.TEXT_FROM["postgresql"])
+    target = make_db("sqlite")
+    _Logged.events = []
+    monkeypatch.setattr(textread, "ProcessReader", _Logged)
+    copy_ok(job_for(source, target, tables=[name]), batch_size=100, workers=1)
+    assert _Logged.events == [
+        ("started", 0),
+        ("read", 0),
+        ("started", 1),
+        ("read", 1),
+        ("started", 2),
+        ("read", 2),
+    ]
+    assert target.query(f"SELECT COUNT(*) FROM {name}") == [(ROWS,)]
+
+
 @pytest.mark.parametrize(
     ("source_name", "bad"),
     [
@@ -242,3 +282,12 @@ def test_the_command_line_starts_the_fork_server_early_for_the_copies_that_may_u
     assert _entry.may_read_in_processes(args) is expected
     if "copy" in args and len(urls := [a for a in args if "://" in a]) == 2:
         assert _may_read_in_processes(jobs.build(*urls)) is expected
+
+
+def test_the_fork_server_loads_no_sqlalchemy() -> None:
+    """The fork server starts while the command line loads (``_entry``), and is ready the sooner for
+    loading what a reader needs only: ``textread`` and the writers' parsing, without SQLAlchemy (a
+    quarter of a second)."""
+    code = "import sys, parity.textread, parity.pgcopy; print(sorted(m for m in sys.modules if 'sqlalchemy' in m))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

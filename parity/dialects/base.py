@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from sqlalchemy.types import UserDefinedType
 from parity.errors import ParityError
 from parity.schema.model import Column, Default, Table
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalchemy
-from parity.values import BOOLEAN_TEXT
+from parity.values import BOOLEAN_TEXT, SINGLE_HIGH, SINGLE_LOW
 
 if TYPE_CHECKING:
     from parity.endpoint import Endpoint
@@ -54,18 +53,6 @@ COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
 TINY = 1e-290
 """Below this a float's text is the database's own: ``text_float``'s power of ten would underflow."""
-
-SINGLE_LOW, SINGLE_HIGH = 2.0**-150, 2.0**128 - 2.0**103
-"""A double strictly between these (in magnitude) rounds to a 4-byte float neither zero nor infinite:
-half the least 4-byte float above zero, and the largest plus half its last bit's worth."""
-
-
-def nearest_single(d: float) -> float:
-    """``Dialect.as_single`` in Python: the nearest 4-byte float to a double, where one holds it."""
-    if not SINGLE_LOW < abs(d) < SINGLE_HIGH:  # (NaN too)
-        return d
-    return float(struct.unpack("<f", struct.pack("<f", d))[0])
-
 
 BIGINT_SAFE = 9.0e18
 """A double below this in magnitude rounds to a BIGINT without overflow."""

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from parity.dialects.base import TINY, Dialect, inspector, nearest_single
+from parity.dialects.base import TINY, Dialect, inspector
 from parity.schema.model import Table
 from parity.schema.types import INTEGER_KINDS, CanonicalType, Kind
-from parity.values import BOOLEAN_TEXT, UUID_SPELLINGS, decode_value, jsonb_text
+from parity.values import BOOLEAN_TEXT, UUID_SPELLINGS, decode_value, jsonb_text, nearest_single
 
 if TYPE_CHECKING:
     from parity.endpoint import Endpoint

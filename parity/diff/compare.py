@@ -17,12 +17,12 @@ from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal
 from typing import Any
 
-from parity.dialects.base import Dialect, nearest_single
+from parity.dialects.base import Dialect
 from parity.diff.plan import FLOAT_KINDS, TIME_KINDS, ColumnPair, Compare, TablePlan
 from parity.diff.result import RowDiff
 from parity.errors import DataError
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind
-from parity.values import JsonText, canonical_json, decode_value, whole_number
+from parity.values import JsonText, canonical_json, decode_value, nearest_single, whole_number
 
 Normalize = Callable[[Any], Any]
 Equal = Callable[[Any, Any], bool]
