@@ -424,28 +424,43 @@ class RemapWriter:
         return tuple(self._encode(c, values[c]) for c in self.spec.natural_key)
 
     def _parts(self, keys: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+        """The keys in the groups a query takes: all at once where bound as arrays (``among_keys``)."""
+        if self._among is not None:
+            return [keys] if keys else []
         per = max(1, min(_KEYS_A_QUERY, self.endpoint.dialect.MAX_IN_LIST) // len(self.spec.natural_key))
         return [keys[i : i + per] for i in range(0, len(keys), per)]
 
     def _natural_rows(self, keys: list[tuple[Any, ...]], shared: bool = False) -> bool:
         """Whether the target has a row whose natural key is one of ``keys`` (``shared``: two rows of
         one such key, as the target compares them)."""
-        if len(self.spec.natural_key) == 1:
+        if self._among is not None:
+            params: dict[str, Any] = {
+                f"k{i}": list(values) for i, values in enumerate(zip(*keys, strict=True))
+            }
+        elif len(self.spec.natural_key) == 1:
             params = {"keys": [key[0] for key in keys]}
         else:
             params = {f"k{j}_{i}": value for j, key in enumerate(keys) for i, value in enumerate(key)}
         return self.conn.execute(self._natural_select(len(keys), shared), params).first() is not None
 
+    @functools.cached_property
+    def _among(self) -> sa.ColumnElement[bool] | None:
+        """The natural key among keys bound as arrays, where the database binds them so."""
+        return self.endpoint.dialect.among_keys(self.conn, self.sa_table, self.spec.natural_key)
+
     def _natural_select(self, count: int, shared: bool) -> sa.Select[Any]:
-        """``_natural_rows``'s query of ``count`` keys, made once for each count: one column's values in
-        an IN list; several columns' as an OR of each key's equalities (PostgreSQL before 17 probes
-        an index on two columns for every pair of values of two IN lists: 450 keys took 0.2 s)."""
+        """``_natural_rows``'s query of ``count`` keys, made once for each count: the keys as arrays
+        (``among_keys``), else one column's values in an IN list, several columns' as an OR of each
+        key's equalities (PostgreSQL before 17 probes an index on two columns for every pair of
+        values of two IN lists: 450 keys took 0.2 s)."""
         columns = [self.sa_table.c[c] for c in self.spec.natural_key]
-        made = (1 if len(columns) == 1 else count, shared)
+        made = (1 if len(columns) == 1 or self._among is not None else count, shared)
         select = self._natural_selects.get(made)
         if select is None:
             clause: sa.ColumnElement[bool]
-            if len(columns) == 1:
+            if self._among is not None:
+                clause = self._among
+            elif len(columns) == 1:
                 clause = columns[0].in_(sa.bindparam("keys", expanding=True))
             else:
                 clause = sa.or_(

@@ -281,6 +281,14 @@ class Dialect:
         tables as they are now, not once for all (a plan made while a table was small, kept as it
         grows); where it keeps such plans."""
 
+    def among_keys(
+        self, conn: Connection, table: sa.TableClause, columns: Sequence[str]
+    ) -> sa.ColumnElement[bool] | None:
+        """Where the table's ``columns`` hold one of many keys bound as one array a column (``k0``,
+        ``k1`` ...: the keys' first values, their second ...), in one query whatever their number; None
+        where the database has no such arrays (keys are then bound one by one, a few hundred a query)."""
+        return None
+
     MAX_CASE_DEPTH: ClassVar[int | None] = None
     """How deep CASE expressions may nest (diff's ``window_index``); None: deep enough."""
 

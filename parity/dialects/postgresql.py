@@ -78,6 +78,34 @@ class PostgreSQL(Dialect):
         if (conn.dialect.server_version_info or (0,)) >= (12,):  # (plan_cache_mode is PostgreSQL 12's)
             conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
+    def among_keys(
+        self, conn: Connection, table: sa.TableClause, columns: Sequence[str]
+    ) -> sa.ColumnElement[bool] | None:
+        """``column = ANY(:k0)``; several columns: their tuple ``IN`` the rows of ``unnest`` of one array
+        a column, which the planner joins to their index (20,000 keys of two columns in 0.1 s, where
+        an OR of 180 keys' equalities took 4 ms). Each array is of its column's own type (as the
+        catalog spells it: a citext, a domain, a collation of its own compare as the column does)."""
+        spelled: dict[str, str] = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+                    " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
+                    " AND a.attname = ANY(:columns) AND a.attnum > 0 AND NOT a.attisdropped"
+                ),
+                {"table": table.name, "schema": table.schema, "columns": list(columns)},
+            ).all()
+        )
+        if set(spelled) != set(columns):
+            return None
+        arrays = [
+            sa.bindparam(f"k{i}", type_=postgresql.ARRAY(_Spelled(spelled[c]))) for i, c in enumerate(columns)
+        ]
+        if len(columns) == 1:
+            return table.c[columns[0]] == sa.any_(arrays[0])
+        keys = sa.func.unnest(*arrays).table_valued(*(f"k{i}" for i in range(len(columns)))).render_derived()
+        return sa.tuple_(*(table.c[c] for c in columns)).in_(sa.select(*keys.c))
+
     HOLDS_ENDLESS_TIMES = True
     names = ("postgresql",)
     SINGLE_FLOATS = True
@@ -341,3 +369,15 @@ def _or_text(loader: type[Any]) -> type[Any]:
                 return bytes(data).decode()
 
     return OrText
+
+
+class _Spelled(sa.types.UserDefinedType[Any]):
+    """A type as the catalog spells it (``format_type``), for a cast to the column's own type."""
+
+    cache_ok = True
+
+    def __init__(self, spelling: str) -> None:
+        self.spelling = spelling
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.spelling
