@@ -194,11 +194,6 @@ class RemapWriter:
         rows' order); set off where the database can do neither. With a natural key, only a batch
         none of whose rows the target holds (``_unheld``)."""
         self._natural_selects: dict[tuple[int, bool], sa.Select[Any]] = {}
-        self._keys_fold = any(self.types[self.position[c]].kind in STRING_KINDS for c in spec.natural_key)
-        """Whether the target may take keys Python tells apart as equal (a collation's case, trailing
-        spaces): only of text, whose keys ``_shared_natural_key`` checks."""
-        if spec.natural_key:  # (looked for while the table grows)
-            endpoint.dialect.plan_each_query(conn)
         self.failed = 0
         """Writes refused under savepoints in this chunk's transaction (``count_failed_savepoint``)."""
 
@@ -441,7 +436,17 @@ class RemapWriter:
             params = {"keys": [key[0] for key in keys]}
         else:
             params = {f"k{j}_{i}": value for j, key in enumerate(keys) for i, value in enumerate(key)}
-        return self.conn.execute(self._natural_select(len(keys), shared), params).first() is not None
+        with self.endpoint.dialect.planned_anew(self.conn):  # (looked for while the table grows)
+            return self.conn.execute(self._natural_select(len(keys), shared), params).first() is not None
+
+    @functools.cached_property
+    def _keys_fold(self) -> bool:
+        """Whether the target may take keys Python tells apart as equal (a collation's case, trailing
+        spaces): only of text, whose keys ``_shared_natural_key`` checks, unless the target says its
+        key columns compare text by its exact characters (``Dialect.compares_exactly``)."""
+        if not any(self.types[self.position[c]].kind in STRING_KINDS for c in self.spec.natural_key):
+            return False
+        return not self.endpoint.dialect.compares_exactly(self.conn, self.sa_table, self.spec.natural_key)
 
     @functools.cached_property
     def _among(self) -> sa.ColumnElement[bool] | None:

@@ -276,10 +276,17 @@ class Dialect:
         """A savepoint inside the connection's transaction (``begin_nested``)."""
         return conn.begin_nested()
 
-    def plan_each_query(self, conn: Connection) -> None:
-        """Have the database plan each query of the connection's transaction for its own values and the
-        tables as they are now, not once for all (a plan made while a table was small, kept as it
-        grows); where it keeps such plans."""
+    @contextmanager
+    def planned_anew(self, conn: Connection) -> Iterator[None]:
+        """Within the block, the database plans each query for its own values and the tables as they
+        are now, not once for all (a plan made while a table was small, kept as it grows); where it
+        keeps such plans."""
+        yield
+
+    def compares_exactly(self, conn: Connection, table: sa.TableClause, columns: Sequence[str]) -> bool:
+        """Whether the table's ``columns`` compare text by its exact characters, as Python does (no
+        case folded, no trailing spaces ignored); False where the database cannot tell."""
+        return False
 
     def among_keys(
         self, conn: Connection, table: sa.TableClause, columns: Sequence[str]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
@@ -69,14 +70,29 @@ class PostgreSQL(Dialect):
         )
         return None if not ids or ids[0] is None else sorted(ids)
 
-    def plan_each_query(self, conn: Connection) -> None:
+    @contextmanager
+    def planned_anew(self, conn: Connection) -> Iterator[None]:
         """The driver prepares a statement run five times, and the server may then keep a generic plan:
         made while a table being loaded was small, a sequential scan of it, query after query (natural
         keys looked for in a copy: 200,000 rows did not end in four minutes). And no parallel workers:
-        starting them took 20 ms of each such query's 25 ms."""
+        starting them took 20 ms of each such query's 25 ms. For the block only (``SET LOCAL``, then
+        back): for the whole transaction, the foreign keys' checks of every row written were planned
+        anew too (250,000 rows: 2.6 s more)."""
+        names = ["max_parallel_workers_per_gather"]
         conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
         if (conn.dialect.server_version_info or (0,)) >= (12,):  # (plan_cache_mode is PostgreSQL 12's)
             conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+            names.append("plan_cache_mode")
+        yield  # (not after an error: the transaction, or the savepoint the error rolls back, ends them)
+        for name in names:
+            conn.exec_driver_sql(f"SET LOCAL {name} TO DEFAULT")
+
+    def compares_exactly(self, conn: Connection, table: sa.TableClause, columns: Sequence[str]) -> bool:
+        """Columns of text or varchar under a deterministic collation compare their bytes, columns of no
+        collation (numbers, dates) their values (a char(n) ignores trailing spaces; citext, a domain of
+        text or a nondeterministic collation may fold more)."""
+        found = _catalog_columns(conn, table, columns)
+        return set(found) == set(columns) and all(exact for _, exact in found.values())
 
     def among_keys(
         self, conn: Connection, table: sa.TableClause, columns: Sequence[str]
@@ -85,17 +101,7 @@ class PostgreSQL(Dialect):
         a column, which the planner joins to their index (20,000 keys of two columns in 0.1 s, where
         an OR of 180 keys' equalities took 4 ms). Each array is of its column's own type (as the
         catalog spells it: a citext, a domain, a collation of its own compare as the column does)."""
-        spelled: dict[str, str] = dict(
-            conn.execute(
-                sa.text(
-                    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
-                    " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-                    " WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
-                    " AND a.attname = ANY(:columns) AND a.attnum > 0 AND NOT a.attisdropped"
-                ),
-                {"table": table.name, "schema": table.schema, "columns": list(columns)},
-            ).all()
-        )
+        spelled = {name: spelling for name, (spelling, _) in _catalog_columns(conn, table, columns).items()}
         if set(spelled) != set(columns):
             return None
         arrays = [
@@ -369,6 +375,30 @@ def _or_text(loader: type[Any]) -> type[Any]:
                 return bytes(data).decode()
 
     return OrText
+
+
+def _catalog_columns(
+    conn: Connection, table: sa.TableClause, columns: Sequence[str]
+) -> dict[str, tuple[str, bool]]:
+    """Of the table's ``columns``: each one's type as the catalog spells it (``format_type``), and
+    whether it compares exactly as Python does (``Dialect.compares_exactly``)."""
+    deterministic = (
+        "coalesce(l.collisdeterministic, true)"
+        if (conn.dialect.server_version_info or (0,)) >= (12,)  # (nondeterministic collations are 12's)
+        else "true"
+    )
+    rows = conn.execute(
+        sa.text(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attcollation = 0"
+            f" OR (a.atttypid IN ('text'::regtype, 'varchar'::regtype) AND {deterministic})"
+            " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_collation l ON l.oid = a.attcollation"
+            " WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
+            " AND a.attname = ANY(:columns) AND a.attnum > 0 AND NOT a.attisdropped"
+        ),
+        {"table": table.name, "schema": table.schema, "columns": list(columns)},
+    ).all()
+    return {name: (spelling, bool(exact)) for name, spelling, exact in rows}
 
 
 class _Spelled(sa.types.UserDefinedType[Any]):
