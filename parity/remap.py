@@ -192,7 +192,7 @@ class RemapWriter:
         """Whether a batch's rows may be put aside and written together at its end: by the bulk path,
         or in one INSERT ... RETURNING of many rows (SQLAlchemy's insertmanyvalues, the IDs in the
         rows' order); set off where the database can do neither. With a natural key, only a batch
-        none of whose rows the target holds (``_unheld``)."""
+        whose keys were looked for together (``_looked_up``)."""
         self._natural_selects: dict[tuple[int, bool], sa.Select[Any]] = {}
         self.failed = 0
         """Writes refused under savepoints in this chunk's transaction (``count_failed_savepoint``)."""
@@ -219,10 +219,14 @@ class RemapWriter:
         """The rows under one savepoint, or None (rolled back) where the target refused one. Where no
         row references another of the batch, the rows go in one INSERT of many rows."""
         refused: list[tuple[tuple[Any, ...], str]] = []
-        keys = self._unheld(rows) if self.spec.natural_key and not self.merge_on else None
-        unheld = keys is not None
-        many = self.many and (unheld or not self.spec.natural_key) and not self._references_within(rows)
-        self.deferred = _Deferred(many=many, unheld=unheld)
+        found = self._looked_up(rows) if self.spec.natural_key and not self.merge_on else None
+        keys, held = found or (None, {})
+        many = (
+            self.many
+            and (found is not None or not self.spec.natural_key)
+            and not self._references_within(rows)
+        )
+        self.deferred = _Deferred(many=many, looked_up=found is not None, held=held)
         savepoint = self.endpoint.dialect.savepoint(self.conn)
         try:
             done = self._rows(rows, lambda row, reason: refused.append((row, reason)))
@@ -287,8 +291,12 @@ class RemapWriter:
                 shown = ", ".join(f"{c}={values[c]}" for c in self.merge_on)
                 reject(row, f"natural key {shown} matches {held} rows in the target: which to update?")
                 return "rejected"
-        unheld = self.deferred is not None and self.deferred.unheld
-        existing = None if self.merge_on or unheld else self._find_natural(values)
+        if self.merge_on:
+            existing = None
+        elif self.deferred is not None and self.deferred.looked_up:  # (its batch's keys looked for at once)
+            existing = self.deferred.held.get(self._bound_key(values)) if self.deferred.held else None
+        else:
+            existing = self._find_natural(values)
         if existing is not None:
             if identity:
                 taken = None if self.shared_natural else self._mapped_from(existing)
@@ -369,21 +377,53 @@ class RemapWriter:
         encoder = self.encoders[self.position[column]]
         return value if value is None or encoder is None else encoder(value)
 
-    def _unheld(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
-        """The natural keys of the rows the batch would write where the target holds none of them (a
-        query per ``_KEYS_A_QUERY`` keys, not one per row) and no two of them are equal: then the batch
-        is written with no row looked for, and ``_shared_natural_key`` checks it after. None where one
-        is held, or a key is not known before the batch is written (a reference to a row without a
-        new ID yet)."""
+    def _looked_up(
+        self, rows: Sequence[tuple[Any, ...]]
+    ) -> tuple[list[tuple[Any, ...]], dict[Any, Any]] | None:
+        """The natural keys of the rows the batch would write, and the target's rows (their IDs, or True)
+        of those it holds, by key, looked for together: where the keys are bound as arrays
+        (``Dialect.key_rows``), in one query; else a query per ``_KEYS_A_QUERY`` keys, which tells
+        only whether one is held (None then). Then the batch is written with no row looked for, and
+        ``_shared_natural_key`` checks it after. None too where two keys are equal in Python (the
+        later rows are mapped to the first's), or a key is not known before the batch is written (a
+        reference to a row without a new ID yet): its rows are then looked for one by one."""
         keys = self._natural_keys(rows)
-        if keys is None or len(set(keys)) != len(keys):  # (rows sharing a key: the later ones are mapped)
+        if keys is None or len(set(keys)) != len(keys):
             return None
+        if self._key_rows is not None:
+            return keys, self._held(keys)
         if any(self._natural_rows(part) for part in self._parts(keys)):
             return None
-        return keys
+        return keys, {}
+
+    def _held(self, keys: list[tuple[Any, ...]]) -> dict[Any, Any]:
+        """The keys the target holds, each with its row's ID (True without one), in one query."""
+        if not keys:
+            return {}
+        with self.endpoint.dialect.planned_anew(self.conn):  # (looked for while the table grows)
+            found = self.conn.execute(self._held_query, self._arrays(keys)).all()
+        return {keys[n - 1]: wanted for n, wanted in found}
+
+    def _arrays(self, keys: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+        """The keys as ``Dialect.key_rows`` binds them: an array a column."""
+        return {f"k{i}": list(values) for i, values in enumerate(zip(*keys, strict=True))}
+
+    @functools.cached_property
+    def _key_rows(self) -> sa.TableValuedAlias | None:
+        return self.endpoint.dialect.key_rows(self.conn, self.sa_table, self.spec.natural_key)
+
+    @functools.cached_property
+    def _held_query(self) -> sa.Select[Any]:
+        """Each held key's place in the batch's keys (from 1), and its row's ID (or 1): with several
+        rows of one key, any of them (as ``_natural_query``'s LIMIT 1)."""
+        keys = self._key_rows
+        assert keys is not None
+        wanted = self.sa_table.c[self.spec.identity] if self.spec.identity else sa.literal(True)
+        on = sa.and_(*(self.sa_table.c[c] == keys.c[f"k{i}"] for i, c in enumerate(self.spec.natural_key)))
+        return sa.select(keys.c.n, wanted).select_from(self.sa_table.join(keys, on))
 
     def _shared_natural_key(self, keys: list[tuple[Any, ...]]) -> bool:
-        """Whether two rows an ``_unheld`` batch wrote (their ``keys``) have keys the target takes as
+        """Whether two rows a ``_looked_up`` batch wrote (their ``keys``) have keys the target takes as
         equal though Python did not ('Ab' and 'ab' under a case-insensitive collation, 'a' and 'a '
         under PAD SPACE): its own GROUP BY says, by the key columns' collations."""
         return any(self._natural_rows(part, shared=True) for part in self._parts(keys))
@@ -419,8 +459,8 @@ class RemapWriter:
         return tuple(self._encode(c, values[c]) for c in self.spec.natural_key)
 
     def _parts(self, keys: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-        """The keys in the groups a query takes: all at once where bound as arrays (``among_keys``)."""
-        if self._among is not None:
+        """The keys in the groups a query takes: all at once where bound as arrays (``key_rows``)."""
+        if self._key_rows is not None:
             return [keys] if keys else []
         per = max(1, min(_KEYS_A_QUERY, self.endpoint.dialect.MAX_IN_LIST) // len(self.spec.natural_key))
         return [keys[i : i + per] for i in range(0, len(keys), per)]
@@ -428,10 +468,8 @@ class RemapWriter:
     def _natural_rows(self, keys: list[tuple[Any, ...]], shared: bool = False) -> bool:
         """Whether the target has a row whose natural key is one of ``keys`` (``shared``: two rows of
         one such key, as the target compares them)."""
-        if self._among is not None:
-            params: dict[str, Any] = {
-                f"k{i}": list(values) for i, values in enumerate(zip(*keys, strict=True))
-            }
+        if self._key_rows is not None:
+            params: dict[str, Any] = self._arrays(keys)
         elif len(self.spec.natural_key) == 1:
             params = {"keys": [key[0] for key in keys]}
         else:
@@ -448,23 +486,19 @@ class RemapWriter:
             return False
         return not self.endpoint.dialect.compares_exactly(self.conn, self.sa_table, self.spec.natural_key)
 
-    @functools.cached_property
-    def _among(self) -> sa.ColumnElement[bool] | None:
-        """The natural key among keys bound as arrays, where the database binds them so."""
-        return self.endpoint.dialect.among_keys(self.conn, self.sa_table, self.spec.natural_key)
-
     def _natural_select(self, count: int, shared: bool) -> sa.Select[Any]:
         """``_natural_rows``'s query of ``count`` keys, made once for each count: the keys as arrays
-        (``among_keys``), else one column's values in an IN list, several columns' as an OR of each
-        key's equalities (PostgreSQL before 17 probes an index on two columns for every pair of
-        values of two IN lists: 450 keys took 0.2 s)."""
+        (``key_rows``), else one column's values in an IN list, several columns' as an OR of each key's
+        equalities (PostgreSQL before 17 probes an index on two columns for every pair of values of
+        two IN lists: 450 keys took 0.2 s)."""
         columns = [self.sa_table.c[c] for c in self.spec.natural_key]
-        made = (1 if len(columns) == 1 or self._among is not None else count, shared)
+        made = (1 if len(columns) == 1 or self._key_rows is not None else count, shared)
         select = self._natural_selects.get(made)
         if select is None:
             clause: sa.ColumnElement[bool]
-            if self._among is not None:
-                clause = self._among
+            if self._key_rows is not None:
+                keys = self._key_rows
+                clause = sa.tuple_(*columns).in_(sa.select(*(keys.c[f"k{i}"] for i in range(len(columns)))))
             elif len(columns) == 1:
                 clause = columns[0].in_(sa.bindparam("keys", expanding=True))
             else:
@@ -642,7 +676,7 @@ class RemapWriter:
 
 
 _KEYS_A_QUERY = 180
-"""The most values ``RemapWriter._unheld`` binds in one query. MariaDB estimates the rows of more than
+"""The most values ``RemapWriter._looked_up`` binds in one query. MariaDB estimates the rows of more than
 ``eq_range_index_dive_limit`` (200) equalities from its index statistics, which lag behind a table being
 loaded, and then scanned the table for each query (450 keys a query: 0.66 s each, at 60,000 rows);
 PostgreSQL plans an OR of many keys' equalities for each query (its plan is not kept)."""
@@ -658,8 +692,10 @@ class _Deferred:
 
     many: bool = False
     """The batch's rows are put aside (``pending``) and inserted together at its end."""
-    unheld: bool = False
-    """No row of the batch has its natural key in the target: none is looked for (``_unheld``)."""
+    looked_up: bool = False
+    """The batch's natural keys were looked for together (``_looked_up``): no row is looked for."""
+    held: dict[Any, Any] = field(default_factory=dict)
+    """Of those keys, the ones the target holds, each with its row's ID (or True)."""
     loaded: bool = False
     """They went by the bulk path (``RemapWriter._load_numbered``), which refuses a value it would
     alter with a ValueError."""

@@ -288,12 +288,14 @@ class Dialect:
         case folded, no trailing spaces ignored); False where the database cannot tell."""
         return False
 
-    def among_keys(
+    def key_rows(
         self, conn: Connection, table: sa.TableClause, columns: Sequence[str]
-    ) -> sa.ColumnElement[bool] | None:
-        """Where the table's ``columns`` hold one of many keys bound as one array a column (``k0``,
-        ``k1`` ...: the keys' first values, their second ...), in one query whatever their number; None
-        where the database has no such arrays (keys are then bound one by one, a few hundred a query)."""
+    ) -> sa.TableValuedAlias | None:
+        """Many keys of the table's ``columns`` bound as one array a column (``k0``, ``k1`` ...: the keys'
+        first values, their second ...), as rows (k0, k1 ..., n) of each key and its place ``n`` from
+        1, each value of its column's own type, to join to the table: a query for all, whatever their
+        number. None where the database has no such arrays (keys are then bound one by one, a few
+        hundred a query)."""
         return None
 
     MAX_CASE_DEPTH: ClassVar[int | None] = None
