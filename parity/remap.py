@@ -194,6 +194,8 @@ class RemapWriter:
         rows' order); set off where the database can do neither. With a natural key, only a batch
         whose keys were looked for together (``_looked_up``)."""
         self._natural_selects: dict[tuple[int, bool], sa.Select[Any]] = {}
+        self._bound: tuple[list[tuple[Any, ...]], dict[str, Any]] | None = None
+        """The keys last made the key rows (``_bind``), and the parameters that give them."""
         self.failed = 0
         """Writes refused under savepoints in this chunk's transaction (``count_failed_savepoint``)."""
 
@@ -400,32 +402,55 @@ class RemapWriter:
         """The keys the target holds, each with its row's ID (True without one), in one query."""
         if not keys:
             return {}
+        params = self._bind(keys)
         with self.endpoint.dialect.planned_anew(self.conn):  # (looked for while the table grows)
-            found = self.conn.execute(self._held_query, self._arrays(keys)).all()
+            found = self.conn.execute(self._held_query, params).all()
         return {keys[n - 1]: wanted for n, wanted in found}
 
-    def _arrays(self, keys: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
-        """The keys as ``Dialect.key_rows`` binds them: an array a column."""
-        return {f"k{i}": list(values) for i, values in enumerate(zip(*keys, strict=True))}
+    def _bind(self, keys: list[tuple[Any, ...]]) -> dict[str, Any]:
+        """The batch's keys made the key rows (``Dialect.bind_key_rows``), once for its lookup and its
+        check after the write."""
+        if self._bound is None or self._bound[0] is not keys:
+            assert self._key_rows is not None
+            self._bound = (keys, self.endpoint.dialect.bind_key_rows(self.conn, self._key_rows, keys))
+        return self._bound[1]
 
     @functools.cached_property
-    def _key_rows(self) -> sa.TableValuedAlias | None:
+    def _key_rows(self) -> sa.FromClause | None:
         return self.endpoint.dialect.key_rows(self.conn, self.sa_table, self.spec.natural_key)
+
+    def _joined(self, *wanted: sa.ColumnElement[Any]) -> sa.Select[Any]:
+        """``wanted`` of the key rows joined to the table by the natural key, the key rows first."""
+        keys = self._key_rows
+        assert keys is not None
+        on = sa.and_(*(self.sa_table.c[c] == keys.c[f"k{i}"] for i, c in enumerate(self.spec.natural_key)))
+        select = sa.select(*wanted).select_from(keys.join(self.sa_table, on))
+        first = self.endpoint.dialect.KEY_ROWS_FIRST
+        return select.prefix_with(first) if first else select
 
     @functools.cached_property
     def _held_query(self) -> sa.Select[Any]:
         """Each held key's place in the batch's keys (from 1), and its row's ID (or 1): with several
         rows of one key, any of them (as ``_natural_query``'s LIMIT 1)."""
-        keys = self._key_rows
-        assert keys is not None
+        assert self._key_rows is not None
         wanted = self.sa_table.c[self.spec.identity] if self.spec.identity else sa.literal(True)
-        on = sa.and_(*(self.sa_table.c[c] == keys.c[f"k{i}"] for i, c in enumerate(self.spec.natural_key)))
-        return sa.select(keys.c.n, wanted).select_from(self.sa_table.join(keys, on))
+        return self._joined(self._key_rows.c.n, wanted)
+
+    @functools.cached_property
+    def _shared_query(self) -> sa.Select[Any]:
+        """A row when two rows of the table have one of the key rows' keys (or two keys of them one row:
+        then the batch is written again a row at a time, as where they were two)."""
+        columns = [self.sa_table.c[c] for c in self.spec.natural_key]
+        return self._joined(sa.literal(1)).group_by(*columns).having(sa.func.count() > 1)
 
     def _shared_natural_key(self, keys: list[tuple[Any, ...]]) -> bool:
         """Whether two rows a ``_looked_up`` batch wrote (their ``keys``) have keys the target takes as
         equal though Python did not ('Ab' and 'ab' under a case-insensitive collation, 'a' and 'a '
         under PAD SPACE): its own GROUP BY says, by the key columns' collations."""
+        if self._key_rows is not None:
+            params = self._bind(keys)
+            with self.endpoint.dialect.planned_anew(self.conn):
+                return self.conn.execute(self._shared_query, params).first() is not None
         return any(self._natural_rows(part, shared=True) for part in self._parts(keys))
 
     def _natural_keys(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
@@ -459,18 +484,15 @@ class RemapWriter:
         return tuple(self._encode(c, values[c]) for c in self.spec.natural_key)
 
     def _parts(self, keys: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-        """The keys in the groups a query takes: all at once where bound as arrays (``key_rows``)."""
-        if self._key_rows is not None:
-            return [keys] if keys else []
+        """The keys in the groups an IN list or an OR of equalities takes."""
         per = max(1, min(_KEYS_A_QUERY, self.endpoint.dialect.MAX_IN_LIST) // len(self.spec.natural_key))
         return [keys[i : i + per] for i in range(0, len(keys), per)]
 
     def _natural_rows(self, keys: list[tuple[Any, ...]], shared: bool = False) -> bool:
         """Whether the target has a row whose natural key is one of ``keys`` (``shared``: two rows of
         one such key, as the target compares them)."""
-        if self._key_rows is not None:
-            params: dict[str, Any] = self._arrays(keys)
-        elif len(self.spec.natural_key) == 1:
+        params: dict[str, Any]
+        if len(self.spec.natural_key) == 1:
             params = {"keys": [key[0] for key in keys]}
         else:
             params = {f"k{j}_{i}": value for j, key in enumerate(keys) for i, value in enumerate(key)}
@@ -487,19 +509,15 @@ class RemapWriter:
         return not self.endpoint.dialect.compares_exactly(self.conn, self.sa_table, self.spec.natural_key)
 
     def _natural_select(self, count: int, shared: bool) -> sa.Select[Any]:
-        """``_natural_rows``'s query of ``count`` keys, made once for each count: the keys as arrays
-        (``key_rows``), else one column's values in an IN list, several columns' as an OR of each key's
-        equalities (PostgreSQL before 17 probes an index on two columns for every pair of values of
-        two IN lists: 450 keys took 0.2 s)."""
+        """``_natural_rows``'s query of ``count`` keys, made once for each count: one column's values in
+        an IN list; several columns' as an OR of each key's equalities (PostgreSQL before 17 probes an
+        index on two columns for every pair of values of two IN lists: 450 keys took 0.2 s)."""
         columns = [self.sa_table.c[c] for c in self.spec.natural_key]
-        made = (1 if len(columns) == 1 or self._key_rows is not None else count, shared)
+        made = (1 if len(columns) == 1 else count, shared)
         select = self._natural_selects.get(made)
         if select is None:
             clause: sa.ColumnElement[bool]
-            if self._key_rows is not None:
-                keys = self._key_rows
-                clause = sa.tuple_(*columns).in_(sa.select(*(keys.c[f"k{i}"] for i in range(len(columns)))))
-            elif len(columns) == 1:
+            if len(columns) == 1:
                 clause = columns[0].in_(sa.bindparam("keys", expanding=True))
             else:
                 clause = sa.or_(

@@ -290,13 +290,22 @@ class Dialect:
 
     def key_rows(
         self, conn: Connection, table: sa.TableClause, columns: Sequence[str]
-    ) -> sa.TableValuedAlias | None:
-        """Many keys of the table's ``columns`` bound as one array a column (``k0``, ``k1`` ...: the keys'
-        first values, their second ...), as rows (k0, k1 ..., n) of each key and its place ``n`` from
-        1, each value of its column's own type, to join to the table: a query for all, whatever their
-        number. None where the database has no such arrays (keys are then bound one by one, a few
-        hundred a query)."""
+    ) -> sa.FromClause | None:
+        """Rows (k0, k1 ..., n) to join to the table: many keys of its ``columns`` (k0 of the first column,
+        k1 of the second ...), each of its column's own type, with its place ``n`` from 1, given by
+        ``bind_key_rows`` (PostgreSQL: arrays bound to the statement; MySQL/MariaDB: a temporary
+        table), so that one query looks for all, whatever their number. None where the database has
+        no such rows (keys are then bound one by one, a few hundred a query)."""
         return None
+
+    def bind_key_rows(
+        self, conn: Connection, rows: sa.FromClause, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[str, Any]:
+        """Make ``key_rows``'s ``rows`` the ``keys``: the parameters of the statement that joins them."""
+        raise NotImplementedError
+
+    KEY_ROWS_FIRST: ClassVar[str | None] = None
+    """A SELECT's prefix that joins the tables in the order written: the key rows first."""
 
     MAX_CASE_DEPTH: ClassVar[int | None] = None
     """How deep CASE expressions may nest (diff's ``window_index``); None: deep enough."""

@@ -96,7 +96,7 @@ class PostgreSQL(Dialect):
 
     def key_rows(
         self, conn: Connection, table: sa.TableClause, columns: Sequence[str]
-    ) -> sa.TableValuedAlias | None:
+    ) -> sa.FromClause | None:
         """``unnest`` of one array a column, ``WITH ORDINALITY``, which the planner joins to the key's
         index (20,000 keys of two columns in 0.1 s, where an OR of 180 keys' equalities took 4 ms). Each
         array is of its column's own type as the catalog spells it: a citext, a domain, a collation of
@@ -109,6 +109,11 @@ class PostgreSQL(Dialect):
         ]
         names = [f"k{i}" for i in range(len(columns))]
         return sa.func.unnest(*arrays).table_valued(*names, with_ordinality="n").render_derived()
+
+    def bind_key_rows(
+        self, conn: Connection, rows: sa.FromClause, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[str, Any]:
+        return {f"k{i}": list(values) for i, values in enumerate(zip(*keys, strict=True))}
 
     HOLDS_ENDLESS_TIMES = True
     names = ("postgresql",)
