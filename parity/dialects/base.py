@@ -7,6 +7,7 @@ canonical ones, and (for copy, diff and sync) how values travel in and out.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import warnings
@@ -291,18 +292,53 @@ class Dialect:
     def key_rows(
         self, conn: Connection, table: sa.TableClause, columns: Sequence[str]
     ) -> sa.FromClause | None:
-        """Rows (k0, k1 ..., n) to join to the table: many keys of its ``columns`` (k0 of the first column,
-        k1 of the second ...), each of its column's own type, with its place ``n`` from 1, given by
-        ``bind_key_rows`` (PostgreSQL: arrays bound to the statement; MySQL/MariaDB: a temporary
-        table), so that one query looks for all, whatever their number. None where the database has
-        no such rows (keys are then bound one by one, a few hundred a query)."""
-        return None
+        """Rows (n, k0, k1 ...) to join to the table: many keys of its ``columns`` (k0 of the first
+        column, k1 of the second ...), each of its column's own type, with its place ``n`` from 1, given
+        by ``bind_key_rows``, so that one query looks for all, whatever their number. Here a temporary
+        table made as the key columns are (``KEY_TABLE``: their types and collations), one a table (it
+        lives on with its pooled connection: made anew for each chunk). None where the database has no
+        such rows, or the session may not make them (keys are then bound one by one, a few hundred a
+        query)."""
+        if self.KEY_TABLE is None:
+            return None
+        q = conn.dialect.identifier_preparer.quote
+        name = "_parity_keys_" + hashlib.sha1(f"{table.schema}.{table.name}".encode()).hexdigest()[:10]
+        within = f"{q(table.schema)}." if table.schema and self.KEY_TABLE_IN_SCHEMA else ""
+        source = f"{q(table.schema)}.{q(table.name)}" if table.schema else q(table.name)
+        keys = ", ".join(f"{q(c)} AS k{i}" for i, c in enumerate(columns))
+        try:
+            for statement in self.KEY_TABLE:
+                conn.exec_driver_sql(statement.format(table=within + q(name), keys=keys, source=source))
+        except sa.exc.DBAPIError:  # (refused: MySQL's transaction stays as it was, SQLite's too)
+            return None
+        names: list[sa.ColumnClause[Any]] = [
+            sa.column("n"),
+            *(sa.column(f"k{i}") for i in range(len(columns))),
+        ]
+        return sa.table(name, *names, schema=table.schema if self.KEY_TABLE_IN_SCHEMA else None)
 
     def bind_key_rows(
         self, conn: Connection, rows: sa.FromClause, keys: Sequence[tuple[Any, ...]]
     ) -> dict[str, Any]:
-        """Make ``key_rows``'s ``rows`` the ``keys``: the parameters of the statement that joins them."""
-        raise NotImplementedError
+        """Make ``key_rows``'s ``rows`` the ``keys``; returns the parameters of the statement that joins
+        them (none here: they are the temporary table's rows)."""
+        assert isinstance(rows, sa.TableClause)
+        conn.execute(sa.delete(rows))
+        if keys:  # (the driver's own many-row INSERT: SQLAlchemy's took 10 us a key into MariaDB)
+            q = conn.dialect.identifier_preparer.quote
+            table = f"{q(rows.schema)}.{q(rows.name)}" if rows.schema else q(rows.name)
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            marks = ", ".join([mark] * (len(keys[0]) + 1))
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} VALUES ({marks})", [(n, *key) for n, key in enumerate(keys, 1)]
+            )
+        return {}
+
+    KEY_TABLE: ClassVar[tuple[str, ...] | None] = None
+    """The statements that make ``key_rows``'s temporary table anew ({table}: its name; {keys}: the key
+    columns as k0, k1 ...; {source}: the table); None: no key rows."""
+    KEY_TABLE_IN_SCHEMA: ClassVar[bool] = True
+    """Whether that temporary table is named in the table's schema (else in the session's own)."""
 
     KEY_ROWS_FIRST: ClassVar[str | None] = None
     """A SELECT's prefix that joins the tables in the order written: the key rows first."""

@@ -46,6 +46,11 @@ class SQLite(Dialect):
     # off, a pooled connection is left as it was found; "ON" there made the tables copied after it
     # refuse rows whose parents a --where left out, which SQLite otherwise keeps: the audit)
     WRITER = "sqlite"
+    KEY_TABLE = (
+        "DROP TABLE IF EXISTS temp.{table}",
+        "CREATE TEMP TABLE {table} AS SELECT 0 AS n, {keys} FROM {source} LIMIT 0",
+    )
+    KEY_TABLE_IN_SCHEMA = False  # (temp: the connection's own, found first by an unqualified name)
     ROW_WRITER = "sqlite"
     PARALLEL_CHUNKS = False
     ANY_VALUE_ANYWHERE = True
