@@ -58,6 +58,26 @@ class MySQL(Dialect):
     inside a transaction."""
     KEY_ROWS_FIRST = "STRAIGHT_JOIN"
 
+    def compares_exactly(self, conn: Connection, table: sa.TableClause, columns: Sequence[str]) -> bool:
+        """Text of a binary collation that does not pad (``exact_collation``'s, which parity gives the
+        text keys of tables it makes from a source that compares exactly) compares its bytes, numbers
+        and dates their values; char(n), binary(n) and other collations may not."""
+        rows = conn.execute(
+            sa.text(
+                "SELECT column_name, data_type, collation_name FROM information_schema.columns"
+                " WHERE table_schema = coalesce(:schema, database()) AND table_name = :table"
+            ),
+            {"schema": table.schema, "table": table.name},
+        ).all()
+        found = {name: (kind.lower(), collation) for name, kind, collation in rows if name in set(columns)}
+        text = {"varchar", "tinytext", "text", "mediumtext", "longtext"}
+        numbers_dates = {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "date", "datetime"}
+        return len(found) == len(set(columns)) and all(
+            (kind in text and bool(collation) and collation.endswith(("_nopad_bin", "_0900_bin")))
+            or (kind in numbers_dates and collation is None)
+            for kind, collation in found.values()
+        )
+
     # SQLAlchemy (2.0, 2.1) reads names from SHOW CREATE TABLE without undoing its doubled backticks:
     # a column b`q comes back as b``q, which no statement finds. Every reflected name is undone here.
 
