@@ -244,7 +244,7 @@ def copy(
     result.run_id = rejects.run["run_id"]
     created = {step.table for step in plan.steps if step.action == "create table"}
     finished = _finished_at(job, state, plans)  # (before this run's start makes its record anew)
-    starts = _start_all(job, state, plans, created, _lanes(job, workers))
+    starts = _start_all(job, state, plans, created, _lanes(job, workers, _reads_in_processes(job)))
     again = [tp for tp in plans if tp.target not in created]
     result.warnings += _appending_again(job, again, starts, finished)
     result.warnings += _unindexed_natural_keys(job, plans)
@@ -1565,12 +1565,7 @@ def _copy_table(
         todo = [c for c in chunks if c.name not in done]
         runner = _ChunkRunner(job, state, task, tp, counter, rejects, maps)
         runner.in_process = runner.in_process and total - already >= textread.ROWS_FROM
-        parallel_reads = job.source.dialect.PARALLEL_CHUNKS or runner.in_process
-        if not (parallel_reads and job.target.dialect.PARALLEL_CHUNKS):
-            workers = 1
-        elif runner.in_process:  # a reader process a worker: more than the cores only contend (and
-            workers = min(workers, os.cpu_count() or 1)  # each holds its batches): 1M rows, 2 cores,
-            # 4 workers: as fast as 2, 315 MB against 222-265 MB (all processes, proportional set size)
+        workers = _lanes(job, workers, runner.in_process)
         runner.upcoming = list(todo)
         runner.workers = max(1, min(workers, len(todo) or 1))
         with (
@@ -3036,9 +3031,11 @@ def _sqlite_file(endpoint: Any) -> bool:
     return database not in ("", ":memory:") and "mode=memory" not in database
 
 
-def _lanes(job: Job, workers: int) -> int:
-    """How many chunks of a table are copied at once, as ``_copy_table`` decides for a large one."""
-    in_processes = _reads_in_processes(job)
+def _lanes(job: Job, workers: int, in_processes: bool) -> int:
+    """How many chunks of a table are copied at once: one where either side takes chunks one at a time
+    (SQLite's in-process reads and writes), else the workers, but no more than the cores where each
+    chunk is read in a reader process (more only contend, and each holds its batches: 1M rows, 2
+    cores, 4 workers: as fast as 2, 315 MB against 222-265 MB, all processes' proportional set size)."""
     if not (job.target.dialect.PARALLEL_CHUNKS and (job.source.dialect.PARALLEL_CHUNKS or in_processes)):
         return 1
     return min(workers, os.cpu_count() or 1) if in_processes else workers

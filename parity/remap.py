@@ -9,9 +9,12 @@ target's row it matches, by its natural key or else the merge key, and is insert
 
 A batch goes under one savepoint: its rows by the table's bulk path or one INSERT of many rows where
 it can (``RemapWriter._batch``), with its ID pairs together at its end. With a natural key, a batch
-goes so only where the target holds none of its rows' keys (a query per several hundred keys, then a
-GROUP BY after the write for keys its collation takes as equal); else its rows are looked for one at
-a time. A batch the target refuses a row of is rolled back and written again a row at a time, each
+goes so where its rows' keys were looked for together: in one query joining them to the table where
+the database gives key rows (``Dialect.key_rows``: PostgreSQL's arrays, a temporary table of
+MySQL/MariaDB's or SQLite's), which also gives the rows of the keys it holds (those rows are mapped);
+else a query per 180 keys, where it must hold none. A GROUP BY after the write finds keys its
+collation takes as equal, unless its key columns compare exactly. Other batches' rows are looked for
+one at a time. A batch the target refuses a row of is rolled back and written again a row at a time, each
 under a savepoint of its own, so that the refused row is rejected alone.
 """
 
@@ -430,7 +433,7 @@ class RemapWriter:
 
     @functools.cached_property
     def _held_query(self) -> sa.Select[Any]:
-        """Each held key's place in the batch's keys (from 1), and its row's ID (or 1): with several
+        """Each held key's place in the batch's keys (from 1), and its row's ID (or True): with several
         rows of one key, any of them (as ``_natural_query``'s LIMIT 1)."""
         assert self._key_rows is not None
         wanted = self.sa_table.c[self.spec.identity] if self.spec.identity else sa.literal(True)
@@ -694,7 +697,8 @@ class RemapWriter:
 
 
 _KEYS_A_QUERY = 180
-"""The most values ``RemapWriter._looked_up`` binds in one query. MariaDB estimates the rows of more than
+"""The most values ``RemapWriter._looked_up`` binds in one query where the database gives no key rows
+(``Dialect.key_rows``; before them, these figures were MariaDB's and PostgreSQL's). MariaDB estimates the rows of more than
 ``eq_range_index_dive_limit`` (200) equalities from its index statistics, which lag behind a table being
 loaded, and then scanned the table for each query (450 keys a query: 0.66 s each, at 60,000 rows);
 PostgreSQL plans an OR of many keys' equalities for each query (its plan is not kept)."""

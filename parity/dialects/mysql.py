@@ -69,10 +69,11 @@ class MySQL(Dialect):
             ),
             {"schema": table.schema, "table": table.name},
         ).all()
-        found = {name: (kind.lower(), collation) for name, kind, collation in rows if name in set(columns)}
+        wanted = set(columns)
+        found = {name: (kind.lower(), collation) for name, kind, collation in rows if name in wanted}
         text = {"varchar", "tinytext", "text", "mediumtext", "longtext"}
         numbers_dates = {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "date", "datetime"}
-        return len(found) == len(set(columns)) and all(
+        return len(found) == len(wanted) and all(
             (kind in text and bool(collation) and collation.endswith(("_nopad_bin", "_0900_bin")))
             or (kind in numbers_dates and collation is None)
             for kind, collation in found.values()

@@ -80,7 +80,7 @@ class PostgreSQL(Dialect):
         anew too (250,000 rows: 2.6 s more)."""
         names = ["max_parallel_workers_per_gather"]
         conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-        if (conn.dialect.server_version_info or (0,)) >= (12,):  # (plan_cache_mode is PostgreSQL 12's)
+        if _from_12(conn):  # (plan_cache_mode is PostgreSQL 12's)
             conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             names.append("plan_cache_mode")
         yield  # (not after an error: the transaction, or the savepoint the error rolls back, ends them)
@@ -385,11 +385,8 @@ def _catalog_columns(
 ) -> dict[str, tuple[str, bool]]:
     """Of the table's ``columns``: each one's type as the catalog spells it (``format_type``), and
     whether it compares exactly as Python does (``Dialect.compares_exactly``)."""
-    deterministic = (
-        "coalesce(l.collisdeterministic, true)"
-        if (conn.dialect.server_version_info or (0,)) >= (12,)  # (nondeterministic collations are 12's)
-        else "true"
-    )
+    # (nondeterministic collations are PostgreSQL 12's)
+    deterministic = "coalesce(l.collisdeterministic, true)" if _from_12(conn) else "true"
     rows = conn.execute(
         sa.text(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attcollation = 0"
@@ -402,6 +399,10 @@ def _catalog_columns(
         {"table": table.name, "schema": table.schema, "columns": list(columns)},
     ).all()
     return {name: (spelling, bool(exact)) for name, spelling, exact in rows}
+
+
+def _from_12(conn: Connection) -> bool:
+    return (conn.dialect.server_version_info or (0,)) >= (12,)
 
 
 class _Spelled(sa.types.UserDefinedType[Any]):
