@@ -227,10 +227,11 @@ def copy(
         _check_wheres(job)
         _check_since(job, mode)
         _check_target_assigns_ids(job, remap_ids)
+        remapped = set()
         if remap_ids or any(spec.remap_ids for spec in job.selected()):
-            _check_remaps(job, mode, remap_ids)
+            remapped = _check_remaps(job, mode, remap_ids)
         assigned = {spec.name for spec in job.selected() if remap_ids or spec.remap_ids}
-        plan = _prepare_schema(job, schema, state, keys_later, merging, assigned)
+        plan = _prepare_schema(job, schema, state, keys_later, merging, assigned, remapped)
         result.schema = plan
         plans = _plan_tables(job, plan, mode, batch_size, limit)
         _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
@@ -324,6 +325,7 @@ def _prepare_schema(
     keys_later: set[str],
     merging: dict[str, TableConfig],
     assigned: set[str],
+    remapped: set[str],
 ) -> SchemaPlan:
     """Make the target hold the source tables, except FKs inside cycles, which come after the data, and
     the keys of tables created here where the target builds them faster after the rows
@@ -369,6 +371,7 @@ def _prepare_schema(
         job.names(),
         defer_keys=keys_later if apply else (),
         assigned=assigned,
+        remapped=remapped if apply else (),
         taken=taken_names(job),
         exact_keys=not job.source.dialect.TEXT_KEYS_FOLD,
         folded_keys=job.source.dialect.TEXT_KEYS_FOLD,
@@ -944,13 +947,16 @@ def _remap_identity(
     return spec.map.get(ids[0].name, ids[0].name)
 
 
-def _check_remaps(job: Job, mode: Mode | None, remap_all: bool) -> None:
-    """The refusals of ``_remap_identity``, before any DDL."""
+def _check_remaps(job: Job, mode: Mode | None, remap_all: bool) -> set[str]:
+    """The refusals of ``_remap_identity``, before any DDL; the source tables that get new IDs."""
     specs = {spec.name: spec for spec in job.selected()}
+    remapped = set()
     for table in job.source_tables():
         spec = specs[table.name]
         table_mode = _table_mode(job, spec, mode)
-        _remap_identity(table, spec, table_mode, remap_all, [c.name for c in table.columns])
+        if _remap_identity(table, spec, table_mode, remap_all, [c.name for c in table.columns]):
+            remapped.add(table.name)
+    return remapped
 
 
 def _mapped_elsewhere(

@@ -378,6 +378,14 @@ class RemapWriter:
             self.maps.record(self.conn, self.table, old, new)
         self.new_pairs[str(old)] = new
 
+    def _map_many(self, olds: Sequence[str], news: Sequence[Any]) -> None:
+        """``_map`` of a batch's rows written together, under its savepoint."""
+        assert self.deferred is not None
+        if self._taken is not None:
+            self._taken.update(zip(map(str, news), olds, strict=True))
+        self.deferred.pairs.update(zip(olds, news, strict=True))
+        self.new_pairs.update(zip(olds, news, strict=True))
+
     def _encode(self, column: str, value: Any) -> Any:
         encoder = self.encoders[self.position[column]]
         return value if value is None or encoder is None else encoder(value)
@@ -610,9 +618,10 @@ class RemapWriter:
         ids: Sequence[Any] = loaded if loaded is not None else self._returned_ids(deferred)
         if len(ids) != len(deferred.pending):
             raise ParityError(f"{self.table}: {len(ids)} new IDs came back for {len(deferred.pending)} rows")
-        for (_, old_id, waiting), new_id in zip(deferred.pending, ids, strict=True):
-            self._map(old_id, new_id)
-            deferred.waits.extend((new_id, column, parent) for column, parent in waiting.items())
+        self._map_many([str(old_id) for _, old_id, _ in deferred.pending], ids)
+        for (_, _, waiting), new_id in zip(deferred.pending, ids, strict=True):
+            if waiting:
+                deferred.waits.extend((new_id, column, parent) for column, parent in waiting.items())
 
     def _returned_ids(self, deferred: _Deferred) -> Sequence[Any]:
         payloads = [self._payload(values) for values, _, _ in deferred.pending]
@@ -629,10 +638,12 @@ class RemapWriter:
         reserved = dialect.reserve_ids(self.conn, self.endpoint, self.table, identity, len(pending))
         if reserved is not None:
             deferred.loaded = True
-            rows = [
-                tuple(new if c == identity else values.get(c) for c in self.columns)
-                for (values, _, _), new in zip(pending, reserved, strict=True)
-            ]
+            at = self.position[identity]
+            rows = []
+            for (values, _, _), new in zip(pending, reserved, strict=True):
+                row = list(map(values.get, self.columns))
+                row[at] = new
+                rows.append(tuple(row))
             self._load(self.columns, self.types, rows)
             return reserved
         step = self._load_step

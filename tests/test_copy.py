@@ -1125,6 +1125,40 @@ def test_postgresql_builds_the_keys_of_a_table_it_creates_after_its_rows(
     assert _primary_key(other, "orders") == ["id"]
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_foreign_keys_to_tables_given_new_ids_come_after_the_rows_in_postgresql(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """A table PostgreSQL gets from a copy that gives its parent new IDs gets its FK to it after its
+    rows: the ID map finds each row's parent (a row whose parent got none is rejected), not the
+    target's check of every row. Its own keys come with it (the rows are looked for by them); the FK
+    is there at the end. MariaDB gets the FK with the table (InnoDB would build its index after)."""
+    source = make_db("sqlite")
+    source.sql(*KEYED, "INSERT INTO lines VALUES (4, 42, 8)")  # (SQLite keeps an orphan: no FK checks)
+    target = make_db(target_name)
+    rejects = tmp_path / "rejects.jsonl"
+    result = copy_ok(job_for(source, target), remap_ids=True, rejects_file=str(rejects))
+    steps = {(s.table, s.action): s.sql for s in result.schema.steps}
+    after = target_name == "postgresql"
+    assert ("REFERENCES" in steps[("lines", "create table")]) is not after
+    assert (("lines", "add foreign key") in steps) is after
+    assert "PRIMARY KEY" in steps[("lines", "create table")]
+    assert [(t.table, t.rows_written, t.rejected) for t in result.tables] == [
+        ("orders", 3, 0),
+        ("lines", 3, 1),
+    ]
+    assert list(reasons_by_id(rejects).items()) == [
+        (4, "order_id=42: no row with that ID was copied into orders")
+    ]
+    assert _foreign_keys(target, "lines") == [(["order_id"], "orders")]
+    lines = target.endpoint().engine.dialect.identifier_preparer.quote("lines")  # (MariaDB's keyword)
+    assert target.query(
+        f"SELECT o.code, l.q FROM {lines} l JOIN orders o ON o.id = l.order_id ORDER BY l.q"
+    ) == [("a", 5), ("a", 6), ("c", 7)]
+    with pytest.raises(sa.exc.IntegrityError):  # the FK holds
+        target.sql(f"INSERT INTO {lines} (order_id, q) VALUES (999, 1)")
+
+
 def test_keys_left_to_build_by_a_failed_finish_are_built_by_the_next_run(
     make_db: Callable[[str], Database], pg_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

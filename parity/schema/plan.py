@@ -91,6 +91,8 @@ class _Context:
     """The source tables, by name."""
     assigned: Collection[str] = ()
     """Source tables whose IDs the target assigns (``--remap-ids``)."""
+    remapped: Collection[str] = ()
+    """Source tables a copy gives new IDs, which the references to them are rewritten to."""
     exact_keys: bool = False
     """Whether the source's keys compare text by its exact characters (``Dialect.exact_collation``)."""
     folded_keys: bool = False
@@ -107,6 +109,7 @@ def plan_schema(
     names: Mapping[str, str] | None = None,
     defer_keys: Collection[str] = (),
     assigned: Collection[str] = (),
+    remapped: Collection[str] = (),
     missing_keys: bool = False,
     taken: Collection[str] = (),
     exact_keys: bool = False,
@@ -119,6 +122,13 @@ def plan_schema(
     and the FKs that reference such a table "add foreign key" steps (an FK needs the key it references).
     Where the target adds FKs after the rows (``Dialect.DEFERS_FOREIGN_KEYS``), those of these tables
     are such steps too, each after a "check foreign key" step: a query for a row that references none.
+
+    ``remapped``: source tables whose rows a copy gives new IDs (``--remap-ids``). The references to
+    them are rewritten through the ID map, which finds each row's parent (a row whose parent has no new
+    ID is rejected): where the target builds keys after the rows (``Dialect.DEFERS_KEYS``), a table made
+    here gets its FKs to them after its rows too (PostgreSQL checked each of 200,000 rows' parent as it
+    came: a load of 0.55 s took 1.6 s; the FK added after them, 0.05 s). Not MySQL/MariaDB's: InnoDB
+    then builds the FK's index after the rows too (3.2 s of 200,000, where the load checked them in 1).
 
     ``taken``: names in the target's schema that a new index or constraint may not take
     (``Dialect.taken_names``). ``missing_keys``: name in warnings the source's indexes, unique keys and FKs that an existing
@@ -140,6 +150,7 @@ def plan_schema(
         names,
         existing,
         assigned=assigned,
+        remapped=remapped,
         used_names=used,
         exact_keys=exact_keys,
         folded_keys=folded_keys,
@@ -643,13 +654,18 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
     prefixed += _hash_lookups(ctx, table)
     if not defer:
         pieces += keys
-    later: list[tuple[sa.ForeignKeyConstraint, ForeignKey]] = []
+    later: list[tuple[sa.ForeignKeyConstraint, ForeignKey, bool]] = []  # (with a check first or not)
     for fk in table.foreign_keys:
-        # its key comes after the rows, or the table's FKs do
-        if (fk.ref_table in ctx.defer_keys and fk.ref_schema is None) or table.name in ctx.defer_fks:
+        # its key comes after the rows, or the table's FKs do, or the ID map finds its rows' parents
+        mapped = _through_id_map(ctx, fk)
+        if (
+            (fk.ref_table in ctx.defer_keys and fk.ref_schema is None)
+            or table.name in ctx.defer_fks
+            or mapped
+        ):
             constraint = _fk_constraint(ctx, table, fk)
             if constraint is not None:
-                later.append((constraint, fk))
+                later.append((constraint, fk, table.name in ctx.defer_fks))
             continue
         if fk in deferred and not inline_deferred:
             if not ctx.dialect.ALTER_ADD_FOREIGN_KEY:
@@ -660,7 +676,7 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
                 continue
             constraint = _fk_constraint(ctx, table, fk)
             if constraint is not None:
-                later.append((constraint, fk))
+                later.append((constraint, fk, False))
             continue
         constraint = _fk_constraint(ctx, table, fk)
         if constraint is not None:
@@ -682,12 +698,24 @@ def _create(ctx: _Context, table: Table, deferred: set[ForeignKey], lossy: list[
             action = "add key" if defer else "create index"
             ctx.plan.steps.append(Step(target, action, _ddl(made, ctx.sa_dialect)))
     steps = []
-    for constraint, fk in later:
+    for constraint, fk, checked in later:
         sa_table.append_constraint(constraint)
-        if table.name in ctx.defer_fks:
+        if checked:
             steps.append(Step(target, "check foreign key", _orphan_query(ctx, target, fk)))
         steps.append(Step(target, "add foreign key", _ddl(AddConstraint(constraint), ctx.sa_dialect)))
     return steps
+
+
+def _through_id_map(ctx: _Context, fk: ForeignKey) -> bool:
+    """Whether the FK references the key of a table the copy gives new IDs (``remapped``) where the
+    target builds keys after the rows: its column is rewritten through the ID map, which checks its
+    parents."""
+    if not ctx.dialect.DEFERS_KEYS:
+        return False
+    if fk.ref_table not in ctx.remapped or fk.ref_schema is not None or len(fk.columns) != 1:
+        return False
+    parent = ctx.tables.get(fk.ref_table)
+    return parent is not None and (not fk.ref_columns or tuple(fk.ref_columns) == tuple(parent.primary_key))
 
 
 def _index(ctx: _Context, table: Table, target: str, sa_table: sa.Table, found: Index) -> Any | None:
