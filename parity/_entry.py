@@ -3,17 +3,21 @@ loads the command line (SQLAlchemy, Click and Rich take a third of a second)."""
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 
 
 def main() -> None:
+    gc.disable()  # (while the modules load: 175 collections, 55 ms, that find nothing to free)
     try:
         _warm_readers(sys.argv[1:])
         from parity.cli import main as cli_main
     except KeyboardInterrupt:  # (Ctrl-C while the modules load: one line, as later)
         print("aborted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        gc.enable()
     cli_main()
 
 

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity import bulk, log, textread
+from parity.collector import collected_less
 from parity.config import Mode, TableConfig
 from parity.dialects import REGISTRY, Dialect
 from parity.endpoint import (
@@ -188,6 +189,7 @@ class _TablePlan:
     references. The table is then one chunk, written in generations (``_Generations``)."""
 
 
+@collected_less()
 def copy(
     job: Job,
     *,

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from parity.collector import collected_less
 from parity.config import TableConfig
 from parity.dialects.base import Dialect
 from parity.diff.compare import at_scale, column_equality
@@ -134,6 +135,7 @@ def read_run(target: Endpoint, table: str, run_id: str) -> dict[str, _Stored]:
     return {name: _Stored(*targets[name], list(entries.values())) for name, entries in grouped.items()}
 
 
+@collected_less()
 def fix(
     job: Job, run_id: str, *, apply: bool = False, delete: bool = False, table: str = DEFAULT_TABLE
 ) -> FixResult:

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity import bulk
+from parity.collector import collected_less
 from parity.dialects.base import Dialect
 from parity.diff.idmap import UNMAPPED_TEXT, ThroughMap
 from parity.diff.result import RowDiff, TableDiff
@@ -764,6 +765,7 @@ def _fk_checks(conn: Connection, endpoint: Endpoint, enabled: bool) -> Iterator[
         yield
 
 
+@collected_less()
 def sync(
     job: Job,
     *,

@@ -17,6 +17,7 @@ from dataclasses import replace
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from parity.collector import collected_less
 from parity.diff.hashdiff import Budget, Options, TableRun
 from parity.diff.idmap import id_map_made, plan_through_map, unmapped_warnings
 from parity.diff.output import Sink, open_sink
@@ -51,6 +52,7 @@ def _first_key(source: Endpoint, plan: TablePlan, first: int) -> int | None:
     return None if not rows else int(rows[0][0])
 
 
+@collected_less()
 def diff(
     job: Job,
     *,
