@@ -159,6 +159,8 @@ class RemapWriter:
         self.merge_on = tuple(spec.natural_key or merge_key) if merge_key else ()
         """Merge (a table whose own IDs are kept): the columns a row updates the target's row by, its
         natural key where it has one, else the merge key; empty where rows are only inserted."""
+        self.key_columns = self.merge_on or spec.natural_key
+        """The columns rows are matched to the target's by: the merge's, else the natural key."""
         self.kept = {*merge_key, *spec.natural_key}
         """Columns merge does not update: the key (a row matched by its natural key keeps the
         target's own key, which other rows may reference)."""
@@ -226,6 +228,7 @@ class RemapWriter:
         refused: list[tuple[tuple[Any, ...], str]] = []
         found = self._looked_up(rows) if self.spec.natural_key and not self.merge_on else None
         keys, held = found or (None, {})
+        merging = bool(self.merge_on) and self._key_rows is not None
         many = (
             self.many
             and (found is not None or not self.spec.natural_key)
@@ -234,7 +237,12 @@ class RemapWriter:
         self.deferred = _Deferred(many=many, looked_up=found is not None, held=held)
         savepoint = self.endpoint.dialect.savepoint(self.conn)
         try:
-            done = self._rows(rows, lambda row, reason: refused.append((row, reason)))
+            refuse: Reject = lambda row, reason: refused.append((row, reason))  # noqa: E731
+            merged = self._merged(rows, refuse) if merging else None
+            if merged is None:
+                done = self._rows(rows, refuse)
+            else:
+                done, keys = merged
             self._insert_pending(self.deferred)
             if keys and self._keys_fold and self._shared_natural_key(keys):
                 raise _SharedNaturalKey
@@ -246,9 +254,10 @@ class RemapWriter:
                 self.matched.discard(old)
                 if self._taken is not None:
                     self._taken.pop(str(new), None)
-            if isinstance(exc, _SharedNaturalKey):
-                pass  # (rows the target takes as one: each looked for in turn, a row at a time)
-            elif isinstance(exc, sa.exc.DBAPIError):
+            if isinstance(exc, _RowAtATime):
+                pass  # (rows the target takes as one, or matched otherwise: each in turn, a row at a time)
+            elif isinstance(exc, (sa.exc.DBAPIError, self.conn.dialect.loaded_dbapi.Error)):
+                # (the bulk path's own driver errors too: COPY's refusal of a row is psycopg's)
                 raise_unless_refusal(exc)
                 self.failed += 1
                 self.endpoint.dialect.count_failed_savepoint(self.failed, self.workers)
@@ -266,7 +275,12 @@ class RemapWriter:
             reject(row, reason)
         return done
 
-    def _one(self, row: tuple[Any, ...], reject: Reject) -> str:
+    def _referencing(
+        self, row: tuple[Any, ...], reject: Reject
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The row's values by column, its references rewritten to their parents' new IDs, and the
+        references that wait for a later parent (NULL until then); None where a parent has no new ID
+        (the row refused)."""
         values = dict(zip(self.columns, row, strict=True))
         waiting: dict[str, Any] = {}
         for column, parent_map in self.parents.items():
@@ -284,8 +298,15 @@ class RemapWriter:
                 reject(
                     row, f"{column}={old}: no row with that ID was copied into {self.spec.references[column]}"
                 )
-                return "rejected"
+                return None
             values[column] = new
+        return values, waiting
+
+    def _one(self, row: tuple[Any, ...], reject: Reject) -> str:
+        referencing = self._referencing(row, reject)
+        if referencing is None:
+            return "rejected"
+        values, waiting = referencing
         identity = self.spec.identity
         old_id = values.get(identity) if identity else None
         if identity and (str(old_id) in self.own or str(old_id) in self.new_pairs):
@@ -293,8 +314,7 @@ class RemapWriter:
         if self.merge_on and self.spec.natural_key:  # (the merge key is unique in the target: checked)
             held = self._matches(values)
             if held > 1:
-                shown = ", ".join(f"{c}={values[c]}" for c in self.merge_on)
-                reject(row, f"natural key {shown} matches {held} rows in the target: which to update?")
+                reject(row, self._ambiguous(values, held))
                 return "rejected"
         if self.merge_on:
             existing = None
@@ -348,6 +368,85 @@ class RemapWriter:
             reject(row, driver_message(exc))
             return "rejected"
         return "written"
+
+    def _ambiguous(self, values: dict[str, Any], held: int) -> str:
+        shown = ", ".join(f"{c}={values[c]}" for c in self.merge_on)
+        return f"natural key {shown} matches {held} rows in the target: which to update?"
+
+    def _merged(
+        self, rows: Sequence[tuple[Any, ...]], reject: Reject
+    ) -> tuple[tuple[int, int], list[tuple[Any, ...]]] | None:
+        """A merge batch's rows matched to the target's together: their keys looked for in one query
+        (``Dialect.key_rows``), the rows of keys the target holds once updated by one statement run
+        for each (the driver's executemany), the others put aside to be inserted together
+        (``_insert_pending``). A row at a time, each key looked for, updated, else inserted, took
+        0.6 ms a row into PostgreSQL. Returns (written, skipped) and the keys of the rows to insert
+        (which ``_shared_natural_key`` checks after); None, with nothing written, where two rows have
+        one key (the later one updates the row the earlier one writes: row by row, in order)."""
+        deferred = self.deferred
+        assert deferred is not None
+        ready = []
+        for row in rows:
+            referencing = self._referencing(row, reject)
+            if referencing is not None:
+                values, _ = referencing  # (nothing waits: a merged table keeps its IDs)
+                ready.append((row, values, self._bound_key(values)))
+        keys = [key for _, _, key in ready if key is not None]
+        if len(set(keys)) != len(keys):
+            return None
+        matched = self._matched(keys)
+        updates, inserted = [], []
+        for row, values, key in ready:
+            held = matched.get(key, 0) if key is not None else 0
+            if held > 1 and self.spec.natural_key:
+                reject(row, self._ambiguous(values, held))
+            elif held:
+                updates.append(values)
+            else:
+                deferred.pending.append((values, None, {}))
+                inserted += [] if key is None else [key]
+        self._update_many(updates)
+        return (len(updates) + len(deferred.pending), 0), inserted
+
+    def _matched(self, keys: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
+        """How many of the target's rows each key matches (the keys it holds), in one query."""
+        if not keys:
+            return {}
+        with self.endpoint.dialect.planned_anew(self.conn):
+            found = self.conn.execute(self._held_query, self._bind(keys)).all()
+        counts: dict[tuple[Any, ...], int] = {}
+        for n, _ in found:
+            counts[keys[n - 1]] = counts.get(keys[n - 1], 0) + 1
+        return counts
+
+    def _update_many(self, updates: list[dict[str, Any]]) -> None:
+        """Each row's changes into the one target row its key matches, by one statement run for each;
+        where the driver counts the rows an executemany changed and they are fewer (a row gone since it
+        was matched), the batch goes again a row at a time."""
+        changed = [c for c in self.columns if c not in self.kept]
+        if not updates or not changed:
+            return
+        params = [
+            {
+                **{f"m{i}": self._encode(c, values[c]) for i, c in enumerate(self.merge_on)},
+                **{f"v{i}": self._encode(c, values[c]) for i, c in enumerate(changed)},
+            }
+            for values in updates
+        ]
+        result = self.conn.execute(self._update_statement, params)
+        if self.conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(updates):
+            raise _RowAtATime
+
+    @functools.cached_property
+    def _update_statement(self) -> sa.Update:
+        """The UPDATE of one row's changed columns (v0, v1 ...) where its key is the bound one's (m0 ...)."""
+        changed = [c for c in self.columns if c not in self.kept]
+        match = sa.and_(*(self.sa_table.c[c] == sa.bindparam(f"m{i}") for i, c in enumerate(self.merge_on)))
+        return (
+            sa.update(self.sa_table)
+            .where(match)
+            .values({c: sa.bindparam(f"v{i}") for i, c in enumerate(changed)})
+        )
 
     def _write_row(self, values: dict[str, Any], old_id: Any, waiting: dict[str, Any]) -> None:
         """Insert the row and record its new ID (and the references it waits for)."""
@@ -428,13 +527,13 @@ class RemapWriter:
 
     @functools.cached_property
     def _key_rows(self) -> sa.FromClause | None:
-        return self.endpoint.dialect.key_rows(self.conn, self.sa_table, self.spec.natural_key)
+        return self.endpoint.dialect.key_rows(self.conn, self.sa_table, self.key_columns)
 
     def _joined(self, *wanted: sa.ColumnElement[Any]) -> sa.Select[Any]:
-        """``wanted`` of the key rows joined to the table by the natural key, the key rows first."""
+        """``wanted`` of the key rows joined to the table by the key columns, the key rows first."""
         keys = self._key_rows
         assert keys is not None
-        on = sa.and_(*(self.sa_table.c[c] == keys.c[f"k{i}"] for i, c in enumerate(self.spec.natural_key)))
+        on = sa.and_(*(self.sa_table.c[c] == keys.c[f"k{i}"] for i, c in enumerate(self.key_columns)))
         select = sa.select(*wanted).select_from(keys.join(self.sa_table, on))
         first = self.endpoint.dialect.KEY_ROWS_FIRST
         return select.prefix_with(first) if first else select
@@ -451,7 +550,7 @@ class RemapWriter:
     def _shared_query(self) -> sa.Select[Any]:
         """A row when two rows of the table have one of the key rows' keys (or two keys of them one row:
         then the batch is written again a row at a time, as where they were two)."""
-        columns = [self.sa_table.c[c] for c in self.spec.natural_key]
+        columns = [self.sa_table.c[c] for c in self.key_columns]
         return self._joined(sa.literal(1)).group_by(*columns).having(sa.func.count() > 1)
 
     def _shared_natural_key(self, keys: list[tuple[Any, ...]]) -> bool:
@@ -489,10 +588,11 @@ class RemapWriter:
         return keys
 
     def _bound_key(self, values: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The row's natural key as its lookup binds it; None where a part is NULL (never looked for)."""
-        if any(values.get(c) is None for c in self.spec.natural_key):
+        """The row's key (``key_columns``) as its lookup binds it; None where a part is NULL (never
+        looked for)."""
+        if any(values.get(c) is None for c in self.key_columns):
             return None
-        return tuple(self._encode(c, values[c]) for c in self.spec.natural_key)
+        return tuple(self._encode(c, values[c]) for c in self.key_columns)
 
     def _parts(self, keys: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
         """The keys in the groups an IN list or an OR of equalities takes."""
@@ -515,9 +615,9 @@ class RemapWriter:
         """Whether the target may take keys Python tells apart as equal (a collation's case, trailing
         spaces): only of text, whose keys ``_shared_natural_key`` checks, unless the target says its
         key columns compare text by its exact characters (``Dialect.compares_exactly``)."""
-        if not any(self.types[self.position[c]].kind in STRING_KINDS for c in self.spec.natural_key):
+        if not any(self.types[self.position[c]].kind in STRING_KINDS for c in self.key_columns):
             return False
-        return not self.endpoint.dialect.compares_exactly(self.conn, self.sa_table, self.spec.natural_key)
+        return not self.endpoint.dialect.compares_exactly(self.conn, self.sa_table, self.key_columns)
 
     def _natural_select(self, count: int, shared: bool) -> sa.Select[Any]:
         """``_natural_rows``'s query of ``count`` keys, made once for each count: one column's values in
@@ -715,7 +815,11 @@ loaded, and then scanned the table for each query (450 keys a query: 0.66 s each
 PostgreSQL plans an OR of many keys' equalities for each query (its plan is not kept)."""
 
 
-class _SharedNaturalKey(Exception):
+class _RowAtATime(Exception):
+    """A batch to write again a row at a time (``RemapWriter._batch``)."""
+
+
+class _SharedNaturalKey(_RowAtATime):
     """Rows of a batch written together have keys the target takes as equal (``_shared_natural_key``)."""
 
 

@@ -1604,6 +1604,83 @@ def test_rows_of_natural_keys_the_target_lacks_are_written_together_not_looked_f
     assert target.query("SELECT COUNT(*) FROM tags")[0][0] == 2001
 
 
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
+def test_a_merge_by_natural_key_matches_a_batchs_rows_together(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """Merge by a natural key: a batch's keys are looked for in one query, the rows of keys the target
+    holds update them (which keep their own IDs), the others are inserted together. A key two target
+    rows hold is rejected; a row without a key is inserted. Row by row, each row took a query to look
+    for its key and one or two to write it (50,000 rows into PostgreSQL: 34 s)."""
+    source, target = make_db("sqlite"), make_db(target_name)
+    source.sql("CREATE TABLE items (id INTEGER PRIMARY KEY, code VARCHAR(10), name TEXT)")
+    with source.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO items VALUES (:i, :c, :n)"),
+            [{"i": i, "c": f"c{i}" if i <= 300 else None, "n": f"new {i}"} for i in range(1, 302)],
+        )
+    target.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, code VARCHAR(10), name TEXT)",
+        "CREATE INDEX items_code ON items (code)",  # (not unique: c7 is two rows)
+        "INSERT INTO items VALUES (1000, 'c5', 'old five'), (1001, 'c7', 'old seven'), (1002, 'c7', 'twin')",
+    )
+    looked_alone: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        alone = "LIMIT" in statement and re.search(r"WHERE (\w+\.)?items\.code = ", statement)  # (_matches)
+        if conn.engine.url.get_backend_name() == target_name and alone:
+            looked_alone.append(statement)
+
+    rejects = tmp_path / "rejects.jsonl"
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        job = job_for(source, target, table_options={"natural_key": ["code"]})
+        result = copy_ok(job, mode="merge", batch_size=1000, rejects_file=str(rejects))
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    assert looked_alone == []
+    assert [(t.rows_written, t.rejected, t.skipped) for t in result.tables] == [(300, 1, 0)]
+    assert list(reasons_by_id(rejects).items()) == [
+        (7, "natural key code=c7 matches 2 rows in the target: which to update?")
+    ]
+    rows = target.query("SELECT id, code, name FROM items WHERE id >= 1000 OR id IN (1, 6, 301) ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        (1, "c1", "new 1"),
+        (6, "c6", "new 6"),
+        (301, None, "new 301"),
+        (1000, "c5", "new 5"),  # (updated: its own ID kept)
+        (1001, "c7", "old seven"),
+        (1002, "c7", "twin"),
+    ]
+    assert target.query("SELECT COUNT(*) FROM items") == [(302,)]
+    again = copy_ok(job_for(source, target, table_options={"natural_key": ["code"]}), mode="merge")
+    # (every one updated; the row without a key inserted again, which its ID refuses)
+    assert [(t.rows_written, t.rejected) for t in again.tables] == [(299, 2)]
+    assert target.query("SELECT COUNT(*) FROM items") == [(302,)]
+
+
+def test_a_merge_by_natural_key_writes_keys_mariadb_takes_as_one_in_order(
+    make_db: Callable[[str], Database],
+) -> None:
+    """Two new rows whose keys MariaDB's collation takes as one ('Zz', 'zz') and a row whose key it
+    holds as 'ab', written together, are found one after the write (its GROUP BY): the batch goes again
+    a row at a time, the second row updating the row the first wrote, as a merge in order would."""
+    source, target = make_db("sqlite"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, code VARCHAR(10), name TEXT)",
+        "INSERT INTO items VALUES (1, 'Zz', 'first'), (2, 'zz', 'second'), (3, 'AB', 'third'), (4, 'q', 'x')",
+    )
+    target.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, code VARCHAR(10), name TEXT)",
+        "CREATE INDEX items_code ON items (code)",
+        "INSERT INTO items VALUES (1000, 'ab', 'old')",
+    )
+    result = copy_ok(job_for(source, target, table_options={"natural_key": ["code"]}), mode="merge")
+    assert [(t.rows_written, t.rejected) for t in result.tables] == [(4, 0)]
+    rows = target.query("SELECT id, code, name FROM items ORDER BY id")
+    assert [tuple(r) for r in rows] == [(1, "Zz", "second"), (4, "q", "x"), (1000, "ab", "third")]
+
+
 @pytest.mark.parametrize("natural_key", [["sha"], ["sha", "repo"]], ids=["one-column", "two-columns"])
 def test_postgresql_looks_for_a_batchs_natural_keys_in_one_query(
     make_db: Callable[[str], Database], natural_key: list[str]
