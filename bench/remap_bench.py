@@ -16,7 +16,9 @@ command in a subprocess (imports included in the wall time), best of ``--repeat`
   ``commits.repository_id`` rewritten through it;
 - ``natural`` (with ``--natural-keys``): the same with a natural key per table (``slug``; ``sha`` and
   ``repository_id``), the rows' keys looked for in the target before they are written; then ``again``,
-  the same job run a second time over that target (every row found in the map, nothing written).
+  the same job run a second time over that target (every row found in the map, nothing written);
+- ``merge`` (with ``--merge``): both tables merged by those natural keys, keeping their IDs, into a new
+  target (every row inserted), then again (every row matched and updated).
 
 After each remapped run the script reads the target back and fails unless every row sits under the ID
 the map gives its source row (each ``sha`` is its source ID in hex, each ``slug`` holds its source ID) and
@@ -117,6 +119,33 @@ def natural_job(path: Path, source: Path, kind: str) -> None:
     )
 
 
+def merge_job(path: Path, source: Path, kind: str) -> None:
+    """Both tables merged by their natural keys, keeping their IDs: a first run inserts every row, a run
+    again matches every row and updates it."""
+    schema = f", schema: {NAME}" if kind == "postgresql" else ""
+    path.write_text(
+        f"source: {{url: 'sqlite:///{source}'}}\n"
+        f"target: {{url: '{target_url(kind)}'{schema}}}\n"
+        "tables:\n"
+        "  - {name: repositories, natural_key: [slug], mode: merge}\n"
+        "  - {name: commits, natural_key: [sha, repository_id], mode: merge}\n"
+    )
+
+
+def check_merged(kind: str, parents: int) -> None:
+    """Every row once, under its source ID, each commit with its repository."""
+    engine = sa.create_engine(sqlalchemy_url(target_url(kind)))
+    prefix = f"{NAME}." if kind == "postgresql" else ""
+    with engine.connect() as conn:
+        counts = conn.exec_driver_sql(
+            f"SELECT (SELECT COUNT(*) FROM {prefix}repositories), (SELECT COUNT(*) FROM {prefix}commits c"
+            f" JOIN {prefix}repositories r ON r.id = c.repository_id AND r.slug = CONCAT('repo-', r.id))"
+        ).one()
+    engine.dispose()
+    if tuple(counts) != (parents, 4 * parents):
+        raise SystemExit(f"{kind}: merged {tuple(counts)} rows, not {(parents, 4 * parents)}")
+
+
 def check(kind: str, parents: int) -> None:
     """Every row under the ID the map gives its source row; every commit to its repository."""
     engine = sa.create_engine(sqlalchemy_url(target_url(kind)))
@@ -148,6 +177,7 @@ def main() -> None:
     parser.add_argument("--targets", default="postgresql,mariadb")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--natural-keys", action="store_true", help="also time copies with natural keys")
+    parser.add_argument("--merge", action="store_true", help="also time merges by natural key")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="parity-remap-bench-") as folder:
         source = Path(folder) / "src.sqlite"
@@ -173,6 +203,18 @@ def main() -> None:
                 print(
                     f"  {kind:<10} natural keys {natural:6.2f} s ({rows / natural:,.0f} rows/s,"
                     f" {natural / plain:.2f}x the plain copy); again {again:6.2f} s"
+                )
+            if args.merge:
+                job = Path(folder) / "merge.yaml"
+                merge_job(job, source, kind)
+                new = updated = float("inf")
+                for _ in range(args.repeat):
+                    new = min(new, run(source, kind, remap=False, natural=job))
+                    updated = min(updated, run(source, kind, remap=False, natural=job, fresh=False))
+                check_merged(kind, args.parents)
+                print(
+                    f"  {kind:<10} merge by natural key: every row new {new:6.2f} s ({rows / new:,.0f} rows/s),"
+                    f" every row matched and updated {updated:6.2f} s ({rows / updated:,.0f} rows/s)"
                 )
 
 

@@ -334,6 +334,21 @@ class Dialect:
             )
         return {}
 
+    def update_rows(
+        self,
+        conn: Connection,
+        table: sa.TableClause,
+        keys: Sequence[str],
+        changed: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+    ) -> int | None:
+        """Update the table's rows by many ``rows`` at once, each its key columns' values then its
+        ``changed`` columns' (the order they go in is not kept: a target row two of them match is
+        matched once, and counted once); returns the target rows matched, or None where the database
+        does not do it so (``executemany`` of one UPDATE then: PostgreSQL's driver sends them in one
+        pipeline)."""
+        return None
+
     KEY_TABLE: ClassVar[tuple[str, ...] | None] = None
     """The statements that make ``key_rows``'s temporary table anew ({table}: its name; {keys}: the key
     columns as k0, k1 ...; {source}: the table); None: no key rows."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from collections.abc import Collection, Mapping, Sequence
@@ -57,6 +58,42 @@ class MySQL(Dialect):
     each held key's row. Refused without the CREATE TEMPORARY TABLES grant, or by MySQL with GTIDs
     inside a transaction."""
     KEY_ROWS_FIRST = "STRAIGHT_JOIN"
+
+    def update_rows(
+        self,
+        conn: Connection,
+        table: sa.TableClause,
+        keys: Sequence[str],
+        changed: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+    ) -> int | None:
+        """The rows written to a temporary table made as their columns are (``KEY_TABLE``'s way: their
+        types and collations), by the driver's many-row INSERT, and joined to the table by one UPDATE:
+        the drivers send an executemany of UPDATE a row at a time (50,000 rows: 10 s, a round trip
+        each). None where the session may not make the table."""
+        q = conn.dialect.identifier_preparer.quote
+        name = q("_parity_rows_" + hashlib.sha1(f"{table.schema}.{table.name}".encode()).hexdigest()[:10])
+        source = f"{q(table.schema)}.{q(table.name)}" if table.schema else q(table.name)
+        within = f"{q(table.schema)}.{name}" if table.schema else name
+        columns = [
+            *(f"{q(c)} AS k{i}" for i, c in enumerate(keys)),
+            *(f"{q(c)} AS v{i}" for i, c in enumerate(changed)),
+        ]
+        try:
+            for statement in self.KEY_TABLE or ():
+                conn.exec_driver_sql(statement.format(table=within, keys=", ".join(columns), source=source))
+        except sa.exc.DBAPIError:  # (refused: the transaction stays as it was)
+            return None
+        marks = ", ".join(["%s"] * (len(columns) + 1))
+        conn.exec_driver_sql(
+            f"INSERT INTO {within} VALUES ({marks})", [(n, *row) for n, row in enumerate(rows, 1)]
+        )
+        on = " AND ".join(f"t.{q(c)} = r.k{i}" for i, c in enumerate(keys))
+        sets = ", ".join(f"t.{q(c)} = r.v{i}" for i, c in enumerate(changed))
+        # (the matched rows: SQLAlchemy's MySQL connections count those, not the rows changed only)
+        matched = conn.exec_driver_sql(f"UPDATE {source} t JOIN {within} r ON {on} SET {sets}").rowcount
+        conn.exec_driver_sql(f"DROP TEMPORARY TABLE {within}")
+        return int(matched)
 
     def compares_exactly(self, conn: Connection, table: sa.TableClause, columns: Sequence[str]) -> bool:
         """Text of a binary collation that does not pad (``exact_collation``'s, which parity gives the
