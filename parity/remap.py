@@ -228,7 +228,8 @@ class RemapWriter:
         refused: list[tuple[tuple[Any, ...], str]] = []
         found = self._looked_up(rows) if self.spec.natural_key and not self.merge_on else None
         keys, held = found or (None, {})
-        merging = bool(self.merge_on) and self._key_rows is not None
+        # (a merged table keeps its IDs: none to map; copy refuses remap_ids with merge)
+        merging = bool(self.merge_on) and self.spec.identity is None and self._key_rows is not None
         many = (
             self.many
             and (found is not None or not self.spec.natural_key)
