@@ -116,6 +116,32 @@ class PostgreSQL(Dialect):
     ) -> dict[str, Any]:
         return {f"k{i}": list(values) for i, values in enumerate(zip(*keys, strict=True))}
 
+    def update_rows(
+        self,
+        conn: Connection,
+        table: sa.TableClause,
+        keys: Sequence[str],
+        changed: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+    ) -> int | None:
+        """One UPDATE ... FROM ``unnest`` of one array a column, each of its column's own type (as
+        ``key_rows``): psycopg's pipelined executemany of an UPDATE took 40 us a row (200,000 rows:
+        8 s). None where the catalog lacks a column."""
+        columns = [*keys, *changed]
+        spelled = {name: spelling for name, (spelling, _) in _catalog_columns(conn, table, columns).items()}
+        if set(spelled) != set(columns) or not rows:
+            return None
+        names = [*(f"k{i}" for i in range(len(keys))), *(f"v{i}" for i in range(len(changed)))]
+        arrays = [
+            sa.bindparam(n, type_=postgresql.ARRAY(_Spelled(spelled[c])))
+            for n, c in zip(names, columns, strict=True)
+        ]
+        given = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="r")
+        match = sa.and_(*(table.c[c] == given.c[f"k{i}"] for i, c in enumerate(keys)))
+        update = sa.update(table).where(match).values({c: given.c[f"v{i}"] for i, c in enumerate(changed)})
+        values = {n: list(column) for n, column in zip(names, zip(*rows, strict=True), strict=True)}
+        return int(conn.execute(update, values).rowcount)
+
     HOLDS_ENDLESS_TIMES = True
     names = ("postgresql",)
     SINGLE_FLOATS = True
