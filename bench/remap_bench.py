@@ -108,27 +108,17 @@ def run(source: Path, kind: str, remap: bool, natural: Path | None = None, fresh
     return seconds
 
 
-def natural_job(path: Path, source: Path, kind: str) -> None:
+def natural_job(path: Path, source: Path, kind: str, how: str = "remap_ids: true") -> None:
+    """A job file of both tables with their natural keys (``slug``; ``sha, repository_id``), each
+    ``how`` too: new IDs (``remap_ids: true``), or ``mode: merge`` (their IDs kept: a first run inserts
+    every row, a run again matches every row and updates it)."""
     schema = f", schema: {NAME}" if kind == "postgresql" else ""
     path.write_text(
         f"source: {{url: 'sqlite:///{source}'}}\n"
         f"target: {{url: '{target_url(kind)}'{schema}}}\n"
         "tables:\n"
-        "  - {name: repositories, remap_ids: true, natural_key: [slug]}\n"
-        "  - {name: commits, remap_ids: true, natural_key: [sha, repository_id]}\n"
-    )
-
-
-def merge_job(path: Path, source: Path, kind: str) -> None:
-    """Both tables merged by their natural keys, keeping their IDs: a first run inserts every row, a run
-    again matches every row and updates it."""
-    schema = f", schema: {NAME}" if kind == "postgresql" else ""
-    path.write_text(
-        f"source: {{url: 'sqlite:///{source}'}}\n"
-        f"target: {{url: '{target_url(kind)}'{schema}}}\n"
-        "tables:\n"
-        "  - {name: repositories, natural_key: [slug], mode: merge}\n"
-        "  - {name: commits, natural_key: [sha, repository_id], mode: merge}\n"
+        f"  - {{name: repositories, natural_key: [slug], {how}}}\n"
+        f"  - {{name: commits, natural_key: [sha, repository_id], {how}}}\n"
     )
 
 
@@ -206,7 +196,7 @@ def main() -> None:
                 )
             if args.merge:
                 job = Path(folder) / "merge.yaml"
-                merge_job(job, source, kind)
+                natural_job(job, source, kind, how="mode: merge")
                 new = updated = float("inf")
                 for _ in range(args.repeat):
                     new = min(new, run(source, kind, remap=False, natural=job))

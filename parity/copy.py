@@ -1028,12 +1028,12 @@ def _plan_remaps(
             parent = by_source.get(fk.ref_table)
             earlier, key = (mapped or {}).get(fk.ref_table, (None, ()))
             if earlier is not None and len(fk.columns) == 1 and fk.columns[0] in tp.columns:
-                if _names_the_key(fk.ref_columns, key):
+                if fk.references_key(key):
                     references[tp.spec.map.get(fk.columns[0], fk.columns[0])] = earlier
                 continue
             if parent is None or not identities[parent.target]:
                 continue
-            if not _names_the_key(fk.ref_columns, parent.source.primary_key):
+            if not fk.references_key(parent.source.primary_key):
                 continue  # (a reference to another column of the parent, a unique code: copied as it is)
             column = fk.columns[0]
             if len(fk.columns) != 1 or column not in tp.columns:
@@ -1058,11 +1058,6 @@ def _plan_remaps(
             )
         tp.remap = RemapSpec(identities[tp.target], natural, references, frozenset(late))
         loaded.add(tp.target)
-
-
-def _names_the_key(columns: Sequence[str], key: Sequence[str]) -> bool:
-    """Whether an FK's referenced columns are its parent's key (none named: the key, or unknown)."""
-    return not columns or not key or tuple(columns) == tuple(key)
 
 
 def _not_null_parents_first(

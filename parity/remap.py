@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -414,14 +415,7 @@ class RemapWriter:
 
     def _matched(self, keys: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
         """How many of the target's rows each key matches (the keys it holds), in one query."""
-        if not keys:
-            return {}
-        with self.endpoint.dialect.planned_anew(self.conn):
-            found = self.conn.execute(self._held_query, self._bind(keys)).all()
-        counts: dict[tuple[Any, ...], int] = {}
-        for n, _ in found:
-            counts[keys[n - 1]] = counts.get(keys[n - 1], 0) + 1
-        return counts
+        return dict(Counter(keys[n - 1] for n, _ in self._held_rows(keys)))
 
     def _update_many(self, updates: list[dict[str, Any]]) -> None:
         """Each row's changes into the one target row its key matches: by the database's many-row
@@ -429,7 +423,7 @@ class RemapWriter:
         matched than the batch has (a row gone since it was looked for; two rows whose keys the target
         takes as one row's, which a many-row update matches once), the batch goes again a row at a
         time, the later row's values last."""
-        changed = [c for c in self.columns if c not in self.kept]
+        changed = self._changed
         if not updates or not changed:
             return
         matched = self.endpoint.dialect.update_rows(
@@ -455,9 +449,14 @@ class RemapWriter:
             raise _RowAtATime
 
     @functools.cached_property
+    def _changed(self) -> list[str]:
+        """The columns a merge updates: all but the kept ones (``kept``)."""
+        return [c for c in self.columns if c not in self.kept]
+
+    @functools.cached_property
     def _update_statement(self) -> sa.Update:
         """The UPDATE of one row's changed columns (v0, v1 ...) where its key is the bound one's (m0 ...)."""
-        changed = [c for c in self.columns if c not in self.kept]
+        changed = self._changed
         match = sa.and_(*(self.sa_table.c[c] == sa.bindparam(f"m{i}") for i, c in enumerate(self.merge_on)))
         return (
             sa.update(self.sa_table)
@@ -527,12 +526,16 @@ class RemapWriter:
 
     def _held(self, keys: list[tuple[Any, ...]]) -> dict[Any, Any]:
         """The keys the target holds, each with its row's ID (True without one), in one query."""
+        return {keys[n - 1]: wanted for n, wanted in self._held_rows(keys)}
+
+    def _held_rows(self, keys: list[tuple[Any, ...]]) -> Sequence[Any]:
+        """``_held_query``'s rows of the keys: (place from 1, the row's ID or True) for each target row
+        that holds one, in one query."""
         if not keys:
-            return {}
+            return []
         params = self._bind(keys)
         with self.endpoint.dialect.planned_anew(self.conn):  # (looked for while the table grows)
-            found = self.conn.execute(self._held_query, params).all()
-        return {keys[n - 1]: wanted for n, wanted in found}
+            return self.conn.execute(self._held_query, params).all()
 
     def _bind(self, keys: list[tuple[Any, ...]]) -> dict[str, Any]:
         """The batch's keys made the key rows (``Dialect.bind_key_rows``), once for its lookup and its

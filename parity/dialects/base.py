@@ -141,6 +141,23 @@ TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mariadb_charset": 
 and MariaDB its text is utf8mb4 whatever the database's default (one in latin1 refused an emoji)."""
 
 
+def temporary_name(prefix: str, table: sa.TableClause) -> str:
+    """A temporary table's name of the table's own (one a table and session: made anew for each use)."""
+    return prefix + hashlib.sha1(f"{table.schema}.{table.name}".encode()).hexdigest()[:10]
+
+
+def insert_numbered(conn: Connection, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows into a temporary table (``table``: its name as SQL), each after its place from 1, by the
+    driver's own many-row INSERT (SQLAlchemy's took 10 us a row into MariaDB)."""
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join([mark] * (len(rows[0]) + 1))
+    conn.exec_driver_sql(
+        f"INSERT INTO {table} VALUES ({marks})", [(n, *row) for n, row in enumerate(rows, 1)]
+    )
+
+
 class Dialect:
     """Base of the per-database adapters. Subclasses override class attributes, rarely methods."""
 
@@ -299,17 +316,10 @@ class Dialect:
         lives on with its pooled connection: made anew for each chunk). None where the database has no
         such rows, or the session may not make them (keys are then bound one by one, a few hundred a
         query)."""
-        if self.KEY_TABLE is None:
-            return None
         q = conn.dialect.identifier_preparer.quote
-        name = "_parity_keys_" + hashlib.sha1(f"{table.schema}.{table.name}".encode()).hexdigest()[:10]
-        within = f"{q(table.schema)}." if table.schema and self.KEY_TABLE_IN_SCHEMA else ""
-        source = f"{q(table.schema)}.{q(table.name)}" if table.schema else q(table.name)
-        keys = ", ".join(f"{q(c)} AS k{i}" for i, c in enumerate(columns))
-        try:
-            for statement in self.KEY_TABLE:
-                conn.exec_driver_sql(statement.format(table=within + q(name), keys=keys, source=source))
-        except sa.exc.DBAPIError:  # (refused: MySQL's transaction stays as it was, SQLite's too)
+        name = temporary_name("_parity_keys_", table)
+        keys = [f"{q(c)} AS k{i}" for i, c in enumerate(columns)]
+        if self._temporary_table(conn, table, name, keys) is None:
             return None
         names: list[sa.ColumnClause[Any]] = [
             sa.column("n"),
@@ -324,15 +334,27 @@ class Dialect:
         them (none here: they are the temporary table's rows)."""
         assert isinstance(rows, sa.TableClause)
         conn.execute(sa.delete(rows))
-        if keys:  # (the driver's own many-row INSERT: SQLAlchemy's took 10 us a key into MariaDB)
-            q = conn.dialect.identifier_preparer.quote
-            table = f"{q(rows.schema)}.{q(rows.name)}" if rows.schema else q(rows.name)
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            marks = ", ".join([mark] * (len(keys[0]) + 1))
-            conn.exec_driver_sql(
-                f"INSERT INTO {table} VALUES ({marks})", [(n, *key) for n, key in enumerate(keys, 1)]
-            )
+        q = conn.dialect.identifier_preparer.quote
+        insert_numbered(conn, f"{q(rows.schema)}.{q(rows.name)}" if rows.schema else q(rows.name), keys)
         return {}
+
+    def _temporary_table(
+        self, conn: Connection, table: sa.TableClause, name: str, columns: Sequence[str]
+    ) -> str | None:
+        """Make a temporary table named ``name`` anew (``KEY_TABLE``): n, then the ``columns`` (SQL:
+        the table's columns with their aliases) as the table has them, no rows; its name as SQL, or
+        None where the database has no such table or the session may not make it."""
+        if self.KEY_TABLE is None:
+            return None
+        q = conn.dialect.identifier_preparer.quote
+        within = f"{q(table.schema)}.{q(name)}" if table.schema and self.KEY_TABLE_IN_SCHEMA else q(name)
+        source = f"{q(table.schema)}.{q(table.name)}" if table.schema else q(table.name)
+        try:
+            for statement in self.KEY_TABLE:
+                conn.exec_driver_sql(statement.format(table=within, keys=", ".join(columns), source=source))
+        except sa.exc.DBAPIError:  # (refused: MySQL's transaction stays as it was, SQLite's too)
+            return None
+        return within
 
     def update_rows(
         self,
@@ -351,7 +373,7 @@ class Dialect:
 
     KEY_TABLE: ClassVar[tuple[str, ...] | None] = None
     """The statements that make ``key_rows``'s temporary table anew ({table}: its name; {keys}: the key
-    columns as k0, k1 ...; {source}: the table); None: no key rows."""
+    columns as k0, k1 ...; {source}: the table); None: no key rows. ``update_rows``'s too, on MySQL."""
     KEY_TABLE_IN_SCHEMA: ClassVar[bool] = True
     """Whether that temporary table is named in the table's schema (else in the session's own)."""
 

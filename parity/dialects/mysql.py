@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import warnings
 from collections.abc import Collection, Mapping, Sequence
@@ -15,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from parity.dialects.base import COPY_ESCAPES, Dialect
+from parity.dialects.base import COPY_ESCAPES, Dialect, insert_numbered, temporary_name
 from parity.schema.model import Column, Default
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind, from_sqlalchemy
 
@@ -72,22 +71,15 @@ class MySQL(Dialect):
         the drivers send an executemany of UPDATE a row at a time (50,000 rows: 10 s, a round trip
         each). None where the session may not make the table."""
         q = conn.dialect.identifier_preparer.quote
-        name = q("_parity_rows_" + hashlib.sha1(f"{table.schema}.{table.name}".encode()).hexdigest()[:10])
-        source = f"{q(table.schema)}.{q(table.name)}" if table.schema else q(table.name)
-        within = f"{q(table.schema)}.{name}" if table.schema else name
         columns = [
             *(f"{q(c)} AS k{i}" for i, c in enumerate(keys)),
             *(f"{q(c)} AS v{i}" for i, c in enumerate(changed)),
         ]
-        try:
-            for statement in self.KEY_TABLE or ():
-                conn.exec_driver_sql(statement.format(table=within, keys=", ".join(columns), source=source))
-        except sa.exc.DBAPIError:  # (refused: the transaction stays as it was)
+        within = self._temporary_table(conn, table, temporary_name("_parity_rows_", table), columns)
+        if within is None:
             return None
-        marks = ", ".join(["%s"] * (len(columns) + 1))
-        conn.exec_driver_sql(
-            f"INSERT INTO {within} VALUES ({marks})", [(n, *row) for n, row in enumerate(rows, 1)]
-        )
+        insert_numbered(conn, within, rows)
+        source = f"{q(table.schema)}.{q(table.name)}" if table.schema else q(table.name)
         on = " AND ".join(f"t.{q(c)} = r.k{i}" for i, c in enumerate(keys))
         sets = ", ".join(f"t.{q(c)} = r.v{i}" for i, c in enumerate(changed))
         # (the matched rows: SQLAlchemy's MySQL connections count those, not the rows changed only)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from parity.errors import not_found
@@ -96,6 +97,11 @@ class ForeignKey:
     ref_schema: str | None = None
     ondelete: str | None = None
     onupdate: str | None = None
+
+    def references_key(self, key: Sequence[str]) -> bool:
+        """Whether it references its parent's ``key`` (its columns unnamed: the key; or the key
+        unknown)."""
+        return not self.ref_columns or not key or tuple(self.ref_columns) == tuple(key)
 
 
 @dataclass(frozen=True)

@@ -715,7 +715,7 @@ def _through_id_map(ctx: _Context, fk: ForeignKey) -> bool:
     if fk.ref_table not in ctx.remapped or fk.ref_schema is not None or len(fk.columns) != 1:
         return False
     parent = ctx.tables.get(fk.ref_table)
-    return parent is not None and (not fk.ref_columns or tuple(fk.ref_columns) == tuple(parent.primary_key))
+    return parent is not None and fk.references_key(parent.primary_key)
 
 
 def _index(ctx: _Context, table: Table, target: str, sa_table: sa.Table, found: Index) -> Any | None:
