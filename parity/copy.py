@@ -1894,6 +1894,9 @@ class _ChunkRunner:
         """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``)."""
         self.kinds = [t.kind for t in tp.types]
         self.in_process = self.as_text and _reads_in_processes(job)
+        self.arrow = textread.ARROW and all(k in textread.ARROW_KINDS for k in self.kinds)
+        """SQLite's rows may be read through Arrow in the reader processes (``arrowtext``): cleared for
+        the rest of the table once a chunk's could not."""
         """Chunks are read in reader processes (``textread``) where the reader's Python work is heavy."""
         self.upcoming: list[Chunk] = []
         """The chunks to copy, in the order the workers take them."""
@@ -1929,6 +1932,14 @@ class _ChunkRunner:
                     raise
                 logger.info("%s: %s; chunk %s copied as values", self.tp.source.name, exc, chunk.name)
                 as_text = False
+            except textread.NotArrow as exc:
+                logger.info(
+                    "%s: %s; chunk %s read again through the sqlite3 module",
+                    self.tp.source.name,
+                    exc,
+                    chunk.name,
+                )
+                self.arrow = False
             except _TryApart as exc:
                 logger.info(
                     "%s: %s; chunk %s written again, trying each batch first", self.tp.target, exc, chunk.name
@@ -2225,6 +2236,7 @@ class _ChunkRunner:
             args, kwargs = source.driver_connect_args()
             if driver == "sqlite3" and not str(args[0]).startswith("file:"):
                 args[0] = os.path.abspath(args[0])  # (the fork server's working directory may differ)
+        guard = self._not_text(chunk, dialect) if driver == "sqlite3" and self.arrow else None
         return textread.ReadSpec(
             driver=driver,
             connect_args=tuple(args),
@@ -2237,7 +2249,25 @@ class _ChunkRunner:
             writer=self.target_dialect.WRITER,
             secrets=tuple(filter(None, [source.url.password])),
             scales=tuple(self.scales),
+            arrow=guard is not None and _plain(params) and "regexp" not in sql.lower(),
+            guard=guard if guard else None,
         )
+
+    def _not_text(self, chunk: Chunk, dialect: sa.Dialect) -> tuple[str, Any] | tuple[()] | None:
+        """The query (SQL, parameters) of the chunk's first row that holds a value Arrow would give as
+        text though it is not (``Dialect.not_text``); () where no column is text; None where the source
+        is read otherwise."""
+        rows = self._select(chunk).subquery()
+        texts = [c for c, kind in zip(rows.c, self.kinds, strict=True) if kind in textread.ARROW_TEXT_KINDS]
+        condition = self.job.source.dialect.not_text(texts)
+        if condition is None:
+            return None
+        if not texts:
+            return ()
+        compiled = (
+            sa.select(sa.literal(1)).select_from(rows).where(condition).limit(1).compile(dialect=dialect)
+        )
+        return compiled.string, tuple(compiled.params[name] for name in compiled.positiontup or ())
 
     def _decode(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
         kinds = self.lenient_decoders if self.lenient else self.decoders
@@ -3032,6 +3062,13 @@ def _drain(batches: queue.Queue[Any], counted: list[int] | None = None) -> Itera
 def _sqlite_file(endpoint: Any) -> bool:
     database = endpoint.url.database or ""
     return database not in ("", ":memory:") and "mode=memory" not in database
+
+
+def _plain(params: Any) -> bool:
+    """Whether a statement's parameters are all of the types ADBC binds as the sqlite3 module does
+    (a datetime it would bind otherwise)."""
+    values = params.values() if isinstance(params, dict) else params
+    return all(type(v) in (int, float, str, type(None)) for v in values)
 
 
 def _lanes(job: Job, workers: int, in_processes: bool) -> int:

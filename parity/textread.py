@@ -19,6 +19,7 @@ process dies, meets a closed socket at its next batch and exits; the server exit
 from __future__ import annotations
 
 import gc
+import importlib.util
 import marshal
 import os
 import pickle
@@ -30,14 +31,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
 from parity import bulk, log
 from parity.errors import ParityError
-from parity.schema.types import Kind
+from parity.schema.types import INTEGER_KINDS, STRING_KINDS, Kind
 
 READ_PROCESSES = (
     os.environ.get("PARITY_READ_PROCESSES", "1") != "0"
@@ -46,6 +47,25 @@ READ_PROCESSES = (
 )
 """Whether chunks that travel as text may be read in processes of their own (POSIX; never with
 ``PARITY_READ_PROCESSES=0``: then every chunk is read on a thread of the copying process)."""
+
+
+ARROW = importlib.util.find_spec("adbc_driver_sqlite") is not None
+"""Whether ADBC's SQLite driver is installed (``arrowtext``; a wheel of it for every platform parity
+runs on is not a given): SQLite's rows are then made text in C."""
+
+ARROW_ISO = {
+    Kind.DATE: r"\d{4}-\d{2}-\d{2}",
+    Kind.TIME: r"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?",
+    Kind.TIMESTAMP: r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?",
+}
+"""The ISO text of the kinds whose values ``bulk._all_iso`` takes as text (RE2's and Python's ``\\d``
+on text of ASCII)."""
+
+ARROW_TEXT_KINDS = frozenset({*STRING_KINDS, *ARROW_ISO})
+"""Kinds whose values come through Arrow as strings, which ``SQLite.not_text`` checks first."""
+
+ARROW_KINDS = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *ARROW_TEXT_KINDS})
+"""The kinds of a table whose rows may go through Arrow."""
 
 
 ROWS_FROM = 50_000
@@ -75,6 +95,12 @@ class ReadSpec:
     """Passwords to mask in an error message."""
     scales: tuple[int | None, ...] = ()
     """SQLite: per column, the decimals the target keeps of a decimal it would round (else None)."""
+    arrow: bool = False
+    """SQLite: read the rows through Arrow first (``arrowtext``), the ``sqlite3`` module where they
+    cannot go that way."""
+    guard: tuple[str, Any] | None = None
+    """SQLite, with ``arrow``: a query (SQL, parameters) that finds a row Arrow would give otherwise
+    (``SQLite.not_text``)."""
 
 
 # ---- the batches, wherever they are read ---------------------------------------------------------
@@ -91,6 +117,34 @@ def sqlite_batches(
             yield bulk.sqlite_text(rows, kinds, scales), len(rows)
         except bulk.NotText as exc:
             raise AsValues(str(exc)) from None
+
+
+def sqlite_spec_batches(cursor: Any, spec: ReadSpec) -> Iterator[tuple[bytes, int]]:
+    """A reader's batches of SQLite's COPY text: through Arrow where the spec allows it and the chunk's
+    rows can go that way, else through the ``sqlite3`` module's ``cursor`` (``sqlite_batches``). Where
+    Arrow cannot go on after its first batch, ``NotArrow``: the copy writes the chunk again."""
+    if spec.arrow:
+        from parity import arrowtext
+
+        uri = arrowtext.database_uri(str(spec.connect_args[0]))
+        made = arrowtext.batches(
+            uri, spec.sql, spec.params, spec.kinds, spec.batch_size, spec.scales, spec.guard
+        )
+        started = False
+        try:
+            with closing(made):
+                for batch in made:
+                    started = True
+                    yield batch
+            return
+        except NotArrow:
+            if started:
+                raise
+    yield from sqlite_batches(cursor, spec.sql, spec.params, spec.kinds, spec.batch_size, spec.scales)
+
+
+class NotArrow(Exception):
+    """Rows that cannot be made text through Arrow (``arrowtext``); the message says why."""
 
 
 class AsValues(Exception):
@@ -133,7 +187,7 @@ def copy_batches(raw: Any, sql: str, params: Any, size: int) -> Iterator[tuple[b
 
 # ---- the reader process ----------------------------------------------------------------------------
 
-_BATCH, _DONE, _FAILED, _AS_VALUES = "batch", "done", "failed", "as values"
+_BATCH, _DONE, _FAILED, _AS_VALUES, _NOT_ARROW = "batch", "done", "failed", "as values", "not arrow"
 
 
 class _Server:
@@ -214,6 +268,8 @@ class ProcessReader:
                 raise ParityError(log.redact(payload))  # (the parent knows more secrets than the reader)
             if what == _AS_VALUES:
                 raise AsValues(payload)
+            if what == _NOT_ARROW:
+                raise NotArrow(payload)
             yield rows, payload
 
     def close(self) -> None:
@@ -227,6 +283,9 @@ def _serve(control_fd: int) -> None:
 
     with suppress(ImportError):
         import parity.pgcopy  # noqa: F401
+    if ARROW:
+        with suppress(ImportError):  # (pyarrow and ADBC's driver: 0.15 s, once here)
+            importlib.import_module("parity.arrowtext")
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # readers are reaped by the system
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C stops the copy, which closes the sockets
@@ -282,9 +341,7 @@ def _read(spec: ReadSpec, out: Connection) -> None:
                 cursor = conn.cursor(SSCursor)  # unbuffered
                 batches = mysql_line_batches(cursor, spec.sql, spec.params, spec.batch_size)
             else:
-                batches = sqlite_batches(
-                    cursor, spec.sql, spec.params, spec.kinds, spec.batch_size, spec.scales
-                )
+                batches = sqlite_spec_batches(cursor, spec)
             for text, rows in batches:
                 try:
                     ready.put((_BATCH, rows, writer.parse_text(text, rows, spec.kinds)))
@@ -298,6 +355,8 @@ def _read(spec: ReadSpec, out: Connection) -> None:
             conn.close()
     except AsValues as exc:
         ready.put((_AS_VALUES, 0, str(exc)))
+    except NotArrow as exc:
+        ready.put((_NOT_ARROW, 0, str(exc)))
     except Exception as exc:  # one line for the parent, which reports it as a failed read
         if "Could not decode to UTF-8" in str(exc):  # (SQLite's text that is no UTF-8: its rows are
             ready.put((_AS_VALUES, 0, _first_line(exc)))  # rejected one by one, read as values)

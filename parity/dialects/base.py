@@ -1158,6 +1158,12 @@ class Dialect:
         own = self.own_text(x, native)
         return sa.cast(x, self.CAST_TEXT) if own is None else own
 
+    def not_text(self, columns: Sequence[Any]) -> sa.ColumnElement[bool] | None:
+        """Where copy may read the database's rows through ADBC into Arrow (``parity.arrowtext``): the
+        condition of a row holding, in one of ``columns`` (columns of text), a value that is no text,
+        which the driver would give as text all the same; None where copy reads the rows otherwise."""
+        return None
+
     def own_text(self, x: Any, native: str) -> sa.ColumnElement[Any] | None:
         """The text of a column of a type the database casts to no text (MySQL's spatial types: their
         WKT), or None."""

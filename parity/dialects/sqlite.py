@@ -163,6 +163,22 @@ class SQLite(Dialect):
     def read_refused(self, exc: BaseException) -> bool:
         return _NOT_UTF8 in str(exc)
 
+    def not_text(self, columns: Sequence[Any]) -> sa.ColumnElement[bool] | None:
+        """A number or a BLOB in one of the columns (ADBC gives them as text: a REAL as SQLite spells
+        it, to 15 digits). SQLite orders NULL, numbers, text, BLOBs: a value under '' is a number, one
+        from x'' up a BLOB (two comparisons a value cost half of typeof(): 1M rows, 0.14 s a column)."""
+        empty_text = sa.bindparam("parity_no_text", "", type_=sa.String())
+        empty_blob = sa.bindparam("parity_no_blob", b"", type_=sa.LargeBinary())
+        return sa.or_(
+            *(
+                sa.or_(
+                    sa.type_coerce(c, sa.String()) < empty_text,
+                    sa.type_coerce(c, sa.LargeBinary()) >= empty_blob,
+                )
+                for c in columns
+            )
+        )
+
     def primary_key(self, conn: Connection, table: str, schema: str | None) -> tuple[str, ...]:
         """From the table's PRAGMA, which takes its name in any case, as SQLite does (SQLAlchemy's
         reflection does not: 'K' for the table 'k' raised NoSuchTableError)."""
