@@ -1894,10 +1894,10 @@ class _ChunkRunner:
         """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``)."""
         self.kinds = [t.kind for t in tp.types]
         self.in_process = self.as_text and _reads_in_processes(job)
+        """Chunks are read in reader processes (``textread``) where the reader's Python work is heavy."""
         self.arrow = textread.ARROW and all(k in textread.ARROW_KINDS for k in self.kinds)
         """SQLite's rows may be read through Arrow in the reader processes (``arrowtext``): cleared for
         the rest of the table once a chunk's could not."""
-        """Chunks are read in reader processes (``textread``) where the reader's Python work is heavy."""
         self.upcoming: list[Chunk] = []
         """The chunks to copy, in the order the workers take them."""
         self.readers: dict[str, textread.ProcessReader | None] = {}
@@ -2236,7 +2236,7 @@ class _ChunkRunner:
             args, kwargs = source.driver_connect_args()
             if driver == "sqlite3" and not str(args[0]).startswith("file:"):
                 args[0] = os.path.abspath(args[0])  # (the fork server's working directory may differ)
-        guard = self._not_text(chunk, dialect) if driver == "sqlite3" and self.arrow else None
+        arrow = driver == "sqlite3" and self.arrow and _plain(params) and "regexp" not in sql.lower()
         return textread.ReadSpec(
             driver=driver,
             connect_args=tuple(args),
@@ -2249,21 +2249,18 @@ class _ChunkRunner:
             writer=self.target_dialect.WRITER,
             secrets=tuple(filter(None, [source.url.password])),
             scales=tuple(self.scales),
-            arrow=guard is not None and _plain(params) and "regexp" not in sql.lower(),
-            guard=guard if guard else None,
+            arrow=arrow,
+            guard=self._not_text(chunk, dialect) if arrow else None,
         )
 
-    def _not_text(self, chunk: Chunk, dialect: sa.Dialect) -> tuple[str, Any] | tuple[()] | None:
+    def _not_text(self, chunk: Chunk, dialect: sa.Dialect) -> tuple[str, Any] | None:
         """The query (SQL, parameters) of the chunk's first row that holds a value Arrow would give as
-        text though it is not (``Dialect.not_text``); () where no column is text; None where the source
-        is read otherwise."""
+        text though it is not (``Dialect.not_text``); None where no column is text."""
         rows = self._select(chunk).subquery()
         texts = [c for c, kind in zip(rows.c, self.kinds, strict=True) if kind in textread.ARROW_TEXT_KINDS]
-        condition = self.job.source.dialect.not_text(texts)
+        condition = self.job.source.dialect.not_text(texts) if texts else None
         if condition is None:
             return None
-        if not texts:
-            return ()
         compiled = (
             sa.select(sa.literal(1)).select_from(rows).where(condition).limit(1).compile(dialect=dialect)
         )
