@@ -108,6 +108,16 @@ def run(source: Path, kind: str, remap: bool, natural: Path | None = None, fresh
     return seconds
 
 
+def fresh_and_again(source: Path, kind: str, job: Path, remap: bool, repeat: int) -> tuple[float, float]:
+    """The best of ``repeat`` copies of the job file into a fresh target, and of as many run again
+    over what the one before left (every row there already), interleaved."""
+    fresh = again = float("inf")
+    for _ in range(repeat):
+        fresh = min(fresh, run(source, kind, remap=remap, natural=job))
+        again = min(again, run(source, kind, remap=remap, natural=job, fresh=False))
+    return fresh, again
+
+
 def natural_job(path: Path, source: Path, kind: str, how: str = "remap_ids: true") -> None:
     """A job file of both tables with their natural keys (``slug``; ``sha, repository_id``), each
     ``how`` too: new IDs (``remap_ids: true``), or ``mode: merge`` (their IDs kept: a first run inserts
@@ -185,10 +195,7 @@ def main() -> None:
             if args.natural_keys:
                 job = Path(folder) / "natural.yaml"
                 natural_job(job, source, kind)
-                natural = again = float("inf")
-                for _ in range(args.repeat):
-                    natural = min(natural, run(source, kind, remap=True, natural=job))
-                    again = min(again, run(source, kind, remap=True, natural=job, fresh=False))
+                natural, again = fresh_and_again(source, kind, job, remap=True, repeat=args.repeat)
                 check(kind, args.parents)
                 print(
                     f"  {kind:<10} natural keys {natural:6.2f} s ({rows / natural:,.0f} rows/s,"
@@ -197,10 +204,7 @@ def main() -> None:
             if args.merge:
                 job = Path(folder) / "merge.yaml"
                 natural_job(job, source, kind, how="mode: merge")
-                new = updated = float("inf")
-                for _ in range(args.repeat):
-                    new = min(new, run(source, kind, remap=False, natural=job))
-                    updated = min(updated, run(source, kind, remap=False, natural=job, fresh=False))
+                new, updated = fresh_and_again(source, kind, job, remap=False, repeat=args.repeat)
                 check_merged(kind, args.parents)
                 print(
                     f"  {kind:<10} merge by natural key: every row new {new:6.2f} s ({rows / new:,.0f} rows/s),"

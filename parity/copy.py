@@ -1895,7 +1895,9 @@ class _ChunkRunner:
         self.kinds = [t.kind for t in tp.types]
         self.in_process = self.as_text and _reads_in_processes(job)
         """Chunks are read in reader processes (``textread``) where the reader's Python work is heavy."""
-        self.arrow = textread.ARROW and all(k in textread.ARROW_KINDS for k in self.kinds)
+        self.arrow = (
+            textread.ARROW and bool(self.kinds) and all(k in textread.ARROW_KINDS for k in self.kinds)
+        )
         """SQLite's rows may be read through Arrow in the reader processes (``arrowtext``): cleared for
         the rest of the table once a chunk's could not."""
         self.upcoming: list[Chunk] = []
@@ -3061,11 +3063,10 @@ def _sqlite_file(endpoint: Any) -> bool:
     return database not in ("", ":memory:") and "mode=memory" not in database
 
 
-def _plain(params: Any) -> bool:
-    """Whether a statement's parameters are all of the types ADBC binds as the sqlite3 module does
-    (a datetime it would bind otherwise)."""
-    values = params.values() if isinstance(params, dict) else params
-    return all(type(v) in (int, float, str, type(None)) for v in values)
+def _plain(params: Sequence[Any]) -> bool:
+    """Whether a statement's (positional: SQLite's) parameters are all of the types ADBC binds as the
+    sqlite3 module does (a datetime it would bind otherwise)."""
+    return all(type(v) in (int, float, str, type(None)) for v in params)
 
 
 def _lanes(job: Job, workers: int, in_processes: bool) -> int:
