@@ -28,10 +28,12 @@ from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 from adbc_driver_sqlite import dbapi
 
+from parity.bulk import copy_field
 from parity.schema.types import INTEGER_KINDS, Kind
-from parity.textread import ARROW_ISO, ARROW_TEXT_KINDS, NotArrow
+from parity.textread import ARROW_ISO, ARROW_TEXT_KINDS, NotArrow, NotArrowLoad, first_line
 
 _ZERO_DATE = r"^0000-|-00(?:-| |$)"
 """MySQL's zero dates (a zero year, month or day), which ``bulk._all_iso`` sends to be decoded."""
@@ -170,3 +172,147 @@ def _data(lines: Any) -> bytes:
     offsets = memoryview(lines.buffers()[1]).cast("q" if wide else "i")
     start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
     return memoryview(lines.buffers()[2])[start:end].tobytes()
+
+
+# ---- COPY text loaded into SQLite ----------------------------------------------------------------
+
+_PARSED_AS = {**dict.fromkeys(INTEGER_KINDS, pa.int64()), Kind.DOUBLE: pa.float64(), Kind.BOOLEAN: pa.bool_()}
+"""The Arrow type Arrow's CSV reader parses a kind's COPY text into; the other kinds stay strings."""
+
+_FRACTION_AT = {Kind.TIME: 8, Kind.TIMESTAMP: 19}
+"""Where an ISO time's or timestamp's fraction starts (``bulk._ISO_FRACTION``)."""
+
+
+def load_batch(text: bytes, lines: int, kinds: Sequence[Kind]) -> bytes:
+    """A batch of COPY text parsed by Arrow's CSV reader into the values ``bulk.SQLiteWriter`` binds
+    for it (``parse_text``: integers, doubles and booleans as numbers, the rest as the text, escapes
+    undone, CHAR's padding trimmed, ISO times with no or six digits of fraction), as an Arrow IPC
+    stream for ``SQLiteLoad``; ``NotArrow`` where they would not be the same values."""
+    if b"\r" in text:  # (Arrow's reader ends a line at a carriage return: COPY text escapes its own)
+        raise NotArrow("a carriage return in the text")
+    names = [f"c{i}" for i in range(len(kinds))]
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(text),
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=len(text) + 1),
+            parse_options=pcsv.ParseOptions(
+                delimiter="\t", quote_char=False, escape_char=False, ignore_empty_lines=False
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: _PARSED_AS.get(k, pa.string()) for n, k in zip(names, kinds, strict=True)},
+                null_values=["\\N"],
+                strings_can_be_null=True,
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # (an integer past 64 bits, ...)
+        raise NotArrow(f"Arrow cannot parse the text: {first_line(exc)}") from None
+    if table.num_rows != lines:
+        raise NotArrow(f"Arrow parsed {table.num_rows} rows of {lines} lines")
+    columns = [_bound(table.column(i), kind) for i, kind in enumerate(kinds)]
+    bound = pa.table(columns, names=names)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, bound.schema) as stream:
+        stream.write_table(bound)
+    return bytes(sink.getvalue())
+
+
+def _bound(column: Any, kind: Kind) -> Any:
+    """One parsed column as ``bulk._sqlite_bind_column`` binds it."""
+    if column.null_count == len(column) or kind in INTEGER_KINDS:
+        return column
+    if kind is Kind.DOUBLE:
+        if pc.any(pc.is_nan(column)).as_py():  # (kept as the text 'NaN': SQLite makes a NaN NULL)
+            raise NotArrow("a NaN in a double column")
+        return column
+    if kind is Kind.BOOLEAN:
+        return pc.cast(column, pa.int64())
+    if pc.any(pc.match_substring(column, "\\")).as_py():  # escapes: undone where they are
+        column = pa.array(
+            [v if v is None or "\\" not in v else copy_field(v) for v in column.to_pylist()], pa.string()
+        )
+    if kind is Kind.CHAR:
+        return pc.utf8_rtrim(column, characters=" ")
+    if kind in ARROW_ISO:
+        return _iso_bound(column, kind)
+    return column  # decimals (plain text), strings, UUIDs
+
+
+def _iso_bound(column: Any, kind: Kind) -> Any:
+    """ISO text as ``isoformat`` gives it: no fraction for a whole second, else six digits (PostgreSQL
+    trims its zeros, MySQL pads them); other text (BC, a year past 9999, a zero date) is decoded by
+    the ``sqlite3`` module's path, so ``NotArrow``."""
+    if not pc.all(pc.match_substring_regex(column, f"^{ARROW_ISO[kind]}$")).as_py():
+        raise NotArrow(f"a {kind.value} that is not ISO text")
+    if kind is not Kind.TIME and pc.any(pc.match_substring_regex(column, _ZERO_DATE)).as_py():
+        raise NotArrow(f"a zero {kind.value}")
+    start = _FRACTION_AT.get(kind)
+    if start is None:
+        return column
+    whole = pc.ends_with(column, ".000000")
+    if pc.any(whole).as_py():
+        column = pc.if_else(whole, pc.utf8_slice_codeunits(column, 0, start), column)
+    length, full = pc.binary_length(column), start + 7
+    short = pc.and_(pc.not_equal(length, start), pc.less(length, full))
+    if not pc.any(short).as_py():
+        return column
+    return pc.if_else(short, pc.utf8_rpad(column, width=full, padding="0"), column)
+
+
+class SQLiteLoad:
+    """One chunk's transaction on an SQLite file through ADBC's driver: each ``ArrowBatch`` bound and
+    inserted in C, the chunk's state row too, then one commit. A connection of its own (SQLite lets
+    one write at a time: ``BEGIN IMMEDIATE`` waits, as parity's connections do, up to a minute); any
+    error of the driver's is ``NotArrowLoad`` (the copy writes the chunk again through the ``sqlite3``
+    module, which isolates refused rows)."""
+
+    def __init__(self, path: str) -> None:
+        uri = path if path.startswith("file:") else f"file:{quote(path)}"
+        self.conn: Any = None
+        self.cursor: Any = None
+        self.open = False
+        try:
+            self.conn = dbapi.connect(uri, autocommit=True)
+            self.cursor = self.conn.cursor()
+            for statement in ("PRAGMA busy_timeout = 60000", "PRAGMA foreign_keys = OFF", "BEGIN IMMEDIATE"):
+                self.cursor.execute(statement)  # (FKs: parity's SQLite connections check none either)
+            self.open = True
+        except dbapi.Error as exc:
+            self.close()
+            raise NotArrowLoad(f"ADBC cannot write the database: {first_line(exc)}") from None
+
+    def insert(self, sql: str, data: bytes) -> None:
+        """The rows of a ``load_batch`` stream, bound to ``sql`` (an INSERT of a parameter a column)."""
+        rows = pa.ipc.open_stream(data).read_all()
+        try:
+            self.cursor.executemany(sql, rows)
+        except dbapi.Error as exc:
+            raise NotArrowLoad(f"the target refused a batch ({first_line(exc)})") from None
+
+    def execute(self, sql: str, params: Sequence[Any]) -> None:
+        try:
+            self.cursor.execute(sql, tuple(params))
+        except dbapi.Error as exc:
+            raise NotArrowLoad(f"the target refused the chunk's state ({first_line(exc)})") from None
+
+    def commit(self) -> None:
+        try:
+            self.cursor.execute("COMMIT")
+        except dbapi.Error as exc:
+            raise NotArrowLoad(f"the chunk's commit failed ({first_line(exc)})") from None
+        self.open = False
+
+    def close(self) -> None:
+        """Roll back what was not committed, and close."""
+        try:
+            if self.open:
+                self.open = False
+                self.cursor.execute("ROLLBACK")
+        except dbapi.Error:
+            pass  # (its connection's close rolls it back)
+        finally:
+            if self.cursor is not None:
+                self.cursor.close()
+            if self.conn is not None:
+                self.conn.close()

@@ -171,7 +171,7 @@ class TextBatch(Sequence[Row]):
             self._rows = self.parse()
         if self._rows is None:
             lines = self.text.decode("utf-8").split("\n")[:-1]
-            self._rows = [tuple(map(_copy_field, line.split("\t"))) for line in lines]
+            self._rows = [tuple(map(copy_field, line.split("\t"))) for line in lines]
         return self._rows
 
 
@@ -179,7 +179,8 @@ _COPY_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _COPY_UNESCAPE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
 
-def _copy_field(field: str) -> str | None:
+def copy_field(field: str) -> str | None:
+    """One field of COPY text as its value: None for ``\\N``, escapes undone."""
     if field == "\\N":
         return None
     if "\\" not in field:
@@ -407,7 +408,7 @@ def _sqlite_binds(text: bytes, kinds: Sequence[Kind]) -> list[Any]:
             if joined.count("\\") == values.count("\\N"):  # NULLs alone (an escape is one more "\\")
                 values = [None if v == "\\N" else v for v in values]
             else:
-                values = [_copy_field(v) if "\\" in v else v for v in values]
+                values = [copy_field(v) if "\\" in v else v for v in values]
         flat[i::width] = _sqlite_bind_column(values, kind)
     return flat
 

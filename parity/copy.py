@@ -26,7 +26,7 @@ from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -1900,6 +1900,19 @@ class _ChunkRunner:
         )
         """SQLite's rows may be read through Arrow in the reader processes (``arrowtext``): cleared for
         the rest of the table once a chunk's could not."""
+        self.arrow_load = (
+            textread.ARROW
+            and self.in_process
+            and self.target_dialect.WRITER == "sqlite"
+            and _sqlite_file(job.target)
+            and job.target.schema in (None, "main")
+            and tp.mode != "merge"
+            and bool(self.kinds)
+            and all(k in textread.ARROW_LOAD_KINDS for k in self.kinds)
+        )
+        """Into an SQLite file: the reader processes parse each batch's text with Arrow and ADBC loads it
+        (``arrowtext.load_batch``, ``_write_arrow``), no Python value made: cleared for the rest of the
+        table once a chunk's could not be."""
         self.upcoming: list[Chunk] = []
         """The chunks to copy, in the order the workers take them."""
         self.readers: dict[str, textread.ProcessReader | None] = {}
@@ -1942,6 +1955,14 @@ class _ChunkRunner:
                     chunk.name,
                 )
                 self.arrow = False
+            except textread.NotArrowLoad as exc:
+                logger.info(
+                    "%s: %s; chunk %s written again through the sqlite3 module",
+                    self.tp.target,
+                    exc,
+                    chunk.name,
+                )
+                self.arrow_load = False
             except _TryApart as exc:
                 logger.info(
                     "%s: %s; chunk %s written again, trying each batch first", self.tp.target, exc, chunk.name
@@ -2187,7 +2208,8 @@ class _ChunkRunner:
                 for rows, parsed in reader:
                     if stop.is_set():
                         return
-                    out.put(self.writer_class.text_batch(rows, self.kinds, parsed))
+                    arrow = type(parsed) is textread.ArrowBatch
+                    out.put(parsed if arrow else self.writer_class.text_batch(rows, self.kinds, parsed))
             self._read_ahead()  # (its writer has a batch or two left: the next reader's time to start)
         finally:
             reader.close()
@@ -2253,6 +2275,7 @@ class _ChunkRunner:
             scales=tuple(self.scales),
             arrow=arrow,
             guard=self._not_text(chunk, dialect) if arrow else None,
+            arrow_load=self.arrow_load,
         )
 
     def _not_text(self, chunk: Chunk, dialect: sa.Dialect) -> tuple[str, Any] | None:
@@ -2307,6 +2330,10 @@ class _ChunkRunner:
         """Returns rows read, written, rejected and skipped (already in the target)."""
         if self.tp.remap.active:
             return self._write_remapped(chunk, batches)
+        first = next(batches, None)
+        if type(first) is textread.ArrowBatch:
+            return self._write_arrow(chunk, chain([first], batches))
+        batches = chain([] if first is None else [first], batches)
         tp, target = self.tp, self.job.target
         read = written = rejected = 0
         held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns, self.kinds)
@@ -2347,6 +2374,31 @@ class _ChunkRunner:
             self.state.mark_chunk(conn, self.task, chunk.name, read)
             held.flush()  # (just before the commit: a run killed in between records them twice, not never)
         return read, written, rejected, 0
+
+    def _write_arrow(self, chunk: Chunk, batches: Iterator[Any]) -> tuple[int, int, int, int]:
+        """The chunk's ``ArrowBatch``es loaded into SQLite by ADBC, and its state row, in one transaction
+        of a connection of ADBC's (``arrowtext.SQLiteLoad``): every row is written, or none (a refused
+        batch rolls the chunk back, ``NotArrowLoad``, and it goes again through the sqlite3 module)."""
+        from parity import arrowtext  # (pyarrow and ADBC: loaded by the first chunk that comes so)
+
+        tp, target = self.tp, self.job.target
+        columns = ", ".join(target.quote(c) for c in tp.target_columns)
+        sql = f"INSERT INTO {target.qualified(tp.target)} ({columns}) VALUES ({', '.join('?' * len(self.kinds))})"
+        path = target.driver_connect_args()[0][0]
+        load = arrowtext.SQLiteLoad(str(path) if str(path).startswith("file:") else os.path.abspath(path))
+        read = 0
+        try:
+            for batch in batches:
+                if type(batch) is not textread.ArrowBatch:  # (not expected: the reader decides at its first)
+                    raise textread.NotArrowLoad("a batch of values came after Arrow's")
+                load.insert(sql, batch.data)
+                read += len(batch)
+                self.counter.add(len(batch))
+            load.execute(*self.state.mark_chunk_statement(target.engine.dialect, self.task, chunk.name, read))
+            load.commit()
+        finally:
+            load.close()
+        return read, read, 0, 0
 
     def _write_remapped(
         self, chunk: Chunk, batches: Iterator[list[tuple[Any, ...]]]

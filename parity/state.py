@@ -150,6 +150,23 @@ class State:
             sa.insert(self.state).values(task=task, chunk=chunk, rows=rows, info=None, updated_at=_now())
         )
 
+    def mark_chunk_statement(
+        self, dialect: sa.Dialect, task: str, chunk: str, rows: int
+    ) -> tuple[str, list[Any]]:
+        """``mark_chunk``'s INSERT compiled for ``dialect``, with its positional parameters as the
+        dialect's types bind them: for a connection SQLAlchemy does not hold (ADBC's)."""
+        compiled = (
+            sa.insert(self.state)
+            .values(task=task, chunk=chunk, rows=rows, info=None, updated_at=_now())
+            .compile(dialect=dialect)
+        )
+        values = compiled.construct_params()
+        params = []
+        for name in compiled.positiontup or ():
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            params.append(values[name] if process is None else process(values[name]))
+        return compiled.string, params
+
     def defer_ddl(self, conn: Connection, when: str, table: str, steps: list[str]) -> None:
         """Record DDL of a table to run later (``when``: "keys", after its rows; "fks", after every
         table's rows), in the transaction that creates the table, so that a rerun still runs it."""

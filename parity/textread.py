@@ -67,6 +67,9 @@ ARROW_TEXT_KINDS = frozenset({*STRING_KINDS, *ARROW_ISO})
 ARROW_KINDS = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *ARROW_TEXT_KINDS})
 """The kinds of a table whose rows may go through Arrow."""
 
+ARROW_LOAD_KINDS = frozenset({*ARROW_KINDS, Kind.DOUBLE, Kind.BOOLEAN, Kind.UUID})
+"""The kinds of a table whose COPY text may be loaded into SQLite through Arrow (``arrowtext.load``)."""
+
 
 ROWS_FROM = 50_000
 """A table is read in reader processes from this many rows on: a reader costs a few milliseconds to
@@ -101,6 +104,9 @@ class ReadSpec:
     guard: tuple[str, Any] | None = None
     """SQLite, with ``arrow``: a query (SQL, parameters) that finds a row Arrow would give otherwise
     (``SQLite.not_text``)."""
+    arrow_load: bool = False
+    """Into SQLite: each batch parsed by Arrow into the values SQLite binds, sent as an ``ArrowBatch``
+    for ADBC to load (``arrowtext.load_batch``), where the chunk's text can go that way."""
 
 
 # ---- the batches, wherever they are read ---------------------------------------------------------
@@ -147,6 +153,27 @@ class NotArrow(Exception):
     """Rows that cannot be made text through Arrow (``arrowtext``); the message says why."""
 
 
+class NotArrowLoad(Exception):
+    """A chunk that cannot be loaded into SQLite through Arrow any further (``arrowtext.SQLiteLoad``):
+    its text cannot be parsed so once its first Arrow batch went, or the target refused a batch. The
+    copy rolls it back and writes it again through the ``sqlite3`` module, which isolates refused
+    rows."""
+
+
+class ArrowBatch:
+    """A batch for SQLite as an Arrow IPC stream of the values it binds (``arrowtext.load_batch``),
+    which ADBC loads whole; never taken row by row."""
+
+    __slots__ = ("data", "lines")
+
+    def __init__(self, data: bytes, lines: int) -> None:
+        self.data = data
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return self.lines
+
+
 class AsValues(Exception):
     """The chunk cannot go as text and is copied as values instead (its message says why)."""
 
@@ -188,6 +215,7 @@ def copy_batches(raw: Any, sql: str, params: Any, size: int) -> Iterator[tuple[b
 # ---- the reader process ----------------------------------------------------------------------------
 
 _BATCH, _DONE, _FAILED, _AS_VALUES, _NOT_ARROW = "batch", "done", "failed", "as values", "not arrow"
+_ARROW_BATCH, _NOT_ARROW_LOAD = "arrow batch", "not arrow load"
 
 
 class _Server:
@@ -270,7 +298,9 @@ class ProcessReader:
                 raise AsValues(payload)
             if what == _NOT_ARROW:
                 raise NotArrow(payload)
-            yield rows, payload
+            if what == _NOT_ARROW_LOAD:
+                raise NotArrowLoad(payload)
+            yield rows, ArrowBatch(payload, rows) if what == _ARROW_BATCH else payload
 
     def close(self) -> None:
         """Stop reading: the reader exits at its next batch (its socket is closed)."""
@@ -342,7 +372,18 @@ def _read(spec: ReadSpec, out: Connection) -> None:
                 batches = mysql_line_batches(cursor, spec.sql, spec.params, spec.batch_size)
             else:
                 batches = sqlite_spec_batches(cursor, spec)
+            load_batch = importlib.import_module("parity.arrowtext").load_batch if spec.arrow_load else None
+            loading = False
             for text, rows in batches:
+                if load_batch is not None:
+                    try:
+                        ready.put((_ARROW_BATCH, rows, load_batch(text, rows, spec.kinds)))
+                        loading = True
+                        continue
+                    except NotArrow as exc:
+                        if loading:  # (its batches are loaded already: the copy writes the chunk again)
+                            raise NotArrowLoad(str(exc)) from None
+                        load_batch = None  # (none went yet: the chunk goes as the writer's values)
                 try:
                     ready.put((_BATCH, rows, writer.parse_text(text, rows, spec.kinds)))
                 except bulk.NotText as exc:
@@ -357,11 +398,13 @@ def _read(spec: ReadSpec, out: Connection) -> None:
         ready.put((_AS_VALUES, 0, str(exc)))
     except NotArrow as exc:
         ready.put((_NOT_ARROW, 0, str(exc)))
+    except NotArrowLoad as exc:
+        ready.put((_NOT_ARROW_LOAD, 0, str(exc)))
     except Exception as exc:  # one line for the parent, which reports it as a failed read
         if "Could not decode to UTF-8" in str(exc):  # (SQLite's text that is no UTF-8: its rows are
-            ready.put((_AS_VALUES, 0, _first_line(exc)))  # rejected one by one, read as values)
+            ready.put((_AS_VALUES, 0, first_line(exc)))  # rejected one by one, read as values)
         else:
-            ready.put((_FAILED, 0, f"reading the source failed: {log.redact(_first_line(exc))}"))
+            ready.put((_FAILED, 0, f"reading the source failed: {log.redact(first_line(exc))}"))
     else:
         ready.put((_DONE, 0, None))
     sender.join()
@@ -383,7 +426,7 @@ def _send(ready: queue.Queue[Any], out: Connection) -> None:
             os._exit(0)
         except BaseException:  # (a value marshal cannot carry): the copy sees the reader end early
             os._exit(1)
-        if item[0] != _BATCH:
+        if item[0] not in (_BATCH, _ARROW_BATCH):
             return
 
 
@@ -391,6 +434,6 @@ def _regexp(pattern: str | None, value: str | None) -> bool | None:
     return None if pattern is None or value is None else re.search(pattern, value) is not None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
