@@ -17,11 +17,11 @@ the rows through the ``sqlite3`` module instead:
 A SELECT of 1M rows of six columns (bench/copy_bench.py's ``orders``): 1.1 s read and 1.0 s made text
 here, against 2.2 s and 2.4 s through the ``sqlite3`` module and ``bulk.sqlite_text``.
 
-The other way, into an SQLite file: COPY text (PostgreSQL's, or MariaDB's lines) parsed by Arrow's
-CSV reader into the values ``bulk.SQLiteWriter.parse_text`` binds (``load_batch``, in a reader
-process), and loaded by the driver in C (``SQLiteLoad``, in the copying process): 1M rows parsed in
-0.6 s against 2.1 s, and inserted in 2.5 s against 3.1-4.0 s through the ``sqlite3`` module's
-``executemany`` (plus 0.8 s to unmarshal its values).
+The other way, into an SQLite file, in a reader process: COPY text (PostgreSQL's, or MariaDB's
+lines) parsed by Arrow's CSV reader into the values ``bulk.SQLiteWriter.parse_text`` binds
+(``load_table``), and inserted by the driver in C (``SQLiteLoad``): 1M rows parsed in 0.6 s against
+2.1 s, and inserted in 2.5 s against 3.1-4.0 s through the ``sqlite3`` module's ``executemany`` in
+the copying process (plus 0.8 s there to unmarshal its values).
 
 This module imports pyarrow (0.1 s) and the driver: it is imported where rows are read (``textread``)
 or loaded this way, not with parity.
@@ -190,13 +190,17 @@ _FRACTION_AT = {Kind.TIME: 8, Kind.TIMESTAMP: 19}
 """Where an ISO time's or timestamp's fraction starts (``bulk._ISO_FRACTION``)."""
 
 
-def load_batch(text: bytes, lines: int, kinds: Sequence[Kind]) -> bytes:
+def load_table(text: bytes, lines: int, kinds: Sequence[Kind]) -> Any:
     """A batch of COPY text parsed by Arrow's CSV reader into the values ``bulk.SQLiteWriter`` binds
     for it (``parse_text``: integers, doubles and booleans as numbers, the rest as the text, escapes
-    undone, CHAR's padding trimmed, ISO times with no or six digits of fraction), as an Arrow IPC
-    stream for ``SQLiteLoad``; ``NotArrow`` where they would not be the same values."""
+    undone, CHAR's padding trimmed, ISO times with no or six digits of fraction), as an Arrow table
+    for ``SQLiteLoad``; ``NotArrow`` where they would not be the same values."""
     if b"\r" in text:  # (Arrow's reader ends a line at a carriage return: COPY text escapes its own)
         raise NotArrow("a carriage return in the text")
+    if text.startswith(b"\xef\xbb\xbf"):  # (Arrow's reader skips a byte order mark at its start)
+        raise NotArrow("a byte order mark at the start of the text")
+    if len(text) >= 2**31 - 1:  # (the reader's block size is an int32)
+        raise NotArrow("a batch of 2 GiB of text or more")
     names = [f"c{i}" for i in range(len(kinds))]
     try:
         table = pcsv.read_csv(
@@ -213,16 +217,11 @@ def load_batch(text: bytes, lines: int, kinds: Sequence[Kind]) -> bytes:
                 false_values=["f"],
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # (an integer past 64 bits, ...)
+    except (pa.ArrowException, OverflowError) as exc:  # (an integer past 64 bits, text no UTF-8 ...)
         raise NotArrow(f"Arrow cannot parse the text: {first_line(exc)}") from None
     if table.num_rows != lines:
         raise NotArrow(f"Arrow parsed {table.num_rows} rows of {lines} lines")
-    columns = [_bound(table.column(i), kind) for i, kind in enumerate(kinds)]
-    bound = pa.table(columns, names=names)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, bound.schema) as stream:
-        stream.write_table(bound)
-    return bytes(sink.getvalue())
+    return pa.table([_bound(table.column(i), kind) for i, kind in enumerate(kinds)], names=names)
 
 
 def _bound(column: Any, kind: Kind) -> Any:
@@ -268,11 +267,13 @@ def _iso_bound(column: Any, kind: Kind) -> Any:
 
 
 class SQLiteLoad:
-    """One chunk's transaction on an SQLite file through ADBC's driver: each ``ArrowBatch`` bound and
-    inserted in C, the chunk's state row too, then one commit. A connection of its own (SQLite lets
-    one write at a time: ``BEGIN IMMEDIATE`` waits, as parity's connections do, up to a minute); any
-    error of the driver's is ``NotArrowLoad`` (the copy writes the chunk again through the ``sqlite3``
-    module, which isolates refused rows)."""
+    """A reader process's transaction on an SQLite file through ADBC's driver (``textread.LoadSpec``):
+    each table bound to a prepared INSERT and inserted in C, the chunk's state row, one commit. Its own
+    connection, in a process that opens the file through no other SQLite library (SQLite's locks are
+    POSIX locks, which two libraries in one process do not see); ``BEGIN IMMEDIATE`` waits for the
+    copy's other writers up to a minute, as parity's connections do. Any error of the driver's is
+    ``NotArrowLoad``: the copy writes the chunk again through the ``sqlite3`` module, which isolates
+    refused rows."""
 
     def __init__(self, path: str) -> None:
         uri = path if path.startswith("file:") else f"file:{quote(path)}"
@@ -289,9 +290,8 @@ class SQLiteLoad:
             self.close()
             raise NotArrowLoad(f"ADBC cannot write the database: {first_line(exc)}") from None
 
-    def insert(self, sql: str, data: bytes) -> None:
-        """The rows of a ``load_batch`` stream, bound to ``sql`` (an INSERT of a parameter a column)."""
-        rows = pa.ipc.open_stream(data).read_all()
+    def insert(self, sql: str, rows: Any) -> None:
+        """The rows of a ``load_table`` table, bound to ``sql`` (an INSERT of a parameter a column)."""
         try:
             self.cursor.executemany(sql, rows)
         except dbapi.Error as exc:
@@ -319,7 +319,9 @@ class SQLiteLoad:
         except dbapi.Error:
             pass  # (its connection's close rolls it back)
         finally:
-            if self.cursor is not None:
-                self.cursor.close()
-            if self.conn is not None:
-                self.conn.close()
+            try:
+                if self.cursor is not None:
+                    self.cursor.close()
+            finally:
+                if self.conn is not None:
+                    self.conn.close()

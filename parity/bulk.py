@@ -414,6 +414,7 @@ def _sqlite_binds(text: bytes, kinds: Sequence[Kind]) -> list[Any]:
 
 
 _ISO_FRACTION = {Kind.TIME: 8, Kind.TIMESTAMP: 19}  # where the fraction starts
+_INT_MAX = 2**63 - 1  # (SQLite's greatest integer)
 _BOOLEAN_TEXT = {"t": 1, "f": 0}
 
 
@@ -421,10 +422,16 @@ def _sqlite_bind_column(values: list[Any], kind: Kind) -> list[Any]:
     """One column of COPY text fields (None for NULL) as SQLiteWriter binds the canonical values."""
     convert: Callable[[Any], Any] | None = None
     if kind in INTEGER_KINDS:
-        # an integer's text, as decimals' below: the column's affinity makes it the integer (INTEGER,
-        # NUMERIC and REAL columns store it as they would the int, TEXT ones as the same text); int()
-        # cost a reader a tenth of a second a million values
-        return values
+        # the int the canonical rows hold (and Arrow's path binds: arrowtext.load_table): its text would
+        # be the same integer in a column of INTEGER, NUMERIC or REAL affinity, but text in one of none.
+        # Past SQLite's 64 bits the text as it is (such an int would not bind)
+        present = [int(v) for v in values if v is not None]
+        if present and (max(present) > _INT_MAX or min(present) < -_INT_MAX - 1):
+            return values
+        if len(present) == len(values):
+            return present
+        found = iter(present)
+        return [None if v is None else next(found) for v in values]
     if kind is Kind.DOUBLE:
         if "NaN" in values:  # (COPY text's NaN; else the fast way)
             return [v if v is None else _sqlite_float(float(v)) for v in values]

@@ -1910,9 +1910,9 @@ class _ChunkRunner:
             and bool(self.kinds)
             and all(k in textread.ARROW_LOAD_KINDS for k in self.kinds)
         )
-        """Into an SQLite file: the reader processes parse each batch's text with Arrow and ADBC loads it
-        (``arrowtext.load_batch``, ``_write_arrow``), no Python value made: cleared for the rest of the
-        table once a chunk's could not be."""
+        """Into an SQLite file: each chunk's reader process parses its text with Arrow and loads it through
+        ADBC itself (``textread.LoadSpec``, ``_write_loaded``), no Python value made: cleared for the
+        rest of the table once a chunk's could not be (a reader started ahead aside)."""
         self.upcoming: list[Chunk] = []
         """The chunks to copy, in the order the workers take them."""
         self.readers: dict[str, textread.ProcessReader | None] = {}
@@ -2208,8 +2208,8 @@ class _ChunkRunner:
                 for rows, parsed in reader:
                     if stop.is_set():
                         return
-                    arrow = type(parsed) is textread.ArrowBatch
-                    out.put(parsed if arrow else self.writer_class.text_batch(rows, self.kinds, parsed))
+                    loaded = type(parsed) is textread.Loaded
+                    out.put(parsed if loaded else self.writer_class.text_batch(rows, self.kinds, parsed))
             self._read_ahead()  # (its writer has a batch or two left: the next reader's time to start)
         finally:
             reader.close()
@@ -2275,7 +2275,22 @@ class _ChunkRunner:
             scales=tuple(self.scales),
             arrow=arrow,
             guard=self._not_text(chunk, dialect) if arrow else None,
-            arrow_load=self.arrow_load,
+            load=self._load_spec(chunk) if self.arrow_load else None,
+        )
+
+    def _load_spec(self, chunk: Chunk) -> textread.LoadSpec:
+        """How the chunk's reader loads it into the SQLite file itself."""
+        tp, target = self.tp, self.job.target
+        path = str(target.driver_connect_args()[0][0])
+        columns = ", ".join(target.quote(c) for c in tp.target_columns)
+        marks = ", ".join("?" * len(tp.target_columns))
+        mark, params, rows_at = self.state.mark_chunk_statement(target.engine.dialect, self.task, chunk.name)
+        return textread.LoadSpec(
+            path=path if path.startswith("file:") else os.path.abspath(path),
+            insert=f"INSERT INTO {target.qualified(tp.target)} ({columns}) VALUES ({marks})",
+            mark=mark,
+            mark_params=tuple(params),
+            mark_rows=rows_at,
         )
 
     def _not_text(self, chunk: Chunk, dialect: sa.Dialect) -> tuple[str, Any] | None:
@@ -2331,8 +2346,8 @@ class _ChunkRunner:
         if self.tp.remap.active:
             return self._write_remapped(chunk, batches)
         first = next(batches, None)
-        if type(first) is textread.ArrowBatch:
-            return self._write_arrow(chunk, chain([first], batches))
+        if type(first) is textread.Loaded:
+            return self._write_loaded(chain([first], batches))
         batches = chain([] if first is None else [first], batches)
         tp, target = self.tp, self.job.target
         read = written = rejected = 0
@@ -2375,29 +2390,19 @@ class _ChunkRunner:
             held.flush()  # (just before the commit: a run killed in between records them twice, not never)
         return read, written, rejected, 0
 
-    def _write_arrow(self, chunk: Chunk, batches: Iterator[Any]) -> tuple[int, int, int, int]:
-        """The chunk's ``ArrowBatch``es loaded into SQLite by ADBC, and its state row, in one transaction
-        of a connection of ADBC's (``arrowtext.SQLiteLoad``): every row is written, or none (a refused
-        batch rolls the chunk back, ``NotArrowLoad``, and it goes again through the sqlite3 module)."""
-        from parity import arrowtext  # (pyarrow and ADBC: loaded by the first chunk that comes so)
-
-        tp, target = self.tp, self.job.target
-        columns = ", ".join(target.quote(c) for c in tp.target_columns)
-        sql = f"INSERT INTO {target.qualified(tp.target)} ({columns}) VALUES ({', '.join('?' * len(self.kinds))})"
-        path = target.driver_connect_args()[0][0]
-        load = arrowtext.SQLiteLoad(str(path) if str(path).startswith("file:") else os.path.abspath(path))
+    def _write_loaded(self, batches: Iterator[Any]) -> tuple[int, int, int, int]:
+        """A chunk its reader process loads into SQLite itself (``textread.LoadSpec``): its batches
+        counted as they are in; the last one's ``commit`` tells the reader to commit (its rows and state
+        row at once), which the end of the batches confirms. Every row is written, or none: a batch the
+        reader could not load rolls the chunk back (``NotArrowLoad``), and ``run`` writes it again."""
         read = 0
-        try:
-            for batch in batches:
-                if type(batch) is not textread.ArrowBatch:  # (not expected: the reader decides at its first)
-                    raise textread.NotArrowLoad("a batch of values came after Arrow's")
-                load.insert(sql, batch.data)
-                read += len(batch)
-                self.counter.add(len(batch))
-            load.execute(*self.state.mark_chunk_statement(target.engine.dialect, self.task, chunk.name, read))
-            load.commit()
-        finally:
-            load.close()
+        for batch in batches:
+            if type(batch) is not textread.Loaded:  # (not expected: the reader decides at its first)
+                raise textread.NotArrowLoad("a batch of values came after loaded ones")
+            if batch.commit is not None:
+                batch.commit()
+            read += len(batch)
+            self.counter.add(len(batch))
         return read, read, 0, 0
 
     def _write_remapped(
@@ -3112,7 +3117,8 @@ def _drain(batches: queue.Queue[Any], counted: list[int] | None = None) -> Itera
 
 def _sqlite_file(endpoint: Any) -> bool:
     database = endpoint.url.database or ""
-    return database not in ("", ":memory:") and "mode=memory" not in database
+    memory = "mode=memory" in database or endpoint.url.query.get("mode") == "memory"
+    return database not in ("", ":memory:") and not memory
 
 
 def _plain(params: Sequence[Any]) -> bool:

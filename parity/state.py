@@ -150,22 +150,22 @@ class State:
             sa.insert(self.state).values(task=task, chunk=chunk, rows=rows, info=None, updated_at=_now())
         )
 
-    def mark_chunk_statement(
-        self, dialect: sa.Dialect, task: str, chunk: str, rows: int
-    ) -> tuple[str, list[Any]]:
+    def mark_chunk_statement(self, dialect: sa.Dialect, task: str, chunk: str) -> tuple[str, list[Any], int]:
         """``mark_chunk``'s INSERT compiled for ``dialect``, with its positional parameters as the
-        dialect's types bind them: for a connection SQLAlchemy does not hold (ADBC's)."""
+        dialect's types bind them, and the position of the one that takes the chunk's rows: for a
+        connection SQLAlchemy does not hold (a reader process's, through ADBC)."""
         compiled = (
             sa.insert(self.state)
-            .values(task=task, chunk=chunk, rows=rows, info=None, updated_at=_now())
+            .values(task=task, chunk=chunk, rows=0, info=None, updated_at=_now())
             .compile(dialect=dialect)
         )
         values = compiled.construct_params()
+        names = list(compiled.positiontup or ())
         params = []
-        for name in compiled.positiontup or ():
+        for name in names:
             process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             params.append(values[name] if process is None else process(values[name]))
-        return compiled.string, params
+        return compiled.string, params, names.index("rows")
 
     def defer_ddl(self, conn: Connection, when: str, table: str, steps: list[str]) -> None:
         """Record DDL of a table to run later (``when``: "keys", after its rows; "fks", after every

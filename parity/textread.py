@@ -30,7 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -104,9 +104,28 @@ class ReadSpec:
     guard: tuple[str, Any] | None = None
     """SQLite, with ``arrow``: a query (SQL, parameters) that finds a row Arrow would give otherwise
     (``SQLite.not_text``)."""
-    arrow_load: bool = False
-    """Into SQLite: each batch parsed by Arrow into the values SQLite binds, sent as an ``ArrowBatch``
-    for ADBC to load (``arrowtext.load_batch``), where the chunk's text can go that way."""
+    load: LoadSpec | None = None
+    """Into an SQLite file: the reader loads the chunk itself through Arrow and ADBC, where its text can
+    go that way (``LoadSpec``)."""
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """How a reader process loads its chunk into an SQLite file itself: each batch parsed by Arrow into
+    the values SQLite binds (``arrowtext.load_table``) and inserted by ADBC's driver, then the chunk's
+    state row, in one transaction it begins once the copy takes the chunk and commits once the copy
+    says so (``Loaded``). The copying process never opens the file through ADBC: its SQLite is not the
+    ``sqlite3`` module's, and two SQLite libraries in one process do not see each other's locks."""
+
+    path: str
+    """The file (absolute), or the ``file:`` URI the user gave."""
+    insert: str
+    """The INSERT of a parameter a column, names quoted by the dialect."""
+    mark: str
+    """The chunk's state row's INSERT (``State.mark_chunk_statement``)..."""
+    mark_params: tuple[Any, ...]
+    mark_rows: int
+    """... its parameters, the chunk's rows at this position."""
 
 
 # ---- the batches, wherever they are read ---------------------------------------------------------
@@ -154,21 +173,22 @@ class NotArrow(Exception):
 
 
 class NotArrowLoad(Exception):
-    """A chunk that cannot be loaded into SQLite through Arrow any further (``arrowtext.SQLiteLoad``):
-    its text cannot be parsed so once its first Arrow batch went, or the target refused a batch. The
-    copy rolls it back and writes it again through the ``sqlite3`` module, which isolates refused
-    rows."""
+    """A chunk a reader process cannot load into SQLite through Arrow (``LoadSpec``) once it began:
+    a later batch Arrow cannot parse into the same values, or one the target refused. The reader rolls
+    its transaction back; the copy writes the chunk again through the ``sqlite3`` module, which
+    isolates refused rows."""
 
 
-class ArrowBatch:
-    """A batch for SQLite as an Arrow IPC stream of the values it binds (``arrowtext.load_batch``),
-    which ADBC loads whole; never taken row by row."""
+class Loaded:
+    """Rows a reader process loaded into SQLite itself (``LoadSpec``), a batch's; the last of a chunk
+    (no rows) carries ``commit``, which tells the reader to commit: the copy decides, so a chunk it
+    stopped is never committed behind its back."""
 
-    __slots__ = ("data", "lines")
+    __slots__ = ("commit", "lines")
 
-    def __init__(self, data: bytes, lines: int) -> None:
-        self.data = data
+    def __init__(self, lines: int, commit: Callable[[], None] | None = None) -> None:
         self.lines = lines
+        self.commit = commit
 
     def __len__(self) -> int:
         return self.lines
@@ -215,7 +235,8 @@ def copy_batches(raw: Any, sql: str, params: Any, size: int) -> Iterator[tuple[b
 # ---- the reader process ----------------------------------------------------------------------------
 
 _BATCH, _DONE, _FAILED, _AS_VALUES, _NOT_ARROW = "batch", "done", "failed", "as values", "not arrow"
-_ARROW_BATCH, _NOT_ARROW_LOAD = "arrow batch", "not arrow load"
+_LOADED, _READY, _NOT_ARROW_LOAD = "loaded", "ready", "not arrow load"
+_BEGIN, _COMMIT = b"begin", b"commit"  # (the copy's word to a reader that loads: LoadSpec)
 
 
 class _Server:
@@ -279,12 +300,16 @@ class ProcessReader:
 
     def __init__(self, spec: ReadSpec) -> None:
         self.sql = spec.sql
+        self.loads = spec.load is not None
         try:
             self.connection = _the_server().fork(spec)
         except OSError as exc:
             raise Unavailable(f"cannot start a reader process: {exc}") from exc
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
+        if self.loads:  # (the chunk is taken: a reader that loads may begin its transaction)
+            with suppress(OSError):
+                self.connection.send_bytes(_BEGIN)
         while True:
             try:
                 what, rows, payload = marshal.loads(self.connection.recv_bytes())
@@ -300,7 +325,16 @@ class ProcessReader:
                 raise NotArrow(payload)
             if what == _NOT_ARROW_LOAD:
                 raise NotArrowLoad(payload)
-            yield rows, ArrowBatch(payload, rows) if what == _ARROW_BATCH else payload
+            if what == _LOADED:
+                yield rows, Loaded(rows)
+            elif what == _READY:
+                yield 0, Loaded(0, commit=self._commit)
+            else:
+                yield rows, payload
+
+    def _commit(self) -> None:
+        with suppress(OSError):  # (a reader gone: its end is read next)
+            self.connection.send_bytes(_COMMIT)
 
     def close(self) -> None:
         """Stop reading: the reader exits at its next batch (its socket is closed)."""
@@ -357,7 +391,7 @@ def _read(spec: ReadSpec, out: Connection) -> None:
         conn = driver.connect(*spec.connect_args, **spec.connect_kwargs)
         if spec.driver == "sqlite3":  # as SQLAlchemy's connections have it, for a --where
             conn.create_function("regexp", 2, _regexp, deterministic=True)
-        cursor = None
+        cursor = loader = None
         try:
             cursor = conn.cursor()
             for statement in spec.setup:
@@ -372,23 +406,25 @@ def _read(spec: ReadSpec, out: Connection) -> None:
                 batches = mysql_line_batches(cursor, spec.sql, spec.params, spec.batch_size)
             else:
                 batches = sqlite_spec_batches(cursor, spec)
-            load_batch = importlib.import_module("parity.arrowtext").load_batch if spec.arrow_load else None
-            loading = False
+            loader = _Loader(spec, ready, out) if spec.load is not None else None
             for text, rows in batches:
-                if load_batch is not None:
+                if loader is not None:
                     try:
-                        ready.put((_ARROW_BATCH, rows, load_batch(text, rows, spec.kinds)))
-                        loading = True
+                        loader.load(text, rows)
                         continue
                     except NotArrow as exc:
-                        if loading:  # (its batches are loaded already: the copy writes the chunk again)
+                        if loader.began:  # (rows of it are in the transaction: the copy writes it again)
                             raise NotArrowLoad(str(exc)) from None
-                        load_batch = None  # (none went yet: the chunk goes as the writer's values)
+                        loader = None  # (none went yet: the chunk goes as the writer's values)
                 try:
                     ready.put((_BATCH, rows, writer.parse_text(text, rows, spec.kinds)))
                 except bulk.NotText as exc:
                     raise AsValues(str(exc)) from None
+            if loader is not None and loader.began:
+                loader.finish()
         finally:
+            if loader is not None:
+                loader.close()  # (rolled back unless committed)
             if (
                 cursor is not None
             ):  # (mysqlclient: a result left unread is freed while its connection is open)
@@ -400,6 +436,8 @@ def _read(spec: ReadSpec, out: Connection) -> None:
         ready.put((_NOT_ARROW, 0, str(exc)))
     except NotArrowLoad as exc:
         ready.put((_NOT_ARROW_LOAD, 0, str(exc)))
+    except _Stopped:
+        os._exit(0)
     except Exception as exc:  # one line for the parent, which reports it as a failed read
         if "Could not decode to UTF-8" in str(exc):  # (SQLite's text that is no UTF-8: its rows are
             ready.put((_AS_VALUES, 0, first_line(exc)))  # rejected one by one, read as values)
@@ -408,6 +446,93 @@ def _read(spec: ReadSpec, out: Connection) -> None:
     else:
         ready.put((_DONE, 0, None))
     sender.join()
+
+
+class _Loader:
+    """A reader's load of its chunk into SQLite (``LoadSpec``). The reader's thread parses each batch;
+    a thread of the loader's inserts them (ADBC leaves the interpreter lock while SQLite works), and
+    says how many rows each held. It begins once the copy has taken the chunk (SQLite's write lock
+    is held from then to the commit); the first batch is parsed before."""
+
+    def __init__(self, spec: ReadSpec, ready: queue.Queue[Any], out: Connection) -> None:
+        assert spec.load is not None
+        self.arrowtext = importlib.import_module("parity.arrowtext")
+        self.spec, self.load_spec, self.ready, self.out = spec, spec.load, ready, out
+        self.tables: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.thread: threading.Thread | None = None
+        self.target: Any = None
+        self.failure: BaseException | None = None
+        self.rows = 0
+
+    @property
+    def began(self) -> bool:
+        """Whether a batch went to be inserted (else the chunk may go as the writer's values)."""
+        return self.thread is not None
+
+    def load(self, text: bytes, rows: int) -> None:
+        table = self.arrowtext.load_table(text, rows, self.spec.kinds)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._insert, daemon=True)
+            self.thread.start()
+        self._hand((table, rows))
+        self.rows += rows
+
+    def finish(self) -> None:
+        """Once every batch is in: the chunk's state row, the copy's word awaited, the commit."""
+        self._hand(None)
+        assert self.thread is not None
+        self.thread.join()
+        if self.failure is not None:
+            raise self.failure
+        params = list(self.load_spec.mark_params)
+        params[self.load_spec.mark_rows] = self.rows
+        self.target.execute(self.load_spec.mark, params)
+        self.ready.put((_READY, self.rows, None))
+        self._await(_COMMIT)
+        self.target.commit()
+
+    def close(self) -> None:
+        """The transaction rolled back unless committed (a thread still inserting is let finish, a
+        second at most; the process's end rolls back what it leaves)."""
+        if self.thread is not None and self.thread.is_alive():
+            with suppress(queue.Full):
+                self.tables.put_nowait(None)
+            self.thread.join(1.0)
+        if self.target is not None and (self.thread is None or not self.thread.is_alive()):
+            self.target.close()
+
+    def _hand(self, item: Any) -> None:
+        while True:
+            if self.failure is not None:
+                raise self.failure
+            try:
+                self.tables.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _insert(self) -> None:
+        try:
+            self._await(_BEGIN)
+            self.target = self.arrowtext.SQLiteLoad(self.load_spec.path)
+            while (item := self.tables.get()) is not None:
+                table, rows = item
+                self.target.insert(self.load_spec.insert, table)
+                self.ready.put((_LOADED, rows, None))
+        except BaseException as exc:  # (the reader's thread raises it)
+            self.failure = exc
+
+    def _await(self, word: bytes) -> None:
+        try:
+            said = self.out.recv_bytes()
+        except (EOFError, OSError):
+            said = b""
+        if said != word:  # (the copy stopped: nothing is committed; the reader ends)
+            raise _Stopped
+
+
+class _Stopped(Exception):
+    """The copy closed a loading reader's socket before its word came."""
 
 
 AHEAD = 3
@@ -426,7 +551,7 @@ def _send(ready: queue.Queue[Any], out: Connection) -> None:
             os._exit(0)
         except BaseException:  # (a value marshal cannot carry): the copy sees the reader end early
             os._exit(1)
-        if item[0] not in (_BATCH, _ARROW_BATCH):
+        if item[0] not in (_BATCH, _LOADED, _READY):
             return
 
 
