@@ -2205,7 +2205,7 @@ class _ChunkRunner:
         reader = self._reader(chunk)
         try:
             with log.timed_sql(reader.sql, f"{self.job.source.backend} (reader process)"):
-                for rows, parsed in reader:
+                for rows, parsed in reader.batches(stop):
                     if stop.is_set():
                         return
                     loaded = type(parsed) is textread.Loaded

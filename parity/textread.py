@@ -307,13 +307,21 @@ class ProcessReader:
             raise Unavailable(f"cannot start a reader process: {exc}") from exc
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
+        return self.batches()
+
+    def batches(self, stop: threading.Event | None = None) -> Iterator[tuple[int, Any]]:
+        """The (rows, parsed) batches; none more once ``stop`` is set (a reader that loads may wait for
+        the copy's word, which a copy that stopped never says: ``close`` then ends it)."""
         if self.loads:  # (the chunk is taken: a reader that loads may begin its transaction)
             with suppress(OSError):
                 self.connection.send_bytes(_BEGIN)
         while True:
             try:
+                while stop is not None and not self.connection.poll(0.1):
+                    if stop.is_set():
+                        return
                 what, rows, payload = marshal.loads(self.connection.recv_bytes())
-            except EOFError:
+            except (EOFError, OSError):  # (a reader that died unread: the connection was reset)
                 raise ParityError("the reader process ended before its last batch") from None
             if what == _DONE:
                 return
@@ -495,6 +503,9 @@ class _Loader:
         """The transaction rolled back unless committed (a thread still inserting is let finish, a
         second at most; the process's end rolls back what it leaves)."""
         if self.thread is not None and self.thread.is_alive():
+            with suppress(queue.Empty):
+                while True:  # (the batches not inserted yet are dropped: room for the end)
+                    self.tables.get_nowait()
             with suppress(queue.Full):
                 self.tables.put_nowait(None)
             self.thread.join(1.0)

@@ -356,3 +356,37 @@ def test_a_target_in_wal_mode_keeps_every_chunk(make_db: Callable[[str], Databas
     assert target.query("PRAGMA integrity_check") == [("ok",)]
     assert target.query("SELECT COUNT(*), COUNT(DISTINCT id), SUM(id) FROM t") == [(2_000, 2_000, 2_001_000)]
     assert _same(read_back(target, "t", NAMES, TYPES), _expected(2_000))
+
+
+def test_a_copy_that_stops_after_the_reader_loaded_all_ends_and_commits_nothing(
+    make_db: Callable[[str], Database], loads: list[int]
+) -> None:
+    """The copy fails (here its progress callback) while a reader that loaded its chunk waits for the
+    word to commit: the reader is told nothing, its socket is closed, it rolls back, and the copy
+    ends (it waited for that reader forever)."""
+    import threading
+
+    from parity.copy import copy
+
+    source, target = make_db("postgresql"), make_db("sqlite")
+    _pg_rows(source, 150)
+
+    def refuse(table: str, done: int, total: int) -> None:
+        if done:
+            time.sleep(0.5)  # (the reader's word that all is in comes meanwhile)
+            raise RuntimeError("progress refused")
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            copy(job_for(source, target, tables=["t"]), batch_size=1_000, progress=refuse)
+        except BaseException as exc:
+            failed.append(exc)
+
+    copying = threading.Thread(target=run, daemon=True)
+    copying.start()
+    copying.join(60)
+    assert not copying.is_alive(), "the copy waited for its reader forever"
+    assert [str(e) for e in failed] == ["progress refused"]
+    assert target.query("SELECT COUNT(*) FROM t") == [(0,)]
