@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
@@ -138,8 +139,8 @@ class _Logged(textread.ProcessReader):
         self.number = sum(what == "started" for what, _ in _Logged.events)
         _Logged.events.append(("started", self.number))
 
-    def __iter__(self) -> Iterator[tuple[int, Any]]:
-        yield from super().__iter__()
+    def batches(self, stop: threading.Event | None = None) -> Iterator[tuple[int, Any]]:
+        yield from super().batches(stop)
         _Logged.events.append(("read", self.number))
 
 
