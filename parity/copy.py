@@ -3046,7 +3046,7 @@ def _reason(exc: BaseException) -> str:
     orig: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     if len(orig) >= 2 and isinstance(orig[0], int):
         return f"{orig[1]} (error {orig[0]})"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return textread.first_line(exc)
 
 
 def _streaming_cursor(conn: Connection) -> Any:

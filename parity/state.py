@@ -146,19 +146,16 @@ class State:
         return {r[0]: int(r[1]) for r in rows}
 
     def mark_chunk(self, conn: Connection, task: str, chunk: str, rows: int) -> None:
-        conn.execute(
-            sa.insert(self.state).values(task=task, chunk=chunk, rows=rows, info=None, updated_at=_now())
-        )
+        conn.execute(self._chunk_row(task, chunk, rows))
+
+    def _chunk_row(self, task: str, chunk: str, rows: int) -> sa.Insert:
+        return sa.insert(self.state).values(task=task, chunk=chunk, rows=rows, info=None, updated_at=_now())
 
     def mark_chunk_statement(self, dialect: sa.Dialect, task: str, chunk: str) -> tuple[str, list[Any], int]:
         """``mark_chunk``'s INSERT compiled for ``dialect``, with its positional parameters as the
         dialect's types bind them, and the position of the one that takes the chunk's rows: for a
         connection SQLAlchemy does not hold (a reader process's, through ADBC)."""
-        compiled = (
-            sa.insert(self.state)
-            .values(task=task, chunk=chunk, rows=0, info=None, updated_at=_now())
-            .compile(dialect=dialect)
-        )
+        compiled = self._chunk_row(task, chunk, 0).compile(dialect=dialect)
         values = compiled.construct_params()
         names = list(compiled.positiontup or ())
         params = []

@@ -68,7 +68,7 @@ ARROW_KINDS = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *ARROW_TEXT_KINDS})
 """The kinds of a table whose rows may go through Arrow."""
 
 ARROW_LOAD_KINDS = frozenset({*ARROW_KINDS, Kind.DOUBLE, Kind.BOOLEAN, Kind.UUID})
-"""The kinds of a table whose COPY text may be loaded into SQLite through Arrow (``arrowtext.load``)."""
+"""The kinds of a table whose COPY text may be loaded into SQLite through Arrow (``LoadSpec``)."""
 
 
 ROWS_FROM = 50_000
