@@ -1,7 +1,9 @@
 """Bulk writers: each database's fastest way in, fed with batches of canonical rows.
 
 A dialect names its writer in ``Dialect.WRITER``; every writer has a portable fallback
-(``executemany``) that the copy engine uses to isolate rows a bulk load rejects.
+(``executemany``, ``Dialect.ROW_WRITER``) that the copy engine uses to isolate rows a bulk load
+rejects, and to load every row where the database refuses the bulk path (``Dialect.bulk_refused``:
+MySQL/MariaDB with ``local_infile`` off; ``Endpoint.writer``).
 
 | writer      | database         | how                                                             |
 |-------------|------------------|-----------------------------------------------------------------|

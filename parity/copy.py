@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
@@ -241,6 +241,8 @@ def copy(
         _check_ids_writable(job, plans)
         _mark_numbered(job, plans)
     state.ensure()
+    if job.target.writer != job.target.dialect.WRITER and job.target.bulk_note:
+        result.warnings.append(job.target.bulk_note)
     marks = _watermarks(job, state, plans)
     maps = IdMaps(state)
     rejects = _Rejects(rejects_file, max_rejects)
@@ -251,18 +253,9 @@ def copy(
     again = [tp for tp in plans if tp.target not in created]
     result.warnings += _appending_again(job, again, starts, finished)
     result.warnings += _unindexed_natural_keys(job, plans)
-    failed: dict[str, str] = {}  # source name -> target name, of the tables that failed
+    lanes = _Lanes(_lanes(job, workers, _reads_in_processes(job)))
     try:
-        for table_plan in plans:
-            start = starts[table_plan.target]
-            parent = next((failed[r] for r in _parents(table_plan) if r in failed), None)
-            if parent is not None and not isinstance(start, ParityError) and start[0]:
-                # (its rows would be refused for want of their parents, and recorded as done)
-                start = ParityError(f"not copied: it references '{parent}', which failed in this run")
-            table = _copy_table(job, state, table_plan, start, workers, progress, rejects, maps)
-            if table.status != "ok":
-                failed[table_plan.source.name] = table_plan.target
-            result.tables.append(table)
+        result.tables += _copy_tables(job, state, plans, starts, workers, lanes, progress, rejects, maps)
     finally:
         rejects.close()
     result.warnings += _taken_keys(plans, rejects, created)
@@ -1545,6 +1538,76 @@ def _empty_in_generations(job: Job, name: str, ref: str, key: str) -> None:
                 return
 
 
+class _Lanes:
+    """The chunks copied at once, over every table copied at once: a chunk takes a lane for its copy,
+    and none starts once the copy is halted (Ctrl-C, an error of parity's own)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.free = threading.BoundedSemaphore(count)
+        self.halted = threading.Event()
+
+    def run(
+        self, work: Callable[[Chunk], tuple[int, int, int, int]], chunk: Chunk
+    ) -> tuple[int, int, int, int]:
+        while not self.free.acquire(timeout=0.1):
+            if self.halted.is_set():
+                raise ParityError("not copied: the copy was stopped")
+        try:
+            if self.halted.is_set():
+                raise ParityError("not copied: the copy was stopped")
+            return work(chunk)
+        finally:
+            self.free.release()
+
+
+def _copy_tables(
+    job: Job,
+    state: State,
+    plans: list[_TablePlan],
+    starts: dict[str, _Start],
+    workers: int,
+    lanes: _Lanes,
+    progress: Progress | None,
+    rejects: _Rejects,
+    maps: IdMaps,
+) -> list[TableResult]:
+    """Copy the tables, as many at once as there are lanes, each as soon as the tables before it in
+    the plan that it references are copied: their rows are there for its FKs, their new IDs for its
+    references, and one that failed fails it unread (its rows would be refused for want of their
+    parents, and recorded as done). One lane: one table after the other, in the plan's order."""
+    needs: list[set[int]] = []
+    for i, tp in enumerate(plans):
+        parents = _parents(tp)
+        needs.append({j for j in range(i) if plans[j].source.name in parents})
+    results: dict[int, TableResult] = {}
+    waiting = list(range(len(plans)))
+    with ThreadPoolExecutor(max_workers=lanes.count, thread_name_prefix="parity-table") as pool:
+        running: dict[Future[TableResult], int] = {}
+        try:
+            while waiting or running:
+                for i in [i for i in waiting if needs[i] <= results.keys()][: lanes.count - len(running)]:
+                    waiting.remove(i)
+                    tp, start = plans[i], starts[plans[i].target]
+                    parent = next(
+                        (results[j].target for j in sorted(needs[i]) if results[j].status != "ok"), None
+                    )
+                    if parent is not None and not isinstance(start, ParityError) and start[0]:
+                        start = ParityError(f"not copied: it references '{parent}', which failed in this run")
+                    copying = pool.submit(
+                        _copy_table, job, state, tp, start, workers, progress, rejects, maps, lanes
+                    )
+                    running[copying] = i
+                for copied in wait(running, return_when=FIRST_COMPLETED).done:
+                    results[running.pop(copied)] = copied.result()
+        except BaseException:
+            lanes.halted.set()  # (the tables being copied end with the chunks being copied)
+            for future in running:
+                future.cancel()
+            raise
+    return [results[i] for i in range(len(plans))]
+
+
 def _copy_table(
     job: Job,
     state: State,
@@ -1554,6 +1617,7 @@ def _copy_table(
     progress: Progress | None,
     rejects: _Rejects,
     maps: IdMaps,
+    lanes: _Lanes | None = None,
 ) -> TableResult:
     started = time.perf_counter()
     result = TableResult(tp.source.name, tp.target)
@@ -1577,7 +1641,10 @@ def _copy_table(
                 max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
             ) as pool,
         ):
-            futures = [pool.submit(runner.run, chunk) for chunk in todo]
+            futures = [
+                pool.submit(lanes.run, runner.run, chunk) if lanes else pool.submit(runner.run, chunk)
+                for chunk in todo
+            ]
             failure: BaseException | None = None
             for future in futures:  # (every chunk's counts, the committed ones of a failed table too)
                 try:
@@ -1877,7 +1944,7 @@ class _ChunkRunner:
         self.target_key: str | None = None
         """The target's single-column primary key among the written columns ("" where none), read
         when a batch is first refused (``_already_there``)."""
-        self.writer_class = bulk.WRITERS[self.target_dialect.WRITER]
+        self.writer_class = bulk.WRITERS[job.target.writer]
         prepares = self.writer_class.PREPARES and not tp.remap.active
         self.prepare = self.writer_class.prepare if prepares else None
         source = job.source
@@ -1903,7 +1970,7 @@ class _ChunkRunner:
         self.arrow_load = (
             textread.ARROW
             and self.in_process
-            and self.target_dialect.WRITER == "sqlite"
+            and job.target.writer == "sqlite"
             and _sqlite_file(job.target)
             and job.target.schema in (None, "main")
             and tp.mode != "merge"
@@ -2270,7 +2337,7 @@ class _ChunkRunner:
             params=params,
             kinds=tuple(self.kinds),
             batch_size=self.tp.batch_size,
-            writer=self.target_dialect.WRITER,
+            writer=self.job.target.writer,
             secrets=tuple(filter(None, [source.url.password])),
             scales=tuple(self.scales),
             arrow=arrow,
@@ -3157,7 +3224,7 @@ def _reads_in_processes(job: Job) -> bool:
     parses the text (``Writer.PARSES_TEXT``)."""
     if not textread.READ_PROCESSES:
         return False
-    source, writer = job.source, bulk.WRITERS[job.target.dialect.WRITER]
+    source, writer = job.source, bulk.WRITERS[job.target.writer]
     if source.backend == "sqlite":
         return _sqlite_file(source) and source.engine.dialect.driver == "pysqlite"
     if source.backend == "postgresql":

@@ -92,7 +92,7 @@ class IdMaps:
             rows = [{"table_name": table, "old_id": old, "new_id": str(new)} for old, new in pairs.items()]
             conn.execute(sa.insert(m), rows)
             return
-        bulk.WRITERS[self.state.endpoint.dialect.WRITER].write_once(
+        bulk.WRITERS[self.state.endpoint.writer].write_once(
             conn,
             conn.dialect.identifier_preparer.format_table(m),
             [c.name for c in m.columns],
@@ -781,12 +781,14 @@ class RemapWriter:
 
     @functools.cached_property
     def _load_step(self) -> int | None:
+        if self.endpoint.writer != self.endpoint.dialect.WRITER:  # (the row writer: rows in many statements)
+            return None
         return self.endpoint.dialect.load_numbering(self.conn, self.endpoint, self.table)
 
     def _load(
         self, columns: Sequence[str], types: Sequence[CanonicalType], rows: list[tuple[Any, ...]]
     ) -> None:
-        writer = bulk.WRITERS[self.endpoint.dialect.WRITER]
+        writer = bulk.WRITERS[self.endpoint.writer]
         writer.write_once(self.conn, self.endpoint.qualified(self.table), columns, types, rows)
 
     @functools.cached_property

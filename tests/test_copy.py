@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -451,6 +452,48 @@ def test_mariadb_is_read_through_pymysql_where_mysqlclient_is_missing(
     ]
 
 
+@pytest.mark.parametrize("remap", [False, True])
+def test_a_server_refusing_load_data_gets_the_rows_by_insert_and_says_so(
+    remap: bool, make_db: Callable[[str], Database]
+) -> None:
+    """A server with local_infile off (MySQL 8's default) refuses LOAD DATA LOCAL INFILE: the copy
+    finds it out once, before any row, loads every table by INSERT, attempts no LOAD DATA, and its
+    result says so; with --remap-ids the new IDs are those the INSERTs were given."""
+    source, target = make_db("postgresql"), make_db("mariadb")
+    source.sql(
+        "CREATE TABLE items (id SERIAL PRIMARY KEY, name TEXT, price NUMERIC(10, 2))",
+        "CREATE TABLE notes (id SERIAL PRIMARY KEY, item_id INTEGER REFERENCES items (id), body TEXT)",
+        "INSERT INTO items SELECT g, 'item ' || g, g / 4.0 FROM generate_series(1, 1500) g",
+        "INSERT INTO notes SELECT g, 1501 - g, E'tab\\there' FROM generate_series(1, 1500) g",
+    )
+    if remap:
+        target.sql(
+            "CREATE TABLE items (id INTEGER AUTO_INCREMENT PRIMARY KEY, name TEXT, price DECIMAL(10, 2))",
+            "CREATE TABLE notes (id INTEGER AUTO_INCREMENT PRIMARY KEY, item_id INTEGER REFERENCES items (id),"
+            " body TEXT)",
+            "INSERT INTO items (id, name) VALUES (7000, 'there before')",
+        )
+    loads = "SELECT variable_value FROM information_schema.global_status WHERE variable_name = 'COM_LOAD'"
+    before = int(target.query(loads)[0][0])
+    target.sql("SET GLOBAL local_infile = 0")
+    try:
+        result = copy_ok(job_for(source, target), batch_size=200, mode="append", remap_ids=remap)
+        assert int(target.query(loads)[0][0]) == before
+    finally:
+        target.sql("SET GLOBAL local_infile = 1")
+    assert [w for w in result.warnings if "local_infile is OFF" in w and "INSERT" in w]
+    extra = 1 if remap else 0
+    assert target.query("SELECT COUNT(*), SUM(price), COUNT(DISTINCT name) FROM items") == [
+        (1500 + extra, Decimal(sum(range(1, 1501))) / 4, 1500 + extra)
+    ]
+    pairs = target.query(
+        "SELECT i.name, n.body FROM notes n JOIN items i ON i.id = n.item_id ORDER BY n.id"
+    )
+    assert pairs == [(f"item {1501 - g}", "tab\there") for g in range(1, 1501)]
+    if remap:
+        assert target.query("SELECT MIN(id) FROM items WHERE name <> 'there before'") == [(7001,)]
+
+
 def test_the_pipes_a_killed_copy_into_mariadb_left_are_removed_by_the_next(
     make_db: Callable[[str], Database], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -801,6 +844,49 @@ def test_a_table_copied_in_parallel_is_cut_into_chunks_its_workers_share_evenly(
     widths = {hi - lo for lo, hi in ran if lo is not None and hi is not None}
     assert len(widths) == 1 and widths.pop() <= 200
     assert target.query("SELECT COUNT(*), SUM(n) FROM items") == [(1000, 3 * sum(range(1, 1001)))]
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_tables_are_copied_at_once_each_after_the_tables_it_references(
+    workers: int, pg_db: Database, make_db: Callable[[str], Database]
+) -> None:
+    """Tables are copied as many at once as the workers, a table once those it references are copied:
+    with 4 workers, 'a' waits in its progress for 'b' to start (never, one table after the other), and
+    'c' starts only once 'a', which it references, holds all its rows; with 1, one after the other."""
+    pg_db.sql(
+        "CREATE TABLE a (id INTEGER PRIMARY KEY, n INTEGER)",
+        "CREATE TABLE b (id INTEGER PRIMARY KEY, n INTEGER)",
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a (id))",
+        "INSERT INTO a SELECT g, g FROM generate_series(1, 300) g",
+        "INSERT INTO b SELECT g, g FROM generate_series(1, 300) g",
+        "INSERT INTO c SELECT g, g FROM generate_series(1, 300) g",
+    )
+    target = make_db("postgresql")
+    b_started = threading.Event()
+    seen: list[str] = []
+    a_rows_when_c_started: list[int] = []
+    lock = threading.Lock()
+
+    def progress(table: str, done: int, total: int) -> None:
+        with lock:
+            first = table not in seen
+            seen.append(table)
+        if not first:
+            return
+        if table == "b":
+            b_started.set()
+        elif table == "a" and workers > 1:
+            assert b_started.wait(30), "'b' did not start while 'a' was being copied"
+        elif table == "c":
+            a_rows_when_c_started.append(target.query("SELECT COUNT(*) FROM a")[0][0])
+
+    result = copy_ok(job_for(pg_db, target), workers=workers, batch_size=50, progress=progress)
+    assert [t.target for t in result.tables] == sorted(t.target for t in result.tables)
+    assert a_rows_when_c_started == [300]
+    if workers == 1:  # (each table's reports together: none began before the one before it ended)
+        assert [t for t, _ in itertools.groupby(seen)] == ["a", "b", "c"]
+    for name in ("a", "b", "c"):
+        assert target.query(f"SELECT COUNT(*), SUM(id) FROM {name}") == [(300, sum(range(1, 301)))]
 
 
 def test_a_stopped_run_is_void_once_another_run_copies_its_tables(

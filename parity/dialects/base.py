@@ -467,6 +467,11 @@ class Dialect:
         where the database has no way to (the rows are then inserted and their IDs returned)."""
         return None
 
+    def bulk_refused(self, endpoint: Endpoint) -> str | None:
+        """Why the database refuses the bulk writer (``WRITER``), its row writer then loading the rows;
+        None where it takes it."""
+        return None
+
     def load_numbering(self, conn: Connection, target: Endpoint, table: str) -> int | None:
         """Where one bulk load (``WRITER``) into ``table`` numbers its rows consecutively, in their
         order: the step between two IDs (the first is ``first_loaded_id``); else None."""

@@ -226,6 +226,14 @@ class MySQL(Dialect):
     def index_there(self, error: BaseException) -> bool:
         return bool(error.args) and error.args[0] == 1061  # ER_DUP_KEYNAME
 
+    def bulk_refused(self, endpoint: Endpoint) -> str | None:
+        """A server with ``local_infile`` off (MySQL 8's default) refuses LOAD DATA LOCAL INFILE."""
+        with endpoint.connect() as conn:
+            allowed = conn.execute(sa.text("SELECT @@GLOBAL.local_infile")).scalar()
+        if str(allowed).upper() in ("1", "ON"):
+            return None
+        return "the server refuses LOAD DATA LOCAL INFILE (local_infile is OFF; SET GLOBAL local_infile = 1 allows it)"
+
     def load_numbering(self, conn: Connection, target: Endpoint, table: str) -> int | None:
         """InnoDB in its "consecutive" or "traditional" AUTO_INCREMENT lock mode (1, MariaDB's default,
         or 0) holds the table's AUTO-INC lock for a whole LOAD DATA, whose rows then take consecutive
