@@ -36,6 +36,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -495,6 +496,56 @@ def reset_target(env: Env, kind: str, create: bool) -> None:
 LAST_CPU = 0.0
 """CPU seconds (user + system) of the processes of the last run_pipeline."""
 
+LAST_TREE_MB = 0.0
+"""The greatest sum, sampled, of the proportional set sizes of every process of the last run_pipeline
+and their descendants (parity's reader processes included), in MB; 0 where /proc has no smaps_rollup."""
+
+
+def _descendants(roots: Sequence[int]) -> list[int]:
+    """The processes under ``roots`` (and the roots), from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _tree_pss_kb(roots: Sequence[int]) -> int:
+    total = 0
+    for pid in _descendants(roots):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+                for line in rollup:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+class _TreeSampler(threading.Thread):
+    """Samples ``_tree_pss_kb`` of the processes every 0.2 s until stopped; keeps the greatest."""
+
+    def __init__(self, roots: Sequence[int]) -> None:
+        super().__init__(daemon=True)
+        self.roots, self.peak_kb, self.done = list(roots), 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            self.peak_kb = max(self.peak_kb, _tree_pss_kb(self.roots))
+
 
 @dataclass
 class Run:
@@ -527,8 +578,10 @@ def run_pipeline(commands: Sequence[list[str]], envs: Sequence[dict[str, str] | 
         procs.append(proc)
     peak = 0
     failed = []
-    global LAST_CPU
+    global LAST_CPU, LAST_TREE_MB
     LAST_CPU = 0.0
+    sampler = _TreeSampler([proc.pid for proc in procs])
+    sampler.start()
     for proc, err in zip(procs, errors, strict=True):
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -540,6 +593,9 @@ def run_pipeline(commands: Sequence[list[str]], envs: Sequence[dict[str, str] | 
             failed.append(f"{name} exited {proc.returncode}: {err.read().decode()[-600:]}")
         err.close()
     seconds = time.perf_counter() - started
+    sampler.done.set()
+    sampler.join()
+    LAST_TREE_MB = sampler.peak_kb / 1024
     if failed:
         raise RuntimeError("; ".join(failed))
     return seconds, peak / 1024
@@ -580,6 +636,7 @@ def run_parity(env: Env, src: str, dst: str, args: argparse.Namespace) -> Run:
     seconds, rss = busy_retry(attempt)
     result = json.loads(out.read_text())
     result["cpu_seconds"] = LAST_CPU
+    result["tree_mb"] = LAST_TREE_MB
     if not result["ok"]:
         sys.exit(f"copy_bench: parity {src} -> {dst} failed: {result}")
     return Run(seconds, rss, "ok", result)
@@ -748,6 +805,7 @@ def print_table(rows: list[dict[str, Any]], n: int) -> None:
         "parity/native",
         "sling/parity",
         "parity RSS MB",
+        "parity all PSS MB",
         "parity rows/s",
         "native check",
         "sling check",
@@ -764,6 +822,7 @@ def print_table(rows: list[dict[str, Any]], n: int) -> None:
                 _fmt(par.seconds / nat.seconds if par.seconds and nat.seconds else None),
                 _fmt(sl.seconds / par.seconds if par.seconds and sl.seconds else None),
                 _fmt(par.rss_mb, ".0f"),
+                _fmt(par.detail.get("tree_mb"), ".0f"),
                 _fmt(n / par.seconds if par.seconds else None, ",.0f"),
                 _short(nat.status),
                 _short(sl.status),
@@ -805,7 +864,8 @@ def bench_pair(
             sys.exit(f"\ncopy_bench: parity {label} wrote {table['rows_written']} rows, not {n}")
         print(
             f" {par.seconds:.2f}s (copy {par.detail['copy_seconds']:.2f}s, CPU {par.detail['cpu_seconds']:.1f}s,"
-            f" {par.rss_mb:.0f} MB, {table['rows_written']:,} rows, verified)",
+            f" {par.rss_mb:.0f} MB largest RSS, {par.detail['tree_mb']:.0f} MB all processes' PSS,"
+            f" {table['rows_written']:,} rows, verified)",
             flush=True,
         )
         keep("parity", par)

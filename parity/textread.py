@@ -217,19 +217,18 @@ def mysql_line_batches(cursor: Any, sql: str, params: Any, size: int) -> Iterato
 
 
 def copy_batches(raw: Any, sql: str, params: Any, size: int) -> Iterator[tuple[bytes, int]]:
-    """PostgreSQL's ``COPY (...) TO STDOUT`` as batches of about ``size`` rows: (text, rows)."""
+    """PostgreSQL's ``COPY (...) TO STDOUT`` as batches of ``size`` rows, the last of the rest: (text,
+    rows). (However many rows arrived together: a batch's rows are the same whatever the network did.)"""
     from parity.pgcopy import copy_out  # (psycopg is imported where PostgreSQL is used)
 
     pending: list[bytes] = []
-    count = 0
     for rows in copy_out(raw, sql, params):
         pending += rows
-        count += len(rows)
-        if count >= size:
-            yield b"".join(pending), count
-            pending, count = [], 0
+        while len(pending) >= size:
+            yield b"".join(pending[:size]), size
+            del pending[:size]
     if pending:
-        yield b"".join(pending), count
+        yield b"".join(pending), len(pending)
 
 
 # ---- the reader process ----------------------------------------------------------------------------

@@ -54,6 +54,7 @@ Use them from other test modules by name only; pytest finds them here::
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sqlite3
 import uuid
@@ -256,6 +257,25 @@ CREATORS: dict[str, Callable[[Path], tuple[Database, Callable[[], None]]]] = {
     "oracle": _oracle,
     "mssql": _mssql,
 }
+
+
+@pytest.fixture(autouse=True)
+def _parity_log_as_it_was() -> Iterator[None]:
+    """A test that runs the command line in this process configures parity's logger (a file handler,
+    its level, no propagation): put back as it was, so that a later test's ``caplog`` still sees
+    parity's records whatever order the tests run in."""
+    logger = logging.getLogger("parity")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture(autouse=True)

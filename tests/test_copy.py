@@ -14,7 +14,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import parity.copy as copy_module
@@ -179,6 +180,56 @@ _text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 _json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**31), 2**31), _text)
 
 
+_zones = st.just(timezone.utc) | st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+"""UTC, or any whole-minute offset a zone has had (-14:00 to +14:00)."""
+
+EDGE_ROWS = [
+    (
+        1,
+        False,
+        -(2**15),
+        2**31 - 1,
+        -(2**63),
+        Decimal("-9999999999999999999999999999.9999999999"),
+        Decimal("0.01"),
+        -1.5e-300,
+        "",
+        "😀",
+        "long text 😀 é \\ \t end " * 4000,  # (100,000 characters, 4-byte ones among them)
+        date(1969, 12, 31),
+        time_of_day(23, 59, 59, 999999),
+        datetime(2038, 1, 19, 3, 14, 8, 1),
+        datetime(1901, 12, 13, 20, 45, 52, 999999, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+        bytes(range(256)),
+        uuid.UUID("00000000-0000-4000-8000-000000000000"),
+        {"k": "😀", "n": None, "t": True},
+    ),
+    (
+        2,
+        True,
+        0,
+        0,
+        0,
+        Decimal(0),
+        Decimal("-0.50"),
+        0.0,
+        " ",
+        "a",
+        "\\N",
+        date(1000, 1, 1),
+        time_of_day(0),
+        datetime(1970, 1, 1),
+        datetime(2100, 2, 28, 23, 0, tzinfo=timezone(timedelta(hours=14))),
+        b"",
+        None,
+        {},
+    ),
+    (3, *([None] * (len(FIDELITY_COLUMNS) - 1))),
+]
+"""Rows at the edges: dates before 1970 and past 2038, long text, 4-byte characters, the extreme
+integers, empty string against NULL, zones away from UTC."""
+
+
 def _decimal(precision: int, scale: int) -> st.SearchStrategy[Decimal]:
     """Exact decimals of up to ``precision`` digits (Decimal("nE-s") is exact; arithmetic would round)."""
     bound = 10**precision - 1
@@ -203,7 +254,7 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
     "dt": st.dates(date(1000, 1, 1), date(9999, 12, 31)),
     "tm": st.times(),
     "ts": st.datetimes(datetime(1000, 1, 1), datetime(9999, 12, 30)),
-    "tz": st.datetimes(datetime(1000, 1, 2), datetime(9999, 12, 30), timezones=st.just(timezone.utc)),
+    "tz": st.datetimes(datetime(1000, 1, 2), datetime(9999, 12, 30), timezones=_zones),
     "bin": st.binary(max_size=64),
     "u": st.uuids(version=4),
     "j": st.dictionaries(st.text("abcdefgh", min_size=1, max_size=5), _json_leaf, max_size=4),
@@ -229,6 +280,7 @@ _counter = itertools.count()
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(rows=fidelity_rows())
+@example(rows=EDGE_ROWS)
 def test_every_canonical_type_arrives_exactly(
     pair: tuple[Database, Database], rows: list[tuple[Any, ...]]
 ) -> None:
@@ -263,6 +315,7 @@ TEXT_PAIRS = [
     ("sqlite", "mariadb", bulk.MySQLLoadDataWriter),
     ("postgresql", "sqlite", bulk.SQLiteWriter),
     ("mariadb", "sqlite", bulk.SQLiteWriter),
+    ("postgresql", "postgresql", bulk.PostgresCopyWriter),
 ]
 
 
@@ -283,6 +336,7 @@ TEXT_PAIRS = [
         "sqlite-to-mariadb",
         "pg-to-sqlite",
         "mariadb-to-sqlite",
+        "pg-to-pg",
     ],
 )
 def test_text_of_the_source_goes_to_the_target_exactly(
@@ -486,9 +540,7 @@ def test_a_server_refusing_load_data_gets_the_rows_by_insert_and_says_so(
     assert target.query("SELECT COUNT(*), SUM(price), COUNT(DISTINCT name) FROM items") == [
         (1500 + extra, Decimal(sum(range(1, 1501))) / 4, 1500 + extra)
     ]
-    pairs = target.query(
-        "SELECT i.name, n.body FROM notes n JOIN items i ON i.id = n.item_id ORDER BY n.id"
-    )
+    pairs = target.query("SELECT i.name, n.body FROM notes n JOIN items i ON i.id = n.item_id ORDER BY n.id")
     assert pairs == [(f"item {1501 - g}", "tab\there") for g in range(1, 1501)]
     if remap:
         assert target.query("SELECT MIN(id) FROM items WHERE name <> 'there before'") == [(7001,)]
@@ -3020,7 +3072,13 @@ def test_a_sqlite_blob_in_a_text_column_is_rejected_not_changed(
 
 @pytest.mark.parametrize(
     ("source_name", "target_name"),
-    [("sqlite", "postgresql"), ("sqlite", "mariadb"), ("sqlite", "duckdb"), ("postgresql", "duckdb")],
+    [
+        ("sqlite", "postgresql"),
+        ("sqlite", "mariadb"),
+        ("sqlite", "duckdb"),
+        ("postgresql", "duckdb"),
+        ("postgresql", "postgresql"),  # (not as COPY text, which COPY FROM would round)
+    ],
 )
 def test_a_float_into_a_decimal_a_types_override_makes_is_rejected_where_it_has_more_decimals(
     make_db: Callable[[str], Database], source_name: str, target_name: str, tmp_path: Path

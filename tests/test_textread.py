@@ -292,3 +292,21 @@ def test_the_fork_server_loads_no_sqlalchemy() -> None:
     code = "import sys, parity.textread, parity.pgcopy; print(sorted(m for m in sys.modules if 'sqlalchemy' in m))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_copy_batches_hold_the_batch_size_whatever_arrived_together(pg_db: Database) -> None:
+    """COPY's rows arrive in groups the network makes (all 1,000 at once on a busy machine): batches
+    are cut at the batch size all the same, so a batch's rows are the same from run to run."""
+    import psycopg
+
+    pg_db.sql(
+        "CREATE TABLE n (id INTEGER PRIMARY KEY)", "INSERT INTO n SELECT g FROM generate_series(1, 1000) g"
+    )
+    table = f"{pg_db.q(pg_db.schema)}.n" if pg_db.schema else "n"
+    with psycopg.connect(pg_db.url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        batches = list(
+            textread.copy_batches(conn, f"COPY (SELECT id FROM {table} ORDER BY id) TO STDOUT", {}, 64)
+        )
+    assert [rows for _, rows in batches] == [64] * 15 + [40]
+    assert b"".join(text for text, _ in batches) == b"".join(b"%d\n" % i for i in range(1, 1001))
+    assert all(text.count(b"\n") == rows for text, rows in batches)
