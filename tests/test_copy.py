@@ -506,6 +506,7 @@ def test_mariadb_is_read_through_pymysql_where_mysqlclient_is_missing(
     ]
 
 
+@pytest.mark.serial  # (SET GLOBAL local_infile, and the server's count of LOAD DATA statements)
 @pytest.mark.parametrize("remap", [False, True])
 def test_a_server_refusing_load_data_gets_the_rows_by_insert_and_says_so(
     remap: bool, make_db: Callable[[str], Database]
