@@ -63,6 +63,7 @@ PAIRS: dict[str, tuple[str, str]] = {
     "mariadb-pg": ("mariadb", "pg"),
     "sqlite-pg": ("sqlite", "pg"),
     "pg-sqlite": ("pg", "sqlite"),
+    "pg-pg": ("pg", "pg"),  # (another schema of the same database)
 }
 NAMES = {"pg": "PostgreSQL", "mariadb": "MariaDB", "sqlite": "SQLite"}
 
@@ -717,6 +718,10 @@ def run_native(env: Env, src: str, dst: str) -> Run:
     elif (src, dst) == ("pg", "sqlite"):
         dump = env.psql(f"\\copy (SELECT {cols} FROM {SRC_SCHEMA}.{TABLE}) TO STDOUT WITH (FORMAT csv)")
         load = ["sqlite3", str(env.dst_sqlite), f".import --csv /dev/stdin {TABLE}"]
+        seconds, _ = run_pipeline([dump, load], [None, None])
+    elif (src, dst) == ("pg", "pg"):
+        dump = env.psql(f"\\copy (SELECT {cols} FROM {SRC_SCHEMA}.{TABLE}) TO STDOUT")
+        load = env.psql(f"\\copy {DST_SCHEMA}.{TABLE} ({cols}) FROM STDIN")
         seconds, _ = run_pipeline([dump, load], [None, None])
     else:
         raise ValueError((src, dst))
