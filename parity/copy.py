@@ -1957,14 +1957,8 @@ class _ChunkRunner:
             and all(t.kind in text_kinds for t in tp.types)
             and (source.backend == "sqlite" or not tp.fractions)  # (SQLite's text is checked: sqlite_text)
             and tp.self_reference is None  # (written in generations: rows as values)
-            and (
-                source.backend == "sqlite"  # (SQLite's text is checked as it is made: sqlite_text)
-                or not (target_dialect.ROUNDS_DECIMALS and any(s is not None for s in self.scales))
-            )
         )
-        """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``); not where
-        a decimal may hold more digits than the target keeps and the target would round it unsaid (its
-        values are checked: ``_Guard``)."""
+        """Rows travel as the source's text, never as Python values (see ``bulk.TextBatch``)."""
         self.kinds = [t.kind for t in tp.types]
         self.in_process = self.as_text and _reads_in_processes(job)
         """Chunks are read in reader processes (``textread``) where the reader's Python work is heavy."""

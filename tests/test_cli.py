@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -796,6 +797,38 @@ def test_the_copy_summary_ends_with_the_totals(
     counts = [int(line.split("│")[3].strip().replace(",", "")) for line in rows[:-1]]
     assert len(counts) > 1 and "total (" in rows[-1]
     assert int(rows[-1].split("│")[3].strip().replace(",", "")) == sum(counts)
+
+
+def test_a_copy_on_a_terminal_shows_a_bar_per_table_with_its_rows_rate_and_time_left(
+    parity: Callable[..., Result], demo_db: Database, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal each table gets a bar: its name, rows done of its rows, rows a second and the time
+    left; at the end every bar stands at its table's count."""
+    import io
+
+    from rich.console import Console
+
+    from parity import cli as cli_module
+
+    screen = io.StringIO()
+    monkeypatch.setattr(
+        cli_module, "err", Console(file=screen, force_terminal=True, width=160, color_system=None)
+    )
+    result = parity("copy", demo_db.url, sqlite_db.url)
+    assert result.code == 0, result.err
+    counts = {t: n for t, n in sqlite_db.query(
+        "SELECT 'customers', COUNT(*) FROM customers UNION ALL SELECT 'order history', COUNT(*) FROM \"order history\""
+    )}  # fmt: skip
+    last = {}  # the last state of each table's bar on the screen
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", screen.getvalue())  # (the terminal's controls)
+    for line in shown.replace("\r", "\n").splitlines():
+        found = re.search(r"^(\S.*?)\s+\S*\s+(\d[\d,]*)/(\d[\d,]*)\s+([\d,]+|-) rows/s\s+(\S+)", line.strip())
+        if found:
+            last[found.group(1)] = found.groups()[1:]
+    for table, rows in counts.items():
+        done, total, rate, _left = last[table]
+        assert int(done.replace(",", "")) == int(total.replace(",", "")) == rows
+        assert rate == "-" or int(rate.replace(",", "")) > 0
 
 
 def test_copy_prints_the_schema_plans_warnings(

@@ -315,7 +315,6 @@ TEXT_PAIRS = [
     ("sqlite", "mariadb", bulk.MySQLLoadDataWriter),
     ("postgresql", "sqlite", bulk.SQLiteWriter),
     ("mariadb", "sqlite", bulk.SQLiteWriter),
-    ("postgresql", "postgresql", bulk.PostgresCopyWriter),
 ]
 
 
@@ -336,7 +335,6 @@ TEXT_PAIRS = [
         "sqlite-to-mariadb",
         "pg-to-sqlite",
         "mariadb-to-sqlite",
-        "pg-to-pg",
     ],
 )
 def test_text_of_the_source_goes_to_the_target_exactly(
@@ -661,6 +659,24 @@ def test_append_mode_adds_rows(small: Database, pg_db: Database) -> None:
         "items: 3 rows refused as keys the target holds already (append adds rows): --mode merge updates"
         " them, --mode replace copies the table anew"
     ]
+
+
+def test_a_table_without_a_key_is_replaced_and_appended(
+    make_db: Callable[[str], Database], backend: Database
+) -> None:
+    """No primary key, rows alike among them: replace leaves the source's rows however often it runs,
+    append adds them again; one chunk, read whole."""
+    source = make_db("postgresql")
+    source.sql(
+        "CREATE TABLE log (at DATE, msg TEXT)",
+        "INSERT INTO log SELECT DATE '2024-01-01' + mod(g, 3), 'm' || mod(g, 2) FROM generate_series(1, 300) g",
+    )
+    counted = "SELECT msg, COUNT(*) FROM log GROUP BY msg ORDER BY msg"
+    for _ in range(2):
+        copy_ok(job_for(source, backend), mode="replace", batch_size=64, workers=4)
+        assert backend.query(counted) == [("m0", 150), ("m1", 150)]
+    copy_ok(job_for(source, backend), mode="append", batch_size=64)
+    assert backend.query(counted) == [("m0", 300), ("m1", 300)]
 
 
 def test_merge_without_key_asks_for_one(make_db: Callable[[str], Database], pg_db: Database) -> None:
@@ -3071,6 +3087,23 @@ def test_a_sqlite_blob_in_a_text_column_is_rejected_not_changed(
     assert target.query("SELECT count(*) FROM bl WHERE id <= 2") == [(2 - len(refused),)]
 
 
+def test_mysql_decimals_a_types_override_narrows_are_rejected_not_rounded_by_copy_from(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """MariaDB's DECIMAL(12,6) into ``types: {d: decimal(10,4)}`` in PostgreSQL: as its lines of text,
+    COPY FROM would round 1.123456 to 1.1235 without a word; the narrowed scale sends the table as
+    values (``_TablePlan.fractions``), and the row is rejected."""
+    source, target = make_db("mariadb"), make_db("postgresql")
+    source.sql("CREATE TABLE m (id INTEGER PRIMARY KEY, d DECIMAL(12,6))",
+               "INSERT INTO m VALUES (1, 1.123456), (2, 2.5), (3, NULL)")  # fmt: skip
+    rejects = tmp_path / "rejects.jsonl"
+    job = job_for(source, target, table_options={"types": {"d": "decimal(10,4)"}})
+    table = copy_closed(job, rejects_file=str(rejects)).tables[0]
+    assert (table.rows_written, table.rejected) == (2, 1), table
+    assert "1.123456 has more decimals than the target keeps (4)" in reasons_by_id(rejects)[1]
+    assert target.query("SELECT id, d FROM m ORDER BY id") == [(2, Decimal("2.5000")), (3, None)]
+
+
 @pytest.mark.parametrize(
     ("source_name", "target_name"),
     [
@@ -3078,7 +3111,7 @@ def test_a_sqlite_blob_in_a_text_column_is_rejected_not_changed(
         ("sqlite", "mariadb"),
         ("sqlite", "duckdb"),
         ("postgresql", "duckdb"),
-        ("postgresql", "postgresql"),  # (not as COPY text, which COPY FROM would round)
+        ("postgresql", "postgresql"),
     ],
 )
 def test_a_float_into_a_decimal_a_types_override_makes_is_rejected_where_it_has_more_decimals(
