@@ -89,8 +89,8 @@ count(*) reads the whole table (MariaDB: 0.2 s per million rows) before any row 
 QUEUE_BATCHES = 1
 """Batches a chunk's reader may have ready ahead of its writer (besides the one it is reading and the
 one being written): with the batch size and the workers, what bounds the memory a copy takes (a chunk
-read in a reader process holds up to ``textread.AHEAD`` more there, and one reader a table is started
-ahead). One is enough for the reader (which also does the writer's encoding, ``Writer.prepare``) and the
+read in a reader process holds up to ``textread.AHEAD`` more there, and one reader is started ahead,
+where one table is being copied). One is enough for the reader (which also does the writer's encoding, ``Writer.prepare``) and the
 target's load to overlap; a second one costs a batch of memory per worker and measured no faster."""
 
 
@@ -1546,19 +1546,37 @@ class _Lanes:
         self.count = count
         self.free = threading.BoundedSemaphore(count)
         self.halted = threading.Event()
+        self.tables = 0
+        """The tables being copied now."""
+        self.lock = threading.Lock()
+
+    def check(self, failed: threading.Event) -> None:
+        """Raise where the copy was halted, or the chunk's table failed (its chunks not taken stay so)."""
+        if self.halted.is_set():
+            raise ParityError("not copied: the copy was stopped")
+        if failed.is_set():
+            raise ParityError("not copied: another chunk of the table failed")
 
     def run(
-        self, work: Callable[[Chunk], tuple[int, int, int, int]], chunk: Chunk
+        self, work: Callable[[Chunk], tuple[int, int, int, int]], chunk: Chunk, failed: threading.Event
     ) -> tuple[int, int, int, int]:
         while not self.free.acquire(timeout=0.1):
-            if self.halted.is_set():
-                raise ParityError("not copied: the copy was stopped")
+            self.check(failed)
         try:
-            if self.halted.is_set():
-                raise ParityError("not copied: the copy was stopped")
+            self.check(failed)
             return work(chunk)
         finally:
             self.free.release()
+
+    @contextmanager
+    def table(self) -> Iterator[None]:
+        with self.lock:
+            self.tables += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.tables -= 1
 
 
 def _copy_tables(
@@ -1582,6 +1600,11 @@ def _copy_tables(
         needs.append({j for j in range(i) if plans[j].source.name in parents})
     results: dict[int, TableResult] = {}
     waiting = list(range(len(plans)))
+
+    def copy_one(tp: _TablePlan, start: _Start) -> TableResult:
+        with lanes.table():
+            return _copy_table(job, state, tp, start, workers, progress, rejects, maps, lanes)
+
     with ThreadPoolExecutor(max_workers=lanes.count, thread_name_prefix="parity-table") as pool:
         running: dict[Future[TableResult], int] = {}
         try:
@@ -1594,9 +1617,7 @@ def _copy_tables(
                     )
                     if parent is not None and not isinstance(start, ParityError) and start[0]:
                         start = ParityError(f"not copied: it references '{parent}', which failed in this run")
-                    copying = pool.submit(
-                        _copy_table, job, state, tp, start, workers, progress, rejects, maps, lanes
-                    )
+                    copying = pool.submit(copy_one, tp, start)
                     running[copying] = i
                 for copied in wait(running, return_when=FIRST_COMPLETED).done:
                     results[running.pop(copied)] = copied.result()
@@ -1617,7 +1638,7 @@ def _copy_table(
     progress: Progress | None,
     rejects: _Rejects,
     maps: IdMaps,
-    lanes: _Lanes | None = None,
+    lanes: _Lanes,
 ) -> TableResult:
     started = time.perf_counter()
     result = TableResult(tp.source.name, tp.target)
@@ -1634,17 +1655,17 @@ def _copy_table(
         runner.in_process = runner.in_process and total - already >= textread.ROWS_FROM
         workers = _lanes(job, workers, runner.in_process)
         runner.upcoming = list(todo)
-        runner.workers = max(1, min(workers, len(todo) or 1))
+        runner.lanes = lanes
+        # (the transactions open at once over every table being copied: count_failed_savepoint)
+        runner.workers = max(1, min(workers, len(todo) or 1), lanes.count)
+        failed = threading.Event()
         with (
             closing(runner),  # (after the pool's threads: none can start a reader after it)
             ThreadPoolExecutor(
                 max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
             ) as pool,
         ):
-            futures = [
-                pool.submit(lanes.run, runner.run, chunk) if lanes else pool.submit(runner.run, chunk)
-                for chunk in todo
-            ]
+            futures = [pool.submit(lanes.run, runner.run, chunk, failed) for chunk in todo]
             failure: BaseException | None = None
             for future in futures:  # (every chunk's counts, the committed ones of a failed table too)
                 try:
@@ -1652,6 +1673,7 @@ def _copy_table(
                 except BaseException as exc:
                     if failure is None:
                         failure = exc
+                        failed.set()  # (the chunks waiting for a lane do not start)
                         for waiting in futures:  # the chunks no worker has taken stay undone
                             waiting.cancel()
                     continue
@@ -1663,6 +1685,8 @@ def _copy_table(
                 raise failure
         result.skipped += already
         counter.close()
+        if lanes.halted.is_set():  # (Ctrl-C: no keys built after the rows, the table resumed later)
+            raise ParityError("not finished: the copy was stopped")
         _finish(job, state, task, tp)
     except ParityError as exc:
         result.status, result.error = "failed", str(exc)
@@ -1980,6 +2004,8 @@ class _ChunkRunner:
         """Into an SQLite file: each chunk's reader process parses its text with Arrow and loads it through
         ADBC itself (``textread.LoadSpec``, ``_write_loaded``), no Python value made: cleared for the
         rest of the table once a chunk's could not be (a reader started ahead aside)."""
+        self.lanes: _Lanes | None = None
+        """The copy's lanes, shared with the other tables copied at once."""
         self.upcoming: list[Chunk] = []
         """The chunks to copy, in the order the workers take them."""
         self.readers: dict[str, textread.ProcessReader | None] = {}
@@ -2294,9 +2320,11 @@ class _ChunkRunner:
         read its last batch, not sooner: a reader started with its chunk's first batch parsed beside
         both that chunk's reader and its writer, 3 processes on 2 cores, and slowed the writer's
         first batches threefold (PostgreSQL -> SQLite, 1M rows: 3.76 s against 3.47 s)."""
+        if self.lanes is not None and self.lanes.tables > 1:
+            return  # (its chunk might wait long for a lane other tables hold: MySQL ends a reader stalled 60 s)
         with self.readers_lock:
-            if self.closed:
-                return
+            if self.closed or any(reader is not None for reader in self.readers.values()):
+                return  # (one waits already: its chunk may not be the next to get a lane)
             chunk = next((c for c in self.upcoming if c.name not in self.readers), None)
             if chunk is not None:
                 with suppress(textread.Unavailable):  # (its worker tries again, or reads on a thread)

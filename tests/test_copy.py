@@ -958,6 +958,40 @@ def test_tables_are_copied_at_once_each_after_the_tables_it_references(
         assert target.query(f"SELECT COUNT(*), SUM(id) FROM {name}") == [(300, sum(range(1, 301)))]
 
 
+def test_ctrl_c_while_tables_are_copied_at_once_builds_no_keys_and_a_rerun_finishes(
+    pg_db: Database, make_db: Callable[[str], Database]
+) -> None:
+    """Ctrl-C in one table's copy: the table copied beside it commits the chunks it was copying but does
+    not go on to build its keys (an index of a large table may take minutes; Ctrl-C waited for it), and
+    the run made again finishes both."""
+    pg_db.sql(
+        "CREATE TABLE a (id INTEGER PRIMARY KEY, n INTEGER)",
+        "CREATE TABLE b (id INTEGER PRIMARY KEY, n INTEGER)",
+        "INSERT INTO a SELECT g, g FROM generate_series(1, 200) g",
+        "INSERT INTO b SELECT g, g FROM generate_series(1, 200) g",
+    )
+    target = make_db("postgresql")
+    interrupted = threading.Event()
+
+    def progress(table: str, done: int, total: int) -> None:
+        if done < 200:
+            return
+        if table == "a":
+            interrupted.set()
+            raise KeyboardInterrupt
+        assert interrupted.wait(30)
+        time.sleep(0.5)  # (the copy is halted meanwhile)
+
+    with pytest.raises(KeyboardInterrupt):
+        copy_closed(job_for(pg_db, target), workers=4, progress=progress)
+    assert target.query("SELECT COUNT(*) FROM b") == [(200,)]
+    assert _primary_key(target, "b") == []  # (built after the rows: not after Ctrl-C)
+    copy_ok(job_for(pg_db, target))
+    assert _primary_key(target, "a") == _primary_key(target, "b") == ["id"]
+    for name in ("a", "b"):
+        assert target.query(f"SELECT COUNT(*), SUM(n) FROM {name}") == [(200, sum(range(1, 201)))]
+
+
 def test_a_stopped_run_is_void_once_another_run_copies_its_tables(
     make_db: Callable[[str], Database], tmp_path: Path
 ) -> None:

@@ -228,8 +228,11 @@ class MySQL(Dialect):
 
     def bulk_refused(self, endpoint: Endpoint) -> str | None:
         """A server with ``local_infile`` off (MySQL 8's default) refuses LOAD DATA LOCAL INFILE."""
-        with endpoint.connect() as conn:
-            allowed = conn.execute(sa.text("SELECT @@GLOBAL.local_infile")).scalar()
+        try:
+            with endpoint.connect() as conn:
+                allowed = conn.execute(sa.text("SELECT @@GLOBAL.local_infile")).scalar()
+        except sa.exc.DBAPIError:  # (a server like MySQL that has no such variable: LOAD DATA is tried)
+            return None
         if str(allowed).upper() in ("1", "ON"):
             return None
         return "the server refuses LOAD DATA LOCAL INFILE (local_infile is OFF; SET GLOBAL local_infile = 1 allows it)"
