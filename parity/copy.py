@@ -89,8 +89,8 @@ count(*) reads the whole table (MariaDB: 0.2 s per million rows) before any row 
 QUEUE_BATCHES = 1
 """Batches a chunk's reader may have ready ahead of its writer (besides the one it is reading and the
 one being written): with the batch size and the workers, what bounds the memory a copy takes (a chunk
-read in a reader process holds up to ``textread.AHEAD`` more there, and one reader is started ahead,
-where one table is being copied). One is enough for the reader (which also does the writer's encoding, ``Writer.prepare``) and the
+read in a reader process holds up to ``textread.AHEAD`` more there, and a reader a lane is started
+ahead, where one table is being copied). One is enough for the reader (which also does the writer's encoding, ``Writer.prepare``) and the
 target's load to overlap; a second one costs a batch of memory per worker and measured no faster."""
 
 
@@ -2323,8 +2323,9 @@ class _ChunkRunner:
         if self.lanes is not None and self.lanes.tables > 1:
             return  # (its chunk might wait long for a lane other tables hold: MySQL ends a reader stalled 60 s)
         with self.readers_lock:
-            if self.closed or any(reader is not None for reader in self.readers.values()):
-                return  # (one waits already: its chunk may not be the next to get a lane)
+            waiting = sum(reader is not None for reader in self.readers.values())
+            if self.closed or waiting >= (self.lanes.count if self.lanes else 1):
+                return  # (as many wait as chunks can be taken next)
             chunk = next((c for c in self.upcoming if c.name not in self.readers), None)
             if chunk is not None:
                 with suppress(textread.Unavailable):  # (its worker tries again, or reads on a thread)
