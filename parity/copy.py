@@ -1656,8 +1656,7 @@ def _copy_table(
         workers = _lanes(job, workers, runner.in_process)
         runner.upcoming = list(todo)
         runner.lanes = lanes
-        # (the transactions open at once over every table being copied: count_failed_savepoint)
-        runner.workers = max(1, min(workers, len(todo) or 1), lanes.count)
+        runner.table_workers = max(1, min(workers, len(todo) or 1))
         failed = threading.Event()
         with (
             closing(runner),  # (after the pool's threads: none can start a reader after it)
@@ -1961,8 +1960,8 @@ class _ChunkRunner:
         set for the rest of the table once the target refused a chunk's upsert."""
         self.changed_only: set[str] | None = None
         """Those it updates apart, where they differ (``Dialect.changed_only_columns``), once asked."""
-        self.workers = 1
-        """The chunks written at once (``count_failed_savepoint``)."""
+        self.table_workers = 1
+        """The table's chunks written at once."""
         self.attempt = threading.local()
         """This thread's attempt at a chunk: its ``_Held`` rows (``held``), once the writer has them."""
         self.target_key: str | None = None
@@ -2006,6 +2005,7 @@ class _ChunkRunner:
         rest of the table once a chunk's could not be (a reader started ahead aside)."""
         self.lanes: _Lanes | None = None
         """The copy's lanes, shared with the other tables copied at once."""
+
         self.upcoming: list[Chunk] = []
         """The chunks to copy, in the order the workers take them."""
         self.readers: dict[str, textread.ProcessReader | None] = {}
@@ -2016,6 +2016,13 @@ class _ChunkRunner:
         if self.as_text and self.mysqlclient:
             with source.connect() as conn:
                 self.charsets = source.dialect.column_charsets(conn, tp.source.name, source.schema)
+
+    @property
+    def workers(self) -> int:
+        """The chunks written at once (``count_failed_savepoint``): the table's, or every lane's while
+        other tables are copied too (their transactions draw on the same lock table)."""
+        lanes = self.lanes
+        return max(self.table_workers, lanes.count if lanes is not None and lanes.tables > 1 else 1)
 
     def _batch(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The batch for the queue, with the writer's work done ahead here on the reader's thread (so

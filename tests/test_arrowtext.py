@@ -112,7 +112,20 @@ def test_null_patterns_make_the_same_text(tmp_path: Path, rows: list[list[Any]])
     writes it."""
     filled = [[None if v is None else _sample(k) for v, k in zip(row, KINDS, strict=True)] for row in rows]
     path = _table(tmp_path / "nulls.sqlite", filled)
-    assert _fields(_arrow_text(path, KINDS, 7), KINDS) == _fields(_module_text(path, KINDS, 7), KINDS)
+    try:
+        arrow = _arrow_text(path, KINDS, 7)
+    except textread.NotArrow as exc:
+        # ADBC types a column by its first batch: one all NULL there and of another type later stops
+        # Arrow (the copy then reads the chunk through the sqlite3 module); nothing else may
+        first, later = filled[:7], filled[7:]
+        typed_late = [
+            i
+            for i in range(len(KINDS))
+            if all(r[i] is None for r in first) and any(r[i] is not None for r in later)
+        ]
+        assert typed_late and "Type mismatch" in str(exc), (exc, rows)
+        return
+    assert _fields(arrow, KINDS) == _fields(_module_text(path, KINDS, 7), KINDS)
 
 
 def _sample(kind: Kind) -> Any:
