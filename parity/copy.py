@@ -90,8 +90,9 @@ QUEUE_BATCHES = 1
 """Batches a chunk's reader may have ready ahead of its writer (besides the one it is reading and the
 one being written): with the batch size and the workers, what bounds the memory a copy takes (a chunk
 read in a reader process holds up to ``textread.AHEAD`` more there, and a reader a lane is started
-ahead, where one table is being copied). One is enough for the reader (which also does the writer's encoding, ``Writer.prepare``) and the
-target's load to overlap; a second one costs a batch of memory per worker and measured no faster."""
+ahead, where one table is being copied). One is enough for the reader (which also does the writer's
+encoding, ``Writer.prepare``) and the target's load to overlap; a second one costs a batch of memory
+per worker and measured no faster."""
 
 
 @dataclass
@@ -241,8 +242,8 @@ def copy(
         _check_ids_writable(job, plans)
         _mark_numbered(job, plans)
     state.ensure()
-    if job.target.writer != job.target.dialect.WRITER and job.target.bulk_note:
-        result.warnings.append(job.target.bulk_note)
+    if job.target.bulk_refused:
+        result.warnings.append(job.target.bulk_refused)
     marks = _watermarks(job, state, plans)
     maps = IdMaps(state)
     rejects = _Rejects(rejects_file, max_rejects)
@@ -1660,9 +1661,7 @@ def _copy_table(
         failed = threading.Event()
         with (
             closing(runner),  # (after the pool's threads: none can start a reader after it)
-            ThreadPoolExecutor(
-                max_workers=max(1, min(workers, len(todo) or 1)), thread_name_prefix="parity-copy"
-            ) as pool,
+            ThreadPoolExecutor(max_workers=runner.table_workers, thread_name_prefix="parity-copy") as pool,
         ):
             futures = [pool.submit(lanes.run, runner.run, chunk, failed) for chunk in todo]
             failure: BaseException | None = None

@@ -92,9 +92,6 @@ class Endpoint:
     """SQLite: how its DATE and DATETIME columns hold the dates they hold as numbers (the URL's
     ``?numeric_dates=``, which the driver is not given; ``dialects.sqlite.NUMERIC_DATES``)."""
 
-    bulk_note: str | None = field(default=None, init=False)
-    """Why rows go in by the row writer, not the database's bulk path (``writer``)."""
-
     def __post_init__(self) -> None:
         given = self.url.query.get(NUMERIC_DATES_OPTION)
         if given is None:
@@ -225,16 +222,20 @@ class Endpoint:
         return dialect
 
     @cached_property
-    def writer(self) -> str:
-        """The writer rows go in by (a key of ``bulk.WRITERS``): the dialect's bulk writer, or its row
-        writer where the database refuses the bulk path (``bulk_note`` then says why)."""
-        dialect = self.dialect
-        refused = dialect.bulk_refused(self)
+    def bulk_refused(self) -> str | None:
+        """Why rows go in by the dialect's row writer, the database refusing its bulk path
+        (``Dialect.bulk_refused``, asked once); None where they go by the bulk writer."""
+        refused = self.dialect.bulk_refused(self)
         if refused is None:
-            return dialect.WRITER
-        self.bulk_note = f"{self.redacted()}: {refused}: rows go in by INSERT, slower"
-        log.logger.warning("%s", self.bulk_note)
-        return dialect.ROW_WRITER
+            return None
+        note = f"{self.redacted()}: {refused}: rows go in by INSERT, slower"
+        log.logger.warning("%s", note)
+        return note
+
+    @property
+    def writer(self) -> str:
+        """The writer rows go in by (a key of ``bulk.WRITERS``): the bulk writer, unless refused."""
+        return self.dialect.ROW_WRITER if self.bulk_refused else self.dialect.WRITER
 
     def check(self) -> None:
         """Connect once; turn a failure into one clear line naming the database."""

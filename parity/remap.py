@@ -781,7 +781,7 @@ class RemapWriter:
 
     @functools.cached_property
     def _load_step(self) -> int | None:
-        if self.endpoint.writer != self.endpoint.dialect.WRITER:  # (the row writer: rows in many statements)
+        if self.endpoint.bulk_refused:  # (the row writer: rows in many statements)
             return None
         return self.endpoint.dialect.load_numbering(self.conn, self.endpoint, self.table)
 

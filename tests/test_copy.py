@@ -551,7 +551,6 @@ def test_the_pipes_a_killed_copy_into_mariadb_left_are_removed_by_the_next(
     """LOAD DATA reads from a named pipe in a folder of its own; a copy killed with SIGKILL leaves
     them: the next copy removes those of processes that are gone, and no other."""
     import tempfile
-    import threading
 
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
