@@ -91,9 +91,12 @@ def sqlalchemy_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://").replace("mariadb://", "mariadb+pymysql://")
 
 
-def run(source: Path, kind: str, remap: bool, natural: Path | None = None, fresh: bool = True) -> float:
+def run(
+    source: Path, kind: str, remap: bool, natural: Path | None = None, fresh: bool = True
+) -> tuple[float, float]:
     """One ``parity copy`` into the target, made anew unless ``fresh`` is false; ``natural``: the job
-    file (``natural_job``) that names the tables' natural keys (and remaps their IDs)."""
+    file (``natural_job``) that names the tables' natural keys (and remaps their IDs). Its seconds, and
+    the largest resident set of its process or any it waited for (``wait4``), in MB."""
     url, options = fresh_target(kind) if fresh else (target_url(kind), [])
     if natural is not None:
         command = [sys.executable, "-m", "parity", "copy", "-c", str(natural), "--json"]
@@ -101,21 +104,30 @@ def run(source: Path, kind: str, remap: bool, natural: Path | None = None, fresh
         command = [sys.executable, "-m", "parity", "copy", f"sqlite:///{source}", url, *options, "--json"]
         command += ["--remap-ids"] if remap else []
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"parity copy failed ({kind}):\n{done.stderr[-2000:]}")
-    return seconds
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        if process.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"parity copy failed ({kind}):\n{errors.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The fastest run's seconds, and the largest resident set of them all."""
+    return min(s for s, _ in runs), max(m for _, m in runs)
 
 
 def fresh_and_again(source: Path, kind: str, job: Path, remap: bool, repeat: int) -> tuple[float, float]:
     """The best of ``repeat`` copies of the job file into a fresh target, and of as many run again
     over what the one before left (every row there already), interleaved."""
-    fresh = again = float("inf")
+    fresh, again = [], []
     for _ in range(repeat):
-        fresh = min(fresh, run(source, kind, remap=remap, natural=job))
-        again = min(again, run(source, kind, remap=remap, natural=job, fresh=False))
-    return fresh, again
+        fresh.append(run(source, kind, remap=remap, natural=job))
+        again.append(run(source, kind, remap=remap, natural=job, fresh=False))
+    return best(fresh)[0], best(again)[0]
 
 
 def natural_job(path: Path, source: Path, kind: str, how: str = "remap_ids: true") -> None:
@@ -185,12 +197,12 @@ def main() -> None:
         rows = 5 * args.parents
         print(f"{rows:,} rows ({args.parents:,} repositories, {4 * args.parents:,} commits), SQLite ->")
         for kind in args.targets.split(","):
-            plain = min(run(source, kind, remap=False) for _ in range(args.repeat))
-            remap = min(run(source, kind, remap=True) for _ in range(args.repeat))
+            plain, plain_mb = best([run(source, kind, remap=False) for _ in range(args.repeat)])
+            remap, remap_mb = best([run(source, kind, remap=True) for _ in range(args.repeat)])
             check(kind, args.parents)
             print(
-                f"  {kind:<10} plain {plain:6.2f} s   --remap-ids {remap:6.2f} s"
-                f" ({rows / remap:,.0f} rows/s): {remap / plain:.2f}x the plain copy"
+                f"  {kind:<10} plain {plain:6.2f} s ({plain_mb:.0f} MB)   --remap-ids {remap:6.2f} s"
+                f" ({remap_mb:.0f} MB, {rows / remap:,.0f} rows/s): {remap / plain:.2f}x the plain copy"
             )
             if args.natural_keys:
                 job = Path(folder) / "natural.yaml"
