@@ -1954,6 +1954,15 @@ class _ChunkRunner:
         self.trying = False
         """Whether batches are tried on another connection first (``_write_tried``): set for the rest of
         the table once the target refused one where it has no savepoints."""
+        self.apart = False
+        """Whether the table's chunks are written one at a time (``_turn``): set once the target rolled
+        one back for meeting another, a deadlock (InnoDB's gap locks on a unique index whose keys the
+        chunks' key ranges interleave deadlocked a table of 250,000 rows' chunks, one retried chunk
+        three times over). The chunk made again, and every chunk after, waits until no other is
+        written."""
+        self.turns = threading.Condition()
+        self.writing = 0
+        """The table's chunks being written now."""
         self.merge_each = False
         """Whether each batch is upserted on its own (``_Merging``), not the chunk's staged rows at once:
         set for the rest of the table once the target refused a chunk's upsert."""
@@ -2040,7 +2049,8 @@ class _ChunkRunner:
             counted: list[int] = []
             self.attempt.held = None
             try:
-                return self._run(chunk, as_text, counted, lenient)
+                with self._turn():
+                    return self._run(chunk, as_text, counted, lenient)
             except textread.AsValues as exc:
                 if not as_text:
                     raise
@@ -2092,9 +2102,31 @@ class _ChunkRunner:
                 ):  # (its commit failed after its rejects were
                     raise  # recorded: made again, they would be recorded twice)
                 retries += 1
+                if not self.apart:
+                    logger.warning(
+                        "%s: %s; its chunks are written one at a time from now on",
+                        self.tp.target,
+                        _reason(exc),
+                    )
+                self.apart = True
                 logger.info("%s: %s; chunk %s made again", self.tp.target, _reason(exc), chunk.name)
                 time.sleep(0.1 * retries)
             self.counter.add(-sum(counted))  # the progress of the rolled-back attempt
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """A chunk's attempt: with the others, or, once the table's chunks go one at a time
+        (``apart``), when none is written (those begun before still are)."""
+        with self.turns:
+            if self.apart:
+                self.turns.wait_for(lambda: self.writing == 0)
+            self.writing += 1
+        try:
+            yield
+        finally:
+            with self.turns:
+                self.writing -= 1
+                self.turns.notify_all()
 
     def _may_hold_numbered_nulls(self, chunk: Chunk) -> bool:
         """Whether the chunk's rows may hold NULL where the target numbers it: they are then read as
@@ -2515,41 +2547,49 @@ class _ChunkRunner:
         held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns, self.kinds)
 
         given = [c for c in tp.target_columns if c != tp.remap.identity]  # (the target numbers that one)
-        with target.connect() as conn, _fk_checks_off(conn, self.target_dialect, tp.in_cycle):
-            with conn.begin(), self.target_dialect.explicit_ids(conn, target, tp.target, given):
-                writer = RemapWriter(
-                    conn,
-                    target,
-                    tp.target,
-                    tp.target_columns,
-                    tp.types,
-                    tp.remap,
-                    self.maps,
-                    self.workers,
-                    merge_key=tp.key if tp.mode == "merge" else (),
+        with (
+            target.connect() as conn,
+            _fk_checks_off(conn, self.target_dialect, tp.in_cycle),
+            conn.begin(),
+            self.target_dialect.explicit_ids(conn, target, tp.target, given),
+        ):
+            writer = RemapWriter(
+                conn,
+                target,
+                tp.target,
+                tp.target_columns,
+                tp.types,
+                tp.remap,
+                self.maps,
+                self.workers,
+                merge_key=tp.key if tp.mode == "merge" else (),
+            )
+            itself = None  # (rows referencing themselves, where the target's FK check cannot take them)
+            if tp.self_reference is not None:  # (no FK checks to switch off: parents first, as a
+                # reference set later cannot be set where DuckDB updates a referenced row)
+                there = (
+                    writer.mapped
+                    if tp.remap.identity
+                    else functools.partial(self._target_holds, conn, tp.target_columns[tp.self_reference[1]])
                 )
-                itself = None  # (rows referencing themselves, where the target's FK check cannot take them)
-                if tp.self_reference is not None:  # (no FK checks to switch off: parents first, as a
-                    # reference set later cannot be set where DuckDB updates a referenced row)
-                    batches = _parents_first(batches, *tp.self_reference, writer.own)
-                    if not self.target_dialect.FK_SEES_OWN_STATEMENT:
-                        itself = tp.self_reference
-                refused: set[str] = set()  # (keys of rows rejected here: their descendants are too)
-                for rows in batches:
-                    read += len(rows)
-                    readable = self._readable(rows, held)
-                    if itself is not None:
-                        if len(readable) < len(rows):
-                            kept = set(map(id, readable))
-                            refused.update(str(row[itself[1]]) for row in rows if id(row) not in kept)
-                        readable = self._not_itself(readable, *itself, held, refused)
-                    ok, known = writer.write(readable, held.add)
-                    written += ok
-                    skipped += known
-                    self.counter.add(len(rows))
-                self.state.mark_chunk(conn, self.task, chunk.name, read)
-                held.flush()
-            self.maps.remember(tp.target, writer.new_pairs)
+                batches = _parents_first(batches, *tp.self_reference, there)
+                if not self.target_dialect.FK_SEES_OWN_STATEMENT:
+                    itself = tp.self_reference
+            refused: set[str] = set()  # (keys of rows rejected here: their descendants are too)
+            for rows in batches:
+                read += len(rows)
+                readable = self._readable(rows, held)
+                if itself is not None:
+                    if len(readable) < len(rows):
+                        kept = set(map(id, readable))
+                        refused.update(str(row[itself[1]]) for row in rows if id(row) not in kept)
+                    readable = self._not_itself(readable, *itself, held, refused)
+                ok, known = writer.write(readable, held.add)
+                written += ok
+                skipped += known
+                self.counter.add(len(rows))
+            self.state.mark_chunk(conn, self.task, chunk.name, read)
+            held.flush()
         return read, written, len(held.rows), skipped
 
     def _not_itself(
@@ -3033,20 +3073,26 @@ class _Guard(bulk.Writer):
 
 
 def _parents_first(
-    batches: Iterable[Sequence[tuple[Any, ...]]], at: int, key_at: int, mapped: Container[str]
+    batches: Iterable[Sequence[tuple[Any, ...]]],
+    at: int,
+    key_at: int,
+    written: Callable[[set[str]], set[str]],
 ) -> Iterator[list[tuple[Any, ...]]]:
     """The rows of a table referencing itself (``row[at]`` the old ID of the row ``row[key_at]``
     references), each after the row it references where that comes in the chunk too: a row waits
-    for its parent unless that has no reference, came already, or was mapped by an earlier run; those
-    still waiting at the end (their parent not copied, a cycle) come last, and are written with the
-    reference set later (``RemapSpec.late``)."""
-    came: set[str] = set()
+    for its parent unless that has no reference, comes before it in its batch, or was written by an
+    earlier batch or run (``written``: those of the IDs the target holds, asked once a batch, as a
+    batch is only read once the one before is written); those still waiting at the end (their
+    parent not copied, a cycle) come last, and are written with the reference set later
+    (``RemapSpec.late``). Only the waiting rows are held, not the IDs that came."""
     waiting: dict[str, list[tuple[Any, ...]]] = {}
     for rows in batches:
+        keys = {str(row[key_at]) for row in rows}
+        there = written({str(row[at]) for row in rows if row[at] is not None} - keys)
         ready: deque[tuple[Any, ...]] = deque()
         for row in rows:
             parent = row[at]
-            if parent is None or str(parent) in came or str(parent) in mapped or parent == row[key_at]:
+            if parent is None or str(parent) in there or parent == row[key_at]:
                 ready.append(row)
             else:
                 waiting.setdefault(str(parent), []).append(row)
@@ -3054,7 +3100,6 @@ def _parents_first(
         while ready:
             row = ready.popleft()
             out.append(row)
-            came.add(str(row[key_at]))
             ready.extend(waiting.pop(str(row[key_at]), ()))
         if out:
             yield out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import signal
@@ -13,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as time_of_day
@@ -27,6 +30,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import parity.copy as copy_module
+import parity.remap as remap_module
 from parity import bulk, textread
 from parity.copy import copy
 from parity.diff import diff
@@ -1435,9 +1439,18 @@ def test_a_table_referencing_itself_loads_in_generations_where_its_fk_cannot_be_
     assert checked.query("SELECT count(*) FROM emp") == [(0,)]
 
 
+@pytest.fixture(params=["held", "looked up"])
+def parent_maps(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a copy finds parents' new IDs: their maps read whole and held (``IdMaps.parent``), or
+    none held (no room), each batch's looked up in ``_parity_id_map``."""
+    if request.param == "looked up":
+        monkeypatch.setattr(remap_module, "HELD_PAIRS", 0)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "sqlite"])
 def test_remap_ids_through_a_self_reference_and_a_cycle(
-    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path, parent_maps: str
 ) -> None:
     """A parent row copied after its child (a self-reference, a cycle of two tables, a row that is its
     own parent): the child is written with NULL there and gets the parent's new ID at the end. A rerun
@@ -1508,7 +1521,9 @@ def test_late_references_left_by_a_stopped_run_are_set_by_the_next(
     assert pairs == [("1", "3"), ("2", "1"), ("3", None), ("4", "4")]
 
 
-def test_remap_ids_through_a_self_reference_in_parallel_chunks(pg_db: Database, mariadb_db: Database) -> None:
+def test_remap_ids_through_a_self_reference_in_parallel_chunks(
+    pg_db: Database, mariadb_db: Database, parent_maps: str
+) -> None:
     """Chunks of a self-referencing table run at once: a row whose parent is in another chunk gets it
     when that chunk's IDs are committed (or at the end), never an ID another chunk has not committed."""
     pg_db.sql(
@@ -1592,7 +1607,7 @@ def test_a_table_copied_onto_itself_is_refused(
 
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
 def test_remap_ids_in_batches_maps_every_row_to_its_own_new_id(
-    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path, parent_maps: str
 ) -> None:
     """--remap-ids wrote a row at a time (100k rows in 90 s). A batch now goes in one INSERT of many rows
     whose new IDs come back in the rows' order (SQLAlchemy's insertmanyvalues), and into PostgreSQL and
@@ -1685,7 +1700,7 @@ def test_remap_ids_into_duckdb_needs_a_key_it_numbers(small: Database, duckdb_db
 
 @pytest.mark.parametrize("target_name", ["mariadb", "postgresql", "sqlite"])
 def test_remap_ids_with_natural_keys(
-    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path, parent_maps: str
 ) -> None:
     source = make_db("sqlite")
     source.sql(
@@ -2009,8 +2024,9 @@ def test_a_mariadb_login_without_temporary_tables_looks_for_natural_keys_in_list
         target.sql(f"DROP USER '{user}'@'127.0.0.1'")
     assert result.tables[0].status == "ok", result.tables[0].error
     assert (result.tables[0].rows_written, result.tables[0].skipped) == (299, 1)
-    assert [s for s in joined if "STRAIGHT_JOIN" in s] == []  # (the key rows' one try, refused:)
-    assert len([s for s in joined if s.startswith("CREATE TEMPORARY TABLE _parity_keys_")]) == 1
+    assert [s for s in joined if "STRAIGHT_JOIN" in s] == []  # (the key rows' one try each, refused:)
+    tried = Counter(s.split()[3] for s in joined if s.startswith("CREATE TEMPORARY TABLE _parity_keys_"))
+    assert sorted(tried.values()) == [1, 1]  # (the natural keys' rows and the ID map's)
     rows = target.query("SELECT m.old_id, t.label FROM _parity_id_map m JOIN tags t ON t.id = CAST(m.new_id AS INTEGER)"
                         " WHERE m.table_name = 'tags' AND m.old_id = '150'")  # fmt: skip
     assert rows == [("150", "held")]
@@ -2177,7 +2193,7 @@ def test_foreign_keys_only_the_target_declares_order_the_load_and_are_rewritten(
 
 
 def test_remap_ids_into_a_duckdb_table_referencing_itself_writes_parents_first(
-    make_db: Callable[[str], Database],
+    make_db: Callable[[str], Database], parent_maps: str
 ) -> None:
     """A manager with a higher ID than their staff was written NULL, to be set at the end, which
     DuckDB refused (it updates a referenced row as a delete and an insert): the table failed, every
@@ -4517,3 +4533,24 @@ def test_merge_refuses_a_row_that_clashes_on_another_unique_key(
     result = copy_closed(job_for(source, target), mode="merge")
     assert (result.tables[0].rows_written, result.tables[0].rejected) == (2, 1), result.tables[0]
     assert target.query("SELECT id, v, n FROM mm ORDER BY id") == [(1, "a", 1), (2, "b", 20)]
+
+
+def test_chunks_that_deadlock_on_a_mariadb_unique_key_are_written_one_at_a_time(
+    pg_db: Database, mariadb_db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Chunks loaded at once into a MariaDB table with a unique key on text (a hash InnoDB keys) whose
+    values the chunks' key ranges interleave deadlocked one another, and a chunk retried three times
+    failed the copy; once one deadlocks, the table's chunks are written one at a time. Every row
+    arrives, once."""
+    pg_db.sql(
+        "CREATE TABLE tags (id BIGINT PRIMARY KEY, slug TEXT NOT NULL UNIQUE, label TEXT)",
+        "INSERT INTO tags SELECT i, md5(i::text), 'label ' || i FROM generate_series(1, 120000) AS i",
+    )
+    caplog.set_level(logging.INFO, logger="parity")
+    result = copy_ok(job_for(pg_db, mariadb_db), workers=4, batch_size=2000)
+    assert (result.tables[0].rows_read, result.tables[0].rows_written) == (120000, 120000)
+    counts = mariadb_db.query("SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM tags")
+    assert tuple(counts[0]) == (120000, 120000, 1, 120000)
+    assert mariadb_db.query("SELECT slug FROM tags WHERE id = 77") == [(hashlib.md5(b"77").hexdigest(),)]
+    deadlocks = [r.getMessage() for r in caplog.records if "one at a time" in r.getMessage()]
+    assert len(deadlocks) <= 1  # (said once, where a chunk deadlocked)
