@@ -36,7 +36,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from proctree import TreeSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC_SCHEMA = "bench"
@@ -502,52 +503,6 @@ LAST_TREE_MB = 0.0
 and their descendants (parity's reader processes included), in MB; 0 where /proc has no smaps_rollup."""
 
 
-def _descendants(roots: Sequence[int]) -> list[int]:
-    """The processes under ``roots`` (and the roots), from /proc's parent links."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], list(roots)
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, ()))
-    return found
-
-
-def _tree_pss_kb(roots: Sequence[int]) -> int:
-    total = 0
-    for pid in _descendants(roots):
-        try:
-            with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
-                for line in rollup:
-                    if line.startswith(b"Pss:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            continue
-    return total
-
-
-class _TreeSampler(threading.Thread):
-    """Samples ``_tree_pss_kb`` of the processes every 0.2 s until stopped; keeps the greatest."""
-
-    def __init__(self, roots: Sequence[int]) -> None:
-        super().__init__(daemon=True)
-        self.roots, self.peak_kb, self.done = list(roots), 0, threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.2):
-            self.peak_kb = max(self.peak_kb, _tree_pss_kb(self.roots))
-
-
 @dataclass
 class Run:
     seconds: float | None = None
@@ -581,7 +536,7 @@ def run_pipeline(commands: Sequence[list[str]], envs: Sequence[dict[str, str] | 
     failed = []
     global LAST_CPU, LAST_TREE_MB
     LAST_CPU = 0.0
-    sampler = _TreeSampler([proc.pid for proc in procs])
+    sampler = TreeSampler([proc.pid for proc in procs])
     sampler.start()
     for proc, err in zip(procs, errors, strict=True):
         _, status, usage = os.wait4(proc.pid, 0)

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
+from proctree import TreeSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "bench_remap"
@@ -96,7 +97,7 @@ def run(
 ) -> tuple[float, float]:
     """One ``parity copy`` into the target, made anew unless ``fresh`` is false; ``natural``: the job
     file (``natural_job``) that names the tables' natural keys (and remaps their IDs). Its seconds, and
-    the largest resident set of its process or any it waited for (``wait4``), in MB."""
+    the greatest proportional set size of its processes together, sampled (``proctree``), in MB."""
     url, options = fresh_target(kind) if fresh else (target_url(kind), [])
     if natural is not None:
         command = [sys.executable, "-m", "parity", "copy", "-c", str(natural), "--json"]
@@ -106,17 +107,20 @@ def run(
     started = time.perf_counter()
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        sampler = TreeSampler([process.pid])
+        sampler.start()
+        process.wait()
         seconds = time.perf_counter() - started
+        sampler.done.set()
+        sampler.join()
         if process.returncode != 0:
             errors.seek(0)
             raise SystemExit(f"parity copy failed ({kind}):\n{errors.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, sampler.peak_kb / 1024
 
 
 def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
-    """The fastest run's seconds, and the largest resident set of them all."""
+    """The fastest run's seconds, and the most memory any of them took."""
     return min(s for s, _ in runs), max(m for _, m in runs)
 
 
@@ -201,8 +205,8 @@ def main() -> None:
             remap, remap_mb = best([run(source, kind, remap=True) for _ in range(args.repeat)])
             check(kind, args.parents)
             print(
-                f"  {kind:<10} plain {plain:6.2f} s ({plain_mb:.0f} MB)   --remap-ids {remap:6.2f} s"
-                f" ({remap_mb:.0f} MB, {rows / remap:,.0f} rows/s): {remap / plain:.2f}x the plain copy"
+                f"  {kind:<10} plain {plain:6.2f} s ({plain_mb:.0f} MB PSS)   --remap-ids {remap:6.2f} s"
+                f" ({remap_mb:.0f} MB PSS, {rows / remap:,.0f} rows/s): {remap / plain:.2f}x the plain copy"
             )
             if args.natural_keys:
                 job = Path(folder) / "natural.yaml"
