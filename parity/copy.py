@@ -178,6 +178,10 @@ class _TablePlan:
     in_cycle: bool = False
     """The table is in an FK cycle (or references itself): its loads run with FK checks off, where the
     database allows it, because the rows it references may not be there yet."""
+    unchecked: bool = False
+    """The table declares its FKs, but its rows are checked after them, every table copied (only a
+    "check foreign key" step waits for it: ``plan._held_by_hash``): its loads run with FK checks off,
+    as those of a table whose FKs are added after its rows."""
     fractions: dict[str, int] = field(default_factory=dict)
     """Target column -> the digits of a second it keeps, where the source's values may hold more
     (``SchemaPlan.fractions``): such rows are rejected (``_Guard``)."""
@@ -241,6 +245,7 @@ def copy(
         result.warnings += _one_chunk_where_natural_keys_repeat(job, plans)
         _check_ids_writable(job, plans)
         _mark_numbered(job, plans)
+        _mark_unchecked(job, state, plans)
     state.ensure()
     if job.target.bulk_refused:
         result.warnings.append(job.target.bulk_refused)
@@ -485,7 +490,7 @@ def _add_or_check_foreign_key(
     with its FK checks off), it holds for rows written later, and a warning says so. A query (a plan's
     "check foreign key" step, ``Dialect.DEFERS_FOREIGN_KEYS``) looks for such a row first; the key
     after it is added unchecked straight away (``checked`` says one ran)."""
-    if sql.lstrip()[:6].upper() == "SELECT":
+    if _is_check(sql):
         cursor = conn.connection.cursor()  # (no parameters: the text as sent, % and all)
         try:
             with log.timed_sql(sql, dialect.names[0]):
@@ -524,6 +529,22 @@ def _add_or_check_foreign_key(
     else:
         if savepoint is not None:
             savepoint.commit()
+
+
+def _is_check(sql: str) -> bool:
+    """Whether a step waiting for every table's rows is a "check foreign key" query, not DDL."""
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
+def _mark_unchecked(job: Job, state: State, plans: list[_TablePlan]) -> None:
+    """``_TablePlan.unchecked`` of the tables whose waiting FK steps (recorded as their tables were
+    made, by this run or one that stopped) are checks alone."""
+    if not job.target.dialect.FK_CHECKS or state.state.name not in state.made():
+        return
+    with job.target.connect() as conn:
+        for tp in plans:
+            steps = state.deferred_ddl(conn, "fks", tp.target)
+            tp.unchecked = bool(steps) and all(map(_is_check, steps))
 
 
 def _unless_there(conn: Connection, dialect: Dialect, sql: str) -> None:
@@ -2488,7 +2509,7 @@ class _ChunkRunner:
         held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns, self.kinds)
         with (
             target.connect() as conn,
-            _fk_checks_off(conn, self.target_dialect, tp.in_cycle),
+            _fk_checks_off(conn, self.target_dialect, tp.in_cycle or tp.unchecked),
             conn.begin(),
             self.target_dialect.explicit_ids(conn, target, tp.target, tp.target_columns),
         ):
@@ -2549,7 +2570,7 @@ class _ChunkRunner:
         given = [c for c in tp.target_columns if c != tp.remap.identity]  # (the target numbers that one)
         with (
             target.connect() as conn,
-            _fk_checks_off(conn, self.target_dialect, tp.in_cycle),
+            _fk_checks_off(conn, self.target_dialect, tp.in_cycle or tp.unchecked),
             conn.begin(),
             self.target_dialect.explicit_ids(conn, target, tp.target, given),
         ):
