@@ -178,7 +178,7 @@ class IdLookup:
         if not ids:
             return []
         m, wanted = self.map, sorted(ids)
-        with self.dialect.planned_anew(self.conn):  # (looked up while the map grows)
+        with self.dialect.planned_anew(self.conn, probes=True):  # (looked up while the map grows)
             keys = self._key_rows
             if keys is not None:
                 params = self.dialect.bind_key_rows(self.conn, keys, [(i,) for i in wanted])

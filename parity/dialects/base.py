@@ -295,10 +295,11 @@ class Dialect:
         return conn.begin_nested()
 
     @contextmanager
-    def planned_anew(self, conn: Connection) -> Iterator[None]:
+    def planned_anew(self, conn: Connection, probes: bool = False) -> Iterator[None]:
         """Within the block, the database plans each query for its own values and the tables as they
         are now, not once for all (a plan made while a table was small, kept as it grows); where it
-        keeps such plans."""
+        keeps such plans. ``probes``: a join of key rows to a table looks each up in the table's index,
+        whatever the table's statistics say (stale, while it is written)."""
         yield
 
     def compares_exactly(self, conn: Connection, table: sa.TableClause, columns: Sequence[str]) -> bool:
