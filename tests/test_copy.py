@@ -1443,7 +1443,7 @@ def parent_maps(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Both ways a copy finds parents' new IDs: their maps read whole and held (``IdMaps.parent``), or
     none held (no room), each batch's looked up in ``_parity_id_map``."""
     if request.param == "looked up":
-        monkeypatch.setattr(remap_module, "HELD_PAIRS", 0)
+        monkeypatch.setattr(remap_module, "HELD_BYTES", 0)
     return str(request.param)
 
 
