@@ -285,6 +285,12 @@ def schema_apply_cmd(**kw: Any) -> None:
     "--remap-ids", is_flag=True, help="Let the target assign new IDs; rewrite child FKs through the map."
 )
 @click.option("--export-id-map", type=click.Path(dir_okay=False), help="Write the old -> new ID map as JSON.")
+@click.option(
+    "--atomic",
+    is_flag=True,
+    help="Copy each table in one transaction: a table that fails leaves none of its rows (its chunks "
+    "are one; not with --mode replace).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def copy_cmd(
     mode: str | None,
@@ -300,6 +306,7 @@ def copy_cmd(
     max_rejects: int | None,
     remap_ids: bool,
     export_id_map: str | None,
+    atomic: bool,
     as_json: bool,
     **kw: Any,
 ) -> None:
@@ -324,6 +331,7 @@ def copy_cmd(
                 progress=progress,
                 remap_ids=remap_ids,
                 export_id_map=export_id_map,
+                atomic=atomic,
             )
     finally:
         job.close()

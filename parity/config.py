@@ -94,6 +94,9 @@ class TableConfig(_Model):
     commits with a time older than a run's start is copied by a later run that looks that far back."""
     natural_key: list[str] | None = None
     remap_ids: bool = False
+    atomic: bool = False
+    """copy: the table in one transaction (sqlite-to-mariadb-migration's per-table transactions): one
+    that fails leaves none of its rows or new IDs; its chunks are one, and a run stopped copies it anew."""
     batch_size: int | None = Field(default=None, gt=0)
     tolerance: dict[str, float] = {}
     partition: PartitionConfig | None = None
@@ -116,6 +119,8 @@ class Defaults(_Model):
     remap_ids: bool = False
     """As ``--remap-ids``: every table the target numbers itself gets new IDs (copy), and is read through
     the ID map (diff, sync)."""
+    atomic: bool = False
+    """As ``--atomic``: every table copied in one transaction (``TableConfig.atomic``)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -175,6 +175,8 @@ class _TablePlan:
     """``since``: the source column, and the watermark (the least value read; None: every row)."""
     since_value: Callable[[Any], Any] = lambda x: x
     """The ``since`` column as it is ordered (``Dialect.since_value``)."""
+    atomic: bool = False
+    """The table is copied in one transaction, one chunk (``TableConfig.atomic``)."""
     in_cycle: bool = False
     """The table is in an FK cycle (or references itself): its loads run with FK checks off, where the
     database allows it, because the rows it references may not be there yet."""
@@ -208,6 +210,7 @@ def copy(
     progress: Progress | None = None,
     remap_ids: bool = False,
     export_id_map: str | None = None,
+    atomic: bool = False,
 ) -> CopyResult:
     """Copy the job's tables from source to target. Returns per-table counts; never raises for one
     table's failure (it is reported in the result), but raises ParityError for bad input."""
@@ -218,6 +221,8 @@ def copy(
             "--export-id-map writes the map of new IDs that --remap-ids makes: give --remap-ids too"
         )
     workers = workers or defaults.workers
+    atomic = atomic or defaults.atomic
+    _refuse_atomic_replace(job, mode, atomic)
     result = CopyResult(rejects_file=rejects_file)
     state = State(job.target)
     if _may_read_in_processes(job):
@@ -241,6 +246,8 @@ def copy(
         plan = _prepare_schema(job, schema, state, keys_later, merging, assigned, remapped)
         result.schema = plan
         plans = _plan_tables(job, plan, mode, batch_size, limit)
+        for tp in plans:
+            tp.atomic = atomic or tp.spec.atomic
         _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
         result.warnings += _one_chunk_where_natural_keys_repeat(job, plans)
         _check_ids_writable(job, plans)
@@ -610,6 +617,20 @@ def _check_diff_settings(job: Job, source: list[Table]) -> None:
         for column in named:
             if column not in names:
                 raise not_found("column", column, names, where=f"table '{table.name}'")
+
+
+def _refuse_atomic_replace(job: Job, mode: Mode | None, atomic: bool) -> None:
+    """Replace empties its tables before any row moves, all of them in one transaction of their own:
+    one copied in one transaction (``atomic``) that failed would be left empty, not as it was."""
+    refused = [
+        s.name for s in job.selected() if (atomic or s.atomic) and _table_mode(job, s, mode) == "replace"
+    ]
+    if refused:
+        raise ConfigError(
+            f"--atomic (atomic: true) with --mode replace ({', '.join(refused)}): replace empties the"
+            " tables before any row moves, so a table that failed would be left empty, not rolled back;"
+            " empty them yourself and copy with --mode append --atomic"
+        )
 
 
 def _table_mode(job: Job, spec: TableConfig, mode: Mode | None) -> Mode:
@@ -1308,7 +1329,7 @@ def _plan_chunks(job: Job, tp: _TablePlan, lanes: int = 1) -> tuple[list[Chunk],
     chunks copied at once, ``_lanes``), and the number of rows to copy."""
     table = _source_table(job, tp)
     with job.source.connect() as conn:
-        if tp.chunk_key is None or tp.limit is not None or tp.self_reference is not None:
+        if tp.chunk_key is None or tp.limit is not None or tp.self_reference is not None or tp.atomic:
             total = conn.execute(
                 _filtered(tp, table, sa.select(sa.func.count()).select_from(table))
             ).scalar_one()

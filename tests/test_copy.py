@@ -4589,3 +4589,43 @@ def test_chunks_that_deadlock_on_a_mariadb_unique_key_are_written_one_at_a_time(
     assert mariadb_db.query("SELECT slug FROM tags WHERE id = 77") == [(hashlib.md5(b"77").hexdigest(),)]
     deadlocks = [r.getMessage() for r in caplog.records if "one at a time" in r.getMessage()]
     assert len(deadlocks) <= 1  # (said once, where a chunk deadlocked)
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "by-chunk"])
+def test_atomic_tables_fail_whole_and_others_go_on(make_db: Callable[[str], Database], atomic: bool) -> None:
+    """sqlite-to-mariadb-migration's per-table transactions: with ``atomic: true`` a table that fails
+    (here a trigger refusing the statement for no row's fault, past 2,500 rows) leaves none of its
+    rows in the live target, and the other tables go on; by chunk (the default, resumable), the
+    chunks committed before the failure stay, for a run again to go on from."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE TABLE others (id INTEGER PRIMARY KEY, name TEXT)",
+    )
+    with source.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO items VALUES (:i, 'x')"), [{"i": i} for i in range(1, 3001)])
+        conn.execute(sa.text("INSERT INTO others VALUES (:i, 'y')"), [{"i": i} for i in range(1, 11)])
+    target.sql(
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT)",
+        "INSERT INTO items VALUES (900000, 'live')",
+        "CREATE FUNCTION stop_past() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id > 2500 AND"
+        " NEW.id < 900000 THEN RAISE EXCEPTION 'stopped' USING ERRCODE = '42501'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER stop_past BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION stop_past()",
+    )
+    job = job_for(source, target, table_options={"atomic": True} if atomic else {})
+    result = copy_closed(job, batch_size=100, workers=1)
+    status = {t.table: t.status for t in result.tables}
+    assert status == {"items": "failed", "others": "ok"}
+    assert target.query("SELECT COUNT(*) FROM others") == [(10,)]
+    kept = target.query("SELECT COUNT(*) FROM items WHERE id < 900000")[0][0]
+    assert kept == (0 if atomic else 2000)  # (by chunk: two chunks of 1,000 rows committed)
+    assert target.query("SELECT name FROM items WHERE id = 900000") == [("live",)]
+
+
+def test_atomic_with_replace_is_refused_before_anything_moves(make_db: Callable[[str], Database]) -> None:
+    source, target = make_db("sqlite"), make_db("sqlite")
+    source.sql("CREATE TABLE items (id INTEGER PRIMARY KEY)", "INSERT INTO items VALUES (1)")
+    target.sql("CREATE TABLE items (id INTEGER PRIMARY KEY)", "INSERT INTO items VALUES (7)")
+    with pytest.raises(ConfigError, match="replace empties the tables before any row moves"):
+        copy_closed(job_for(source, target), mode="replace", atomic=True)
+    assert target.query("SELECT id FROM items") == [(7,)]
