@@ -184,6 +184,12 @@ class _TablePlan:
     """The table declares its FKs, but its rows are checked after them, every table copied (only a
     "check foreign key" step waits for it: ``plan._held_by_hash``): its loads run with FK checks off,
     as those of a table whose FKs are added after its rows."""
+
+    @property
+    def fk_checks_off(self) -> bool:
+        """Whether its loads run with FK checks off (``in_cycle``, ``unchecked``)."""
+        return self.in_cycle or self.unchecked
+
     fractions: dict[str, int] = field(default_factory=dict)
     """Target column -> the digits of a second it keeps, where the source's values may hold more
     (``SchemaPlan.fractions``): such rows are rejected (``_Guard``)."""
@@ -549,9 +555,10 @@ def _mark_unchecked(job: Job, state: State, plans: list[_TablePlan]) -> None:
     if not job.target.dialect.FK_CHECKS or state.state.name not in state.made():
         return
     with job.target.connect() as conn:
-        for tp in plans:
-            steps = state.deferred_ddl(conn, "fks", tp.target)
-            tp.unchecked = bool(steps) and all(map(_is_check, steps))
+        waiting = state.all_deferred_ddl(conn, "fks")
+    for tp in plans:
+        steps = waiting.get(tp.target, [])
+        tp.unchecked = bool(steps) and all(map(_is_check, steps))
 
 
 def _unless_there(conn: Connection, dialect: Dialect, sql: str) -> None:
@@ -2530,7 +2537,7 @@ class _ChunkRunner:
         held = self.attempt.held = self.rejects.hold(tp.target, tp.target_columns, self.kinds)
         with (
             target.connect() as conn,
-            _fk_checks_off(conn, self.target_dialect, tp.in_cycle or tp.unchecked),
+            _fk_checks_off(conn, self.target_dialect, tp.fk_checks_off),
             conn.begin(),
             self.target_dialect.explicit_ids(conn, target, tp.target, tp.target_columns),
         ):
@@ -2591,7 +2598,7 @@ class _ChunkRunner:
         given = [c for c in tp.target_columns if c != tp.remap.identity]  # (the target numbers that one)
         with (
             target.connect() as conn,
-            _fk_checks_off(conn, self.target_dialect, tp.in_cycle or tp.unchecked),
+            _fk_checks_off(conn, self.target_dialect, tp.fk_checks_off),
             conn.begin(),
             self.target_dialect.explicit_ids(conn, target, tp.target, given),
         ):

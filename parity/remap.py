@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from parity import bulk
-from parity.dialects.base import RawType
+from parity.dialects.base import Dialect, RawType
 from parity.endpoint import Endpoint, driver_message, raise_unless_refusal, roll_back_to
 from parity.errors import ParityError
 from parity.schema.types import STRING_KINDS, CanonicalType, Kind
@@ -265,12 +265,9 @@ class IdLookup:
             keys = self._key_rows
             if keys is not None:
                 params = self.dialect.bind_key_rows(self.conn, keys, [(i,) for i in wanted])
-                select = sa.select(m.c.old_id, m.c.new_id).select_from(
-                    keys.join(m, sa.and_(m.c.table_name == sa.bindparam("map_table"), by == keys.c.k0))
-                )
-                first = self.dialect.KEY_ROWS_FIRST
-                select = select.prefix_with(first) if first else select
-                return [tuple(r) for r in self.conn.execute(select, {**params, "map_table": table})]
+                on = sa.and_(m.c.table_name == sa.bindparam("map_table"), by == keys.c.k0)
+                joined = _key_rows_join(self.dialect, keys, m, on, m.c.old_id, m.c.new_id)
+                return [tuple(r) for r in self.conn.execute(joined, {**params, "map_table": table})]
             per = min(_IDS_A_QUERY, self.dialect.MAX_IN_LIST)
             select = sa.select(m.c.old_id, m.c.new_id).where(
                 m.c.table_name == table, by.in_(sa.bindparam("ids", expanding=True))
@@ -290,6 +287,20 @@ class IdLookup:
 
 _IDS_A_QUERY = 500
 """The most IDs ``IdLookup`` binds in one IN list where the database gives no key rows."""
+
+
+def _key_rows_join(
+    dialect: Dialect,
+    keys: sa.FromClause,
+    table: sa.FromClause,
+    on: sa.ColumnElement[bool],
+    *wanted: sa.ColumnElement[Any],
+) -> sa.Select[Any]:
+    """``wanted`` of key rows (``Dialect.key_rows``) joined to a table ``on`` its columns, the key rows
+    first (``Dialect.KEY_ROWS_FIRST``)."""
+    select = sa.select(*wanted).select_from(keys.join(table, on))
+    first = dialect.KEY_ROWS_FIRST
+    return select.prefix_with(first) if first else select
 
 
 def id_number(text: str) -> Any:
@@ -769,9 +780,7 @@ class RemapWriter:
         keys = self._key_rows
         assert keys is not None
         on = sa.and_(*(self.sa_table.c[c] == keys.c[f"k{i}"] for i, c in enumerate(self.key_columns)))
-        select = sa.select(*wanted).select_from(keys.join(self.sa_table, on))
-        first = self.endpoint.dialect.KEY_ROWS_FIRST
-        return select.prefix_with(first) if first else select
+        return _key_rows_join(self.endpoint.dialect, keys, self.sa_table, on, *wanted)
 
     @functools.cached_property
     def _held_query(self) -> sa.Select[Any]:

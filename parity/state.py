@@ -178,6 +178,10 @@ class State:
         info = self.task(conn, _ddl_task(when, table))
         return list(info["steps"]) if info else []
 
+    def all_deferred_ddl(self, conn: Connection, when: str) -> dict[str, list[str]]:
+        """``deferred_ddl`` of every table that has some, by table, in one query."""
+        return {info["table"]: list(info["steps"]) for info in self.tasks_like(conn, f"{when} ").values()}
+
     def ran_ddl(self, conn: Connection, when: str, table: str) -> None:
         conn.execute(sa.delete(self.state).where(self.state.c.task == _ddl_task(when, table)))
 

@@ -397,11 +397,10 @@ def _hash_lookups(ctx: _Context, table: Table) -> list[Index]:
     and sync's rows by key), unless an index of the table starts with those columns already."""
     if not _long_unique(ctx):
         return []
-    uniques = [*(u.columns for u in table.uniques), *(i.columns for i in table.indexes if i.unique)]
     plain = [i.columns for i in table.indexes if not i.unique and not i.method]
     return [
         Index(None, cols)
-        for cols in dict.fromkeys(uniques)
+        for cols in dict.fromkeys(_unique_columns(table))
         if _text_prefixes(ctx, table, cols) and not any(p[: len(cols)] == cols for p in plain)
     ]
 
@@ -412,10 +411,12 @@ def _held_by_hash(ctx: _Context, table: Table) -> bool:
     so its FKs are declared with it, its rows loaded with the FK checks off, and a query after them
     looks for rows that reference none (a "check foreign key" step alone), as where the FK is added
     after them."""
-    if not _long_unique(ctx):
-        return False
-    uniques = [*(u.columns for u in table.uniques), *(i.columns for i in table.indexes if i.unique)]
-    return any(_text_prefixes(ctx, table, cols) for cols in uniques)
+    return _long_unique(ctx) and any(_text_prefixes(ctx, table, cols) for cols in _unique_columns(table))
+
+
+def _unique_columns(table: Table) -> list[Any]:
+    """The columns of the table's unique constraints and unique indexes, as they name them."""
+    return [*(u.columns for u in table.uniques), *(i.columns for i in table.indexes if i.unique)]
 
 
 def _long_unique(ctx: _Context) -> bool:
