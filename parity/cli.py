@@ -289,7 +289,7 @@ def schema_apply_cmd(**kw: Any) -> None:
     "--atomic",
     is_flag=True,
     help="Copy each table in one transaction: a table that fails leaves none of its rows (its chunks "
-    "are one; not with --mode replace).",
+    "are one); with --mode replace it is emptied in that transaction too, so it keeps its old rows.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def copy_cmd(

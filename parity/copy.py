@@ -177,6 +177,9 @@ class _TablePlan:
     """The ``since`` column as it is ordered (``Dialect.since_value``)."""
     atomic: bool = False
     """The table is copied in one transaction, one chunk (``TableConfig.atomic``)."""
+    emptied_within: bool = False
+    """An ``atomic`` table in replace mode: its one transaction empties it (and forgets its recorded
+    rows) before its rows go in, so that a table that fails is left as it was (``_empty_within``)."""
     in_cycle: bool = False
     """The table is in an FK cycle (or references itself): its loads run with FK checks off, where the
     database allows it, because the rows it references may not be there yet."""
@@ -228,7 +231,6 @@ def copy(
         )
     workers = workers or defaults.workers
     atomic = atomic or defaults.atomic
-    _refuse_atomic_replace(job, mode, atomic)
     result = CopyResult(rejects_file=rejects_file)
     state = State(job.target)
     if _may_read_in_processes(job):
@@ -245,6 +247,7 @@ def copy(
         _check_wheres(job)
         _check_since(job, mode)
         _check_target_assigns_ids(job, remap_ids)
+        _refuse_atomic_replace(job, mode, atomic)
         remapped = set()
         if remap_ids or any(spec.remap_ids for spec in job.selected()):
             remapped = _check_remaps(job, mode, remap_ids)
@@ -254,6 +257,7 @@ def copy(
         plans = _plan_tables(job, plan, mode, batch_size, limit)
         for tp in plans:
             tp.atomic = atomic or tp.spec.atomic
+            tp.emptied_within = tp.atomic and tp.mode == "replace"
         _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
         result.warnings += _one_chunk_where_natural_keys_repeat(job, plans)
         _check_ids_writable(job, plans)
@@ -627,17 +631,54 @@ def _check_diff_settings(job: Job, source: list[Table]) -> None:
 
 
 def _refuse_atomic_replace(job: Job, mode: Mode | None, atomic: bool) -> None:
-    """Replace empties its tables before any row moves, all of them in one transaction of their own:
-    one copied in one transaction (``atomic``) that failed would be left empty, not as it was."""
-    refused = [
-        s.name for s in job.selected() if (atomic or s.atomic) and _table_mode(job, s, mode) == "replace"
-    ]
-    if refused:
-        raise ConfigError(
-            f"--atomic (atomic: true) with --mode replace ({', '.join(refused)}): replace empties the"
-            " tables before any row moves, so a table that failed would be left empty, not rolled back;"
-            " empty them yourself and copy with --mode append --atomic"
-        )
+    """An ``atomic`` table in replace mode is emptied in its own transaction, just before its rows go
+    in; every other replace table is emptied as the copy starts. Refused before anything moves where
+    that cannot hold: another table's rows reference it (its emptying would fail on them, or orphan
+    them where FK checks are off), it references a table emptied as the copy starts (whose emptying
+    would fail on its rows), or the database checks a table's reference to itself against the rows its
+    own transaction deleted (DuckDB)."""
+    names = job.names()
+    within: set[str] = set()
+    first: set[str] = set()
+    for spec in job.selected():
+        if _table_mode(job, spec, mode) == "replace":
+            (within if atomic or spec.atomic else first).add(names[spec.name])
+    if not within:
+        return
+    target, dialect = job.target, job.target.dialect
+    with target.connect() as conn:
+        existing = dialect.table_names(conn, target.schema)
+        refers = {
+            name: {fk["referred_table"] for fk in dialect.foreign_keys(conn, name, target.schema)}
+            for name in existing
+        }
+
+        def holds_rows(name: str) -> bool:
+            table = sa.table(name, schema=target.schema)
+            return conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
+
+        for name in sorted(existing):
+            for parent in sorted(refers[name] & within):
+                if name == parent and dialect.FK_SEES_OWN_DELETES:
+                    continue
+                if name in first or not holds_rows(name):
+                    continue
+                why = (
+                    f"'{name}' references it and holds rows (replace '{name}' in the run, not atomic)"
+                    if name != parent
+                    else f"it references itself and {target.backend} checks that against its own deletes"
+                )
+                _refuse_within(parent, why)
+            if name in within and refers[name] & first:
+                emptied = sorted(refers[name] & first)[0]
+                _refuse_within(name, f"it references '{emptied}', which replace empties before any row moves")
+
+
+def _refuse_within(table: str, why: str) -> None:
+    raise ConfigError(
+        f"--atomic (atomic: true) with --mode replace: '{table}' cannot be emptied in the transaction that"
+        f" loads it: {why}; copy it without --atomic"
+    )
 
 
 def _table_mode(job: Job, spec: TableConfig, mode: Mode | None) -> Mode:
@@ -1474,7 +1515,7 @@ def _start_all(
     fresh = planned
     if not fresh:
         return starts
-    replace = [tp.target for tp, *_ in fresh if tp.mode == "replace"]
+    replace = [tp.target for tp, *_ in fresh if tp.mode == "replace" and not tp.emptied_within]
     try:
         with job.target.begin() as conn:
             if replace:
@@ -2054,6 +2095,7 @@ class _ChunkRunner:
             and _sqlite_file(job.target)
             and job.target.schema in (None, "main")
             and tp.mode != "merge"
+            and not tp.emptied_within  # (its emptying and rows must be one transaction: this one's)
             and bool(self.kinds)
             and all(k in textread.ARROW_LOAD_KINDS for k in self.kinds)
         )
@@ -2541,6 +2583,7 @@ class _ChunkRunner:
             conn.begin(),
             self.target_dialect.explicit_ids(conn, target, tp.target, tp.target_columns),
         ):
+            self._empty_within(conn)
             destination = self._destination(conn)
             each = self.merge_each  # (once: another chunk of the table may set it meanwhile)
             writer = self._writer(self.writer_class, conn, destination, each)
@@ -2573,6 +2616,14 @@ class _ChunkRunner:
             held.flush()  # (just before the commit: a run killed in between records them twice, not never)
         return read, written, rejected, 0
 
+    def _empty_within(self, conn: Connection) -> None:
+        """An ``atomic`` replace table (``emptied_within``): empty it and forget what is recorded of its
+        rows in the transaction its rows go in by, so that a failure leaves it as it was. Its FK checks
+        are off already where it references itself (``in_cycle``) and the database checks each row."""
+        if self.tp.emptied_within:
+            execute_raw(conn, f"DELETE FROM {self.job.target.qualified(self.tp.target)}")
+            self.state.forget_rows(conn, [self.tp.target])
+
     def _write_loaded(self, batches: Iterator[Any]) -> tuple[int, int, int, int]:
         """A chunk its reader process loads into SQLite itself (``textread.LoadSpec``): its batches
         counted as they are in; the last one's ``commit`` tells the reader to commit (its rows and state
@@ -2602,6 +2653,7 @@ class _ChunkRunner:
             conn.begin(),
             self.target_dialect.explicit_ids(conn, target, tp.target, given),
         ):
+            self._empty_within(conn)  # (first: the writer asks whether the map holds the table's IDs)
             writer = RemapWriter(
                 conn,
                 target,

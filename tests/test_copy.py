@@ -4622,10 +4622,147 @@ def test_atomic_tables_fail_whole_and_others_go_on(make_db: Callable[[str], Data
     assert target.query("SELECT name FROM items WHERE id = 900000") == [("live",)]
 
 
-def test_atomic_with_replace_is_refused_before_anything_moves(make_db: Callable[[str], Database]) -> None:
+def test_atomic_replace_fails_whole_then_a_run_again_replaces(make_db: Callable[[str], Database]) -> None:
+    """--atomic with replace: the table is emptied in the transaction that loads it, so one that fails
+    is left as it was, not empty; the run again replaces it whole."""
+    source, target = make_db("sqlite"), make_db("postgresql")
+    source.sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    with source.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO items VALUES (:i, 'new')"), [{"i": i} for i in range(1, 3001)])
+    target.sql(
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT)",
+        "INSERT INTO items SELECT i, 'old' FROM generate_series(1, 10) AS i",
+        "INSERT INTO items VALUES (900000, 'live')",
+        "CREATE FUNCTION stop_past() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id > 2500 AND"
+        " NEW.id < 900000 THEN RAISE EXCEPTION 'stopped' USING ERRCODE = '42501'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER stop_past BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION stop_past()",
+    )
+    result = copy_closed(job_for(source, target), mode="replace", atomic=True, batch_size=100)
+    assert [t.status for t in result.tables] == ["failed"]
+    assert target.query("SELECT name, COUNT(*) FROM items GROUP BY name ORDER BY name") == [
+        ("live", 1),
+        ("old", 10),
+    ]
+    target.sql("DROP TRIGGER stop_past ON items")
+    copy_ok(job_for(source, target), mode="replace", atomic=True, batch_size=100)
+    assert target.query("SELECT name, COUNT(*), MIN(id), MAX(id) FROM items GROUP BY name") == [
+        ("new", 3000, 1, 3000)
+    ]
+
+
+def job_of_tables(source: Database, target: Database, path: Path, tables: dict[str, dict[str, Any]]) -> Any:
+    """A job from a job file naming each table with its own settings."""
+    ends = {
+        role: {"url": db.url, **({"schema": db.schema} if db.schema else {})}
+        for role, db in (("source", source), ("target", target))
+    }
+    path.write_text(json.dumps({**ends, "tables": [{"name": n, **o} for n, o in tables.items()]}))
+    return build(config_file=str(path))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "duckdb", "postgresql", "mariadb"])
+def test_atomic_replace_empties_and_loads_in_one_go(
+    make_db: Callable[[str], Database], tmp_path: Path, backend: str
+) -> None:
+    """Into each target: a table replaced whole by --atomic (its old rows gone, the source's in), and a
+    child appended to it whose rows reference the new ones; MariaDB's table referencing itself is
+    emptied with its FK checks off (InnoDB checks each deleted row), its rows all going at once."""
+    source, target = make_db("sqlite"), make_db(backend)
+    source.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20))",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, item_id INTEGER REFERENCES items (id), body VARCHAR(20))",
+        *(f"INSERT INTO items VALUES ({i}, 'new {i}')" for i in range(1, 51)),
+        "INSERT INTO notes VALUES (1, 7, 'n')",
+    )
+    target.sql(
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, name VARCHAR(20))",
+        *(f"INSERT INTO items VALUES ({i}, 'old {i}')" for i in (3, 60, 61)),
+    )
+    tables = {"items": {"mode": "replace", "atomic": True}, "notes": {}}
+    copy_ok(job_of_tables(source, target, tmp_path / "job.yaml", tables))
+    assert target.query("SELECT COUNT(*), MIN(id), MAX(id) FROM items") == [(50, 1, 50)]
+    assert target.query("SELECT name FROM items WHERE id = 3") == [("new 3",)]
+    assert target.query("SELECT item_id FROM notes") == [(7,)]
+    if backend == "mariadb":
+        target.sql(
+            "CREATE TABLE tree (id BIGINT PRIMARY KEY, up BIGINT, FOREIGN KEY (up) REFERENCES tree (id))",
+            "INSERT INTO tree VALUES (5, NULL), (1, 5)",  # (a parent deleted before its child: refused)
+        )
+        source.sql(
+            "CREATE TABLE tree (id INTEGER PRIMARY KEY, up INTEGER REFERENCES tree (id))",
+            "INSERT INTO tree VALUES (1, NULL), (2, 1)",
+        )
+        copy_ok(job_for(source, target, tables=["tree"]), mode="replace", atomic=True)
+        assert target.query("SELECT id, up FROM tree ORDER BY id") == [(1, None), (2, 1)]
+
+
+def test_atomic_replace_is_refused_where_its_emptying_cannot_be_its_own(
+    make_db: Callable[[str], Database], tmp_path: Path
+) -> None:
+    """Refused before anything moves, one line each: another table's rows reference the table (its
+    DELETE would fail on them, or orphan them with FK checks off), it references a table that replace
+    empties as the copy starts, or DuckDB checks its reference to itself against its own deletes."""
     source, target = make_db("sqlite"), make_db("sqlite")
-    source.sql("CREATE TABLE items (id INTEGER PRIMARY KEY)", "INSERT INTO items VALUES (1)")
-    target.sql("CREATE TABLE items (id INTEGER PRIMARY KEY)", "INSERT INTO items VALUES (7)")
-    with pytest.raises(ConfigError, match="replace empties the tables before any row moves"):
-        copy_closed(job_for(source, target), mode="replace", atomic=True)
+    source.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, item_id INTEGER REFERENCES items (id))",
+        "INSERT INTO items VALUES (1)",
+        "INSERT INTO notes VALUES (1, 1)",
+    )
+    target.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, item_id INTEGER REFERENCES items (id))",
+        "INSERT INTO items VALUES (7)",
+        "INSERT INTO notes VALUES (7, 7)",
+    )
+    with pytest.raises(
+        ConfigError, match=r"'items' cannot be emptied .*'notes' references it and holds rows"
+    ):
+        copy_closed(job_for(source, target, tables=["items"]), mode="replace", atomic=True)
+    per_table = {"items": {"mode": "replace"}, "notes": {"mode": "replace", "atomic": True}}
+    with pytest.raises(ConfigError, match=r"'notes' cannot be emptied .*references 'items', which replace"):
+        copy_closed(job_of_tables(source, target, tmp_path / "job.yaml", per_table))
     assert target.query("SELECT id FROM items") == [(7,)]
+    assert target.query("SELECT id, item_id FROM notes") == [(7, 7)]
+    # every table atomic: the child's rows hold on to the parent's
+    with pytest.raises(ConfigError, match="'notes' references it and holds rows"):
+        copy_closed(job_for(source, target), mode="replace", atomic=True)
+    # the child emptied as the copy starts, the parent in its own transaction: the rows referencing
+    # the parent are gone before it is emptied
+    per_table = {"items": {"mode": "replace", "atomic": True}, "notes": {"mode": "replace"}}
+    copy_ok(job_of_tables(source, target, tmp_path / "job.yaml", per_table))
+    assert target.query("SELECT id, item_id FROM notes") == [(1, 1)]
+    duck = make_db("duckdb")
+    duck.sql(
+        "CREATE TABLE tree (id BIGINT PRIMARY KEY, up BIGINT REFERENCES tree (id))",
+        "INSERT INTO tree VALUES (1, NULL)",
+    )
+    source.sql("CREATE TABLE tree (id INTEGER PRIMARY KEY, up INTEGER REFERENCES tree (id))")
+    with pytest.raises(ConfigError, match=r"'tree' cannot be emptied .*references itself and duckdb"):
+        copy_closed(job_for(source, duck, tables=["tree"]), mode="replace", atomic=True)
+    assert duck.query("SELECT id FROM tree") == [(1,)]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_atomic_replace_with_new_ids_forgets_the_old_ones_with_its_rows(
+    make_db: Callable[[str], Database], tmp_path: Path, backend: str
+) -> None:
+    """--remap-ids with an atomic replace, twice: the second run's transaction forgets the first run's
+    old -> new IDs as it deletes their rows, so its rows are all written (under newer IDs), not skipped
+    as copied; the child (replaced as the copy starts, as its rows hold on to the parent's) follows
+    the parent's new IDs."""
+    source, target = make_db("sqlite"), make_db(backend)
+    source.sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20))",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, item_id INTEGER REFERENCES items (id))",
+        *(f"INSERT INTO items VALUES ({i}, 'n{i}')" for i in range(1, 21)),
+        "INSERT INTO notes VALUES (1, 5)",
+    )
+    tables = {"items": {"atomic": True}, "notes": {}}
+    for _ in range(2):
+        job = job_of_tables(source, target, tmp_path / "job.yaml", tables)
+        result = copy_ok(job, mode="replace", remap_ids=True)
+        assert [(t.rows_written, t.skipped) for t in result.tables] == [(20, 0), (1, 0)]
+    assert target.query("SELECT COUNT(*) FROM items") == [(20,)]
+    assert target.query("SELECT COUNT(*) FROM _parity_id_map WHERE table_name = 'items'") == [(20,)]
+    assert target.query("SELECT i.name FROM notes n JOIN items i ON i.id = n.item_id") == [("n5",)]
