@@ -4766,3 +4766,54 @@ def test_atomic_replace_with_new_ids_forgets_the_old_ones_with_its_rows(
     assert target.query("SELECT COUNT(*) FROM items") == [(20,)]
     assert target.query("SELECT COUNT(*) FROM _parity_id_map WHERE table_name = 'items'") == [(20,)]
     assert target.query("SELECT i.name FROM notes n JOIN items i ON i.id = n.item_id") == [("n5",)]
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_an_atomic_replace_killed_keeps_the_old_rows_and_a_run_again_replaces_them(
+    make_db: Callable[[str], Database], target_name: str, tmp_path: Path
+) -> None:
+    """kill -9 while an atomic replace loads: its transaction never commits, so the target holds its
+    old rows whole (none deleted, none of the new); the run again replaces them with the source's."""
+    source = make_db("sqlite")
+    path = source.url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        conn.executemany("INSERT INTO big VALUES (?, ?)", ((i, f"row {i}") for i in range(1, ROWS + 1)))
+    target = make_db(target_name)
+    target.sql(
+        "CREATE TABLE big (id BIGINT PRIMARY KEY, v VARCHAR(200) NOT NULL)",
+        *(f"INSERT INTO big VALUES ({i}, 'old {i}')" for i in (5, 200000, 200001)),
+    )
+    args = [sys.executable, "-m", "parity", "copy", source.url, target.url, "--mode", "replace", "--atomic"]
+    if target.schema:
+        args += ["--target-schema", target.schema]
+    in_flight = (  # (the copy's transaction has begun writing the table)
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n"
+        f" ON n.oid = c.relnamespace WHERE c.relname = 'big' AND n.nspname = '{target.schema}'"
+        " AND l.mode = 'RowExclusiveLock'"
+        if target_name == "postgresql"
+        else "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_rows_modified > 0"
+        " AND trx_mysql_thread_id IN (SELECT id FROM information_schema.processlist WHERE db = DATABASE())"
+    )
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None and not target.query(in_flight)[0][0]:
+        time.sleep(0.02)
+    time.sleep(0.2)  # (rows going in)
+    assert proc.poll() is None, (
+        f"copy finished before it could be killed: {proc.stderr.read() if proc.stderr else ''}"
+    )
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30  # (the server rolls the dead session's transaction back)
+    while target.query(in_flight)[0][0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert target.query("SELECT id, v FROM big ORDER BY id") == [
+        (5, "old 5"),
+        (200000, "old 200000"),
+        (200001, "old 200001"),
+    ]
+    rerun = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=120, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert target.query("SELECT COUNT(*), MIN(id), MAX(id) FROM big") == [(ROWS, 1, ROWS)]
+    assert target.query("SELECT v FROM big WHERE id = 5") == [("row 5",)]
