@@ -597,6 +597,14 @@ SQLITE_TEXT = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE,
 holds any integer there)."""
 
 
+_PG_TEXT = frozenset(
+    {*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE, Kind.TIMESTAMP, Kind.UUID, Kind.BOOLEAN}
+)
+"""The kinds whose text in PostgreSQL's ``COPY TO`` (``Dialect.COPY_TEXT_SETUP``: ISO dates) its ``COPY
+FROM`` reads as the same value. Not timestamps with a zone: their text carries the source session's
+offset, which a column without a zone would drop."""
+
+
 class PostgresCopyWriter(Writer):
     """``COPY FROM STDIN`` with psycopg's row writer (text format, values adapted in C)."""
 
@@ -607,9 +615,12 @@ class PostgresCopyWriter(Writer):
         self.sql = f"COPY {table} ({self.column_list}) FROM STDIN"
         self.json_columns = [i for i, t in enumerate(self.types) if t.kind is Kind.JSON]
 
-    TEXT_FROM = {"mysql": _MYSQL_LINES, "mariadb": _MYSQL_LINES, "sqlite": SQLITE_TEXT}
-    """(Not PostgreSQL's own COPY text: read on a thread, a Python step a row, it made 1M rows into
-    PostgreSQL slower, 6.2-6.8 s against 5.5 s, than psycopg's rows written by ``write_row``.)"""
+    TEXT_FROM = {
+        "mysql": _MYSQL_LINES,
+        "mariadb": _MYSQL_LINES,
+        "sqlite": SQLITE_TEXT,
+        "postgresql": _PG_TEXT,
+    }
 
     def write(self, rows: Sequence[Row]) -> None:
         cursor = _raw(self.conn).cursor()

@@ -313,6 +313,7 @@ TRICKY_TEXT = ["", "\\N", "a\tb\nc\rd\\e", "\f\v\b\\f\\v", "\\\\\\", "😀 ü \u
 TEXT_PAIRS = [
     ("postgresql", "mariadb", bulk.MySQLLoadDataWriter),
     ("mariadb", "postgresql", bulk.PostgresCopyWriter),
+    ("postgresql", "postgresql", bulk.PostgresCopyWriter),
     ("mariadb", "mariadb", bulk.MySQLLoadDataWriter),
     ("sqlite", "postgresql", bulk.PostgresCopyWriter),
     ("sqlite", "mariadb", bulk.MySQLLoadDataWriter),
@@ -333,6 +334,7 @@ TEXT_PAIRS = [
     ids=[
         "pg-to-mariadb",
         "mariadb-to-pg",
+        "pg-to-pg",
         "mariadb-to-mariadb",
         "sqlite-to-pg",
         "sqlite-to-mariadb",
