@@ -597,12 +597,10 @@ SQLITE_TEXT = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE,
 holds any integer there)."""
 
 
-_PG_TEXT = frozenset(
-    {*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE, Kind.TIMESTAMP, Kind.UUID, Kind.BOOLEAN}
-)
-"""The kinds whose text in PostgreSQL's ``COPY TO`` (``Dialect.COPY_TEXT_SETUP``: ISO dates) its ``COPY
-FROM`` reads as the same value. Not timestamps with a zone: their text carries the source session's
-offset, which a column without a zone would drop."""
+_PG_TEXT = frozenset(Kind) - {Kind.TIMESTAMPTZ}
+"""The kinds whose text in PostgreSQL's ``COPY TO`` (``Dialect.COPY_TEXT_SETUP``: ISO dates, floats'
+shortest exact digits) its ``COPY FROM`` reads as the same value. Not timestamps with a zone: their
+text carries the source session's offset, which a column without a zone would drop."""
 
 
 class PostgresCopyWriter(Writer):

@@ -4819,3 +4819,41 @@ def test_an_atomic_replace_killed_keeps_the_old_rows_and_a_run_again_replaces_th
     assert rerun.returncode == 0, rerun.stderr
     assert target.query("SELECT COUNT(*), MIN(id), MAX(id) FROM big") == [(ROWS, 1, ROWS)]
     assert target.query("SELECT v FROM big WHERE id = 5") == [("row 5",)]
+
+
+def test_postgresql_values_only_text_holds_go_to_postgresql_exactly(
+    make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL -> PostgreSQL travels as COPY text: values no Python object holds as they are
+    (NaN and infinities, -0, a subnormal float, numeric NaN, dates and timestamps at infinity and
+    before Christ, 24:00, JSON's own spelling) arrive as they were, with no row read as values. (JSON
+    is compared as jsonb: the target's column is jsonb, which keeps one of a repeated key.)"""
+    carried: list[int] = []
+
+    class Counted(bulk.TextBatch):
+        def __init__(self, text: bytes, count: int, by: type[bulk.Writer], **kw: Any) -> None:
+            super().__init__(text, count, by, **kw)
+            carried.append(count)
+
+    monkeypatch.setattr(bulk, "TextBatch", Counted)
+    source, target = make_db("postgresql"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE odd (id INT PRIMARY KEY, f DOUBLE PRECISION, r REAL, n NUMERIC, d DATE, ts TIMESTAMP,"
+        " tm TIME, j JSON, jb JSONB, b BYTEA, ok BOOLEAN, u UUID)",
+        "INSERT INTO odd VALUES"
+        " (1, 'NaN', 'Infinity', 'NaN', 'infinity', '-infinity', '24:00:00', '{\"a\": 1.50, \"a\": null}',"
+        " '{\"z\": 1e400}', '', true, 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'),"
+        " (2, '-0', '1e-40', '-0.000', '0044-03-15 BC', '0001-01-01 00:00:00 BC', '00:00:00.000001',"
+        " '\"\\\\u00e9\"', 'null', '\\x00ff5c0a', false, NULL),"
+        " (3, '2.2250738585072014e-308', '-Infinity', '1e-20', '5874897-12-31', '294276-12-31 23:59:59.999999',"
+        " NULL, '[]', '[1, \"\\\\t\"]', NULL, NULL, NULL)",
+    )
+    copy_ok(job_for(source, target), mode="replace")
+    assert sum(carried) == 3
+    compare = (
+        "SELECT id, f::text, r::text, n::text, d::text, ts::text, tm::text, j::jsonb::text, jb::text, b::text,"
+        " ok::text, u::text FROM {schema}.odd ORDER BY id"
+    )
+    assert target.query(compare.format(schema=target.schema)) == source.query(
+        compare.format(schema=source.schema)
+    )
