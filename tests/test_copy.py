@@ -4857,3 +4857,19 @@ def test_postgresql_values_only_text_holds_go_to_postgresql_exactly(
     assert target.query(compare.format(schema=target.schema)) == source.query(
         compare.format(schema=source.schema)
     )
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
+def test_a_where_date_literal_reads_as_the_sources_session_reads_it(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """Read as COPY text, PostgreSQL's dates come out in ISO, but a ``--where`` literal keeps the
+    session's order of fields (MDY by default): '01/02/2024' is January 2 (with DateStyle 'ISO, YMD'
+    the read failed: out of range)."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE days (id INT PRIMARY KEY, d DATE)",
+        "INSERT INTO days VALUES (1, '2024-01-01'), (2, '2024-01-02'), (3, '2024-02-01')",
+    )
+    copy_ok(job_for(source, target, table_options={"where": "d >= '01/02/2024'"}))
+    assert [r[0] for r in target.query("SELECT id FROM days ORDER BY id")] == [2, 3]

@@ -262,14 +262,16 @@ class PostgreSQL(Dialect):
 
     # ---- diff ----------------------------------------------------------------------------------------
 
-    DIFF_SETUP = ("SELECT set_config('enable_sort', 'off', true), set_config('DateStyle', 'ISO, YMD', true)",)
+    DIFF_SETUP = ("SELECT set_config('enable_sort', 'off', true), set_config('DateStyle', 'ISO', true)",)
     """The planner cannot know that ``(id - lo) / width`` has few values: without enable_sort off it
     sorts every row (spilling to disk) to group them, where a hash aggregate of a few hundred buckets
-    is cheap. DateStyle: the text cast ``text_timestamp`` relies on. (One statement: one round trip.)"""
+    is cheap. DateStyle: the ISO text the cast ``text_timestamp`` relies on, the session's order of a
+    date's fields kept (a ``--where`` literal such as '01/02/2024' read as the user's session reads it).
+    (One statement: one round trip.)"""
     DEFERS_KEYS = True
     COPY_TEXT_SETUP = (
         "SET LOCAL client_encoding = 'UTF8'",
-        "SET LOCAL DateStyle = 'ISO, YMD'",
+        "SET LOCAL DateStyle = 'ISO'",  # (ISO text out; a --where literal's field order as the session's)
         "SET LOCAL extra_float_digits = 3",  # floats exact (shortest exact text from PostgreSQL 12 on)
     )
     DATE_FORMAT = "YYYY-MM-DD"
