@@ -1496,6 +1496,11 @@ def _start_all(
                     "a stopped run was copying it with other IDs (--remap-ids, remap_ids, natural_key:"
                     f" {info['remap'] or 'none'}); run that again, or --mode replace to start anew"
                 )
+            elif info and status == "running" and tp.mode == "replace" and _emptied_apart(tp, info):
+                # (a stopped atomic replace emptied nothing, its transaction rolled back: the table is
+                # emptied as the copy starts; a stopped replace that emptied it as it started is
+                # copied anew in one transaction, not resumed a chunk at a time, each emptying it)
+                fresh.append((tp, task, [], 0))
             elif info and status == "running":
                 chunks = [Chunk(**c) for c in info["chunks"]]
                 starts[tp.target] = (chunks, state.done_chunks(conn, task), int(info["total"]))
@@ -1538,6 +1543,7 @@ def _start_all(
                         "chunks": [asdict(c) for c in chunks],
                         "total": total,
                         "remap": _remap_signature(tp),
+                        "emptied_within": tp.emptied_within,
                     },
                 )
                 starts[tp.target] = (chunks, {}, total)
@@ -1545,6 +1551,12 @@ def _start_all(
         error = ParityError(f"emptying {', '.join(replace)} failed: {driver_message(exc)}")
         starts.update({tp.target: error for tp, *_ in fresh})
     return starts
+
+
+def _emptied_apart(tp: _TablePlan, info: dict[str, Any]) -> bool:
+    """Whether a stopped run's replace of the table emptied it otherwise than this run does: in its
+    one transaction (``emptied_within``), or as the copy started. Either way it is not resumed."""
+    return tp.emptied_within or bool(info.get("emptied_within"))
 
 
 def _parents(tp: _TablePlan) -> set[str]:
