@@ -2853,11 +2853,12 @@ class _ChunkRunner:
                     raise
                 raise_unless_refusal(exc)
                 # (a table referencing itself: rows another connection would try may reference rows
-                # only this one sees)
-                if self.tp.in_cycle or self.tp.self_reference is not None:
+                # only this one sees; an atomic replace: the rows this one deleted are there for it)
+                if self.tp.in_cycle or self.tp.self_reference is not None or self.tp.emptied_within:
                     raise ParityError(
                         f"the target refused a batch ({_reason(exc)}); {self.job.target.backend} has no "
                         "savepoints to find the refused rows under, so the chunk was rolled back"
+                        + (" and the table left as it was" if self.tp.emptied_within else "")
                     ) from exc
                 raise _TryApart(exc) from exc
             return len(rows), 0

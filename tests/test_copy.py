@@ -4881,3 +4881,22 @@ def test_a_where_date_literal_reads_as_the_sources_session_reads_it(
     )
     copy_ok(job_for(source, target, table_options={"where": "d >= '01/02/2024'"}))
     assert [r[0] for r in target.query("SELECT id FROM days ORDER BY id")] == [2, 3]
+
+
+def test_an_atomic_replace_into_duckdb_that_refuses_a_row_is_left_as_it_was(
+    make_db: Callable[[str], Database],
+) -> None:
+    """DuckDB has no savepoints: refused rows are found by trials on another connection, which still
+    sees the rows the atomic replace deleted (and would refuse the new rows of their keys). So such a
+    table fails whole, rolled back, with its old rows."""
+    source, target = make_db("sqlite"), make_db("duckdb")
+    source.sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20))")
+    source.sql(*(f"INSERT INTO items VALUES ({i}, 'new')" for i in range(1, 51)))
+    target.sql(
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, name VARCHAR(20), CHECK (id <> 20))",
+        *(f"INSERT INTO items VALUES ({i}, 'old')" for i in range(1, 11)),
+    )
+    result = copy_closed(job_for(source, target), mode="replace", atomic=True)
+    assert [t.status for t in result.tables] == ["failed"]
+    assert "table left as it was" in (result.tables[0].error or "")
+    assert target.query("SELECT COUNT(*), MIN(name), MAX(name) FROM items") == [(10, "old", "old")]
