@@ -621,9 +621,14 @@ class PostgresCopyWriter(Writer):
     }
 
     def write(self, rows: Sequence[Row]) -> None:
-        cursor = _raw(self.conn).cursor()
+        raw = _raw(self.conn)
+        cursor = raw.cursor()
         json_columns = self.json_columns
         text = _prepared(rows, type(self))
+        if text is not None and raw.info.encoding != "utf-8":
+            # (the text is UTF-8 whatever the source: read as the session's LATIN1, 'é' became 'Ã©';
+            # till the transaction ends, which psycopg follows for the values it writes itself)
+            cursor.execute("SET LOCAL client_encoding = 'UTF8'")
         with log.timed_sql(self.sql, "postgresql"), cursor.copy(self.sql) as copy:
             if text is not None:
                 copy.write(text)

@@ -653,10 +653,15 @@ def _refuse_atomic_replace(job: Job, mode: Mode | None, atomic: bool) -> None:
             for name in existing
         }
 
-        def holds_rows(name: str) -> bool:
-            table = sa.table(name, schema=target.schema)
+        def holds_rows(name: str, schema: str | None = target.schema) -> bool:
+            table = sa.table(name, schema=schema)
             return conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
 
+        for parent in sorted(within & set(existing)):  # (children in other schemas: never emptied here)
+            for name in sorted(dialect.referencing_elsewhere(conn, [parent], target.schema)):
+                owner, _, table = name.partition(".")
+                if holds_rows(table, owner):
+                    _refuse_within(parent, f"'{name}' references it and holds rows")
         for name in sorted(existing):
             for parent in sorted(refers[name] & within):
                 if name == parent and dialect.FK_SEES_OWN_DELETES:
@@ -1608,6 +1613,7 @@ def _empty(job: Job, conn: Connection, tables: list[str], self_refs: dict[str, t
         execute_raw(conn, f"TRUNCATE {', '.join(qualified)}")
         return
     outside = dialect.referencing_tables(conn, tables, target.schema)
+    outside |= dialect.referencing_elsewhere(conn, tables, target.schema)
     if outside:
         raise ParityError(
             f"cannot empty {', '.join(tables)}: {', '.join(sorted(outside))} (not copied) references them"

@@ -4900,3 +4900,96 @@ def test_an_atomic_replace_into_duckdb_that_refuses_a_row_is_left_as_it_was(
     assert [t.status for t in result.tables] == ["failed"]
     assert "table left as it was" in (result.tables[0].error or "")
     assert target.query("SELECT COUNT(*), MIN(name), MAX(name) FROM items") == [(10, "old", "old")]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_rows_of_another_schema_referencing_a_replaced_table_stop_its_emptying(
+    make_db: Callable[[str], Database], backend: str
+) -> None:
+    """A table of another schema (another MariaDB database) whose FK references the table: an atomic
+    replace is refused before anything moves (its DELETE would cascade to those rows, null their
+    references, or orphan them with FK checks off), and so is a plain replace on MariaDB, which
+    empties with FK checks off (PostgreSQL's TRUNCATE refuses it itself)."""
+    source, target, other = make_db("sqlite"), make_db(backend), make_db(backend)
+    source.sql("CREATE TABLE items (id INTEGER PRIMARY KEY)", "INSERT INTO items VALUES (1)")
+    target.sql("CREATE TABLE items (id BIGINT PRIMARY KEY)", "INSERT INTO items VALUES (7)")
+    where = target.schema or target.url.rsplit("/", 1)[-1].split("?")[0]
+    elsewhere = other.schema or other.url.rsplit("/", 1)[-1].split("?")[0]
+    fk = f"FOREIGN KEY (item) REFERENCES {where}.items (id) ON DELETE CASCADE"
+    other.sql(
+        f"CREATE TABLE orders (id BIGINT PRIMARY KEY, item BIGINT, {fk})", "INSERT INTO orders VALUES (1, 7)"
+    )
+    with pytest.raises(
+        ConfigError, match=rf"'items' cannot be emptied .*'{elsewhere}\.orders' references it"
+    ):
+        copy_closed(job_for(source, target), mode="replace", atomic=True)
+    if backend == "mariadb":
+        with pytest.raises(ParityError, match=rf"cannot empty items: {elsewhere}\.orders"):
+            copy_closed(job_for(source, target), mode="replace")
+    assert other.query("SELECT id, item FROM orders") == [(1, 7)]
+    assert target.query("SELECT id FROM items") == [(7,)]
+
+
+def test_oracle_finds_the_tables_of_other_users_referencing_a_table(
+    make_db: Callable[[str], Database],
+) -> None:
+    """Live on Oracle (skipped without PARITY_TEST_ORACLE_URL): another user's table whose FK
+    references the table is found (``REFERENCES_ELSEWHERE``), as replace then refuses to empty it."""
+    target, other = make_db("oracle"), make_db("oracle")
+    target.sql(
+        "CREATE TABLE items (id NUMBER(19) PRIMARY KEY)", f"GRANT REFERENCES ON items TO {other.schema}"
+    )
+    other.sql(
+        f"CREATE TABLE orders (id NUMBER(19) PRIMARY KEY, item NUMBER(19) REFERENCES {target.schema}.items (id))"
+    )
+    endpoint = target.endpoint("target")
+    with endpoint.connect() as conn:
+        found = endpoint.dialect.referencing_elsewhere(conn, ["items"], target.schema)
+    assert found == {f"{(other.schema or '').lower()}.orders"}
+
+
+def test_sql_server_finds_the_tables_of_other_schemas_referencing_a_table(
+    make_db: Callable[[str], Database],
+) -> None:
+    """Live on SQL Server (skipped without PARITY_TEST_MSSQL_URL): a table of another schema whose FK
+    references the table is found (``REFERENCES_ELSEWHERE``)."""
+    target = make_db("mssql")
+    target.sql(
+        "CREATE TABLE items (id BIGINT PRIMARY KEY)",
+        "CREATE SCHEMA other",
+        f"CREATE TABLE other.orders (id BIGINT PRIMARY KEY, item BIGINT REFERENCES {target.schema or 'dbo'}.items (id))",
+    )
+    endpoint = target.endpoint("target")
+    with endpoint.connect() as conn:
+        found = endpoint.dialect.referencing_elsewhere(conn, ["items"], target.schema)
+    assert found == {"other.orders"}
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
+def test_a_char_arrives_without_its_padding_into_any_string_column(
+    make_db: Callable[[str], Database], target_name: str
+) -> None:
+    """A PostgreSQL char(5) holding 'ab' is 'ab' as a value (its padding is no part of it): read as
+    COPY text too, it arrives as 'ab' in a target column of another string type (it came as 'ab   ')."""
+    source, target = make_db("postgresql"), make_db(target_name)
+    source.sql(
+        "CREATE TABLE codes (id INT PRIMARY KEY, c CHAR(5))", "INSERT INTO codes VALUES (1, 'ab'), (2, NULL)"
+    )
+    target.sql("CREATE TABLE codes (id INT PRIMARY KEY, c VARCHAR(10))")
+    copy_ok(job_for(source, target))
+    assert target.query("SELECT id, c FROM codes ORDER BY id") == [(1, "ab"), (2, None)]
+
+
+@pytest.mark.parametrize("source_name", ["postgresql", "sqlite", "mariadb"])
+def test_text_goes_into_postgresql_as_utf8_whatever_its_sessions_encoding(
+    make_db: Callable[[str], Database], source_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """COPY text is UTF-8 from every source; a target session in another encoding (PGCLIENTENCODING,
+    a role's or a database's setting) read 'café' as LATIN1 ('cafÃ©'): the load switches it to UTF-8."""
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    source, target = make_db(source_name), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE words (id INT PRIMARY KEY, w VARCHAR(20))", "INSERT INTO words VALUES (1, 'café')"
+    )
+    copy_ok(job_for(source, target))
+    assert target.query("SELECT w, length(w) FROM words") == [("café", 4)]

@@ -647,3 +647,19 @@ def test_sql_server_key_text_is_made_binary() -> None:
     assert (
         "k NVARCHAR(10) COLLATE Latin1_General_100_BIN2 NOT NULL" in ddl and "v NVARCHAR(max) NULL" in ddl
     ), ddl
+
+
+@pytest.mark.parametrize("name", ["oracle", "mssql", "mysql", "postgresql"])
+def test_the_query_of_references_from_other_schemas_compiles(name: str) -> None:
+    """``Dialect.REFERENCES_ELSEWHERE`` (replace refuses to empty a table other schemas' rows
+    reference): its parameters bound, its list of tables expanded, for each server's dialect."""
+    query = for_name(name).REFERENCES_ELSEWHERE
+    assert query is not None
+    statement = sa.text(query).bindparams(
+        sa.bindparam("tables", value=["items", "notes"], expanding=True), sa.bindparam("schema", value="app")
+    )
+    compiled = statement.compile(dialect=SA_DIALECTS[name], compile_kwargs={"render_postcompile": True})
+    sql = str(compiled)
+    assert compiled.params == {"schema": "app", "tables_1": "items", "tables_2": "notes"}
+    assert re.search(r" IN \(\S*tables_1\S*, \S*tables_2\S*\)| IN \(%s, %s\)", sql), sql  # (expanded)
+    assert "'items'" not in sql and "'app'" not in sql  # (bound, not pasted)

@@ -451,6 +451,24 @@ class Dialect:
             and any(fk.get("referred_table") in wanted for fk in self.foreign_keys(conn, name, schema))
         }
 
+    REFERENCES_ELSEWHERE: ClassVar[str | None] = None
+    """A query of the tables in other schemas whose FKs reference one of ``:tables`` of ``:schema``
+    (rows: their schema and name), or None where no FK reaches across schemas (SQLite, DuckDB)."""
+
+    def referencing_elsewhere(self, conn: Connection, tables: list[str], schema: str | None) -> set[str]:
+        """Tables of other schemas (as ``schema.table``) whose FKs reference one of ``tables``."""
+        if self.REFERENCES_ELSEWHERE is None or not tables:
+            return set()
+        dialect = conn.dialect
+        folds = dialect.requires_name_normalize  # (Oracle's catalog: names SQLAlchemy lower-cases)
+        stored, shown = (dialect.denormalize_name, dialect.normalize_name) if folds else (str, str)
+        query = sa.text(self.REFERENCES_ELSEWHERE).bindparams(sa.bindparam("tables", expanding=True))
+        params = {
+            "schema": stored(schema or dialect.default_schema_name or ""),
+            "tables": [stored(t) for t in tables],
+        }
+        return {f"{shown(owner)}.{shown(name)}" for owner, name in conn.execute(query, params)}
+
     def since_value(self, x: Any, kind: Kind) -> Any:
         """A ``since`` column as copy orders it, for its watermark and its condition: the column."""
         return x

@@ -26,6 +26,12 @@ class SQLServer(Dialect):
     schemes = {"mssql": "mssql+pyodbc", "sqlserver": "mssql+pyodbc"}
     driver_hint = "pip install 'parity[mssql]' (pyodbc and an ODBC driver) or 'parity[mssql-pymssql]'"
     MAX_CASE_DEPTH = 9  # (SQL Server nests CASE 10 deep at most: error 125)
+    REFERENCES_ELSEWHERE = (
+        "SELECT DISTINCT SCHEMA_NAME(c.schema_id), c.name FROM sys.foreign_keys f"
+        " JOIN sys.tables c ON c.object_id = f.parent_object_id"
+        " JOIN sys.tables r ON r.object_id = f.referenced_object_id"
+        " WHERE SCHEMA_NAME(r.schema_id) = :schema AND r.name IN :tables AND SCHEMA_NAME(c.schema_id) <> :schema"
+    )
     TEXT_KEYS_FOLD = True
     HOLDS_NAN = False
 

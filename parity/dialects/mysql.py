@@ -35,6 +35,11 @@ class MySQL(Dialect):
     driver_hint = "pip install pymysql"
 
     FK_CHECKS = ("SET FOREIGN_KEY_CHECKS=0", "SET FOREIGN_KEY_CHECKS=1")
+    REFERENCES_ELSEWHERE = (
+        "SELECT DISTINCT CONSTRAINT_SCHEMA, TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS"
+        " WHERE UNIQUE_CONSTRAINT_SCHEMA = :schema AND REFERENCED_TABLE_NAME IN :tables"
+        " AND CONSTRAINT_SCHEMA <> :schema"
+    )
     HOLDS_NAN = False
     DEFERS_FOREIGN_KEYS = True
     WRITER = "load_data"

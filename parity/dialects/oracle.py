@@ -40,6 +40,11 @@ class Oracle(Dialect):
     names = ("oracle",)
     schemes = {"oracle": "oracle+oracledb"}
     driver_hint = "pip install 'parity[oracle]'"
+    REFERENCES_ELSEWHERE = (
+        "SELECT DISTINCT c.owner, c.table_name FROM all_constraints c JOIN all_constraints p"
+        " ON p.owner = c.r_owner AND p.constraint_name = c.r_constraint_name"
+        " WHERE c.constraint_type = 'R' AND p.owner = :schema AND p.table_name IN :tables AND c.owner <> :schema"
+    )
 
     TYPE_MAPPING: ClassVar[dict[Kind, str]] = {
         **Dialect.TYPE_MAPPING,

@@ -158,6 +158,14 @@ class PostgreSQL(Dialect):
     WRITER = "copy"
     ROW_WRITER = "postgresql_insert"
     TRUNCATE_TOGETHER = True
+    REFERENCES_ELSEWHERE = (
+        "SELECT DISTINCT n.nspname, c.relname FROM pg_catalog.pg_constraint k"
+        " JOIN pg_catalog.pg_class c ON c.oid = k.conrelid"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " JOIN pg_catalog.pg_class r ON r.oid = k.confrelid"
+        " JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace"
+        " WHERE k.contype = 'f' AND rn.nspname = :schema AND r.relname IN :tables AND n.nspname <> :schema"
+    )
     FAILED_SAVEPOINTS = 2000  # (of max_locks_per_transaction 64 x max_connections 100 by default: 6,400)
     FK_CHECKS = ("SET session_replication_role = replica", "SET session_replication_role = DEFAULT")
     BINARY_LITERAL = "'\\x{hex}'::bytea"
@@ -269,6 +277,12 @@ class PostgreSQL(Dialect):
     date's fields kept (a ``--where`` literal such as '01/02/2024' read as the user's session reads it).
     (One statement: one round trip.)"""
     DEFERS_KEYS = True
+
+    def read_value(self, x: Any, kind: Kind) -> Any:
+        # a char(n)'s padding taken off in the server, as its value is taken (``values._char``): the
+        # text of COPY TO carries it, which a target column of another string type would keep
+        return sa.cast(x, sa.Text()) if kind is Kind.CHAR else x
+
     COPY_TEXT_SETUP = (
         "SET LOCAL client_encoding = 'UTF8'",
         "SET LOCAL DateStyle = 'ISO'",  # (ISO text out; a --where literal's field order as the session's)
