@@ -702,7 +702,12 @@ def run_sling(env: Env, src: str, dst: str, binary: str) -> Run:
             "BENCH_PG",
             f"postgresql://{p.user}:{p.password}@{p.host}:{p.port}/{p.database}?sslmode=disable",
         ),
-        "mariadb": ("BENCH_MARIADB", f"mariadb://{m.user}:{m.password}@{m.host}:{m.port}/{SRC_SCHEMA}"),
+        # (the database sling connects to must be there: the source's where MariaDB is read, else the
+        # target's, which every run makes; with MariaDB only written, 'bench' may never have been made)
+        "mariadb": (
+            "BENCH_MARIADB",
+            f"mariadb://{m.user}:{m.password}@{m.host}:{m.port}/{SRC_SCHEMA if src == 'mariadb' else DST_SCHEMA}",
+        ),
     }
     sling_env = {
         **os.environ,
