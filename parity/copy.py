@@ -177,9 +177,6 @@ class _TablePlan:
     """The ``since`` column as it is ordered (``Dialect.since_value``)."""
     atomic: bool = False
     """The table is copied in one transaction, one chunk (``TableConfig.atomic``)."""
-    emptied_within: bool = False
-    """An ``atomic`` table in replace mode: its one transaction empties it (and forgets its recorded
-    rows) before its rows go in, so that a table that fails is left as it was (``_empty_within``)."""
     in_cycle: bool = False
     """The table is in an FK cycle (or references itself): its loads run with FK checks off, where the
     database allows it, because the rows it references may not be there yet."""
@@ -192,6 +189,12 @@ class _TablePlan:
     def fk_checks_off(self) -> bool:
         """Whether its loads run with FK checks off (``in_cycle``, ``unchecked``)."""
         return self.in_cycle or self.unchecked
+
+    @property
+    def emptied_within(self) -> bool:
+        """An ``atomic`` table in replace mode: its one transaction empties it (and forgets its recorded
+        rows) before its rows go in, so that a table that fails is left as it was (``_empty_within``)."""
+        return self.atomic and self.mode == "replace"
 
     fractions: dict[str, int] = field(default_factory=dict)
     """Target column -> the digits of a second it keeps, where the source's values may hold more
@@ -257,7 +260,6 @@ def copy(
         plans = _plan_tables(job, plan, mode, batch_size, limit)
         for tp in plans:
             tp.atomic = atomic or tp.spec.atomic
-            tp.emptied_within = tp.atomic and tp.mode == "replace"
         _plan_remaps(plans, remap_ids, _mapped_elsewhere(job, state, plans, remap_ids))
         result.warnings += _one_chunk_where_natural_keys_repeat(job, plans)
         _check_ids_writable(job, plans)
@@ -647,11 +649,8 @@ def _refuse_atomic_replace(job: Job, mode: Mode | None, atomic: bool) -> None:
         return
     target, dialect = job.target, job.target.dialect
     with target.connect() as conn:
-        existing = dialect.table_names(conn, target.schema)
-        refers = {
-            name: {fk["referred_table"] for fk in dialect.foreign_keys(conn, name, target.schema)}
-            for name in existing
-        }
+        refers = dialect.references(conn, target.schema)
+        existing = list(refers)
 
         def holds_rows(name: str, schema: str | None = target.schema) -> bool:
             table = sa.table(name, schema=schema)

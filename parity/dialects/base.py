@@ -441,14 +441,24 @@ class Dialect:
         """The current position of the database's change log (MySQL binlog), or None without one."""
         return None
 
+    def references(self, conn: Connection, schema: str | None) -> dict[str, set[str]]:
+        """Every table of the schema, with the tables its FKs reference."""
+        return {
+            name: {
+                fk["referred_table"]
+                for fk in self.foreign_keys(conn, name, schema)
+                if fk.get("referred_table")
+            }
+            for name in self.table_names(conn, schema)
+        }
+
     def referencing_tables(self, conn: Connection, tables: list[str], schema: str | None) -> set[str]:
         """Tables outside ``tables`` whose FKs reference one of them."""
         wanted = set(tables)
         return {
             name
-            for name in self.table_names(conn, schema)
-            if name not in wanted
-            and any(fk.get("referred_table") in wanted for fk in self.foreign_keys(conn, name, schema))
+            for name, refers in self.references(conn, schema).items()
+            if name not in wanted and refers & wanted
         }
 
     REFERENCES_ELSEWHERE: ClassVar[str | None] = None
