@@ -309,6 +309,21 @@ def test_every_canonical_type_arrives_exactly(
     assert found.identical and found.tables[0].stats.rows_downloaded == 0, found.tables[0].stats
 
 
+def count_text_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows of each batch made as text (``bulk.TextBatch``) from now on, listed as they are made."""
+    carried: list[int] = []
+
+    class Counted(_TEXT_BATCH):
+        def __init__(self, text: bytes, count: int, by: type[bulk.Writer], **kw: Any) -> None:
+            super().__init__(text, count, by, **kw)
+            carried.append(count)
+
+    monkeypatch.setattr(bulk, "TextBatch", Counted)
+    return carried
+
+
+_TEXT_BATCH = bulk.TextBatch
+
 TRICKY_TEXT = ["", "\\N", "a\tb\nc\rd\\e", "\f\v\b\\f\\v", "\\\\\\", "😀 ü \u2028", "x\\", "\x1f\x7f", "\\."]
 TEXT_PAIRS = [
     ("postgresql", "mariadb", bulk.MySQLLoadDataWriter),
@@ -369,14 +384,7 @@ def test_text_of_the_source_goes_to_the_target_exactly(
     model = Table(name, tuple(Column(c, t, nullable=(c != "id")) for c, t in chosen), primary_key=("id",))
     create_canonical(source, model)
     insert_canonical(source, name, columns, types, rows)
-    carried: list[int] = []
-
-    class Counted(bulk.TextBatch):
-        def __init__(self, text: bytes, count: int, by: type[bulk.Writer], **kw: Any) -> None:
-            super().__init__(text, count, by, **kw)
-            carried.append(count)
-
-    monkeypatch.setattr(bulk, "TextBatch", Counted)
+    carried = count_text_batches(monkeypatch)
     copy_ok(job_for(source, target, tables=[name]), mode="replace")
     assert sum(carried) == len(rows)  # the text path carried every row
     from_source = read_back(source, name, columns, types)
@@ -4784,11 +4792,12 @@ def test_an_atomic_replace_killed_keeps_the_old_rows_and_a_run_again_replaces_th
 ) -> None:
     """kill -9 while an atomic replace loads: its transaction never commits, so the target holds its
     old rows whole (none deleted, none of the new); the run again replaces them with the source's."""
+    rows = 3 * ROWS  # (a MariaDB load of ROWS rows could end between the poll that saw it and the kill)
     source = make_db("sqlite")
     path = source.url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-        conn.executemany("INSERT INTO big VALUES (?, ?)", ((i, f"row {i}") for i in range(1, ROWS + 1)))
+        conn.executemany("INSERT INTO big VALUES (?, ?)", ((i, f"row {i}") for i in range(1, rows + 1)))
     target = make_db(target_name)
     target.sql(
         "CREATE TABLE big (id BIGINT PRIMARY KEY, v VARCHAR(200) NOT NULL)",
@@ -4808,8 +4817,8 @@ def test_an_atomic_replace_killed_keeps_the_old_rows_and_a_run_again_replaces_th
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None and not target.query(in_flight)[0][0]:
-        time.sleep(0.02)
-    time.sleep(0.2)  # (rows going in)
+        time.sleep(0.15)  # (INNODB_TRX is a cache, made anew when read 0.1 s after its last read: read
+        # more often, it stayed as it was before the copy began)
     assert proc.poll() is None, (
         f"copy finished before it could be killed: {proc.stderr.read() if proc.stderr else ''}"
     )
@@ -4817,7 +4826,7 @@ def test_an_atomic_replace_killed_keeps_the_old_rows_and_a_run_again_replaces_th
     proc.wait()
     deadline = time.monotonic() + 30  # (the server rolls the dead session's transaction back)
     while target.query(in_flight)[0][0] and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.15)
     assert target.query("SELECT id, v FROM big ORDER BY id") == [
         (5, "old 5"),
         (200000, "old 200000"),
@@ -4825,7 +4834,7 @@ def test_an_atomic_replace_killed_keeps_the_old_rows_and_a_run_again_replaces_th
     ]
     rerun = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert rerun.returncode == 0, rerun.stderr
-    assert target.query("SELECT COUNT(*), MIN(id), MAX(id) FROM big") == [(ROWS, 1, ROWS)]
+    assert target.query("SELECT COUNT(*), MIN(id), MAX(id) FROM big") == [(rows, 1, rows)]
     assert target.query("SELECT v FROM big WHERE id = 5") == [("row 5",)]
 
 
@@ -4836,14 +4845,6 @@ def test_postgresql_values_only_text_holds_go_to_postgresql_exactly(
     (NaN and infinities, -0, a subnormal float, numeric NaN, dates and timestamps at infinity and
     before Christ, 24:00, JSON's own spelling) arrive as they were, with no row read as values. (JSON
     is compared as jsonb: the target's column is jsonb, which keeps one of a repeated key.)"""
-    carried: list[int] = []
-
-    class Counted(bulk.TextBatch):
-        def __init__(self, text: bytes, count: int, by: type[bulk.Writer], **kw: Any) -> None:
-            super().__init__(text, count, by, **kw)
-            carried.append(count)
-
-    monkeypatch.setattr(bulk, "TextBatch", Counted)
     source, target = make_db("postgresql"), make_db("postgresql")
     source.sql(
         "CREATE TABLE odd (id INT PRIMARY KEY, f DOUBLE PRECISION, r REAL, n NUMERIC, d DATE, ts TIMESTAMP,"
@@ -4856,6 +4857,7 @@ def test_postgresql_values_only_text_holds_go_to_postgresql_exactly(
         " (3, '2.2250738585072014e-308', '-Infinity', '1e-20', '5874897-12-31', '294276-12-31 23:59:59.999999',"
         " NULL, '[]', '[1, \"\\\\t\"]', NULL, NULL, NULL)",
     )
+    carried = count_text_batches(monkeypatch)
     copy_ok(job_for(source, target), mode="replace")
     assert sum(carried) == 3
     compare = (
