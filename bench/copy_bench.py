@@ -14,8 +14,9 @@ without microseconds. Targets go to PostgreSQL schema / MariaDB database ``bench
 ``<workdir>/dst.sqlite``; each target table is dropped before every run, so each tool starts from the same
 state (parity and sling create the table, the native path gets it created untimed).
 
-Each parity run is a subprocess (the library call ``parity.copy.copy(job, mode='replace')``, imports
-included in the wall time, parity's bytecode compiled first, as an installed parity has it); its peak RSS comes from ``os.wait4``. After every parity run the target must
+Each parity run is ``parity copy SRC DST -t orders --mode replace --json`` as a user runs it (the console
+script's entry point, with this checkout's parity first on the path; imports included in the wall time,
+parity's bytecode compiled first, as an installed parity has it); its peak RSS comes from ``os.wait4``. After every parity run the target must
 hold N rows with the source's checksum (sum of cents, distinct statuses, NULL/empty counts, text length,
 timestamp seconds and microseconds) and a set of tricky rows must match exactly, or the script fails.
 Native and sling results are checked the same way but only reported (a native path may be lossy).
@@ -511,8 +512,11 @@ class Run:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def run_pipeline(commands: Sequence[list[str]], envs: Sequence[dict[str, str] | None]) -> tuple[float, float]:
-    """Run ``a | b | ...``; returns (wall seconds, largest peak RSS in MB); raises when one fails."""
+def run_pipeline(
+    commands: Sequence[list[str]], envs: Sequence[dict[str, str] | None], out: Path | None = None
+) -> tuple[float, float]:
+    """Run ``a | b | ...`` (the last one's output into ``out``, or nowhere); returns (wall seconds,
+    largest peak RSS in MB); raises when one fails."""
     started = time.perf_counter()
     procs: list[subprocess.Popen[bytes]] = []
     previous = None
@@ -521,15 +525,18 @@ def run_pipeline(commands: Sequence[list[str]], envs: Sequence[dict[str, str] | 
         last = i == len(commands) - 1
         err = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
         errors.append(err)
+        sink = (out.open("wb") if out is not None else subprocess.DEVNULL) if last else subprocess.PIPE
         proc = subprocess.Popen(
             cmd,
             stdin=previous,
-            stdout=subprocess.DEVNULL if last else subprocess.PIPE,
+            stdout=sink,
             stderr=err,
             env=penv,
         )
         if previous is not None:
             previous.close()
+        if not isinstance(sink, int):
+            sink.close()
         previous = proc.stdout
         procs.append(proc)
     peak = 0
@@ -557,20 +564,22 @@ def run_pipeline(commands: Sequence[list[str]], envs: Sequence[dict[str, str] | 
     return seconds, peak / 1024
 
 
+CLI = "import sys; sys.path.insert(0, sys.argv.pop(1)); from parity._entry import main; main()"
+"""The ``parity`` console script's code, run with this very checkout's parity first on the path."""
+
+
 def run_parity(env: Env, src: str, dst: str, args: argparse.Namespace) -> Run:
+    """``parity copy ... --json`` as a user runs it (the console script's entry point, its
+    output in a file); the result is its JSON summary."""
     src_url, src_schema = env.parity_endpoint(src, "source")
     dst_url, dst_schema = env.parity_endpoint(dst, "target")
-    spec = {
-        "src": src_url,
-        "dst": dst_url,
-        "src_schema": src_schema,
-        "dst_schema": dst_schema,
-        "workers": args.workers,
-        "batch_size": args.batch_size,
-    }
     out = env.workdir / "parity-result.json"
-    out.unlink(missing_ok=True)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--parity-child", json.dumps(spec), str(out)]
+    cmd = [sys.executable, "-c", CLI, str(ROOT), "copy", src_url, dst_url, "-t", TABLE, "--mode", "replace"]
+    cmd += ["--source-schema", src_schema] if src_schema else []
+    cmd += ["--target-schema", dst_schema] if dst_schema else []
+    cmd += ["--workers", str(args.workers)] if args.workers else []
+    cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    cmd += ["--rejects", str(env.workdir / "parity-rejects.jsonl"), "--json"]
     if args.py_spy:
         stacks = Path(args.py_spy) / f"{src}-{dst}.txt"
         stacks.parent.mkdir(parents=True, exist_ok=True)
@@ -580,14 +589,7 @@ def run_parity(env: Env, src: str, dst: str, args: argparse.Namespace) -> Run:
     def attempt() -> tuple[float, float]:
         out.unlink(missing_ok=True)
         reset_target(env, dst, create=False)
-        seconds, rss = run_pipeline([cmd], [None])
-        if not out.exists():
-            raise RuntimeError("parity wrote no result")
-        result = json.loads(out.read_text())
-        failed = [t.get("error") or "" for t in result["tables"] if t["status"] != "ok"]
-        if failed and any(b in f for f in failed for b in BUSY):
-            raise RuntimeError(failed[0])
-        return seconds, rss
+        return run_pipeline([cmd], [None], out=out)
 
     seconds, rss = busy_retry(attempt)
     result = json.loads(out.read_text())
@@ -596,31 +598,6 @@ def run_parity(env: Env, src: str, dst: str, args: argparse.Namespace) -> Run:
     if not result["ok"]:
         sys.exit(f"copy_bench: parity {src} -> {dst} failed: {result}")
     return Run(seconds, rss, "ok", result)
-
-
-def _parity_child(spec_json: str, out: str) -> None:
-    """The measured process: one library call, its result as JSON in ``out``."""
-    spec = json.loads(spec_json)
-    sys.path.insert(0, str(ROOT))
-    import parity.copy
-    import parity.job
-
-    job = parity.job.build(
-        spec["src"],
-        spec["dst"],
-        tables=[TABLE],
-        source_schema=spec["src_schema"],
-        target_schema=spec["dst_schema"],
-        workers=spec["workers"],
-    )
-    started = time.perf_counter()
-    try:
-        result = parity.copy.copy(job, mode="replace", workers=spec["workers"], batch_size=spec["batch_size"])
-    finally:
-        job.close()
-    data = result.to_dict()
-    data["copy_seconds"] = time.perf_counter() - started
-    Path(out).write_text(json.dumps(data))
 
 
 def _raise_busy(run: Run) -> Run:
@@ -828,7 +805,7 @@ def bench_pair(
         if table["rows_written"] != n:
             sys.exit(f"\ncopy_bench: parity {label} wrote {table['rows_written']} rows, not {n}")
         print(
-            f" {par.seconds:.2f}s (copy {par.detail['copy_seconds']:.2f}s, CPU {par.detail['cpu_seconds']:.1f}s,"
+            f" {par.seconds:.2f}s (table {table['seconds']:.2f}s, CPU {par.detail['cpu_seconds']:.1f}s,"
             f" {par.rss_mb:.0f} MB largest RSS, {par.detail['tree_mb']:.0f} MB all processes' PSS,"
             f" {table['rows_written']:,} rows, verified)",
             flush=True,
@@ -938,7 +915,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--parity-child":
-        _parity_child(sys.argv[2], sys.argv[3])
-    else:
-        main()
+    main()

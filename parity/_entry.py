@@ -1,11 +1,16 @@
 """The ``parity`` command's entry point: it starts what a copy will need in the background before it
-loads the command line (SQLAlchemy, Click and Rich take a third of a second)."""
+loads the command line (SQLAlchemy, Click and Rich take a third of a second), and it ends the process
+without the interpreter's teardown of its modules."""
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
+from typing import NoReturn
 
 
 def main() -> None:
@@ -18,7 +23,31 @@ def main() -> None:
         sys.exit(130)
     finally:
         gc.enable()
-    cli_main()
+    try:
+        cli_main()
+    except SystemExit as exc:
+        _exit(exc.code)
+    _exit(0)
+
+
+def _exit(code: object) -> NoReturn:
+    """End the process as ``sys.exit(code)`` would, less the interpreter's teardown: every module and
+    object of SQLAlchemy, pydantic and the drivers freed one by one, which takes 0.1-0.2 s and frees
+    nothing the system does not. What a command leaves is closed before it returns (its connections:
+    ``Job.close``); the exit handlers (the log's, the thread pools', temporary files') run here, and the
+    output is flushed."""
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # (as Python prints a non-integer exit code)
+        sys.stderr.write(f"{code}\n")
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):  # (a closed pipe: what was not read is not ours to report)
+            stream.flush()
+    os._exit(status)
 
 
 def _warm_readers(args: Sequence[str]) -> None:

@@ -124,6 +124,30 @@ def test_entry_point_error(tmp_path: Path, target: str) -> None:
     assert result.out == ""
 
 
+def test_entry_point_ends_with_everything_closed(tmp_path: Path) -> None:
+    """*subprocess*: the command ends the process without Python's teardown (``_entry._exit``): its
+    output, its log and its target are still whole. A DuckDB target left unclosed keeps its rows in
+    a ``.wal`` file beside it; the log's last lines are written by its exit handler."""
+    source = tmp_path / "src.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"n{i}") for i in range(500)])
+    conn.close()
+    duck = tmp_path / "dst.duckdb"
+    result = run(
+        "--debug", "low", "--log-file", "run.log", "copy", f"sqlite:///{source}", f"duckdb:///{duck}",
+        "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 0, result
+    assert json.loads(result.out)["tables"][0]["rows_written"] == 500
+    assert not duck.with_name("dst.duckdb.wal").exists()
+    engine = sa.create_engine(f"duckdb:///{duck}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*), max(name) FROM t").one() == (500, "n99")
+    engine.dispose()
+    assert "rows_written=500" in (tmp_path / "run.log").read_text()
+
+
 def test_version(parity: Callable[..., Result]) -> None:
     result = parity("--version")
     assert (result.code, result.out.strip()) == (0, f"parity, version {__version__}")
