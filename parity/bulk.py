@@ -597,10 +597,12 @@ SQLITE_TEXT = frozenset({*INTEGER_KINDS, Kind.DECIMAL, *STRING_KINDS, Kind.DATE,
 holds any integer there)."""
 
 
-_PG_TEXT = frozenset(Kind) - {Kind.TIMESTAMPTZ}
+_PG_TEXT = frozenset(Kind)
 """The kinds whose text in PostgreSQL's ``COPY TO`` (``Dialect.COPY_TEXT_SETUP``: ISO dates, floats'
-shortest exact digits) its ``COPY FROM`` reads as the same value. Not timestamps with a zone: their
-text carries the source session's offset, which a column without a zone would drop."""
+shortest exact digits) its ``COPY FROM`` reads as the same value: all of them. A timestamp with a zone
+is written in the source session's zone with its offset (to the second, as a zone's local mean time
+has it), which names the same instant whatever the target session's zone; its target column has a
+zone too (a column without one cannot hold the source's values: ``types.fits``)."""
 
 
 class PostgresCopyWriter(Writer):

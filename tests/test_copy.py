@@ -4869,6 +4869,46 @@ def test_postgresql_values_only_text_holds_go_to_postgresql_exactly(
     )
 
 
+def test_postgresql_timestamps_with_a_zone_go_to_postgresql_as_text(
+    make_db: Callable[[str], Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timestamps with a zone travel as COPY text too, with their offset: they name the same instants
+    in the target, infinities, microseconds and a day before Christ included. parity's sessions are in
+    UTC (``PostgreSQL.SESSION_SETUP``) whatever zone the user's URL gives them (Kathmandu, +05:45, and
+    St. John's, -03:30), so a ``--where`` literal reads as UTC, as it does where rows go as values."""
+    source, target = make_db("postgresql"), make_db("postgresql")
+    source.sql(
+        "CREATE TABLE ev (id INT PRIMARY KEY, at TIMESTAMPTZ, day DATE)",
+        "INSERT INTO ev VALUES (1, '2024-03-10 02:30:00.123456+00', '2024-03-10'),"
+        " (2, '1900-01-01 00:00:00+05:41:16', NULL), (3, 'infinity', '2000-01-01'), (4, '-infinity', NULL),"
+        " (5, '0044-03-15 12:00:00+00 BC', NULL), (6, '2024-11-03 05:59:59.999999+00', NULL), (7, NULL, NULL),"
+        " (8, '2024-06-30 23:59:59+00', NULL), (9, '2024-07-01 00:00:00+00', NULL)",
+    )
+
+    def zoned(db: Database, zone: str) -> str:
+        return f"{db.url}{'&' if '?' in db.url else '?'}options=-c%20TimeZone%3D{zone.replace('/', '%2F')}"
+
+    def run(**kw: Any) -> None:
+        job = build(
+            zoned(source, "Asia/Kathmandu"), zoned(target, "America/St_Johns"),
+            source_schema=source.schema, target_schema=target.schema, **kw,
+        )  # fmt: skip
+        try:
+            copy_ok(job, mode="replace")
+        finally:
+            job.close()
+
+    carried = count_text_batches(monkeypatch)
+    run()
+    assert sum(carried) == 9
+    compare = "SELECT id, (at AT TIME ZONE 'UTC')::text, day::text FROM {schema}.ev ORDER BY id"
+    assert target.query(compare.format(schema=target.schema)) == source.query(
+        compare.format(schema=source.schema)
+    )
+    run(table_options={"where": "at >= '2024-07-01 00:00:00' AND at < 'infinity'"})
+    assert target.query("SELECT id FROM ev ORDER BY id") == [(6,), (9,)]
+
+
 @pytest.mark.parametrize("target_name", ["postgresql", "mariadb", "sqlite"])
 def test_a_where_date_literal_reads_as_the_sources_session_reads_it(
     make_db: Callable[[str], Database], target_name: str
