@@ -8,6 +8,7 @@ import atexit
 import gc
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import NoReturn
@@ -43,6 +44,9 @@ def _exit(code: object) -> NoReturn:
     else:  # (as Python prints a non-integer exit code)
         sys.stderr.write(f"{code}\n")
         status = 1
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:  # (as Python's exit: threads still running are waited for, thread pools'
+        shutdown()  # last work included; what a command leaves is done by then)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):  # (a closed pipe: what was not read is not ours to report)
