@@ -4888,15 +4888,14 @@ def test_postgresql_timestamps_with_a_zone_go_to_postgresql_as_text(
     def zoned(db: Database, zone: str) -> str:
         return f"{db.url}{'&' if '?' in db.url else '?'}options=-c%20TimeZone%3D{zone.replace('/', '%2F')}"
 
-    def run(**kw: Any) -> None:
-        job = build(
-            zoned(source, "Asia/Kathmandu"), zoned(target, "America/St_Johns"),
-            source_schema=source.schema, target_schema=target.schema, **kw,
+    def run(**kw: Any) -> None:  # (copy_ok closes the job)
+        copy_ok(
+            build(
+                zoned(source, "Asia/Kathmandu"), zoned(target, "America/St_Johns"),
+                source_schema=source.schema, target_schema=target.schema, **kw,
+            ),
+            mode="replace",
         )  # fmt: skip
-        try:
-            copy_ok(job, mode="replace")
-        finally:
-            job.close()
 
     carried = count_text_batches(monkeypatch)
     run()
